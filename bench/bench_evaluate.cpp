@@ -1,0 +1,46 @@
+// Speed of the single evaluation path (Release build). Run: build/release/bench/xpuplan_bench
+#include <benchmark/benchmark.h>
+
+#include "load/catalog.hpp"
+#include "train/choose.hpp"
+#include "train/evaluate.hpp"
+
+namespace {
+
+const xpu::Catalog& catalog() {
+  static const xpu::Catalog c = xpu::build_catalog(xpu::builtin_data_files());
+  return c;
+}
+
+// One evaluation of GPT-3 175B on 1,024 H100s (tp 8, pp 8, dp 16, interleaved).
+void BM_EvaluateGpt3_175B(benchmark::State& st) {
+  const auto& c = catalog();
+  const auto& m = c.model("gpt3-175b");
+  const auto& s = c.system("dgx-h100");
+  xpu::Layout l;
+  l.tp = 8; l.pp = 8; l.vp = 3; l.dp = 16; l.micro_batch = 1; l.zero = 1;
+  l.recompute = xpu::Recompute::selective;
+  xpu::Workload w{2048, 1536};
+  for (auto _ : st) {
+    auto r = xpu::evaluate(m, s, l, w, 1024);
+    benchmark::DoNotOptimize(r.step_time);
+  }
+}
+BENCHMARK(BM_EvaluateGpt3_175B);
+
+// train's knob choice for Llama 3 70B on 64 H100s with every knob free.
+void BM_ChooseLlama3_70B(benchmark::State& st) {
+  const auto& c = catalog();
+  xpu::PlanRequest q;
+  q.devices = 64;
+  q.work = {8192, 128};
+  for (auto _ : st) {
+    auto r = xpu::choose_plan(c.model("llama3-70b"), c.system("dgx-h100"), q);
+    benchmark::DoNotOptimize(r.step_time);
+  }
+}
+BENCHMARK(BM_ChooseLlama3_70B)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

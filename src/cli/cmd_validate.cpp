@@ -1,0 +1,53 @@
+#include "cli/commands.hpp"
+#include "load/csv.hpp"
+#include "report/format.hpp"
+#include "spec/error.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu::cli {
+
+namespace {
+struct ValidateOpts {
+  std::string truth, out;
+  bool json = false;
+  double max_mape = -1, max_row = -1;
+  bool dense_only_gate = false;
+};
+}  // namespace
+
+void add_validate(CLI::App& app, const Globals& g) {
+  auto o = std::make_shared<ValidateOpts>();
+  CLI::App* c = app.add_subcommand("validate", "Predict every row of a measured-runs table and report the error");
+  c->add_option("--truth", o->truth, "CSV table of measured runs (validation/FORMAT.md)")->required();
+  c->add_flag("--json", o->json, "Machine-readable result: rows and summary");
+  c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
+  c->add_option("--max-mape", o->max_mape, "Exit 1 if the A+B MAPE (of --gate rows) exceeds this percentage");
+  c->add_option("--max-row-error", o->max_row, "Exit 1 if any A+B row (of --gate rows) errs by more than this percentage");
+  c->add_flag("--gate-dense", o->dense_only_gate, "Apply --max-mape/--max-row-error to dense-model rows only");
+  c->callback([o, &g] {
+    const Catalog cat = load_catalog(g);
+    const CsvTable t = parse_csv(read_file(o->truth));
+    if (!is_training_table(t))
+      throw InputError(o->truth + ":1", "not a training table (expected the training-*.csv header of FORMAT.md)");
+    const ValidationResult v = validate_training(t, cat);
+    write_output(o->out, o->json ? validation_json(v).dump(2) + "\n" : validation_text(v));
+    const ErrorStats& gate = o->dense_only_gate ? v.dense : v.headline;
+    bool fail = false;
+    if (o->max_mape >= 0 && gate.mape_pct > o->max_mape) {
+      std::fprintf(stderr, "xpuplan validate: MAPE %.1f%% exceeds --max-mape %.1f%%\n", gate.mape_pct, o->max_mape);
+      fail = true;
+    }
+    if (o->max_row >= 0) {
+      for (const auto& r : v.rows) {
+        if (r.grade == "C" || (o->dense_only_gate && r.moe)) continue;
+        if (std::fabs(r.error_pct) > o->max_row) {
+          std::fprintf(stderr, "xpuplan validate: row %s errs by %+.1f%% (limit %.1f%%)\n", r.id.c_str(), r.error_pct, o->max_row);
+          fail = true;
+        }
+      }
+    }
+    if (fail) throw CLI::RuntimeError(1);
+  });
+}
+
+}  // namespace xpu::cli

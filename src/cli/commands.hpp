@@ -1,0 +1,26 @@
+// One function per subcommand; main.cpp wires them into CLI11 and turns InputError into a
+// one-line message with exit code 2.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "load/catalog.hpp"
+
+namespace xpu::cli {
+
+struct Globals {
+  std::string data_dir;  // empty: the built-in catalog
+};
+
+// The catalog for this run: data_dir's TOML files, or the one compiled in.
+Catalog load_catalog(const Globals& g);
+
+// Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
+void write_output(const std::string& path, const std::string& text);
+
+void add_train(CLI::App& app, const Globals& g);
+void add_validate(CLI::App& app, const Globals& g);
+void add_catalog(CLI::App& app, const Globals& g);
+
+}  // namespace xpu::cli

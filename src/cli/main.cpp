@@ -1,0 +1,78 @@
+// xpuplan: what it takes to train and serve large AI models on any vendor's accelerators.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "spec/error.hpp"
+#include "units/units.hpp"
+
+namespace xpu::cli {
+
+Catalog load_catalog(const Globals& g) {
+  if (g.data_dir.empty()) return build_catalog(builtin_data_files());
+  return build_catalog(read_data_dir(g.data_dir));
+}
+
+void write_output(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    std::cout << text;
+    std::cout.flush();
+    return;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw InputError(path, "cannot write file");
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw InputError(path, "write failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw InputError(path, "cannot rename temporary file into place");
+  }
+}
+
+}  // namespace xpu::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "xpuplan: plans training of large AI models on any vendor's accelerators (NVIDIA, AMD, AWS Trainium, Google TPU, "
+      "Intel Gaudi) and checks its predictions against published measurements."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "xpuplan 0.1.0");
+  xpu::cli::Globals g;
+  app.add_option("--data", g.data_dir, "Read the catalog from this directory of TOML files instead of the built-in one");
+  xpu::cli::add_train(app, g);
+  xpu::cli::add_validate(app, g);
+  xpu::cli::add_catalog(app, g);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "xpuplan: error: " << e.what() << "\n";
+    return 2;
+  } catch (const xpu::InputError& e) {
+    std::cerr << "xpuplan: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "xpuplan: internal error: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}

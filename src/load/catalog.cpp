@@ -1,0 +1,313 @@
+#include "load/catalog.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "load/toml_reader.hpp"
+#include "spec/error.hpp"
+
+namespace xpu {
+
+namespace {
+
+toml::table parse_toml(const DataFile& f) {
+  try {
+    return toml::parse(f.text, f.path);
+  } catch (const toml::parse_error& e) {
+    throw InputError(f.path + ":" + std::to_string(e.source().begin.line),
+                     "malformed TOML: " + std::string(e.description()));
+  }
+}
+
+void check_id(TomlReader& r, const std::string& id, const DataFile& f) {
+  // The id must match the file name so that `--system dgx-h100` finds data/systems/dgx-h100.toml.
+  std::string stem = std::filesystem::path(f.path).stem().string();
+  if (id != stem) r.fail("id", "'" + id + "' does not match the file name '" + stem + "'");
+}
+
+}  // namespace
+
+Chip parse_chip(const DataFile& f) {
+  toml::table t = parse_toml(f);
+  TomlReader r(t, f.path);
+  Chip c;
+  c.file = f.path;
+  c.id = r.str("id");
+  check_id(r, c.id, f);
+  c.name = r.str("name");
+  c.vendor = r.str("vendor");
+  c.source = r.str("source");
+  c.date = r.str("date");
+  auto peak = r.table("peak");
+  if (!peak) r.fail("peak", "missing (required): dense matrix rates per precision");
+  for (Precision p : kAllPrecisions) {
+    if (p == Precision::fp32) continue;
+    if (auto v = peak->opt_quantity(precision_name(p), Dimension::flop_rate)) c.peak[static_cast<int>(p)] = FlopRate{*v};
+  }
+  if (auto v = peak->opt_quantity("fp32", Dimension::flop_rate)) c.vector_fp32 = FlopRate{*v};
+  if (!c.peak_at(Precision::bf16) && !c.peak_at(Precision::fp16))
+    peak->fail("bf16", "missing: a chip needs a bf16 or fp16 matrix rate");
+  peak->finish();
+  auto mem = r.table("memory");
+  if (!mem) r.fail("memory", "missing (required): capacity and bandwidth");
+  c.hbm_capacity = Bytes{mem->quantity("capacity", Dimension::bytes)};
+  c.hbm_bandwidth = ByteRate{mem->quantity("bandwidth", Dimension::byte_rate)};
+  mem->finish();
+  if (auto pw = r.table("power")) {
+    if (auto v = pw->opt_quantity("tdp", Dimension::power)) c.tdp = Watts{*v};
+    pw->finish();
+  }
+  r.finish();
+  return c;
+}
+
+namespace {
+Tier parse_tier(TomlReader& r, bool scale_up) {
+  Tier t;
+  if (scale_up) t.size = static_cast<int>(r.integer("size", 1));
+  else t.size = static_cast<int>(r.opt_integer("size", 1).value_or(0));
+  auto topo = r.str("topology");
+  auto parsed = parse_topology(topo);
+  if (!parsed) r.fail("topology", "unknown topology '" + topo + "' (switch, torus, mesh, ring, fat-tree, rail-optimized, dcn)");
+  t.topology = *parsed;
+  t.torus_dims = r.int_array("torus_dims");
+  if (t.topology == Topology::torus) {
+    if (t.torus_dims.empty()) r.fail("torus_dims", "missing: a torus needs its dimensions");
+  } else if (!t.torus_dims.empty()) {
+    r.fail("torus_dims", "only a torus has torus_dims");
+  }
+  t.bandwidth = ByteRate{r.quantity("bandwidth", Dimension::byte_rate)};
+  t.latency = Seconds{r.quantity("latency", Dimension::time)};
+  r.finish();
+  return t;
+}
+}  // namespace
+
+System parse_system(const DataFile& f) {
+  toml::table t = parse_toml(f);
+  TomlReader r(t, f.path);
+  System s;
+  s.file = f.path;
+  s.id = r.str("id");
+  check_id(r, s.id, f);
+  s.name = r.str("name");
+  s.chip_id = r.str("chip");
+  s.device_unit = r.str("device_unit");
+  s.devices_per_chip = static_cast<int>(r.opt_integer("devices_per_chip", 1).value_or(1));
+  s.devices_per_node = static_cast<int>(r.integer("devices_per_node", 1));
+  s.source = r.str("source");
+  s.date = r.str("date");
+  auto up = r.table("scale_up");
+  if (!up) r.fail("scale_up", "missing (required): the scale-up domain");
+  s.scale_up = parse_tier(*up, true);
+  auto out = r.table("scale_out");
+  if (!out) r.fail("scale_out", "missing (required): the scale-out network");
+  s.scale_out = parse_tier(*out, false);
+  if (s.scale_up.topology == Topology::torus) {
+    long prod = 1;
+    for (int d : s.scale_up.torus_dims) prod *= d;
+    if (prod * s.devices_per_chip != s.scale_up.size)
+      up->fail("torus_dims", "product of torus_dims x devices_per_chip (" + std::to_string(prod * s.devices_per_chip) +
+                                 ") differs from size (" + std::to_string(s.scale_up.size) + ")");
+  }
+  r.finish();
+  return s;
+}
+
+Model parse_model(const DataFile& f) {
+  toml::table t = parse_toml(f);
+  TomlReader r(t, f.path);
+  Model m;
+  m.file = f.path;
+  m.id = r.str("id");
+  check_id(r, m.id, f);
+  m.name = r.str("name");
+  m.source = r.str("source");
+  m.date = r.str("date");
+  m.layers = static_cast<int>(r.integer("layers"));
+  m.hidden = r.integer("hidden");
+  m.heads = static_cast<int>(r.integer("heads"));
+  m.kv_heads = static_cast<int>(r.opt_integer("kv_heads", 1).value_or(m.heads));
+  if (m.heads % m.kv_heads != 0) r.fail("kv_heads", "must divide heads (" + std::to_string(m.heads) + ")");
+  auto hd = r.opt_integer("head_dim", 1);
+  if (!hd && m.hidden % m.heads != 0) r.fail("head_dim", "missing and hidden is not a multiple of heads");
+  m.head_dim = static_cast<int>(hd.value_or(m.hidden / m.heads));
+  m.ffn_hidden = r.integer("ffn_hidden");
+  m.vocab = r.integer("vocab");
+  m.gated_mlp = r.boolean("gated_mlp", false);
+  m.tied_embeddings = r.boolean("tied_embeddings", false);
+  m.max_seq_len = r.opt_integer("max_seq_len", 1).value_or(0);
+  m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 1).value_or(0));
+  m.sliding_window_every = static_cast<int>(r.opt_integer("sliding_window_every", 1).value_or(m.sliding_window ? 1 : 0));
+  if (auto moe = r.table("moe")) {
+    m.moe.experts = static_cast<int>(moe->integer("experts", 2));
+    m.moe.top_k = static_cast<int>(moe->integer("top_k", 1));
+    if (m.moe.top_k > m.moe.experts) moe->fail("top_k", "exceeds experts");
+    m.moe.ffn_hidden = moe->integer("ffn_hidden");
+    m.moe.shared_experts = static_cast<int>(moe->opt_integer("shared_experts", 0).value_or(0));
+    m.moe.dense_layers = static_cast<int>(moe->opt_integer("dense_layers", 0).value_or(0));
+    m.moe.layer_step = static_cast<int>(moe->opt_integer("layer_step", 1).value_or(1));
+    if (m.moe.dense_layers >= m.layers) moe->fail("dense_layers", "must be fewer than layers");
+    moe->finish();
+  }
+  if (auto mla = r.table("mla")) {
+    m.mla.q_lora_rank = static_cast<int>(mla->opt_integer("q_lora_rank", 0).value_or(0));
+    m.mla.kv_lora_rank = static_cast<int>(mla->integer("kv_lora_rank"));
+    m.mla.qk_nope_head_dim = static_cast<int>(mla->integer("qk_nope_head_dim"));
+    m.mla.qk_rope_head_dim = static_cast<int>(mla->integer("qk_rope_head_dim"));
+    m.mla.v_head_dim = static_cast<int>(mla->integer("v_head_dim"));
+    mla->finish();
+  }
+  r.finish();
+  return m;
+}
+
+Calibration parse_calibration(const DataFile& f) {
+  toml::table t = parse_toml(f);
+  TomlReader r(t, f.path);
+  Calibration c;
+  c.file = f.path;
+  c.id = r.str("id");
+  check_id(r, c.id, f);
+  c.status = r.str("status");
+  if (c.status != "assumed" && c.status != "fitted") r.fail("status", "must be \"assumed\" or \"fitted\"");
+  c.source = r.str("source");
+  (void)r.str("date");
+  auto g = r.table("gemm");
+  if (!g) r.fail("gemm", "missing (required): achievable GEMM fractions");
+  for (Precision p : kAllPrecisions)
+    if (auto v = g->opt_number(precision_name(p), 0.01, 1.0)) c.gemm_max[static_cast<int>(p)] = *v;
+  if (c.gemm_max[static_cast<int>(Precision::bf16)] <= 0 && c.gemm_max[static_cast<int>(Precision::fp16)] <= 0)
+    g->fail("bf16", "missing (required): bf16 or fp16");
+  c.gemm_half_dim = g->number("half_dim", 0, 1e5);
+  g->finish();
+  if (auto a = r.table("attention")) {
+    c.attention = a->number("efficiency", 0.01, 1.0);
+    a->finish();
+  }
+  if (auto m = r.table("memory")) {
+    c.memory_bw = m->number("bandwidth_fraction", 0.01, 1.0);
+    c.memory_reserve = Bytes{m->quantity("reserve", Dimension::bytes, true)};
+    c.memory_frag = m->opt_number("fragmentation", 0, 0.5).value_or(0);
+    m->finish();
+  }
+  if (auto k = r.table("kernel")) {
+    c.kernel_overhead = Seconds{k->quantity("overhead", Dimension::time, true)};
+    c.step_overhead = Seconds{k->opt_quantity("step_overhead", Dimension::time, true).value_or(0)};
+    c.lowp_overhead = k->opt_number("lowp_overhead", 0, 5).value_or(0);
+    k->finish();
+  }
+  if (auto k = r.table("collectives")) {
+    c.scale_up_bus = k->number("scale_up_bus", 0.01, 1.0);
+    c.scale_out_bus = k->number("scale_out_bus", 0.01, 1.0);
+    c.tp_overlap = k->opt_number("tp_overlap", 0, 1).value_or(0);
+    c.fsdp_overlap = k->opt_number("fsdp_overlap", 0, 1).value_or(0.9);
+    k->finish();
+  }
+  r.finish();
+  return c;
+}
+
+const System& Catalog::system(const std::string& id) const {
+  auto it = systems.find(id);
+  if (it == systems.end()) {
+    std::string known;
+    for (const auto& [k, v] : systems) known += (known.empty() ? "" : ", ") + k;
+    throw InputError("--system", "unknown system '" + id + "' (known: " + known + ")");
+  }
+  return it->second;
+}
+
+const Model& Catalog::model(const std::string& id) const {
+  auto it = models.find(id);
+  if (it == models.end()) {
+    std::string known;
+    for (const auto& [k, v] : models) known += (known.empty() ? "" : ", ") + k;
+    throw InputError("--model", "unknown model '" + id + "' (known: " + known + "; or a path to config.json)");
+  }
+  return it->second;
+}
+
+namespace {
+bool in_dir(const std::string& path, const char* dir) {
+  std::string needle = std::string(dir) + "/";
+  return path.find(needle) != std::string::npos;
+}
+void resolve(System& s, const Catalog& c) {
+  auto chip = c.chips.find(s.chip_id);
+  if (chip == c.chips.end()) throw InputError(s.file + ": chip", "unknown chip '" + s.chip_id + "'");
+  s.chip = chip->second;
+  auto cal = c.calibrations.find(s.chip_id);
+  if (cal == c.calibrations.end())
+    throw InputError(s.file + ": chip", "no calibration file for chip '" + s.chip_id + "' (data/calibration/" + s.chip_id + ".toml)");
+  s.calib = cal->second;
+}
+}  // namespace
+
+Catalog build_catalog(const std::vector<DataFile>& files) {
+  Catalog c;
+  std::vector<System> systems;
+  auto add = [](auto& map, auto&& item) {
+    std::string id = item.id;
+    std::string file = item.file;
+    if (!map.emplace(id, std::move(item)).second) throw InputError(file + ": id", "duplicate id '" + id + "'");
+  };
+  for (const auto& f : files) {
+    if (in_dir(f.path, "chips")) add(c.chips, parse_chip(f));
+    else if (in_dir(f.path, "calibration")) add(c.calibrations, parse_calibration(f));
+    else if (in_dir(f.path, "models")) add(c.models, parse_model(f));
+    else if (in_dir(f.path, "systems")) systems.push_back(parse_system(f));
+  }
+  for (auto& s : systems) {
+    resolve(s, c);
+    add(c.systems, std::move(s));
+  }
+  return c;
+}
+
+DataFile read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "cannot read file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw InputError(path, "read error");
+  return {path, ss.str()};
+}
+
+std::vector<DataFile> read_data_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw InputError(dir, "not a directory");
+  std::vector<std::string> paths;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file() && it->path().extension() == ".toml") paths.push_back(it->path().generic_string());
+  if (ec) throw InputError(dir, "cannot list directory: " + ec.message());
+  std::sort(paths.begin(), paths.end());
+  std::vector<DataFile> out;
+  for (const auto& p : paths) out.push_back(read_file(p));
+  return out;
+}
+
+namespace {
+bool looks_like_path(const std::string& s) {
+  return s.find('/') != std::string::npos || s.ends_with(".json") || s.ends_with(".toml");
+}
+}  // namespace
+
+Model resolve_model(const Catalog& c, const std::string& arg) {
+  if (!looks_like_path(arg)) return c.model(arg);
+  DataFile f = read_file(arg);
+  if (arg.ends_with(".toml")) return parse_model(f);
+  return parse_hf_config(f);
+}
+
+System resolve_system(const Catalog& c, const std::string& arg) {
+  if (!looks_like_path(arg)) return c.system(arg);
+  System s = parse_system(read_file(arg));
+  resolve(s, c);
+  return s;
+}
+
+}  // namespace xpu

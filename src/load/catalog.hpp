@@ -1,0 +1,55 @@
+// The catalog: chips, systems, models and calibrations, parsed from TOML texts.
+// This folder is the only code that reads files; the parse functions take (path, text) so tests
+// and the built-in (embedded) catalog use the same path as files on disk.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spec/hardware.hpp"
+#include "spec/model.hpp"
+
+namespace xpu {
+
+struct DataFile {
+  std::string path;  // as shown in errors, e.g. "data/chips/h100-sxm.toml"
+  std::string text;
+};
+
+struct Catalog {
+  std::map<std::string, Chip> chips;
+  std::map<std::string, Calibration> calibrations;  // by chip id
+  std::map<std::string, System> systems;            // chip and calibration resolved
+  std::map<std::string, Model> models;
+
+  const System& system(const std::string& id) const;  // throws InputError naming --system
+  const Model& model(const std::string& id) const;    // throws InputError naming --model
+};
+
+// Parses one file of each kind. Throws InputError("path: key", problem).
+Chip parse_chip(const DataFile& f);
+System parse_system(const DataFile& f);  // chip/calib unresolved
+Model parse_model(const DataFile& f);
+Calibration parse_calibration(const DataFile& f);
+
+// Builds a catalog from files whose path contains chips/, systems/, models/ or calibration/.
+// Every system's chip must exist; a chip without a calibration file is an error.
+Catalog build_catalog(const std::vector<DataFile>& files);
+
+// The catalog compiled into the binary (data/ at build time).
+const std::vector<DataFile>& builtin_data_files();
+// Every *.toml under dir (recursively), read from disk, sorted by path.
+std::vector<DataFile> read_data_dir(const std::string& dir);
+// Reads a whole file; throws InputError(path, "cannot read ...").
+DataFile read_file(const std::string& path);
+
+// A Hugging Face config.json (Llama, Mistral/Mixtral, Qwen2/3 (MoE), DeepSeek-V2/V3, GPT-2 keys).
+Model parse_hf_config(const DataFile& f);
+
+// --model: a catalog id, a path to config.json, or a path to a model TOML.
+Model resolve_model(const Catalog& c, const std::string& arg);
+// --system: a catalog id or a path to a system TOML (its chip must be in the catalog).
+System resolve_system(const Catalog& c, const std::string& arg);
+
+}  // namespace xpu

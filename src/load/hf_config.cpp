@@ -1,0 +1,142 @@
+// Hugging Face config.json -> Model. Recognises Llama/Mistral/Mixtral/Qwen2/Qwen3(-MoE)/
+// DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
+#include <nlohmann/json.hpp>
+
+#include "load/catalog.hpp"
+#include "spec/error.hpp"
+
+namespace xpu {
+
+namespace {
+
+using nlohmann::json;
+
+class JsonReader {
+ public:
+  JsonReader(const json& j, std::string file) : j_(j), file_(std::move(file)) {}
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw InputError(file_ + ": " + key, what);
+  }
+  bool has(const std::string& k) const { return j_.contains(k) && !j_[k].is_null(); }
+  std::optional<long> opt_int(const std::string& k, long min_value = 1) const {
+    if (!has(k)) return std::nullopt;
+    const json& v = j_[k];
+    if (!v.is_number_integer()) fail(k, "must be an integer");
+    long x = v.get<long>();
+    if (x < min_value) fail(k, "must be at least " + std::to_string(min_value) + ", got " + std::to_string(x));
+    return x;
+  }
+  long req_int(std::initializer_list<const char*> keys) const {
+    for (const char* k : keys)
+      if (auto v = opt_int(k)) return *v;
+    fail(*keys.begin(), "missing (required)");
+  }
+  std::optional<long> first_int(std::initializer_list<const char*> keys, long min_value = 1) const {
+    for (const char* k : keys)
+      if (auto v = opt_int(k, min_value)) return v;
+    return std::nullopt;
+  }
+  std::optional<bool> opt_bool(const std::string& k) const {
+    if (!has(k)) return std::nullopt;
+    if (!j_[k].is_boolean()) fail(k, "must be true or false");
+    return j_[k].get<bool>();
+  }
+  std::optional<std::string> opt_str(const std::string& k) const {
+    if (!has(k)) return std::nullopt;
+    if (!j_[k].is_string()) fail(k, "must be a string");
+    return j_[k].get<std::string>();
+  }
+
+ private:
+  const json& j_;
+  std::string file_;
+};
+
+}  // namespace
+
+Model parse_hf_config(const DataFile& f) {
+  json j;
+  try {
+    j = json::parse(f.text);
+  } catch (const json::parse_error& e) {
+    throw InputError(f.path, std::string("malformed JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw InputError(f.path, "a config.json must be a JSON object");
+  JsonReader r(j, f.path);
+  Model m;
+  m.file = f.path;
+  m.id = f.path;
+  m.source = f.path;
+  std::string arch;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string())
+    arch = j["architectures"][0].get<std::string>();
+  m.name = arch.empty() ? r.opt_str("model_type").value_or("config.json model") : arch;
+
+  const bool gpt2_style = r.has("n_layer") || r.has("n_embd");
+  m.layers = static_cast<int>(r.req_int({"num_hidden_layers", "n_layer", "num_layers"}));
+  m.hidden = r.req_int({"hidden_size", "n_embd", "d_model"});
+  m.heads = static_cast<int>(r.req_int({"num_attention_heads", "n_head"}));
+  m.kv_heads = static_cast<int>(r.first_int({"num_key_value_heads", "multi_query_group_num"}).value_or(m.heads));
+  if (r.opt_bool("multi_query").value_or(false)) m.kv_heads = 1;
+  if (m.heads % m.kv_heads != 0) r.fail("num_key_value_heads", "must divide num_attention_heads");
+  if (auto hd = r.opt_int("head_dim")) m.head_dim = static_cast<int>(*hd);
+  else {
+    if (m.hidden % m.heads != 0) r.fail("head_dim", "missing and hidden_size is not a multiple of num_attention_heads");
+    m.head_dim = static_cast<int>(m.hidden / m.heads);
+  }
+  m.vocab = r.req_int({"vocab_size", "padded_vocab_size"});
+  m.max_seq_len = r.first_int({"max_position_embeddings", "n_positions", "seq_length"}).value_or(0);
+  m.tied_embeddings = r.opt_bool("tie_word_embeddings").value_or(gpt2_style);
+
+  if (gpt2_style) {
+    m.gated_mlp = false;
+    m.ffn_hidden = r.first_int({"n_inner"}).value_or(4 * m.hidden);
+  } else {
+    m.ffn_hidden = r.req_int({"intermediate_size", "ffn_hidden_size", "ffn_dim"});
+    std::string act = r.opt_str("hidden_act").value_or(r.opt_str("activation_function").value_or("silu"));
+    // SwiGLU/GeGLU families use three matrices; plain gelu/relu2 models use two.
+    const bool glu_family = act == "silu" || act == "swiglu" || act == "gelu_pytorch_tanh" ||
+                            arch.find("Llama") != std::string::npos || arch.find("Mistral") != std::string::npos ||
+                            arch.find("Mixtral") != std::string::npos || arch.find("Qwen") != std::string::npos ||
+                            arch.find("Deepseek") != std::string::npos || arch.find("DeepSeek") != std::string::npos ||
+                            arch.find("Gemma") != std::string::npos || arch.find("GptOss") != std::string::npos;
+    m.gated_mlp = glu_family;
+  }
+  if (m.ffn_hidden <= 0) r.fail("intermediate_size", "must be positive");
+
+  // Mixture of experts.
+  if (auto e = r.first_int({"num_local_experts", "n_routed_experts", "num_experts"})) {
+    m.moe.experts = static_cast<int>(*e);
+    m.moe.top_k = static_cast<int>(r.first_int({"num_experts_per_tok", "num_experts_per_token", "moe_topk"}).value_or(0));
+    if (m.moe.top_k < 1) r.fail("num_experts_per_tok", "missing for a mixture-of-experts config");
+    if (m.moe.top_k > m.moe.experts) r.fail("num_experts_per_tok", "exceeds the number of experts");
+    m.moe.ffn_hidden = r.first_int({"moe_intermediate_size"}).value_or(m.ffn_hidden);
+    m.moe.shared_experts = static_cast<int>(r.first_int({"n_shared_experts", "num_shared_experts"}, 0).value_or(0));
+    m.moe.dense_layers = static_cast<int>(r.first_int({"first_k_dense_replace"}, 0).value_or(0));
+    m.moe.layer_step = static_cast<int>(r.first_int({"moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step"}).value_or(1));
+    if (m.moe.dense_layers >= m.layers) r.fail("first_k_dense_replace", "must be fewer than num_hidden_layers");
+  }
+  // Multi-head latent attention (DeepSeek-V2/V3).
+  if (auto kv = r.opt_int("kv_lora_rank")) {
+    m.mla.kv_lora_rank = static_cast<int>(*kv);
+    m.mla.q_lora_rank = static_cast<int>(r.opt_int("q_lora_rank", 0).value_or(0));
+    m.mla.qk_nope_head_dim = static_cast<int>(r.req_int({"qk_nope_head_dim"}));
+    m.mla.qk_rope_head_dim = static_cast<int>(r.req_int({"qk_rope_head_dim"}));
+    m.mla.v_head_dim = static_cast<int>(r.req_int({"v_head_dim"}));
+  }
+  if (auto sw = r.opt_int("sliding_window", 0); sw && *sw > 0 && (!r.has("use_sliding_window") || r.opt_bool("use_sliding_window").value_or(true))) {
+    m.sliding_window = static_cast<int>(*sw);
+    m.sliding_window_every = 1;
+    if (j.contains("layer_types") && j["layer_types"].is_array()) {
+      int sliding = 0;
+      for (const auto& t : j["layer_types"])
+        if (t.is_string() && t.get<std::string>() == "sliding_attention") ++sliding;
+      m.sliding_window_every = sliding > 0 ? m.layers / sliding : 0;
+      if (sliding == 0) m.sliding_window = 0;
+    }
+  }
+  return m;
+}
+
+}  // namespace xpu

@@ -1,0 +1,82 @@
+#include "perf/collective.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace xpu {
+
+int members_per_domain(const System& s, Group g) {
+  const int d = s.scale_up.size;
+  if (g.stride >= d) return 1;
+  return std::max(1, std::min(g.size, d / g.stride));
+}
+
+double scale_up_factor(const System& s, int k) {
+  const Tier& t = s.scale_up;
+  switch (t.topology) {
+    case Topology::mesh:
+      return t.size > 1 ? static_cast<double>(k - 1) / (t.size - 1) : 1.0;
+    case Topology::torus: {
+      // Chips the group covers, filled dimension by dimension; the group drives 2 links per
+      // dimension it spans out of 2 per dimension of the torus.
+      const auto& dims = t.torus_dims;
+      double chips = std::max(1.0, static_cast<double>(k) / s.devices_per_chip);
+      int used = 0;
+      double covered = 1;
+      for (int dsz : dims) {
+        if (covered >= chips) break;
+        covered *= dsz;
+        ++used;
+      }
+      if (used == 0) return 1.0;  // within one chip
+      return static_cast<double>(used) / static_cast<double>(dims.size());
+    }
+    default:
+      return 1.0;
+  }
+}
+
+namespace {
+// Latency steps for n participants: ring (n-1) or tree (2 log2 n), whichever is fewer.
+double latency_steps(int n) {
+  if (n <= 1) return 0;
+  return std::min<double>(n - 1, 2.0 * std::ceil(std::log2(static_cast<double>(n))));
+}
+}  // namespace
+
+double collective_time(const System& s, Collective kind, double bytes, Group g) {
+  if (g.size <= 1 || bytes <= 0) return 0.0;
+  const Calibration& c = s.calib;
+  const int k = members_per_domain(s, g);
+  const int n = (g.size + k - 1) / k;  // domains spanned
+  const double bw_up = s.scale_up.bandwidth.v * c.scale_up_bus * scale_up_factor(s, k);
+  const double bw_out = s.scale_out.bandwidth.v * c.scale_out_bus;
+  const double lat_up = s.scale_up.latency.v;
+  const double lat_out = s.scale_out.latency.v;
+
+  switch (kind) {
+    case Collective::send_recv: {
+      if (k >= 2 || g.stride < s.scale_up.size) return lat_up + bytes / (s.scale_up.bandwidth.v * c.scale_up_bus);
+      return lat_out + bytes / bw_out;
+    }
+    case Collective::all_to_all: {
+      // Each device sends bytes*(size-1)/size: to k-1 peers over scale-up, the rest over scale-out.
+      const double per_peer = bytes / g.size;
+      const double t_up = k > 1 ? (k - 1) * per_peer / bw_up + (k - 1) * lat_up / std::max(1, k - 1) : 0.0;
+      const double t_out = n > 1 ? (g.size - k) * per_peer / bw_out + lat_out : 0.0;
+      return std::max(t_up, t_out) + lat_up;
+    }
+    case Collective::all_reduce:
+    case Collective::all_gather:
+    case Collective::reduce_scatter: {
+      const double passes = kind == Collective::all_reduce ? 2.0 : 1.0;
+      double t = 0;
+      if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + (k - 1) * lat_up);
+      if (n > 1) t += passes * ((n - 1.0) / n * (bytes / k) / bw_out) + passes * latency_steps(n) * lat_out;
+      return t;
+    }
+  }
+  return 0.0;
+}
+
+}  // namespace xpu

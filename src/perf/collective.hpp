@@ -1,0 +1,36 @@
+// Time to run one collective among a group of devices placed on the system's two network tiers.
+//
+// Ranks are numbered with tensor parallelism innermost (Megatron order tp, cp, ep, dp, pp), so a
+// group is (size, stride): members r0, r0+stride, ... A group keeps k = min(size, D/stride)
+// members inside one scale-up domain of D devices and spans size/k domains. Collectives are
+// hierarchical: the scale-up part runs first (reduce-scatter), the scale-out part moves 1/k of
+// the data over each device's share of the node's NICs, then the scale-up part finishes
+// (all-gather). Each tier costs latency x steps + bytes / bus bandwidth, where bus bandwidth is
+// the tier's per-device bandwidth times the calibrated bus fraction and a topology factor.
+#pragma once
+
+#include "spec/hardware.hpp"
+
+namespace xpu {
+
+enum class Collective { all_reduce, all_gather, reduce_scatter, all_to_all, send_recv };
+
+struct Group {
+  int size = 1;
+  int stride = 1;
+};
+
+// Members of `g` inside one scale-up domain.
+int members_per_domain(const System& s, Group g);
+
+// Fraction of a device's scale-up bandwidth a collective among k domain members can use:
+// 1 on a switch; (k-1)/(D-1) of the links of a fully connected mesh; the share of torus
+// dimensions the group spans on a torus.
+double scale_up_factor(const System& s, int k);
+
+// Seconds for one collective. `bytes` is the full buffer: the all-reduce buffer, the all-gather
+// output, the reduce-scatter input, the all-to-all send buffer of one device, the message of a
+// send/recv.
+double collective_time(const System& s, Collective kind, double bytes, Group g);
+
+}  // namespace xpu

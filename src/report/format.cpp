@@ -1,0 +1,308 @@
+#include "report/format.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+
+#include "spec/error.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+bool numeric(const std::string& s) {
+  if (s.empty()) return false;
+  const char c = s[0];
+  return std::isdigit(static_cast<unsigned char>(c)) || ((c == '-' || c == '+') && s.size() > 1);
+}
+
+// JSON numbers rounded to 6 significant digits so output is stable across platforms.
+double r6(double v) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return std::strtod(b, nullptr);
+}
+
+}  // namespace
+
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w(header.size(), 0);
+  for (std::size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  std::string out;
+  auto line = [&](const std::vector<std::string>& r, bool head) {
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      const std::string cell = i < r.size() ? r[i] : "";
+      const std::string pad(w[i] - std::min(w[i], cell.size()), ' ');
+      const bool right = !head && numeric(cell);
+      out += (i ? "  " : "") + (right ? pad + cell : cell + (i + 1 < w.size() ? pad : ""));
+    }
+    out += '\n';
+  };
+  line(header, true);
+  std::vector<std::string> rule;
+  for (auto x : w) rule.push_back(std::string(x, '-'));
+  line(rule, true);
+  for (const auto& r : rows) line(r, false);
+  return out;
+}
+
+ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
+  const Layout& l = r.layout;
+  ordered_json j;
+  j["model"] = m.id;
+  j["system"] = s.id;
+  j["devices"] = r.devices;
+  j["seq_len"] = r.work.seq_len;
+  j["global_batch"] = r.work.global_batch;
+  j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
+                 {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
+                 {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1}};
+  j["microbatches"] = r.microbatches;
+  j["feasible"] = r.feasible();
+  if (!r.feasible()) {
+    j["infeasible"] = infeasible_name(r.why);
+    j["reason"] = r.reason;
+  } else {
+    j["step_time_s"] = r6(r.step_time);
+    j["tokens_per_s"] = r6(r.tokens_per_s);
+    j["tokens_per_s_per_device"] = r6(r.tokens_per_s_per_device);
+    j["mfu_pct"] = r6(100 * r.mfu);
+    j["hfu_pct"] = r6(100 * r.hfu);
+    j["mfu_formula"] = kMfuFormula;
+    j["model_flops_per_step"] = r6(r.model_flops_per_step);
+    j["peak_flops_per_device"] = r6(r.peak_flops_per_device);
+    const TimeBreakdown& t = r.time;
+    j["time_s"] = {{"gemm", r6(t.gemm)}, {"attention", r6(t.attention)}, {"elementwise", r6(t.elementwise)},
+                   {"recompute", r6(t.recompute)}, {"tp_comm", r6(t.tp_comm)}, {"cp_comm", r6(t.cp_comm)},
+                   {"ep_comm", r6(t.ep_comm)}, {"pp_comm", r6(t.pp_comm)}, {"bubble", r6(t.bubble)},
+                   {"dp_comm", r6(t.dp_comm)}, {"fsdp_comm", r6(t.fsdp_comm)}, {"optimizer", r6(t.optimizer)},
+                   {"overhead", r6(t.overhead)}};
+  }
+  const MemoryBreakdown& mm = r.mem;
+  j["memory_bytes"] = {{"weights", r6(mm.weights)}, {"gradients", r6(mm.gradients)}, {"optimizer", r6(mm.optimizer)},
+                       {"activations", r6(mm.activations)}, {"transient", r6(mm.transient)}, {"reserve", r6(mm.reserve)},
+                       {"total", r6(mm.total())}, {"capacity", r6(mm.capacity)}};
+  if (with_explain) {
+    ordered_json e = ordered_json::array();
+    for (const auto& x : explain(m, s, r)) e.push_back({{"term", x.term}, {"value", x.value}, {"origin", x.origin}});
+    j["explain"] = e;
+  }
+  return j;
+}
+
+std::string train_text(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
+  const Layout& l = r.layout;
+  std::string out;
+  out += "xpuplan train: " + m.name + " on " + std::to_string(r.devices) + " x " + s.device_unit + " of " + s.name + "\n";
+  out += "  seq " + std::to_string(r.work.seq_len) + ", global batch " + std::to_string(r.work.global_batch) +
+         " sequences, " + std::to_string(r.microbatches) + " microbatches per replica\n";
+  out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
+         std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) + "  micro-batch " +
+         std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
+         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") + "\n\n";
+  if (!r.feasible()) {
+    out += "  DOES NOT FIT (" + std::string(infeasible_name(r.why)) + "): " + r.reason + "\n";
+  } else {
+    std::vector<std::vector<std::string>> rows = {
+        {"step time", format_seconds(Seconds{r.step_time})},
+        {"tokens/s", fmt("%.4g", r.tokens_per_s)},
+        {"tokens/s per device", fmt("%.1f", r.tokens_per_s_per_device)},
+        {"MFU", fmt("%.1f %%", 100 * r.mfu) + " of " + format_flop_rate(FlopRate{r.peak_flops_per_device}) + " " +
+                    precision_name(l.precision) + " peak"},
+        {"HFU", fmt("%.1f %%", 100 * r.hfu)},
+    };
+    out += render_table({"metric", "value"}, rows) + "\n";
+    const TimeBreakdown& t = r.time;
+    std::vector<std::pair<const char*, double>> terms = {
+        {"GEMM", t.gemm}, {"attention", t.attention}, {"elementwise", t.elementwise}, {"recompute", t.recompute},
+        {"TP comm (exposed)", t.tp_comm}, {"CP comm (exposed)", t.cp_comm}, {"EP all-to-all (exposed)", t.ep_comm},
+        {"PP send/recv", t.pp_comm}, {"pipeline bubble", t.bubble}, {"DP comm (exposed)", t.dp_comm},
+        {"ZeRO-3 comm (exposed)", t.fsdp_comm}, {"optimizer step", t.optimizer}, {"fixed overhead", t.overhead}};
+    std::vector<std::vector<std::string>> trows;
+    for (auto& [name, v] : terms) trows.push_back({name, format_seconds(Seconds{v}), fmt("%.1f %%", 100 * v / r.step_time)});
+    out += render_table({"time per step", "seconds", "share"}, trows) + "\n";
+  }
+  const MemoryBreakdown& mm = r.mem;
+  std::vector<std::vector<std::string>> mrows = {
+      {"weights", format_bytes(Bytes{mm.weights})},         {"gradients", format_bytes(Bytes{mm.gradients})},
+      {"optimizer state", format_bytes(Bytes{mm.optimizer})}, {"activations", format_bytes(Bytes{mm.activations})},
+      {"transient", format_bytes(Bytes{mm.transient})},     {"reserve", format_bytes(Bytes{mm.reserve})},
+      {"total", format_bytes(Bytes{mm.total()}) + " of " + format_bytes(Bytes{mm.capacity})}};
+  if (mm.capacity > 0) out += render_table({"memory per device", "bytes"}, mrows);
+  if (with_explain) {
+    std::vector<std::vector<std::string>> erows;
+    for (const auto& x : explain(m, s, r)) erows.push_back({x.term, x.value, x.origin});
+    out += "\n" + render_table({"term", "value", "from"}, erows);
+  }
+  return out;
+}
+
+namespace {
+ordered_json stats_json(const ErrorStats& s) {
+  return {{"mape_pct", r6(s.mape_pct)}, {"max_abs_error_pct", r6(s.max_abs_pct)}, {"count", s.count}};
+}
+}  // namespace
+
+ordered_json validation_json(const ValidationResult& v) {
+  ordered_json rows = ordered_json::array();
+  for (const auto& r : v.rows) {
+    ordered_json j = {{"id", r.id}, {"grade", r.grade}, {"system", r.system}, {"metric", r.metric},
+                      {"predicted", r.evaluated ? ordered_json(r6(r.predicted)) : ordered_json(nullptr)},
+                      {"measured", r6(r.measured)}, {"error_pct", r6(r.error_pct)}, {"evaluated", r.evaluated}};
+    if (!r.evaluated) j["reason"] = r.reason;
+    else {
+      const Layout& l = r.plan.layout;
+      j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
+                   {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
+                   {"precision", precision_name(l.precision)}};
+    }
+    rows.push_back(j);
+  }
+  ordered_json per_system = ordered_json::object(), per_grade = ordered_json::object();
+  for (const auto& [k, s] : v.per_system) per_system[k] = stats_json(s);
+  for (const auto& [k, s] : v.per_grade) per_grade[k] = stats_json(s);
+  ordered_json summary = stats_json(v.headline);
+  summary["grades"] = "A+B";
+  summary["dense"] = stats_json(v.dense);
+  summary["per_system"] = per_system;
+  summary["per_grade"] = per_grade;
+  return {{"truth", v.path}, {"rows", rows}, {"summary", summary}};
+}
+
+std::string validation_text(const ValidationResult& v) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : v.rows) {
+    std::string plan;
+    if (r.evaluated) {
+      const Layout& l = r.plan.layout;
+      plan = "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
+             std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
+             std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
+             precision_name(l.precision);
+    } else {
+      plan = "NOT EVALUATED: " + r.reason;
+    }
+    rows.push_back({r.id, r.grade, r.system, r.metric == "step_time_s" ? "step s" : "tok/s/dev",
+                    r.evaluated ? fmt("%.4g", r.predicted) : "-", fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), plan});
+  }
+  std::string out = "xpuplan validate: " + v.path + "\n\n";
+  out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "plan"}, rows);
+  std::vector<std::vector<std::string>> srows;
+  auto line = [&](const std::string& name, const ErrorStats& s) {
+    srows.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
+  };
+  line("headline: grades A+B", v.headline);
+  line("dense models, grades A+B", v.dense);
+  for (const auto& [k, s] : v.per_system) line("system " + k + " (A+B)", s);
+  for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
+  out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);
+  return out;
+}
+
+ordered_json catalog_json(const Catalog& c) {
+  ordered_json j;
+  ordered_json systems = ordered_json::array(), models = ordered_json::array(), chips = ordered_json::array();
+  for (const auto& [id, s] : c.systems)
+    systems.push_back({{"id", id}, {"name", s.name}, {"chip", s.chip_id}, {"device_unit", s.device_unit},
+                       {"scale_up_size", s.scale_up.size}, {"calibration", s.calib.status}});
+  for (const auto& [id, m] : c.models) {
+    const ParamCounts pc = count_params(m);
+    models.push_back({{"id", id}, {"name", m.name}, {"params", r6(pc.total())}, {"active_params", r6(pc.active(m))},
+                      {"layers", m.layers}, {"moe", m.is_moe()}});
+  }
+  for (const auto& [id, ch] : c.chips) chips.push_back({{"id", id}, {"name", ch.name}, {"vendor", ch.vendor}});
+  j["systems"] = systems;
+  j["models"] = models;
+  j["chips"] = chips;
+  return j;
+}
+
+std::string catalog_text(const Catalog& c) {
+  std::vector<std::vector<std::string>> srows, mrows;
+  for (const auto& [id, s] : c.systems) {
+    auto bf = s.peak(Precision::bf16) ? s.peak(Precision::bf16) : s.peak(Precision::fp16);
+    srows.push_back({id, s.name, s.device_unit, bf ? format_flop_rate(*bf) : "-", format_bytes(s.hbm_capacity()),
+                     std::to_string(s.scale_up.size) + " " + topology_name(s.scale_up.topology), s.calib.status});
+  }
+  for (const auto& [id, m] : c.models) {
+    const ParamCounts pc = count_params(m);
+    mrows.push_back({id, m.name, fmt("%.1fB", pc.total() / 1e9), m.is_moe() ? fmt("%.1fB", pc.active(m) / 1e9) : "",
+                     std::to_string(m.layers), std::to_string(m.hidden)});
+  }
+  return "systems\n" + render_table({"id", "name", "device", "bf16/dev", "HBM/dev", "scale-up", "efficiency"}, srows) +
+         "\nmodels\n" + render_table({"id", "name", "params", "active", "layers", "hidden"}, mrows);
+}
+
+ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
+  if (auto it = c.systems.find(id); it != c.systems.end()) {
+    const System& s = it->second;
+    ordered_json peaks = ordered_json::object();
+    for (Precision p : kAllPrecisions)
+      if (auto r = s.peak(p)) peaks[std::string(precision_name(p)) + "_flops"] = r6(r->v);
+    return {{"kind", "system"}, {"id", s.id}, {"name", s.name}, {"file", s.file}, {"source", s.source}, {"chip", s.chip_id},
+            {"device_unit", s.device_unit}, {"devices_per_chip", s.devices_per_chip}, {"devices_per_node", s.devices_per_node},
+            {"per_device", {{"peak", peaks}, {"hbm_capacity_bytes", r6(s.hbm_capacity().v)},
+                            {"hbm_bandwidth_bytes_per_s", r6(s.hbm_bandwidth().v)}}},
+            {"scale_up", {{"size", s.scale_up.size}, {"topology", topology_name(s.scale_up.topology)},
+                          {"torus_dims", s.scale_up.torus_dims}, {"bandwidth_bytes_per_s", r6(s.scale_up.bandwidth.v)},
+                          {"latency_s", r6(s.scale_up.latency.v)}}},
+            {"scale_out", {{"topology", topology_name(s.scale_out.topology)}, {"bandwidth_bytes_per_s", r6(s.scale_out.bandwidth.v)},
+                           {"latency_s", r6(s.scale_out.latency.v)}}},
+            {"calibration", {{"file", s.calib.file}, {"status", s.calib.status}}}};
+  }
+  if (auto it = c.models.find(id); it != c.models.end()) {
+    const Model& m = it->second;
+    const ParamCounts pc = count_params(m);
+    ordered_json j = {{"kind", "model"}, {"id", m.id}, {"name", m.name}, {"file", m.file}, {"source", m.source},
+                      {"layers", m.layers}, {"hidden", m.hidden}, {"heads", m.heads}, {"kv_heads", m.kv_heads},
+                      {"head_dim", m.head_dim}, {"ffn_hidden", m.ffn_hidden}, {"vocab", m.vocab}, {"gated_mlp", m.gated_mlp},
+                      {"tied_embeddings", m.tied_embeddings}, {"params", r6(pc.total())}, {"active_params", r6(pc.active(m))}};
+    if (m.is_moe())
+      j["moe"] = {{"experts", m.moe.experts}, {"top_k", m.moe.top_k}, {"ffn_hidden", m.moe.ffn_hidden},
+                  {"shared_experts", m.moe.shared_experts}, {"dense_layers", m.moe.dense_layers}};
+    if (m.is_mla())
+      j["mla"] = {{"q_lora_rank", m.mla.q_lora_rank}, {"kv_lora_rank", m.mla.kv_lora_rank},
+                  {"qk_nope_head_dim", m.mla.qk_nope_head_dim}, {"qk_rope_head_dim", m.mla.qk_rope_head_dim},
+                  {"v_head_dim", m.mla.v_head_dim}};
+    return j;
+  }
+  if (auto it = c.chips.find(id); it != c.chips.end()) {
+    const Chip& ch = it->second;
+    ordered_json peaks = ordered_json::object();
+    for (Precision p : kAllPrecisions)
+      if (auto r = ch.peak_at(p)) peaks[std::string(precision_name(p)) + "_flops"] = r6(r->v);
+    return {{"kind", "chip"}, {"id", ch.id}, {"name", ch.name}, {"vendor", ch.vendor}, {"file", ch.file}, {"source", ch.source},
+            {"peak", peaks}, {"hbm_capacity_bytes", r6(ch.hbm_capacity.v)}, {"hbm_bandwidth_bytes_per_s", r6(ch.hbm_bandwidth.v)},
+            {"tdp_w", ch.tdp ? ordered_json(r6(ch.tdp->v)) : ordered_json(nullptr)}};
+  }
+  throw InputError("catalog show", "no system, model or chip with id '" + id + "'");
+}
+
+std::string catalog_item_text(const Catalog& c, const std::string& id) {
+  const ordered_json j = catalog_item_json(c, id);
+  std::vector<std::vector<std::string>> rows;
+  auto walk = [&](auto&& self, const ordered_json& node, const std::string& prefix) -> void {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+      if (it->is_object()) self(self, *it, key);
+      else rows.push_back({key, it->is_string() ? it->get<std::string>() : it->dump()});
+    }
+  };
+  walk(walk, j, "");
+  return render_table({"field", "value"}, rows);
+}
+
+}  // namespace xpu

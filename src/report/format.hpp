@@ -1,0 +1,29 @@
+// Output: human tables and stable JSON. Field names and units are documented in docs/OUTPUT.md;
+// each JSON key carries its unit in its name (_s, _bytes, _pct) so scripts never guess.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "load/catalog.hpp"
+#include "train/report.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+
+// A plain text table with aligned columns; numeric-looking cells are right-aligned.
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
+nlohmann::ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain);
+std::string train_text(const Model& m, const System& s, const TrainReport& r, bool with_explain);
+
+nlohmann::ordered_json validation_json(const ValidationResult& v);
+std::string validation_text(const ValidationResult& v);
+
+nlohmann::ordered_json catalog_json(const Catalog& c);
+std::string catalog_text(const Catalog& c);
+nlohmann::ordered_json catalog_item_json(const Catalog& c, const std::string& id);  // throws InputError
+std::string catalog_item_text(const Catalog& c, const std::string& id);
+
+}  // namespace xpu

@@ -1,0 +1,94 @@
+// Chips, systems and their network tiers: plain structs, filled by load/, read by perf/.
+// All quantities in SI base units (see units.hpp). Per-device figures are what the evaluator
+// uses; a System derives them from its Chip and devices_per_chip.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "units/units.hpp"
+
+namespace xpu {
+
+// Matrix-multiply precisions. Order matters only for tables.
+enum class Precision { fp32, tf32, bf16, fp16, fp8, fp4, int8 };
+inline constexpr std::array<Precision, 7> kAllPrecisions = {
+    Precision::fp32, Precision::tf32, Precision::bf16, Precision::fp16,
+    Precision::fp8,  Precision::fp4,  Precision::int8};
+const char* precision_name(Precision p);
+std::optional<Precision> parse_precision(std::string_view s);
+// Bytes of one operand element at this precision (fp4: 0.5).
+double precision_bytes(Precision p);
+
+struct Chip {
+  std::string id, name, vendor, source, date, file;
+  std::array<std::optional<FlopRate>, 7> peak{};  // dense matrix peak per Precision; empty = unsupported
+  std::optional<FlopRate> vector_fp32;            // non-matrix FP32 (peak.fp32)
+  Bytes hbm_capacity{};
+  ByteRate hbm_bandwidth{};
+  std::optional<Watts> tdp;
+
+  std::optional<FlopRate> peak_at(Precision p) const { return peak[static_cast<int>(p)]; }
+};
+
+enum class Topology { switched, torus, mesh, ring, fat_tree, rail_optimized, dcn };
+const char* topology_name(Topology t);
+std::optional<Topology> parse_topology(std::string_view s);
+
+// One network tier as seen by one device.
+struct Tier {
+  int size = 1;                 // devices in one domain of this tier (scale-out: unbounded = 0)
+  Topology topology = Topology::switched;
+  std::vector<int> torus_dims;  // torus only, in chips
+  ByteRate bandwidth{};         // per device, per direction
+  Seconds latency{};
+};
+
+// Achievable efficiency of one chip: fitted by `calibrate` or assumed from public
+// microbenchmarks. Fractions are of the chip's peak.
+struct Calibration {
+  std::string id, status, source, file;
+  std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
+  double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
+  double attention = 0.5;            // flash-attention fraction of bf16 peak (fwd; bwd likewise)
+  double memory_bw = 0.8;            // fraction of HBM bandwidth reached by memory-bound kernels
+  Seconds kernel_overhead{5e-6};     // fixed cost per kernel launch
+  double scale_up_bus = 0.8;         // collective bus-bandwidth fraction on the scale-up tier
+  double scale_out_bus = 0.8;        // ... on the scale-out tier
+  double tp_overlap = 0.0;           // fraction of tensor-parallel communication hidden under GEMMs
+  double fsdp_overlap = 0.9;         // fraction of compute time that can hide ZeRO-3 gathers
+  double lowp_overhead = 0.0;        // fp8/fp4: extra memory-bound traffic per GEMM input, as a fraction
+  Bytes memory_reserve{};            // runtime, communicator buffers, fragmentation
+  double memory_frag = 0.0;          // extra fraction of dynamic memory lost to fragmentation
+  Seconds step_overhead{};           // fixed per-step cost (optimizer launch, logging, sync)
+
+  double gemm_max_at(Precision p) const {
+    double g = gemm_max[static_cast<int>(p)];
+    if (g > 0) return g;
+    g = gemm_max[static_cast<int>(Precision::bf16)];
+    return g > 0 ? g : gemm_max[static_cast<int>(Precision::fp16)];
+  }
+};
+
+struct System {
+  std::string id, name, device_unit, source, date, file;
+  std::string chip_id;
+  int devices_per_chip = 1;
+  int devices_per_node = 8;
+  Tier scale_up, scale_out;
+  Chip chip;          // resolved from chip_id
+  Calibration calib;  // resolved by chip id
+
+  // Per-device figures (chip figures divided by devices_per_chip).
+  std::optional<FlopRate> peak(Precision p) const {
+    auto r = chip.peak_at(p);
+    if (!r) return r;
+    return FlopRate{r->v / devices_per_chip};
+  }
+  Bytes hbm_capacity() const { return chip.hbm_capacity / devices_per_chip; }
+  ByteRate hbm_bandwidth() const { return chip.hbm_bandwidth / devices_per_chip; }
+};
+
+}  // namespace xpu

@@ -1,0 +1,65 @@
+// A transformer architecture as published (Hugging Face config or paper). Dense, MoE and MLA.
+#pragma once
+
+#include <string>
+
+namespace xpu {
+
+struct MoeSpec {
+  int experts = 0;          // 0 = dense model
+  int top_k = 0;
+  long ffn_hidden = 0;      // per expert
+  int shared_experts = 0;
+  int dense_layers = 0;     // leading layers with a dense MLP of Model::ffn_hidden
+  int layer_step = 1;       // every layer_step-th layer (after the dense ones) is MoE
+};
+
+struct MlaSpec {
+  int q_lora_rank = 0;      // 0 = no query compression
+  int kv_lora_rank = 0;     // 0 = no MLA
+  int qk_nope_head_dim = 0;
+  int qk_rope_head_dim = 0;
+  int v_head_dim = 0;
+};
+
+struct Model {
+  std::string id, name, source, date, file;
+  int layers = 0;
+  long hidden = 0;
+  int heads = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  long ffn_hidden = 0;
+  long vocab = 0;
+  bool gated_mlp = false;
+  bool tied_embeddings = false;
+  long max_seq_len = 0;
+  int sliding_window = 0;        // tokens; 0 = full attention everywhere
+  int sliding_window_every = 0;  // 1 in N layers uses the window (0 = all layers when window set)
+  MoeSpec moe;
+  MlaSpec mla;
+
+  bool is_moe() const { return moe.experts > 0; }
+  bool is_mla() const { return mla.kv_lora_rank > 0; }
+  bool is_moe_layer(int layer) const {
+    return is_moe() && layer >= moe.dense_layers && ((layer - moe.dense_layers) % moe.layer_step) == 0;
+  }
+};
+
+// Parameter counts (exact, from the architecture).
+struct ParamCounts {
+  double embedding = 0;      // input embedding
+  double head = 0;           // LM head (0 when tied)
+  double attention = 0;      // all layers
+  double dense_mlp = 0;      // all dense-MLP layers
+  double experts = 0;        // all routed experts, all layers
+  double shared_experts = 0; // all layers
+  double router = 0;
+  double norms = 0;
+  double total() const { return embedding + head + attention + dense_mlp + experts + shared_experts + router + norms; }
+  // Parameters touched per token: routed experts scaled by top_k / experts.
+  double active(const Model& m) const;
+};
+ParamCounts count_params(const Model& m);
+
+}  // namespace xpu

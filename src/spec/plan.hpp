@@ -1,0 +1,41 @@
+// A training plan: workload (sequence length, batch) plus parallel layout and settings.
+// Knobs left empty (std::nullopt) are chosen by train/choose.hpp.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "spec/hardware.hpp"
+
+namespace xpu {
+
+enum class Recompute { none, selective, full };
+const char* recompute_name(Recompute r);
+std::optional<Recompute> parse_recompute(std::string_view s);
+
+// Fully specified layout, as the evaluator takes it.
+struct Layout {
+  int tp = 1, pp = 1, vp = 1, dp = 1, cp = 1, ep = 1;
+  int micro_batch = 1;
+  int zero = 1;                      // 0..3
+  Recompute recompute = Recompute::none;
+  Precision precision = Precision::bf16;
+  bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
+  bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
+};
+
+struct Workload {
+  long seq_len = 0;                  // tokens per sequence
+  long global_batch = 0;             // sequences per optimizer step
+};
+
+// What the user asked for; empty knobs are free.
+struct PlanRequest {
+  int devices = 0;
+  Workload work;
+  std::optional<int> tp, pp, vp, dp, cp, ep, micro_batch, zero;
+  std::optional<Recompute> recompute;
+  std::optional<Precision> precision;
+};
+
+}  // namespace xpu

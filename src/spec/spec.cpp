@@ -1,0 +1,116 @@
+#include <string_view>
+
+#include "spec/hardware.hpp"
+#include "spec/model.hpp"
+#include "spec/plan.hpp"
+
+namespace xpu {
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::bf16: return "bf16";
+    case Precision::fp16: return "fp16";
+    case Precision::fp8: return "fp8";
+    case Precision::fp4: return "fp4";
+    case Precision::int8: return "int8";
+  }
+  return "?";
+}
+
+std::optional<Precision> parse_precision(std::string_view s) {
+  for (Precision p : kAllPrecisions)
+    if (s == precision_name(p)) return p;
+  return std::nullopt;
+}
+
+double precision_bytes(Precision p) {
+  switch (p) {
+    case Precision::fp32:
+    case Precision::tf32: return 4;
+    case Precision::bf16:
+    case Precision::fp16: return 2;
+    case Precision::fp8:
+    case Precision::int8: return 1;
+    case Precision::fp4: return 0.5;
+  }
+  return 2;
+}
+
+const char* topology_name(Topology t) {
+  switch (t) {
+    case Topology::switched: return "switch";
+    case Topology::torus: return "torus";
+    case Topology::mesh: return "mesh";
+    case Topology::ring: return "ring";
+    case Topology::fat_tree: return "fat-tree";
+    case Topology::rail_optimized: return "rail-optimized";
+    case Topology::dcn: return "dcn";
+  }
+  return "?";
+}
+
+std::optional<Topology> parse_topology(std::string_view s) {
+  for (Topology t : {Topology::switched, Topology::torus, Topology::mesh, Topology::ring,
+                     Topology::fat_tree, Topology::rail_optimized, Topology::dcn})
+    if (s == topology_name(t)) return t;
+  return std::nullopt;
+}
+
+const char* recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::selective: return "selective";
+    case Recompute::full: return "full";
+  }
+  return "?";
+}
+
+std::optional<Recompute> parse_recompute(std::string_view s) {
+  for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full})
+    if (s == recompute_name(r)) return r;
+  return std::nullopt;
+}
+
+ParamCounts count_params(const Model& m) {
+  ParamCounts c;
+  const double h = static_cast<double>(m.hidden);
+  c.embedding = static_cast<double>(m.vocab) * h;
+  c.head = m.tied_embeddings ? 0.0 : static_cast<double>(m.vocab) * h;
+  double attn = 0;
+  if (m.is_mla()) {
+    const auto& a = m.mla;
+    const double qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
+    const double q = a.q_lora_rank > 0 ? h * a.q_lora_rank + a.q_lora_rank * m.heads * qk + a.q_lora_rank
+                                       : h * m.heads * qk;
+    const double kv = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank +
+                      a.kv_lora_rank * m.heads * (a.qk_nope_head_dim + a.v_head_dim);
+    const double o = static_cast<double>(m.heads) * a.v_head_dim * h;
+    attn = q + kv + o;
+  } else {
+    const double d = m.head_dim;
+    attn = h * (m.heads + 2.0 * m.kv_heads) * d + m.heads * d * h;
+  }
+  const double mats = m.gated_mlp ? 3.0 : 2.0;
+  for (int l = 0; l < m.layers; ++l) {
+    c.attention += attn;
+    c.norms += 2 * h;
+    if (m.is_moe_layer(l)) {
+      c.experts += m.moe.experts * mats * h * static_cast<double>(m.moe.ffn_hidden);
+      c.shared_experts += m.moe.shared_experts * mats * h * static_cast<double>(m.moe.ffn_hidden);
+      c.router += h * m.moe.experts;
+    } else {
+      c.dense_mlp += mats * h * static_cast<double>(m.ffn_hidden);
+    }
+  }
+  c.norms += h;  // final norm
+  return c;
+}
+
+double ParamCounts::active(const Model& m) const {
+  const double routed = m.is_moe() ? experts * m.moe.top_k / m.moe.experts : 0.0;
+  return embedding + head + attention + dense_mlp + routed + shared_experts + router + norms;
+}
+
+}  // namespace xpu

@@ -1,0 +1,170 @@
+#include "train/choose.hpp"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "spec/error.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+
+namespace {
+
+std::vector<int> divisors(long n, long cap) {
+  std::vector<int> out;
+  for (long d = 1; d <= std::min(n, cap); ++d)
+    if (n % d == 0) out.push_back(static_cast<int>(d));
+  return out;
+}
+
+template <class T>
+std::vector<T> one_or(const std::optional<T>& given, std::vector<T> candidates) {
+  if (given) return {*given};
+  return candidates;
+}
+
+void check_explicit(const Model& m, const System& s, const PlanRequest& q) {
+  auto bad = [](const char* flag, const std::string& what) { throw InputError(flag, what); };
+  if (q.devices < 1) bad("--devices", "must be at least 1");
+  if (q.work.seq_len < 1) bad("--seq-len", "must be at least 1");
+  if (q.work.global_batch < 1) bad("--global-batch", "must be at least 1");
+  auto positive = [&](const std::optional<int>& v, const char* flag) {
+    if (v && *v < 1) bad(flag, "must be at least 1, got " + std::to_string(*v));
+  };
+  positive(q.tp, "--tp");
+  positive(q.pp, "--pp");
+  positive(q.vp, "--vp");
+  positive(q.dp, "--dp");
+  positive(q.cp, "--cp");
+  positive(q.ep, "--ep");
+  positive(q.micro_batch, "--micro-batch");
+  if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
+  auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
+    if (v && n % *v != 0) bad(flag, std::to_string(*v) + " does not divide " + what + " (" + std::to_string(n) + ")");
+  };
+  divides(q.tp, q.devices, "--tp", "devices");
+  divides(q.pp, q.devices, "--pp", "devices");
+  divides(q.dp, q.devices, "--dp", "devices");
+  divides(q.cp, q.devices, "--cp", "devices");
+  divides(q.tp, m.heads, "--tp", "attention heads");
+  if (q.pp && *q.pp > m.layers) bad("--pp", std::to_string(*q.pp) + " exceeds the model's " + std::to_string(m.layers) + " layers");
+  if (q.tp && q.pp && q.dp && q.cp && static_cast<long>(*q.tp) * *q.pp * *q.dp * *q.cp != q.devices)
+    bad("--dp", "tp x pp x dp x cp = " + std::to_string(static_cast<long>(*q.tp) * *q.pp * *q.dp * *q.cp) +
+                    " differs from --devices " + std::to_string(q.devices));
+  if (q.dp) divides(q.dp, q.work.global_batch, "--dp", "the global batch");
+  if (q.micro_batch && q.work.global_batch % *q.micro_batch != 0)
+    bad("--micro-batch", std::to_string(*q.micro_batch) + " does not divide the global batch " + std::to_string(q.work.global_batch));
+  if (q.ep && *q.ep > 1 && !m.is_moe()) bad("--ep", "expert parallelism needs a mixture-of-experts model");
+  if (q.ep && m.is_moe()) divides(q.ep, m.moe.experts, "--ep", "the number of experts");
+  if (q.cp && *q.cp > 1 && q.work.seq_len % (2L * *q.cp) != 0)
+    bad("--cp", "sequence length " + std::to_string(q.work.seq_len) + " is not a multiple of 2 x cp");
+  if (q.vp && *q.vp > 1 && q.pp && *q.pp == 1) bad("--vp", "interleaving needs --pp > 1");
+  if (q.precision && !s.peak(*q.precision))
+    bad("--precision", s.chip.name + " has no " + precision_name(*q.precision) + " matrix rate (" + s.chip.file + ": peak)");
+}
+
+}  // namespace
+
+Layout layout_from_request(const Model& m, const PlanRequest& q) {
+  Layout l;
+  l.tp = q.tp.value_or(1);
+  l.pp = q.pp.value_or(1);
+  l.cp = q.cp.value_or(1);
+  l.vp = q.vp.value_or(1);
+  l.ep = q.ep.value_or(1);
+  l.dp = q.dp.value_or(std::max(1, q.devices / std::max(1, l.tp * l.pp * l.cp)));
+  l.micro_batch = q.micro_batch.value_or(1);
+  l.zero = q.zero.value_or(1);
+  l.recompute = q.recompute.value_or(Recompute::none);
+  l.precision = q.precision.value_or(Precision::bf16);
+  (void)m;
+  return l;
+}
+
+TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats) {
+  check_explicit(m, s, q);
+  ChooseStats local;
+  ChooseStats& st = stats ? *stats : local;
+  const long n = q.devices;
+
+  std::vector<int> tps = one_or(q.tp, divisors(n, std::min<long>(s.scale_up.size, 64)));
+  std::vector<int> pps = one_or(q.pp, divisors(n, m.layers));
+  std::vector<int> cps = one_or(q.cp, std::vector<int>{1, 2, 4, 8, 16});
+  std::vector<int> zeros = one_or(q.zero, std::vector<int>{0, 1, 2, 3});
+  std::vector<Recompute> rcs = one_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
+  std::vector<Precision> precs;
+  if (q.precision) precs = {*q.precision};
+  else
+    for (Precision p : {Precision::bf16, Precision::fp16, Precision::fp8, Precision::fp4})
+      if (s.peak(p)) precs.push_back(p);
+  // bf16 and fp16 run at the same rate; keep one of them.
+  if (!q.precision && s.peak(Precision::bf16))
+    precs.erase(std::remove(precs.begin(), precs.end(), Precision::fp16), precs.end());
+
+  TrainReport best, closest;
+  bool have_best = false, have_closest = false;
+  double closest_over = 0;
+  for (int tp : tps)
+    for (int pp : pps)
+      for (int cp : cps) {
+        const long tpc = static_cast<long>(tp) * pp * cp;
+        if (n % tpc != 0) continue;
+        const int dp = static_cast<int>(n / tpc);
+        if (q.dp && *q.dp != dp) continue;
+        if (q.work.global_batch % dp != 0) continue;
+        const long per_replica = q.work.global_batch / dp;
+        std::vector<int> mbs = one_or(q.micro_batch, divisors(per_replica, 16));
+        std::vector<int> vps;
+        if (q.vp) vps = {*q.vp};
+        else if (pp == 1) vps = {1};
+        else
+          for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= m.layers; ++v) vps.push_back(v);
+        std::vector<int> eps;
+        if (q.ep) eps = {*q.ep};
+        else if (!m.is_moe()) eps = {1};
+        else
+          for (int e : divisors(static_cast<long>(dp) * cp, m.moe.experts))
+            if (m.moe.experts % e == 0) eps.push_back(e);
+        for (int vp : vps)
+          for (int ep : eps)
+            for (int mb : mbs)
+              for (int z : zeros)
+                for (Recompute rc : rcs)
+                  for (Precision pr : precs) {
+                    ++st.considered;
+                    Layout l;
+                    l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep;
+                    l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                    if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
+                      ++st.rejected;
+                      continue;
+                    }
+                    MemoryBreakdown mem = estimate_memory(m, s, l, q.work);
+                    if (mem.total() > mem.capacity) {
+                      ++st.out_of_memory;
+                      const double over = mem.total() / mem.capacity;
+                      if (!have_best && (!have_closest || over < closest_over)) {
+                        closest = evaluate(m, s, l, q.work, q.devices);
+                        closest_over = over;
+                        have_closest = true;
+                      }
+                      continue;
+                    }
+                    ++st.evaluated;
+                    TrainReport r = evaluate(m, s, l, q.work, q.devices);
+                    if (!r.feasible()) continue;
+                    // Fastest wins; ties go to the earlier candidate (deterministic order).
+                    if (!have_best || r.step_time < best.step_time * (1 - 1e-12)) {
+                      best = std::move(r);
+                      have_best = true;
+                    }
+                  }
+      }
+  if (have_best) return best;
+  if (have_closest) return closest;
+  // Nothing even divides: evaluate the request as given so the report carries the reason.
+  return evaluate(m, s, layout_from_request(m, q), q.work, q.devices);
+}
+
+}  // namespace xpu

@@ -1,0 +1,28 @@
+// Fills the knobs a plan request leaves empty by trying every candidate and keeping the fastest
+// plan that fits (a small exhaustive loop; the full search engine is search/).
+#pragma once
+
+#include "spec/hardware.hpp"
+#include "spec/model.hpp"
+#include "spec/plan.hpp"
+#include "train/report.hpp"
+
+namespace xpu {
+
+struct ChooseStats {
+  long considered = 0;   // layouts enumerated
+  long rejected = 0;     // failed divisibility or precision checks
+  long out_of_memory = 0;
+  long evaluated = 0;    // timed
+};
+
+// Validates the explicit knobs (throws InputError naming the flag when they cannot work for
+// this model and device count, e.g. a degree that does not divide), then returns the best plan.
+// If no candidate fits, returns the report of the candidate that came closest (least memory
+// over capacity), with feasible() false and its reason.
+TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req, ChooseStats* stats = nullptr);
+
+// Layout from a request with every knob given (defaults: sequence parallel on, overlap on).
+Layout layout_from_request(const Model& m, const PlanRequest& req);
+
+}  // namespace xpu

@@ -1,0 +1,659 @@
+#include "train/evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "perf/collective.hpp"
+
+namespace xpu {
+
+const char* infeasible_name(Infeasible r) {
+  switch (r) {
+    case Infeasible::none: return "fits";
+    case Infeasible::out_of_memory: return "out of memory";
+    case Infeasible::indivisible: return "layout does not divide";
+    case Infeasible::unsupported_precision: return "precision not supported";
+    case Infeasible::too_few_microbatches: return "too few microbatches";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr double kAct = 2.0;          // bytes of a bf16/fp16 activation element
+constexpr double kGradBytes = 4.0;    // gradients accumulated and reduced in fp32
+constexpr double kWeightBytes = 2.0;  // bf16 working weights
+constexpr double kMasterBytes = 4.0;  // fp32 master weights
+constexpr double kAdamBytes = 8.0;    // fp32 first and second moments
+// Adam step traffic per parameter: read grad, master, m, v (16); write master, m, v (12);
+// write working bf16 weight (2); gradient-norm read (4).
+constexpr double kOptimizerTraffic = 34.0;
+// Flash-attention backward does 2.5x the forward's matrix work (it recomputes the scores).
+constexpr double kAttnBwdWork = 2.5;
+
+inline double sat(double x, double half) { return x / (x + half); }
+
+struct Fb {
+  double f = 0, b = 0;
+};
+
+// Everything one layer costs per microbatch on one device.
+struct LayerCost {
+  double gemm_f = 0, gemm_b = 0, attn_f = 0, attn_b = 0, elem_f = 0, elem_b = 0;
+  double tp_f = 0, tp_b = 0, cp_f = 0, cp_b = 0, ep_f = 0, ep_b = 0;
+  double recompute = 0;        // time added to backward
+  double recompute_flops = 0;  // per device
+  double params_dense = 0;     // per device: parameters reduced over the dp x cp group
+  double params_expert = 0;    // per device: routed-expert parameters
+  double act_stored = 0;       // bytes kept per microbatch until backward
+  double act_working = 0;      // bytes of one layer's full activations (recompute working set)
+  double fwd() const { return gemm_f + attn_f + elem_f + tp_f + cp_f + ep_f; }
+  double bwd() const { return gemm_b + attn_b + elem_b + tp_b + cp_b + ep_b + recompute; }
+};
+
+class Evaluator {
+ public:
+  Evaluator(const Model& m, const System& s, const Layout& l, const Workload& w)
+      : m_(m), s_(s), l_(l), w_(w), c_(s.calib) {
+    t_ = l.tp;
+    b_ = l.micro_batch;
+    sq_ = static_cast<double>(w.seq_len) / l.cp;
+    T_ = b_ * sq_;
+    tsp_ = (l.sequence_parallel && l.tp > 1) ? l.tp : 1;
+    const Precision attn_p = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
+    peak_attn_ = s.peak(attn_p) ? s.peak(attn_p)->v : 0;
+    auto pk = s.peak(l.precision);
+    peak_ = pk ? pk->v : 0;
+    gmax_ = c_.gemm_max_at(l.precision);
+    half_ = c_.gemm_half_dim;
+    mem_bw_ = s.hbm_bandwidth().v * c_.memory_bw;
+    ko_ = c_.kernel_overhead.v;
+    eb_ = precision_bytes(l.precision);
+    lowp_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8);
+  }
+
+  // One GEMM (M x K) . (K x N): roofline of compute at the shape's efficiency and memory traffic.
+  double gemm(double M, double N, double K) const {
+    const double flops = 2.0 * M * N * K;
+    const double eff = gmax_ * sat(M, half_) * sat(N, half_) * sat(K, half_);
+    const double tc = flops / (peak_ * eff);
+    double bytes = (M * K + K * N) * eb_ + M * N * kAct;
+    if (lowp_) bytes += c_.lowp_overhead * M * K * 3.0;  // quantize the activation operand
+    const double tm = bytes / mem_bw_;
+    return std::max(tc, tm) + ko_;
+  }
+  // Forward GEMM and its backward (data gradient and weight gradient).
+  Fb gemm_fb(double M, double N, double K, double count = 1) const {
+    return {count * gemm(M, N, K), count * (gemm(M, K, N) + gemm(K, N, M))};
+  }
+  double mem_time(double bytes, int kernels) const { return bytes / mem_bw_ + kernels * ko_; }
+
+  double coll(Collective k, double bytes, Group g) const { return collective_time(s_, k, bytes, g); }
+
+  // Average keys each query attends to in layer `layer` (causal; sliding window where it applies).
+  double keys_per_query(int layer) const {
+    const double s = static_cast<double>(w_.seq_len);
+    double kq = (s + 1) / 2;
+    if (m_.sliding_window > 0 && m_.sliding_window_every > 0 && (layer % m_.sliding_window_every) == 0)
+      kq = std::min(kq, static_cast<double>(m_.sliding_window));
+    return kq;
+  }
+
+  LayerCost layer(int layer_index) const;
+  double attention_fwd_flops(int layer_index) const;  // per device
+
+  const Model& m_;
+  const System& s_;
+  const Layout& l_;
+  const Workload& w_;
+  const Calibration& c_;
+  double t_, b_, sq_, T_, tsp_, peak_attn_, peak_, gmax_, half_, mem_bw_, ko_, eb_;
+  bool lowp_;
+};
+
+double Evaluator::attention_fwd_flops(int layer_index) const {
+  const double heads = m_.heads / t_;
+  double dqk = m_.head_dim, dv = m_.head_dim;
+  if (m_.is_mla()) {
+    dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
+    dv = m_.mla.v_head_dim;
+  }
+  return 2.0 * b_ * sq_ * keys_per_query(layer_index) * heads * (dqk + dv);
+}
+
+LayerCost Evaluator::layer(int li) const {
+  LayerCost c;
+  const double h = static_cast<double>(m_.hidden);
+  const double a = m_.heads, g = m_.kv_heads, d = m_.head_dim;
+  const double T = T_, t = t_;
+  double attn_params = 0;
+
+  // Attention projections.
+  Fb proj;
+  double qkv_out_elems = 0, attn_out_elems = 0;
+  if (m_.is_mla()) {
+    const auto& x = m_.mla;
+    const double dqk = x.qk_nope_head_dim + x.qk_rope_head_dim;
+    auto add = [&](Fb f) { proj.f += f.f; proj.b += f.b; };
+    if (x.q_lora_rank > 0) {
+      add(gemm_fb(T, x.q_lora_rank, h));
+      add(gemm_fb(T, a / t * dqk, x.q_lora_rank));
+      attn_params += h * x.q_lora_rank + x.q_lora_rank * a / t * dqk;
+    } else {
+      add(gemm_fb(T, a / t * dqk, h));
+      attn_params += h * a / t * dqk;
+    }
+    add(gemm_fb(T, x.kv_lora_rank + x.qk_rope_head_dim, h));
+    add(gemm_fb(T, a / t * (x.qk_nope_head_dim + x.v_head_dim), x.kv_lora_rank));
+    add(gemm_fb(T, h, a / t * x.v_head_dim));
+    attn_params += h * (x.kv_lora_rank + x.qk_rope_head_dim) +
+                   x.kv_lora_rank * a / t * (x.qk_nope_head_dim + x.v_head_dim) + a / t * x.v_head_dim * h;
+    qkv_out_elems = T * (a / t) * (2 * dqk + x.v_head_dim) + T * (x.kv_lora_rank + x.q_lora_rank);
+    attn_out_elems = T * a / t * x.v_head_dim;
+  } else {
+    // KV heads are replicated when tp exceeds them.
+    const double kv_local = std::max(1.0, g / t);
+    Fb qkv = gemm_fb(T, (a / t + 2 * kv_local) * d, h);
+    Fb out = gemm_fb(T, h, a / t * d);
+    proj = {qkv.f + out.f, qkv.b + out.b};
+    attn_params = h * (a / t + 2 * kv_local) * d + a / t * d * h;
+    qkv_out_elems = T * (a / t + 2 * kv_local) * d;
+    attn_out_elems = T * a / t * d;
+  }
+  c.gemm_f += proj.f;
+  c.gemm_b += proj.b;
+  c.params_dense += attn_params + 2 * h;  // + norms
+
+  // Attention core (flash attention: no s^2 memory, bf16).
+  const double af = attention_fwd_flops(li);
+  const double kq = keys_per_query(li);
+  const double attn_rate = peak_attn_ * c_.attention * sat(kq, half_) * sat(sq_ * b_, half_);
+  c.attn_f = af / attn_rate + ko_;
+  c.attn_b = kAttnBwdWork * af / attn_rate + 2 * ko_;
+
+  // MLP: dense or mixture of experts.
+  const double mats = m_.gated_mlp ? 3.0 : 2.0;
+  const double up_width = m_.gated_mlp ? 2.0 : 1.0;
+  double mlp_act = 0, mlp_elem_bytes = 0;
+  if (m_.is_moe_layer(li)) {
+    const double E = m_.moe.experts, k = m_.moe.top_k, fe = static_cast<double>(m_.moe.ffn_hidden);
+    const double ep = l_.ep;
+    const double local_experts = E / ep;
+    const double tokens_per_expert = T * k * ep / E;  // tokens each local expert sees
+    Fb up = gemm_fb(tokens_per_expert, up_width * fe / t, h, local_experts);
+    Fb down = gemm_fb(tokens_per_expert, h, fe / t, local_experts);
+    Fb router = gemm_fb(T, E, h);
+    c.gemm_f += up.f + down.f + router.f;
+    c.gemm_b += up.b + down.b + router.b;
+    c.params_expert += local_experts * mats * h * fe / t;
+    c.params_dense += h * E;
+    if (m_.moe.shared_experts > 0) {
+      const double fs = fe * m_.moe.shared_experts;
+      Fb su = gemm_fb(T, up_width * fs / t, h);
+      Fb sd = gemm_fb(T, h, fs / t);
+      c.gemm_f += su.f + sd.f;
+      c.gemm_b += su.b + sd.b;
+      c.params_dense += mats * h * fs / t;
+      mlp_act += T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t;
+      mlp_elem_bytes += T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t;
+    }
+    const double routed = T * k;
+    mlp_act += routed * ((m_.gated_mlp ? 6.0 : 4.0) * fe / t + 2.0 * h * kAct / tsp_);  // + permuted in/out
+    mlp_elem_bytes += routed * ((m_.gated_mlp ? 6.0 : 4.0) * fe / t + 4.0 * h * kAct / tsp_);
+    if (ep > 1) {
+      const double bytes = T / tsp_ * k * h * kAct;
+      const double one = coll(Collective::all_to_all, bytes, Group{static_cast<int>(ep), l_.tp * l_.cp});
+      c.ep_f = 2 * one;
+      c.ep_b = 2 * one;
+    }
+  } else {
+    const double f = static_cast<double>(m_.ffn_hidden);
+    Fb up = gemm_fb(T, up_width * f / t, h);
+    Fb down = gemm_fb(T, h, f / t);
+    c.gemm_f += up.f + down.f;
+    c.gemm_b += up.b + down.b;
+    c.params_dense += mats * h * f / t;
+    mlp_act = T * (m_.gated_mlp ? 6.0 : 4.0) * f / t;
+    mlp_elem_bytes = T * (m_.gated_mlp ? 6.0 : 4.0) * f / t;
+  }
+
+  // Memory-bound work: two norms and two residual adds on h (sequence-sharded with SP), rope on
+  // q and k, the MLP activation. Backward moves about twice the bytes.
+  const double elem_f = 20.0 * h * T / tsp_ + 4.0 * (a / t + std::max(1.0, g / t)) * d * T * kAct / 2.0 + mlp_elem_bytes;
+  c.elem_f = mem_time(elem_f, 8);
+  c.elem_b = mem_time(2.0 * elem_f, 12);
+
+  // Tensor parallelism: with SP, all-gather before and reduce-scatter after each block;
+  // without, one all-reduce after each block. Same bytes; (1 - tp_overlap) of it is exposed.
+  if (l_.tp > 1) {
+    const double bytes = T * h * kAct;
+    const Group g_tp{l_.tp, 1};
+    const double per_block = l_.sequence_parallel
+                                 ? coll(Collective::all_gather, bytes, g_tp) + coll(Collective::reduce_scatter, bytes, g_tp)
+                                 : coll(Collective::all_reduce, bytes, g_tp);
+    c.tp_f = 2 * per_block * (1.0 - c_.tp_overlap);
+    c.tp_b = c.tp_f;
+  }
+
+  // Context parallelism: ring attention passes K and V around cp ranks, overlapped with the
+  // attention blocks; backward passes K, V and their gradients.
+  if (l_.cp > 1) {
+    const double kv_elems = m_.is_mla() ? T * a / t * (m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim + m_.mla.v_head_dim)
+                                        : T * 2 * std::max(1.0, g / t) * d;
+    const double step = coll(Collective::send_recv, kv_elems * kAct, Group{l_.cp, l_.tp});
+    const double comm_f = (l_.cp - 1) * step;
+    c.cp_f = std::max(0.0, comm_f - (c.attn_f - ko_));
+    c.cp_b = std::max(0.0, 2 * comm_f - (c.attn_b - 2 * ko_));
+  }
+
+  // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
+  const double act = kAct * (4.0 * h * T / tsp_ + qkv_out_elems + attn_out_elems) + 2.0 * T * a / t * 2.0 /* lse fp32 */ +
+                     mlp_act;
+  c.act_working = act;
+  switch (l_.recompute) {
+    case Recompute::none:
+      c.act_stored = act;
+      break;
+    case Recompute::selective:  // recompute the attention core only
+      c.act_stored = act;
+      c.recompute = c.attn_f;
+      c.recompute_flops = af;
+      break;
+    case Recompute::full:  // keep the layer input only; rerun the forward in backward
+      c.act_stored = kAct * h * T / tsp_;
+      c.recompute = c.gemm_f + c.attn_f + c.elem_f + c.tp_f + c.cp_f + c.ep_f;
+      break;
+  }
+  return c;
+}
+
+// Splits layers over pipeline stages: every stage gets floor(L/p); the remainder goes to the
+// middle stages first (the first carries the embedding, the last the LM head and loss).
+std::vector<int> split_layers(int layers, int pp) {
+  std::vector<int> out(pp, layers / pp);
+  int rem = layers % pp;
+  for (int i = 1; i < pp - 1 && rem > 0; ++i, --rem) ++out[i];
+  for (int i : {pp - 1, 0})
+    if (rem > 0) { ++out[i]; --rem; }
+  return out;
+}
+
+// Model FLOPs per token (forward only), summed over the whole model.
+double model_fwd_flops_per_token(const Model& m, long seq) {
+  Layout l;  // tp = cp = 1, micro_batch 1
+  Workload w{seq, 1};
+  const ParamCounts pc = count_params(m);
+  const double matmul_params = pc.active(m) - pc.embedding - pc.norms;
+  const double head_params = m.tied_embeddings ? static_cast<double>(m.vocab) * m.hidden : 0.0;
+  double attn = 0;
+  for (int i = 0; i < m.layers; ++i) {
+    double kq = (seq + 1) / 2.0;
+    if (m.sliding_window > 0 && m.sliding_window_every > 0 && (i % m.sliding_window_every) == 0)
+      kq = std::min(kq, static_cast<double>(m.sliding_window));
+    double dqk = m.head_dim, dv = m.head_dim;
+    if (m.is_mla()) {
+      dqk = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim;
+      dv = m.mla.v_head_dim;
+    }
+    attn += 2.0 * kq * m.heads * (dqk + dv);
+  }
+  (void)l;
+  (void)w;
+  return 2.0 * (matmul_params + head_params) + attn;
+}
+
+}  // namespace
+
+Infeasible check_layout(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
+                        std::string* why) {
+  auto no = [&](Infeasible r, std::string text) {
+    if (why) *why = std::move(text);
+    return r;
+  };
+  if (l.tp < 1 || l.pp < 1 || l.dp < 1 || l.cp < 1 || l.ep < 1 || l.vp < 1 || l.micro_batch < 1)
+    return no(Infeasible::indivisible, "parallel degrees and micro-batch must be at least 1");
+  const long prod = static_cast<long>(l.tp) * l.pp * l.dp * l.cp;
+  if (prod != devices)
+    return no(Infeasible::indivisible, "tp x pp x dp x cp = " + std::to_string(prod) + " but devices = " + std::to_string(devices));
+  if (m.heads % l.tp != 0) return no(Infeasible::indivisible, "tp " + std::to_string(l.tp) + " does not divide heads " + std::to_string(m.heads));
+  if (!m.is_mla() && m.kv_heads % l.tp != 0 && l.tp % m.kv_heads != 0)
+    return no(Infeasible::indivisible, "tp " + std::to_string(l.tp) + " and kv_heads " + std::to_string(m.kv_heads) + " do not divide");
+  if (l.pp > m.layers) return no(Infeasible::indivisible, "pp " + std::to_string(l.pp) + " exceeds layers " + std::to_string(m.layers));
+  if (l.vp > 1 && l.pp == 1) return no(Infeasible::indivisible, "interleaving (vp > 1) needs pp > 1");
+  if (static_cast<long>(l.pp) * l.vp > m.layers)
+    return no(Infeasible::indivisible, "pp x vp = " + std::to_string(l.pp * l.vp) + " exceeds layers " + std::to_string(m.layers));
+  const long per_replica = static_cast<long>(l.dp) * l.micro_batch;
+  if (w.global_batch % per_replica != 0)
+    return no(Infeasible::indivisible, "global batch " + std::to_string(w.global_batch) + " is not a multiple of dp x micro-batch = " +
+                                           std::to_string(per_replica));
+  if (l.cp > 1 && w.seq_len % (2L * l.cp) != 0)
+    return no(Infeasible::indivisible, "sequence length " + std::to_string(w.seq_len) + " is not a multiple of 2 x cp");
+  if (!m.is_moe() && l.ep != 1) return no(Infeasible::indivisible, "ep > 1 needs a mixture-of-experts model");
+  if (m.is_moe() && (m.moe.experts % l.ep != 0 || (l.dp * l.cp) % l.ep != 0))
+    return no(Infeasible::indivisible, "ep " + std::to_string(l.ep) + " must divide experts and dp x cp");
+  if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
+  if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
+  if (!s.peak(l.precision))
+    return no(Infeasible::unsupported_precision, std::string(s.chip.name) + " has no " + precision_name(l.precision) + " matrix rate");
+  return Infeasible::none;
+}
+
+namespace {
+
+struct StageMem {
+  MemoryBreakdown mem;
+};
+
+// Memory of pipeline stage i (activations of the microbatches it holds in flight).
+MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, const Evaluator& ev,
+                             const LayerCost& dense, const LayerCost& moe, const std::vector<int>& layers_of,
+                             const std::vector<int>& moe_layers_of, int i, long microbatches) {
+  MemoryBreakdown mb;
+  const double t = l.tp;
+  const double h = static_cast<double>(m.hidden);
+  const int n_moe = moe_layers_of[i], n_dense = layers_of[i] - n_moe;
+  double p_dense = n_dense * dense.params_dense + n_moe * moe.params_dense;
+  const double p_exp = n_moe * moe.params_expert;
+  const bool first = i == 0, last = i == l.pp - 1;
+  if (first) p_dense += static_cast<double>(m.vocab) * h / t;
+  if (last && (!m.tied_embeddings || l.pp > 1)) p_dense += static_cast<double>(m.vocab) * h / t + (last ? h : 0);
+  const double shard = static_cast<double>(l.dp) * l.cp;
+  const double shard_exp = std::max(1.0, shard / l.ep);
+  const double params = p_dense + p_exp;
+  const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8;
+  const double wbytes = kWeightBytes + (lowp ? precision_bytes(l.precision) * 2 : 0.0);  // + low-precision copies
+  mb.weights = l.zero >= 3 ? (p_dense / shard + p_exp / shard_exp) * wbytes : params * wbytes;
+  mb.gradients = l.zero >= 2 ? (p_dense / shard + p_exp / shard_exp) * kGradBytes : params * kGradBytes;
+  mb.optimizer = l.zero >= 1 ? (p_dense / shard + p_exp / shard_exp) * (kMasterBytes + kAdamBytes)
+                             : params * (kMasterBytes + kAdamBytes);
+
+  // Microbatch-layers in flight (1F1B: stage i holds p - i microbatches; interleaved: Megatron's
+  // warm-up of (p-1)*2 + (v-1)*p + 1 chunks on the first stage).
+  const int p = l.pp, v = l.vp;
+  double units = 0;
+  const double per_layer_stored = (n_dense * dense.act_stored + n_moe * moe.act_stored) / std::max(1, layers_of[i]);
+  if (v == 1) {
+    units = static_cast<double>(std::min<long>(microbatches, p - i)) * layers_of[i];
+  } else {
+    const double chunks = std::min<double>(static_cast<double>(microbatches) * v, (p - 1 - i) * 2.0 + (v - 1) * p + 1);
+    units = chunks * layers_of[i] / v;
+  }
+  mb.activations = units * per_layer_stored;
+  if (first) mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, p);  // embedding output
+  double transient = 0;
+  if (l.recompute == Recompute::full) transient = std::max(dense.act_working, moe.act_working);
+  if (last) {
+    // Logits in bf16 plus the fp32 copy the fused cross-entropy works on.
+    transient = std::max(transient, ev.T_ * static_cast<double>(m.vocab) / t * (kAct + 4.0));
+  }
+  if (l.zero >= 3) {
+    // Two gathered layers (current and prefetched) and their gradients before reduce-scatter.
+    const double layer_params = std::max(dense.params_dense, moe.params_dense + moe.params_expert);
+    transient += 2.0 * layer_params * (kWeightBytes + kGradBytes);
+  }
+  mb.transient = transient;
+  mb.reserve = s.calib.memory_reserve.v + s.calib.memory_frag * (mb.activations + mb.transient);
+  mb.capacity = s.hbm_capacity().v;
+  return mb;
+}
+
+struct Setup {
+  std::vector<int> layers_of, moe_layers_of;
+  std::vector<int> first_layer;
+};
+
+Setup make_setup(const Model& m, const Layout& l) {
+  Setup st;
+  st.layers_of = split_layers(m.layers, l.pp);
+  st.moe_layers_of.assign(l.pp, 0);
+  st.first_layer.assign(l.pp, 0);
+  int at = 0;
+  for (int i = 0; i < l.pp; ++i) {
+    st.first_layer[i] = at;
+    for (int j = 0; j < st.layers_of[i]; ++j)
+      if (m.is_moe_layer(at + j)) ++st.moe_layers_of[i];
+    at += st.layers_of[i];
+  }
+  return st;
+}
+
+// A representative dense layer and MoE layer (the first of each kind); sliding-window layers are
+// averaged in through the attention FLOPs of layer 0 and 1 where the model alternates.
+LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) {
+  int first = -1;
+  for (int i = 0; i < m.layers; ++i)
+    if (m.is_moe_layer(i) == moe_kind) { first = i; break; }
+  if (first < 0) return {};
+  if (m.sliding_window > 0 && m.sliding_window_every > 1) {
+    // Average over one period of the window pattern.
+    LayerCost acc{};
+    int n = 0;
+    for (int i = first; i < m.layers && n < m.sliding_window_every; ++i) {
+      if (m.is_moe_layer(i) != moe_kind) continue;
+      LayerCost c = ev.layer(i);
+      acc.gemm_f += c.gemm_f; acc.gemm_b += c.gemm_b; acc.attn_f += c.attn_f; acc.attn_b += c.attn_b;
+      acc.elem_f += c.elem_f; acc.elem_b += c.elem_b; acc.tp_f += c.tp_f; acc.tp_b += c.tp_b;
+      acc.cp_f += c.cp_f; acc.cp_b += c.cp_b; acc.ep_f += c.ep_f; acc.ep_b += c.ep_b;
+      acc.recompute += c.recompute; acc.recompute_flops += c.recompute_flops;
+      acc.params_dense += c.params_dense; acc.params_expert += c.params_expert;
+      acc.act_stored += c.act_stored; acc.act_working = std::max(acc.act_working, c.act_working);
+      ++n;
+    }
+    auto k = 1.0 / n;
+    acc.gemm_f *= k; acc.gemm_b *= k; acc.attn_f *= k; acc.attn_b *= k; acc.elem_f *= k; acc.elem_b *= k;
+    acc.tp_f *= k; acc.tp_b *= k; acc.cp_f *= k; acc.cp_b *= k; acc.ep_f *= k; acc.ep_b *= k;
+    acc.recompute *= k; acc.recompute_flops *= k; acc.params_dense *= k; acc.params_expert *= k; acc.act_stored *= k;
+    return acc;
+  }
+  return ev.layer(first);
+}
+
+}  // namespace
+
+MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w) {
+  Evaluator ev(m, s, l, w);
+  const Setup st = make_setup(m, l);
+  const LayerCost dense = average_layer(ev, m, false);
+  const LayerCost moe = average_layer(ev, m, true);
+  const long mbs = w.global_batch / (static_cast<long>(l.dp) * l.micro_batch);
+  MemoryBreakdown worst;
+  for (int i = 0; i < l.pp; ++i) {
+    if (i != 0 && i != l.pp - 1) continue;  // first holds most activations, last the logits
+    MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st.layers_of, st.moe_layers_of, i, mbs);
+    if (mb.total() > worst.total()) worst = mb;
+  }
+  return worst;
+}
+
+TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices) {
+  TrainReport r;
+  r.layout = l;
+  r.work = w;
+  r.devices = devices;
+  std::string why;
+  r.why = check_layout(m, s, l, w, devices, &why);
+  if (r.why != Infeasible::none) {
+    r.reason = why;
+    return r;
+  }
+  r.microbatches = w.global_batch / (static_cast<long>(l.dp) * l.micro_batch);
+
+  Evaluator ev(m, s, l, w);
+  const Setup st = make_setup(m, l);
+  r.stage_layers = st.layers_of;
+  const LayerCost dense = average_layer(ev, m, false);
+  const LayerCost moe = average_layer(ev, m, true);
+
+  // Memory first: a plan that does not fit is reported with its figures.
+  r.mem = estimate_memory(m, s, l, w);
+  if (r.mem.total() > r.mem.capacity) {
+    r.why = Infeasible::out_of_memory;
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "needs %s of %s per device: weights %s, gradients %s, optimizer %s, activations %s, transient %s, reserve %s",
+                  format_bytes(Bytes{r.mem.total()}).c_str(), format_bytes(Bytes{r.mem.capacity}).c_str(),
+                  format_bytes(Bytes{r.mem.weights}).c_str(), format_bytes(Bytes{r.mem.gradients}).c_str(),
+                  format_bytes(Bytes{r.mem.optimizer}).c_str(), format_bytes(Bytes{r.mem.activations}).c_str(),
+                  format_bytes(Bytes{r.mem.transient}).c_str(), format_bytes(Bytes{r.mem.reserve}).c_str());
+    r.reason = buf;
+    return r;
+  }
+
+  const double h = static_cast<double>(m.hidden);
+  const double t = l.tp;
+  const double V = static_cast<double>(m.vocab);
+  const double T = ev.T_;
+  const long mbs = r.microbatches;
+  const int p = l.pp;
+
+  // Per-stage time per microbatch.
+  struct Stage {
+    double f = 0, b = 0;
+    TimeBreakdown parts;  // per microbatch
+    double p_dense = 0, p_exp = 0;
+  };
+  std::vector<Stage> stages(p);
+  for (int i = 0; i < p; ++i) {
+    Stage& sg = stages[i];
+    const double nm = st.moe_layers_of[i], nd = st.layers_of[i] - nm;
+    auto acc = [&](double x_dense, double x_moe) { return nd * x_dense + nm * x_moe; };
+    sg.parts.gemm = acc(dense.gemm_f + dense.gemm_b, moe.gemm_f + moe.gemm_b);
+    sg.parts.attention = acc(dense.attn_f + dense.attn_b, moe.attn_f + moe.attn_b);
+    sg.parts.elementwise = acc(dense.elem_f + dense.elem_b, moe.elem_f + moe.elem_b);
+    sg.parts.recompute = acc(dense.recompute, moe.recompute);
+    sg.parts.tp_comm = acc(dense.tp_f + dense.tp_b, moe.tp_f + moe.tp_b);
+    sg.parts.cp_comm = acc(dense.cp_f + dense.cp_b, moe.cp_f + moe.cp_b);
+    sg.parts.ep_comm = acc(dense.ep_f + dense.ep_b, moe.ep_f + moe.ep_b);
+    sg.f = acc(dense.fwd(), moe.fwd());
+    sg.b = acc(dense.bwd(), moe.bwd());
+    sg.p_dense = acc(dense.params_dense, moe.params_dense);
+    sg.p_exp = acc(dense.params_expert, moe.params_expert);
+    if (i == 0) {  // embedding lookup (and its gradient scatter)
+      const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
+      sg.parts.elementwise += e + eb;
+      sg.f += e;
+      sg.b += eb;
+      sg.p_dense += V * h / t;
+      if (l.tp > 1) {  // vocab-parallel embedding: all-reduce (or reduce-scatter) of its output
+        const double c = ev.coll(l.sequence_parallel ? Collective::reduce_scatter : Collective::all_reduce, T * h * kAct,
+                                 Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
+        sg.parts.tp_comm += c;
+        sg.f += c;
+      }
+    }
+    if (i == p - 1) {  // final norm, LM head, cross-entropy
+      Fb head = ev.gemm_fb(T, V / t, h);
+      const double ce_f = ev.mem_time(T * V / t * 10.0 + 4.0 * h * T / ev.tsp_, 3);
+      const double ce_b = ev.mem_time(T * V / t * 6.0 + 8.0 * h * T / ev.tsp_, 3);
+      sg.parts.gemm += head.f + head.b;
+      sg.parts.elementwise += ce_f + ce_b;
+      sg.f += head.f + ce_f;
+      sg.b += head.b + ce_b;
+      if (!m.tied_embeddings || p > 1) sg.p_dense += V * h / t;
+      if (l.tp > 1) {
+        const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
+        sg.parts.tp_comm += c;
+        sg.f += c / 2;
+        sg.b += c / 2;
+      }
+      if (l.recompute == Recompute::full) {
+        // Megatron recomputes transformer layers only; the head is not recomputed.
+      }
+    }
+  }
+
+  // Pipeline schedule: m microbatches through p stages, v chunks per stage.
+  int slow = 0;
+  double sum_T = 0;
+  for (int i = 0; i < p; ++i) {
+    sum_T += stages[i].f + stages[i].b;
+    if (stages[i].f + stages[i].b > stages[slow].f + stages[slow].b) slow = i;
+  }
+  const double max_T = stages[slow].f + stages[slow].b;
+  const double mean_T = sum_T / p;
+  const double steady = static_cast<double>(mbs) * max_T;
+  const double pipe = steady + (p - 1) * mean_T / l.vp;
+
+  TimeBreakdown tb;
+  const Stage& sl = stages[slow];
+  const double k = static_cast<double>(mbs);
+  tb.gemm = k * sl.parts.gemm;
+  tb.attention = k * sl.parts.attention;
+  tb.elementwise = k * sl.parts.elementwise;
+  tb.recompute = k * sl.parts.recompute;
+  tb.tp_comm = k * sl.parts.tp_comm;
+  tb.cp_comm = k * sl.parts.cp_comm;
+  tb.ep_comm = k * sl.parts.ep_comm;
+  tb.bubble = pipe - steady;
+
+  // Pipeline send/recv of activations: one forward and one backward message per microbatch on
+  // the critical path, plus the fill and drain chain.
+  if (p > 1) {
+    const double bytes = T * h * kAct / ev.tsp_;
+    const Group g{2, l.tp * l.cp * l.dp};
+    const double one = ev.coll(Collective::send_recv, bytes, g);
+    tb.pp_comm = 2.0 * (k + (p - 1.0)) * one;
+  }
+
+  // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts.
+  const Group g_dp{l.dp * l.cp, l.tp};
+  const Group g_edp{std::max(1, l.dp * l.cp / l.ep), l.tp * l.ep};
+  double dp_exposed = 0, fsdp_exposed = 0, opt_time = 0;
+  for (int i = 0; i < p; ++i) {
+    const Stage& sg = stages[i];
+    auto coll2 = [&](Collective c, double bytes_per_param) {
+      return ev.coll(c, sg.p_dense * bytes_per_param, g_dp) + ev.coll(c, sg.p_exp * bytes_per_param, g_edp);
+    };
+    double exposed = 0, fsdp = 0;
+    if (l.zero == 0) {
+      const double ar = coll2(Collective::all_reduce, kGradBytes);
+      exposed = l.overlap_grad_reduce ? std::max(0.0, ar - sg.b) : ar;
+    } else if (l.zero <= 2) {
+      const double rs = coll2(Collective::reduce_scatter, kGradBytes);
+      const double ag = coll2(Collective::all_gather, kWeightBytes);
+      exposed = l.overlap_grad_reduce ? std::max(0.0, rs - sg.b) + std::max(0.0, ag - sg.f) : rs + ag;
+    } else {
+      // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
+      // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
+      const double per_mb = 2 * coll2(Collective::all_gather, kWeightBytes) + coll2(Collective::reduce_scatter, kGradBytes);
+      const double first_layer = std::max(1, st.layers_of[i]) > 0 ? per_mb / (3.0 * std::max(1, st.layers_of[i])) : 0;
+      fsdp = k * (std::max(0.0, per_mb - s.calib.fsdp_overlap * (sg.f + sg.b)) + first_layer);
+    }
+    dp_exposed = std::max(dp_exposed, exposed);
+    fsdp_exposed = std::max(fsdp_exposed, fsdp);
+    const double shard = l.zero >= 1 ? static_cast<double>(l.dp) * l.cp : 1.0;
+    const double shard_e = l.zero >= 1 ? std::max(1.0, static_cast<double>(l.dp) * l.cp / l.ep) : 1.0;
+    const double opt_params = sg.p_dense / shard + sg.p_exp / shard_e;
+    opt_time = std::max(opt_time, ev.mem_time(opt_params * kOptimizerTraffic, 4));
+  }
+  tb.dp_comm = dp_exposed;
+  tb.fsdp_comm = fsdp_exposed;
+  tb.optimizer = opt_time;
+  tb.overhead = s.calib.step_overhead.v;
+  r.time = tb;
+  r.step_time = tb.total();
+
+  const double tokens = static_cast<double>(w.global_batch) * static_cast<double>(w.seq_len);
+  r.tokens_per_s = tokens / r.step_time;
+  r.tokens_per_s_per_device = r.tokens_per_s / devices;
+  const double fwd_per_token = model_fwd_flops_per_token(m, w.seq_len);
+  r.model_flops_per_step = 3.0 * fwd_per_token * tokens;
+  // Recompute FLOPs: full = one more forward of the layers; selective = attention core.
+  double recompute_per_token = 0;
+  if (l.recompute == Recompute::full) {
+    const double head = 2.0 * h * V;
+    recompute_per_token = fwd_per_token - head;
+  } else if (l.recompute == Recompute::selective) {
+    double attn = 0;
+    for (int i = 0; i < m.layers; ++i) attn += ev.attention_fwd_flops(i) * t / (T);
+    recompute_per_token = attn;
+  }
+  r.hardware_flops_per_step = r.model_flops_per_step + recompute_per_token * tokens;
+  r.peak_flops_per_device = s.peak(l.precision)->v;
+  r.mfu = r.model_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
+  r.hfu = r.hardware_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
+  return r;
+}
+
+}  // namespace xpu

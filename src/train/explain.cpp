@@ -1,0 +1,105 @@
+#include <cstdio>
+
+#include "train/evaluate.hpp"
+
+namespace xpu {
+
+namespace {
+std::string num(double v, const char* fmt = "%.4g") {
+  char b[64];
+  std::snprintf(b, sizeof b, fmt, v);
+  return b;
+}
+std::string pct(double part, double whole) { return num(whole > 0 ? 100.0 * part / whole : 0, "%.1f%%"); }
+}  // namespace
+
+std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainReport& r) {
+  std::vector<ExplainLine> out;
+  const Layout& l = r.layout;
+  const Calibration& c = s.calib;
+  const std::string chip = s.chip.file, cal = c.file, sys = s.file;
+  const std::string mfile = m.file.empty() ? "validation row / command line" : m.file;
+  const std::string prec = precision_name(l.precision);
+  auto add = [&](std::string term, std::string value, std::string origin) {
+    out.push_back({std::move(term), std::move(value), std::move(origin)});
+  };
+
+  // Inputs and where they come from.
+  add("model", m.name + ": " + std::to_string(m.layers) + " layers, hidden " + std::to_string(m.hidden) + ", heads " +
+                   std::to_string(m.heads) + "/" + std::to_string(m.kv_heads) + " kv, ffn " + std::to_string(m.ffn_hidden) +
+                   ", vocab " + std::to_string(m.vocab) + (m.gated_mlp ? ", gated MLP" : ", plain MLP"),
+      mfile);
+  const ParamCounts pc = count_params(m);
+  add("parameters", num(pc.total() / 1e9, "%.2f") + "e9 total, " + num(pc.active(m) / 1e9, "%.2f") + "e9 active per token",
+      "count_params(model)");
+  add("peak " + prec + " per device", format_flop_rate(*s.peak(l.precision)) +
+                                          (s.devices_per_chip > 1 ? " (chip / " + std::to_string(s.devices_per_chip) + ")" : ""),
+      chip + ": peak." + prec);
+  add("GEMM efficiency cap", num(c.gemm_max_at(l.precision)) + " of peak (status: " + c.status + ")", cal + ": gemm." + prec);
+  add("GEMM shape half-efficiency dim", num(c.gemm_half_dim), cal + ": gemm.half_dim; eff = cap x prod d/(d+half)");
+  add("flash-attention efficiency", num(c.attention) + " of bf16 peak", cal + ": attention.efficiency");
+  add("HBM bandwidth per device", format_byte_rate(s.hbm_bandwidth()) + " x " + num(c.memory_bw) + " achievable",
+      chip + ": memory.bandwidth; " + cal + ": memory.bandwidth_fraction");
+  add("kernel launch overhead", format_seconds(c.kernel_overhead) + " per kernel", cal + ": kernel.overhead");
+  add("scale-up tier", std::to_string(s.scale_up.size) + " devices, " + topology_name(s.scale_up.topology) + ", " +
+                           format_byte_rate(s.scale_up.bandwidth) + "/dir x " + num(c.scale_up_bus) + " bus, " +
+                           format_seconds(s.scale_up.latency),
+      sys + ": scale_up.*; " + cal + ": collectives.scale_up_bus");
+  add("scale-out tier", format_byte_rate(s.scale_out.bandwidth) + "/dir per device x " + num(c.scale_out_bus) + " bus, " +
+                            format_seconds(s.scale_out.latency),
+      sys + ": scale_out.*; " + cal + ": collectives.scale_out_bus");
+  add("tensor-parallel overlap", num(c.tp_overlap) + " of TP traffic hidden", cal + ": collectives.tp_overlap");
+
+  // Layout.
+  std::string stages;
+  for (std::size_t i = 0; i < r.stage_layers.size(); ++i) stages += (i ? "," : "") + std::to_string(r.stage_layers[i]);
+  add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
+                    std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
+                    std::to_string(l.ep) + ", micro-batch " + std::to_string(l.micro_batch) + ", ZeRO-" +
+                    std::to_string(l.zero) + ", recompute " + recompute_name(l.recompute) + ", " + prec,
+      "plan (given or chosen)");
+  add("microbatches per step", std::to_string(r.microbatches), "global batch / (dp x micro-batch)");
+  if (!r.feasible()) {
+    add("infeasible", r.reason, infeasible_name(r.why));
+    return out;
+  }
+
+  // Time terms.
+  const TimeBreakdown& t = r.time;
+  const double st = r.step_time;
+  auto term = [&](const char* name, double v, const std::string& how) {
+    add(std::string("time: ") + name, format_seconds(Seconds{v}) + " (" + pct(v, st) + ")", how);
+  };
+  term("GEMM", t.gemm, "slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)");
+  term("attention", t.attention, "4 b s_q s_k/2 heads/tp d / (bf16 peak x attention eff); backward 2.5x");
+  term("elementwise", t.elementwise, "bytes of norms, residuals, rope, activation, loss / (HBM x fraction)");
+  term("recompute", t.recompute, std::string("recompute = ") + recompute_name(l.recompute));
+  term("TP communication", t.tp_comm, "per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)");
+  term("CP communication", t.cp_comm, "ring K/V exchange (cp-1 steps) not hidden under attention");
+  term("EP all-to-all", t.ep_comm, "dispatch + combine of b s k h 2 B per MoE layer, fwd and bwd");
+  term("PP send/recv", t.pp_comm, "2 x (microbatches + pp - 1) x message of b s h 2 B / tp");
+  term("pipeline bubble", t.bubble, "(pp - 1) / vp x mean stage time per microbatch");
+  term("DP communication", t.dp_comm, "gradient reduce (fp32) and parameter gather not hidden under the last backward/first forward");
+  term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter beyond fsdp_overlap x compute");
+  term("optimizer", t.optimizer, "34 B per local parameter (Adam, fp32 master) / (HBM x fraction)");
+  term("fixed per step", t.overhead, cal + ": kernel.step_overhead");
+  add("step time", format_seconds(Seconds{st}), "sum of the terms above");
+  add("tokens/s per device", num(r.tokens_per_s_per_device, "%.1f"), "global batch x seq len / step / devices");
+  add("MFU", num(100 * r.mfu, "%.1f%%") + " (HFU " + num(100 * r.hfu, "%.1f%%") + ")", kMfuFormula);
+
+  // Memory terms.
+  const MemoryBreakdown& mm = r.mem;
+  auto mem = [&](const char* name, double v, const std::string& how) {
+    add(std::string("memory: ") + name, format_bytes(Bytes{v}), how);
+  };
+  mem("weights", mm.weights, "local params x 2 B (bf16; + low-precision copies); / dp x cp under ZeRO-3");
+  mem("gradients", mm.gradients, "local params x 4 B (fp32); / dp x cp under ZeRO-2+");
+  mem("optimizer", mm.optimizer, "local params x 12 B (fp32 master + Adam m, v); / dp x cp under ZeRO-1+");
+  mem("activations", mm.activations, "Korthikanti et al. per layer (flash attention, SP) x microbatch-layers in flight");
+  mem("transient", mm.transient, "logits (bf16 + fp32), recompute working set, ZeRO-3 gathered layers");
+  mem("reserve", mm.reserve, cal + ": memory.reserve + memory.fragmentation x dynamic");
+  mem("total", mm.total(), "of " + format_bytes(Bytes{mm.capacity}) + " (" + chip + ": memory.capacity)");
+  return out;
+}
+
+}  // namespace xpu

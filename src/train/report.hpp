@@ -1,0 +1,80 @@
+// The result of evaluating one training plan: times, throughput, memory, and why it does or does
+// not fit. Every field is in SI base units (seconds, bytes, FLOP).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "spec/plan.hpp"
+
+namespace xpu {
+
+// Where one optimizer step's time goes, on the critical path (slowest pipeline stage).
+// The terms add up to step_time.
+struct TimeBreakdown {
+  double gemm = 0;           // matrix multiplies, forward + backward (no recompute)
+  double attention = 0;      // flash-attention core, forward + backward
+  double elementwise = 0;    // norms, activations, residuals, rope, loss, casts (memory-bound)
+  double recompute = 0;      // forward work repeated in backward
+  double tp_comm = 0;        // exposed tensor-parallel collectives
+  double cp_comm = 0;        // exposed context-parallel KV exchange
+  double ep_comm = 0;        // exposed expert all-to-all
+  double pp_comm = 0;        // exposed pipeline send/recv
+  double bubble = 0;         // pipeline fill and drain, and waiting on slower stages
+  double dp_comm = 0;        // exposed data-parallel gradient reduce / parameter gather
+  double fsdp_comm = 0;      // exposed ZeRO-3 parameter gathers and gradient reduce-scatters
+  double optimizer = 0;      // optimizer step (memory-bound)
+  double overhead = 0;       // kernel launches and fixed per-step cost
+  double total() const {
+    return gemm + attention + elementwise + recompute + tp_comm + cp_comm + ep_comm + pp_comm + bubble + dp_comm +
+           fsdp_comm + optimizer + overhead;
+  }
+};
+
+// Peak memory of the most loaded device (bytes).
+struct MemoryBreakdown {
+  double weights = 0;
+  double gradients = 0;
+  double optimizer = 0;
+  double activations = 0;  // all microbatches in flight
+  double transient = 0;    // logits, gathered ZeRO-3 layers, recompute working set
+  double reserve = 0;      // runtime, communicators, fragmentation
+  double capacity = 0;     // HBM per device
+  double total() const { return weights + gradients + optimizer + activations + transient + reserve; }
+};
+
+enum class Infeasible { none, out_of_memory, indivisible, unsupported_precision, too_few_microbatches };
+const char* infeasible_name(Infeasible r);
+
+struct TrainReport {
+  Layout layout;
+  Workload work;
+  int devices = 0;
+  long microbatches = 0;   // per data-parallel replica per step
+  Infeasible why = Infeasible::none;
+  std::string reason;      // filled when why != none: human text with the figures
+  bool feasible() const { return why == Infeasible::none; }
+
+  double step_time = 0;                // s
+  double tokens_per_s = 0;             // whole job
+  double tokens_per_s_per_device = 0;
+  double model_flops_per_step = 0;     // fwd + bwd of the model, no recompute (see mfu_formula)
+  double hardware_flops_per_step = 0;  // plus recompute
+  double mfu = 0, hfu = 0;             // of the layout precision's dense peak
+  double peak_flops_per_device = 0;    // the peak MFU is taken against (FLOP/s)
+  TimeBreakdown time;
+  MemoryBreakdown mem;
+  std::vector<int> stage_layers;       // transformer layers per pipeline stage
+};
+
+// A line of --explain: a term, its value, and where the number came from.
+struct ExplainLine {
+  std::string term, value, origin;
+};
+
+inline constexpr const char* kMfuFormula =
+    "MFU = model FLOPs / (step time x devices x dense peak at the plan's precision); model FLOPs = "
+    "forward + backward (3x forward) of every matrix multiply, with causal attention (half the s^2 "
+    "score and value products) and the LM head, no recompute; HFU adds recompute";
+
+}  // namespace xpu

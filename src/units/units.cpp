@@ -1,0 +1,145 @@
+#include "units/units.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+namespace xpu {
+
+const char* dimension_name(Dimension d) {
+  switch (d) {
+    case Dimension::time: return "a time (s, ms, us, ns)";
+    case Dimension::bytes: return "a size (B, GB, GiB, Gb, ...)";
+    case Dimension::flop_rate: return "a compute rate (TFLOP/s, ...)";
+    case Dimension::byte_rate: return "a bandwidth (GB/s, Gb/s, GiB/s, ...)";
+    case Dimension::power: return "a power (W, kW)";
+    case Dimension::dimensionless: return "a plain number";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Prefix {
+  std::string_view text;
+  double factor;
+};
+
+// Longest prefixes first so "Gi" wins over "G".
+constexpr Prefix kPrefixes[] = {
+    {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+    {"Pi", 1125899906842624.0}, {"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+    {"P", 1e15}, {"E", 1e18}, {"", 1.0}};
+
+// Splits `unit` into prefix factor and base; returns false if no prefix+base matches.
+bool split_prefix(std::string_view unit, std::string_view base, double& factor) {
+  for (const auto& p : kPrefixes) {
+    if (unit.size() == p.text.size() + base.size() && unit.substr(0, p.text.size()) == p.text &&
+        unit.substr(p.text.size()) == base) {
+      factor = p.factor;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+double parse_quantity(std::string_view text, Dimension expected) {
+  std::string_view s = trim(text);
+  if (s.empty()) throw UnitError("empty value, expected " + std::string(dimension_name(expected)));
+  // Number: optional sign, digits, '.', exponent. Commas as thousands separators are refused so
+  // that "1,978.9" cannot be misread.
+  std::size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' ||
+                          s[i] == '-' || s[i] == '+' || s[i] == 'e' || s[i] == 'E')) {
+    // 'e'/'E' only counts as exponent when followed by a digit or sign (so "1 EFLOP/s" works).
+    if ((s[i] == 'e' || s[i] == 'E') &&
+        !(i + 1 < s.size() && (std::isdigit(static_cast<unsigned char>(s[i + 1])) || s[i + 1] == '-' ||
+                               s[i + 1] == '+')))
+      break;
+    ++i;
+  }
+  std::string num(s.substr(0, i));
+  double value = 0.0;
+  auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), value);
+  if (num.empty() || ec != std::errc() || ptr != num.data() + num.size() || !std::isfinite(value))
+    throw UnitError("'" + std::string(s) + "' does not start with a number");
+  std::string_view unit = trim(s.substr(i));
+
+  if (expected == Dimension::dimensionless) {
+    if (!unit.empty()) throw UnitError("'" + std::string(s) + "' should be a plain number");
+    return value;
+  }
+  if (unit.empty())
+    throw UnitError("'" + std::string(s) + "' has no unit, expected " + dimension_name(expected));
+
+  double f = 0.0;
+  switch (expected) {
+    case Dimension::time:
+      if (unit == "s") return value;
+      if (unit == "ms") return value * 1e-3;
+      if (unit == "us" || unit == "µs") return value * 1e-6;
+      if (unit == "ns") return value * 1e-9;
+      break;
+    case Dimension::bytes:
+      if (split_prefix(unit, "B", f)) return value * f;
+      if (split_prefix(unit, "b", f)) return value * f / 8.0;
+      break;
+    case Dimension::flop_rate:
+      if (split_prefix(unit, "FLOP/s", f) || split_prefix(unit, "FLOPS", f) || split_prefix(unit, "OP/s", f))
+        return value * f;
+      break;
+    case Dimension::byte_rate:
+      if (split_prefix(unit, "B/s", f)) return value * f;
+      if (split_prefix(unit, "b/s", f) || split_prefix(unit, "bps", f)) return value * f / 8.0;
+      break;
+    case Dimension::power:
+      if (split_prefix(unit, "W", f)) return value * f;
+      break;
+    case Dimension::dimensionless: break;
+  }
+  throw UnitError("'" + std::string(s) + "': unit '" + std::string(unit) + "' is not " +
+                  dimension_name(expected));
+}
+
+namespace {
+std::string with_prefix(double v, const char* unit, bool binary) {
+  static constexpr const char* kDec[] = {"", "k", "M", "G", "T", "P", "E"};
+  static constexpr const char* kBin[] = {"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+  const double step = binary ? 1024.0 : 1000.0;
+  int k = 0;
+  double a = std::fabs(v);
+  while (a >= step && k < 6) {
+    a /= step;
+    v /= step;
+    ++k;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, a >= 100 ? "%.0f %s%s" : (a >= 10 ? "%.1f %s%s" : "%.2f %s%s"), v,
+                binary ? kBin[k] : kDec[k], unit);
+  return buf;
+}
+}  // namespace
+
+std::string format_seconds(Seconds s) {
+  char buf[64];
+  double v = s.v;
+  if (std::fabs(v) >= 1.0) std::snprintf(buf, sizeof buf, "%.3f s", v);
+  else if (std::fabs(v) >= 1e-3) std::snprintf(buf, sizeof buf, "%.2f ms", v * 1e3);
+  else std::snprintf(buf, sizeof buf, "%.1f us", v * 1e6);
+  return buf;
+}
+std::string format_bytes(Bytes b) { return with_prefix(b.v, "B", true); }
+std::string format_flop_rate(FlopRate r) { return with_prefix(r.v, "FLOP/s", false); }
+std::string format_byte_rate(ByteRate r) { return with_prefix(r.v, "B/s", false); }
+
+}  // namespace xpu

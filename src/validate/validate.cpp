@@ -1,0 +1,196 @@
+#include "validate/validate.hpp"
+
+#include <charconv>
+#include <cmath>
+
+#include "spec/error.hpp"
+#include "train/choose.hpp"
+
+namespace xpu {
+
+namespace {
+
+const char* kTrainingColumns[] = {"id", "source", "grade", "system", "devices", "model", "layers", "hidden", "heads",
+                                  "kv_heads", "head_dim", "ffn_hidden", "vocab", "gated_mlp", "moe_experts", "moe_topk",
+                                  "moe_ffn_hidden", "moe_shared_experts", "moe_dense_layers", "seq_len", "global_batch",
+                                  "micro_batch", "tp", "pp", "vp", "dp", "cp", "ep", "zero", "recompute", "precision",
+                                  "metric", "value", "notes"};
+
+class RowReader {
+ public:
+  RowReader(const CsvTable& t, std::size_t r) : t_(t), r_(r) {}
+  [[noreturn]] void fail(const std::string& col, const std::string& what) const {
+    throw InputError(t_.path + ":" + std::to_string(t_.row_lines[r_]) + ": " + col, what);
+  }
+  std::string str(const std::string& col) const {
+    int i = t_.column(col);
+    if (i < 0) fail(col, "column missing from the header");
+    return t_.rows[r_][i];
+  }
+  std::optional<long> opt_int(const std::string& col, long min_value = 1) const {
+    std::string s = str(col);
+    if (s.empty()) return std::nullopt;
+    long v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) fail(col, "'" + s + "' is not an integer");
+    if (v < min_value) fail(col, "must be at least " + std::to_string(min_value) + ", got " + s);
+    return v;
+  }
+  long req_int(const std::string& col, long min_value = 1) const {
+    auto v = opt_int(col, min_value);
+    if (!v) fail(col, "empty (required)");
+    return *v;
+  }
+  double req_positive(const std::string& col) const {
+    std::string s = str(col);
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
+    if (v <= 0) fail(col, "must be positive, got " + s);
+    return v;
+  }
+
+ private:
+  const CsvTable& t_;
+  std::size_t r_;
+};
+
+Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) {
+  const std::string name = r.str("model");
+  if (r.str("layers").empty()) {
+    auto it = c.models.find(name);
+    if (it == c.models.end()) {
+      *reason = "model '" + name + "' has no architecture columns and is not a catalog id";
+      return {};
+    }
+    return it->second;
+  }
+  Model m;
+  m.id = m.name = name;
+  m.layers = static_cast<int>(r.req_int("layers"));
+  m.hidden = r.req_int("hidden");
+  m.heads = static_cast<int>(r.req_int("heads"));
+  m.kv_heads = static_cast<int>(r.opt_int("kv_heads").value_or(m.heads));
+  if (m.heads % m.kv_heads != 0) r.fail("kv_heads", "must divide heads");
+  m.head_dim = static_cast<int>(r.opt_int("head_dim").value_or(0));
+  if (m.head_dim == 0) {
+    if (m.hidden % m.heads != 0) r.fail("head_dim", "empty and hidden is not a multiple of heads");
+    m.head_dim = static_cast<int>(m.hidden / m.heads);
+  }
+  m.ffn_hidden = r.req_int("ffn_hidden");
+  m.vocab = r.req_int("vocab");
+  auto gated = r.opt_int("gated_mlp", 0);
+  if (!gated || *gated > 1) r.fail("gated_mlp", "must be 0 or 1");
+  m.gated_mlp = *gated == 1;
+  if (auto e = r.opt_int("moe_experts", 0); e && *e > 0) {
+    m.moe.experts = static_cast<int>(*e);
+    m.moe.top_k = static_cast<int>(r.req_int("moe_topk"));
+    if (m.moe.top_k > m.moe.experts) r.fail("moe_topk", "exceeds moe_experts");
+    m.moe.ffn_hidden = r.opt_int("moe_ffn_hidden").value_or(m.ffn_hidden);
+    m.moe.shared_experts = static_cast<int>(r.opt_int("moe_shared_experts", 0).value_or(0));
+    m.moe.dense_layers = static_cast<int>(r.opt_int("moe_dense_layers", 0).value_or(0));
+    if (m.moe.dense_layers >= m.layers) r.fail("moe_dense_layers", "must be fewer than layers");
+  }
+  return m;
+}
+
+void add(ErrorStats& s, double err) {
+  s.mape_pct += std::fabs(err);
+  s.max_abs_pct = std::max(s.max_abs_pct, std::fabs(err));
+  ++s.count;
+}
+
+void finish(ErrorStats& s) {
+  if (s.count > 0) s.mape_pct /= s.count;
+}
+
+}  // namespace
+
+bool is_training_table(const CsvTable& t) {
+  return t.column("global_batch") >= 0 && t.column("metric") >= 0 && t.column("recompute") >= 0;
+}
+
+ValidationResult validate_training(const CsvTable& t, const Catalog& c) {
+  for (const char* col : kTrainingColumns)
+    if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  ValidationResult out;
+  out.path = t.path;
+  for (std::size_t i = 0; i < t.rows.size(); ++i) {
+    RowReader r(t, i);
+    ValidationRow row;
+    row.line = t.row_lines[i];
+    row.id = r.str("id");
+    if (row.id.empty()) r.fail("id", "empty (required)");
+    row.grade = r.str("grade");
+    if (row.grade != "A" && row.grade != "B" && row.grade != "C") r.fail("grade", "must be A, B or C");
+    row.system = r.str("system");
+    row.model = r.str("model");
+    row.metric = r.str("metric");
+    if (row.metric != "step_time_s" && row.metric != "tokens_per_s_per_device")
+      r.fail("metric", "'" + row.metric + "' is not step_time_s or tokens_per_s_per_device");
+    row.measured = r.req_positive("value");
+
+    PlanRequest q;
+    q.devices = static_cast<int>(r.req_int("devices"));
+    q.work.seq_len = r.req_int("seq_len");
+    auto gb = r.opt_int("global_batch");
+    auto tp = r.opt_int("tp"), pp = r.opt_int("pp"), vp = r.opt_int("vp"), dp = r.opt_int("dp"), cp = r.opt_int("cp"),
+         ep = r.opt_int("ep"), mb = r.opt_int("micro_batch"), z = r.opt_int("zero", 0);
+    if (z && *z > 3) r.fail("zero", "must be 0..3");
+    auto narrow = [](std::optional<long> v) { return v ? std::optional<int>(static_cast<int>(*v)) : std::nullopt; };
+    q.tp = narrow(tp); q.pp = narrow(pp); q.vp = narrow(vp); q.dp = narrow(dp); q.cp = narrow(cp); q.ep = narrow(ep);
+    q.micro_batch = narrow(mb); q.zero = narrow(z);
+    if (std::string rc = r.str("recompute"); !rc.empty()) {
+      auto v = parse_recompute(rc);
+      if (!v) r.fail("recompute", "'" + rc + "' is not none, selective or full");
+      q.recompute = v;
+    }
+    if (std::string pr = r.str("precision"); !pr.empty()) {
+      auto v = parse_precision(pr);
+      if (!v) r.fail("precision", "'" + pr + "' is not a known precision");
+      q.precision = v;
+    }
+
+    std::string reason;
+    Model m = model_from_row(r, c, &reason);
+    row.moe = m.is_moe();
+    auto sys = c.systems.find(row.system);
+    if (sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";
+    if (!gb && reason.empty()) reason = "global_batch not stated";
+    if (reason.empty()) {
+      q.work.global_batch = *gb;
+      try {
+        TrainReport rep = choose_plan(m, sys->second, q);
+        if (!rep.feasible()) reason = std::string("no plan fits: ") + rep.reason;
+        else {
+          row.plan = rep;
+          row.predicted = row.metric == "step_time_s" ? rep.step_time : rep.tokens_per_s_per_device;
+          row.evaluated = true;
+        }
+      } catch (const InputError& e) {
+        reason = std::string("layout cannot work: ") + e.what();
+      }
+    }
+    if (row.evaluated) row.error_pct = (row.predicted - row.measured) / row.measured * 100.0;
+    else {
+      row.reason = reason;
+      row.error_pct = 100.0;
+    }
+    out.rows.push_back(std::move(row));
+  }
+  for (const auto& row : out.rows) {
+    add(out.per_grade[row.grade], row.error_pct);
+    if (row.grade == "A" || row.grade == "B") {
+      add(out.headline, row.error_pct);
+      if (!row.moe) add(out.dense, row.error_pct);
+      add(out.per_system[row.system], row.error_pct);
+    }
+  }
+  finish(out.headline);
+  finish(out.dense);
+  for (auto& [k, s] : out.per_system) finish(s);
+  for (auto& [k, s] : out.per_grade) finish(s);
+  return out;
+}
+
+}  // namespace xpu
