@@ -22,5 +22,6 @@ void write_output(const std::string& path, const std::string& text);
 void add_train(CLI::App& app, const Globals& g);
 void add_validate(CLI::App& app, const Globals& g);
 void add_catalog(CLI::App& app, const Globals& g);
+void add_calibrate(CLI::App& app, const Globals& g);
 
 }  // namespace xpu::cli

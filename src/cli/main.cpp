@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   xpu::cli::add_train(app, g);
   xpu::cli::add_validate(app, g);
   xpu::cli::add_catalog(app, g);
+  xpu::cli::add_calibrate(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -171,6 +171,7 @@ Calibration parse_calibration(const DataFile& f) {
   c.file = f.path;
   c.id = r.str("id");
   check_id(r, c.id, f);
+  c.family = r.opt_str("family").value_or("");
   c.status = r.str("status");
   if (c.status != "assumed" && c.status != "fitted") r.fail("status", "must be \"assumed\" or \"fitted\"");
   c.source = r.str("source");
@@ -198,6 +199,15 @@ Calibration parse_calibration(const DataFile& f) {
     c.step_overhead = Seconds{k->opt_quantity("step_overhead", Dimension::time, true).value_or(0)};
     c.lowp_overhead = k->opt_number("lowp_overhead", 0, 5).value_or(0);
     k->finish();
+  }
+  if (auto f = r.table("fit")) {  // provenance of a fit: checked for shape, not used
+    (void)f->str("truth");
+    (void)f->str("xpuplan");
+    (void)f->str("date");
+    if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
+    for (const char* k : {"gemm_scale", "lowp_scale", "attention_scale", "mape_before_pct", "mape_after_pct"})
+      (void)f->number(k, 0, 1e9);
+    f->finish();
   }
   if (auto k = r.table("collectives")) {
     c.scale_up_bus = k->number("scale_up_bus", 0.01, 1.0);

@@ -88,6 +88,18 @@ std::vector<int> TomlReader::int_array(std::string_view key) {
   return out;
 }
 
+std::vector<std::string> TomlReader::str_array(std::string_view key) {
+  const auto* n = get(key);
+  std::vector<std::string> out;
+  if (!n) return out;
+  if (!n->is_array()) fail(key, "must be an array of strings");
+  for (const auto& e : *n->as_array()) {
+    if (!e.is_string()) fail(key, "must be an array of strings");
+    out.emplace_back(e.as_string()->get());
+  }
+  return out;
+}
+
 std::optional<double> TomlReader::opt_quantity(std::string_view key, Dimension d, bool allow_zero) {
   auto s = opt_str(key);
   if (!s) {

@@ -163,6 +163,7 @@ ordered_json validation_json(const ValidationResult& v) {
                       {"predicted", r.evaluated ? ordered_json(r6(r.predicted)) : ordered_json(nullptr)},
                       {"measured", r6(r.measured)}, {"error_pct", r6(r.error_pct)}, {"evaluated", r.evaluated}};
     if (!r.evaluated) j["reason"] = r.reason;
+    if (!r.plan.warning.empty()) j["warning"] = r.plan.warning;
     else {
       const Layout& l = r.plan.layout;
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
@@ -192,6 +193,7 @@ std::string validation_text(const ValidationResult& v) {
              std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
              std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
              precision_name(l.precision);
+      if (!r.plan.warning.empty()) plan += " [memory model over capacity]";
     } else {
       plan = "NOT EVALUATED: " + r.reason;
     }

@@ -49,7 +49,7 @@ struct Tier {
 // Achievable efficiency of one chip: fitted by `calibrate` or assumed from public
 // microbenchmarks. Fractions are of the chip's peak.
 struct Calibration {
-  std::string id, status, source, file;
+  std::string id, family, status, source, file;
   std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
   double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
   double attention = 0.5;            // flash-attention fraction of bf16 peak (fwd; bwd likewise)

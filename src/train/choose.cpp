@@ -82,7 +82,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   return l;
 }
 
-TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats) {
+TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats, bool time_if_none_fit) {
   check_explicit(m, s, q);
   ChooseStats local;
   ChooseStats& st = stats ? *stats : local;
@@ -124,7 +124,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
         if (q.ep) eps = {*q.ep};
         else if (!m.is_moe()) eps = {1};
         else
-          for (int e : divisors(static_cast<long>(dp) * cp, m.moe.experts))
+          for (int e : divisors(static_cast<long>(dp) * cp * tp, m.moe.experts))
             if (m.moe.experts % e == 0) eps.push_back(e);
         for (int vp : vps)
           for (int ep : eps)
@@ -145,7 +145,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                       ++st.out_of_memory;
                       const double over = mem.total() / mem.capacity;
                       if (!have_best && (!have_closest || over < closest_over)) {
-                        closest = evaluate(m, s, l, q.work, q.devices);
+                        closest = evaluate(m, s, l, q.work, q.devices, !time_if_none_fit);
                         closest_over = over;
                         have_closest = true;
                       }

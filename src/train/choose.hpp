@@ -20,7 +20,10 @@ struct ChooseStats {
 // this model and device count, e.g. a degree that does not divide), then returns the best plan.
 // If no candidate fits, returns the report of the candidate that came closest (least memory
 // over capacity), with feasible() false and its reason.
-TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req, ChooseStats* stats = nullptr);
+// With time_if_none_fit, when no candidate fits the memory model, the least-over candidate is
+// timed anyway and carries a warning (validate: the measured run did fit).
+TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req, ChooseStats* stats = nullptr,
+                        bool time_if_none_fit = false);
 
 // Layout from a request with every knob given (defaults: sequence parallel on, overlap on).
 Layout layout_from_request(const Model& m, const PlanRequest& req);

@@ -71,6 +71,7 @@ class Evaluator {
     ko_ = c_.kernel_overhead.v;
     eb_ = precision_bytes(l.precision);
     lowp_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8);
+    gin_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4) ? eb_ : kAct;
   }
 
   // One GEMM (M x K) . (K x N): roofline of compute at the shape's efficiency and memory traffic.
@@ -109,6 +110,7 @@ class Evaluator {
   const Workload& w_;
   const Calibration& c_;
   double t_, b_, sq_, T_, tsp_, peak_attn_, peak_, gmax_, half_, mem_bw_, ko_, eb_;
+  double gin_;  // bytes per element of a stored GEMM input activation
   bool lowp_;
 };
 
@@ -179,14 +181,16 @@ LayerCost Evaluator::layer(int li) const {
   if (m_.is_moe_layer(li)) {
     const double E = m_.moe.experts, k = m_.moe.top_k, fe = static_cast<double>(m_.moe.ffn_hidden);
     const double ep = l_.ep;
+    // Expert tensor parallelism follows tp unless ep needs the tp ranks (then it is 1).
+    const double etp = (l_.dp * l_.cp) % l_.ep == 0 ? t_ : 1.0;
     const double local_experts = E / ep;
     const double tokens_per_expert = T * k * ep / E;  // tokens each local expert sees
-    Fb up = gemm_fb(tokens_per_expert, up_width * fe / t, h, local_experts);
-    Fb down = gemm_fb(tokens_per_expert, h, fe / t, local_experts);
+    Fb up = gemm_fb(tokens_per_expert, up_width * fe / etp, h, local_experts);
+    Fb down = gemm_fb(tokens_per_expert, h, fe / etp, local_experts);
     Fb router = gemm_fb(T, E, h);
     c.gemm_f += up.f + down.f + router.f;
     c.gemm_b += up.b + down.b + router.b;
-    c.params_expert += local_experts * mats * h * fe / t;
+    c.params_expert += local_experts * mats * h * fe / etp;
     c.params_dense += h * E;
     if (m_.moe.shared_experts > 0) {
       const double fs = fe * m_.moe.shared_experts;
@@ -195,12 +199,12 @@ LayerCost Evaluator::layer(int li) const {
       c.gemm_f += su.f + sd.f;
       c.gemm_b += su.b + sd.b;
       c.params_dense += mats * h * fs / t;
-      mlp_act += T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t;
+      mlp_act += T * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fs / t;
       mlp_elem_bytes += T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t;
     }
     const double routed = T * k;
-    mlp_act += routed * ((m_.gated_mlp ? 6.0 : 4.0) * fe / t + 2.0 * h * kAct / tsp_);  // + permuted in/out
-    mlp_elem_bytes += routed * ((m_.gated_mlp ? 6.0 : 4.0) * fe / t + 4.0 * h * kAct / tsp_);
+    mlp_act += routed * ((m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + 2.0 * h * kAct / tsp_);  // + permuted in/out
+    mlp_elem_bytes += routed * ((m_.gated_mlp ? 6.0 : 4.0) * fe / etp + 4.0 * h * kAct / tsp_);
     if (ep > 1) {
       const double bytes = T / tsp_ * k * h * kAct;
       const double one = coll(Collective::all_to_all, bytes, Group{static_cast<int>(ep), l_.tp * l_.cp});
@@ -214,7 +218,7 @@ LayerCost Evaluator::layer(int li) const {
     c.gemm_f += up.f + down.f;
     c.gemm_b += up.b + down.b;
     c.params_dense += mats * h * f / t;
-    mlp_act = T * (m_.gated_mlp ? 6.0 : 4.0) * f / t;
+    mlp_act = T * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * f / t;
     mlp_elem_bytes = T * (m_.gated_mlp ? 6.0 : 4.0) * f / t;
   }
 
@@ -248,8 +252,9 @@ LayerCost Evaluator::layer(int li) const {
   }
 
   // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
-  const double act = kAct * (4.0 * h * T / tsp_ + qkv_out_elems + attn_out_elems) + 2.0 * T * a / t * 2.0 /* lse fp32 */ +
-                     mlp_act;
+  // With fp8/fp4 (Transformer Engine) the inputs of the GEMMs are kept in the low precision.
+  const double act = (2.0 * kAct + 2.0 * gin_) * h * T / tsp_ + kAct * qkv_out_elems + gin_ * attn_out_elems +
+                     2.0 * T * a / t * 2.0 /* lse fp32 */ + mlp_act;
   c.act_working = act;
   switch (l_.recompute) {
     case Recompute::none:
@@ -330,8 +335,10 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   if (l.cp > 1 && w.seq_len % (2L * l.cp) != 0)
     return no(Infeasible::indivisible, "sequence length " + std::to_string(w.seq_len) + " is not a multiple of 2 x cp");
   if (!m.is_moe() && l.ep != 1) return no(Infeasible::indivisible, "ep > 1 needs a mixture-of-experts model");
-  if (m.is_moe() && (m.moe.experts % l.ep != 0 || (l.dp * l.cp) % l.ep != 0))
-    return no(Infeasible::indivisible, "ep " + std::to_string(l.ep) + " must divide experts and dp x cp");
+  // Experts are sharded over ep ranks carved from dp x cp, or from tp x dp x cp when the
+  // expert tensor-parallel degree drops to 1 (Megatron-Core).
+  if (m.is_moe() && (m.moe.experts % l.ep != 0 || (static_cast<long>(l.dp) * l.cp * l.tp) % l.ep != 0))
+    return no(Infeasible::indivisible, "ep " + std::to_string(l.ep) + " must divide experts and tp x dp x cp");
   if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
   if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
   if (!s.peak(l.precision))
@@ -363,7 +370,9 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   const double params = p_dense + p_exp;
   const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8;
   const double wbytes = kWeightBytes + (lowp ? precision_bytes(l.precision) * 2 : 0.0);  // + low-precision copies
-  mb.weights = l.zero >= 3 ? (p_dense / shard + p_exp / shard_exp) * wbytes : params * wbytes;
+  // Under ZeRO-3 the fp32 master (in `optimizer`) is the only persistent copy; working weights
+  // exist only for the gathered layers (in `transient`).
+  mb.weights = l.zero >= 3 ? 0.0 : params * wbytes;
   mb.gradients = l.zero >= 2 ? (p_dense / shard + p_exp / shard_exp) * kGradBytes : params * kGradBytes;
   mb.optimizer = l.zero >= 1 ? (p_dense / shard + p_exp / shard_exp) * (kMasterBytes + kAdamBytes)
                              : params * (kMasterBytes + kAdamBytes);
@@ -388,9 +397,9 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     transient = std::max(transient, ev.T_ * static_cast<double>(m.vocab) / t * (kAct + 4.0));
   }
   if (l.zero >= 3) {
-    // Two gathered layers (current and prefetched) and their gradients before reduce-scatter.
+    // Gathered working weights of the current and the prefetched layer.
     const double layer_params = std::max(dense.params_dense, moe.params_dense + moe.params_expert);
-    transient += 2.0 * layer_params * (kWeightBytes + kGradBytes);
+    transient += 2.0 * layer_params * kWeightBytes;
   }
   mb.transient = transient;
   mb.reserve = s.calib.memory_reserve.v + s.calib.memory_frag * (mb.activations + mb.transient);
@@ -466,7 +475,8 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
   return worst;
 }
 
-TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices) {
+TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
+                     bool enforce_memory) {
   TrainReport r;
   r.layout = l;
   r.work = w;
@@ -496,8 +506,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
                   format_bytes(Bytes{r.mem.weights}).c_str(), format_bytes(Bytes{r.mem.gradients}).c_str(),
                   format_bytes(Bytes{r.mem.optimizer}).c_str(), format_bytes(Bytes{r.mem.activations}).c_str(),
                   format_bytes(Bytes{r.mem.transient}).c_str(), format_bytes(Bytes{r.mem.reserve}).c_str());
-    r.reason = buf;
-    return r;
+    if (enforce_memory) {
+      r.reason = buf;
+      return r;
+    }
+    r.why = Infeasible::none;
+    r.warning = std::string("memory model over capacity: ") + buf;
   }
 
   const double h = static_cast<double>(m.hidden);

@@ -17,7 +17,10 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
                         std::string* why_text);
 
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
-TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices);
+// With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
+// true and says so in `warning` (used by validate, where the measured run is known to fit).
+TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
+                     bool enforce_memory = true);
 
 // Memory only (cheap): used to prune before timing.
 MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w);

@@ -53,6 +53,7 @@ struct TrainReport {
   long microbatches = 0;   // per data-parallel replica per step
   Infeasible why = Infeasible::none;
   std::string reason;      // filled when why != none: human text with the figures
+  std::string warning;     // a timed plan the memory model puts over capacity (validate only)
   bool feasible() const { return why == Infeasible::none; }
 
   double step_time = 0;                // s

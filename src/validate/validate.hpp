@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ bool is_training_table(const CsvTable& t);
 
 // Throws InputError for malformed cells (file:line: column: problem). A row naming an unknown
 // system or model, or whose plan cannot fit, is kept with its reason and 100% error.
-ValidationResult validate_training(const CsvTable& t, const Catalog& c);
+// only: when given, rows whose id is not in it are skipped (calibration works on subsets).
+ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr);
 
 }  // namespace xpu

@@ -1,0 +1,187 @@
+#include "calibrate/calibrate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "validate/validate.hpp"
+
+namespace xpu {
+
+namespace {
+
+void apply(Calibration& c, const Calibration& base, double g, double lp, double at) {
+  for (Precision p : kAllPrecisions) {
+    const int i = static_cast<int>(p);
+    if (base.gemm_max[i] <= 0) continue;
+    const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
+    c.gemm_max[i] = std::min(0.98, base.gemm_max[i] * (low ? lp : g));
+  }
+  c.attention = std::min(0.98, base.attention * at);
+}
+
+struct Objective {
+  const std::vector<CsvTable>& truth;
+  Catalog cat;  // working copy whose family calibrations are changed
+  const std::vector<std::string>& chips;
+  std::map<std::string, Calibration> base;
+  std::set<std::string> row_ids;
+  const CalibrateOptions& o;
+
+  void set(double g, double lp, double at) {
+    for (auto& [id, s] : cat.systems)
+      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at);
+  }
+  // Mean squared log error over the family's usable rows (+ MAPE).
+  double error(double g, double lp, double at, double* mape, std::vector<std::string>* used, bool* saw_lowp) {
+    set(g, lp, at);
+    double se = 0, ape = 0;
+    int n = 0;
+    for (const auto& t : truth) {
+      ValidationResult v = validate_training(t, cat, &row_ids);
+      for (const auto& r : v.rows) {
+        if (!r.evaluated || r.grade == "C" || (o.dense_only && r.moe)) continue;
+        // Robust (Cauchy) loss on the log error: a row the model cannot explain (a framework
+        // inefficiency outside the physics) cannot drag a whole family's calibration.
+        const double e = std::log(r.predicted / r.measured) / o.robust_scale;
+        se += std::log1p(e * e);
+        ape += std::fabs(r.error_pct);
+        ++n;
+        if (used) used->push_back(r.id);
+        if (saw_lowp) {
+          Precision p = r.plan.layout.precision;
+          if (p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8) *saw_lowp = true;
+        }
+      }
+    }
+    if (mape) *mape = n ? ape / n : 0;
+    if (n == 0) return 0;
+    return se / n + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at));
+  }
+};
+
+// Golden-section search of f on [lo, hi] (log space).
+template <class F>
+double golden(F f, double lo, double hi, int iters) {
+  const double phi = (std::sqrt(5.0) - 1) / 2;
+  double a = std::log(lo), b = std::log(hi);
+  double c = b - phi * (b - a), d = a + phi * (b - a);
+  double fc = f(std::exp(c)), fd = f(std::exp(d));
+  for (int i = 0; i < iters; ++i) {
+    if (fc < fd) {
+      b = d; d = c; fd = fc; c = b - phi * (b - a); fc = f(std::exp(c));
+    } else {
+      a = c; c = d; fc = fd; d = a + phi * (b - a); fd = f(std::exp(d));
+    }
+  }
+  return std::exp((a + b) / 2);
+}
+
+std::string family_of(const Calibration& c) { return c.family.empty() ? c.id : c.family; }
+
+}  // namespace
+
+CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o) {
+  CalibrationResult out;
+  std::map<std::string, std::vector<std::string>> families;
+  for (const auto& [id, cal] : c.calibrations) families[family_of(cal)].push_back(id);
+
+  for (const auto& [fam, chips] : families) {
+    // Rows whose system uses a chip of this family.
+    std::set<std::string> ids;
+    for (const auto& t : truth) {
+      const int sc = t.column("system"), ic = t.column("id");
+      if (sc < 0 || ic < 0) continue;
+      for (const auto& row : t.rows) {
+        auto it = c.systems.find(row[sc]);
+        if (it != c.systems.end() && std::find(chips.begin(), chips.end(), it->second.chip_id) != chips.end())
+          ids.insert(row[ic]);
+      }
+    }
+    Objective obj{truth, c, chips, {}, ids, o};
+    for (const auto& ch : chips) obj.base[ch] = c.calibrations.at(ch);
+    FamilyFit fit;
+    fit.family = fam;
+    fit.chips = chips;
+    double mape0 = 0;
+    bool lowp = false;
+    const double e0 = obj.error(1, 1, 1, &mape0, &fit.rows, &lowp);
+    if (static_cast<int>(fit.rows.size()) < o.min_rows) continue;
+    fit.fit_lowp = lowp;
+    fit.loss_before = e0;
+    fit.mape_before = mape0;
+    double g = 1, lp = 1, at = 1;
+    for (int pass = 0; pass < 3; ++pass) {
+      g = golden([&](double x) { return obj.error(x, lp, at, nullptr, nullptr, nullptr); }, 0.5, 1.5, 18);
+      if (lowp) lp = golden([&](double x) { return obj.error(g, x, at, nullptr, nullptr, nullptr); }, 0.4, 1.5, 18);
+      at = golden([&](double x) { return obj.error(g, lp, x, nullptr, nullptr, nullptr); }, 0.5, 1.8, 18);
+    }
+    double mape1 = 0;
+    fit.loss_after = obj.error(g, lp, at, &mape1, nullptr, nullptr);
+    fit.mape_after = mape1;
+    fit.gemm_scale = g;
+    fit.lowp_scale = lp;
+    fit.attention_scale = at;
+    for (const auto& ch : chips) {
+      Calibration cal = c.calibrations.at(ch);
+      apply(cal, obj.base.at(ch), g, lp, at);
+      cal.status = "fitted";
+      out.fitted[ch] = cal;
+    }
+    out.families.push_back(fit);
+  }
+  return out;
+}
+
+std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const std::string& truth_names,
+                             const std::string& version, const std::string& date) {
+  std::string s;
+  char b[256];
+  auto line = [&](const char* fmt, auto... args) {
+    std::snprintf(b, sizeof b, fmt, args...);
+    s += b;
+    s += '\n';
+  };
+  line("id = \"%s\"", c.id.c_str());
+  line("family = \"%s\"                # chips of one family share fitted scales", c.family.empty() ? c.id.c_str() : c.family.c_str());
+  line("status = \"%s\"", c.status.c_str());
+  line("source = \"%s\"", c.source.c_str());
+  line("date = \"%s\"", date.c_str());
+  s += "\n[gemm]                                  # fraction of dense peak a large square GEMM reaches\n";
+  for (Precision p : kAllPrecisions)
+    if (c.gemm_max[static_cast<int>(p)] > 0) line("%s = %.4f", precision_name(p), c.gemm_max[static_cast<int>(p)]);
+  line("half_dim = %g                          # a GEMM dimension this size halves that dimension's efficiency", c.gemm_half_dim);
+  s += "\n[attention]\n";
+  line("efficiency = %.4f                     # flash attention, fraction of bf16 peak", c.attention);
+  s += "\n[memory]\n";
+  line("bandwidth_fraction = %.2f", c.memory_bw);
+  line("reserve = \"%.3g GiB\"                     # runtime context, communicator buffers", c.memory_reserve.v / 1073741824.0);
+  line("fragmentation = %.2f                    # allocator loss, fraction of activations and transients", c.memory_frag);
+  s += "\n[kernel]\n";
+  line("overhead = \"%g us\"                       # launch and tail per kernel", c.kernel_overhead.v * 1e6);
+  line("step_overhead = \"%g ms\"                 # per-step fixed cost", c.step_overhead.v * 1e3);
+  line("lowp_overhead = %.2f                     # fp8/fp4: quantization traffic per GEMM input", c.lowp_overhead);
+  s += "\n[collectives]\n";
+  line("scale_up_bus = %.2f                     # achieved bus bandwidth / link bandwidth", c.scale_up_bus);
+  line("scale_out_bus = %.2f", c.scale_out_bus);
+  line("tp_overlap = %.2f                        # share of tensor-parallel traffic hidden under GEMMs", c.tp_overlap);
+  line("fsdp_overlap = %.2f                     # share of compute that can hide ZeRO-3 gathers", c.fsdp_overlap);
+  if (fit) {
+    s += "\n[fit]                                   # provenance of the fitted values\n";
+    line("truth = \"%s\"", truth_names.c_str());
+    line("xpuplan = \"%s\"", version.c_str());
+    line("date = \"%s\"", date.c_str());
+    std::string rows;
+    for (const auto& r : fit->rows) rows += (rows.empty() ? "\"" : ", \"") + r + "\"";
+    s += "rows = [" + rows + "]\n";
+    line("gemm_scale = %.4f", fit->gemm_scale);
+    line("lowp_scale = %.4f", fit->lowp_scale);
+    line("attention_scale = %.4f", fit->attention_scale);
+    line("mape_before_pct = %.2f", fit->mape_before);
+    line("mape_after_pct = %.2f", fit->mape_after);
+  }
+  return s;
+}
+
+}  // namespace xpu

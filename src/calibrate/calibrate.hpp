@@ -1,0 +1,44 @@
+// Fits per-family efficiency scales (GEMM at bf16/fp16, GEMM at fp8/fp4/int8, flash attention)
+// by a robust (Cauchy) fit of the log error of measured runs, with a weak pull towards the prior
+// values so that a family with few rows moves little. Pure: takes tables and a catalog,
+// returns new calibrations; the CLI writes them.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "load/catalog.hpp"
+#include "load/csv.hpp"
+
+namespace xpu {
+
+struct FamilyFit {
+  std::string family;
+  std::vector<std::string> chips;     // chips in the family (all get the fitted scales)
+  std::vector<std::string> rows;      // row ids used
+  double gemm_scale = 1, lowp_scale = 1, attention_scale = 1;
+  bool fit_lowp = false;              // the rows exercise fp8/fp4/int8 plans
+  double loss_before = 0, loss_after = 0;  // mean robust loss
+  double mape_before = 0, mape_after = 0;
+};
+
+struct CalibrationResult {
+  std::vector<FamilyFit> families;
+  std::map<std::string, Calibration> fitted;  // by chip id: the new values
+};
+
+struct CalibrateOptions {
+  bool dense_only = true;     // fit on dense-model rows only
+  double prior_weight = 0.02; // weight of ln(scale)^2 against the mean squared log error
+  int min_rows = 3;           // families with fewer usable rows are left as they are
+  double robust_scale = 0.25; // log error at which the Cauchy loss starts to flatten (about 28%)
+};
+
+CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o);
+
+// The TOML text of a calibration file, with provenance of the fit.
+std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const std::string& truth_names,
+                             const std::string& version, const std::string& date);
+
+}  // namespace xpu

@@ -1,0 +1,70 @@
+#include <ctime>
+
+#include "calibrate/calibrate.hpp"
+#include "cli/commands.hpp"
+#include "load/csv.hpp"
+#include "report/format.hpp"
+#include "spec/error.hpp"
+
+namespace xpu::cli {
+
+namespace {
+struct CalibrateOpts {
+  std::vector<std::string> truth;
+  std::string out_dir;
+  bool all_rows = false;
+  double prior = 0.02;
+};
+std::string today() {
+  std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%d", std::gmtime(&t));
+  return b;
+}
+}  // namespace
+
+void add_calibrate(CLI::App& app, const Globals& g) {
+  auto o = std::make_shared<CalibrateOpts>();
+  CLI::App* c = app.add_subcommand(
+      "calibrate", "Fit per-family efficiency scales (GEMM, low-precision GEMM, attention) to measured runs");
+  c->add_option("--truth", o->truth, "Training tables of measured runs (FORMAT.md)")->required();
+  c->add_option("--out-dir", o->out_dir,
+                "Write the fitted data/calibration/*.toml files here (atomically); without it, only report");
+  c->add_flag("--all-rows", o->all_rows, "Fit on mixture-of-experts rows too (default: dense rows only)");
+  c->add_option("--prior-weight", o->prior, "Pull towards the current values: weight of ln(scale)^2 (default 0.02)");
+  c->callback([o, &g] {
+    const Catalog cat = load_catalog(g);
+    std::vector<CsvTable> tables;
+    std::string names;
+    for (const auto& p : o->truth) {
+      tables.push_back(parse_csv(read_file(p)));
+      names += (names.empty() ? "" : ", ") + p;
+    }
+    CalibrateOptions opts;
+    opts.dense_only = !o->all_rows;
+    opts.prior_weight = o->prior;
+    const CalibrationResult res = calibrate(tables, cat, opts);
+    std::vector<std::vector<std::string>> rows;
+    char b[64];
+    auto f = [&](const char* fmt, double v) {
+      std::snprintf(b, sizeof b, fmt, v);
+      return std::string(b);
+    };
+    for (const auto& fit : res.families)
+      rows.push_back({fit.family, std::to_string(fit.rows.size()), f("%.3f", fit.gemm_scale),
+                      fit.fit_lowp ? f("%.3f", fit.lowp_scale) : "-", f("%.3f", fit.attention_scale),
+                      f("%.1f%%", fit.mape_before), f("%.1f%%", fit.mape_after)});
+    std::string text = render_table({"family", "rows", "gemm x", "fp8/fp4/int8 x", "attention x", "MAPE before", "MAPE after"}, rows);
+    if (!o->out_dir.empty()) {
+      for (const auto& fit : res.families)
+        for (const auto& chip : fit.chips) {
+          const std::string path = o->out_dir + "/" + chip + ".toml";
+          write_output(path, calibration_toml(res.fitted.at(chip), &fit, names, "xpuplan 0.1.0", today()));
+          text += "wrote " + path + "\n";
+        }
+    }
+    write_output("", text);
+  });
+}
+
+}  // namespace xpu::cli
