@@ -11,7 +11,8 @@ namespace xpu {
 
 namespace {
 
-void apply(Calibration& c, const Calibration& base, double g, double lp, double at) {
+void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo) {
+  c.tp_overlap = tpo;
   for (Precision p : kAllPrecisions) {
     const int i = static_cast<int>(p);
     if (base.gemm_max[i] <= 0) continue;
@@ -29,13 +30,15 @@ struct Objective {
   std::set<std::string> row_ids;
   const CalibrateOptions& o;
 
-  void set(double g, double lp, double at) {
+  double tpo0 = 0;  // the family's current tp_overlap
+  void set(double g, double lp, double at, double tpo) {
     for (auto& [id, s] : cat.systems)
-      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at);
+      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo);
   }
   // Mean squared log error over the family's usable rows (+ MAPE).
-  double error(double g, double lp, double at, double* mape, std::vector<std::string>* used, bool* saw_lowp) {
-    set(g, lp, at);
+  double error(double g, double lp, double at, double tpo, double* mape, std::vector<std::string>* used, bool* saw_lowp,
+               bool* saw_tp) {
+    set(g, lp, at, tpo);
     double se = 0, ape = 0;
     int n = 0;
     for (const auto& t : truth) {
@@ -49,6 +52,7 @@ struct Objective {
         ape += std::fabs(r.error_pct);
         ++n;
         if (used) used->push_back(r.id);
+        if (saw_tp && r.plan.layout.tp > 1) *saw_tp = true;
         if (saw_lowp) {
           Precision p = r.plan.layout.precision;
           if (p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8) *saw_lowp = true;
@@ -57,7 +61,8 @@ struct Objective {
     }
     if (mape) *mape = n ? ape / n : 0;
     if (n == 0) return 0;
-    return se / n + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at));
+    return se / n + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at) +
+                                      (tpo - tpo0) * (tpo - tpo0));
   }
 };
 
@@ -101,31 +106,37 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     }
     Objective obj{truth, c, chips, {}, ids, o};
     for (const auto& ch : chips) obj.base[ch] = c.calibrations.at(ch);
+    obj.tpo0 = c.calibrations.at(chips.front()).tp_overlap;
     FamilyFit fit;
     fit.family = fam;
     fit.chips = chips;
     double mape0 = 0;
-    bool lowp = false;
-    const double e0 = obj.error(1, 1, 1, &mape0, &fit.rows, &lowp);
+    bool lowp = false, tp = false;
+    double g = 1, lp = 1, at = 1, tpo = obj.tpo0;
+    const double e0 = obj.error(g, lp, at, tpo, &mape0, &fit.rows, &lowp, &tp);
     if (static_cast<int>(fit.rows.size()) < o.min_rows) continue;
     fit.fit_lowp = lowp;
+    fit.fit_tp_overlap = tp;
     fit.loss_before = e0;
     fit.mape_before = mape0;
-    double g = 1, lp = 1, at = 1;
+    auto err = [&](double a, double b, double c2, double d) { return obj.error(a, b, c2, d, nullptr, nullptr, nullptr, nullptr); };
     for (int pass = 0; pass < 3; ++pass) {
-      g = golden([&](double x) { return obj.error(x, lp, at, nullptr, nullptr, nullptr); }, 0.5, 1.5, 18);
-      if (lowp) lp = golden([&](double x) { return obj.error(g, x, at, nullptr, nullptr, nullptr); }, 0.4, 1.5, 18);
-      at = golden([&](double x) { return obj.error(g, lp, x, nullptr, nullptr, nullptr); }, 0.5, 1.8, 18);
+      g = golden([&](double x) { return err(x, lp, at, tpo); }, 0.5, 1.5, 18);
+      if (lowp) lp = golden([&](double x) { return err(g, x, at, tpo); }, 0.4, 1.5, 18);
+      at = golden([&](double x) { return err(g, lp, x, tpo); }, 0.5, 1.8, 18);
+      // tp_overlap lives on [0, 0.9]; search 1 + tpo in log space.
+      if (tp) tpo = golden([&](double x) { return err(g, lp, at, x - 1.0); }, 1.0, 1.9, 18) - 1.0;
     }
     double mape1 = 0;
-    fit.loss_after = obj.error(g, lp, at, &mape1, nullptr, nullptr);
+    fit.loss_after = obj.error(g, lp, at, tpo, &mape1, nullptr, nullptr, nullptr);
     fit.mape_after = mape1;
     fit.gemm_scale = g;
     fit.lowp_scale = lp;
     fit.attention_scale = at;
+    fit.tp_overlap = tpo;
     for (const auto& ch : chips) {
       Calibration cal = c.calibrations.at(ch);
-      apply(cal, obj.base.at(ch), g, lp, at);
+      apply(cal, obj.base.at(ch), g, lp, at, tpo);
       cal.status = "fitted";
       out.fitted[ch] = cal;
     }
@@ -178,6 +189,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     line("gemm_scale = %.4f", fit->gemm_scale);
     line("lowp_scale = %.4f", fit->lowp_scale);
     line("attention_scale = %.4f", fit->attention_scale);
+    line("tp_overlap = %.4f", fit->tp_overlap);
     line("mape_before_pct = %.2f", fit->mape_before);
     line("mape_after_pct = %.2f", fit->mape_after);
   }

@@ -1,4 +1,5 @@
 // Fits per-family efficiency scales (GEMM at bf16/fp16, GEMM at fp8/fp4/int8, flash attention)
+// and the share of tensor-parallel traffic hidden under GEMMs
 // by a robust (Cauchy) fit of the log error of measured runs, with a weak pull towards the prior
 // values so that a family with few rows moves little. Pure: takes tables and a catalog,
 // returns new calibrations; the CLI writes them.
@@ -19,6 +20,8 @@ struct FamilyFit {
   std::vector<std::string> rows;      // row ids used
   double gemm_scale = 1, lowp_scale = 1, attention_scale = 1;
   bool fit_lowp = false;              // the rows exercise fp8/fp4/int8 plans
+  bool fit_tp_overlap = false;        // the rows exercise tensor parallelism
+  double tp_overlap = 0;
   double loss_before = 0, loss_after = 0;  // mean robust loss
   double mape_before = 0, mape_after = 0;
 };

@@ -205,7 +205,7 @@ Calibration parse_calibration(const DataFile& f) {
     (void)f->str("xpuplan");
     (void)f->str("date");
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
-    for (const char* k : {"gemm_scale", "lowp_scale", "attention_scale", "mape_before_pct", "mape_after_pct"})
+    for (const char* k : {"gemm_scale", "lowp_scale", "attention_scale", "tp_overlap", "mape_before_pct", "mape_after_pct"})
       (void)f->number(k, 0, 1e9);
     f->finish();
   }

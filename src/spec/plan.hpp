@@ -22,6 +22,9 @@ struct Layout {
   Precision precision = Precision::bf16;
   bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
   bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
+  bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
+  bool lowp_params = false;          // fp8/fp4 only: primary weights kept at that precision
+                                     // (no bf16 copy; gathers move the low-precision bytes)
 };
 
 struct Workload {

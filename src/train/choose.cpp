@@ -131,11 +131,18 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
             for (int mb : mbs)
               for (int z : zeros)
                 for (Recompute rc : rcs)
-                  for (Precision pr : precs) {
+                  for (Precision pr : precs)
+                    for (int mem_opt = 0; mem_opt < 3; ++mem_opt) {
+                    // Memory options, cheapest first: fp32 gradients; bf16 gradients; bf16
+                    // gradients and low-precision primary weights (fp8/fp4 only).
+                    const bool lowp = pr == Precision::fp8 || pr == Precision::fp4;
+                    if (mem_opt == 2 && !lowp) continue;
                     ++st.considered;
                     Layout l;
                     l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep;
                     l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                    l.grad_fp32 = mem_opt == 0;
+                    l.lowp_params = mem_opt == 2;
                     if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
                       ++st.rejected;
                       continue;

@@ -22,8 +22,18 @@ const char* infeasible_name(Infeasible r) {
 namespace {
 
 constexpr double kAct = 2.0;          // bytes of a bf16/fp16 activation element
-constexpr double kGradBytes = 4.0;    // gradients accumulated and reduced in fp32
 constexpr double kWeightBytes = 2.0;  // bf16 working weights
+// Gradient bytes per parameter: fp32 accumulation (Megatron's default) or bf16.
+inline double grad_bytes(const Layout& l) { return l.grad_fp32 ? 4.0 : 2.0; }
+// Working-weight bytes per parameter: bf16 plus a cached fp8/fp4 copy, or the low-precision
+// primary weights alone.
+inline double weight_bytes(const Layout& l) {
+  const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4;
+  if (!lowp) return kWeightBytes;
+  return l.lowp_params ? precision_bytes(l.precision) : kWeightBytes + precision_bytes(l.precision);
+}
+// Bytes per parameter moved by a parameter all-gather.
+inline double gather_bytes(const Layout& l) { return l.lowp_params ? precision_bytes(l.precision) : kWeightBytes; }
 constexpr double kMasterBytes = 4.0;  // fp32 master weights
 constexpr double kAdamBytes = 8.0;    // fp32 first and second moments
 // Adam step traffic per parameter: read grad, master, m, v (16); write master, m, v (12);
@@ -341,6 +351,8 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "ep " + std::to_string(l.ep) + " must divide experts and tp x dp x cp");
   if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
   if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
+  if (l.lowp_params && l.precision != Precision::fp8 && l.precision != Precision::fp4)
+    return no(Infeasible::indivisible, "low-precision primary weights need fp8 or fp4");
   if (!s.peak(l.precision))
     return no(Infeasible::unsupported_precision, std::string(s.chip.name) + " has no " + precision_name(l.precision) + " matrix rate");
   return Infeasible::none;
@@ -368,12 +380,11 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   const double shard = static_cast<double>(l.dp) * l.cp;
   const double shard_exp = std::max(1.0, shard / l.ep);
   const double params = p_dense + p_exp;
-  const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8;
-  const double wbytes = kWeightBytes + (lowp ? precision_bytes(l.precision) * 2 : 0.0);  // + low-precision copies
+  const double wbytes = weight_bytes(l);
   // Under ZeRO-3 the fp32 master (in `optimizer`) is the only persistent copy; working weights
   // exist only for the gathered layers (in `transient`).
   mb.weights = l.zero >= 3 ? 0.0 : params * wbytes;
-  mb.gradients = l.zero >= 2 ? (p_dense / shard + p_exp / shard_exp) * kGradBytes : params * kGradBytes;
+  mb.gradients = l.zero >= 2 ? (p_dense / shard + p_exp / shard_exp) * grad_bytes(l) : params * grad_bytes(l);
   mb.optimizer = l.zero >= 1 ? (p_dense / shard + p_exp / shard_exp) * (kMasterBytes + kAdamBytes)
                              : params * (kMasterBytes + kAdamBytes);
 
@@ -399,7 +410,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   if (l.zero >= 3) {
     // Gathered working weights of the current and the prefetched layer.
     const double layer_params = std::max(dense.params_dense, moe.params_dense + moe.params_expert);
-    transient += 2.0 * layer_params * kWeightBytes;
+    transient += 2.0 * layer_params * gather_bytes(l);
   }
   mb.transient = transient;
   mb.reserve = s.calib.memory_reserve.v + s.calib.memory_frag * (mb.activations + mb.transient);
@@ -621,16 +632,16 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     };
     double exposed = 0, fsdp = 0;
     if (l.zero == 0) {
-      const double ar = coll2(Collective::all_reduce, kGradBytes);
+      const double ar = coll2(Collective::all_reduce, grad_bytes(l));
       exposed = l.overlap_grad_reduce ? std::max(0.0, ar - sg.b) : ar;
     } else if (l.zero <= 2) {
-      const double rs = coll2(Collective::reduce_scatter, kGradBytes);
-      const double ag = coll2(Collective::all_gather, kWeightBytes);
+      const double rs = coll2(Collective::reduce_scatter, grad_bytes(l));
+      const double ag = coll2(Collective::all_gather, gather_bytes(l));
       exposed = l.overlap_grad_reduce ? std::max(0.0, rs - sg.b) + std::max(0.0, ag - sg.f) : rs + ag;
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
-      const double per_mb = 2 * coll2(Collective::all_gather, kWeightBytes) + coll2(Collective::reduce_scatter, kGradBytes);
+      const double per_mb = 2 * coll2(Collective::all_gather, gather_bytes(l)) + coll2(Collective::reduce_scatter, grad_bytes(l));
       const double first_layer = std::max(1, st.layers_of[i]) > 0 ? per_mb / (3.0 * std::max(1, st.layers_of[i])) : 0;
       fsdp = k * (std::max(0.0, per_mb - s.calib.fsdp_overlap * (sg.f + sg.b)) + first_layer);
     }
