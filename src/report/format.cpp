@@ -69,9 +69,11 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   j["global_batch"] = r.work.global_batch;
   j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
-                 {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1}};
+                 {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
+                 {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params}};
   j["microbatches"] = r.microbatches;
   j["feasible"] = r.feasible();
+  if (!r.warning.empty()) j["warning"] = r.warning;
   if (!r.feasible()) {
     j["infeasible"] = infeasible_name(r.why);
     j["reason"] = r.reason;
@@ -112,7 +114,9 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
          std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
-         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") + "\n\n";
+         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") + "\n" +
+         "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
+         "\n\n";
   if (!r.feasible()) {
     out += "  DOES NOT FIT (" + std::string(infeasible_name(r.why)) + "): " + r.reason + "\n";
   } else {
