@@ -13,6 +13,10 @@ namespace {
 
 void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo) {
   c.tp_overlap = tpo;
+  c.fit_gemm_scale = g;
+  c.fit_lowp_scale = lp;
+  c.fit_attention_scale = at;
+  c.prior_tp_overlap = base.tp_overlap;
   for (Precision p : kAllPrecisions) {
     const int i = static_cast<int>(p);
     if (base.gemm_max[i] <= 0) continue;
@@ -61,7 +65,8 @@ struct Objective {
     }
     if (mape) *mape = n ? ape / n : 0;
     if (n == 0) return 0;
-    return se / n + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at) +
+    // Sum of row losses plus the prior: a family with few rows stays near its prior values.
+    return se + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at) +
                                       (tpo - tpo0) * (tpo - tpo0));
   }
 };
@@ -105,8 +110,18 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
       }
     }
     Objective obj{truth, c, chips, {}, ids, o};
-    for (const auto& ch : chips) obj.base[ch] = c.calibrations.at(ch);
-    obj.tpo0 = c.calibrations.at(chips.front()).tp_overlap;
+    // Start from the prior (assumed) values: a fitted file is divided by the scales it records.
+    for (const auto& ch : chips) {
+      Calibration b = c.calibrations.at(ch);
+      for (Precision p : kAllPrecisions) {
+        const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
+        b.gemm_max[static_cast<int>(p)] /= low ? b.fit_lowp_scale : b.fit_gemm_scale;
+      }
+      b.attention /= b.fit_attention_scale;
+      if (b.prior_tp_overlap >= 0) b.tp_overlap = b.prior_tp_overlap;
+      obj.base[ch] = b;
+    }
+    obj.tpo0 = obj.base.at(chips.front()).tp_overlap;
     FamilyFit fit;
     fit.family = fam;
     fit.chips = chips;
@@ -134,6 +149,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.lowp_scale = lp;
     fit.attention_scale = at;
     fit.tp_overlap = tpo;
+    fit.tp_overlap_prior = obj.tpo0;
     for (const auto& ch : chips) {
       Calibration cal = c.calibrations.at(ch);
       apply(cal, obj.base.at(ch), g, lp, at, tpo);
@@ -190,6 +206,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     line("lowp_scale = %.4f", fit->lowp_scale);
     line("attention_scale = %.4f", fit->attention_scale);
     line("tp_overlap = %.4f", fit->tp_overlap);
+    line("tp_overlap_prior = %.4f", fit->tp_overlap_prior);
     line("mape_before_pct = %.2f", fit->mape_before);
     line("mape_after_pct = %.2f", fit->mape_after);
   }

@@ -21,7 +21,7 @@ struct FamilyFit {
   double gemm_scale = 1, lowp_scale = 1, attention_scale = 1;
   bool fit_lowp = false;              // the rows exercise fp8/fp4/int8 plans
   bool fit_tp_overlap = false;        // the rows exercise tensor parallelism
-  double tp_overlap = 0;
+  double tp_overlap = 0, tp_overlap_prior = 0;
   double loss_before = 0, loss_after = 0;  // mean robust loss
   double mape_before = 0, mape_after = 0;
 };
@@ -33,7 +33,7 @@ struct CalibrationResult {
 
 struct CalibrateOptions {
   bool dense_only = true;     // fit on dense-model rows only
-  double prior_weight = 0.02; // weight of ln(scale)^2 against the mean squared log error
+  double prior_weight = 1.0;  // weight of ln(scale)^2 against the summed robust loss of the rows
   int min_rows = 3;           // families with fewer usable rows are left as they are
   double robust_scale = 0.25; // log error at which the Cauchy loss starts to flatten (about 28%)
 };

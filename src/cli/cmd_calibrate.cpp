@@ -13,7 +13,7 @@ struct CalibrateOpts {
   std::vector<std::string> truth;
   std::string out_dir;
   bool all_rows = false;
-  double prior = 0.02;
+  double prior = 1.0;
 };
 std::string today() {
   std::time_t t = std::time(nullptr);
@@ -31,7 +31,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   c->add_option("--out-dir", o->out_dir,
                 "Write the fitted data/calibration/*.toml files here (atomically); without it, only report");
   c->add_flag("--all-rows", o->all_rows, "Fit on mixture-of-experts rows too (default: dense rows only)");
-  c->add_option("--prior-weight", o->prior, "Pull towards the current values: weight of ln(scale)^2 (default 0.02)");
+  c->add_option("--prior-weight", o->prior, "Pull towards the prior values: weight of ln(scale)^2 against the summed row loss (default 1)");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     std::vector<CsvTable> tables;

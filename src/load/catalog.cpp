@@ -205,8 +205,13 @@ Calibration parse_calibration(const DataFile& f) {
     (void)f->str("xpuplan");
     (void)f->str("date");
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
-    for (const char* k : {"gemm_scale", "lowp_scale", "attention_scale", "tp_overlap", "mape_before_pct", "mape_after_pct"})
-      (void)f->number(k, 0, 1e9);
+    c.fit_gemm_scale = f->number("gemm_scale", 0.01, 100);
+    c.fit_lowp_scale = f->number("lowp_scale", 0.01, 100);
+    c.fit_attention_scale = f->number("attention_scale", 0.01, 100);
+    (void)f->number("tp_overlap", 0, 1);
+    c.prior_tp_overlap = f->number("tp_overlap_prior", 0, 1);
+    (void)f->number("mape_before_pct", 0, 1e9);
+    (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();
   }
   if (auto k = r.table("collectives")) {

@@ -70,9 +70,12 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
     case Collective::all_gather:
     case Collective::reduce_scatter: {
       const double passes = kind == Collective::all_reduce ? 2.0 : 1.0;
+      // All-reduce may use a tree across domains (2 log2 n latency steps); all-gather and
+      // reduce-scatter are rings (n - 1 steps), as in NCCL.
+      const double steps_out = kind == Collective::all_reduce ? latency_steps(n) : n - 1.0;
       double t = 0;
       if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + (k - 1) * lat_up);
-      if (n > 1) t += passes * ((n - 1.0) / n * (bytes / k) / bw_out) + passes * latency_steps(n) * lat_out;
+      if (n > 1) t += passes * ((n - 1.0) / n * (bytes / k) / bw_out) + passes * steps_out * lat_out;
       return t;
     }
   }

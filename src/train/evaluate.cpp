@@ -641,8 +641,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
-      const double per_mb = 2 * coll2(Collective::all_gather, gather_bytes(l)) + coll2(Collective::reduce_scatter, grad_bytes(l));
-      const double first_layer = std::max(1, st.layers_of[i]) > 0 ? per_mb / (3.0 * std::max(1, st.layers_of[i])) : 0;
+      // One gather/gather/reduce-scatter per layer, so latency counts once per layer.
+      const double nl = std::max(1, st.layers_of[i]);
+      auto coll_layer = [&](Collective c, double bytes_per_param) {
+        return nl * (ev.coll(c, sg.p_dense / nl * bytes_per_param, g_dp) + ev.coll(c, sg.p_exp / nl * bytes_per_param, g_edp));
+      };
+      const double per_mb = 2 * coll_layer(Collective::all_gather, gather_bytes(l)) + coll_layer(Collective::reduce_scatter, grad_bytes(l));
+      const double first_layer = per_mb / (3.0 * nl);
       fsdp = k * (std::max(0.0, per_mb - s.calib.fsdp_overlap * (sg.f + sg.b)) + first_layer);
     }
     dp_exposed = std::max(dp_exposed, exposed);
