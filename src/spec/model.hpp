@@ -41,6 +41,16 @@ struct Model {
 
   bool is_moe() const { return moe.experts > 0; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }
+  // Layers with a routed MoE block (closed form of counting is_moe_layer).
+  int moe_layer_count() const {
+    if (!is_moe()) return 0;
+    return (layers - moe.dense_layers + moe.layer_step - 1) / moe.layer_step;
+  }
+  // Layers that use the sliding window (layers 0, every, 2 x every, ...).
+  int window_layer_count() const {
+    if (sliding_window <= 0 || sliding_window_every <= 0) return 0;
+    return (layers + sliding_window_every - 1) / sliding_window_every;
+  }
   bool is_moe_layer(int layer) const {
     return is_moe() && layer >= moe.dense_layers && ((layer - moe.dense_layers) % moe.layer_step) == 0;
   }

@@ -93,17 +93,13 @@ ParamCounts count_params(const Model& m) {
     attn = h * (m.heads + 2.0 * m.kv_heads) * d + m.heads * d * h;
   }
   const double mats = m.gated_mlp ? 3.0 : 2.0;
-  for (int l = 0; l < m.layers; ++l) {
-    c.attention += attn;
-    c.norms += 2 * h;
-    if (m.is_moe_layer(l)) {
-      c.experts += m.moe.experts * mats * h * static_cast<double>(m.moe.ffn_hidden);
-      c.shared_experts += m.moe.shared_experts * mats * h * static_cast<double>(m.moe.ffn_hidden);
-      c.router += h * m.moe.experts;
-    } else {
-      c.dense_mlp += mats * h * static_cast<double>(m.ffn_hidden);
-    }
-  }
+  const double n_moe = m.moe_layer_count(), n_dense = m.layers - n_moe;
+  c.attention = m.layers * attn;
+  c.norms = m.layers * 2 * h;
+  c.experts = n_moe * m.moe.experts * mats * h * static_cast<double>(m.moe.ffn_hidden);
+  c.shared_experts = n_moe * m.moe.shared_experts * mats * h * static_cast<double>(m.moe.ffn_hidden);
+  c.router = n_moe * h * m.moe.experts;
+  c.dense_mlp = n_dense * mats * h * static_cast<double>(m.ffn_hidden);
   c.norms += h;  // final norm
   return c;
 }

@@ -295,27 +295,25 @@ std::vector<int> split_layers(int layers, int pp) {
 }
 
 // Model FLOPs per token (forward only), summed over the whole model.
+// Attention-core forward FLOPs per token summed over layers (causal; sliding windows).
+double attention_flops_per_token(const Model& m, long seq) {
+  const double kq_full = (seq + 1) / 2.0;
+  const double kq_win = m.sliding_window > 0 ? std::min(kq_full, static_cast<double>(m.sliding_window)) : kq_full;
+  const double nw = m.window_layer_count();
+  double dqk = m.head_dim, dv = m.head_dim;
+  if (m.is_mla()) {
+    dqk = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim;
+    dv = m.mla.v_head_dim;
+  }
+  return 2.0 * m.heads * (dqk + dv) * ((m.layers - nw) * kq_full + nw * kq_win);
+}
+
+// Model FLOPs per token (forward only), summed over the whole model.
 double model_fwd_flops_per_token(const Model& m, long seq) {
-  Layout l;  // tp = cp = 1, micro_batch 1
-  Workload w{seq, 1};
   const ParamCounts pc = count_params(m);
   const double matmul_params = pc.active(m) - pc.embedding - pc.norms;
   const double head_params = m.tied_embeddings ? static_cast<double>(m.vocab) * m.hidden : 0.0;
-  double attn = 0;
-  for (int i = 0; i < m.layers; ++i) {
-    double kq = (seq + 1) / 2.0;
-    if (m.sliding_window > 0 && m.sliding_window_every > 0 && (i % m.sliding_window_every) == 0)
-      kq = std::min(kq, static_cast<double>(m.sliding_window));
-    double dqk = m.head_dim, dv = m.head_dim;
-    if (m.is_mla()) {
-      dqk = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim;
-      dv = m.mla.v_head_dim;
-    }
-    attn += 2.0 * kq * m.heads * (dqk + dv);
-  }
-  (void)l;
-  (void)w;
-  return 2.0 * (matmul_params + head_params) + attn;
+  return 2.0 * (matmul_params + head_params) + attention_flops_per_token(m, seq);
 }
 
 }  // namespace
@@ -471,11 +469,9 @@ LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) {
 
 }  // namespace
 
-MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w) {
-  Evaluator ev(m, s, l, w);
-  const Setup st = make_setup(m, l);
-  const LayerCost dense = average_layer(ev, m, false);
-  const LayerCost moe = average_layer(ev, m, true);
+namespace {
+MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, const Workload& w, const Evaluator& ev,
+                          const Setup& st, const LayerCost& dense, const LayerCost& moe) {
   const long mbs = w.global_batch / (static_cast<long>(l.dp) * l.micro_batch);
   MemoryBreakdown worst;
   for (int i = 0; i < l.pp; ++i) {
@@ -484,6 +480,13 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
     if (mb.total() > worst.total()) worst = mb;
   }
   return worst;
+}
+}  // namespace
+
+MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w) {
+  Evaluator ev(m, s, l, w);
+  const Setup st = make_setup(m, l);
+  return memory_of(m, s, l, w, ev, st, average_layer(ev, m, false), average_layer(ev, m, true));
 }
 
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
@@ -507,7 +510,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   const LayerCost moe = average_layer(ev, m, true);
 
   // Memory first: a plan that does not fit is reported with its figures.
-  r.mem = estimate_memory(m, s, l, w);
+  r.mem = memory_of(m, s, l, w, ev, st, dense, moe);
   if (r.mem.total() > r.mem.capacity) {
     r.why = Infeasible::out_of_memory;
     char buf[512];
@@ -675,9 +678,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     const double head = 2.0 * h * V;
     recompute_per_token = fwd_per_token - head;
   } else if (l.recompute == Recompute::selective) {
-    double attn = 0;
-    for (int i = 0; i < m.layers; ++i) attn += ev.attention_fwd_flops(i) * t / (T);
-    recompute_per_token = attn;
+    recompute_per_token = attention_flops_per_token(m, w.seq_len);
   }
   r.hardware_flops_per_step = r.model_flops_per_step + recompute_per_token * tokens;
   r.peak_flops_per_device = s.peak(l.precision)->v;
