@@ -2,6 +2,7 @@
 #include <benchmark/benchmark.h>
 
 #include "load/catalog.hpp"
+#include "search/search.hpp"
 #include "train/choose.hpp"
 #include "train/evaluate.hpp"
 
@@ -40,6 +41,23 @@ void BM_ChooseLlama3_70B(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_ChooseLlama3_70B)->Unit(benchmark::kMillisecond);
+
+// The full GPT-3 175B space on 1,024 H100s (seq 2048, global batch 1536), one thread.
+void BM_SearchGpt3_175B_1024(benchmark::State& st) {
+  const auto& c = catalog();
+  xpu::PlanRequest q;
+  q.devices = 1024;
+  q.work = {2048, 1536};
+  xpu::SearchOptions o;
+  o.threads = static_cast<int>(st.range(0));
+  for (auto _ : st) {
+    auto r = xpu::search(c.model("gpt3-175b"), c.system("dgx-h100"), q, o);
+    benchmark::DoNotOptimize(r.top.front().step_time);
+    st.counters["layouts"] = static_cast<double>(r.stats.considered);
+    st.counters["evaluated"] = static_cast<double>(r.stats.evaluated);
+  }
+}
+BENCHMARK(BM_SearchGpt3_175B_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -2,7 +2,8 @@
 # Installs what xpuplan needs to build and test, from Debian's archive. Idempotent, no prompts.
 set -euo pipefail
 pkgs=(g++ cmake ninja-build pkg-config libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
-      libgtest-dev libbenchmark-dev python3)
+      libgtest-dev libbenchmark-dev python3
+      libsqlite3-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

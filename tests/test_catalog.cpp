@@ -1,1 +1,299 @@
+// The built-in catalog (data/ compiled in) and the Hugging Face config.json loader.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "load/catalog.hpp"
+#include "spec/model.hpp"
+#include "test_common.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+using test::source_path;
+
+// ---- the built-in catalog ----
+
+TEST(Catalog, BuiltinLoads) {
+  // Parsing every embedded file succeeds and yields a non-empty catalog of each kind.
+  const Catalog c = build_catalog(builtin_data_files());
+  EXPECT_FALSE(c.chips.empty());
+  EXPECT_FALSE(c.systems.empty());
+  EXPECT_FALSE(c.models.empty());
+  // Every chip has its calibration (one calibration file per chip).
+  for (const auto& [id, chip] : c.chips) EXPECT_TRUE(c.calibrations.contains(id)) << id << " has no calibration";
+}
+
+TEST(Catalog, HasEverySystemOfTheValidationFormat) {
+  // The ids of validation/FORMAT.md, table "Devices and systems".
+  const char* ids[] = {"dgx2-v100", "dgx-a100",   "dgx-a100-40gb", "dgx-h100",  "p5",         "dgx-h800",
+                       "hgx-h200",  "dgx-b200",   "gb200-nvl72",   "gb300-nvl72", "mi300x-x8", "mi325x-x8",
+                       "mi355x-x8", "gaudi2-x8",  "gaudi3-x8",     "trn1-32xl", "trn2-48xl",  "trn2-ultraserver",
+                       "trn3-ultraserver", "inf2-48xl", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu7x"};
+  for (const char* id : ids) EXPECT_TRUE(builtin().systems.contains(id)) << "missing system " << id;
+}
+
+TEST(Catalog, HasTheReferenceModels) {
+  // The models the validation tables and the docs refer to by id.
+  const char* ids[] = {"gpt3-175b",    "llama2-7b",     "llama2-13b",     "llama2-70b",     "llama3-8b",
+                       "llama3-70b",   "llama3.1-405b", "mixtral-8x7b",   "mixtral-8x22b",  "deepseek-v3",
+                       "nemotron4-340b", "qwen3-235b-a22b", "gpt-oss-120b", "bloom-176b"};
+  for (const char* id : ids) EXPECT_TRUE(builtin().models.contains(id)) << "missing model " << id;
+}
+
+TEST(Catalog, SystemsResolveChipAndCalibration) {
+  // Each system carries the chip it names and that chip's calibration.
+  for (const auto& [id, s] : builtin().systems) {
+    EXPECT_EQ(s.id, id);
+    EXPECT_EQ(s.chip.id, s.chip_id) << id;
+    EXPECT_EQ(s.calib.id, s.chip_id) << id;
+    EXPECT_GE(s.scale_up.size, 1) << id;
+    EXPECT_GT(s.scale_up.bandwidth.v, 0) << id;
+    EXPECT_GT(s.scale_out.bandwidth.v, 0) << id;
+    EXPECT_TRUE(s.peak(Precision::bf16) || s.peak(Precision::fp16)) << id;
+  }
+}
+
+TEST(Catalog, H100FiguresFromTheDataFile) {
+  // data/chips/h100-sxm.toml: bf16 "989.4 TFLOP/s", fp8 "1978.9 TFLOP/s", "80 GB", "3.35 TB/s", "700 W"; no fp4 key.
+  const Chip& h = builtin().chips.at("h100-sxm");
+  ASSERT_TRUE(h.peak_at(Precision::bf16));
+  EXPECT_DOUBLE_EQ(h.peak_at(Precision::bf16)->v, 989.4e12);
+  ASSERT_TRUE(h.peak_at(Precision::fp8));
+  EXPECT_DOUBLE_EQ(h.peak_at(Precision::fp8)->v, 1978.9e12);
+  EXPECT_FALSE(h.peak_at(Precision::fp4));
+  EXPECT_DOUBLE_EQ(h.hbm_capacity.v, 80e9);
+  EXPECT_DOUBLE_EQ(h.hbm_bandwidth.v, 3.35e12);
+  ASSERT_TRUE(h.tdp);
+  EXPECT_DOUBLE_EQ(h.tdp->v, 700.0);
+}
+
+TEST(Catalog, DgxH100Tiers) {
+  // data/systems/dgx-h100.toml: 8 GPUs on an NVSwitch at "450 GB/s", NICs "400 Gb/s" = 50e9 B/s per GPU.
+  const System& s = builtin().system("dgx-h100");
+  EXPECT_EQ(s.devices_per_chip, 1);
+  EXPECT_EQ(s.scale_up.size, 8);
+  EXPECT_EQ(s.scale_up.topology, Topology::switched);
+  EXPECT_DOUBLE_EQ(s.scale_up.bandwidth.v, 450e9);
+  EXPECT_DOUBLE_EQ(s.scale_out.bandwidth.v, 50e9);
+  // One GPU per chip: per-device figures equal the chip's.
+  EXPECT_DOUBLE_EQ(s.peak(Precision::bf16)->v, 989.4e12);
+  EXPECT_DOUBLE_EQ(s.hbm_capacity().v, 80e9);
+}
+
+TEST(Catalog, Trn1DeviceIsHalfAChip) {
+  // trn1-32xl counts NeuronCores: devices_per_chip 2, so per-device peak, HBM and bandwidth are chip / 2.
+  const System& s = builtin().system("trn1-32xl");
+  ASSERT_EQ(s.devices_per_chip, 2);
+  ASSERT_TRUE(s.chip.peak_at(Precision::bf16));
+  EXPECT_DOUBLE_EQ(s.peak(Precision::bf16)->v, s.chip.peak_at(Precision::bf16)->v / 2);
+  EXPECT_DOUBLE_EQ(s.hbm_capacity().v, s.chip.hbm_capacity.v / 2);
+  EXPECT_DOUBLE_EQ(s.hbm_bandwidth().v, s.chip.hbm_bandwidth.v / 2);
+  // Trainium1: 190 TFLOP/s bf16 per chip -> 95 TFLOP/s per NeuronCore.
+  EXPECT_DOUBLE_EQ(s.peak(Precision::bf16)->v, 95e12);
+}
+
+TEST(Catalog, DiskCopyMatchesTheEmbeddedOne) {
+  // read_data_dir(<repo>/data) reads the same files the build embedded: same count, same ids.
+  const auto disk = read_data_dir(source_path("data"));
+  EXPECT_EQ(disk.size(), builtin_data_files().size());
+  const Catalog c = build_catalog(disk);
+  std::set<std::string> a, b;
+  for (const auto& [id, s] : c.systems) a.insert(id);
+  for (const auto& [id, s] : builtin().systems) b.insert(id);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(c.models.size(), builtin().models.size());
+  EXPECT_EQ(c.chips.size(), builtin().chips.size());
+}
+
+TEST(Catalog, ResolveByIdOrPath) {
+  // --model llama3-8b is the catalog entry; a path ending in .json goes through the HF loader.
+  const Model& byid = resolve_model(builtin(), "llama3-8b");
+  EXPECT_EQ(byid.id, "llama3-8b");
+  const Model byjson = resolve_model(builtin(), source_path("tests/data/hf/llama3-8b.json"));
+  EXPECT_EQ(byjson.layers, 32);
+  // --system: a path to a system TOML resolves its chip from the catalog.
+  const System s = resolve_system(builtin(), source_path("data/systems/dgx-h100.toml"));
+  EXPECT_EQ(s.chip.id, "h100-sxm");
+  EXPECT_EQ(s.calib.id, "h100-sxm");
+}
+
+// ---- parameter counts against published totals ----
+
+// |count - published| <= 2% of published.
+void expect_within_2pct(double count, double published, const char* what) {
+  EXPECT_LE(std::fabs(count - published), 0.02 * published) << what << ": count " << count << " vs published " << published;
+}
+
+TEST(ParamCount, DenseModelsMatchPublishedTotals) {
+  // Each count within 2% of the published total.
+  const auto& m = builtin().models;
+  // Meta model cards / HF safetensors totals.
+  expect_within_2pct(count_params(m.at("llama3-70b")).total(), 70.6e9, "llama3-70b");
+  expect_within_2pct(count_params(m.at("llama3-8b")).total(), 8.03e9, "llama3-8b");
+  expect_within_2pct(count_params(m.at("llama2-7b")).total(), 6.74e9, "llama2-7b");
+  expect_within_2pct(count_params(m.at("llama2-13b")).total(), 13.0e9, "llama2-13b");
+  expect_within_2pct(count_params(m.at("llama2-70b")).total(), 69.0e9, "llama2-70b");
+  expect_within_2pct(count_params(m.at("llama3.1-405b")).total(), 405.9e9, "llama3.1-405b");
+  // GPT-3 paper 175B; BLOOM 176.2B; Nemotron-4 340B (341B in the tech report table).
+  expect_within_2pct(count_params(m.at("gpt3-175b")).total(), 175e9, "gpt3-175b");
+  expect_within_2pct(count_params(m.at("bloom-176b")).total(), 176.2e9, "bloom-176b");
+  expect_within_2pct(count_params(m.at("nemotron4-340b")).total(), 341e9, "nemotron4-340b");
+}
+
+TEST(ParamCount, MoeTotalsAndActive) {
+  // Totals and active (routed experts x top_k / experts) within 2% of the published figures.
+  const auto& m = builtin().models;
+  // Mixtral 8x7B: 46.7B total, 12.9B active (2 of 8 experts).
+  const Model& mx = m.at("mixtral-8x7b");
+  expect_within_2pct(count_params(mx).total(), 46.7e9, "mixtral-8x7b total");
+  expect_within_2pct(count_params(mx).active(mx), 12.9e9, "mixtral-8x7b active");
+  // Mixtral 8x22B: 141B total, 39B active.
+  const Model& mx22 = m.at("mixtral-8x22b");
+  expect_within_2pct(count_params(mx22).total(), 141e9, "mixtral-8x22b total");
+  expect_within_2pct(count_params(mx22).active(mx22), 39e9, "mixtral-8x22b active");
+  // DeepSeek-V3: 671B total (main model, without the MTP module), 37B active.
+  const Model& ds = m.at("deepseek-v3");
+  expect_within_2pct(count_params(ds).total(), 671e9, "deepseek-v3 total");
+  expect_within_2pct(count_params(ds).active(ds), 37e9, "deepseek-v3 active");
+  // Qwen3-235B-A22B: 235B total, 22B active.
+  const Model& q = m.at("qwen3-235b-a22b");
+  expect_within_2pct(count_params(q).total(), 235e9, "qwen3 total");
+  expect_within_2pct(count_params(q).active(q), 22e9, "qwen3 active");
+  // gpt-oss-120b: 116.8B total (model card table).
+  expect_within_2pct(count_params(m.at("gpt-oss-120b")).total(), 116.8e9, "gpt-oss-120b total");
+}
+
+TEST(ParamCount, PartsOfLlama3_8b) {
+  // Llama 3 8B: h = 4096, L = 32, heads 32 x 128, kv 8 x 128, ffn 14336 (SwiGLU, 3 matrices), V = 128256, untied.
+  const ParamCounts p = count_params(builtin().model("llama3-8b"));
+  const double h = 4096, L = 32, V = 128256, f = 14336;
+  // embedding = head = V x h.
+  EXPECT_DOUBLE_EQ(p.embedding, V * h);
+  EXPECT_DOUBLE_EQ(p.head, V * h);
+  // attention per layer: q (h x 4096) + k, v (h x 1024 each) + o (4096 x h) = h x 10240.
+  EXPECT_DOUBLE_EQ(p.attention, L * h * (4096 + 2 * 1024 + 4096));
+  // MLP per layer: 3 x h x ffn.
+  EXPECT_DOUBLE_EQ(p.dense_mlp, L * 3 * h * f);
+  // Dense model: no experts, active = total.
+  EXPECT_EQ(p.experts, 0);
+  EXPECT_DOUBLE_EQ(p.active(builtin().model("llama3-8b")), p.total());
+}
+
+TEST(ParamCount, TiedEmbeddingsHaveNoHead) {
+  // Tying the LM head to the embedding removes V x h parameters from the total.
+  Model m = builtin().model("llama3-8b");
+  const double untied = count_params(m).total();
+  m.tied_embeddings = true;
+  const ParamCounts tied = count_params(m);
+  EXPECT_EQ(tied.head, 0);
+  EXPECT_DOUBLE_EQ(untied - tied.total(), 128256.0 * 4096.0);
+}
+
+// ---- Hugging Face config.json ----
+
+Model load_hf(const char* name) { return parse_hf_config(read_file(source_path(std::string("tests/data/hf/") + name))); }
+
+TEST(HfConfig, Llama3_8b) {
+  // Meta-Llama-3-8B config.json: 32 layers, 4096 hidden, 32 heads, 8 kv heads, 14336 ffn, 128256 vocab, silu.
+  const Model m = load_hf("llama3-8b.json");
+  EXPECT_EQ(m.layers, 32);
+  EXPECT_EQ(m.hidden, 4096);
+  EXPECT_EQ(m.heads, 32);
+  EXPECT_EQ(m.kv_heads, 8);
+  // head_dim absent: hidden / heads = 4096 / 32 = 128.
+  EXPECT_EQ(m.head_dim, 128);
+  EXPECT_EQ(m.ffn_hidden, 14336);
+  EXPECT_EQ(m.vocab, 128256);
+  EXPECT_TRUE(m.gated_mlp);
+  EXPECT_FALSE(m.tied_embeddings);
+  EXPECT_FALSE(m.is_moe());
+  EXPECT_FALSE(m.is_mla());
+  EXPECT_EQ(m.max_seq_len, 8192);
+  // Same architecture as data/models/llama3-8b.toml, so the same parameter count.
+  EXPECT_DOUBLE_EQ(count_params(m).total(), count_params(builtin().model("llama3-8b")).total());
+}
+
+TEST(HfConfig, MixtralExperts) {
+  // num_local_experts 8, num_experts_per_tok 2; no moe_intermediate_size: experts use intermediate_size 14336.
+  const Model m = load_hf("mixtral-8x7b.json");
+  EXPECT_TRUE(m.is_moe());
+  EXPECT_EQ(m.moe.experts, 8);
+  EXPECT_EQ(m.moe.top_k, 2);
+  EXPECT_EQ(m.moe.ffn_hidden, 14336);
+  EXPECT_EQ(m.moe.shared_experts, 0);
+  EXPECT_EQ(m.moe.dense_layers, 0);
+  // "sliding_window": null means full attention.
+  EXPECT_EQ(m.sliding_window, 0);
+  // Every layer is MoE (layer_step 1, no dense layers).
+  EXPECT_TRUE(m.is_moe_layer(0));
+  EXPECT_TRUE(m.is_moe_layer(31));
+}
+
+TEST(HfConfig, Qwen3MoeWithExplicitHeadDim) {
+  // num_experts 128, top 8, moe_intermediate_size 1536; head_dim 128 given (hidden / heads would be 4096 / 64 = 64).
+  const Model m = load_hf("qwen3-235b-a22b.json");
+  EXPECT_EQ(m.layers, 94);
+  EXPECT_EQ(m.moe.experts, 128);
+  EXPECT_EQ(m.moe.top_k, 8);
+  EXPECT_EQ(m.moe.ffn_hidden, 1536);
+  EXPECT_EQ(m.head_dim, 128);
+  EXPECT_EQ(m.heads, 64);
+  EXPECT_EQ(m.kv_heads, 4);
+  EXPECT_TRUE(m.gated_mlp);
+  // use_sliding_window false: no window.
+  EXPECT_EQ(m.sliding_window, 0);
+}
+
+TEST(HfConfig, DeepSeekV3MlaAndSharedExpert) {
+  // DeepSeek-V3 config.json: 61 layers, MLA ranks q 1536 / kv 512, 256 routed experts (top 8) + 1 shared.
+  const Model m = load_hf("deepseek-v3.json");
+  EXPECT_EQ(m.layers, 61);
+  EXPECT_TRUE(m.is_mla());
+  EXPECT_EQ(m.mla.kv_lora_rank, 512);
+  EXPECT_EQ(m.mla.q_lora_rank, 1536);
+  EXPECT_EQ(m.mla.qk_nope_head_dim, 128);
+  EXPECT_EQ(m.mla.qk_rope_head_dim, 64);
+  EXPECT_EQ(m.mla.v_head_dim, 128);
+  // first_k_dense_replace 3: layers 0..2 dense, layer 3 on MoE.
+  EXPECT_EQ(m.moe.dense_layers, 3);
+  EXPECT_FALSE(m.is_moe_layer(2));
+  EXPECT_TRUE(m.is_moe_layer(3));
+  EXPECT_EQ(m.moe.experts, 256);
+  EXPECT_EQ(m.moe.shared_experts, 1);
+  EXPECT_EQ(m.moe.top_k, 8);
+  EXPECT_EQ(m.moe.ffn_hidden, 2048);
+  EXPECT_EQ(m.ffn_hidden, 18432);
+  // 671B total, as published.
+  expect_within_2pct(count_params(m).total(), 671e9, "deepseek-v3 from config.json");
+}
+
+TEST(HfConfig, Gpt2StyleKeys) {
+  // n_layer 12, n_embd 768, n_head 12, n_inner absent -> ffn = 4 x 768 = 3072; plain GELU MLP; tied by default.
+  const Model m = load_hf("gpt2.json");
+  EXPECT_EQ(m.layers, 12);
+  EXPECT_EQ(m.hidden, 768);
+  EXPECT_EQ(m.heads, 12);
+  EXPECT_EQ(m.kv_heads, 12);
+  EXPECT_EQ(m.head_dim, 64);
+  EXPECT_EQ(m.ffn_hidden, 3072);
+  EXPECT_FALSE(m.gated_mlp);
+  EXPECT_TRUE(m.tied_embeddings);
+  EXPECT_EQ(m.vocab, 50257);
+  EXPECT_EQ(m.max_seq_len, 1024);
+  // GPT-2 small has 124.4M parameters (this count leaves out the 0.8M position embeddings and biases).
+  expect_within_2pct(count_params(m).total(), 124.4e6, "gpt2");
+}
+
+TEST(HfConfig, MistralSlidingWindow) {
+  // sliding_window 4096 on every layer.
+  const Model m = load_hf("mistral-7b.json");
+  EXPECT_EQ(m.sliding_window, 4096);
+  EXPECT_EQ(m.sliding_window_every, 1);
+  EXPECT_EQ(m.vocab, 32000);
+}
+
+}  // namespace
+}  // namespace xpu

@@ -1,1 +1,150 @@
+// Collective costs on the built-in systems (src/perf/collective.hpp).
 #include <gtest/gtest.h>
+
+#include "perf/collective.hpp"
+#include "test_common.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+const System& h100() { return builtin().system("dgx-h100"); }
+
+TEST(Collective, GroupOfOneCostsNothing) {
+  // One member has nobody to talk to: 0 s for any collective and any size.
+  for (Collective k : {Collective::all_reduce, Collective::all_gather, Collective::reduce_scatter,
+                       Collective::all_to_all, Collective::send_recv})
+    EXPECT_EQ(collective_time(h100(), k, 1e9, Group{1, 1}), 0.0);
+}
+
+TEST(Collective, ZeroBytesCostNothing) {
+  // Nothing to move: 0 s, even with 8 members (no latency charged).
+  EXPECT_EQ(collective_time(h100(), Collective::all_reduce, 0.0, Group{8, 1}), 0.0);
+}
+
+TEST(Collective, AllReduceInsideOneNode) {
+  // Ring all-reduce over k = 8 GPUs of one NVSwitch domain:
+  // 2 (k-1)/k x bytes / (bw x bus) + 2 (k-1) x latency, from the system's fields.
+  const System& s = h100();
+  const double bytes = 1e9, k = 8;
+  const double bw = s.scale_up.bandwidth.v * s.calib.scale_up_bus;
+  const double expected = 2 * (k - 1) / k * bytes / bw + 2 * (k - 1) * s.scale_up.latency.v;
+  EXPECT_NEAR(collective_time(s, Collective::all_reduce, bytes, Group{8, 1}), expected, 1e-12 * expected);
+  // Sanity of the inputs: 450 GB/s link, a bus fraction in (0, 1].
+  EXPECT_DOUBLE_EQ(s.scale_up.bandwidth.v, 450e9);
+  EXPECT_GT(s.calib.scale_up_bus, 0);
+  EXPECT_LE(s.calib.scale_up_bus, 1);
+}
+
+TEST(Collective, AllGatherIsHalfAnAllReduce) {
+  // All-gather and reduce-scatter are one pass: (k-1)/k x bytes / bw + (k-1) x latency, half of the all-reduce
+  // bandwidth term (and of its latency term).
+  const System& s = h100();
+  const double bytes = 256e6, k = 4;
+  const double bw = s.scale_up.bandwidth.v * s.calib.scale_up_bus;
+  const double lat = s.scale_up.latency.v;
+  const double ag = collective_time(s, Collective::all_gather, bytes, Group{4, 1});
+  const double ar = collective_time(s, Collective::all_reduce, bytes, Group{4, 1});
+  EXPECT_NEAR(ag - (k - 1) * lat, (k - 1) / k * bytes / bw, 1e-12);
+  EXPECT_NEAR(ag - (k - 1) * lat, 0.5 * (ar - 2 * (k - 1) * lat), 1e-12);
+  EXPECT_DOUBLE_EQ(collective_time(s, Collective::reduce_scatter, bytes, Group{4, 1}), ag);
+}
+
+TEST(Collective, SpanningNodesIsSlower) {
+  // Two GPUs in one node (stride 1) vs two in different nodes (stride 8): the second crosses 50 GB/s NICs
+  // instead of 450 GB/s NVLink, for the same 1 GB.
+  const System& s = h100();
+  const double inside = collective_time(s, Collective::all_reduce, 1e9, Group{2, 1});
+  const double across = collective_time(s, Collective::all_reduce, 1e9, Group{2, 8});
+  EXPECT_GT(across, inside);
+  // And 16 GPUs (two nodes) cost more than 8 (one node).
+  EXPECT_GT(collective_time(s, Collective::all_reduce, 1e9, Group{16, 1}),
+            collective_time(s, Collective::all_reduce, 1e9, Group{8, 1}));
+}
+
+TEST(Collective, HierarchicalAllReduceOverTwoNodes) {
+  // 16 GPUs, stride 1: k = 8 per node, n = 2 nodes. Scale-up part 2 x [(7/8) B / bw_up + 7 lat_up];
+  // scale-out part moves B/8 per GPU: 2 x [(1/2) (B/8) / bw_out] + 2 x steps(2) x lat_out with steps(2) = 1.
+  const System& s = h100();
+  const double B = 1e9;
+  const double bw_up = s.scale_up.bandwidth.v * s.calib.scale_up_bus;
+  const double bw_out = s.scale_out.bandwidth.v * s.calib.scale_out_bus;
+  const double expected = 2 * (7.0 / 8 * B / bw_up + 7 * s.scale_up.latency.v) + 2 * (0.5 * (B / 8) / bw_out) +
+                          2 * 1 * s.scale_out.latency.v;
+  EXPECT_NEAR(collective_time(s, Collective::all_reduce, B, Group{16, 1}), expected, 1e-12 * expected);
+}
+
+TEST(Collective, CrossNodeOnlyAllReduce) {
+  // 2 GPUs with stride 8: k = 1 per node, n = 2: 2 x (1/2) x B / bw_out + 2 x 1 x lat_out.
+  const System& s = h100();
+  const double B = 1e8;
+  const double bw_out = s.scale_out.bandwidth.v * s.calib.scale_out_bus;
+  const double expected = 2 * 0.5 * B / bw_out + 2 * s.scale_out.latency.v;
+  EXPECT_NEAR(collective_time(s, Collective::all_reduce, B, Group{2, 8}), expected, 1e-12 * expected);
+}
+
+TEST(Collective, SendRecvInsideNode) {
+  // One message over NVLink: latency + bytes / (bw x bus).
+  const System& s = h100();
+  const double B = 64e6;
+  const double expected = s.scale_up.latency.v + B / (s.scale_up.bandwidth.v * s.calib.scale_up_bus);
+  EXPECT_NEAR(collective_time(s, Collective::send_recv, B, Group{2, 1}), expected, 1e-12 * expected);
+  // Across nodes it is slower (NIC instead of NVLink).
+  EXPECT_GT(collective_time(s, Collective::send_recv, B, Group{2, 8}), expected);
+}
+
+TEST(Collective, GrowsWithBytes) {
+  // Twice the bytes, same group: strictly more time, at most twice (latency is fixed).
+  const System& s = h100();
+  for (Collective k : {Collective::all_reduce, Collective::all_gather, Collective::all_to_all}) {
+    const double a = collective_time(s, k, 1e8, Group{16, 1});
+    const double b = collective_time(s, k, 2e8, Group{16, 1});
+    EXPECT_GT(b, a);
+    EXPECT_LE(b, 2 * a);
+  }
+}
+
+TEST(Collective, MembersPerDomain) {
+  // Domains of 8: stride 1 size 16 -> min(16, 8/1) = 8; stride 2 size 8 -> 8/2 = 4; stride 8 -> 1; size 4 stride 1 -> 4.
+  const System& s = h100();
+  EXPECT_EQ(members_per_domain(s, Group{16, 1}), 8);
+  EXPECT_EQ(members_per_domain(s, Group{8, 2}), 4);
+  EXPECT_EQ(members_per_domain(s, Group{16, 8}), 1);
+  EXPECT_EQ(members_per_domain(s, Group{4, 1}), 4);
+}
+
+TEST(Collective, ScaleUpFactorSwitch) {
+  // A switch gives every member its full bandwidth.
+  EXPECT_EQ(scale_up_factor(h100(), 2), 1.0);
+  EXPECT_EQ(scale_up_factor(h100(), 8), 1.0);
+}
+
+TEST(Collective, ScaleUpFactorMesh) {
+  // mi300x-x8: full mesh of D = 8; a 2-member group uses (2-1)/(8-1) = 1/7 of the links, all 8 use 7/7.
+  const System& s = builtin().system("mi300x-x8");
+  ASSERT_EQ(s.scale_up.topology, Topology::mesh);
+  ASSERT_EQ(s.scale_up.size, 8);
+  EXPECT_LT(scale_up_factor(s, 2), 1.0);
+  EXPECT_DOUBLE_EQ(scale_up_factor(s, 2), 1.0 / 7);
+  EXPECT_DOUBLE_EQ(scale_up_factor(s, 8), 1.0);
+  // So a 2-GPU all-gather is slower on the mesh than on a switch with the same link figures would be.
+  System as_switch = s;
+  as_switch.scale_up.topology = Topology::switched;
+  EXPECT_GT(collective_time(s, Collective::all_gather, 1e9, Group{2, 1}),
+            collective_time(as_switch, Collective::all_gather, 1e9, Group{2, 1}));
+}
+
+TEST(Collective, ScaleUpFactorTorus) {
+  // tpu-v6e: a 16 x 16 torus. 16 chips fill one dimension: 1 of 2 dimensions -> 0.5; 256 chips span both -> 1.
+  const System& s = builtin().system("tpu-v6e");
+  ASSERT_EQ(s.scale_up.topology, Topology::torus);
+  ASSERT_EQ(s.scale_up.torus_dims, (std::vector<int>{16, 16}));
+  EXPECT_DOUBLE_EQ(scale_up_factor(s, 16), 0.5);
+  EXPECT_DOUBLE_EQ(scale_up_factor(s, 256), 1.0);
+  // 17 chips no longer fit in one dimension: both dimensions -> 1.
+  EXPECT_DOUBLE_EQ(scale_up_factor(s, 17), 1.0);
+}
+
+}  // namespace
+}  // namespace xpu

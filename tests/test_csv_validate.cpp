@@ -1,1 +1,207 @@
+// RFC 4180 CSV reading (src/load/csv.hpp) and the training validation (src/validate/validate.hpp).
 #include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "load/csv.hpp"
+#include "test_common.hpp"
+#include "train/evaluate.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+// ---- CSV ----
+
+TEST(Csv, PlainTable) {
+  // 1 header line + 2 rows of 3 fields.
+  const CsvTable t = parse_csv({"t.csv", "a,b,c\n1,2,3\n4,5,6\n"});
+  ASSERT_EQ(t.header, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[1], (std::vector<std::string>{"4", "5", "6"}));
+  // Rows start on lines 2 and 3.
+  EXPECT_EQ(t.row_lines, (std::vector<int>{2, 3}));
+  EXPECT_EQ(t.column("b"), 1);
+  EXPECT_EQ(t.column("z"), -1);
+  EXPECT_EQ(t.path, "t.csv");
+}
+
+TEST(Csv, QuotedCommasAndDoubledQuotes) {
+  // "x, y" keeps its comma; "he said ""hi""" unescapes to: he said "hi".
+  const CsvTable t = parse_csv({"t.csv", "a,b,c\n\"x, y\",\"he said \"\"hi\"\"\",3\n"});
+  ASSERT_EQ(t.rows.size(), 1u);
+  EXPECT_EQ(t.rows[0][0], "x, y");
+  EXPECT_EQ(t.rows[0][1], "he said \"hi\"");
+  EXPECT_EQ(t.rows[0][2], "3");
+}
+
+TEST(Csv, CrlfLineEnds) {
+  // No '\r' is left in the last field of a CRLF line.
+  const CsvTable t = parse_csv({"t.csv", "a,b\r\n1,2\r\n3,4\r\n"});
+  ASSERT_EQ(t.header, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[0][1], "2");
+  EXPECT_EQ(t.rows[1][1], "4");
+}
+
+TEST(Csv, ByteOrderMarkIsSkipped) {
+  // UTF-8 BOM EF BB BF before the header: the first column is "id", not "\xEF\xBB\xBFid".
+  const CsvTable t = parse_csv({"t.csv", "\xEF\xBB\xBFid,value\nR1,7\n"});
+  EXPECT_EQ(t.header[0], "id");
+  EXPECT_EQ(t.column("id"), 0);
+}
+
+TEST(Csv, EmptyFieldsAndMissingFinalNewline) {
+  // "1,,3" has an empty middle field; the last line has no '\n'.
+  const CsvTable t = parse_csv({"t.csv", "a,b,c\n1,,3\n,,"});
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[0][1], "");
+  EXPECT_EQ(t.rows[1], (std::vector<std::string>{"", "", ""}));
+}
+
+TEST(Csv, NewlineInsideQuotesAndLineNumbers) {
+  // Row 1 spans lines 2-3 (a quoted newline); row 2 starts on line 4; a blank line 5 is skipped; row 3 on line 6.
+  const CsvTable t = parse_csv({"t.csv", "a,b\n\"two\nlines\",1\nx,2\n\ny,3\n"});
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_EQ(t.rows[0][0], "two\nlines");
+  EXPECT_EQ(t.row_lines, (std::vector<int>{2, 4, 6}));
+}
+
+TEST(Csv, TheRepositoryTablesParse) {
+  // validation/training-public.csv is a training table; every row has the header's 34 fields.
+  const CsvTable t = parse_csv(read_file(test::source_path("validation/training-public.csv")));
+  EXPECT_TRUE(is_training_table(t));
+  EXPECT_EQ(t.header.size(), 34u);
+  EXPECT_GT(t.rows.size(), 0u);
+  for (const auto& row : t.rows) EXPECT_EQ(row.size(), t.header.size());
+  // The header equals FORMAT.md's column list.
+  std::vector<std::string> expected(std::begin(test::kTrainingColumns), std::end(test::kTrainingColumns));
+  EXPECT_EQ(t.header, expected);
+}
+
+// ---- validate_training ----
+
+// A dense row with its whole layout stated: llama3-8b-shaped columns on 8 dgx-h100 GPUs, tp 2 x dp 4,
+// no recompute, bf16, measured 4000 tokens/s per device.
+std::map<std::string, std::string> dense_row() {
+  return {{"id", "DENSE-1"},    {"source", "unit test"}, {"grade", "A"},          {"system", "dgx-h100"},
+          {"devices", "8"},     {"model", "Llama-3-8B-like"}, {"layers", "32"},    {"hidden", "4096"},
+          {"heads", "32"},      {"kv_heads", "8"},       {"head_dim", "128"},     {"ffn_hidden", "14336"},
+          {"vocab", "128256"},  {"gated_mlp", "1"},      {"seq_len", "8192"},     {"global_batch", "128"},
+          {"micro_batch", "1"}, {"tp", "2"},             {"pp", "1"},             {"vp", "1"},
+          {"dp", "4"},          {"cp", "1"},             {"ep", "1"},             {"zero", "1"},
+          {"recompute", "none"}, {"precision", "bf16"},  {"metric", "tokens_per_s_per_device"},
+          {"value", "4000"},    {"notes", "a note, with a comma and \"quotes\""}};
+}
+
+ValidationResult validate_two_rows() {
+  auto unknown = dense_row();
+  unknown["id"] = "UNKNOWN-SYS";
+  unknown["system"] = "no-such-system";
+  const std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(unknown);
+  return validate_training(parse_csv({"mem.csv", text}), builtin());
+}
+
+TEST(Validate, UnknownSystemRowIsKeptWithFullError) {
+  // Row 2 (line 3) names "no-such-system": kept, not evaluated, error 100%.
+  const ValidationResult v = validate_two_rows();
+  ASSERT_EQ(v.rows.size(), 2u);
+  const ValidationRow& r = v.rows[1];
+  EXPECT_EQ(r.id, "UNKNOWN-SYS");
+  EXPECT_EQ(r.line, 3);
+  EXPECT_FALSE(r.evaluated);
+  // Not evaluated: 100% error and a reason naming the system.
+  EXPECT_EQ(r.error_pct, 100.0);
+  EXPECT_NE(r.reason.find("no-such-system"), std::string::npos) << r.reason;
+}
+
+TEST(Validate, DenseRowErrorFromPredictionAndMeasurement) {
+  // Row 1 (line 2): the dense row, measured 4000 tokens/s per device.
+  const ValidationResult v = validate_two_rows();
+  ASSERT_EQ(v.rows.size(), 2u);
+  const ValidationRow& r = v.rows[0];
+  EXPECT_EQ(r.id, "DENSE-1");
+  EXPECT_EQ(r.line, 2);
+  ASSERT_TRUE(r.evaluated) << r.reason;
+  EXPECT_FALSE(r.moe);
+  EXPECT_EQ(r.measured, 4000.0);
+  // The metric is tokens/s per device: predicted = the plan's figure.
+  EXPECT_DOUBLE_EQ(r.predicted, r.plan.tokens_per_s_per_device);
+  // Signed error = (predicted - measured) / measured x 100.
+  EXPECT_NEAR(r.error_pct, (r.predicted - 4000.0) / 4000.0 * 100.0, 1e-9);
+  // The stated layout is the one evaluated.
+  EXPECT_EQ(r.plan.layout.tp, 2);
+  EXPECT_EQ(r.plan.layout.dp, 4);
+  EXPECT_EQ(r.plan.layout.recompute, Recompute::none);
+  // The row's architecture columns equal the catalog's llama3-8b, so evaluating the chosen plan's layout on
+  // the catalog model reproduces the prediction.
+  const TrainReport direct =
+      evaluate(builtin().model("llama3-8b"), builtin().system("dgx-h100"), r.plan.layout, {8192, 128}, 8);
+  ASSERT_TRUE(direct.feasible()) << direct.reason;
+  EXPECT_DOUBLE_EQ(r.predicted, direct.tokens_per_s_per_device);
+}
+
+TEST(Validate, HeadlineCountsBothGradeARows) {
+  // Both rows are grade A: headline count 2, MAPE = (|e1| + 100) / 2, max = max(|e1|, 100).
+  const ValidationResult v = validate_two_rows();
+  ASSERT_EQ(v.rows.size(), 2u);
+  const double e1 = std::fabs(v.rows[0].error_pct);
+  EXPECT_EQ(v.headline.count, 2);
+  EXPECT_NEAR(v.headline.mape_pct, (e1 + 100.0) / 2, 1e-9);
+  EXPECT_DOUBLE_EQ(v.headline.max_abs_pct, std::max(e1, 100.0));
+  // Dense models only: both rows count as dense (the unknown-system row's model columns are dense).
+  EXPECT_EQ(v.dense.count, 2);
+  // Per system: one row each.
+  EXPECT_EQ(v.per_system.at("dgx-h100").count, 1);
+  EXPECT_EQ(v.per_system.at("no-such-system").count, 1);
+  EXPECT_EQ(v.per_grade.at("A").count, 2);
+  EXPECT_EQ(v.path, "mem.csv");
+}
+
+TEST(Validate, GradeCIsOutsideTheHeadline) {
+  // Two evaluable rows, grades A and C: headline counts 1, per_grade["C"] counts 1.
+  auto c = dense_row();
+  c["grade"] = "C";
+  const std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(c);
+  const ValidationResult v = validate_training(parse_csv({"mem.csv", text}), builtin());
+  ASSERT_EQ(v.rows.size(), 2u);
+  // One A row in the headline; the C row only in per_grade.
+  EXPECT_EQ(v.headline.count, 1);
+  EXPECT_EQ(v.per_grade.at("C").count, 1);
+}
+
+TEST(Validate, StepTimeMetricAndCatalogModel) {
+  // model = a catalog id with empty architecture columns; metric step_time_s: predicted = the plan's step time.
+  std::map<std::string, std::string> row = {
+      {"id", "STEP-1"},   {"source", "unit test"}, {"grade", "B"},          {"system", "dgx-h100"},
+      {"devices", "8"},   {"model", "llama3-8b"},  {"seq_len", "8192"},     {"global_batch", "128"},
+      {"tp", "2"},        {"pp", "1"},             {"dp", "4"},             {"cp", "1"},
+      {"micro_batch", "1"}, {"zero", "1"},         {"recompute", "none"},   {"precision", "bf16"},
+      {"metric", "step_time_s"}, {"value", "12.5"}};
+  const std::string text = test::training_header() + test::training_row(row);
+  const ValidationResult v = validate_training(parse_csv({"mem.csv", text}), builtin());
+  ASSERT_EQ(v.rows.size(), 1u);
+  const ValidationRow& r = v.rows[0];
+  ASSERT_TRUE(r.evaluated) << r.reason;
+  EXPECT_DOUBLE_EQ(r.predicted, r.plan.step_time);
+  // (predicted - 12.5) / 12.5 x 100.
+  EXPECT_NEAR(r.error_pct, (r.predicted - 12.5) / 12.5 * 100.0, 1e-9);
+}
+
+TEST(Validate, OnlyFilterSkipsOtherRows) {
+  // only = {"DENSE-1"}: the unknown-system row is skipped entirely.
+  auto unknown = dense_row();
+  unknown["id"] = "UNKNOWN-SYS";
+  unknown["system"] = "no-such-system";
+  const std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(unknown);
+  const std::set<std::string> only = {"DENSE-1"};
+  const ValidationResult v = validate_training(parse_csv({"mem.csv", text}), builtin(), &only);
+  ASSERT_EQ(v.rows.size(), 1u);
+  EXPECT_EQ(v.rows[0].id, "DENSE-1");
+  EXPECT_EQ(v.headline.count, 1);
+}
+
+}  // namespace
+}  // namespace xpu

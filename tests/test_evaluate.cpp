@@ -1,1 +1,352 @@
+// One training step (src/train/evaluate.hpp) and the plan chooser (src/train/choose.hpp).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "test_common.hpp"
+#include "train/choose.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+const System& h100() { return builtin().system("dgx-h100"); }
+const Model& llama8b() { return builtin().model("llama3-8b"); }
+
+// llama3-8b on 8 H100: tp 2 x dp 4, micro-batch 1, ZeRO-1, no recompute, bf16; seq 8192, global batch 128.
+Layout base_layout() {
+  Layout l;
+  l.tp = 2;
+  l.dp = 4;
+  return l;
+}
+const Workload kWork{8192, 128};
+
+// The 13 terms of a breakdown, added here (not through total()).
+double sum_terms(const TimeBreakdown& t) {
+  return t.gemm + t.attention + t.elementwise + t.recompute + t.tp_comm + t.cp_comm + t.ep_comm + t.pp_comm + t.bubble +
+         t.dp_comm + t.fsdp_comm + t.optimizer + t.overhead;
+}
+
+TEST(Evaluate, BasicPlan) {
+  // llama3-8b, 8 GPUs, tp 2 x dp 4, seq 8192, global batch 128.
+  const TrainReport r = evaluate(llama8b(), h100(), base_layout(), kWork, 8);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_GT(r.step_time, 0);
+  // The breakdown terms add up to the step time (relative 1e-9).
+  EXPECT_NEAR(sum_terms(r.time), r.step_time, 1e-9 * r.step_time);
+  // Microbatches per replica: 128 / (dp 4 x micro-batch 1) = 32.
+  EXPECT_EQ(r.microbatches, 32);
+  // tokens/s = global batch x seq / step time = 128 x 8192 / step; per device: / 8.
+  EXPECT_NEAR(r.tokens_per_s, 128.0 * 8192.0 / r.step_time, 1e-9 * r.tokens_per_s);
+  EXPECT_NEAR(r.tokens_per_s_per_device, r.tokens_per_s / 8, 1e-9 * r.tokens_per_s_per_device);
+  // 0 < MFU < 1, and HFU >= MFU.
+  EXPECT_GT(r.mfu, 0);
+  EXPECT_LT(r.mfu, 1);
+  EXPECT_GE(r.hfu, r.mfu);
+  // No pipeline: no bubble and no pipeline traffic; no cp/ep.
+  EXPECT_EQ(r.time.bubble, 0);
+  EXPECT_EQ(r.time.pp_comm, 0);
+  EXPECT_EQ(r.time.cp_comm, 0);
+  EXPECT_EQ(r.time.ep_comm, 0);
+  // tp 2: some tensor-parallel communication.
+  EXPECT_GT(r.time.tp_comm, 0);
+  // Memory fits and capacity is the H100's 80 GB.
+  EXPECT_DOUBLE_EQ(r.mem.capacity, 80e9);
+  EXPECT_LE(r.mem.total(), r.mem.capacity);
+  ASSERT_EQ(r.stage_layers.size(), 1u);
+  EXPECT_EQ(r.stage_layers[0], 32);
+}
+
+TEST(Evaluate, MfuFollowsTheStatedFormula) {
+  // MFU = model FLOPs / (step x devices x peak). Model FLOPs = 3 x forward; forward per token =
+  // 2 x (matmul parameters: everything but embedding and norms) + causal attention
+  // 2 x (s+1)/2 x heads x (d_qk + d_v) per layer. Llama 3 8B: untied, head_dim 128.
+  const Model& m = llama8b();
+  const TrainReport r = evaluate(m, h100(), base_layout(), kWork, 8);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  const ParamCounts p = count_params(m);
+  const double matmul = p.total() - p.embedding - p.norms;
+  const double s = 8192;
+  const double attn = m.layers * 2.0 * (s + 1) / 2 * m.heads * (2.0 * m.head_dim);
+  const double tokens = 128 * s;
+  const double model_flops = 3 * (2 * matmul + attn) * tokens;
+  EXPECT_NEAR(r.model_flops_per_step, model_flops, 1e-9 * model_flops);
+  EXPECT_DOUBLE_EQ(r.peak_flops_per_device, 989.4e12);
+  EXPECT_NEAR(r.mfu, model_flops / (r.step_time * 8 * 989.4e12), 1e-9);
+  // No recompute: hardware FLOPs = model FLOPs.
+  EXPECT_DOUBLE_EQ(r.hardware_flops_per_step, r.model_flops_per_step);
+}
+
+TEST(Evaluate, FullRecomputeTradesTimeForMemory) {
+  // Same layout, recompute none vs full.
+  Layout none = base_layout(), full = base_layout();
+  full.recompute = Recompute::full;
+  const TrainReport a = evaluate(llama8b(), h100(), none, kWork, 8);
+  const TrainReport b = evaluate(llama8b(), h100(), full, kWork, 8);
+  ASSERT_TRUE(a.feasible()) << a.reason;
+  ASSERT_TRUE(b.feasible()) << b.reason;
+  // Rerunning the forward costs time and keeps only each layer's input.
+  EXPECT_GT(b.step_time, a.step_time);
+  EXPECT_LT(b.mem.activations, a.mem.activations);
+  EXPECT_GT(b.time.recompute, 0);
+  EXPECT_EQ(a.time.recompute, 0);
+  // Same model FLOPs; HFU counts the repeated forward, so HFU > MFU with recompute.
+  EXPECT_DOUBLE_EQ(b.model_flops_per_step, a.model_flops_per_step);
+  EXPECT_GT(b.hardware_flops_per_step, b.model_flops_per_step);
+  EXPECT_GT(b.hfu, b.mfu);
+}
+
+TEST(Evaluate, DoublingGlobalBatchRoughlyDoublesStep) {
+  // dp 8 (tp 1), full recompute: 128 -> 256 sequences doubles the microbatches (16 -> 32); the fixed
+  // per-step terms (optimizer, overhead, exposed dp traffic) keep the ratio just under 2. Only time is
+  // checked here, so memory is not enforced.
+  Layout l;
+  l.dp = 8;
+  l.recompute = Recompute::full;
+  const TrainReport a = evaluate(llama8b(), h100(), l, Workload{8192, 128}, 8, /*enforce_memory=*/false);
+  const TrainReport b = evaluate(llama8b(), h100(), l, Workload{8192, 256}, 8, /*enforce_memory=*/false);
+  ASSERT_TRUE(a.feasible()) << a.reason;
+  ASSERT_TRUE(b.feasible()) << b.reason;
+  EXPECT_EQ(a.microbatches, 16);
+  EXPECT_EQ(b.microbatches, 32);
+  const double ratio = b.step_time / a.step_time;
+  EXPECT_GE(ratio, 1.8);
+  EXPECT_LE(ratio, 2.05);
+}
+
+TEST(Evaluate, OutOfMemoryIsAReportNotAnError) {
+  // Llama 3.1 405B on 8 GPUs with tp 8: ~406e9 params x 16 bytes (weights, grads, Adam) / 8 >> 80 GB.
+  Layout l;
+  l.tp = 8;
+  TrainReport r;
+  EXPECT_NO_THROW(r = evaluate(builtin().model("llama3.1-405b"), h100(), l, kWork, 8));
+  EXPECT_FALSE(r.feasible());
+  EXPECT_EQ(r.why, Infeasible::out_of_memory);
+  EXPECT_NE(r.reason.find("needs"), std::string::npos) << r.reason;
+  EXPECT_GT(r.mem.total(), r.mem.capacity);
+  // Not timed.
+  EXPECT_EQ(r.step_time, 0);
+}
+
+TEST(Evaluate, OverCapacityStillTimedWhenNotEnforced) {
+  // validate's mode: the plan is timed and carries a warning instead of a reason.
+  Layout l;
+  l.tp = 8;
+  const TrainReport r = evaluate(builtin().model("llama3.1-405b"), h100(), l, kWork, 8, /*enforce_memory=*/false);
+  EXPECT_TRUE(r.feasible());
+  EXPECT_GT(r.step_time, 0);
+  EXPECT_FALSE(r.warning.empty());
+}
+
+TEST(Evaluate, CheckLayoutRejectsTpNotDividingHeads) {
+  // llama3-8b has 32 heads; tp 3 (x dp 8 = 24 devices) does not divide them.
+  Layout l;
+  l.tp = 3;
+  l.dp = 8;
+  std::string why;
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, kWork, 24, &why), Infeasible::indivisible);
+  EXPECT_NE(why.find("heads"), std::string::npos) << why;
+  // evaluate reports the same reason rather than throwing.
+  const TrainReport r = evaluate(llama8b(), h100(), l, kWork, 24);
+  EXPECT_EQ(r.why, Infeasible::indivisible);
+  // tp 4 x dp 6 = 24 divides the heads: accepted (global batch 120 is a multiple of dp 6).
+  l.tp = 4;
+  l.dp = 6;
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, Workload{8192, 120}, 24, nullptr), Infeasible::none);
+}
+
+TEST(Evaluate, CheckLayoutOtherReasons) {
+  // Each layout below breaks one rule of check_layout.
+  std::string why;
+  // tp 2 x dp 4 = 8 != 16 devices.
+  EXPECT_EQ(check_layout(llama8b(), h100(), base_layout(), kWork, 16, &why), Infeasible::indivisible);
+  // Global batch 100 is not a multiple of dp 8.
+  Layout l;
+  l.dp = 8;
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, Workload{8192, 100}, 8, &why), Infeasible::indivisible);
+  // fp4 on an H100: unsupported precision.
+  l.precision = Precision::fp4;
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, kWork, 8, &why), Infeasible::unsupported_precision);
+  // Interleaving without a pipeline.
+  Layout v = base_layout();
+  v.vp = 2;
+  EXPECT_EQ(check_layout(llama8b(), h100(), v, kWork, 8, &why), Infeasible::indivisible);
+}
+
+TEST(Evaluate, Deterministic) {
+  // The same inputs give bit-for-bit the same step time and memory.
+  const TrainReport a = evaluate(llama8b(), h100(), base_layout(), kWork, 8);
+  const TrainReport b = evaluate(llama8b(), h100(), base_layout(), kWork, 8);
+  EXPECT_EQ(std::memcmp(&a.step_time, &b.step_time, sizeof(double)), 0);
+  EXPECT_EQ(std::memcmp(&a.mem, &b.mem, sizeof(MemoryBreakdown)), 0);
+  EXPECT_EQ(a.mfu, b.mfu);
+}
+
+TEST(Evaluate, EstimateMemoryMatchesEvaluate) {
+  // The cheap memory estimate is the same figure evaluate reports.
+  const MemoryBreakdown m = estimate_memory(llama8b(), h100(), base_layout(), kWork);
+  const TrainReport r = evaluate(llama8b(), h100(), base_layout(), kWork, 8);
+  EXPECT_DOUBLE_EQ(m.total(), r.mem.total());
+  // ZeRO-1 over dp 4, tp 2: optimizer state (12 B/param) is sharded 4 ways, weights (2 B/param) are not, so
+  // optimizer / weights = 12 / (2 x 4) = 1.5.
+  EXPECT_NEAR(m.optimizer / m.weights, 1.5, 1e-9);
+}
+
+TEST(Evaluate, PipelineBubbleShrinksWithInterleaving) {
+  // tp 2 x pp 4 x dp 1: 128 microbatches through 4 stages.
+  Layout l;
+  l.tp = 2;
+  l.pp = 4;
+  l.dp = 1;
+  Layout l2 = l;
+  l2.vp = 2;
+  const TrainReport a = evaluate(llama8b(), h100(), l, kWork, 8);
+  const TrainReport b = evaluate(llama8b(), h100(), l2, kWork, 8);
+  ASSERT_TRUE(a.feasible()) << a.reason;
+  ASSERT_TRUE(b.feasible()) << b.reason;
+  ASSERT_EQ(a.microbatches, 128);
+  // Bubble = (pp - 1) / vp x mean stage time per microbatch: > 0, less than the step, and halved by vp 2
+  // (the stage times do not depend on vp).
+  EXPECT_GT(a.time.bubble, 0);
+  EXPECT_LT(a.time.bubble, a.step_time);
+  EXPECT_LT(b.time.bubble, a.time.bubble);
+  EXPECT_NEAR(b.time.bubble, a.time.bubble / 2, 1e-9 * a.time.bubble);
+  // The slowest stage's per-microbatch time is (its compute and in-stage communication) / microbatches; the
+  // mean stage lies between max / pp and max, so (pp-1)/vp x max / pp <= bubble <= (pp-1)/vp x max.
+  const TimeBreakdown& t = a.time;
+  const double max_stage =
+      (t.gemm + t.attention + t.elementwise + t.recompute + t.tp_comm + t.cp_comm + t.ep_comm) / a.microbatches;
+  EXPECT_LE(a.time.bubble, 3 * max_stage * (1 + 1e-9));
+  EXPECT_GE(a.time.bubble, 3 * max_stage / 4);
+  // 32 layers over 4 stages: 8 each.
+  EXPECT_EQ(a.stage_layers, (std::vector<int>{8, 8, 8, 8}));
+  // Pipeline traffic on the critical path.
+  EXPECT_GT(a.time.pp_comm, 0);
+  EXPECT_NEAR(sum_terms(a.time), a.step_time, 1e-9 * a.step_time);
+}
+
+TEST(Evaluate, UnevenLayerSplit) {
+  // 32 layers over pp 5 is not possible on 8 devices; use llama2-13b's 40 layers over pp 3 on 6 devices (tp 2):
+  // floor(40/3) = 13 each, the remainder 1 goes to the middle stage -> 13, 14, 13.
+  Layout l;
+  l.tp = 2;
+  l.pp = 3;
+  l.dp = 1;
+  l.recompute = Recompute::full;
+  const TrainReport r = evaluate(builtin().model("llama2-13b"), h100(), l, Workload{4096, 12}, 6);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_EQ(r.stage_layers, (std::vector<int>{13, 14, 13}));
+}
+
+TEST(Evaluate, MoeModelHasExpertTraffic) {
+  // Mixtral 8x7B on 16 GPUs, tp 1, dp 16, ep 8, ZeRO-2, full recompute: each GPU holds 1 of the 8 experts of a
+  // layer (two replicas of each expert), and tokens cross GPUs in all-to-alls.
+  Layout l;
+  l.dp = 16;
+  l.ep = 8;
+  l.zero = 2;
+  l.recompute = Recompute::full;
+  const TrainReport r = evaluate(builtin().model("mixtral-8x7b"), h100(), l, Workload{4096, 64}, 16);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_GT(r.time.ep_comm, 0);
+  EXPECT_NEAR(sum_terms(r.time), r.step_time, 1e-9 * r.step_time);
+  // MFU counts active parameters only: 0 < MFU < 1.
+  EXPECT_GT(r.mfu, 0);
+  EXPECT_LT(r.mfu, 1);
+  // Without expert parallelism there is no all-to-all (every GPU holds all 8 experts; memory is not enforced here).
+  Layout no_ep = l;
+  no_ep.ep = 1;
+  const TrainReport d = evaluate(builtin().model("mixtral-8x7b"), h100(), no_ep, Workload{4096, 64}, 16, false);
+  EXPECT_EQ(d.time.ep_comm, 0);
+  // ...and more memory per GPU: 8 experts' weights instead of 1.
+  EXPECT_GT(d.mem.weights, r.mem.weights);
+}
+
+// ---- choose_plan ----
+
+TEST(Choose, EveryKnobFree) {
+  // llama3-70b on 64 H100 (8 nodes), seq 8192, global batch 128: the best plan fits and is at least as fast as
+  // a hand-written one from the same search space.
+  PlanRequest q;
+  q.devices = 64;
+  q.work = kWork;
+  ChooseStats st;
+  const Model& m = builtin().model("llama3-70b");
+  const TrainReport r = choose_plan(m, h100(), q, &st);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_LE(r.mem.total(), r.mem.capacity);
+  EXPECT_GT(r.step_time, 0);
+  // Degrees multiply to the device count: tp x pp x dp x cp = 64.
+  EXPECT_EQ(r.layout.tp * r.layout.pp * r.layout.dp * r.layout.cp, 64);
+  // Counters: every evaluated layout was first considered; rejected + out of memory + evaluated = considered.
+  EXPECT_GE(st.considered, st.evaluated);
+  EXPECT_GT(st.evaluated, 0);
+  EXPECT_EQ(st.rejected + st.out_of_memory + st.evaluated, st.considered);
+  // tp 8 x dp 8, full recompute, ZeRO-1, bf16, micro-batch 1 is one of the candidates.
+  Layout hand;
+  hand.tp = 8;
+  hand.dp = 8;
+  hand.recompute = Recompute::full;
+  const TrainReport h = evaluate(m, h100(), hand, kWork, 64);
+  ASSERT_TRUE(h.feasible()) << h.reason;
+  EXPECT_LE(r.step_time, h.step_time);
+}
+
+TEST(Choose, AllKnobsGivenKeepsTheLayout) {
+  // Every knob given (tp 8 x pp 2 x dp 4 x cp 1 = 64): the result keeps each one.
+  PlanRequest q;
+  q.devices = 64;
+  q.work = kWork;
+  q.tp = 8;
+  q.pp = 2;
+  q.vp = 2;
+  q.dp = 4;
+  q.cp = 1;
+  q.ep = 1;
+  q.micro_batch = 1;
+  q.zero = 1;
+  q.recompute = Recompute::selective;
+  q.precision = Precision::bf16;
+  ChooseStats st;
+  const TrainReport r = choose_plan(builtin().model("llama3-70b"), h100(), q, &st);
+  EXPECT_EQ(r.layout.tp, 8);
+  EXPECT_EQ(r.layout.pp, 2);
+  EXPECT_EQ(r.layout.vp, 2);
+  EXPECT_EQ(r.layout.dp, 4);
+  EXPECT_EQ(r.layout.cp, 1);
+  EXPECT_EQ(r.layout.ep, 1);
+  EXPECT_EQ(r.layout.micro_batch, 1);
+  EXPECT_EQ(r.layout.zero, 1);
+  EXPECT_EQ(r.layout.recompute, Recompute::selective);
+  EXPECT_EQ(r.layout.precision, Precision::bf16);
+  // Only the request itself is tried (in at most the 3 memory options of a layout: fp32 or bf16 gradients,
+  // low-precision primary weights for fp8/fp4).
+  EXPECT_GE(st.considered, 1);
+  EXPECT_LE(st.considered, 3);
+  // layout_from_request gives the same layout.
+  const Layout l = layout_from_request(builtin().model("llama3-70b"), q);
+  EXPECT_EQ(l.tp, 8);
+  EXPECT_EQ(l.pp, 2);
+  EXPECT_EQ(l.vp, 2);
+  EXPECT_EQ(l.dp, 4);
+  EXPECT_EQ(l.recompute, Recompute::selective);
+}
+
+TEST(Choose, NothingFitsReturnsClosest) {
+  // Llama 3.1 405B on 8 GPUs cannot fit however it is laid out: the report says why.
+  PlanRequest q;
+  q.devices = 8;
+  q.work = kWork;
+  q.tp = 8;
+  const TrainReport r = choose_plan(builtin().model("llama3.1-405b"), h100(), q);
+  EXPECT_FALSE(r.feasible());
+  EXPECT_EQ(r.why, Infeasible::out_of_memory);
+  EXPECT_FALSE(r.reason.empty());
+}
+
+}  // namespace
+}  // namespace xpu

@@ -23,5 +23,7 @@ void add_train(CLI::App& app, const Globals& g);
 void add_validate(CLI::App& app, const Globals& g);
 void add_catalog(CLI::App& app, const Globals& g);
 void add_calibrate(CLI::App& app, const Globals& g);
+void add_search(CLI::App& app, const Globals& g);
+void add_sweep(CLI::App& app, const Globals& g);
 
 }  // namespace xpu::cli

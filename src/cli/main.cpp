@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   xpu::cli::add_validate(app, g);
   xpu::cli::add_catalog(app, g);
   xpu::cli::add_calibrate(app, g);
+  xpu::cli::add_search(app, g);
+  xpu::cli::add_sweep(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -269,15 +269,30 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
     std::string file = item.file;
     if (!map.emplace(id, std::move(item)).second) throw InputError(file + ": id", "duplicate id '" + id + "'");
   };
+  std::vector<const DataFile*> prices;
   for (const auto& f : files) {
     if (in_dir(f.path, "chips")) add(c.chips, parse_chip(f));
     else if (in_dir(f.path, "calibration")) add(c.calibrations, parse_calibration(f));
     else if (in_dir(f.path, "models")) add(c.models, parse_model(f));
     else if (in_dir(f.path, "systems")) systems.push_back(parse_system(f));
+    else if (in_dir(f.path, "prices")) prices.push_back(&f);
   }
   for (auto& s : systems) {
     resolve(s, c);
     add(c.systems, std::move(s));
+  }
+  for (const auto& [id, chip] : c.chips)
+    if (!c.calibrations.count(id))
+      throw InputError(chip.file + ": id", "no calibration file for chip '" + id + "' (data/calibration/" + id + ".toml)");
+
+  for (const DataFile* f : prices) {  // after the systems: each file belongs to one of them
+    std::string id;
+    std::vector<PriceOffer> offers = parse_prices(*f, &id);
+    auto it = c.systems.find(id);
+    if (it == c.systems.end()) throw InputError(f->path + ": id", "no system '" + id + "' in the catalog");
+    if (!it->second.prices.empty())
+      throw InputError(f->path + ": id", "duplicate prices for system '" + id + "' (also in " + it->second.prices.front().file + ")");
+    it->second.prices = std::move(offers);
   }
   return c;
 }

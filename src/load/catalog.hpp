@@ -32,9 +32,13 @@ Chip parse_chip(const DataFile& f);
 System parse_system(const DataFile& f);  // chip/calib unresolved
 Model parse_model(const DataFile& f);
 Calibration parse_calibration(const DataFile& f);
+// data/prices/<system-id>.toml: the offers in file order; *system_id (when not null) gets the
+// file's id. Checks kind, devices >= 1, a positive "<n> USD/h" price and as_of (YYYY-MM[-DD]).
+std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id);
 
-// Builds a catalog from files whose path contains chips/, systems/, models/ or calibration/.
-// Every system's chip must exist; a chip without a calibration file is an error.
+// Builds a catalog from files whose path contains chips/, systems/, models/, calibration/ or
+// prices/. Every system's chip must exist; a chip without a calibration file is an error; a
+// prices file is attached to the system with its id (an unknown id is an error).
 Catalog build_catalog(const std::vector<DataFile>& files);
 
 // The catalog compiled into the binary (data/ at build time).

@@ -258,6 +258,11 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
     ordered_json peaks = ordered_json::object();
     for (Precision p : kAllPrecisions)
       if (auto r = s.peak(p)) peaks[std::string(precision_name(p)) + "_flops"] = r6(r->v);
+    ordered_json prices = ordered_json::array();
+    for (const PriceOffer& o : s.prices)
+      prices.push_back({{"kind", o.kind}, {"provider", o.provider}, {"instance", o.instance}, {"region", o.region},
+                        {"devices", o.devices}, {"usd_per_hour", r6(o.usd_per_hour)},
+                        {"usd_per_device_hour", r6(o.usd_per_device_hour())}, {"as_of", o.as_of}, {"source", o.source}});
     return {{"kind", "system"}, {"id", s.id}, {"name", s.name}, {"file", s.file}, {"source", s.source}, {"chip", s.chip_id},
             {"device_unit", s.device_unit}, {"devices_per_chip", s.devices_per_chip}, {"devices_per_node", s.devices_per_node},
             {"per_device", {{"peak", peaks}, {"hbm_capacity_bytes", r6(s.hbm_capacity().v)},
@@ -267,7 +272,8 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
                           {"latency_s", r6(s.scale_up.latency.v)}}},
             {"scale_out", {{"topology", topology_name(s.scale_out.topology)}, {"bandwidth_bytes_per_s", r6(s.scale_out.bandwidth.v)},
                            {"latency_s", r6(s.scale_out.latency.v)}}},
-            {"calibration", {{"file", s.calib.file}, {"status", s.calib.status}}}};
+            {"calibration", {{"file", s.calib.file}, {"status", s.calib.status}}},
+            {"prices", prices}};
   }
   if (auto it = c.models.find(id); it != c.models.end()) {
     const Model& m = it->second;
@@ -300,15 +306,23 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
 std::string catalog_item_text(const Catalog& c, const std::string& id) {
   const ordered_json j = catalog_item_json(c, id);
   std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> offers;
   auto walk = [&](auto&& self, const ordered_json& node, const std::string& prefix) -> void {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
       if (it->is_object()) self(self, *it, key);
-      else rows.push_back({key, it->is_string() ? it->get<std::string>() : it->dump()});
+      else if (key == "prices" && it->is_array()) {
+        for (const auto& o : *it)
+          offers.push_back({o.value("kind", ""), o.value("provider", "") + " " + o.value("instance", ""), o.value("region", ""),
+                            fmt("%.4g", o.value("usd_per_device_hour", 0.0)), o.value("as_of", "")});
+      } else rows.push_back({key, it->is_string() ? it->get<std::string>() : it->dump()});
     }
   };
   walk(walk, j, "");
-  return render_table({"field", "value"}, rows);
+  std::string out = render_table({"field", "value"}, rows);
+  if (!offers.empty())
+    out += "\nprices\n" + render_table({"kind", "offer", "region", "USD/device-h", "as of"}, offers);
+  return out;
 }
 
 }  // namespace xpu

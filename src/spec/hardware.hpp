@@ -6,6 +6,7 @@
 #include <array>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "units/units.hpp"
@@ -76,6 +77,17 @@ struct Calibration {
   }
 };
 
+// One public cloud price for a system (data/prices/<system-id>.toml, one [[offer]] each).
+// kind: on-demand | reserved-1y | reserved-3y | capacity-block | spot. The price covers `devices`
+// of the system's device unit (a NeuronCore for trn1-32xl, a chip for TPUs, a GPU for the rest).
+struct PriceOffer {
+  std::string kind, provider, instance, region, as_of, source, note, file;  // region, note: "" when absent
+  int devices = 1;
+  double usd_per_hour = 0;  // for all `devices`
+
+  double usd_per_device_hour() const { return usd_per_hour / devices; }
+};
+
 struct System {
   std::string id, name, device_unit, source, date, file;
   std::string chip_id;
@@ -84,6 +96,16 @@ struct System {
   Tier scale_up, scale_out;
   Chip chip;          // resolved from chip_id
   Calibration calib;  // resolved by chip id
+  std::vector<PriceOffer> prices;  // from data/prices/<id>.toml, in file order; empty when none
+
+  // The most recent offer of this kind (by as_of, YYYY-MM or YYYY-MM-DD; a month-only date counts
+  // as earlier than any day of that month; ties: the first in the file), or nullptr.
+  const PriceOffer* price(std::string_view kind) const {
+    const PriceOffer* best = nullptr;
+    for (const auto& o : prices)
+      if (o.kind == kind && (!best || o.as_of > best->as_of)) best = &o;
+    return best;
+  }
 
   // Per-device figures (chip figures divided by devices_per_chip).
   std::optional<FlopRate> peak(Precision p) const {

@@ -24,7 +24,9 @@ std::vector<T> one_or(const std::optional<T>& given, std::vector<T> candidates) 
   return candidates;
 }
 
-void check_explicit(const Model& m, const System& s, const PlanRequest& q) {
+}  // namespace
+
+void check_request(const Model& m, const System& s, const PlanRequest& q) {
   auto bad = [](const char* flag, const std::string& what) { throw InputError(flag, what); };
   if (q.devices < 1) bad("--devices", "must be at least 1");
   if (q.work.seq_len < 1) bad("--seq-len", "must be at least 1");
@@ -49,6 +51,19 @@ void check_explicit(const Model& m, const System& s, const PlanRequest& q) {
   divides(q.cp, q.devices, "--cp", "devices");
   divides(q.tp, m.heads, "--tp", "attention heads");
   if (q.pp && *q.pp > m.layers) bad("--pp", std::to_string(*q.pp) + " exceeds the model's " + std::to_string(m.layers) + " layers");
+  {
+    // The given degrees together must divide the devices (each may divide alone and still not).
+    long prod = 1;
+    std::string names, last = "--tp";
+    for (auto [v, flag] : {std::pair{q.tp, "--tp"}, std::pair{q.pp, "--pp"}, std::pair{q.cp, "--cp"}, std::pair{q.dp, "--dp"}})
+      if (v) {
+        prod *= *v;
+        names += std::string(names.empty() ? "" : " x ") + (flag + 2);
+        last = flag;
+      }
+    if (q.devices > 0 && q.devices % prod != 0)
+      bad(last.c_str(), names + " = " + std::to_string(prod) + " does not divide devices (" + std::to_string(q.devices) + ")");
+  }
   if (q.tp && q.pp && q.dp && q.cp && static_cast<long>(*q.tp) * *q.pp * *q.dp * *q.cp != q.devices)
     bad("--dp", "tp x pp x dp x cp = " + std::to_string(static_cast<long>(*q.tp) * *q.pp * *q.dp * *q.cp) +
                     " differs from --devices " + std::to_string(q.devices));
@@ -63,8 +78,6 @@ void check_explicit(const Model& m, const System& s, const PlanRequest& q) {
   if (q.precision && !s.peak(*q.precision))
     bad("--precision", s.chip.name + " has no " + precision_name(*q.precision) + " matrix rate (" + s.chip.file + ": peak)");
 }
-
-}  // namespace
 
 Layout layout_from_request(const Model& m, const PlanRequest& q) {
   Layout l;
@@ -83,7 +96,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
 }
 
 TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats, bool time_if_none_fit) {
-  check_explicit(m, s, q);
+  check_request(m, s, q);
   ChooseStats local;
   ChooseStats& st = stats ? *stats : local;
   const long n = q.devices;

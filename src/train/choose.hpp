@@ -25,6 +25,10 @@ struct ChooseStats {
 TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req, ChooseStats* stats = nullptr,
                         bool time_if_none_fit = false);
 
+// Throws InputError naming the flag when an explicit knob cannot work (a degree that does not
+// divide the devices, heads or batch; an unsupported precision; non-positive sizes).
+void check_request(const Model& m, const System& s, const PlanRequest& req);
+
 // Layout from a request with every knob given (defaults: sequence parallel on, overlap on).
 Layout layout_from_request(const Model& m, const PlanRequest& req);
 

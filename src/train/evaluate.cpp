@@ -490,13 +490,13 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
 }
 
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                     bool enforce_memory) {
+                     bool enforce_memory, bool detail) {
   TrainReport r;
   r.layout = l;
   r.work = w;
   r.devices = devices;
   std::string why;
-  r.why = check_layout(m, s, l, w, devices, &why);
+  r.why = check_layout(m, s, l, w, devices, detail ? &why : nullptr);
   if (r.why != Infeasible::none) {
     r.reason = why;
     return r;
@@ -505,7 +505,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
 
   Evaluator ev(m, s, l, w);
   const Setup st = make_setup(m, l);
-  r.stage_layers = st.layers_of;
+  if (detail) r.stage_layers = st.layers_of;
   const LayerCost dense = average_layer(ev, m, false);
   const LayerCost moe = average_layer(ev, m, true);
 
@@ -513,6 +513,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   r.mem = memory_of(m, s, l, w, ev, st, dense, moe);
   if (r.mem.total() > r.mem.capacity) {
     r.why = Infeasible::out_of_memory;
+    if (!detail && enforce_memory) return r;
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "needs %s of %s per device: weights %s, gradients %s, optimizer %s, activations %s, transient %s, reserve %s",

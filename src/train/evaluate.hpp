@@ -19,8 +19,9 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
+// With detail false (the search's hot loop) no text is formatted and stage_layers stays empty.
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                     bool enforce_memory = true);
+                     bool enforce_memory = true, bool detail = true);
 
 // Memory only (cheap): used to prune before timing.
 MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w);

@@ -15,6 +15,7 @@ const char* dimension_name(Dimension d) {
     case Dimension::flop_rate: return "a compute rate (TFLOP/s, ...)";
     case Dimension::byte_rate: return "a bandwidth (GB/s, Gb/s, GiB/s, ...)";
     case Dimension::power: return "a power (W, kW)";
+    case Dimension::money_rate: return "a price rate (USD/h)";
     case Dimension::dimensionless: return "a plain number";
   }
   return "?";
@@ -104,6 +105,9 @@ double parse_quantity(std::string_view text, Dimension expected) {
       break;
     case Dimension::power:
       if (split_prefix(unit, "W", f)) return value * f;
+      break;
+    case Dimension::money_rate:
+      if (split_prefix(unit, "USD/h", f)) return value * f;
       break;
     case Dimension::dimensionless: break;
   }

@@ -34,6 +34,7 @@ struct FlopsTag {};
 struct FlopRateTag {};
 struct ByteRateTag {};
 struct WattsTag {};
+struct UsdPerHourTag {};
 
 using Seconds = Quantity<SecondsTag>;    // s
 using Bytes = Quantity<BytesTag>;        // B
@@ -41,12 +42,13 @@ using Flops = Quantity<FlopsTag>;        // FLOP
 using FlopRate = Quantity<FlopRateTag>;  // FLOP/s
 using ByteRate = Quantity<ByteRateTag>;  // B/s
 using Watts = Quantity<WattsTag>;        // W
+using UsdPerHour = Quantity<UsdPerHourTag>;  // USD/h (money rate; dollars are not SI, hours are kept as written)
 
 constexpr Seconds operator/(Bytes b, ByteRate r) { return Seconds{b.v / r.v}; }
 constexpr Seconds operator/(Flops f, FlopRate r) { return Seconds{f.v / r.v}; }
 
 // What a unit string measures.
-enum class Dimension { time, bytes, flop_rate, byte_rate, power, dimensionless };
+enum class Dimension { time, bytes, flop_rate, byte_rate, power, money_rate, dimensionless };
 const char* dimension_name(Dimension d);
 
 // Thrown for a malformed quantity; the loader adds the file and key.
@@ -58,7 +60,7 @@ class UnitError : public std::runtime_error {
 // Parses "<number> <unit>" into the SI base value of `expected`.
 // Accepted: time s ms us ns; bytes B, KB MB GB TB PB, KiB MiB GiB TiB, bits b Kb Mb Gb Tb;
 // FLOP/s with k M G T P E prefixes; byte rates B/s and b/s with decimal or binary prefixes;
-// power W kW MW. Throws UnitError naming the problem.
+// power W kW MW; money rates USD/h (also k/M prefixes: "1.2 MUSD/h"). Throws UnitError naming the problem.
 double parse_quantity(std::string_view text, Dimension expected);
 
 inline Seconds parse_seconds(std::string_view t) { return Seconds{parse_quantity(t, Dimension::time)}; }
@@ -66,6 +68,7 @@ inline Bytes parse_bytes(std::string_view t) { return Bytes{parse_quantity(t, Di
 inline FlopRate parse_flop_rate(std::string_view t) { return FlopRate{parse_quantity(t, Dimension::flop_rate)}; }
 inline ByteRate parse_byte_rate(std::string_view t) { return ByteRate{parse_quantity(t, Dimension::byte_rate)}; }
 inline Watts parse_watts(std::string_view t) { return Watts{parse_quantity(t, Dimension::power)}; }
+inline UsdPerHour parse_usd_per_hour(std::string_view t) { return UsdPerHour{parse_quantity(t, Dimension::money_rate)}; }
 
 // Human formatting with a sensible prefix ("989.4 TFLOP/s", "3.35 TB/s", "80.0 GiB", "1.25 ms").
 std::string format_seconds(Seconds s);

@@ -1,0 +1,154 @@
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "report/format.hpp"
+#include "search/search.hpp"
+#include "spec/error.hpp"
+
+namespace xpu::cli {
+
+namespace {
+struct SearchOpts {
+  std::string model, system, precision, recompute, out, objective = "time";
+  int devices = 0, top = 10, threads = 0;
+  long seq_len = 0, global_batch = 0;
+  std::optional<int> tp, pp, vp, dp, cp, ep, micro_batch, zero, min_devices, max_devices;
+  std::vector<std::string> no_prune;
+  double usd = 0;
+  bool json = false;
+};
+
+// The system's most recent on-demand USD per device-hour (0 when the catalog has no price).
+double system_usd_per_device_hour(const System& s) {
+  const PriceOffer* p = s.price("on-demand");
+  return p ? p->usd_per_device_hour() : 0.0;
+}
+
+std::string f(const char* fmt, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, fmt, v);
+  return b;
+}
+
+std::string layout_text(const Layout& l) {
+  return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
+         std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
+         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
+         precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "");
+}
+
+std::vector<std::string> plan_row(const TrainReport& r, double usd) {
+  const double cost = r.devices * r.step_time / 3600.0 * usd;
+  return {std::to_string(r.devices), layout_text(r.layout), format_seconds(Seconds{r.step_time}),
+          f("%.1f", r.tokens_per_s_per_device), f("%.1f%%", 100 * r.mfu),
+          format_bytes(Bytes{r.mem.total()}) + " / " + format_bytes(Bytes{r.mem.capacity}), usd > 0 ? f("%.2f", cost) : "-"};
+}
+}  // namespace
+
+void add_search(CLI::App& app, const Globals& g) {
+  auto o = std::make_shared<SearchOpts>();
+  CLI::App* c = app.add_subcommand("search", "Search every layout (and device count) for the best plans and the Pareto front");
+  c->add_option("--model", o->model, "Catalog model id, or a path to a Hugging Face config.json or model TOML")->required();
+  c->add_option("--system", o->system, "Catalog system id, or a path to a system TOML")->required();
+  c->add_option("--devices", o->devices, "Devices (with --min/--max-devices: also searched)")->required();
+  c->add_option("--seq-len", o->seq_len, "Tokens per sequence")->required();
+  c->add_option("--global-batch", o->global_batch, "Sequences per optimizer step")->required();
+  c->add_option("--micro-batch", o->micro_batch, "Fix the micro-batch");
+  c->add_option("--tp", o->tp, "Fix the tensor-parallel degree");
+  c->add_option("--pp", o->pp, "Fix the pipeline-parallel degree");
+  c->add_option("--vp", o->vp, "Fix the interleaved chunks per stage");
+  c->add_option("--dp", o->dp, "Fix the data-parallel degree");
+  c->add_option("--cp", o->cp, "Fix the context-parallel degree");
+  c->add_option("--ep", o->ep, "Fix the expert-parallel degree");
+  c->add_option("--zero", o->zero, "Fix the ZeRO stage");
+  c->add_option("--recompute", o->recompute, "Fix recompute: none | selective | full");
+  c->add_option("--precision", o->precision, "Fix the matrix precision");
+  c->add_option("--objective", o->objective, "time | cost | tokens-per-dollar | memory-headroom (default time)");
+  c->add_option("--top", o->top, "How many plans to list (default 10)");
+  c->add_option("--min-devices", o->min_devices, "Also search device counts from this ...");
+  c->add_option("--max-devices", o->max_devices, "... to this (node size x powers of two)");
+  c->add_option("--threads", o->threads, "Worker threads (default: all cores); the answer does not depend on it");
+  c->add_option("--no-prune", o->no_prune, "Switch a pruning pass off: divisibility | memory | dominance (repeatable)");
+  c->add_option("--usd-per-device-hour", o->usd, "Price for cost objectives (default: the system's on-demand price)");
+  c->add_flag("--json", o->json, "Machine-readable result (docs/OUTPUT.md)");
+  c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
+  c->callback([o, &g] {
+    const Catalog cat = load_catalog(g);
+    const Model m = resolve_model(cat, o->model);
+    const System s = resolve_system(cat, o->system);
+    PlanRequest q;
+    q.devices = o->devices;
+    q.work = {o->seq_len, o->global_batch};
+    q.tp = o->tp; q.pp = o->pp; q.vp = o->vp; q.dp = o->dp; q.cp = o->cp; q.ep = o->ep;
+    q.micro_batch = o->micro_batch;
+    q.zero = o->zero;
+    if (!o->recompute.empty()) {
+      q.recompute = parse_recompute(o->recompute);
+      if (!q.recompute) throw InputError("--recompute", "'" + o->recompute + "' is not none, selective or full");
+    }
+    if (!o->precision.empty()) {
+      q.precision = parse_precision(o->precision);
+      if (!q.precision) throw InputError("--precision", "'" + o->precision + "' is not a known precision");
+    }
+    SearchOptions so;
+    auto obj = parse_objective(o->objective);
+    if (!obj) throw InputError("--objective", "'" + o->objective + "' is not time, cost, tokens-per-dollar or memory-headroom");
+    so.objective = *obj;
+    so.top_k = o->top;
+    so.threads = o->threads > 0 ? o->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    so.min_devices = o->min_devices;
+    so.max_devices = o->max_devices;
+    for (const auto& n : o->no_prune) {
+      if (n == "divisibility") so.prune_divisibility = false;
+      else if (n == "memory") so.prune_memory = false;
+      else if (n == "dominance") so.prune_dominance = false;
+      else throw InputError("--no-prune", "'" + n + "' is not divisibility, memory or dominance");
+    }
+    so.usd_per_device_hour = o->usd > 0 ? o->usd : system_usd_per_device_hour(s);
+    const SearchResult res = search(m, s, q, so);
+    const SearchStats& st = res.stats;
+    if (o->json) {
+      nlohmann::ordered_json j;
+      j["model"] = m.id;
+      j["system"] = s.id;
+      j["objective"] = objective_name(so.objective);
+      j["usd_per_device_hour"] = so.usd_per_device_hour;
+      nlohmann::ordered_json top = nlohmann::ordered_json::array(), front = nlohmann::ordered_json::array();
+      for (const auto& r : res.top) top.push_back(train_json(m, s, r, false));
+      for (const auto& r : res.pareto) front.push_back(train_json(m, s, r, false));
+      j["top"] = top;
+      j["pareto"] = front;
+      j["counts"] = {{"considered", st.considered}, {"pruned_divisibility", st.pruned_divisibility},
+                     {"pruned_memory", st.pruned_memory}, {"pruned_dominance", st.pruned_dominance},
+                     {"evaluated", st.evaluated}, {"feasible", st.feasible}};
+      write_output(o->out, j.dump(2) + "\n");
+      return;
+    }
+    std::string text = "xpuplan search: " + m.name + " on " + s.name + ", objective " + objective_name(so.objective) + "\n\n";
+    const std::vector<std::string> head = {"devices", "layout", "step", "tok/s/dev", "MFU", "memory", "USD/step"};
+    std::vector<std::vector<std::string>> rows;
+    int rank = 0;
+    for (const auto& r : res.top) {
+      auto row = plan_row(r, so.usd_per_device_hour);
+      row.insert(row.begin(), std::to_string(++rank));
+      rows.push_back(row);
+    }
+    std::vector<std::string> h2 = head;
+    h2.insert(h2.begin(), "#");
+    text += rows.empty() ? "no plan fits\n" : render_table(h2, rows);
+    std::vector<std::vector<std::string>> prow;
+    for (const auto& r : res.pareto) prow.push_back(plan_row(r, so.usd_per_device_hour));
+    text += "\nPareto front (step time vs memory headroom" + std::string(so.usd_per_device_hour > 0 ? " vs cost" : "") + "): " +
+            std::to_string(res.pareto.size()) + " plans\n" + render_table(head, prow);
+    text += "\nlayouts considered " + std::to_string(st.considered) + "; pruned: divisibility " +
+            std::to_string(st.pruned_divisibility) + ", memory " + std::to_string(st.pruned_memory) + ", dominance " +
+            std::to_string(st.pruned_dominance) + "; evaluated " + std::to_string(st.evaluated) + ", feasible " +
+            std::to_string(st.feasible) + "\n";
+    std::fprintf(stderr, "search: %.3f s, %.2f M layouts/s considered, %.2f M evaluations/s, %d threads\n", st.seconds,
+                 st.considered / st.seconds / 1e6, st.evaluated / st.seconds / 1e6, so.threads);
+    write_output(o->out, text);
+  });
+}
+
+}  // namespace xpu::cli

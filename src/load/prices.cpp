@@ -1,0 +1,78 @@
+// data/prices/<system-id>.toml: public cloud prices of one catalog system, one [[offer]] each.
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include "load/catalog.hpp"
+#include "load/toml_reader.hpp"
+#include "spec/error.hpp"
+
+namespace xpu {
+
+namespace {
+
+constexpr std::array<std::string_view, 5> kKinds = {"on-demand", "reserved-1y", "reserved-3y", "capacity-block", "spot"};
+
+bool is_date(const std::string& s, bool day_required) {
+  static const std::regex month(R"(\d{4}-(0[1-9]|1[0-2]))");
+  static const std::regex day(R"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))");
+  return std::regex_match(s, day) || (!day_required && std::regex_match(s, month));
+}
+
+PriceOffer parse_offer(TomlReader& r, const std::string& file) {
+  PriceOffer o;
+  o.file = file;
+  o.kind = r.str("kind");
+  if (std::find(kKinds.begin(), kKinds.end(), o.kind) == kKinds.end())
+    r.fail("kind", "unknown kind '" + o.kind + "' (on-demand, reserved-1y, reserved-3y, capacity-block, spot)");
+  o.provider = r.str("provider");
+  o.instance = r.str("instance");
+  o.region = r.opt_str("region").value_or("");
+  o.devices = static_cast<int>(r.integer("devices", 1));
+  o.usd_per_hour = r.quantity("price", Dimension::money_rate);
+  o.as_of = r.str("as_of");
+  if (!is_date(o.as_of, false)) r.fail("as_of", "'" + o.as_of + "' is not a date (YYYY-MM or YYYY-MM-DD)");
+  o.source = r.str("source");
+  o.note = r.opt_str("note").value_or("");
+  r.finish();
+  return o;
+}
+
+}  // namespace
+
+std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id) {
+  toml::table t;
+  try {
+    t = toml::parse(f.text, f.path);
+  } catch (const toml::parse_error& e) {
+    throw InputError(f.path + ":" + std::to_string(e.source().begin.line), "malformed TOML: " + std::string(e.description()));
+  }
+  TomlReader r(t, f.path);
+  const std::string id = r.str("id");
+  // The id must match the file name, as for every other catalog file.
+  const std::string stem = std::filesystem::path(f.path).stem().string();
+  if (id != stem) r.fail("id", "'" + id + "' does not match the file name '" + stem + "'");
+  (void)r.str("source");
+  const std::string date = r.str("date");
+  if (!is_date(date, true)) r.fail("date", "'" + date + "' is not a date (YYYY-MM-DD)");
+  // TomlReader has no arrays of tables: every other top-level key is checked here.
+  static const std::set<std::string, std::less<>> known = {"id", "source", "date", "offer"};
+  for (const auto& [k, v] : t)
+    if (!known.contains(k.str())) throw InputError(f.path + ": " + std::string(k.str()), "unknown key");
+
+  const toml::node* n = t.get("offer");
+  if (!n) r.fail("offer", "missing (required): at least one [[offer]]");
+  const toml::array* arr = n->as_array();
+  if (!arr || arr->empty() || !arr->is_array_of_tables()) r.fail("offer", "must be one or more [[offer]] tables");
+  std::vector<PriceOffer> out;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    TomlReader o(*arr->get(i)->as_table(), f.path, "offer[" + std::to_string(i) + "].");
+    out.push_back(parse_offer(o, f.path));
+  }
+  if (system_id) *system_id = id;
+  return out;
+}
+
+}  // namespace xpu

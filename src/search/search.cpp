@@ -1,0 +1,316 @@
+#include "search/search.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+#include <tuple>
+
+#include "spec/error.hpp"
+#include "train/choose.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+
+const char* objective_name(Objective o) {
+  switch (o) {
+    case Objective::time: return "time";
+    case Objective::cost: return "cost";
+    case Objective::tokens_per_dollar: return "tokens-per-dollar";
+    case Objective::memory_headroom: return "memory-headroom";
+  }
+  return "?";
+}
+
+std::optional<Objective> parse_objective(std::string_view s) {
+  for (Objective o : {Objective::time, Objective::cost, Objective::tokens_per_dollar, Objective::memory_headroom})
+    if (s == objective_name(o)) return o;
+  return std::nullopt;
+}
+
+namespace {
+
+// Total order: objective, then step time, then the layout itself (so ties are broken explicitly).
+auto key(const RankedPlan& p) {
+  const Layout& l = p.layout;
+  return std::make_tuple(p.objective, p.step_time, p.devices, l.tp, l.pp, l.vp, l.dp, l.cp, l.ep, l.micro_batch, l.zero,
+                         static_cast<int>(l.recompute), static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
+}
+bool better(const RankedPlan& a, const RankedPlan& b) { return key(a) < key(b); }
+
+// a dominates b: no worse in step time, memory headroom and cost, better in one.
+bool dominates(const RankedPlan& a, const RankedPlan& b) {
+  const double ha = a.capacity - a.memory, hb = b.capacity - b.memory;
+  const bool no_worse = a.step_time <= b.step_time && ha >= hb && a.cost_per_step <= b.cost_per_step;
+  const bool better_one = a.step_time < b.step_time || ha > hb || a.cost_per_step < b.cost_per_step;
+  return no_worse && better_one;
+}
+
+void add_to_front(std::vector<RankedPlan>& front, const RankedPlan& p) {
+  for (const auto& q : front)
+    if (dominates(q, p) || (q.step_time == p.step_time && q.memory == p.memory && q.cost_per_step == p.cost_per_step))
+      return;
+  front.erase(std::remove_if(front.begin(), front.end(), [&](const RankedPlan& q) { return dominates(p, q); }), front.end());
+  front.push_back(p);
+}
+
+struct Lists {
+  std::vector<int> tp, pp, cp, mb, vp, ep, zero;
+  std::vector<Recompute> rc;
+  std::vector<Precision> prec;
+};
+
+template <class T>
+std::vector<T> given_or(const std::optional<T>& g, std::vector<T> all) {
+  return g ? std::vector<T>{*g} : all;
+}
+
+std::vector<int> powers_of_two(int cap) {
+  std::vector<int> v;
+  for (int x = 1; x <= cap; x *= 2) v.push_back(x);
+  return v;
+}
+
+// The raw space: degree lists independent of divisibility (the divisibility pass prunes them).
+Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
+  Lists L;
+  L.tp = given_or(q.tp, powers_of_two(std::min(s.scale_up.size, 64)));
+  std::vector<int> pps;
+  for (int p = 1; p <= std::min(m.layers, 128); ++p) pps.push_back(p);
+  L.pp = given_or(q.pp, pps);
+  L.cp = given_or(q.cp, powers_of_two(16));
+  L.mb = given_or(q.micro_batch, powers_of_two(16));
+  std::vector<int> vps;
+  for (int v = 1; v <= 16; ++v) vps.push_back(v);
+  L.vp = given_or(q.vp, vps);
+  L.ep = given_or(q.ep, m.is_moe() ? powers_of_two(m.moe.experts) : std::vector<int>{1});
+  L.zero = given_or(q.zero, std::vector<int>{0, 1, 2, 3});
+  L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
+  if (q.precision) L.prec = {*q.precision};
+  else {
+    if (s.peak(Precision::bf16)) L.prec.push_back(Precision::bf16);
+    else if (s.peak(Precision::fp16)) L.prec.push_back(Precision::fp16);
+    for (Precision p : {Precision::fp8, Precision::fp4})
+      if (s.peak(p)) L.prec.push_back(p);
+  }
+  return L;
+}
+
+struct Task {
+  int devices, tp, pp;
+};
+
+struct TaskResult {
+  std::vector<RankedPlan> top, front;
+  SearchStats st;
+};
+
+class Searcher {
+ public:
+  Searcher(const Model& m, const System& s, const PlanRequest& q, const SearchOptions& o, const Lists& L)
+      : m_(m), s_(s), q_(q), o_(o), L_(L) {}
+
+  void run(const Task& t, TaskResult& out) const;
+
+ private:
+  void consider(const Layout& l, int devices, TaskResult& out) const;
+  static long count_mem_options(Precision p) { return (p == Precision::fp8 || p == Precision::fp4) ? 3 : 2; }
+  long inner_count(std::size_t from_cp) const;
+
+  const Model& m_;
+  const System& s_;
+  const PlanRequest& q_;
+  const SearchOptions& o_;
+  const Lists& L_;
+};
+
+// Candidates below one (devices, tp, pp) node of the enumeration tree, for counting pruned subtrees.
+long Searcher::inner_count(std::size_t) const {
+  long per_prec = 0;
+  for (Precision p : L_.prec) per_prec += count_mem_options(p);
+  return static_cast<long>(L_.cp.size() * L_.mb.size() * L_.vp.size() * L_.ep.size() * L_.zero.size() * L_.rc.size()) *
+         per_prec;
+}
+
+void Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
+  Workload w = q_.work;
+  TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false);
+  ++out.st.evaluated;
+  if (r.why == Infeasible::out_of_memory && o_.prune_memory) {
+    --out.st.evaluated;
+    ++out.st.pruned_memory;
+    return;
+  }
+  if (!r.feasible() || r.mem.total() > r.mem.capacity) return;
+  ++out.st.feasible;
+  RankedPlan p;
+  p.layout = l;
+  p.devices = devices;
+  p.step_time = r.step_time;
+  p.memory = r.mem.total();
+  p.capacity = r.mem.capacity;
+  p.cost_per_step = devices * r.step_time / 3600.0 * o_.usd_per_device_hour;
+  switch (o_.objective) {
+    case Objective::time: p.objective = p.step_time; break;
+    case Objective::cost: p.objective = p.cost_per_step; break;
+    case Objective::tokens_per_dollar:
+      p.objective = -static_cast<double>(w.global_batch) * w.seq_len / p.cost_per_step;
+      break;
+    case Objective::memory_headroom: p.objective = p.memory / p.capacity; break;
+  }
+  // Keep the K best (sorted insert; K is small).
+  auto& top = out.top;
+  if (static_cast<int>(top.size()) < o_.top_k || better(p, top.back())) {
+    top.insert(std::upper_bound(top.begin(), top.end(), p, better), p);
+    if (static_cast<int>(top.size()) > o_.top_k) top.pop_back();
+  }
+  add_to_front(out.front, p);
+}
+
+void Searcher::run(const Task& t, TaskResult& out) const {
+  const long subtree = inner_count(0);
+  const int n = t.devices;
+  auto prune_div = [&](long count) { out.st.considered += count; out.st.pruned_divisibility += count; };
+  // Structural checks at the (tp, pp) level prune whole subtrees.
+  if (o_.prune_divisibility) {
+    const bool tp_bad = n % t.tp != 0 || m_.heads % t.tp != 0 ||
+                        (!m_.is_mla() && m_.kv_heads % t.tp != 0 && t.tp % m_.kv_heads != 0);
+    const bool pp_bad = (n / std::max(1, t.tp)) % t.pp != 0 || t.pp > m_.layers;
+    if (tp_bad || pp_bad) return prune_div(subtree);
+  }
+  for (int cp : L_.cp) {
+    const long per_cp = subtree / static_cast<long>(L_.cp.size());
+    const long tpc = static_cast<long>(t.tp) * t.pp * cp;
+    const bool cp_bad = n % tpc != 0 || (cp > 1 && q_.work.seq_len % (2L * cp) != 0);
+    const int dp = n % tpc == 0 ? static_cast<int>(n / tpc) : 1;
+    if (o_.prune_divisibility && (cp_bad || (q_.dp && *q_.dp != dp) || q_.work.global_batch % dp != 0)) {
+      prune_div(per_cp);
+      continue;
+    }
+    for (int mb : L_.mb) {
+      const long per_mb = per_cp / static_cast<long>(L_.mb.size());
+      if (o_.prune_divisibility && q_.work.global_batch % (static_cast<long>(dp) * mb) != 0) {
+        prune_div(per_mb);
+        continue;
+      }
+      for (int vp : L_.vp) {
+        const long per_vp = per_mb / static_cast<long>(L_.vp.size());
+        if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > m_.layers)) {
+          prune_div(per_vp);
+          continue;
+        }
+        for (int ep : L_.ep) {
+          const long per_ep = per_vp / static_cast<long>(L_.ep.size());
+          if (o_.prune_divisibility && m_.is_moe() &&
+              (m_.moe.experts % ep != 0 || (static_cast<long>(dp) * cp * t.tp) % ep != 0)) {
+            prune_div(per_ep);
+            continue;
+          }
+          for (int z : L_.zero) {
+            const long per_z = per_ep / static_cast<long>(L_.zero.size());
+            if (o_.prune_divisibility && z == 3 && t.pp > 1) {
+              prune_div(per_z);
+              continue;
+            }
+            for (Precision pr : L_.prec) {
+              const int mem_opts = static_cast<int>(count_mem_options(pr));
+              for (int mo = 0; mo < mem_opts; ++mo) {
+                bool fitted = false;  // a lower recompute level of this layout fit in memory
+                for (Recompute rc : L_.rc) {
+                  ++out.st.considered;
+                  if (fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom) {
+                    ++out.st.pruned_dominance;
+                    continue;
+                  }
+                  Layout l;
+                  l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep;
+                  l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  l.grad_fp32 = mo == 0;
+                  l.lowp_params = mo == 2;
+                  const long before = out.st.feasible;
+                  consider(l, n, out);
+                  if (out.st.feasible > before) fitted = true;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+std::vector<int> device_counts(const System& s, const PlanRequest& q, const SearchOptions& o) {
+  if (!o.min_devices && !o.max_devices) return {q.devices};
+  const int lo = o.min_devices.value_or(1), hi = o.max_devices.value_or(q.devices);
+  if (lo < 1 || hi < lo) throw InputError("--min-devices/--max-devices", "need 1 <= min <= max");
+  std::vector<int> out;
+  for (long d = s.devices_per_node; d <= hi; d *= 2)
+    if (d >= lo) out.push_back(static_cast<int>(d));
+  if (q.devices >= lo && q.devices <= hi) out.push_back(q.devices);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (out.empty()) throw InputError("--min-devices/--max-devices", "no device count in range");
+  return out;
+}
+
+}  // namespace
+
+SearchResult search(const Model& m, const System& s, const PlanRequest& q, const SearchOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o.top_k < 1) throw InputError("--top", "must be at least 1");
+  if ((o.objective == Objective::cost || o.objective == Objective::tokens_per_dollar) && o.usd_per_device_hour <= 0)
+    throw InputError("--objective", std::string(objective_name(o.objective)) + " needs a price: system '" + s.id +
+                                        "' has no on-demand price in data/prices/ (give --usd-per-device-hour)");
+  // Explicit knobs are validated as in `train` (device count from the request when it is fixed).
+  const std::vector<int> counts = device_counts(s, q, o);
+  for (int d : counts) {
+    PlanRequest probe = q;
+    probe.devices = d;
+    check_request(m, s, probe);
+  }
+  const Lists L = raw_lists(m, s, q);
+  std::vector<Task> tasks;
+  for (int d : counts)
+    for (int tp : L.tp)
+      for (int pp : L.pp) tasks.push_back({d, tp, pp});
+
+  Searcher searcher(m, s, q, o, L);
+  std::vector<TaskResult> results(tasks.size());
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < tasks.size(); i = next++) searcher.run(tasks[i], results[i]);
+  };
+  const int threads = std::max(1, o.threads);
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+
+  // Merge in task order: the result does not depend on which thread ran what.
+  SearchResult out;
+  std::vector<RankedPlan> top, front;
+  for (const auto& r : results) {
+    out.stats.considered += r.st.considered;
+    out.stats.pruned_divisibility += r.st.pruned_divisibility;
+    out.stats.pruned_memory += r.st.pruned_memory;
+    out.stats.pruned_dominance += r.st.pruned_dominance;
+    out.stats.evaluated += r.st.evaluated;
+    out.stats.feasible += r.st.feasible;
+    top.insert(top.end(), r.top.begin(), r.top.end());
+    for (const auto& p : r.front) add_to_front(front, p);
+  }
+  std::sort(top.begin(), top.end(), better);
+  if (static_cast<int>(top.size()) > o.top_k) top.resize(o.top_k);
+  std::sort(front.begin(), front.end(), [](const RankedPlan& a, const RankedPlan& b) { return key(a) < key(b); });
+  std::sort(front.begin(), front.end(), [](const RankedPlan& a, const RankedPlan& b) {
+    return std::make_tuple(a.step_time, a.memory, a.cost_per_step) < std::make_tuple(b.step_time, b.memory, b.cost_per_step);
+  });
+  for (const auto& p : top) out.top.push_back(evaluate(m, s, p.layout, q.work, p.devices));
+  for (const auto& p : front) out.pareto.push_back(evaluate(m, s, p.layout, q.work, p.devices));
+  out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace xpu

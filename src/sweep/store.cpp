@@ -1,0 +1,238 @@
+#include "sweep/store.hpp"
+
+#include <sqlite3.h>
+
+#include <map>
+
+#include "spec/error.hpp"
+
+namespace xpu::sweep {
+
+namespace {
+
+// One prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return s_ != nullptr; }
+  sqlite3_stmt* get() const { return s_; }
+
+  void bind(int i, const Value& v) {
+    if (std::holds_alternative<std::monostate>(v)) sqlite3_bind_null(s_, i);
+    else if (auto* n = std::get_if<std::int64_t>(&v)) sqlite3_bind_int64(s_, i, *n);
+    else if (auto* d = std::get_if<double>(&v)) sqlite3_bind_double(s_, i, *d);
+    else {
+      const auto& t = std::get<std::string>(v);
+      sqlite3_bind_text(s_, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
+    }
+  }
+  Value column(int i) const {
+    switch (sqlite3_column_type(s_, i)) {
+      case SQLITE_NULL: return std::monostate{};
+      case SQLITE_INTEGER: return static_cast<std::int64_t>(sqlite3_column_int64(s_, i));
+      case SQLITE_FLOAT: return sqlite3_column_double(s_, i);
+      default: {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
+        return std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s_, i)));
+      }
+    }
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+std::string create_sql(const TableSchema& t) {
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + t.name + " (";
+  for (const auto& c : t.columns) sql += c.name + " " + sql_type(c.type) + ", ";
+  sql += "PRIMARY KEY (";
+  for (size_t i = 0; i < t.primary_key.size(); ++i) sql += (i ? ", " : "") + t.primary_key[i];
+  return sql + "))";
+}
+
+std::string insert_sql(const TableSchema& t) {
+  std::string cols, marks;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    cols += (i ? ", " : "") + t.columns[i].name;
+    marks += i ? ", ?" : "?";
+  }
+  return "INSERT INTO " + t.name + " (" + cols + ") VALUES (" + marks + ")";
+}
+
+std::string column_list(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+sqlite3* open_db(const std::string& path, int flags) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    throw InputError(path, "cannot open database: " + msg);
+  }
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_extended_result_codes(db, 1);
+  return db;
+}
+
+}  // namespace
+
+void Store::fail(const std::string& what) const {
+  throw InputError(path_, what + ": " + sqlite3_errmsg(db_));
+}
+
+void Store::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw InputError(path_, msg);
+  }
+}
+
+Store::Store(Store&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+
+Store::~Store() { sqlite3_close(db_); }
+
+Store Store::open_for_writing(const std::string& path) {
+  Store s(open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE), path);
+  // WAL: commits survive the process being killed (synchronous=NORMAL syncs at checkpoints), and
+  // readers (sqlite3, an export) can watch a running sweep.
+  s.exec("PRAGMA journal_mode=WAL");
+  s.exec("PRAGMA synchronous=NORMAL");
+  s.exec("BEGIN IMMEDIATE");
+  try {
+    for (const auto* t : all_tables()) {
+      std::vector<std::string> have;
+      {
+        Stmt q(s.db_, "PRAGMA table_info(" + t->name + ")");
+        if (!q.ok()) s.fail("cannot read the schema");
+        while (sqlite3_step(q.get()) == SQLITE_ROW) have.push_back(std::get<std::string>(q.column(1)));
+      }
+      std::vector<std::string> want;
+      for (const auto& c : t->columns) want.push_back(c.name);
+      if (have.empty()) s.exec(create_sql(*t));
+      else if (have != want)
+        throw InputError(path, "table " + t->name + " has columns (" + column_list(have) + "), expected (" +
+                                   column_list(want) + "): not a database of this xpuplan version; use another --db");
+    }
+    s.exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(s.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  return s;
+}
+
+Store Store::open_read_only(const std::string& path) {
+  Store s(open_db(path, SQLITE_OPEN_READONLY), path);
+  for (const auto* t : all_tables()) {
+    Stmt q(s.db_, "PRAGMA table_info(" + t->name + ")");
+    if (!q.ok()) s.fail("cannot read the schema");
+    if (sqlite3_step(q.get()) != SQLITE_ROW)
+      throw InputError(path, "not a sweep database (no table " + t->name + ")");
+  }
+  return s;
+}
+
+void Store::claim(const Entries& identity, const Entries& info) {
+  std::map<std::string, std::string> have;
+  {
+    Stmt q(db_, "SELECT key, value FROM meta");
+    if (!q.ok()) fail("cannot read meta");
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW)
+      have[std::get<std::string>(q.column(0))] = std::holds_alternative<std::string>(q.column(1))
+                                                     ? std::get<std::string>(q.column(1))
+                                                     : std::string();
+    if (rc != SQLITE_DONE) fail("cannot read meta");
+  }
+  if (!have.empty()) {
+    for (const auto& [k, v] : identity) {
+      auto it = have.find(k);
+      const std::string stored = it == have.end() ? "(none)" : "'" + it->second + "'";
+      if (it == have.end() || it->second != v)
+        throw InputError(path_, "holds results of another sweep or other search settings: " + k + " is " + stored +
+                                    " there, '" + v + "' here; use another --db");
+    }
+    return;
+  }
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt ins(db_, insert_sql(meta_table()));
+    if (!ins.ok()) fail("cannot write meta");
+    for (const auto* list : {&identity, &info})
+      for (const auto& [k, v] : *list) {
+        sqlite3_reset(ins.get());
+        ins.bind(1, k);
+        ins.bind(2, v);
+        if (sqlite3_step(ins.get()) != SQLITE_DONE) fail("cannot write meta");
+      }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::set<std::string> Store::keys() const {
+  std::set<std::string> out;
+  Stmt q(db_, "SELECT key FROM scenarios");
+  if (!q.ok()) fail("cannot read scenarios");
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) out.insert(std::get<std::string>(q.column(0)));
+  if (rc != SQLITE_DONE) fail("cannot read scenarios");
+  return out;
+}
+
+void Store::write(const ScenarioRecord& r) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    auto insert = [&](const TableSchema& t, const std::vector<Row>& rows) {
+      if (rows.empty()) return;
+      Stmt ins(db_, insert_sql(t));
+      if (!ins.ok()) fail("cannot write " + t.name);
+      for (const auto& row : rows) {
+        sqlite3_reset(ins.get());
+        for (size_t i = 0; i < row.size(); ++i) ins.bind(static_cast<int>(i) + 1, row[i]);
+        if (sqlite3_step(ins.get()) != SQLITE_DONE) fail("cannot write scenario '" + r.key + "' to " + t.name);
+      }
+    };
+    insert(scenarios_table(), {r.scenario});
+    insert(best_plans_table(), r.best);
+    insert(pareto_plans_table(), r.pareto);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::string Store::export_csv(const TableSchema& t) const {
+  std::string cols, out;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    cols += (i ? ", p." : "p.") + t.columns[i].name;
+    out += (i ? "," : "") + csv_field(t.columns[i].name);
+  }
+  out += "\r\n";
+  Stmt q(db_, "SELECT " + cols + " FROM " + t.name + " AS p ORDER BY " + t.order_by);
+  if (!q.ok()) fail("cannot read " + t.name);
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    for (int i = 0; i < static_cast<int>(t.columns.size()); ++i) out += (i ? "," : "") + csv_field(q.column(i));
+    out += "\r\n";
+  }
+  if (rc != SQLITE_DONE) fail("cannot read " + t.name);
+  return out;
+}
+
+}  // namespace xpu::sweep

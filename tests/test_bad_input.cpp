@@ -1,0 +1,446 @@
+// Bad input: each malformed file, table or flag throws InputError naming where the problem is.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "load/catalog.hpp"
+#include "load/csv.hpp"
+#include "test_common.hpp"
+#include "train/choose.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+using test::catch_input_error;
+using test::replace_once;
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Minimal valid files: each test breaks one thing.
+const char* kChipPath = "data/chips/testchip.toml";
+const char* kChip = R"(id = "testchip"
+name = "Test chip"
+vendor = "Test"
+source = "unit test"
+date = "2026-01-01"
+
+[peak]
+bf16 = "100 TFLOP/s"
+
+[memory]
+capacity = "80 GB"
+bandwidth = "3.35 TB/s"
+)";
+
+const char* kCalibPath = "data/calibration/testchip.toml";
+const char* kCalib = R"(id = "testchip"
+status = "assumed"
+source = "unit test"
+date = "2026-01-01"
+
+[gemm]
+bf16 = 0.7
+half_dim = 64
+)";
+
+const char* kSystemPath = "data/systems/testsys.toml";
+const char* kSystem = R"(id = "testsys"
+name = "Test system"
+chip = "testchip"
+device_unit = "GPU"
+devices_per_node = 8
+source = "unit test"
+date = "2026-01-01"
+
+[scale_up]
+size = 8
+topology = "switch"
+bandwidth = "450 GB/s"
+latency = "3 us"
+
+[scale_out]
+bandwidth = "400 Gb/s"
+latency = "10 us"
+topology = "fat-tree"
+)";
+
+const char* kModelPath = "data/models/testmodel.toml";
+const char* kModel = R"(id = "testmodel"
+name = "Test model"
+source = "unit test"
+date = "2026-01-01"
+layers = 4
+hidden = 256
+heads = 4
+ffn_hidden = 1024
+vocab = 1000
+)";
+
+TEST(BadInput, FixturesAreValid) {
+  // The unbroken fixtures load, so each failure below is caused by the one change it makes.
+  const Chip c = parse_chip({kChipPath, kChip});
+  EXPECT_DOUBLE_EQ(c.hbm_capacity.v, 80e9);
+  const Model m = parse_model({kModelPath, kModel});
+  // head_dim absent: 256 / 4 = 64; kv_heads absent: = heads.
+  EXPECT_EQ(m.head_dim, 64);
+  EXPECT_EQ(m.kv_heads, 4);
+  const Catalog cat = build_catalog({{kChipPath, kChip}, {kCalibPath, kCalib}, {kSystemPath, kSystem}, {kModelPath, kModel}});
+  EXPECT_EQ(cat.system("testsys").chip.id, "testchip");
+}
+
+TEST(BadInput, MalformedToml) {
+  // An unterminated string on the "bandwidth" line.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"3.35 TB/s\"", "\"3.35 TB/s")}); });
+  EXPECT_TRUE(contains(e.where, kChipPath)) << e.what;
+  EXPECT_TRUE(contains(e.what, "malformed TOML")) << e.what;
+}
+
+TEST(BadInput, MissingRequiredField) {
+  // vendor removed: "<file>: vendor: missing (required)".
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "vendor = \"Test\"\n", "")}); });
+  EXPECT_TRUE(contains(e.what, kChipPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "vendor")) << e.what;
+  EXPECT_TRUE(contains(e.what, "missing")) << e.what;
+}
+
+TEST(BadInput, MissingRequiredQuantity) {
+  // [memory] without bandwidth: the error names memory.bandwidth in the file.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "bandwidth = \"3.35 TB/s\"\n", "")}); });
+  EXPECT_TRUE(contains(e.what, kChipPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "memory.bandwidth")) << e.what;
+}
+
+TEST(BadInput, WrongUnit) {
+  // "3.35 TB" is a size where a bandwidth is due.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"3.35 TB/s\"", "\"3.35 TB\"")}); });
+  EXPECT_TRUE(contains(e.what, kChipPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "memory.bandwidth")) << e.what;
+  EXPECT_TRUE(contains(e.what, "3.35 TB")) << e.what;
+}
+
+TEST(BadInput, MissingUnit) {
+  // capacity = "80": a number without its unit.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"80 GB\"", "\"80\"")}); });
+  EXPECT_TRUE(contains(e.where, "memory.capacity")) << e.what;
+  EXPECT_TRUE(contains(e.what, "no unit")) << e.what;
+}
+
+TEST(BadInput, BareNumberWhereQuantityIsDue) {
+  // capacity = 80 (a TOML integer, not a string with a unit).
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"80 GB\"", "80")}); });
+  EXPECT_TRUE(contains(e.where, "memory.capacity")) << e.what;
+}
+
+TEST(BadInput, ZeroCapacity) {
+  // capacity = "0 GB": a size must be > 0.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"80 GB\"", "\"0 GB\"")}); });
+  EXPECT_TRUE(contains(e.where, "memory.capacity")) << e.what;
+  EXPECT_TRUE(contains(e.what, "positive")) << e.what;
+}
+
+TEST(BadInput, NegativeCapacity) {
+  // capacity = "-80 GB": a size must be > 0.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"80 GB\"", "\"-80 GB\"")}); });
+  EXPECT_TRUE(contains(e.where, "memory.capacity")) << e.what;
+}
+
+TEST(BadInput, ZeroLayers) {
+  // layers = 0: at least 1 layer.
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "layers = 4", "layers = 0")}); });
+  EXPECT_TRUE(contains(e.what, kModelPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "layers")) << e.what;
+}
+
+TEST(BadInput, NegativeLayers) {
+  // layers = -1: at least 1 layer; the message repeats the value.
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "layers = 4", "layers = -1")}); });
+  EXPECT_TRUE(contains(e.where, "layers")) << e.what;
+  EXPECT_TRUE(contains(e.what, "-1")) << e.what;
+}
+
+TEST(BadInput, KvHeadsNotDividingHeads) {
+  // 4 heads in 3 groups.
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "heads = 4\n", "heads = 4\nkv_heads = 3\n")}); });
+  EXPECT_TRUE(contains(e.where, "kv_heads")) << e.what;
+}
+
+TEST(BadInput, UnknownKeyAtTopLevel) {
+  // A typo is not silently ignored.
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "vocab = 1000", "vocab = 1000\nffn_hiden = 4")}); });
+  EXPECT_TRUE(contains(e.what, kModelPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "ffn_hiden")) << e.what;
+  EXPECT_TRUE(contains(e.what, "unknown key")) << e.what;
+}
+
+TEST(BadInput, UnknownKeyInTable) {
+  // "capacty" next to "capacity" in [memory]: the error names memory.capacty.
+  const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "capacity = ", "capacty = \"1 GB\"\ncapacity = ")}); });
+  EXPECT_TRUE(contains(e.where, "memory.capacty")) << e.what;
+}
+
+TEST(BadInput, IdDoesNotMatchFileName) {
+  // id "testchip" in otherchip.toml: --system/--model lookups by file name would miss it.
+  const auto e = catch_input_error([] { parse_chip({"data/chips/otherchip.toml", kChip}); });
+  EXPECT_TRUE(contains(e.what, "data/chips/otherchip.toml")) << e.what;
+  EXPECT_TRUE(contains(e.where, "id")) << e.what;
+  EXPECT_TRUE(contains(e.what, "otherchip")) << e.what;
+}
+
+TEST(BadInput, UnknownTopology) {
+  // topology = "hypercube" is none of switch, torus, mesh, ring, fat-tree, rail-optimized, dcn.
+  const auto e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "\"switch\"", "\"hypercube\"")}); });
+  EXPECT_TRUE(contains(e.what, kSystemPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "scale_up.topology")) << e.what;
+  EXPECT_TRUE(contains(e.what, "hypercube")) << e.what;
+}
+
+TEST(BadInput, TorusWithoutDimensions) {
+  // A torus needs torus_dims.
+  const auto e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "\"switch\"", "\"torus\"")}); });
+  EXPECT_TRUE(contains(e.where, "scale_up.torus_dims")) << e.what;
+}
+
+TEST(BadInput, SystemNamesUnknownChip) {
+  // chip = "nochip", and no chips/nochip.toml among the files.
+  const std::string sys = replace_once(kSystem, "chip = \"testchip\"", "chip = \"nochip\"");
+  const auto e = catch_input_error([&] { build_catalog({{kChipPath, kChip}, {kCalibPath, kCalib}, {kSystemPath, sys}}); });
+  EXPECT_TRUE(contains(e.where, kSystemPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "chip")) << e.what;
+  EXPECT_TRUE(contains(e.what, "nochip")) << e.what;
+}
+
+TEST(BadInput, SystemChipWithoutCalibration) {
+  // The system's chip exists but has no calibration/testchip.toml.
+  const auto e = catch_input_error([] { build_catalog({{kChipPath, kChip}, {kSystemPath, kSystem}}); });
+  EXPECT_TRUE(contains(e.where, kSystemPath)) << e.what;
+  EXPECT_TRUE(contains(e.what, "calibration")) << e.what;
+}
+
+TEST(BadInput, ChipWithoutCalibrationEvenWhenUnused) {
+  // catalog.hpp: "a chip without a calibration file is an error" (no system needs to name it).
+  const auto e = catch_input_error([] { build_catalog({{kChipPath, kChip}}); });
+  EXPECT_TRUE(contains(e.what, "testchip")) << e.what;
+}
+
+TEST(BadInput, DuplicateIds) {
+  // Two chip files with the same id (same stem in different folders).
+  const auto e = catch_input_error([] {
+    build_catalog({{kChipPath, kChip}, {"extra/chips/testchip.toml", kChip}, {kCalibPath, kCalib}});
+  });
+  EXPECT_TRUE(contains(e.what, "duplicate")) << e.what;
+  EXPECT_TRUE(contains(e.what, "testchip")) << e.what;
+  EXPECT_TRUE(contains(e.where, "extra/chips/testchip.toml")) << e.what;
+}
+
+TEST(BadInput, UnknownSystemId) {
+  // "dgx-h1000" is not a system id: the error names the flag and the id.
+  const auto e = catch_input_error([] { (void)builtin().system("dgx-h1000"); });
+  EXPECT_EQ(e.where, "--system");
+  EXPECT_TRUE(contains(e.what, "dgx-h1000")) << e.what;
+  // The message lists the known ids.
+  EXPECT_TRUE(contains(e.what, "dgx-h100,")) << e.what;
+}
+
+TEST(BadInput, UnknownModelId) {
+  // "llama9-1t" is not a model id.
+  const auto e = catch_input_error([] { (void)builtin().model("llama9-1t"); });
+  EXPECT_EQ(e.where, "--model");
+  EXPECT_TRUE(contains(e.what, "llama9-1t")) << e.what;
+}
+
+TEST(BadInput, MissingFile) {
+  // A path that does not exist: the error names the path.
+  const auto e = catch_input_error([] { (void)read_file("/nonexistent/dir/config.json"); });
+  EXPECT_EQ(e.where, "/nonexistent/dir/config.json");
+}
+
+// ---- config.json ----
+
+TEST(BadInput, MalformedJson) {
+  // A trailing comma and no closing brace.
+  const auto e = catch_input_error([] { parse_hf_config({"cfg/config.json", R"({"num_hidden_layers": 32,)"}); });
+  EXPECT_EQ(e.where, "cfg/config.json");
+  EXPECT_TRUE(contains(e.what, "malformed JSON")) << e.what;
+}
+
+TEST(BadInput, JsonNotAnObject) {
+  // A config.json must be an object, not an array.
+  const auto e = catch_input_error([] { parse_hf_config({"cfg/config.json", "[1, 2, 3]"}); });
+  EXPECT_EQ(e.where, "cfg/config.json");
+}
+
+TEST(BadInput, JsonMissingLayers) {
+  // No num_hidden_layers (nor n_layer / num_layers).
+  const auto e = catch_input_error([] {
+    parse_hf_config({"cfg/config.json", R"({"hidden_size": 4096, "num_attention_heads": 32, "vocab_size": 32000,
+                                             "intermediate_size": 11008})"});
+  });
+  EXPECT_TRUE(contains(e.where, "cfg/config.json")) << e.what;
+  EXPECT_TRUE(contains(e.where, "num_hidden_layers")) << e.what;
+  EXPECT_TRUE(contains(e.what, "missing")) << e.what;
+}
+
+TEST(BadInput, JsonMissingIntermediateSize) {
+  // No intermediate_size (nor ffn_hidden_size / ffn_dim) in a non-GPT-2 config.
+  const auto e = catch_input_error([] {
+    parse_hf_config({"cfg/config.json", R"({"num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
+                                             "vocab_size": 32000})"});
+  });
+  EXPECT_TRUE(contains(e.where, "intermediate_size")) << e.what;
+}
+
+TEST(BadInput, JsonWrongType) {
+  // num_hidden_layers as a string.
+  const auto e = catch_input_error([] {
+    parse_hf_config({"cfg/config.json", R"({"num_hidden_layers": "32", "hidden_size": 4096, "num_attention_heads": 32,
+                                             "vocab_size": 32000, "intermediate_size": 11008})"});
+  });
+  EXPECT_TRUE(contains(e.where, "num_hidden_layers")) << e.what;
+}
+
+TEST(BadInput, JsonMoeWithoutTopK) {
+  // 8 experts but no num_experts_per_tok.
+  const auto e = catch_input_error([] {
+    parse_hf_config({"cfg/config.json", R"({"num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
+                                             "vocab_size": 32000, "intermediate_size": 11008, "num_local_experts": 8})"});
+  });
+  EXPECT_TRUE(contains(e.where, "num_experts_per_tok")) << e.what;
+}
+
+// ---- CSV ----
+
+TEST(BadInput, CsvUnterminatedQuote) {
+  // The quote opened on line 3 never closes.
+  const auto e = catch_input_error([] { parse_csv({"runs.csv", "a,b\n1,2\n3,\"four\n5,6\n"}); });
+  EXPECT_EQ(e.where, "runs.csv:3");
+  EXPECT_TRUE(contains(e.what, "unterminated")) << e.what;
+}
+
+TEST(BadInput, CsvWrongFieldCount) {
+  // Line 3 has 3 fields, the header 2.
+  const auto e = catch_input_error([] { parse_csv({"runs.csv", "a,b\n1,2\n3,4,5\n"}); });
+  EXPECT_EQ(e.where, "runs.csv:3");
+  EXPECT_TRUE(contains(e.what, "3 fields")) << e.what;
+}
+
+TEST(BadInput, CsvEmpty) {
+  // No header line at all.
+  const auto e = catch_input_error([] { parse_csv({"runs.csv", ""}); });
+  EXPECT_EQ(e.where, "runs.csv");
+}
+
+// ---- validate: malformed cells ----
+
+// A valid row (llama3-8b from the catalog on 8 dgx-h100 GPUs) with some cells replaced.
+std::map<std::string, std::string> valid_row(const std::map<std::string, std::string>& changes) {
+  std::map<std::string, std::string> row = {
+      {"id", "R1"},        {"source", "test"}, {"grade", "A"},     {"system", "dgx-h100"}, {"devices", "8"},
+      {"model", "llama3-8b"}, {"seq_len", "8192"}, {"global_batch", "128"}, {"micro_batch", "1"}, {"tp", "2"},
+      {"pp", "1"},          {"dp", "4"},        {"cp", "1"},        {"zero", "1"},          {"recompute", "none"},
+      {"precision", "bf16"}, {"metric", "tokens_per_s_per_device"}, {"value", "5000"}};
+  for (const auto& [k, v] : changes) row[k] = v;
+  return row;
+}
+
+TEST(BadInput, ValidateValidRowPasses) {
+  // The row without changes is evaluated (so the failures below come from the changed cell).
+  const CsvTable t = parse_csv({"runs.csv", test::training_header() + test::training_row(valid_row({}))});
+  const ValidationResult r = validate_training(t, builtin());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_TRUE(r.rows[0].evaluated) << r.rows[0].reason;
+}
+
+TEST(BadInput, ValidateNonNumericDevices) {
+  // Row on line 2 with devices = "abc".
+  const std::string text = test::training_header() + test::training_row(valid_row({{"devices", "abc"}}));
+  const CsvTable t = parse_csv({"runs.csv", text});
+  const auto e = catch_input_error([&] { validate_training(t, builtin()); });
+  EXPECT_EQ(e.where, "runs.csv:2: devices");
+  EXPECT_TRUE(contains(e.what, "abc")) << e.what;
+}
+
+TEST(BadInput, ValidateUnknownRecompute) {
+  // recompute = "sometimes" is none of none, selective, full.
+  const std::string text = test::training_header() + test::training_row(valid_row({{"recompute", "sometimes"}}));
+  const CsvTable t = parse_csv({"runs.csv", text});
+  const auto e = catch_input_error([&] { validate_training(t, builtin()); });
+  EXPECT_EQ(e.where, "runs.csv:2: recompute");
+}
+
+TEST(BadInput, ValidateHeaderLacksColumn) {
+  // A header with 3 of the 34 training columns: the error points at line 1.
+  const CsvTable t = parse_csv({"runs.csv", "id,grade,system\nR1,A,dgx-h100\n"});
+  const auto e = catch_input_error([&] { validate_training(t, builtin()); });
+  EXPECT_EQ(e.where, "runs.csv:1");
+}
+
+// ---- explicit plan knobs that cannot work ----
+
+PlanRequest request_64() {
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {8192, 128};
+  return q;
+}
+
+TEST(BadInput, TpNotDividingDevices) {
+  // 64 % 3 != 0.
+  PlanRequest q = request_64();
+  q.tp = 3;
+  const auto e = catch_input_error([&] { choose_plan(builtin().model("llama3-70b"), builtin().system("dgx-h100"), q); });
+  EXPECT_EQ(e.where, "--tp");
+  EXPECT_TRUE(contains(e.what, "64")) << e.what;
+}
+
+TEST(BadInput, DegreesDoNotMultiplyToDevices) {
+  // tp 8 x pp 2 x dp 2 x cp 1 = 32 != 64.
+  PlanRequest q = request_64();
+  q.tp = 8;
+  q.pp = 2;
+  q.dp = 2;
+  q.cp = 1;
+  const auto e = catch_input_error([&] { choose_plan(builtin().model("llama3-70b"), builtin().system("dgx-h100"), q); });
+  EXPECT_EQ(e.where, "--dp");
+  EXPECT_TRUE(contains(e.what, "32")) << e.what;
+}
+
+TEST(BadInput, GivenDegreesExceedDevices) {
+  // tp 8 x pp 16 = 128 > 64 devices: no dp or cp can make the product 64, so the knobs cannot work
+  // (choose.hpp: InputError naming the flag), even though each degree alone divides 64.
+  PlanRequest q = request_64();
+  q.tp = 8;
+  q.pp = 16;
+  const auto e = catch_input_error([&] { choose_plan(builtin().model("llama3-70b"), builtin().system("dgx-h100"), q); });
+  EXPECT_EQ(e.where.rfind("--", 0), 0u) << "where = '" << e.where << "'";
+  EXPECT_TRUE(contains(e.what, "128")) << e.what;
+}
+
+TEST(BadInput, TpNotDividingHeads) {
+  // llama2-13b has 40 heads: tp 16 divides 64 devices but not 40 heads.
+  PlanRequest q = request_64();
+  q.tp = 16;
+  const auto e = catch_input_error([&] { choose_plan(builtin().model("llama2-13b"), builtin().system("dgx-h100"), q); });
+  EXPECT_EQ(e.where, "--tp");
+  EXPECT_TRUE(contains(e.what, "40")) << e.what;
+}
+
+TEST(BadInput, ExpertParallelOnDenseModel) {
+  // ep 8 on llama3-70b, which has no experts.
+  PlanRequest q = request_64();
+  q.ep = 8;
+  const auto e = catch_input_error([&] { choose_plan(builtin().model("llama3-70b"), builtin().system("dgx-h100"), q); });
+  EXPECT_EQ(e.where, "--ep");
+}
+
+TEST(BadInput, UnsupportedPrecision) {
+  // H100 has no fp4 matrix path.
+  PlanRequest q = request_64();
+  q.precision = Precision::fp4;
+  const auto e = catch_input_error([&] { choose_plan(builtin().model("llama3-70b"), builtin().system("dgx-h100"), q); });
+  EXPECT_EQ(e.where, "--precision");
+}
+
+}  // namespace
+}  // namespace xpu
