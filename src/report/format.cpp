@@ -166,9 +166,10 @@ ordered_json validation_json(const ValidationResult& v) {
     ordered_json j = {{"id", r.id}, {"grade", r.grade}, {"system", r.system}, {"metric", r.metric},
                       {"predicted", r.evaluated ? ordered_json(r6(r.predicted)) : ordered_json(nullptr)},
                       {"measured", r6(r.measured)}, {"error_pct", r6(r.error_pct)}, {"evaluated", r.evaluated}};
-    if (!r.evaluated) j["reason"] = r.reason;
-    if (!r.plan.warning.empty()) j["warning"] = r.plan.warning;
-    else {
+    if (!r.evaluated) {
+      j["reason"] = r.reason;
+    } else {
+      if (!r.plan.warning.empty()) j["warning"] = r.plan.warning;
       const Layout& l = r.plan.layout;
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
