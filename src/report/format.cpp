@@ -20,10 +20,23 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
+// A cell that is one number with at most one unit word ("4.23 s", "38.1%", "1.98 PFLOP/s",
+// "62.5 GiB of 74.5 GiB" is not): right-aligned in tables.
 bool numeric(const std::string& s) {
-  if (s.empty()) return false;
-  const char c = s[0];
-  return std::isdigit(static_cast<unsigned char>(c)) || ((c == '-' || c == '+') && s.size() > 1);
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  const std::size_t digits_from = i;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == ',')) ++i;
+  if (i == digits_from) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  }
+  if (i < s.size() && s[i] == ' ') ++i;
+  for (; i < s.size(); ++i)
+    if (s[i] == ' ') return false;
+  return true;
 }
 
 // JSON numbers rounded to 6 significant digits so output is stable across platforms.
@@ -36,7 +49,8 @@ double r6(double v) {
 
 }  // namespace
 
-std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                         bool right_align_numbers) {
   std::vector<std::size_t> w(header.size(), 0);
   for (std::size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
   for (const auto& r : rows)
@@ -46,7 +60,7 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
     for (std::size_t i = 0; i < w.size(); ++i) {
       const std::string cell = i < r.size() ? r[i] : "";
       const std::string pad(w[i] - std::min(w[i], cell.size()), ' ');
-      const bool right = !head && numeric(cell);
+      const bool right = !head && right_align_numbers && numeric(cell);
       out += (i ? "  " : "") + (right ? pad + cell : cell + (i + 1 < w.size() ? pad : ""));
     }
     out += '\n';
@@ -149,7 +163,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   if (with_explain) {
     std::vector<std::vector<std::string>> erows;
     for (const auto& x : explain(m, s, r)) erows.push_back({x.term, x.value, x.origin});
-    out += "\n" + render_table({"term", "value", "from"}, erows);
+    out += "\n" + render_table({"term", "value", "from"}, erows, false);
   }
   return out;
 }

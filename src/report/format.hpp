@@ -13,7 +13,8 @@
 namespace xpu {
 
 // A plain text table with aligned columns; numeric-looking cells are right-aligned.
-std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                         bool right_align_numbers = true);
 
 nlohmann::ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain);
 std::string train_text(const Model& m, const System& s, const TrainReport& r, bool with_explain);

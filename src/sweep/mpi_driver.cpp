@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "spec/error.hpp"
+
 #ifdef XPUPLAN_WITH_MPI
 #include <mpi.h>
 #endif
@@ -12,7 +14,14 @@ namespace xpu::sweep {
 #ifndef XPUPLAN_WITH_MPI
 
 bool built_with_mpi() { return false; }
-Cluster cluster_start() { return {}; }
+Cluster cluster_start() {
+  // K copies of a build without MPI would each run the whole sweep into the same database.
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* n = std::getenv(v); n && std::atoi(n) > 1)
+      throw InputError("mpirun", std::string("this xpuplan was built without MPI (CMake option XPUPLAN_MPI=OFF) but started "
+                                             "as ") + n + " processes; run it without mpirun, or rebuild it with MPI");
+  return {};
+}
 void cluster_stop(Cluster&) {}
 void cluster_abort(const Cluster&, int) {}
 std::vector<bool> cluster_all_ok(const Cluster&, bool ok) { return {ok}; }

@@ -23,7 +23,8 @@ struct Cluster {
 bool built_with_mpi();
 
 // Initialises MPI when built with it and launched by mpirun (OMPI_COMM_WORLD_SIZE, PMIX_RANK or
-// PMI_SIZE in the environment); otherwise returns a cluster of one.
+// PMI_SIZE in the environment); otherwise returns a cluster of one. Built without MPI but
+// launched as several processes: InputError (each would run the whole sweep).
 Cluster cluster_start();
 // MPI_Finalize (when initialised).
 void cluster_stop(Cluster& c);

@@ -92,8 +92,14 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   auto mem = [&](const char* name, double v, const std::string& how) {
     add(std::string("memory: ") + name, format_bytes(Bytes{v}), how);
   };
-  mem("weights", mm.weights, "local params x 2 B (bf16; + low-precision copies); / dp x cp under ZeRO-3");
-  mem("gradients", mm.gradients, "local params x 4 B (fp32); / dp x cp under ZeRO-2+");
+  const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4;
+  mem("weights", mm.weights,
+      l.zero >= 3 ? std::string("none kept outside the gathered layers (ZeRO-3: the fp32 master is the copy)")
+      : l.lowp_params ? std::string("local params x ") + num(precision_bytes(l.precision)) + " B (" + prec + " primary weights)"
+      : lowp ? std::string("local params x (2 B bf16 + ") + num(precision_bytes(l.precision)) + " B " + prec + " copy)"
+             : std::string("local params x 2 B (bf16)"));
+  mem("gradients", mm.gradients, std::string("local params x ") + (l.grad_fp32 ? "4 B (fp32)" : "2 B (bf16)") +
+                                     (l.zero >= 2 ? ", / dp x cp (ZeRO-2+)" : ""));
   mem("optimizer", mm.optimizer, "local params x 12 B (fp32 master + Adam m, v); / dp x cp under ZeRO-1+");
   mem("activations", mm.activations, "Korthikanti et al. per layer (flash attention, SP) x microbatch-layers in flight");
   mem("transient", mm.transient, "logits (bf16 + fp32), recompute working set, ZeRO-3 gathered layers");
