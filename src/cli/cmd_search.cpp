@@ -13,7 +13,7 @@ struct SearchOpts {
   std::string model, system, precision, recompute, out, objective = "time";
   int devices = 0, top = 10, threads = 0;
   long seq_len = 0, global_batch = 0;
-  std::optional<int> tp, pp, vp, dp, cp, ep, micro_batch, zero, min_devices, max_devices;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, min_devices, max_devices;
   std::vector<std::string> no_prune;
   double usd = 0;
   bool json = false;
@@ -60,6 +60,7 @@ void add_search(CLI::App& app, const Globals& g) {
   c->add_option("--vp", o->vp, "Fix the interleaved chunks per stage");
   c->add_option("--dp", o->dp, "Fix the data-parallel degree");
   c->add_option("--cp", o->cp, "Fix the context-parallel degree");
+  c->add_option("--etp", o->etp, "Expert tensor-parallel degree, MoE only (default: tp when ep fits in dp x cp, else 1)");
   c->add_option("--ep", o->ep, "Fix the expert-parallel degree");
   c->add_option("--zero", o->zero, "Fix the ZeRO stage");
   c->add_option("--recompute", o->recompute, "Fix recompute: none | selective | full");
@@ -80,7 +81,7 @@ void add_search(CLI::App& app, const Globals& g) {
     PlanRequest q;
     q.devices = o->devices;
     q.work = {o->seq_len, o->global_batch};
-    q.tp = o->tp; q.pp = o->pp; q.vp = o->vp; q.dp = o->dp; q.cp = o->cp; q.ep = o->ep;
+    q.tp = o->tp; q.pp = o->pp; q.vp = o->vp; q.dp = o->dp; q.cp = o->cp; q.ep = o->ep; q.etp = o->etp;
     q.micro_batch = o->micro_batch;
     q.zero = o->zero;
     if (!o->recompute.empty()) {

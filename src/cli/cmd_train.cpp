@@ -10,7 +10,7 @@ struct TrainOpts {
   std::string model, system, precision, recompute, out;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
-  std::optional<int> tp, pp, vp, dp, cp, ep, micro_batch, zero;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
   bool json = false, explain = false;
 };
 }  // namespace
@@ -29,6 +29,7 @@ void add_train(CLI::App& app, const Globals& g) {
   c->add_option("--vp", o->vp, "Interleaved pipeline chunks per stage (chosen if omitted)");
   c->add_option("--dp", o->dp, "Data-parallel degree (devices / (tp x pp x cp) if omitted)");
   c->add_option("--cp", o->cp, "Context-parallel degree (chosen if omitted)");
+  c->add_option("--etp", o->etp, "Expert tensor-parallel degree, MoE only (default: tp when ep fits in dp x cp, else 1)");
   c->add_option("--ep", o->ep, "Expert-parallel degree, MoE only (chosen if omitted)");
   c->add_option("--zero", o->zero, "ZeRO stage 0-3 (3 = FSDP; chosen if omitted)");
   c->add_option("--recompute", o->recompute, "none | selective | full (chosen if omitted)");
@@ -44,7 +45,7 @@ void add_train(CLI::App& app, const Globals& g) {
     q.devices = o->devices;
     q.work.seq_len = o->seq_len;
     q.work.global_batch = o->global_batch;
-    q.tp = o->tp; q.pp = o->pp; q.vp = o->vp; q.dp = o->dp; q.cp = o->cp; q.ep = o->ep;
+    q.tp = o->tp; q.pp = o->pp; q.vp = o->vp; q.dp = o->dp; q.cp = o->cp; q.ep = o->ep; q.etp = o->etp;
     q.micro_batch = o->micro_batch;
     q.zero = o->zero;
     if (!o->recompute.empty()) {

@@ -81,7 +81,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   j["devices"] = r.devices;
   j["seq_len"] = r.work.seq_len;
   j["global_batch"] = r.work.global_batch;
-  j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
+  j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
                  {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params}};

@@ -34,7 +34,7 @@ namespace {
 // Total order: objective, then step time, then the layout itself (so ties are broken explicitly).
 auto key(const RankedPlan& p) {
   const Layout& l = p.layout;
-  return std::make_tuple(p.objective, p.step_time, p.devices, l.tp, l.pp, l.vp, l.dp, l.cp, l.ep, l.micro_batch, l.zero,
+  return std::make_tuple(p.objective, p.step_time, p.devices, l.tp, l.pp, l.vp, l.dp, l.cp, l.ep, l.etp, l.micro_batch, l.zero,
                          static_cast<int>(l.recompute), static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
 }
 bool better(const RankedPlan& a, const RankedPlan& b) { return key(a) < key(b); }
@@ -56,7 +56,7 @@ void add_to_front(std::vector<RankedPlan>& front, const RankedPlan& p) {
 }
 
 struct Lists {
-  std::vector<int> tp, pp, cp, mb, vp, ep, zero;
+  std::vector<int> tp, pp, cp, mb, vp, ep, etp, zero;
   std::vector<Recompute> rc;
   std::vector<Precision> prec;
 };
@@ -85,6 +85,9 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   for (int v = 1; v <= 16; ++v) vps.push_back(v);
   L.vp = given_or(q.vp, vps);
   L.ep = given_or(q.ep, m.is_moe() ? powers_of_two(m.moe.experts) : std::vector<int>{1});
+  // Expert tensor parallelism: any power of two up to the largest tp (pruned where it does not
+  // divide tp); dense models have none (0 = automatic, which is 1 for them).
+  L.etp = given_or(q.etp, m.is_moe() ? powers_of_two(std::min(s.scale_up.size, 64)) : std::vector<int>{0});
   L.zero = given_or(q.zero, std::vector<int>{0, 1, 2, 3});
   L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
   if (q.precision) L.prec = {*q.precision};
@@ -129,7 +132,8 @@ class Searcher {
 long Searcher::inner_count(std::size_t) const {
   long per_prec = 0;
   for (Precision p : L_.prec) per_prec += count_mem_options(p);
-  return static_cast<long>(L_.cp.size() * L_.mb.size() * L_.vp.size() * L_.ep.size() * L_.zero.size() * L_.rc.size()) *
+  return static_cast<long>(L_.cp.size() * L_.mb.size() * L_.vp.size() * L_.ep.size() * L_.etp.size() * L_.zero.size() *
+                           L_.rc.size()) *
          per_prec;
 }
 
@@ -207,8 +211,15 @@ void Searcher::run(const Task& t, TaskResult& out) const {
             prune_div(per_ep);
             continue;
           }
+          for (int etp : L_.etp) {
+          const long per_etp = per_ep / static_cast<long>(L_.etp.size());
+          if (o_.prune_divisibility && etp > 0 &&
+              (t.tp % etp != 0 || (static_cast<long>(dp) * cp * t.tp) % (static_cast<long>(ep) * etp) != 0)) {
+            prune_div(per_etp);
+            continue;
+          }
           for (int z : L_.zero) {
-            const long per_z = per_ep / static_cast<long>(L_.zero.size());
+            const long per_z = per_etp / static_cast<long>(L_.zero.size());
             if (o_.prune_divisibility && z == 3 && t.pp > 1) {
               prune_div(per_z);
               continue;
@@ -224,7 +235,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                     continue;
                   }
                   Layout l;
-                  l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep;
+                  l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                   l.grad_fp32 = mo == 0;
                   l.lowp_params = mo == 2;
@@ -234,6 +245,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                 }
               }
             }
+          }
           }
         }
       }

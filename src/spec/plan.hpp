@@ -16,6 +16,8 @@ std::optional<Recompute> parse_recompute(std::string_view s);
 // Fully specified layout, as the evaluator takes it.
 struct Layout {
   int tp = 1, pp = 1, vp = 1, dp = 1, cp = 1, ep = 1;
+  int etp = 0;                       // expert tensor parallelism (MoE); 0 = automatic: tp when ep
+                                     // fits in dp x cp, else 1 (Megatron-Core's default rule)
   int micro_batch = 1;
   int zero = 1;                      // 0..3
   Recompute recompute = Recompute::none;
@@ -25,6 +27,12 @@ struct Layout {
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
   bool lowp_params = false;          // fp8/fp4 only: primary weights kept at that precision
                                      // (no bf16 copy; gathers move the low-precision bytes)
+
+  // The expert tensor-parallel degree in effect.
+  int expert_tp() const {
+    if (etp > 0) return etp;
+    return (static_cast<long>(dp) * cp) % ep == 0 ? tp : 1;
+  }
 };
 
 struct Workload {
@@ -36,7 +44,7 @@ struct Workload {
 struct PlanRequest {
   int devices = 0;
   Workload work;
-  std::optional<int> tp, pp, vp, dp, cp, ep, micro_batch, zero;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
   std::optional<Recompute> recompute;
   std::optional<Precision> precision;
 };

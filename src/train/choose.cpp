@@ -40,6 +40,9 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   positive(q.dp, "--dp");
   positive(q.cp, "--cp");
   positive(q.ep, "--ep");
+  positive(q.etp, "--etp");
+  if (q.etp && *q.etp > 1 && !m.is_moe()) bad("--etp", "expert tensor parallelism needs a mixture-of-experts model");
+  if (q.etp && q.tp && *q.tp % *q.etp != 0) bad("--etp", std::to_string(*q.etp) + " does not divide tp (" + std::to_string(*q.tp) + ")");
   positive(q.micro_batch, "--micro-batch");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
   auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
@@ -86,6 +89,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.cp = q.cp.value_or(1);
   l.vp = q.vp.value_or(1);
   l.ep = q.ep.value_or(1);
+  l.etp = q.etp.value_or(0);
   l.dp = q.dp.value_or(std::max(1, q.devices / std::max(1, l.tp * l.pp * l.cp)));
   l.micro_batch = q.micro_batch.value_or(1);
   l.zero = q.zero.value_or(1);
@@ -152,7 +156,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     if (mem_opt == 2 && !lowp) continue;
                     ++st.considered;
                     Layout l;
-                    l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep;
+                    l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
                     l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                     l.grad_fp32 = mem_opt == 0;
                     l.lowp_params = mem_opt == 2;

@@ -192,7 +192,7 @@ LayerCost Evaluator::layer(int li) const {
     const double E = m_.moe.experts, k = m_.moe.top_k, fe = static_cast<double>(m_.moe.ffn_hidden);
     const double ep = l_.ep;
     // Expert tensor parallelism follows tp unless ep needs the tp ranks (then it is 1).
-    const double etp = (l_.dp * l_.cp) % l_.ep == 0 ? t_ : 1.0;
+    const double etp = l_.expert_tp();
     const double local_experts = E / ep;
     const double tokens_per_expert = T * k * ep / E;  // tokens each local expert sees
     Fb up = gemm_fb(tokens_per_expert, up_width * fe / etp, h, local_experts);
@@ -347,6 +347,11 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   // expert tensor-parallel degree drops to 1 (Megatron-Core).
   if (m.is_moe() && (m.moe.experts % l.ep != 0 || (static_cast<long>(l.dp) * l.cp * l.tp) % l.ep != 0))
     return no(Infeasible::indivisible, "ep " + std::to_string(l.ep) + " must divide experts and tp x dp x cp");
+  if (l.etp != 0) {
+    if (!m.is_moe() && l.etp != 1) return no(Infeasible::indivisible, "etp > 1 needs a mixture-of-experts model");
+    if (l.etp < 1 || l.tp % l.etp != 0 || (static_cast<long>(l.dp) * l.cp * l.tp) % (static_cast<long>(l.ep) * l.etp) != 0)
+      return no(Infeasible::indivisible, "etp " + std::to_string(l.etp) + " must divide tp and ep x etp must divide tp x dp x cp");
+  }
   if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
   if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
   if (l.lowp_params && l.precision != Precision::fp8 && l.precision != Precision::fp4)
@@ -623,6 +628,15 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     const Group g{2, l.tp * l.cp * l.dp};
     const double one = ev.coll(Collective::send_recv, bytes, g);
     tb.pp_comm = 2.0 * (k + (p - 1.0)) * one;
+    if (detail) r.p2p_time = one;
+  }
+  if (detail) {
+    r.stage_fwd.resize(p);
+    r.stage_bwd.resize(p);
+    for (int i = 0; i < p; ++i) {
+      r.stage_fwd[i] = stages[i].f;
+      r.stage_bwd[i] = stages[i].b;
+    }
   }
 
   // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts.

@@ -66,6 +66,11 @@ struct TrainReport {
   TimeBreakdown time;
   MemoryBreakdown mem;
   std::vector<int> stage_layers;       // transformer layers per pipeline stage
+  // Per pipeline stage, seconds per microbatch for all of the stage's layers (all vp chunks),
+  // forward and backward (backward includes recompute), and one activation send between
+  // adjacent stages: the inputs of the event-driven pipeline simulator (detail only).
+  std::vector<double> stage_fwd, stage_bwd;
+  double p2p_time = 0;
 };
 
 // A line of --explain: a term, its value, and where the number came from.
