@@ -2,6 +2,7 @@
 #include <benchmark/benchmark.h>
 
 #include "load/catalog.hpp"
+#include "perf/pipeline_sim.hpp"
 #include "search/search.hpp"
 #include "train/choose.hpp"
 #include "train/evaluate.hpp"
@@ -58,6 +59,29 @@ void BM_SearchGpt3_175B_1024(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_SearchGpt3_175B_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The event-driven pipeline simulator on a 16,384-device job's pipeline: pp 16, vp 8
+// (interleaved), 128 microbatches = 32,768 operations; arg 0 = makespan only, 1 = with events.
+void BM_PipelineSim16384(benchmark::State& st) {
+  xpu::PipelineInput in;
+  in.pp = 16;
+  in.vp = 8;
+  in.microbatches = 128;
+  for (int i = 0; i < in.pp; ++i) {  // chunk times (s), the first and last stages a little slower
+    const double extra = (i == 0 || i == in.pp - 1) ? 1.1 : 1.0;
+    in.fwd.push_back(0.012 * extra);
+    in.bwd.push_back(0.025 * extra);
+  }
+  in.p2p = 0.0008;
+  const bool record = st.range(0) != 0;
+  for (auto _ : st) {
+    auto r = xpu::simulate_pipeline(in, record);
+    benchmark::DoNotOptimize(r.makespan);
+    benchmark::DoNotOptimize(r.events.data());
+  }
+  st.counters["ops"] = 2.0 * in.pp * in.vp * static_cast<double>(in.microbatches);
+}
+BENCHMARK(BM_PipelineSim16384)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -52,6 +52,9 @@ CsvTable parse_csv(const DataFile& f) {
           ++i;
         } else {
           quoted = false;
+          // RFC 4180: a closing quote ends the field.
+          if (i + 1 < s.size() && s[i + 1] != ',' && s[i + 1] != '\n' && s[i + 1] != '\r')
+            throw InputError(f.path + ":" + std::to_string(line), "text after a closing quote");
         }
       } else {
         if (c == '\n') ++line;

@@ -70,7 +70,8 @@ inline ByteRate parse_byte_rate(std::string_view t) { return ByteRate{parse_quan
 inline Watts parse_watts(std::string_view t) { return Watts{parse_quantity(t, Dimension::power)}; }
 inline UsdPerHour parse_usd_per_hour(std::string_view t) { return UsdPerHour{parse_quantity(t, Dimension::money_rate)}; }
 
-// Human formatting with a sensible prefix ("989.4 TFLOP/s", "3.35 TB/s", "80.0 GiB", "1.25 ms").
+// Human formatting with a sensible prefix and 3 significant digits ("989 TFLOP/s", "3.35 TB/s",
+// "80.0 GiB", "1.25 ms").
 std::string format_seconds(Seconds s);
 std::string format_bytes(Bytes b);  // binary prefixes (GiB), as memory is reported
 std::string format_flop_rate(FlopRate r);

@@ -1,0 +1,56 @@
+// An event-driven simulation of one training step's pipeline schedule: every forward and backward
+// of every microbatch on every stage (and model chunk), with the sends between them.
+//
+// Schedules (as Megatron-LM runs them):
+// - vp = 1, non-interleaved 1F1B: stage i runs min(pp - i - 1, m) warm-up forwards, then
+//   alternates one forward and one backward, then drains the remaining backwards.
+// - vp > 1, interleaved 1F1B: each stage holds vp model chunks; the pipeline is pp x vp chunk
+//   positions deep, position c x pp + i being chunk c on stage i. Microbatches go in groups of pp:
+//   forwards run chunk 0 for the group's microbatches, then chunk 1, ..., then the next group;
+//   backwards the same with the chunks reversed (Megatron's get_model_chunk_id /
+//   get_schedule_table). Stage i runs (pp - i - 1) x 2 + (vp - 1) x pp warm-up chunk-forwards
+//   (at most m x vp), then 1F1B, then drains. When m is not a multiple of pp the last group holds
+//   the remainder (m mod pp microbatches), as Megatron-Core's schedule table does; when m < pp
+//   there is one group of m. Megatron-LM itself asks for m to be a multiple of pp (older
+//   releases) or m >= pp; those cases are still simulated here, in this order.
+//
+// An operation starts when its stage is free and its dependency is done: the forward of a chunk
+// position waits for the forward of the previous position plus one send (p2p), the backward for
+// the backward of the next position plus one send, and the backward of the last position for its
+// own forward. Sends are asynchronous (never block the sender) and only cross stages, so with
+// pp = 1 they cost nothing. Cost is O(total operations); events are kept only when asked for.
+#pragma once
+
+#include <vector>
+
+namespace xpu {
+
+struct PipelineInput {
+  int pp = 1, vp = 1;            // stages, interleaved model chunks per stage
+  long microbatches = 1;
+  std::vector<double> fwd, bwd;  // seconds per microbatch for one chunk on each stage: size pp (chunk time = stage time / vp)
+  double p2p = 0;                // seconds for one activation (or gradient) send between adjacent chunks
+};
+
+// One forward or backward of one microbatch through one model chunk on one stage (seconds from
+// the start of the step).
+struct PipelineEvent {
+  int stage, chunk;
+  long microbatch;
+  bool backward;
+  double start, end;
+};
+
+struct PipelineResult {
+  double makespan = 0;         // s, from the first forward to the last backward
+  double bubble_fraction = 0;  // idle share of all stages' time: 1 - busy / (pp x makespan)
+  // With record_events: 2 x m x vp events per stage, grouped by stage (stage 0 first), each
+  // stage's in the order it runs them.
+  std::vector<PipelineEvent> events;
+};
+
+// Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
+// negative or non-finite time.
+PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events);
+
+}  // namespace xpu

@@ -1,0 +1,165 @@
+#include "report/trace.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace xpu {
+
+using nlohmann::ordered_json;
+
+PipelineInput pipeline_input(const TrainReport& r) {
+  const int pp = r.layout.pp, vp = r.layout.vp;
+  if (pp < 1 || vp < 1 || r.microbatches < 1 || r.stage_fwd.size() != static_cast<size_t>(pp) ||
+      r.stage_bwd.size() != static_cast<size_t>(pp))
+    throw std::invalid_argument("pipeline_input: the report has no per-stage times (evaluate with detail)");
+  PipelineInput in;
+  in.pp = pp;
+  in.vp = vp;
+  in.microbatches = r.microbatches;
+  in.fwd.resize(pp);
+  in.bwd.resize(pp);
+  for (int i = 0; i < pp; ++i) {
+    in.fwd[i] = r.stage_fwd[i] / vp;
+    in.bwd[i] = r.stage_bwd[i] / vp;
+  }
+  in.p2p = r.p2p_time;
+  return in;
+}
+
+double pipeline_closed_form(const TrainReport& r) {
+  const size_t p = std::min(r.stage_fwd.size(), r.stage_bwd.size());
+  if (p == 0) return 0;
+  double max_T = 0, sum_T = 0;
+  for (size_t i = 0; i < p; ++i) {
+    const double T = r.stage_fwd[i] + r.stage_bwd[i];
+    max_T = std::max(max_T, T);
+    sum_T += T;
+  }
+  return static_cast<double>(r.microbatches) * max_T +
+         (static_cast<double>(p) - 1.0) * (sum_T / static_cast<double>(p)) / std::max(1, r.layout.vp);
+}
+
+namespace {
+
+// Seconds to microseconds, rounded to the nanosecond (monotone, so abutting slices never overlap).
+double us(double s) { return std::round(s * 1e9) / 1e3; }
+
+ordered_json meta(const char* name, int tid, ordered_json args) {
+  return {{"name", name}, {"ph", "M"}, {"pid", 0}, {"tid", tid}, {"args", std::move(args)}};
+}
+
+ordered_json slice(std::string name, const char* cat, int tid, double start, double end, ordered_json args) {
+  const double ts = us(start);
+  return {{"name", std::move(name)}, {"cat", cat},      {"ph", "X"},       {"pid", 0},
+          {"tid", tid},              {"ts", ts},        {"dur", std::round((us(end) - ts) * 1e3) / 1e3},
+          {"args", std::move(args)}};
+}
+
+struct Send {
+  int stage;  // receiving stage
+  int chunk;  // receiving chunk
+  long mb;
+  bool backward;
+  int from_stage;
+  double start, end;
+  int lane = 0;
+};
+
+}  // namespace
+
+ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
+  const int pp = std::max(1, r.layout.pp), vp = std::max(1, r.layout.vp);
+  const long m = std::max(1L, r.microbatches);
+  const long V = static_cast<long>(pp) * vp;
+  const double p2p = pp > 1 ? r.p2p_time : 0.0;
+
+  // Sends: one into every chunk position but the first (forward) and the last (backward), on the
+  // receiving stage, from the end of the operation it follows.
+  std::vector<Send> sends;
+  if (p2p > 0 && !sim.events.empty()) {
+    std::vector<double> fend(static_cast<size_t>(V * m), -1.0), bend(static_cast<size_t>(V * m), -1.0);
+    for (const auto& e : sim.events) {
+      if (e.stage < 0 || e.stage >= pp || e.chunk < 0 || e.chunk >= vp || e.microbatch < 0 || e.microbatch >= m) continue;
+      const long pos = static_cast<long>(e.chunk) * pp + e.stage;
+      (e.backward ? bend : fend)[pos * m + e.microbatch] = e.end;
+    }
+    sends.reserve(sim.events.size());
+    for (const auto& e : sim.events) {
+      if (e.stage < 0 || e.stage >= pp || e.chunk < 0 || e.chunk >= vp || e.microbatch < 0 || e.microbatch >= m) continue;
+      const long pos = static_cast<long>(e.chunk) * pp + e.stage;
+      const long from = e.backward ? pos + 1 : pos - 1;
+      if (from < 0 || from >= V) continue;
+      const double t = (e.backward ? bend : fend)[from * m + e.microbatch];
+      if (t < 0) continue;
+      sends.push_back({e.stage, e.chunk, e.microbatch, e.backward, static_cast<int>(from % pp), t, t + p2p});
+    }
+    // Lanes: within a stage, in start order, each send takes the first lane free by its start.
+    std::stable_sort(sends.begin(), sends.end(), [](const Send& a, const Send& b) {
+      return a.stage != b.stage ? a.stage < b.stage : a.start < b.start;
+    });
+    std::vector<double> lane_end;
+    for (size_t k = 0; k < sends.size(); ++k) {
+      if (k == 0 || sends[k].stage != sends[k - 1].stage) lane_end.clear();
+      const double s = us(sends[k].start);
+      size_t l = 0;
+      while (l < lane_end.size() && lane_end[l] > s) ++l;
+      if (l == lane_end.size()) lane_end.push_back(0);
+      lane_end[l] = us(sends[k].end);
+      sends[k].lane = static_cast<int>(l);
+    }
+  }
+  int lanes = 0;
+  for (const auto& s : sends) lanes = std::max(lanes, s.lane + 1);
+  auto recv_tid = [&](int stage, int lane) { return pp + stage * lanes + lane; };
+
+  ordered_json ev = ordered_json::array();
+  ev.push_back(meta("process_name", 0,
+                    {{"name", "xpuplan pipeline: pp " + std::to_string(pp) + " vp " + std::to_string(vp) + ", " +
+                                  std::to_string(m) + " microbatches"}}));
+  for (int i = 0; i < pp; ++i) {
+    ev.push_back(meta("thread_name", i, {{"name", "stage " + std::to_string(i)}}));
+    ev.push_back(meta("thread_sort_index", i, {{"sort_index", i * (lanes + 1)}}));
+  }
+  std::vector<char> used(static_cast<size_t>(pp) * std::max(1, lanes), 0);
+  for (const auto& s : sends) used[static_cast<size_t>(s.stage) * lanes + s.lane] = 1;
+  for (int i = 0; i < pp; ++i)
+    for (int l = 0; l < lanes; ++l) {
+      if (!used[static_cast<size_t>(i) * lanes + l]) continue;
+      std::string name = "stage " + std::to_string(i) + " recv";
+      if (l > 0) name += " " + std::to_string(l + 1);
+      ev.push_back(meta("thread_name", recv_tid(i, l), {{"name", name}}));
+      ev.push_back(meta("thread_sort_index", recv_tid(i, l), {{"sort_index", i * (lanes + 1) + 1 + l}}));
+    }
+
+  for (const auto& e : sim.events) {
+    std::string name = std::string(e.backward ? "bwd" : "fwd") + " mb " + std::to_string(e.microbatch);
+    if (vp > 1) name += " chunk " + std::to_string(e.chunk);
+    ev.push_back(slice(std::move(name), e.backward ? "backward" : "forward", e.stage, e.start, e.end,
+                       {{"microbatch", e.microbatch}, {"chunk", e.chunk}, {"direction", e.backward ? "backward" : "forward"}}));
+  }
+  for (const auto& s : sends)
+    ev.push_back(slice("send mb " + std::to_string(s.mb), "p2p", recv_tid(s.stage, s.lane), s.start, s.end,
+                       {{"microbatch", s.mb},
+                        {"chunk", s.chunk},
+                        {"direction", s.backward ? "backward" : "forward"},
+                        {"from_stage", s.from_stage}}));
+
+  ordered_json j;
+  j["traceEvents"] = std::move(ev);
+  j["displayTimeUnit"] = "ms";
+  j["otherData"] = {{"generator", "xpuplan train --trace"},
+                    {"pp", pp},
+                    {"vp", vp},
+                    {"microbatches", m},
+                    {"pipeline_sim_s", sim.makespan},
+                    {"pipeline_closed_form_s", pipeline_closed_form(r)},
+                    {"bubble_fraction", sim.bubble_fraction},
+                    {"p2p_s", p2p},
+                    {"step_time_s", r.step_time}};
+  return j;
+}
+
+}  // namespace xpu

@@ -1,0 +1,303 @@
+// The event-driven pipeline simulator (src/perf/pipeline_sim.hpp) and its Chrome trace
+// (src/report/trace.hpp).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+
+#include "perf/pipeline_sim.hpp"
+#include "report/trace.hpp"
+#include "test_common.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+namespace {
+
+// Uniform stages: F and B are full-stage times per microbatch (all vp chunks); chunk time = / vp.
+PipelineInput uniform(int pp, int vp, long m, double F, double B, double p2p = 0) {
+  PipelineInput in;
+  in.pp = pp;
+  in.vp = vp;
+  in.microbatches = m;
+  in.fwd.assign(pp, F / vp);
+  in.bwd.assign(pp, B / vp);
+  in.p2p = p2p;
+  return in;
+}
+
+PipelineInput random_input(std::mt19937& rng, int pp, int vp, long m, double p2p) {
+  std::uniform_real_distribution<double> u(0.2, 2.0);
+  PipelineInput in;
+  in.pp = pp;
+  in.vp = vp;
+  in.microbatches = m;
+  for (int i = 0; i < pp; ++i) {
+    in.fwd.push_back(u(rng));
+    in.bwd.push_back(u(rng));
+  }
+  in.p2p = p2p;
+  return in;
+}
+
+void expect_rel(double got, double want, const std::string& what) {
+  EXPECT_NEAR(got, want, 1e-9 * std::max(1.0, std::abs(want))) << what;
+}
+
+// Every dependency and stage-exclusivity rule holds in the recorded events.
+void check_events(const PipelineInput& in, const PipelineResult& r) {
+  const int P = in.pp, VP = in.vp;
+  const long M = in.microbatches, V = static_cast<long>(P) * VP;
+  const double link = P > 1 ? in.p2p : 0.0, eps = 1e-9;
+  ASSERT_EQ(r.events.size(), static_cast<size_t>(2 * M * VP * P));
+  std::map<std::tuple<long, long, bool>, PipelineEvent> at;  // (position, microbatch, backward)
+  double last_end = 0;
+  for (const auto& e : r.events) {
+    ASSERT_GE(e.stage, 0);
+    ASSERT_LT(e.stage, P);
+    ASSERT_GE(e.chunk, 0);
+    ASSERT_LT(e.chunk, VP);
+    ASSERT_GE(e.microbatch, 0);
+    ASSERT_LT(e.microbatch, M);
+    const long pos = static_cast<long>(e.chunk) * P + e.stage;
+    EXPECT_TRUE(at.emplace(std::make_tuple(pos, e.microbatch, e.backward), e).second) << "an operation ran twice";
+    EXPECT_NEAR(e.end - e.start, e.backward ? in.bwd[e.stage] : in.fwd[e.stage], eps);
+    EXPECT_GE(e.start, -eps);
+    last_end = std::max(last_end, e.end);
+  }
+  expect_rel(r.makespan, last_end, "makespan is the last event's end");
+  for (const auto& [key, e] : at) {
+    const auto [pos, mb, bwd] = key;
+    if (!bwd && pos > 0) {
+      const auto& d = at.at({pos - 1, mb, false});
+      EXPECT_GE(e.start, d.end + link - eps) << "forward before its predecessor (pos " << pos << ", mb " << mb << ")";
+    }
+    if (bwd && pos + 1 < V) {
+      const auto& d = at.at({pos + 1, mb, true});
+      EXPECT_GE(e.start, d.end + link - eps) << "backward before its successor's backward (pos " << pos << ")";
+    }
+    if (bwd && pos + 1 == V) {
+      EXPECT_GE(e.start, at.at({pos, mb, false}).end - eps) << "last backward before its forward";
+    }
+  }
+  // No two events overlap on one stage; events come grouped by stage, in the order they run.
+  for (size_t k = 1; k < r.events.size(); ++k) {
+    const auto &a = r.events[k - 1], &b = r.events[k];
+    if (a.stage == b.stage) {
+      EXPECT_GE(b.start, a.end - eps) << "overlap on stage " << a.stage;
+    } else {
+      EXPECT_EQ(b.stage, a.stage + 1);
+    }
+  }
+}
+
+TEST(PipelineSim, OneF1BUniformMakespanIsClosedForm) {
+  const double F = 1.3, B = 2.7;
+  for (int pp : {1, 2, 3, 4, 8, 16})
+    for (long m : {1L, 2L, 3L, 7L, 8L, 16L, 33L, 64L}) {
+      const auto r = simulate_pipeline(uniform(pp, 1, m, F, B), false);
+      expect_rel(r.makespan, (m + pp - 1) * (F + B), "pp " + std::to_string(pp) + " m " + std::to_string(m));
+      expect_rel(r.bubble_fraction, (pp - 1.0) / (m + pp - 1.0), "bubble");
+    }
+}
+
+TEST(PipelineSim, InterleavedUniformMakespanIsClosedForm) {
+  const double F = 1.0, B = 2.25;  // full-stage times; chunk time = / vp
+  for (int pp : {2, 3, 4, 8})
+    for (int vp : {2, 3, 4, 8})
+      for (int k : {1, 2, 3, 8}) {
+        const long m = static_cast<long>(k) * pp;
+        const auto r = simulate_pipeline(uniform(pp, vp, m, F, B), false);
+        expect_rel(r.makespan, (m + (pp - 1.0) / vp) * (F + B),
+                   "pp " + std::to_string(pp) + " vp " + std::to_string(vp) + " m " + std::to_string(m));
+      }
+}
+
+TEST(PipelineSim, InterleavedNonMultipleOfPp) {
+  const double F = 1.0, B = 2.0;
+  // m > pp, not a multiple: groups of the size Megatron accepts; the same closed form holds.
+  for (auto [pp, vp, m] : {std::tuple{4, 2, 5L}, {4, 3, 7L}, {8, 2, 12L}, {8, 4, 17L}, {8, 3, 23L}}) {
+    const auto r = simulate_pipeline(uniform(pp, vp, m, F, B), false);
+    expect_rel(r.makespan, (m + (pp - 1.0) / vp) * (F + B), "pp " + std::to_string(pp) + " m " + std::to_string(m));
+  }
+  // m < pp (Megatron refuses): one group, still simulated; no better than one microbatch's trip
+  // through all chunks, no worse than the non-interleaved schedule.
+  for (auto [pp, vp, m] : {std::tuple{4, 2, 1L}, {4, 2, 3L}, {8, 4, 5L}, {8, 3, 7L}}) {
+    PipelineInput in = uniform(pp, vp, m, F, B);
+    const auto r = simulate_pipeline(in, true);
+    EXPECT_GE(r.makespan, pp * (F + B) - 1e-9);
+    EXPECT_LE(r.makespan, (m + pp - 1) * (F + B) + 1e-9);
+    check_events(in, r);
+  }
+}
+
+TEST(PipelineSim, NeverDeadlocksAndDependenciesHold) {
+  std::mt19937 rng(7);
+  for (int pp : {1, 2, 3, 5, 8})
+    for (int vp : {1, 2, 3, 5})
+      for (long m = 1; m <= 2 * pp + 3; ++m)
+        for (double p2p : {0.0, 0.05, 3.0}) {
+          const PipelineInput in = random_input(rng, pp, vp, m, p2p);
+          PipelineResult r;
+          ASSERT_NO_THROW(r = simulate_pipeline(in, true)) << "pp " << pp << " vp " << vp << " m " << m;
+          check_events(in, r);
+          expect_rel(simulate_pipeline(in, false).makespan, r.makespan, "same makespan without events");
+        }
+}
+
+TEST(PipelineSim, EventCount) {
+  for (auto [pp, vp, m] : {std::tuple{1, 1, 1L}, {4, 1, 9L}, {4, 3, 8L}, {16, 8, 128L}}) {
+    const auto r = simulate_pipeline(uniform(pp, vp, m, 1, 2), true);
+    EXPECT_EQ(r.events.size(), static_cast<size_t>(2 * m * vp * pp));
+    EXPECT_TRUE(simulate_pipeline(uniform(pp, vp, m, 1, 2), false).events.empty());
+  }
+}
+
+TEST(PipelineSim, SlowStageBoundsTheMakespan) {
+  for (int vp : {1, 2, 4}) {
+    PipelineInput in = uniform(4, vp, 16, 1.0, 2.0);
+    in.fwd[2] *= 1.7;
+    in.bwd[2] *= 1.7;
+    const double slow_stage = (in.fwd[2] + in.bwd[2]) * vp;  // full stage time per microbatch
+    const auto r = simulate_pipeline(in, true);
+    EXPECT_GE(r.makespan, 16 * slow_stage - 1e-9) << "vp " << vp;
+    EXPECT_GT(r.makespan, simulate_pipeline(uniform(4, vp, 16, 1.0, 2.0), false).makespan);
+    check_events(in, r);
+  }
+}
+
+TEST(PipelineSim, P2pIncreasesTheMakespan) {
+  for (int vp : {1, 2, 4}) {
+    const double without = simulate_pipeline(uniform(4, vp, 8, 1, 2, 0), false).makespan;
+    EXPECT_GT(simulate_pipeline(uniform(4, vp, 8, 1, 2, 0.01), false).makespan, without) << "vp " << vp;
+  }
+  // Uniform 1F1B: at least the fill and drain's 2 x (pp - 1) sends are exposed, at most the
+  // evaluator's 2 x (m + pp - 1).
+  const double d = 0.01, with = simulate_pipeline(uniform(4, 1, 8, 1, 2, d), false).makespan;
+  EXPECT_GE(with, (8 + 3) * 3.0 + 2 * 3 * d - 1e-9);
+  EXPECT_LE(with, (8 + 3) * 3.0 + 2 * (8 + 3) * d + 1e-9);
+  // One stage: no sends.
+  expect_rel(simulate_pipeline(uniform(1, 1, 8, 1, 2, 0.5), false).makespan, 8 * 3.0, "pp 1");
+}
+
+TEST(PipelineSim, BadInputThrows) {
+  EXPECT_THROW(simulate_pipeline(uniform(0, 1, 1, 1, 1), false), std::invalid_argument);
+  EXPECT_THROW(simulate_pipeline(uniform(2, 0, 1, 1, 1), false), std::invalid_argument);
+  EXPECT_THROW(simulate_pipeline(uniform(2, 1, 0, 1, 1), false), std::invalid_argument);
+  PipelineInput in = uniform(2, 1, 4, 1, 1);
+  in.fwd.pop_back();
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+  in = uniform(2, 1, 4, 1, 1);
+  in.bwd[1] = -1;
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+}
+
+// --- the Chrome trace ---------------------------------------------------------------------
+
+TrainReport synthetic_report(int pp, int vp, long m, double p2p) {
+  TrainReport r;
+  r.layout.pp = pp;
+  r.layout.vp = vp;
+  r.microbatches = m;
+  for (int i = 0; i < pp; ++i) {
+    r.stage_fwd.push_back(1.0 + 0.1 * i);
+    r.stage_bwd.push_back(2.0 + 0.1 * i);
+  }
+  r.p2p_time = p2p;
+  r.step_time = 1;
+  return r;
+}
+
+// X events per track never overlap (a thread track must nest), and each has the fields asked for.
+void check_trace(const nlohmann::ordered_json& j, size_t want_compute, size_t want_sends) {
+  ASSERT_TRUE(j.contains("traceEvents"));
+  std::map<int, std::vector<std::pair<double, double>>> by_tid;
+  std::set<std::string> thread_names;
+  size_t compute = 0, sends = 0;
+  for (const auto& e : j["traceEvents"]) {
+    EXPECT_EQ(e["pid"], 0);
+    if (e["ph"] == "M") {
+      if (e["name"] == "thread_name") thread_names.insert(e["args"]["name"].get<std::string>());
+      continue;
+    }
+    ASSERT_EQ(e["ph"], "X");
+    const double ts = e["ts"], dur = e["dur"];
+    EXPECT_GE(dur, 0);
+    by_tid[e["tid"].get<int>()].push_back({ts, ts + dur});
+    EXPECT_TRUE(e["args"].contains("microbatch"));
+    EXPECT_TRUE(e["args"].contains("chunk"));
+    EXPECT_TRUE(e["args"].contains("direction"));
+    if (e["cat"] == "p2p") {
+      ++sends;
+      EXPECT_EQ(e["name"].get<std::string>().rfind("send mb ", 0), 0u);
+    } else {
+      ++compute;
+    }
+  }
+  EXPECT_EQ(compute, want_compute);
+  EXPECT_EQ(sends, want_sends);
+  EXPECT_TRUE(thread_names.count("stage 0"));
+  for (auto& [tid, v] : by_tid) {
+    std::sort(v.begin(), v.end());
+    for (size_t k = 1; k < v.size(); ++k) EXPECT_GE(v[k].first, v[k - 1].second - 1e-6) << "overlap on tid " << tid;
+  }
+}
+
+TEST(ChromeTrace, EventsTracksAndSends) {
+  for (auto [pp, vp, m] : {std::tuple{4, 1, 8L}, {4, 2, 8L}, {3, 3, 5L}}) {
+    const TrainReport r = synthetic_report(pp, vp, m, 0.05);
+    const PipelineResult sim = simulate_pipeline(pipeline_input(r), true);
+    const long V = static_cast<long>(pp) * vp;
+    const auto j = chrome_trace(r, sim);
+    check_trace(j, sim.events.size(), static_cast<size_t>(2 * m * (V - 1)));
+    EXPECT_DOUBLE_EQ(j["otherData"]["pipeline_sim_s"].get<double>(), sim.makespan);
+    // Every stage's track is named.
+    std::set<int> named;
+    for (const auto& e : j["traceEvents"])
+      if (e["ph"] == "M" && e["name"] == "thread_name" && e["tid"].get<int>() < pp) named.insert(e["tid"].get<int>());
+    EXPECT_EQ(named.size(), static_cast<size_t>(pp));
+  }
+  // Without sends there are no send events; sends slower than the stages need extra lanes.
+  {
+    const TrainReport r = synthetic_report(4, 2, 8, 0);
+    const auto sim = simulate_pipeline(pipeline_input(r), true);
+    check_trace(chrome_trace(r, sim), sim.events.size(), 0);
+  }
+  {
+    const TrainReport r = synthetic_report(4, 2, 8, 5.0);
+    const auto sim = simulate_pipeline(pipeline_input(r), true);
+    check_trace(chrome_trace(r, sim), sim.events.size(), 2 * 8 * 7);
+  }
+}
+
+TEST(ChromeTrace, FromAnEvaluatedPlan) {
+  // Llama 3 70B on 64 H100: tp 8, pp 4, vp 5, dp 2, selective recompute; 64 microbatches per replica.
+  Layout l;
+  l.tp = 8;
+  l.pp = 4;
+  l.vp = 5;
+  l.dp = 2;
+  l.recompute = Recompute::selective;
+  const TrainReport r = evaluate(test::builtin().model("llama3-70b"), test::builtin().system("dgx-h100"), l, {8192, 128}, 64);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  const PipelineInput in = pipeline_input(r);
+  ASSERT_EQ(in.fwd.size(), 4u);
+  EXPECT_GT(in.p2p, 0);
+  const PipelineResult sim = simulate_pipeline(in, true);
+  check_events(in, sim);
+  double max_T = 0;
+  for (int i = 0; i < 4; ++i) max_T = std::max(max_T, r.stage_fwd[i] + r.stage_bwd[i]);
+  EXPECT_GE(sim.makespan, r.microbatches * max_T);
+  // The simulation and the evaluator's closed form agree to within the sends and stage imbalance.
+  const double closed = pipeline_closed_form(r);
+  EXPECT_GT(closed, 0);
+  EXPECT_NEAR(sim.makespan / closed, 1.0, 0.15);
+  check_trace(chrome_trace(r, sim), sim.events.size(), static_cast<size_t>(2 * r.microbatches * (4 * 5 - 1)));
+  EXPECT_THROW(pipeline_input(TrainReport{}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace xpu

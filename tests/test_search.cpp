@@ -1,0 +1,181 @@
+// Search: pruning passes against brute force, determinism across threads, objectives, device
+// ranges, and agreement with the single evaluation path.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "search/search.hpp"
+#include "test_common.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+PlanRequest small_request() {
+  PlanRequest q;
+  q.devices = 16;
+  q.work = {4096, 64};
+  return q;
+}
+
+bool same_layout(const Layout& a, const Layout& b) {
+  return a.tp == b.tp && a.pp == b.pp && a.vp == b.vp && a.dp == b.dp && a.cp == b.cp && a.ep == b.ep && a.etp == b.etp &&
+         a.micro_batch == b.micro_batch && a.zero == b.zero && a.recompute == b.recompute && a.precision == b.precision &&
+         a.grad_fp32 == b.grad_fp32 && a.lowp_params == b.lowp_params;
+}
+
+TEST(Search, ExactPassesKeepTheTopKOfBruteForce) {
+  // divisibility and memory drop only plans that cannot run, so with them on (and dominance off)
+  // the top 8 equal brute force's, plan for plan; the counts add up to the same space.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  SearchOptions brute;
+  brute.top_k = 8;
+  brute.prune_divisibility = brute.prune_memory = brute.prune_dominance = false;
+  SearchOptions exact = brute;
+  exact.prune_divisibility = exact.prune_memory = true;
+  const SearchResult a = search(m, s, small_request(), brute);
+  const SearchResult b = search(m, s, small_request(), exact);
+  EXPECT_EQ(a.stats.considered, b.stats.considered);
+  EXPECT_GT(b.stats.pruned_divisibility, 0);
+  EXPECT_GT(b.stats.pruned_memory, 0);
+  EXPECT_EQ(a.stats.feasible, b.stats.feasible);
+  ASSERT_EQ(a.top.size(), b.top.size());
+  for (std::size_t i = 0; i < a.top.size(); ++i) {
+    EXPECT_TRUE(same_layout(a.top[i].layout, b.top[i].layout)) << "rank " << i;
+    EXPECT_EQ(a.top[i].step_time, b.top[i].step_time);
+  }
+}
+
+TEST(Search, DominanceKeepsTheOptimum) {
+  // Recompute only adds time, so dropping more recompute than the least that fits keeps the best
+  // plan; the dropped count plus the kept feasible count equals brute force's feasible count.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  SearchOptions all;
+  SearchOptions no_dom;
+  no_dom.prune_dominance = false;
+  const SearchResult a = search(m, s, small_request(), all);
+  const SearchResult b = search(m, s, small_request(), no_dom);
+  ASSERT_FALSE(a.top.empty());
+  EXPECT_TRUE(same_layout(a.top[0].layout, b.top[0].layout));
+  EXPECT_GT(a.stats.pruned_dominance, 0);
+  // Each plan dominance dropped is one brute force may find feasible: the gap is bounded by it.
+  EXPECT_LT(a.stats.feasible, b.stats.feasible);
+  EXPECT_LE(b.stats.feasible - a.stats.feasible, a.stats.pruned_dominance);
+}
+
+TEST(Search, ThreadsDoNotChangeTheAnswer) {
+  // Candidates are merged in task order and sorted with a total order: 1 and 3 threads agree.
+  const Model& m = builtin().model("gpt3-175b");
+  const System& s = builtin().system("dgx-h100");
+  PlanRequest q;
+  q.devices = 128;
+  q.work = {2048, 256};
+  SearchOptions one, three;
+  three.threads = 3;
+  const SearchResult a = search(m, s, q, one), b = search(m, s, q, three);
+  EXPECT_EQ(a.stats.considered, b.stats.considered);
+  EXPECT_EQ(a.stats.evaluated, b.stats.evaluated);
+  ASSERT_EQ(a.top.size(), b.top.size());
+  ASSERT_EQ(a.pareto.size(), b.pareto.size());
+  for (std::size_t i = 0; i < a.top.size(); ++i) EXPECT_TRUE(same_layout(a.top[i].layout, b.top[i].layout));
+  for (std::size_t i = 0; i < a.pareto.size(); ++i) EXPECT_TRUE(same_layout(a.pareto[i].layout, b.pareto[i].layout));
+}
+
+TEST(Search, TopIsSortedAndMatchesTheEvaluator) {
+  // The best plans come best first, and each is what evaluate() says for that layout.
+  const Model& m = builtin().model("llama3-70b");
+  const System& s = builtin().system("dgx-h100");
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {8192, 128};
+  SearchOptions o;
+  o.top_k = 5;
+  const SearchResult r = search(m, s, q, o);
+  ASSERT_EQ(r.top.size(), 5u);
+  for (std::size_t i = 1; i < r.top.size(); ++i) EXPECT_LE(r.top[i - 1].step_time, r.top[i].step_time);
+  for (const auto& t : r.top) {
+    const TrainReport e = evaluate(m, s, t.layout, q.work, q.devices);
+    EXPECT_EQ(e.step_time, t.step_time);
+    EXPECT_LE(e.mem.total(), e.mem.capacity);
+  }
+}
+
+TEST(Search, ParetoFrontIsNonDominated) {
+  // No plan on the front is at least as fast with at least as much memory headroom as another.
+  const Model& m = builtin().model("llama3-70b");
+  const System& s = builtin().system("dgx-h100");
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {8192, 128};
+  const SearchResult r = search(m, s, q, SearchOptions{});
+  ASSERT_GE(r.pareto.size(), 2u);
+  for (const auto& a : r.pareto)
+    for (const auto& b : r.pareto) {
+      if (&a == &b) continue;
+      const bool dom = a.step_time <= b.step_time && a.mem.total() <= b.mem.total() &&
+                       (a.step_time < b.step_time || a.mem.total() < b.mem.total());
+      EXPECT_FALSE(dom);
+    }
+}
+
+TEST(Search, MemoryHeadroomObjectivePrefersSmallerFootprint) {
+  // Ranked by memory / capacity: the first plan uses no more memory than the second.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  SearchOptions o;
+  o.objective = Objective::memory_headroom;
+  o.top_k = 3;
+  const SearchResult r = search(m, s, small_request(), o);
+  ASSERT_EQ(r.top.size(), 3u);
+  EXPECT_LE(r.top[0].mem.total(), r.top[1].mem.total());
+  EXPECT_EQ(r.stats.pruned_dominance, 0);  // dominance is off for this objective
+}
+
+TEST(Search, DeviceRangeSearchesSeveralCounts) {
+  // min 8 .. max 64 on 8-GPU nodes: 8, 16, 32, 64 devices are all candidates. More devices finish
+  // a step sooner but cost more device-hours, so with a price the Pareto front (time, headroom,
+  // cost) holds more than one device count, and the fastest plan uses the most devices.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  SearchOptions o;
+  o.min_devices = 8;
+  o.max_devices = 64;
+  o.usd_per_device_hour = 2.0;
+  const SearchResult r = search(m, s, small_request(), o);
+  std::set<int> counts;
+  for (const auto& t : r.pareto) counts.insert(t.devices);
+  EXPECT_GE(counts.size(), 2u);
+  ASSERT_FALSE(r.top.empty());
+  EXPECT_EQ(r.top[0].devices, 64);
+}
+
+TEST(Search, CostObjectiveNeedsAPrice) {
+  // Without a price, cost and tokens-per-dollar are refused with an InputError naming --objective.
+  SearchOptions o;
+  o.objective = Objective::cost;
+  const auto e = test::catch_input_error(
+      [&] { search(builtin().model("llama3-8b"), builtin().system("dgx-h100"), small_request(), o); });
+  EXPECT_EQ(e.where, "--objective");
+  o.usd_per_device_hour = 2.0;
+  const SearchResult r = search(builtin().model("llama3-8b"), builtin().system("dgx-h100"), small_request(), o);
+  ASSERT_FALSE(r.top.empty());
+}
+
+TEST(Search, ExplicitKnobsAreHeldAndChecked) {
+  // --tp 2 holds tp at 2 in every result; --tp 3 does not divide 16 devices: InputError on --tp.
+  PlanRequest q = small_request();
+  q.tp = 2;
+  const SearchResult r = search(builtin().model("llama3-8b"), builtin().system("dgx-h100"), q, SearchOptions{});
+  for (const auto& t : r.top) EXPECT_EQ(t.layout.tp, 2);
+  q.tp = 3;
+  const auto e = test::catch_input_error(
+      [&] { search(builtin().model("llama3-8b"), builtin().system("dgx-h100"), q, SearchOptions{}); });
+  EXPECT_EQ(e.where, "--tp");
+}
+
+}  // namespace
+}  // namespace xpu
