@@ -145,7 +145,7 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
       const SweepSpec& s = in->spec;
       store->claim({{"schema_version", "1"},
                     {"sweep_name", s.name},
-                    {"objective", objective_label(s.objective)},
+                    {"objective", objective_name(s.objective)},
                     {"top_k", std::to_string(s.top_k)},
                     {"usd_per_device_hour", prices_text(s)}},
                    {{"xpuplan_version", XPUPLAN_VERSION}});

@@ -11,22 +11,6 @@
 
 namespace xpu::sweep {
 
-const char* objective_label(Objective o) {
-  switch (o) {
-    case Objective::time: return "time";
-    case Objective::cost: return "cost";
-    case Objective::tokens_per_dollar: return "tokens-per-dollar";
-    case Objective::memory_headroom: return "memory-headroom";
-  }
-  return "?";
-}
-
-std::optional<Objective> parse_objective_label(std::string_view s) {
-  for (Objective o : {Objective::time, Objective::cost, Objective::tokens_per_dollar, Objective::memory_headroom})
-    if (s == objective_label(o)) return o;
-  return std::nullopt;
-}
-
 std::string scenario_key(const std::string& model, const std::string& system, int devices, long seq_len,
                          long global_batch) {
   return model + "|" + system + "|" + std::to_string(devices) + "|" + std::to_string(seq_len) + "|" +
@@ -239,7 +223,7 @@ Row scenario_row(const Scenario& sc, const SweepSpec& s, const std::string& stat
                    {"devices", integer(sc.devices)},
                    {"seq_len", integer(sc.seq_len)},
                    {"global_batch", integer(sc.global_batch)},
-                   {"objective", std::string(objective_label(s.objective))},
+                   {"objective", std::string(objective_name(s.objective))},
                    {"top_k", integer(s.top_k)},
                    {"usd_per_device_hour", price > 0 ? real(price) : none},
                    {"status", status},

@@ -36,8 +36,6 @@ struct SweepSpec {
 };
 
 // "time", "cost", "tokens-per-dollar", "memory-headroom" (the spelling of sweep files).
-const char* objective_label(Objective o);
-std::optional<Objective> parse_objective_label(std::string_view s);
 
 struct Scenario {
   long index = 0;     // position in grid order

@@ -167,7 +167,7 @@ SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
     const toml::table& st = *t.get("search")->as_table();
     check_keys(st, f.path, "search.", {"objective", "top_k", "usd_per_device_hour"});
     if (auto o = sr.opt_str("objective")) {
-      auto ob = parse_objective_label(*o);
+      auto ob = parse_objective(*o);
       if (!ob) sr.fail("objective", "'" + *o + "' is not time, cost, tokens-per-dollar or memory-headroom");
       s.objective = *ob;
     }
@@ -207,7 +207,7 @@ SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
     TomlReader sr = *top.table("search");
     for (const auto& sys : s.systems)
       if (!s.usd_per_device_hour.contains(sys))
-        sr.fail("objective", std::string("'") + objective_label(s.objective) + "' needs a price for system '" + sys +
+        sr.fail("objective", std::string("'") + objective_name(s.objective) + "' needs a price for system '" + sys +
                                  "' (the catalog has no on-demand price): set search.usd_per_device_hour (USD per "
                                  "device-hour)");
   }
