@@ -2,6 +2,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cli/plan_flags.hpp"
 #include "report/format.hpp"
 #include "search/search.hpp"
 #include "spec/error.hpp"
@@ -10,10 +11,10 @@ namespace xpu::cli {
 
 namespace {
 struct SearchOpts {
-  std::string model, system, precision, recompute, out, objective = "time";
-  int devices = 0, top = 10, threads = 0;
-  long seq_len = 0, global_batch = 0;
-  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, min_devices, max_devices;
+  PlanFlags plan;
+  std::string out, objective = "time";
+  int top = 10, threads = 0;
+  std::optional<int> min_devices, max_devices;
   std::vector<std::string> no_prune;
   double usd = 0;
   bool json = false;
@@ -49,22 +50,7 @@ std::vector<std::string> plan_row(const TrainReport& r, double usd) {
 void add_search(CLI::App& app, const Globals& g) {
   auto o = std::make_shared<SearchOpts>();
   CLI::App* c = app.add_subcommand("search", "Search every layout (and device count) for the best plans and the Pareto front");
-  c->add_option("--model", o->model, "Catalog model id, or a path to a Hugging Face config.json or model TOML")->required();
-  c->add_option("--system", o->system, "Catalog system id, or a path to a system TOML")->required();
-  c->add_option("--devices", o->devices, "Devices (with --min/--max-devices: also searched)")->required();
-  c->add_option("--seq-len", o->seq_len, "Tokens per sequence")->required();
-  c->add_option("--global-batch", o->global_batch, "Sequences per optimizer step")->required();
-  c->add_option("--micro-batch", o->micro_batch, "Fix the micro-batch");
-  c->add_option("--tp", o->tp, "Fix the tensor-parallel degree");
-  c->add_option("--pp", o->pp, "Fix the pipeline-parallel degree");
-  c->add_option("--vp", o->vp, "Fix the interleaved chunks per stage");
-  c->add_option("--dp", o->dp, "Fix the data-parallel degree");
-  c->add_option("--cp", o->cp, "Fix the context-parallel degree");
-  c->add_option("--etp", o->etp, "Expert tensor-parallel degree, MoE only (default: tp when ep fits in dp x cp, else 1)");
-  c->add_option("--ep", o->ep, "Fix the expert-parallel degree");
-  c->add_option("--zero", o->zero, "Fix the ZeRO stage");
-  c->add_option("--recompute", o->recompute, "Fix recompute: none | selective | full");
-  c->add_option("--precision", o->precision, "Fix the matrix precision");
+  o->plan.add_to(c, "searched if omitted");
   c->add_option("--objective", o->objective, "time | cost | tokens-per-dollar | memory-headroom (default time)");
   c->add_option("--top", o->top, "How many plans to list (default 10)");
   c->add_option("--min-devices", o->min_devices, "Also search device counts from this ...");
@@ -76,22 +62,9 @@ void add_search(CLI::App& app, const Globals& g) {
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
-    const Model m = resolve_model(cat, o->model);
-    const System s = resolve_system(cat, o->system);
-    PlanRequest q;
-    q.devices = o->devices;
-    q.work = {o->seq_len, o->global_batch};
-    q.tp = o->tp; q.pp = o->pp; q.vp = o->vp; q.dp = o->dp; q.cp = o->cp; q.ep = o->ep; q.etp = o->etp;
-    q.micro_batch = o->micro_batch;
-    q.zero = o->zero;
-    if (!o->recompute.empty()) {
-      q.recompute = parse_recompute(o->recompute);
-      if (!q.recompute) throw InputError("--recompute", "'" + o->recompute + "' is not none, selective or full");
-    }
-    if (!o->precision.empty()) {
-      q.precision = parse_precision(o->precision);
-      if (!q.precision) throw InputError("--precision", "'" + o->precision + "' is not a known precision");
-    }
+    const Model m = resolve_model(cat, o->plan.model);
+    const System s = resolve_system(cat, o->plan.system);
+    const PlanRequest q = o->plan.request();
     SearchOptions so;
     auto obj = parse_objective(o->objective);
     if (!obj) throw InputError("--objective", "'" + o->objective + "' is not time, cost, tokens-per-dollar or memory-headroom");

@@ -1,0 +1,59 @@
+// The model / system / workload / layout flags shared by `train` and `search`, declared once.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "spec/error.hpp"
+#include "spec/plan.hpp"
+
+namespace xpu::cli {
+
+struct PlanFlags {
+  std::string model, system, precision, recompute;
+  int devices = 0;
+  long seq_len = 0, global_batch = 0;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
+
+  // `what_if_omitted`: how a free layout knob is handled ("chosen if omitted", "searched if omitted").
+  void add_to(CLI::App* c, const std::string& what_if_omitted) {
+    const std::string free = " (" + what_if_omitted + ")";
+    c->add_option("--model", model, "Catalog model id, or a path to a Hugging Face config.json or model TOML")->required();
+    c->add_option("--system", system, "Catalog system id, or a path to a system TOML")->required();
+    c->add_option("--devices", devices, "Devices (the system's device unit: GPU, chip, NeuronCore)")->required();
+    c->add_option("--seq-len", seq_len, "Tokens per sequence")->required();
+    c->add_option("--global-batch", global_batch, "Sequences per optimizer step")->required();
+    c->add_option("--micro-batch", micro_batch, "Sequences per microbatch" + free);
+    c->add_option("--tp", tp, "Tensor-parallel degree" + free);
+    c->add_option("--pp", pp, "Pipeline-parallel degree" + free);
+    c->add_option("--vp", vp, "Interleaved pipeline chunks per stage" + free);
+    c->add_option("--dp", dp, "Data-parallel degree (devices / (tp x pp x cp) if omitted)");
+    c->add_option("--cp", cp, "Context-parallel degree" + free);
+    c->add_option("--ep", ep, "Expert-parallel degree, MoE only" + free);
+    c->add_option("--etp", etp, "Expert tensor-parallel degree, MoE only (default: tp when ep fits in dp x cp, else 1)");
+    c->add_option("--zero", zero, "ZeRO stage 0-3 (3 = FSDP)" + free);
+    c->add_option("--recompute", recompute, "none | selective | full" + free);
+    c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 tf32" + free);
+  }
+
+  PlanRequest request() const {
+    PlanRequest q;
+    q.devices = devices;
+    q.work = {seq_len, global_batch};
+    q.tp = tp; q.pp = pp; q.vp = vp; q.dp = dp; q.cp = cp; q.ep = ep; q.etp = etp;
+    q.micro_batch = micro_batch;
+    q.zero = zero;
+    if (!recompute.empty()) {
+      q.recompute = parse_recompute(recompute);
+      if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");
+    }
+    if (!precision.empty()) {
+      q.precision = parse_precision(precision);
+      if (!q.precision) throw InputError("--precision", "'" + precision + "' is not bf16, fp16, fp8, fp4, int8, tf32 or fp32");
+    }
+    return q;
+  }
+};
+
+}  // namespace xpu::cli
