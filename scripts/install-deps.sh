@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(g++ cmake ninja-build pkg-config libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libbenchmark-dev python3
-      libsqlite3-dev libopenmpi-dev openmpi-bin)
+      libsqlite3-dev sqlite3 libopenmpi-dev openmpi-bin openssh-client)
+# openssh-client: Open MPI's launcher looks for ssh even for ranks on this host.
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
