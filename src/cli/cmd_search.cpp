@@ -32,16 +32,10 @@ std::string f(const char* fmt, double v) {
   return b;
 }
 
-std::string layout_text(const Layout& l) {
-  return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
-         std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
-         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
-         precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "");
-}
 
 std::vector<std::string> plan_row(const TrainReport& r, double usd) {
   const double cost = r.devices * r.step_time / 3600.0 * usd;
-  return {std::to_string(r.devices), layout_text(r.layout), format_seconds(Seconds{r.step_time}),
+  return {std::to_string(r.devices), layout_summary(r.layout), format_seconds(Seconds{r.step_time}),
           f("%.1f", r.tokens_per_s_per_device), f("%.1f%%", 100 * r.mfu),
           format_bytes(Bytes{r.mem.total()}) + " / " + format_bytes(Bytes{r.mem.capacity}), usd > 0 ? f("%.2f", cost) : "-"};
 }

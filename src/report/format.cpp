@@ -73,6 +73,13 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
   return out;
 }
 
+std::string layout_summary(const Layout& l) {
+  return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
+         std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
+         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
+         precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "");
+}
+
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
   const Layout& l = r.layout;
   ordered_json j;
@@ -208,10 +215,7 @@ std::string validation_text(const ValidationResult& v) {
     std::string plan;
     if (r.evaluated) {
       const Layout& l = r.plan.layout;
-      plan = "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
-             std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
-             std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
-             precision_name(l.precision);
+      plan = layout_summary(l);
       if (!r.plan.warning.empty()) plan += " [memory model over capacity]";
     } else {
       plan = "NOT EVALUATED: " + r.reason;
