@@ -203,5 +203,57 @@ TEST(Validate, OnlyFilterSkipsOtherRows) {
   EXPECT_EQ(v.headline.count, 1);
 }
 
+// ---- run facts ----
+
+// A Mixtral row (tp 1, dp 16, ep 8 on dgx-h100) whose source states a capacity factor of 1.25.
+std::string mixtral_table() {
+  std::map<std::string, std::string> row = {
+      {"id", "MOE-1"},    {"source", "unit test"}, {"grade", "B"},          {"system", "dgx-h100"},
+      {"devices", "16"},  {"model", "mixtral-8x7b"}, {"seq_len", "4096"},   {"global_batch", "64"},
+      {"tp", "1"},        {"pp", "1"},             {"dp", "16"},            {"cp", "1"}, {"ep", "8"},
+      {"micro_batch", "1"}, {"zero", "2"},         {"recompute", "full"},   {"precision", "bf16"},
+      {"metric", "tokens_per_s_per_device"}, {"value", "3000"}};
+  return test::training_header() + test::training_row(row);
+}
+
+TEST(Validate, RunFactsApplyToTheirRow) {
+  const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
+  const RunFacts facts = parse_run_facts(parse_csv({"moe.facts.csv", "id,field,value,source\nMOE-1,moe_capacity_factor,1.25,config X\n"}));
+  const ValidationResult plain = validate_training(t, builtin());
+  const ValidationResult with = validate_training(t, builtin(), nullptr, &facts);
+  ASSERT_TRUE(plain.rows[0].evaluated && with.rows[0].evaluated);
+  ASSERT_EQ(with.rows[0].facts.size(), 1u);
+  EXPECT_EQ(with.rows[0].facts[0].source, "config X");
+  // Padded expert buffers: slower, so fewer tokens/s.
+  EXPECT_LT(with.rows[0].predicted, plain.rows[0].predicted);
+  EXPECT_DOUBLE_EQ(with.rows[0].plan.work.moe_capacity_factor, 1.25);
+}
+
+TEST(Validate, RunFactsBadInput) {
+  auto err = [](const std::string& text) {
+    return test::catch_input_error([&] { parse_run_facts(parse_csv({"f.csv", text})); });
+  };
+  auto e = err("id,field,value,source\nMOE-1,capacity,1.25,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: field");
+  e = err("id,field,value,source\nMOE-1,moe_imbalance,0.5,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  e = err("id,field,value,source\nMOE-1,moe_imbalance,1.2,\n");
+  EXPECT_EQ(e.where, "f.csv:2: source");
+  e = err("id,field,value\nMOE-1,moe_imbalance,1.2\n");
+  EXPECT_EQ(e.where, "f.csv:1");
+  // A fact for a row the table lacks.
+  const RunFacts facts = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nNOPE,moe_imbalance,1.2,x\n"}));
+  const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
+  e = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &facts); });
+  EXPECT_EQ(e.where, "f.csv:2: id");
+}
+
+TEST(Validate, SummaryByFamily) {
+  const ValidationResult v = validate_training(parse_csv({"moe.csv", mixtral_table()}), builtin());
+  ASSERT_EQ(v.per_family.size(), 1u);
+  EXPECT_EQ(v.per_family.begin()->first, builtin().system("dgx-h100").calib.family);
+  EXPECT_EQ(v.per_family.begin()->second.count, 1);
+}
+
 }  // namespace
 }  // namespace xpu

@@ -266,6 +266,55 @@ TEST(Evaluate, MoeModelHasExpertTraffic) {
   EXPECT_GT(d.mem.weights, r.mem.weights);
 }
 
+TEST(Evaluate, MoeLoadScalesExpertWork) {
+  // Mixtral 8x7B, 16 GPUs, ep 8. A capacity factor of 1.25 pads every expert's buffer by 25%: the expert
+  // GEMMs (and the all-to-all) carry 25% more; attention does not change. Imbalance 1 equals the default.
+  Layout l;
+  l.dp = 16;
+  l.ep = 8;
+  l.zero = 2;
+  l.recompute = Recompute::full;
+  const Model& m = builtin().model("mixtral-8x7b");
+  Workload w{4096, 64};
+  const TrainReport base = evaluate(m, h100(), l, w, 16, false);
+  Workload padded = w;
+  padded.moe_capacity_factor = 1.25;
+  const TrainReport cf = evaluate(m, h100(), l, padded, 16, false);
+  EXPECT_GT(cf.time.gemm, 1.1 * base.time.gemm);
+  EXPECT_LT(cf.time.gemm, 1.25 * base.time.gemm);  // the attention projections are not padded
+  EXPECT_NEAR(cf.time.ep_comm / base.time.ep_comm, 1.25, 0.05);
+  EXPECT_DOUBLE_EQ(cf.time.attention, base.time.attention);
+  Workload balanced = w;
+  balanced.moe_imbalance = 1.0;
+  EXPECT_DOUBLE_EQ(evaluate(m, h100(), l, balanced, 16, false).step_time, base.step_time);
+  Workload skewed = w;
+  skewed.moe_imbalance = 1.5;
+  EXPECT_GT(evaluate(m, h100(), l, skewed, 16, false).step_time, cf.step_time);
+}
+
+TEST(Evaluate, ExpertTensorParallelismSplitsTokensOrWidth) {
+  // Qwen3-235B-A22B, tp 2, ep 8 on 16 GPUs. With etp 2 each expert rank gathers both sequence shards and
+  // computes half the expert width; with etp 1 it computes the full width on its own shard. Same FLOPs, so
+  // the GEMM time is close either way (it was twice as large with etp 1 when the shard was ignored).
+  Layout l;
+  l.tp = 2;
+  l.dp = 8;
+  l.ep = 8;
+  l.zero = 1;
+  l.recompute = Recompute::full;
+  const Model& m = builtin().model("qwen3-235b-a22b");
+  const Workload w{4096, 64};
+  Layout e1 = l, e2 = l;
+  e1.etp = 1;
+  e2.etp = 2;
+  const TrainReport a = evaluate(m, h100(), e1, w, 16, false);
+  const TrainReport b = evaluate(m, h100(), e2, w, 16, false);
+  ASSERT_TRUE(a.feasible() && b.feasible());
+  EXPECT_NEAR(a.time.gemm / b.time.gemm, 1.0, 0.1);
+  // etp 2 adds the gather of routed tokens inside the expert-tensor group.
+  EXPECT_GT(b.time.ep_comm, a.time.ep_comm * 0.5);
+}
+
 // ---- choose_plan ----
 
 TEST(Choose, EveryKnobFree) {

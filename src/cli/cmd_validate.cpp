@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include "cli/commands.hpp"
 #include "load/csv.hpp"
 #include "report/format.hpp"
@@ -12,6 +14,8 @@ struct ValidateOpts {
   bool json = false;
   double max_mape = -1, max_row = -1;
   bool dense_only_gate = false;
+  std::string facts;
+  bool no_facts = false;
 };
 }  // namespace
 
@@ -23,13 +27,28 @@ void add_validate(CLI::App& app, const Globals& g) {
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
   c->add_option("--max-mape", o->max_mape, "Exit 1 if the A+B MAPE (of --gate rows) exceeds this percentage");
   c->add_option("--max-row-error", o->max_row, "Exit 1 if any A+B row (of --gate rows) errs by more than this percentage");
+  c->add_option("--facts", o->facts,
+                 "Run facts (id,field,value,source CSV: what a row's source states beyond FORMAT.md's columns); "
+                 "default: <truth>.facts.csv beside the table when it exists");
+  c->add_flag("--no-facts", o->no_facts, "Ignore run facts, even <truth>.facts.csv");
   c->add_flag("--gate-dense", o->dense_only_gate, "Apply --max-mape/--max-row-error to dense-model rows only");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
     if (!is_training_table(t))
       throw InputError(o->truth + ":1", "not a training table (expected the training-*.csv header of FORMAT.md)");
-    const ValidationResult v = validate_training(t, cat);
+    std::string facts_path = o->facts;
+    if (facts_path.empty() && !o->no_facts) {
+      std::string p = o->truth;
+      if (p.size() > 4 && p.substr(p.size() - 4) == ".csv") p = p.substr(0, p.size() - 4);
+      p += ".facts.csv";
+      if (std::filesystem::exists(p)) facts_path = p;
+    }
+    if (o->no_facts) facts_path.clear();
+    RunFacts facts;
+    if (!facts_path.empty()) facts = parse_run_facts(parse_csv(read_file(facts_path)));
+    ValidationResult v = validate_training(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
+    v.facts_path = facts_path;
     write_output(o->out, o->json ? validation_json(v).dump(2) + "\n" : validation_text(v));
     const ErrorStats& gate = o->dense_only_gate ? v.dense : v.headline;
     bool fail = false;

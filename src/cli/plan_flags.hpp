@@ -14,6 +14,7 @@ struct PlanFlags {
   std::string model, system, precision, recompute;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
+  double moe_capacity_factor = 0, moe_imbalance = 0;
   std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
 
   // `what_if_omitted`: how a free layout knob is handled ("chosen if omitted", "searched if omitted").
@@ -35,12 +36,19 @@ struct PlanFlags {
     c->add_option("--zero", zero, "ZeRO stage 0-3 (3 = FSDP)" + free);
     c->add_option("--recompute", recompute, "none | selective | full" + free);
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 tf32" + free);
+    c->add_option("--moe-capacity-factor", moe_capacity_factor,
+                  "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
+    c->add_option("--moe-imbalance", moe_imbalance,
+                  "MoE dropless routing: busiest expert rank's load / mean, >= 1 (default: the model file's [moe] routing_imbalance)");
   }
 
   PlanRequest request() const {
     PlanRequest q;
     q.devices = devices;
-    q.work = {seq_len, global_batch};
+    q.work.seq_len = seq_len;
+    q.work.global_batch = global_batch;
+    q.work.moe_capacity_factor = moe_capacity_factor;
+    q.work.moe_imbalance = moe_imbalance;
     q.tp = tp; q.pp = pp; q.vp = vp; q.dp = dp; q.cp = cp; q.ep = ep; q.etp = etp;
     q.micro_batch = micro_batch;
     q.zero = zero;

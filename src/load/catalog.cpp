@@ -149,6 +149,8 @@ Model parse_model(const DataFile& f) {
     m.moe.shared_experts = static_cast<int>(moe->opt_integer("shared_experts", 0).value_or(0));
     m.moe.dense_layers = static_cast<int>(moe->opt_integer("dense_layers", 0).value_or(0));
     m.moe.layer_step = static_cast<int>(moe->opt_integer("layer_step", 1).value_or(1));
+    if (auto ri = moe->opt_number("routing_imbalance", 1.0, static_cast<double>(m.moe.experts)))
+      m.moe.routing_imbalance = *ri;
     if (m.moe.dense_layers >= m.layers) moe->fail("dense_layers", "must be fewer than layers");
     moe->finish();
   }

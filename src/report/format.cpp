@@ -88,6 +88,10 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   j["devices"] = r.devices;
   j["seq_len"] = r.work.seq_len;
   j["global_batch"] = r.work.global_batch;
+  if (m.is_moe()) {
+    j["moe_routing"] = r.work.moe_capacity_factor > 0 ? "capacity" : "dropless";
+    j["moe_load"] = r.work.moe_load(m.moe.routing_imbalance);
+  }
   j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
@@ -191,6 +195,12 @@ ordered_json validation_json(const ValidationResult& v) {
       j["reason"] = r.reason;
     } else {
       if (!r.plan.warning.empty()) j["warning"] = r.plan.warning;
+      if (!r.facts.empty()) {
+        ordered_json fs = ordered_json::array();
+        for (const auto& f : r.facts)
+          fs.push_back({{"field", f.field}, {"value", f.value}, {"source", f.source}, {"file", f.file}, {"line", f.line}});
+        j["run_facts"] = fs;
+      }
       const Layout& l = r.plan.layout;
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
@@ -198,15 +208,18 @@ ordered_json validation_json(const ValidationResult& v) {
     }
     rows.push_back(j);
   }
-  ordered_json per_system = ordered_json::object(), per_grade = ordered_json::object();
+  ordered_json per_system = ordered_json::object(), per_grade = ordered_json::object(), per_family = ordered_json::object();
   for (const auto& [k, s] : v.per_system) per_system[k] = stats_json(s);
+  for (const auto& [k, s] : v.per_family) per_family[k] = stats_json(s);
   for (const auto& [k, s] : v.per_grade) per_grade[k] = stats_json(s);
   ordered_json summary = stats_json(v.headline);
   summary["grades"] = "A+B";
   summary["dense"] = stats_json(v.dense);
+  summary["per_family"] = per_family;
   summary["per_system"] = per_system;
   summary["per_grade"] = per_grade;
-  return {{"truth", v.path}, {"rows", rows}, {"summary", summary}};
+  return {{"truth", v.path}, {"run_facts", v.facts_path.empty() ? ordered_json(nullptr) : ordered_json(v.facts_path)},
+          {"rows", rows}, {"summary", summary}};
 }
 
 std::string validation_text(const ValidationResult& v) {
@@ -216,6 +229,7 @@ std::string validation_text(const ValidationResult& v) {
     if (r.evaluated) {
       const Layout& l = r.plan.layout;
       plan = layout_summary(l);
+      for (const auto& f : r.facts) plan += " " + f.field + "=" + fmt("%g", f.value);
       if (!r.plan.warning.empty()) plan += " [memory model over capacity]";
     } else {
       plan = "NOT EVALUATED: " + r.reason;
@@ -223,7 +237,9 @@ std::string validation_text(const ValidationResult& v) {
     rows.push_back({r.id, r.grade, r.system, r.metric == "step_time_s" ? "step s" : "tok/s/dev",
                     r.evaluated ? fmt("%.4g", r.predicted) : "-", fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), plan});
   }
-  std::string out = "xpuplan validate: " + v.path + "\n\n";
+  std::string out = "xpuplan validate: " + v.path + "\n";
+  if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
+  out += "\n";
   out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "plan"}, rows);
   std::vector<std::vector<std::string>> srows;
   auto line = [&](const std::string& name, const ErrorStats& s) {
@@ -231,6 +247,7 @@ std::string validation_text(const ValidationResult& v) {
   };
   line("headline: grades A+B", v.headline);
   line("dense models, grades A+B", v.dense);
+  for (const auto& [k, s] : v.per_family) line("family " + k + " (A+B)", s);
   for (const auto& [k, s] : v.per_system) line("system " + k + " (A+B)", s);
   for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
   out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);

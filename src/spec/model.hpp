@@ -12,6 +12,7 @@ struct MoeSpec {
   int shared_experts = 0;
   int dense_layers = 0;     // leading layers with a dense MLP of Model::ffn_hidden
   int layer_step = 1;       // every layer_step-th layer (after the dense ones) is MoE
+  double routing_imbalance = 1.0;  // dropless routing: busiest expert rank's load / mean (1 = balanced)
 };
 
 struct MlaSpec {

@@ -38,6 +38,19 @@ struct Layout {
 struct Workload {
   long seq_len = 0;                  // tokens per sequence
   long global_batch = 0;             // sequences per optimizer step
+  // Mixture-of-experts routing (ignored for dense models):
+  double moe_capacity_factor = 0;    // > 0: token dropping with expert buffers padded to this
+                                     // multiple of the mean load (GShard/MaxText "dropped"); the
+                                     // experts compute and exchange the padded buffers. 0 = dropless.
+  double moe_imbalance = 0;          // dropless only: busiest expert rank's tokens / mean (>= 1);
+                                     // 0 = the model file's [moe] routing_imbalance
+
+  // Expert load factor in effect: what the experts (and the dispatch) carry relative to perfectly
+  // balanced, dropless routing.
+  double moe_load(double model_default) const {
+    if (moe_capacity_factor > 0) return moe_capacity_factor;
+    return moe_imbalance > 0 ? moe_imbalance : model_default;
+  }
 };
 
 // What the user asked for; empty knobs are free.

@@ -1,6 +1,7 @@
 #include "train/choose.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,16 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.etp && *q.etp > 1 && !m.is_moe()) bad("--etp", "expert tensor parallelism needs a mixture-of-experts model");
   if (q.etp && q.tp && *q.tp % *q.etp != 0) bad("--etp", std::to_string(*q.etp) + " does not divide tp (" + std::to_string(*q.tp) + ")");
   positive(q.micro_batch, "--micro-batch");
+  if (!(q.work.moe_capacity_factor >= 0) || !std::isfinite(q.work.moe_capacity_factor))
+    bad("--moe-capacity-factor", "must be positive");
+  if (q.work.moe_capacity_factor > 0 && !m.is_moe()) bad("--moe-capacity-factor", "needs a mixture-of-experts model");
+  if (m.is_moe() && q.work.moe_capacity_factor * m.moe.top_k > m.moe.experts)
+    bad("--moe-capacity-factor", "exceeds experts / top_k (every expert would hold every token)");
+  if (q.work.moe_imbalance != 0 && !(q.work.moe_imbalance >= 1 && std::isfinite(q.work.moe_imbalance)))
+    bad("--moe-imbalance", "must be at least 1 (1 = balanced routing)");
+  if (q.work.moe_imbalance > 0 && !m.is_moe()) bad("--moe-imbalance", "needs a mixture-of-experts model");
+  if (q.work.moe_imbalance > 0 && q.work.moe_capacity_factor > 0)
+    bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
   auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
     if (v && n % *v != 0) bad(flag, std::to_string(*v) + " does not divide " + what + " (" + std::to_string(n) + ")");

@@ -194,7 +194,14 @@ LayerCost Evaluator::layer(int li) const {
     // Expert tensor parallelism follows tp unless ep needs the tp ranks (then it is 1).
     const double etp = l_.expert_tp();
     const double local_experts = E / ep;
-    const double tokens_per_expert = T * k * ep / E;  // tokens each local expert sees
+    // Tokens this rank routes: its sequence-parallel shard (Megatron-Core needs sequence
+    // parallelism for MoE with tp > 1). The expert-tensor group gathers etp shards, and each
+    // expert rank holds E / ep experts, so a local expert sees tok * k * ep / E tokens.
+    const double tok_local = T / tsp_;
+    const double tok = tsp_ > 1 ? tok_local * etp : T;
+    // Routing load: padded buffers (capacity factor) or the busiest rank (imbalance) set the pace.
+    const double load = w_.moe_load(m_.moe.routing_imbalance);
+    const double tokens_per_expert = load * tok * k * ep / E;
     Fb up = gemm_fb(tokens_per_expert, up_width * fe / etp, h, local_experts);
     Fb down = gemm_fb(tokens_per_expert, h, fe / etp, local_experts);
     Fb router = gemm_fb(T, E, h);
@@ -212,15 +219,18 @@ LayerCost Evaluator::layer(int li) const {
       mlp_act += T * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fs / t;
       mlp_elem_bytes += T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t;
     }
-    const double routed = T * k;
-    mlp_act += routed * ((m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + 2.0 * h * kAct / tsp_);  // + permuted in/out
-    mlp_elem_bytes += routed * ((m_.gated_mlp ? 6.0 : 4.0) * fe / etp + 4.0 * h * kAct / tsp_);
-    if (ep > 1) {
-      const double bytes = T / tsp_ * k * h * kAct;
-      const double one = coll(Collective::all_to_all, bytes, Group{static_cast<int>(ep), l_.tp * l_.cp});
-      c.ep_f = 2 * one;
-      c.ep_b = 2 * one;
-    }
+    const double routed = load * tok * k;  // token-expert pairs this rank's experts compute
+    mlp_act += routed * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + load * tok_local * k * 2.0 * h * kAct;  // + permuted in/out
+    mlp_elem_bytes += routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp + load * tok_local * k * 4.0 * h * kAct;
+    // Dispatch and combine: an all-to-all in the expert-parallel group (whose ranks are etp
+    // apart, as Megatron-Core orders expert ranks tp-ep-dp), then with etp > 1 an all-gather of
+    // the routed tokens in the expert-tensor group (reduce-scatter on the way back).
+    const double bytes = load * tok_local * k * h * kAct;
+    double one = 0;
+    if (ep > 1) one += coll(Collective::all_to_all, bytes, Group{static_cast<int>(ep), static_cast<int>(etp)});
+    if (etp > 1 && tsp_ > 1) one += coll(Collective::all_gather, bytes * etp, Group{static_cast<int>(etp), 1});
+    c.ep_f = 2 * one;
+    c.ep_b = 2 * one;
   } else {
     const double f = static_cast<double>(m_.ffn_hidden);
     Fb up = gemm_fb(T, up_width * f / t, h);

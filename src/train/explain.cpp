@@ -32,6 +32,20 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   const ParamCounts pc = count_params(m);
   add("parameters", num(pc.total() / 1e9, "%.2f") + "e9 total, " + num(pc.active(m) / 1e9, "%.2f") + "e9 active per token",
       "count_params(model)");
+  if (m.is_moe()) {
+    const Workload& w = r.work;
+    const double load = w.moe_load(m.moe.routing_imbalance);
+    add("MoE experts", std::to_string(m.moe.experts) + " routed (top " + std::to_string(m.moe.top_k) + ", width " +
+                           std::to_string(m.moe.ffn_hidden) + "), " + std::to_string(m.moe.shared_experts) + " shared, " +
+                           std::to_string(m.moe.dense_layers) + " leading dense layers",
+        mfile + ": [moe]");
+    add("MoE expert load", num(load) + " x balanced (" +
+                               (w.moe_capacity_factor > 0 ? std::string("token dropping, padded buffers") : std::string("dropless")) +
+                               "): scales expert GEMMs, permutes and all-to-all",
+        w.moe_capacity_factor > 0 ? std::string("--moe-capacity-factor")
+        : w.moe_imbalance > 0     ? std::string("--moe-imbalance")
+                                  : mfile + ": moe.routing_imbalance (default 1)");
+  }
   add("peak " + prec + " per device", format_flop_rate(*s.peak(l.precision)) +
                                           (s.devices_per_chip > 1 ? " (chip / " + std::to_string(s.devices_per_chip) + ")" : ""),
       chip + ": peak." + prec);
@@ -76,7 +90,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   term("recompute", t.recompute, std::string("recompute = ") + recompute_name(l.recompute));
   term("TP communication", t.tp_comm, "per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)");
   term("CP communication", t.cp_comm, "ring K/V exchange (cp-1 steps) not hidden under attention");
-  term("EP all-to-all", t.ep_comm, "dispatch + combine of b s k h 2 B per MoE layer, fwd and bwd");
+  term("EP all-to-all", t.ep_comm, "dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd");
   term("PP send/recv", t.pp_comm, "2 x (microbatches + pp - 1) x message of b s h 2 B / tp");
   term("pipeline bubble", t.bubble, "(pp - 1) / vp x mean stage time per microbatch");
   term("DP communication", t.dp_comm, "gradient reduce (fp32) and parameter gather not hidden under the last backward/first forward");

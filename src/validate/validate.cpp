@@ -106,13 +106,47 @@ void finish(ErrorStats& s) {
 
 }  // namespace
 
+RunFacts parse_run_facts(const CsvTable& t) {
+  for (const char* col : {"id", "field", "value", "source"})
+    if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  RunFacts out;
+  for (std::size_t i = 0; i < t.rows.size(); ++i) {
+    RowReader r(t, i);
+    RunFact f;
+    f.line = t.row_lines[i];
+    f.file = t.path;
+    const std::string id = r.str("id");
+    if (id.empty()) r.fail("id", "empty (required)");
+    f.field = r.str("field");
+    bool known = false;
+    for (const char* k : kRunFactFields) known = known || f.field == k;
+    if (!known) r.fail("field", "'" + f.field + "' is not moe_capacity_factor or moe_imbalance");
+    f.value = r.req_positive("value");
+    if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
+    f.source = r.str("source");
+    if (f.source.empty()) r.fail("source", "empty: every fact needs its source");
+    for (const auto& g : out[id])
+      if (g.field == f.field) r.fail("field", f.field + " given twice for " + id);
+    out[id].push_back(std::move(f));
+  }
+  return out;
+}
+
 bool is_training_table(const CsvTable& t) {
   return t.column("global_batch") >= 0 && t.column("metric") >= 0 && t.column("recompute") >= 0;
 }
 
-ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only) {
+ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only,
+                                   const RunFacts* facts) {
   for (const char* col : kTrainingColumns)
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  if (facts) {
+    std::set<std::string> ids;
+    for (std::size_t i = 0; i < t.rows.size(); ++i) ids.insert(RowReader(t, i).str("id"));
+    for (const auto& [id, fs] : *facts)
+      if (!ids.count(id))
+        throw InputError(fs.front().file + ":" + std::to_string(fs.front().line) + ": id", "'" + id + "' is not a row of " + t.path);
+  }
   ValidationResult out;
   out.path = t.path;
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
@@ -152,6 +186,16 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
       q.precision = v;
     }
 
+    if (facts) {
+      if (auto it = facts->find(row.id); it != facts->end()) {
+        row.facts = it->second;
+        for (const auto& f : row.facts) {
+          if (f.field == "moe_capacity_factor") q.work.moe_capacity_factor = f.value;
+          if (f.field == "moe_imbalance") q.work.moe_imbalance = f.value;
+        }
+      }
+    }
+
     std::string reason;
     Model m = model_from_row(r, c, &reason);
     row.moe = m.is_moe();
@@ -185,11 +229,14 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
       add(out.headline, row.error_pct);
       if (!row.moe) add(out.dense, row.error_pct);
       add(out.per_system[row.system], row.error_pct);
+      auto sys = c.systems.find(row.system);
+      add(out.per_family[sys != c.systems.end() ? sys->second.calib.family : std::string("unknown")], row.error_pct);
     }
   }
   finish(out.headline);
   finish(out.dense);
   for (auto& [k, s] : out.per_system) finish(s);
+  for (auto& [k, s] : out.per_family) finish(s);
   for (auto& [k, s] : out.per_grade) finish(s);
   return out;
 }

@@ -13,6 +13,22 @@
 
 namespace xpu {
 
+// A fact about a measured run that its source states but FORMAT.md has no column for (such as
+// the MoE capacity factor of a MaxText "dropped" config). Kept beside the table in
+// <table>.facts.csv (columns id, field, value, source), never in the measured rows themselves.
+struct RunFact {
+  std::string field, source, file;
+  double value = 0;
+  int line = 0;
+};
+using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
+
+// Fields a run fact may set.
+inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance"};
+
+// Parses a facts table; throws InputError (file:line: column: problem) for unknown fields or bad values.
+RunFacts parse_run_facts(const CsvTable& t);
+
 struct ValidationRow {
   std::string id, grade, system, model, metric;
   int line = 0;
@@ -22,6 +38,7 @@ struct ValidationRow {
   bool evaluated = false;
   bool moe = false;        // mixture-of-experts model
   std::string reason;      // why it could not be evaluated
+  std::vector<RunFact> facts;  // run facts applied to this row
   TrainReport plan;        // the plan behind the prediction
 };
 
@@ -37,6 +54,8 @@ struct ValidationResult {
   ErrorStats headline;                          // grades A and B
   ErrorStats dense;                             // grades A and B, dense models only
   std::map<std::string, ErrorStats> per_system; // grades A and B
+  std::map<std::string, ErrorStats> per_family; // grades A and B, by the system's calibration family
+  std::string facts_path;                       // the run-facts file used ("" = none)
   std::map<std::string, ErrorStats> per_grade;  // all grades
 };
 
@@ -46,6 +65,8 @@ bool is_training_table(const CsvTable& t);
 // Throws InputError for malformed cells (file:line: column: problem). A row naming an unknown
 // system or model, or whose plan cannot fit, is kept with its reason and 100% error.
 // only: when given, rows whose id is not in it are skipped (calibration works on subsets).
-ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr);
+// facts: run facts by row id (a fact naming an id absent from the table is an error).
+ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr,
+                                   const RunFacts* facts = nullptr);
 
 }  // namespace xpu
