@@ -315,6 +315,34 @@ TEST(Evaluate, ExpertTensorParallelismSplitsTokensOrWidth) {
   EXPECT_GT(b.time.ep_comm, a.time.ep_comm * 0.5);
 }
 
+TEST(Evaluate, OverlapSlowdownChargesHiddenCommunication) {
+  // llama3-8b on 64 H100s, dp 64: the gradient reduce-scatter hides under the last backward. A compute
+  // slowdown of 0.2 beside communication charges 0.2 s per hidden second to the DP term; 0 charges nothing.
+  System s = h100();
+  Layout l;
+  l.dp = 64;
+  l.recompute = Recompute::full;
+  s.calib.overlap_slowdown = 0;
+  const TrainReport free = evaluate(llama8b(), s, l, kWork, 64);
+  s.calib.overlap_slowdown = 0.2;
+  const TrainReport slowed = evaluate(llama8b(), s, l, kWork, 64);
+  ASSERT_TRUE(free.feasible()) << free.reason;
+  EXPECT_GT(slowed.time.dp_comm, free.time.dp_comm);
+  EXPECT_DOUBLE_EQ(slowed.time.gemm, free.time.gemm);
+  // Expert all-to-all: hiding half of it (ep_overlap 0.5) with no slowdown halves the EP term.
+  Layout moe;
+  moe.dp = 16;
+  moe.ep = 8;
+  moe.zero = 2;
+  moe.recompute = Recompute::full;
+  const Model& mx = builtin().model("mixtral-8x7b");
+  s.calib.overlap_slowdown = 0;
+  s.calib.ep_overlap = 0;
+  const double full = evaluate(mx, s, moe, Workload{4096, 64}, 16, false).time.ep_comm;
+  s.calib.ep_overlap = 0.5;
+  EXPECT_NEAR(evaluate(mx, s, moe, Workload{4096, 64}, 16, false).time.ep_comm, 0.5 * full, 1e-12);
+}
+
 // ---- choose_plan ----
 
 TEST(Choose, EveryKnobFree) {

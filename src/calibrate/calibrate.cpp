@@ -194,6 +194,9 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("scale_out_bus = %.2f", c.scale_out_bus);
   line("tp_overlap = %.2f                        # share of tensor-parallel traffic hidden under GEMMs", c.tp_overlap);
   line("fsdp_overlap = %.2f                     # share of compute that can hide ZeRO-3 gathers", c.fsdp_overlap);
+  line("ep_overlap = %.2f                       # share of expert all-to-all hidden under other work", c.ep_overlap);
+  line("overlap_slowdown = %.2f                 # compute lost while a collective runs beside it (%s)", c.overlap_slowdown,
+       c.overlap_slowdown > 0 ? "SMs held by collective kernels" : "DMA engines move the data");
   if (fit) {
     s += "\n[fit]                                   # provenance of the fitted values\n";
     line("truth = \"%s\"", truth_names.c_str());

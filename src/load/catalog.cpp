@@ -221,6 +221,8 @@ Calibration parse_calibration(const DataFile& f) {
     c.scale_out_bus = k->number("scale_out_bus", 0.01, 1.0);
     c.tp_overlap = k->opt_number("tp_overlap", 0, 1).value_or(0);
     c.fsdp_overlap = k->opt_number("fsdp_overlap", 0, 1).value_or(0.9);
+    c.ep_overlap = k->opt_number("ep_overlap", 0, 1).value_or(0);
+    c.overlap_slowdown = k->opt_number("overlap_slowdown", 0, 0.9).value_or(0);
     k->finish();
   }
   r.finish();

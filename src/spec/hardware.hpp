@@ -60,6 +60,9 @@ struct Calibration {
   double scale_out_bus = 0.8;        // ... on the scale-out tier
   double tp_overlap = 0.0;           // fraction of tensor-parallel communication hidden under GEMMs
   double fsdp_overlap = 0.9;         // fraction of compute time that can hide ZeRO-3 gathers
+  double ep_overlap = 0.0;           // fraction of expert all-to-all hidden under other work
+  double overlap_slowdown = 0.0;     // share of compute lost while a collective runs beside it
+                                     // (GPU collectives hold SMs; DMA/collective engines do not)
   double lowp_overhead = 0.0;        // fp8/fp4: extra memory-bound traffic per GEMM input, as a fraction
   Bytes memory_reserve{};            // runtime, communicator buffers, fragmentation
   double memory_frag = 0.0;          // extra fraction of dynamic memory lost to fragmentation

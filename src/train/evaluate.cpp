@@ -99,6 +99,14 @@ class Evaluator {
     return {count * gemm(M, N, K), count * (gemm(M, K, N) + gemm(K, N, M))};
   }
   double mem_time(double bytes, int kernels) const { return bytes / mem_bw_ + kernels * ko_; }
+  // Of communication whose `share` is hidden under compute: the exposed fraction, plus the compute
+  // slowed by the hidden part running beside it.
+  double exposed_share(double share) const { return (1.0 - share) + c_.overlap_slowdown * share; }
+  // Communication `comm` run beside `compute` seconds of work: the exposed remainder plus the slowdown.
+  double hidden_cost(double comm, double compute) const {
+    const double hidden = std::min(comm, std::max(0.0, compute));
+    return (comm - hidden) + c_.overlap_slowdown * hidden;
+  }
 
   double coll(Collective k, double bytes, Group g) const { return collective_time(s_, k, bytes, g); }
 
@@ -229,8 +237,10 @@ LayerCost Evaluator::layer(int li) const {
     double one = 0;
     if (ep > 1) one += coll(Collective::all_to_all, bytes, Group{static_cast<int>(ep), static_cast<int>(etp)});
     if (etp > 1 && tsp_ > 1) one += coll(Collective::all_gather, bytes * etp, Group{static_cast<int>(etp), 1});
-    c.ep_f = 2 * one;
-    c.ep_b = 2 * one;
+    // ep_overlap of it hides under other work (the other microbatch's compute, as in Megatron-Core's
+    // overlapped 1F1B or DualPipe), which then runs overlap_slowdown slower.
+    c.ep_f = 2 * one * exposed_share(c_.ep_overlap);
+    c.ep_b = c.ep_f;
   } else {
     const double f = static_cast<double>(m_.ffn_hidden);
     Fb up = gemm_fb(T, up_width * f / t, h);
@@ -256,7 +266,7 @@ LayerCost Evaluator::layer(int li) const {
     const double per_block = l_.sequence_parallel
                                  ? coll(Collective::all_gather, bytes, g_tp) + coll(Collective::reduce_scatter, bytes, g_tp)
                                  : coll(Collective::all_reduce, bytes, g_tp);
-    c.tp_f = 2 * per_block * (1.0 - c_.tp_overlap);
+    c.tp_f = 2 * per_block * exposed_share(c_.tp_overlap);
     c.tp_b = c.tp_f;
   }
 
@@ -267,8 +277,8 @@ LayerCost Evaluator::layer(int li) const {
                                         : T * 2 * std::max(1.0, g / t) * d;
     const double step = coll(Collective::send_recv, kv_elems * kAct, Group{l_.cp, l_.tp});
     const double comm_f = (l_.cp - 1) * step;
-    c.cp_f = std::max(0.0, comm_f - (c.attn_f - ko_));
-    c.cp_b = std::max(0.0, 2 * comm_f - (c.attn_b - 2 * ko_));
+    c.cp_f = hidden_cost(comm_f, c.attn_f - ko_);
+    c.cp_b = hidden_cost(2 * comm_f, c.attn_b - 2 * ko_);
   }
 
   // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
@@ -661,11 +671,11 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     double exposed = 0, fsdp = 0;
     if (l.zero == 0) {
       const double ar = coll2(Collective::all_reduce, grad_bytes(l));
-      exposed = l.overlap_grad_reduce ? std::max(0.0, ar - sg.b) : ar;
+      exposed = l.overlap_grad_reduce ? ev.hidden_cost(ar, sg.b) : ar;
     } else if (l.zero <= 2) {
       const double rs = coll2(Collective::reduce_scatter, grad_bytes(l));
       const double ag = coll2(Collective::all_gather, gather_bytes(l));
-      exposed = l.overlap_grad_reduce ? std::max(0.0, rs - sg.b) + std::max(0.0, ag - sg.f) : rs + ag;
+      exposed = l.overlap_grad_reduce ? ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f) : rs + ag;
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
@@ -676,7 +686,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       };
       const double per_mb = 2 * coll_layer(Collective::all_gather, gather_bytes(l)) + coll_layer(Collective::reduce_scatter, grad_bytes(l));
       const double first_layer = per_mb / (3.0 * nl);
-      fsdp = k * (std::max(0.0, per_mb - s.calib.fsdp_overlap * (sg.f + sg.b)) + first_layer);
+      fsdp = k * (ev.hidden_cost(per_mb, s.calib.fsdp_overlap * (sg.f + sg.b)) + first_layer);
     }
     dp_exposed = std::max(dp_exposed, exposed);
     fsdp_exposed = std::max(fsdp_exposed, fsdp);

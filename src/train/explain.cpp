@@ -63,6 +63,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                             format_seconds(s.scale_out.latency),
       sys + ": scale_out.*; " + cal + ": collectives.scale_out_bus");
   add("tensor-parallel overlap", num(c.tp_overlap) + " of TP traffic hidden", cal + ": collectives.tp_overlap");
+  if (m.is_moe()) add("expert all-to-all overlap", num(c.ep_overlap) + " of EP traffic hidden", cal + ": collectives.ep_overlap");
+  add("compute slowdown beside communication", num(c.overlap_slowdown) + " of each hidden second of communication",
+      cal + ": collectives.overlap_slowdown (charged to the communication term it hides)");
 
   // Layout.
   std::string stages;
