@@ -299,5 +299,116 @@ TEST(ChromeTrace, FromAnEvaluatedPlan) {
   EXPECT_THROW(pipeline_input(TrainReport{}), std::invalid_argument);
 }
 
+// ---- zero-bubble (ZB-H1) ----
+
+PipelineInput zero_bubble(PipelineInput in, double w_share) {
+  in.schedule = PipeSchedule::zero_bubble;
+  for (double b : in.bwd) in.wgrad.push_back(w_share * b);
+  return in;
+}
+
+// Every operation runs once; F before B on a stage, B before W; a forward waits for the previous
+// stage's forward, an input-gradient backward for the next stage's; at most pp - i microbatches in flight.
+void check_zero_bubble_events(const PipelineInput& in, const PipelineResult& r) {
+  const int P = in.pp;
+  const long M = in.microbatches;
+  ASSERT_EQ(r.events.size(), static_cast<size_t>(3 * P * M));
+  std::map<std::tuple<int, long, int>, PipelineEvent> at;  // (stage, mb, kind 0 F / 1 B / 2 W)
+  std::vector<double> busy_until(P, 0);
+  for (const auto& e : r.events) {
+    const int kind = e.weight_grad ? 2 : e.backward ? 1 : 0;
+    EXPECT_TRUE(at.emplace(std::make_tuple(e.stage, e.microbatch, kind), e).second) << "ran twice";
+    EXPECT_GE(e.start, busy_until[e.stage] - 1e-12) << "stage overlap";
+    busy_until[e.stage] = e.end;
+    const double want = kind == 0 ? in.fwd[e.stage] : kind == 1 ? in.bwd[e.stage] - in.wgrad[e.stage] : in.wgrad[e.stage];
+    EXPECT_NEAR(e.end - e.start, want, 1e-12);
+  }
+  const double link = P > 1 ? in.p2p : 0;
+  for (int i = 0; i < P; ++i)
+    for (long mb = 0; mb < M; ++mb) {
+      const auto& F = at.at({i, mb, 0});
+      const auto& B = at.at({i, mb, 1});
+      const auto& W = at.at({i, mb, 2});
+      if (i > 0) {
+        EXPECT_GE(F.start, at.at({i - 1, mb, 0}).end + link - 1e-12);
+      }
+      if (i + 1 < P) {
+        EXPECT_GE(B.start, at.at({i + 1, mb, 1}).end + link - 1e-12);
+      }
+      EXPECT_GE(B.start, F.end - 1e-12);
+      EXPECT_GE(W.start, B.end - 1e-12);
+      // In flight when this forward starts: forwards begun minus input gradients done, at most pp - i.
+      long in_flight = 0;
+      for (long k = 0; k < M; ++k) {
+        if (at.at({i, k, 0}).start <= F.start + 1e-12) ++in_flight;
+        if (at.at({i, k, 1}).end <= F.start + 1e-12) --in_flight;
+      }
+      EXPECT_LE(in_flight, P - i) << "stage " << i << " mb " << mb;
+    }
+}
+
+TEST(PipelineSim, ZeroBubbleUniformMatchesItsClosedForm) {
+  // F = B = W = 1 (bwd 2, half of it weight gradient): ZB-H1 leaves (p - 1)(F + B - W) = p - 1 of bubble,
+  // a third of 1F1B's (p - 1)(F + B + W).
+  for (int pp : {2, 4, 8})
+    for (long m : {8L, 16L, 33L}) {
+      const PipelineInput one = uniform(pp, 1, m, 1.0, 2.0);
+      const PipelineInput zb = zero_bubble(one, 0.5);
+      const PipelineResult r = simulate_pipeline(zb, true);
+      expect_rel(r.makespan, 3.0 * m + (pp - 1) * 1.0, "zb-h1 pp " + std::to_string(pp) + " m " + std::to_string(m));
+      expect_rel(simulate_pipeline(one, false).makespan, 3.0 * m + (pp - 1) * 3.0, "1f1b");
+      check_zero_bubble_events(zb, r);
+    }
+}
+
+TEST(PipelineSim, ZeroBubbleNeverSlowerThanOneFOneB) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int pp = 1 + static_cast<int>(rng() % 8);
+    const long m = 1 + static_cast<long>(rng() % 24);
+    const PipelineInput one = random_input(rng, pp, 1, m, 0.05 * (rng() % 3));
+    const PipelineInput zb = zero_bubble(one, 0.45);
+    const PipelineResult r = simulate_pipeline(zb, true);
+    EXPECT_LE(r.makespan, simulate_pipeline(one, false).makespan + 1e-9) << "trial " << trial;
+    check_zero_bubble_events(zb, r);
+  }
+}
+
+TEST(PipelineSim, ZeroBubbleBadInput) {
+  PipelineInput in = zero_bubble(uniform(4, 2, 8, 1.0, 2.0), 0.5);
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);  // vp 2
+  in = zero_bubble(uniform(4, 1, 8, 1.0, 2.0), 0.5);
+  in.wgrad[1] = 3.0;  // above bwd
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+  in.wgrad.pop_back();
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+}
+
+TEST(PipelineSim, ZeroBubbleInTheEvaluator) {
+  // Llama 3 70B, pp 4 on 64 H100s: zb-h1 shrinks the bubble term and the step; the trace of the
+  // plan holds weight-gradient slices; interleaving is refused.
+  const Model& m = test::builtin().model("llama3-70b");
+  const System& s = test::builtin().system("dgx-h100");
+  Layout l;
+  l.tp = 8;
+  l.pp = 4;
+  l.dp = 2;
+  l.recompute = Recompute::selective;
+  const Workload w{4096, 64};
+  const TrainReport a = evaluate(m, s, l, w, 64);
+  l.schedule = PipeSchedule::zero_bubble;
+  const TrainReport b = evaluate(m, s, l, w, 64);
+  ASSERT_TRUE(a.feasible() && b.feasible()) << a.reason << b.reason;
+  EXPECT_LT(b.time.bubble, 0.8 * a.time.bubble);
+  EXPECT_LT(b.step_time, a.step_time);
+  EXPECT_DOUBLE_EQ(b.time.gemm, a.time.gemm);
+  const PipelineResult sim = simulate_pipeline(pipeline_input(b), true);
+  EXPECT_LE(sim.makespan, pipeline_closed_form(b) * 1.01);
+  const auto trace = chrome_trace(b, sim).dump();
+  EXPECT_NE(trace.find("wgrad mb 0"), std::string::npos);
+  l.vp = 2;
+  EXPECT_NE(check_layout(m, s, l, w, 64, nullptr), Infeasible::none);
+}
+
 }  // namespace
 }  // namespace xpu

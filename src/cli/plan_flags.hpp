@@ -11,7 +11,7 @@
 namespace xpu::cli {
 
 struct PlanFlags {
-  std::string model, system, precision, recompute;
+  std::string model, system, precision, recompute, schedule;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
@@ -36,6 +36,8 @@ struct PlanFlags {
     c->add_option("--zero", zero, "ZeRO stage 0-3 (3 = FSDP)" + free);
     c->add_option("--recompute", recompute, "none | selective | full" + free);
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 tf32" + free);
+    c->add_option("--schedule", schedule,
+                  "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1) or zb-h1 (zero-bubble, vp 1) (default 1f1b)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -55,6 +57,11 @@ struct PlanFlags {
     if (!recompute.empty()) {
       q.recompute = parse_recompute(recompute);
       if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");
+    }
+    if (!schedule.empty()) {
+      auto v = parse_schedule(schedule);
+      if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b or zb-h1");
+      q.schedule = *v;
     }
     if (!precision.empty()) {
       q.precision = parse_precision(precision);

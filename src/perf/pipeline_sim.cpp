@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <queue>
 #include <stdexcept>
 #include <string>
 
@@ -84,12 +85,103 @@ void check_input(const PipelineInput& in) {
   for (int i = 0; i < in.pp; ++i)
     if (!ok(in.fwd[i]) || !ok(in.bwd[i])) bad("stage " + std::to_string(i) + " has a negative or non-finite time");
   if (!ok(in.p2p)) bad("p2p must be a finite time >= 0");
+  if (in.schedule == PipeSchedule::zero_bubble) {
+    if (in.vp != 1) bad("the zero-bubble schedule (ZB-H1) needs vp = 1");
+    if (in.wgrad.size() != static_cast<size_t>(in.pp)) bad("zero-bubble needs one weight-gradient time per stage");
+    for (int i = 0; i < in.pp; ++i)
+      if (!ok(in.wgrad[i]) || in.wgrad[i] > in.bwd[i]) bad("stage " + std::to_string(i) + ": wgrad must be in [0, bwd]");
+  }
+}
+
+// ZB-H1 as a greedy list schedule, simulated in time order. Every decision is taken at a time t
+// when the stage is free; all operations that end by t have been placed by then (they started
+// earlier), so "ready by t" is known exactly. Ties: earlier time, then lower stage.
+PipelineResult simulate_zero_bubble(const PipelineInput& in, bool record_events) {
+  const int P = in.pp;
+  const long M = in.microbatches;
+  const double link = P > 1 ? in.p2p : 0.0;
+  std::vector<double> fend(static_cast<size_t>(P * M), -1.0), bend(static_cast<size_t>(P * M), -1.0);
+  std::vector<long> nf(P, 0), nb(P, 0), nw(P, 0);  // next forward / input-grad / weight-grad microbatch
+  std::vector<double> free_at(P, 0.0);
+  PipelineResult res;
+  std::vector<std::vector<PipelineEvent>> per_stage(record_events ? P : 0);
+  // Min-heap of decision points (time, stage).
+  using Point = std::pair<double, int>;
+  std::priority_queue<Point, std::vector<Point>, std::greater<Point>> q;
+  for (int i = 0; i < P; ++i) q.push({0.0, i});
+  long done = 0;
+  const long total = 3L * P * M;
+  double makespan = 0;
+  while (!q.empty()) {
+    const auto [t, i] = q.top();
+    q.pop();
+    if (free_at[i] > t) continue;  // stale: the stage is busy until later
+    // Readiness of the next input-gradient backward and forward (time they may start, or < 0).
+    double b_ready = -1, f_ready = -1;
+    if (nb[i] < nf[i]) {
+      const long mb = nb[i];
+      const double d = i + 1 < P ? bend[(i + 1) * M + mb] : fend[i * M + mb];
+      if (d >= 0) b_ready = d + (i + 1 < P ? link : 0.0);
+    }
+    if (nf[i] < M && nf[i] - nb[i] < P - i) {
+      const long mb = nf[i];
+      const double d = i > 0 ? fend[(i - 1) * M + mb] : 0.0;
+      if (d >= 0) f_ready = d + (i > 0 ? link : 0.0);
+    }
+    int kind = -1;  // 0 forward, 1 input gradient, 2 weight gradient
+    if (b_ready >= 0 && b_ready <= t) kind = 1;
+    else if (f_ready >= 0 && f_ready <= t) kind = 0;
+    else if (nw[i] < nb[i]) kind = 2;
+    if (kind < 0) {
+      // Nothing to run now: wake when a known dependency becomes ready; an unknown one wakes the
+      // stage when the stage that produces it places it.
+      double wake = -1;
+      for (double r : {b_ready, f_ready})
+        if (r > t && (wake < 0 || r < wake)) wake = r;
+      if (wake > 0) q.push({wake, i});
+      continue;
+    }
+    long mb = 0;
+    double dur = 0;
+    if (kind == 0) { mb = nf[i]++; dur = in.fwd[i]; }
+    else if (kind == 1) { mb = nb[i]++; dur = in.bwd[i] - in.wgrad[i]; }
+    else { mb = nw[i]++; dur = in.wgrad[i]; }
+    const double end = t + dur;
+    free_at[i] = end;
+    makespan = std::max(makespan, end);
+    ++done;
+    if (record_events) per_stage[i].push_back({i, 0, mb, kind != 0, t, end, kind == 2});
+    q.push({end, i});
+    if (kind == 0) {
+      fend[i * M + mb] = end;
+      if (i + 1 < P) q.push({end + link, i + 1});
+      else q.push({end, i});  // the last stage's own backward
+    } else if (kind == 1) {
+      bend[i * M + mb] = end;
+      if (i > 0) q.push({end + link, i - 1});
+    }
+  }
+  if (done != total)
+    throw std::logic_error("simulate_pipeline: zero-bubble schedule deadlocked (pp " + std::to_string(P) + ", " +
+                           std::to_string(M) + " microbatches)");
+  res.makespan = makespan;
+  if (record_events) {
+    res.events.reserve(static_cast<size_t>(total));
+    for (auto& v : per_stage) res.events.insert(res.events.end(), v.begin(), v.end());
+  }
+  if (makespan > 0) {
+    double busy = 0;
+    for (int i = 0; i < P; ++i) busy += static_cast<double>(M) * (in.fwd[i] + in.bwd[i]);
+    res.bubble_fraction = std::max(0.0, 1.0 - busy / (static_cast<double>(P) * makespan));
+  }
+  return res;
 }
 
 }  // namespace
 
 PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   check_input(in);
+  if (in.schedule == PipeSchedule::zero_bubble) return simulate_zero_bubble(in, record_events);
   const int P = in.pp, VP = in.vp;
   const long M = in.microbatches;
   const long V = static_cast<long>(P) * VP;  // chunk positions, first to last

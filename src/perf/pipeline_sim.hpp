@@ -23,6 +23,8 @@
 
 #include <vector>
 
+#include "spec/plan.hpp"
+
 namespace xpu {
 
 struct PipelineInput {
@@ -30,6 +32,13 @@ struct PipelineInput {
   long microbatches = 1;
   std::vector<double> fwd, bwd;  // seconds per microbatch for one chunk on each stage: size pp (chunk time = stage time / vp)
   double p2p = 0;                // seconds for one activation (or gradient) send between adjacent chunks
+  // Zero-bubble (ZB-H1, vp = 1): bwd is split into the input gradient (bwd - wgrad), which the
+  // previous stage waits for, and the weight gradient (wgrad), which nothing waits for. Each stage
+  // runs, whenever it is free: a ready input-gradient backward first; else a ready forward while
+  // fewer than pp - stage microbatches are in flight (1F1B's activation memory); else a pending
+  // weight gradient; else it waits. wgrad: one time per stage, each at most bwd.
+  PipeSchedule schedule = PipeSchedule::one_f_one_b;
+  std::vector<double> wgrad;
 };
 
 // One forward or backward of one microbatch through one model chunk on one stage (seconds from
@@ -37,20 +46,21 @@ struct PipelineInput {
 struct PipelineEvent {
   int stage, chunk;
   long microbatch;
-  bool backward;
+  bool backward;             // input-gradient (or, unsplit, whole) backward; also true for weight_grad
   double start, end;
+  bool weight_grad = false;  // zero-bubble only: the deferred weight-gradient part
 };
 
 struct PipelineResult {
   double makespan = 0;         // s, from the first forward to the last backward
   double bubble_fraction = 0;  // idle share of all stages' time: 1 - busy / (pp x makespan)
-  // With record_events: 2 x m x vp events per stage, grouped by stage (stage 0 first), each
-  // stage's in the order it runs them.
+  // With record_events: 2 x m x vp events per stage (3 x m with zero-bubble), grouped by stage
+  // (stage 0 first), each stage's in the order it runs them.
   std::vector<PipelineEvent> events;
 };
 
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
-// negative or non-finite time.
+// negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd.
 PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events);
 
 }  // namespace xpu

@@ -77,7 +77,8 @@ std::string layout_summary(const Layout& l) {
   return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
          std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
-         precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "");
+         precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
+         (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "");
 }
 
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
@@ -95,7 +96,8 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
-                 {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params}};
+                 {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
+                 {"schedule", schedule_name(l.schedule)}};
   j["microbatches"] = r.microbatches;
   j["feasible"] = r.feasible();
   if (!r.warning.empty()) j["warning"] = r.warning;
@@ -139,7 +141,8 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
          std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
-         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") + "\n" +
+         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
+         (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) + "\n" +
          "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n\n";
   if (!r.feasible()) {

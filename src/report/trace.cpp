@@ -26,6 +26,12 @@ PipelineInput pipeline_input(const TrainReport& r) {
     in.bwd[i] = r.stage_bwd[i] / vp;
   }
   in.p2p = r.p2p_time;
+  in.schedule = r.layout.schedule;
+  if (in.schedule == PipeSchedule::zero_bubble) {
+    if (r.stage_wgrad.size() != static_cast<size_t>(pp))
+      throw std::invalid_argument("pipeline_input: the report has no per-stage weight-gradient times");
+    in.wgrad = r.stage_wgrad;
+  }
   return in;
 }
 
@@ -37,6 +43,12 @@ double pipeline_closed_form(const TrainReport& r) {
     const double T = r.stage_fwd[i] + r.stage_bwd[i];
     max_T = std::max(max_T, T);
     sum_T += T;
+  }
+  if (r.layout.schedule == PipeSchedule::zero_bubble && r.stage_wgrad.size() == p) {
+    double sum_w = 0;
+    for (double w : r.stage_wgrad) sum_w += w;
+    return static_cast<double>(r.microbatches) * max_T +
+           (static_cast<double>(p) - 1.0) * std::max(0.0, (sum_T - 2.0 * sum_w) / static_cast<double>(p));
   }
   return static_cast<double>(r.microbatches) * max_T +
          (static_cast<double>(p) - 1.0) * (sum_T / static_cast<double>(p)) / std::max(1, r.layout.vp);
@@ -82,12 +94,14 @@ ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
   if (p2p > 0 && !sim.events.empty()) {
     std::vector<double> fend(static_cast<size_t>(V * m), -1.0), bend(static_cast<size_t>(V * m), -1.0);
     for (const auto& e : sim.events) {
+      if (e.weight_grad) continue;  // nothing is sent after a weight gradient
       if (e.stage < 0 || e.stage >= pp || e.chunk < 0 || e.chunk >= vp || e.microbatch < 0 || e.microbatch >= m) continue;
       const long pos = static_cast<long>(e.chunk) * pp + e.stage;
       (e.backward ? bend : fend)[pos * m + e.microbatch] = e.end;
     }
     sends.reserve(sim.events.size());
     for (const auto& e : sim.events) {
+      if (e.weight_grad) continue;
       if (e.stage < 0 || e.stage >= pp || e.chunk < 0 || e.chunk >= vp || e.microbatch < 0 || e.microbatch >= m) continue;
       const long pos = static_cast<long>(e.chunk) * pp + e.stage;
       const long from = e.backward ? pos + 1 : pos - 1;
@@ -135,9 +149,12 @@ ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
     }
 
   for (const auto& e : sim.events) {
-    std::string name = std::string(e.backward ? "bwd" : "fwd") + " mb " + std::to_string(e.microbatch);
+    const bool zb = r.layout.schedule == PipeSchedule::zero_bubble;
+    const char* kind = e.weight_grad ? "wgrad" : e.backward ? (zb ? "bwd-input" : "bwd") : "fwd";
+    std::string name = std::string(kind) + " mb " + std::to_string(e.microbatch);
     if (vp > 1) name += " chunk " + std::to_string(e.chunk);
-    ev.push_back(slice(std::move(name), e.backward ? "backward" : "forward", e.stage, e.start, e.end,
+    ev.push_back(slice(std::move(name), e.weight_grad ? "weight-gradient" : e.backward ? "backward" : "forward", e.stage,
+                       e.start, e.end,
                        {{"microbatch", e.microbatch}, {"chunk", e.chunk}, {"direction", e.backward ? "backward" : "forward"}}));
   }
   for (const auto& s : sends)
@@ -153,6 +170,7 @@ ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
   j["otherData"] = {{"generator", "xpuplan train --trace"},
                     {"pp", pp},
                     {"vp", vp},
+                    {"schedule", schedule_name(r.layout.schedule)},
                     {"microbatches", m},
                     {"pipeline_sim_s", sim.makespan},
                     {"pipeline_closed_form_s", pipeline_closed_form(r)},

@@ -83,7 +83,7 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   L.mb = given_or(q.micro_batch, powers_of_two(16));
   std::vector<int> vps;
   for (int v = 1; v <= 16; ++v) vps.push_back(v);
-  L.vp = given_or(q.vp, vps);
+  L.vp = q.schedule == PipeSchedule::zero_bubble ? given_or(q.vp, std::vector<int>{1}) : given_or(q.vp, vps);
   L.ep = given_or(q.ep, m.is_moe() ? powers_of_two(m.moe.experts) : std::vector<int>{1});
   // Expert tensor parallelism: any power of two up to the largest tp (pruned where it does not
   // divide tp); dense models have none (0 = automatic, which is 1 for them).
@@ -237,6 +237,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  l.schedule = q_.schedule;
                   l.grad_fp32 = mo == 0;
                   l.lowp_params = mo == 2;
                   const long before = out.st.feasible;

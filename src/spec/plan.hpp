@@ -10,6 +10,13 @@
 namespace xpu {
 
 enum class Recompute { none, selective, full };
+
+// Pipeline schedule: 1F1B (Megatron's, interleaved when vp > 1), or zero-bubble ZB-H1 (Qi et al.
+// 2023, "Zero Bubble Pipeline Parallelism"): the backward split into the input gradient (B) and the
+// weight gradient (W), W deferred to fill the bubbles, at 1F1B's activation memory; vp = 1 only.
+enum class PipeSchedule { one_f_one_b, zero_bubble };
+const char* schedule_name(PipeSchedule s);
+std::optional<PipeSchedule> parse_schedule(std::string_view s);
 const char* recompute_name(Recompute r);
 std::optional<Recompute> parse_recompute(std::string_view s);
 
@@ -22,6 +29,7 @@ struct Layout {
   int zero = 1;                      // 0..3
   Recompute recompute = Recompute::none;
   Precision precision = Precision::bf16;
+  PipeSchedule schedule = PipeSchedule::one_f_one_b;
   bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
   bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
@@ -60,6 +68,7 @@ struct PlanRequest {
   std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
   std::optional<Recompute> recompute;
   std::optional<Precision> precision;
+  PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
 };
 
 }  // namespace xpu

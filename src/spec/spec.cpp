@@ -73,6 +73,20 @@ std::optional<Recompute> parse_recompute(std::string_view s) {
   return std::nullopt;
 }
 
+const char* schedule_name(PipeSchedule s) {
+  switch (s) {
+    case PipeSchedule::one_f_one_b: return "1f1b";
+    case PipeSchedule::zero_bubble: return "zb-h1";
+  }
+  return "?";
+}
+
+std::optional<PipeSchedule> parse_schedule(std::string_view s) {
+  for (PipeSchedule x : {PipeSchedule::one_f_one_b, PipeSchedule::zero_bubble})
+    if (s == schedule_name(x)) return x;
+  return std::nullopt;
+}
+
 ParamCounts count_params(const Model& m) {
   ParamCounts c;
   const double h = static_cast<double>(m.hidden);

@@ -56,6 +56,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.work.moe_imbalance > 0 && q.work.moe_capacity_factor > 0)
     bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
+  if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)
+    bad("--schedule", "zb-h1 runs without interleaving: drop --vp or set it to 1");
   auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
     if (v && n % *v != 0) bad(flag, std::to_string(*v) + " does not divide " + what + " (" + std::to_string(n) + ")");
   };
@@ -106,6 +108,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.zero = q.zero.value_or(1);
   l.recompute = q.recompute.value_or(Recompute::none);
   l.precision = q.precision.value_or(Precision::bf16);
+  l.schedule = q.schedule;
   (void)m;
   return l;
 }
@@ -145,7 +148,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
         std::vector<int> mbs = one_or(q.micro_batch, divisors(per_replica, 16));
         std::vector<int> vps;
         if (q.vp) vps = {*q.vp};
-        else if (pp == 1) vps = {1};
+        else if (pp == 1 || q.schedule == PipeSchedule::zero_bubble) vps = {1};
         else
           for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= m.layers; ++v) vps.push_back(v);
         std::vector<int> eps;
@@ -169,6 +172,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     Layout l;
                     l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
                     l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                    l.schedule = q.schedule;
                     l.grad_fp32 = mem_opt == 0;
                     l.lowp_params = mem_opt == 2;
                     if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {

@@ -354,6 +354,8 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "tp " + std::to_string(l.tp) + " and kv_heads " + std::to_string(m.kv_heads) + " do not divide");
   if (l.pp > m.layers) return no(Infeasible::indivisible, "pp " + std::to_string(l.pp) + " exceeds layers " + std::to_string(m.layers));
   if (l.vp > 1 && l.pp == 1) return no(Infeasible::indivisible, "interleaving (vp > 1) needs pp > 1");
+  if (l.vp > 1 && l.schedule == PipeSchedule::zero_bubble)
+    return no(Infeasible::indivisible, "the zero-bubble schedule (zb-h1) runs without interleaving (vp = 1)");
   if (static_cast<long>(l.pp) * l.vp > m.layers)
     return no(Infeasible::indivisible, "pp x vp = " + std::to_string(l.pp * l.vp) + " exceeds layers " + std::to_string(m.layers));
   const long per_replica = static_cast<long>(l.dp) * l.micro_batch;
@@ -564,6 +566,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // Per-stage time per microbatch.
   struct Stage {
     double f = 0, b = 0;
+    double w = 0;  // weight-gradient GEMMs: half of the backward GEMM time (dW and dX have equal FLOPs)
     TimeBreakdown parts;  // per microbatch
     double p_dense = 0, p_exp = 0;
   };
@@ -581,6 +584,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     sg.parts.ep_comm = acc(dense.ep_f + dense.ep_b, moe.ep_f + moe.ep_b);
     sg.f = acc(dense.fwd(), moe.fwd());
     sg.b = acc(dense.bwd(), moe.bwd());
+    sg.w = 0.5 * acc(dense.gemm_b, moe.gemm_b);
     sg.p_dense = acc(dense.params_dense, moe.params_dense);
     sg.p_exp = acc(dense.params_expert, moe.params_expert);
     if (i == 0) {  // embedding lookup (and its gradient scatter)
@@ -604,6 +608,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       sg.parts.elementwise += ce_f + ce_b;
       sg.f += head.f + ce_f;
       sg.b += head.b + ce_b;
+      sg.w += 0.5 * head.b;
       if (!m.tied_embeddings || p > 1) sg.p_dense += V * h / t;
       if (l.tp > 1) {
         const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
@@ -627,7 +632,15 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   const double max_T = stages[slow].f + stages[slow].b;
   const double mean_T = sum_T / p;
   const double steady = static_cast<double>(mbs) * max_T;
-  const double pipe = steady + (p - 1) * mean_T / l.vp;
+  double fill = (p - 1) * mean_T / l.vp;
+  if (l.schedule == PipeSchedule::zero_bubble) {
+    // ZB-H1 (Qi et al. 2023): the deferred weight gradients fill the drain, leaving
+    // (p - 1)(F + B - W) per stage, B being the input-gradient part (= bwd - W here).
+    double sum_w = 0;
+    for (int i = 0; i < p; ++i) sum_w += stages[i].w;
+    fill = (p - 1) * std::max(0.0, mean_T - 2.0 * sum_w / p);
+  }
+  const double pipe = steady + fill;
 
   TimeBreakdown tb;
   const Stage& sl = stages[slow];
@@ -653,9 +666,11 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   if (detail) {
     r.stage_fwd.resize(p);
     r.stage_bwd.resize(p);
+    r.stage_wgrad.resize(p);
     for (int i = 0; i < p; ++i) {
       r.stage_fwd[i] = stages[i].f;
       r.stage_bwd[i] = stages[i].b;
+      r.stage_wgrad[i] = stages[i].w;
     }
   }
 

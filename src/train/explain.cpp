@@ -95,7 +95,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   term("CP communication", t.cp_comm, "ring K/V exchange (cp-1 steps) not hidden under attention");
   term("EP all-to-all", t.ep_comm, "dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd");
   term("PP send/recv", t.pp_comm, "2 x (microbatches + pp - 1) x message of b s h 2 B / tp");
-  term("pipeline bubble", t.bubble, "(pp - 1) / vp x mean stage time per microbatch");
+  term("pipeline bubble", t.bubble,
+       l.schedule == PipeSchedule::zero_bubble
+           ? std::string("zb-h1: (pp - 1) x mean(F + B - W) per microbatch, W = weight-gradient GEMMs (half the backward GEMMs)")
+           : std::string("(pp - 1) / vp x mean stage time per microbatch"));
   term("DP communication", t.dp_comm, "gradient reduce (fp32) and parameter gather not hidden under the last backward/first forward");
   term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter beyond fsdp_overlap x compute");
   term("optimizer", t.optimizer, "34 B per local parameter (Adam, fp32 master) / (HBM x fraction)");

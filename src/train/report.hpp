@@ -70,6 +70,7 @@ struct TrainReport {
   // forward and backward (backward includes recompute), and one activation send between
   // adjacent stages: the inputs of the event-driven pipeline simulator (detail only).
   std::vector<double> stage_fwd, stage_bwd;
+  std::vector<double> stage_wgrad;  // weight-gradient part of stage_bwd (zero-bubble schedules split it off)
   double p2p_time = 0;
 };
 
