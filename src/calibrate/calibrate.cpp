@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "train/evaluate.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu {
@@ -26,6 +27,17 @@ void apply(Calibration& c, const Calibration& base, double g, double lp, double 
   c.attention = std::min(0.98, base.attention * at);
 }
 
+// One measured row with the layout the planner chose for it (fixed while a fit pass searches).
+struct Prepared {
+  std::string id, system;
+  Model arch;
+  Layout layout;
+  Workload work;
+  int devices = 0;
+  bool step_metric = false;
+  double measured = 0;
+};
+
 struct Objective {
   const std::vector<CsvTable>& truth;
   Catalog cat;  // working copy whose family calibrations are changed
@@ -33,28 +45,25 @@ struct Objective {
   std::map<std::string, Calibration> base;
   std::set<std::string> row_ids;
   const CalibrateOptions& o;
+  std::vector<Prepared> rows;  // the family's usable rows, layouts chosen at the last prepare()
 
   double tpo0 = 0;  // the family's current tp_overlap
   void set(double g, double lp, double at, double tpo) {
     for (auto& [id, s] : cat.systems)
       if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo);
   }
-  // Mean squared log error over the family's usable rows (+ MAPE).
-  double error(double g, double lp, double at, double tpo, double* mape, std::vector<std::string>* used, bool* saw_lowp,
-               bool* saw_tp) {
+  // Chooses every row's plan under these values (as validate does); returns the rows' MAPE.
+  double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp) {
     set(g, lp, at, tpo);
-    double se = 0, ape = 0;
-    int n = 0;
-    for (const auto& t : truth) {
-      ValidationResult v = validate_training(t, cat, &row_ids);
+    rows.clear();
+    double ape = 0;
+    for (std::size_t ti = 0; ti < truth.size(); ++ti) {
+      const RunFacts* facts = ti < o.facts.size() ? &o.facts[ti] : nullptr;
+      ValidationResult v = validate_training(truth[ti], cat, &row_ids, facts);
       for (const auto& r : v.rows) {
-        if (!r.evaluated || r.grade == "C" || (o.dense_only && r.moe)) continue;
-        // Robust (Cauchy) loss on the log error: a row the model cannot explain (a framework
-        // inefficiency outside the physics) cannot drag a whole family's calibration.
-        const double e = std::log(r.predicted / r.measured) / o.robust_scale;
-        se += std::log1p(e * e);
+        if (!r.evaluated || r.grade == "C" || (o.dense_only && r.moe) || o.exclude.count(r.id)) continue;
+        rows.push_back({r.id, r.system, r.arch, r.plan.layout, r.plan.work, r.plan.devices, r.metric == "step_time_s", r.measured});
         ape += std::fabs(r.error_pct);
-        ++n;
         if (used) used->push_back(r.id);
         if (saw_tp && r.plan.layout.tp > 1) *saw_tp = true;
         if (saw_lowp) {
@@ -63,8 +72,22 @@ struct Objective {
         }
       }
     }
-    if (mape) *mape = n ? ape / n : 0;
-    if (n == 0) return 0;
+    return rows.empty() ? 0 : ape / static_cast<double>(rows.size());
+  }
+  // Robust loss over the prepared rows, their layouts fixed (one evaluation each, microseconds).
+  double error(double g, double lp, double at, double tpo) {
+    set(g, lp, at, tpo);
+    double se = 0;
+    for (const auto& p : rows) {
+      const TrainReport r = evaluate(p.arch, cat.systems.at(p.system), p.layout, p.work, p.devices, false, false);
+      const double predicted = p.step_metric ? r.step_time : r.tokens_per_s_per_device;
+      if (!(predicted > 0)) continue;
+      // Robust (Cauchy) loss on the log error: a row the model cannot explain (a framework
+      // inefficiency outside the physics) cannot drag a whole family's calibration.
+      const double e = std::log(predicted / p.measured) / o.robust_scale;
+      se += std::log1p(e * e);
+    }
+    if (rows.empty()) return 0;
     // Sum of row losses plus the prior: a family with few rows stays near its prior values.
     return se + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at) +
                                       (tpo - tpo0) * (tpo - tpo0));
@@ -109,42 +132,33 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
           ids.insert(row[ic]);
       }
     }
-    Objective obj{truth, c, chips, {}, ids, o};
+    Objective obj{truth, c, chips, {}, ids, o, {}};
     // Start from the prior (assumed) values: a fitted file is divided by the scales it records.
-    for (const auto& ch : chips) {
-      Calibration b = c.calibrations.at(ch);
-      for (Precision p : kAllPrecisions) {
-        const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
-        b.gemm_max[static_cast<int>(p)] /= low ? b.fit_lowp_scale : b.fit_gemm_scale;
-      }
-      b.attention /= b.fit_attention_scale;
-      if (b.prior_tp_overlap >= 0) b.tp_overlap = b.prior_tp_overlap;
-      obj.base[ch] = b;
-    }
+    for (const auto& ch : chips) obj.base[ch] = prior_calibration(c.calibrations.at(ch));
     obj.tpo0 = obj.base.at(chips.front()).tp_overlap;
     FamilyFit fit;
     fit.family = fam;
     fit.chips = chips;
-    double mape0 = 0;
     bool lowp = false, tp = false;
     double g = 1, lp = 1, at = 1, tpo = obj.tpo0;
-    const double e0 = obj.error(g, lp, at, tpo, &mape0, &fit.rows, &lowp, &tp);
+    fit.mape_before = obj.prepare(g, lp, at, tpo, &fit.rows, &lowp, &tp);
     if (static_cast<int>(fit.rows.size()) < o.min_rows) continue;
     fit.fit_lowp = lowp;
     fit.fit_tp_overlap = tp;
-    fit.loss_before = e0;
-    fit.mape_before = mape0;
-    auto err = [&](double a, double b, double c2, double d) { return obj.error(a, b, c2, d, nullptr, nullptr, nullptr, nullptr); };
+    fit.loss_before = obj.error(g, lp, at, tpo);
+    auto err = [&](double a, double b, double c2, double d) { return obj.error(a, b, c2, d); };
+    // Alternate: choose every row's plan under the current values, then fit the values with those
+    // plans fixed; the planner's choice moves with the values, so repeat.
     for (int pass = 0; pass < 3; ++pass) {
+      if (pass > 0) obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
       g = golden([&](double x) { return err(x, lp, at, tpo); }, 0.5, 1.5, 18);
       if (lowp) lp = golden([&](double x) { return err(g, x, at, tpo); }, 0.4, 1.5, 18);
       at = golden([&](double x) { return err(g, lp, x, tpo); }, 0.5, 1.8, 18);
       // tp_overlap lives on [0, 0.9]; search 1 + tpo in log space.
       if (tp) tpo = golden([&](double x) { return err(g, lp, at, x - 1.0); }, 1.0, 1.9, 18) - 1.0;
     }
-    double mape1 = 0;
-    fit.loss_after = obj.error(g, lp, at, tpo, &mape1, nullptr, nullptr, nullptr);
-    fit.mape_after = mape1;
+    fit.mape_after = obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
+    fit.loss_after = obj.error(g, lp, at, tpo);
     fit.gemm_scale = g;
     fit.lowp_scale = lp;
     fit.attention_scale = at;
@@ -159,6 +173,96 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     out.families.push_back(fit);
   }
   return out;
+}
+
+Calibration prior_calibration(const Calibration& fitted) {
+  Calibration b = fitted;
+  for (Precision p : kAllPrecisions) {
+    const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
+    b.gemm_max[static_cast<int>(p)] /= low ? b.fit_lowp_scale : b.fit_gemm_scale;
+  }
+  b.attention /= b.fit_attention_scale;
+  if (b.prior_tp_overlap >= 0) b.tp_overlap = b.prior_tp_overlap;
+  b.fit_gemm_scale = b.fit_lowp_scale = b.fit_attention_scale = 1;
+  b.prior_tp_overlap = -1;
+  return b;
+}
+
+Catalog with_calibrations(const Catalog& c, const std::map<std::string, Calibration>& by_chip) {
+  Catalog out = c;
+  for (const auto& [chip, cal] : by_chip) out.calibrations[chip] = cal;
+  for (auto& [id, s] : out.systems)
+    if (auto it = by_chip.find(s.chip_id); it != by_chip.end()) s.calib = it->second;
+  return out;
+}
+
+namespace {
+std::string source_group(const std::string& id) { return id.substr(0, id.find('-')); }
+
+// MAPE of the rows in `ids` (A+B, dense unless o says otherwise) under catalog c.
+std::pair<double, int> group_mape(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o,
+                                  const std::set<std::string>& ids, std::map<std::string, double>* err_by_id) {
+  double ape = 0;
+  int n = 0;
+  for (std::size_t ti = 0; ti < truth.size(); ++ti) {
+    const RunFacts* facts = ti < o.facts.size() ? &o.facts[ti] : nullptr;
+    const ValidationResult v = validate_training(truth[ti], c, &ids, facts);
+    for (const auto& r : v.rows) {
+      if (r.grade == "C" || (o.dense_only && r.moe)) continue;
+      ape += std::fabs(r.error_pct);
+      ++n;
+      if (err_by_id) (*err_by_id)[r.id] = r.error_pct;
+    }
+  }
+  return {n ? ape / n : 0.0, n};
+}
+}  // namespace
+
+CrossValidation cross_validate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o) {
+  // Groups of rows by source, in table order.
+  std::map<std::string, std::set<std::string>> groups;
+  std::vector<std::string> order;
+  for (const auto& t : truth) {
+    const int ic = t.column("id");
+    if (ic < 0) continue;
+    for (const auto& row : t.rows) {
+      const std::string g = source_group(row[ic]);
+      if (!groups.count(g)) order.push_back(g);
+      groups[g].insert(row[ic]);
+    }
+  }
+  // Held out means held out: families a fold cannot refit (too few rows left) fall back to their
+  // prior values, not to the shipped fit, which saw every row.
+  std::map<std::string, Calibration> priors;
+  for (const auto& [chip, cal] : c.calibrations) priors[chip] = prior_calibration(cal);
+  const Catalog prior = with_calibrations(c, priors);
+  const Catalog all_fit = with_calibrations(prior, calibrate(truth, c, o).fitted);
+  CrossValidation cv;
+  double in_sum = 0, out_sum = 0;
+  for (const auto& g : order) {
+    const std::set<std::string>& ids = groups.at(g);
+    CalibrateOptions held = o;
+    held.exclude.insert(ids.begin(), ids.end());
+    const Catalog without = with_calibrations(prior, calibrate(truth, c, held).fitted);
+    CrossValidationFold f;
+    f.group = g;
+    auto [in, n] = group_mape(truth, all_fit, o, ids, nullptr);
+    auto [out, n2] = group_mape(truth, without, o, ids, nullptr);
+    (void)n2;
+    if (n == 0) continue;
+    f.rows = n;
+    f.mape_in = in;
+    f.mape_out = out;
+    in_sum += in * n;
+    out_sum += out * n;
+    cv.rows += n;
+    cv.folds.push_back(f);
+  }
+  if (cv.rows > 0) {
+    cv.mape_in = in_sum / cv.rows;
+    cv.mape_out = out_sum / cv.rows;
+  }
+  return cv;
 }
 
 std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const std::string& truth_names,

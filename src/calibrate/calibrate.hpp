@@ -6,11 +6,13 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "load/catalog.hpp"
 #include "load/csv.hpp"
+#include "validate/validate.hpp"
 
 namespace xpu {
 
@@ -36,9 +38,33 @@ struct CalibrateOptions {
   double prior_weight = 1.0;  // weight of ln(scale)^2 against the summed robust loss of the rows
   int min_rows = 3;           // families with fewer usable rows are left as they are
   double robust_scale = 0.25; // log error at which the Cauchy loss starts to flatten (about 28%)
+  std::vector<RunFacts> facts;       // per truth table (same order), or empty: run facts to apply
+  std::set<std::string> exclude;     // row ids left out of the fit (cross-validation)
 };
 
 CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o);
+
+// The prior (assumed) values behind a calibration: a fitted file divided by the scales it records.
+Calibration prior_calibration(const Calibration& fitted);
+
+// The catalog with these calibrations (by chip id) in place of its own, in every system that uses them.
+Catalog with_calibrations(const Catalog& c, const std::map<std::string, Calibration>& by_chip);
+
+// Leave-one-source-out cross-validation: rows are grouped by source (the id up to its first '-',
+// e.g. NAR21, MBRIDGE2511); each group is predicted by a calibration fitted without it. Shows how
+// the fit generalises to measurements it has not seen.
+struct CrossValidationFold {
+  std::string group;
+  int rows = 0;
+  double mape_in = 0;   // the group's rows, calibration fitted on every row
+  double mape_out = 0;  // the group's rows, calibration fitted without them
+};
+struct CrossValidation {
+  std::vector<CrossValidationFold> folds;
+  int rows = 0;
+  double mape_in = 0, mape_out = 0;  // over all rows of all folds
+};
+CrossValidation cross_validate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o);
 
 // The TOML text of a calibration file, with provenance of the fit.
 std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const std::string& truth_names,

@@ -14,6 +14,7 @@ struct CalibrateOpts {
   std::string out_dir;
   bool all_rows = false;
   double prior = 1.0;
+  bool cross_validate = false, no_facts = false;
 };
 std::string today() {
   std::time_t t = std::time(nullptr);
@@ -32,6 +33,10 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                 "Write the fitted data/calibration/*.toml files here (atomically); without it, only report");
   c->add_flag("--all-rows", o->all_rows, "Fit on mixture-of-experts rows too (default: dense rows only)");
   c->add_option("--prior-weight", o->prior, "Pull towards the prior values: weight of ln(scale)^2 against the summed row loss (default 1)");
+  c->add_flag("--cross-validate", o->cross_validate,
+              "Leave-one-source-out: predict each source's rows with a calibration fitted without them, and report the "
+              "error in and out of sample (writes nothing)");
+  c->add_flag("--no-facts", o->no_facts, "Ignore <truth>.facts.csv run facts beside each table");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     std::vector<CsvTable> tables;
@@ -43,13 +48,29 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     CalibrateOptions opts;
     opts.dense_only = !o->all_rows;
     opts.prior_weight = o->prior;
-    const CalibrationResult res = calibrate(tables, cat, opts);
-    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : o->truth) {
+      const std::string fp = run_facts_path(p, "", o->no_facts);
+      opts.facts.push_back(fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp))));
+    }
     char b[64];
     auto f = [&](const char* fmt, double v) {
       std::snprintf(b, sizeof b, fmt, v);
       return std::string(b);
     };
+    if (o->cross_validate) {
+      if (!o->out_dir.empty()) throw InputError("--cross-validate", "writes nothing; drop --out-dir");
+      const CrossValidation cv = cross_validate(tables, cat, opts);
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& fold : cv.folds)
+        rows.push_back({fold.group, std::to_string(fold.rows), f("%.1f%%", fold.mape_in), f("%.1f%%", fold.mape_out)});
+      rows.push_back({"all", std::to_string(cv.rows), f("%.1f%%", cv.mape_in), f("%.1f%%", cv.mape_out)});
+      write_output("", std::string("leave-one-source-out cross-validation (") + (opts.dense_only ? "dense" : "all") +
+                           " A+B rows; MAPE with the calibration fitted on every row / fitted without the source's rows)\n\n" +
+                           render_table({"source", "rows", "MAPE in sample", "MAPE held out"}, rows));
+      return;
+    }
+    const CalibrationResult res = calibrate(tables, cat, opts);
+    std::vector<std::vector<std::string>> rows;
     for (const auto& fit : res.families)
       rows.push_back({fit.family, std::to_string(fit.rows.size()), f("%.3f", fit.gemm_scale),
                       fit.fit_lowp ? f("%.3f", fit.lowp_scale) : "-", f("%.3f", fit.attention_scale),

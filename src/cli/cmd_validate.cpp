@@ -8,6 +8,15 @@
 
 namespace xpu::cli {
 
+std::string run_facts_path(const std::string& truth, const std::string& given, bool ignore) {
+  if (ignore) return "";
+  if (!given.empty()) return given;
+  std::string p = truth;
+  if (p.size() > 4 && p.substr(p.size() - 4) == ".csv") p = p.substr(0, p.size() - 4);
+  p += ".facts.csv";
+  return std::filesystem::exists(p) ? p : "";
+}
+
 namespace {
 struct ValidateOpts {
   std::string truth, out;
@@ -37,14 +46,7 @@ void add_validate(CLI::App& app, const Globals& g) {
     const CsvTable t = parse_csv(read_file(o->truth));
     if (!is_training_table(t))
       throw InputError(o->truth + ":1", "not a training table (expected the training-*.csv header of FORMAT.md)");
-    std::string facts_path = o->facts;
-    if (facts_path.empty() && !o->no_facts) {
-      std::string p = o->truth;
-      if (p.size() > 4 && p.substr(p.size() - 4) == ".csv") p = p.substr(0, p.size() - 4);
-      p += ".facts.csv";
-      if (std::filesystem::exists(p)) facts_path = p;
-    }
-    if (o->no_facts) facts_path.clear();
+    const std::string facts_path = run_facts_path(o->truth, o->facts, o->no_facts);
     RunFacts facts;
     if (!facts_path.empty()) facts = parse_run_facts(parse_csv(read_file(facts_path)));
     ValidationResult v = validate_training(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);

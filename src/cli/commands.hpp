@@ -19,6 +19,10 @@ Catalog load_catalog(const Globals& g);
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
 void write_output(const std::string& path, const std::string& text);
 
+// The run-facts file for a truth table: `given` when not empty; else <truth>.facts.csv beside it
+// when that exists; "" when none (or when `ignore`).
+std::string run_facts_path(const std::string& truth, const std::string& given, bool ignore);
+
 void add_train(CLI::App& app, const Globals& g);
 void add_validate(CLI::App& app, const Globals& g);
 void add_catalog(CLI::App& app, const Globals& g);

@@ -199,6 +199,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
     std::string reason;
     Model m = model_from_row(r, c, &reason);
     row.moe = m.is_moe();
+    row.arch = m;
     auto sys = c.systems.find(row.system);
     if (sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";
     if (!gb && reason.empty()) reason = "global_batch not stated";

@@ -40,6 +40,7 @@ struct ValidationRow {
   std::string reason;      // why it could not be evaluated
   std::vector<RunFact> facts;  // run facts applied to this row
   TrainReport plan;        // the plan behind the prediction
+  Model arch;              // the architecture evaluated (from the columns or the catalog)
 };
 
 struct ErrorStats {

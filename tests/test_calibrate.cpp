@@ -1,0 +1,113 @@
+// The calibration fit (src/calibrate/calibrate.hpp): it lowers the error of the rows it fits,
+// refits start from the prior (no compounding), excluded rows stay out, cross-validation folds.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "calibrate/calibrate.hpp"
+#include "load/csv.hpp"
+#include "test_common.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+// The A100 rows of the project's measured-runs table whose source is NAR21 (Table 1) or KOR22:
+// 9 dense rows, two sources, one chip family.
+CsvTable a100_rows() {
+  std::ifstream in(test::source_path("validation/training-public.csv"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CsvTable all = parse_csv({"training-public.csv", ss.str()});
+  CsvTable t = all;
+  t.rows.clear();
+  t.row_lines.clear();
+  const int ic = all.column("id");
+  for (std::size_t i = 0; i < all.rows.size(); ++i) {
+    const std::string& id = all.rows[i][ic];
+    if ((id.rfind("NAR21-T1", 0) == 0 || id.rfind("KOR22-T5", 0) == 0)) {
+      t.rows.push_back(all.rows[i]);
+      t.row_lines.push_back(all.row_lines[i]);
+    }
+  }
+  return t;
+}
+
+// The shipped catalog with every calibration set back to its prior (assumed) values.
+Catalog prior_catalog() {
+  std::map<std::string, Calibration> priors;
+  for (const auto& [chip, cal] : builtin().calibrations) priors[chip] = prior_calibration(cal);
+  return with_calibrations(builtin(), priors);
+}
+
+const FamilyFit* fit_of(const CalibrationResult& r, const std::string& family) {
+  for (const auto& f : r.families)
+    if (f.family == family) return &f;
+  return nullptr;
+}
+
+TEST(Calibrate, FitLowersTheErrorOfItsRows) {
+  const std::vector<CsvTable> truth = {a100_rows()};
+  ASSERT_EQ(truth[0].rows.size(), 9u);
+  const CalibrationResult r = calibrate(truth, prior_catalog(), CalibrateOptions{});
+  const FamilyFit* f = fit_of(r, builtin().system("dgx-a100").calib.family);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->rows.size(), 9u);
+  EXPECT_LT(f->loss_after, f->loss_before);
+  EXPECT_LT(f->mape_after, f->mape_before);
+  // The fitted values are what validate then sees: its MAPE over these rows equals mape_after.
+  const Catalog fitted = with_calibrations(builtin(), r.fitted);
+  const ValidationResult v = validate_training(truth[0], fitted);
+  EXPECT_NEAR(v.headline.mape_pct, f->mape_after, 1e-9);
+}
+
+TEST(Calibrate, RefitStartsFromThePrior) {
+  // Fitting the fitted catalog again gives the same values: the fit divides out the scales it
+  // recorded and starts from the prior, so scales do not compound.
+  const std::vector<CsvTable> truth = {a100_rows()};
+  const CalibrationResult a = calibrate(truth, prior_catalog(), CalibrateOptions{});
+  const CalibrationResult b = calibrate(truth, with_calibrations(builtin(), a.fitted), CalibrateOptions{});
+  ASSERT_EQ(a.families.size(), b.families.size());
+  for (const auto& [chip, cal] : a.fitted) {
+    EXPECT_NEAR(b.fitted.at(chip).gemm_max_at(Precision::bf16), cal.gemm_max_at(Precision::bf16), 1e-6) << chip;
+    EXPECT_NEAR(b.fitted.at(chip).attention, cal.attention, 1e-6) << chip;
+  }
+  // prior_calibration undoes the recorded scales.
+  const Calibration& fitted = a.fitted.begin()->second;
+  const Calibration prior = prior_calibration(fitted);
+  EXPECT_NEAR(prior.gemm_max_at(Precision::bf16) * fitted.fit_gemm_scale, fitted.gemm_max_at(Precision::bf16), 1e-12);
+}
+
+TEST(Calibrate, ExcludedRowsStayOutOfTheFit) {
+  const std::vector<CsvTable> truth = {a100_rows()};
+  CalibrateOptions o;
+  o.exclude = {"KOR22-T5-1b", "KOR22-T5-2a", "KOR22-T5-3b", "KOR22-T5-4a"};
+  const CalibrationResult r = calibrate(truth, prior_catalog(), o);
+  const FamilyFit* f = fit_of(r, builtin().system("dgx-a100").calib.family);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->rows.size(), 5u);
+  for (const auto& id : f->rows) EXPECT_EQ(o.exclude.count(id), 0u) << id;
+}
+
+TEST(Calibrate, CrossValidationHoldsEachSourceOut) {
+  const std::vector<CsvTable> truth = {a100_rows()};
+  const CrossValidation cv = cross_validate(truth, builtin(), CalibrateOptions{});
+  ASSERT_EQ(cv.folds.size(), 2u);
+  EXPECT_EQ(cv.folds[0].group, "NAR21");
+  EXPECT_EQ(cv.folds[0].rows, 5);
+  EXPECT_EQ(cv.folds[1].group, "KOR22");
+  EXPECT_EQ(cv.folds[1].rows, 4);
+  EXPECT_EQ(cv.rows, 9);
+  // Held out, KOR22's 4 rows leave 5 NAR21 rows (>= 3): A100 is refitted without them, so the
+  // held-out error differs from the in-sample one.
+  EXPECT_NE(cv.folds[1].mape_out, cv.folds[1].mape_in);
+  EXPECT_NEAR(cv.mape_in, (5 * cv.folds[0].mape_in + 4 * cv.folds[1].mape_in) / 9, 1e-9);
+  EXPECT_NEAR(cv.mape_out, (5 * cv.folds[0].mape_out + 4 * cv.folds[1].mape_out) / 9, 1e-9);
+}
+
+}  // namespace
+}  // namespace xpu
