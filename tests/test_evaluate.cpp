@@ -343,6 +343,29 @@ TEST(Evaluate, OverlapSlowdownChargesHiddenCommunication) {
   EXPECT_NEAR(evaluate(mx, s, moe, Workload{4096, 64}, 16, false).time.ep_comm, 0.5 * full, 1e-12);
 }
 
+TEST(Evaluate, ContextParallelRingVersusAllGather) {
+  // Llama 3 70B, 128k tokens, cp 8 x tp 8 on 64 H100s. Ring attention hides its K/V passes under the
+  // attention blocks; all-gathered K/V is exposed and holds the whole sequence's K/V while a layer runs.
+  // (A small vocabulary keeps the logits from setting the transient memory.)
+  Model m = builtin().model("llama3-70b");
+  m.vocab = 1024;
+  Layout l;
+  l.tp = 8;
+  l.cp = 8;
+  l.recompute = Recompute::full;
+  const Workload w{131072, 1};
+  const TrainReport ring = evaluate(m, h100(), l, w, 64, false);
+  l.cp_mode = CpMode::all_gather;
+  const TrainReport ag = evaluate(m, h100(), l, w, 64, false);
+  EXPECT_GT(ag.time.cp_comm, ring.time.cp_comm);
+  EXPECT_GT(ag.mem.transient, ring.mem.transient);
+  EXPECT_DOUBLE_EQ(ag.time.attention, ring.time.attention);
+  // GQA: 8 KV heads over tp 8 = 1 local KV head of 128; gathered K and V for 128k tokens in bf16 (x2 for
+  // the gradients in backward) = 2 x 131072 x 2 x 128 x 2 B = 128 MiB more than ring's two 16k-token blocks.
+  const double kv_local = 131072.0 / 8 * 2 * 128 * 2;  // one rank's K and V, bytes
+  EXPECT_NEAR(ag.mem.transient - ring.mem.transient, 2.0 * kv_local * 8 - 2.0 * kv_local, 1.0);
+}
+
 // ---- choose_plan ----
 
 TEST(Choose, EveryKnobFree) {

@@ -11,7 +11,7 @@
 namespace xpu::cli {
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, schedule;
+  std::string model, system, precision, recompute, schedule, cp_mode;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
@@ -38,6 +38,9 @@ struct PlanFlags {
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 tf32" + free);
     c->add_option("--schedule", schedule,
                   "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1) or zb-h1 (zero-bubble, vp 1) (default 1f1b)");
+    c->add_option("--cp-mode", cp_mode,
+                  "Context parallelism: ring (K/V passed around, overlapped with attention) or all-gather (K/V gathered "
+                  "before attention) (default ring)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -62,6 +65,11 @@ struct PlanFlags {
       auto v = parse_schedule(schedule);
       if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b or zb-h1");
       q.schedule = *v;
+    }
+    if (!cp_mode.empty()) {
+      auto v = parse_cp_mode(cp_mode);
+      if (!v) throw InputError("--cp-mode", "'" + cp_mode + "' is not ring or all-gather");
+      q.cp_mode = *v;
     }
     if (!precision.empty()) {
       q.precision = parse_precision(precision);

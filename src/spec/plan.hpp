@@ -17,6 +17,13 @@ enum class Recompute { none, selective, full };
 enum class PipeSchedule { one_f_one_b, zero_bubble };
 const char* schedule_name(PipeSchedule s);
 std::optional<PipeSchedule> parse_schedule(std::string_view s);
+
+// Context parallelism: ring attention (K/V blocks passed around the cp ranks, overlapped with
+// attention; Megatron's p2p) or all-gathered K/V (the whole sequence's K/V gathered before
+// attention and its gradient reduce-scattered after, not overlapped; as Llama 3 trained).
+enum class CpMode { ring, all_gather };
+const char* cp_mode_name(CpMode m);
+std::optional<CpMode> parse_cp_mode(std::string_view s);
 const char* recompute_name(Recompute r);
 std::optional<Recompute> parse_recompute(std::string_view s);
 
@@ -30,6 +37,7 @@ struct Layout {
   Recompute recompute = Recompute::none;
   Precision precision = Precision::bf16;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
+  CpMode cp_mode = CpMode::ring;
   bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
   bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
@@ -69,6 +77,7 @@ struct PlanRequest {
   std::optional<Recompute> recompute;
   std::optional<Precision> precision;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
+  CpMode cp_mode = CpMode::ring;                      // not searched: as given
 };
 
 }  // namespace xpu

@@ -87,6 +87,20 @@ std::optional<PipeSchedule> parse_schedule(std::string_view s) {
   return std::nullopt;
 }
 
+const char* cp_mode_name(CpMode m) {
+  switch (m) {
+    case CpMode::ring: return "ring";
+    case CpMode::all_gather: return "all-gather";
+  }
+  return "?";
+}
+
+std::optional<CpMode> parse_cp_mode(std::string_view s) {
+  for (CpMode x : {CpMode::ring, CpMode::all_gather})
+    if (s == cp_mode_name(x)) return x;
+  return std::nullopt;
+}
+
 ParamCounts count_params(const Model& m) {
   ParamCounts c;
   const double h = static_cast<double>(m.hidden);

@@ -109,6 +109,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.recompute = q.recompute.value_or(Recompute::none);
   l.precision = q.precision.value_or(Precision::bf16);
   l.schedule = q.schedule;
+  l.cp_mode = q.cp_mode;
   (void)m;
   return l;
 }
@@ -173,6 +174,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
                     l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                     l.schedule = q.schedule;
+                    l.cp_mode = q.cp_mode;
                     l.grad_fp32 = mem_opt == 0;
                     l.lowp_params = mem_opt == 2;
                     if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {

@@ -58,6 +58,7 @@ struct LayerCost {
   double params_expert = 0;    // per device: routed-expert parameters
   double act_stored = 0;       // bytes kept per microbatch until backward
   double act_working = 0;      // bytes of one layer's full activations (recompute working set)
+  double cp_buffer = 0;        // bytes of K/V held for context parallelism while a layer runs
   double fwd() const { return gemm_f + attn_f + elem_f + tp_f + cp_f + ep_f; }
   double bwd() const { return gemm_b + attn_b + elem_b + tp_b + cp_b + ep_b + recompute; }
 };
@@ -270,15 +271,26 @@ LayerCost Evaluator::layer(int li) const {
     c.tp_b = c.tp_f;
   }
 
-  // Context parallelism: ring attention passes K and V around cp ranks, overlapped with the
-  // attention blocks; backward passes K, V and their gradients.
+  // Context parallelism. Ring: K and V pass around the cp ranks, overlapped with the attention
+  // blocks; backward passes K, V and their gradients; two K/V blocks in flight. All-gather: the
+  // sequence's K/V gathered before attention (exposed), their gradients reduce-scattered after;
+  // the gathered K/V (and its gradient in backward) held while the layer's attention runs.
   if (l_.cp > 1) {
     const double kv_elems = m_.is_mla() ? T * a / t * (m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim + m_.mla.v_head_dim)
                                         : T * 2 * std::max(1.0, g / t) * d;
-    const double step = coll(Collective::send_recv, kv_elems * kAct, Group{l_.cp, l_.tp});
-    const double comm_f = (l_.cp - 1) * step;
-    c.cp_f = hidden_cost(comm_f, c.attn_f - ko_);
-    c.cp_b = hidden_cost(2 * comm_f, c.attn_b - 2 * ko_);
+    const Group g_cp{l_.cp, l_.tp};
+    if (l_.cp_mode == CpMode::ring) {
+      const double step = coll(Collective::send_recv, kv_elems * kAct, g_cp);
+      const double comm_f = (l_.cp - 1) * step;
+      c.cp_f = hidden_cost(comm_f, c.attn_f - ko_);
+      c.cp_b = hidden_cost(2 * comm_f, c.attn_b - 2 * ko_);
+      c.cp_buffer = 2.0 * kv_elems * kAct;
+    } else {
+      const double full = kv_elems * kAct * l_.cp;
+      c.cp_f = coll(Collective::all_gather, full, g_cp);
+      c.cp_b = c.cp_f + coll(Collective::reduce_scatter, full, g_cp);
+      c.cp_buffer = 2.0 * full;
+    }
   }
 
   // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
@@ -428,6 +440,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   if (first) mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, p);  // embedding output
   double transient = 0;
   if (l.recompute == Recompute::full) transient = std::max(dense.act_working, moe.act_working);
+  transient += std::max(dense.cp_buffer, moe.cp_buffer);  // beside the layer being run
   if (last) {
     // Logits in bf16 plus the fp32 copy the fused cross-entropy works on.
     transient = std::max(transient, ev.T_ * static_cast<double>(m.vocab) / t * (kAct + 4.0));
@@ -483,6 +496,7 @@ LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) {
       acc.recompute += c.recompute; acc.recompute_flops += c.recompute_flops;
       acc.params_dense += c.params_dense; acc.params_expert += c.params_expert;
       acc.act_stored += c.act_stored; acc.act_working = std::max(acc.act_working, c.act_working);
+      acc.cp_buffer = std::max(acc.cp_buffer, c.cp_buffer);
       ++n;
     }
     auto k = 1.0 / n;

@@ -92,7 +92,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   term("elementwise", t.elementwise, "bytes of norms, residuals, rope, activation, loss / (HBM x fraction)");
   term("recompute", t.recompute, std::string("recompute = ") + recompute_name(l.recompute));
   term("TP communication", t.tp_comm, "per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)");
-  term("CP communication", t.cp_comm, "ring K/V exchange (cp-1 steps) not hidden under attention");
+  term("CP communication", t.cp_comm,
+       l.cp_mode == CpMode::ring ? std::string("ring K/V exchange (cp-1 steps) not hidden under attention")
+                                 : std::string("all-gather of K/V before attention, reduce-scatter of dK/dV after (exposed)"));
   term("EP all-to-all", t.ep_comm, "dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd");
   term("PP send/recv", t.pp_comm, "2 x (microbatches + pp - 1) x message of b s h 2 B / tp");
   term("pipeline bubble", t.bubble,
