@@ -146,5 +146,20 @@ TEST(Collective, ScaleUpFactorTorus) {
   EXPECT_DOUBLE_EQ(scale_up_factor(s, 17), 1.0);
 }
 
+TEST(Collective, TorusLatencyIsPerDimension) {
+  // A one-byte all-gather over a whole 16 x 16 x 24 TPU v5p slice is latency-bound: run dimension by
+  // dimension it takes 15 + 15 + 23 = 53 hops, not the 6,143 of one ring through every chip.
+  const System& s = builtin().system("tpu-v5p");
+  const double lat = s.scale_up.latency.v;
+  const double t = collective_time(s, Collective::all_gather, 1.0, Group{6144, 1});
+  EXPECT_NEAR(t, 53 * lat, 1e-3 * lat);
+  // 16 chips fill the first dimension: 15 hops.
+  EXPECT_NEAR(collective_time(s, Collective::all_gather, 1.0, Group{16, 1}), 15 * lat, 1e-3 * lat);
+  // A switched domain keeps k - 1 hops.
+  const System& h = h100();
+  EXPECT_NEAR(collective_time(h, Collective::all_gather, 1.0, Group{8, 1}), 7 * h.scale_up.latency.v,
+              1e-3 * h.scale_up.latency.v);
+}
+
 }  // namespace
 }  // namespace xpu

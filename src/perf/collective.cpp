@@ -37,6 +37,25 @@ double scale_up_factor(const System& s, int k) {
 }
 
 namespace {
+// Latency steps of a ring collective over k devices of the scale-up domain: k - 1 hops, except
+// on a torus, where the collective runs dimension by dimension (the group fills the torus's
+// dimensions in order) and each dimension's ring takes (members along it - 1) hops.
+double scale_up_ring_steps(const System& s, int k) {
+  if (k <= 1) return 0;
+  const Tier& t = s.scale_up;
+  if (t.topology != Topology::torus || t.torus_dims.empty()) return k - 1.0;
+  double chips = std::max(1.0, static_cast<double>(k) / s.devices_per_chip);
+  double steps = s.devices_per_chip > 1 ? s.devices_per_chip - 1.0 : 0.0;  // within a chip first
+  for (int dsz : t.torus_dims) {
+    if (chips <= 1) break;
+    const double along = std::min(chips, static_cast<double>(dsz));
+    steps += along - 1;
+    chips = std::ceil(chips / along);
+  }
+  if (chips > 1) steps += chips - 1;  // beyond the listed dimensions
+  return std::min(steps, k - 1.0);
+}
+
 // Latency steps for n participants: ring (n-1) or tree (2 log2 n), whichever is fewer.
 double latency_steps(int n) {
   if (n <= 1) return 0;
@@ -74,7 +93,7 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
       // reduce-scatter are rings (n - 1 steps), as in NCCL.
       const double steps_out = kind == Collective::all_reduce ? latency_steps(n) : n - 1.0;
       double t = 0;
-      if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + (k - 1) * lat_up);
+      if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + scale_up_ring_steps(s, k) * lat_up);
       if (n > 1) t += passes * ((n - 1.0) / n * (bytes / k) / bw_out) + passes * steps_out * lat_out;
       return t;
     }
