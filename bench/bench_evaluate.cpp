@@ -84,7 +84,7 @@ void BM_PipelineSim16384(benchmark::State& st) {
 BENCHMARK(BM_PipelineSim16384)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 // The zero-bubble (ZB-H1) greedy schedule on the same job's pipeline without interleaving: pp 16,
-// 128 microbatches, backward split into input and weight gradients (49,152 operations);
+// 128 microbatches, backward split into input and weight gradients (6,144 operations);
 // arg 0 = makespan only, 1 = with events.
 void BM_PipelineSimZeroBubble16384(benchmark::State& st) {
   xpu::PipelineInput in;
