@@ -161,5 +161,22 @@ TEST(Collective, TorusLatencyIsPerDimension) {
               1e-3 * h.scale_up.latency.v);
 }
 
+TEST(Collective, TorusAllToAllPaysTheDistance) {
+  // 16 TPU v5p chips fill one dimension of the 16 x 16 x 24 torus. An all-to-all sends each chip's
+  // bytes an average n/4 = 4 hops around the bidirectional ring: bytes x 16/8 over one link, the
+  // link being the chip's per-direction bandwidth / 6 (x the bus fraction), plus 15 hops of latency.
+  const System& s = builtin().system("tpu-v5p");
+  const double bytes = 1.6e9;
+  const double link = s.scale_up.bandwidth.v * s.calib.scale_up_bus / 6.0;
+  const double sent = bytes * 15.0 / 16.0;
+  const double want = sent * 16.0 / 8.0 / link + 15 * s.scale_up.latency.v + s.scale_up.latency.v;
+  EXPECT_NEAR(collective_time(s, Collective::all_to_all, bytes, Group{16, 1}), want, 1e-9 * want);
+  // A switched domain of the same size pays no distance: 8 H100s exchange the same bytes faster than
+  // 8 torus chips would at equal per-chip bandwidth.
+  const double torus8 = collective_time(s, Collective::all_to_all, bytes, Group{8, 1});
+  const double ag8 = collective_time(s, Collective::all_gather, bytes, Group{8, 1});
+  EXPECT_GT(torus8, ag8);  // the ring all-gather needs one pass; the all-to-all n/4 hops per byte
+}
+
 }  // namespace
 }  // namespace xpu

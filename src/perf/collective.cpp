@@ -56,6 +56,24 @@ double scale_up_ring_steps(const System& s, int k) {
   return std::min(steps, k - 1.0);
 }
 
+// All-to-all inside a torus: the group fills dimensions in order; along a dimension with n members
+// every chip sends to all others around a bidirectional ring (average distance n/4), so one phase
+// moves bytes x n/4 hop-bytes per chip over its 2 links of that dimension; phases run dimension by
+// dimension. Link bandwidth = the chip's per-direction total / (2 x dimensions).
+double torus_all_to_all(const System& s, double bytes, int k, double bus) {
+  const Tier& t = s.scale_up;
+  const double link = t.bandwidth.v * bus / (2.0 * static_cast<double>(t.torus_dims.size()));
+  double chips = std::max(1.0, static_cast<double>(k) / s.devices_per_chip);
+  double time = 0;
+  for (int dsz : t.torus_dims) {
+    if (chips <= 1) break;
+    const double along = std::min(chips, static_cast<double>(dsz));
+    time += bytes * along / 8.0 / link * (along >= 2 ? 1.0 : 0.0);
+    chips = std::ceil(chips / along);
+  }
+  return time;
+}
+
 // Latency steps for n participants: ring (n-1) or tree (2 log2 n), whichever is fewer.
 double latency_steps(int n) {
   if (n <= 1) return 0;
@@ -81,7 +99,9 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
     case Collective::all_to_all: {
       // Each device sends bytes*(size-1)/size: to k-1 peers over scale-up, the rest over scale-out.
       const double per_peer = bytes / g.size;
-      const double t_up = k > 1 ? (k - 1) * per_peer / bw_up + (k - 1) * lat_up / std::max(1, k - 1) : 0.0;
+      double t_up = k > 1 ? (k - 1) * per_peer / bw_up + (k - 1) * lat_up / std::max(1, k - 1) : 0.0;
+      if (k > 1 && s.scale_up.topology == Topology::torus && !s.scale_up.torus_dims.empty() && s.devices_per_chip < k)
+        t_up = torus_all_to_all(s, (k - 1) * per_peer, k, c.scale_up_bus) + lat_up * scale_up_ring_steps(s, k);
       const double t_out = n > 1 ? (g.size - k) * per_peer / bw_out + lat_out : 0.0;
       return std::max(t_up, t_out) + lat_up;
     }
