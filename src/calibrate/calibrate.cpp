@@ -53,7 +53,8 @@ struct Objective {
       if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo);
   }
   // Chooses every row's plan under these values (as validate does); returns the rows' MAPE.
-  double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp) {
+  double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp,
+                 std::vector<std::string>* ambiguous = nullptr) {
     set(g, lp, at, tpo);
     rows.clear();
     double ape = 0;
@@ -62,6 +63,16 @@ struct Objective {
       ValidationResult v = validate_training(truth[ti], cat, &row_ids, facts);
       for (const auto& r : v.rows) {
         if (!r.evaluated || r.grade == "C" || (o.dense_only && r.moe) || o.exclude.count(r.id)) continue;
+        if (o.skip_ambiguous_precision && !r.precision_stated) {
+          const System& sys = cat.systems.at(r.system);
+          int rates = sys.peak(Precision::bf16) || sys.peak(Precision::fp16) ? 1 : 0;
+          for (Precision p : {Precision::fp8, Precision::fp4})  // what the planner chooses among (choose.cpp)
+            if (sys.peak(p)) ++rates;
+          if (rates > 1) {
+            if (ambiguous) ambiguous->push_back(r.id);
+            continue;
+          }
+        }
         rows.push_back({r.id, r.system, r.arch, r.plan.layout, r.plan.work, r.plan.devices, r.metric == "step_time_s", r.measured});
         ape += std::fabs(r.error_pct);
         if (used) used->push_back(r.id);
@@ -141,7 +152,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.chips = chips;
     bool lowp = false, tp = false;
     double g = 1, lp = 1, at = 1, tpo = obj.tpo0;
-    fit.mape_before = obj.prepare(g, lp, at, tpo, &fit.rows, &lowp, &tp);
+    fit.mape_before = obj.prepare(g, lp, at, tpo, &fit.rows, &lowp, &tp, &fit.ambiguous);
     if (static_cast<int>(fit.rows.size()) < o.min_rows) continue;
     fit.fit_lowp = lowp;
     fit.fit_tp_overlap = tp;

@@ -20,6 +20,7 @@ struct FamilyFit {
   std::string family;
   std::vector<std::string> chips;     // chips in the family (all get the fitted scales)
   std::vector<std::string> rows;      // row ids used
+  std::vector<std::string> ambiguous; // rows left out: precision unstated on a chip with several matmul rates
   double gemm_scale = 1, lowp_scale = 1, attention_scale = 1;
   bool fit_lowp = false;              // the rows exercise fp8/fp4/int8 plans
   bool fit_tp_overlap = false;        // the rows exercise tensor parallelism
@@ -40,6 +41,10 @@ struct CalibrateOptions {
   double robust_scale = 0.25; // log error at which the Cauchy loss starts to flatten (about 28%)
   std::vector<RunFacts> facts;       // per truth table (same order), or empty: run facts to apply
   std::set<std::string> exclude;     // row ids left out of the fit (cross-validation)
+  // Leave out rows that do not state their precision on a chip with more than one matmul rate
+  // (bf16 and fp8, say): the planner's choice there says nothing about the efficiency of the
+  // precision the run actually used, so the row cannot inform the per-precision scales.
+  bool skip_ambiguous_precision = true;
 };
 
 CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o);

@@ -181,6 +181,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
       q.recompute = v;
     }
     if (std::string pr = r.str("precision"); !pr.empty()) {
+      row.precision_stated = true;
       auto v = parse_precision(pr);
       if (!v) r.fail("precision", "'" + pr + "' is not a known precision");
       q.precision = v;

@@ -37,6 +37,7 @@ struct ValidationRow {
   double error_pct = 0;    // signed: (predicted - measured) / measured x 100; 100 when not evaluated
   bool evaluated = false;
   bool moe = false;        // mixture-of-experts model
+  bool precision_stated = false;  // the row names its matmul precision (else the planner chose it)
   std::string reason;      // why it could not be evaluated
   std::vector<RunFact> facts;  // run facts applied to this row
   TrainReport plan;        // the plan behind the prediction
