@@ -2,6 +2,7 @@
 // refits start from the prior (no compounding), excluded rows stay out, cross-validation folds.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -91,6 +92,29 @@ TEST(Calibrate, ExcludedRowsStayOutOfTheFit) {
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->rows.size(), 5u);
   for (const auto& id : f->rows) EXPECT_EQ(o.exclude.count(id), 0u) << id;
+}
+
+TEST(Calibrate, RowsWithAnUnstatedPrecisionOnAMultiRateChipStayOut) {
+  // MCORE24-W-* leave precision empty on H100 (bf16 and fp8): the planner's fp8 says nothing about
+  // what the run used, so the Hopper fit leaves them out. KOR22 leaves it empty on A100, whose only
+  // matmul rate the planner chooses is bf16: those rows are used.
+  std::ifstream in(test::source_path("validation/training-public.csv"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::vector<CsvTable> truth = {parse_csv({"training-public.csv", ss.str()})};
+  const CalibrationResult r = calibrate(truth, prior_catalog(), CalibrateOptions{});
+  const FamilyFit* hopper = fit_of(r, builtin().system("dgx-h100").calib.family);
+  const FamilyFit* a100 = fit_of(r, builtin().system("dgx-a100").calib.family);
+  ASSERT_NE(hopper, nullptr);
+  ASSERT_NE(a100, nullptr);
+  auto has = [](const std::vector<std::string>& v, const std::string& id) { return std::find(v.begin(), v.end(), id) != v.end(); };
+  EXPECT_TRUE(has(hopper->ambiguous, "MCORE24-W-2"));
+  EXPECT_FALSE(has(hopper->rows, "MCORE24-W-2"));
+  EXPECT_TRUE(has(a100->rows, "KOR22-T5-1b"));
+  EXPECT_TRUE(a100->ambiguous.empty());
+  CalibrateOptions all;
+  all.skip_ambiguous_precision = false;
+  EXPECT_TRUE(has(fit_of(calibrate(truth, prior_catalog(), all), "hopper")->rows, "MCORE24-W-2"));
 }
 
 TEST(Calibrate, CrossValidationHoldsEachSourceOut) {
