@@ -12,7 +12,7 @@ namespace xpu::cli {
 namespace {
 struct CompareOpts {
   MoneyFlags money;
-  std::string model, systems, pricing = "on-demand", rank = "cost";
+  std::string model, systems, pricing = "on-demand", rank = "cost", precision;
   double tokens = 0;
   std::optional<int> devices;
   std::optional<double> deadline_days;
@@ -46,6 +46,7 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--global-batch", o->global_batch, "Sequences per step (default 2048)");
   c->add_option("--pricing", o->pricing, "on-demand | reserved-1y | reserved-3y | capacity-block | spot | owned (default on-demand)");
   c->add_option("--rank", o->rank, "cost | time (default cost)");
+  c->add_option("--precision", o->precision, "Hold the matrix precision fixed (bf16 fp16 fp8 fp4); default: searched");
   c->add_flag("--serve", o->serve, "Compare serving instead (needs the serving model: not in this build)");
   o->money.add_to(c);
   c->callback([o, &g] {
@@ -67,6 +68,10 @@ void add_compare(CLI::App& app, const Globals& g) {
     if (o->rank == "cost") q.rank = CompareRank::cost;
     else if (o->rank == "time") q.rank = CompareRank::time;
     else throw InputError("--rank", "'" + o->rank + "' is not cost or time");
+    if (!o->precision.empty()) {
+      q.precision = parse_precision(o->precision);
+      if (!q.precision) throw InputError("--precision", "'" + o->precision + "' is not bf16, fp16, fp8, fp4, int8, tf32 or fp32");
+    }
     q.today = o->money.today();
     q.threads = o->money.thread_count();
     const std::vector<CompareRow> rows = compare(m, systems, cat.site ? &*cat.site : nullptr, q);

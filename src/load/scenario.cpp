@@ -73,6 +73,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
     it.system = x.str("system");
     it.devices = static_cast<int>(x.integer("devices", 1));
     it.pricing = pricing_of(x, "pricing");
+    it.provider = x.opt_str("provider").value_or("");
     it.note = x.opt_str("note").value_or("");
     b.fleet.push_back(it);
   });
@@ -88,6 +89,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
     it.seq_len = x.opt_integer("seq_len", 1).value_or(8192);
     it.global_batch = x.opt_integer("global_batch", 1).value_or(2048);
     it.pricing = pricing_of(x, "pricing");
+    it.provider = x.opt_str("provider").value_or("");
     it.note = x.opt_str("note").value_or("");
     b.training.push_back(it);
   });
@@ -140,6 +142,7 @@ ContractFile parse_contract_file(const DataFile& f) {
       it.price_source = x.str("price_source");
     } else {
       it.pricing = pricing_of(x, "pricing");
+      it.provider = x.opt_str("provider").value_or("");
     }
     it.model = x.str("model");
     it.tokens = x.number("tokens", 1, 1e18);

@@ -52,7 +52,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     l.name = it.name;
     l.system = s.id;
     l.devices = it.devices;
-    l.rate = device_hour_rate(s, site, it.pricing, today);
+    l.rate = device_hour_rate(s, site, it.pricing, today, it.provider);
     warn(r, l.rate.warning);
     if (l.rate.known) {
       l.usd_per_month = it.devices * l.rate.usd_per_device_hour * kHoursPerMonth;
@@ -75,7 +75,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     l.system = s.id;
     l.devices = it.devices;
     l.runs_per_year = it.runs_per_year;
-    l.rate = device_hour_rate(s, site, it.pricing, today);
+    l.rate = device_hour_rate(s, site, it.pricing, today, it.provider);
     warn(r, l.rate.warning);
     l.plan = fastest_plan(m, s, it.seq_len, it.global_batch, it.devices, threads);
     if (!l.plan) {

@@ -17,6 +17,7 @@ struct FleetItem {          // [[fleet]]: devices running around the clock (serv
   std::string name, system, note;
   int devices = 0;
   Pricing pricing = Pricing::on_demand;
+  std::string provider;                // only this provider's offers (empty: any)
   int line = 0;
 };
 struct TrainingItem {       // [[training]]: a training run repeated runs_per_year times
@@ -26,6 +27,7 @@ struct TrainingItem {       // [[training]]: a training run repeated runs_per_ye
   double runs_per_year = 1;
   long seq_len = 8192, global_batch = 2048;
   Pricing pricing = Pricing::on_demand;
+  std::string provider;                // only this provider's offers (empty: any)
   int line = 0;
 };
 struct BudgetFile {

@@ -12,7 +12,7 @@ namespace xpu {
 namespace {
 
 std::optional<TrainReport> fastest(const Model& m, const System& s, const CompareRequest& q, int devices) {
-  return fastest_plan(m, s, q.seq_len, q.global_batch, devices, q.threads);
+  return fastest_plan(m, s, q.seq_len, q.global_batch, devices, q.threads, q.precision);
 }
 
 void fill(CompareRow& row, const Model&, const System& s, const Site* site, const CompareRequest& q) {
@@ -47,8 +47,9 @@ void fill(CompareRow& row, const Model&, const System& s, const Site* site, cons
 }  // namespace
 
 std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long seq_len, long global_batch, int devices,
-                                        int threads) {
+                                        int threads, std::optional<Precision> precision) {
   PlanRequest pr;
+  pr.precision = precision;
   pr.devices = devices;
   pr.work = {seq_len, global_batch};
   SearchOptions so;

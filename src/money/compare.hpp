@@ -26,6 +26,7 @@ struct CompareRequest {
   CompareRank rank = CompareRank::cost;
   long today = 0;               // day number, for stale-price warnings
   int threads = 1;
+  std::optional<Precision> precision;  // held fixed when given
 };
 
 struct CompareRow {
@@ -46,8 +47,9 @@ struct CompareRow {
 
 // The fastest plan of a model on `devices` devices (search over every free layout knob), or empty
 // when none fits.
+// precision: held fixed when given (else searched, fp8/fp4 included where the chip has them).
 std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long seq_len, long global_batch, int devices,
-                                        int threads);
+                                        int threads, std::optional<Precision> precision = std::nullopt);
 
 // Rows ranked: planned rows that meet the deadline first (by USD when --rank cost and priced,
 // then by days), then rows that miss it, then systems with no plan; ties by system id.

@@ -37,7 +37,7 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
       cr.priced = true;
       cr.price_origin = f.file + ": capacity.price (" + it.price_source + ")";
     } else {
-      cr.rate = device_hour_rate(s, site, it.pricing, today);
+      cr.rate = device_hour_rate(s, site, it.pricing, today, it.provider);
       if (!cr.rate.warning.empty()) r.warnings.push_back(cr.rate.warning);
       cr.priced = cr.rate.known;
       rate = cr.rate.usd_per_device_hour;

@@ -23,6 +23,7 @@ struct CapacityItem {                  // [[capacity]]
   std::string system;
   double share = 1;                    // of each year's dollars
   Pricing pricing = Pricing::on_demand;
+  std::string provider;                // only this provider's offers (empty: any)
   std::optional<double> usd_per_device_hour;  // an explicit price (then price_source says where from)
   std::string price_source;
   std::string model;                   // the reference training run: sets MFU and run size

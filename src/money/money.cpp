@@ -80,7 +80,7 @@ std::optional<DevicePower> device_power(const System& s, const Site* site, std::
 
 std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* why) {
   if (!s.ownership) {
-    if (why) *why = "no purchase price (data/tco/" + s.id + ".toml)";
+    if (why) *why = "no purchase price (no data/tco/" + s.id + ".toml: not sold, or no public price)";
     return std::nullopt;
   }
   const auto pw = device_power(s, site, why);
@@ -113,7 +113,7 @@ std::string Rate::origin() const {
   return "";
 }
 
-Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today) {
+Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, const std::string& provider) {
   Rate r;
   r.pricing = p;
   if (p == Pricing::owned) {
@@ -127,9 +127,15 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today) 
     r.usd_per_device_hour = r.tco->usd_per_hour();
     return r;
   }
-  r.offer = s.price(pricing_name(p));
+  if (provider.empty()) {
+    r.offer = s.price(pricing_name(p));
+  } else {
+    for (const auto& o : s.prices)  // System::price's order, restricted to one provider
+      if (o.kind == pricing_name(p) && o.provider == provider && (!r.offer || o.as_of > r.offer->as_of)) r.offer = &o;
+  }
   if (!r.offer) {
-    r.missing = std::string("no ") + pricing_name(p) + " price in data/prices/" + s.id + ".toml";
+    r.missing = std::string("no ") + pricing_name(p) + " price" + (provider.empty() ? "" : " from " + provider) +
+                " in data/prices/" + s.id + ".toml";
     return r;
   }
   r.known = true;

@@ -63,6 +63,8 @@ struct Rate {
   std::string origin() const;
 };
 // today: a day number (day_number("2026-11-26")): offers older than 365 days get a warning.
-Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today);
+// provider: when not empty, only that provider's offers count (e.g. "AWS"); else System::price's
+// rule (the latest offer of the kind, any provider).
+Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, const std::string& provider = "");
 
 }  // namespace xpu

@@ -89,6 +89,7 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
   j["mode"] = q.devices ? "devices" : "deadline";
   j["devices"] = q.devices ? ordered_json(*q.devices) : ordered_json(nullptr);
   j["deadline_days"] = q.deadline_days ? ordered_json(*q.deadline_days) : ordered_json(nullptr);
+  j["precision"] = q.precision ? ordered_json(precision_name(*q.precision)) : ordered_json(nullptr);
   j["pricing"] = pricing_name(q.pricing);
   j["rank_by"] = q.rank == CompareRank::cost ? "cost" : "time";
   j["as_of"] = date_text(q.today);
@@ -146,7 +147,8 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
                   short_number(static_cast<double>(q.seq_len) * q.global_batch) + " tokens/step)";
   t += q.devices ? ", " + std::to_string(*q.devices) + " devices each"
                  : ", fewest devices (node x 2^k) to finish within " + fmt("%g", *q.deadline_days) + " days";
-  t += "\n  pricing " + std::string(pricing_name(q.pricing)) + ", prices as of " + date_text(q.today) + ", ranked by " +
+  t += "\n  precision " + std::string(q.precision ? precision_name(*q.precision) : "searched") + ", pricing " +
+       std::string(pricing_name(q.pricing)) + ", prices as of " + date_text(q.today) + ", ranked by " +
        (q.rank == CompareRank::cost ? "USD" : "days") + "\n\n";
   std::vector<std::vector<std::string>> tab;
   int rank = 0;
@@ -208,14 +210,15 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
 
 std::vector<PlotPanel> compare_plot(const Model& m, const std::vector<CompareRow>& rows) {
   PlotPanel usd, days;
-  usd.title = "Training " + m.name + ": cost per system";
+  usd.title = "Training " + m.name + ": cost per system (devices)";
   usd.ylabel = "million USD";
   days.title = "days to train";
   days.ylabel = "days";
-  PlotSeries su{"USD (M)", {}}, sd{"days", {}}, se{"energy (GWh)", {}};
+  PlotSeries su{"USD (M)", {}}, sd{"days", {}};
   for (const CompareRow& r : rows) {
-    usd.x.push_back(r.system_id);
-    days.x.push_back(r.system_id);
+    const std::string label = r.planned ? r.system_id + " (" + std::to_string(r.devices) + ")" : r.system_id;
+    usd.x.push_back(label);
+    days.x.push_back(label);
     su.y.push_back(r.usd ? std::optional<double>(*r.usd / 1e6) : std::nullopt);
     sd.y.push_back(r.planned ? std::optional<double>(r.days) : std::nullopt);
   }

@@ -43,8 +43,10 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
     if (pl.style == PlotPanel::Style::bars) {
       s += "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
            "set boxwidth 0.9\nset xtics rotate by -20\nset yrange [0:*]\n";
+      // Every category keeps its slot, also when its last values are missing.
+      s += "set xrange [-0.5:" + num(static_cast<double>(pl.x.size()) - 0.5) + "]\n";
     } else {
-      s += "set style data lines\nset xtics norotate\nset autoscale y\n";
+      s += "set style data lines\nset xtics norotate\nset autoscale xy\n";
     }
     s += "plot ";
     for (std::size_t k = 0; k < pl.series.size(); ++k) {
