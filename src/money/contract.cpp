@@ -18,9 +18,12 @@ std::string at(const ContractFile& f, int line, const std::string& key) {
 ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long today, int threads) {
   const Site* site = c.site ? &*c.site : nullptr;
   ContractResult r;
+  // The ramp sums to 1 within 1e-6 (checked by the loader); normalised so the years add up to the total.
+  double ramp_sum = 0;
+  for (double x : f.ramp) ramp_sum += x;
   for (int i = 0; i < f.years; ++i) {
     r.years.push_back(f.start_year + i);
-    r.usd_by_year.push_back(f.total_usd * f.ramp[i]);
+    r.usd_by_year.push_back(f.total_usd * f.ramp[i] / ramp_sum);
   }
   for (const CapacityItem& it : f.capacity) {
     auto sit = c.systems.find(it.system);

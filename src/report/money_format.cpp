@@ -67,6 +67,7 @@ std::string tokens_text(double t) { return fmt("%.3g", t); }
 
 std::string short_number(double v) {
   static const char* kP[] = {"", " k", " M", " B", " T"};
+  if (std::fabs(v) < 0.005) v = 0;  // rounding residue of shares (1/3 + 1/3 + 1/3) is not a flow
   double a = std::fabs(v);
   int k = 0;
   while (a >= 1000 && k < 4) {
@@ -299,10 +300,11 @@ std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, 
                         : std::string("- (a line has no price or no plan)")) + "\n";
   std::vector<std::vector<std::string>> buys;
   for (const auto& b : r.buys)
-    buys.push_back({b.system, pricing_name(b.rate.pricing), fmt("%.3f", b.rate.usd_per_device_hour),
-                    short_number(b.device_hours), short_number(b.device_years)});
+    buys.push_back({b.system, pricing_name(b.rate.pricing),
+                    b.rate.offer ? b.rate.offer->provider + " " + b.rate.offer->instance : std::string("TCO (data/tco)"),
+                    fmt("%.3f", b.rate.usd_per_device_hour), short_number(b.device_hours), short_number(b.device_years)});
   t += "\nwhat " + short_number(r.usd) + " USD buys, all on one system\n" +
-       render_table({"system", "pricing", "USD/dev-h", "device-hours", "device-years"}, buys);
+       render_table({"system", "pricing", "offer", "USD/dev-h", "device-hours", "device-years"}, buys);
   for (const auto& w : r.warnings) t += "warning: " + w + "\n";
   if (with_explain) {
     t += "\nwhere each figure comes from:\n";
