@@ -12,7 +12,7 @@ namespace xpu::cli {
 namespace {
 struct CompareOpts {
   MoneyFlags money;
-  std::string model, systems, pricing = "on-demand", rank = "cost", precision;
+  std::string model, systems, pricing = "on-demand", rank = "cost", precision, provider;
   double tokens = 0;
   std::optional<int> devices;
   std::optional<double> deadline_days;
@@ -45,6 +45,8 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--seq-len", o->seq_len, "Tokens per sequence (default 8192)");
   c->add_option("--global-batch", o->global_batch, "Sequences per step (default 2048)");
   c->add_option("--pricing", o->pricing, "on-demand | reserved-1y | reserved-3y | capacity-block | spot | owned (default on-demand)");
+  c->add_option("--provider", o->provider,
+                "Only this provider's offers (AWS, GCP, Azure, Lambda, CoreWeave); default: the latest offer of any");
   c->add_option("--rank", o->rank, "cost | time (default cost)");
   c->add_option("--precision", o->precision, "Hold the matrix precision fixed (bf16 fp16 fp8 fp4); default: searched");
   c->add_flag("--serve", o->serve, "Compare serving instead (needs the serving model: not in this build)");
@@ -65,6 +67,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     auto p = parse_pricing(o->pricing);
     if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
     q.pricing = *p;
+    q.provider = o->provider;
     if (o->rank == "cost") q.rank = CompareRank::cost;
     else if (o->rank == "time") q.rank = CompareRank::time;
     else throw InputError("--rank", "'" + o->rank + "' is not cost or time");

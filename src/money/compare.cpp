@@ -24,7 +24,7 @@ void fill(CompareRow& row, const Model&, const System& s, const Site* site, cons
   row.days = seconds / 86400.0;
   row.device_hours = row.devices * seconds / 3600.0;
   row.effective_pflops_days = row.steps * p.model_flops_per_step / 1e15 / 86400.0;
-  row.rate = device_hour_rate(s, site, q.pricing, q.today);
+  row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);
   std::vector<std::string> notes;
   if (row.rate.known) {
     row.usd = row.device_hours * row.rate.usd_per_device_hour;

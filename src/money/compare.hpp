@@ -23,6 +23,7 @@ struct CompareRequest {
   std::optional<double> deadline_days;  // the fewest devices (node x 2^k) that finish in time
   int max_devices = 131072;     // deadline mode: the largest count tried
   Pricing pricing = Pricing::on_demand;
+  std::string provider;         // only this provider's offers (empty: the latest offer of any)
   CompareRank rank = CompareRank::cost;
   long today = 0;               // day number, for stale-price warnings
   int threads = 1;

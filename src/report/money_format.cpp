@@ -92,6 +92,7 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
   j["deadline_days"] = q.deadline_days ? ordered_json(*q.deadline_days) : ordered_json(nullptr);
   j["precision"] = q.precision ? ordered_json(precision_name(*q.precision)) : ordered_json(nullptr);
   j["pricing"] = pricing_name(q.pricing);
+  j["provider"] = q.provider.empty() ? ordered_json(nullptr) : ordered_json(q.provider);
   j["rank_by"] = q.rank == CompareRank::cost ? "cost" : "time";
   j["as_of"] = date_text(q.today);
   ordered_json arr = ordered_json::array();
@@ -149,7 +150,7 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
   t += q.devices ? ", " + std::to_string(*q.devices) + " devices each"
                  : ", fewest devices (node x 2^k) to finish within " + fmt("%g", *q.deadline_days) + " days";
   t += "\n  precision " + std::string(q.precision ? precision_name(*q.precision) : "searched") + ", pricing " +
-       std::string(pricing_name(q.pricing)) + ", prices as of " + date_text(q.today) + ", ranked by " +
+       std::string(pricing_name(q.pricing)) + (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) + ", ranked by " +
        (q.rank == CompareRank::cost ? "USD" : "days") + "\n\n";
   std::vector<std::vector<std::string>> tab;
   int rank = 0;
