@@ -185,6 +185,15 @@ TEST(Compare, DeadlineModeTakesTheFewestDevicesThatMeetIt) {
     // The chosen count is the last tried; every smaller count tried missed the deadline or did not fit.
     EXPECT_EQ(r.tried.back().first, r.devices);
     for (std::size_t i = 0; i + 1 < r.tried.size(); ++i) EXPECT_TRUE(r.tried[i].second < 0 || r.tried[i].second > 2.0);
+    // A skipped count (too few devices even at 100% of peak) really misses the deadline.
+    const System& sys = builtin().system(r.system_id);
+    double max_peak = 0;
+    for (Precision p : kAllPrecisions)
+      if (auto pk = sys.peak(p)) max_peak = std::max(max_peak, pk->v);
+    for (const auto& [d, days] : r.tried)
+      if (days == kSkipped) {
+        EXPECT_GT(r.steps * r.plan.model_flops_per_step / (d * max_peak) / 86400.0, 2.0) << d;
+      }
     // Counts are the node size times powers of two.
     const int node = builtin().system(r.system_id).devices_per_node;
     EXPECT_EQ(r.devices % node, 0);

@@ -89,16 +89,28 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
       }
     } else {
       // The fewest devices (node x 2^k) whose fastest plan finishes within the deadline. Counts
-      // grow until one meets it; the largest that fits is kept when none does.
+      // grow until one meets it; the largest that fits is kept when none does. Once one plan is
+      // known, counts that could not meet the deadline even at 100% of the chip's highest peak
+      // (the run's model FLOPs / (deadline x peak)) are skipped without a search.
+      const double steps = std::ceil(q.tokens / (static_cast<double>(q.seq_len) * q.global_batch));
+      double max_peak = 0;
+      for (Precision pr : kAllPrecisions)
+        if (auto r = s.peak(pr)) max_peak = std::max(max_peak, r->v);
+      double bound = 0;  // devices needed at 100% of max_peak
       std::optional<TrainReport> best;
       for (long d = s.devices_per_node; d <= q.max_devices; d *= 2) {
+        if (d < bound) {
+          row.tried.push_back({static_cast<int>(d), kSkipped});
+          continue;
+        }
         auto p = fastest(m, s, q, static_cast<int>(d));
         if (!p) {
           row.tried.push_back({static_cast<int>(d), -1.0});
           continue;
         }
-        const double days = std::ceil(q.tokens / (static_cast<double>(q.seq_len) * q.global_batch)) * p->step_time / 86400.0;
+        const double days = steps * p->step_time / 86400.0;
         row.tried.push_back({static_cast<int>(d), days});
+        if (max_peak > 0) bound = steps * p->model_flops_per_step / (*q.deadline_days * 86400.0 * max_peak);
         best = p;
         if (days <= *q.deadline_days) break;
       }

@@ -30,6 +30,8 @@ struct CompareRequest {
   std::optional<Precision> precision;  // held fixed when given
 };
 
+inline constexpr double kNoFit = -1, kSkipped = -2;
+
 struct CompareRow {
   std::string system_id;
   bool planned = false;         // a plan fits
@@ -43,7 +45,9 @@ struct CompareRow {
   std::optional<DevicePower> power;
   std::optional<double> energy_mwh, co2_t;
   bool meets_deadline = true;   // deadline mode only
-  std::vector<std::pair<int, double>> tried;  // deadline mode: (devices, days; < 0 = no plan fits)
+  // Deadline mode: (devices, days), days = kNoFit when no plan fits, kSkipped when the count could
+  // not meet the deadline even at 100% of peak (not searched).
+  std::vector<std::pair<int, double>> tried;
 };
 
 // The fastest plan of a model on `devices` devices (search over every free layout knob), or empty

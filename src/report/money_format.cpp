@@ -131,7 +131,8 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
     if (!r.tried.empty()) {
       ordered_json t = ordered_json::array();
       for (const auto& [d, days] : r.tried)
-        t.push_back({{"devices", d}, {"days", days < 0 ? ordered_json(nullptr) : ordered_json(r6(days))}});
+        t.push_back({{"devices", d}, {"days", days < 0 ? ordered_json(nullptr) : ordered_json(r6(days))},
+                     {"skipped", days == kSkipped}});
       x["tried"] = t;
     }
     if (r.planned && !r.rate.warning.empty()) warnings.push_back(r.rate.warning);
@@ -177,10 +178,12 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
   for (const CompareRow& r : rows)
     if (r.planned && !r.rate.warning.empty()) t += "warning: " + r.rate.warning + "\n";
   if (q.deadline_days) {
-    t += "\ndevice counts tried (days):\n";
+    t += "\ndevice counts tried (days; skipped: too few devices even at 100% of peak):\n";
     for (const CompareRow& r : rows) {
       t += "  " + r.system_id + ":";
-      for (const auto& [d, days] : r.tried) t += " " + std::to_string(d) + (days < 0 ? " (no fit)" : " (" + fmt("%.1f", days) + ")");
+      for (const auto& [d, days] : r.tried)
+        t += " " + std::to_string(d) +
+             (days == kSkipped ? " (skipped)" : days < 0 ? " (no fit)" : " (" + fmt("%.1f", days) + ")");
       t += "\n";
     }
   }
