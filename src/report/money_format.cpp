@@ -264,6 +264,8 @@ ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today,
   ordered_json buys = ordered_json::array();
   for (const auto& b : r.buys) {
     ordered_json x = {{"system", b.system}, {"pricing", pricing_name(b.rate.pricing)},
+                      {"offer", b.rate.offer ? ordered_json(b.rate.offer->provider + " " + b.rate.offer->instance)
+                                             : ordered_json("TCO")},
                       {"usd_per_device_hour", r6(b.rate.usd_per_device_hour)}, {"device_hours", r6(b.device_hours)},
                       {"device_years", r6(b.device_years)}};
     if (with_explain) x["origin"] = b.rate.origin();
