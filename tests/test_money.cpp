@@ -213,6 +213,20 @@ TEST(Compare, ImpossibleDeadlineSaysSoAndRanksLast) {
   EXPECT_NE(rows[0].note.find("misses the deadline"), std::string::npos);
 }
 
+TEST(Compare, APrecisionOneChipLacksIsThatRowsAnswer) {
+  // A100 has no fp8: its row says so; the H100 row is planned in fp8.
+  const Model& m = builtin().model("llama3-8b");
+  CompareRequest q = small_job();
+  q.precision = Precision::fp8;
+  auto rows = compare(m, systems({"dgx-a100", "dgx-h100"}), site(), q);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].system_id, "dgx-h100");
+  EXPECT_TRUE(rows[0].planned);
+  EXPECT_EQ(rows[0].plan.layout.precision, Precision::fp8);
+  EXPECT_FALSE(rows[1].planned);
+  EXPECT_NE(rows[1].note.find("--precision"), std::string::npos) << rows[1].note;
+}
+
 TEST(Compare, BadRequests) {
   const Model& m = builtin().model("llama3-8b");
   CompareRequest q = small_job();

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "search/search.hpp"
+#include "train/choose.hpp"
 #include "spec/error.hpp"
 
 namespace xpu {
@@ -80,6 +81,19 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
   for (const System& s : systems) {
     CompareRow row;
     row.system_id = s.id;
+    // A request this system cannot take (a precision its chip lacks) is this row's answer, not
+    // an error of the whole comparison.
+    try {
+      PlanRequest probe;
+      probe.devices = q.devices.value_or(s.devices_per_node);
+      probe.work = {q.seq_len, q.global_batch};
+      probe.precision = q.precision;
+      check_request(m, s, probe);
+    } catch (const InputError& e) {
+      row.note = std::string("no plan: ") + e.what();
+      rows.push_back(std::move(row));
+      continue;
+    }
     if (q.devices) {
       if (auto p = fastest(m, s, q, *q.devices)) {
         row.planned = true;
