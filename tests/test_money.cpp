@@ -98,6 +98,18 @@ TEST(MoneyTco, BadOwnershipFileNamesFileLineAndKey) {
   EXPECT_EQ(d.where, "data/tco/site.toml:6: utilisation");
 }
 
+TEST(MoneyTco, CatalogAttachesOwnershipAndRefusesUnknownSystems) {
+  EXPECT_TRUE(builtin().system("gaudi3-x8").ownership);
+  EXPECT_FALSE(builtin().system("trn2-48xl").ownership);
+  ASSERT_TRUE(site());
+  EXPECT_EQ(site()->file, "data/tco/site.toml");
+  std::vector<DataFile> files = builtin_data_files();
+  files.push_back({"data/tco/dgx-h900.toml", "id = \"dgx-h900\"\nsource = \"s\"\ndate = \"2026-11-26\"\n"
+                                             "purchase_price = \"1 USD\"\npurchase_source = \"s\"\n"});
+  auto c = catch_input_error([&] { build_catalog(files); });
+  EXPECT_EQ(c.where, "data/tco/dgx-h900.toml: id");
+}
+
 // ------------------------------------------------------------------------------------ prices
 
 TEST(MoneyPrices, StaleAfterAYear) {
