@@ -157,15 +157,16 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
   int rank = 0;
   for (const CompareRow& r : rows) {
     if (!r.planned) {
-      tab.push_back({std::to_string(++rank), r.system_id, "-", "no plan", "-", "-", "-", "-", "-", "-", "-"});
+      tab.push_back({std::to_string(++rank), r.system_id, "-", "no plan", "-", "-", "-", "-", "-", "-", "-", "-"});
       continue;
     }
     tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), layout_summary(r.plan.layout),
                    fmt("%.1f", r.days), fmt("%.1f%%", 100 * r.plan.mfu),
+                   r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
                    r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd),
                    cell(r.usd_per_pflops_day, "%.0f"), cell(r.energy_mwh, "%.0f"), cell(r.co2_t, "%.0f")});
   }
-  t += render_table({"#", "system", "devices", "best plan", "days", "MFU", "USD/dev-h", "USD", "USD/PFLOP/s-day",
+  t += render_table({"#", "system", "devices", "best plan", "days", "MFU", "price", "USD/dev-h", "USD", "USD/PFLOP/s-day",
                      "MWh", "t CO2"},
                     tab);
   bool any_note = false;
