@@ -78,8 +78,10 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     l.rate = device_hour_rate(s, site, it.pricing, today, it.provider);
     warn(r, l.rate.warning);
     l.plan = fastest_plan(m, s, it.seq_len, it.global_batch, it.devices, threads);
+    // A line with no runs a year prices one run without adding to the burn.
+    const bool in_runway = it.runs_per_year > 0;
     if (!l.plan) {
-      all_priced = false;
+      if (in_runway) all_priced = false;
       l.note = "no plan of " + m.id + " fits on " + std::to_string(it.devices) + " devices";
     } else {
       const double steps = std::ceil(it.tokens / (static_cast<double>(it.seq_len) * it.global_batch));
@@ -91,7 +93,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
         l.usd_per_month = *l.usd_per_run * it.runs_per_year / 12.0;
         total += *l.usd_per_month;
       } else {
-        all_priced = false;
+        if (in_runway) all_priced = false;
         l.note = l.rate.missing;
       }
     }

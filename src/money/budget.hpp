@@ -24,7 +24,7 @@ struct TrainingItem {       // [[training]]: a training run repeated runs_per_ye
   std::string name, model, system, note;
   int devices = 0;
   double tokens = 0;
-  double runs_per_year = 1;
+  double runs_per_year = 1;          // 0: price one run, outside the runway
   long seq_len = 8192, global_batch = 2048;
   Pricing pricing = Pricing::on_demand;
   std::string provider;                // only this provider's offers (empty: any)

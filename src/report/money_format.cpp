@@ -285,8 +285,8 @@ ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today,
 }
 
 std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain) {
-  std::string t = "xpuplan budget: " + short_number(r.usd) + " USD, " + f.name + " (" + f.file + "), prices as of " +
-                  date_text(today) + "\n\n";
+  std::string t = "xpuplan budget: " + short_number(r.usd) + " USD, " + f.name + (f.file.empty() ? "" : " (" + f.file + ")") +
+                  ", prices as of " + date_text(today) + "\n\n";
   std::vector<std::vector<std::string>> tab;
   for (const BudgetLine& l : r.lines) {
     tab.push_back({l.kind, l.name, l.system, std::to_string(l.devices), pricing_name(l.rate.pricing),
@@ -298,13 +298,16 @@ std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, 
   t += "spending\n" + render_table({"kind", "name", "system", "devices", "pricing", "USD/dev-h", "days/run", "runs/y",
                                     "USD/run", "runs bought", "USD/month"},
                                    tab);
+  bool burns = false;  // some line spends every month
+  for (const BudgetLine& l : r.lines) burns = burns || l.kind == "fleet" || l.runs_per_year > 0;
   t += "\nrunway\n";
   t += "  fleet alone: " + (r.fleet_usd_per_month ? short_number(*r.fleet_usd_per_month) + " USD/month, lasts " +
                                                        fmt("%.1f", *r.fleet_months) + " months"
                                                  : std::string("-")) + "\n";
   t += "  fleet + training schedule: " +
        (r.usd_per_month ? short_number(*r.usd_per_month) + " USD/month, lasts " + fmt("%.1f", *r.runway_months) + " months"
-                        : std::string("- (a line has no price or no plan)")) + "\n";
+                        : std::string(burns ? "- (a line has no price or no plan)" : "- (no fleet and no yearly training)")) +
+       "\n";
   std::vector<std::vector<std::string>> buys;
   for (const auto& b : r.buys)
     buys.push_back({b.system, pricing_name(b.rate.pricing),
