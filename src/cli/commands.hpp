@@ -29,5 +29,8 @@ void add_catalog(CLI::App& app, const Globals& g);
 void add_calibrate(CLI::App& app, const Globals& g);
 void add_search(CLI::App& app, const Globals& g);
 void add_sweep(CLI::App& app, const Globals& g);
+void add_compare(CLI::App& app, const Globals& g);
+void add_budget(CLI::App& app, const Globals& g);
+void add_contract(CLI::App& app, const Globals& g);
 
 }  // namespace xpu::cli

@@ -273,13 +273,14 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
     std::string file = item.file;
     if (!map.emplace(id, std::move(item)).second) throw InputError(file + ": id", "duplicate id '" + id + "'");
   };
-  std::vector<const DataFile*> prices;
+  std::vector<const DataFile*> prices, tco;
   for (const auto& f : files) {
     if (in_dir(f.path, "chips")) add(c.chips, parse_chip(f));
     else if (in_dir(f.path, "calibration")) add(c.calibrations, parse_calibration(f));
     else if (in_dir(f.path, "models")) add(c.models, parse_model(f));
     else if (in_dir(f.path, "systems")) systems.push_back(parse_system(f));
     else if (in_dir(f.path, "prices")) prices.push_back(&f);
+    else if (in_dir(f.path, "tco")) tco.push_back(&f);
   }
   for (auto& s : systems) {
     resolve(s, c);
@@ -297,6 +298,17 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
     if (!it->second.prices.empty())
       throw InputError(f->path + ": id", "duplicate prices for system '" + id + "' (also in " + it->second.prices.front().file + ")");
     it->second.prices = std::move(offers);
+  }
+  for (const DataFile* f : tco) {
+    if (std::filesystem::path(f->path).stem() == "site") {
+      c.site = parse_site(*f);
+      continue;
+    }
+    std::string id;
+    Ownership own = parse_ownership(*f, &id);
+    auto it = c.systems.find(id);
+    if (it == c.systems.end()) throw InputError(f->path + ": id", "no system '" + id + "' in the catalog");
+    it->second.ownership = std::move(own);
   }
   return c;
 }

@@ -313,7 +313,15 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
             {"scale_out", {{"topology", topology_name(s.scale_out.topology)}, {"bandwidth_bytes_per_s", r6(s.scale_out.bandwidth.v)},
                            {"latency_s", r6(s.scale_out.latency.v)}}},
             {"calibration", {{"file", s.calib.file}, {"status", s.calib.status}}},
-            {"prices", prices}};
+            {"prices", prices},
+            {"ownership", s.ownership ? ordered_json{{"file", s.ownership->file},
+                                                     {"purchase_usd", r6(s.ownership->purchase_usd)},
+                                                     {"purchase_source", s.ownership->purchase_source},
+                                                     {"overhead_usd", r6(s.ownership->overhead_usd)},
+                                                     {"overhead_source", s.ownership->overhead_source},
+                                                     {"pue", s.ownership->pue ? ordered_json(r6(*s.ownership->pue))
+                                                                              : ordered_json(nullptr)}}
+                                      : ordered_json(nullptr)}};
   }
   if (auto it = c.models.find(id); it != c.models.end()) {
     const Model& m = it->second;

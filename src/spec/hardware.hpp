@@ -91,6 +91,29 @@ struct PriceOffer {
   double usd_per_device_hour() const { return usd_per_hour / devices; }
 };
 
+// What it costs to own one device of a system (data/tco/<system-id>.toml). USD per device; the
+// purchase and the overhead are amortised together over the years; pue, when set, overrides the
+// site's (e.g. 1.2 for a liquid-cooled rack).
+struct Ownership {
+  std::string file, source, date, purchase_source, overhead_source;
+  double purchase_usd = 0;       // per device
+  double overhead_usd = 0;       // per device: network and facility capital cost
+  std::optional<double> pue;     // overrides Site::pue
+};
+
+// The operating assumptions shared by every owned system (data/tco/site.toml): how long hardware is
+// amortised, the average draw as a fraction of TDP, the data-centre PUE, electricity price and grid
+// carbon intensity, each with its source.
+struct Site {
+  std::string file, source, date;
+  double amortisation_years = 0;
+  double utilisation = 0;        // average draw / TDP while running
+  double pue = 0;                // facility power / IT power
+  double usd_per_joule = 0;      // electricity price
+  double kg_co2_per_joule = 0;   // grid carbon intensity
+  std::string amortisation_source, utilisation_source, pue_source, electricity_source, grid_source;
+};
+
 struct System {
   std::string id, name, device_unit, source, date, file;
   std::string chip_id;
@@ -100,6 +123,7 @@ struct System {
   Chip chip;          // resolved from chip_id
   Calibration calib;  // resolved by chip id
   std::vector<PriceOffer> prices;  // from data/prices/<id>.toml, in file order; empty when none
+  std::optional<Ownership> ownership;  // from data/tco/<id>.toml; empty when the system is not sold
 
   // The most recent offer of this kind (by as_of, YYYY-MM or YYYY-MM-DD; a month-only date counts
   // as earlier than any day of that month; ties: the first in the file), or nullptr.
@@ -118,6 +142,11 @@ struct System {
   }
   Bytes hbm_capacity() const { return chip.hbm_capacity / devices_per_chip; }
   ByteRate hbm_bandwidth() const { return chip.hbm_bandwidth / devices_per_chip; }
+  // The chip's TDP per device, or empty where unpublished.
+  std::optional<Watts> tdp() const {
+    if (!chip.tdp) return std::nullopt;
+    return Watts{chip.tdp->v / devices_per_chip};
+  }
 };
 
 }  // namespace xpu

@@ -16,6 +16,9 @@ const char* dimension_name(Dimension d) {
     case Dimension::byte_rate: return "a bandwidth (GB/s, Gb/s, GiB/s, ...)";
     case Dimension::power: return "a power (W, kW)";
     case Dimension::money_rate: return "a price rate (USD/h)";
+    case Dimension::money: return "an amount of money (USD, kUSD, MUSD, GUSD)";
+    case Dimension::energy_price: return "an energy price (USD/kWh, USD/MWh)";
+    case Dimension::carbon_intensity: return "a carbon intensity (kgCO2/kWh, gCO2/kWh, tCO2/MWh)";
     case Dimension::dimensionless: return "a plain number";
   }
   return "?";
@@ -108,6 +111,18 @@ double parse_quantity(std::string_view text, Dimension expected) {
       break;
     case Dimension::money_rate:
       if (split_prefix(unit, "USD/h", f)) return value * f;
+      break;
+    case Dimension::money:
+      if (split_prefix(unit, "USD", f)) return value * f;
+      break;
+    case Dimension::energy_price:
+      if (unit == "USD/kWh") return value / kJoulesPerKwh;
+      if (unit == "USD/MWh") return value / (1e3 * kJoulesPerKwh);
+      break;
+    case Dimension::carbon_intensity:
+      if (unit == "kgCO2/kWh") return value / kJoulesPerKwh;
+      if (unit == "gCO2/kWh") return value * 1e-3 / kJoulesPerKwh;
+      if (unit == "tCO2/MWh") return value / kJoulesPerKwh;  // 1 t/MWh = 1 kg/kWh
       break;
     case Dimension::dimensionless: break;
   }

@@ -48,7 +48,8 @@ constexpr Seconds operator/(Bytes b, ByteRate r) { return Seconds{b.v / r.v}; }
 constexpr Seconds operator/(Flops f, FlopRate r) { return Seconds{f.v / r.v}; }
 
 // What a unit string measures.
-enum class Dimension { time, bytes, flop_rate, byte_rate, power, money_rate, dimensionless };
+enum class Dimension { time, bytes, flop_rate, byte_rate, power, money_rate, money, energy_price, carbon_intensity,
+                       dimensionless };
 const char* dimension_name(Dimension d);
 
 // Thrown for a malformed quantity; the loader adds the file and key.
@@ -60,7 +61,9 @@ class UnitError : public std::runtime_error {
 // Parses "<number> <unit>" into the SI base value of `expected`.
 // Accepted: time s ms us ns; bytes B, KB MB GB TB PB, KiB MiB GiB TiB, bits b Kb Mb Gb Tb;
 // FLOP/s with k M G T P E prefixes; byte rates B/s and b/s with decimal or binary prefixes;
-// power W kW MW; money rates USD/h (also k/M prefixes: "1.2 MUSD/h"). Throws UnitError naming the problem.
+// power W kW MW; money rates USD/h (also k/M prefixes: "1.2 MUSD/h"); money USD (k M G prefixes: "38 GUSD");
+// energy prices USD/kWh or USD/MWh (stored as USD per joule); carbon intensity kgCO2/kWh, gCO2/kWh or
+// tCO2/MWh (stored as kg CO2 per joule). Throws UnitError naming the problem.
 double parse_quantity(std::string_view text, Dimension expected);
 
 inline Seconds parse_seconds(std::string_view t) { return Seconds{parse_quantity(t, Dimension::time)}; }
@@ -68,6 +71,9 @@ inline Bytes parse_bytes(std::string_view t) { return Bytes{parse_quantity(t, Di
 inline FlopRate parse_flop_rate(std::string_view t) { return FlopRate{parse_quantity(t, Dimension::flop_rate)}; }
 inline ByteRate parse_byte_rate(std::string_view t) { return ByteRate{parse_quantity(t, Dimension::byte_rate)}; }
 inline Watts parse_watts(std::string_view t) { return Watts{parse_quantity(t, Dimension::power)}; }
+// One kWh in joules: energy prices and carbon intensities are stored per joule.
+inline constexpr double kJoulesPerKwh = 3.6e6;
+
 inline UsdPerHour parse_usd_per_hour(std::string_view t) { return UsdPerHour{parse_quantity(t, Dimension::money_rate)}; }
 
 // Human formatting with a sensible prefix and 3 significant digits ("989 TFLOP/s", "3.35 TB/s",

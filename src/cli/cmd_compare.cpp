@@ -1,0 +1,87 @@
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "cli/money_flags.hpp"
+#include "money/compare.hpp"
+#include "report/money_format.hpp"
+#include "spec/error.hpp"
+
+namespace xpu::cli {
+
+namespace {
+struct CompareOpts {
+  MoneyFlags money;
+  std::string model, systems, pricing = "on-demand", rank = "cost", precision, provider;
+  double tokens = 0;
+  std::optional<int> devices;
+  std::optional<double> deadline_days;
+  long seq_len = 8192, global_batch = 2048;
+  int max_devices = 131072;
+  bool serve = false;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+}  // namespace
+
+void add_compare(CLI::App& app, const Globals& g) {
+  auto o = std::make_shared<CompareOpts>();
+  CLI::App* c = app.add_subcommand(
+      "compare", "One training job across systems and vendors: best plan, devices, days, USD, energy, ranked");
+  c->add_option("--model", o->model, "Catalog model id, or a path to a Hugging Face config.json or model TOML")->required();
+  c->add_option("--tokens", o->tokens, "Tokens to train on (e.g. 15e12)")->required();
+  c->add_option("--systems", o->systems, "Comma-separated system ids (e.g. dgx-h100,trn2-ultraserver,tpu-v5p)")->required();
+  c->add_option("--devices", o->devices, "Devices per system (the system's device unit)");
+  c->add_option("--deadline-days", o->deadline_days,
+                "Instead of --devices: the fewest devices (node x 2^k) whose fastest plan finishes in this many days");
+  c->add_option("--max-devices", o->max_devices, "Deadline mode: the largest device count tried (default 131072)");
+  c->add_option("--seq-len", o->seq_len, "Tokens per sequence (default 8192)");
+  c->add_option("--global-batch", o->global_batch, "Sequences per step (default 2048)");
+  c->add_option("--pricing", o->pricing, "on-demand | reserved-1y | reserved-3y | capacity-block | spot | owned (default on-demand)");
+  c->add_option("--provider", o->provider,
+                "Only this provider's offers (AWS, GCP, Azure, Lambda, CoreWeave); default: the latest offer of any");
+  c->add_option("--rank", o->rank, "cost | time (default cost)");
+  c->add_option("--precision", o->precision, "Hold the matrix precision fixed (bf16 fp16 fp8 fp4); default: searched");
+  c->add_flag("--serve", o->serve, "Compare serving instead (needs the serving model: not in this build)");
+  o->money.add_to(c);
+  c->callback([o, &g] {
+    if (o->serve) compare_serving_unavailable();
+    const Catalog cat = load_catalog(g);
+    const Model m = resolve_model(cat, o->model);
+    std::vector<System> systems;
+    for (const auto& id : split(o->systems)) systems.push_back(resolve_system(cat, id));
+    CompareRequest q;
+    q.tokens = o->tokens;
+    q.devices = o->devices;
+    q.deadline_days = o->deadline_days;
+    q.max_devices = o->max_devices;
+    q.seq_len = o->seq_len;
+    q.global_batch = o->global_batch;
+    auto p = parse_pricing(o->pricing);
+    if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
+    q.pricing = *p;
+    q.provider = o->provider;
+    if (o->rank == "cost") q.rank = CompareRank::cost;
+    else if (o->rank == "time") q.rank = CompareRank::time;
+    else throw InputError("--rank", "'" + o->rank + "' is not cost or time");
+    if (!o->precision.empty()) {
+      q.precision = parse_precision(o->precision);
+      if (!q.precision) throw InputError("--precision", "'" + o->precision + "' is not bf16, fp16, fp8, fp4, int8, tf32 or fp32");
+    }
+    q.today = o->money.today();
+    q.threads = o->money.thread_count();
+    const std::vector<CompareRow> rows = compare(m, systems, cat.site ? &*cat.site : nullptr, q);
+    if (!o->money.plot.empty()) write_plot(o->money.plot, compare_plot(m, rows));
+    if (o->money.json) write_output(o->money.out, compare_json(m, q, rows, o->money.explain).dump(2) + "\n");
+    else write_output(o->money.out, compare_text(m, q, rows, o->money.explain));
+  });
+}
+
+}  // namespace xpu::cli

@@ -1,0 +1,65 @@
+#include "cli/money_flags.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "money/money.hpp"
+#include "spec/error.hpp"
+
+namespace xpu::cli {
+
+long MoneyFlags::today() const {
+  if (!as_of.empty()) {
+    if (as_of.size() != 10) throw InputError("--as-of", "'" + as_of + "' is not a date (YYYY-MM-DD)");
+    return day_number(as_of, "--as-of");
+  }
+  const auto now = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+  return now.time_since_epoch().count();
+}
+
+int MoneyFlags::thread_count() const {
+  if (threads < 0) throw InputError("--threads", "must be at least 1");
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
+  namespace fs = std::filesystem;
+  const std::string ext = fs::path(path).extension().string();
+  const int height = 360 * static_cast<int>(std::max<std::size_t>(1, panels.size())) + 80;
+  std::string terminal;
+  if (ext == ".png") terminal = "pngcairo size 1100," + std::to_string(height) + " font \",10\"";
+  else if (ext == ".svg") terminal = "svg size 1100," + std::to_string(height) + " dynamic font \",10\"";
+  else throw InputError("--plot", "'" + path + "': the chart's file name must end in .png or .svg");
+  for (char c : path)
+    if (c == '\'' || c == '"' || c == '\n') throw InputError("--plot", "'" + path + "': no quotes in the file name, please");
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    throw InputError("--plot", "gnuplot is not installed (Debian: apt-get install gnuplot-nox)");
+  const std::string tmp_image = path + ".tmp" + ext;
+  const std::string script_path = path + ".gp";
+  const std::string err_path = path + ".gp.err";
+  write_output(script_path, gnuplot_script(panels, terminal, tmp_image));
+  const int rc = std::system(("gnuplot '" + script_path + "' 2>'" + err_path + "'").c_str());
+  std::error_code ec;
+  std::string err;
+  {
+    std::ifstream in(err_path);
+    std::getline(in, err);
+  }
+  fs::remove(err_path, ec);
+  if (rc != 0 || !fs::exists(tmp_image) || fs::file_size(tmp_image, ec) == 0) {
+    fs::remove(tmp_image, ec);
+    throw InputError("--plot", "gnuplot failed on " + script_path + (err.empty() ? "" : ": " + err));
+  }
+  fs::rename(tmp_image, path, ec);
+  if (ec) {
+    fs::remove(tmp_image, ec);
+    throw InputError(path, "cannot rename the chart into place");
+  }
+  fs::remove(script_path, ec);
+}
+
+}  // namespace xpu::cli

@@ -1,0 +1,157 @@
+#include "money/compare.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+#include "search/search.hpp"
+#include "train/choose.hpp"
+#include "spec/error.hpp"
+
+namespace xpu {
+
+namespace {
+
+std::optional<TrainReport> fastest(const Model& m, const System& s, const CompareRequest& q, int devices) {
+  return fastest_plan(m, s, q.seq_len, q.global_batch, devices, q.threads, q.precision);
+}
+
+void fill(CompareRow& row, const Model&, const System& s, const Site* site, const CompareRequest& q) {
+  const TrainReport& p = row.plan;
+  const double tokens_per_step = static_cast<double>(q.seq_len) * q.global_batch;
+  row.devices = p.devices;
+  row.steps = std::ceil(q.tokens / tokens_per_step);
+  const double seconds = row.steps * p.step_time;
+  row.days = seconds / 86400.0;
+  row.device_hours = row.devices * seconds / 3600.0;
+  row.effective_pflops_days = row.steps * p.model_flops_per_step / 1e15 / 86400.0;
+  row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);
+  std::vector<std::string> notes;
+  if (row.rate.known) {
+    row.usd = row.device_hours * row.rate.usd_per_device_hour;
+    row.usd_per_pflops_day = *row.usd / row.effective_pflops_days;
+  } else {
+    notes.push_back(row.rate.missing);
+  }
+  std::string why;
+  row.power = device_power(s, site, &why);
+  if (row.power) {
+    const double kwh = row.device_hours * row.power->wall_w / 1000.0;
+    row.energy_mwh = kwh / 1000.0;
+    row.co2_t = kwh * row.power->kg_co2_per_kwh / 1000.0;
+  } else {
+    notes.push_back("no energy figure: " + why);
+  }
+  for (const auto& n : notes) row.note += (row.note.empty() ? "" : "; ") + n;
+}
+
+}  // namespace
+
+std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long seq_len, long global_batch, int devices,
+                                        int threads, std::optional<Precision> precision) {
+  PlanRequest pr;
+  pr.precision = precision;
+  pr.devices = devices;
+  pr.work = {seq_len, global_batch};
+  SearchOptions so;
+  so.top_k = 1;
+  so.threads = threads;
+  const SearchResult r = search(m, s, pr, so);
+  if (r.top.empty() || !r.top.front().feasible()) return std::nullopt;
+  return r.top.front();
+}
+
+void compare_serving_unavailable() {
+  throw InputError("--serve", "serving comparisons need the serving model (src/serve), which this build does not "
+                              "have yet; compare plans training only");
+}
+
+std::vector<CompareRow> compare(const Model& m, const std::vector<System>& systems, const Site* site,
+                                const CompareRequest& q) {
+  if (!(q.tokens > 0)) throw InputError("--tokens", "must be a positive number of tokens");
+  if (q.devices.has_value() == q.deadline_days.has_value())
+    throw InputError("--devices/--deadline-days", "give exactly one of them");
+  if (q.devices && *q.devices < 1) throw InputError("--devices", "must be at least 1");
+  if (q.deadline_days && !(*q.deadline_days > 0)) throw InputError("--deadline-days", "must be positive");
+  if (q.seq_len < 1) throw InputError("--seq-len", "must be at least 1");
+  if (q.global_batch < 1) throw InputError("--global-batch", "must be at least 1");
+  if (systems.empty()) throw InputError("--systems", "no system given");
+
+  std::vector<CompareRow> rows;
+  for (const System& s : systems) {
+    CompareRow row;
+    row.system_id = s.id;
+    // A request this system cannot take (a precision its chip lacks) is this row's answer, not
+    // an error of the whole comparison.
+    try {
+      PlanRequest probe;
+      probe.devices = q.devices.value_or(s.devices_per_node);
+      probe.work = {q.seq_len, q.global_batch};
+      probe.precision = q.precision;
+      check_request(m, s, probe);
+    } catch (const InputError& e) {
+      row.note = std::string("no plan: ") + e.what();
+      rows.push_back(std::move(row));
+      continue;
+    }
+    if (q.devices) {
+      if (auto p = fastest(m, s, q, *q.devices)) {
+        row.planned = true;
+        row.plan = *p;
+      } else {
+        row.note = "no plan fits on " + std::to_string(*q.devices) + " devices";
+      }
+    } else {
+      // The fewest devices (node x 2^k) whose fastest plan finishes within the deadline. Counts
+      // grow until one meets it; the largest that fits is kept when none does. Once one plan is
+      // known, counts that could not meet the deadline even at 100% of the chip's highest peak
+      // (the run's model FLOPs / (deadline x peak)) are skipped without a search.
+      const double steps = std::ceil(q.tokens / (static_cast<double>(q.seq_len) * q.global_batch));
+      double max_peak = 0;
+      for (Precision pr : kAllPrecisions)
+        if (auto r = s.peak(pr)) max_peak = std::max(max_peak, r->v);
+      double bound = 0;  // devices needed at 100% of max_peak
+      std::optional<TrainReport> best;
+      for (long d = s.devices_per_node; d <= q.max_devices; d *= 2) {
+        if (d < bound) {
+          row.tried.push_back({static_cast<int>(d), kSkipped});
+          continue;
+        }
+        auto p = fastest(m, s, q, static_cast<int>(d));
+        if (!p) {
+          row.tried.push_back({static_cast<int>(d), -1.0});
+          continue;
+        }
+        const double days = steps * p->step_time / 86400.0;
+        row.tried.push_back({static_cast<int>(d), days});
+        if (max_peak > 0) bound = steps * p->model_flops_per_step / (*q.deadline_days * 86400.0 * max_peak);
+        best = p;
+        if (days <= *q.deadline_days) break;
+      }
+      if (best) {
+        row.planned = true;
+        row.plan = *best;
+      } else {
+        row.note = "no plan fits on up to " + std::to_string(q.max_devices) + " devices";
+      }
+    }
+    if (row.planned) {
+      fill(row, m, s, site, q);
+      if (q.deadline_days && row.days > *q.deadline_days) {
+        row.meets_deadline = false;
+        row.note = "misses the deadline even on " + std::to_string(row.devices) + " devices" +
+                   (row.note.empty() ? "" : "; " + row.note);
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  auto key = [&](const CompareRow& r) {
+    const int group = !r.planned ? 3 : (!r.meets_deadline ? 2 : (q.rank == CompareRank::cost && !r.usd ? 1 : 0));
+    const double primary = !r.planned ? 0 : (q.rank == CompareRank::cost && r.usd ? *r.usd : r.days);
+    return std::make_tuple(group, primary, r.system_id);
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](const CompareRow& a, const CompareRow& b) { return key(a) < key(b); });
+  return rows;
+}
+
+}  // namespace xpu

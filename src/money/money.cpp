@@ -1,0 +1,150 @@
+#include "money/money.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+
+#include "spec/error.hpp"
+
+namespace xpu {
+
+namespace {
+constexpr std::array<std::pair<Pricing, const char*>, 6> kPricings = {{{Pricing::on_demand, "on-demand"},
+                                                                       {Pricing::reserved_1y, "reserved-1y"},
+                                                                       {Pricing::reserved_3y, "reserved-3y"},
+                                                                       {Pricing::capacity_block, "capacity-block"},
+                                                                       {Pricing::spot, "spot"},
+                                                                       {Pricing::owned, "owned"}}};
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+}  // namespace
+
+const char* pricing_name(Pricing p) {
+  for (const auto& [k, n] : kPricings)
+    if (k == p) return n;
+  return "?";
+}
+
+std::optional<Pricing> parse_pricing(std::string_view s) {
+  for (const auto& [k, n] : kPricings)
+    if (s == n) return k;
+  return std::nullopt;
+}
+
+long day_number(std::string_view date, const std::string& where) {
+  int y = 0;
+  unsigned m = 0, d = 1;
+  char tail = 0;
+  const std::string t(date);
+  const bool day = std::sscanf(t.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) == 3 && t.size() == 10;
+  const bool month = !day && std::sscanf(t.c_str(), "%4d-%2u%c", &y, &m, &tail) == 2 && t.size() == 7;
+  if (!day) d = 1;
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
+  if ((!day && !month) || !ymd.ok()) throw InputError(where, "'" + t + "' is not a date (YYYY-MM-DD or YYYY-MM)");
+  return std::chrono::sys_days{ymd}.time_since_epoch().count();
+}
+
+std::string date_text(long day) {
+  const std::chrono::year_month_day ymd{std::chrono::sys_days{std::chrono::days{day}}};
+  char b[16];
+  std::snprintf(b, sizeof b, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()));
+  return b;
+}
+
+std::optional<DevicePower> device_power(const System& s, const Site* site, std::string* why) {
+  if (!site) {
+    if (why) *why = "no site assumptions (data/tco/site.toml)";
+    return std::nullopt;
+  }
+  const auto tdp = s.tdp();
+  if (!tdp) {
+    if (why) *why = "no published TDP for " + s.chip.id;
+    return std::nullopt;
+  }
+  DevicePower p;
+  p.tdp_w = tdp->v;
+  p.utilisation = site->utilisation;
+  p.pue = s.ownership && s.ownership->pue ? *s.ownership->pue : site->pue;
+  p.kg_co2_per_kwh = site->kg_co2_per_joule * kJoulesPerKwh;
+  p.wall_w = p.tdp_w * p.utilisation * p.pue;
+  p.origin = s.chip.file + ": power.tdp" + (s.devices_per_chip > 1 ? " / " + std::to_string(s.devices_per_chip) : "") +
+             " x " + site->file + ": utilisation x " +
+             (s.ownership && s.ownership->pue ? s.ownership->file : site->file) + ": pue";
+  return p;
+}
+
+std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* why) {
+  if (!s.ownership) {
+    if (why) *why = "no purchase price (no data/tco/" + s.id + ".toml: not sold, or no public price)";
+    return std::nullopt;
+  }
+  const auto pw = device_power(s, site, why);
+  if (!pw) return std::nullopt;
+  TcoRate t;
+  t.purchase_usd = s.ownership->purchase_usd;
+  t.overhead_usd = s.ownership->overhead_usd;
+  t.years = site->amortisation_years;
+  t.tdp_w = pw->tdp_w;
+  t.utilisation = pw->utilisation;
+  t.pue = pw->pue;
+  t.usd_per_kwh = site->usd_per_joule * kJoulesPerKwh;
+  t.kg_co2_per_kwh = pw->kg_co2_per_kwh;
+  t.capex_usd_per_hour = (t.purchase_usd + t.overhead_usd) / (t.years * kHoursPerYear);
+  t.wall_w = pw->wall_w;
+  t.energy_usd_per_hour = t.wall_w / 1000.0 * t.usd_per_kwh;
+  return t;
+}
+
+std::string Rate::origin() const {
+  if (!known) return missing;
+  if (offer)
+    return offer->file + ": " + offer->provider + " " + offer->instance + " " + offer->kind + " " +
+           fmt("%.4g", offer->usd_per_hour) + " USD/h for " + std::to_string(offer->devices) + " devices, as of " +
+           offer->as_of;
+  if (tco)
+    return "owned: (" + fmt("%.0f", tco->purchase_usd) + " + " + fmt("%.0f", tco->overhead_usd) + " USD) / (" +
+           fmt("%g", tco->years) + " y x 8766 h) + " + fmt("%.0f", tco->tdp_w) + " W x " + fmt("%g", tco->utilisation) +
+           " x PUE " + fmt("%g", tco->pue) + " x " + fmt("%.4g", tco->usd_per_kwh) + " USD/kWh";
+  return "";
+}
+
+Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, const std::string& provider) {
+  Rate r;
+  r.pricing = p;
+  if (p == Pricing::owned) {
+    std::string why;
+    r.tco = tco_rate(s, site, &why);
+    if (!r.tco) {
+      r.missing = "no owned cost: " + why;
+      return r;
+    }
+    r.known = true;
+    r.usd_per_device_hour = r.tco->usd_per_hour();
+    return r;
+  }
+  if (provider.empty()) {
+    r.offer = s.price(pricing_name(p));
+  } else {
+    for (const auto& o : s.prices)  // System::price's order, restricted to one provider
+      if (o.kind == pricing_name(p) && o.provider == provider && (!r.offer || o.as_of > r.offer->as_of)) r.offer = &o;
+  }
+  if (!r.offer) {
+    r.missing = std::string("no ") + pricing_name(p) + " price" + (provider.empty() ? "" : " from " + provider) +
+                " in data/prices/" + s.id + ".toml";
+    return r;
+  }
+  r.known = true;
+  r.usd_per_device_hour = r.offer->usd_per_device_hour();
+  const long age = today - day_number(r.offer->as_of, r.offer->file + ": as_of");
+  if (age > 365)
+    r.warning = std::string(pricing_name(p)) + " price of " + s.id + " (" + r.offer->instance + ") is from " +
+                r.offer->as_of + ", " + fmt("%.1f", age / 365.25) + " years before " + date_text(today);
+  return r;
+}
+
+}  // namespace xpu

@@ -1,0 +1,535 @@
+#include "report/money_format.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "report/format.hpp"
+
+namespace xpu {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+double r6(double v) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return std::strtod(b, nullptr);
+}
+
+ordered_json opt(const std::optional<double>& v) { return v ? ordered_json(r6(*v)) : ordered_json(nullptr); }
+
+std::string cell(const std::optional<double>& v, const char* f = nullptr) {
+  if (!v) return "-";
+  return f ? fmt(f, *v) : short_number(*v);
+}
+
+ordered_json rate_json(const Rate& r) {
+  ordered_json j;
+  j["pricing"] = pricing_name(r.pricing);
+  j["usd_per_device_hour"] = r.known ? ordered_json(r6(r.usd_per_device_hour)) : ordered_json(nullptr);
+  if (r.offer) {
+    j["file"] = r.offer->file;
+    j["provider"] = r.offer->provider;
+    j["instance"] = r.offer->instance;
+    j["kind"] = r.offer->kind;
+    j["region"] = r.offer->region;
+    j["as_of"] = r.offer->as_of;
+    j["offer_usd_per_hour"] = r6(r.offer->usd_per_hour);
+    j["offer_devices"] = r.offer->devices;
+  }
+  if (r.tco) {
+    j["purchase_usd"] = r6(r.tco->purchase_usd);
+    j["overhead_usd"] = r6(r.tco->overhead_usd);
+    j["amortisation_years"] = r6(r.tco->years);
+    j["capex_usd_per_hour"] = r6(r.tco->capex_usd_per_hour);
+    j["tdp_w"] = r6(r.tco->tdp_w);
+    j["utilisation"] = r6(r.tco->utilisation);
+    j["pue"] = r6(r.tco->pue);
+    j["usd_per_kwh"] = r6(r.tco->usd_per_kwh);
+    j["energy_usd_per_hour"] = r6(r.tco->energy_usd_per_hour);
+  }
+  j["origin"] = r.origin();
+  j["warning"] = r.warning.empty() ? ordered_json(nullptr) : ordered_json(r.warning);
+  return j;
+}
+
+std::string tokens_text(double t) { return fmt("%.3g", t); }
+
+}  // namespace
+
+std::string short_number(double v) {
+  static const char* kP[] = {"", " k", " M", " B", " T"};
+  if (std::fabs(v) < 0.005) v = 0;  // rounding residue of shares (1/3 + 1/3 + 1/3) is not a flow
+  double a = std::fabs(v);
+  int k = 0;
+  while (a >= 1000 && k < 4) {
+    a /= 1000;
+    v /= 1000;
+    ++k;
+  }
+  return fmt(a >= 100 ? "%.0f" : (a >= 10 ? "%.1f" : "%.2f"), v) + kP[k];
+}
+
+// ---------------------------------------------------------------------------------------------- compare
+
+ordered_json compare_json(const Model& m, const CompareRequest& q, const std::vector<CompareRow>& rows,
+                          bool with_explain) {
+  ordered_json j;
+  j["model"] = m.id;
+  j["tokens"] = q.tokens;
+  j["seq_len"] = q.seq_len;
+  j["global_batch"] = q.global_batch;
+  j["mode"] = q.devices ? "devices" : "deadline";
+  j["devices"] = q.devices ? ordered_json(*q.devices) : ordered_json(nullptr);
+  j["deadline_days"] = q.deadline_days ? ordered_json(*q.deadline_days) : ordered_json(nullptr);
+  j["precision"] = q.precision ? ordered_json(precision_name(*q.precision)) : ordered_json(nullptr);
+  j["pricing"] = pricing_name(q.pricing);
+  j["provider"] = q.provider.empty() ? ordered_json(nullptr) : ordered_json(q.provider);
+  j["rank_by"] = q.rank == CompareRank::cost ? "cost" : "time";
+  j["as_of"] = date_text(q.today);
+  ordered_json arr = ordered_json::array();
+  ordered_json warnings = ordered_json::array();
+  int rank = 0;
+  for (const CompareRow& r : rows) {
+    ordered_json x;
+    x["rank"] = ++rank;
+    x["system"] = r.system_id;
+    x["planned"] = r.planned;
+    x["devices"] = r.planned ? ordered_json(r.devices) : ordered_json(nullptr);
+    x["meets_deadline"] = r.planned ? ordered_json(r.meets_deadline) : ordered_json(nullptr);
+    if (r.planned) {
+      x["layout"] = layout_summary(r.plan.layout);
+      x["step_time_s"] = r6(r.plan.step_time);
+      x["mfu"] = r6(r.plan.mfu);
+      x["steps"] = r.steps;
+      x["days"] = r6(r.days);
+      x["device_hours"] = r6(r.device_hours);
+      x["effective_pflops_days"] = r6(r.effective_pflops_days);
+    }
+    x["usd"] = opt(r.usd);
+    x["usd_per_effective_pflops_day"] = opt(r.usd_per_pflops_day);
+    x["energy_mwh"] = opt(r.energy_mwh);
+    x["co2_t"] = opt(r.co2_t);
+    x["price"] = r.planned ? rate_json(r.rate) : ordered_json(nullptr);
+    if (r.power) {
+      x["power"] = {{"wall_w_per_device", r6(r.power->wall_w)}, {"tdp_w", r6(r.power->tdp_w)},
+                    {"utilisation", r6(r.power->utilisation)}, {"pue", r6(r.power->pue)},
+                    {"kg_co2_per_kwh", r6(r.power->kg_co2_per_kwh)}};
+      if (with_explain) x["power"]["origin"] = r.power->origin;
+    } else {
+      x["power"] = nullptr;
+    }
+    x["note"] = r.note.empty() ? ordered_json(nullptr) : ordered_json(r.note);
+    if (!r.tried.empty()) {
+      ordered_json t = ordered_json::array();
+      for (const auto& [d, days] : r.tried)
+        t.push_back({{"devices", d}, {"days", days < 0 ? ordered_json(nullptr) : ordered_json(r6(days))},
+                     {"skipped", days == kSkipped}});
+      x["tried"] = t;
+    }
+    if (r.planned && !r.rate.warning.empty()) warnings.push_back(r.rate.warning);
+    arr.push_back(x);
+  }
+  j["rows"] = arr;
+  j["warnings"] = warnings;
+  return j;
+}
+
+std::string compare_text(const Model& m, const CompareRequest& q, const std::vector<CompareRow>& rows,
+                         bool with_explain) {
+  std::string t = "xpuplan compare: " + m.name + ", " + tokens_text(q.tokens) + " tokens, seq " +
+                  std::to_string(q.seq_len) + " x global batch " + std::to_string(q.global_batch) + " (" +
+                  short_number(static_cast<double>(q.seq_len) * q.global_batch) + " tokens/step)";
+  t += q.devices ? ", " + std::to_string(*q.devices) + " devices each"
+                 : ", fewest devices (node x 2^k) to finish within " + fmt("%g", *q.deadline_days) + " days";
+  t += "\n  precision " + std::string(q.precision ? precision_name(*q.precision) : "searched") + ", pricing " +
+       std::string(pricing_name(q.pricing)) + (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) + ", ranked by " +
+       (q.rank == CompareRank::cost ? "USD" : "days") + "\n\n";
+  std::vector<std::vector<std::string>> tab;
+  int rank = 0;
+  for (const CompareRow& r : rows) {
+    if (!r.planned) {
+      tab.push_back({std::to_string(++rank), r.system_id, "-", "no plan", "-", "-", "-", "-", "-", "-", "-", "-"});
+      continue;
+    }
+    tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), layout_summary(r.plan.layout),
+                   fmt("%.1f", r.days), fmt("%.1f%%", 100 * r.plan.mfu),
+                   r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
+                   r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd),
+                   cell(r.usd_per_pflops_day, "%.0f"), cell(r.energy_mwh, "%.0f"), cell(r.co2_t, "%.0f")});
+  }
+  t += render_table({"#", "system", "devices", "best plan", "days", "MFU", "price", "USD/dev-h", "USD", "USD/PFLOP/s-day",
+                     "MWh", "t CO2"},
+                    tab);
+  bool any_note = false;
+  for (const CompareRow& r : rows)
+    if (!r.note.empty()) {
+      if (!any_note) t += "\n";
+      any_note = true;
+      t += "  " + r.system_id + ": " + r.note + "\n";
+    }
+  for (const CompareRow& r : rows)
+    if (r.planned && !r.rate.warning.empty()) t += "warning: " + r.rate.warning + "\n";
+  if (q.deadline_days) {
+    t += "\ndevice counts tried (days; skipped: too few devices even at 100% of peak):\n";
+    for (const CompareRow& r : rows) {
+      t += "  " + r.system_id + ":";
+      for (const auto& [d, days] : r.tried)
+        t += " " + std::to_string(d) +
+             (days == kSkipped ? " (skipped)" : days < 0 ? " (no fit)" : " (" + fmt("%.1f", days) + ")");
+      t += "\n";
+    }
+  }
+  t += "\nUSD = devices x days x 24 h x USD per device-hour; USD/PFLOP/s-day = USD / (model FLOPs of the run / 1e15 / "
+       "86400 s); MWh = device-hours x TDP x utilisation x PUE\n";
+  if (with_explain) {
+    t += "\nwhere each figure comes from:\n";
+    for (const CompareRow& r : rows) {
+      if (!r.planned) continue;
+      t += "  " + r.system_id + "\n";
+      t += "    plan: " + layout_summary(r.plan.layout) + ", step " + fmt("%.4f", r.plan.step_time) + " s (predicted, " +
+           "train/evaluate.cpp), " + fmt("%.0f", r.steps) + " steps = " + tokens_text(q.tokens) + " tokens / " +
+           std::to_string(q.seq_len * q.global_batch) + " tokens per step\n";
+      t += "    time: " + fmt("%.0f", r.steps) + " steps x " + fmt("%.4f", r.plan.step_time) + " s = " +
+           fmt("%.2f", r.days) + " days; device-hours " + std::to_string(r.devices) + " x " + fmt("%.1f", r.days * 24) +
+           " h = " + short_number(r.device_hours) + "\n";
+      t += "    price: " + r.rate.origin() + "\n";
+      if (r.usd)
+        t += "    USD: " + short_number(r.device_hours) + " device-hours x " + fmt("%.4f", r.rate.usd_per_device_hour) +
+             " USD = " + short_number(*r.usd) + " USD\n";
+      if (r.power)
+        t += "    power: " + fmt("%.0f", r.power->wall_w) + " W per device at the wall = " + fmt("%.0f", r.power->tdp_w) +
+             " W x " + fmt("%g", r.power->utilisation) + " x PUE " + fmt("%g", r.power->pue) + " (" + r.power->origin +
+             "); CO2 at " + fmt("%.3g", r.power->kg_co2_per_kwh) + " kg/kWh\n";
+    }
+  }
+  return t;
+}
+
+std::vector<PlotPanel> compare_plot(const Model& m, const std::vector<CompareRow>& rows) {
+  PlotPanel usd, days;
+  usd.title = "Training " + m.name + ": cost per system (devices)";
+  usd.ylabel = "million USD";
+  days.title = "days to train";
+  days.ylabel = "days";
+  PlotSeries su{"USD (M)", {}}, sd{"days", {}};
+  for (const CompareRow& r : rows) {
+    const std::string label = r.planned ? r.system_id + " (" + std::to_string(r.devices) + ")" : r.system_id;
+    usd.x.push_back(label);
+    days.x.push_back(label);
+    su.y.push_back(r.usd ? std::optional<double>(*r.usd / 1e6) : std::nullopt);
+    sd.y.push_back(r.planned ? std::optional<double>(r.days) : std::nullopt);
+  }
+  usd.series = {su};
+  days.series = {sd};
+  return {usd, days};
+}
+
+// ---------------------------------------------------------------------------------------------- budget
+
+ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain) {
+  ordered_json j;
+  j["name"] = f.name;
+  j["file"] = f.file;
+  j["usd"] = r6(r.usd);
+  j["as_of"] = date_text(today);
+  ordered_json lines = ordered_json::array();
+  for (const BudgetLine& l : r.lines) {
+    ordered_json x;
+    x["kind"] = l.kind;
+    x["name"] = l.name;
+    x["system"] = l.system;
+    x["devices"] = l.devices;
+    x["price"] = rate_json(l.rate);
+    x["usd_per_month"] = opt(l.usd_per_month);
+    if (l.kind == "training") {
+      x["layout"] = l.plan ? ordered_json(layout_summary(l.plan->layout)) : ordered_json(nullptr);
+      x["step_time_s"] = l.plan ? ordered_json(r6(l.plan->step_time)) : ordered_json(nullptr);
+      x["days_per_run"] = l.plan ? ordered_json(r6(l.days_per_run)) : ordered_json(nullptr);
+      x["runs_per_year"] = r6(l.runs_per_year);
+      x["usd_per_run"] = opt(l.usd_per_run);
+      x["runs_affordable"] = opt(l.runs_affordable);
+    }
+    x["note"] = l.note.empty() ? ordered_json(nullptr) : ordered_json(l.note);
+    lines.push_back(x);
+  }
+  j["lines"] = lines;
+  ordered_json buys = ordered_json::array();
+  for (const auto& b : r.buys) {
+    ordered_json x = {{"system", b.system}, {"pricing", pricing_name(b.rate.pricing)},
+                      {"offer", b.rate.offer ? ordered_json(b.rate.offer->provider + " " + b.rate.offer->instance)
+                                             : ordered_json("TCO")},
+                      {"usd_per_device_hour", r6(b.rate.usd_per_device_hour)}, {"device_hours", r6(b.device_hours)},
+                      {"device_years", r6(b.device_years)}};
+    if (with_explain) x["origin"] = b.rate.origin();
+    buys.push_back(x);
+  }
+  j["buys"] = buys;
+  j["fleet_usd_per_month"] = opt(r.fleet_usd_per_month);
+  j["fleet_months"] = opt(r.fleet_months);
+  j["usd_per_month"] = opt(r.usd_per_month);
+  j["runway_months"] = opt(r.runway_months);
+  ordered_json bal = ordered_json::array();
+  for (double b : r.balance) bal.push_back(r6(b));
+  j["balance_usd_by_month"] = bal;
+  j["warnings"] = r.warnings;
+  return j;
+}
+
+std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain) {
+  std::string t = "xpuplan budget: " + short_number(r.usd) + " USD, " + f.name + (f.file.empty() ? "" : " (" + f.file + ")") +
+                  ", prices as of " + date_text(today) + "\n\n";
+  std::vector<std::vector<std::string>> tab;
+  for (const BudgetLine& l : r.lines) {
+    tab.push_back({l.kind, l.name, l.system, std::to_string(l.devices), pricing_name(l.rate.pricing),
+                   l.rate.known ? fmt("%.3f", l.rate.usd_per_device_hour) : "-",
+                   l.kind == "training" && l.plan ? fmt("%.1f", l.days_per_run) : "-",
+                   l.kind == "training" ? fmt("%g", l.runs_per_year) : "-", cell(l.usd_per_run),
+                   cell(l.runs_affordable, "%.1f"), cell(l.usd_per_month)});
+  }
+  t += "spending\n" + render_table({"kind", "name", "system", "devices", "pricing", "USD/dev-h", "days/run", "runs/y",
+                                    "USD/run", "runs bought", "USD/month"},
+                                   tab);
+  bool burns = false;  // some line spends every month
+  for (const BudgetLine& l : r.lines) burns = burns || l.kind == "fleet" || l.runs_per_year > 0;
+  t += "\nrunway\n";
+  t += "  fleet alone: " + (r.fleet_usd_per_month ? short_number(*r.fleet_usd_per_month) + " USD/month, lasts " +
+                                                       fmt("%.1f", *r.fleet_months) + " months"
+                                                 : std::string("-")) + "\n";
+  t += "  fleet + training schedule: " +
+       (r.usd_per_month ? short_number(*r.usd_per_month) + " USD/month, lasts " + fmt("%.1f", *r.runway_months) + " months"
+                        : std::string(burns ? "- (a line has no price or no plan)" : "- (no fleet and no yearly training)")) +
+       "\n";
+  std::vector<std::vector<std::string>> buys;
+  for (const auto& b : r.buys)
+    buys.push_back({b.system, pricing_name(b.rate.pricing),
+                    b.rate.offer ? b.rate.offer->provider + " " + b.rate.offer->instance : std::string("TCO (data/tco)"),
+                    fmt("%.3f", b.rate.usd_per_device_hour), short_number(b.device_hours), short_number(b.device_years)});
+  t += "\nwhat " + short_number(r.usd) + " USD buys, all on one system\n" +
+       render_table({"system", "pricing", "offer", "USD/dev-h", "device-hours", "device-years"}, buys);
+  for (const auto& w : r.warnings) t += "warning: " + w + "\n";
+  if (with_explain) {
+    t += "\nwhere each figure comes from:\n";
+    for (const BudgetLine& l : r.lines) {
+      t += "  " + l.kind + " '" + l.name + "': price " + l.rate.origin() + "\n";
+      if (l.kind == "fleet" && l.usd_per_month)
+        t += "    " + std::to_string(l.devices) + " devices x " + fmt("%.4f", l.rate.usd_per_device_hour) +
+             " USD x 730.5 h = " + short_number(*l.usd_per_month) + " USD/month\n";
+      if (l.kind == "training" && l.plan)
+        t += "    plan " + layout_summary(l.plan->layout) + ", step " + fmt("%.4f", l.plan->step_time) +
+             " s (predicted), " + fmt("%.2f", l.days_per_run) + " days per run" +
+             (l.usd_per_run ? "; USD/run = " + std::to_string(l.devices) + " x " + fmt("%.1f", l.days_per_run * 24) +
+                                  " h x " + fmt("%.4f", l.rate.usd_per_device_hour) + " = " + short_number(*l.usd_per_run)
+                            : std::string()) +
+             "\n";
+    }
+    t += "  runway = budget / (fleet USD/month + sum of runs/year x USD/run / 12)\n";
+    for (const auto& b : r.buys) t += "  " + b.system + " " + pricing_name(b.rate.pricing) + ": " + b.rate.origin() + "\n";
+  }
+  return t;
+}
+
+std::vector<PlotPanel> budget_plot(const BudgetFile& f, const BudgetResult& r) {
+  PlotPanel p;
+  p.style = PlotPanel::Style::lines;
+  p.title = f.name + ": budget left";
+  p.xlabel = "month";
+  p.ylabel = "billion USD";
+  p.zero_line = true;
+  PlotSeries s{"fleet + training", {}};
+  for (std::size_t i = 0; i < r.balance.size(); ++i) {
+    p.x.push_back(std::to_string(i));
+    s.y.push_back(r.balance[i] / 1e9);
+  }
+  p.series = {s};
+  return {p};
+}
+
+// ---------------------------------------------------------------------------------------------- contract
+
+ordered_json contract_json(const ContractFile& f, const ContractResult& r, long today, bool with_explain) {
+  ordered_json j;
+  j["name"] = f.name;
+  j["file"] = f.file;
+  j["source"] = f.source;
+  j["as_of"] = date_text(today);
+  j["total_usd"] = r6(f.total_usd);
+  j["years"] = r.years;
+  ordered_json uy = ordered_json::array();
+  for (double v : r.usd_by_year) uy.push_back(r6(v));
+  j["usd_by_year"] = uy;
+  ordered_json caps = ordered_json::array();
+  for (const auto& c : r.capacity) {
+    ordered_json x;
+    x["system"] = c.item.system;
+    x["share"] = r6(c.item.share);
+    x["priced"] = c.priced;
+    x["usd_per_device_hour"] = c.item.usd_per_device_hour ? ordered_json(r6(*c.item.usd_per_device_hour))
+                                                          : (c.rate.known ? ordered_json(r6(c.rate.usd_per_device_hour))
+                                                                          : ordered_json(nullptr));
+    x["price_origin"] = c.price_origin;
+    x["reference_run"] = {{"model", c.item.model}, {"tokens", c.item.tokens}, {"devices", c.item.devices},
+                          {"layout", c.plan ? ordered_json(layout_summary(c.plan->layout)) : ordered_json(nullptr)},
+                          {"step_time_s", c.plan ? ordered_json(r6(c.plan->step_time)) : ordered_json(nullptr)},
+                          {"mfu", c.plan ? ordered_json(r6(c.plan->mfu)) : ordered_json(nullptr)},
+                          {"days", c.plan ? ordered_json(r6(c.run_days)) : ordered_json(nullptr)},
+                          {"device_hours", c.plan ? ordered_json(r6(c.run_device_hours)) : ordered_json(nullptr)}};
+    ordered_json ys = ordered_json::array();
+    for (std::size_t y = 0; y < c.years.size(); ++y)
+      ys.push_back({{"year", r.years[y]}, {"usd", r6(c.years[y].usd)}, {"device_hours", r6(c.years[y].device_hours)},
+                    {"average_devices", r6(c.years[y].average_devices)}, {"flops", r6(c.years[y].flops)},
+                    {"runs", r6(c.years[y].runs)}});
+    x["by_year"] = ys;
+    x["total"] = {{"usd", r6(c.total.usd)}, {"device_hours", r6(c.total.device_hours)},
+                  {"average_devices", r6(c.total.average_devices)}, {"flops", r6(c.total.flops)}, {"runs", r6(c.total.runs)}};
+    x["served_tokens"] = nullptr;  // needs the serving model (not in this build)
+    x["note"] = c.note.empty() ? ordered_json(nullptr) : ordered_json(c.note);
+    caps.push_back(x);
+  }
+  j["capacity"] = caps;
+  ordered_json flows = ordered_json::array();
+  for (const auto& fl : r.all_flows) {
+    ordered_json x = {{"year", fl.year}, {"from", fl.from}, {"to", fl.to}, {"kind", fl.kind}, {"usd", r6(fl.usd)}};
+    if (with_explain) x["source"] = fl.note;
+    flows.push_back(x);
+  }
+  j["flows"] = flows;
+  j["parties"] = r.parties;
+  j["flow_years"] = r.flow_years;
+  ordered_json net = ordered_json::object();
+  for (const auto& p : r.parties) {
+    ordered_json v = ordered_json::array();
+    for (double x : r.net.at(p)) v.push_back(r6(x));
+    net[p] = v;
+  }
+  j["net_usd_by_party"] = net;
+  ordered_json ns = ordered_json::array();
+  for (double x : r.net_sum) ns.push_back(r6(x));
+  j["net_usd_sum"] = ns;
+  ordered_json rets = ordered_json::array();
+  for (const auto& x : r.returns)
+    rets.push_back({{"investor", x.investor}, {"investee", x.investee}, {"invested_usd", r6(x.invested)},
+                    {"returned_usd", r6(x.returned)}, {"returned_share", r6(x.share())}});
+  j["returns"] = rets;
+  j["warnings"] = r.warnings;
+  return j;
+}
+
+std::string contract_text(const ContractFile& f, const ContractResult& r, long today, bool with_explain) {
+  std::string t = "xpuplan contract: " + f.name + " (" + f.file + "), prices as of " + date_text(today) + "\n  " +
+                  short_number(f.total_usd) + " USD over " + std::to_string(f.years) + " years from " +
+                  std::to_string(f.start_year) + "\n  source: " + f.source + "\n";
+  for (const auto& c : r.capacity) {
+    t += "\n" + c.item.system + " (" + fmt("%.0f%%", 100 * c.item.share) + " of the dollars) at " +
+         (c.priced ? fmt("%.3f", c.item.usd_per_device_hour ? *c.item.usd_per_device_hour : c.rate.usd_per_device_hour) +
+                         " USD/device-h"
+                   : std::string("no price")) + "\n";
+    if (c.plan)
+      t += "  reference run: " + c.item.model + ", " + tokens_text(c.item.tokens) + " tokens on " +
+           std::to_string(c.item.devices) + " devices: " + layout_summary(c.plan->layout) + ", MFU " +
+           fmt("%.1f%%", 100 * c.plan->mfu) + ", " + fmt("%.1f", c.run_days) + " days, " +
+           short_number(c.run_device_hours) + " device-hours\n";
+    if (!c.note.empty()) t += "  note: " + c.note + "\n";
+    std::vector<std::vector<std::string>> tab;
+    for (std::size_t y = 0; y < c.years.size(); ++y) {
+      const auto& cy = c.years[y];
+      tab.push_back({std::to_string(r.years[y]), short_number(cy.usd), c.priced ? short_number(cy.device_hours) : "-",
+                     c.priced ? short_number(cy.average_devices) : "-", c.priced && c.plan ? fmt("%.3g", cy.flops) : "-",
+                     c.priced && c.plan ? fmt("%.1f", cy.runs) : "-"});
+    }
+    tab.push_back({"total", short_number(c.total.usd), c.priced ? short_number(c.total.device_hours) : "-",
+                   c.priced ? short_number(c.total.average_devices) : "-",
+                   c.priced && c.plan ? fmt("%.3g", c.total.flops) : "-", c.priced && c.plan ? fmt("%.1f", c.total.runs) : "-"});
+    t += render_table({"year", "USD", "device-hours", "avg devices", "FLOPs at MFU", "runs"}, tab);
+    t += "  served tokens: not computed (needs the serving model, not in this build)\n";
+  }
+  if (!r.all_flows.empty()) {
+    t += "\ncash flows: net USD per party per year (in - out)\n";
+    std::vector<std::string> head = {"party"};
+    for (int y : r.flow_years) head.push_back(std::to_string(y));
+    head.push_back("total");
+    std::vector<std::vector<std::string>> tab;
+    for (const auto& p : r.parties) {
+      std::vector<std::string> row = {p};
+      double tot = 0;
+      for (double v : r.net.at(p)) {
+        row.push_back(short_number(v));
+        tot += v;
+      }
+      row.push_back(short_number(tot));
+      tab.push_back(row);
+    }
+    std::vector<std::string> sum = {"sum"};
+    double tot = 0;
+    for (double v : r.net_sum) {
+      sum.push_back(short_number(v));
+      tot += v;
+    }
+    sum.push_back(short_number(tot));
+    tab.push_back(sum);
+    t += render_table(head, tab);
+    for (const auto& x : r.returns)
+      t += "  " + x.investor + " invested " + short_number(x.invested) + " USD in " + x.investee + "; " +
+           short_number(x.returned) + " USD (" + fmt("%.0f%%", 100 * x.share()) + ") returns to " + x.investor +
+           " as cloud or chip revenue\n";
+  }
+  for (const auto& w : r.warnings) t += "warning: " + w + "\n";
+  if (with_explain) {
+    t += "\nwhere each figure comes from:\n";
+    t += "  USD per year = total x ramp share x capacity share; device-hours = USD / USD per device-hour;\n"
+         "  FLOPs = device-hours x 3600 s x dense peak at the plan's precision x predicted MFU; runs = device-hours / "
+         "device-hours of one reference run\n";
+    for (const auto& c : r.capacity) {
+      t += "  " + c.item.system + ": price " + c.price_origin + "\n";
+      if (c.plan)
+        t += "    reference plan " + layout_summary(c.plan->layout) + ", step " + fmt("%.4f", c.plan->step_time) +
+             " s, MFU " + fmt("%.4f", c.plan->mfu) + " of " + fmt("%.4g", c.peak_flops_per_device) +
+             " FLOP/s per device (predicted, train/evaluate.cpp)\n";
+    }
+    for (const auto& fl : r.all_flows)
+      t += "  flow " + std::to_string(fl.year) + " " + fl.from + " -> " + fl.to + " " + fl.kind + " " +
+           short_number(fl.usd) + ": " + fl.note + "\n";
+  }
+  return t;
+}
+
+std::vector<PlotPanel> contract_plot(const ContractFile& f, const ContractResult& r) {
+  std::vector<PlotPanel> out;
+  PlotPanel spend;
+  spend.title = f.name + ": commitment by year";
+  spend.ylabel = "billion USD";
+  PlotSeries s{"USD", {}};
+  for (std::size_t y = 0; y < r.years.size(); ++y) {
+    spend.x.push_back(std::to_string(r.years[y]));
+    s.y.push_back(r.usd_by_year[y] / 1e9);
+  }
+  spend.series = {s};
+  out.push_back(spend);
+  if (!r.parties.empty()) {
+    PlotPanel flows;
+    flows.title = "net cash flow per party (in - out)";
+    flows.ylabel = "billion USD";
+    for (int y : r.flow_years) flows.x.push_back(std::to_string(y));
+    for (const auto& p : r.parties) {
+      PlotSeries ps{p, {}};
+      for (double v : r.net.at(p)) ps.y.push_back(v / 1e9);
+      flows.series.push_back(ps);
+    }
+    // Bars cannot go below zero with yrange [0:*]: draw flows as lines.
+    flows.style = PlotPanel::Style::lines;
+    flows.zero_line = true;
+    flows.xlabel = "year";
+    out.push_back(flows);
+  }
+  return out;
+}
+
+}  // namespace xpu
