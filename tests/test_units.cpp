@@ -169,5 +169,19 @@ TEST(Units, FormatPicksPrefix) {
   EXPECT_NE(format_flop_rate(FlopRate{989.4e12}).find("TFLOP/s"), std::string::npos);
 }
 
+TEST(Units, IsoDates) {
+  EXPECT_TRUE(is_iso_date("2026-11-26", false));
+  EXPECT_TRUE(is_iso_date("2025-06", true));
+  EXPECT_FALSE(is_iso_date("2025-06", false));   // a day is required
+  EXPECT_FALSE(is_iso_date("2025-13-01", false));  // month 13
+  EXPECT_FALSE(is_iso_date("2025-00", true));
+  EXPECT_FALSE(is_iso_date("2025-01-32", false));
+  EXPECT_FALSE(is_iso_date("2025-01-00", false));
+  EXPECT_FALSE(is_iso_date("25-01-01", false));
+  EXPECT_FALSE(is_iso_date("2025/01/01", false));
+  EXPECT_FALSE(is_iso_date("2025-01-01x", false));
+  EXPECT_FALSE(is_iso_date("", true));
+}
+
 }  // namespace
 }  // namespace xpu

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include "load/catalog.hpp"
@@ -15,11 +14,7 @@ namespace {
 
 constexpr std::array<std::string_view, 5> kKinds = {"on-demand", "reserved-1y", "reserved-3y", "capacity-block", "spot"};
 
-bool is_date(const std::string& s, bool day_required) {
-  static const std::regex month(R"(\d{4}-(0[1-9]|1[0-2]))");
-  static const std::regex day(R"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))");
-  return std::regex_match(s, day) || (!day_required && std::regex_match(s, month));
-}
+bool is_date(const std::string& s, bool day_required) { return is_iso_date(s, !day_required); }
 
 PriceOffer parse_offer(TomlReader& r, const std::string& file) {
   PriceOffer o;

@@ -1,6 +1,5 @@
 // data/tco/: what owning a device costs (per system) and the site it runs in (site.toml).
 #include <filesystem>
-#include <regex>
 
 #include "load/catalog.hpp"
 #include "load/toml_reader.hpp"
@@ -19,9 +18,8 @@ toml::table parse_text(const DataFile& f) {
 }
 
 void check_date(TomlReader& r, const std::string& key, std::string* out) {
-  static const std::regex day(R"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))");
   *out = r.str(key);
-  if (!std::regex_match(*out, day)) r.fail(key, "'" + *out + "' is not a date (YYYY-MM-DD)");
+  if (!is_iso_date(*out, false)) r.fail(key, "'" + *out + "' is not a date (YYYY-MM-DD)");
 }
 
 }  // namespace

@@ -161,4 +161,24 @@ std::string format_bytes(Bytes b) { return with_prefix(b.v, "B", true); }
 std::string format_flop_rate(FlopRate r) { return with_prefix(r.v, "FLOP/s", false); }
 std::string format_byte_rate(ByteRate r) { return with_prefix(r.v, "B/s", false); }
 
+bool is_iso_date(std::string_view s, bool month_only_ok) {
+  auto digits = [&](std::size_t at, std::size_t n) {
+    if (at + n > s.size()) return -1;
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return -1;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  if (s.size() != 7 && s.size() != 10) return false;
+  if (digits(0, 4) < 0 || s[4] != '-') return false;
+  const int month = digits(5, 2);
+  if (month < 1 || month > 12) return false;
+  if (s.size() == 7) return month_only_ok;
+  if (s[7] != '-') return false;
+  const int day = digits(8, 2);
+  return day >= 1 && day <= 31;
+}
+
 }  // namespace xpu

@@ -66,6 +66,10 @@ class UnitError : public std::runtime_error {
 // tCO2/MWh (stored as kg CO2 per joule). Throws UnitError naming the problem.
 double parse_quantity(std::string_view text, Dimension expected);
 
+// A calendar date as the data files write it: YYYY-MM-DD (month 01-12, day 01-31), or YYYY-MM
+// when month_only_ok.
+bool is_iso_date(std::string_view s, bool month_only_ok);
+
 inline Seconds parse_seconds(std::string_view t) { return Seconds{parse_quantity(t, Dimension::time)}; }
 inline Bytes parse_bytes(std::string_view t) { return Bytes{parse_quantity(t, Dimension::bytes)}; }
 inline FlopRate parse_flop_rate(std::string_view t) { return FlopRate{parse_quantity(t, Dimension::flop_rate)}; }

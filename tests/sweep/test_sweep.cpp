@@ -197,6 +197,12 @@ TEST(Sweep, CsvFields) {
   EXPECT_EQ(csv_field(Value(std::string("two\nlines"))), "\"two\nlines\"");
 }
 
+// GCC 12 at -O1 (the ASan build) reports std::variant's move of an initializer-list element as
+// maybe-uninitialized (a false positive inside <variant>); the values here are all initialized.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 TEST(Sweep, MakeRowNamesEveryColumnOnce) {
   EXPECT_THROW(make_row(meta_table(), {{"key", std::string("a")}}), std::logic_error);
   EXPECT_THROW(make_row(meta_table(), {{"key", std::string("a")}, {"value", std::string("b")}, {"x", Value{}}}),
@@ -204,6 +210,9 @@ TEST(Sweep, MakeRowNamesEveryColumnOnce) {
   EXPECT_EQ(make_row(meta_table(), {{"value", std::string("b")}, {"key", std::string("a")}}),
             (Row{std::string("a"), std::string("b")}));
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic pop
+#endif
 
 struct TempDir {
   std::filesystem::path p;
