@@ -25,5 +25,6 @@ void add_catalog(CLI::App& app, const Globals& g);
 void add_calibrate(CLI::App& app, const Globals& g);
 void add_search(CLI::App& app, const Globals& g);
 void add_sweep(CLI::App& app, const Globals& g);
+void add_serve(CLI::App& app, const Globals& g);
 
 }  // namespace xpu::cli

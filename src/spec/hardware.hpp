@@ -88,6 +88,20 @@ struct PriceOffer {
   double usd_per_device_hour() const { return usd_per_hour / devices; }
 };
 
+// How a serving engine runs on one chip family (data/serving/*.toml): the efficiency knobs of
+// inference that training does not exercise. Defaults apply to a chip no serving file names.
+struct ServingCalibration {
+  std::string id = "built-in defaults", status = "assumed", source, file;  // file: "" for the defaults
+  double decode_bw = 0.8;            // fraction of HBM bandwidth reached streaming weights and KV in decode
+  double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
+  Seconds step_overhead{1e-3};       // per iteration: scheduling, sampling, host sync
+  Seconds layer_overhead{10e-6};     // per layer per iteration: kernel launches and syncs
+  double memory_fraction = 0.9;      // share of HBM the engine may allocate (weights, KV, workspace)
+  int max_batch = 256;               // default cap on sequences per iteration
+  int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
+  int block_tokens = 16;             // paged-KV block size
+};
+
 struct System {
   std::string id, name, device_unit, source, date, file;
   std::string chip_id;
@@ -96,6 +110,7 @@ struct System {
   Tier scale_up, scale_out;
   Chip chip;          // resolved from chip_id
   Calibration calib;  // resolved by chip id
+  ServingCalibration serving;      // resolved by chip id from data/serving/ (defaults when none names it)
   std::vector<PriceOffer> prices;  // from data/prices/<id>.toml, in file order; empty when none
 
   // The most recent offer of this kind (by as_of, YYYY-MM or YYYY-MM-DD; a month-only date counts

@@ -1,5 +1,5 @@
-// Predicts every row of a measured-runs table (FORMAT.md, training-*.csv) and reports the signed
-// error per row and the mean absolute percentage error (MAPE) overall, per system and per grade.
+// Predicts every row of a measured-runs table (FORMAT.md: training-*.csv or inference-*.csv,
+// told apart by the header) and reports the signed error per row and the mean absolute percentage error (MAPE) overall, per system and per grade.
 #pragma once
 
 #include <map>
@@ -22,7 +22,9 @@ struct ValidationRow {
   bool evaluated = false;
   bool moe = false;        // mixture-of-experts model
   std::string reason;      // why it could not be evaluated
-  TrainReport plan;        // the plan behind the prediction
+  TrainReport plan;        // the plan behind the prediction (training rows)
+  std::string stat;        // inference rows: mean, p50, p90 or p99
+  std::string layout;      // inference rows: the serving layout behind the prediction
 };
 
 struct ErrorStats {
@@ -38,6 +40,9 @@ struct ValidationResult {
   ErrorStats dense;                             // grades A and B, dense models only
   std::map<std::string, ErrorStats> per_system; // grades A and B
   std::map<std::string, ErrorStats> per_grade;  // all grades
+  // Inference tables only:
+  ErrorStats evaluated_ab;                      // grades A and B, evaluated rows only
+  std::map<std::string, ErrorStats> per_metric; // grades A and B
 };
 
 // Is this CSV a training table (by its header)?
@@ -47,5 +52,15 @@ bool is_training_table(const CsvTable& t);
 // system or model, or whose plan cannot fit, is kept with its reason and 100% error.
 // only: when given, rows whose id is not in it are skipped (calibration works on subsets).
 ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr);
+
+// Is this CSV an inference table (by its header)?
+bool is_inference_table(const CsvTable& t);
+
+// Each row simulated by the serving simulator (src/serve): `server` as Poisson arrivals at
+// request_rate, `offline` as all requests at once, `fixed_batch` as `concurrency` requests in
+// flight, `single` as one at a time; the row's metric and stat compared with the measurement.
+// Knobs the row leaves empty (tp, replicas, precisions) are chosen as `serve` chooses them.
+// Rows without input_len or output_len cannot be evaluated (kept with their reason, 100% error).
+ValidationResult validate_inference(const CsvTable& t, const Catalog& c);
 
 }  // namespace xpu
