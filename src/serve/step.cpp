@@ -86,10 +86,6 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
     reason_ = "degrees must be at least 1";
     return;
   }
-  if (m.heads % t != 0) {
-    reason_ = "tp " + std::to_string(t) + " does not divide " + std::to_string(m.heads) + " attention heads";
-    return;
-  }
   if (l.pp > m.layers) {
     reason_ = "pp exceeds the layer count";
     return;
@@ -115,7 +111,8 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   attn_eff_ = s.calib.attention;
 
   const double h = static_cast<double>(m.hidden);
-  heads_dev_ = static_cast<double>(m.heads) / t;
+  // Heads that tp does not divide are padded up to a multiple of tp (as Neuron and TPU engines do).
+  heads_dev_ = std::ceil(static_cast<double>(m.heads) / t);
   const double hd = m.head_dim;
   if (m.is_mla()) {
     const auto& a = m.mla;

@@ -2,8 +2,9 @@
 // chunks of prefill) on one replica, the KV cache per token for each attention variant, and the
 // memory left for it. All times in seconds, sizes in bytes, per device of the replica.
 //
-// A replica is tp x pp devices. Tensor parallelism shards heads and FFN columns (KV heads are
-// replicated when tp exceeds them; MLA's latent cache is replicated on every tp rank); expert
+// A replica is tp x pp devices. Tensor parallelism shards heads and FFN columns (query heads
+// are padded to a multiple of tp when it does not divide them; KV heads are replicated when tp
+// exceeds them; MLA's latent cache is replicated on every tp rank); expert
 // parallelism spreads the routed experts over ep of the tp ranks and exchanges tokens by
 // all-to-all; pipeline stages run one after the other for a batch (no micro-batching).
 #pragma once
