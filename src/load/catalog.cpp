@@ -239,6 +239,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   std::vector<std::string> ids = r.str_array("chips");
   if (ids.empty()) r.fail("chips", "missing or empty: the chip ids this file applies to");
   if (chips) *chips = ids;
+  c.chips = ids;
   auto d = r.table("decode");
   if (!d) r.fail("decode", "missing (required)");
   c.decode_bw = d->number("bandwidth_fraction", 0.05, 1.0);
@@ -256,6 +257,19 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
   e->finish();
+  if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
+    (void)f->str("truth");
+    (void)f->str("xpuplan");
+    (void)f->str("date");
+    if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
+    c.prior_decode_bw = f->number("bandwidth_fraction_prior", 0.05, 1.0);
+    c.prior_step_overhead_s = f->quantity("step_overhead_prior", Dimension::time, true);
+    c.prior_layer_overhead_s = f->quantity("layer_overhead_prior", Dimension::time, true);
+    c.prior_gemm_scale = f->number("gemm_scale_prior", 0.05, 2.0);
+    (void)f->number("mape_before_pct", 0, 1e9);
+    (void)f->number("mape_after_pct", 0, 1e9);
+    f->finish();
+  }
   r.finish();
   return c;
 }

@@ -71,8 +71,8 @@ std::optional<Precision> matrix_precision(const System& s, Quant w) {
       if (has(Precision::fp4)) return Precision::fp4;
       if (has(Precision::fp8)) return Precision::fp8;
       return dense16();
-    case Quant::int8: return has(Precision::int8) ? std::optional(Precision::int8) : dense16();
-    case Quant::int4: return dense16();
+    case Quant::int8:
+    case Quant::int4: return dense16();  // weight-only: dequantised to 16-bit before the matmul
   }
   return std::nullopt;
 }

@@ -19,8 +19,9 @@
 namespace xpu {
 
 // Storage format of weights or KV cache. fp8/fp4 weights compute at the chip's fp8/fp4 rate
-// where it has one; int8 computes at the int8 rate (W8A8) where the chip has one; int4 is
-// weight-only (bf16 compute).
+// where it has one (fp4 falls back to fp8, then 16-bit); int8 and int4 are weight-only
+// quantisation (read at their size, multiplied in bf16/fp16), as the published int8 serving
+// runs (Neuron "int8 weight storage, matmuls in BF16") use them.
 enum class Quant { bf16, fp16, fp8, int8, int4, fp4 };
 const char* quant_name(Quant q);
 std::optional<Quant> parse_quant(std::string_view s);

@@ -100,6 +100,10 @@ struct ServingCalibration {
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
   int block_tokens = 16;             // paged-KV block size
+  std::vector<std::string> chips;    // the chip ids the file names
+  // A fitted file records the assumed values it started from, so a refit starts again from
+  // them instead of compounding (< 0: not fitted).
+  double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1;
 };
 
 struct System {

@@ -61,6 +61,6 @@ bool is_inference_table(const CsvTable& t);
 // flight, `single` as one at a time; the row's metric and stat compared with the measurement.
 // Knobs the row leaves empty (tp, replicas, precisions) are chosen as `serve` chooses them.
 // Rows without input_len or output_len cannot be evaluated (kept with their reason, 100% error).
-ValidationResult validate_inference(const CsvTable& t, const Catalog& c);
+ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr);
 
 }  // namespace xpu
