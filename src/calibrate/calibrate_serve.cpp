@@ -165,7 +165,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   out += "\n[engine]\n";
   line("step_overhead = \"%.4g us\"             # per iteration: scheduler, sampling, host synchronisation", s.step_overhead.v * 1e6);
   line("layer_overhead = \"%.4g us\"            # per layer per iteration: kernel launches and synchronisation", s.layer_overhead.v * 1e6);
-  line("memory_fraction = %.2f               # share of HBM the engine allocates", s.memory_fraction);
+  line("memory_fraction = %.2f               # share of the HBM left after weights, reserve and workspace that the KV cache takes (TensorRT-LLM kv_cache free_gpu_memory_fraction default 0.9)", s.memory_fraction);
   line("max_batch = %d                       # default cap on sequences per iteration", s.max_batch);
   line("token_budget = %d                    # default cap on tokens per iteration (chunked prefill)", s.token_budget);
   line("block_tokens = %d                    # paged-KV block size in tokens", s.block_tokens);

@@ -162,13 +162,13 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
   const double workspace = s.serving.token_budget * (6 * h + 2 * ffn_dev) * kAct +
                            static_cast<double>(s.serving.max_batch) * m.vocab / t * 4.0;
-  const double usable = s.hbm_capacity().v * s.serving.memory_fraction;
-  const double free = usable - weights_dev_ - s.calib.memory_reserve.v - workspace;
+  const double hbm = s.hbm_capacity().v;
+  const double free = (hbm - weights_dev_ - s.calib.memory_reserve.v - workspace) * s.serving.memory_fraction;
   if (free <= 0 || kv_dev_ <= 0) {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "out of memory: weights %.1f GiB + reserve %.1f GiB + workspace %.1f GiB exceed %.1f GiB usable per device",
+    std::snprintf(buf, sizeof buf, "out of memory: weights %.1f GiB + reserve %.1f GiB + workspace %.1f GiB exceed %.1f GiB per device",
                   weights_dev_ / 1073741824.0, s.calib.memory_reserve.v / 1073741824.0, workspace / 1073741824.0,
-                  usable / 1073741824.0);
+                  hbm / 1073741824.0);
     reason_ = buf;
     return;
   }
@@ -304,13 +304,13 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"compute precision", precision_name(cp_),
                  std::string("weights ") + quant_name(l_.weights) + " at " + s_.chip.file + ": peak." + precision_name(cp_)});
   out.push_back({"HBM per device", gib(s_.hbm_capacity().v), s_.chip.file + ": memory.capacity"});
-  out.push_back({"usable share", fmt("%.2f", s_.serving.memory_fraction), srv + ": engine.memory_fraction"});
+  out.push_back({"KV share of the memory left", fmt("%.2f", s_.serving.memory_fraction), srv + ": engine.memory_fraction"});
   out.push_back({"weights per device", gib(weights_dev_), std::string("model parameters x ") + quant_name(l_.weights)});
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
                      " x layers per stage x " + quant_name(l_.kv)});
-  out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(usable - weights - reserve - workspace) / KV per token"});
+  out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
   return out;
 }

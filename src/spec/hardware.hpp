@@ -96,7 +96,7 @@ struct ServingCalibration {
   double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
   Seconds step_overhead{1e-3};       // per iteration: scheduling, sampling, host sync
   Seconds layer_overhead{10e-6};     // per layer per iteration: kernel launches and syncs
-  double memory_fraction = 0.9;      // share of HBM the engine may allocate (weights, KV, workspace)
+  double memory_fraction = 0.9;      // share of the HBM left after weights, reserve and workspace that the KV cache takes
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
   int block_tokens = 16;             // paged-KV block size
