@@ -28,7 +28,7 @@ ordered_json stats_json(const LatencyStats& s) {
   return {{"mean", r6(s.mean * 1e3)}, {"p50", r6(s.p50 * 1e3)}, {"p90", r6(s.p90 * 1e3)}, {"p99", r6(s.p99 * 1e3)}};
 }
 
-std::string ms(double s) { return fmt("%.4g ms", s * 1e3); }
+std::string ms(double s) { return s >= 10 ? fmt("%.4g s", s) : fmt("%.4g ms", s * 1e3); }
 
 }  // namespace
 
