@@ -100,12 +100,12 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--replicas", o->replicas, "Model replicas (devices / (tp x pp) if omitted)");
   c->add_option("--input-len", o->input_len, "Prompt tokens per request (--offline, --rate, --concurrency)");
   c->add_option("--output-len", o->output_len, "Generated tokens per request (--offline, --rate, --concurrency)");
-  c->add_flag("--offline", o->offline, "ServeWorkload: all requests queued at time 0");
-  c->add_option("--rate", o->rate, "ServeWorkload: Poisson arrivals at this many requests per second");
-  c->add_option("--concurrency", o->concurrency, "ServeWorkload: this many requests in flight at all times");
-  c->add_option("--trace", o->trace, "ServeWorkload: CSV of requests (arrival_s,input_tokens,output_tokens)");
+  c->add_flag("--offline", o->offline, "Workload: all requests queued at time 0");
+  c->add_option("--rate", o->rate, "Workload: Poisson arrivals at this many requests per second");
+  c->add_option("--concurrency", o->concurrency, "Workload: this many requests in flight at all times");
+  c->add_option("--trace", o->trace, "Workload: CSV of requests (arrival_s,input_tokens,output_tokens)");
   c->add_option("--agent", o->agent,
-                "ServeWorkload: CSV of agent tasks (task,arrival_s,new_input_tokens,output_tokens,tool_s); each call's "
+                "Workload: CSV of agent tasks (task,arrival_s,new_input_tokens,output_tokens,tool_s); each call's "
                 "prompt is the task's context so far");
   c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000)");
   c->add_option("--seed", o->seed, "Seed of the Poisson arrivals (default 1)");
