@@ -5,12 +5,14 @@
 #include <cmath>
 #include <numeric>
 
+#include "calibrate/calibrate_serve.hpp"
 #include "load/csv.hpp"
 #include "report/serve_format.hpp"
 #include "serve/search.hpp"
 #include "serve/serve.hpp"
 #include "serve/sim.hpp"
 #include "test_common.hpp"
+#include "validate/validate.hpp"
 
 namespace xpu {
 namespace {
@@ -317,6 +319,71 @@ TEST(ServeReport, PercentilesCostAndSearch) {
       EXPECT_LE(x.tpot.p99, 0.012);
     }
   }
+}
+
+}  // namespace
+}  // namespace xpu
+
+namespace xpu {
+namespace {
+
+// calibrate on an inference table: rows made by the simulator itself with a slower decode
+// (bandwidth fraction 0.5 instead of nvidia-hopper's value) pull the fitted fraction down.
+TEST(ServeCalibrate, FitRecoversASlowerDecode) {
+  const std::string header =
+      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
+      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
+      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  struct R {
+    const char* id;
+    int tp, in, out;
+  };
+  const R rows[] = {{"R1-tpot-p50", 1, 512, 64}, {"R2-tpot-p50", 2, 1024, 64}, {"R3-tpot-p50", 4, 256, 32},
+                    {"R4-tpot-p50", 8, 2048, 32}, {"R5-tpot-p50", 1, 4096, 16}, {"R6-tpot-p50", 2, 128, 128}};
+  auto table = [&](const std::vector<double>& values) {
+    std::string text = header;
+    for (std::size_t i = 0; i < std::size(rows); ++i) {
+      const R& r = rows[i];
+      text += std::string(r.id) + ",test,B,dgx-h100," + std::to_string(r.tp) + ",llama3-8b,,,,,,,,,,,,,,bf16,bf16," +
+              std::to_string(r.tp) + ",1,,1,single," + std::to_string(r.in) + "," + std::to_string(r.out) +
+              ",1,,,,tpot_ms,p50," + std::to_string(values[i]) + ",\n";
+    }
+    return parse_csv(DataFile{"synthetic.csv", text});
+  };
+  // The truth: the same catalog with decode at half the HBM bandwidth.
+  Catalog slow = builtin();
+  const std::string chip = slow.systems.at("dgx-h100").chip_id;
+  ServingCalibration sc = slow.serving.at(chip);
+  const double prior_bw = sc.prior_decode_bw > 0 ? sc.prior_decode_bw : sc.decode_bw;
+  sc.decode_bw = 0.5;
+  sc.prior_decode_bw = -1;
+  for (auto& [id, s] : slow.systems)
+    if (s.serving.id == sc.id) s.serving = sc;
+  const ValidationResult truth = validate_inference(table(std::vector<double>(6, 1.0)), slow);
+  std::vector<double> measured;
+  for (const auto& r : truth.rows) {
+    ASSERT_TRUE(r.evaluated) << r.reason;
+    measured.push_back(r.predicted);
+  }
+  const CsvTable t = table(measured);
+  CalibrateOptions o;
+  const std::vector<ServingFit> fits = calibrate_serving(t, builtin(), o);
+  const ServingFit* fit = nullptr;
+  for (const auto& f : fits)
+    if (f.family == sc.id) fit = &f;
+  ASSERT_NE(fit, nullptr);
+  EXPECT_EQ(fit->rows.size(), 6u);
+  EXPECT_DOUBLE_EQ(fit->prior.decode_bw, prior_bw);
+  EXPECT_LT(fit->fitted.decode_bw, fit->prior.decode_bw);
+  EXPECT_LT(fit->mape_after, fit->mape_before / 2);
+  // The written file parses back with its provenance, and a refit would start from the prior.
+  const std::string text = serving_toml(fit->fitted, fit, "synthetic.csv", "xpuplan test", "2026-11-26");
+  std::vector<std::string> chips;
+  const ServingCalibration back = parse_serving(DataFile{"data/serving/" + sc.id + ".toml", text}, &chips);
+  EXPECT_EQ(back.status, "fitted");
+  EXPECT_DOUBLE_EQ(back.prior_decode_bw, prior_bw);
+  EXPECT_NEAR(back.decode_bw, fit->fitted.decode_bw, 1e-4);
+  EXPECT_EQ(chips, sc.chips);
 }
 
 }  // namespace
