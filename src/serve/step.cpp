@@ -235,9 +235,7 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   Parts p;
   if (tokens <= 0) return p;
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
-  const double lin = linear_time(tokens);
-  // Split the cached linear time into dense and MoE shares for the explanation only.
-  p.linear = lin;
+  p.linear = linear_time(tokens);  // dense and MoE projections, all layers
   if (decode_seqs > 0) {
     const double bytes = decode_ctx * kv_layer_dev_ * L;
     const double flops = 2.0 * decode_ctx * heads_dev_ * (attn_dqk_ + attn_dv_) * L;
@@ -292,8 +290,7 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"pipeline sends", ms(p.pp_comm), s_.file + ": scale_up, scale_out"});
   out.push_back({"engine overhead (per layer + per step)", ms(p.overhead),
                  srv + ": engine.layer_overhead, engine.step_overhead"});
-  out.push_back({"step time", ms(p.total()), "sum of the above"});
-  (void)tokens;
+  out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
 }
 

@@ -79,10 +79,10 @@ class StepModel {
     double n, k, count;  // per device: output columns, reduction dim, how many per layer
   };
   struct Parts {
-    double linear = 0, moe = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0,
-           ep_comm = 0, pp_comm = 0, overhead = 0;
+    double linear = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0, ep_comm = 0,
+           pp_comm = 0, overhead = 0;
     double total() const {
-      return linear + moe + attn_decode + attn_prefill + elementwise + head + tp_comm + ep_comm + pp_comm + overhead;
+      return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + ep_comm + pp_comm + overhead;
     }
   };
   Parts parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
