@@ -66,6 +66,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   j["kv_utilisation_mean_pct"] = r6(100 * r.kv_util_mean);
   j["kv_utilisation_peak_pct"] = r6(100 * r.kv_util_peak);
   j["kv_capacity_tokens_per_replica"] = r.kv_capacity_tokens;
+  j["max_concurrency_kv"] = r.max_concurrency_kv;
   j["kv_bytes_per_token"] = r6(r.kv_bytes_per_token);
   j["weight_bytes_per_device"] = r6(r.weight_bytes_per_device);
   j["preemptions"] = r.preemptions;
@@ -114,6 +115,7 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
       {"goodput (within SLOs)", fmt("%.4g req/s", r.goodput_rps) + fmt(" (%.1f%%)", 100 * r.goodput_fraction)},
       {"SLOs met at p99", r.slo_met ? "yes" : "no"},
       {"KV cache per replica", std::to_string(r.kv_capacity_tokens) + " tokens"},
+      {"max concurrent requests (KV fits)", std::to_string(r.max_concurrency_kv)},
       {"KV utilisation mean / peak", fmt("%.1f%%", 100 * r.kv_util_mean) + fmt(" / %.1f%%", 100 * r.kv_util_peak)},
       {"preemptions", std::to_string(r.preemptions)},
       {"makespan", fmt("%.4g s", r.makespan_s)},

@@ -51,6 +51,7 @@ struct ServeReport {
   bool slo_met = true;                           // p99 TTFT and p99 TPOT within the SLOs given
   double kv_util_mean = 0, kv_util_peak = 0;
   long kv_capacity_tokens = 0, preemptions = 0, iterations = 0;
+  long max_concurrency_kv = 0;  // requests of the mean length whose KV fits at once, all decode replicas
   double kv_transfer_mean_s = 0;
   double weight_bytes_per_device = 0, kv_bytes_per_token = 0;
   ServeCost cost;
