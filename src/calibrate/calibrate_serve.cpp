@@ -29,6 +29,7 @@ std::string run_of(const std::string& id) {
   }
   return r;
 }
+
 double get(const ServingCalibration& s, int i) {
   switch (i) {
     case 0: return s.decode_bw;

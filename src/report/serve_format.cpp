@@ -131,7 +131,7 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
   } else {
     m2.push_back({"cost", "no on-demand price for " + s.id + " in data/prices/"});
   }
-  out += render_table({"metric", "value"}, m2);
+  out += render_table({"metric", "value"}, m2, false);
   if (r.layouts_considered > 1) out += "\nchosen among " + std::to_string(r.layouts_considered) + " layouts\n";
   if (with_explain) {
     std::vector<std::vector<std::string>> e;
