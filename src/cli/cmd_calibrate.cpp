@@ -1,10 +1,12 @@
 #include <ctime>
 
 #include "calibrate/calibrate.hpp"
+#include "calibrate/calibrate_serve.hpp"
 #include "cli/commands.hpp"
 #include "load/csv.hpp"
 #include "report/format.hpp"
 #include "spec/error.hpp"
+#include "validate/validate.hpp"
 
 namespace xpu::cli {
 
@@ -28,9 +30,12 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   auto o = std::make_shared<CalibrateOpts>();
   CLI::App* c = app.add_subcommand(
       "calibrate", "Fit per-family efficiency scales (GEMM, low-precision GEMM, attention) to measured runs");
-  c->add_option("--truth", o->truth, "Training tables of measured runs (FORMAT.md)")->required();
+  c->add_option("--truth", o->truth,
+                "Tables of measured runs (FORMAT.md): training tables fit data/calibration/, an inference table "
+                "fits the serving knobs of data/serving/")
+      ->required();
   c->add_option("--out-dir", o->out_dir,
-                "Write the fitted data/calibration/*.toml files here (atomically); without it, only report");
+                "Write the fitted data/calibration/*.toml (or data/serving/*.toml) files here (atomically); without it, only report");
   c->add_flag("--all-rows", o->all_rows, "Fit on mixture-of-experts rows too (default: dense rows only)");
   c->add_option("--prior-weight", o->prior, "Pull towards the prior values: weight of ln(scale)^2 against the summed row loss (default 1)");
   c->add_flag("--cross-validate", o->cross_validate,
@@ -39,18 +44,54 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   c->add_flag("--no-facts", o->no_facts, "Ignore <truth>.facts.csv run facts beside each table");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
-    std::vector<CsvTable> tables;
+    std::vector<CsvTable> tables, serving_tables;
+    std::vector<std::string> training_paths;
     std::string names;
     for (const auto& p : o->truth) {
-      tables.push_back(parse_csv(read_file(p)));
+      CsvTable t = parse_csv(read_file(p));
+      if (!is_training_table(t) && is_inference_table(t)) {
+        serving_tables.push_back(std::move(t));
+        continue;
+      }
+      tables.push_back(std::move(t));
+      training_paths.push_back(p);
       names += (names.empty() ? "" : ", ") + p;
     }
     CalibrateOptions opts;
     opts.dense_only = !o->all_rows;
     opts.prior_weight = o->prior;
-    for (const auto& p : o->truth) {
+    for (const auto& p : training_paths) {
       const std::string fp = run_facts_path(p, "", o->no_facts);
       opts.facts.push_back(fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp))));
+    }
+    std::string serving_text;
+    for (const auto& t : serving_tables) {
+      const std::vector<ServingFit> fits = calibrate_serving(t, cat, opts);
+      std::vector<std::vector<std::string>> srows;
+      char sb[64];
+      auto sf = [&](const char* fmt, double v) {
+        std::snprintf(sb, sizeof sb, fmt, v);
+        return std::string(sb);
+      };
+      for (const auto& fit : fits)
+        srows.push_back({fit.family, std::to_string(fit.rows.size()),
+                         sf("%.3f", fit.prior.decode_bw) + " -> " + sf("%.3f", fit.fitted.decode_bw),
+                         sf("%.0f us", fit.prior.layer_overhead.v * 1e6) + " -> " + sf("%.0f us", fit.fitted.layer_overhead.v * 1e6),
+                         sf("%.2f ms", fit.prior.step_overhead.v * 1e3) + " -> " + sf("%.2f ms", fit.fitted.step_overhead.v * 1e3),
+                         sf("%.2f", fit.prior.prefill_gemm) + " -> " + sf("%.2f", fit.fitted.prefill_gemm),
+                         sf("%.1f%%", fit.mape_before), sf("%.1f%%", fit.mape_after)});
+      serving_text += "serving families (" + t.path + ")\n" +
+                      render_table({"family", "rows", "decode bandwidth", "layer overhead", "step overhead", "GEMM x", "MAPE before", "MAPE after"}, srows);
+      if (!o->out_dir.empty())
+        for (const auto& fit : fits) {
+          const std::string path = o->out_dir + "/" + fit.family + ".toml";
+          write_output(path, serving_toml(fit.fitted, &fit, t.path, "xpuplan 0.1.0", today()));
+          serving_text += "wrote " + path + "\n";
+        }
+    }
+    if (tables.empty()) {
+      write_output("", serving_text);
+      return;
     }
     char b[64];
     auto f = [&](const char* fmt, double v) {
@@ -85,7 +126,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
           text += "wrote " + path + "\n";
         }
     }
-    write_output("", text);
+    write_output("", text + (serving_text.empty() ? "" : "\n" + serving_text));
   });
 }
 

@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "load/csv.hpp"
 #include "report/format.hpp"
+#include "report/serve_format.hpp"
 #include "spec/error.hpp"
 #include "validate/validate.hpp"
 
@@ -31,7 +32,10 @@ struct ValidateOpts {
 void add_validate(CLI::App& app, const Globals& g) {
   auto o = std::make_shared<ValidateOpts>();
   CLI::App* c = app.add_subcommand("validate", "Predict every row of a measured-runs table and report the error");
-  c->add_option("--truth", o->truth, "CSV table of measured runs (validation/FORMAT.md)")->required();
+  c->add_option("--truth", o->truth,
+                "CSV table of measured runs (validation/FORMAT.md): a training table, or an inference table "
+                "(recognised by its header; rows simulated by the serving simulator)")
+      ->required();
   c->add_flag("--json", o->json, "Machine-readable result: rows and summary");
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
   c->add_option("--max-mape", o->max_mape, "Exit 1 if the A+B MAPE (of --gate rows) exceeds this percentage");
@@ -44,14 +48,22 @@ void add_validate(CLI::App& app, const Globals& g) {
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
-    if (!is_training_table(t))
-      throw InputError(o->truth + ":1", "not a training table (expected the training-*.csv header of FORMAT.md)");
-    const std::string facts_path = run_facts_path(o->truth, o->facts, o->no_facts);
-    RunFacts facts;
-    if (!facts_path.empty()) facts = parse_run_facts(parse_csv(read_file(facts_path)));
-    ValidationResult v = validate_training(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
-    v.facts_path = facts_path;
-    write_output(o->out, o->json ? validation_json(v).dump(2) + "\n" : validation_text(v));
+    const bool inference = !is_training_table(t) && is_inference_table(t);
+    if (!is_training_table(t) && !inference)
+      throw InputError(o->truth + ":1",
+                       "not a training table nor an inference table (expected a header of FORMAT.md: training-*.csv or inference-*.csv)");
+    ValidationResult v;
+    if (inference) {
+      v = validate_inference(t, cat);
+      write_output(o->out, o->json ? inference_validation_json(v).dump(2) + "\n" : inference_validation_text(v));
+    } else {
+      const std::string facts_path = run_facts_path(o->truth, o->facts, o->no_facts);
+      RunFacts facts;
+      if (!facts_path.empty()) facts = parse_run_facts(parse_csv(read_file(facts_path)));
+      v = validate_training(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
+      v.facts_path = facts_path;
+      write_output(o->out, o->json ? validation_json(v).dump(2) + "\n" : validation_text(v));
+    }
     const ErrorStats& gate = o->dense_only_gate ? v.dense : v.headline;
     bool fail = false;
     if (o->max_mape >= 0 && gate.mape_pct > o->max_mape) {

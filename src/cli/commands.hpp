@@ -32,5 +32,6 @@ void add_sweep(CLI::App& app, const Globals& g);
 void add_compare(CLI::App& app, const Globals& g);
 void add_budget(CLI::App& app, const Globals& g);
 void add_contract(CLI::App& app, const Globals& g);
+void add_serve(CLI::App& app, const Globals& g);
 
 }  // namespace xpu::cli

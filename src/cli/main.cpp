@@ -45,8 +45,9 @@ void write_output(const std::string& path, const std::string& text) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "xpuplan: plans training of large AI models on any vendor's accelerators (NVIDIA, AMD, AWS Trainium, Google TPU, "
-      "Intel Gaudi), prices it (compare, budget, contract) and checks its predictions against published measurements."};
+      "xpuplan: plans training and serving of large AI models on any vendor's accelerators (NVIDIA, AMD, AWS Trainium, "
+      "Google TPU, Intel Gaudi), prices it (compare, budget, contract) and checks its predictions against published "
+      "measurements."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "xpuplan 0.1.0");
   xpu::cli::Globals g;
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   xpu::cli::add_compare(app, g);
   xpu::cli::add_budget(app, g);
   xpu::cli::add_contract(app, g);
+  xpu::cli::add_serve(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

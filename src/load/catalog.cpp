@@ -229,6 +229,55 @@ Calibration parse_calibration(const DataFile& f) {
   return c;
 }
 
+ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* chips) {
+  toml::table t = parse_toml(f);
+  TomlReader r(t, f.path);
+  ServingCalibration c;
+  c.file = f.path;
+  c.id = r.str("id");
+  check_id(r, c.id, f);
+  c.status = r.str("status");
+  if (c.status != "assumed" && c.status != "fitted") r.fail("status", "must be \"assumed\" or \"fitted\"");
+  c.source = r.str("source");
+  (void)r.str("date");
+  std::vector<std::string> ids = r.str_array("chips");
+  if (ids.empty()) r.fail("chips", "missing or empty: the chip ids this file applies to");
+  if (chips) *chips = ids;
+  c.chips = ids;
+  auto d = r.table("decode");
+  if (!d) r.fail("decode", "missing (required)");
+  c.decode_bw = d->number("bandwidth_fraction", 0.05, 1.0);
+  d->finish();
+  if (auto p = r.table("prefill")) {
+    c.prefill_gemm = p->number("gemm_scale", 0.05, 2.0);
+    p->finish();
+  }
+  auto e = r.table("engine");
+  if (!e) r.fail("engine", "missing (required)");
+  c.step_overhead = Seconds{e->quantity("step_overhead", Dimension::time, true)};
+  c.layer_overhead = Seconds{e->quantity("layer_overhead", Dimension::time, true)};
+  c.memory_fraction = e->number("memory_fraction", 0.1, 1.0);
+  c.max_batch = static_cast<int>(e->integer("max_batch"));
+  c.token_budget = static_cast<int>(e->integer("token_budget", 16));
+  c.block_tokens = static_cast<int>(e->integer("block_tokens"));
+  e->finish();
+  if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
+    (void)f->str("truth");
+    (void)f->str("xpuplan");
+    (void)f->str("date");
+    if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
+    c.prior_decode_bw = f->number("bandwidth_fraction_prior", 0.05, 1.0);
+    c.prior_step_overhead_s = f->quantity("step_overhead_prior", Dimension::time, true);
+    c.prior_layer_overhead_s = f->quantity("layer_overhead_prior", Dimension::time, true);
+    c.prior_gemm_scale = f->number("gemm_scale_prior", 0.05, 2.0);
+    (void)f->number("mape_before_pct", 0, 1e9);
+    (void)f->number("mape_after_pct", 0, 1e9);
+    f->finish();
+  }
+  r.finish();
+  return c;
+}
+
 const System& Catalog::system(const std::string& id) const {
   auto it = systems.find(id);
   if (it == systems.end()) {
@@ -262,6 +311,7 @@ void resolve(System& s, const Catalog& c) {
   if (cal == c.calibrations.end())
     throw InputError(s.file + ": chip", "no calibration file for chip '" + s.chip_id + "' (data/calibration/" + s.chip_id + ".toml)");
   s.calib = cal->second;
+  if (auto sv = c.serving.find(s.chip_id); sv != c.serving.end()) s.serving = sv->second;
 }
 }  // namespace
 
@@ -281,7 +331,16 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
     else if (in_dir(f.path, "systems")) systems.push_back(parse_system(f));
     else if (in_dir(f.path, "prices")) prices.push_back(&f);
     else if (in_dir(f.path, "tco")) tco.push_back(&f);
+    else if (in_dir(f.path, "serving")) {
+      std::vector<std::string> chips;
+      ServingCalibration sc = parse_serving(f, &chips);
+      for (const auto& id : chips)
+        if (!c.serving.emplace(id, sc).second)
+          throw InputError(f.path + ": chips", "chip '" + id + "' is named by two serving files");
+    }
   }
+  for (const auto& [id, sc] : c.serving)
+    if (!c.chips.count(id)) throw InputError(sc.file + ": chips", "unknown chip '" + id + "'");
   for (auto& s : systems) {
     resolve(s, c);
     add(c.systems, std::move(s));

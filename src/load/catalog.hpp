@@ -23,6 +23,7 @@ struct Catalog {
   std::map<std::string, System> systems;            // chip and calibration resolved
   std::map<std::string, Model> models;
   std::optional<Site> site;                         // data/tco/site.toml; empty when absent
+  std::map<std::string, ServingCalibration> serving;  // by chip id (a file names its chips)
 
   const System& system(const std::string& id) const;  // throws InputError naming --system
   const Model& model(const std::string& id) const;    // throws InputError naming --model
@@ -33,17 +34,19 @@ Chip parse_chip(const DataFile& f);
 System parse_system(const DataFile& f);  // chip/calib unresolved
 Model parse_model(const DataFile& f);
 Calibration parse_calibration(const DataFile& f);
+// data/serving/<family>.toml: serving-engine knobs and the chips they apply to (*chips gets them).
+ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* chips);
 // data/prices/<system-id>.toml: the offers in file order; *system_id (when not null) gets the
 // file's id. Checks kind, devices >= 1, a positive "<n> USD/h" price and as_of (YYYY-MM[-DD]).
 std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id);
-
 // data/tco/<system-id>.toml: the ownership cost of one device; *system_id gets the file's id.
 Ownership parse_ownership(const DataFile& f, std::string* system_id);
 // data/tco/site.toml: amortisation, utilisation, PUE, electricity price, grid carbon intensity.
 Site parse_site(const DataFile& f);
 
-// Builds a catalog from files whose path contains chips/, systems/, models/, calibration/ or
-// prices/ or tco/ (site.toml: the site; any other: a system's ownership). Every system's chip must exist; a chip without a calibration file is an error; a
+// Builds a catalog from files whose path contains chips/, systems/, models/, calibration/,
+// serving/, prices/ or tco/ (site.toml: the site; any other: a system's ownership). Every system's
+// chip must exist; a chip without a calibration file is an error; a
 // prices file is attached to the system with its id (an unknown id is an error).
 Catalog build_catalog(const std::vector<DataFile>& files);
 

@@ -114,6 +114,24 @@ struct Site {
   std::string amortisation_source, utilisation_source, pue_source, electricity_source, grid_source;
 };
 
+// How a serving engine runs on one chip family (data/serving/*.toml): the efficiency knobs of
+// inference that training does not exercise. Defaults apply to a chip no serving file names.
+struct ServingCalibration {
+  std::string id = "built-in defaults", status = "assumed", source, file;  // file: "" for the defaults
+  double decode_bw = 0.8;            // fraction of HBM bandwidth reached streaming weights and KV in decode
+  double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
+  Seconds step_overhead{1e-3};       // per iteration: scheduling, sampling, host sync
+  Seconds layer_overhead{10e-6};     // per layer per iteration: kernel launches and syncs
+  double memory_fraction = 0.9;      // share of the HBM left after weights, reserve and workspace that the KV cache takes
+  int max_batch = 256;               // default cap on sequences per iteration
+  int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
+  int block_tokens = 16;             // paged-KV block size
+  std::vector<std::string> chips;    // the chip ids the file names
+  // A fitted file records the assumed values it started from, so a refit starts again from
+  // them instead of compounding (< 0: not fitted).
+  double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1;
+};
+
 struct System {
   std::string id, name, device_unit, source, date, file;
   std::string chip_id;
@@ -122,6 +140,7 @@ struct System {
   Tier scale_up, scale_out;
   Chip chip;          // resolved from chip_id
   Calibration calib;  // resolved by chip id
+  ServingCalibration serving;      // resolved by chip id from data/serving/ (defaults when none names it)
   std::vector<PriceOffer> prices;  // from data/prices/<id>.toml, in file order; empty when none
   std::optional<Ownership> ownership;  // from data/tco/<id>.toml; empty when the system is not sold
 

@@ -5,6 +5,7 @@
 
 #include "spec/error.hpp"
 #include "train/choose.hpp"
+#include "validate/rows.hpp"
 
 namespace xpu {
 
@@ -16,44 +17,17 @@ const char* kTrainingColumns[] = {"id", "source", "grade", "system", "devices", 
                                   "micro_batch", "tp", "pp", "vp", "dp", "cp", "ep", "zero", "recompute", "precision",
                                   "metric", "value", "notes"};
 
-class RowReader {
- public:
-  RowReader(const CsvTable& t, std::size_t r) : t_(t), r_(r) {}
-  [[noreturn]] void fail(const std::string& col, const std::string& what) const {
-    throw InputError(t_.path + ":" + std::to_string(t_.row_lines[r_]) + ": " + col, what);
-  }
-  std::string str(const std::string& col) const {
-    int i = t_.column(col);
-    if (i < 0) fail(col, "column missing from the header");
-    return t_.rows[r_][i];
-  }
-  std::optional<long> opt_int(const std::string& col, long min_value = 1) const {
-    std::string s = str(col);
-    if (s.empty()) return std::nullopt;
-    long v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) fail(col, "'" + s + "' is not an integer");
-    if (v < min_value) fail(col, "must be at least " + std::to_string(min_value) + ", got " + s);
-    return v;
-  }
-  long req_int(const std::string& col, long min_value = 1) const {
-    auto v = opt_int(col, min_value);
-    if (!v) fail(col, "empty (required)");
-    return *v;
-  }
-  double req_positive(const std::string& col) const {
-    std::string s = str(col);
-    double v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
-    if (v <= 0) fail(col, "must be positive, got " + s);
-    return v;
-  }
+}  // namespace
 
- private:
-  const CsvTable& t_;
-  std::size_t r_;
-};
+void add_error(ErrorStats& s, double err) {
+  s.mape_pct += std::fabs(err);
+  s.max_abs_pct = std::max(s.max_abs_pct, std::fabs(err));
+  ++s.count;
+}
+
+void finish_error(ErrorStats& s) {
+  if (s.count > 0) s.mape_pct /= s.count;
+}
 
 Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) {
   const std::string name = r.str("model");
@@ -93,18 +67,6 @@ Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) 
   }
   return m;
 }
-
-void add(ErrorStats& s, double err) {
-  s.mape_pct += std::fabs(err);
-  s.max_abs_pct = std::max(s.max_abs_pct, std::fabs(err));
-  ++s.count;
-}
-
-void finish(ErrorStats& s) {
-  if (s.count > 0) s.mape_pct /= s.count;
-}
-
-}  // namespace
 
 RunFacts parse_run_facts(const CsvTable& t) {
   for (const char* col : {"id", "field", "value", "source"})
@@ -226,20 +188,20 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
     out.rows.push_back(std::move(row));
   }
   for (const auto& row : out.rows) {
-    add(out.per_grade[row.grade], row.error_pct);
+    add_error(out.per_grade[row.grade], row.error_pct);
     if (row.grade == "A" || row.grade == "B") {
-      add(out.headline, row.error_pct);
-      if (!row.moe) add(out.dense, row.error_pct);
-      add(out.per_system[row.system], row.error_pct);
+      add_error(out.headline, row.error_pct);
+      if (!row.moe) add_error(out.dense, row.error_pct);
+      add_error(out.per_system[row.system], row.error_pct);
       auto sys = c.systems.find(row.system);
-      add(out.per_family[sys != c.systems.end() ? sys->second.calib.family : std::string("unknown")], row.error_pct);
+      add_error(out.per_family[sys != c.systems.end() ? sys->second.calib.family : std::string("unknown")], row.error_pct);
     }
   }
-  finish(out.headline);
-  finish(out.dense);
-  for (auto& [k, s] : out.per_system) finish(s);
-  for (auto& [k, s] : out.per_family) finish(s);
-  for (auto& [k, s] : out.per_grade) finish(s);
+  finish_error(out.headline);
+  finish_error(out.dense);
+  for (auto& [k, s] : out.per_system) finish_error(s);
+  for (auto& [k, s] : out.per_family) finish_error(s);
+  for (auto& [k, s] : out.per_grade) finish_error(s);
   return out;
 }
 

@@ -1,5 +1,5 @@
-// Predicts every row of a measured-runs table (FORMAT.md, training-*.csv) and reports the signed
-// error per row and the mean absolute percentage error (MAPE) overall, per system and per grade.
+// Predicts every row of a measured-runs table (FORMAT.md: training-*.csv or inference-*.csv,
+// told apart by the header) and reports the signed error per row and the mean absolute percentage error (MAPE) overall, per system and per grade.
 #pragma once
 
 #include <map>
@@ -39,9 +39,11 @@ struct ValidationRow {
   bool moe = false;        // mixture-of-experts model
   bool precision_stated = false;  // the row names its matmul precision (else the planner chose it)
   std::string reason;      // why it could not be evaluated
-  std::vector<RunFact> facts;  // run facts applied to this row
-  TrainReport plan;        // the plan behind the prediction
+  std::vector<RunFact> facts;  // run facts applied to this row (training rows)
+  TrainReport plan;        // the plan behind the prediction (training rows)
   Model arch;              // the architecture evaluated (from the columns or the catalog)
+  std::string stat;        // inference rows: mean, p50, p90 or p99
+  std::string layout;      // inference rows: the serving layout behind the prediction
 };
 
 struct ErrorStats {
@@ -59,6 +61,9 @@ struct ValidationResult {
   std::map<std::string, ErrorStats> per_family; // grades A and B, by the system's calibration family
   std::string facts_path;                       // the run-facts file used ("" = none)
   std::map<std::string, ErrorStats> per_grade;  // all grades
+  // Inference tables only:
+  ErrorStats evaluated_ab;                      // grades A and B, evaluated rows only
+  std::map<std::string, ErrorStats> per_metric; // grades A and B
 };
 
 // Is this CSV a training table (by its header)?
@@ -70,5 +75,15 @@ bool is_training_table(const CsvTable& t);
 // facts: run facts by row id (a fact naming an id absent from the table is an error).
 ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr,
                                    const RunFacts* facts = nullptr);
+
+// Is this CSV an inference table (by its header)?
+bool is_inference_table(const CsvTable& t);
+
+// Each row simulated by the serving simulator (src/serve): `server` as Poisson arrivals at
+// request_rate, `offline` as all requests at once, `fixed_batch` as `concurrency` requests in
+// flight, `single` as one at a time; the row's metric and stat compared with the measurement.
+// Knobs the row leaves empty (tp, replicas, precisions) are chosen as `serve` chooses them.
+// Rows without input_len or output_len cannot be evaluated (kept with their reason, 100% error).
+ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr);
 
 }  // namespace xpu

@@ -1,0 +1,189 @@
+#include "calibrate/calibrate_serve.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "validate/validate.hpp"
+
+namespace xpu {
+
+namespace {
+
+// Parameters by index: 0 decode bandwidth fraction, 1 layer overhead (s), 2 step overhead (s),
+// 3 scale on the calibrated GEMM efficiency, each clamped to a physically plausible range (a
+// memory-bound decode reaches at least 40% of HBM bandwidth on every chip here).
+constexpr int kParams = 4;
+constexpr int kMinServingRows = 5;  // four parameters: fewer rows leave the family as assumed
+constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
+
+// The measured run a row belongs to: its id without the "-<metric>-<stat>" suffix
+// ("INF2-09-tpot-p50" -> "INF2-09").
+std::string run_of(const std::string& id) {
+  std::string r = id;
+  for (int k = 0; k < 2; ++k) {
+    const auto p = r.rfind('-');
+    if (p == std::string::npos) return id;
+    r.resize(p);
+  }
+  return r;
+}
+
+double get(const ServingCalibration& s, int i) {
+  switch (i) {
+    case 0: return s.decode_bw;
+    case 1: return s.layer_overhead.v;
+    case 2: return s.step_overhead.v;
+    default: return s.prefill_gemm;
+  }
+}
+void set(ServingCalibration& s, int i, double v) {
+  switch (i) {
+    case 0: s.decode_bw = std::clamp(v, 0.4, 0.95); break;
+    case 1: s.layer_overhead = Seconds{std::clamp(v, 0.0, 2e-3)}; break;
+    case 2: s.step_overhead = Seconds{std::clamp(v, 0.0, 50e-3)}; break;
+    default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
+  }
+}
+constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0};  // keeps ln defined at zero overhead
+
+Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
+  Catalog out = c;
+  const std::set<std::string> chips(s.chips.begin(), s.chips.end());
+  for (auto& [id, sys] : out.systems)
+    if (chips.count(sys.chip_id)) sys.serving = s;
+  for (const auto& ch : s.chips) out.serving[ch] = s;
+  return out;
+}
+
+}  // namespace
+
+std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o) {
+  // Families in id order; the prior is the assumed value a fitted file recorded, else its value.
+  std::map<std::string, ServingCalibration> fams;
+  for (const auto& [chip, s] : c.serving) fams.emplace(s.id, s);
+  const ValidationResult base = validate_inference(truth, c);
+  std::vector<ServingFit> out;
+  for (auto& [id, cur] : fams) {
+    ServingFit fit;
+    fit.family = id;
+    ServingCalibration prior = cur;
+    if (cur.prior_decode_bw > 0) prior.decode_bw = cur.prior_decode_bw;
+    if (cur.prior_layer_overhead_s >= 0) prior.layer_overhead = Seconds{cur.prior_layer_overhead_s};
+    if (cur.prior_step_overhead_s >= 0) prior.step_overhead = Seconds{cur.prior_step_overhead_s};
+    if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
+    fit.prior = prior;
+    const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
+    std::set<std::string> rows, runs;
+    for (const auto& r : base.rows) {
+      if (r.grade == "C" || !r.evaluated) continue;
+      if (o.dense_only && r.moe) continue;
+      auto sys = c.systems.find(r.system);
+      if (sys == c.systems.end() || !chips.count(sys->second.chip_id)) continue;
+      rows.insert(r.id);
+      runs.insert(run_of(r.id));
+      fit.rows.push_back(r.id);
+    }
+    if (static_cast<int>(rows.size()) < std::max(o.min_rows, kMinServingRows) ||
+        static_cast<int>(runs.size()) < kMinServingRuns)
+      continue;
+    auto evaluate = [&](const ServingCalibration& s, double* mape) {
+      const ValidationResult v = validate_inference(truth, with_serving(c, s), &rows);
+      double loss = 0, abs_sum = 0;
+      int n = 0;
+      for (const auto& r : v.rows) {
+        double e = r.evaluated ? std::log(r.predicted / r.measured) / o.robust_scale : 10.0;
+        loss += std::log1p(e * e);
+        abs_sum += std::fabs(r.error_pct);
+        ++n;
+      }
+      for (int i = 0; i < kParams; ++i) {
+        const double d = std::log((get(s, i) + kOffset[i]) / (get(prior, i) + kOffset[i]));
+        loss += o.prior_weight * d * d;
+      }
+      if (mape) *mape = n ? abs_sum / n : 0;
+      return loss;
+    };
+    ServingCalibration best = prior;
+    double best_loss = evaluate(best, &fit.mape_before);
+    // Coordinate search in log space: try x f and / f per parameter; shrink f when a pass
+    // improves nothing.
+    double f = 2.0;
+    for (int pass = 0; pass < 60 && f > 1.01; ++pass) {
+      bool improved = false;
+      for (int i = 0; i < kParams; ++i)
+        for (double k : {f, 1.0 / f}) {
+          ServingCalibration t = best;
+          set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i]);
+          const double l = evaluate(t, nullptr);
+          if (l < best_loss - 1e-12) {
+            best_loss = l;
+            best = t;
+            improved = true;
+          }
+        }
+      if (!improved) f = std::sqrt(f);
+    }
+    evaluate(best, &fit.mape_after);
+    best.status = "fitted";
+    best.prior_decode_bw = prior.decode_bw;
+    best.prior_layer_overhead_s = prior.layer_overhead.v;
+    best.prior_step_overhead_s = prior.step_overhead.v;
+    best.prior_gemm_scale = prior.prefill_gemm;
+    fit.fitted = best;
+    out.push_back(std::move(fit));
+  }
+  return out;
+}
+
+std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, const std::string& truth_name,
+                         const std::string& version, const std::string& date) {
+  std::string out;
+  char b[512];
+  auto line = [&](const char* fmt, auto... v) {
+    std::snprintf(b, sizeof b, fmt, v...);
+    out += b;
+    out += "\n";
+  };
+  auto quote_list = [](const std::vector<std::string>& v) {
+    std::string q = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) q += (i ? ", \"" : "\"") + v[i] + "\"";
+    return q + "]";
+  };
+  line("id = \"%s\"", s.id.c_str());
+  line("status = \"%s\"", s.status.c_str());
+  out += "chips = " + quote_list(s.chips) + "\n";
+  std::string src = s.source;
+  for (auto& ch : src)
+    if (ch == '"') ch = '\'';
+  out += "source = \"" + src + "\"\n";
+  line("date = \"%s\"", date.c_str());
+  out += "\n[decode]\n";
+  line("bandwidth_fraction = %.4f              # share of HBM bandwidth reached streaming weights and KV cache in decode", s.decode_bw);
+  out += "\n[prefill]\n";
+  line("gemm_scale = %.4f                      # scale on data/calibration gemm efficiency for serving GEMMs", s.prefill_gemm);
+  out += "\n[engine]\n";
+  line("step_overhead = \"%.4g us\"             # per iteration: scheduler, sampling, host synchronisation", s.step_overhead.v * 1e6);
+  line("layer_overhead = \"%.4g us\"            # per layer per iteration: kernel launches and synchronisation", s.layer_overhead.v * 1e6);
+  line("memory_fraction = %.2f               # share of the HBM left after weights, reserve and workspace that the KV cache takes (TensorRT-LLM kv_cache free_gpu_memory_fraction default 0.9)", s.memory_fraction);
+  line("max_batch = %d                       # default cap on sequences per iteration", s.max_batch);
+  line("token_budget = %d                    # default cap on tokens per iteration (chunked prefill)", s.token_budget);
+  line("block_tokens = %d                    # paged-KV block size in tokens", s.block_tokens);
+  if (fit) {
+    out += "\n[fit]                                   # provenance: xpuplan calibrate on an inference table\n";
+    line("truth = \"%s\"", truth_name.c_str());
+    line("xpuplan = \"%s\"", version.c_str());
+    line("date = \"%s\"", date.c_str());
+    out += "rows = " + quote_list(fit->rows) + "\n";
+    line("bandwidth_fraction_prior = %.4f", fit->prior.decode_bw);
+    line("step_overhead_prior = \"%.4g us\"", fit->prior.step_overhead.v * 1e6);
+    line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);
+    line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);
+    line("mape_before_pct = %.2f", fit->mape_before);
+    line("mape_after_pct = %.2f", fit->mape_after);
+  }
+  return out;
+}
+
+}  // namespace xpu

@@ -1,0 +1,29 @@
+// Fits the serving-engine knobs of each data/serving/ family (decode bandwidth fraction,
+// per-layer and per-step engine overhead) to the measured rows of an inference table, the way
+// `calibrate` fits training efficiency: a robust (Cauchy) loss of the log error summed over the
+// family's evaluated A+B rows, plus prior_weight x ln(value / prior)^2 per parameter pulling
+// towards the assumed values. Families with fewer than 5 such rows, or rows from fewer than 3
+// measured runs (a run's rows share the id before "-<metric>-<stat>"), keep their values.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "calibrate/calibrate.hpp"
+
+namespace xpu {
+
+struct ServingFit {
+  std::string family;                // data/serving/<family>.toml id
+  std::vector<std::string> rows;     // row ids used
+  ServingCalibration prior, fitted;  // values before (the assumed ones) and after
+  double mape_before = 0, mape_after = 0;
+};
+
+std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o);
+
+// The TOML text of a serving file, with the provenance of the fit when given.
+std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, const std::string& truth_name,
+                         const std::string& version, const std::string& date);
+
+}  // namespace xpu

@@ -1,0 +1,150 @@
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "load/csv.hpp"
+#include "report/serve_format.hpp"
+#include "serve/search.hpp"
+#include "serve/serve.hpp"
+#include "spec/error.hpp"
+
+namespace xpu::cli {
+
+namespace {
+struct ServeOpts {
+  std::string model, system, weights, kv, trace, agent, out, objective = "throughput";
+  int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
+  std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas;
+  std::optional<double> rate;
+  double slo_ttft_ms = 0, slo_tpot_ms = 0;
+  unsigned long long seed = 1;
+  bool offline = false, json = false, explain = false, search = false, no_prefix_cache = false;
+};
+
+std::optional<Quant> quant_flag(const std::string& v, const char* flag) {
+  if (v.empty()) return std::nullopt;
+  auto q = parse_quant(v);
+  if (!q) throw InputError(flag, "'" + v + "' is not bf16, fp16, fp8, int8, int4 or fp4");
+  return q;
+}
+
+void at_least(std::optional<int> v, const char* flag, int lo = 1) {
+  if (v && *v < lo) throw InputError(flag, "must be at least " + std::to_string(lo) + ", got " + std::to_string(*v));
+}
+
+ServeRequest build(const ServeOpts& o) {
+  ServeRequest q;
+  if (o.devices < 1) throw InputError("--devices", "must be at least 1, got " + std::to_string(o.devices));
+  q.devices = o.devices;
+  at_least(o.tp, "--tp");
+  at_least(o.pp, "--pp");
+  at_least(o.ep, "--ep");
+  at_least(o.replicas, "--replicas");
+  at_least(o.max_batch, "--max-batch");
+  at_least(o.token_budget, "--token-budget");
+  at_least(o.prefill_replicas, "--prefill-replicas");
+  q.tp = o.tp; q.pp = o.pp; q.ep = o.ep; q.replicas = o.replicas;
+  q.max_batch = o.max_batch; q.token_budget = o.token_budget; q.prefill_replicas = o.prefill_replicas;
+  q.weights = quant_flag(o.weights, "--weight-precision");
+  q.kv = quant_flag(o.kv, "--kv-precision");
+  if (o.slo_ttft_ms < 0) throw InputError("--slo-ttft-ms", "must not be negative");
+  if (o.slo_tpot_ms < 0) throw InputError("--slo-tpot-ms", "must not be negative");
+  q.slo_ttft_s = o.slo_ttft_ms / 1e3;
+  q.slo_tpot_s = o.slo_tpot_ms / 1e3;
+  const int modes = (o.offline ? 1 : 0) + (o.rate ? 1 : 0) + (o.concurrency ? 1 : 0) + (!o.trace.empty() ? 1 : 0) +
+                    (!o.agent.empty() ? 1 : 0);
+  if (modes != 1) throw InputError("--offline/--rate/--concurrency/--trace/--agent", "give exactly one workload");
+  ServeWorkload& w = q.work;
+  w.seed = o.seed;
+  w.prefix_cache = !o.no_prefix_cache;
+  if (o.requests < 1) throw InputError("--requests", "must be at least 1, got " + std::to_string(o.requests));
+  w.requests = o.requests;
+  if (o.offline || o.rate || o.concurrency) {
+    if (o.input_len < 1) throw InputError("--input-len", "required (at least 1) with --offline, --rate or --concurrency");
+    if (o.output_len < 1) throw InputError("--output-len", "required (at least 1) with --offline, --rate or --concurrency");
+    w.input_len = o.input_len;
+    w.output_len = o.output_len;
+  }
+  if (o.offline) w.kind = WorkloadKind::offline;
+  if (o.rate) {
+    if (!(*o.rate > 0)) throw InputError("--rate", "must be positive (requests per second)");
+    w.kind = WorkloadKind::poisson;
+    w.rate = *o.rate;
+  }
+  if (o.concurrency) {
+    at_least(o.concurrency, "--concurrency");
+    w.kind = WorkloadKind::concurrency;
+    w.concurrency = *o.concurrency;
+  }
+  if (!o.trace.empty()) {
+    w.kind = WorkloadKind::trace;
+    w.trace = parse_trace(parse_csv(read_file(o.trace)));
+  }
+  if (!o.agent.empty()) {
+    w.kind = WorkloadKind::agent;
+    w.tasks = parse_agent(parse_csv(read_file(o.agent)));
+  }
+  return q;
+}
+}  // namespace
+
+void add_serve(CLI::App& app, const Globals& g) {
+  auto o = std::make_shared<ServeOpts>();
+  CLI::App* c = app.add_subcommand(
+      "serve", "Simulate inference serving: TTFT, TPOT, throughput, goodput, KV use, cost per million tokens");
+  c->add_option("--model", o->model, "Catalog model id, or a path to a Hugging Face config.json or model TOML")->required();
+  c->add_option("--system", o->system, "Catalog system id, or a path to a system TOML")->required();
+  c->add_option("--devices", o->devices, "Devices of the deployment (tp x pp x replicas)")->required();
+  c->add_option("--tp", o->tp, "Tensor-parallel degree per replica (chosen if omitted)");
+  c->add_option("--pp", o->pp, "Pipeline stages per replica (default 1)");
+  c->add_option("--ep", o->ep, "Expert-parallel degree inside the tensor-parallel group, MoE only (default 1)");
+  c->add_option("--replicas", o->replicas, "Model replicas (devices / (tp x pp) if omitted)");
+  c->add_option("--input-len", o->input_len, "Prompt tokens per request (--offline, --rate, --concurrency)");
+  c->add_option("--output-len", o->output_len, "Generated tokens per request (--offline, --rate, --concurrency)");
+  c->add_flag("--offline", o->offline, "Workload: all requests queued at time 0");
+  c->add_option("--rate", o->rate, "Workload: Poisson arrivals at this many requests per second");
+  c->add_option("--concurrency", o->concurrency, "Workload: this many requests in flight at all times");
+  c->add_option("--trace", o->trace, "Workload: CSV of requests (arrival_s,input_tokens,output_tokens)");
+  c->add_option("--agent", o->agent,
+                "Workload: CSV of agent tasks (task,arrival_s,new_input_tokens,output_tokens,tool_s); each call's "
+                "prompt is the task's context so far");
+  c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000)");
+  c->add_option("--seed", o->seed, "Seed of the Poisson arrivals (default 1)");
+  c->add_flag("--no-prefix-cache", o->no_prefix_cache, "Agent workloads: prefill every call's whole context");
+  c->add_option("--weight-precision", o->weights, "Weights: bf16 fp16 fp8 int8 int4 fp4 (default bf16)");
+  c->add_option("--kv-precision", o->kv, "KV cache: bf16 fp16 fp8 int8 int4 fp4 (default fp8 with fp8/fp4 weights, else bf16)");
+  c->add_option("--max-batch", o->max_batch, "Sequences per iteration (default: data/serving engine.max_batch)");
+  c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
+  c->add_option("--prefill-replicas", o->prefill_replicas,
+                "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");
+  c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Time-to-first-token SLO (p99 for --search, per request for goodput)");
+  c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Time-per-output-token SLO (p99 for --search, per request for goodput)");
+  c->add_flag("--search", o->search,
+              "Search tp/replicas, batch cap and prefill/decode split for the best layout within the SLOs");
+  c->add_option("--objective", o->objective, "With --search: throughput (output tokens/s per device) or cost (USD per M output tokens)");
+  c->add_option("--top", o->top, "With --search: how many layouts to list (default 5)");
+  c->add_flag("--json", o->json, "Machine-readable report (docs/OUTPUT.md)");
+  c->add_flag("--explain", o->explain, "Show every term with the data file and field it came from");
+  c->add_option("--out", o->out, "Write the report to this file (atomically) instead of stdout");
+  c->callback([o, &g] {
+    const Catalog cat = load_catalog(g);
+    const Model m = resolve_model(cat, o->model);
+    const System s = resolve_system(cat, o->system);
+    const ServeRequest q = build(*o);
+    if (o->search) {
+      ServeSearchOptions so;
+      if (o->objective == "throughput") so.objective = ServeObjective::throughput;
+      else if (o->objective == "cost") so.objective = ServeObjective::cost;
+      else throw InputError("--objective", "'" + o->objective + "' is not throughput or cost");
+      if (o->top < 1) throw InputError("--top", "must be at least 1, got " + std::to_string(o->top));
+      so.top = o->top;
+      const ServeSearchResult r = serve_search(m, s, q, so);
+      write_output(o->out, o->json ? serve_search_json(m, s, r, so.objective).dump(2) + "\n"
+                                   : serve_search_text(m, s, r, so.objective));
+      return;
+    }
+    const ServeReport r = choose_serve(m, s, q);
+    write_output(o->out, o->json ? serve_json(m, s, r, o->explain).dump(2) + "\n" : serve_text(m, s, r, o->explain));
+  });
+}
+
+}  // namespace xpu::cli

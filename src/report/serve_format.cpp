@@ -1,0 +1,234 @@
+#include "report/serve_format.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "report/format.hpp"
+
+namespace xpu {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+double r6(double v) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return std::strtod(b, nullptr);
+}
+
+ordered_json stats_json(const LatencyStats& s) {
+  return {{"mean", r6(s.mean * 1e3)}, {"p50", r6(s.p50 * 1e3)}, {"p90", r6(s.p90 * 1e3)}, {"p99", r6(s.p99 * 1e3)}};
+}
+
+std::string ms(double s) { return s >= 10 ? fmt("%.4g s", s) : fmt("%.4g ms", s * 1e3); }
+
+}  // namespace
+
+ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, bool with_explain) {
+  ordered_json j;
+  j["model"] = m.id;
+  j["system"] = s.id;
+  j["devices"] = r.layout.tp * r.layout.pp * r.layout.replicas;
+  j["layout"] = {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"ep", r.layout.ep}, {"replicas", r.layout.replicas},
+                 {"weight_precision", quant_name(r.layout.weights)}, {"kv_precision", quant_name(r.layout.kv)},
+                 {"max_batch", r.max_batch}, {"token_budget", r.token_budget}, {"prefill_replicas", r.prefill_replicas}};
+  j["workload"] = r.workload;
+  j["feasible"] = r.feasible;
+  if (!r.feasible) {
+    j["reason"] = r.reason;
+    return j;
+  }
+  j["requests"] = r.requests;
+  j["dropped_requests"] = r.dropped;
+  if (r.tasks > 0) j["tasks"] = r.tasks;
+  j["input_tokens"] = r.input_tokens;
+  j["output_tokens"] = r.output_tokens;
+  j["prefill_tokens_computed"] = r.prefill_tokens;
+  j["makespan_s"] = r6(r.makespan_s);
+  j["ttft_ms"] = stats_json(r.ttft);
+  j["tpot_ms"] = stats_json(r.tpot);
+  j["e2e_ms"] = stats_json(r.e2e);
+  j["output_tokens_per_s"] = r6(r.output_tps);
+  j["output_tokens_per_s_per_device"] = r6(r.output_tps_per_device);
+  j["input_tokens_per_s"] = r6(r.input_tps);
+  j["requests_per_s"] = r6(r.requests_per_s);
+  j["goodput_requests_per_s"] = r6(r.goodput_rps);
+  j["goodput_pct"] = r6(100 * r.goodput_fraction);
+  j["slo_met"] = r.slo_met;
+  j["kv_utilisation_mean_pct"] = r6(100 * r.kv_util_mean);
+  j["kv_utilisation_peak_pct"] = r6(100 * r.kv_util_peak);
+  j["kv_capacity_tokens_per_replica"] = r.kv_capacity_tokens;
+  j["max_concurrency_kv"] = r.max_concurrency_kv;
+  j["kv_bytes_per_token"] = r6(r.kv_bytes_per_token);
+  j["weight_bytes_per_device"] = r6(r.weight_bytes_per_device);
+  j["preemptions"] = r.preemptions;
+  j["iterations"] = r.iterations;
+  if (r.prefill_replicas > 0) j["kv_transfer_mean_ms"] = r6(r.kv_transfer_mean_s * 1e3);
+  if (r.cost.priced) {
+    const ServeCost& c = r.cost;
+    ordered_json cj = {{"price_file", c.file}, {"provider", c.provider}, {"instance", c.instance}, {"as_of", c.as_of},
+                       {"usd_per_device_hour", r6(c.usd_per_device_hour)}, {"usd_total", r6(c.usd_total)},
+                       {"usd_per_m_input_tokens", r6(c.usd_per_m_input)}, {"usd_per_m_output_tokens", r6(c.usd_per_m_output)},
+                       {"usd_per_m_output_tokens_all_in", r6(c.usd_per_m_output_all_in)}};
+    if (r.tasks > 0) cj["usd_per_task"] = r6(c.usd_per_task);
+    j["cost"] = cj;
+  } else {
+    j["cost"] = nullptr;
+  }
+  if (r.layouts_considered > 0) j["layouts_considered"] = r.layouts_considered;
+  if (with_explain) {
+    ordered_json e = ordered_json::array();
+    for (const auto& t : r.explain) e.push_back({{"term", t.name}, {"value", t.value}, {"from", t.source}});
+    j["explain"] = e;
+  }
+  return j;
+}
+
+std::string serve_text(const Model& m, const System& s, const ServeReport& r, bool with_explain) {
+  const int devices = r.layout.tp * r.layout.pp * r.layout.replicas;
+  std::string out = "xpuplan serve: " + m.name + " on " + std::to_string(devices) + " x " + s.device_unit + " of " + s.name + "\n";
+  out += "  workload: " + r.workload + "\n";
+  out += "  layout: " + serve_layout_summary(r) + "\n\n";
+  if (!r.feasible) return out + "DOES NOT FIT: " + r.reason + "\n";
+  std::vector<std::vector<std::string>> rows;
+  auto lat = [&](const char* name, const LatencyStats& st) {
+    rows.push_back({name, ms(st.mean), ms(st.p50), ms(st.p90), ms(st.p99)});
+  };
+  lat("TTFT", r.ttft);
+  lat("TPOT", r.tpot);
+  lat("end-to-end", r.e2e);
+  out += render_table({"latency", "mean", "p50", "p90", "p99"}, rows) + "\n";
+  std::vector<std::vector<std::string>> m2 = {
+      {"requests", std::to_string(r.requests) + (r.dropped ? " (+" + std::to_string(r.dropped) + " dropped)" : "")},
+      {"output tokens/s", fmt("%.5g", r.output_tps)},
+      {"output tokens/s per device", fmt("%.5g", r.output_tps_per_device)},
+      {"input tokens/s", fmt("%.5g", r.input_tps)},
+      {"requests/s", fmt("%.4g", r.requests_per_s)},
+      {"goodput (within SLOs)", fmt("%.4g req/s", r.goodput_rps) + fmt(" (%.1f%%)", 100 * r.goodput_fraction)},
+      {"SLOs met at p99", r.slo_met ? "yes" : "no"},
+      {"KV cache per replica", std::to_string(r.kv_capacity_tokens) + " tokens"},
+      {"max concurrent requests (KV fits)", std::to_string(r.max_concurrency_kv)},
+      {"KV utilisation mean / peak", fmt("%.1f%%", 100 * r.kv_util_mean) + fmt(" / %.1f%%", 100 * r.kv_util_peak)},
+      {"preemptions", std::to_string(r.preemptions)},
+      {"makespan", fmt("%.4g s", r.makespan_s)},
+  };
+  if (r.prefill_replicas > 0) m2.push_back({"KV transfer (mean)", ms(r.kv_transfer_mean_s)});
+  if (r.cost.priced) {
+    m2.push_back({"USD per M output tokens (all-in)", fmt("%.4g", r.cost.usd_per_m_output_all_in)});
+    m2.push_back({"USD per M output tokens (decode share)", fmt("%.4g", r.cost.usd_per_m_output)});
+    m2.push_back({"USD per M input tokens (prefill share)", fmt("%.4g", r.cost.usd_per_m_input)});
+    if (r.tasks > 0) m2.push_back({"USD per agent task", fmt("%.4g", r.cost.usd_per_task)});
+    m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + r.cost.provider + " " +
+                               r.cost.instance + ", " + r.cost.as_of + ")"});
+  } else {
+    m2.push_back({"cost", "no on-demand price for " + s.id + " in data/prices/"});
+  }
+  out += render_table({"metric", "value"}, m2, false);
+  if (r.layouts_considered > 1) out += "\nchosen among " + std::to_string(r.layouts_considered) + " layouts\n";
+  if (with_explain) {
+    std::vector<std::vector<std::string>> e;
+    for (const auto& t : r.explain) e.push_back({t.name, t.value, t.source});
+    out += "\n" + render_table({"term", "value", "from"}, e, false);
+  }
+  return out;
+}
+
+ordered_json serve_search_json(const Model& m, const System& s, const ServeSearchResult& r, ServeObjective o) {
+  ordered_json j;
+  j["objective"] = serve_objective_name(o);
+  j["considered"] = r.considered;
+  j["feasible"] = r.feasible;
+  j["within_slo"] = r.within_slo;
+  ordered_json top = ordered_json::array();
+  for (const auto& x : r.top) top.push_back(serve_json(m, s, x, false));
+  j["top"] = top;
+  return j;
+}
+
+std::string serve_search_text(const Model& m, const System& s, const ServeSearchResult& r, ServeObjective o) {
+  std::string out = "xpuplan serve --search: " + m.name + " on " + s.name + ", objective " + serve_objective_name(o) + "\n\n";
+  std::vector<std::vector<std::string>> rows;
+  int rank = 0;
+  for (const auto& x : r.top) {
+    ++rank;
+    if (!x.feasible) {
+      rows.push_back({std::to_string(rank), serve_layout_summary(x), "-", "-", "-", "-", "-", "no: " + x.reason});
+      continue;
+    }
+    rows.push_back({std::to_string(rank), serve_layout_summary(x), fmt("%.5g", x.output_tps_per_device), ms(x.ttft.p99),
+                    ms(x.tpot.p99), x.cost.priced ? fmt("%.4g", x.cost.usd_per_m_output_all_in) : "-",
+                    fmt("%.1f%%", 100 * x.goodput_fraction), x.slo_met ? "yes" : "no"});
+  }
+  out += render_table({"rank", "layout", "out tok/s/dev", "TTFT p99", "TPOT p99", "USD/M out", "goodput", "SLOs"}, rows);
+  out += "\nlayouts considered " + std::to_string(r.considered) + ", feasible " + std::to_string(r.feasible) +
+         ", within the SLOs " + std::to_string(r.within_slo) + "\n";
+  return out;
+}
+
+ordered_json inference_validation_json(const ValidationResult& v) {
+  ordered_json j;
+  ordered_json rows = ordered_json::array();
+  for (const auto& r : v.rows) {
+    ordered_json x = {{"id", r.id}, {"line", r.line}, {"grade", r.grade}, {"system", r.system}, {"model", r.model},
+                      {"metric", r.metric}, {"stat", r.stat}, {"measured", r6(r.measured)}, {"evaluated", r.evaluated}};
+    if (r.evaluated) {
+      x["predicted"] = r6(r.predicted);
+      x["layout"] = r.layout;
+    } else {
+      x["reason"] = r.reason;
+    }
+    x["error_pct"] = r6(r.error_pct);
+    rows.push_back(x);
+  }
+  j["rows"] = rows;
+  auto st = [](const ErrorStats& s) {
+    return ordered_json{{"rows", s.count}, {"mape_pct", r6(s.mape_pct)}, {"max_abs_pct", r6(s.max_abs_pct)}};
+  };
+  ordered_json sum;
+  sum["headline_ab"] = st(v.headline);
+  sum["evaluated_ab"] = st(v.evaluated_ab);
+  sum["dense_ab"] = st(v.dense);
+  ordered_json ps;
+  for (const auto& [k, s] : v.per_system) ps[k] = st(s);
+  sum["per_system_ab"] = ps;
+  ordered_json pm;
+  for (const auto& [k, s] : v.per_metric) pm[k] = st(s);
+  sum["per_metric_ab"] = pm;
+  ordered_json pg;
+  for (const auto& [k, s] : v.per_grade) pg[k] = st(s);
+  sum["per_grade"] = pg;
+  j["summary"] = sum;
+  return j;
+}
+
+std::string inference_validation_text(const ValidationResult& v) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : v.rows) {
+    rows.push_back({r.id, r.grade, r.system, r.metric + " " + r.stat, r.evaluated ? fmt("%.4g", r.predicted) : "-",
+                    fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), r.evaluated ? r.layout : "NOT EVALUATED: " + r.reason});
+  }
+  std::string out = "xpuplan validate (inference): " + v.path + "\n\n";
+  out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "layout"}, rows);
+  std::vector<std::vector<std::string>> srows;
+  auto line = [&](const std::string& name, const ErrorStats& s) {
+    srows.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
+  };
+  line("headline: grades A+B (not evaluated = 100%)", v.headline);
+  line("evaluated rows, grades A+B", v.evaluated_ab);
+  line("dense models, grades A+B", v.dense);
+  for (const auto& [k, s] : v.per_metric) line("metric " + k + " (A+B)", s);
+  for (const auto& [k, s] : v.per_system) line("system " + k + " (A+B)", s);
+  for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
+  out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);
+  return out;
+}
+
+}  // namespace xpu

@@ -1,0 +1,137 @@
+#include "serve/search.hpp"
+
+#include <algorithm>
+
+#include "spec/error.hpp"
+
+namespace xpu {
+
+const char* serve_objective_name(ServeObjective o) {
+  return o == ServeObjective::throughput ? "throughput" : "cost";
+}
+
+namespace {
+
+Quant default_weights(const System& s) { return s.peak(Precision::bf16) ? Quant::bf16 : Quant::fp16; }
+
+// KV cache format when not given: fp8 next to fp8/fp4 weights (as TensorRT-LLM and MLPerf
+// submissions run), otherwise the 16-bit format of the activations.
+Quant default_kv(const System& s, Quant w) {
+  if (w == Quant::fp8 || w == Quant::fp4) return Quant::fp8;
+  if (w == Quant::fp16) return Quant::fp16;
+  return default_weights(s);
+}
+
+bool open_loop(WorkloadKind k) {
+  return k == WorkloadKind::offline || k == WorkloadKind::poisson || k == WorkloadKind::trace;
+}
+
+// Strict weak order: within the SLOs first, then the objective, then lower mean TTFT, smaller tp.
+bool better(const ServeReport& a, const ServeReport& b, ServeObjective obj) {
+  if (a.feasible != b.feasible) return a.feasible;
+  if (!a.feasible) return false;
+  if (a.slo_met != b.slo_met) return a.slo_met;
+  if (!a.slo_met && a.goodput_fraction != b.goodput_fraction) return a.goodput_fraction > b.goodput_fraction;
+  if (obj == ServeObjective::cost && a.cost.priced && b.cost.priced &&
+      a.cost.usd_per_m_output_all_in != b.cost.usd_per_m_output_all_in)
+    return a.cost.usd_per_m_output_all_in < b.cost.usd_per_m_output_all_in;
+  if (a.output_tps_per_device != b.output_tps_per_device) return a.output_tps_per_device > b.output_tps_per_device;
+  if (a.ttft.mean != b.ttft.mean) return a.ttft.mean < b.ttft.mean;
+  return a.layout.tp < b.layout.tp;
+}
+
+}  // namespace
+
+ServeSearchResult serve_search(const Model& m, const System& s, const ServeRequest& q, const ServeSearchOptions& o) {
+  const int N = q.devices;
+  if (N < 1) throw InputError("--devices", "must be at least 1");
+  const int pp = q.pp.value_or(1);
+  if (N % pp != 0) throw InputError("--pp", std::to_string(pp) + " does not divide devices " + std::to_string(N));
+  if (q.tp && (N / pp) % *q.tp != 0)
+    throw InputError("--tp", std::to_string(*q.tp) + " does not divide devices / pp = " + std::to_string(N / pp));
+  if (q.tp && q.replicas && *q.tp * pp * *q.replicas != N)
+    throw InputError("--replicas", "tp x pp x replicas = " + std::to_string(*q.tp * pp * *q.replicas) + " but devices = " +
+                                       std::to_string(N));
+  if (q.replicas && (N / pp) % *q.replicas != 0)
+    throw InputError("--replicas", std::to_string(*q.replicas) + " does not divide devices / pp = " + std::to_string(N / pp));
+  if (q.prefill_replicas) {
+    if (!open_loop(q.work.kind))
+      throw InputError("--prefill-replicas", "disaggregated serving needs an open-loop workload (--offline, --rate or --trace)");
+  }
+  if (q.ep && m.is_moe() && m.moe.experts % *q.ep != 0)
+    throw InputError("--ep", std::to_string(*q.ep) + " does not divide " + std::to_string(m.moe.experts) + " experts");
+  if (q.ep && !m.is_moe() && *q.ep > 1) throw InputError("--ep", "the model has no experts");
+
+  std::vector<int> tps;
+  if (q.tp) tps.push_back(*q.tp);
+  else if (q.replicas) tps.push_back(N / pp / *q.replicas);
+  else {
+    for (int d = 1; d <= N / pp; ++d)
+      if ((N / pp) % d == 0 && m.heads % d == 0 && d <= std::max(1, s.scale_up.size)) tps.push_back(d);
+    if (tps.empty()) tps.push_back(N / pp);
+  }
+  const Quant w = q.weights.value_or(default_weights(s));
+  const Quant kv = q.kv.value_or(default_kv(s, w));
+  const int def_batch = s.serving.max_batch;
+  std::vector<int> batches;
+  if (q.max_batch) batches.push_back(*q.max_batch);
+  else if (o.vary_batch) {
+    for (int b = 8; b < def_batch; b *= 2) batches.push_back(b);
+    batches.push_back(def_batch);
+  } else {
+    batches.push_back(def_batch);
+  }
+  const int budget = q.token_budget.value_or(s.serving.token_budget);
+
+  ServeSearchResult res;
+  std::vector<ServeReport> all;
+  for (int tp : tps) {
+    ServeLayout l;
+    l.tp = tp;
+    l.pp = pp;
+    l.ep = q.ep.value_or(1);
+    if (l.ep > 1 && tp % l.ep != 0) {
+      if (q.tp) throw InputError("--ep", std::to_string(l.ep) + " must divide tp " + std::to_string(tp));
+      continue;
+    }
+    l.replicas = N / (tp * pp);
+    l.weights = w;
+    l.kv = kv;
+    std::vector<int> splits;
+    if (q.prefill_replicas) {
+      if (*q.prefill_replicas >= l.replicas)
+        throw InputError("--prefill-replicas", "must leave at least one of the " + std::to_string(l.replicas) +
+                                                   " replicas for decode");
+      splits.push_back(*q.prefill_replicas);
+    } else {
+      splits.push_back(0);
+      if (o.vary_disagg && open_loop(q.work.kind) && l.replicas >= 2) {
+        const int R = l.replicas, step = std::max(1, (R - 1) / 7);
+        for (int p = 1; p < R; p += step) splits.push_back(p);
+      }
+    }
+    for (int b : batches)
+      for (int p : splits) {
+        SimOptions so;
+        so.max_batch = b;
+        so.token_budget = std::max(budget, 1);
+        so.prefill_replicas = p;
+        ServeReport r = evaluate_serve(m, s, q, l, so);
+        ++res.considered;
+        if (r.feasible) ++res.feasible;
+        if (r.feasible && r.slo_met) ++res.within_slo;
+        all.push_back(std::move(r));
+      }
+  }
+  std::stable_sort(all.begin(), all.end(), [&](const ServeReport& a, const ServeReport& b) { return better(a, b, o.objective); });
+  if (all.size() > static_cast<std::size_t>(std::max(1, o.top))) all.resize(std::max(1, o.top));
+  res.top = std::move(all);
+  if (res.top.empty()) {
+    ServeReport r;
+    r.reason = "no tensor-parallel degree divides both the devices and the attention heads";
+    res.top.push_back(r);
+  }
+  return res;
+}
+
+}  // namespace xpu

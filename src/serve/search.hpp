@@ -1,0 +1,29 @@
+// `serve --search`: the deployment layout (tensor parallelism and replicas, batch cap,
+// disaggregated prefill/decode split) that maximises output tokens/s per device, or minimises
+// cost per million output tokens, within the latency SLOs. Every candidate is simulated with
+// the same workload and seed; ties go to the lower mean TTFT, then the smaller tp.
+#pragma once
+
+#include "serve/serve.hpp"
+
+namespace xpu {
+
+enum class ServeObjective { throughput, cost };
+const char* serve_objective_name(ServeObjective o);
+
+struct ServeSearchOptions {
+  ServeObjective objective = ServeObjective::throughput;
+  bool vary_batch = true;   // try batch caps 8, 16, ... up to the engine default (unless --max-batch)
+  bool vary_disagg = true;  // try prefill/decode splits (open-loop workloads, 2+ replicas)
+  int top = 5;
+};
+
+struct ServeSearchResult {
+  std::vector<ServeReport> top;  // best first
+  int considered = 0, feasible = 0, within_slo = 0;
+};
+
+// Throws InputError for explicit knobs that cannot work (naming the flag).
+ServeSearchResult serve_search(const Model& m, const System& s, const ServeRequest& q, const ServeSearchOptions& o);
+
+}  // namespace xpu

@@ -1,0 +1,160 @@
+#include "serve/serve.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "serve/search.hpp"
+
+namespace xpu {
+
+namespace {
+
+// Nearest-rank percentile of sorted values.
+double percentile(const std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::size_t k = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::min(v.size(), std::max<std::size_t>(k, 1)) - 1];
+}
+
+LatencyStats stats(std::vector<double> v) {
+  LatencyStats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / static_cast<double>(v.size());
+  s.p50 = percentile(v, 50);
+  s.p90 = percentile(v, 90);
+  s.p99 = percentile(v, 99);
+  return s;
+}
+
+}  // namespace
+
+std::string serve_layout_summary(const ServeReport& r) {
+  const ServeLayout& l = r.layout;
+  std::string s = "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " ep" + std::to_string(l.ep) + " x" +
+                  std::to_string(l.replicas) + " " + quant_name(l.weights) + "/kv-" + quant_name(l.kv) + " batch<=" +
+                  std::to_string(r.max_batch) + " budget " + std::to_string(r.token_budget);
+  if (r.prefill_replicas > 0)
+    s += " disagg " + std::to_string(r.prefill_replicas) + "P:" + std::to_string(l.replicas - r.prefill_replicas) + "D";
+  return s;
+}
+
+ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& q, const ServeLayout& l,
+                           const SimOptions& o) {
+  ServeReport r;
+  r.layout = l;
+  r.max_batch = o.max_batch;
+  r.token_budget = o.token_budget;
+  r.prefill_replicas = o.prefill_replicas;
+  r.workload = workload_name(q.work.kind);
+  StepModel sm(m, s, l);
+  if (!sm.fits()) {
+    r.reason = sm.reason();
+    return r;
+  }
+  r.kv_capacity_tokens = sm.kv_capacity_tokens();
+  r.weight_bytes_per_device = sm.weight_bytes_per_device();
+  r.kv_bytes_per_token = kv_bytes_per_token(m, l.kv);
+  SimResult sim = simulate(sm, q.work, o);
+  if (!sim.ok) {
+    r.reason = sim.reason;
+    return r;
+  }
+  if (sim.requests.empty()) {
+    r.reason = sim.dropped > 0 ? "no request fits the KV cache (prompt longer than the cache)" : "no requests";
+    return r;
+  }
+  r.feasible = true;
+  r.requests = static_cast<long>(sim.requests.size());
+  r.dropped = sim.dropped;
+  r.tasks = sim.tasks;
+  r.input_tokens = sim.input_tokens;
+  r.output_tokens = sim.output_tokens;
+  r.prefill_tokens = sim.prefill_tokens;
+  r.makespan_s = sim.makespan_s;
+  r.iterations = sim.iterations;
+  r.preemptions = sim.preemptions;
+  r.kv_util_mean = sim.kv_util_mean;
+  {
+    const double mean_ctx = static_cast<double>(sim.input_tokens + sim.output_tokens) / static_cast<double>(sim.requests.size());
+    const int decode_replicas = l.replicas - o.prefill_replicas;
+    r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / std::max(1.0, mean_ctx)) * decode_replicas;
+  }
+  r.kv_util_peak = sim.kv_util_peak;
+  std::vector<double> ttft, tpot, e2e;
+  ttft.reserve(sim.requests.size());
+  e2e.reserve(sim.requests.size());
+  long good = 0;
+  double xfer = 0;
+  for (const auto& q2 : sim.requests) {
+    const double a = q2.first_token - q2.arrival;
+    const double per = q2.output > 1 ? (q2.finish - q2.first_token) / (q2.output - 1) : 0;
+    ttft.push_back(a);
+    e2e.push_back(q2.finish - q2.arrival);
+    if (q2.output > 1) tpot.push_back(per);
+    const bool ok = (q.slo_ttft_s <= 0 || a <= q.slo_ttft_s) && (q.slo_tpot_s <= 0 || per <= q.slo_tpot_s);
+    good += ok ? 1 : 0;
+    xfer += q2.kv_transfer;
+  }
+  r.kv_transfer_mean_s = xfer / static_cast<double>(sim.requests.size());
+  r.ttft = stats(std::move(ttft));
+  r.tpot = stats(std::move(tpot));
+  r.e2e = stats(std::move(e2e));
+  const double span = std::max(sim.makespan_s, 1e-12);
+  const int devices = l.tp * l.pp * l.replicas;
+  r.output_tps = static_cast<double>(sim.output_tokens) / span;
+  r.output_tps_per_device = r.output_tps / devices;
+  r.input_tps = static_cast<double>(sim.input_tokens) / span;
+  r.requests_per_s = static_cast<double>(r.requests) / span;
+  r.goodput_rps = static_cast<double>(good) / span;
+  r.goodput_fraction = static_cast<double>(good) / static_cast<double>(r.requests);
+  r.slo_met = (q.slo_ttft_s <= 0 || r.ttft.p99 <= q.slo_ttft_s) && (q.slo_tpot_s <= 0 || r.tpot.p99 <= q.slo_tpot_s);
+
+  if (const PriceOffer* p = s.price("on-demand")) {
+    ServeCost& c = r.cost;
+    c.priced = true;
+    c.file = p->file;
+    c.provider = p->provider;
+    c.instance = p->instance;
+    c.as_of = p->as_of;
+    c.usd_per_device_hour = p->usd_per_device_hour();
+    c.usd_total = c.usd_per_device_hour * devices * span / 3600.0;
+    if (sim.output_tokens > 0) {
+      c.usd_per_m_output = c.usd_total * (1 - sim.prefill_share) / static_cast<double>(sim.output_tokens) * 1e6;
+      c.usd_per_m_output_all_in = c.usd_total / static_cast<double>(sim.output_tokens) * 1e6;
+    }
+    if (sim.input_tokens > 0) c.usd_per_m_input = c.usd_total * sim.prefill_share / static_cast<double>(sim.input_tokens) * 1e6;
+    if (sim.tasks > 0) c.usd_per_task = c.usd_total / sim.tasks;
+  }
+
+  // Explanation: memory, then one representative step (the mean iteration of the run).
+  r.explain = sm.explain_memory();
+  const double it = std::max<double>(1, static_cast<double>(sim.iterations));
+  const int nb = std::max(1, static_cast<int>(std::lround(static_cast<double>(sim.output_tokens) / it)));
+  const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens) / it));
+  const double mean_in = static_cast<double>(sim.input_tokens) / static_cast<double>(r.requests);
+  const double mean_out = static_cast<double>(sim.output_tokens) / static_cast<double>(r.requests);
+  const double ctx = mean_in + mean_out / 2;
+  r.explain.push_back({"mean step: decode sequences", std::to_string(nb), "simulated: output tokens / iterations"});
+  r.explain.push_back({"mean step: prefill tokens", std::to_string(np), "simulated: prefill tokens / iterations"});
+  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb)) r.explain.push_back(t);
+  if (r.cost.priced)
+    r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",
+                         r.cost.file + ": offer on-demand " + r.cost.provider + " " + r.cost.instance + " as_of " + r.cost.as_of});
+  return r;
+}
+
+ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q) {
+  ServeSearchOptions o;
+  o.vary_batch = false;
+  o.vary_disagg = false;
+  o.top = 1;
+  ServeSearchResult res = serve_search(m, s, q, o);
+  ServeReport r = res.top.front();
+  r.layouts_considered = res.considered;
+  return r;
+}
+
+}  // namespace xpu

@@ -1,0 +1,74 @@
+// `serve`: one serving deployment (model, system, devices, layout, workload) simulated and
+// summarised: latency percentiles, throughput, goodput within SLOs, KV use and cost per token.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "serve/sim.hpp"
+#include "serve/step.hpp"
+#include "serve/workload.hpp"
+
+namespace xpu {
+
+// What the user asked for. Knobs left empty are chosen (see choose_serve).
+struct ServeRequest {
+  int devices = 1;
+  std::optional<int> tp, pp, ep, replicas, max_batch, token_budget, prefill_replicas;
+  std::optional<Quant> weights, kv;
+  ServeWorkload work;
+  double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no SLO
+};
+
+struct LatencyStats {
+  double mean = 0, p50 = 0, p90 = 0, p99 = 0;  // seconds
+};
+
+struct ServeCost {
+  bool priced = false;
+  std::string file, provider, instance, as_of;  // the price row used (on-demand)
+  double usd_per_device_hour = 0;
+  double usd_total = 0;                 // devices x makespan x price
+  double usd_per_m_output = 0;          // decode share of the cost per million output tokens
+  double usd_per_m_input = 0;           // prefill share of the cost per million input tokens
+  double usd_per_m_output_all_in = 0;   // whole cost per million output tokens
+  double usd_per_task = 0;              // agent workloads: whole cost per task
+};
+
+struct ServeReport {
+  bool feasible = false;
+  std::string reason;  // why not, when !feasible
+  ServeLayout layout;
+  int max_batch = 0, token_budget = 0, prefill_replicas = 0;
+  std::string workload;
+  long requests = 0, tasks = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
+  int dropped = 0;
+  LatencyStats ttft, tpot, e2e;
+  double makespan_s = 0;
+  double output_tps = 0, output_tps_per_device = 0, input_tps = 0, requests_per_s = 0;
+  double goodput_rps = 0, goodput_fraction = 0;  // requests meeting every SLO given
+  bool slo_met = true;                           // p99 TTFT and p99 TPOT within the SLOs given
+  double kv_util_mean = 0, kv_util_peak = 0;
+  long kv_capacity_tokens = 0, preemptions = 0, iterations = 0;
+  long max_concurrency_kv = 0;  // requests of the mean length whose KV fits at once, all decode replicas
+  double kv_transfer_mean_s = 0;
+  double weight_bytes_per_device = 0, kv_bytes_per_token = 0;
+  ServeCost cost;
+  std::vector<ServeTerm> explain;  // memory terms, then one step at the mean decode batch
+  int layouts_considered = 0;      // > 0 when knobs were chosen
+};
+
+// "tp4 pp1 ep1 x2 fp8/kv-fp8 batch<=256 budget 8192" (+ " disagg 1P:1D").
+std::string serve_layout_summary(const ServeReport& r);
+
+// Simulates one fully specified deployment (layout and options given).
+ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& q, const ServeLayout& l,
+                           const SimOptions& o);
+
+// Fills the free knobs by trying candidates (tp over divisors of the devices, replicas, batch
+// cap; never disaggregation unless asked) and keeps the best within the SLOs: most output
+// tokens/s per device. Throws InputError for explicit knobs that cannot work (naming the flag).
+ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q);
+
+}  // namespace xpu

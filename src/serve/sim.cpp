@@ -1,0 +1,530 @@
+#include "serve/sim.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <queue>
+
+namespace xpu {
+
+namespace {
+
+// SplitMix64: a small, portable, seeded generator (the same stream on every platform).
+struct Rng {
+  std::uint64_t s;
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  double exponential(double rate) { return -std::log1p(-uniform()) / rate; }
+};
+
+enum class State { waiting, prefill, decode, finished };
+
+struct Seq {
+  double arrival = 0;       // when this replica may start it
+  double orig_arrival = 0;  // when the user sent it (disaggregated decode: before prefill)
+  double first = -1, kv_transfer = 0;
+  int input = 0, output = 0, cached = 0;  // cached: context already in the KV cache (not prefilled)
+  int task = -1, call = 0;
+  int target = 0, done = 0, generated = 0;  // prefill tokens to compute, computed; tokens sampled
+  long it0 = 0, finish_it = 0;
+  int ctx0 = 0, phase = 0, blocks = 0, version = 0, preempt = 0;
+  bool remote = false;  // prefilled elsewhere: joins decode on admission
+  State state = State::waiting;
+};
+
+inline long ceil_div(long a, long b) { return (a + b - 1) / b; }
+
+class Replica {
+ public:
+  Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w)
+      : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), phase_count_(B_, 0) {
+    total_blocks_ = sm.kv_blocks();
+    free_ = total_blocks_;
+  }
+
+  int add(const Seq& s) {
+    seqs_.push_back(s);
+    return static_cast<int>(seqs_.size()) - 1;
+  }
+  void arrive_sorted(int id) { sorted_.push_back(id); }
+  void set_quota(int q) { quota_ = q; }
+  int issued() const { return issued_; }
+  void issue_closed(double t) {  // concurrency workload: one new request at t
+    Seq s;
+    s.arrival = s.orig_arrival = t;
+    s.input = w_.input_len;
+    s.output = w_.output_len;
+    s.target = s.input;
+    dynamic_.push({t, add(s)});
+    ++issued_;
+  }
+
+  void run(SimResult& r);
+  const std::vector<Seq>& seqs() const { return seqs_; }
+
+ private:
+  bool has_arrival() const { return next_sorted_ < sorted_.size() || !dynamic_.empty(); }
+  double next_arrival() const {
+    double t = 1e300;
+    if (next_sorted_ < sorted_.size()) t = seqs_[sorted_[next_sorted_]].arrival;
+    if (!dynamic_.empty()) t = std::min(t, dynamic_.top().first);
+    return t;
+  }
+  void pull_arrivals(double t) {
+    for (;;) {
+      const bool a = next_sorted_ < sorted_.size() && seqs_[sorted_[next_sorted_]].arrival <= t;
+      const bool b = !dynamic_.empty() && dynamic_.top().first <= t;
+      if (!a && !b) return;
+      // Earlier arrival first; ties by creation order (deterministic).
+      bool take_sorted = a;
+      if (a && b) {
+        const auto& sa = seqs_[sorted_[next_sorted_]];
+        const auto& db = dynamic_.top();
+        take_sorted = sa.arrival < db.first || (sa.arrival == db.first && sorted_[next_sorted_] < db.second);
+      }
+      if (take_sorted) waiting_.push_back(sorted_[next_sorted_++]);
+      else {
+        waiting_.push_back(dynamic_.top().second);
+        dynamic_.pop();
+      }
+    }
+  }
+  void enter_decode(int id, long it) {
+    Seq& s = seqs_[id];
+    s.state = State::decode;
+    s.it0 = it;
+    s.ctx0 = s.cached + s.target;
+    s.phase = static_cast<int>(((it - s.ctx0) % B_ + B_) % B_);
+    s.finish_it = it + (s.output - s.generated) - 1;
+    ++phase_count_[s.phase];
+    ++nd_;
+    ctx_sum_ += s.ctx0;
+    heap_.push({s.finish_it, id, s.version});
+    decode_stack_.push_back({id, s.version});
+  }
+  // Removes a decode sequence at the start of iteration `it`; returns its context.
+  long leave_decode(int id, long it) {
+    Seq& s = seqs_[id];
+    const long ctx = s.ctx0 + (it - s.it0);
+    free_ += ceil_div(ctx, B_);
+    --phase_count_[s.phase];
+    --nd_;
+    ctx_sum_ -= static_cast<double>(ctx);
+    s.generated += static_cast<int>(it - s.it0);
+    ++s.version;
+    return ctx;
+  }
+  void complete(int id, double t, SimResult& r);
+  void preempt_one(long it, SimResult& r);
+
+  const StepModel& sm_;
+  const SimOptions& o_;
+  bool prefill_only_;
+  const ServeWorkload& w_;
+  const int B_;
+  std::vector<int> phase_count_;
+  long total_blocks_ = 0, free_ = 0;
+  std::vector<Seq> seqs_;
+  std::vector<int> sorted_;
+  std::size_t next_sorted_ = 0;
+  std::priority_queue<std::pair<double, int>, std::vector<std::pair<double, int>>, std::greater<>> dynamic_;
+  std::deque<int> waiting_;
+  std::vector<int> prefilling_;
+  std::vector<std::pair<int, int>> decode_stack_;  // (id, version) in order of entering decode
+  struct Fin {
+    long it;
+    int id, version;
+    bool operator>(const Fin& o) const { return it != o.it ? it > o.it : id > o.id; }
+  };
+  std::priority_queue<Fin, std::vector<Fin>, std::greater<>> heap_;
+  int nd_ = 0;
+  double ctx_sum_ = 0;
+  int quota_ = 0, issued_ = 0;
+};
+
+void Replica::complete(int id, double t, SimResult& r) {
+  Seq& s = seqs_[id];
+  s.state = State::finished;
+  RequestRecord rec;
+  rec.arrival = s.orig_arrival;
+  rec.first_token = s.first;
+  rec.finish = t;
+  rec.input = s.input;
+  rec.output = s.output;
+  rec.task = s.task;
+  rec.preemptions = s.preempt;
+  rec.kv_transfer = s.kv_transfer;
+  r.requests.push_back(rec);
+  if (prefill_only_) return;
+  if (w_.kind == WorkloadKind::concurrency && issued_ < quota_) issue_closed(t);
+  if (w_.kind == WorkloadKind::agent && s.task >= 0) {
+    const AgentTask& task = w_.tasks[s.task];
+    if (s.call + 1 < static_cast<int>(task.calls.size())) {
+      const AgentCall& prev = task.calls[s.call];
+      const AgentCall& next = task.calls[s.call + 1];
+      Seq n;
+      n.task = s.task;
+      n.call = s.call + 1;
+      n.arrival = n.orig_arrival = t + prev.tool_s;
+      n.input = s.input + s.output + next.new_input;
+      n.output = next.output;
+      n.cached = w_.prefix_cache ? s.input + s.output - 1 : 0;
+      n.target = n.input - n.cached;
+      dynamic_.push({n.arrival, add(n)});
+    }
+  }
+}
+
+void Replica::preempt_one(long it, SimResult& r) {
+  while (!decode_stack_.empty()) {
+    auto [id, ver] = decode_stack_.back();
+    decode_stack_.pop_back();
+    Seq& s = seqs_[id];
+    if (s.state != State::decode || s.version != ver) continue;
+    const long ctx = leave_decode(id, it);
+    s.state = State::waiting;
+    s.cached = 0;
+    s.target = static_cast<int>(ctx);
+    s.done = 0;
+    s.remote = false;
+    s.blocks = 0;
+    ++s.preempt;
+    ++r.preemptions;
+    waiting_.push_front(id);
+    return;
+  }
+}
+
+void Replica::run(SimResult& r) {
+  double t = 0, kv_integral = 0, busy = 0, prefill_time = 0;
+  long it = 0;
+  struct Chunk {
+    int id, tokens;
+  };
+  std::vector<Chunk> chunks;
+  auto fail_drop = [&](int id) {
+    seqs_[id].state = State::finished;
+    ++r.dropped;
+  };
+  for (;;) {
+    pull_arrivals(t);
+    if (nd_ == 0 && prefilling_.empty() && waiting_.empty()) {
+      if (!has_arrival()) break;
+      t = std::max(t, next_arrival());
+      continue;
+    }
+    int slots = o_.max_batch - nd_ - static_cast<int>(prefilling_.size());
+    // Sequences prefilled on another replica join decode directly.
+    while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots > 0) {
+      const int id = waiting_.front();
+      Seq& s = seqs_[id];
+      const long need = ceil_div(s.cached + s.target, B_);
+      if (need > total_blocks_) {
+        waiting_.pop_front();
+        fail_drop(id);
+        continue;
+      }
+      if (need > free_) break;
+      waiting_.pop_front();
+      free_ -= need;
+      s.blocks = static_cast<int>(need);
+      enter_decode(id, it);
+      --slots;
+    }
+    // Decode sequences whose context crosses a block boundary need a block now.
+    while (phase_count_[it % B_] > free_ && nd_ > 0) {
+      preempt_one(it, r);
+      slots = o_.max_batch - nd_ - static_cast<int>(prefilling_.size());
+    }
+    free_ -= phase_count_[it % B_];
+    int budget = o_.token_budget - nd_;
+    chunks.clear();
+    double pairs = 0;
+    int finishing = 0;
+    long prefill_tokens = 0;
+    auto take = [&](int id) {
+      Seq& s = seqs_[id];
+      const int c = std::min(s.target - s.done, budget);
+      if (c <= 0) return;
+      const double d = s.cached + s.done;
+      pairs += c * d + 0.5 * c * (c + 1.0);
+      budget -= c;
+      prefill_tokens += c;
+      chunks.push_back({id, c});
+      if (s.done + c == s.target) ++finishing;
+    };
+    for (int id : prefilling_) {
+      if (budget <= 0) break;
+      take(id);
+    }
+    while (!waiting_.empty() && budget > 0 && slots > 0 && !seqs_[waiting_.front()].remote) {
+      const int id = waiting_.front();
+      Seq& s = seqs_[id];
+      const long need = ceil_div(s.cached + s.target, B_);
+      if (need > total_blocks_) {
+        waiting_.pop_front();
+        fail_drop(id);
+        continue;
+      }
+      if (need > free_) break;
+      waiting_.pop_front();
+      free_ -= need;
+      s.blocks = static_cast<int>(need);
+      s.state = State::prefill;
+      prefilling_.push_back(id);
+      --slots;
+      take(id);
+    }
+    const int tokens = nd_ + static_cast<int>(prefill_tokens);
+    if (tokens == 0) {  // everything waiting is blocked: only possible with nothing running
+      if (!has_arrival()) break;
+      t = std::max(t, next_arrival());
+      continue;
+    }
+    const double dt = sm_.step_time(tokens, nd_, ctx_sum_ + nd_, pairs, nd_ + finishing);
+    const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
+    kv_integral += used * dt;
+    r.kv_util_peak = std::max(r.kv_util_peak, used);
+    busy += dt;
+    prefill_time += dt * static_cast<double>(prefill_tokens) / tokens;
+    t += dt;
+    const long done_it = it++;
+    ++r.iterations;
+    r.prefill_tokens += prefill_tokens;
+
+    // Decode: every running sequence gained one token.
+    r.output_tokens += nd_;
+    ctx_sum_ += nd_;
+    while (!heap_.empty() && heap_.top().it <= done_it) {
+      const Fin f = heap_.top();
+      heap_.pop();
+      Seq& s = seqs_[f.id];
+      if (s.state != State::decode || s.version != f.version) continue;
+      leave_decode(f.id, it);
+      complete(f.id, t, r);
+    }
+    // Prefill chunks: a finished prompt samples its first (or next, after recompute) token.
+    bool any_finished = false;
+    for (const Chunk& c : chunks) {
+      Seq& s = seqs_[c.id];
+      s.done += c.tokens;
+      if (s.done < s.target) continue;
+      any_finished = true;
+      if (s.first < 0) s.first = t;
+      ++s.generated;
+      ++r.output_tokens;
+      if (prefill_only_ || s.generated >= s.output) {
+        free_ += s.blocks;
+        s.state = State::finished;  // marked before complete() so prefilling_ drops it
+        complete(c.id, t, r);
+      } else {
+        enter_decode(c.id, it);
+      }
+    }
+    if (any_finished)
+      prefilling_.erase(std::remove_if(prefilling_.begin(), prefilling_.end(),
+                                       [&](int id) { return seqs_[id].state != State::prefill; }),
+                        prefilling_.end());
+    if (decode_stack_.size() > 64 && decode_stack_.size() > 4u * static_cast<std::size_t>(nd_)) {  // drop stale entries
+      std::vector<std::pair<int, int>> live;
+      for (auto e : decode_stack_)
+        if (seqs_[e.first].state == State::decode && seqs_[e.first].version == e.second) live.push_back(e);
+      decode_stack_.swap(live);
+    }
+  }
+  r.busy_s += busy;
+  r.prefill_share += prefill_time;  // summed here, normalised by the caller
+  r.kv_util_mean += kv_integral;    // likewise
+}
+
+// kv_integral and prefill_time were summed into kv_util_mean and prefill_share by the replicas;
+// normalise them by the busy time they accumulated over.
+void finish_result(SimResult& r, double kv_busy, double prefill_busy) {
+  double first = 1e300, last = 0;
+  for (const auto& q : r.requests) {
+    first = std::min(first, q.arrival);
+    last = std::max(last, q.finish);
+    r.input_tokens += q.input;
+  }
+  r.makespan_s = r.requests.empty() ? 0 : last - first;
+  r.kv_util_mean = kv_busy > 0 ? r.kv_util_mean / kv_busy : 0;
+  r.prefill_share = r.busy_s > 0 ? prefill_busy / r.busy_s : 0;
+}
+
+// Open-loop requests of the workload (offline, poisson, trace), in arrival order.
+std::vector<TraceRequest> open_loop(const ServeWorkload& w) {
+  std::vector<TraceRequest> out;
+  if (w.kind == WorkloadKind::trace) {
+    out = w.trace;
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.arrival_s < b.arrival_s; });
+    return out;
+  }
+  Rng rng{w.seed};
+  double t = 0;
+  out.reserve(w.requests);
+  for (int i = 0; i < w.requests; ++i) {
+    if (w.kind == WorkloadKind::poisson) t += rng.exponential(w.rate);
+    out.push_back({t, w.input_len, w.output_len});
+  }
+  return out;
+}
+
+}  // namespace
+
+SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOptions& o, const StepModel* prefill) {
+  SimResult r;
+  if (!decode.fits()) {
+    r.ok = false;
+    r.reason = decode.reason();
+    return r;
+  }
+  const int R = decode.layout().replicas;
+  const bool disagg = o.prefill_replicas > 0;
+  if (disagg) {
+    const StepModel& pm = prefill ? *prefill : decode;
+    if (!pm.fits()) {
+      r.ok = false;
+      r.reason = pm.reason();
+      return r;
+    }
+    const int P = o.prefill_replicas, D = R - P;
+    if (D < 1) {
+      r.ok = false;
+      r.reason = "disaggregation needs at least one decode replica";
+      return r;
+    }
+    const auto reqs = open_loop(w);
+    // Prefill pool: each request ends at its first token.
+    std::vector<Replica> pre;
+    pre.reserve(P);
+    for (int p = 0; p < P; ++p) pre.emplace_back(pm, o, true, w);
+    std::vector<std::pair<int, int>> where(reqs.size());
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      Seq s;
+      s.arrival = s.orig_arrival = reqs[i].arrival_s;
+      s.input = s.target = reqs[i].input;
+      s.output = reqs[i].output;
+      Replica& rep = pre[i % P];
+      const int id = rep.add(s);
+      rep.arrive_sorted(id);
+      where[i] = {static_cast<int>(i % P), id};
+    }
+    SimResult pr;
+    for (auto& rep : pre) rep.run(pr);
+    // KV transfer: every device of the prefill replica sends its share to its decode peer.
+    const System& sys = decode.system();
+    const int span = (P + D) * decode.devices();
+    const bool inside = span <= sys.scale_up.size;
+    const double bw = inside ? sys.scale_up.bandwidth.v * sys.calib.scale_up_bus : sys.scale_out.bandwidth.v * sys.calib.scale_out_bus;
+    const double lat = inside ? sys.scale_up.latency.v : sys.scale_out.latency.v;
+    struct Ready {
+      double t;
+      std::size_t i;
+    };
+    std::vector<Ready> ready;
+    std::vector<double> first(reqs.size(), 0), xfer(reqs.size(), 0);
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      const Seq& s = pre[where[i].first].seqs()[where[i].second];
+      if (s.state != State::finished || s.first < 0) {
+        ++r.dropped;
+        continue;
+      }
+      first[i] = s.first;
+      xfer[i] = lat + reqs[i].input * pm.kv_bytes_per_token_per_device() / bw;
+      if (reqs[i].output <= 1) {
+        RequestRecord rec{reqs[i].arrival_s, s.first, s.first, reqs[i].input, 1, -1, s.preempt, 0};
+        r.requests.push_back(rec);
+        continue;
+      }
+      ready.push_back({s.first + xfer[i], i});
+    }
+    std::stable_sort(ready.begin(), ready.end(), [](const Ready& a, const Ready& b) { return a.t < b.t; });
+    std::vector<Replica> dec;
+    dec.reserve(D);
+    for (int d = 0; d < D; ++d) dec.emplace_back(decode, o, false, w);
+    for (std::size_t k = 0; k < ready.size(); ++k) {
+      const std::size_t i = ready[k].i;
+      Seq s;
+      s.arrival = ready[k].t;
+      s.orig_arrival = reqs[i].arrival_s;
+      s.first = first[i];
+      s.kv_transfer = xfer[i];
+      s.input = s.target = reqs[i].input;
+      s.output = reqs[i].output;
+      s.generated = 1;
+      s.remote = true;
+      Replica& rep = dec[k % D];
+      rep.arrive_sorted(rep.add(s));
+    }
+    for (auto& rep : dec) rep.run(r);
+    const double kv_busy = r.busy_s;  // KV utilisation: decode pool only (the prefill pool's cache is transient)
+    const double prefill_busy = pr.busy_s + r.prefill_share;  // the prefill pool, plus recompute after preemption
+    r.busy_s += pr.busy_s;
+    r.iterations += pr.iterations;
+    r.preemptions += pr.preemptions;
+    r.prefill_tokens += pr.prefill_tokens;
+    r.output_tokens += pr.output_tokens;
+    r.dropped += pr.dropped;
+    finish_result(r, kv_busy, prefill_busy);
+    return r;
+  }
+
+  std::vector<Replica> reps;
+  reps.reserve(R);
+  for (int p = 0; p < R; ++p) reps.emplace_back(decode, o, false, w);
+  switch (w.kind) {
+    case WorkloadKind::offline:
+    case WorkloadKind::poisson:
+    case WorkloadKind::trace: {
+      const auto reqs = open_loop(w);
+      for (std::size_t i = 0; i < reqs.size(); ++i) {
+        Seq s;
+        s.arrival = s.orig_arrival = reqs[i].arrival_s;
+        s.input = s.target = reqs[i].input;
+        s.output = reqs[i].output;
+        Replica& rep = reps[i % R];
+        rep.arrive_sorted(rep.add(s));
+      }
+      break;
+    }
+    case WorkloadKind::concurrency: {
+      for (int p = 0; p < R; ++p) {
+        const int c = w.concurrency / R + (p < w.concurrency % R ? 1 : 0);
+        const int n = w.requests / R + (p < w.requests % R ? 1 : 0);
+        reps[p].set_quota(n);
+        for (int k = 0; k < std::min(c, n); ++k) reps[p].issue_closed(0);
+      }
+      break;
+    }
+    case WorkloadKind::agent: {
+      std::vector<std::size_t> order(w.tasks.size());
+      for (std::size_t j = 0; j < order.size(); ++j) order[j] = j;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t a, std::size_t b) { return w.tasks[a].start_s < w.tasks[b].start_s; });
+      for (std::size_t k = 0; k < order.size(); ++k) {
+        const std::size_t j = order[k];
+        const AgentTask& task = w.tasks[j];
+        if (task.calls.empty()) continue;
+        Seq s;
+        s.task = static_cast<int>(j);
+        s.arrival = s.orig_arrival = task.start_s;
+        s.input = s.target = task.calls[0].new_input;
+        s.output = task.calls[0].output;
+        Replica& rep = reps[k % R];
+        rep.arrive_sorted(rep.add(s));
+      }
+      r.tasks = static_cast<int>(w.tasks.size());
+      break;
+    }
+  }
+  for (auto& rep : reps) rep.run(r);
+  finish_result(r, r.busy_s, r.prefill_share);
+  return r;
+}
+
+}  // namespace xpu

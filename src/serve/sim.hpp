@@ -1,0 +1,60 @@
+// Discrete-event serving simulator: continuous batching with iteration-level scheduling.
+//
+// Each replica runs iterations back to back while it has work. An iteration decodes one token
+// for every running sequence and spends the rest of the token budget on prefill chunks (running
+// prefills first, then waiting requests first-come first-served, each admitted only when the
+// paged KV cache has blocks for its whole prompt and the batch has a free slot). A decode
+// sequence takes a new KV block each time its context crosses a block boundary; when no block is
+// free the most recently admitted decode sequence is preempted (its blocks freed, its prompt and
+// generated tokens recomputed later). The iteration's time comes from StepModel. Events are
+// iterations, not tokens: per-sequence state changes only on admission, completion and
+// preemption, so a million requests take seconds.
+//
+// Replicas are independent: requests go round robin (open-loop workloads), a fixed share of the
+// concurrency, or whole agent tasks. Disaggregated serving (prefill_replicas > 0) runs the
+// prefill pool first (each request ends at its first token), moves its KV cache to the decode
+// pool over the network, and runs the decode pool on those arrivals.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "serve/step.hpp"
+#include "serve/workload.hpp"
+
+namespace xpu {
+
+struct SimOptions {
+  int max_batch = 256;       // sequences per iteration
+  int token_budget = 8192;   // tokens per iteration
+  int prefill_replicas = 0;  // > 0: disaggregated; the other replicas decode
+};
+
+struct RequestRecord {
+  double arrival = 0, first_token = 0, finish = 0;
+  int input = 0, output = 0;
+  int task = -1;           // agent task, or -1
+  int preemptions = 0;
+  double kv_transfer = 0;  // disaggregated: seconds moving the KV cache
+};
+
+struct SimResult {
+  bool ok = true;
+  std::string reason;               // when !ok: why nothing could be simulated
+  std::vector<RequestRecord> requests;  // completed requests, in order of creation
+  int dropped = 0;                  // requests whose prompt can never fit the KV cache
+  double makespan_s = 0;            // first arrival to last completion
+  long iterations = 0;
+  long preemptions = 0;
+  double kv_util_mean = 0, kv_util_peak = 0;  // blocks in use / blocks, time-weighted over busy time
+  double busy_s = 0;                // replica-seconds with an iteration running
+  double prefill_share = 0;         // share of busy time spent on prefill tokens (by tokens in each step)
+  long input_tokens = 0, output_tokens = 0, prefill_tokens = 0;  // prefill_tokens: computed (with recompute, without cache hits)
+  int tasks = 0;
+};
+
+// Deterministic for a given workload seed. `prefill` models the prefill pool in disaggregated
+// mode (it may be the same object as `decode`).
+SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOptions& o, const StepModel* prefill = nullptr);
+
+}  // namespace xpu

@@ -1,0 +1,315 @@
+#include "serve/step.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "perf/collective.hpp"
+
+namespace xpu {
+
+const char* quant_name(Quant q) {
+  switch (q) {
+    case Quant::bf16: return "bf16";
+    case Quant::fp16: return "fp16";
+    case Quant::fp8: return "fp8";
+    case Quant::int8: return "int8";
+    case Quant::int4: return "int4";
+    case Quant::fp4: return "fp4";
+  }
+  return "?";
+}
+
+std::optional<Quant> parse_quant(std::string_view s) {
+  for (Quant q : {Quant::bf16, Quant::fp16, Quant::fp8, Quant::int8, Quant::int4, Quant::fp4})
+    if (s == quant_name(q)) return q;
+  return std::nullopt;
+}
+
+double quant_bytes(Quant q) {
+  switch (q) {
+    case Quant::bf16:
+    case Quant::fp16: return 2;
+    case Quant::fp8:
+    case Quant::int8: return 1;
+    case Quant::int4:
+    case Quant::fp4: return 0.5;
+  }
+  return 2;
+}
+
+double kv_bytes_per_token(const Model& m, Quant kv) {
+  const double b = quant_bytes(kv);
+  if (m.is_mla()) return static_cast<double>(m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) * m.layers * b;
+  return 2.0 * m.kv_heads * m.head_dim * m.layers * b;
+}
+
+namespace {
+
+constexpr double kAct = 2.0;            // bytes of a bf16 activation element
+constexpr double kElementwisePasses = 10;  // norms, residual adds, rope, activation: reads + writes of h per token per layer
+inline double sat(double x, double half) { return x / (x + half); }
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::optional<Precision> matrix_precision(const System& s, Quant w) {
+  auto has = [&](Precision p) { return s.peak(p).has_value(); };
+  auto dense16 = [&]() -> std::optional<Precision> {
+    if (has(Precision::bf16)) return Precision::bf16;
+    if (has(Precision::fp16)) return Precision::fp16;
+    return std::nullopt;
+  };
+  switch (w) {
+    case Quant::bf16: return dense16();
+    case Quant::fp16: return has(Precision::fp16) ? std::optional(Precision::fp16) : dense16();
+    case Quant::fp8: return has(Precision::fp8) ? std::optional(Precision::fp8) : dense16();
+    case Quant::fp4:
+      if (has(Precision::fp4)) return Precision::fp4;
+      if (has(Precision::fp8)) return Precision::fp8;
+      return dense16();
+    case Quant::int8:
+    case Quant::int4: return dense16();  // weight-only: dequantised to 16-bit before the matmul
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_(m), s_(s), l_(l) {
+  const int t = l.tp;
+  block_ = std::max(1, s.serving.block_tokens);
+  if (t < 1 || l.pp < 1 || l.ep < 1 || l.replicas < 1) {
+    reason_ = "degrees must be at least 1";
+    return;
+  }
+  if (l.pp > m.layers) {
+    reason_ = "pp exceeds the layer count";
+    return;
+  }
+  if (l.ep > 1 && (!m.is_moe() || m.moe.experts % l.ep != 0 || t % l.ep != 0)) {
+    reason_ = "ep " + std::to_string(l.ep) + " needs a MoE model whose expert count it divides, and must divide tp";
+    return;
+  }
+  auto cp = matrix_precision(s, l.weights);
+  if (!cp) {
+    reason_ = std::string("chip has no matrix path for ") + quant_name(l.weights) + " weights";
+    return;
+  }
+  cp_ = *cp;
+  wb_ = quant_bytes(l.weights);
+  kvb_ = quant_bytes(l.kv);
+  peak_ = s.peak(cp_)->v;
+  const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
+  peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;
+  gmax_ = std::min(1.0, s.calib.gemm_max_at(cp_) * s.serving.prefill_gemm);
+  half_ = s.calib.gemm_half_dim;
+  bw_ = s.hbm_bandwidth().v * s.serving.decode_bw;
+  attn_eff_ = s.calib.attention;
+
+  const double h = static_cast<double>(m.hidden);
+  // Heads that tp does not divide are padded up to a multiple of tp (as Neuron and TPU engines do).
+  heads_dev_ = std::ceil(static_cast<double>(m.heads) / t);
+  const double hd = m.head_dim;
+  if (m.is_mla()) {
+    const auto& a = m.mla;
+    const double qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
+    if (a.q_lora_rank > 0) {
+      attn_gemms_.push_back({static_cast<double>(a.q_lora_rank), h, 1});
+      attn_gemms_.push_back({heads_dev_ * qk, static_cast<double>(a.q_lora_rank), 1});
+    } else {
+      attn_gemms_.push_back({heads_dev_ * qk, h, 1});
+    }
+    attn_gemms_.push_back({static_cast<double>(a.kv_lora_rank + a.qk_rope_head_dim), h, 1});
+    attn_gemms_.push_back({heads_dev_ * (a.qk_nope_head_dim + a.v_head_dim), static_cast<double>(a.kv_lora_rank), 1});
+    attn_gemms_.push_back({h, heads_dev_ * a.v_head_dim, 1});
+    // Decode attends in the latent space (weights absorbed): keys kv_lora + rope, values kv_lora.
+    attn_dqk_ = a.kv_lora_rank + a.qk_rope_head_dim;
+    attn_dv_ = a.kv_lora_rank;
+    kv_layer_dev_ = (a.kv_lora_rank + a.qk_rope_head_dim) * kvb_;  // latent cache replicated on every tp rank
+  } else {
+    const double kvh_dev = std::ceil(static_cast<double>(m.kv_heads) / t);  // replicated when tp > kv heads
+    attn_gemms_.push_back({(heads_dev_ + 2 * kvh_dev) * hd, h, 1});
+    attn_gemms_.push_back({h, heads_dev_ * hd, 1});
+    attn_dqk_ = attn_dv_ = hd;
+    kv_layer_dev_ = 2 * kvh_dev * hd * kvb_;
+  }
+  const double mats = m.gated_mlp ? 3 : 2;
+  auto mlp = [&](std::vector<Gemm>& out, double width) {
+    out.push_back({(mats - 1) * width / t, h, 1});
+    out.push_back({h, width / t, 1});
+  };
+  mlp(dense_mlp_gemms_, static_cast<double>(m.ffn_hidden));
+  moe_layers_ = m.moe_layer_count();
+  dense_layers_ = m.layers - moe_layers_;
+  if (m.is_moe()) {
+    if (m.moe.shared_experts > 0) mlp(shared_gemms_, static_cast<double>(m.moe.shared_experts) * m.moe.ffn_hidden);
+    expert_bytes_dev_ = mats * h * m.moe.ffn_hidden * wb_ / t;  // each expert sharded over tp/ep ranks, ep groups hold E/ep
+    experts_dev_ = m.moe.experts;
+  }
+
+  const ParamCounts pc = count_params(m);
+  const double body = pc.attention + pc.dense_mlp + pc.experts + pc.shared_experts + pc.router + pc.norms;
+  const double ends = l.pp == 1 ? pc.embedding + pc.head : std::max(pc.embedding, pc.head);
+  weights_dev_ = (body / (static_cast<double>(t) * l.pp) + ends / t) * wb_;
+  const int stage_layers = (m.layers + l.pp - 1) / l.pp;
+  kv_dev_ = kv_layer_dev_ * stage_layers;
+  kv_replica_ = kv_bytes_per_token(m, l.kv);
+
+  const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
+  const double workspace = s.serving.token_budget * (6 * h + 2 * ffn_dev) * kAct +
+                           static_cast<double>(s.serving.max_batch) * m.vocab / t * 4.0;
+  const double hbm = s.hbm_capacity().v;
+  const double free = (hbm - weights_dev_ - s.calib.memory_reserve.v - workspace) * s.serving.memory_fraction;
+  if (free <= 0 || kv_dev_ <= 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "out of memory: weights %.1f GiB + reserve %.1f GiB + workspace %.1f GiB exceed %.1f GiB per device",
+                  weights_dev_ / 1073741824.0, s.calib.memory_reserve.v / 1073741824.0, workspace / 1073741824.0,
+                  hbm / 1073741824.0);
+    reason_ = buf;
+    return;
+  }
+  kv_tokens_ = static_cast<long>(free / kv_dev_);
+  if (kv_tokens_ < block_) {
+    reason_ = "out of memory: no room for one KV block";
+    return;
+  }
+}
+
+double StepModel::gemm(double M, double N, double K) const {
+  if (M <= 0) return 0;
+  const double flops = 2.0 * M * N * K;
+  const double eff = gmax_ * sat(M, half_) * sat(N, half_) * sat(K, half_);
+  const double tc = flops / (peak_ * eff);
+  const double tm = (N * K * wb_ + (M * K + M * N) * kAct) / bw_;
+  return std::max(tc, tm);
+}
+
+double StepModel::linear_time(int tokens) const {
+  if (tokens <= 0) return 0;
+  if (static_cast<std::size_t>(tokens) < linear_cache_.size() && linear_cache_[tokens] >= 0) return linear_cache_[tokens];
+  const double T = tokens;
+  double attn = 0, dense = 0, shared = 0;
+  for (const auto& g : attn_gemms_) attn += g.count * gemm(T, g.n, g.k);
+  for (const auto& g : dense_mlp_gemms_) dense += g.count * gemm(T, g.n, g.k);
+  for (const auto& g : shared_gemms_) shared += g.count * gemm(T, g.n, g.k);
+  double moe = 0;
+  if (moe_layers_ > 0) {
+    const double E = m_.moe.experts, k = m_.moe.top_k, h = static_cast<double>(m_.hidden);
+    const double active = E * (1.0 - std::pow(1.0 - k / E, T));  // expected distinct experts hit by T tokens
+    const double per_expert = T * k / active;                      // tokens per active expert
+    const double mats = m_.gated_mlp ? 3 : 2;
+    const double flops = 2.0 * T * k * mats * h * m_.moe.ffn_hidden / l_.tp;
+    const double eff = gmax_ * sat(per_expert, half_) * sat(h, half_) *
+                       sat(static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp, half_);
+    const double bytes = active * expert_bytes_dev_ + 2 * T * k * h * kAct / l_.tp;
+    const double router = gemm(T, E, h);
+    moe = std::max(flops / (peak_ * eff), bytes / bw_) + router + shared;
+  }
+  const double v = m_.layers * attn + dense_layers_ * dense + moe_layers_ * moe;
+  if (tokens < 65536) {
+    if (linear_cache_.size() <= static_cast<std::size_t>(tokens)) linear_cache_.resize(tokens + 1, -1.0);
+    linear_cache_[tokens] = v;
+  }
+  return v;
+}
+
+namespace {
+// All-reduce of a small decode buffer inside one scale-up domain: the better of the ring
+// (training's collective model) and a two-shot reduce-scatter + all-gather with one latency
+// each (what inference engines use for small messages).
+double serve_all_reduce(const System& s, double bytes, int tp) {
+  if (tp <= 1 || bytes <= 0) return 0;
+  const double ring = collective_time(s, Collective::all_reduce, bytes, Group{tp, 1});
+  if (tp > s.scale_up.size) return ring;
+  const double bw = s.scale_up.bandwidth.v * s.calib.scale_up_bus * scale_up_factor(s, tp);
+  const double two_shot = 2 * s.scale_up.latency.v + 2.0 * (tp - 1) / tp * bytes / bw;
+  return std::min(ring, two_shot);
+}
+}  // namespace
+
+StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
+  Parts p;
+  if (tokens <= 0) return p;
+  const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
+  p.linear = linear_time(tokens);  // dense and MoE projections, all layers
+  if (decode_seqs > 0) {
+    const double bytes = decode_ctx * kv_layer_dev_ * L;
+    const double flops = 2.0 * decode_ctx * heads_dev_ * (attn_dqk_ + attn_dv_) * L;
+    p.attn_decode = std::max(bytes / bw_, flops / (peak_attn_ * attn_eff_));
+  }
+  if (prefill_pairs > 0) {
+    double dqk = attn_dqk_, dv = attn_dv_;
+    if (m_.is_mla()) {
+      dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
+      dv = m_.mla.v_head_dim;
+    }
+    p.attn_prefill = 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) * L / (peak_attn_ * attn_eff_);
+  }
+  p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
+  if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h);
+  const double act = T * h * kAct;
+  if (l_.tp > 1) {
+    const double per = serve_all_reduce(s_, act, l_.tp);
+    const double mlp_reduces = dense_layers_ + (l_.ep > 1 ? 0 : moe_layers_);
+    p.tp_comm = per * (L + mlp_reduces);
+  }
+  if (l_.ep > 1 && moe_layers_ > 0)
+    p.ep_comm = 2.0 * moe_layers_ * collective_time(s_, Collective::all_to_all, act * m_.moe.top_k, Group{l_.ep, 1});
+  if (l_.pp > 1) p.pp_comm = (l_.pp - 1) * collective_time(s_, Collective::send_recv, act, Group{2, l_.tp});
+  p.overhead = L * s_.serving.layer_overhead.v + s_.serving.step_overhead.v;
+  return p;
+}
+
+double StepModel::step_time(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
+  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits).total();
+}
+
+std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
+                                               int logits) const {
+  const Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits);
+  const std::string chip = s_.chip.file, cal = s_.calib.file;
+  const std::string srv = s_.serving.file.empty() ? "built-in serving defaults" : s_.serving.file;
+  const std::string pk = std::string("peak.") + precision_name(cp_);
+  auto ms = [](double v) { return fmt("%.3f ms", v * 1e3); };
+  std::vector<ServeTerm> out;
+  out.push_back({"weights and projections (GEMMs, all layers)", ms(p.linear),
+                 chip + ": " + pk + ", memory.bandwidth; " + cal + ": gemm." + precision_name(cp_) +
+                     ", gemm.half_dim; " + srv + ": decode.bandwidth_fraction"});
+  out.push_back({"attention over the KV cache (decode)", ms(p.attn_decode),
+                 chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction; model KV layout"});
+  out.push_back({"attention (prefill chunks)", ms(p.attn_prefill), chip + ": peak.bf16; " + cal + ": attention.efficiency"});
+  out.push_back({"norms, residuals, rope (memory-bound)", ms(p.elementwise), chip + ": memory.bandwidth"});
+  out.push_back({"LM head", ms(p.head), chip + ": " + pk + "; " + cal + ": gemm"});
+  out.push_back({"tensor-parallel all-reduce", ms(p.tp_comm),
+                 s_.file + ": scale_up.bandwidth, scale_up.latency; " + cal + ": collectives.scale_up_bus"});
+  out.push_back({"expert-parallel all-to-all", ms(p.ep_comm), s_.file + ": scale_up, scale_out"});
+  out.push_back({"pipeline sends", ms(p.pp_comm), s_.file + ": scale_up, scale_out"});
+  out.push_back({"engine overhead (per layer + per step)", ms(p.overhead),
+                 srv + ": engine.layer_overhead, engine.step_overhead"});
+  out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
+  return out;
+}
+
+std::vector<ServeTerm> StepModel::explain_memory() const {
+  const std::string srv = s_.serving.file.empty() ? "built-in serving defaults" : s_.serving.file;
+  auto gib = [](double v) { return fmt("%.2f GiB", v / 1073741824.0); };
+  std::vector<ServeTerm> out;
+  out.push_back({"compute precision", precision_name(cp_),
+                 std::string("weights ") + quant_name(l_.weights) + " at " + s_.chip.file + ": peak." + precision_name(cp_)});
+  out.push_back({"HBM per device", gib(s_.hbm_capacity().v), s_.chip.file + ": memory.capacity"});
+  out.push_back({"KV share of the memory left", fmt("%.2f", s_.serving.memory_fraction), srv + ": engine.memory_fraction"});
+  out.push_back({"weights per device", gib(weights_dev_), std::string("model parameters x ") + quant_name(l_.weights)});
+  out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
+  out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
+                 std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
+                     " x layers per stage x " + quant_name(l_.kv)});
+  out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
+  out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
+  return out;
+}
+
+}  // namespace xpu

@@ -1,0 +1,109 @@
+// Inference step model: the time of one serving iteration (a batch of decode sequences plus
+// chunks of prefill) on one replica, the KV cache per token for each attention variant, and the
+// memory left for it. All times in seconds, sizes in bytes, per device of the replica.
+//
+// A replica is tp x pp devices. Tensor parallelism shards heads and FFN columns (query heads
+// are padded to a multiple of tp when it does not divide them; KV heads are replicated when tp
+// exceeds them; MLA's latent cache is replicated on every tp rank); expert
+// parallelism spreads the routed experts over ep of the tp ranks and exchanges tokens by
+// all-to-all; pipeline stages run one after the other for a batch (no micro-batching).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spec/hardware.hpp"
+#include "spec/model.hpp"
+
+namespace xpu {
+
+// Storage format of weights or KV cache. fp8/fp4 weights compute at the chip's fp8/fp4 rate
+// where it has one (fp4 falls back to fp8, then 16-bit); int8 and int4 are weight-only
+// quantisation (read at their size, multiplied in bf16/fp16), as the published int8 serving
+// runs (Neuron "int8 weight storage, matmuls in BF16") use them.
+enum class Quant { bf16, fp16, fp8, int8, int4, fp4 };
+const char* quant_name(Quant q);
+std::optional<Quant> parse_quant(std::string_view s);
+double quant_bytes(Quant q);  // bytes per element (int4/fp4: 0.5)
+
+struct ServeLayout {
+  int tp = 1, pp = 1, ep = 1, replicas = 1;
+  Quant weights = Quant::bf16;
+  Quant kv = Quant::bf16;
+};
+
+// One explained term: a name, its value as text, and the data file and field it came from.
+struct ServeTerm {
+  std::string name, value, source;
+};
+
+// KV-cache bytes per token of context for the whole model (all layers, all KV heads, unsharded):
+// MHA/GQA/MQA 2 x kv_heads x head_dim x layers x bytes; MLA (kv_lora_rank + qk_rope_head_dim)
+// x layers x bytes.
+double kv_bytes_per_token(const Model& m, Quant kv);
+
+class StepModel {
+ public:
+  // Throws nothing; an impossible layout or precision gives fits() == false with a reason.
+  StepModel(const Model& m, const System& s, const ServeLayout& l);
+
+  bool fits() const { return reason_.empty(); }
+  const std::string& reason() const { return reason_; }
+
+  // One iteration: `tokens` new tokens in the batch (decode sequences + prefill chunk tokens),
+  // `decode_seqs` of them decode with `decode_ctx` keys in total, prefill attention work
+  // `prefill_pairs` (sum over prefill tokens of the keys each attends to), `logits` rows of the
+  // LM head (sequences that sample a token). Seconds.
+  double step_time(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
+  // The same split into named terms (for --explain); sums to step_time.
+  std::vector<ServeTerm> explain_step(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
+                                      int logits) const;
+  // Memory and data terms of the replica (weights, KV per token, capacity, compute precision).
+  std::vector<ServeTerm> explain_memory() const;
+
+  double weight_bytes_per_device() const { return weights_dev_; }
+  double kv_bytes_per_token_per_device() const { return kv_dev_; }  // all layers of one stage
+  double kv_bytes_per_token_replica() const { return kv_replica_; } // what a KV transfer moves
+  long kv_capacity_tokens() const { return kv_tokens_; }            // per replica
+  long kv_blocks() const { return kv_tokens_ / block_; }
+  int block_tokens() const { return block_; }
+  Precision compute_precision() const { return cp_; }
+  const ServeLayout& layout() const { return l_; }
+  const System& system() const { return s_; }
+  const Model& model() const { return m_; }
+  int devices() const { return l_.tp * l_.pp; }
+
+ private:
+  struct Gemm {
+    double n, k, count;  // per device: output columns, reduction dim, how many per layer
+  };
+  struct Parts {
+    double linear = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0, ep_comm = 0,
+           pp_comm = 0, overhead = 0;
+    double total() const {
+      return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + ep_comm + pp_comm + overhead;
+    }
+  };
+  Parts parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
+  double gemm(double M, double N, double K) const;
+  double linear_time(int tokens) const;  // cached per token count
+
+  const Model& m_;
+  const System& s_;
+  ServeLayout l_;
+  std::string reason_;
+  Precision cp_ = Precision::bf16;
+  double wb_ = 2, kvb_ = 2, peak_ = 0, peak_attn_ = 0, gmax_ = 0.5, half_ = 64, bw_ = 1, attn_eff_ = 0.5;
+  double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
+  double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
+  long kv_tokens_ = 0;
+  int block_ = 16;
+  int dense_layers_ = 0, moe_layers_ = 0;
+  std::vector<Gemm> attn_gemms_, dense_mlp_gemms_, shared_gemms_;
+  double expert_bytes_dev_ = 0;  // one routed expert's weights on one device
+  double experts_dev_ = 0;       // routed experts held per device
+  mutable std::vector<double> linear_cache_;
+};
+
+}  // namespace xpu

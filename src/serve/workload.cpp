@@ -1,0 +1,113 @@
+#include "serve/workload.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <map>
+
+#include "spec/error.hpp"
+
+namespace xpu {
+
+const char* workload_name(WorkloadKind k) {
+  switch (k) {
+    case WorkloadKind::offline: return "offline";
+    case WorkloadKind::poisson: return "poisson";
+    case WorkloadKind::concurrency: return "concurrency";
+    case WorkloadKind::trace: return "trace";
+    case WorkloadKind::agent: return "agent";
+  }
+  return "?";
+}
+
+namespace {
+
+class Cells {
+ public:
+  Cells(const CsvTable& t, std::size_t r) : t_(t), r_(r) {}
+  [[noreturn]] void fail(const std::string& col, const std::string& what) const {
+    throw InputError(t_.path + ":" + std::to_string(t_.row_lines[r_]) + ": " + col, what);
+  }
+  std::string str(const std::string& col) const { return t_.rows[r_][t_.column(col)]; }
+  double number(const std::string& col, double min_value, bool allow_empty, double fallback = 0) const {
+    std::string s = str(col);
+    if (s.empty()) {
+      if (allow_empty) return fallback;
+      fail(col, "empty (required)");
+    }
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
+    if (v < min_value) fail(col, "must be at least " + std::to_string(static_cast<long>(min_value)) + ", got " + s);
+    return v;
+  }
+  int tokens(const std::string& col, int min_value) const {
+    std::string s = str(col);
+    if (s.empty()) fail(col, "empty (required)");
+    long v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) fail(col, "'" + s + "' is not an integer");
+    if (v < min_value) fail(col, "must be at least " + std::to_string(min_value) + ", got " + s);
+    if (v > 10'000'000) fail(col, "more than 10,000,000 tokens");
+    return static_cast<int>(v);
+  }
+
+ private:
+  const CsvTable& t_;
+  std::size_t r_;
+};
+
+void need_columns(const CsvTable& t, std::initializer_list<const char*> cols, const char* what) {
+  for (const char* c : cols)
+    if (t.column(c) < 0)
+      throw InputError(t.path + ":1", std::string("header lacks column '") + c + "' (a " + what + " needs " + [&] {
+        std::string all;
+        for (const char* x : cols) all += (all.empty() ? "" : ",") + std::string(x);
+        return all;
+      }() + ")");
+}
+
+}  // namespace
+
+std::vector<TraceRequest> parse_trace(const CsvTable& t) {
+  need_columns(t, {"arrival_s", "input_tokens", "output_tokens"}, "trace");
+  std::vector<TraceRequest> out;
+  for (std::size_t i = 0; i < t.rows.size(); ++i) {
+    Cells c(t, i);
+    TraceRequest r;
+    r.arrival_s = c.number("arrival_s", 0, false);
+    r.input = c.tokens("input_tokens", 1);
+    r.output = c.tokens("output_tokens", 1);
+    out.push_back(r);
+  }
+  if (out.empty()) throw InputError(t.path + ":2", "no requests");
+  return out;
+}
+
+std::vector<AgentTask> parse_agent(const CsvTable& t) {
+  need_columns(t, {"task", "arrival_s", "new_input_tokens", "output_tokens", "tool_s"}, "agent file");
+  std::vector<AgentTask> out;
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < t.rows.size(); ++i) {
+    Cells c(t, i);
+    const std::string id = c.str("task");
+    if (id.empty()) c.fail("task", "empty (required)");
+    auto it = index.find(id);
+    if (it == index.end()) {
+      it = index.emplace(id, out.size()).first;
+      AgentTask task;
+      task.start_s = c.number("arrival_s", 0, false);
+      out.push_back(task);
+    } else if (!c.str("arrival_s").empty()) {
+      c.fail("arrival_s", "only a task's first call may give its arrival");
+    }
+    AgentCall call;
+    call.new_input = c.tokens("new_input_tokens", 1);
+    call.output = c.tokens("output_tokens", 1);
+    call.tool_s = c.number("tool_s", 0, true);
+    out[it->second].calls.push_back(call);
+  }
+  if (out.empty()) throw InputError(t.path + ":2", "no tasks");
+  return out;
+}
+
+}  // namespace xpu

@@ -1,0 +1,61 @@
+// Serving workloads: what arrives, when, and how long each request is.
+//
+// offline      all requests queued at time 0
+// poisson      requests arrive at `rate` per second (exponential gaps, seeded)
+// concurrency  `concurrency` requests in flight at all times (a new one arrives when one ends)
+// trace        explicit requests from a CSV file: arrival_s, input_tokens, output_tokens
+// agent        tasks from a CSV file: each task is a chain of calls; a call's prompt is the
+//              task's whole context so far (earlier prompts and answers) plus its new tokens, and
+//              the next call is sent tool_s seconds after the previous one finished. With prefix
+//              caching the context already in the cache is not prefilled again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "load/csv.hpp"
+
+namespace xpu {
+
+enum class WorkloadKind { offline, poisson, concurrency, trace, agent };
+const char* workload_name(WorkloadKind k);
+
+struct TraceRequest {
+  double arrival_s = 0;
+  int input = 0, output = 0;
+};
+
+struct AgentCall {
+  int new_input = 0;  // tokens added to the context before this call (user turn, tool results)
+  int output = 0;
+  double tool_s = 0;  // wait after this call finishes before the next call is sent
+};
+
+struct AgentTask {
+  double start_s = 0;
+  std::vector<AgentCall> calls;
+};
+
+struct ServeWorkload {
+  WorkloadKind kind = WorkloadKind::offline;
+  int requests = 1000;  // offline, poisson, concurrency: how many requests to simulate
+  int input_len = 0, output_len = 0;
+  double rate = 0;       // poisson: requests per second (whole deployment)
+  int concurrency = 0;   // concurrency: requests in flight (whole deployment)
+  std::uint64_t seed = 1;
+  bool prefix_cache = true;        // agent: reuse the cached context of earlier calls
+  std::vector<TraceRequest> trace; // trace
+  std::vector<AgentTask> tasks;    // agent
+};
+
+// A trace table: header arrival_s,input_tokens,output_tokens (any order; other columns are
+// ignored). Arrivals need not be sorted. Throws InputError("file:line: column", problem).
+std::vector<TraceRequest> parse_trace(const CsvTable& t);
+
+// An agent table: header task,arrival_s,new_input_tokens,output_tokens,tool_s. Rows of one task
+// are its calls in order; the task's first row gives its start (arrival_s), later rows may leave
+// arrival_s empty. Throws InputError("file:line: column", problem).
+std::vector<AgentTask> parse_agent(const CsvTable& t);
+
+}  // namespace xpu

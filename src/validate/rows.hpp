@@ -1,0 +1,64 @@
+// Reading one row of a measured-runs table (FORMAT.md): typed cells with errors that name
+// file:line and column, and the model columns shared by the training and inference tables.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "load/catalog.hpp"
+#include "load/csv.hpp"
+#include "spec/error.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+
+class RowReader {
+ public:
+  RowReader(const CsvTable& t, std::size_t r) : t_(t), r_(r) {}
+  [[noreturn]] void fail(const std::string& col, const std::string& what) const {
+    throw InputError(t_.path + ":" + std::to_string(t_.row_lines[r_]) + ": " + col, what);
+  }
+  std::string str(const std::string& col) const {
+    int i = t_.column(col);
+    if (i < 0) fail(col, "column missing from the header");
+    return t_.rows[r_][i];
+  }
+  std::optional<long> opt_int(const std::string& col, long min_value = 1) const {
+    std::string s = str(col);
+    if (s.empty()) return std::nullopt;
+    long v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) fail(col, "'" + s + "' is not an integer");
+    if (v < min_value) fail(col, "must be at least " + std::to_string(min_value) + ", got " + s);
+    return v;
+  }
+  long req_int(const std::string& col, long min_value = 1) const {
+    auto v = opt_int(col, min_value);
+    if (!v) fail(col, "empty (required)");
+    return *v;
+  }
+  double req_positive(const std::string& col) const {
+    std::string s = str(col);
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
+    if (v <= 0) fail(col, "must be positive, got " + s);
+    return v;
+  }
+
+ private:
+  const CsvTable& t_;
+  std::size_t r_;
+};
+
+// The architecture from the row's model columns, or the catalog model its name gives when
+// `layers` is empty (*reason set when it is neither).
+Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason);
+
+// Error statistics: add one row's signed error, then turn the sum into the mean.
+void add_error(ErrorStats& s, double err);
+void finish_error(ErrorStats& s);
+
+}  // namespace xpu

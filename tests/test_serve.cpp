@@ -1,0 +1,390 @@
+// Inference serving: KV sizes (src/serve/step.hpp), the continuous-batching simulator
+// (src/serve/sim.hpp), workload files (src/serve/workload.hpp) and the serve report/search.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "calibrate/calibrate_serve.hpp"
+#include "load/csv.hpp"
+#include "report/serve_format.hpp"
+#include "serve/search.hpp"
+#include "serve/serve.hpp"
+#include "serve/sim.hpp"
+#include "test_common.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+const System& h100() { return builtin().system("dgx-h100"); }
+
+ServeWorkload offline(int n, int in, int out) {
+  ServeWorkload w;
+  w.kind = WorkloadKind::offline;
+  w.requests = n;
+  w.input_len = in;
+  w.output_len = out;
+  return w;
+}
+
+long sum_output(const SimResult& r) {
+  long s = 0;
+  for (const auto& q : r.requests) s += q.output;
+  return s;
+}
+
+TEST(ServeKv, BytesPerTokenPerAttentionVariant) {
+  // MHA, Llama 2 7B: 2 (K and V) x 32 heads x 128 dims x 32 layers x 2 bytes = 524,288 B.
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama2-7b"), Quant::bf16), 2.0 * 32 * 128 * 32 * 2);
+  // GQA, Llama 3 70B: 2 x 8 KV heads x 128 x 80 layers x 2 bytes = 327,680 B; fp8 halves it.
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::bf16), 327680.0);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::fp8), 163840.0);
+  // MQA: one KV head. Llama 3 8B reshaped: 2 x 1 x 128 x 32 x 2 = 16,384 B.
+  Model mqa = builtin().model("llama3-8b");
+  mqa.kv_heads = 1;
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(mqa, Quant::bf16), 16384.0);
+  // MLA, DeepSeek-V3: (kv_lora_rank 512 + rope 64) x 61 layers x 2 bytes = 70,272 B; int4 a quarter.
+  const Model& ds = builtin().model("deepseek-v3");
+  ASSERT_TRUE(ds.is_mla());
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(ds, Quant::bf16), (512.0 + 64) * 61 * 2);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(ds, Quant::int4), (512.0 + 64) * 61 * 0.5);
+}
+
+TEST(ServeKv, CapacityIsHbmMinusWeightsAndTpShardsKv) {
+  ServeLayout l;
+  l.tp = 1;
+  StepModel one(builtin().model("llama3-8b"), h100(), l);
+  l.tp = 2;
+  StepModel two(builtin().model("llama3-8b"), h100(), l);
+  ASSERT_TRUE(one.fits() && two.fits());
+  // tp 2 halves the weights and the 8 KV heads per device, so each device holds more tokens.
+  EXPECT_NEAR(two.weight_bytes_per_device(), one.weight_bytes_per_device() / 2, 1e-6 * one.weight_bytes_per_device());
+  EXPECT_DOUBLE_EQ(two.kv_bytes_per_token_per_device(), one.kv_bytes_per_token_per_device() / 2);
+  EXPECT_GT(two.kv_capacity_tokens(), 2 * one.kv_capacity_tokens());
+  // 405B in bf16 does not fit one 80 GB GPU: a reason, not an exception.
+  l.tp = 1;
+  StepModel big(builtin().model("llama3.1-405b"), h100(), l);
+  EXPECT_FALSE(big.fits());
+  EXPECT_NE(big.reason().find("out of memory"), std::string::npos);
+}
+
+TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
+  ServeLayout l;
+  l.tp = 4;
+  StepModel sm(builtin().model("llama3-70b"), h100(), l);
+  ASSERT_TRUE(sm.fits());
+  const double b1 = sm.step_time(1, 1, 1000, 0, 1);
+  const double b64 = sm.step_time(64, 64, 64 * 1000.0, 0, 64);
+  const double b64long = sm.step_time(64, 64, 64 * 8000.0, 0, 64);
+  EXPECT_GT(b64, b1);
+  EXPECT_GT(b64long, b64);
+  // Decode is memory-bound: 64 sequences cost far less than 64 single-sequence steps.
+  EXPECT_LT(b64, 4 * b1);
+  // The explained terms add up to the step time.
+  const auto terms = sm.explain_step(64, 64, 64 * 1000.0, 0, 64);
+  ASSERT_FALSE(terms.empty());
+  EXPECT_EQ(terms.back().name, "step time");
+}
+
+TEST(ServeStep, QuantisedWeightsDecodeFaster) {
+  ServeLayout l;
+  l.tp = 4;
+  StepModel bf(builtin().model("llama3-70b"), h100(), l);
+  l.weights = Quant::fp8;
+  StepModel f8(builtin().model("llama3-70b"), h100(), l);
+  l.weights = Quant::int4;
+  StepModel i4(builtin().model("llama3-70b"), h100(), l);
+  EXPECT_EQ(f8.compute_precision(), Precision::fp8);
+  EXPECT_EQ(i4.compute_precision(), Precision::bf16);  // weight-only
+  const double t_bf = bf.step_time(8, 8, 8000, 0, 8), t_f8 = f8.step_time(8, 8, 8000, 0, 8),
+               t_i4 = i4.step_time(8, 8, 8000, 0, 8);
+  EXPECT_LT(t_f8, t_bf);
+  EXPECT_LT(t_i4, t_f8);
+}
+
+TEST(ServeSim, ConservationAllRequestsCompleteAndTokensAddUp) {
+  ServeLayout l;
+  l.tp = 1;
+  l.replicas = 2;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w = offline(500, 700, 90);
+  SimOptions o;
+  o.max_batch = 64;
+  const SimResult r = simulate(sm, w, o);
+  ASSERT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(r.requests.size(), 500u);
+  EXPECT_EQ(r.dropped, 0);
+  EXPECT_EQ(r.output_tokens, 500L * 90);
+  EXPECT_EQ(r.output_tokens, sum_output(r));
+  EXPECT_EQ(r.input_tokens, 500L * 700);
+  for (const auto& q : r.requests) {
+    EXPECT_GE(q.first_token, q.arrival);
+    EXPECT_GE(q.finish, q.first_token);
+  }
+}
+
+TEST(ServeSim, LittlesLawUnderFixedConcurrency) {
+  // Closed loop with C requests always in flight: throughput x mean latency = C (Little's law),
+  // up to the ramp-down at the end of the run.
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 16;
+  w.requests = 800;
+  w.input_len = 512;
+  w.output_len = 128;
+  const SimResult r = simulate(sm, w, SimOptions{});
+  ASSERT_EQ(r.requests.size(), 800u);
+  double e2e = 0;
+  for (const auto& q : r.requests) e2e += q.finish - q.arrival;
+  e2e /= static_cast<double>(r.requests.size());
+  const double x = static_cast<double>(r.requests.size()) / r.makespan_s;
+  EXPECT_NEAR(x * e2e, 16.0, 16.0 * 0.05);
+}
+
+TEST(ServeSim, OfflineThroughputAtLeastPoissonAtLowRate) {
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  const SimResult off = simulate(sm, offline(400, 512, 128), SimOptions{});
+  ServeWorkload p = offline(400, 512, 128);
+  p.kind = WorkloadKind::poisson;
+  p.rate = 2;
+  const SimResult poi = simulate(sm, p, SimOptions{});
+  ASSERT_EQ(poi.requests.size(), 400u);
+  const double t_off = off.output_tokens / off.makespan_s, t_poi = poi.output_tokens / poi.makespan_s;
+  EXPECT_GT(t_off, t_poi);
+  // At 2 req/s the deployment keeps up: throughput is the offered load, 2 x 128 tokens/s (±10%).
+  EXPECT_NEAR(t_poi, 256.0, 25.6);
+}
+
+TEST(ServeSim, PreemptsWhenKvCacheIsTiny) {
+  // An H100 system whose HBM leaves about 3,000 tokens of KV after Llama 3 8B's weights.
+  System s = h100();
+  ServeLayout l;
+  StepModel probe(builtin().model("llama3-8b"), s, l);
+  const double per_token = probe.kv_bytes_per_token_per_device();
+  s.chip.hbm_capacity = s.chip.hbm_capacity - Bytes{(probe.kv_capacity_tokens() - 3000) * per_token / s.serving.memory_fraction};
+  StepModel sm(builtin().model("llama3-8b"), s, l);
+  ASSERT_TRUE(sm.fits()) << sm.reason();
+  ASSERT_LT(sm.kv_capacity_tokens(), 3200);
+  ASSERT_GT(sm.kv_capacity_tokens(), 2800);
+  // 40 requests of 200 + 300 tokens: admitted on their prompts (8 blocks each), they grow past it.
+  const SimResult r = simulate(sm, offline(40, 200, 300), SimOptions{});
+  EXPECT_GT(r.preemptions, 0);
+  EXPECT_EQ(r.requests.size(), 40u);
+  EXPECT_EQ(r.output_tokens, 40L * 300);
+  EXPECT_LE(r.kv_util_peak, 1.0);
+  // Recompute after preemption prefills more than the prompts.
+  EXPECT_GT(r.prefill_tokens, 40L * 200);
+}
+
+TEST(ServeSim, ChunkedPrefillRespectsTheTokenBudget) {
+  // One request of 1,000 prompt tokens and 2 output tokens, budget 64 tokens per iteration:
+  // ceil(1000 / 64) = 16 prefill iterations (the last samples token 1), then 1 decode iteration.
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  SimOptions o;
+  o.token_budget = 64;
+  const SimResult r = simulate(sm, offline(1, 1000, 2), o);
+  ASSERT_EQ(r.requests.size(), 1u);
+  EXPECT_EQ(r.iterations, 17);
+  EXPECT_EQ(r.prefill_tokens, 1000);
+  // With the default budget it is one prefill iteration and one decode.
+  EXPECT_EQ(simulate(sm, offline(1, 1000, 2), SimOptions{}).iterations, 2);
+}
+
+TEST(ServeSim, DeterministicForASeed) {
+  ServeRequest q;
+  q.devices = 8;
+  q.tp = 2;
+  q.work = offline(300, 300, 60);
+  q.work.kind = WorkloadKind::poisson;
+  q.work.rate = 20;
+  q.work.seed = 7;
+  const auto a = serve_json(builtin().model("llama3-8b"), h100(), choose_serve(builtin().model("llama3-8b"), h100(), q), true).dump();
+  const auto b = serve_json(builtin().model("llama3-8b"), h100(), choose_serve(builtin().model("llama3-8b"), h100(), q), true).dump();
+  EXPECT_EQ(a, b);
+  q.work.seed = 8;
+  const auto c = serve_json(builtin().model("llama3-8b"), h100(), choose_serve(builtin().model("llama3-8b"), h100(), q), true).dump();
+  EXPECT_NE(a, c);
+}
+
+TEST(ServeSim, DisaggregatedCompletesAndChargesKvTransfer) {
+  ServeLayout l;
+  l.tp = 2;
+  l.replicas = 4;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w = offline(200, 2000, 100);
+  w.kind = WorkloadKind::poisson;
+  w.rate = 10;
+  SimOptions o;
+  o.prefill_replicas = 1;
+  const SimResult r = simulate(sm, w, o);
+  ASSERT_TRUE(r.ok) << r.reason;
+  ASSERT_EQ(r.requests.size(), 200u);
+  EXPECT_EQ(r.output_tokens, 200L * 100);
+  // KV of 2,000 tokens per device of a tp-2 replica (2 x 4 KV heads x 128 x 32 layers x 2 B per
+  // token = 65,536 B) crosses NVLink: at least bytes / link bandwidth.
+  const double bytes = 2000.0 * sm.kv_bytes_per_token_per_device();
+  for (const auto& q : r.requests) {
+    EXPECT_GE(q.kv_transfer, bytes / h100().scale_up.bandwidth.v);
+    // Decode starts only after the transfer.
+    EXPECT_GE(q.finish - q.first_token, q.kv_transfer);
+  }
+  // No decode replica: a reason, not a crash.
+  o.prefill_replicas = 4;
+  EXPECT_FALSE(simulate(sm, w, o).ok);
+}
+
+TEST(ServeSim, AgentPrefixCacheSavesPrefill) {
+  ServeWorkload w;
+  w.kind = WorkloadKind::agent;
+  for (int t = 0; t < 20; ++t) {
+    AgentTask task;
+    task.start_s = t * 0.5;
+    for (int c = 0; c < 5; ++c) task.calls.push_back({800, 100, 1.0});
+    w.tasks.push_back(task);
+  }
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  const SimResult cached = simulate(sm, w, SimOptions{});
+  w.prefix_cache = false;
+  const SimResult full = simulate(sm, w, SimOptions{});
+  ASSERT_EQ(cached.requests.size(), 100u);
+  ASSERT_EQ(full.requests.size(), 100u);
+  // The 5th call's prompt is 5 x 800 + 4 x 100 = 4,400 tokens; with the cache it prefills 800
+  // new tokens plus the last answer token. Without, every call prefills its whole context.
+  long full_prefill = 0;
+  for (int c = 0; c < 5; ++c) full_prefill += 800L * (c + 1) + 100L * c;
+  EXPECT_EQ(full.prefill_tokens, 20 * full_prefill);
+  EXPECT_EQ(cached.prefill_tokens, 20 * (800L + 4 * 801));
+  EXPECT_EQ(cached.tasks, 20);
+  // A call starts only after the previous call of its task ended plus the tool time.
+  for (const auto& q : cached.requests) EXPECT_GE(q.arrival, 0.0);
+}
+
+TEST(ServeWorkloadFiles, TraceAndAgentErrorsNameFileLineAndColumn) {
+  auto trace = [](const std::string& text) { return parse_trace(parse_csv(DataFile{"t.csv", text})); };
+  EXPECT_EQ(trace("arrival_s,input_tokens,output_tokens\n0.5,100,20\n0,10,2\n").size(), 2u);
+  auto e1 = test::catch_input_error([&] { trace("arrival_s,input_tokens,output_tokens\n0,100,20\n1,abc,3\n"); });
+  EXPECT_EQ(e1.where, "t.csv:3: input_tokens");
+  auto e2 = test::catch_input_error([&] { trace("arrival_s,input_tokens\n0,1\n"); });
+  EXPECT_NE(e2.what.find("output_tokens"), std::string::npos);
+  auto e3 = test::catch_input_error([&] { trace("arrival_s,input_tokens,output_tokens\n-1,100,20\n"); });
+  EXPECT_EQ(e3.where, "t.csv:2: arrival_s");
+  auto agent = [](const std::string& text) { return parse_agent(parse_csv(DataFile{"a.csv", text})); };
+  const auto tasks = agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,100,10,1\nx,,50,10,\ny,2,10,1,0\n");
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0].calls.size(), 2u);
+  auto e4 = test::catch_input_error(
+      [&] { agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,100,10,1\nx,3,50,10,0\n"); });
+  EXPECT_EQ(e4.where, "a.csv:3: arrival_s");
+  auto e5 = test::catch_input_error([&] { agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,0,10,1\n"); });
+  EXPECT_EQ(e5.where, "a.csv:2: new_input_tokens");
+}
+
+TEST(ServeReport, PercentilesCostAndSearch) {
+  ServeRequest q;
+  q.devices = 8;
+  q.work = offline(400, 1000, 200);
+  q.work.kind = WorkloadKind::poisson;
+  q.work.rate = 8;
+  const Model& m = builtin().model("llama3-70b");
+  const ServeReport r = choose_serve(m, h100(), q);
+  ASSERT_TRUE(r.feasible) << r.reason;
+  EXPECT_LE(r.ttft.p50, r.ttft.p90);
+  EXPECT_LE(r.ttft.p90, r.ttft.p99);
+  EXPECT_LE(r.tpot.p50, r.tpot.p99);
+  // Cost: the on-demand price x devices x makespan, split into prefill and decode shares.
+  ASSERT_TRUE(r.cost.priced);
+  EXPECT_NEAR(r.cost.usd_total, r.cost.usd_per_device_hour * 8 * r.makespan_s / 3600, 1e-9 * r.cost.usd_total);
+  EXPECT_NEAR(r.cost.usd_per_m_output * r.output_tokens / 1e6 + r.cost.usd_per_m_input * r.input_tokens / 1e6,
+              r.cost.usd_total, 1e-6 * r.cost.usd_total);
+  // Search: the best layout is at least as good as the chosen default, and a tight TPOT SLO
+  // rules out layouts that miss it.
+  ServeSearchOptions so;
+  so.top = 3;
+  const ServeSearchResult s = serve_search(m, h100(), q, so);
+  ASSERT_FALSE(s.top.empty());
+  EXPECT_GE(s.considered, s.feasible);
+  EXPECT_GE(s.top.front().output_tps_per_device, r.output_tps_per_device * 0.999);
+  q.slo_tpot_s = 0.012;
+  const ServeSearchResult tight = serve_search(m, h100(), q, so);
+  for (const auto& x : tight.top) {
+    if (x.slo_met) {
+      EXPECT_LE(x.tpot.p99, 0.012);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace xpu
+
+namespace xpu {
+namespace {
+
+// calibrate on an inference table: rows made by the simulator itself with a slower decode
+// (bandwidth fraction 0.5 instead of nvidia-hopper's value) pull the fitted fraction down.
+TEST(ServeCalibrate, FitRecoversASlowerDecode) {
+  const std::string header =
+      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
+      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
+      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  struct R {
+    const char* id;
+    int tp, in, out;
+  };
+  const R rows[] = {{"R1-tpot-p50", 1, 512, 64}, {"R2-tpot-p50", 2, 1024, 64}, {"R3-tpot-p50", 4, 256, 32},
+                    {"R4-tpot-p50", 8, 2048, 32}, {"R5-tpot-p50", 1, 4096, 16}, {"R6-tpot-p50", 2, 128, 128}};
+  auto table = [&](const std::vector<double>& values) {
+    std::string text = header;
+    for (std::size_t i = 0; i < std::size(rows); ++i) {
+      const R& r = rows[i];
+      text += std::string(r.id) + ",test,B,dgx-h100," + std::to_string(r.tp) + ",llama3-8b,,,,,,,,,,,,,,bf16,bf16," +
+              std::to_string(r.tp) + ",1,,1,single," + std::to_string(r.in) + "," + std::to_string(r.out) +
+              ",1,,,,tpot_ms,p50," + std::to_string(values[i]) + ",\n";
+    }
+    return parse_csv(DataFile{"synthetic.csv", text});
+  };
+  // The truth: the same catalog with decode at half the HBM bandwidth.
+  Catalog slow = builtin();
+  const std::string chip = slow.systems.at("dgx-h100").chip_id;
+  ServingCalibration sc = slow.serving.at(chip);
+  const double prior_bw = sc.prior_decode_bw > 0 ? sc.prior_decode_bw : sc.decode_bw;
+  sc.decode_bw = 0.5;
+  sc.prior_decode_bw = -1;
+  for (auto& [id, s] : slow.systems)
+    if (s.serving.id == sc.id) s.serving = sc;
+  const ValidationResult truth = validate_inference(table(std::vector<double>(6, 1.0)), slow);
+  std::vector<double> measured;
+  for (const auto& r : truth.rows) {
+    ASSERT_TRUE(r.evaluated) << r.reason;
+    measured.push_back(r.predicted);
+  }
+  const CsvTable t = table(measured);
+  CalibrateOptions o;
+  const std::vector<ServingFit> fits = calibrate_serving(t, builtin(), o);
+  const ServingFit* fit = nullptr;
+  for (const auto& f : fits)
+    if (f.family == sc.id) fit = &f;
+  ASSERT_NE(fit, nullptr);
+  EXPECT_EQ(fit->rows.size(), 6u);
+  EXPECT_DOUBLE_EQ(fit->prior.decode_bw, prior_bw);
+  EXPECT_LT(fit->fitted.decode_bw, fit->prior.decode_bw);
+  EXPECT_LT(fit->mape_after, fit->mape_before / 2);
+  // The written file parses back with its provenance, and a refit would start from the prior.
+  const std::string text = serving_toml(fit->fitted, fit, "synthetic.csv", "xpuplan test", "2026-11-26");
+  std::vector<std::string> chips;
+  const ServingCalibration back = parse_serving(DataFile{"data/serving/" + sc.id + ".toml", text}, &chips);
+  EXPECT_EQ(back.status, "fitted");
+  EXPECT_DOUBLE_EQ(back.prior_decode_bw, prior_bw);
+  EXPECT_NEAR(back.decode_bw, fit->fitted.decode_bw, 1e-4);
+  EXPECT_EQ(chips, sc.chips);
+}
+
+}  // namespace
+}  // namespace xpu
