@@ -388,3 +388,68 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
 
 }  // namespace
 }  // namespace xpu
+
+namespace xpu {
+namespace {
+
+// Run facts on an inference table: what a row's source states beyond FORMAT.md's columns.
+const char* kInfHeader =
+    "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
+    "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
+    "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+
+CsvTable facts_table() {
+  return parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
+                                           "OFF-tput-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,offline,"
+                                           "1000,200,,,,,output_tokens_per_s,mean,1000,\n"
+                                           "DS-tput-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,offline,"
+                                           ",200,,,,,output_tokens_per_s,mean,1000,\n"});
+}
+
+RunFacts inf_facts(const std::string& body) {
+  return parse_run_facts(parse_csv(DataFile{"inf.facts.csv", "id,field,value,source\n" + body}), FactTable::inference);
+}
+
+TEST(ServeValidateFacts, MaxBatchAndLengthsApply) {
+  const CsvTable t = facts_table();
+  const ValidationResult plain = validate_inference(t, builtin());
+  ASSERT_TRUE(plain.rows[0].evaluated);
+  EXPECT_FALSE(plain.rows[1].evaluated);  // no input_len: not evaluable without a fact
+  const RunFacts f = inf_facts("OFF-tput-mean,max_batch,4,engine config\nDS-tput-mean,input_len,300,dataset card\n");
+  const ValidationResult with = validate_inference(t, builtin(), nullptr, &f);
+  ASSERT_TRUE(with.rows[0].evaluated);
+  ASSERT_EQ(with.rows[0].facts.size(), 1u);
+  EXPECT_EQ(with.rows[0].facts[0].source, "engine config");
+  // A batch of 4 sequences: far less offline throughput than the default batch.
+  EXPECT_LT(with.rows[0].predicted, 0.5 * plain.rows[0].predicted);
+  ASSERT_TRUE(with.rows[1].evaluated) << with.rows[1].reason;
+  EXPECT_EQ(with.rows[1].facts[0].field, "input_len");
+  const std::string text = inference_validation_text(with);
+  EXPECT_NE(text.find("max_batch=4"), std::string::npos);
+  EXPECT_NE(inference_validation_json(with).dump().find("\"run_facts\""), std::string::npos);
+}
+
+TEST(ServeValidateFacts, BadInput) {
+  auto err = [](const std::string& body) {
+    return test::catch_input_error([&] { inf_facts(body); });
+  };
+  EXPECT_EQ(err("X,moe_capacity_factor,1.25,x\n").where, "inf.facts.csv:2: field");  // a training field
+  EXPECT_EQ(err("X,max_batch,2.5,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,max_batch,-1,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,max_batch,8,\n").where, "inf.facts.csv:2: source");
+  // Training tables keep their own fields.
+  EXPECT_EQ(test::catch_input_error([] {
+              parse_run_facts(parse_csv(DataFile{"t.csv", "id,field,value,source\nX,max_batch,8,x\n"}));
+            }).where,
+            "t.csv:2: field");
+  const CsvTable t = facts_table();
+  // A fact never overrides a stated cell, and must name a row of the table.
+  RunFacts f = inf_facts("OFF-tput-mean,input_len,300,x\n");
+  EXPECT_EQ(test::catch_input_error([&] { validate_inference(t, builtin(), nullptr, &f); }).where,
+            "inf.facts.csv:2: field");
+  f = inf_facts("NOPE,max_batch,8,x\n");
+  EXPECT_EQ(test::catch_input_error([&] { validate_inference(t, builtin(), nullptr, &f); }).where, "inf.facts.csv:2: id");
+}
+
+}  // namespace
+}  // namespace xpu

@@ -59,11 +59,12 @@ Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
 
 }  // namespace
 
-std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o) {
+std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o,
+                                          const RunFacts* facts) {
   // Families in id order; the prior is the assumed value a fitted file recorded, else its value.
   std::map<std::string, ServingCalibration> fams;
   for (const auto& [chip, s] : c.serving) fams.emplace(s.id, s);
-  const ValidationResult base = validate_inference(truth, c);
+  const ValidationResult base = validate_inference(truth, c, nullptr, facts);
   std::vector<ServingFit> out;
   for (auto& [id, cur] : fams) {
     ServingFit fit;
@@ -89,7 +90,7 @@ std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& 
         static_cast<int>(runs.size()) < kMinServingRuns)
       continue;
     auto evaluate = [&](const ServingCalibration& s, double* mape) {
-      const ValidationResult v = validate_inference(truth, with_serving(c, s), &rows);
+      const ValidationResult v = validate_inference(truth, with_serving(c, s), &rows, facts);
       double loss = 0, abs_sum = 0;
       int n = 0;
       for (const auto& r : v.rows) {

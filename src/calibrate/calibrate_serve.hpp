@@ -20,7 +20,9 @@ struct ServingFit {
   double mape_before = 0, mape_after = 0;
 };
 
-std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o);
+// facts: the table's run facts (validate_inference), or null.
+std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o,
+                                          const RunFacts* facts = nullptr);
 
 // The TOML text of a serving file, with the provenance of the fit when given.
 std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, const std::string& truth_name,

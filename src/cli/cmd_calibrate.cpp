@@ -66,7 +66,9 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     }
     std::string serving_text;
     for (const auto& t : serving_tables) {
-      const std::vector<ServingFit> fits = calibrate_serving(t, cat, opts);
+      const std::string fp = run_facts_path(t.path, "", o->no_facts);
+      const RunFacts sfacts = fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp)), FactTable::inference);
+      const std::vector<ServingFit> fits = calibrate_serving(t, cat, opts, fp.empty() ? nullptr : &sfacts);
       std::vector<std::vector<std::string>> srows;
       char sb[64];
       auto sf = [&](const char* fmt, double v) {

@@ -53,13 +53,15 @@ void add_validate(CLI::App& app, const Globals& g) {
       throw InputError(o->truth + ":1",
                        "not a training table nor an inference table (expected a header of FORMAT.md: training-*.csv or inference-*.csv)");
     ValidationResult v;
+    const std::string facts_path = run_facts_path(o->truth, o->facts, o->no_facts);
+    RunFacts facts;
+    if (!facts_path.empty())
+      facts = parse_run_facts(parse_csv(read_file(facts_path)), inference ? FactTable::inference : FactTable::training);
     if (inference) {
-      v = validate_inference(t, cat);
+      v = validate_inference(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
+      v.facts_path = facts_path;
       write_output(o->out, o->json ? inference_validation_json(v).dump(2) + "\n" : inference_validation_text(v));
     } else {
-      const std::string facts_path = run_facts_path(o->truth, o->facts, o->no_facts);
-      RunFacts facts;
-      if (!facts_path.empty()) facts = parse_run_facts(parse_csv(read_file(facts_path)));
       v = validate_training(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
       v.facts_path = facts_path;
       write_output(o->out, o->json ? validation_json(v).dump(2) + "\n" : validation_text(v));

@@ -175,6 +175,8 @@ std::string serve_search_text(const Model& m, const System& s, const ServeSearch
 
 ordered_json inference_validation_json(const ValidationResult& v) {
   ordered_json j;
+  j["truth"] = v.path;
+  j["run_facts"] = v.facts_path.empty() ? ordered_json(nullptr) : ordered_json(v.facts_path);
   ordered_json rows = ordered_json::array();
   for (const auto& r : v.rows) {
     ordered_json x = {{"id", r.id}, {"line", r.line}, {"grade", r.grade}, {"system", r.system}, {"model", r.model},
@@ -184,6 +186,12 @@ ordered_json inference_validation_json(const ValidationResult& v) {
       x["layout"] = r.layout;
     } else {
       x["reason"] = r.reason;
+    }
+    if (!r.facts.empty()) {
+      ordered_json fs = ordered_json::array();
+      for (const auto& f : r.facts)
+        fs.push_back({{"field", f.field}, {"value", f.value}, {"source", f.source}, {"file", f.file}, {"line", f.line}});
+      x["run_facts"] = fs;
     }
     x["error_pct"] = r6(r.error_pct);
     rows.push_back(x);
@@ -212,10 +220,14 @@ ordered_json inference_validation_json(const ValidationResult& v) {
 std::string inference_validation_text(const ValidationResult& v) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : v.rows) {
+    std::string layout = r.evaluated ? r.layout : "NOT EVALUATED: " + r.reason;
+    for (const auto& f : r.facts) layout += " " + f.field + "=" + fmt("%g", f.value);
     rows.push_back({r.id, r.grade, r.system, r.metric + " " + r.stat, r.evaluated ? fmt("%.4g", r.predicted) : "-",
-                    fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), r.evaluated ? r.layout : "NOT EVALUATED: " + r.reason});
+                    fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), layout});
   }
-  std::string out = "xpuplan validate (inference): " + v.path + "\n\n";
+  std::string out = "xpuplan validate (inference): " + v.path + "\n";
+  if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
+  out += "\n";
   out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "layout"}, rows);
   std::vector<std::vector<std::string>> srows;
   auto line = [&](const std::string& name, const ErrorStats& s) {

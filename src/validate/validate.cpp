@@ -68,9 +68,10 @@ Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) 
   return m;
 }
 
-RunFacts parse_run_facts(const CsvTable& t) {
+RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
   for (const char* col : {"id", "field", "value", "source"})
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  const bool inference = kind == FactTable::inference;
   RunFacts out;
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     RowReader r(t, i);
@@ -81,10 +82,20 @@ RunFacts parse_run_facts(const CsvTable& t) {
     if (id.empty()) r.fail("id", "empty (required)");
     f.field = r.str("field");
     bool known = false;
-    for (const char* k : kRunFactFields) known = known || f.field == k;
-    if (!known) r.fail("field", "'" + f.field + "' is not moe_capacity_factor or moe_imbalance");
+    std::string names;
+    auto consider = [&](const char* k) {
+      known = known || f.field == k;
+      names += (names.empty() ? "" : ", ") + std::string(k);
+    };
+    if (inference)
+      for (const char* k : kInferenceFactFields) consider(k);
+    else
+      for (const char* k : kRunFactFields) consider(k);
+    if (!known) r.fail("field", "'" + f.field + "' is not one of " + names);
     f.value = r.req_positive("value");
     if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
+    if ((f.field == "max_batch" || f.field == "token_budget") && f.value != std::floor(f.value))
+      r.fail("value", f.field + " must be a whole number");
     f.source = r.str("source");
     if (f.source.empty()) r.fail("source", "empty: every fact needs its source");
     for (const auto& g : out[id])
@@ -92,6 +103,14 @@ RunFacts parse_run_facts(const CsvTable& t) {
     out[id].push_back(std::move(f));
   }
   return out;
+}
+
+void check_fact_ids(const CsvTable& t, const RunFacts& facts) {
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < t.rows.size(); ++i) ids.insert(RowReader(t, i).str("id"));
+  for (const auto& [id, fs] : facts)
+    if (!ids.count(id))
+      throw InputError(fs.front().file + ":" + std::to_string(fs.front().line) + ": id", "'" + id + "' is not a row of " + t.path);
 }
 
 bool is_training_table(const CsvTable& t) {
@@ -102,13 +121,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
                                    const RunFacts* facts) {
   for (const char* col : kTrainingColumns)
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
-  if (facts) {
-    std::set<std::string> ids;
-    for (std::size_t i = 0; i < t.rows.size(); ++i) ids.insert(RowReader(t, i).str("id"));
-    for (const auto& [id, fs] : *facts)
-      if (!ids.count(id))
-        throw InputError(fs.front().file + ":" + std::to_string(fs.front().line) + ": id", "'" + id + "' is not a row of " + t.path);
-  }
+  if (facts) check_fact_ids(t, *facts);
   ValidationResult out;
   out.path = t.path;
   for (std::size_t i = 0; i < t.rows.size(); ++i) {

@@ -23,11 +23,21 @@ struct RunFact {
 };
 using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 
-// Fields a run fact may set.
+// Fields a run fact may set, for a training table...
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance"};
+// ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
+// replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
+// cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
+// stated cell).
+inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len"};
+
+enum class FactTable { training, inference };
 
 // Parses a facts table; throws InputError (file:line: column: problem) for unknown fields or bad values.
-RunFacts parse_run_facts(const CsvTable& t);
+RunFacts parse_run_facts(const CsvTable& t, FactTable kind = FactTable::training);
+
+// Throws InputError when a fact names an id that is not a row of t.
+void check_fact_ids(const CsvTable& t, const RunFacts& facts);
 
 struct ValidationRow {
   std::string id, grade, system, model, metric;
@@ -39,7 +49,7 @@ struct ValidationRow {
   bool moe = false;        // mixture-of-experts model
   bool precision_stated = false;  // the row names its matmul precision (else the planner chose it)
   std::string reason;      // why it could not be evaluated
-  std::vector<RunFact> facts;  // run facts applied to this row (training rows)
+  std::vector<RunFact> facts;  // run facts applied to this row
   TrainReport plan;        // the plan behind the prediction (training rows)
   Model arch;              // the architecture evaluated (from the columns or the catalog)
   std::string stat;        // inference rows: mean, p50, p90 or p99
@@ -83,7 +93,9 @@ bool is_inference_table(const CsvTable& t);
 // request_rate, `offline` as all requests at once, `fixed_batch` as `concurrency` requests in
 // flight, `single` as one at a time; the row's metric and stat compared with the measurement.
 // Knobs the row leaves empty (tp, replicas, precisions) are chosen as `serve` chooses them.
-// Rows without input_len or output_len cannot be evaluated (kept with their reason, 100% error).
-ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr);
+// Rows without input_len or output_len (and no run fact giving it) cannot be evaluated (kept
+// with their reason, 100% error). facts: run facts by row id (kInferenceFactFields).
+ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr,
+                                    const RunFacts* facts = nullptr);
 
 }  // namespace xpu

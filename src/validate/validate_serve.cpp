@@ -50,9 +50,11 @@ bool is_inference_table(const CsvTable& t) {
   return t.column("scenario") >= 0 && t.column("output_len") >= 0 && t.column("metric") >= 0 && t.column("stat") >= 0;
 }
 
-ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only) {
+ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only,
+                                    const RunFacts* facts) {
   for (const char* col : kInferenceColumns)
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  if (facts) check_fact_ids(t, *facts);
   ValidationResult out;
   out.path = t.path;
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
@@ -86,7 +88,24 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     q.replicas = narrow(r.opt_int("replicas"));
     q.weights = opt_quant(r, "weight_precision");
     q.kv = opt_quant(r, "kv_precision");
-    const auto in = opt_positive(r, "input_len"), outl = opt_positive(r, "output_len");
+    auto in = opt_positive(r, "input_len"), outl = opt_positive(r, "output_len");
+    if (facts) {
+      auto it = facts->find(row.id);
+      if (it != facts->end()) {
+        for (const RunFact& f : it->second) {
+          const std::string where = f.file + ":" + std::to_string(f.line) + ": field";
+          if (f.field == "max_batch") q.max_batch = static_cast<int>(f.value);
+          else if (f.field == "token_budget") q.token_budget = static_cast<int>(f.value);
+          else if (f.field == "input_len" || f.field == "output_len") {
+            auto& cell = f.field == "input_len" ? in : outl;
+            if (cell)
+              throw InputError(where, "row " + row.id + " states " + f.field + " already (a fact never overrides a measured row's cell)");
+            cell = f.value;
+          }
+          row.facts.push_back(f);
+        }
+      }
+    }
     const auto rate = opt_positive(r, "request_rate");
     const auto conc = r.opt_int("concurrency");
     if (auto v = opt_positive(r, "ttft_slo_ms")) q.slo_ttft_s = *v / 1e3;
@@ -115,7 +134,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
         w.kind = WorkloadKind::concurrency;
         w.concurrency = scenario == "single" ? 1 : static_cast<int>(*conc);
       }
-      w.requests = requests_for(scenario, rate.value_or(0), w.concurrency, replicas, sys->second.serving.max_batch);
+      w.requests = requests_for(scenario, rate.value_or(0), w.concurrency, replicas,
+                                q.max_batch.value_or(sys->second.serving.max_batch));
       try {
         ServeReport rep = choose_serve(m, sys->second, q);
         if (!rep.feasible) reason = "does not fit: " + rep.reason;
