@@ -637,14 +637,14 @@ std::string contract_text(const ContractFile& f, const ContractResult& r, long t
       t += "  served tokens: no serving profile (add serve_model, serve_input_len, serve_output_len to [[capacity]])\n";
     } else if (c.serving->ok && c.priced) {
       const ServeReport& sr = c.serving->report;
-      t += "  served tokens: " + short_number(c.total.served_tokens) + " (" + short_number(c.total.served_output_tokens) +
+      t += "  served tokens: " + fmt("%.3g", c.total.served_tokens) + " (" + fmt("%.3g", c.total.served_output_tokens) +
            " output) over the contract, " + c.item.serve_model + " at " + fmt("%.0f", sr.output_tps_per_device) +
            " output tokens/s per device (" + serve_layout_summary(sr) + ", " + c.serving->workload + "), requests of " +
            std::to_string(c.item.serve_input_len) + " in / " + std::to_string(c.item.serve_output_len) +
            " out tokens, every device-hour busy\n";
       std::string per_year;
       for (std::size_t y = 0; y < c.years.size(); ++y)
-        per_year += (y ? ", " : "") + std::to_string(r.years[y]) + " " + short_number(c.years[y].served_tokens);
+        per_year += (y ? ", " : "") + std::to_string(r.years[y]) + " " + fmt("%.3g", c.years[y].served_tokens);
       t += "    per year: " + per_year + "\n";
       if (with_explain) {
         t += "    = device-hours x 3600 s x output tokens/s per device x (input + output) / output tokens\n";
