@@ -67,7 +67,7 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--weight-precision", o->weights, "With --serve: weights bf16 fp16 fp8 int8 int4 fp4 (default 16-bit)");
   c->add_option("--requests", o->requests, "With --serve: requests simulated per candidate layout (default 512)");
   o->money.add_to(c);
-  c->callback([o, &g] {
+  c->callback([o, c, &g] {
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;
@@ -78,6 +78,10 @@ void add_compare(CLI::App& app, const Globals& g) {
       if (o->tokens > 0) throw InputError("--tokens", "is for training; with --serve give --tokens-per-day");
       if (o->devices || o->deadline_days)
         throw InputError("--devices/--deadline-days", "are for training; --serve finds the devices the traffic needs");
+      for (const char* f : {"--precision", "--rank", "--seq-len", "--global-batch", "--max-devices"})
+        if (c->count(f) > 0)
+          throw InputError(f, std::string("is for training compares, not --serve") +
+                                  (std::string(f) == "--precision" ? " (use --weight-precision)" : ""));
       if (!o->tokens_per_day) throw InputError("--tokens-per-day", "required with --serve (tokens served per day)");
       ServeCompareRequest q;
       q.tokens_per_day = *o->tokens_per_day;
