@@ -247,7 +247,6 @@ TEST(Compare, BadRequests) {
   q = small_job();
   q.tokens = 0;
   EXPECT_EQ(catch_input_error([&] { compare(m, systems({"dgx-h100"}), site(), q); }).where, "--tokens");
-  EXPECT_EQ(catch_input_error([] { compare_serving_unavailable(); }).where, "--serve");
 }
 
 TEST(Compare, JsonIsStable) {
@@ -437,6 +436,118 @@ TEST(Contract, FileErrorsNameLineAndKey) {
   const ContractFile f = parse_contract_file({"deal.toml", test::replace_once(kDeal, "\"gb200-nvl72\"", "\"gb900\"")});
   EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), f, day("2026-11-26"), 1); }).where,
             "deal.toml:21: capacity.system");
+}
+
+// ------------------------------------------------------------------------------------ compare --serve
+
+ServeCompareRequest small_traffic(double tokens_per_day) {
+  ServeCompareRequest q;
+  q.tokens_per_day = tokens_per_day;
+  q.input_len = 512;
+  q.output_len = 128;
+  q.requests = 64;
+  q.today = day("2026-11-26");
+  return q;
+}
+
+TEST(CompareServe, DevicesScaleWithTrafficAndCostIsDevicesTimesPriceTimesHours) {
+  const Model& m = builtin().model("llama3-8b");
+  const auto sys = systems({"dgx-h100"});
+  const auto small = compare_serving(m, sys, site(), small_traffic(1e9));
+  const auto big = compare_serving(m, sys, site(), small_traffic(1e11));
+  ASSERT_EQ(small.size(), 1u);
+  ASSERT_TRUE(small[0].served) << small[0].note;
+  ASSERT_TRUE(big[0].served) << big[0].note;
+  // The same layout (the search does not depend on the traffic) at 100x the traffic.
+  EXPECT_EQ(serve_layout_summary(small[0].pick.report), serve_layout_summary(big[0].pick.report));
+  EXPECT_GT(big[0].devices, small[0].devices);
+  for (const auto* r : {&small[0], &big[0]}) {
+    const double per_dev = r->pick.report.output_tps_per_device;
+    // Enough whole replicas, and one fewer would not be.
+    EXPECT_EQ(r->devices % r->replica_devices, 0);
+    EXPECT_GE(r->devices * per_dev, r->required_output_tps * (1 - 1e-9));
+    EXPECT_LT((r->devices - r->replica_devices) * per_dev, r->required_output_tps);
+    ASSERT_TRUE(r->usd_per_month);
+    EXPECT_NEAR(*r->usd_per_month, r->devices * r->rate.usd_per_device_hour * kHoursPerMonth, 1e-6 * *r->usd_per_month);
+    // Input and output dollars add up to the month.
+    const double days = kHoursPerMonth / 24;
+    const double in = *r->usd_per_m_input * (r->required_output_tps * 86400 * 4) * days / 1e6;
+    const double out = *r->usd_per_m_output * (r->required_output_tps * 86400) * days / 1e6;
+    EXPECT_NEAR(in + out, *r->usd_per_month, 1e-6 * *r->usd_per_month);
+  }
+  // 512 in : 128 out: a fifth of the tokens are output.
+  EXPECT_NEAR(big[0].required_output_tps, 1e11 / 5 / 86400, 1e-6);
+}
+
+TEST(CompareServe, UnpricedAndUnservedRowsSaySoAndRankLast) {
+  const Model& m = builtin().model("llama3-8b");
+  ServeCompareRequest q = small_traffic(1e10);
+  auto rows = compare_serving(m, systems({"gb200-nvl72", "dgx-h100"}), site(), q);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].system_id, "dgx-h100");
+  EXPECT_EQ(rows[1].system_id, "gb200-nvl72");
+  EXPECT_TRUE(rows[1].served);
+  EXPECT_FALSE(rows[1].usd_per_month);
+  EXPECT_NE(rows[1].note.find("no on-demand price"), std::string::npos) << rows[1].note;
+  // An SLO no layout can meet: the row says so.
+  q.slo_tpot_s = 1e-6;
+  rows = compare_serving(m, systems({"dgx-h100"}), site(), q);
+  EXPECT_FALSE(rows[0].served);
+  EXPECT_NE(rows[0].note.find("meets the SLOs"), std::string::npos) << rows[0].note;
+}
+
+TEST(CompareServe, SloCostsThroughput) {
+  const Model& m = builtin().model("llama3-8b");
+  ServeCompareRequest q = small_traffic(1e10);
+  const auto free = compare_serving(m, systems({"dgx-h100"}), site(), q);
+  q.slo_tpot_s = 0.02;
+  q.slo_ttft_s = 0.5;
+  const auto tight = compare_serving(m, systems({"dgx-h100"}), site(), q);
+  ASSERT_TRUE(free[0].served && tight[0].served) << tight[0].note;
+  EXPECT_LE(tight[0].pick.report.tpot.p99, 0.02);
+  EXPECT_LE(tight[0].pick.report.ttft.p99, 0.5);
+  EXPECT_GE(tight[0].devices, free[0].devices);
+}
+
+TEST(CompareServe, BadRequests) {
+  const Model& m = builtin().model("llama3-8b");
+  auto where = [&](auto edit) {
+    ServeCompareRequest q = small_traffic(1e9);
+    edit(q);
+    return catch_input_error([&] { compare_serving(m, systems({"dgx-h100"}), site(), q); }).where;
+  };
+  EXPECT_EQ(where([](auto& q) { q.tokens_per_day = 0; }), "--tokens-per-day");
+  EXPECT_EQ(where([](auto& q) { q.input_len = 0; }), "--input-len");
+  EXPECT_EQ(where([](auto& q) { q.output_len = -1; }), "--output-len");
+  EXPECT_EQ(where([](auto& q) { q.slo_ttft_s = -1; }), "--slo-ttft-ms");
+}
+
+TEST(Contract, ServedTokensFromAServingProfile) {
+  const std::string text = test::replace_once(kDeal, "seq_len = 4096\nglobal_batch = 256\n\n[[capacity]]",
+                                              "seq_len = 4096\nglobal_batch = 256\nserve_model = \"llama3-8b\"\n"
+                                              "serve_input_len = 512\nserve_output_len = 128\n\n[[capacity]]");
+  const ContractFile f = parse_contract_file({"deal.toml", text});
+  ASSERT_EQ(f.capacity[0].serve_model, "llama3-8b");
+  const ContractResult r = evaluate_contract(builtin(), f, day("2026-11-26"), 1);
+  const CapacityResult& h100 = r.capacity[0];
+  ASSERT_TRUE(h100.serving && h100.serving->ok) << h100.note;
+  const double tps = h100.serving->report.output_tps_per_device;
+  // tokens = device-hours x 3600 x output tokens/s per device x (512 + 128) / 128.
+  EXPECT_NEAR(h100.years[0].served_tokens, h100.years[0].device_hours * 3600 * tps * 5, 1e-6 * h100.years[0].served_tokens);
+  EXPECT_NEAR(h100.total.served_output_tokens * 5, h100.total.served_tokens, 1e-6 * h100.total.served_tokens);
+  EXPECT_FALSE(r.capacity[1].serving);  // no profile: nothing served
+  EXPECT_EQ(r.capacity[1].total.served_tokens, 0);
+  const auto j = contract_json(f, r, day("2026-11-26"), false);
+  EXPECT_TRUE(j["capacity"][0]["served_tokens"].is_number());
+  EXPECT_TRUE(j["capacity"][1]["served_tokens"].is_null());
+  // A profile key without serve_model, and an unknown serving model, name the key.
+  EXPECT_EQ(catch_input_error([&] {
+              parse_contract_file({"deal.toml", test::replace_once(kDeal, "global_batch = 256\n\n[[capacity]]", "global_batch = 256\nserve_input_len = 5\n\n[[capacity]]")});
+            }).where,
+            "deal.toml:20: capacity[0].serve_input_len");
+  const ContractFile g = parse_contract_file({"deal.toml", test::replace_once(text, "serve_model = \"llama3-8b\"", "serve_model = \"nope\"")});
+  EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), g, day("2026-11-26"), 1); }).where,
+            "deal.toml:10: capacity.serve_model");
 }
 
 // ------------------------------------------------------------------------------------ charts

@@ -19,6 +19,11 @@ struct CompareOpts {
   long seq_len = 8192, global_batch = 2048;
   int max_devices = 131072;
   bool serve = false;
+  // --serve
+  std::optional<double> tokens_per_day;
+  int input_len = 0, output_len = 0, requests = 512;
+  double slo_ttft_ms = 0, slo_tpot_ms = 0;
+  std::string weights;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -34,9 +39,11 @@ std::vector<std::string> split(const std::string& s) {
 void add_compare(CLI::App& app, const Globals& g) {
   auto o = std::make_shared<CompareOpts>();
   CLI::App* c = app.add_subcommand(
-      "compare", "One training job across systems and vendors: best plan, devices, days, USD, energy, ranked");
+      "compare",
+      "One training job across systems and vendors: best plan, devices, days, USD, energy, ranked; or with --serve, "
+      "one serving traffic profile: devices, USD per month and per million tokens");
   c->add_option("--model", o->model, "Catalog model id, or a path to a Hugging Face config.json or model TOML")->required();
-  c->add_option("--tokens", o->tokens, "Tokens to train on (e.g. 15e12)")->required();
+  c->add_option("--tokens", o->tokens, "Tokens to train on (e.g. 15e12); training only");
   c->add_option("--systems", o->systems, "Comma-separated system ids (e.g. dgx-h100,trn2-ultraserver,tpu-v5p)")->required();
   c->add_option("--devices", o->devices, "Devices per system (the system's device unit)");
   c->add_option("--deadline-days", o->deadline_days,
@@ -49,14 +56,57 @@ void add_compare(CLI::App& app, const Globals& g) {
                 "Only this provider's offers (AWS, GCP, Azure, Lambda, CoreWeave); default: the latest offer of any");
   c->add_option("--rank", o->rank, "cost | time (default cost)");
   c->add_option("--precision", o->precision, "Hold the matrix precision fixed (bf16 fp16 fp8 fp4); default: searched");
-  c->add_flag("--serve", o->serve, "Compare serving instead (needs the serving model: not in this build)");
+  c->add_flag("--serve", o->serve,
+              "Compare serving instead: a traffic profile (--tokens-per-day, --input-len, --output-len, SLOs) on "
+              "each system");
+  c->add_option("--tokens-per-day", o->tokens_per_day, "With --serve: tokens served per day, input + output (e.g. 1e10)");
+  c->add_option("--input-len", o->input_len, "With --serve: prompt tokens per request (sets the input/output mix)");
+  c->add_option("--output-len", o->output_len, "With --serve: generated tokens per request");
+  c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "With --serve: p99 time-to-first-token SLO (default none)");
+  c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "With --serve: p99 time-per-output-token SLO (default none)");
+  c->add_option("--weight-precision", o->weights, "With --serve: weights bf16 fp16 fp8 int8 int4 fp4 (default 16-bit)");
+  c->add_option("--requests", o->requests, "With --serve: requests simulated per candidate layout (default 512)");
   o->money.add_to(c);
-  c->callback([o, &g] {
-    if (o->serve) compare_serving_unavailable();
+  c->callback([o, c, &g] {
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;
     for (const auto& id : split(o->systems)) systems.push_back(resolve_system(cat, id));
+    auto p = parse_pricing(o->pricing);
+    if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
+    if (o->serve) {
+      if (o->tokens > 0) throw InputError("--tokens", "is for training; with --serve give --tokens-per-day");
+      if (o->devices || o->deadline_days)
+        throw InputError("--devices/--deadline-days", "are for training; --serve finds the devices the traffic needs");
+      for (const char* f : {"--precision", "--rank", "--seq-len", "--global-batch", "--max-devices"})
+        if (c->count(f) > 0)
+          throw InputError(f, std::string("is for training compares, not --serve") +
+                                  (std::string(f) == "--precision" ? " (use --weight-precision)" : ""));
+      if (!o->tokens_per_day) throw InputError("--tokens-per-day", "required with --serve (tokens served per day)");
+      ServeCompareRequest q;
+      q.tokens_per_day = *o->tokens_per_day;
+      q.input_len = o->input_len;
+      q.output_len = o->output_len;
+      q.slo_ttft_s = o->slo_ttft_ms / 1e3;
+      q.slo_tpot_s = o->slo_tpot_ms / 1e3;
+      if (o->slo_ttft_ms < 0) throw InputError("--slo-ttft-ms", "must not be negative");
+      if (o->slo_tpot_ms < 0) throw InputError("--slo-tpot-ms", "must not be negative");
+      if (!o->weights.empty()) {
+        q.weights = parse_quant(o->weights);
+        if (!q.weights) throw InputError("--weight-precision", "'" + o->weights + "' is not bf16, fp16, fp8, int8, int4 or fp4");
+      }
+      q.requests = o->requests;
+      q.pricing = *p;
+      q.provider = o->provider;
+      q.today = o->money.today();
+      const std::vector<ServeCompareRow> rows = compare_serving(m, systems, cat.site ? &*cat.site : nullptr, q);
+      if (!o->money.plot.empty()) write_plot(o->money.plot, serve_compare_plot(m, rows));
+      if (o->money.json) write_output(o->money.out, serve_compare_json(m, q, rows, o->money.explain).dump(2) + "\n");
+      else write_output(o->money.out, serve_compare_text(m, q, rows, o->money.explain));
+      return;
+    }
+    if (o->tokens_per_day || o->input_len || o->output_len || o->slo_ttft_ms || o->slo_tpot_ms || !o->weights.empty())
+      throw InputError("--tokens-per-day/--input-len/--output-len/--slo-*/--weight-precision", "need --serve");
     CompareRequest q;
     q.tokens = o->tokens;
     q.devices = o->devices;
@@ -64,8 +114,6 @@ void add_compare(CLI::App& app, const Globals& g) {
     q.max_devices = o->max_devices;
     q.seq_len = o->seq_len;
     q.global_batch = o->global_batch;
-    auto p = parse_pricing(o->pricing);
-    if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
     q.pricing = *p;
     q.provider = o->provider;
     if (o->rank == "cost") q.rank = CompareRank::cost;

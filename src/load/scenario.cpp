@@ -149,6 +149,18 @@ ContractFile parse_contract_file(const DataFile& f) {
     it.devices = static_cast<int>(x.integer("devices", 1));
     it.seq_len = x.opt_integer("seq_len", 1).value_or(8192);
     it.global_batch = x.opt_integer("global_batch", 1).value_or(2048);
+    if (x.has("serve_model")) {
+      it.serve_model = x.str("serve_model");
+      it.serve_input_len = static_cast<int>(x.integer("serve_input_len", 1));
+      it.serve_output_len = static_cast<int>(x.integer("serve_output_len", 1));
+      it.serve_slo_ttft_ms = x.opt_number("serve_slo_ttft_ms", 0, 1e9).value_or(0);
+      it.serve_slo_tpot_ms = x.opt_number("serve_slo_tpot_ms", 0, 1e9).value_or(0);
+      it.serve_weight_precision = x.opt_str("serve_weight_precision").value_or("");
+    } else {
+      for (const char* k : {"serve_input_len", "serve_output_len", "serve_slo_ttft_ms", "serve_slo_tpot_ms",
+                            "serve_weight_precision"})
+        if (x.has(k)) x.fail(k, "needs serve_model (the model served)");
+    }
     shares += it.share;
     c.capacity.push_back(it);
   });

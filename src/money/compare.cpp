@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <tuple>
 
 #include "search/search.hpp"
+#include "serve/search.hpp"
 #include "train/choose.hpp"
 #include "spec/error.hpp"
 
@@ -61,9 +63,114 @@ std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long se
   return r.top.front();
 }
 
-void compare_serving_unavailable() {
-  throw InputError("--serve", "serving comparisons need the serving model (src/serve), which this build does not "
-                              "have yet; compare plans training only");
+ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
+                         double slo_tpot_s, std::optional<Quant> weights, int requests) {
+  ServingPick pick;
+  const bool slo = slo_ttft_s > 0 || slo_tpot_s > 0;
+  ServeSearchOptions so;
+  so.top = 1;
+  so.vary_disagg = false;
+  std::string last_reason;
+  // One node first; more nodes only when no layout fits one (a model too large for its memory).
+  for (int nodes = 1; nodes <= 8; nodes *= 2) {
+    const int devices = s.devices_per_node * nodes;
+    ServeRequest q;
+    q.devices = devices;
+    q.weights = weights;
+    q.work.kind = WorkloadKind::offline;
+    q.work.requests = requests;
+    q.work.input_len = input_len;
+    q.work.output_len = output_len;
+    const ServeSearchResult peak = serve_search(m, s, q, so);
+    const ServeReport& top = peak.top.front();
+    if (!top.feasible) {
+      last_reason = top.reason;
+      continue;
+    }
+    pick.search_devices = devices;
+    const std::string n = ", " + std::to_string(requests) + " requests";
+    if (!slo) {
+      pick.ok = true;
+      pick.report = top;
+      pick.workload = "offline" + n;
+      return pick;
+    }
+    // The highest open-loop load, from 90% of the offline peak down by tenths, whose p99 TTFT and
+    // TPOT meet the SLOs.
+    q.slo_ttft_s = slo_ttft_s;
+    q.slo_tpot_s = slo_tpot_s;
+    q.work.kind = WorkloadKind::poisson;
+    for (int tenth = 9; tenth >= 1; --tenth) {
+      q.work.rate = top.requests_per_s * tenth / 10.0;
+      const ServeSearchResult r = serve_search(m, s, q, so);
+      if (r.top.front().feasible && r.top.front().slo_met) {
+        pick.ok = true;
+        pick.report = r.top.front();
+        char b[96];
+        std::snprintf(b, sizeof b, "poisson %.3g req/s (%d%% of the offline peak)", q.work.rate, tenth * 10);
+        pick.workload = b + n;
+        return pick;
+      }
+    }
+    pick.note = "no layout on " + std::to_string(devices) + " devices meets the SLOs (p99 TTFT/TPOT) even at 10% of " +
+                "its peak load";
+    return pick;
+  }
+  pick.note = "no serving layout fits on up to " + std::to_string(8 * s.devices_per_node) + " devices" +
+              (last_reason.empty() ? "" : ": " + last_reason);
+  return pick;
+}
+
+std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<System>& systems, const Site* site,
+                                             const ServeCompareRequest& q) {
+  if (!(q.tokens_per_day > 0)) throw InputError("--tokens-per-day", "must be a positive number of tokens");
+  if (q.input_len < 1) throw InputError("--input-len", "required with --serve (prompt tokens per request, at least 1)");
+  if (q.output_len < 1) throw InputError("--output-len", "required with --serve (generated tokens per request, at least 1)");
+  if (q.slo_ttft_s < 0) throw InputError("--slo-ttft-ms", "must not be negative");
+  if (q.slo_tpot_s < 0) throw InputError("--slo-tpot-ms", "must not be negative");
+  if (q.requests < 1) throw InputError("--requests", "must be at least 1");
+  if (systems.empty()) throw InputError("--systems", "no system given");
+  const double out_share = static_cast<double>(q.output_len) / (q.input_len + q.output_len);
+  const double out_per_day = q.tokens_per_day * out_share, in_per_day = q.tokens_per_day - out_per_day;
+  const double days_per_month = kHoursPerMonth / 24.0;
+  std::vector<ServeCompareRow> rows;
+  for (const System& s : systems) {
+    ServeCompareRow row;
+    row.system_id = s.id;
+    row.required_output_tps = out_per_day / 86400.0;
+    row.pick = best_serving(m, s, q.input_len, q.output_len, q.slo_ttft_s, q.slo_tpot_s, q.weights, q.requests);
+    if (!row.pick.ok) {
+      row.note = row.pick.note;
+      rows.push_back(std::move(row));
+      continue;
+    }
+    row.served = true;
+    const ServeReport& r = row.pick.report;
+    row.replica_devices = r.layout.tp * r.layout.pp;
+    const double per_replica = r.output_tps_per_device * row.replica_devices;
+    row.replicas = std::max(1, static_cast<int>(std::ceil(row.required_output_tps / per_replica - 1e-9)));
+    row.devices = row.replicas * row.replica_devices;
+    row.utilisation = row.required_output_tps / (row.devices * r.output_tps_per_device);
+    row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);
+    if (row.rate.known) {
+      const double month = row.devices * row.rate.usd_per_device_hour * kHoursPerMonth;
+      row.usd_per_month = month;
+      const double f = std::clamp(r.prefill_share, 0.0, 1.0);
+      row.usd_per_m_input = month * f / (in_per_day * days_per_month) * 1e6;
+      row.usd_per_m_output = month * (1 - f) / (out_per_day * days_per_month) * 1e6;
+      row.usd_per_m_tokens = month / (q.tokens_per_day * days_per_month) * 1e6;
+    } else {
+      row.note = row.rate.missing;
+    }
+    rows.push_back(std::move(row));
+  }
+  auto key = [](const ServeCompareRow& r) {
+    const int group = !r.served ? 2 : (!r.usd_per_month ? 1 : 0);
+    return std::make_tuple(group, r.usd_per_month.value_or(0), r.system_id);
+  };
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&](const ServeCompareRow& a, const ServeCompareRow& b) { return key(a) < key(b); });
+  return rows;
 }
 
 std::vector<CompareRow> compare(const Model& m, const std::vector<System>& systems, const Site* site,

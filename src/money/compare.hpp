@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "money/money.hpp"
+#include "serve/serve.hpp"
 #include "spec/model.hpp"
 #include "train/report.hpp"
 
@@ -62,8 +63,55 @@ std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long se
 std::vector<CompareRow> compare(const Model& m, const std::vector<System>& systems, const Site* site,
                                 const CompareRequest& req);
 
-// The hook for `compare --serve`: serving (src/serve) is not part of this build, so this throws
-// InputError("--serve", ...) saying so. It is the one place that will call the serving model.
-void compare_serving_unavailable();
+// ---- compare --serve: one traffic profile served on each system ----
+
+// The traffic: tokens per day (input + output), split by the request shape input_len:output_len,
+// and the latency SLOs (0: none).
+struct ServeCompareRequest {
+  double tokens_per_day = 0;
+  int input_len = 0, output_len = 0;
+  double slo_ttft_s = 0, slo_tpot_s = 0;  // p99
+  std::optional<Quant> weights;           // held fixed when given (else the chip's 16-bit format)
+  int requests = 512;                     // simulated per candidate
+  Pricing pricing = Pricing::on_demand;
+  std::string provider;
+  long today = 0;
+};
+
+// The best serving layout of a model on a system for one request shape: searched (tp, replicas,
+// batch cap) on one node (more nodes when the model does not fit one), maximising output tokens/s
+// per device. Without SLOs the workload is offline (all requests queued: the peak throughput);
+// with SLOs it is Poisson arrivals at 90%, 80%, ... 10% of that offline peak's requests/s, and the
+// highest load at which the best layout's p99 TTFT and TPOT meet the SLOs is kept.
+struct ServingPick {
+  bool ok = false;         // a layout meets the SLOs
+  std::string note;        // why not
+  ServeReport report;      // the chosen layout and its simulated figures
+  int search_devices = 0;  // devices the search ran on
+  std::string workload;    // "offline, 512 requests" or "poisson 12.3 req/s (70% of the offline peak), 512 requests"
+};
+ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
+                         double slo_tpot_s, std::optional<Quant> weights, int requests = 512);
+
+struct ServeCompareRow {
+  std::string system_id;
+  bool served = false;          // a layout meets the SLOs
+  std::string note;             // why not served, or why not priced
+  ServingPick pick;
+  double required_output_tps = 0;  // the traffic's output tokens/s
+  int replica_devices = 0;      // tp x pp of the chosen layout
+  int replicas = 0, devices = 0;   // whole replicas covering the traffic
+  double utilisation = 0;       // required / (devices x tokens/s per device)
+  Rate rate;
+  std::optional<double> usd_per_month, usd_per_m_input, usd_per_m_output, usd_per_m_tokens;
+};
+
+// Per system: devices = replicas x (tp x pp), replicas = ceil(required output tokens/s / output
+// tokens/s of one replica); USD per month = devices x USD/device-hour x kHoursPerMonth; the month's
+// dollars split into input and output by the prefill share of busy time. Ranked: served and
+// priced by USD per month, then served without a price, then not served; ties by system id.
+// Throws InputError (naming the flag) for a bad request.
+std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<System>& systems, const Site* site,
+                                             const ServeCompareRequest& q);
 
 }  // namespace xpu

@@ -58,6 +58,28 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
       cr.run_days = hours / 24.0;
       cr.run_device_hours = hours * it.devices;
     }
+    double served_per_device_hour = 0, served_output_per_device_hour = 0;
+    if (!it.serve_model.empty()) {
+      auto sm = c.models.find(it.serve_model);
+      if (sm == c.models.end())
+        throw InputError(at(f, it.line, "capacity.serve_model"), "unknown model '" + it.serve_model + "'");
+      std::optional<Quant> w;
+      if (!it.serve_weight_precision.empty()) {
+        w = parse_quant(it.serve_weight_precision);
+        if (!w)
+          throw InputError(at(f, it.line, "capacity.serve_weight_precision"),
+                           "'" + it.serve_weight_precision + "' is not bf16, fp16, fp8, int8, int4 or fp4");
+      }
+      cr.serving = best_serving(sm->second, s, it.serve_input_len, it.serve_output_len, it.serve_slo_ttft_ms / 1e3,
+                                it.serve_slo_tpot_ms / 1e3, w);
+      if (cr.serving->ok) {
+        served_output_per_device_hour = cr.serving->report.output_tps_per_device * 3600.0;
+        served_per_device_hour = served_output_per_device_hour * (it.serve_input_len + it.serve_output_len) /
+                                 static_cast<double>(it.serve_output_len);
+      } else {
+        cr.note += (cr.note.empty() ? "" : "; ") + std::string("no served tokens: ") + cr.serving->note;
+      }
+    }
     for (std::size_t y = 0; y < r.years.size(); ++y) {
       CapacityYear cy;
       cy.usd = r.usd_by_year[y] * it.share;
@@ -68,11 +90,15 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
           cy.flops = cy.device_hours * 3600.0 * cr.peak_flops_per_device * cr.plan->mfu;
           cy.runs = cy.device_hours / cr.run_device_hours;
         }
+        cy.served_tokens = cy.device_hours * served_per_device_hour;
+        cy.served_output_tokens = cy.device_hours * served_output_per_device_hour;
       }
       cr.total.usd += cy.usd;
       cr.total.device_hours += cy.device_hours;
       cr.total.flops += cy.flops;
       cr.total.runs += cy.runs;
+      cr.total.served_tokens += cy.served_tokens;
+      cr.total.served_output_tokens += cy.served_output_tokens;
       cr.years.push_back(cy);
     }
     cr.total.average_devices = r.years.empty() ? 0 : cr.total.device_hours / (kHoursPerYear * r.years.size());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "load/catalog.hpp"
+#include "money/compare.hpp"
 #include "money/money.hpp"
 #include "train/report.hpp"
 
@@ -30,6 +31,12 @@ struct CapacityItem {                  // [[capacity]]
   double tokens = 0;
   int devices = 0;
   long seq_len = 8192, global_batch = 2048;
+  // Optional serving profile: when serve_model is given, the tokens the device-hours would serve
+  // (input + output) at the best layout's throughput within the SLOs (see best_serving).
+  std::string serve_model;
+  int serve_input_len = 0, serve_output_len = 0;
+  double serve_slo_ttft_ms = 0, serve_slo_tpot_ms = 0;
+  std::string serve_weight_precision;  // empty: the chip's 16-bit format
   int line = 0;
 };
 struct Flow {                          // [[flow]]
@@ -50,6 +57,7 @@ struct ContractFile {
 
 struct CapacityYear {                  // one capacity item in one year
   double usd = 0, device_hours = 0, average_devices = 0, flops = 0, runs = 0;
+  double served_tokens = 0, served_output_tokens = 0;  // with a serving profile
 };
 struct CapacityResult {
   CapacityItem item;
@@ -62,6 +70,7 @@ struct CapacityResult {
   double run_days = 0;
   std::vector<CapacityYear> years;
   CapacityYear total;
+  std::optional<ServingPick> serving;  // with a serving profile: the layout and its tokens/s per device
   std::string note;
 };
 struct ContractResult {

@@ -233,6 +233,166 @@ std::vector<PlotPanel> compare_plot(const Model& m, const std::vector<CompareRow
   return {usd, days};
 }
 
+// ---------------------------------------------------------------------------------------------- compare --serve
+
+namespace {
+// The serving report's own on-demand price term: the money commands price with --pricing instead.
+constexpr const char* kServePriceTerm = "price per device-hour";
+
+std::string slo_text(const ServeCompareRequest& q) {
+  if (q.slo_ttft_s <= 0 && q.slo_tpot_s <= 0) return "no latency SLO (offline peak throughput)";
+  std::string t = "SLOs p99";
+  if (q.slo_ttft_s > 0) t += " TTFT <= " + fmt("%g", q.slo_ttft_s * 1e3) + " ms";
+  if (q.slo_tpot_s > 0) t += std::string(q.slo_ttft_s > 0 ? "," : "") + " TPOT <= " + fmt("%g", q.slo_tpot_s * 1e3) + " ms";
+  return t;
+}
+}  // namespace
+
+ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, const std::vector<ServeCompareRow>& rows,
+                                bool with_explain) {
+  ordered_json j;
+  j["model"] = m.id;
+  j["mode"] = "serve";
+  j["tokens_per_day"] = q.tokens_per_day;
+  j["input_len"] = q.input_len;
+  j["output_len"] = q.output_len;
+  const double out_share = static_cast<double>(q.output_len) / (q.input_len + q.output_len);
+  j["output_tokens_per_day"] = r6(q.tokens_per_day * out_share);
+  j["input_tokens_per_day"] = r6(q.tokens_per_day * (1 - out_share));
+  j["slo_ttft_ms"] = q.slo_ttft_s > 0 ? ordered_json(q.slo_ttft_s * 1e3) : ordered_json(nullptr);
+  j["slo_tpot_ms"] = q.slo_tpot_s > 0 ? ordered_json(q.slo_tpot_s * 1e3) : ordered_json(nullptr);
+  j["weight_precision"] = q.weights ? ordered_json(quant_name(*q.weights)) : ordered_json(nullptr);
+  j["pricing"] = pricing_name(q.pricing);
+  j["provider"] = q.provider.empty() ? ordered_json(nullptr) : ordered_json(q.provider);
+  j["hours_per_month"] = kHoursPerMonth;
+  j["as_of"] = date_text(q.today);
+  ordered_json arr = ordered_json::array();
+  ordered_json warnings = ordered_json::array();
+  int rank = 0;
+  for (const ServeCompareRow& r : rows) {
+    ordered_json x;
+    x["rank"] = ++rank;
+    x["system"] = r.system_id;
+    x["served"] = r.served;
+    x["devices"] = r.served ? ordered_json(r.devices) : ordered_json(nullptr);
+    if (r.served) {
+      const ServeReport& s = r.pick.report;
+      x["layout"] = serve_layout_summary(s);
+      x["replica_devices"] = r.replica_devices;
+      x["replicas"] = r.replicas;
+      x["search_devices"] = r.pick.search_devices;
+      x["workload"] = r.pick.workload;
+      x["output_tps_per_device"] = r6(s.output_tps_per_device);
+      x["required_output_tps"] = r6(r.required_output_tps);
+      x["utilisation"] = r6(r.utilisation);
+      x["ttft_p99_ms"] = r6(s.ttft.p99 * 1e3);
+      x["tpot_p99_ms"] = r6(s.tpot.p99 * 1e3);
+      x["prefill_share"] = r6(s.prefill_share);
+    }
+    x["usd_per_month"] = opt(r.usd_per_month);
+    x["usd_per_m_input_tokens"] = opt(r.usd_per_m_input);
+    x["usd_per_m_output_tokens"] = opt(r.usd_per_m_output);
+    x["usd_per_m_tokens"] = opt(r.usd_per_m_tokens);
+    x["price"] = r.served ? rate_json(r.rate) : ordered_json(nullptr);
+    x["note"] = r.note.empty() ? ordered_json(nullptr) : ordered_json(r.note);
+    if (with_explain && r.served) {
+      ordered_json e = ordered_json::array();
+      for (const ServeTerm& t : r.pick.report.explain)
+        if (t.name != kServePriceTerm) e.push_back({{"name", t.name}, {"value", t.value}, {"source", t.source}});
+      x["explain"] = e;
+    }
+    if (r.served && !r.rate.warning.empty()) warnings.push_back(r.rate.warning);
+    arr.push_back(x);
+  }
+  j["rows"] = arr;
+  j["warnings"] = warnings;
+  return j;
+}
+
+std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, const std::vector<ServeCompareRow>& rows,
+                               bool with_explain) {
+  const double out_share = static_cast<double>(q.output_len) / (q.input_len + q.output_len);
+  std::string t = "xpuplan compare --serve: " + m.name + ", " + tokens_text(q.tokens_per_day) + " tokens/day (" +
+                  tokens_text(q.tokens_per_day * (1 - out_share)) + " in, " + tokens_text(q.tokens_per_day * out_share) +
+                  " out), requests of " + std::to_string(q.input_len) + " in / " + std::to_string(q.output_len) +
+                  " out tokens\n  " + slo_text(q) + ", weights " +
+                  (q.weights ? quant_name(*q.weights) : "16-bit") + ", pricing " + pricing_name(q.pricing) +
+                  (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) +
+                  ", ranked by USD per month\n\n";
+  std::vector<std::vector<std::string>> tab;
+  int rank = 0;
+  for (const ServeCompareRow& r : rows) {
+    if (!r.served) {
+      tab.push_back({std::to_string(++rank), r.system_id, "-", "not served", "-", "-", "-", "-", "-", "-", "-"});
+      continue;
+    }
+    const ServeReport& s = r.pick.report;
+    tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), serve_layout_summary(s),
+                   fmt("%.0f", s.output_tps_per_device), fmt("%.0f%%", 100 * r.utilisation),
+                   r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
+                   r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd_per_month),
+                   cell(r.usd_per_m_input, "%.3f"), cell(r.usd_per_m_output, "%.3f")});
+  }
+  t += render_table({"#", "system", "devices", "layout", "out tok/s/dev", "busy", "price", "USD/dev-h", "USD/month",
+                     "USD/M in", "USD/M out"},
+                    tab);
+  bool any_note = false;
+  for (const ServeCompareRow& r : rows)
+    if (!r.note.empty()) {
+      if (!any_note) t += "\n";
+      any_note = true;
+      t += "  " + r.system_id + ": " + r.note + "\n";
+    }
+  for (const ServeCompareRow& r : rows)
+    if (r.served && !r.rate.warning.empty()) t += "warning: " + r.rate.warning + "\n";
+  t += "\ndevices = replicas x (tp x pp), replicas = ceil(output tokens/s needed / output tokens/s of one replica); "
+       "USD/month = devices x USD per device-hour x " + fmt("%g", kHoursPerMonth) +
+       " h; USD/M in and out split the month by the prefill share of busy time; busy = traffic / capacity\n";
+  if (with_explain) {
+    t += "\nwhere each figure comes from:\n";
+    for (const ServeCompareRow& r : rows) {
+      if (!r.served) continue;
+      const ServeReport& s = r.pick.report;
+      t += "  " + r.system_id + "\n";
+      t += "    layout: " + serve_layout_summary(s) + ", searched on " + std::to_string(r.pick.search_devices) +
+           " devices (serve/search.cpp), workload " + r.pick.workload + ": " + fmt("%.1f", s.output_tps_per_device) +
+           " output tokens/s per device, p99 TTFT " + fmt("%.1f", s.ttft.p99 * 1e3) + " ms, p99 TPOT " +
+           fmt("%.2f", s.tpot.p99 * 1e3) + " ms, prefill share " + fmt("%.3f", s.prefill_share) + "\n";
+      t += "    devices: " + fmt("%.1f", r.required_output_tps) + " output tokens/s needed / (" +
+           fmt("%.1f", s.output_tps_per_device) + " x " + std::to_string(r.replica_devices) +
+           " per replica) -> " + std::to_string(r.replicas) + " replicas x " + std::to_string(r.replica_devices) +
+           " = " + std::to_string(r.devices) + " devices\n";
+      t += "    price: " + r.rate.origin() + "\n";
+      if (r.usd_per_month)
+        t += "    USD/month: " + std::to_string(r.devices) + " devices x " + fmt("%.4f", r.rate.usd_per_device_hour) +
+             " USD x " + fmt("%g", kHoursPerMonth) + " h = " + short_number(*r.usd_per_month) + " USD\n";
+      for (const ServeTerm& e : s.explain)
+        if (e.name != kServePriceTerm) t += "    " + e.name + ": " + e.value + (e.source.empty() ? "" : "  [" + e.source + "]") + "\n";
+    }
+  }
+  return t;
+}
+
+std::vector<PlotPanel> serve_compare_plot(const Model& m, const std::vector<ServeCompareRow>& rows) {
+  PlotPanel usd, dev;
+  usd.title = "Serving " + m.name + ": USD per month per system (devices)";
+  usd.ylabel = "thousand USD per month";
+  dev.title = "USD per million tokens";
+  dev.ylabel = "USD";
+  PlotSeries su{"USD/month (k)", {}}, si{"USD/M input", {}}, so{"USD/M output", {}};
+  for (const ServeCompareRow& r : rows) {
+    const std::string label = r.served ? r.system_id + " (" + std::to_string(r.devices) + ")" : r.system_id;
+    usd.x.push_back(label);
+    dev.x.push_back(label);
+    su.y.push_back(r.usd_per_month ? std::optional<double>(*r.usd_per_month / 1e3) : std::nullopt);
+    si.y.push_back(r.usd_per_m_input);
+    so.y.push_back(r.usd_per_m_output);
+  }
+  usd.series = {su};
+  dev.series = {si, so};
+  return {usd, dev};
+}
+
 // ---------------------------------------------------------------------------------------------- budget
 
 ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain) {
@@ -386,11 +546,35 @@ ordered_json contract_json(const ContractFile& f, const ContractResult& r, long 
     for (std::size_t y = 0; y < c.years.size(); ++y)
       ys.push_back({{"year", r.years[y]}, {"usd", r6(c.years[y].usd)}, {"device_hours", r6(c.years[y].device_hours)},
                     {"average_devices", r6(c.years[y].average_devices)}, {"flops", r6(c.years[y].flops)},
-                    {"runs", r6(c.years[y].runs)}});
+                    {"runs", r6(c.years[y].runs)},
+                    {"served_tokens", c.serving && c.serving->ok && c.priced ? ordered_json(r6(c.years[y].served_tokens))
+                                                                             : ordered_json(nullptr)}});
     x["by_year"] = ys;
     x["total"] = {{"usd", r6(c.total.usd)}, {"device_hours", r6(c.total.device_hours)},
                   {"average_devices", r6(c.total.average_devices)}, {"flops", r6(c.total.flops)}, {"runs", r6(c.total.runs)}};
-    x["served_tokens"] = nullptr;  // needs the serving model (not in this build)
+    const bool served = c.serving && c.serving->ok && c.priced;
+    if (c.serving) {
+      ordered_json sv;
+      sv["model"] = c.item.serve_model;
+      sv["input_len"] = c.item.serve_input_len;
+      sv["output_len"] = c.item.serve_output_len;
+      sv["slo_ttft_ms"] = c.item.serve_slo_ttft_ms > 0 ? ordered_json(c.item.serve_slo_ttft_ms) : ordered_json(nullptr);
+      sv["slo_tpot_ms"] = c.item.serve_slo_tpot_ms > 0 ? ordered_json(c.item.serve_slo_tpot_ms) : ordered_json(nullptr);
+      sv["layout"] = c.serving->ok ? ordered_json(serve_layout_summary(c.serving->report)) : ordered_json(nullptr);
+      sv["workload"] = c.serving->ok ? ordered_json(c.serving->workload) : ordered_json(nullptr);
+      sv["output_tps_per_device"] = c.serving->ok ? ordered_json(r6(c.serving->report.output_tps_per_device)) : ordered_json(nullptr);
+      if (with_explain && c.serving->ok) {
+        ordered_json e = ordered_json::array();
+        for (const ServeTerm& t : c.serving->report.explain)
+          if (t.name != kServePriceTerm) e.push_back({{"name", t.name}, {"value", t.value}, {"source", t.source}});
+        sv["explain"] = e;
+      }
+      x["serving"] = sv;
+    } else {
+      x["serving"] = nullptr;
+    }
+    x["served_tokens"] = served ? ordered_json(r6(c.total.served_tokens)) : ordered_json(nullptr);
+    x["served_output_tokens"] = served ? ordered_json(r6(c.total.served_output_tokens)) : ordered_json(nullptr);
     x["note"] = c.note.empty() ? ordered_json(nullptr) : ordered_json(c.note);
     caps.push_back(x);
   }
@@ -449,7 +633,27 @@ std::string contract_text(const ContractFile& f, const ContractResult& r, long t
                    c.priced ? short_number(c.total.average_devices) : "-",
                    c.priced && c.plan ? fmt("%.3g", c.total.flops) : "-", c.priced && c.plan ? fmt("%.1f", c.total.runs) : "-"});
     t += render_table({"year", "USD", "device-hours", "avg devices", "FLOPs at MFU", "runs"}, tab);
-    t += "  served tokens: not computed (needs the serving model, not in this build)\n";
+    if (!c.serving) {
+      t += "  served tokens: no serving profile (add serve_model, serve_input_len, serve_output_len to [[capacity]])\n";
+    } else if (c.serving->ok && c.priced) {
+      const ServeReport& sr = c.serving->report;
+      t += "  served tokens: " + fmt("%.3g", c.total.served_tokens) + " (" + fmt("%.3g", c.total.served_output_tokens) +
+           " output) over the contract, " + c.item.serve_model + " at " + fmt("%.0f", sr.output_tps_per_device) +
+           " output tokens/s per device (" + serve_layout_summary(sr) + ", " + c.serving->workload + "), requests of " +
+           std::to_string(c.item.serve_input_len) + " in / " + std::to_string(c.item.serve_output_len) +
+           " out tokens, every device-hour busy\n";
+      std::string per_year;
+      for (std::size_t y = 0; y < c.years.size(); ++y)
+        per_year += (y ? ", " : "") + std::to_string(r.years[y]) + " " + fmt("%.3g", c.years[y].served_tokens);
+      t += "    per year: " + per_year + "\n";
+      if (with_explain) {
+        t += "    = device-hours x 3600 s x output tokens/s per device x (input + output) / output tokens\n";
+        for (const ServeTerm& e : sr.explain)
+          if (e.name != kServePriceTerm) t += "    " + e.name + ": " + e.value + (e.source.empty() ? "" : "  [" + e.source + "]") + "\n";
+      }
+    } else {
+      t += "  served tokens: not computed (" + (c.serving->ok ? std::string("no price") : c.serving->note) + ")\n";
+    }
   }
   if (!r.all_flows.empty()) {
     t += "\ncash flows: net USD per party per year (in - out)\n";

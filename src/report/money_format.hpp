@@ -19,6 +19,12 @@ nlohmann::ordered_json compare_json(const Model& m, const CompareRequest& q, con
 std::string compare_text(const Model& m, const CompareRequest& q, const std::vector<CompareRow>& rows, bool with_explain);
 std::vector<PlotPanel> compare_plot(const Model& m, const std::vector<CompareRow>& rows);
 
+nlohmann::ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q,
+                                          const std::vector<ServeCompareRow>& rows, bool with_explain);
+std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, const std::vector<ServeCompareRow>& rows,
+                               bool with_explain);
+std::vector<PlotPanel> serve_compare_plot(const Model& m, const std::vector<ServeCompareRow>& rows);
+
 nlohmann::ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain);
 std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain);
 std::vector<PlotPanel> budget_plot(const BudgetFile& f, const BudgetResult& r);

@@ -110,6 +110,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.requests_per_s = static_cast<double>(r.requests) / span;
   r.goodput_rps = static_cast<double>(good) / span;
   r.goodput_fraction = static_cast<double>(good) / static_cast<double>(r.requests);
+  r.prefill_share = sim.prefill_share;
   r.slo_met = (q.slo_ttft_s <= 0 || r.ttft.p99 <= q.slo_ttft_s) && (q.slo_tpot_s <= 0 || r.tpot.p99 <= q.slo_tpot_s);
 
   if (const PriceOffer* p = s.price("on-demand")) {

@@ -53,6 +53,7 @@ struct ServeReport {
   long kv_capacity_tokens = 0, preemptions = 0, iterations = 0;
   long max_concurrency_kv = 0;  // requests of the mean length whose KV fits at once, all decode replicas
   double kv_transfer_mean_s = 0;
+  double prefill_share = 0;  // share of busy time spent on prefill tokens (splits cost into input and output)
   double weight_bytes_per_device = 0, kv_bytes_per_token = 0;
   ServeCost cost;
   std::vector<ServeTerm> explain;  // memory terms, then one step at the mean decode batch
