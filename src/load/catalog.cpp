@@ -12,14 +12,7 @@ namespace xpu {
 
 namespace {
 
-toml::table parse_toml(const DataFile& f) {
-  try {
-    return toml::parse(f.text, f.path);
-  } catch (const toml::parse_error& e) {
-    throw InputError(f.path + ":" + std::to_string(e.source().begin.line),
-                     "malformed TOML: " + std::string(e.description()));
-  }
-}
+toml::table parse_toml(const DataFile& f) { return parse_toml_text(f.text, f.path); }
 
 void check_id(TomlReader& r, const std::string& id, const DataFile& f) {
   // The id must match the file name so that `--system dgx-h100` finds data/systems/dgx-h100.toml.

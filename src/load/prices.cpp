@@ -38,12 +38,7 @@ PriceOffer parse_offer(TomlReader& r, const std::string& file) {
 }  // namespace
 
 std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id) {
-  toml::table t;
-  try {
-    t = toml::parse(f.text, f.path);
-  } catch (const toml::parse_error& e) {
-    throw InputError(f.path + ":" + std::to_string(e.source().begin.line), "malformed TOML: " + std::string(e.description()));
-  }
+  const toml::table t = parse_toml_text(f.text, f.path);
   TomlReader r(t, f.path);
   const std::string id = r.str("id");
   // The id must match the file name, as for every other catalog file.

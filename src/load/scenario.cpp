@@ -11,14 +11,6 @@ namespace xpu {
 
 namespace {
 
-toml::table parse_text(const DataFile& f) {
-  try {
-    return toml::parse(f.text, f.path);
-  } catch (const toml::parse_error& e) {
-    throw InputError(f.path + ":" + std::to_string(e.source().begin.line), "malformed TOML: " + std::string(e.description()));
-  }
-}
-
 // Top-level keys other than those read through TomlReader (arrays of tables) are checked here.
 void check_keys(const toml::table& t, const DataFile& f, const std::set<std::string, std::less<>>& known) {
   for (const auto& [k, v] : t)
@@ -58,7 +50,7 @@ Pricing pricing_of(TomlReader& r, const char* key) {
 }  // namespace
 
 BudgetFile parse_budget_file(const DataFile& f) {
-  const toml::table t = parse_text(f);
+  const toml::table t = parse_toml_text(f.text, f.path);
   check_keys(t, f, {"name", "source", "usd", "fleet", "training"});
   TomlReader r(t, f.path);
   BudgetFile b;
@@ -99,7 +91,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
 }
 
 ContractFile parse_contract_file(const DataFile& f) {
-  const toml::table t = parse_text(f);
+  const toml::table t = parse_toml_text(f.text, f.path);
   check_keys(t, f, {"name", "source", "buyer", "seller", "total", "start_year", "years", "ramp", "capacity", "flow"});
   TomlReader r(t, f.path);
   ContractFile c;

@@ -9,14 +9,6 @@ namespace xpu {
 
 namespace {
 
-toml::table parse_text(const DataFile& f) {
-  try {
-    return toml::parse(f.text, f.path);
-  } catch (const toml::parse_error& e) {
-    throw InputError(f.path + ":" + std::to_string(e.source().begin.line), "malformed TOML: " + std::string(e.description()));
-  }
-}
-
 void check_date(TomlReader& r, const std::string& key, std::string* out) {
   *out = r.str(key);
   if (!is_iso_date(*out, false)) r.fail(key, "'" + *out + "' is not a date (YYYY-MM-DD)");
@@ -25,7 +17,7 @@ void check_date(TomlReader& r, const std::string& key, std::string* out) {
 }  // namespace
 
 Ownership parse_ownership(const DataFile& f, std::string* system_id) {
-  const toml::table t = parse_text(f);
+  const toml::table t = parse_toml_text(f.text, f.path);
   TomlReader r(t, f.path);
   Ownership o;
   o.file = f.path;
@@ -46,7 +38,7 @@ Ownership parse_ownership(const DataFile& f, std::string* system_id) {
 }
 
 Site parse_site(const DataFile& f) {
-  const toml::table t = parse_text(f);
+  const toml::table t = parse_toml_text(f.text, f.path);
   TomlReader r(t, f.path);
   Site s;
   s.file = f.path;

@@ -4,6 +4,14 @@
 
 namespace xpu {
 
+toml::table parse_toml_text(const std::string& text, const std::string& path) {
+  try {
+    return toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    throw InputError(path + ":" + std::to_string(e.source().begin.line), "malformed TOML: " + std::string(e.description()));
+  }
+}
+
 std::string TomlReader::where(std::string_view key) const {
   std::string w = file_ + ": " + prefix_ + std::string(key);
   if (auto* n = t_.get(key)) {

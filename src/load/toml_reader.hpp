@@ -12,6 +12,9 @@
 
 namespace xpu {
 
+// Parses TOML text; a syntax error is InputError("path:line", "malformed TOML: ...").
+toml::table parse_toml_text(const std::string& text, const std::string& path);
+
 class TomlReader {
  public:
   TomlReader(const toml::table& t, std::string file, std::string prefix = "")

@@ -16,11 +16,7 @@ constexpr std::array<std::pair<Pricing, const char*>, 6> kPricings = {{{Pricing:
                                                                        {Pricing::spot, "spot"},
                                                                        {Pricing::owned, "owned"}}};
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
+constexpr auto& fmt = format_number;
 }  // namespace
 
 const char* pricing_name(Pricing p) {

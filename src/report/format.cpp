@@ -14,11 +14,7 @@ using nlohmann::ordered_json;
 
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
+constexpr auto& fmt = format_number;
 
 // A cell that is one number with at most one unit word ("4.23 s", "38.1%", "1.98 PFLOP/s",
 // "62.5 GiB of 74.5 GiB" is not): right-aligned in tables.
@@ -39,13 +35,7 @@ bool numeric(const std::string& s) {
   return true;
 }
 
-// JSON numbers rounded to 6 significant digits so output is stable across platforms.
-double r6(double v) {
-  if (v == 0 || !std::isfinite(v)) return v;
-  char b[64];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return std::strtod(b, nullptr);
-}
+constexpr auto& r6 = round6;
 
 }  // namespace
 

@@ -11,18 +11,9 @@ using nlohmann::ordered_json;
 
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
+constexpr auto& fmt = format_number;
 
-double r6(double v) {
-  if (v == 0 || !std::isfinite(v)) return v;
-  char b[64];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return std::strtod(b, nullptr);
-}
+constexpr auto& r6 = round6;
 
 ordered_json opt(const std::optional<double>& v) { return v ? ordered_json(r6(*v)) : ordered_json(nullptr); }
 

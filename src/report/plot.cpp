@@ -1,5 +1,7 @@
 #include "report/plot.hpp"
 
+#include "units/units.hpp"
+
 #include <cstdio>
 
 namespace xpu {
@@ -14,11 +16,7 @@ std::string quoted(const std::string& s) {
   return o + "\"";
 }
 
-std::string num(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return b;
-}
+std::string num(double v) { return format_number("%.6g", v); }
 }  // namespace
 
 std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::string& terminal, const std::string& output) {

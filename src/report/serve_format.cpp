@@ -11,18 +11,9 @@ using nlohmann::ordered_json;
 
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
+constexpr auto& fmt = format_number;
 
-double r6(double v) {
-  if (v == 0 || !std::isfinite(v)) return v;
-  char b[64];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return std::strtod(b, nullptr);
-}
+constexpr auto& r6 = round6;
 
 ordered_json stats_json(const LatencyStats& s) {
   return {{"mean", r6(s.mean * 1e3)}, {"p50", r6(s.p50 * 1e3)}, {"p90", r6(s.p90 * 1e3)}, {"p99", r6(s.p99 * 1e3)}};

@@ -207,9 +207,24 @@ void Replica::run(SimResult& r) {
     int id, tokens;
   };
   std::vector<Chunk> chunks;
-  auto fail_drop = [&](int id) {
-    seqs_[id].state = State::finished;
-    ++r.dropped;
+  // Admits the front waiting sequence with blocks for its whole context (cached + target): a
+  // sequence larger than the whole cache is dropped; one that does not fit now stays queued.
+  enum class Admit { dropped, blocked, admitted };
+  auto admit_front = [&]() {
+    const int id = waiting_.front();
+    Seq& s = seqs_[id];
+    const long need = ceil_div(s.cached + s.target, B_);
+    if (need > total_blocks_) {
+      waiting_.pop_front();
+      s.state = State::finished;
+      ++r.dropped;
+      return Admit::dropped;
+    }
+    if (need > free_) return Admit::blocked;
+    waiting_.pop_front();
+    free_ -= need;
+    s.blocks = static_cast<int>(need);
+    return Admit::admitted;
   };
   for (;;) {
     pull_arrivals(t);
@@ -222,17 +237,9 @@ void Replica::run(SimResult& r) {
     // Sequences prefilled on another replica join decode directly.
     while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots > 0) {
       const int id = waiting_.front();
-      Seq& s = seqs_[id];
-      const long need = ceil_div(s.cached + s.target, B_);
-      if (need > total_blocks_) {
-        waiting_.pop_front();
-        fail_drop(id);
-        continue;
-      }
-      if (need > free_) break;
-      waiting_.pop_front();
-      free_ -= need;
-      s.blocks = static_cast<int>(need);
+      const Admit a = admit_front();
+      if (a == Admit::dropped) continue;
+      if (a == Admit::blocked) break;
       enter_decode(id, it);
       --slots;
     }
@@ -264,18 +271,10 @@ void Replica::run(SimResult& r) {
     }
     while (!waiting_.empty() && budget > 0 && slots > 0 && !seqs_[waiting_.front()].remote) {
       const int id = waiting_.front();
-      Seq& s = seqs_[id];
-      const long need = ceil_div(s.cached + s.target, B_);
-      if (need > total_blocks_) {
-        waiting_.pop_front();
-        fail_drop(id);
-        continue;
-      }
-      if (need > free_) break;
-      waiting_.pop_front();
-      free_ -= need;
-      s.blocks = static_cast<int>(need);
-      s.state = State::prefill;
+      const Admit a = admit_front();
+      if (a == Admit::dropped) continue;
+      if (a == Admit::blocked) break;
+      seqs_[id].state = State::prefill;
       prefilling_.push_back(id);
       --slots;
       take(id);

@@ -50,11 +50,7 @@ constexpr double kAct = 2.0;            // bytes of a bf16 activation element
 constexpr double kElementwisePasses = 10;  // norms, residual adds, rope, activation: reads + writes of h per token per layer
 inline double sat(double x, double half) { return x / (x + half); }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+constexpr auto& fmt = format_number;
 
 std::optional<Precision> matrix_precision(const System& s, Quant w) {
   auto has = [&](Precision p) { return s.peak(p).has_value(); };

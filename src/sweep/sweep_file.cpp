@@ -120,12 +120,7 @@ const toml::node* element_named(const toml::array& a, const std::string& s) {
 }  // namespace
 
 SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
-  toml::table t;
-  try {
-    t = toml::parse(f.text, f.path);
-  } catch (const toml::parse_error& e) {
-    throw InputError(f.path + ":" + std::to_string(e.source().begin.line), "malformed TOML: " + std::string(e.description()));
-  }
+  const toml::table t = parse_toml_text(f.text, f.path);
   check_keys(t, f.path, "", {"name", "grid", "search"});
   TomlReader top(t, f.path);
   SweepInputs in;

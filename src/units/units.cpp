@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace xpu {
@@ -179,6 +180,17 @@ bool is_iso_date(std::string_view s, bool month_only_ok) {
   if (s[7] != '-') return false;
   const int day = digits(8, 2);
   return day >= 1 && day <= 31;
+}
+
+std::string format_number(const char* printf_format, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, printf_format, v);
+  return b;
+}
+
+double round6(double v) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  return std::strtod(format_number("%.6g", v).c_str(), nullptr);
 }
 
 }  // namespace xpu

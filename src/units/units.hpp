@@ -83,6 +83,10 @@ inline UsdPerHour parse_usd_per_hour(std::string_view t) { return UsdPerHour{par
 // Human formatting with a sensible prefix and 3 significant digits ("989 TFLOP/s", "3.35 TB/s",
 // "80.0 GiB", "1.25 ms").
 std::string format_seconds(Seconds s);
+// One number through a printf format ("%.3f", "%.1f%%", ...).
+std::string format_number(const char* printf_format, double v);
+// v rounded to 6 significant digits (what the JSON reports print, so output is stable).
+double round6(double v);
 std::string format_bytes(Bytes b);  // binary prefixes (GiB), as memory is reported
 std::string format_flop_rate(FlopRate r);
 std::string format_byte_rate(ByteRate r);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "load/catalog.hpp"
@@ -56,6 +57,11 @@ class RowReader {
 // The architecture from the row's model columns, or the catalog model its name gives when
 // `layers` is empty (*reason set when it is neither).
 Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason);
+
+// The cells every measured row has: id (and its line), grade, system, model and metric.
+// Returns false, reading nothing more, when `only` is given and does not hold the row's id; the
+// metric's allowed values are the table's own, checked by the caller.
+bool read_row_head(const RowReader& r, int line, const std::set<std::string>* only, ValidationRow& row);
 
 // Error statistics: add one row's signed error, then turn the sum into the mean.
 void add_error(ErrorStats& s, double err);

@@ -25,6 +25,19 @@ void add_error(ErrorStats& s, double err) {
   ++s.count;
 }
 
+bool read_row_head(const RowReader& r, int line, const std::set<std::string>* only, ValidationRow& row) {
+  row.line = line;
+  row.id = r.str("id");
+  if (row.id.empty()) r.fail("id", "empty (required)");
+  if (only && !only->count(row.id)) return false;
+  row.grade = r.str("grade");
+  if (row.grade != "A" && row.grade != "B" && row.grade != "C") r.fail("grade", "must be A, B or C");
+  row.system = r.str("system");
+  row.model = r.str("model");
+  row.metric = r.str("metric");
+  return true;
+}
+
 void finish_error(ErrorStats& s) {
   if (s.count > 0) s.mape_pct /= s.count;
 }
@@ -127,15 +140,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     RowReader r(t, i);
     ValidationRow row;
-    row.line = t.row_lines[i];
-    row.id = r.str("id");
-    if (row.id.empty()) r.fail("id", "empty (required)");
-    if (only && !only->count(row.id)) continue;
-    row.grade = r.str("grade");
-    if (row.grade != "A" && row.grade != "B" && row.grade != "C") r.fail("grade", "must be A, B or C");
-    row.system = r.str("system");
-    row.model = r.str("model");
-    row.metric = r.str("metric");
+    if (!read_row_head(r, t.row_lines[i], only, row)) continue;
     if (row.metric != "step_time_s" && row.metric != "tokens_per_s_per_device")
       r.fail("metric", "'" + row.metric + "' is not step_time_s or tokens_per_s_per_device");
     row.measured = r.req_positive("value");

@@ -60,15 +60,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     RowReader r(t, i);
     ValidationRow row;
-    row.line = t.row_lines[i];
-    row.id = r.str("id");
-    if (row.id.empty()) r.fail("id", "empty (required)");
-    if (only && !only->count(row.id)) continue;
-    row.grade = r.str("grade");
-    if (row.grade != "A" && row.grade != "B" && row.grade != "C") r.fail("grade", "must be A, B or C");
-    row.system = r.str("system");
-    row.model = r.str("model");
-    row.metric = r.str("metric");
+    if (!read_row_head(r, t.row_lines[i], only, row)) continue;
     if (row.metric != "output_tokens_per_s" && row.metric != "ttft_ms" && row.metric != "tpot_ms")
       r.fail("metric", "'" + row.metric + "' is not output_tokens_per_s, ttft_ms or tpot_ms");
     row.stat = r.str("stat");
