@@ -192,7 +192,8 @@ ordered_json validation_json(const ValidationResult& v) {
       if (!r.facts.empty()) {
         ordered_json fs = ordered_json::array();
         for (const auto& f : r.facts)
-          fs.push_back({{"field", f.field}, {"value", f.value}, {"source", f.source}, {"file", f.file}, {"line", f.line}});
+          fs.push_back({{"field", f.field}, {"value", f.text.empty() ? ordered_json(f.value) : ordered_json(f.text)},
+                        {"source", f.source}, {"file", f.file}, {"line", f.line}});
         j["run_facts"] = fs;
       }
       const Layout& l = r.plan.layout;
@@ -223,7 +224,7 @@ std::string validation_text(const ValidationResult& v) {
     if (r.evaluated) {
       const Layout& l = r.plan.layout;
       plan = layout_summary(l);
-      for (const auto& f : r.facts) plan += " " + f.field + "=" + fmt("%g", f.value);
+      for (const auto& f : r.facts) plan += " " + f.field + "=" + (f.text.empty() ? fmt("%g", f.value) : f.text);
       if (!r.plan.warning.empty()) plan += " [memory model over capacity]";
     } else {
       plan = "NOT EVALUATED: " + r.reason;

@@ -49,6 +49,11 @@ namespace {
 constexpr double kAct = 2.0;            // bytes of a bf16 activation element
 constexpr double kElementwisePasses = 10;  // norms, residual adds, rope, activation: reads + writes of h per token per layer
 inline double sat(double x, double half) { return x / (x + half); }
+// Rows of the smallest tensor-core matrix instruction (mma m16n8k16 on NVIDIA; the same 16-row
+// granule on the other vendors' matrix units): the token dimension of a decode GEMM is padded to
+// it, no further, by the small-batch kernels serving engines use (GEMV / split-K), so a skinny
+// GEMM's token dimension saturates at this scale rather than at the large-GEMM gemm.half_dim.
+constexpr double kMmaRows = 16;
 
 constexpr auto& fmt = format_number;
 
@@ -178,7 +183,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
 double StepModel::gemm(double M, double N, double K) const {
   if (M <= 0) return 0;
   const double flops = 2.0 * M * N * K;
-  const double eff = gmax_ * sat(M, half_) * sat(N, half_) * sat(K, half_);
+  const double eff = gmax_ * sat(M, std::min(half_, kMmaRows)) * sat(N, half_) * sat(K, half_);
   const double tc = flops / (peak_ * eff);
   const double tm = (N * K * wb_ + (M * K + M * N) * kAct) / bw_;
   return std::max(tc, tm);
@@ -199,7 +204,7 @@ double StepModel::linear_time(int tokens) const {
     const double per_expert = T * k / active;                      // tokens per active expert
     const double mats = m_.gated_mlp ? 3 : 2;
     const double flops = 2.0 * T * k * mats * h * m_.moe.ffn_hidden / l_.tp;
-    const double eff = gmax_ * sat(per_expert, half_) * sat(h, half_) *
+    const double eff = gmax_ * sat(per_expert, std::min(half_, kMmaRows)) * sat(h, half_) *
                        sat(static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp, half_);
     const double bytes = active * expert_bytes_dev_ + 2 * T * k * h * kAct / l_.tp;
     const double router = gemm(T, E, h);

@@ -105,7 +105,12 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     else
       for (const char* k : kRunFactFields) consider(k);
     if (!known) r.fail("field", "'" + f.field + "' is not one of " + names);
-    f.value = r.req_positive("value");
+    if (f.field == "precision") {
+      f.text = r.str("value");
+      if (!parse_precision(f.text)) r.fail("value", "'" + f.text + "' is not a known precision");
+    } else {
+      f.value = r.req_positive("value");
+    }
     if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
     if ((f.field == "max_batch" || f.field == "token_budget") && f.value != std::floor(f.value))
       r.fail("value", f.field + " must be a whole number");
@@ -173,6 +178,13 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
         for (const auto& f : row.facts) {
           if (f.field == "moe_capacity_factor") q.work.moe_capacity_factor = f.value;
           if (f.field == "moe_imbalance") q.work.moe_imbalance = f.value;
+          if (f.field == "precision") {
+            if (row.precision_stated)
+              throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
+                               "precision: row " + row.id + " states its precision; a fact never overrides a stated cell");
+            q.precision = parse_precision(f.text);
+            row.precision_stated = true;
+          }
         }
       }
     }

@@ -18,13 +18,15 @@ namespace xpu {
 // <table>.facts.csv (columns id, field, value, source), never in the measured rows themselves.
 struct RunFact {
   std::string field, source, file;
-  double value = 0;
+  double value = 0;   // numeric facts
+  std::string text;   // textual facts (precision), as written; empty for numeric ones
   int line = 0;
 };
 using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 
 // Fields a run fact may set, for a training table...
-inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance"};
+// precision is for a row whose precision cell is empty (a fact never overrides a stated cell).
+inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
