@@ -115,6 +115,11 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
       double t = 0;
       if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + scale_up_ring_steps(s, k) * lat_up);
       if (n > 1) t += passes * ((n - 1.0) / n * (bytes / k) / bw_out) + passes * steps_out * lat_out;
+      // A ring across switched domains (NCCL's all-gather and reduce-scatter) is one flat ring of
+      // every member: besides the n - 1 hops between domains it takes g.size - n hops inside them,
+      // not k - 1 (NCCL tuning.cc: (nsteps - nInterSteps) x intraLat + nInterSteps x interLat).
+      if (n > 1 && k > 1 && kind != Collective::all_reduce && s.scale_up.topology == Topology::switched)
+        t += passes * (static_cast<double>(g.size - n) - scale_up_ring_steps(s, k)) * lat_up;
       return t;
     }
   }
