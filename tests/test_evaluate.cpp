@@ -100,6 +100,34 @@ TEST(Evaluate, FullRecomputeTradesTimeForMemory) {
   EXPECT_GT(b.hfu, b.mfu);
 }
 
+TEST(Evaluate, UnfusedAttentionPaysForTheScoreMatrix) {
+  // Unfused attention (Megatron's pre-flash path) computes every key, not half, and moves the
+  // s x s scores through memory: slower than flash attention, and without recompute it keeps the
+  // softmax output (2 B per score per layer) for backward. Selective recompute drops that again.
+  Layout flash = base_layout();
+  Layout unfused = flash;
+  unfused.attention = AttentionKernel::unfused;
+  const Workload w{4096, 64};
+  const TrainReport a = evaluate(llama8b(), h100(), flash, w, 8, /*enforce_memory=*/false);
+  const TrainReport b = evaluate(llama8b(), h100(), unfused, w, 8, /*enforce_memory=*/false);
+  ASSERT_TRUE(a.feasible() && b.feasible());
+  EXPECT_GT(b.time.attention, 2.0 * a.time.attention);
+  EXPECT_DOUBLE_EQ(b.time.gemm, a.time.gemm);
+  const Model& m = llama8b();
+  const double scores_per_layer = 1.0 * 4096 * 4096 * (m.heads / 2);  // micro-batch 1, tp 2
+  const double layers_in_flight = m.layers;                          // pp 1: every layer of one microbatch
+  EXPECT_NEAR(b.mem.activations - a.mem.activations, 2.0 * scores_per_layer * layers_in_flight,
+              0.01 * 2.0 * scores_per_layer * layers_in_flight);
+  Layout sel = unfused;
+  sel.recompute = Recompute::selective;
+  Layout sel_flash = flash;
+  sel_flash.recompute = Recompute::selective;
+  const TrainReport c = evaluate(llama8b(), h100(), sel, w, 8, false);
+  const TrainReport d = evaluate(llama8b(), h100(), sel_flash, w, 8, false);
+  EXPECT_DOUBLE_EQ(c.mem.activations, d.mem.activations);
+  EXPECT_GT(c.time.recompute, d.time.recompute);
+}
+
 TEST(Evaluate, DoublingGlobalBatchRoughlyDoublesStep) {
   // dp 8 (tp 1), full recompute: 128 -> 256 sequences doubles the microbatches (16 -> 32); the fixed
   // per-step terms (optimizer, overhead, exposed dp traffic) keep the ratio just under 2. Only time is

@@ -11,7 +11,7 @@
 namespace xpu::cli {
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, schedule, cp_mode;
+  std::string model, system, precision, recompute, schedule, cp_mode, attention;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
@@ -41,6 +41,9 @@ struct PlanFlags {
     c->add_option("--cp-mode", cp_mode,
                   "Context parallelism: ring (K/V passed around, overlapped with attention) or all-gather (K/V gathered "
                   "before attention) (default ring)");
+    c->add_option("--attention", attention,
+                  "Attention kernel: flash (fused, no s x s matrix in memory) or unfused (QK^T, softmax, dropout and PV as "
+                  "separate passes over the s x s scores, as Megatron before 2023) (default flash)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -70,6 +73,11 @@ struct PlanFlags {
       auto v = parse_cp_mode(cp_mode);
       if (!v) throw InputError("--cp-mode", "'" + cp_mode + "' is not ring or all-gather");
       q.cp_mode = *v;
+    }
+    if (!attention.empty()) {
+      auto v = parse_attention_kernel(attention);
+      if (!v) throw InputError("--attention", "'" + attention + "' is not flash or unfused");
+      q.attention = *v;
     }
     if (!precision.empty()) {
       q.precision = parse_precision(precision);

@@ -68,7 +68,8 @@ std::string layout_summary(const Layout& l) {
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
          std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
          precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
-         (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "");
+         (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
+         (l.attention == AttentionKernel::unfused ? " attn-unfused" : "");
 }
 
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
@@ -87,7 +88,8 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
                  {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
-                 {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)}};
+                 {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
+                 {"attention", attention_kernel_name(l.attention)}};
   j["microbatches"] = r.microbatches;
   j["feasible"] = r.feasible();
   if (!r.warning.empty()) j["warning"] = r.warning;
@@ -133,7 +135,8 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
          "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
-         (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) + "\n" +
+         (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
+         (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") + "\n" +
          "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n\n";
   if (!r.feasible()) {

@@ -239,6 +239,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                   l.schedule = q_.schedule;
                   l.cp_mode = q_.cp_mode;
+                  l.attention = q_.attention;
                   l.grad_fp32 = mo == 0;
                   l.lowp_params = mo == 2;
                   const long before = out.st.feasible;

@@ -24,6 +24,13 @@ std::optional<PipeSchedule> parse_schedule(std::string_view s);
 enum class CpMode { ring, all_gather };
 const char* cp_mode_name(CpMode m);
 std::optional<CpMode> parse_cp_mode(std::string_view s);
+// The attention core's kernel: flash attention (fused, tiled; no s x s matrix in memory, causal
+// blocks skipped) or unfused (Megatron's pre-2023 path: QK^T and PV as batched GEMMs over the
+// whole s x s score matrix, a fused scale-mask-softmax and dropout between them, each a pass over
+// that matrix in memory; the softmax output and dropout mask are stored for backward).
+enum class AttentionKernel { flash, unfused };
+const char* attention_kernel_name(AttentionKernel a);
+std::optional<AttentionKernel> parse_attention_kernel(std::string_view s);
 const char* recompute_name(Recompute r);
 std::optional<Recompute> parse_recompute(std::string_view s);
 
@@ -38,6 +45,7 @@ struct Layout {
   Precision precision = Precision::bf16;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
   CpMode cp_mode = CpMode::ring;
+  AttentionKernel attention = AttentionKernel::flash;
   bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
   bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
@@ -78,6 +86,7 @@ struct PlanRequest {
   std::optional<Precision> precision;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   CpMode cp_mode = CpMode::ring;                      // not searched: as given
+  AttentionKernel attention = AttentionKernel::flash; // not searched: as given
 };
 
 }  // namespace xpu

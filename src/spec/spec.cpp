@@ -101,6 +101,20 @@ std::optional<CpMode> parse_cp_mode(std::string_view s) {
   return std::nullopt;
 }
 
+const char* attention_kernel_name(AttentionKernel a) {
+  switch (a) {
+    case AttentionKernel::flash: return "flash";
+    case AttentionKernel::unfused: return "unfused";
+  }
+  return "?";
+}
+
+std::optional<AttentionKernel> parse_attention_kernel(std::string_view s) {
+  for (AttentionKernel x : {AttentionKernel::flash, AttentionKernel::unfused})
+    if (s == attention_kernel_name(x)) return x;
+  return std::nullopt;
+}
+
 ParamCounts count_params(const Model& m) {
   ParamCounts c;
   const double h = static_cast<double>(m.hidden);

@@ -110,6 +110,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.precision = q.precision.value_or(Precision::bf16);
   l.schedule = q.schedule;
   l.cp_mode = q.cp_mode;
+  l.attention = q.attention;
   (void)m;
   return l;
 }
@@ -175,6 +176,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                     l.schedule = q.schedule;
                     l.cp_mode = q.cp_mode;
+                    l.attention = q.attention;
                     l.grad_fp32 = mem_opt == 0;
                     l.lowp_params = mem_opt == 2;
                     if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {

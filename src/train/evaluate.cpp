@@ -186,12 +186,29 @@ LayerCost Evaluator::layer(int li) const {
   c.gemm_b += proj.b;
   c.params_dense += attn_params + 2 * h;  // + norms
 
-  // Attention core (flash attention: no s^2 memory, bf16).
+  // Attention core.
   const double af = attention_fwd_flops(li);
   const double kq = keys_per_query(li);
-  const double attn_rate = peak_attn_ * c_.attention * sat(kq, half_) * sat(sq_ * b_, half_);
-  c.attn_f = af / attn_rate + ko_;
-  c.attn_b = kAttnBwdWork * af / attn_rate + 2 * ko_;
+  double score_bytes = 0;  // unfused: the softmax output kept for backward (bf16 per score)
+  if (l_.attention == AttentionKernel::flash) {
+    // Flash attention: no s^2 memory, causal blocks skipped, at the fitted attention efficiency.
+    const double attn_rate = peak_attn_ * c_.attention * sat(kq, half_) * sat(sq_ * b_, half_);
+    c.attn_f = af / attn_rate + ko_;
+    c.attn_b = kAttnBwdWork * af / attn_rate + 2 * ko_;
+  } else {
+    // Unfused: QK^T and PV are batched GEMMs over every key (the causal mask is applied, not
+    // skipped), at the bf16 GEMM rate for their shape; between them the scores go through memory:
+    // written, read and written by the softmax, read by PV (8 B per score forward); backward runs
+    // twice the GEMM work and about twice the passes (16 B per score).
+    const double keys = static_cast<double>(w_.seq_len);
+    const double flops = af * keys / kq;
+    const double dqk = m_.is_mla() ? m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim : m_.head_dim;
+    const double rate = peak_attn_ * c_.gemm_max_at(Precision::bf16) * sat(sq_, half_) * sat(keys, half_) * sat(dqk, half_);
+    const double scores = b_ * sq_ * keys * (m_.heads / t_);
+    c.attn_f = flops / rate + mem_time(8.0 * scores, 3);
+    c.attn_b = 2.0 * flops / rate + mem_time(16.0 * scores, 5);
+    score_bytes = kAct * scores;
+  }
 
   // MLP: dense or mixture of experts.
   const double mats = m_.gated_mlp ? 3.0 : 2.0;
@@ -297,12 +314,12 @@ LayerCost Evaluator::layer(int li) const {
   // With fp8/fp4 (Transformer Engine) the inputs of the GEMMs are kept in the low precision.
   const double act = (2.0 * kAct + 2.0 * gin_) * h * T / tsp_ + kAct * qkv_out_elems + gin_ * attn_out_elems +
                      2.0 * T * a / t * 2.0 /* lse fp32 */ + mlp_act;
-  c.act_working = act;
+  c.act_working = act + score_bytes;
   switch (l_.recompute) {
     case Recompute::none:
-      c.act_stored = act;
+      c.act_stored = act + score_bytes;
       break;
-    case Recompute::selective:  // recompute the attention core only
+    case Recompute::selective:  // recompute the attention core only (its scores are not kept)
       c.act_stored = act;
       c.recompute = c.attn_f;
       c.recompute_flops = af;

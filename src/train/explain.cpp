@@ -88,7 +88,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     add(std::string("time: ") + name, format_seconds(Seconds{v}) + " (" + pct(v, st) + ")", how);
   };
   term("GEMM", t.gemm, "slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)");
-  term("attention", t.attention, "4 b s_q s_k/2 heads/tp d / (bf16 peak x attention eff); backward 2.5x");
+  term("attention", t.attention,
+       l.attention == AttentionKernel::flash
+           ? std::string("4 b s_q s_k/2 heads/tp d / (bf16 peak x attention eff); backward 2.5x")
+           : std::string("unfused: 4 b s_q s_k heads/tp d (no causal skip) at the bf16 GEMM rate + ") +
+                 "8 B (forward) / 16 B (backward) per score element / (HBM x fraction)");
   term("elementwise", t.elementwise, "bytes of norms, residuals, rope, activation, loss / (HBM x fraction)");
   term("recompute", t.recompute, std::string("recompute = ") + recompute_name(l.recompute));
   term("TP communication", t.tp_comm, "per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)");
@@ -123,7 +127,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   mem("gradients", mm.gradients, std::string("local params x ") + (l.grad_fp32 ? "4 B (fp32)" : "2 B (bf16)") +
                                      (l.zero >= 2 ? ", / dp x cp (ZeRO-2+)" : ""));
   mem("optimizer", mm.optimizer, "local params x 12 B (fp32 master + Adam m, v); / dp x cp under ZeRO-1+");
-  mem("activations", mm.activations, "Korthikanti et al. per layer (flash attention, SP) x microbatch-layers in flight");
+  mem("activations", mm.activations,
+      l.attention == AttentionKernel::flash
+          ? "Korthikanti et al. per layer (flash attention, SP) x microbatch-layers in flight"
+          : "Korthikanti et al. per layer (SP) + the unfused softmax output, 2 B per score (none with selective or full "
+            "recompute) x microbatch-layers in flight");
   mem("transient", mm.transient, "logits (bf16 + fp32), recompute working set, ZeRO-3 gathered layers");
   mem("reserve", mm.reserve, cal + ": memory.reserve + memory.fragmentation x dynamic");
   mem("total", mm.total(), "of " + format_bytes(Bytes{mm.capacity}) + " (" + chip + ": memory.capacity)");

@@ -108,6 +108,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     if (f.field == "precision") {
       f.text = r.str("value");
       if (!parse_precision(f.text)) r.fail("value", "'" + f.text + "' is not a known precision");
+    } else if (f.field == "attention") {
+      f.text = r.str("value");
+      if (!parse_attention_kernel(f.text)) r.fail("value", "'" + f.text + "' is not flash or unfused");
     } else {
       f.value = r.req_positive("value");
     }
@@ -178,6 +181,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
         for (const auto& f : row.facts) {
           if (f.field == "moe_capacity_factor") q.work.moe_capacity_factor = f.value;
           if (f.field == "moe_imbalance") q.work.moe_imbalance = f.value;
+          if (f.field == "attention") q.attention = *parse_attention_kernel(f.text);
           if (f.field == "precision") {
             if (row.precision_stated)
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",

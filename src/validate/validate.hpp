@@ -19,14 +19,16 @@ namespace xpu {
 struct RunFact {
   std::string field, source, file;
   double value = 0;   // numeric facts
-  std::string text;   // textual facts (precision), as written; empty for numeric ones
+  std::string text;   // textual facts (precision, attention), as written; empty for numeric ones
   int line = 0;
 };
 using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 
 // Fields a run fact may set, for a training table...
-// precision is for a row whose precision cell is empty (a fact never overrides a stated cell).
-inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision"};
+// precision is for a row whose precision cell is empty (a fact never overrides a stated cell);
+// attention names the attention kernel (flash or unfused) when the run's software predates flash
+// attention (the table has no column for it; the default is flash).
+inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
