@@ -38,6 +38,24 @@ CsvTable a100_rows() {
   return t;
 }
 
+// The TPU v6e rows of the MaxText recipes (TPUREC-V6E-*): dense and Mixtral (MoE) rows, one family.
+CsvTable v6e_rows() {
+  std::ifstream in(test::source_path("validation/training-public.csv"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CsvTable all = parse_csv({"training-public.csv", ss.str()});
+  CsvTable t = all;
+  t.rows.clear();
+  t.row_lines.clear();
+  const int ic = all.column("id");
+  for (std::size_t i = 0; i < all.rows.size(); ++i)
+    if (all.rows[i][ic].rfind("TPUREC-V6E", 0) == 0) {
+      t.rows.push_back(all.rows[i]);
+      t.row_lines.push_back(all.row_lines[i]);
+    }
+  return t;
+}
+
 // The shipped catalog with every calibration set back to its prior (assumed) values.
 Catalog prior_catalog() {
   std::map<std::string, Calibration> priors;
@@ -131,6 +149,25 @@ TEST(Calibrate, CrossValidationHoldsEachSourceOut) {
   EXPECT_NE(cv.folds[1].mape_out, cv.folds[1].mape_in);
   EXPECT_NEAR(cv.mape_in, (5 * cv.folds[0].mape_in + 4 * cv.folds[1].mape_in) / 9, 1e-9);
   EXPECT_NEAR(cv.mape_out, (5 * cv.folds[0].mape_out + 4 * cv.folds[1].mape_out) / 9, 1e-9);
+}
+
+TEST(Calibrate, GroupedGemmFactorFitsOnTheMoeRowsOnly) {
+  const std::vector<CsvTable> truth = {v6e_rows()};
+  const Catalog prior = prior_catalog();
+  const CalibrationResult r = calibrate(truth, prior, CalibrateOptions{});
+  const std::string fam = builtin().system("tpu-v6e").calib.family;
+  const FamilyFit* f = fit_of(r, fam);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->fit_grouped);
+  ASSERT_GE(f->grouped_rows.size(), 3u);
+  // The dense fit never sees an MoE row; the grouped fit sees only MoE rows.
+  for (const auto& id : f->grouped_rows) EXPECT_EQ(std::count(f->rows.begin(), f->rows.end(), id), 0) << id;
+  EXPECT_LE(f->grouped_mape_after, f->grouped_mape_before + 1e-9);
+  const std::string chip = builtin().system("tpu-v6e").chip_id;
+  const Calibration& fitted = r.fitted.at(chip);
+  EXPECT_NEAR(fitted.gemm_grouped, prior.calibrations.at(chip).gemm_grouped * f->grouped_scale, 1e-12);
+  // The file records the scale, so the prior comes back exactly.
+  EXPECT_NEAR(prior_calibration(fitted).gemm_grouped, prior.calibrations.at(chip).gemm_grouped, 1e-12);
 }
 
 }  // namespace

@@ -12,8 +12,10 @@ namespace xpu {
 
 namespace {
 
-void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo) {
+void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo, double gs) {
   c.tp_overlap = tpo;
+  c.fit_grouped_scale = gs;
+  c.gemm_grouped = std::min(1.5, base.gemm_grouped * gs);
   c.fit_gemm_scale = g;
   c.fit_lowp_scale = lp;
   c.fit_attention_scale = at;
@@ -48,9 +50,11 @@ struct Objective {
   std::vector<Prepared> rows;  // the family's usable rows, layouts chosen at the last prepare()
 
   double tpo0 = 0;  // the family's current tp_overlap
+  double gs = 1;    // grouped-GEMM scale in effect
+  bool moe_phase = false;  // prepare the mixture-of-experts rows (to fit gs) instead of the others
   void set(double g, double lp, double at, double tpo) {
     for (auto& [id, s] : cat.systems)
-      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo);
+      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs);
   }
   // Chooses every row's plan under these values (as validate does); returns the rows' MAPE.
   double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp,
@@ -62,7 +66,8 @@ struct Objective {
       const RunFacts* facts = ti < o.facts.size() ? &o.facts[ti] : nullptr;
       ValidationResult v = validate_training(truth[ti], cat, &row_ids, facts);
       for (const auto& r : v.rows) {
-        if (!r.evaluated || r.grade == "C" || (o.dense_only && r.moe) || o.exclude.count(r.id)) continue;
+        if (!r.evaluated || r.grade == "C" || o.exclude.count(r.id)) continue;
+        if (moe_phase ? !r.moe : (o.dense_only && r.moe)) continue;
         if (o.skip_ambiguous_precision && !r.precision_stated) {
           const System& sys = cat.systems.at(r.system);
           int rates = sys.peak(Precision::bf16) || sys.peak(Precision::fp16) ? 1 : 0;
@@ -101,7 +106,7 @@ struct Objective {
     if (rows.empty()) return 0;
     // Sum of row losses plus the prior: a family with few rows stays near its prior values.
     return se + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at) +
-                                      (tpo - tpo0) * (tpo - tpo0));
+                                      (tpo - tpo0) * (tpo - tpo0) + std::log(gs) * std::log(gs));
   }
 };
 
@@ -170,6 +175,25 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     }
     fit.mape_after = obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
     fit.loss_after = obj.error(g, lp, at, tpo);
+    // Grouped expert GEMMs: fitted on the family's mixture-of-experts rows, the values above fixed.
+    {
+      obj.moe_phase = true;
+      std::vector<std::string> moe_rows;
+      fit.grouped_mape_before = obj.prepare(g, lp, at, tpo, &moe_rows, nullptr, nullptr);
+      if (static_cast<int>(moe_rows.size()) >= o.min_rows) {
+        for (int pass = 0; pass < 2; ++pass) {
+          if (pass > 0) obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
+          obj.gs = golden([&](double x) { obj.gs = x; return obj.error(g, lp, at, tpo); }, 0.4, 1.5, 18);
+        }
+        fit.fit_grouped = true;
+        fit.grouped_rows = moe_rows;
+        fit.grouped_scale = obj.gs;
+        fit.grouped_mape_after = obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
+      } else {
+        obj.gs = 1;
+      }
+      obj.moe_phase = false;
+    }
     fit.gemm_scale = g;
     fit.lowp_scale = lp;
     fit.attention_scale = at;
@@ -177,7 +201,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.tp_overlap_prior = obj.tpo0;
     for (const auto& ch : chips) {
       Calibration cal = c.calibrations.at(ch);
-      apply(cal, obj.base.at(ch), g, lp, at, tpo);
+      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs);
       cal.status = "fitted";
       out.fitted[ch] = cal;
     }
@@ -193,8 +217,9 @@ Calibration prior_calibration(const Calibration& fitted) {
     b.gemm_max[static_cast<int>(p)] /= low ? b.fit_lowp_scale : b.fit_gemm_scale;
   }
   b.attention /= b.fit_attention_scale;
+  b.gemm_grouped /= b.fit_grouped_scale;
   if (b.prior_tp_overlap >= 0) b.tp_overlap = b.prior_tp_overlap;
-  b.fit_gemm_scale = b.fit_lowp_scale = b.fit_attention_scale = 1;
+  b.fit_gemm_scale = b.fit_lowp_scale = b.fit_attention_scale = b.fit_grouped_scale = 1;
   b.prior_tp_overlap = -1;
   return b;
 }
@@ -294,6 +319,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   for (Precision p : kAllPrecisions)
     if (c.gemm_max[static_cast<int>(p)] > 0) line("%s = %.4f", precision_name(p), c.gemm_max[static_cast<int>(p)]);
   line("half_dim = %g                          # a GEMM dimension this size halves that dimension's efficiency", c.gemm_half_dim);
+  line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
   s += "\n[attention]\n";
   line("efficiency = %.4f                     # flash attention, fraction of bf16 peak", c.attention);
   s += "\n[memory]\n";
@@ -323,6 +349,12 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     line("gemm_scale = %.4f", fit->gemm_scale);
     line("lowp_scale = %.4f", fit->lowp_scale);
     line("attention_scale = %.4f", fit->attention_scale);
+    if (fit->fit_grouped) {
+      line("grouped_scale = %.4f", fit->grouped_scale);
+      std::string g;
+      for (const auto& r : fit->grouped_rows) g += (g.empty() ? "\"" : ", \"") + r + "\"";
+      s += "grouped_rows = [" + g + "]\n";
+    }
     line("tp_overlap = %.4f", fit->tp_overlap);
     line("tp_overlap_prior = %.4f", fit->tp_overlap_prior);
     line("mape_before_pct = %.2f", fit->mape_before);

@@ -1,5 +1,6 @@
 // Fits per-family efficiency scales (GEMM at bf16/fp16, GEMM at fp8/fp4/int8, flash attention)
-// and the share of tensor-parallel traffic hidden under GEMMs
+// and the share of tensor-parallel traffic hidden under GEMMs on dense rows, then the grouped
+// (expert) GEMM factor on mixture-of-experts rows with those fixed,
 // by a robust (Cauchy) fit of the log error of measured runs, with a weak pull towards the prior
 // values so that a family with few rows moves little. Pure: takes tables and a catalog,
 // returns new calibrations; the CLI writes them.
@@ -25,6 +26,9 @@ struct FamilyFit {
   bool fit_lowp = false;              // the rows exercise fp8/fp4/int8 plans
   bool fit_tp_overlap = false;        // the rows exercise tensor parallelism
   double tp_overlap = 0, tp_overlap_prior = 0;
+  bool fit_grouped = false;               // enough mixture-of-experts rows to fit gemm.grouped
+  std::vector<std::string> grouped_rows;  // the MoE rows that fit it
+  double grouped_scale = 1, grouped_mape_before = 0, grouped_mape_after = 0;
   double loss_before = 0, loss_after = 0;  // mean robust loss
   double mape_before = 0, mape_after = 0;
 };

@@ -118,8 +118,12 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       rows.push_back({fit.family, std::to_string(fit.rows.size()), std::to_string(fit.ambiguous.size()), f("%.3f", fit.gemm_scale),
                       fit.fit_lowp ? f("%.3f", fit.lowp_scale) : "-", f("%.3f", fit.attention_scale),
                       fit.fit_tp_overlap ? f("%.2f", fit.tp_overlap) : "-",
-                      f("%.1f%%", fit.mape_before), f("%.1f%%", fit.mape_after)});
-    std::string text = render_table({"family", "rows", "unstated precision (left out)", "gemm x", "fp8/fp4/int8 x", "attention x", "tp overlap", "MAPE before", "MAPE after"}, rows);
+                      f("%.1f%%", fit.mape_before), f("%.1f%%", fit.mape_after),
+                      fit.fit_grouped ? std::to_string(fit.grouped_rows.size()) + ": " + f("%.3f", fit.grouped_scale) + " (" +
+                                            f("%.1f%%", fit.grouped_mape_before) + " -> " + f("%.1f%%", fit.grouped_mape_after) + ")"
+                                      : "-"});
+    std::string text = render_table({"family", "rows", "unstated precision (left out)", "gemm x", "fp8/fp4/int8 x", "attention x",
+                                     "tp overlap", "MAPE before", "MAPE after", "MoE rows: grouped GEMM x (MAPE)"}, rows);
     if (!o->out_dir.empty()) {
       for (const auto& fit : res.families)
         for (const auto& chip : fit.chips) {

@@ -178,6 +178,7 @@ Calibration parse_calibration(const DataFile& f) {
   if (c.gemm_max[static_cast<int>(Precision::bf16)] <= 0 && c.gemm_max[static_cast<int>(Precision::fp16)] <= 0)
     g->fail("bf16", "missing (required): bf16 or fp16");
   c.gemm_half_dim = g->number("half_dim", 0, 1e5);
+  c.gemm_grouped = g->opt_number("grouped", 0.05, 1.5).value_or(1.0);
   g->finish();
   if (auto a = r.table("attention")) {
     c.attention = a->number("efficiency", 0.01, 1.0);
@@ -203,6 +204,8 @@ Calibration parse_calibration(const DataFile& f) {
     c.fit_gemm_scale = f->number("gemm_scale", 0.01, 100);
     c.fit_lowp_scale = f->number("lowp_scale", 0.01, 100);
     c.fit_attention_scale = f->number("attention_scale", 0.01, 100);
+    c.fit_grouped_scale = f->opt_number("grouped_scale", 0.01, 100).value_or(1.0);
+    (void)f->str_array("grouped_rows");
     (void)f->number("tp_overlap", 0, 1);
     c.prior_tp_overlap = f->number("tp_overlap_prior", 0, 1);
     (void)f->number("mape_before_pct", 0, 1e9);

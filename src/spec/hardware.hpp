@@ -53,6 +53,9 @@ struct Calibration {
   std::string id, family, status, source, file;
   std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
   double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
+  double gemm_grouped = 1.0;         // grouped (MoE expert) GEMMs: efficiency relative to one dense
+                                     // GEMM of the same per-expert shape (many small problems in one
+                                     // launch: tile tails per expert, uneven expert sizes)
   double attention = 0.5;            // flash-attention fraction of bf16 peak (fwd; bwd likewise)
   double memory_bw = 0.8;            // fraction of HBM bandwidth reached by memory-bound kernels
   Seconds kernel_overhead{5e-6};     // fixed cost per kernel launch
@@ -69,7 +72,7 @@ struct Calibration {
   Seconds step_overhead{};           // fixed per-step cost (optimizer launch, logging, sync)
   // A fitted file records the scales it applied, so a new fit starts again from the prior
   // (assumed) values instead of compounding: prior = value / scale.
-  double fit_gemm_scale = 1, fit_lowp_scale = 1, fit_attention_scale = 1;
+  double fit_gemm_scale = 1, fit_lowp_scale = 1, fit_attention_scale = 1, fit_grouped_scale = 1;
   double prior_tp_overlap = -1;      // < 0: the file is not fitted; prior = tp_overlap
 
   double gemm_max_at(Precision p) const {

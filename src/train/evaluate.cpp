@@ -86,9 +86,10 @@ class Evaluator {
   }
 
   // One GEMM (M x K) . (K x N): roofline of compute at the shape's efficiency and memory traffic.
-  double gemm(double M, double N, double K) const {
+  // `grouped`: the grouped-GEMM factor of expert GEMMs (1 for a plain GEMM).
+  double gemm(double M, double N, double K, double grouped = 1.0) const {
     const double flops = 2.0 * M * N * K;
-    const double eff = gmax_ * sat(M, half_) * sat(N, half_) * sat(K, half_);
+    const double eff = std::min(0.98, gmax_ * grouped) * sat(M, half_) * sat(N, half_) * sat(K, half_);
     const double tc = flops / (peak_ * eff);
     double bytes = (M * K + K * N) * eb_ + M * N * kAct;
     if (lowp_) bytes += c_.lowp_overhead * M * K * 3.0;  // quantize the activation operand
@@ -96,8 +97,8 @@ class Evaluator {
     return std::max(tc, tm) + ko_;
   }
   // Forward GEMM and its backward (data gradient and weight gradient).
-  Fb gemm_fb(double M, double N, double K, double count = 1) const {
-    return {count * gemm(M, N, K), count * (gemm(M, K, N) + gemm(K, N, M))};
+  Fb gemm_fb(double M, double N, double K, double count = 1, double grouped = 1.0) const {
+    return {count * gemm(M, N, K, grouped), count * (gemm(M, K, N, grouped) + gemm(K, N, M, grouped))};
   }
   double mem_time(double bytes, int kernels) const { return bytes / mem_bw_ + kernels * ko_; }
   // Of communication whose `share` is hidden under compute: the exposed fraction, plus the compute
@@ -228,8 +229,9 @@ LayerCost Evaluator::layer(int li) const {
     // Routing load: padded buffers (capacity factor) or the busiest rank (imbalance) set the pace.
     const double load = w_.moe_load(m_.moe.routing_imbalance);
     const double tokens_per_expert = load * tok * k * ep / E;
-    Fb up = gemm_fb(tokens_per_expert, up_width * fe / etp, h, local_experts);
-    Fb down = gemm_fb(tokens_per_expert, h, fe / etp, local_experts);
+    // The local experts run as one grouped GEMM per projection (calibration gemm.grouped).
+    Fb up = gemm_fb(tokens_per_expert, up_width * fe / etp, h, local_experts, c_.gemm_grouped);
+    Fb down = gemm_fb(tokens_per_expert, h, fe / etp, local_experts, c_.gemm_grouped);
     Fb router = gemm_fb(T, E, h);
     c.gemm_f += up.f + down.f + router.f;
     c.gemm_b += up.b + down.b + router.b;

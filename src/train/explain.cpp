@@ -51,6 +51,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       chip + ": peak." + prec);
   add("GEMM efficiency cap", num(c.gemm_max_at(l.precision)) + " of peak (status: " + c.status + ")", cal + ": gemm." + prec);
   add("GEMM shape half-efficiency dim", num(c.gemm_half_dim), cal + ": gemm.half_dim; eff = cap x prod d/(d+half)");
+  if (m.is_moe())
+    add("grouped-GEMM efficiency", num(c.gemm_grouped) + " of the dense GEMM efficiency for the expert GEMMs",
+        cal + ": gemm.grouped");
   add("flash-attention efficiency", num(c.attention) + " of bf16 peak", cal + ": attention.efficiency");
   add("HBM bandwidth per device", format_byte_rate(s.hbm_bandwidth()) + " x " + num(c.memory_bw) + " achievable",
       chip + ": memory.bandwidth; " + cal + ": memory.bandwidth_fraction");
