@@ -128,6 +128,25 @@ TEST(Evaluate, UnfusedAttentionPaysForTheScoreMatrix) {
   EXPECT_GT(c.time.recompute, d.time.recompute);
 }
 
+TEST(Evaluate, InterleavedPipelineOverlapsItsSends) {
+  // Interleaved 1F1B sends vp times the messages, but overlapped with the next chunk (Megatron's
+  // overlap_p2p_comm): only the fill/drain chain is exposed, so it pays less than plain 1F1B.
+  Layout a;
+  a.tp = 8;
+  a.pp = 4;
+  a.dp = 1;
+  Layout b = a;
+  b.vp = 2;
+  const Model& m = builtin().model("llama3-70b");
+  const Workload w{8192, 64};
+  const TrainReport ra = evaluate(m, h100(), a, w, 32, false);
+  const TrainReport rb = evaluate(m, h100(), b, w, 32, false);
+  ASSERT_TRUE(ra.feasible() && rb.feasible());
+  EXPECT_GT(ra.time.pp_comm, 0);
+  EXPECT_LT(rb.time.pp_comm, ra.time.pp_comm);
+  EXPECT_GT(rb.time.pp_comm, 0);
+}
+
 TEST(Evaluate, DoublingGlobalBatchRoughlyDoublesStep) {
   // dp 8 (tp 1), full recompute: 128 -> 256 sequences doubles the microbatches (16 -> 32); the fixed
   // per-step terms (optimizer, overhead, exposed dp traffic) keep the ratio just under 2. Only time is

@@ -687,13 +687,19 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.ep_comm = k * sl.parts.ep_comm;
   tb.bubble = pipe - steady;
 
-  // Pipeline send/recv of activations: one forward and one backward message per microbatch on
-  // the critical path, plus the fill and drain chain.
+  // Pipeline send/recv of activations. 1F1B: one forward and one backward message per microbatch
+  // on the critical path, plus the fill and drain chain. Interleaved (vp > 1): a message per chunk,
+  // sent while the next chunk computes (Megatron's overlap_p2p_comm, on by default for the
+  // interleaved schedule and refused by the plain one), so only the fill and drain chain is
+  // exposed and the rest costs the compute it slows.
   if (p > 1) {
     const double bytes = T * h * kAct / ev.tsp_;
     const Group g{2, l.tp * l.cp * l.dp};
     const double one = ev.coll(Collective::send_recv, bytes, g);
-    tb.pp_comm = 2.0 * (k + (p - 1.0)) * one;
+    if (l.vp > 1)
+      tb.pp_comm = 2.0 * (p - 1.0) * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
+    else
+      tb.pp_comm = 2.0 * (k + (p - 1.0)) * one;
     if (detail) r.p2p_time = one;
   }
   if (detail) {

@@ -103,7 +103,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        l.cp_mode == CpMode::ring ? std::string("ring K/V exchange (cp-1 steps) not hidden under attention")
                                  : std::string("all-gather of K/V before attention, reduce-scatter of dK/dV after (exposed)"));
   term("EP all-to-all", t.ep_comm, "dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd");
-  term("PP send/recv", t.pp_comm, "2 x (microbatches + pp - 1) x message of b s h 2 B / tp");
+  term("PP send/recv", t.pp_comm,
+       l.vp > 1 ? std::string("interleaved: 2 (pp - 1) exposed messages of b s h 2 B / tp (fill and drain) + 2 x microbatches x vp "
+                              "messages overlapped with the next chunk (overlap_slowdown of them)")
+                : std::string("2 x (microbatches + pp - 1) x message of b s h 2 B / tp"));
   term("pipeline bubble", t.bubble,
        l.schedule == PipeSchedule::zero_bubble
            ? std::string("zb-h1: (pp - 1) x mean(F + B - W) per microbatch, W = weight-gradient GEMMs (half the backward GEMMs)")
