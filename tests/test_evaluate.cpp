@@ -147,6 +147,54 @@ TEST(Evaluate, InterleavedPipelineOverlapsItsSends) {
   EXPECT_GT(rb.time.pp_comm, 0);
 }
 
+TEST(Evaluate, PartialFullRecomputeSitsBetweenNoneAndFull) {
+  // Full recompute of r of a stage's layers (Megatron's block method): the other layers keep
+  // their activations, and the recompute time is r / layers of the all-layer figure.
+  const Model& m = builtin().model("llama3-70b");
+  const System& s = builtin().system("gb300-nvl72");
+  const Workload w{8192, 256};
+  Layout l;
+  l.dp = 64;
+  l.zero = 3;
+  l.micro_batch = 2;
+  l.precision = Precision::fp8;
+  Layout none = l, all = l, part = l;
+  all.recompute = part.recompute = Recompute::full;
+  part.recompute_layers = 20;
+  const TrainReport rn = evaluate(m, s, none, w, 64, false), ra = evaluate(m, s, all, w, 64, false),
+                    rp = evaluate(m, s, part, w, 64, false);
+  ASSERT_TRUE(rn.feasible() && ra.feasible() && rp.feasible());
+  EXPECT_LT(ra.mem.activations, rp.mem.activations);
+  EXPECT_LT(rp.mem.activations, rn.mem.activations);
+  EXPECT_NEAR(rp.time.recompute, ra.time.recompute * 20.0 / m.layers, 1e-9 * ra.time.recompute);
+  EXPECT_LT(rp.step_time, ra.step_time);
+  EXPECT_LT(rp.hfu * rp.step_time, ra.hfu * ra.step_time);  // fewer hardware FLOPs
+  // The fewest layers that fit: r fits, r - 1 does not.
+  const int r = fewest_recompute_layers(m, s, l, w);
+  ASSERT_GT(r, 0);
+  ASSERT_LT(r, m.layers);
+  Layout at = all, below = all;
+  at.recompute_layers = r;
+  below.recompute_layers = r - 1;
+  const MemoryBreakdown fa = estimate_memory(m, s, at, w), fb = estimate_memory(m, s, below, w);
+  EXPECT_LE(fa.total(), fa.capacity);
+  if (r > 1) {
+    EXPECT_GT(fb.total(), fb.capacity);
+  }
+  // Left to the planner, full recompute reruns that many layers; asked for, every layer.
+  PlanRequest q;
+  q.devices = 64;
+  q.work = w;
+  q.tp = 1; q.pp = 1; q.cp = 1; q.zero = 3; q.micro_batch = 2;
+  q.precision = Precision::fp8;
+  const TrainReport chosen = choose_plan(m, s, q);
+  ASSERT_TRUE(chosen.feasible());
+  EXPECT_EQ(chosen.layout.recompute, Recompute::full);
+  EXPECT_GT(chosen.layout.recompute_layers, 0);
+  q.recompute = Recompute::full;
+  EXPECT_EQ(choose_plan(m, s, q).layout.recompute_layers, 0);
+}
+
 TEST(Evaluate, DoublingGlobalBatchRoughlyDoublesStep) {
   // dp 8 (tp 1), full recompute: 128 -> 256 sequences doubles the microbatches (16 -> 32); the fixed
   // per-step terms (optimizer, overhead, exposed dp traffic) keep the ratio just under 2. Only time is

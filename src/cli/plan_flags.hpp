@@ -15,7 +15,7 @@ struct PlanFlags {
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
-  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, recompute_layers;
 
   // `what_if_omitted`: how a free layout knob is handled ("chosen if omitted", "searched if omitted").
   void add_to(CLI::App* c, const std::string& what_if_omitted) {
@@ -35,6 +35,10 @@ struct PlanFlags {
     c->add_option("--etp", etp, "Expert tensor-parallel degree, MoE only (default: tp when ep fits in dp x cp, else 1)");
     c->add_option("--zero", zero, "ZeRO stage 0-3 (3 = FSDP)" + free);
     c->add_option("--recompute", recompute, "none | selective | full" + free);
+    c->add_option("--recompute-layers", recompute_layers,
+                  "With --recompute full: layers per pipeline stage rerun, the rest keep their activations (Megatron's "
+                  "block method). --recompute full alone reruns every layer; with --recompute left to the planner, full "
+                  "recompute reruns the fewest layers that fit");
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 tf32" + free);
     c->add_option("--schedule", schedule,
                   "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1) or zb-h1 (zero-bubble, vp 1) (default 1f1b)");
@@ -59,6 +63,7 @@ struct PlanFlags {
     q.work.moe_imbalance = moe_imbalance;
     q.tp = tp; q.pp = pp; q.vp = vp; q.dp = dp; q.cp = cp; q.ep = ep; q.etp = etp;
     q.micro_batch = micro_batch;
+    q.recompute_layers = recompute_layers;
     q.zero = zero;
     if (!recompute.empty()) {
       q.recompute = parse_recompute(recompute);

@@ -66,7 +66,8 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
 std::string layout_summary(const Layout& l) {
   return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
-         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) + " " +
+         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) +
+         (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
          (l.attention == AttentionKernel::unfused ? " attn-unfused" : "");
@@ -86,6 +87,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   }
   j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
+                 {"recompute_layers", l.recompute_layers},
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
                  {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
                  {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
@@ -133,6 +135,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
          std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
+         (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + " layers per stage)" : "") +
          "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
@@ -202,7 +205,7 @@ ordered_json validation_json(const ValidationResult& v) {
       const Layout& l = r.plan.layout;
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
-                   {"precision", precision_name(l.precision)}};
+                   {"recompute_layers", l.recompute_layers}, {"precision", precision_name(l.precision)}};
     }
     rows.push_back(j);
   }

@@ -35,7 +35,7 @@ namespace {
 auto key(const RankedPlan& p) {
   const Layout& l = p.layout;
   return std::make_tuple(p.objective, p.step_time, p.devices, l.tp, l.pp, l.vp, l.dp, l.cp, l.ep, l.etp, l.micro_batch, l.zero,
-                         static_cast<int>(l.recompute), static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
+                         static_cast<int>(l.recompute), l.recompute_layers, static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
 }
 bool better(const RankedPlan& a, const RankedPlan& b) { return key(a) < key(b); }
 
@@ -237,6 +237,10 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  if (rc == Recompute::full)
+                    l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
+                                         : q_.recompute     ? 0
+                                                            : fewest_recompute_layers(m_, s_, l, q_.work);
                   l.schedule = q_.schedule;
                   l.cp_mode = q_.cp_mode;
                   l.attention = q_.attention;

@@ -42,6 +42,9 @@ struct Layout {
   int micro_batch = 1;
   int zero = 1;                      // 0..3
   Recompute recompute = Recompute::none;
+  int recompute_layers = 0;          // full recompute: layers of each pipeline stage rerun, the
+                                     // others keep their activations (Megatron's --recompute-method
+                                     // block --recompute-num-layers); 0 = every layer
   Precision precision = Precision::bf16;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
   CpMode cp_mode = CpMode::ring;
@@ -83,6 +86,7 @@ struct PlanRequest {
   Workload work;
   std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
   std::optional<Recompute> recompute;
+  std::optional<int> recompute_layers;   // with full recompute; chosen (the fewest that fit) if omitted
   std::optional<Precision> precision;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   CpMode cp_mode = CpMode::ring;                      // not searched: as given

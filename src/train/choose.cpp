@@ -56,6 +56,10 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.work.moe_imbalance > 0 && q.work.moe_capacity_factor > 0)
     bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
+  if (q.recompute_layers) {
+    if (*q.recompute_layers < 1) bad("--recompute-layers", "must be at least 1");
+    if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
+  }
   if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)
     bad("--schedule", "zb-h1 runs without interleaving: drop --vp or set it to 1");
   auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
@@ -107,6 +111,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.micro_batch = q.micro_batch.value_or(1);
   l.zero = q.zero.value_or(1);
   l.recompute = q.recompute.value_or(Recompute::none);
+  l.recompute_layers = q.recompute_layers.value_or(0);
   l.precision = q.precision.value_or(Precision::bf16);
   l.schedule = q.schedule;
   l.cp_mode = q.cp_mode;
@@ -183,6 +188,12 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                       ++st.rejected;
                       continue;
                     }
+                    // Full recompute as asked: every layer, or --recompute-layers of them; chosen
+                    // freely: the fewest layers that fit.
+                    if (rc == Recompute::full)
+                      l.recompute_layers = q.recompute_layers ? *q.recompute_layers
+                                           : q.recompute     ? 0
+                                                             : fewest_recompute_layers(m, s, l, q.work);
                     MemoryBreakdown mem = estimate_memory(m, s, l, q.work);
                     if (mem.total() > mem.capacity) {
                       ++st.out_of_memory;

@@ -369,6 +369,11 @@ double model_fwd_flops_per_token(const Model& m, long seq) {
 
 }  // namespace
 
+double recompute_share(const Layout& l, int layers) {
+  if (l.recompute != Recompute::full || l.recompute_layers <= 0 || layers <= 0) return 1.0;
+  return std::min(1.0, static_cast<double>(l.recompute_layers) / layers);
+}
+
 Infeasible check_layout(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                         std::string* why) {
   auto no = [&](Infeasible r, std::string text) {
@@ -385,6 +390,8 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "tp " + std::to_string(l.tp) + " and kv_heads " + std::to_string(m.kv_heads) + " do not divide");
   if (l.pp > m.layers) return no(Infeasible::indivisible, "pp " + std::to_string(l.pp) + " exceeds layers " + std::to_string(m.layers));
   if (l.vp > 1 && l.pp == 1) return no(Infeasible::indivisible, "interleaving (vp > 1) needs pp > 1");
+  if (l.recompute_layers < 0 || (l.recompute_layers > 0 && l.recompute != Recompute::full))
+    return no(Infeasible::indivisible, "recompute layers need full recompute (and are at least 1)");
   if (l.vp > 1 && l.schedule == PipeSchedule::zero_bubble)
     return no(Infeasible::indivisible, "the zero-bubble schedule (zb-h1) runs without interleaving (vp = 1)");
   if (static_cast<long>(l.pp) * l.vp > m.layers)
@@ -448,7 +455,11 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   // warm-up of (p-1)*2 + (v-1)*p + 1 chunks on the first stage).
   const int p = l.pp, v = l.vp;
   double units = 0;
-  const double per_layer_stored = (n_dense * dense.act_stored + n_moe * moe.act_stored) / std::max(1, layers_of[i]);
+  // Partial full recompute: recompute_layers of the stage keep only their input, the rest everything.
+  const double share = recompute_share(l, layers_of[i]);
+  const double per_layer_stored =
+      (share * (n_dense * dense.act_stored + n_moe * moe.act_stored) +
+       (1.0 - share) * (n_dense * dense.act_working + n_moe * moe.act_working)) / std::max(1, layers_of[i]);
   if (v == 1) {
     units = static_cast<double>(std::min<long>(microbatches, p - i)) * layers_of[i];
   } else {
@@ -549,6 +560,25 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
   return memory_of(m, s, l, w, ev, st, average_layer(ev, m, false), average_layer(ev, m, true));
 }
 
+int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w) {
+  l.recompute = Recompute::full;
+  const Setup st = make_setup(m, l);
+  const int most = *std::max_element(st.layers_of.begin(), st.layers_of.end());
+  auto fits = [&](int r) {
+    l.recompute_layers = r;
+    const MemoryBreakdown mb = estimate_memory(m, s, l, w);
+    return mb.total() <= mb.capacity;
+  };
+  if (most <= 1 || !fits(most - 1)) return 0;
+  int lo = 1, hi = most - 1;  // memory falls as r grows; fits(hi) holds
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (fits(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return hi;
+}
+
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                      bool enforce_memory, bool detail) {
   TrainReport r;
@@ -611,12 +641,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     sg.parts.gemm = acc(dense.gemm_f + dense.gemm_b, moe.gemm_f + moe.gemm_b);
     sg.parts.attention = acc(dense.attn_f + dense.attn_b, moe.attn_f + moe.attn_b);
     sg.parts.elementwise = acc(dense.elem_f + dense.elem_b, moe.elem_f + moe.elem_b);
-    sg.parts.recompute = acc(dense.recompute, moe.recompute);
+    const double rshare = recompute_share(l, st.layers_of[i]);
+    sg.parts.recompute = rshare * acc(dense.recompute, moe.recompute);
     sg.parts.tp_comm = acc(dense.tp_f + dense.tp_b, moe.tp_f + moe.tp_b);
     sg.parts.cp_comm = acc(dense.cp_f + dense.cp_b, moe.cp_f + moe.cp_b);
     sg.parts.ep_comm = acc(dense.ep_f + dense.ep_b, moe.ep_f + moe.ep_b);
     sg.f = acc(dense.fwd(), moe.fwd());
-    sg.b = acc(dense.bwd(), moe.bwd());
+    sg.b = acc(dense.bwd(), moe.bwd()) - (1.0 - rshare) * acc(dense.recompute, moe.recompute);
     sg.w = 0.5 * acc(dense.gemm_b, moe.gemm_b);
     sg.p_dense = acc(dense.params_dense, moe.params_dense);
     sg.p_exp = acc(dense.params_expert, moe.params_expert);
@@ -765,7 +796,9 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   double recompute_per_token = 0;
   if (l.recompute == Recompute::full) {
     const double head = 2.0 * h * V;
-    recompute_per_token = fwd_per_token - head;
+    double rerun = 0;  // layers rerun, over all stages
+    for (int i = 0; i < p; ++i) rerun += recompute_share(l, st.layers_of[i]) * st.layers_of[i];
+    recompute_per_token = (fwd_per_token - head) * rerun / m.layers;
   } else if (l.recompute == Recompute::selective) {
     recompute_per_token = attention_flops_per_token(m, w.seq_len);
   }

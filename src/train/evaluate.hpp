@@ -26,6 +26,14 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
 // Memory only (cheap): used to prune before timing.
 MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w);
 
+// Share of a stage of `layers` layers that the layout's recompute reruns: recompute_layers of them
+// under full recompute (1 otherwise, and when recompute_layers is 0 or covers the stage).
+double recompute_share(const Layout& l, int layers);
+
+// Full recompute of fewer layers: the fewest layers per stage (recompute_layers) with which layout
+// `l` fits in memory, or 0 (every layer) when only that fits, or nothing does.
+int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w);
+
 // The terms behind a report, each with its origin (data file and field, or formula).
 std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainReport& r);
 

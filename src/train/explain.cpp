@@ -76,7 +76,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
                     std::to_string(l.ep) + ", micro-batch " + std::to_string(l.micro_batch) + ", ZeRO-" +
-                    std::to_string(l.zero) + ", recompute " + recompute_name(l.recompute) + ", " + prec,
+                    std::to_string(l.zero) + ", recompute " + recompute_name(l.recompute) +
+                    (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) + " layers per stage" : "") + ", " + prec,
       "plan (given or chosen)");
   add("microbatches per step", std::to_string(r.microbatches), "global batch / (dp x micro-batch)");
   if (!r.feasible()) {
@@ -97,7 +98,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            : std::string("unfused: 4 b s_q s_k heads/tp d (no causal skip) at the bf16 GEMM rate + ") +
                  "8 B (forward) / 16 B (backward) per score element / (HBM x fraction)");
   term("elementwise", t.elementwise, "bytes of norms, residuals, rope, activation, loss / (HBM x fraction)");
-  term("recompute", t.recompute, std::string("recompute = ") + recompute_name(l.recompute));
+  term("recompute", t.recompute,
+       std::string("recompute = ") + recompute_name(l.recompute) +
+           (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) +
+                                         " layers per stage (the others keep their activations)"
+                                   : ""));
   term("TP communication", t.tp_comm, "per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)");
   term("CP communication", t.cp_comm,
        l.cp_mode == CpMode::ring ? std::string("ring K/V exchange (cp-1 steps) not hidden under attention")
