@@ -202,6 +202,13 @@ TEST(BadInput, TorusWithoutDimensions) {
   EXPECT_TRUE(contains(e.where, "scale_up.torus_dims")) << e.what;
 }
 
+TEST(BadInput, OversubscriptionWithoutIsland) {
+  // A tapered fabric needs the size of its non-blocking islands.
+  const auto e = catch_input_error(
+      [] { parse_system({kSystemPath, replace_once(kSystem, "topology = \"fat-tree\"", "topology = \"fat-tree\"\noversubscription = 2")}); });
+  EXPECT_TRUE(contains(e.where, "scale_out.island")) << e.what;
+}
+
 TEST(BadInput, SystemNamesUnknownChip) {
   // chip = "nochip", and no chips/nochip.toml among the files.
   const std::string sys = replace_once(kSystem, "chip = \"testchip\"", "chip = \"nochip\"");

@@ -23,6 +23,20 @@ TEST(Collective, ZeroBytesCostNothing) {
   EXPECT_EQ(collective_time(h100(), Collective::all_reduce, 0.0, Group{8, 1}), 0.0);
 }
 
+TEST(Collective, OversubscribedFabricSlowsOnlyGroupsBeyondAnIsland) {
+  // dgx-h100 with a 2:1 taper above islands of 256 GPUs: a data-parallel all-reduce over 1,024
+  // GPUs pays it on its scale-out part; one over 128 GPUs (inside an island) does not.
+  System tapered = h100();
+  tapered.scale_out.oversubscription = 2.0;
+  tapered.scale_out.island = 256;
+  const double bytes = 4e9;
+  const Group wide{1024, 1}, narrow{128, 1};
+  EXPECT_GT(collective_time(tapered, Collective::all_reduce, bytes, wide),
+            1.2 * collective_time(h100(), Collective::all_reduce, bytes, wide));
+  EXPECT_DOUBLE_EQ(collective_time(tapered, Collective::all_reduce, bytes, narrow),
+                   collective_time(h100(), Collective::all_reduce, bytes, narrow));
+}
+
 TEST(Collective, AllReduceInsideOneNode) {
   // Ring all-reduce over k = 8 GPUs of one NVSwitch domain:
   // 2 (k-1)/k x bytes / (bw x bus) + 2 (k-1) x latency, from the system's fields.

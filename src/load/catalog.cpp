@@ -73,6 +73,12 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
   }
   t.bandwidth = ByteRate{r.quantity("bandwidth", Dimension::byte_rate)};
   t.latency = Seconds{r.quantity("latency", Dimension::time)};
+  if (!scale_up) {
+    t.oversubscription = r.opt_number("oversubscription", 1.0, 64.0).value_or(1.0);
+    t.island = static_cast<int>(r.opt_integer("island", 1).value_or(0));
+    if (t.oversubscription > 1.0 && t.island == 0)
+      r.fail("island", "missing: an oversubscribed fabric needs the devices under one non-blocking first tier");
+  }
   r.finish();
   return t;
 }

@@ -87,7 +87,12 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
   const int k = members_per_domain(s, g);
   const int n = (g.size + k - 1) / k;  // domains spanned
   const double bw_up = s.scale_up.bandwidth.v * c.scale_up_bus * scale_up_factor(s, k);
-  const double bw_out = s.scale_out.bandwidth.v * c.scale_out_bus;
+  // A group reaching beyond one non-blocking island of an oversubscribed fabric crosses its tapered
+  // tier: the scale-out bandwidth divides by the oversubscription.
+  const Tier& so = s.scale_out;
+  const double span = static_cast<double>(g.size) * std::max(1, g.stride);
+  const double taper = so.oversubscription > 1.0 && so.island > 0 && span > so.island ? so.oversubscription : 1.0;
+  const double bw_out = so.bandwidth.v * c.scale_out_bus / taper;
   const double lat_up = s.scale_up.latency.v;
   const double lat_out = s.scale_out.latency.v;
 

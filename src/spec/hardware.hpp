@@ -45,6 +45,10 @@ struct Tier {
   std::vector<int> torus_dims;  // torus only, in chips
   ByteRate bandwidth{};         // per device, per direction
   Seconds latency{};
+  // Scale-out only: a fabric tapered above its first switch tier. Traffic of a group spanning more
+  // than `island` devices crosses the tapered tier at bandwidth / oversubscription.
+  double oversubscription = 1.0;  // downlinks : uplinks of the first tier (1 = non-blocking)
+  int island = 0;                 // devices under one non-blocking first tier (0 = the whole fabric)
 };
 
 // Achievable efficiency of one chip: fitted by `calibrate` or assumed from public

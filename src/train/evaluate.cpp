@@ -561,6 +561,14 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
 }
 
 int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w) {
+  {
+    // Where the layout fits without recompute, rerunning any layer only loses time: keep 0.
+    Layout bare = l;
+    bare.recompute = Recompute::none;
+    bare.recompute_layers = 0;
+    const MemoryBreakdown mb = estimate_memory(m, s, bare, w);
+    if (mb.total() <= mb.capacity) return 0;
+  }
   l.recompute = Recompute::full;
   const Setup st = make_setup(m, l);
   const int most = *std::max_element(st.layers_of.begin(), st.layers_of.end());

@@ -31,7 +31,8 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
 double recompute_share(const Layout& l, int layers);
 
 // Full recompute of fewer layers: the fewest layers per stage (recompute_layers) with which layout
-// `l` fits in memory, or 0 (every layer) when only that fits, or nothing does.
+// `l` fits in memory, or 0 (every layer) when only that fits, nothing does, or the layout fits
+// without any recompute (where rerunning layers only loses time).
 int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w);
 
 // The terms behind a report, each with its origin (data file and field, or formula).
