@@ -570,11 +570,16 @@ int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Wor
     if (mb.total() <= mb.capacity) return 0;
   }
   l.recompute = Recompute::full;
+  l.recompute_layers = 0;
+  // The layer costs do not depend on how many layers rerun: build them once.
+  const Evaluator ev(m, s, l, w);
   const Setup st = make_setup(m, l);
+  const LayerCost dense = average_layer(ev, m, false), moe = average_layer(ev, m, true);
   const int most = *std::max_element(st.layers_of.begin(), st.layers_of.end());
   auto fits = [&](int r) {
-    l.recompute_layers = r;
-    const MemoryBreakdown mb = estimate_memory(m, s, l, w);
+    Layout x = l;
+    x.recompute_layers = r;
+    const MemoryBreakdown mb = memory_of(m, s, x, w, ev, st, dense, moe);
     return mb.total() <= mb.capacity;
   };
   if (most <= 1 || !fits(most - 1)) return 0;
