@@ -17,29 +17,8 @@ namespace {
 
 using test::builtin;
 
-// The A100 rows of the project's measured-runs table whose source is NAR21 (Table 1) or KOR22:
-// 9 dense rows, two sources, one chip family.
-CsvTable a100_rows() {
-  std::ifstream in(test::source_path("validation/training-public.csv"), std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  CsvTable all = parse_csv({"training-public.csv", ss.str()});
-  CsvTable t = all;
-  t.rows.clear();
-  t.row_lines.clear();
-  const int ic = all.column("id");
-  for (std::size_t i = 0; i < all.rows.size(); ++i) {
-    const std::string& id = all.rows[i][ic];
-    if ((id.rfind("NAR21-T1", 0) == 0 || id.rfind("KOR22-T5", 0) == 0)) {
-      t.rows.push_back(all.rows[i]);
-      t.row_lines.push_back(all.row_lines[i]);
-    }
-  }
-  return t;
-}
-
-// The TPU v6e rows of the MaxText recipes (TPUREC-V6E-*): dense and Mixtral (MoE) rows, one family.
-CsvTable v6e_rows() {
+// The rows of the project's measured-runs table whose id starts with one of `prefixes`.
+CsvTable rows_with(std::initializer_list<const char*> prefixes) {
   std::ifstream in(test::source_path("validation/training-public.csv"), std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -49,12 +28,20 @@ CsvTable v6e_rows() {
   t.row_lines.clear();
   const int ic = all.column("id");
   for (std::size_t i = 0; i < all.rows.size(); ++i)
-    if (all.rows[i][ic].rfind("TPUREC-V6E", 0) == 0) {
-      t.rows.push_back(all.rows[i]);
-      t.row_lines.push_back(all.row_lines[i]);
-    }
+    for (const char* p : prefixes)
+      if (all.rows[i][ic].rfind(p, 0) == 0) {
+        t.rows.push_back(all.rows[i]);
+        t.row_lines.push_back(all.row_lines[i]);
+        break;
+      }
   return t;
 }
+
+// The A100 rows whose source is NAR21 (Table 1) or KOR22: 9 dense rows, two sources, one family.
+CsvTable a100_rows() { return rows_with({"NAR21-T1", "KOR22-T5"}); }
+
+// The TPU v6e rows of the MaxText recipes (TPUREC-V6E-*): dense and Mixtral (MoE) rows, one family.
+CsvTable v6e_rows() { return rows_with({"TPUREC-V6E"}); }
 
 // The shipped catalog with every calibration set back to its prior (assumed) values.
 Catalog prior_catalog() {
