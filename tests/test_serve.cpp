@@ -71,6 +71,28 @@ TEST(ServeKv, CapacityIsHbmMinusWeightsAndTpShardsKv) {
   EXPECT_NE(big.reason().find("out of memory"), std::string::npos);
 }
 
+TEST(ServeKv, ShardsPerDeviceReplicateKvHeadsPerRank) {
+  // Llama 3 8B has 8 KV heads. On 8 devices with one rank each, a device holds one KV head; with
+  // two ranks per device (Neuron: one per NeuronCore, tp_degree 16), each rank still needs one
+  // KV head, so a device holds two, and the 32 query heads padded over 16 ranks give 4 per device.
+  System s = builtin().system("dgx-h100");
+  ServeLayout l;
+  l.tp = 8;
+  StepModel one(builtin().model("llama3-8b"), s, l);
+  s.serving.shards_per_device = 2;
+  StepModel two(builtin().model("llama3-8b"), s, l);
+  ASSERT_TRUE(one.fits() && two.fits());
+  EXPECT_DOUBLE_EQ(two.kv_bytes_per_token_per_device(), 2 * one.kv_bytes_per_token_per_device());
+  EXPECT_LT(two.kv_capacity_tokens(), one.kv_capacity_tokens());
+  // Weights are sharded the same way either way; only the replicated KV and attention grow.
+  EXPECT_DOUBLE_EQ(two.weight_bytes_per_device(), one.weight_bytes_per_device());
+  EXPECT_GT(two.step_time(8, 8, 8 * 4000.0, 0, 8), one.step_time(8, 8, 8 * 4000.0, 0, 8));
+  // The Neuron serving families say so (data/serving engine.shards_per_device).
+  EXPECT_EQ(builtin().system("inf2-48xl").serving.shards_per_device, 2);
+  EXPECT_EQ(builtin().system("trn2-48xl").serving.shards_per_device, 4);
+  EXPECT_EQ(builtin().system("dgx-h100").serving.shards_per_device, 1);
+}
+
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   ServeLayout l;
   l.tp = 4;

@@ -107,8 +107,12 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   attn_eff_ = s.calib.attention;
 
   const double h = static_cast<double>(m.hidden);
-  // Heads that tp does not divide are padded up to a multiple of tp (as Neuron and TPU engines do).
-  heads_dev_ = std::ceil(static_cast<double>(m.heads) / t);
+  // Heads that the tensor-parallel ranks do not divide are padded up to a multiple of them (as
+  // Neuron and TPU engines do); an engine that runs `shards` ranks per device (Neuron: one per
+  // NeuronCore) holds that many ranks' heads and replicated KV heads on each device.
+  shards_ = std::max(1, s.serving.shards_per_device);
+  const double ranks = static_cast<double>(t) * shards_;
+  heads_dev_ = std::ceil(static_cast<double>(m.heads) / ranks) * shards_;
   const double hd = m.head_dim;
   if (m.is_mla()) {
     const auto& a = m.mla;
@@ -125,9 +129,9 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
     // Decode attends in the latent space (weights absorbed): keys kv_lora + rope, values kv_lora.
     attn_dqk_ = a.kv_lora_rank + a.qk_rope_head_dim;
     attn_dv_ = a.kv_lora_rank;
-    kv_layer_dev_ = (a.kv_lora_rank + a.qk_rope_head_dim) * kvb_;  // latent cache replicated on every tp rank
+    kv_layer_dev_ = (a.kv_lora_rank + a.qk_rope_head_dim) * kvb_ * shards_;  // latent cache replicated on every tp rank
   } else {
-    const double kvh_dev = std::ceil(static_cast<double>(m.kv_heads) / t);  // replicated when tp > kv heads
+    const double kvh_dev = std::ceil(static_cast<double>(m.kv_heads) / ranks) * shards_;  // replicated when ranks > kv heads
     attn_gemms_.push_back({(heads_dev_ + 2 * kvh_dev) * hd, h, 1});
     attn_gemms_.push_back({h, heads_dev_ * hd, 1});
     attn_dqk_ = attn_dv_ = hd;
@@ -305,6 +309,8 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                      " x layers per stage x " + quant_name(l_.kv)});
   out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
+  out.push_back({"tensor-parallel ranks per device", std::to_string(shards_),
+                 srv + ": engine.shards_per_device (heads padded, KV heads replicated per rank)"});
   return out;
 }
 

@@ -99,6 +99,7 @@ class StepModel {
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
   long kv_tokens_ = 0;
   int block_ = 16;
+  int shards_ = 1;  // tensor-parallel ranks per device (data/serving engine.shards_per_device)
   int dense_layers_ = 0, moe_layers_ = 0;
   std::vector<Gemm> attn_gemms_, dense_mlp_gemms_, shared_gemms_;
   double expert_bytes_dev_ = 0;  // one routed expert's weights on one device

@@ -126,6 +126,10 @@ struct ServingCalibration {
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
   int block_tokens = 16;             // paged-KV block size
+  // Tensor-parallel ranks the engine runs on each device (Neuron shards over NeuronCores: 2 per
+  // Inferentia2 chip, 4 logical cores per Trainium2 chip at LNC=2). Heads are padded and KV heads
+  // replicated per rank, so a device holds `shards` ranks' worth of them.
+  int shards_per_device = 1;
   std::vector<std::string> chips;    // the chip ids the file names
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).
