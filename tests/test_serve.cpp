@@ -93,6 +93,32 @@ TEST(ServeKv, ShardsPerDeviceReplicateKvHeadsPerRank) {
   EXPECT_EQ(builtin().system("dgx-h100").serving.shards_per_device, 1);
 }
 
+TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
+  // Requests that arrive while others decode: a mixed-batch engine folds each prompt into a
+  // decode pass; a Neuron-style engine (engine.mixed_batches = false) runs the decode graph and
+  // then the prefill graph, so the same work takes longer and the token count is unchanged.
+  System s = builtin().system("dgx-h100");
+  ServeLayout l;
+  l.tp = 1;
+  const Model& m = builtin().model("llama3-8b");
+  const ServeWorkload w = offline(200, 512, 64);
+  SimOptions o;
+  o.max_batch = 16;
+  o.token_budget = 1024;  // prompts trickle in over several steps while others decode
+  StepModel mixed(m, s, l);
+  const SimResult a = simulate(mixed, w, o);
+  s.serving.mixed_batches = false;
+  StepModel split(m, s, l);
+  const SimResult b = simulate(split, w, o);
+  ASSERT_TRUE(a.ok && b.ok);
+  EXPECT_EQ(a.output_tokens, b.output_tokens);
+  EXPECT_GT(b.busy_s, a.busy_s * 1.01);
+  // A step with only decode (or only prefill) costs the same either way.
+  EXPECT_DOUBLE_EQ(split.step_time(8, 8, 8000, 0, 8), mixed.step_time(8, 8, 8000, 0, 8));
+  EXPECT_FALSE(builtin().system("inf2-48xl").serving.mixed_batches);
+  EXPECT_TRUE(builtin().system("dgx-h100").serving.mixed_batches);
+}
+
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   ServeLayout l;
   l.tp = 4;

@@ -254,6 +254,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
   if (auto v = e->opt_integer("shards_per_device", 1)) c.shards_per_device = static_cast<int>(*v);
+  c.mixed_batches = e->boolean("mixed_batches", true);
   e->finish();
   if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
     (void)f->str("truth");

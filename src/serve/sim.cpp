@@ -285,7 +285,12 @@ void Replica::run(SimResult& r) {
       t = std::max(t, next_arrival());
       continue;
     }
-    const double dt = sm_.step_time(tokens, nd_, ctx_sum_ + nd_, pairs, nd_ + finishing);
+    // An engine that cannot mix prefill into a decode pass (data/serving engine.mixed_batches =
+    // false) runs the two graphs one after the other within the iteration.
+    const bool split = !sm_.system().serving.mixed_batches && nd_ > 0 && prefill_tokens > 0;
+    const double dt = split ? sm_.step_time(nd_, nd_, ctx_sum_ + nd_, 0, nd_) +
+                                  sm_.step_time(static_cast<int>(prefill_tokens), 0, 0, pairs, finishing)
+                            : sm_.step_time(tokens, nd_, ctx_sum_ + nd_, pairs, nd_ + finishing);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);

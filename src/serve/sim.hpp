@@ -6,7 +6,9 @@
 // paged KV cache has blocks for its whole prompt and the batch has a free slot). A decode
 // sequence takes a new KV block each time its context crosses a block boundary; when no block is
 // free the most recently admitted decode sequence is preempted (its blocks freed, its prompt and
-// generated tokens recomputed later). The iteration's time comes from StepModel. Events are
+// generated tokens recomputed later). The iteration's time comes from StepModel (for an engine
+// whose serving file sets engine.mixed_batches = false, the decode pass plus the prefill pass
+// when an iteration has both). Events are
 // iterations, not tokens: per-sequence state changes only on admission, completion and
 // preemption, so a million requests take seconds.
 //

@@ -309,6 +309,8 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                      " x layers per stage x " + quant_name(l_.kv)});
   out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
+  out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",
+                 srv + ": engine.mixed_batches"});
   out.push_back({"tensor-parallel ranks per device", std::to_string(shards_),
                  srv + ": engine.shards_per_device (heads padded, KV heads replicated per rank)"});
   return out;

@@ -130,6 +130,11 @@ struct ServingCalibration {
   // Inferentia2 chip, 4 logical cores per Trainium2 chip at LNC=2). Heads are padded and KV heads
   // replicated per rank, so a device holds `shards` ranks' worth of them.
   int shards_per_device = 1;
+  // Whether one iteration runs decode tokens and prefill chunks in one forward pass (vLLM,
+  // TensorRT-LLM). Neuron engines compile prefill (context encoding) and decode (token
+  // generation) as separate graphs: an iteration with both runs the decode graph, then the
+  // prefill graph, each a full pass over the weights with its own overhead.
+  bool mixed_batches = true;
   std::vector<std::string> chips;    // the chip ids the file names
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).
