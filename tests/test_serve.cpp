@@ -119,6 +119,31 @@ TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
   EXPECT_TRUE(builtin().system("dgx-h100").serving.mixed_batches);
 }
 
+TEST(ServeSim, CompiledBatchPadsDecodeOfOneUser) {
+  // One user at a time on a static-shape engine compiled for 32 slots: every decode pass computes
+  // 32 rows and streams 32 contexts' KV, so TPOT is slower than a dynamic engine's, and a
+  // compiled batch no larger than the running batch changes nothing.
+  ServeLayout l;
+  l.tp = 1;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 1;
+  w.requests = 4;
+  w.input_len = 1500;
+  w.output_len = 250;
+  SimOptions o;
+  const SimResult a = simulate(sm, w, o);
+  o.compiled_batch = 32;
+  const SimResult b = simulate(sm, w, o);
+  o.compiled_batch = 1;
+  const SimResult c = simulate(sm, w, o);
+  ASSERT_TRUE(a.ok && b.ok && c.ok);
+  EXPECT_EQ(a.output_tokens, b.output_tokens);
+  EXPECT_GT(b.busy_s, a.busy_s * 1.2);
+  EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);
+}
+
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   ServeLayout l;
   l.tp = 4;

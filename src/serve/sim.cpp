@@ -287,10 +287,15 @@ void Replica::run(SimResult& r) {
     }
     // An engine that cannot mix prefill into a decode pass (data/serving engine.mixed_batches =
     // false) runs the two graphs one after the other within the iteration.
+    // A static-shape decode graph (o_.compiled_batch) computes all its slots: idle ones are
+    // padded rows that stream their (mean-context) KV and go through the GEMMs and LM head.
+    const int pad = nd_ > 0 ? std::max(0, o_.compiled_batch - nd_) : 0;
+    const int nd_eff = nd_ + pad;
+    const double ctx_eff = (ctx_sum_ + nd_) * (nd_ > 0 ? static_cast<double>(nd_eff) / nd_ : 1.0);
     const bool split = !sm_.system().serving.mixed_batches && nd_ > 0 && prefill_tokens > 0;
-    const double dt = split ? sm_.step_time(nd_, nd_, ctx_sum_ + nd_, 0, nd_) +
+    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
                                   sm_.step_time(static_cast<int>(prefill_tokens), 0, 0, pairs, finishing)
-                            : sm_.step_time(tokens, nd_, ctx_sum_ + nd_, pairs, nd_ + finishing);
+                            : sm_.step_time(tokens + pad, nd_eff, ctx_eff, pairs, nd_eff + finishing);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);

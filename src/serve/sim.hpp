@@ -30,6 +30,8 @@ struct SimOptions {
   int max_batch = 256;       // sequences per iteration
   int token_budget = 8192;   // tokens per iteration
   int prefill_replicas = 0;  // > 0: disaggregated; the other replicas decode
+  int compiled_batch = 0;    // > 0: static-shape decode graph; a decode pass computes this many
+                             // slots, idle ones padded and attending over the mean running context
 };
 
 struct RequestRecord {
