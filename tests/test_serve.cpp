@@ -144,6 +144,34 @@ TEST(ServeSim, CompiledBatchPadsDecodeOfOneUser) {
   EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);
 }
 
+TEST(ServeSim, PrefillPadChargesTheGraphLength) {
+  // A fixed-shape prefill graph of 4,096 tokens computes a 1,500-token prompt as 4,096 rows:
+  // TTFT grows, the tokens produced and the KV use do not; a prompt that fills the graph exactly
+  // (pad 500 for a 1,500-token prompt) costs what it did without padding.
+  ServeLayout l;
+  l.tp = 1;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 1;
+  w.requests = 3;
+  w.input_len = 1500;
+  w.output_len = 50;
+  SimOptions o;
+  const SimResult a = simulate(sm, w, o);
+  o.prefill_pad = 4096;
+  const SimResult b = simulate(sm, w, o);
+  o.prefill_pad = 500;
+  const SimResult c = simulate(sm, w, o);
+  ASSERT_TRUE(a.ok && b.ok && c.ok);
+  const double ttft_a = a.requests[0].first_token - a.requests[0].arrival;
+  const double ttft_b = b.requests[0].first_token - b.requests[0].arrival;
+  EXPECT_GT(ttft_b, 2.0 * ttft_a);
+  EXPECT_EQ(a.output_tokens, b.output_tokens);
+  EXPECT_EQ(a.prefill_tokens, b.prefill_tokens);
+  EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);
+}
+
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   ServeLayout l;
   l.tp = 4;

@@ -37,6 +37,7 @@ std::string serve_layout_summary(const ServeReport& r) {
                   std::to_string(l.replicas) + " " + quant_name(l.weights) + "/kv-" + quant_name(l.kv) + " batch<=" +
                   std::to_string(r.max_batch) + " budget " + std::to_string(r.token_budget);
   if (r.compiled_batch > 0) s += " static " + std::to_string(r.compiled_batch);
+  if (r.prefill_pad > 0) s += " prefill-pad " + std::to_string(r.prefill_pad);
   if (r.prefill_replicas > 0)
     s += " disagg " + std::to_string(r.prefill_replicas) + "P:" + std::to_string(l.replicas - r.prefill_replicas) + "D";
   return s;
@@ -50,6 +51,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.token_budget = o.token_budget;
   r.prefill_replicas = o.prefill_replicas;
   r.compiled_batch = o.compiled_batch;
+  r.prefill_pad = o.prefill_pad;
   r.workload = workload_name(q.work.kind);
   StepModel sm(m, s, l);
   if (!sm.fits()) {
@@ -145,6 +147,9 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   if (o.compiled_batch > 0)
     r.explain.push_back({"compiled decode batch (static shape)", std::to_string(o.compiled_batch),
                          "run fact compiled_batch: every decode pass computes this many slots, idle ones padded"});
+  if (o.prefill_pad > 0)
+    r.explain.push_back({"prefill graph length (static shape)", std::to_string(o.prefill_pad) + " tokens",
+                         "run fact prefill_pad: each prompt's prefill is computed padded up to a multiple of this"});
   for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb)) r.explain.push_back(t);
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",

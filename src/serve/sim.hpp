@@ -32,6 +32,8 @@ struct SimOptions {
   int prefill_replicas = 0;  // > 0: disaggregated; the other replicas decode
   int compiled_batch = 0;    // > 0: static-shape decode graph; a decode pass computes this many
                              // slots, idle ones padded and attending over the mean running context
+  int prefill_pad = 0;       // > 0: fixed-shape prefill graph; each prompt's prefill is padded up
+                             // to a multiple of this many tokens (Neuron context encoding / chunks)
 };
 
 struct RequestRecord {
