@@ -71,6 +71,107 @@ TEST(ServeKv, CapacityIsHbmMinusWeightsAndTpShardsKv) {
   EXPECT_NE(big.reason().find("out of memory"), std::string::npos);
 }
 
+TEST(ServeKv, ShardsPerDeviceReplicateKvHeadsPerRank) {
+  // Llama 3 8B has 8 KV heads. On 8 devices with one rank each, a device holds one KV head; with
+  // two ranks per device (Neuron: one per NeuronCore, tp_degree 16), each rank still needs one
+  // KV head, so a device holds two, and the 32 query heads padded over 16 ranks give 4 per device.
+  System s = builtin().system("dgx-h100");
+  ServeLayout l;
+  l.tp = 8;
+  StepModel one(builtin().model("llama3-8b"), s, l);
+  s.serving.shards_per_device = 2;
+  StepModel two(builtin().model("llama3-8b"), s, l);
+  ASSERT_TRUE(one.fits() && two.fits());
+  EXPECT_DOUBLE_EQ(two.kv_bytes_per_token_per_device(), 2 * one.kv_bytes_per_token_per_device());
+  EXPECT_LT(two.kv_capacity_tokens(), one.kv_capacity_tokens());
+  // Weights are sharded the same way either way; only the replicated KV and attention grow.
+  EXPECT_DOUBLE_EQ(two.weight_bytes_per_device(), one.weight_bytes_per_device());
+  EXPECT_GT(two.step_time(8, 8, 8 * 4000.0, 0, 8), one.step_time(8, 8, 8 * 4000.0, 0, 8));
+  // The Neuron serving families say so (data/serving engine.shards_per_device).
+  EXPECT_EQ(builtin().system("inf2-48xl").serving.shards_per_device, 2);
+  EXPECT_EQ(builtin().system("trn2-48xl").serving.shards_per_device, 4);
+  EXPECT_EQ(builtin().system("dgx-h100").serving.shards_per_device, 1);
+}
+
+TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
+  // Requests that arrive while others decode: a mixed-batch engine folds each prompt into a
+  // decode pass; a Neuron-style engine (engine.mixed_batches = false) runs the decode graph and
+  // then the prefill graph, so the same work takes longer and the token count is unchanged.
+  System s = builtin().system("dgx-h100");
+  ServeLayout l;
+  l.tp = 1;
+  const Model& m = builtin().model("llama3-8b");
+  const ServeWorkload w = offline(200, 512, 64);
+  SimOptions o;
+  o.max_batch = 16;
+  o.token_budget = 1024;  // prompts trickle in over several steps while others decode
+  StepModel mixed(m, s, l);
+  const SimResult a = simulate(mixed, w, o);
+  s.serving.mixed_batches = false;
+  StepModel split(m, s, l);
+  const SimResult b = simulate(split, w, o);
+  ASSERT_TRUE(a.ok && b.ok);
+  EXPECT_EQ(a.output_tokens, b.output_tokens);
+  EXPECT_GT(b.busy_s, a.busy_s * 1.01);
+  // A step with only decode (or only prefill) costs the same either way.
+  EXPECT_DOUBLE_EQ(split.step_time(8, 8, 8000, 0, 8), mixed.step_time(8, 8, 8000, 0, 8));
+  EXPECT_FALSE(builtin().system("inf2-48xl").serving.mixed_batches);
+  EXPECT_TRUE(builtin().system("dgx-h100").serving.mixed_batches);
+}
+
+TEST(ServeSim, CompiledBatchPadsDecodeOfOneUser) {
+  // One user at a time on a static-shape engine compiled for 32 slots: every decode pass computes
+  // 32 rows and streams 32 contexts' KV, so TPOT is slower than a dynamic engine's, and a
+  // compiled batch no larger than the running batch changes nothing.
+  ServeLayout l;
+  l.tp = 1;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 1;
+  w.requests = 4;
+  w.input_len = 1500;
+  w.output_len = 250;
+  SimOptions o;
+  const SimResult a = simulate(sm, w, o);
+  o.compiled_batch = 32;
+  const SimResult b = simulate(sm, w, o);
+  o.compiled_batch = 1;
+  const SimResult c = simulate(sm, w, o);
+  ASSERT_TRUE(a.ok && b.ok && c.ok);
+  EXPECT_EQ(a.output_tokens, b.output_tokens);
+  EXPECT_GT(b.busy_s, a.busy_s * 1.2);
+  EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);
+}
+
+TEST(ServeSim, PrefillPadChargesTheGraphLength) {
+  // A fixed-shape prefill graph of 4,096 tokens computes a 1,500-token prompt as 4,096 rows:
+  // TTFT grows, the tokens produced and the KV use do not; a prompt that fills the graph exactly
+  // (pad 500 for a 1,500-token prompt) costs what it did without padding.
+  ServeLayout l;
+  l.tp = 1;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 1;
+  w.requests = 3;
+  w.input_len = 1500;
+  w.output_len = 50;
+  SimOptions o;
+  const SimResult a = simulate(sm, w, o);
+  o.prefill_pad = 4096;
+  const SimResult b = simulate(sm, w, o);
+  o.prefill_pad = 500;
+  const SimResult c = simulate(sm, w, o);
+  ASSERT_TRUE(a.ok && b.ok && c.ok);
+  const double ttft_a = a.requests[0].first_token - a.requests[0].arrival;
+  const double ttft_b = b.requests[0].first_token - b.requests[0].arrival;
+  EXPECT_GT(ttft_b, 2.0 * ttft_a);
+  EXPECT_EQ(a.output_tokens, b.output_tokens);
+  EXPECT_EQ(a.prefill_tokens, b.prefill_tokens);
+  EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);
+}
+
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   ServeLayout l;
   l.tp = 4;

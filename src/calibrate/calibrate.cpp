@@ -319,6 +319,8 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   for (Precision p : kAllPrecisions)
     if (c.gemm_max[static_cast<int>(p)] > 0) line("%s = %.4f", precision_name(p), c.gemm_max[static_cast<int>(p)]);
   line("half_dim = %g                          # a GEMM dimension this size halves that dimension's efficiency", c.gemm_half_dim);
+  if (c.gemm_tile_rows > 0)
+    line("tile_rows = %g                          # token rows of the smallest matrix tile decode kernels pad to", c.gemm_tile_rows);
   line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
   s += "\n[attention]\n";
   line("efficiency = %.4f                     # flash attention, fraction of bf16 peak", c.attention);

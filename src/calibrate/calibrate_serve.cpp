@@ -171,6 +171,10 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   line("max_batch = %d                       # default cap on sequences per iteration", s.max_batch);
   line("token_budget = %d                    # default cap on tokens per iteration (chunked prefill)", s.token_budget);
   line("block_tokens = %d                    # paged-KV block size in tokens", s.block_tokens);
+  if (s.shards_per_device != 1)
+    line("shards_per_device = %d               # tensor-parallel ranks per device (heads padded, KV heads replicated per rank)", s.shards_per_device);
+  if (!s.mixed_batches)
+    line("mixed_batches = false               # prefill and decode run as separate graphs, one after the other in an iteration");
   if (fit) {
     out += "\n[fit]                                   # provenance: xpuplan calibrate on an inference table\n";
     line("truth = \"%s\"", truth_name.c_str());

@@ -185,6 +185,7 @@ Calibration parse_calibration(const DataFile& f) {
     g->fail("bf16", "missing (required): bf16 or fp16");
   c.gemm_half_dim = g->number("half_dim", 0, 1e5);
   c.gemm_grouped = g->opt_number("grouped", 0.05, 1.5).value_or(1.0);
+  c.gemm_tile_rows = g->opt_number("tile_rows", 1, 1024).value_or(0);
   g->finish();
   if (auto a = r.table("attention")) {
     c.attention = a->number("efficiency", 0.01, 1.0);
@@ -262,6 +263,8 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.max_batch = static_cast<int>(e->integer("max_batch"));
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
+  if (auto v = e->opt_integer("shards_per_device", 1)) c.shards_per_device = static_cast<int>(*v);
+  c.mixed_batches = e->boolean("mixed_batches", true);
   e->finish();
   if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
     (void)f->str("truth");

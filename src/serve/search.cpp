@@ -116,6 +116,8 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         so.max_batch = b;
         so.token_budget = std::max(budget, 1);
         so.prefill_replicas = p;
+        so.compiled_batch = q.compiled_batch.value_or(0);
+        so.prefill_pad = q.prefill_pad.value_or(0);
         ServeReport r = evaluate_serve(m, s, q, l, so);
         ++res.considered;
         if (r.feasible) ++res.feasible;

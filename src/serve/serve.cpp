@@ -36,6 +36,8 @@ std::string serve_layout_summary(const ServeReport& r) {
   std::string s = "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " ep" + std::to_string(l.ep) + " x" +
                   std::to_string(l.replicas) + " " + quant_name(l.weights) + "/kv-" + quant_name(l.kv) + " batch<=" +
                   std::to_string(r.max_batch) + " budget " + std::to_string(r.token_budget);
+  if (r.compiled_batch > 0) s += " static " + std::to_string(r.compiled_batch);
+  if (r.prefill_pad > 0) s += " prefill-pad " + std::to_string(r.prefill_pad);
   if (r.prefill_replicas > 0)
     s += " disagg " + std::to_string(r.prefill_replicas) + "P:" + std::to_string(l.replicas - r.prefill_replicas) + "D";
   return s;
@@ -48,6 +50,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.max_batch = o.max_batch;
   r.token_budget = o.token_budget;
   r.prefill_replicas = o.prefill_replicas;
+  r.compiled_batch = o.compiled_batch;
+  r.prefill_pad = o.prefill_pad;
   r.workload = workload_name(q.work.kind);
   StepModel sm(m, s, l);
   if (!sm.fits()) {
@@ -140,6 +144,12 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   const double ctx = mean_in + mean_out / 2;
   r.explain.push_back({"mean step: decode sequences", std::to_string(nb), "simulated: output tokens / iterations"});
   r.explain.push_back({"mean step: prefill tokens", std::to_string(np), "simulated: prefill tokens / iterations"});
+  if (o.compiled_batch > 0)
+    r.explain.push_back({"compiled decode batch (static shape)", std::to_string(o.compiled_batch),
+                         "run fact compiled_batch: every decode pass computes this many slots, idle ones padded"});
+  if (o.prefill_pad > 0)
+    r.explain.push_back({"prefill graph length (static shape)", std::to_string(o.prefill_pad) + " tokens",
+                         "run fact prefill_pad: each prompt's prefill is computed padded up to a multiple of this"});
   for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb)) r.explain.push_back(t);
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",

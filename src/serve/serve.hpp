@@ -16,6 +16,12 @@ namespace xpu {
 struct ServeRequest {
   int devices = 1;
   std::optional<int> tp, pp, ep, replicas, max_batch, token_budget, prefill_replicas;
+  // Static-shape engines (Neuron) compile the decode graph for a fixed batch: every decode pass
+  // computes this many slots, idle ones padded. Empty: the pass computes the running sequences.
+  std::optional<int> compiled_batch;
+  // Static-shape prefill: each prompt is computed padded up to a multiple of this many tokens
+  // (Neuron's context-encoding graph length, or its prefill chunk size). Empty: no padding.
+  std::optional<int> prefill_pad;
   std::optional<Quant> weights, kv;
   ServeWorkload work;
   double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no SLO
@@ -41,6 +47,8 @@ struct ServeReport {
   std::string reason;  // why not, when !feasible
   ServeLayout layout;
   int max_batch = 0, token_budget = 0, prefill_replicas = 0;
+  int compiled_batch = 0;  // > 0: static-shape decode graph of this batch (ServeRequest::compiled_batch)
+  int prefill_pad = 0;     // > 0: prompts padded up to a multiple of this (ServeRequest::prefill_pad)
   std::string workload;
   long requests = 0, tasks = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
   int dropped = 0;

@@ -254,6 +254,7 @@ void Replica::run(SimResult& r) {
     double pairs = 0;
     int finishing = 0;
     long prefill_tokens = 0;
+    long pad_tokens = 0;  // padding rows a fixed-shape prefill graph computes (o_.prefill_pad)
     auto take = [&](int id) {
       Seq& s = seqs_[id];
       const int c = std::min(s.target - s.done, budget);
@@ -263,7 +264,15 @@ void Replica::run(SimResult& r) {
       budget -= c;
       prefill_tokens += c;
       chunks.push_back({id, c});
-      if (s.done + c == s.target) ++finishing;
+      if (s.done + c == s.target) {
+        ++finishing;
+        if (o_.prefill_pad > 0) {  // the prompt's last chunk fills the graph's fixed shape
+          const long padded = ceil_div(s.target, o_.prefill_pad) * o_.prefill_pad;
+          const long extra = padded - s.target;
+          pad_tokens += extra;
+          pairs += extra * (s.cached + static_cast<double>(s.target));
+        }
+      }
     };
     for (int id : prefilling_) {
       if (budget <= 0) break;
@@ -285,7 +294,18 @@ void Replica::run(SimResult& r) {
       t = std::max(t, next_arrival());
       continue;
     }
-    const double dt = sm_.step_time(tokens, nd_, ctx_sum_ + nd_, pairs, nd_ + finishing);
+    // An engine that cannot mix prefill into a decode pass (data/serving engine.mixed_batches =
+    // false) runs the two graphs one after the other within the iteration.
+    // A static-shape decode graph (o_.compiled_batch) computes all its slots: idle ones are
+    // padded rows that stream their (mean-context) KV and go through the GEMMs and LM head.
+    const int pad = nd_ > 0 ? std::max(0, o_.compiled_batch - nd_) : 0;
+    const int nd_eff = nd_ + pad;
+    const double ctx_eff = (ctx_sum_ + nd_) * (nd_ > 0 ? static_cast<double>(nd_eff) / nd_ : 1.0);
+    const bool split = !sm_.system().serving.mixed_batches && nd_ > 0 && prefill_tokens > 0;
+    const int fill = static_cast<int>(prefill_tokens + pad_tokens);  // prefill rows computed
+    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
+                                  sm_.step_time(fill, 0, 0, pairs, finishing)
+                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);

@@ -6,7 +6,9 @@
 // paged KV cache has blocks for its whole prompt and the batch has a free slot). A decode
 // sequence takes a new KV block each time its context crosses a block boundary; when no block is
 // free the most recently admitted decode sequence is preempted (its blocks freed, its prompt and
-// generated tokens recomputed later). The iteration's time comes from StepModel. Events are
+// generated tokens recomputed later). The iteration's time comes from StepModel (for an engine
+// whose serving file sets engine.mixed_batches = false, the decode pass plus the prefill pass
+// when an iteration has both). Events are
 // iterations, not tokens: per-sequence state changes only on admission, completion and
 // preemption, so a million requests take seconds.
 //
@@ -28,6 +30,10 @@ struct SimOptions {
   int max_batch = 256;       // sequences per iteration
   int token_budget = 8192;   // tokens per iteration
   int prefill_replicas = 0;  // > 0: disaggregated; the other replicas decode
+  int compiled_batch = 0;    // > 0: static-shape decode graph; a decode pass computes this many
+                             // slots, idle ones padded and attending over the mean running context
+  int prefill_pad = 0;       // > 0: fixed-shape prefill graph; each prompt's prefill is padded up
+                             // to a multiple of this many tokens (Neuron context encoding / chunks)
 };
 
 struct RequestRecord {

@@ -49,11 +49,7 @@ namespace {
 constexpr double kAct = 2.0;            // bytes of a bf16 activation element
 constexpr double kElementwisePasses = 10;  // norms, residual adds, rope, activation: reads + writes of h per token per layer
 inline double sat(double x, double half) { return x / (x + half); }
-// Rows of the smallest tensor-core matrix instruction (mma m16n8k16 on NVIDIA; the same 16-row
-// granule on the other vendors' matrix units): the token dimension of a decode GEMM is padded to
-// it, no further, by the small-batch kernels serving engines use (GEMV / split-K), so a skinny
-// GEMM's token dimension saturates at this scale rather than at the large-GEMM gemm.half_dim.
-constexpr double kMmaRows = 16;
+
 
 constexpr auto& fmt = format_number;
 
@@ -108,12 +104,20 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;
   gmax_ = std::min(1.0, s.calib.gemm_max_at(cp_) * s.serving.prefill_gemm);
   half_ = s.calib.gemm_half_dim;
+  // The token dimension of a serving GEMM saturates at the chip's smallest matrix tile where the
+  // calibration gives one (small-batch GEMV / split-K kernels pad to it, no further: 16 rows on
+  // NVIDIA mma and AMD MFMA), else at the large-GEMM half_dim.
+  tile_ = s.calib.gemm_tile_rows > 0 ? std::min(half_, s.calib.gemm_tile_rows) : half_;
   bw_ = s.hbm_bandwidth().v * s.serving.decode_bw;
   attn_eff_ = s.calib.attention;
 
   const double h = static_cast<double>(m.hidden);
-  // Heads that tp does not divide are padded up to a multiple of tp (as Neuron and TPU engines do).
-  heads_dev_ = std::ceil(static_cast<double>(m.heads) / t);
+  // Heads that the tensor-parallel ranks do not divide are padded up to a multiple of them (as
+  // Neuron and TPU engines do); an engine that runs `shards` ranks per device (Neuron: one per
+  // NeuronCore) holds that many ranks' heads and replicated KV heads on each device.
+  shards_ = std::max(1, s.serving.shards_per_device);
+  const double ranks = static_cast<double>(t) * shards_;
+  heads_dev_ = std::ceil(static_cast<double>(m.heads) / ranks) * shards_;
   const double hd = m.head_dim;
   if (m.is_mla()) {
     const auto& a = m.mla;
@@ -130,9 +134,9 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
     // Decode attends in the latent space (weights absorbed): keys kv_lora + rope, values kv_lora.
     attn_dqk_ = a.kv_lora_rank + a.qk_rope_head_dim;
     attn_dv_ = a.kv_lora_rank;
-    kv_layer_dev_ = (a.kv_lora_rank + a.qk_rope_head_dim) * kvb_;  // latent cache replicated on every tp rank
+    kv_layer_dev_ = (a.kv_lora_rank + a.qk_rope_head_dim) * kvb_ * shards_;  // latent cache replicated on every tp rank
   } else {
-    const double kvh_dev = std::ceil(static_cast<double>(m.kv_heads) / t);  // replicated when tp > kv heads
+    const double kvh_dev = std::ceil(static_cast<double>(m.kv_heads) / ranks) * shards_;  // replicated when ranks > kv heads
     attn_gemms_.push_back({(heads_dev_ + 2 * kvh_dev) * hd, h, 1});
     attn_gemms_.push_back({h, heads_dev_ * hd, 1});
     attn_dqk_ = attn_dv_ = hd;
@@ -183,7 +187,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
 double StepModel::gemm(double M, double N, double K) const {
   if (M <= 0) return 0;
   const double flops = 2.0 * M * N * K;
-  const double eff = gmax_ * sat(M, std::min(half_, kMmaRows)) * sat(N, half_) * sat(K, half_);
+  const double eff = gmax_ * sat(M, tile_) * sat(N, half_) * sat(K, half_);
   const double tc = flops / (peak_ * eff);
   const double tm = (N * K * wb_ + (M * K + M * N) * kAct) / bw_;
   return std::max(tc, tm);
@@ -204,7 +208,8 @@ double StepModel::linear_time(int tokens) const {
     const double per_expert = T * k / active;                      // tokens per active expert
     const double mats = m_.gated_mlp ? 3 : 2;
     const double flops = 2.0 * T * k * mats * h * m_.moe.ffn_hidden / l_.tp;
-    const double eff = gmax_ * sat(per_expert, std::min(half_, kMmaRows)) * sat(h, half_) *
+    // The active experts run as grouped GEMMs (calibration gemm.grouped, as in training).
+    const double eff = std::min(0.98, gmax_ * s_.calib.gemm_grouped) * sat(per_expert, tile_) * sat(h, half_) *
                        sat(static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp, half_);
     const double bytes = active * expert_bytes_dev_ + 2 * T * k * h * kAct / l_.tp;
     const double router = gemm(T, E, h);
@@ -279,7 +284,8 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   std::vector<ServeTerm> out;
   out.push_back({"weights and projections (GEMMs, all layers)", ms(p.linear),
                  chip + ": " + pk + ", memory.bandwidth; " + cal + ": gemm." + precision_name(cp_) +
-                     ", gemm.half_dim; " + srv + ": decode.bandwidth_fraction"});
+                     ", gemm.half_dim, gemm.tile_rows" + (m_.is_moe() ? ", gemm.grouped" : "") + "; " + srv +
+                     ": decode.bandwidth_fraction"});
   out.push_back({"attention over the KV cache (decode)", ms(p.attn_decode),
                  chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction; model KV layout"});
   out.push_back({"attention (prefill chunks)", ms(p.attn_prefill), chip + ": peak.bf16; " + cal + ": attention.efficiency"});
@@ -310,6 +316,10 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                      " x layers per stage x " + quant_name(l_.kv)});
   out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
+  out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",
+                 srv + ": engine.mixed_batches"});
+  out.push_back({"tensor-parallel ranks per device", std::to_string(shards_),
+                 srv + ": engine.shards_per_device (heads padded, KV heads replicated per rank)"});
   return out;
 }
 

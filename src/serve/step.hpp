@@ -94,11 +94,12 @@ class StepModel {
   ServeLayout l_;
   std::string reason_;
   Precision cp_ = Precision::bf16;
-  double wb_ = 2, kvb_ = 2, peak_ = 0, peak_attn_ = 0, gmax_ = 0.5, half_ = 64, bw_ = 1, attn_eff_ = 0.5;
+  double wb_ = 2, kvb_ = 2, peak_ = 0, peak_attn_ = 0, gmax_ = 0.5, half_ = 64, tile_ = 64, bw_ = 1, attn_eff_ = 0.5;
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
   long kv_tokens_ = 0;
   int block_ = 16;
+  int shards_ = 1;  // tensor-parallel ranks per device (data/serving engine.shards_per_device)
   int dense_layers_ = 0, moe_layers_ = 0;
   std::vector<Gemm> attn_gemms_, dense_mlp_gemms_, shared_gemms_;
   double expert_bytes_dev_ = 0;  // one routed expert's weights on one device

@@ -57,6 +57,8 @@ struct Calibration {
   std::string id, family, status, source, file;
   std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
   double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
+  double gemm_tile_rows = 0;         // rows of the smallest matrix tile small-batch (decode) kernels
+                                     // pad the token dimension to; 0 = gemm_half_dim
   double gemm_grouped = 1.0;         // grouped (MoE expert) GEMMs: efficiency relative to one dense
                                      // GEMM of the same per-expert shape (many small problems in one
                                      // launch: tile tails per expert, uneven expert sizes)
@@ -133,6 +135,15 @@ struct ServingCalibration {
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
   int block_tokens = 16;             // paged-KV block size
+  // Tensor-parallel ranks the engine runs on each device (Neuron shards over NeuronCores: 2 per
+  // Inferentia2 chip, 4 logical cores per Trainium2 chip at LNC=2). Heads are padded and KV heads
+  // replicated per rank, so a device holds `shards` ranks' worth of them.
+  int shards_per_device = 1;
+  // Whether one iteration runs decode tokens and prefill chunks in one forward pass (vLLM,
+  // TensorRT-LLM). Neuron engines compile prefill (context encoding) and decode (token
+  // generation) as separate graphs: an iteration with both runs the decode graph, then the
+  // prefill graph, each a full pass over the weights with its own overhead.
+  bool mixed_batches = true;
   std::vector<std::string> chips;    // the chip ids the file names
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).

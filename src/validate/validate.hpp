@@ -32,8 +32,10 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
-// stated cell).
-inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len"};
+// stated cell), compiled_batch (a static-shape engine's decode batch: idle slots are padded) and
+// prefill_pad (its prefill graph length: each prompt is padded up to a multiple of it).
+inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
+                                                       "compiled_batch", "prefill_pad"};
 
 enum class FactTable { training, inference };
 

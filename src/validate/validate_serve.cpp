@@ -88,6 +88,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           const std::string where = f.file + ":" + std::to_string(f.line) + ": field";
           if (f.field == "max_batch") q.max_batch = static_cast<int>(f.value);
           else if (f.field == "token_budget") q.token_budget = static_cast<int>(f.value);
+          else if (f.field == "compiled_batch") q.compiled_batch = static_cast<int>(f.value);
+          else if (f.field == "prefill_pad") q.prefill_pad = static_cast<int>(f.value);
           else if (f.field == "input_len" || f.field == "output_len") {
             auto& cell = f.field == "input_len" ? in : outl;
             if (cell)
