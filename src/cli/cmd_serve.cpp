@@ -13,7 +13,7 @@ namespace {
 struct ServeOpts {
   std::string model, system, weights, kv, trace, agent, out, objective = "throughput";
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
-  std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas;
+  std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
   std::optional<double> rate;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   unsigned long long seed = 1;
@@ -42,6 +42,10 @@ ServeRequest build(const ServeOpts& o) {
   at_least(o.max_batch, "--max-batch");
   at_least(o.token_budget, "--token-budget");
   at_least(o.prefill_replicas, "--prefill-replicas");
+  at_least(o.compiled_batch, "--compiled-batch");
+  at_least(o.prefill_pad, "--prefill-pad");
+  q.compiled_batch = o.compiled_batch;
+  q.prefill_pad = o.prefill_pad;
   q.tp = o.tp; q.pp = o.pp; q.ep = o.ep; q.replicas = o.replicas;
   q.max_batch = o.max_batch; q.token_budget = o.token_budget; q.prefill_replicas = o.prefill_replicas;
   q.weights = quant_flag(o.weights, "--weight-precision");
@@ -113,6 +117,12 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--weight-precision", o->weights, "Weights: bf16 fp16 fp8 int8 int4 fp4 (default bf16)");
   c->add_option("--kv-precision", o->kv, "KV cache: bf16 fp16 fp8 int8 int4 fp4 (default fp8 with fp8/fp4 weights, else bf16)");
   c->add_option("--max-batch", o->max_batch, "Sequences per iteration (default: data/serving engine.max_batch)");
+  c->add_option("--compiled-batch", o->compiled_batch,
+                "Static-shape engines (Neuron): the decode graph's compiled batch; every decode pass computes this many slots, idle "
+                "ones padded (default: the running sequences)");
+  c->add_option("--prefill-pad", o->prefill_pad,
+                "Static-shape prefill: each prompt computed padded up to a multiple of this many tokens (Neuron's context-encoding "
+                "graph or prefill chunk) (default: no padding)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");
