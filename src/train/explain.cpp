@@ -54,7 +54,12 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   if (m.is_moe())
     add("grouped-GEMM efficiency", num(c.gemm_grouped) + " of the dense GEMM efficiency for the expert GEMMs",
         cal + ": gemm.grouped");
-  add("flash-attention efficiency", num(c.attention) + " of bf16 peak", cal + ": attention.efficiency");
+  if (r.layout.attention == AttentionKernel::flash)
+    add("flash-attention efficiency", num(c.attention) + " of bf16 peak", cal + ": attention.efficiency");
+  else
+    add("unfused attention", "score GEMMs at the bf16 GEMM cap " + num(c.gemm_max_at(Precision::bf16)) +
+                                 ", softmax passes at the HBM fraction below",
+        cal + ": gemm.bf16, gemm.half_dim, memory.bandwidth_fraction");
   add("HBM bandwidth per device", format_byte_rate(s.hbm_bandwidth()) + " x " + num(c.memory_bw) + " achievable",
       chip + ": memory.bandwidth; " + cal + ": memory.bandwidth_fraction");
   add("kernel launch overhead", format_seconds(c.kernel_overhead) + " per kernel", cal + ": kernel.overhead");
