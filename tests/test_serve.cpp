@@ -119,6 +119,17 @@ TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
   EXPECT_TRUE(builtin().system("dgx-h100").serving.mixed_batches);
 }
 
+// One user at a time, `requests` requests of 1,500 input and `output_len` output tokens.
+ServeWorkload one_user(int requests, int output_len) {
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 1;
+  w.requests = requests;
+  w.input_len = 1500;
+  w.output_len = output_len;
+  return w;
+}
+
 TEST(ServeSim, CompiledBatchPadsDecodeOfOneUser) {
   // One user at a time on a static-shape engine compiled for 32 slots: every decode pass computes
   // 32 rows and streams 32 contexts' KV, so TPOT is slower than a dynamic engine's, and a
@@ -126,12 +137,7 @@ TEST(ServeSim, CompiledBatchPadsDecodeOfOneUser) {
   ServeLayout l;
   l.tp = 1;
   StepModel sm(builtin().model("llama3-8b"), h100(), l);
-  ServeWorkload w;
-  w.kind = WorkloadKind::concurrency;
-  w.concurrency = 1;
-  w.requests = 4;
-  w.input_len = 1500;
-  w.output_len = 250;
+  const ServeWorkload w = one_user(4, 250);
   SimOptions o;
   const SimResult a = simulate(sm, w, o);
   o.compiled_batch = 32;
@@ -151,12 +157,7 @@ TEST(ServeSim, PrefillPadChargesTheGraphLength) {
   ServeLayout l;
   l.tp = 1;
   StepModel sm(builtin().model("llama3-8b"), h100(), l);
-  ServeWorkload w;
-  w.kind = WorkloadKind::concurrency;
-  w.concurrency = 1;
-  w.requests = 3;
-  w.input_len = 1500;
-  w.output_len = 50;
+  const ServeWorkload w = one_user(3, 50);
   SimOptions o;
   const SimResult a = simulate(sm, w, o);
   o.prefill_pad = 4096;
