@@ -237,10 +237,13 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  // Reached with dominance pruning and nothing lower fitting, the layout without
+                  // recompute is known not to fit: skip that check.
+                  const bool bare_out = !fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
                   if (rc == Recompute::full)
                     l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
                                          : q_.recompute     ? 0
-                                                            : fewest_recompute_layers(m_, s_, l, q_.work);
+                                                            : fewest_recompute_layers(m_, s_, l, q_.work, bare_out);
                   l.schedule = q_.schedule;
                   l.cp_mode = q_.cp_mode;
                   l.attention = q_.attention;

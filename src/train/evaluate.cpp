@@ -560,8 +560,8 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
   return memory_of(m, s, l, w, ev, st, average_layer(ev, m, false), average_layer(ev, m, true));
 }
 
-int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w) {
-  {
+int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w, bool bare_fits_known_false) {
+  if (!bare_fits_known_false) {
     // Where the layout fits without recompute, rerunning any layer only loses time: keep 0.
     Layout bare = l;
     bare.recompute = Recompute::none;

@@ -33,7 +33,10 @@ double recompute_share(const Layout& l, int layers);
 // Full recompute of fewer layers: the fewest layers per stage (recompute_layers) with which layout
 // `l` fits in memory, or 0 (every layer) when only that fits, nothing does, or the layout fits
 // without any recompute (where rerunning layers only loses time).
-int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w);
+// `bare_fits_known_false`: the caller has already found that the layout without recompute does not
+// fit (the search's dominance pass), so that check is skipped.
+int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w,
+                            bool bare_fits_known_false = false);
 
 // The terms behind a report, each with its origin (data file and field, or formula).
 std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainReport& r);
