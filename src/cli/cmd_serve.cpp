@@ -27,23 +27,19 @@ std::optional<Quant> quant_flag(const std::string& v, const char* flag) {
   return q;
 }
 
-void at_least(std::optional<int> v, const char* flag, int lo = 1) {
-  if (v && *v < lo) throw InputError(flag, "must be at least " + std::to_string(lo) + ", got " + std::to_string(*v));
-}
-
 ServeRequest build(const ServeOpts& o) {
   ServeRequest q;
   if (o.devices < 1) throw InputError("--devices", "must be at least 1, got " + std::to_string(o.devices));
   q.devices = o.devices;
-  at_least(o.tp, "--tp");
-  at_least(o.pp, "--pp");
-  at_least(o.ep, "--ep");
-  at_least(o.replicas, "--replicas");
-  at_least(o.max_batch, "--max-batch");
-  at_least(o.token_budget, "--token-budget");
-  at_least(o.prefill_replicas, "--prefill-replicas");
-  at_least(o.compiled_batch, "--compiled-batch");
-  at_least(o.prefill_pad, "--prefill-pad");
+  require_at_least(o.tp, "--tp");
+  require_at_least(o.pp, "--pp");
+  require_at_least(o.ep, "--ep");
+  require_at_least(o.replicas, "--replicas");
+  require_at_least(o.max_batch, "--max-batch");
+  require_at_least(o.token_budget, "--token-budget");
+  require_at_least(o.prefill_replicas, "--prefill-replicas");
+  require_at_least(o.compiled_batch, "--compiled-batch");
+  require_at_least(o.prefill_pad, "--prefill-pad");
   q.compiled_batch = o.compiled_batch;
   q.prefill_pad = o.prefill_pad;
   q.tp = o.tp; q.pp = o.pp; q.ep = o.ep; q.replicas = o.replicas;
@@ -75,7 +71,7 @@ ServeRequest build(const ServeOpts& o) {
     w.rate = *o.rate;
   }
   if (o.concurrency) {
-    at_least(o.concurrency, "--concurrency");
+    require_at_least(o.concurrency, "--concurrency");
     w.kind = WorkloadKind::concurrency;
     w.concurrency = *o.concurrency;
   }

@@ -117,14 +117,15 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
       // All-reduce may use a tree across domains (2 log2 n latency steps); all-gather and
       // reduce-scatter are rings (n - 1 steps), as in NCCL.
       const double steps_out = kind == Collective::all_reduce ? latency_steps(n) : n - 1.0;
+      // Hops inside the domains. A ring across switched domains (NCCL's all-gather and
+      // reduce-scatter) is one flat ring of every member: besides the n - 1 hops between domains
+      // it takes g.size - n hops inside them, not k - 1 (NCCL tuning.cc: (nsteps - nInterSteps) x
+      // intraLat + nInterSteps x interLat).
+      const bool flat_ring = n > 1 && kind != Collective::all_reduce && s.scale_up.topology == Topology::switched;
+      const double steps_up = flat_ring ? static_cast<double>(g.size - n) : scale_up_ring_steps(s, k);
       double t = 0;
-      if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + scale_up_ring_steps(s, k) * lat_up);
+      if (k > 1) t += passes * ((k - 1.0) / k * bytes / bw_up + steps_up * lat_up);
       if (n > 1) t += passes * ((n - 1.0) / n * (bytes / k) / bw_out) + passes * steps_out * lat_out;
-      // A ring across switched domains (NCCL's all-gather and reduce-scatter) is one flat ring of
-      // every member: besides the n - 1 hops between domains it takes g.size - n hops inside them,
-      // not k - 1 (NCCL tuning.cc: (nsteps - nInterSteps) x intraLat + nInterSteps x interLat).
-      if (n > 1 && k > 1 && kind != Collective::all_reduce && s.scale_up.topology == Topology::switched)
-        t += passes * (static_cast<double>(g.size - n) - scale_up_ring_steps(s, k)) * lat_up;
       return t;
     }
   }

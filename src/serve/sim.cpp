@@ -376,6 +376,15 @@ void finish_result(SimResult& r, double kv_busy, double prefill_busy) {
 }
 
 // Open-loop requests of the workload (offline, poisson, trace), in arrival order.
+// A fresh sequence for one open-loop request.
+Seq seq_of(const TraceRequest& q) {
+  Seq s;
+  s.arrival = s.orig_arrival = q.arrival_s;
+  s.input = s.target = q.input;
+  s.output = q.output;
+  return s;
+}
+
 std::vector<TraceRequest> open_loop(const ServeWorkload& w) {
   std::vector<TraceRequest> out;
   if (w.kind == WorkloadKind::trace) {
@@ -424,10 +433,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     for (int p = 0; p < P; ++p) pre.emplace_back(pm, o, true, w);
     std::vector<std::pair<int, int>> where(reqs.size());
     for (std::size_t i = 0; i < reqs.size(); ++i) {
-      Seq s;
-      s.arrival = s.orig_arrival = reqs[i].arrival_s;
-      s.input = s.target = reqs[i].input;
-      s.output = reqs[i].output;
+      const Seq s = seq_of(reqs[i]);
       Replica& rep = pre[i % P];
       const int id = rep.add(s);
       rep.arrive_sorted(id);
@@ -502,10 +508,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     case WorkloadKind::trace: {
       const auto reqs = open_loop(w);
       for (std::size_t i = 0; i < reqs.size(); ++i) {
-        Seq s;
-        s.arrival = s.orig_arrival = reqs[i].arrival_s;
-        s.input = s.target = reqs[i].input;
-        s.output = reqs[i].output;
+        const Seq s = seq_of(reqs[i]);
         Replica& rep = reps[i % R];
         rep.arrive_sorted(rep.add(s));
       }

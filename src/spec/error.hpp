@@ -3,6 +3,7 @@
 // a report with feasible = false and a reason.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -18,5 +19,10 @@ class InputError : public std::runtime_error {
  private:
   std::string where_;
 };
+
+// A flag that, when given, must be at least `lo`: "--tp: must be at least 1, got 0".
+inline void require_at_least(const std::optional<int>& v, const char* flag, int lo = 1) {
+  if (v && *v < lo) throw InputError(flag, "must be at least " + std::to_string(lo) + ", got " + std::to_string(*v));
+}
 
 }  // namespace xpu

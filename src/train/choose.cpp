@@ -32,19 +32,16 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.devices < 1) bad("--devices", "must be at least 1");
   if (q.work.seq_len < 1) bad("--seq-len", "must be at least 1");
   if (q.work.global_batch < 1) bad("--global-batch", "must be at least 1");
-  auto positive = [&](const std::optional<int>& v, const char* flag) {
-    if (v && *v < 1) bad(flag, "must be at least 1, got " + std::to_string(*v));
-  };
-  positive(q.tp, "--tp");
-  positive(q.pp, "--pp");
-  positive(q.vp, "--vp");
-  positive(q.dp, "--dp");
-  positive(q.cp, "--cp");
-  positive(q.ep, "--ep");
-  positive(q.etp, "--etp");
+  require_at_least(q.tp, "--tp");
+  require_at_least(q.pp, "--pp");
+  require_at_least(q.vp, "--vp");
+  require_at_least(q.dp, "--dp");
+  require_at_least(q.cp, "--cp");
+  require_at_least(q.ep, "--ep");
+  require_at_least(q.etp, "--etp");
   if (q.etp && *q.etp > 1 && !m.is_moe()) bad("--etp", "expert tensor parallelism needs a mixture-of-experts model");
   if (q.etp && q.tp && *q.tp % *q.etp != 0) bad("--etp", std::to_string(*q.etp) + " does not divide tp (" + std::to_string(*q.tp) + ")");
-  positive(q.micro_batch, "--micro-batch");
+  require_at_least(q.micro_batch, "--micro-batch");
   if (!(q.work.moe_capacity_factor >= 0) || !std::isfinite(q.work.moe_capacity_factor))
     bad("--moe-capacity-factor", "must be positive");
   if (q.work.moe_capacity_factor > 0 && !m.is_moe()) bad("--moe-capacity-factor", "needs a mixture-of-experts model");
@@ -57,7 +54,7 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
   if (q.recompute_layers) {
-    if (*q.recompute_layers < 1) bad("--recompute-layers", "must be at least 1");
+    require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
   }
   if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)

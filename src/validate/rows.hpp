@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <functional>
+#include <map>
 #include <set>
 #include <string>
 
@@ -66,5 +68,15 @@ bool read_row_head(const RowReader& r, int line, const std::set<std::string>* on
 // Error statistics: add one row's signed error, then turn the sum into the mean.
 void add_error(ErrorStats& s, double err);
 void finish_error(ErrorStats& s);
+
+// A predicted row's signed error in percent; a row that could not be evaluated keeps its reason
+// and counts as 100%.
+void settle_row(ValidationRow& row, const std::string& reason);
+
+// The summaries both tables share (per grade; for grades A+B the headline, evaluated rows, dense
+// rows and per system) plus the table's own group of each A+B row (`group`: per chip family for
+// training, per metric for inference), each turned into a mean.
+void summarise(ValidationResult& out, std::map<std::string, ErrorStats>& groups,
+               const std::function<std::string(const ValidationRow&)>& group);
 
 }  // namespace xpu

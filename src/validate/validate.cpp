@@ -42,6 +42,33 @@ void finish_error(ErrorStats& s) {
   if (s.count > 0) s.mape_pct /= s.count;
 }
 
+void settle_row(ValidationRow& row, const std::string& reason) {
+  if (row.evaluated) {
+    row.error_pct = (row.predicted - row.measured) / row.measured * 100.0;
+  } else {
+    row.reason = reason;
+    row.error_pct = 100.0;
+  }
+}
+
+void summarise(ValidationResult& out, std::map<std::string, ErrorStats>& groups,
+               const std::function<std::string(const ValidationRow&)>& group) {
+  for (const auto& row : out.rows) {
+    add_error(out.per_grade[row.grade], row.error_pct);
+    if (row.grade != "A" && row.grade != "B") continue;
+    add_error(out.headline, row.error_pct);
+    if (row.evaluated) add_error(out.evaluated_ab, row.error_pct);
+    if (!row.moe) add_error(out.dense, row.error_pct);
+    add_error(out.per_system[row.system], row.error_pct);
+    add_error(groups[group(row)], row.error_pct);
+  }
+  finish_error(out.headline);
+  finish_error(out.evaluated_ab);
+  finish_error(out.dense);
+  for (auto* m : {&out.per_system, &groups, &out.per_grade})
+    for (auto& [k, s] : *m) finish_error(s);
+}
+
 Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) {
   const std::string name = r.str("model");
   if (r.str("layers").empty()) {
@@ -216,28 +243,13 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
         reason = std::string("layout cannot work: ") + e.what();
       }
     }
-    if (row.evaluated) row.error_pct = (row.predicted - row.measured) / row.measured * 100.0;
-    else {
-      row.reason = reason;
-      row.error_pct = 100.0;
-    }
+    settle_row(row, reason);
     out.rows.push_back(std::move(row));
   }
-  for (const auto& row : out.rows) {
-    add_error(out.per_grade[row.grade], row.error_pct);
-    if (row.grade == "A" || row.grade == "B") {
-      add_error(out.headline, row.error_pct);
-      if (!row.moe) add_error(out.dense, row.error_pct);
-      add_error(out.per_system[row.system], row.error_pct);
-      auto sys = c.systems.find(row.system);
-      add_error(out.per_family[sys != c.systems.end() ? sys->second.calib.family : std::string("unknown")], row.error_pct);
-    }
-  }
-  finish_error(out.headline);
-  finish_error(out.dense);
-  for (auto& [k, s] : out.per_system) finish_error(s);
-  for (auto& [k, s] : out.per_family) finish_error(s);
-  for (auto& [k, s] : out.per_grade) finish_error(s);
+  summarise(out, out.per_family, [&](const ValidationRow& row) {
+    auto sys = c.systems.find(row.system);
+    return sys != c.systems.end() ? sys->second.calib.family : std::string("unknown");
+  });
   return out;
 }
 

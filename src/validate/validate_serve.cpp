@@ -144,29 +144,10 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
         reason = std::string("layout cannot work: ") + e.what();
       }
     }
-    if (row.evaluated) row.error_pct = (row.predicted - row.measured) / row.measured * 100.0;
-    else {
-      row.reason = reason;
-      row.error_pct = 100.0;
-    }
+    settle_row(row, reason);
     out.rows.push_back(std::move(row));
   }
-  for (const auto& row : out.rows) {
-    add_error(out.per_grade[row.grade], row.error_pct);
-    if (row.grade == "A" || row.grade == "B") {
-      add_error(out.headline, row.error_pct);
-      if (row.evaluated) add_error(out.evaluated_ab, row.error_pct);
-      if (!row.moe) add_error(out.dense, row.error_pct);
-      add_error(out.per_system[row.system], row.error_pct);
-      add_error(out.per_metric[row.metric], row.error_pct);
-    }
-  }
-  finish_error(out.headline);
-  finish_error(out.evaluated_ab);
-  finish_error(out.dense);
-  for (auto& [k, s] : out.per_system) finish_error(s);
-  for (auto& [k, s] : out.per_metric) finish_error(s);
-  for (auto& [k, s] : out.per_grade) finish_error(s);
+  summarise(out, out.per_metric, [](const ValidationRow& row) { return row.metric; });
   return out;
 }
 
