@@ -321,9 +321,19 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("half_dim = %g                          # a GEMM dimension this size halves that dimension's efficiency", c.gemm_half_dim);
   if (c.gemm_tile_rows > 0)
     line("tile_rows = %g                          # token rows of the smallest matrix tile decode kernels pad to", c.gemm_tile_rows);
+  if (!c.gemm_shape_source.empty()) {
+    std::string q;  // TOML basic string: escape backslashes and quotes
+    for (char ch : c.gemm_shape_source) {
+      if (ch == '\\' || ch == '"') q += '\\';
+      q += ch;
+    }
+    s += "shape_source = \"" + q + "\"\n";
+  }
   line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
   s += "\n[attention]\n";
   line("efficiency = %.4f                     # flash attention, fraction of bf16 peak", c.attention);
+  if (c.attention_half_keys > 0)
+    line("half_keys = %g                        # keys per query at which flash attention reaches half its efficiency", c.attention_half_keys);
   s += "\n[memory]\n";
   line("bandwidth_fraction = %.2f", c.memory_bw);
   line("reserve = \"%.3g GiB\"                     # runtime context, communicator buffers", c.memory_reserve.v / 1073741824.0);

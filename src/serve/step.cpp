@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "perf/collective.hpp"
+#include "perf/kernels.hpp"
 
 namespace xpu {
 
@@ -48,7 +49,6 @@ namespace {
 
 constexpr double kAct = 2.0;            // bytes of a bf16 activation element
 constexpr double kElementwisePasses = 10;  // norms, residual adds, rope, activation: reads + writes of h per token per layer
-inline double sat(double x, double half) { return x / (x + half); }
 
 
 constexpr auto& fmt = format_number;
@@ -186,11 +186,8 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
 
 double StepModel::gemm(double M, double N, double K) const {
   if (M <= 0) return 0;
-  const double flops = 2.0 * M * N * K;
-  const double eff = gmax_ * sat(M, tile_) * sat(N, half_) * sat(K, half_);
-  const double tc = flops / (peak_ * eff);
-  const double tm = (N * K * wb_ + (M * K + M * N) * kAct) / bw_;
-  return std::max(tc, tm);
+  const GemmRoofline g{peak_, gmax_, tile_, half_, bw_};
+  return g.seconds(M, N, K, N * K * wb_ + (M * K + M * N) * kAct);
 }
 
 double StepModel::linear_time(int tokens) const {
@@ -209,8 +206,8 @@ double StepModel::linear_time(int tokens) const {
     const double mats = m_.gated_mlp ? 3 : 2;
     const double flops = 2.0 * T * k * mats * h * m_.moe.ffn_hidden / l_.tp;
     // The active experts run as grouped GEMMs (calibration gemm.grouped, as in training).
-    const double eff = std::min(0.98, gmax_ * s_.calib.gemm_grouped) * sat(per_expert, tile_) * sat(h, half_) *
-                       sat(static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp, half_);
+    const GemmRoofline g{peak_, std::min(0.98, gmax_ * s_.calib.gemm_grouped), tile_, half_, bw_};
+    const double eff = g.efficiency(per_expert, h, static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp);
     const double bytes = active * expert_bytes_dev_ + 2 * T * k * h * kAct / l_.tp;
     const double router = gemm(T, E, h);
     moe = std::max(flops / (peak_ * eff), bytes / bw_) + router + shared;

@@ -57,12 +57,15 @@ struct Calibration {
   std::string id, family, status, source, file;
   std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
   double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
+  std::string gemm_shape_source;     // where half_dim and tile_rows come from (kept by refits)
   double gemm_tile_rows = 0;         // rows of the smallest matrix tile small-batch (decode) kernels
                                      // pad the token dimension to; 0 = gemm_half_dim
   double gemm_grouped = 1.0;         // grouped (MoE expert) GEMMs: efficiency relative to one dense
                                      // GEMM of the same per-expert shape (many small problems in one
                                      // launch: tile tails per expert, uneven expert sizes)
   double attention = 0.5;            // flash-attention fraction of bf16 peak (fwd; bwd likewise)
+  double attention_half_keys = 0;    // keys per query at which flash attention reaches half that
+                                     // fraction (tile ramp along the causal diagonal); 0 = gemm_half_dim
   double memory_bw = 0.8;            // fraction of HBM bandwidth reached by memory-bound kernels
   Seconds kernel_overhead{5e-6};     // fixed cost per kernel launch
   double scale_up_bus = 0.8;         // collective bus-bandwidth fraction on the scale-up tier

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "perf/collective.hpp"
+#include "perf/kernels.hpp"
 
 namespace xpu {
 
@@ -39,10 +40,6 @@ constexpr double kAdamBytes = 8.0;    // fp32 first and second moments
 // Adam step traffic per parameter: read grad, master, m, v (16); write master, m, v (12);
 // write working bf16 weight (2); gradient-norm read (4).
 constexpr double kOptimizerTraffic = 34.0;
-// Flash-attention backward does 2.5x the forward's matrix work (it recomputes the scores).
-constexpr double kAttnBwdWork = 2.5;
-
-inline double sat(double x, double half) { return x / (x + half); }
 
 struct Fb {
   double f = 0, b = 0;
@@ -88,13 +85,10 @@ class Evaluator {
   // One GEMM (M x K) . (K x N): roofline of compute at the shape's efficiency and memory traffic.
   // `grouped`: the grouped-GEMM factor of expert GEMMs (1 for a plain GEMM).
   double gemm(double M, double N, double K, double grouped = 1.0) const {
-    const double flops = 2.0 * M * N * K;
-    const double eff = std::min(0.98, gmax_ * grouped) * sat(M, half_) * sat(N, half_) * sat(K, half_);
-    const double tc = flops / (peak_ * eff);
     double bytes = (M * K + K * N) * eb_ + M * N * kAct;
     if (lowp_) bytes += c_.lowp_overhead * M * K * 3.0;  // quantize the activation operand
-    const double tm = bytes / mem_bw_;
-    return std::max(tc, tm) + ko_;
+    const GemmRoofline g{peak_, std::min(0.98, gmax_ * grouped), half_, half_, mem_bw_};
+    return g.seconds(M, N, K, bytes) + ko_;
   }
   // Forward GEMM and its backward (data gradient and weight gradient).
   Fb gemm_fb(double M, double N, double K, double count = 1, double grouped = 1.0) const {
@@ -193,7 +187,7 @@ LayerCost Evaluator::layer(int li) const {
   double score_bytes = 0;  // unfused: the softmax output kept for backward (bf16 per score)
   if (l_.attention == AttentionKernel::flash) {
     // Flash attention: no s^2 memory, causal blocks skipped, at the fitted attention efficiency.
-    const double attn_rate = peak_attn_ * c_.attention * sat(kq, half_) * sat(sq_ * b_, half_);
+    const double attn_rate = flash_attention_rate(c_, peak_attn_, kq, sq_ * b_);
     c.attn_f = af / attn_rate + ko_;
     c.attn_b = kAttnBwdWork * af / attn_rate + 2 * ko_;
   } else {
@@ -204,7 +198,8 @@ LayerCost Evaluator::layer(int li) const {
     const double keys = static_cast<double>(w_.seq_len);
     const double flops = af * keys / kq;
     const double dqk = m_.is_mla() ? m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim : m_.head_dim;
-    const double rate = peak_attn_ * c_.gemm_max_at(Precision::bf16) * sat(sq_, half_) * sat(keys, half_) * sat(dqk, half_);
+    const GemmRoofline g{peak_attn_, c_.gemm_max_at(Precision::bf16), half_, half_, mem_bw_};
+    const double rate = peak_attn_ * g.efficiency(sq_, keys, dqk);
     const double scores = b_ * sq_ * keys * (m_.heads / t_);
     c.attn_f = flops / rate + mem_time(8.0 * scores, 3);
     c.attn_b = 2.0 * flops / rate + mem_time(16.0 * scores, 5);

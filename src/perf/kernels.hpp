@@ -1,0 +1,45 @@
+// Time of one kernel on one chip, from its peak rates and calibration: the roofline pieces that
+// the training model, the serving step model and the kernel-level validation share.
+#pragma once
+
+#include <algorithm>
+
+#include "spec/hardware.hpp"
+
+namespace xpu {
+
+// Efficiency of one dimension of size x that reaches half its asymptote at `half`.
+inline double saturation(double x, double half) { return x / (x + half); }
+
+// A GEMM (M x K) . (K x N) at a chip's rate: `cap` is the fraction of `peak` a large GEMM
+// reaches; each dimension saturates at its own half size (the token dimension M may saturate at
+// the smallest matrix tile instead); memory traffic `bytes` moves at `bandwidth`.
+struct GemmRoofline {
+  double peak = 0;       // FLOP/s of the matrix precision
+  double cap = 1;        // fraction of peak of a large GEMM
+  double half_m = 64;    // token (row) dimension half size
+  double half_nk = 64;   // output and reduction dimension half size
+  double bandwidth = 0;  // B/s reached by the GEMM's memory traffic
+
+  double efficiency(double M, double N, double K) const {
+    return cap * saturation(M, half_m) * saturation(N, half_nk) * saturation(K, half_nk);
+  }
+  double compute_seconds(double M, double N, double K) const { return 2.0 * M * N * K / (peak * efficiency(M, N, K)); }
+  // The slower of the math and the memory traffic.
+  double seconds(double M, double N, double K, double bytes) const {
+    return std::max(compute_seconds(M, N, K), bytes / bandwidth);
+  }
+};
+
+// Flash attention's rate: the calibrated fraction of the 16-bit peak, ramping up with the keys
+// each query attends to (tile fill along the causal diagonal, attention.half_keys) and with the
+// query rows of the launch (b x s, at the GEMM half size).
+inline double flash_attention_rate(const Calibration& c, double peak16, double keys_per_query, double query_rows) {
+  const double hk = c.attention_half_keys > 0 ? c.attention_half_keys : c.gemm_half_dim;
+  return peak16 * c.attention * saturation(keys_per_query, hk) * saturation(query_rows, c.gemm_half_dim);
+}
+
+// Flash-attention backward does 2.5x the forward's matrix work (it recomputes the scores).
+inline constexpr double kAttnBwdWork = 2.5;
+
+}  // namespace xpu
