@@ -34,7 +34,8 @@ void add_validate(CLI::App& app, const Globals& g) {
   CLI::App* c = app.add_subcommand("validate", "Predict every row of a measured-runs table and report the error");
   c->add_option("--truth", o->truth,
                 "CSV table of measured runs (validation/FORMAT.md): a training table, or an inference table "
-                "(recognised by its header; rows simulated by the serving simulator)")
+                "(recognised by its header; rows simulated by the serving simulator), or a kernels table "
+                "(validation/README.md: single kernels timed on one chip, predicted from its data and calibration)")
       ->required();
   c->add_flag("--json", o->json, "Machine-readable result: rows and summary");
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
@@ -48,16 +49,22 @@ void add_validate(CLI::App& app, const Globals& g) {
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
+    const bool kernels = !is_training_table(t) && !is_inference_table(t) && is_kernel_table(t);
     const bool inference = !is_training_table(t) && is_inference_table(t);
-    if (!is_training_table(t) && !inference)
+    if (!is_training_table(t) && !inference && !kernels)
       throw InputError(o->truth + ":1",
-                       "not a training table nor an inference table (expected a header of FORMAT.md: training-*.csv or inference-*.csv)");
+                       "not a training, inference or kernels table (expected a header of FORMAT.md: training-*.csv or "
+                       "inference-*.csv, or of validation/README.md: kernels-*.csv)");
     ValidationResult v;
-    const std::string facts_path = run_facts_path(o->truth, o->facts, o->no_facts);
+    const std::string facts_path = kernels ? "" : run_facts_path(o->truth, o->facts, o->no_facts);
+    if (kernels && !o->facts.empty()) throw InputError("--facts", "a kernels table has no run facts");
     RunFacts facts;
     if (!facts_path.empty())
       facts = parse_run_facts(parse_csv(read_file(facts_path)), inference ? FactTable::inference : FactTable::training);
-    if (inference) {
+    if (kernels) {
+      v = validate_kernels(t, cat);
+      write_output(o->out, o->json ? kernel_validation_json(v).dump(2) + "\n" : kernel_validation_text(v));
+    } else if (inference) {
       v = validate_inference(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
       v.facts_path = facts_path;
       write_output(o->out, o->json ? inference_validation_json(v).dump(2) + "\n" : inference_validation_text(v));

@@ -255,6 +255,52 @@ std::string validation_text(const ValidationResult& v) {
   return out;
 }
 
+ordered_json kernel_validation_json(const ValidationResult& v) {
+  ordered_json rows = ordered_json::array();
+  for (const auto& r : v.rows) {
+    ordered_json j = {{"id", r.id},         {"line", r.line},         {"grade", r.grade},
+                      {"chip", r.system},   {"kernel", r.model},      {"precision", r.stat},
+                      {"metric", r.metric}, {"measured", r6(r.measured)}, {"evaluated", r.evaluated}};
+    if (r.evaluated) {
+      j["predicted"] = r6(r.predicted);
+      j["shape"] = r.layout;
+    } else {
+      j["reason"] = r.reason;
+    }
+    j["error_pct"] = r6(r.error_pct);
+    rows.push_back(j);
+  }
+  ordered_json per_kernel = ordered_json::object(), per_chip = ordered_json::object(), per_grade = ordered_json::object();
+  for (const auto& [k, s] : v.per_metric) per_kernel[k] = stats_json(s);
+  for (const auto& [k, s] : v.per_system) per_chip[k] = stats_json(s);
+  for (const auto& [k, s] : v.per_grade) per_grade[k] = stats_json(s);
+  ordered_json summary = stats_json(v.headline);
+  summary["grades"] = "A+B";
+  summary["per_kernel"] = per_kernel;
+  summary["per_chip"] = per_chip;
+  summary["per_grade"] = per_grade;
+  return {{"truth", v.path}, {"table", "kernels"}, {"rows", rows}, {"summary", summary}};
+}
+
+std::string kernel_validation_text(const ValidationResult& v) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : v.rows)
+    rows.push_back({r.id, r.grade, r.system, r.model, r.evaluated ? r.layout : "NOT EVALUATED: " + r.reason,
+                    r.evaluated ? fmt("%.4g", r.predicted) : "-", fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct)});
+  std::string out = "xpuplan validate (kernels): " + v.path + "\n\n";
+  out += render_table({"id", "grade", "chip", "kernel", "shape", "predicted us", "measured us", "error"}, rows);
+  std::vector<std::vector<std::string>> srows;
+  auto line = [&](const std::string& name, const ErrorStats& s) {
+    srows.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
+  };
+  line("headline: grades A+B", v.headline);
+  for (const auto& [k, s] : v.per_metric) line("kernel " + k + " (A+B)", s);
+  for (const auto& [k, s] : v.per_system) line("chip " + k + " (A+B)", s);
+  for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
+  out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);
+  return out;
+}
+
 ordered_json catalog_json(const Catalog& c) {
   ordered_json j;
   ordered_json systems = ordered_json::array(), models = ordered_json::array(), chips = ordered_json::array();

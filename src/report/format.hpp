@@ -24,6 +24,9 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
 
 nlohmann::ordered_json validation_json(const ValidationResult& v);
 std::string validation_text(const ValidationResult& v);
+// A kernels table's validation (validate_kernels): rows, then MAPE per kernel, chip and grade.
+nlohmann::ordered_json kernel_validation_json(const ValidationResult& v);
+std::string kernel_validation_text(const ValidationResult& v);
 
 nlohmann::ordered_json catalog_json(const Catalog& c);
 std::string catalog_text(const Catalog& c);

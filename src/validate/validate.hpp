@@ -104,4 +104,14 @@ bool is_inference_table(const CsvTable& t);
 ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only = nullptr,
                                     const RunFacts* facts = nullptr);
 
+// Is this CSV a kernels table (by its header: chip, kernel, metric; validation/README.md)?
+bool is_kernel_table(const CsvTable& t);
+
+// Each row is one kernel (gemm, attention, attention_fwd_bwd, copy) timed on one chip; predicted
+// from data/chips and data/calibration by perf/kernels.hpp, as training and serving use them.
+// Throws InputError for malformed cells; a chip absent from the catalog leaves the row
+// unevaluated with its reason. Summaries: per kernel and precision (per_metric), per chip
+// (per_system), per grade.
+ValidationResult validate_kernels(const CsvTable& t, const Catalog& c);
+
 }  // namespace xpu

@@ -1,0 +1,128 @@
+// Kernel-level validation (src/validate/validate_kernels.cpp) and the shared roofline pieces
+// (src/perf/kernels.hpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "load/csv.hpp"
+#include "perf/kernels.hpp"
+#include "spec/error.hpp"
+#include "test_common.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+const std::string kHeader = "id,source,grade,chip,kernel,precision,m,n,k,batch,heads,head_dim,seq,bytes,metric,value,notes\n";
+
+TEST(GemmRoofline, ComputeBoundAndMemoryBound) {
+  // peak 1000 TFLOP/s, cap 0.5, half 0 (no shape loss), 1 TB/s.
+  const GemmRoofline g{1e15, 0.5, 0, 0, 1e12};
+  // 2 x 1000^3 FLOP at 500 TFLOP/s = 4 us; 1 MB at 1 TB/s = 1 us: compute wins.
+  EXPECT_NEAR(g.seconds(1000, 1000, 1000, 1e6), 4e-6, 1e-12);
+  // 100 MB at 1 TB/s = 100 us: memory wins.
+  EXPECT_NEAR(g.seconds(1000, 1000, 1000, 1e8), 1e-4, 1e-12);
+  // Each dimension at its half size halves the efficiency: 0.5 x 0.5 x 0.5 x 0.5.
+  const GemmRoofline h{1e15, 0.5, 64, 32, 1e12};
+  EXPECT_NEAR(h.efficiency(64, 32, 32), 0.5 * 0.125, 1e-12);
+}
+
+TEST(FlashAttentionRate, HalfKeysDefaultsToGemmHalfDim) {
+  Calibration c;
+  c.attention = 0.4;
+  c.gemm_half_dim = 100;
+  // keys 100 -> x0.5; query rows 100 -> x0.5.
+  EXPECT_NEAR(flash_attention_rate(c, 1e15, 100, 100), 1e15 * 0.4 * 0.25, 1.0);
+  c.attention_half_keys = 300;  // keys 100 -> 100/400
+  EXPECT_NEAR(flash_attention_rate(c, 1e15, 100, 100), 1e15 * 0.4 * 0.25 * 0.5, 1.0);
+}
+
+TEST(ValidateKernels, GemmRowPredictedFromChipData) {
+  const Catalog& cat = builtin();
+  const Chip& ch = cat.chips.at("h100-sxm");
+  const Calibration& k = cat.calibrations.at("h100-sxm");
+  const std::string text = kHeader + "G1,unit test,A,h100-sxm,gemm,bf16,4096,4096,4096,,,,,,time_us,200,\n";
+  const ValidationResult v = validate_kernels(parse_csv({"k.csv", text}), cat);
+  ASSERT_EQ(v.rows.size(), 1u);
+  const ValidationRow& r = v.rows[0];
+  ASSERT_TRUE(r.evaluated) << r.reason;
+  // By hand: 2 x 4096^3 FLOP at peak x cap x (4096/(4096+half))^3, or the bytes at the memory
+  // fraction of HBM bandwidth, whichever is slower, plus one kernel overhead.
+  const double s = 4096.0 / (4096.0 + k.gemm_half_dim);
+  const double tc = 2.0 * std::pow(4096.0, 3) / (ch.peak_at(Precision::bf16)->v * k.gemm_max_at(Precision::bf16) * s * s * s);
+  const double tm = (3.0 * 4096.0 * 4096.0 * 2.0) / (ch.hbm_bandwidth.v * k.memory_bw);
+  const double expect_us = (std::max(tc, tm) + k.kernel_overhead.v) * 1e6;
+  EXPECT_NEAR(r.predicted, expect_us, 1e-9 * expect_us);
+  EXPECT_NEAR(r.error_pct, (expect_us - 200) / 200 * 100, 1e-9);
+  EXPECT_EQ(v.headline.count, 1);
+  EXPECT_EQ(v.per_metric.count("gemm bf16"), 1u);
+  EXPECT_EQ(v.per_system.count("h100-sxm"), 1u);
+}
+
+TEST(ValidateKernels, AttentionForwardBackwardIsThreePointFiveForwards) {
+  const std::string text = kHeader +
+                           "F,unit test,A,h100-sxm,attention,bf16,,,,2,32,128,4096,,time_us,1000,\n"
+                           "FB,unit test,A,h100-sxm,attention_fwd_bwd,bf16,,,,2,32,128,4096,,time_us,1000,\n";
+  const ValidationResult v = validate_kernels(parse_csv({"k.csv", text}), builtin());
+  ASSERT_EQ(v.rows.size(), 2u);
+  const double ko = builtin().calibrations.at("h100-sxm").kernel_overhead.v * 1e6;
+  // Backward does 2.5x the forward's work: fwd+bwd = 3.5 x (fwd - overhead) + 3 overheads.
+  EXPECT_NEAR(v.rows[1].predicted, 3.5 * (v.rows[0].predicted - ko) + 3 * ko, 1e-9 * v.rows[1].predicted);
+}
+
+TEST(ValidateKernels, CopyAndUnknownChip) {
+  const std::string text = kHeader +
+                           "C,unit test,A,h100-sxm,copy,,,,,,,,,4e9,time_us,1500,\n"
+                           "X,unit test,B,no-such-chip,copy,,,,,,,,,4e9,time_us,1500,\n"
+                           "Z,unit test,C,h100-sxm,copy,,,,,,,,,4e9,time_us,1500,\n";
+  const ValidationResult v = validate_kernels(parse_csv({"k.csv", text}), builtin());
+  ASSERT_EQ(v.rows.size(), 3u);
+  const Calibration& k = builtin().calibrations.at("h100-sxm");
+  const double bw = builtin().chips.at("h100-sxm").hbm_bandwidth.v * k.memory_bw;
+  EXPECT_NEAR(v.rows[0].predicted, (4e9 / bw + k.kernel_overhead.v) * 1e6, 1e-6);
+  EXPECT_FALSE(v.rows[1].evaluated);
+  EXPECT_NE(v.rows[1].reason.find("no-such-chip"), std::string::npos);
+  EXPECT_EQ(v.rows[1].error_pct, 100.0);
+  // Grade C stays out of the headline; the unevaluated B row counts as 100%.
+  EXPECT_EQ(v.headline.count, 2);
+  EXPECT_NEAR(v.headline.mape_pct, (std::fabs(v.rows[0].error_pct) + 100.0) / 2, 1e-9);
+}
+
+TEST(ValidateKernels, BadInputNamesFileLineAndColumn) {
+  auto fails = [](const std::string& row, const std::string& want) {
+    try {
+      validate_kernels(parse_csv({"k.csv", kHeader + row}), builtin());
+      ADD_FAILURE() << "no error for " << row;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  fails("G,s,A,h100-sxm,gemm,bf16,0,4096,4096,,,,,,time_us,200,\n", "k.csv:2: m");
+  fails("G,s,A,h100-sxm,gemm,bf99,16,4096,4096,,,,,,time_us,200,\n", "k.csv:2: precision");
+  fails("G,s,A,h100-sxm,conv,bf16,16,4096,4096,,,,,,time_us,200,\n", "k.csv:2: kernel");
+  fails("G,s,A,h100-sxm,gemm,bf16,16,4096,4096,,,,,,tflops,200,\n", "k.csv:2: metric");
+  fails("G,s,A,h100-sxm,gemm,bf16,16,4096,4096,,,,,,time_us,-1,\n", "k.csv:2: value");
+  fails("G,s,A,h100-sxm,copy,,,,,,,,,,time_us,200,\n", "k.csv:2: bytes");
+  fails("G,s,D,h100-sxm,copy,,,,,,,,,4e9,time_us,200,\n", "k.csv:2: grade");
+  try {
+    validate_kernels(parse_csv({"k.csv", "id,chip,kernel,metric\nG,h100-sxm,copy,time_us\n"}), builtin());
+    ADD_FAILURE() << "no error for a short header";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("header lacks column 'source'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ValidateKernels, TheRepositoryTableIsAKernelsTable) {
+  const CsvTable t = parse_csv(read_file(test::source_path("validation/kernels-h100-sxm.csv")));
+  EXPECT_TRUE(is_kernel_table(t));
+  EXPECT_FALSE(is_training_table(t));
+  EXPECT_FALSE(is_inference_table(t));
+  const ValidationResult v = validate_kernels(t, builtin());
+  EXPECT_GT(v.headline.count, 300);
+  for (const auto& r : v.rows) EXPECT_TRUE(r.evaluated) << r.id << ": " << r.reason;
+}
+
+}  // namespace
+}  // namespace xpu
