@@ -38,9 +38,12 @@ double get(const ServingCalibration& s, int i) {
     default: return s.prefill_gemm;
   }
 }
-void set(ServingCalibration& s, int i, double v) {
+// A fitted decode bandwidth stays at or below what a weight-streaming kernel was measured to reach
+// on the family's chips (calibration memory.stream_fraction), else at or below 0.95.
+constexpr double kDecodeBwCeiling = 0.95;
+void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCeiling) {
   switch (i) {
-    case 0: s.decode_bw = std::clamp(v, 0.4, 0.95); break;
+    case 0: s.decode_bw = std::clamp(v, 0.4, bw_ceiling); break;
     case 1: s.layer_overhead = Seconds{std::clamp(v, 0.0, 2e-3)}; break;
     case 2: s.step_overhead = Seconds{std::clamp(v, 0.0, 50e-3)}; break;
     default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
@@ -76,6 +79,12 @@ std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& 
     if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
     fit.prior = prior;
     const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
+    double bw_ceiling = kDecodeBwCeiling;
+    for (const auto& ch : chips) {
+      auto k = c.calibrations.find(ch);
+      if (k != c.calibrations.end() && k->second.memory_stream > 0) bw_ceiling = std::min(bw_ceiling, k->second.memory_stream);
+    }
+    fit.decode_bw_ceiling = bw_ceiling;
     std::set<std::string> rows, runs;
     for (const auto& r : base.rows) {
       if (r.grade == "C" || !r.evaluated) continue;
@@ -116,7 +125,7 @@ std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& 
       for (int i = 0; i < kParams; ++i)
         for (double k : {f, 1.0 / f}) {
           ServingCalibration t = best;
-          set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i]);
+          set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i], bw_ceiling);
           const double l = evaluate(t, nullptr);
           if (l < best_loss - 1e-12) {
             best_loss = l;
@@ -182,6 +191,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("date = \"%s\"", date.c_str());
     out += "rows = " + quote_list(fit->rows) + "\n";
     line("bandwidth_fraction_prior = %.4f", fit->prior.decode_bw);
+    line("# bandwidth_fraction was fitted at or below %.2f (data/calibration memory.stream_fraction of these chips, else 0.95)",
+         fit->decode_bw_ceiling);
     line("step_overhead_prior = \"%.4g us\"", fit->prior.step_overhead.v * 1e6);
     line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);

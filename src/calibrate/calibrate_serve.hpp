@@ -18,6 +18,7 @@ struct ServingFit {
   std::vector<std::string> rows;     // row ids used
   ServingCalibration prior, fitted;  // values before (the assumed ones) and after
   double mape_before = 0, mape_after = 0;
+  double decode_bw_ceiling = 0.95;   // upper bound of the fitted decode bandwidth (memory.stream_fraction)
 };
 
 // facts: the table's run facts (validate_inference), or null.

@@ -195,6 +195,8 @@ Calibration parse_calibration(const DataFile& f) {
   }
   if (auto m = r.table("memory")) {
     c.memory_bw = m->number("bandwidth_fraction", 0.01, 1.0);
+    c.memory_stream = m->opt_number("stream_fraction", 0.01, 1.0).value_or(0);
+    c.memory_stream_source = m->opt_str("stream_source").value_or("");
     c.memory_reserve = Bytes{m->quantity("reserve", Dimension::bytes, true)};
     c.memory_frag = m->opt_number("fragmentation", 0, 0.5).value_or(0);
     m->finish();

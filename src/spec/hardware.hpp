@@ -67,6 +67,9 @@ struct Calibration {
   double attention_half_keys = 0;    // keys per query at which flash attention reaches half that
                                      // fraction (tile ramp along the causal diagonal); 0 = gemm_half_dim
   double memory_bw = 0.8;            // fraction of HBM bandwidth reached by memory-bound kernels
+  double memory_stream = 0;          // measured fraction a weight-streaming GEMV reaches (0 = not
+                                     // measured); the ceiling of a fitted serving decode bandwidth
+  std::string memory_stream_source;  // where memory_stream comes from (kept by refits)
   Seconds kernel_overhead{5e-6};     // fixed cost per kernel launch
   double scale_up_bus = 0.8;         // collective bus-bandwidth fraction on the scale-up tier
   double scale_out_bus = 0.8;        // ... on the scale-out tier
