@@ -114,14 +114,16 @@ TEST(ValidateKernels, BadInputNamesFileLineAndColumn) {
   }
 }
 
-TEST(ValidateKernels, TheRepositoryTableIsAKernelsTable) {
-  const CsvTable t = parse_csv(read_file(test::source_path("validation/kernels-h100-sxm.csv")));
-  EXPECT_TRUE(is_kernel_table(t));
-  EXPECT_FALSE(is_training_table(t));
-  EXPECT_FALSE(is_inference_table(t));
-  const ValidationResult v = validate_kernels(t, builtin());
-  EXPECT_GT(v.headline.count, 300);
-  for (const auto& r : v.rows) EXPECT_TRUE(r.evaluated) << r.id << ": " << r.reason;
+TEST(ValidateKernels, TheRepositoryTablesAreKernelsTables) {
+  for (const char* f : {"validation/kernels-h100-sxm.csv", "validation/kernels-h200-sxm.csv"}) {
+    const CsvTable t = parse_csv(read_file(test::source_path(f)));
+    EXPECT_TRUE(is_kernel_table(t)) << f;
+    EXPECT_FALSE(is_training_table(t)) << f;
+    EXPECT_FALSE(is_inference_table(t)) << f;
+    const ValidationResult v = validate_kernels(t, builtin());
+    EXPECT_GT(v.headline.count, 300) << f;
+    for (const auto& r : v.rows) EXPECT_TRUE(r.evaluated) << r.id << ": " << r.reason;
+  }
 }
 
 }  // namespace
