@@ -6,6 +6,7 @@
 #include <set>
 
 #include "train/evaluate.hpp"
+#include "units/units.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu {
@@ -301,18 +302,6 @@ CrossValidation cross_validate(const std::vector<CsvTable>& truth, const Catalog
   return cv;
 }
 
-namespace {
-// A TOML basic string: quotes and backslashes escaped.
-std::string toml_string(const std::string& v) {
-  std::string q = "\"";
-  for (char ch : v) {
-    if (ch == '\\' || ch == '"') q += '\\';
-    q += ch;
-  }
-  return q + "\"";
-}
-}  // namespace
-
 std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const std::string& truth_names,
                              const std::string& version, const std::string& date) {
   std::string s;
@@ -333,7 +322,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("half_dim = %g                          # a GEMM dimension this size halves that dimension's efficiency", c.gemm_half_dim);
   if (c.gemm_tile_rows > 0)
     line("tile_rows = %g                          # token rows of the smallest matrix tile decode kernels pad to", c.gemm_tile_rows);
-  if (!c.gemm_shape_source.empty()) s += "shape_source = " + toml_string(c.gemm_shape_source) + "\n";
+  if (!c.gemm_shape_source.empty()) s += "shape_source = " + double_quoted(c.gemm_shape_source) + "\n";
   line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
   s += "\n[attention]\n";
   line("efficiency = %.4f                     # flash attention, fraction of bf16 peak", c.attention);
@@ -343,7 +332,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("bandwidth_fraction = %.2f", c.memory_bw);
   if (c.memory_stream > 0)
     line("stream_fraction = %.2f                  # measured: a weight-streaming GEMV's share of HBM bandwidth", c.memory_stream);
-  if (!c.memory_stream_source.empty()) s += "stream_source = " + toml_string(c.memory_stream_source) + "\n";
+  if (!c.memory_stream_source.empty()) s += "stream_source = " + double_quoted(c.memory_stream_source) + "\n";
   line("reserve = \"%.3g GiB\"                     # runtime context, communicator buffers", c.memory_reserve.v / 1073741824.0);
   line("fragmentation = %.2f                    # allocator loss, fraction of activations and transients", c.memory_frag);
   s += "\n[kernel]\n";

@@ -7,14 +7,7 @@
 namespace xpu {
 
 namespace {
-std::string quoted(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o + "\"";
-}
+constexpr auto& quoted = double_quoted;
 
 std::string num(double v) { return format_number("%.6g", v); }
 }  // namespace

@@ -188,6 +188,15 @@ std::string format_number(const char* printf_format, double v) {
   return b;
 }
 
+std::string double_quoted(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o + "\"";
+}
+
 double round6(double v) {
   if (v == 0 || !std::isfinite(v)) return v;
   return std::strtod(format_number("%.6g", v).c_str(), nullptr);
