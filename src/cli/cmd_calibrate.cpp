@@ -53,6 +53,9 @@ void add_calibrate(CLI::App& app, const Globals& g) {
         serving_tables.push_back(std::move(t));
         continue;
       }
+      if (!is_training_table(t) && is_kernel_table(t))
+        throw InputError(p + ":1", "a kernels table is checked with `validate`; calibrate fits training or inference tables "
+                                   "(a chip's measured shape fields go in data/calibration by hand, with their source)");
       tables.push_back(std::move(t));
       training_paths.push_back(p);
       names += (names.empty() ? "" : ", ") + p;
