@@ -8,6 +8,7 @@
 #include "perf/kernels.hpp"
 #include "spec/error.hpp"
 #include "test_common.hpp"
+#include "calibrate/calibrate_kernels.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu {
@@ -48,10 +49,13 @@ TEST(ValidateKernels, GemmRowPredictedFromChipData) {
   ASSERT_EQ(v.rows.size(), 1u);
   const ValidationRow& r = v.rows[0];
   ASSERT_TRUE(r.evaluated) << r.reason;
-  // By hand: 2 x 4096^3 FLOP at peak x cap x (4096/(4096+half))^3, or the bytes at the memory
-  // fraction of HBM bandwidth, whichever is slower, plus one kernel overhead.
+  // By hand: 2 x 4096^3 FLOP at peak x cap x 4096/(4096+tile) x (4096/(4096+half))^2 (the token
+  // rows saturate at tile_rows), or the bytes at the memory fraction of HBM bandwidth, whichever
+  // is slower, plus one kernel overhead.
+  ASSERT_GT(k.gemm_tile_rows, 0);
   const double s = 4096.0 / (4096.0 + k.gemm_half_dim);
-  const double tc = 2.0 * std::pow(4096.0, 3) / (ch.peak_at(Precision::bf16)->v * k.gemm_max_at(Precision::bf16) * s * s * s);
+  const double sm = 4096.0 / (4096.0 + std::min(k.gemm_tile_rows, k.gemm_half_dim));
+  const double tc = 2.0 * std::pow(4096.0, 3) / (ch.peak_at(Precision::bf16)->v * k.gemm_max_at(Precision::bf16) * sm * s * s);
   const double tm = (3.0 * 4096.0 * 4096.0 * 2.0) / (ch.hbm_bandwidth.v * k.memory_bw);
   const double expect_us = (std::max(tc, tm) + k.kernel_overhead.v) * 1e6;
   EXPECT_NEAR(r.predicted, expect_us, 1e-9 * expect_us);
@@ -124,6 +128,46 @@ TEST(ValidateKernels, TheRepositoryTablesAreKernelsTables) {
     EXPECT_GT(v.headline.count, 300) << f;
     for (const auto& r : v.rows) EXPECT_TRUE(r.evaluated) << r.id << ": " << r.reason;
   }
+}
+
+TEST(FitKernels, RecoversTheParametersThatMadeTheTable) {
+  // A table predicted by the model itself with known values is fitted back to those values.
+  const Catalog& cat = builtin();
+  Catalog truth = cat;
+  Calibration& k = truth.calibrations.at("h100-sxm");
+  k.gemm_max[static_cast<int>(Precision::bf16)] = 0.70;
+  k.gemm_max[static_cast<int>(Precision::fp8)] = 0.62;
+  k.gemm_half_dim = 48;
+  k.memory_bw = 0.85;
+  k.kernel_overhead = Seconds{3e-6};
+  k.attention = 0.5;
+  k.attention_half_keys = 600;
+  std::string text = kHeader;
+  int i = 0;
+  for (const char* prec : {"bf16", "fp8"})
+    for (int m : {16, 64, 256, 1024, 4096})
+      for (auto [n, kk] : {std::pair{4096, 4096}, {1024, 8192}, {28672, 4096}, {8192, 512}})
+        text += "G" + std::to_string(i++) + ",t,A,h100-sxm,gemm," + prec + "," + std::to_string(m) + "," + std::to_string(n) +
+                "," + std::to_string(kk) + ",,,,,,time_us,1,\n";
+  for (int s : {1024, 4096, 16384}) text += "A" + std::to_string(s) + ",t,A,h100-sxm,attention_fwd_bwd,bf16,,,,2,32,128," + std::to_string(s) + ",,time_us,1,\n";
+  // Measured = predicted under `truth`.
+  CsvTable t = parse_csv({"k.csv", text});
+  const ValidationResult v = validate_kernels(t, truth);
+  const int value_col = t.column("value");
+  for (std::size_t r = 0; r < t.rows.size(); ++r) t.rows[r][value_col] = std::to_string(v.rows[r].predicted);
+  const std::vector<KernelFit> fits = fit_kernels(t, cat);
+  ASSERT_EQ(fits.size(), 1u);
+  const KernelFit& f = fits[0];
+  EXPECT_EQ(f.gemm_rows, 40);
+  EXPECT_NEAR(f.cap.at("bf16"), 0.70, 0.011);
+  EXPECT_NEAR(f.cap.at("fp8"), 0.62, 0.011);
+  EXPECT_EQ(f.half_dim, 48);
+  EXPECT_NEAR(f.memory_fraction, 0.85, 0.011);
+  EXPECT_NEAR(f.kernel_overhead_s, 3e-6, 0.6e-6);
+  EXPECT_LT(f.gemm_mape_fitted, 1.0);
+  EXPECT_NEAR(f.attention_half_keys, 600, 20);
+  EXPECT_NEAR(f.attention, 0.5, 0.02);
+  EXPECT_LT(f.attention_mape_fitted, 1.0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include <ctime>
 
 #include "calibrate/calibrate.hpp"
+#include "calibrate/calibrate_kernels.hpp"
 #include "calibrate/calibrate_serve.hpp"
 #include "cli/commands.hpp"
 #include "load/csv.hpp"
@@ -44,7 +45,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   c->add_flag("--no-facts", o->no_facts, "Ignore <truth>.facts.csv run facts beside each table");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
-    std::vector<CsvTable> tables, serving_tables;
+    std::vector<CsvTable> tables, serving_tables, kernel_tables;
     std::vector<std::string> training_paths;
     std::string names;
     for (const auto& p : o->truth) {
@@ -53,9 +54,13 @@ void add_calibrate(CLI::App& app, const Globals& g) {
         serving_tables.push_back(std::move(t));
         continue;
       }
-      if (!is_training_table(t) && is_kernel_table(t))
-        throw InputError(p + ":1", "a kernels table is checked with `validate`; calibrate fits training or inference tables "
-                                   "(a chip's measured shape fields go in data/calibration by hand, with their source)");
+      if (!is_training_table(t) && is_kernel_table(t)) {
+        if (!o->out_dir.empty())
+          throw InputError(p + ":1", "a kernels table gives a report, not files: data/calibration's caps are fitted to "
+                                     "training steps; put the measured shape fields there by hand, with their source (drop --out-dir)");
+        kernel_tables.push_back(std::move(t));
+        continue;
+      }
       tables.push_back(std::move(t));
       training_paths.push_back(p);
       names += (names.empty() ? "" : ", ") + p;
@@ -93,6 +98,40 @@ void add_calibrate(CLI::App& app, const Globals& g) {
           write_output(path, serving_toml(fit.fitted, &fit, t.path, "xpuplan 0.1.0", today()));
           serving_text += "wrote " + path + "\n";
         }
+    }
+    for (const auto& t : kernel_tables) {
+      std::vector<std::vector<std::string>> krows;
+      auto pct = [&](double v) { return format_number("%.1f%%", v); };
+      for (const KernelFit& k : fit_kernels(t, cat)) {
+        const Calibration& cal = cat.calibrations.at(k.chip);
+        std::string caps, caps_now;
+        for (const auto& [p, v] : k.cap) {
+          caps += (caps.empty() ? "" : " ") + p + " " + format_number("%.2f", v);
+          caps_now += (caps_now.empty() ? "" : " ") + p + " " + format_number("%.2f", cal.gemm_max_at(*parse_precision(p)));
+        }
+        auto row = [&](const std::string& what, const std::string& shipped, const std::string& fitted, const std::string& rows) {
+          krows.push_back({k.chip, what, shipped, fitted, rows});
+        };
+        const std::string gr = std::to_string(k.gemm_rows), ar = std::to_string(k.attention_rows);
+        if (k.gemm_rows > 0) {
+          row("gemm cap (per precision)", caps_now, caps, gr);
+          row("gemm half_dim", format_number("%g", cal.gemm_half_dim), format_number("%g", k.half_dim), gr);
+          row("memory bandwidth_fraction", format_number("%.2f", cal.memory_bw), format_number("%.2f", k.memory_fraction), gr);
+          row("kernel overhead", format_number("%.1f us", cal.kernel_overhead.v * 1e6), format_number("%.1f us", k.kernel_overhead_s * 1e6), gr);
+          row("gemm MAPE", pct(k.gemm_mape_shipped), pct(k.gemm_mape_fitted), gr);
+        }
+        if (k.stream_rows > 0)
+          row("memory stream_fraction (best GEMV)", cal.memory_stream > 0 ? format_number("%.2f", cal.memory_stream) : "-",
+              format_number("%.2f", k.stream_fraction), std::to_string(k.stream_rows));
+        if (k.attention_rows > 0) {
+          row("attention efficiency", format_number("%.3f", cal.attention), format_number("%.3f", k.attention), ar);
+          row("attention half_keys", cal.attention_half_keys > 0 ? format_number("%g", cal.attention_half_keys) : "(half_dim)",
+              format_number("%g", k.attention_half_keys), ar);
+          row("attention fwd+bwd MAPE", pct(k.attention_mape_shipped), pct(k.attention_mape_fitted), ar);
+        }
+      }
+      serving_text += "kernel parameters (" + t.path + ", grades A+B; a report: data/calibration's caps are fitted to training steps)\n" +
+                      render_table({"chip", "parameter", "shipped", "best fit to the kernels", "rows"}, krows);
     }
     if (tables.empty()) {
       write_output("", serving_text);

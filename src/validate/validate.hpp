@@ -107,6 +107,26 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
 // Is this CSV a kernels table (by its header: chip, kernel, metric; validation/README.md)?
 bool is_kernel_table(const CsvTable& t);
 
+// One row of a kernels table, read and checked.
+enum class KernelKind { gemm, attention, attention_fwd_bwd, copy };
+struct KernelRow {
+  std::string id, grade, chip, kernel, precision_text;
+  int line = 0;
+  KernelKind kind = KernelKind::gemm;
+  Precision precision = Precision::bf16;   // gemm and attention
+  double m = 0, n = 0, k = 0;              // gemm
+  double batch = 0, heads = 0, seq = 0, head_dim = 0;  // attention
+  double bytes = 0;                        // copy: read + written
+  double measured_s = 0;
+};
+
+// Every row of a kernels table; throws InputError (file:line: column: problem) for a bad cell.
+std::vector<KernelRow> read_kernel_rows(const CsvTable& t);
+
+// One kernel's time on a chip with a calibration (perf/kernels.hpp); empty with *reason set when
+// the chip lacks the kernel's precision.
+std::optional<double> predict_kernel(const KernelRow& k, const Chip& chip, const Calibration& cal, std::string* reason);
+
 // Each row is one kernel (gemm, attention, attention_fwd_bwd, copy) timed on one chip; predicted
 // from data/chips and data/calibration by perf/kernels.hpp, as training and serving use them.
 // Throws InputError for malformed cells; a chip absent from the catalog leaves the row

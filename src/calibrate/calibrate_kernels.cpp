@@ -1,0 +1,166 @@
+#include "calibrate/calibrate_kernels.hpp"
+
+#include <cmath>
+#include <set>
+
+#include "perf/kernels.hpp"
+#include "validate/validate.hpp"
+
+namespace xpu {
+
+namespace {
+
+constexpr double kHalfDims[] = {8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256};
+constexpr double kStreamMinBytes = 256.0 * 1024 * 1024;  // a GEMV this large cannot sit in L2
+
+// Mean |ln(predicted / measured)| and MAPE of rows under a calibration.
+struct Err {
+  double log = 0, mape = 0;
+};
+Err error_of(const std::vector<const KernelRow*>& rows, const Chip& ch, const Calibration& cal) {
+  Err e;
+  std::string reason;
+  for (const KernelRow* k : rows) {
+    const double p = predict_kernel(*k, ch, cal, &reason).value_or(1e9);
+    e.log += std::fabs(std::log(p / k->measured_s));
+    e.mape += std::fabs(p / k->measured_s - 1) * 100;
+  }
+  if (!rows.empty()) {
+    e.log /= static_cast<double>(rows.size());
+    e.mape /= static_cast<double>(rows.size());
+  }
+  return e;
+}
+
+// Tries every value of `grid` for one field of `cal` (through `set`), keeps the best; true when it moved.
+template <typename Set>
+bool best_on_grid(const std::vector<double>& grid, Set set, Calibration& cal, double& best,
+                  const std::vector<const KernelRow*>& rows, const Chip& ch) {
+  bool moved = false;
+  double keep = 0;
+  for (double v : grid) {
+    Calibration t = cal;
+    set(t, v);
+    const double e = error_of(rows, ch, t).log;
+    if (e < best - 1e-12) {
+      best = e;
+      keep = v;
+      moved = true;
+    }
+  }
+  if (moved) set(cal, keep);
+  return moved;
+}
+
+std::vector<double> steps(double from, double to, double step) {
+  std::vector<double> v;
+  for (double x = from; x <= to + 1e-12; x += step) v.push_back(x);
+  return v;
+}
+
+}  // namespace
+
+std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
+  const std::vector<KernelRow> rows = read_kernel_rows(t);
+  std::set<std::string> chips;
+  for (const auto& k : rows) chips.insert(k.chip);
+  std::vector<KernelFit> out;
+  for (const std::string& id : chips) {
+    auto ch_it = c.chips.find(id);
+    auto cal_it = c.calibrations.find(id);
+    if (ch_it == c.chips.end() || cal_it == c.calibrations.end()) continue;
+    const Chip& ch = ch_it->second;
+    KernelFit fit;
+    fit.chip = id;
+    std::vector<const KernelRow*> gemms, attn;
+    std::set<Precision> precs;
+    for (const auto& k : rows) {
+      if (k.chip != id || (k.grade != "A" && k.grade != "B")) continue;
+      if (k.kind == KernelKind::gemm && ch.peak_at(k.precision)) {
+        gemms.push_back(&k);
+        precs.insert(k.precision);
+        const double wbytes = k.n * k.k * precision_bytes(k.precision);
+        if (k.m <= 16 && wbytes >= kStreamMinBytes) {
+          fit.stream_fraction = std::max(fit.stream_fraction, wbytes / k.measured_s / ch.hbm_bandwidth.v);
+          ++fit.stream_rows;
+        }
+      }
+      if (k.kind == KernelKind::attention_fwd_bwd) attn.push_back(&k);
+    }
+    fit.gemm_rows = static_cast<int>(gemms.size());
+    fit.attention_rows = static_cast<int>(attn.size());
+
+    Calibration cal = cal_it->second;
+    if (!gemms.empty()) {
+      fit.gemm_mape_shipped = error_of(gemms, ch, cal).mape;
+      const std::vector<double> caps = steps(0.30, 0.98, 0.01), fracs = steps(0.50, 0.98, 0.01), kos = steps(0, 10e-6, 0.5e-6);
+      // Every half size on its grid; for each, coordinate descent over the other parameters from
+      // the shipped values; the best pair kept (the half size couples with the caps, so a joint
+      // descent stalls in local minima).
+      double best_all = 1e300;
+      Calibration best_cal = cal;
+      for (double half : kHalfDims) {
+        Calibration x = cal_it->second;
+        x.gemm_half_dim = half;
+        double best = error_of(gemms, ch, x).log;
+        for (int round = 0; round < 12; ++round) {
+          bool moved = false;
+          for (Precision p : precs)
+            moved |= best_on_grid(caps, [p](Calibration& y, double v) { y.gemm_max[static_cast<int>(p)] = v; }, x, best, gemms, ch);
+          // Memory fraction and kernel overhead trade against each other on memory-bound rows:
+          // searched together.
+          for (double fr : fracs) {
+            const bool m = best_on_grid(kos, [fr](Calibration& y, double v) { y.memory_bw = fr; y.kernel_overhead = Seconds{v}; },
+                                        x, best, gemms, ch);
+            moved |= m;
+          }
+          if (!moved) break;
+        }
+        if (best < best_all) {
+          best_all = best;
+          best_cal = x;
+        }
+      }
+      cal = best_cal;
+      for (Precision p : precs) fit.cap[precision_name(p)] = cal.gemm_max_at(p);
+      fit.half_dim = cal.gemm_half_dim;
+      fit.memory_fraction = cal.memory_bw;
+      fit.kernel_overhead_s = cal.kernel_overhead.v;
+      fit.gemm_mape_fitted = error_of(gemms, ch, cal).mape;
+    }
+    if (!attn.empty()) {
+      fit.attention_mape_shipped = error_of(attn, ch, cal_it->second).mape;
+      // For each half size the efficiency that centres the log errors, the best half size kept.
+      const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
+      double best = 1e300;
+      for (double h = 50; h <= 3000; h += 10) {
+        double mean = 0;
+        for (const KernelRow* k : attn) {
+          const double kq = (k->seq + 1) / 2;
+          const double af = 2.0 * k->batch * k->seq * kq * k->heads * (2 * k->head_dim);
+          const double t = std::max(1e-9, k->measured_s - 3 * cal.kernel_overhead.v);
+          const double shape = saturation(kq, h) * saturation(k->batch * k->seq, cal.gemm_half_dim);
+          mean += std::log((1 + kAttnBwdWork) * af / (p16->v * shape * t));
+        }
+        mean /= static_cast<double>(attn.size());
+        Calibration x = cal;
+        x.attention = std::clamp(std::exp(mean), 0.01, 1.0);
+        x.attention_half_keys = h;
+        const double e = error_of(attn, ch, x).log;
+        if (e < best) {
+          best = e;
+          fit.attention = x.attention;
+          fit.attention_half_keys = h;
+        }
+      }
+      Calibration x = cal;
+      x.attention = fit.attention;
+      x.attention_half_keys = fit.attention_half_keys;
+      fit.attention_mape_fitted = error_of(attn, ch, x).mape;
+    }
+    out.push_back(std::move(fit));
+  }
+  return out;
+}
+
+}  // namespace xpu
