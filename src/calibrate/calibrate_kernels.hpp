@@ -22,7 +22,7 @@ struct KernelFit {
   std::map<std::string, double> cap;  // by precision name
   double half_dim = 0, memory_fraction = 0, kernel_overhead_s = 0;
   double gemm_mape_shipped = 0, gemm_mape_fitted = 0;
-  // Weight streaming: the best read rate of a GEMV (m <= 16) over at least 256 MiB of weights,
+  // Weight streaming: the best read rate of a GEMV (m <= 16) over at least 128 MiB of weights,
   // as a share of the chip's HBM bandwidth (0 = no such rows).
   double stream_fraction = 0;
   // Flash attention forward + backward: efficiency and keys-per-query half size.
