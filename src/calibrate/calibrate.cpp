@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "perf/kernels.hpp"
 #include "train/evaluate.hpp"
 #include "units/units.hpp"
 #include "validate/validate.hpp"
@@ -25,9 +26,9 @@ void apply(Calibration& c, const Calibration& base, double g, double lp, double 
     const int i = static_cast<int>(p);
     if (base.gemm_max[i] <= 0) continue;
     const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
-    c.gemm_max[i] = std::min(0.98, base.gemm_max[i] * (low ? lp : g));
+    c.gemm_max[i] = std::min(kMaxEfficiency, base.gemm_max[i] * (low ? lp : g));
   }
-  c.attention = std::min(0.98, base.attention * at);
+  c.attention = std::min(kMaxEfficiency, base.attention * at);
 }
 
 // One measured row with the layout the planner chose for it (fixed while a fit pass searches).

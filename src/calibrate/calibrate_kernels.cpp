@@ -32,22 +32,24 @@ Err error_of(const std::vector<const KernelRow*>& rows, const Chip& ch, const Ca
   return e;
 }
 
-// Tries every value of `grid` for one field of `cal` (through `set`), keeps the best; true when it moved.
+// Tries every value of `grid` for the field(s) of `cal` that `set` writes, in place, and leaves
+// the best (or the values it started with); true when it moved.
 template <typename Set>
 bool best_on_grid(const std::vector<double>& grid, Set set, Calibration& cal, double& best,
                   const std::vector<const KernelRow*>& rows, const Chip& ch) {
+  const Calibration start = cal;  // one copy per grid, not per point
   bool moved = false;
   double keep = 0;
   for (double v : grid) {
-    Calibration t = cal;
-    set(t, v);
-    const double e = error_of(rows, ch, t).log;
+    set(cal, v);
+    const double e = error_of(rows, ch, cal).log;
     if (e < best - 1e-12) {
       best = e;
       keep = v;
       moved = true;
     }
   }
+  cal = start;
   if (moved) set(cal, keep);
   return moved;
 }
@@ -133,6 +135,7 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
       // For each half size the efficiency that centres the log errors, the best half size kept.
       const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
       double best = 1e300;
+      Calibration x = cal;
       for (double h = 50; h <= 3000; h += 10) {
         double mean = 0;
         for (const KernelRow* k : attn) {
@@ -143,7 +146,6 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
           mean += std::log((1 + kAttnBwdWork) * af / (p16->v * shape * t));
         }
         mean /= static_cast<double>(attn.size());
-        Calibration x = cal;
         x.attention = std::clamp(std::exp(mean), 0.01, 1.0);
         x.attention_half_keys = h;
         const double e = error_of(attn, ch, x).log;
@@ -153,7 +155,6 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
           fit.attention_half_keys = h;
         }
       }
-      Calibration x = cal;
       x.attention = fit.attention;
       x.attention_half_keys = fit.attention_half_keys;
       fit.attention_mape_fitted = error_of(attn, ch, x).mape;

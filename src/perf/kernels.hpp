@@ -8,6 +8,10 @@
 
 namespace xpu {
 
+// No kernel is taken to reach more than this fraction of its peak, however a calibration or a
+// fit scales its efficiency.
+inline constexpr double kMaxEfficiency = 0.98;
+
 // Efficiency of one dimension of size x that reaches half its asymptote at `half`.
 inline double saturation(double x, double half) { return x / (x + half); }
 

@@ -206,7 +206,7 @@ double StepModel::linear_time(int tokens) const {
     const double mats = m_.gated_mlp ? 3 : 2;
     const double flops = 2.0 * T * k * mats * h * m_.moe.ffn_hidden / l_.tp;
     // The active experts run as grouped GEMMs (calibration gemm.grouped, as in training).
-    const GemmRoofline g{peak_, std::min(0.98, gmax_ * s_.calib.gemm_grouped), tile_, half_, bw_};
+    const GemmRoofline g{peak_, std::min(kMaxEfficiency, gmax_ * s_.calib.gemm_grouped), tile_, half_, bw_};
     const double eff = g.efficiency(per_expert, h, static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp);
     const double bytes = active * expert_bytes_dev_ + 2 * T * k * h * kAct / l_.tp;
     const double router = gemm(T, E, h);

@@ -87,7 +87,7 @@ class Evaluator {
   double gemm(double M, double N, double K, double grouped = 1.0) const {
     double bytes = (M * K + K * N) * eb_ + M * N * kAct;
     if (lowp_) bytes += c_.lowp_overhead * M * K * 3.0;  // quantize the activation operand
-    const GemmRoofline g{peak_, std::min(0.98, gmax_ * grouped), half_, half_, mem_bw_};
+    const GemmRoofline g{peak_, std::min(kMaxEfficiency, gmax_ * grouped), half_, half_, mem_bw_};
     return g.seconds(M, N, K, bytes) + ko_;
   }
   // Forward GEMM and its backward (data gradient and weight gradient).

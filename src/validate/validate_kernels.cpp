@@ -96,7 +96,7 @@ std::optional<double> predict_kernel(const KernelRow& k, const Chip& ch, const C
       // The token rows saturate at the smallest matrix tile where the calibration names one, as in
       // the serving step model; the other dimensions at half_dim.
       const double half_m = cal.gemm_tile_rows > 0 ? std::min(cal.gemm_tile_rows, cal.gemm_half_dim) : cal.gemm_half_dim;
-      const GemmRoofline g{peak->v, std::min(0.98, cal.gemm_max_at(k.precision)), half_m, cal.gemm_half_dim, bw};
+      const GemmRoofline g{peak->v, std::min(kMaxEfficiency, cal.gemm_max_at(k.precision)), half_m, cal.gemm_half_dim, bw};
       return g.seconds(k.m, k.n, k.k, (k.m * k.k + k.k * k.n) * eb + k.m * k.n * kOut) + ko;
     }
     case KernelKind::copy: return k.bytes / bw + ko;
