@@ -191,6 +191,42 @@ TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   EXPECT_EQ(terms.back().name, "step time");
 }
 
+TEST(ServeStep, NeuronMoeDispatchRunsAllExpertsOrLoadsPerToken) {
+  // neuronx-distributed ExpertMLPs (data/serving engine.moe_all_experts_from and
+  // moe_prefill_all_experts): token generation below batch x top_k / experts = 1 loads each
+  // token's top-k experts token by token, at or above it runs every expert over every token;
+  // context encoding runs every expert over every token. Mixtral: 8 experts, top-2.
+  System grouped = builtin().system("trn2-48xl");
+  grouped.serving.moe_all_experts_from = -1;
+  grouped.serving.moe_prefill_all_experts = false;
+  System nxd = grouped;
+  nxd.serving.moe_all_experts_from = 1;
+  nxd.serving.moe_prefill_all_experts = true;
+  ServeLayout l;
+  l.tp = 4;
+  const Model& m = builtin().model("mixtral-8x7b");
+  StepModel g(m, grouped, l), n(m, nxd, l);
+  ASSERT_TRUE(g.fits() && n.fits());
+  auto decode = [](const StepModel& sm, int b) { return sm.step_time(b, b, b * 1000.0, 0, b); };
+  // One token: its 2 experts either way.
+  EXPECT_NEAR(decode(n, 1), decode(g, 1), 1e-9 * decode(g, 1));
+  // Three tokens (0.75 < 1): 6 expert loads token by token against ~4.6 distinct experts grouped.
+  EXPECT_GT(decode(n, 3), decode(g, 3) * 1.05);
+  // Four tokens (1.0): all 8 experts over all 4 tokens.
+  EXPECT_GT(decode(n, 4), decode(g, 4) * 1.05);
+  // A 2,048-token prompt: every expert over every token is 4x the routed expert work.
+  const double pg = g.step_time(2048, 0, 0, 2048.0 * 2048 / 2, 1), pn = n.step_time(2048, 0, 0, 2048.0 * 2048 / 2, 1);
+  EXPECT_GT(pn, 2 * pg);
+  // A dense model is untouched.
+  StepModel dg(builtin().model("llama3-8b"), grouped, l), dn(builtin().model("llama3-8b"), nxd, l);
+  EXPECT_DOUBLE_EQ(decode(dn, 4), decode(dg, 4));
+  EXPECT_DOUBLE_EQ(dn.step_time(2048, 0, 0, 2048.0 * 2048 / 2, 1), dg.step_time(2048, 0, 0, 2048.0 * 2048 / 2, 1));
+  // Shipped: the Neuron serving families dispatch as neuronx-distributed; GPU engines group.
+  EXPECT_EQ(builtin().system("trn2-48xl").serving.moe_all_experts_from, 1);
+  EXPECT_TRUE(builtin().system("inf2-48xl").serving.moe_prefill_all_experts);
+  EXPECT_LT(builtin().system("dgx-h100").serving.moe_all_experts_from, 0);
+}
+
 TEST(ServeStep, QuantisedWeightsDecodeFaster) {
   ServeLayout l;
   l.tp = 4;

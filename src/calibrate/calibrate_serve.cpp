@@ -184,6 +184,10 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("shards_per_device = %d               # tensor-parallel ranks per device (heads padded, KV heads replicated per rank)", s.shards_per_device);
   if (!s.mixed_batches)
     line("mixed_batches = false               # prefill and decode run as separate graphs, one after the other in an iteration");
+  if (s.moe_all_experts_from >= 0)
+    line("moe_all_experts_from = %.4g           # MoE token generation: every expert runs over every token once batch x top_k / experts reaches this, else each token loads its own top-k experts (neuronx-distributed ExpertMLPs.SELECTIVE_LOADING_THRESHOLD)", s.moe_all_experts_from);
+  if (s.moe_prefill_all_experts)
+    line("moe_prefill_all_experts = true      # MoE context encoding runs every token through every expert (neuronx-distributed ExpertMLPs.forward_all_experts at full capacity)");
   if (fit) {
     out += "\n[fit]                                   # provenance: xpuplan calibrate on an inference table\n";
     line("truth = \"%s\"", truth_name.c_str());

@@ -269,6 +269,8 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
   if (auto v = e->opt_integer("shards_per_device", 1)) c.shards_per_device = static_cast<int>(*v);
   c.mixed_batches = e->boolean("mixed_batches", true);
+  if (auto v = e->opt_number("moe_all_experts_from", 0.0, 1e6)) c.moe_all_experts_from = *v;
+  c.moe_prefill_all_experts = e->boolean("moe_prefill_all_experts", false);
   e->finish();
   if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
     (void)f->str("truth");

@@ -190,32 +190,51 @@ double StepModel::gemm(double M, double N, double K) const {
   return g.seconds(M, N, K, N * K * wb_ + (M * K + M * N) * kAct);
 }
 
-double StepModel::linear_time(int tokens) const {
+double StepModel::moe_layer_time(double T, bool prefill) const {
+  const double E = m_.moe.experts, k = m_.moe.top_k, h = static_cast<double>(m_.hidden);
+  const double mats = m_.gated_mlp ? 3 : 2;
+  const double f_dev = static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp;  // an expert's width on a device
+  // The experts run as grouped GEMMs (calibration gemm.grouped, as in training).
+  const GemmRoofline g{peak_, std::min(kMaxEfficiency, gmax_ * s_.calib.gemm_grouped), tile_, half_, bw_};
+  const double acts = 2 * T * k * h * kAct / l_.tp;
+  // experts_dev: experts computed on a device; expert_reads: experts whose (tp-sharded) weights
+  // are read, counted as the grouped path counts them (expert_bytes_dev_ each).
+  auto run = [&](double experts_dev, double rows_per_expert, double expert_reads) {
+    const double flops = 2.0 * experts_dev * rows_per_expert * mats * h * f_dev;
+    const double eff = g.efficiency(rows_per_expert, h, f_dev);
+    return std::max(flops / (peak_ * eff), (expert_reads * expert_bytes_dev_ + acts) / bw_);
+  };
+  const auto& eng = s_.serving;
+  if (eng.moe_all_experts_from >= 0 || eng.moe_prefill_all_experts) {
+    // neuronx-distributed ExpertMLPs: context encoding at full capacity and token generation
+    // from the threshold on pass every token through every expert; below it, each token loads
+    // its own top-k experts one token at a time.
+    const bool all = prefill ? eng.moe_prefill_all_experts
+                             : eng.moe_all_experts_from >= 0 && T * k / E >= eng.moe_all_experts_from;
+    if (all) return run(E / l_.ep, T, E);
+    if (!prefill && eng.moe_all_experts_from >= 0) return run(T * k / l_.ep, 1, T * k);
+  }
+  const double active = E * (1.0 - std::pow(1.0 - k / E, T));  // expected distinct experts hit by T tokens
+  return run(active / l_.ep, T * k / active, active);
+}
+
+double StepModel::linear_time(int tokens, bool prefill) const {
   if (tokens <= 0) return 0;
-  if (static_cast<std::size_t>(tokens) < linear_cache_.size() && linear_cache_[tokens] >= 0) return linear_cache_[tokens];
+  const auto& eng = s_.serving;
+  const bool own_dispatch = moe_layers_ > 0 && (eng.moe_all_experts_from >= 0 || eng.moe_prefill_all_experts);
+  auto& cache = linear_cache_[own_dispatch && prefill ? 1 : 0];
+  if (static_cast<std::size_t>(tokens) < cache.size() && cache[tokens] >= 0) return cache[tokens];
   const double T = tokens;
   double attn = 0, dense = 0, shared = 0;
   for (const auto& g : attn_gemms_) attn += g.count * gemm(T, g.n, g.k);
   for (const auto& g : dense_mlp_gemms_) dense += g.count * gemm(T, g.n, g.k);
   for (const auto& g : shared_gemms_) shared += g.count * gemm(T, g.n, g.k);
   double moe = 0;
-  if (moe_layers_ > 0) {
-    const double E = m_.moe.experts, k = m_.moe.top_k, h = static_cast<double>(m_.hidden);
-    const double active = E * (1.0 - std::pow(1.0 - k / E, T));  // expected distinct experts hit by T tokens
-    const double per_expert = T * k / active;                      // tokens per active expert
-    const double mats = m_.gated_mlp ? 3 : 2;
-    const double flops = 2.0 * T * k * mats * h * m_.moe.ffn_hidden / l_.tp;
-    // The active experts run as grouped GEMMs (calibration gemm.grouped, as in training).
-    const GemmRoofline g{peak_, std::min(kMaxEfficiency, gmax_ * s_.calib.gemm_grouped), tile_, half_, bw_};
-    const double eff = g.efficiency(per_expert, h, static_cast<double>(m_.moe.ffn_hidden) * l_.ep / l_.tp);
-    const double bytes = active * expert_bytes_dev_ + 2 * T * k * h * kAct / l_.tp;
-    const double router = gemm(T, E, h);
-    moe = std::max(flops / (peak_ * eff), bytes / bw_) + router + shared;
-  }
+  if (moe_layers_ > 0) moe = moe_layer_time(T, prefill) + gemm(T, m_.moe.experts, static_cast<double>(m_.hidden)) + shared;
   const double v = m_.layers * attn + dense_layers_ * dense + moe_layers_ * moe;
   if (tokens < 65536) {
-    if (linear_cache_.size() <= static_cast<std::size_t>(tokens)) linear_cache_.resize(tokens + 1, -1.0);
-    linear_cache_[tokens] = v;
+    if (cache.size() <= static_cast<std::size_t>(tokens)) cache.resize(tokens + 1, -1.0);
+    cache[tokens] = v;
   }
   return v;
 }
@@ -238,7 +257,7 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   Parts p;
   if (tokens <= 0) return p;
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
-  p.linear = linear_time(tokens);  // dense and MoE projections, all layers
+  p.linear = linear_time(tokens, tokens > decode_seqs);  // dense and MoE projections, all layers
   if (decode_seqs > 0) {
     const double bytes = decode_ctx * kv_layer_dev_ * L;
     const double flops = 2.0 * decode_ctx * heads_dev_ * (attn_dqk_ + attn_dv_) * L;

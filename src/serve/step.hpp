@@ -87,7 +87,10 @@ class StepModel {
   };
   Parts parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
   double gemm(double M, double N, double K) const;
-  double linear_time(int tokens) const;  // cached per token count
+  // Projections of all layers for a pass of `tokens` tokens; `prefill`: the pass holds prompt
+  // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
+  double linear_time(int tokens, bool prefill) const;
+  double moe_layer_time(double T, bool prefill) const;  // routed experts of one MoE layer
 
   const Model& m_;
   const System& s_;
@@ -104,7 +107,7 @@ class StepModel {
   std::vector<Gemm> attn_gemms_, dense_mlp_gemms_, shared_gemms_;
   double expert_bytes_dev_ = 0;  // one routed expert's weights on one device
   double experts_dev_ = 0;       // routed experts held per device
-  mutable std::vector<double> linear_cache_;
+  mutable std::vector<double> linear_cache_[2];  // [0]: grouped dispatch or token generation, [1]: context encoding
 };
 
 }  // namespace xpu

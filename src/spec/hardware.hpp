@@ -150,6 +150,13 @@ struct ServingCalibration {
   // generation) as separate graphs: an iteration with both runs the decode graph, then the
   // prefill graph, each a full pass over the weights with its own overhead.
   bool mixed_batches = true;
+  // How the engine runs MoE experts (default: a grouped GEMM over the experts the batch's tokens
+  // hit, as vLLM, SGLang and TensorRT-LLM do). neuronx-distributed's ExpertMLPs instead runs
+  // every token through every expert in context encoding (full capacity), and in token
+  // generation either the same (once batch x top_k / experts reaches `moe_all_experts_from`) or
+  // each token's own top-k experts, loaded token by token (below it). < 0: grouped dispatch.
+  double moe_all_experts_from = -1;
+  bool moe_prefill_all_experts = false;
   std::vector<std::string> chips;    // the chip ids the file names
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).
