@@ -301,7 +301,10 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"weights and projections (GEMMs, all layers)", ms(p.linear),
                  chip + ": " + pk + ", memory.bandwidth; " + cal + ": gemm." + precision_name(cp_) +
                      ", gemm.half_dim, gemm.tile_rows" + (m_.is_moe() ? ", gemm.grouped" : "") + "; " + srv +
-                     ": decode.bandwidth_fraction"});
+                     ": decode.bandwidth_fraction" +
+                     (m_.is_moe() && (s_.serving.moe_all_experts_from >= 0 || s_.serving.moe_prefill_all_experts)
+                          ? ", engine.moe_all_experts_from, engine.moe_prefill_all_experts (neuronx-distributed expert dispatch)"
+                          : "")});
   out.push_back({"attention over the KV cache (decode)", ms(p.attn_decode),
                  chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction; model KV layout"});
   out.push_back({"attention (prefill chunks)", ms(p.attn_prefill), chip + ": peak.bf16; " + cal + ": attention.efficiency"});
