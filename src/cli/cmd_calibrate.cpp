@@ -1,4 +1,5 @@
 #include <ctime>
+#include <filesystem>
 
 #include "calibrate/calibrate.hpp"
 #include "calibrate/calibrate_kernels.hpp"
@@ -45,6 +46,10 @@ void add_calibrate(CLI::App& app, const Globals& g) {
               "error in and out of sample (writes nothing)");
   c->add_flag("--no-facts", o->no_facts, "Ignore <truth>.facts.csv run facts beside each table");
   c->callback([o, &g] {
+    // Fail before the fit (which can take a while), not when the first file is written.
+    std::error_code ec;
+    if (!o->out_dir.empty() && !std::filesystem::is_directory(o->out_dir, ec))
+      throw InputError("--out-dir", "'" + o->out_dir + "' is not an existing directory (create it first)");
     const Catalog cat = load_catalog(g);
     std::vector<CsvTable> tables, serving_tables, kernel_tables;
     std::vector<std::string> training_paths;
