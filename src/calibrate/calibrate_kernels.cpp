@@ -4,6 +4,7 @@
 #include <set>
 
 #include "perf/kernels.hpp"
+#include "report/format.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu {
@@ -162,6 +163,41 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
     out.push_back(std::move(fit));
   }
   return out;
+}
+
+std::string kernel_fit_text(const std::string& path, const std::vector<KernelFit>& fits, const Catalog& c) {
+  std::vector<std::vector<std::string>> krows;
+  auto pct = [](double v) { return format_number("%.1f%%", v); };
+  for (const KernelFit& k : fits) {
+    const Calibration& cal = c.calibrations.at(k.chip);
+    std::string caps, caps_now;
+    for (const auto& [p, v] : k.cap) {
+      caps += (caps.empty() ? "" : " ") + p + " " + format_number("%.2f", v);
+      caps_now += (caps_now.empty() ? "" : " ") + p + " " + format_number("%.2f", cal.gemm_max_at(*parse_precision(p)));
+    }
+    auto row = [&](const std::string& what, const std::string& shipped, const std::string& fitted, const std::string& rows) {
+      krows.push_back({k.chip, what, shipped, fitted, rows});
+    };
+    const std::string gr = std::to_string(k.gemm_rows), ar = std::to_string(k.attention_rows);
+    if (k.gemm_rows > 0) {
+      row("gemm cap (per precision)", caps_now, caps, gr);
+      row("gemm half_dim", format_number("%g", cal.gemm_half_dim), format_number("%g", k.half_dim), gr);
+      row("memory bandwidth_fraction", format_number("%.2f", cal.memory_bw), format_number("%.2f", k.memory_fraction), gr);
+      row("kernel overhead", format_number("%.1f us", cal.kernel_overhead.v * 1e6), format_number("%.1f us", k.kernel_overhead_s * 1e6), gr);
+      row("gemm MAPE", pct(k.gemm_mape_shipped), pct(k.gemm_mape_fitted), gr);
+    }
+    if (k.stream_rows > 0)
+      row("memory stream_fraction (best GEMV)", cal.memory_stream > 0 ? format_number("%.2f", cal.memory_stream) : "-",
+          format_number("%.2f", k.stream_fraction), std::to_string(k.stream_rows));
+    if (k.attention_rows > 0) {
+      row("attention efficiency", format_number("%.3f", cal.attention), format_number("%.3f", k.attention), ar);
+      row("attention half_keys", cal.attention_half_keys > 0 ? format_number("%g", cal.attention_half_keys) : "(half_dim)",
+          format_number("%g", k.attention_half_keys), ar);
+      row("attention fwd+bwd MAPE", pct(k.attention_mape_shipped), pct(k.attention_mape_fitted), ar);
+    }
+  }
+  return "kernel parameters (" + path + ", grades A+B; a report: data/calibration's caps are fitted to training steps)\n" +
+         render_table({"chip", "parameter", "shipped", "best fit to the kernels", "rows"}, krows);
 }
 
 }  // namespace xpu

@@ -33,4 +33,8 @@ struct KernelFit {
 // Grades A and B only. Throws InputError for a malformed table; chips not in the catalog are skipped.
 std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c);
 
+// The report `calibrate --truth kernels-*.csv` prints: per chip, each parameter shipped in
+// data/calibration beside its best fit to the kernels of `path`, with the rows behind it.
+std::string kernel_fit_text(const std::string& path, const std::vector<KernelFit>& fits, const Catalog& c);
+
 }  // namespace xpu

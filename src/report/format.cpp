@@ -183,7 +183,23 @@ namespace {
 ordered_json stats_json(const ErrorStats& s) {
   return {{"mape_pct", r6(s.mape_pct)}, {"max_abs_error_pct", r6(s.max_abs_pct)}, {"count", s.count}};
 }
+ordered_json stats_json(const std::map<std::string, ErrorStats>& by) {
+  ordered_json j = ordered_json::object();
+  for (const auto& [k, s] : by) j[k] = stats_json(s);
+  return j;
+}
 }  // namespace
+
+void SubsetTable::add(const std::string& name, const ErrorStats& s) {
+  rows_.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
+}
+
+void SubsetTable::add_each(const std::map<std::string, ErrorStats>& by, const std::string& prefix,
+                           const std::string& suffix) {
+  for (const auto& [k, s] : by) add(prefix + k + suffix, s);
+}
+
+std::string SubsetTable::render() const { return render_table({"subset", "rows", "MAPE", "max |error|"}, rows_); }
 
 ordered_json validation_json(const ValidationResult& v) {
   ordered_json rows = ordered_json::array();
@@ -209,16 +225,12 @@ ordered_json validation_json(const ValidationResult& v) {
     }
     rows.push_back(j);
   }
-  ordered_json per_system = ordered_json::object(), per_grade = ordered_json::object(), per_family = ordered_json::object();
-  for (const auto& [k, s] : v.per_system) per_system[k] = stats_json(s);
-  for (const auto& [k, s] : v.per_family) per_family[k] = stats_json(s);
-  for (const auto& [k, s] : v.per_grade) per_grade[k] = stats_json(s);
   ordered_json summary = stats_json(v.headline);
   summary["grades"] = "A+B";
   summary["dense"] = stats_json(v.dense);
-  summary["per_family"] = per_family;
-  summary["per_system"] = per_system;
-  summary["per_grade"] = per_grade;
+  summary["per_family"] = stats_json(v.per_family);
+  summary["per_system"] = stats_json(v.per_system);
+  summary["per_grade"] = stats_json(v.per_grade);
   return {{"truth", v.path}, {"run_facts", v.facts_path.empty() ? ordered_json(nullptr) : ordered_json(v.facts_path)},
           {"rows", rows}, {"summary", summary}};
 }
@@ -242,16 +254,13 @@ std::string validation_text(const ValidationResult& v) {
   if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
   out += "\n";
   out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "plan"}, rows);
-  std::vector<std::vector<std::string>> srows;
-  auto line = [&](const std::string& name, const ErrorStats& s) {
-    srows.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
-  };
-  line("headline: grades A+B", v.headline);
-  line("dense models, grades A+B", v.dense);
-  for (const auto& [k, s] : v.per_family) line("family " + k + " (A+B)", s);
-  for (const auto& [k, s] : v.per_system) line("system " + k + " (A+B)", s);
-  for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
-  out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);
+  SubsetTable subsets;
+  subsets.add("headline: grades A+B", v.headline);
+  subsets.add("dense models, grades A+B", v.dense);
+  subsets.add_each(v.per_family, "family ", " (A+B)");
+  subsets.add_each(v.per_system, "system ", " (A+B)");
+  subsets.add_each(v.per_grade, "grade ", "");
+  out += "\n" + subsets.render();
   return out;
 }
 
@@ -270,15 +279,11 @@ ordered_json kernel_validation_json(const ValidationResult& v) {
     j["error_pct"] = r6(r.error_pct);
     rows.push_back(j);
   }
-  ordered_json per_kernel = ordered_json::object(), per_chip = ordered_json::object(), per_grade = ordered_json::object();
-  for (const auto& [k, s] : v.per_metric) per_kernel[k] = stats_json(s);
-  for (const auto& [k, s] : v.per_system) per_chip[k] = stats_json(s);
-  for (const auto& [k, s] : v.per_grade) per_grade[k] = stats_json(s);
   ordered_json summary = stats_json(v.headline);
   summary["grades"] = "A+B";
-  summary["per_kernel"] = per_kernel;
-  summary["per_chip"] = per_chip;
-  summary["per_grade"] = per_grade;
+  summary["per_kernel"] = stats_json(v.per_metric);
+  summary["per_chip"] = stats_json(v.per_system);
+  summary["per_grade"] = stats_json(v.per_grade);
   return {{"truth", v.path}, {"table", "kernels"}, {"rows", rows}, {"summary", summary}};
 }
 
@@ -289,15 +294,12 @@ std::string kernel_validation_text(const ValidationResult& v) {
                     r.evaluated ? fmt("%.4g", r.predicted) : "-", fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct)});
   std::string out = "xpuplan validate (kernels): " + v.path + "\n\n";
   out += render_table({"id", "grade", "chip", "kernel", "shape", "predicted us", "measured us", "error"}, rows);
-  std::vector<std::vector<std::string>> srows;
-  auto line = [&](const std::string& name, const ErrorStats& s) {
-    srows.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
-  };
-  line("headline: grades A+B", v.headline);
-  for (const auto& [k, s] : v.per_metric) line("kernel " + k + " (A+B)", s);
-  for (const auto& [k, s] : v.per_system) line("chip " + k + " (A+B)", s);
-  for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
-  out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);
+  SubsetTable subsets;
+  subsets.add("headline: grades A+B", v.headline);
+  subsets.add_each(v.per_metric, "kernel ", " (A+B)");
+  subsets.add_each(v.per_system, "chip ", " (A+B)");
+  subsets.add_each(v.per_grade, "grade ", "");
+  out += "\n" + subsets.render();
   return out;
 }
 

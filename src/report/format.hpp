@@ -2,6 +2,7 @@
 // each JSON key carries its unit in its name (_s, _bytes, _pct) so scripts never guess.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -21,6 +22,19 @@ std::string layout_summary(const Layout& l);
 
 nlohmann::ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain);
 std::string train_text(const Model& m, const System& s, const TrainReport& r, bool with_explain);
+
+// The subset table that ends every `validate` report (training, inference, kernels): one line
+// per subset with its row count, MAPE and largest error.
+class SubsetTable {
+ public:
+  void add(const std::string& name, const ErrorStats& s);
+  // One line per key: prefix + key + suffix.
+  void add_each(const std::map<std::string, ErrorStats>& by, const std::string& prefix, const std::string& suffix);
+  std::string render() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
 
 nlohmann::ordered_json validation_json(const ValidationResult& v);
 std::string validation_text(const ValidationResult& v);

@@ -195,15 +195,14 @@ ordered_json inference_validation_json(const ValidationResult& v) {
   sum["headline_ab"] = st(v.headline);
   sum["evaluated_ab"] = st(v.evaluated_ab);
   sum["dense_ab"] = st(v.dense);
-  ordered_json ps;
-  for (const auto& [k, s] : v.per_system) ps[k] = st(s);
-  sum["per_system_ab"] = ps;
-  ordered_json pm;
-  for (const auto& [k, s] : v.per_metric) pm[k] = st(s);
-  sum["per_metric_ab"] = pm;
-  ordered_json pg;
-  for (const auto& [k, s] : v.per_grade) pg[k] = st(s);
-  sum["per_grade"] = pg;
+  auto each = [&](const std::map<std::string, ErrorStats>& by) {
+    ordered_json m;
+    for (const auto& [k, s] : by) m[k] = st(s);
+    return m;
+  };
+  sum["per_system_ab"] = each(v.per_system);
+  sum["per_metric_ab"] = each(v.per_metric);
+  sum["per_grade"] = each(v.per_grade);
   j["summary"] = sum;
   return j;
 }
@@ -220,17 +219,14 @@ std::string inference_validation_text(const ValidationResult& v) {
   if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
   out += "\n";
   out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "layout"}, rows);
-  std::vector<std::vector<std::string>> srows;
-  auto line = [&](const std::string& name, const ErrorStats& s) {
-    srows.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
-  };
-  line("headline: grades A+B (not evaluated = 100%)", v.headline);
-  line("evaluated rows, grades A+B", v.evaluated_ab);
-  line("dense models, grades A+B", v.dense);
-  for (const auto& [k, s] : v.per_metric) line("metric " + k + " (A+B)", s);
-  for (const auto& [k, s] : v.per_system) line("system " + k + " (A+B)", s);
-  for (const auto& [k, s] : v.per_grade) line("grade " + k, s);
-  out += "\n" + render_table({"subset", "rows", "MAPE", "max |error|"}, srows);
+  SubsetTable subsets;
+  subsets.add("headline: grades A+B (not evaluated = 100%)", v.headline);
+  subsets.add("evaluated rows, grades A+B", v.evaluated_ab);
+  subsets.add("dense models, grades A+B", v.dense);
+  subsets.add_each(v.per_metric, "metric ", " (A+B)");
+  subsets.add_each(v.per_system, "system ", " (A+B)");
+  subsets.add_each(v.per_grade, "grade ", "");
+  out += "\n" + subsets.render();
   return out;
 }
 
