@@ -241,6 +241,19 @@ TEST(Validate, RunFactsBadInput) {
   EXPECT_EQ(e.where, "f.csv:2: source");
   e = err("id,field,value\nMOE-1,moe_imbalance,1.2\n");
   EXPECT_EQ(e.where, "f.csv:1");
+  e = err("id,field,value,source\nMOE-1,fsdp_overlap,1.5,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  e = err("id,field,value,source\nMOE-1,fsdp_rate,0,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  // fsdp_overlap may be 0 (an implementation that overlaps nothing)...
+  EXPECT_NO_THROW(parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nMOE-1,fsdp_overlap,0,x\n"})));
+  // ...but applies to ZeRO-3 rows only (this one is zero = 2).
+  {
+    const RunFacts f = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nMOE-1,fsdp_overlap,0,x\n"}));
+    const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
+    e = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &f); });
+    EXPECT_EQ(e.where, "f.csv:2: field");
+  }
   // A fact for a row the table lacks.
   const RunFacts facts = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nNOPE,moe_imbalance,1.2,x\n"}));
   const CsvTable t = parse_csv({"moe.csv", mixtral_table()});

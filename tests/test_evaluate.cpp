@@ -195,6 +195,44 @@ TEST(Evaluate, PartialFullRecomputeSitsBetweenNoneAndFull) {
   EXPECT_EQ(choose_plan(m, s, q).layout.recompute_layers, 0);
 }
 
+TEST(Evaluate, Zero3ImplementationRateAndOverlap) {
+  // gpt3-175b on 1536 A100s, ZeRO-3, dp 1536, one sequence each. An implementation that gathers at
+  // R bytes/s per device, without overlap, takes at least 2 gathers (fp16 weights) + 1
+  // reduce-scatter (bf16 gradients) of every parameter / R, all exposed; with the fabric alone
+  // (NCCL-like hierarchical rings) the same traffic is far cheaper, and an overlap hides more of it.
+  const Model& m = builtin().model("gpt3-175b");
+  const System& s = builtin().system("dgx-a100");
+  const Workload w{2048, 1536};
+  Layout l;
+  l.dp = 1536;
+  l.zero = 3;
+  l.recompute = Recompute::full;
+  l.precision = Precision::fp16;
+  l.grad_fp32 = false;
+  Layout slow = l, slow_hidden = l;
+  slow.fsdp.rate = 24e9;
+  slow.fsdp.overlap = 0;
+  slow_hidden.fsdp.rate = 24e9;
+  slow_hidden.fsdp.overlap = 0.9;
+  const TrainReport base = evaluate(m, s, l, w, 1536, false), rs = evaluate(m, s, slow, w, 1536, false),
+                    rh = evaluate(m, s, slow_hidden, w, 1536, false);
+  ASSERT_TRUE(base.feasible() && rs.feasible() && rh.feasible());
+  const ParamCounts pc = count_params(m);
+  const double floor = 3.0 * 2.0 * (pc.attention + pc.dense_mlp) / 24e9;  // the layers' weights at least
+  EXPECT_GE(rs.time.fsdp_comm, floor);
+  EXPECT_LT(rs.time.fsdp_comm, 1.1 * 3.0 * 2.0 * pc.total() / 24e9);  // the rate, not the fabric, sets it
+  EXPECT_LT(base.time.fsdp_comm, 0.5 * floor);
+  EXPECT_LT(rh.time.fsdp_comm, rs.time.fsdp_comm);  // overlap hides part of it
+  // Compute terms are untouched.
+  EXPECT_DOUBLE_EQ(rs.time.gemm, base.time.gemm);
+  EXPECT_NEAR(sum_terms(rs.time), rs.step_time, 1e-9 * rs.step_time);
+  // Not ZeRO-3: the fields do nothing.
+  Layout z1 = l, z1_slow = slow;
+  z1.zero = z1_slow.zero = 1;
+  z1.dp = z1_slow.dp = 1536;
+  EXPECT_DOUBLE_EQ(evaluate(m, s, z1, w, 1536, false).step_time, evaluate(m, s, z1_slow, w, 1536, false).step_time);
+}
+
 TEST(Evaluate, DoublingGlobalBatchRoughlyDoublesStep) {
   // dp 8 (tp 1), full recompute: 128 -> 256 sequences doubles the microbatches (16 -> 32); the fixed
   // per-step terms (optimizer, overhead, exposed dp traffic) keep the ratio just under 2. Only time is

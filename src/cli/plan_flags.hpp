@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@ struct PlanFlags {
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
+  std::optional<double> fsdp_rate_gbps, fsdp_overlap;
   std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, recompute_layers;
 
   // `what_if_omitted`: how a free layout knob is handled ("chosen if omitted", "searched if omitted").
@@ -48,6 +50,13 @@ struct PlanFlags {
     c->add_option("--attention", attention,
                   "Attention kernel: flash (fused, no s x s matrix in memory) or unfused (QK^T, softmax, dropout and PV as "
                   "separate passes over the s x s scores, as Megatron before 2023) (default flash)");
+    c->add_option("--fsdp-rate", fsdp_rate_gbps,
+                  "ZeRO-3 only: GB/s per device at which the implementation gathers (or reduce-scatters) a layer, when "
+                  "slower than the fabric (early DeepSpeed stage 3: about 24; docs/ACCURACY.md) (default: the fabric's "
+                  "collectives alone)");
+    c->add_option("--fsdp-overlap", fsdp_overlap,
+                  "ZeRO-3 only: share of compute that can hide its gathers and reduce-scatters, 0-1 (default: the "
+                  "calibration's collectives.fsdp_overlap)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -83,6 +92,16 @@ struct PlanFlags {
       auto v = parse_attention_kernel(attention);
       if (!v) throw InputError("--attention", "'" + attention + "' is not flash or unfused");
       q.attention = *v;
+    }
+    if (fsdp_rate_gbps || fsdp_overlap) {
+      const char* flag = fsdp_rate_gbps ? "--fsdp-rate" : "--fsdp-overlap";
+      if (zero && *zero != 3) throw InputError(flag, "applies to ZeRO-3 only, and --zero is " + std::to_string(*zero));
+      if (fsdp_rate_gbps && !(*fsdp_rate_gbps > 0 && std::isfinite(*fsdp_rate_gbps)))
+        throw InputError("--fsdp-rate", "must be a positive number of GB/s");
+      if (fsdp_overlap && !(*fsdp_overlap >= 0 && *fsdp_overlap <= 1))
+        throw InputError("--fsdp-overlap", "must be between 0 and 1");
+      if (fsdp_rate_gbps) q.fsdp.rate = *fsdp_rate_gbps * 1e9;
+      if (fsdp_overlap) q.fsdp.overlap = *fsdp_overlap;
     }
     if (!precision.empty()) {
       q.precision = parse_precision(precision);

@@ -63,6 +63,17 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
   return out;
 }
 
+namespace {
+// " fsdp <rate>/<overlap>" when the plan names its ZeRO-3 implementation's rate or overlap.
+std::string fsdp_summary(const Layout& l) {
+  if (l.zero != 3 || !l.fsdp.set()) return "";
+  std::string s = " fsdp";
+  if (l.fsdp.rate > 0) s += " " + format_number("%.3g", l.fsdp.rate / 1e9) + "GB/s";
+  if (l.fsdp.overlap >= 0) s += " overlap " + format_number("%.2g", l.fsdp.overlap);
+  return s;
+}
+}  // namespace
+
 std::string layout_summary(const Layout& l) {
   return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
@@ -70,7 +81,7 @@ std::string layout_summary(const Layout& l) {
          (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
-         (l.attention == AttentionKernel::unfused ? " attn-unfused" : "");
+         (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") + fsdp_summary(l);
 }
 
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
@@ -92,6 +103,8 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
                  {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
                  {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
                  {"attention", attention_kernel_name(l.attention)}};
+  if (l.zero == 3 && l.fsdp.rate > 0) j["layout"]["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
+  if (l.zero == 3 && l.fsdp.overlap >= 0) j["layout"]["fsdp_overlap"] = l.fsdp.overlap;
   j["microbatches"] = r.microbatches;
   j["feasible"] = r.feasible();
   if (!r.warning.empty()) j["warning"] = r.warning;
@@ -139,7 +152,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
-         (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") + "\n" +
+         (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") + (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
          "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n\n";
   if (!r.feasible()) {

@@ -34,6 +34,18 @@ std::optional<AttentionKernel> parse_attention_kernel(std::string_view s);
 const char* recompute_name(Recompute r);
 std::optional<Recompute> parse_recompute(std::string_view s);
 
+// The ZeRO-3 / FSDP implementation, where it is slower than the fabric. Early DeepSpeed stage 3
+// (0.3.x, 2021) gathered parameter by parameter, copying each gathered tensor and synchronising the
+// device after every gather (DeepSpeed PR #1188), so its gathers ran at a rate set by the software,
+// far below NVLink or InfiniBand, and did not overlap compute. Unset, ZeRO-3 traffic costs what the
+// fabric's collectives cost and hides under compute up to the calibration's fsdp_overlap.
+struct FsdpImpl {
+  double rate = 0;      // bytes/s per device at which a gather (or reduce-scatter) delivers a layer's
+                        // full bytes, when that is slower than the fabric; 0 = the fabric alone
+  double overlap = -1;  // share of compute that can hide ZeRO-3 traffic; < 0 = collectives.fsdp_overlap
+  bool set() const { return rate > 0 || overlap >= 0; }
+};
+
 // Fully specified layout, as the evaluator takes it.
 struct Layout {
   int tp = 1, pp = 1, vp = 1, dp = 1, cp = 1, ep = 1;
@@ -49,6 +61,7 @@ struct Layout {
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
   CpMode cp_mode = CpMode::ring;
   AttentionKernel attention = AttentionKernel::flash;
+  FsdpImpl fsdp;                     // ZeRO-3 only
   bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
   bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
@@ -91,6 +104,7 @@ struct PlanRequest {
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   CpMode cp_mode = CpMode::ring;                      // not searched: as given
   AttentionKernel attention = AttentionKernel::flash; // not searched: as given
+  FsdpImpl fsdp;                                      // not searched: as given
 };
 
 }  // namespace xpu

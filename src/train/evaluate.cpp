@@ -773,13 +773,20 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
       // One gather/gather/reduce-scatter per layer, so latency counts once per layer.
+      // An implementation slower than the fabric (l.fsdp.rate) delivers a layer's full bytes at
+      // its own rate.
       const double nl = std::max(1, st.layers_of[i]);
+      auto one = [&](Collective c, double bytes, Group g) {
+        const double t = ev.coll(c, bytes, g);
+        return l.fsdp.rate > 0 && bytes > 0 ? std::max(t, bytes / l.fsdp.rate) : t;
+      };
       auto coll_layer = [&](Collective c, double bytes_per_param) {
-        return nl * (ev.coll(c, sg.p_dense / nl * bytes_per_param, g_dp) + ev.coll(c, sg.p_exp / nl * bytes_per_param, g_edp));
+        return nl * (one(c, sg.p_dense / nl * bytes_per_param, g_dp) + one(c, sg.p_exp / nl * bytes_per_param, g_edp));
       };
       const double per_mb = 2 * coll_layer(Collective::all_gather, gather_bytes(l)) + coll_layer(Collective::reduce_scatter, grad_bytes(l));
       const double first_layer = per_mb / (3.0 * nl);
-      fsdp = k * (ev.hidden_cost(per_mb, s.calib.fsdp_overlap * (sg.f + sg.b)) + first_layer);
+      const double overlap = l.fsdp.overlap >= 0 ? l.fsdp.overlap : s.calib.fsdp_overlap;
+      fsdp = k * (ev.hidden_cost(per_mb, overlap * (sg.f + sg.b)) + first_layer);
     }
     dp_exposed = std::max(dp_exposed, exposed);
     fsdp_exposed = std::max(fsdp_exposed, fsdp);

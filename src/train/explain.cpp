@@ -72,6 +72,14 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       sys + ": scale_out.*; " + cal + ": collectives.scale_out_bus");
   add("tensor-parallel overlap", num(c.tp_overlap) + " of TP traffic hidden", cal + ": collectives.tp_overlap");
   if (m.is_moe()) add("expert all-to-all overlap", num(c.ep_overlap) + " of EP traffic hidden", cal + ": collectives.ep_overlap");
+  if (r.layout.zero == 3) {
+    const FsdpImpl& f = r.layout.fsdp;
+    add("ZeRO-3 overlap", num(f.overlap >= 0 ? f.overlap : c.fsdp_overlap) + " of compute can hide ZeRO-3 traffic",
+        f.overlap >= 0 ? std::string("plan: --fsdp-overlap (the implementation's)") : cal + ": collectives.fsdp_overlap");
+    if (f.rate > 0)
+      add("ZeRO-3 implementation rate", format_byte_rate(ByteRate{f.rate}) + " per device (a layer's gather or reduce-scatter takes at least its bytes / rate)",
+          "plan: --fsdp-rate (the implementation's own throughput, below the fabric's)");
+  }
   add("compute slowdown beside communication", num(c.overlap_slowdown) + " of each hidden second of communication",
       cal + ": collectives.overlap_slowdown (charged to the communication term it hides)");
 
@@ -122,7 +130,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            ? std::string("zb-h1: (pp - 1) x mean(F + B - W) per microbatch, W = weight-gradient GEMMs (half the backward GEMMs)")
            : std::string("(pp - 1) / vp x mean stage time per microbatch"));
   term("DP communication", t.dp_comm, "gradient reduce (fp32) and parameter gather not hidden under the last backward/first forward");
-  term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter beyond fsdp_overlap x compute");
+  term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter per layer, beyond the ZeRO-3 overlap x compute");
   term("optimizer", t.optimizer, "34 B per local parameter (Adam, fp32 master) / (HBM x fraction)");
   term("fixed per step", t.overhead, cal + ": kernel.step_overhead");
   add("step time", format_seconds(Seconds{st}), "sum of the terms above");

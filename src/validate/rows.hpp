@@ -42,12 +42,16 @@ class RowReader {
     if (!v) fail(col, "empty (required)");
     return *v;
   }
-  double req_positive(const std::string& col) const {
+  double req_number(const std::string& col) const {
     std::string s = str(col);
     double v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
-    if (v <= 0) fail(col, "must be positive, got " + s);
+    return v;
+  }
+  double req_positive(const std::string& col) const {
+    const double v = req_number(col);
+    if (v <= 0) fail(col, "must be positive, got " + str(col));
     return v;
   }
 

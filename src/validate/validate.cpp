@@ -138,6 +138,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "attention") {
       f.text = r.str("value");
       if (!parse_attention_kernel(f.text)) r.fail("value", "'" + f.text + "' is not flash or unfused");
+    } else if (f.field == "fsdp_overlap") {
+      f.value = r.req_number("value");
+      if (!(f.value >= 0 && f.value <= 1)) r.fail("value", "fsdp_overlap must be between 0 and 1");
     } else {
       f.value = r.req_positive("value");
     }
@@ -211,6 +214,12 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "moe_capacity_factor") q.work.moe_capacity_factor = f.value;
           if (f.field == "moe_imbalance") q.work.moe_imbalance = f.value;
           if (f.field == "attention") q.attention = *parse_attention_kernel(f.text);
+          if (f.field == "fsdp_rate" || f.field == "fsdp_overlap") {
+            if (!q.zero || *q.zero != 3)
+              throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
+                               f.field + ": applies to ZeRO-3 only, and row " + row.id + " is not zero = 3");
+            (f.field == "fsdp_rate" ? q.fsdp.rate : q.fsdp.overlap) = f.value;
+          }
           if (f.field == "precision") {
             if (row.precision_stated)
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
