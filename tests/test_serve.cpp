@@ -537,6 +537,37 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
   EXPECT_EQ(chips, sc.chips);
 }
 
+// Several inference tables fit together: three rows in each of two tables are too few for a fit
+// alone (fewer than five rows), six across both are enough, and recover the same slower decode.
+TEST(ServeCalibrate, TablesFitTogether) {
+  std::string family;
+  double prior_bw = 0;
+  const CsvTable all = decode_rows_at(0.5, &family, &prior_bw);
+  CsvTable a = all, b = all;
+  a.path = "a.csv";
+  b.path = "b.csv";
+  a.rows.assign(all.rows.begin(), all.rows.begin() + 3);
+  a.row_lines.assign(all.row_lines.begin(), all.row_lines.begin() + 3);
+  b.rows.assign(all.rows.begin() + 3, all.rows.end());
+  b.row_lines.assign(all.row_lines.begin() + 3, all.row_lines.end());
+  auto fit_of = [&](const std::vector<ServingFit>& fits) -> const ServingFit* {
+    for (const auto& f : fits)
+      if (f.family == family) return &f;
+    return nullptr;
+  };
+  const std::vector<ServingFit> alone = calibrate_serving(a, builtin(), CalibrateOptions{});
+  EXPECT_EQ(fit_of(alone), nullptr);
+  const std::vector<ServingFit> both = calibrate_serving(std::vector<ServingTruth>{{&a, nullptr}, {&b, nullptr}}, builtin(), CalibrateOptions{});
+  const std::vector<ServingFit> one = calibrate_serving(all, builtin(), CalibrateOptions{});
+  const ServingFit* fb = fit_of(both);
+  const ServingFit* fo = fit_of(one);
+  ASSERT_NE(fb, nullptr);
+  ASSERT_NE(fo, nullptr);
+  EXPECT_EQ(fb->rows.size(), 6u);
+  EXPECT_NEAR(fb->fitted.decode_bw, fo->fitted.decode_bw, 1e-12);
+  EXPECT_NEAR(fb->mape_after, fo->mape_after, 1e-9);
+}
+
 // A decode faster than the chips' measured weight streaming (memory.stream_fraction, 0.87 on
 // Hopper) cannot pull the fitted bandwidth past that measurement.
 TEST(ServeCalibrate, DecodeBandwidthStaysAtOrBelowTheMeasuredStreamFraction) {
@@ -596,6 +627,24 @@ TEST(ServeValidateFacts, MaxBatchAndLengthsApply) {
   const std::string text = inference_validation_text(with);
   EXPECT_NE(text.find("max_batch=4"), std::string::npos);
   EXPECT_NE(inference_validation_json(with).dump().find("\"run_facts\""), std::string::npos);
+}
+
+TEST(ServeValidateFacts, RequestsSetsAnOfflineRunsRequestCount) {
+  const CsvTable t = facts_table();
+  // Two requests at a batch cap of 4: the whole run is one batch of two.
+  const RunFacts f2 = inf_facts("OFF-tput-mean,max_batch,4,x\nOFF-tput-mean,requests,2,x\n");
+  const RunFacts f4 = inf_facts("OFF-tput-mean,max_batch,4,x\nOFF-tput-mean,requests,4,x\n");
+  const ValidationResult r2 = validate_inference(t, builtin(), nullptr, &f2), r4 = validate_inference(t, builtin(), nullptr, &f4);
+  ASSERT_TRUE(r2.rows[0].evaluated && r4.rows[0].evaluated);
+  EXPECT_LT(r2.rows[0].predicted, r4.rows[0].predicted);  // half the batch: less throughput
+  EXPECT_NE(inference_validation_text(r2).find("requests=2"), std::string::npos);
+  EXPECT_EQ(test::catch_input_error([] { inf_facts("X,requests,2.5,x\n"); }).where, "inf.facts.csv:2: value");
+  // Only offline rows take it.
+  const CsvTable single = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
+                                                            "ONE-tpot-p50,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,single,"
+                                                            "1000,200,1,,,,tpot_ms,p50,10,\n"});
+  const RunFacts fs = inf_facts("ONE-tpot-p50,requests,8,x\n");
+  EXPECT_EQ(test::catch_input_error([&] { validate_inference(single, builtin(), nullptr, &fs); }).where, "inf.facts.csv:2: field");
 }
 
 TEST(ServeValidateFacts, BadInput) {

@@ -64,10 +64,16 @@ Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
 
 std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o,
                                           const RunFacts* facts) {
+  return calibrate_serving(std::vector<ServingTruth>{{&truth, facts}}, c, o);
+}
+
+std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truths, const Catalog& c,
+                                          const CalibrateOptions& o) {
   // Families in id order; the prior is the assumed value a fitted file recorded, else its value.
   std::map<std::string, ServingCalibration> fams;
   for (const auto& [chip, s] : c.serving) fams.emplace(s.id, s);
-  const ValidationResult base = validate_inference(truth, c, nullptr, facts);
+  std::vector<ValidationResult> base;
+  for (const auto& t : truths) base.push_back(validate_inference(*t.table, c, nullptr, t.facts));
   std::vector<ServingFit> out;
   for (auto& [id, cur] : fams) {
     ServingFit fit;
@@ -85,28 +91,37 @@ std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& 
       if (k != c.calibrations.end() && k->second.memory_stream > 0) bw_ceiling = std::min(bw_ceiling, k->second.memory_stream);
     }
     fit.decode_bw_ceiling = bw_ceiling;
-    std::set<std::string> rows, runs;
-    for (const auto& r : base.rows) {
-      if (r.grade == "C" || !r.evaluated) continue;
-      if (o.dense_only && r.moe) continue;
-      auto sys = c.systems.find(r.system);
-      if (sys == c.systems.end() || !chips.count(sys->second.chip_id)) continue;
-      rows.insert(r.id);
-      runs.insert(run_of(r.id));
-      fit.rows.push_back(r.id);
-    }
-    if (static_cast<int>(rows.size()) < std::max(o.min_rows, kMinServingRows) ||
+    // Rows per table; a run is a table's row id before "-<metric>-<stat>".
+    std::vector<std::set<std::string>> rows(truths.size());
+    std::set<std::string> runs;
+    std::size_t n_rows = 0;
+    for (std::size_t ti = 0; ti < truths.size(); ++ti)
+      for (const auto& r : base[ti].rows) {
+        if (r.grade == "C" || !r.evaluated) continue;
+        if (o.dense_only && r.moe) continue;
+        auto sys = c.systems.find(r.system);
+        if (sys == c.systems.end() || !chips.count(sys->second.chip_id)) continue;
+        rows[ti].insert(r.id);
+        runs.insert(truths[ti].table->path + ":" + run_of(r.id));
+        fit.rows.push_back(r.id);
+        ++n_rows;
+      }
+    if (static_cast<int>(n_rows) < std::max(o.min_rows, kMinServingRows) ||
         static_cast<int>(runs.size()) < kMinServingRuns)
       continue;
     auto evaluate = [&](const ServingCalibration& s, double* mape) {
-      const ValidationResult v = validate_inference(truth, with_serving(c, s), &rows, facts);
+      const Catalog cs = with_serving(c, s);
       double loss = 0, abs_sum = 0;
       int n = 0;
-      for (const auto& r : v.rows) {
-        double e = r.evaluated ? std::log(r.predicted / r.measured) / o.robust_scale : 10.0;
-        loss += std::log1p(e * e);
-        abs_sum += std::fabs(r.error_pct);
-        ++n;
+      for (std::size_t ti = 0; ti < truths.size(); ++ti) {
+        if (rows[ti].empty()) continue;
+        const ValidationResult v = validate_inference(*truths[ti].table, cs, &rows[ti], truths[ti].facts);
+        for (const auto& r : v.rows) {
+          double e = r.evaluated ? std::log(r.predicted / r.measured) / o.robust_scale : 10.0;
+          loss += std::log1p(e * e);
+          abs_sum += std::fabs(r.error_pct);
+          ++n;
+        }
       }
       for (int i = 0; i < kParams; ++i) {
         const double d = std::log((get(s, i) + kOffset[i]) / (get(prior, i) + kOffset[i]));

@@ -25,6 +25,15 @@ struct ServingFit {
 std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o,
                                           const RunFacts* facts = nullptr);
 
+// The same fit over the rows of several inference tables together (each with its run facts, or
+// null): a family's rows and runs are counted across all of them.
+struct ServingTruth {
+  const CsvTable* table = nullptr;
+  const RunFacts* facts = nullptr;
+};
+std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truths, const Catalog& c,
+                                          const CalibrateOptions& o);
+
 // The TOML text of a serving file, with the provenance of the fit when given.
 std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, const std::string& truth_name,
                          const std::string& version, const std::string& date);

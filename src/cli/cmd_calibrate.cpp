@@ -79,10 +79,19 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       opts.facts.push_back(fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp))));
     }
     std::string serving_text;
-    for (const auto& t : serving_tables) {
-      const std::string fp = run_facts_path(t.path, "", o->no_facts);
-      const RunFacts sfacts = fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp)), FactTable::inference);
-      const std::vector<ServingFit> fits = calibrate_serving(t, cat, opts, fp.empty() ? nullptr : &sfacts);
+    if (!serving_tables.empty()) {
+      // Every inference table given is fitted together: a family's rows and runs count across them.
+      std::vector<RunFacts> sfacts(serving_tables.size());
+      std::vector<ServingTruth> truths;
+      std::string snames;
+      for (std::size_t i = 0; i < serving_tables.size(); ++i) {
+        const CsvTable& t = serving_tables[i];
+        const std::string fp = run_facts_path(t.path, "", o->no_facts);
+        if (!fp.empty()) sfacts[i] = parse_run_facts(parse_csv(read_file(fp)), FactTable::inference);
+        truths.push_back({&t, fp.empty() ? nullptr : &sfacts[i]});
+        snames += (snames.empty() ? "" : ", ") + t.path;
+      }
+      const std::vector<ServingFit> fits = calibrate_serving(truths, cat, opts);
       std::vector<std::vector<std::string>> srows;
       char sb[64];
       auto sf = [&](const char* fmt, double v) {
@@ -96,12 +105,12 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                          sf("%.2f ms", fit.prior.step_overhead.v * 1e3) + " -> " + sf("%.2f ms", fit.fitted.step_overhead.v * 1e3),
                          sf("%.2f", fit.prior.prefill_gemm) + " -> " + sf("%.2f", fit.fitted.prefill_gemm),
                          sf("%.1f%%", fit.mape_before), sf("%.1f%%", fit.mape_after)});
-      serving_text += "serving families (" + t.path + ")\n" +
+      serving_text += "serving families (" + snames + ")\n" +
                       render_table({"family", "rows", "decode bandwidth", "layer overhead", "step overhead", "GEMM x", "MAPE before", "MAPE after"}, srows);
       if (!o->out_dir.empty())
         for (const auto& fit : fits) {
           const std::string path = o->out_dir + "/" + fit.family + ".toml";
-          write_output(path, serving_toml(fit.fitted, &fit, t.path, "xpuplan 0.1.0", today()));
+          write_output(path, serving_toml(fit.fitted, &fit, snames, "xpuplan 0.1.0", today()));
           serving_text += "wrote " + path + "\n";
         }
     }

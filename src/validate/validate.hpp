@@ -36,9 +36,10 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
 // stated cell), compiled_batch (a static-shape engine's decode batch: idle slots are padded) and
-// prefill_pad (its prefill graph length: each prompt is padded up to a multiple of it).
+// prefill_pad (its prefill graph length: each prompt is padded up to a multiple of it), requests
+// (an offline run's request count, e.g. a benchmark's number of prompts).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
-                                                       "compiled_batch", "prefill_pad"};
+                                                       "compiled_batch", "prefill_pad", "requests"};
 
 enum class FactTable { training, inference };
 

@@ -81,6 +81,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     q.weights = opt_quant(r, "weight_precision");
     q.kv = opt_quant(r, "kv_precision");
     auto in = opt_positive(r, "input_len"), outl = opt_positive(r, "output_len");
+    std::optional<int> requests;
     if (facts) {
       auto it = facts->find(row.id);
       if (it != facts->end()) {
@@ -90,6 +91,10 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           else if (f.field == "token_budget") q.token_budget = static_cast<int>(f.value);
           else if (f.field == "compiled_batch") q.compiled_batch = static_cast<int>(f.value);
           else if (f.field == "prefill_pad") q.prefill_pad = static_cast<int>(f.value);
+          else if (f.field == "requests") {
+            if (scenario != "offline") throw InputError(where, "requests: applies to offline rows only, and row " + row.id + " is " + scenario);
+            requests = static_cast<int>(f.value);
+          }
           else if (f.field == "input_len" || f.field == "output_len") {
             auto& cell = f.field == "input_len" ? in : outl;
             if (cell)
@@ -128,8 +133,9 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
         w.kind = WorkloadKind::concurrency;
         w.concurrency = scenario == "single" ? 1 : static_cast<int>(*conc);
       }
-      w.requests = requests_for(scenario, rate.value_or(0), w.concurrency, replicas,
-                                q.max_batch.value_or(sys->second.serving.max_batch));
+      w.requests = requests ? *requests
+                            : requests_for(scenario, rate.value_or(0), w.concurrency, replicas,
+                                           q.max_batch.value_or(sys->second.serving.max_batch));
       try {
         ServeReport rep = choose_serve(m, sys->second, q);
         if (!rep.feasible) reason = "does not fit: " + rep.reason;
