@@ -64,7 +64,7 @@ TEST(Catalog, H100FiguresFromTheDataFile) {
   ASSERT_TRUE(h.peak_at(Precision::fp8));
   EXPECT_DOUBLE_EQ(h.peak_at(Precision::fp8)->v, 1978.9e12);
   EXPECT_FALSE(h.peak_at(Precision::fp4));
-  EXPECT_DOUBLE_EQ(h.hbm_capacity.v, 80e9);
+  EXPECT_DOUBLE_EQ(h.hbm_capacity.v, 81559.0 * 1024 * 1024);  // "81559 MiB", nvidia-smi's total
   EXPECT_DOUBLE_EQ(h.hbm_bandwidth.v, 3.35e12);
   ASSERT_TRUE(h.tdp);
   EXPECT_DOUBLE_EQ(h.tdp->v, 700.0);
@@ -80,7 +80,7 @@ TEST(Catalog, DgxH100Tiers) {
   EXPECT_DOUBLE_EQ(s.scale_out.bandwidth.v, 50e9);
   // One GPU per chip: per-device figures equal the chip's.
   EXPECT_DOUBLE_EQ(s.peak(Precision::bf16)->v, 989.4e12);
-  EXPECT_DOUBLE_EQ(s.hbm_capacity().v, 80e9);
+  EXPECT_DOUBLE_EQ(s.hbm_capacity().v, 81559.0 * 1024 * 1024);
 }
 
 TEST(Catalog, Trn1DeviceIsHalfAChip) {

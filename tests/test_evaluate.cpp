@@ -54,8 +54,8 @@ TEST(Evaluate, BasicPlan) {
   EXPECT_EQ(r.time.ep_comm, 0);
   // tp 2: some tensor-parallel communication.
   EXPECT_GT(r.time.tp_comm, 0);
-  // Memory fits and capacity is the H100's 80 GB.
-  EXPECT_DOUBLE_EQ(r.mem.capacity, 80e9);
+  // Memory fits and capacity is the H100's 81559 MiB (nvidia-smi's total of an "80GB" H100).
+  EXPECT_DOUBLE_EQ(r.mem.capacity, 81559.0 * 1024 * 1024);
   EXPECT_LE(r.mem.total(), r.mem.capacity);
   ASSERT_EQ(r.stage_layers.size(), 1u);
   EXPECT_EQ(r.stage_layers[0], 32);
