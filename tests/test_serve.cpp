@@ -93,6 +93,26 @@ TEST(ServeKv, ShardsPerDeviceReplicateKvHeadsPerRank) {
   EXPECT_EQ(builtin().system("dgx-h100").serving.shards_per_device, 1);
 }
 
+TEST(ServeStep, RanksPerDeviceComputeTheirOwnNarrowerGemms) {
+  // A prefill of 2,048 tokens of Llama 3 8B at tp 8: every device computes the same FLOPs whether
+  // it runs one rank or four, but four ranks each compute a quarter-width slice of every
+  // column- and row-parallel GEMM (an MLP slice of 14336 / 32 = 448 columns instead of 1,792),
+  // and narrower GEMMs reach less of the peak: the prefill takes longer.
+  System s = builtin().system("dgx-h100");
+  ServeLayout l;
+  l.tp = 8;
+  const Model& m = builtin().model("llama3-8b");
+  StepModel one(m, s, l);
+  s.serving.shards_per_device = 4;
+  StepModel four(m, s, l);
+  ASSERT_TRUE(one.fits() && four.fits());
+  // 2,048 prompt tokens, no decode, causal keys (2048 x 2049 / 2 pairs), one logits row.
+  const double pairs = 2048.0 * 2049.0 / 2;
+  const double t1 = one.step_time(2048, 0, 0, pairs, 1), t4 = four.step_time(2048, 0, 0, pairs, 1);
+  EXPECT_GT(t4, 1.05 * t1);
+  EXPECT_LT(t4, 3.0 * t1);
+}
+
 TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
   // Requests that arrive while others decode: a mixed-batch engine folds each prompt into a
   // decode pass; a Neuron-style engine (engine.mixed_batches = false) runs the decode graph and

@@ -124,28 +124,28 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
     const double qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
     if (a.q_lora_rank > 0) {
       attn_gemms_.push_back({static_cast<double>(a.q_lora_rank), h, 1});
-      attn_gemms_.push_back({heads_dev_ * qk, static_cast<double>(a.q_lora_rank), 1});
+      attn_gemms_.push_back({heads_dev_ * qk, static_cast<double>(a.q_lora_rank), 1, Split::n});
     } else {
-      attn_gemms_.push_back({heads_dev_ * qk, h, 1});
+      attn_gemms_.push_back({heads_dev_ * qk, h, 1, Split::n});
     }
     attn_gemms_.push_back({static_cast<double>(a.kv_lora_rank + a.qk_rope_head_dim), h, 1});
-    attn_gemms_.push_back({heads_dev_ * (a.qk_nope_head_dim + a.v_head_dim), static_cast<double>(a.kv_lora_rank), 1});
-    attn_gemms_.push_back({h, heads_dev_ * a.v_head_dim, 1});
+    attn_gemms_.push_back({heads_dev_ * (a.qk_nope_head_dim + a.v_head_dim), static_cast<double>(a.kv_lora_rank), 1, Split::n});
+    attn_gemms_.push_back({h, heads_dev_ * a.v_head_dim, 1, Split::k});
     // Decode attends in the latent space (weights absorbed): keys kv_lora + rope, values kv_lora.
     attn_dqk_ = a.kv_lora_rank + a.qk_rope_head_dim;
     attn_dv_ = a.kv_lora_rank;
     kv_layer_dev_ = (a.kv_lora_rank + a.qk_rope_head_dim) * kvb_ * shards_;  // latent cache replicated on every tp rank
   } else {
     const double kvh_dev = std::ceil(static_cast<double>(m.kv_heads) / ranks) * shards_;  // replicated when ranks > kv heads
-    attn_gemms_.push_back({(heads_dev_ + 2 * kvh_dev) * hd, h, 1});
-    attn_gemms_.push_back({h, heads_dev_ * hd, 1});
+    attn_gemms_.push_back({(heads_dev_ + 2 * kvh_dev) * hd, h, 1, Split::n});
+    attn_gemms_.push_back({h, heads_dev_ * hd, 1, Split::k});
     attn_dqk_ = attn_dv_ = hd;
     kv_layer_dev_ = 2 * kvh_dev * hd * kvb_;
   }
   const double mats = m.gated_mlp ? 3 : 2;
   auto mlp = [&](std::vector<Gemm>& out, double width) {
-    out.push_back({(mats - 1) * width / t, h, 1});
-    out.push_back({h, width / t, 1});
+    out.push_back({(mats - 1) * width / t, h, 1, Split::n});
+    out.push_back({h, width / t, 1, Split::k});
   };
   mlp(dense_mlp_gemms_, static_cast<double>(m.ffn_hidden));
   moe_layers_ = m.moe_layer_count();
@@ -184,10 +184,12 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   }
 }
 
-double StepModel::gemm(double M, double N, double K) const {
+double StepModel::gemm(double M, double N, double K, Split split) const {
   if (M <= 0) return 0;
   const GemmRoofline g{peak_, gmax_, tile_, half_, bw_};
-  return g.seconds(M, N, K, N * K * wb_ + (M * K + M * N) * kAct);
+  // Math at the efficiency of one rank's shape (the device's peak is its ranks' together).
+  const double n = split == Split::n ? N / shards_ : N, k = split == Split::k ? K / shards_ : K;
+  return std::max(2.0 * M * N * K / (peak_ * g.efficiency(M, n, k)), (N * K * wb_ + (M * K + M * N) * kAct) / bw_);
 }
 
 double StepModel::moe_layer_time(double T, bool prefill) const {
@@ -201,7 +203,7 @@ double StepModel::moe_layer_time(double T, bool prefill) const {
   // are read, counted as the grouped path counts them (expert_bytes_dev_ each).
   auto run = [&](double experts_dev, double rows_per_expert, double expert_reads) {
     const double flops = 2.0 * experts_dev * rows_per_expert * mats * h * f_dev;
-    const double eff = g.efficiency(rows_per_expert, h, f_dev);
+    const double eff = g.efficiency(rows_per_expert, h, f_dev / shards_);  // one rank's slice of the expert
     return std::max(flops / (peak_ * eff), (expert_reads * expert_bytes_dev_ + acts) / bw_);
   };
   const auto& eng = s_.serving;
@@ -226,9 +228,9 @@ double StepModel::linear_time(int tokens, bool prefill) const {
   if (static_cast<std::size_t>(tokens) < cache.size() && cache[tokens] >= 0) return cache[tokens];
   const double T = tokens;
   double attn = 0, dense = 0, shared = 0;
-  for (const auto& g : attn_gemms_) attn += g.count * gemm(T, g.n, g.k);
-  for (const auto& g : dense_mlp_gemms_) dense += g.count * gemm(T, g.n, g.k);
-  for (const auto& g : shared_gemms_) shared += g.count * gemm(T, g.n, g.k);
+  for (const auto& g : attn_gemms_) attn += g.count * gemm(T, g.n, g.k, g.split);
+  for (const auto& g : dense_mlp_gemms_) dense += g.count * gemm(T, g.n, g.k, g.split);
+  for (const auto& g : shared_gemms_) shared += g.count * gemm(T, g.n, g.k, g.split);
   double moe = 0;
   if (moe_layers_ > 0) moe = moe_layer_time(T, prefill) + gemm(T, m_.moe.experts, static_cast<double>(m_.hidden)) + shared;
   const double v = m_.layers * attn + dense_layers_ * dense + moe_layers_ * moe;
@@ -272,7 +274,7 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
     p.attn_prefill = 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) * L / (peak_attn_ * attn_eff_);
   }
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
-  if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h);
+  if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
   const double act = T * h * kAct;
   if (l_.tp > 1) {
     const double per = serve_all_reduce(s_, act, l_.tp);
@@ -338,7 +340,7 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",
                  srv + ": engine.mixed_batches"});
   out.push_back({"tensor-parallel ranks per device", std::to_string(shards_),
-                 srv + ": engine.shards_per_device (heads padded, KV heads replicated per rank)"});
+                 srv + ": engine.shards_per_device (heads padded, KV heads replicated per rank; each rank's GEMM slice sets the GEMM efficiency)"});
   return out;
 }
 

@@ -75,8 +75,13 @@ class StepModel {
   int devices() const { return l_.tp * l_.pp; }
 
  private:
+  // Which dimension tensor parallelism splits: column-parallel GEMMs split their output columns,
+  // row-parallel ones their reduction; on a device that runs several ranks (Neuron: one per
+  // NeuronCore) each rank's GEMM is that much narrower, and its efficiency follows that shape.
+  enum class Split { none, n, k };
   struct Gemm {
     double n, k, count;  // per device: output columns, reduction dim, how many per layer
+    Split split = Split::none;
   };
   struct Parts {
     double linear = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0, ep_comm = 0,
@@ -86,7 +91,7 @@ class StepModel {
     }
   };
   Parts parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
-  double gemm(double M, double N, double K) const;
+  double gemm(double M, double N, double K, Split split = Split::none) const;
   // Projections of all layers for a pass of `tokens` tokens; `prefill`: the pass holds prompt
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
   double linear_time(int tokens, bool prefill) const;
