@@ -113,6 +113,26 @@ TEST(ServeStep, RanksPerDeviceComputeTheirOwnNarrowerGemms) {
   EXPECT_LT(t4, 3.0 * t1);
 }
 
+TEST(ServeStep, PrefillLayerOverheadChargesIterationsWithPromptTokens) {
+  // engine.prefill_layer_overhead: each layer of an iteration that computes prompt tokens costs
+  // that much more; a pure decode iteration does not.
+  System s = builtin().system("dgx-h100");
+  s.serving.prefill_layer_overhead = Seconds{0};
+  ServeLayout l;
+  l.tp = 1;
+  const Model& m = builtin().model("llama3-8b");
+  StepModel base(m, s, l);
+  s.serving.prefill_layer_overhead = Seconds{100e-6};
+  StepModel more(m, s, l);
+  ASSERT_TRUE(base.fits() && more.fits());
+  const double pairs = 512.0 * 513.0 / 2;
+  // 8 decoding sequences and a 512-token prompt chunk in one iteration.
+  EXPECT_NEAR(more.step_time(520, 8, 8 * 1000.0, pairs, 9) - base.step_time(520, 8, 8 * 1000.0, pairs, 9),
+              m.layers * 100e-6, 1e-12);
+  // Decode only: unchanged.
+  EXPECT_DOUBLE_EQ(more.step_time(8, 8, 8 * 1000.0, 0, 8), base.step_time(8, 8, 8 * 1000.0, 0, 8));
+}
+
 TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
   // Requests that arrive while others decode: a mixed-batch engine folds each prompt into a
   // decode pass; a Neuron-style engine (engine.mixed_batches = false) runs the decode graph and
@@ -554,6 +574,8 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
   EXPECT_EQ(back.status, "fitted");
   EXPECT_DOUBLE_EQ(back.prior_decode_bw, prior_bw);
   EXPECT_NEAR(back.decode_bw, fit->fitted.decode_bw, 1e-4);
+  EXPECT_NEAR(back.prefill_layer_overhead.v, fit->fitted.prefill_layer_overhead.v, 1e-9);
+  EXPECT_DOUBLE_EQ(back.prior_prefill_layer_overhead_s, fit->prior.prefill_layer_overhead.v);
   EXPECT_EQ(chips, sc.chips);
 }
 

@@ -12,10 +12,11 @@ namespace xpu {
 namespace {
 
 // Parameters by index: 0 decode bandwidth fraction, 1 layer overhead (s), 2 step overhead (s),
-// 3 scale on the calibrated GEMM efficiency, each clamped to a physically plausible range (a
-// memory-bound decode reaches at least 40% of HBM bandwidth on every chip here).
-constexpr int kParams = 4;
-constexpr int kMinServingRows = 5;  // four parameters: fewer rows leave the family as assumed
+// 3 scale on the calibrated GEMM efficiency, 4 prefill layer overhead (s), each clamped to a
+// physically plausible range (a memory-bound decode reaches at least 40% of HBM bandwidth on
+// every chip here).
+constexpr int kParams = 5;
+constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
 constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
 
 // The measured run a row belongs to: its id without the "-<metric>-<stat>" suffix
@@ -35,6 +36,7 @@ double get(const ServingCalibration& s, int i) {
     case 0: return s.decode_bw;
     case 1: return s.layer_overhead.v;
     case 2: return s.step_overhead.v;
+    case 4: return s.prefill_layer_overhead.v;
     default: return s.prefill_gemm;
   }
 }
@@ -46,10 +48,11 @@ void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCe
     case 0: s.decode_bw = std::clamp(v, 0.4, bw_ceiling); break;
     case 1: s.layer_overhead = Seconds{std::clamp(v, 0.0, 2e-3)}; break;
     case 2: s.step_overhead = Seconds{std::clamp(v, 0.0, 50e-3)}; break;
+    case 4: s.prefill_layer_overhead = Seconds{std::clamp(v, 0.0, 5e-3)}; break;
     default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
   }
 }
-constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0};  // keeps ln defined at zero overhead
+constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6};  // keeps ln defined at zero overhead
 
 Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
   Catalog out = c;
@@ -83,6 +86,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     if (cur.prior_layer_overhead_s >= 0) prior.layer_overhead = Seconds{cur.prior_layer_overhead_s};
     if (cur.prior_step_overhead_s >= 0) prior.step_overhead = Seconds{cur.prior_step_overhead_s};
     if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
+    if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
     fit.prior = prior;
     const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
     double bw_ceiling = kDecodeBwCeiling;
@@ -156,6 +160,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     best.prior_layer_overhead_s = prior.layer_overhead.v;
     best.prior_step_overhead_s = prior.step_overhead.v;
     best.prior_gemm_scale = prior.prefill_gemm;
+    best.prior_prefill_layer_overhead_s = prior.prefill_layer_overhead.v;
     fit.fitted = best;
     out.push_back(std::move(fit));
   }
@@ -191,6 +196,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   out += "\n[engine]\n";
   line("step_overhead = \"%.4g us\"             # per iteration: scheduler, sampling, host synchronisation", s.step_overhead.v * 1e6);
   line("layer_overhead = \"%.4g us\"            # per layer per iteration: kernel launches and synchronisation", s.layer_overhead.v * 1e6);
+  if (s.prefill_layer_overhead.v > 0 || fit)
+    line("prefill_layer_overhead = \"%.4g us\"    # per layer of an iteration with prompt tokens, beyond layer_overhead", s.prefill_layer_overhead.v * 1e6);
   line("memory_fraction = %.2f               # share of the HBM left after weights, reserve and workspace that the KV cache takes (TensorRT-LLM kv_cache free_gpu_memory_fraction default 0.9)", s.memory_fraction);
   line("max_batch = %d                       # default cap on sequences per iteration", s.max_batch);
   line("token_budget = %d                    # default cap on tokens per iteration (chunked prefill)", s.token_budget);
@@ -214,6 +221,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
          fit->decode_bw_ceiling);
     line("step_overhead_prior = \"%.4g us\"", fit->prior.step_overhead.v * 1e6);
     line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);
+    line("prefill_layer_overhead_prior = \"%.4g us\"", fit->prior.prefill_layer_overhead.v * 1e6);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);
     line("mape_before_pct = %.2f", fit->mape_before);
     line("mape_after_pct = %.2f", fit->mape_after);

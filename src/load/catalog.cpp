@@ -263,6 +263,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   if (!e) r.fail("engine", "missing (required)");
   c.step_overhead = Seconds{e->quantity("step_overhead", Dimension::time, true)};
   c.layer_overhead = Seconds{e->quantity("layer_overhead", Dimension::time, true)};
+  if (auto v = e->opt_quantity("prefill_layer_overhead", Dimension::time, true)) c.prefill_layer_overhead = Seconds{*v};
   c.memory_fraction = e->number("memory_fraction", 0.1, 1.0);
   c.max_batch = static_cast<int>(e->integer("max_batch"));
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
@@ -281,6 +282,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     c.prior_step_overhead_s = f->quantity("step_overhead_prior", Dimension::time, true);
     c.prior_layer_overhead_s = f->quantity("layer_overhead_prior", Dimension::time, true);
     c.prior_gemm_scale = f->number("gemm_scale_prior", 0.05, 2.0);
+    if (auto v = f->opt_quantity("prefill_layer_overhead_prior", Dimension::time, true)) c.prior_prefill_layer_overhead_s = *v;
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();

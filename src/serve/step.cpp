@@ -284,7 +284,8 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   if (l_.ep > 1 && moe_layers_ > 0)
     p.ep_comm = 2.0 * moe_layers_ * collective_time(s_, Collective::all_to_all, act * m_.moe.top_k, Group{l_.ep, 1});
   if (l_.pp > 1) p.pp_comm = (l_.pp - 1) * collective_time(s_, Collective::send_recv, act, Group{2, l_.tp});
-  p.overhead = L * s_.serving.layer_overhead.v + s_.serving.step_overhead.v;
+  p.overhead = L * s_.serving.layer_overhead.v + s_.serving.step_overhead.v +
+               (tokens > decode_seqs ? L * s_.serving.prefill_layer_overhead.v : 0.0);
   return p;
 }
 
@@ -317,7 +318,8 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"expert-parallel all-to-all", ms(p.ep_comm), s_.file + ": scale_up, scale_out"});
   out.push_back({"pipeline sends", ms(p.pp_comm), s_.file + ": scale_up, scale_out"});
   out.push_back({"engine overhead (per layer + per step)", ms(p.overhead),
-                 srv + ": engine.layer_overhead, engine.step_overhead"});
+                 srv + ": engine.layer_overhead, engine.step_overhead" +
+                     (s_.serving.prefill_layer_overhead.v > 0 ? ", engine.prefill_layer_overhead (iterations with prompt tokens)" : "")});
   out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
 }

@@ -137,6 +137,9 @@ struct ServingCalibration {
   double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
   Seconds step_overhead{1e-3};       // per iteration: scheduling, sampling, host sync
   Seconds layer_overhead{10e-6};     // per layer per iteration: kernel launches and syncs
+  Seconds prefill_layer_overhead{0}; // per layer of an iteration (or graph) that computes prompt tokens,
+                                     // beyond layer_overhead: the prefill (context-encoding) path's own
+                                     // launches and syncs
   double memory_fraction = 0.9;      // share of the HBM left after weights, reserve and workspace that the KV cache takes
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
@@ -160,7 +163,8 @@ struct ServingCalibration {
   std::vector<std::string> chips;    // the chip ids the file names
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).
-  double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1;
+  double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1,
+         prior_prefill_layer_overhead_s = -1;
 };
 
 struct System {
