@@ -98,13 +98,13 @@ TEST(ServeStep, RanksPerDeviceComputeTheirOwnNarrowerGemms) {
   // it runs one rank or four, but four ranks each compute a quarter-width slice of every
   // column- and row-parallel GEMM (an MLP slice of 14336 / 32 = 448 columns instead of 1,792),
   // and narrower GEMMs reach less of the peak: the prefill takes longer.
-  System s = builtin().system("dgx-h100");
+  System s1 = builtin().system("dgx-h100"), s4 = s1;  // the step model keeps a reference: two systems
+  s4.serving.shards_per_device = 4;
   ServeLayout l;
   l.tp = 8;
   const Model& m = builtin().model("llama3-8b");
-  StepModel one(m, s, l);
-  s.serving.shards_per_device = 4;
-  StepModel four(m, s, l);
+  StepModel one(m, s1, l);
+  StepModel four(m, s4, l);
   ASSERT_TRUE(one.fits() && four.fits());
   // 2,048 prompt tokens, no decode, causal keys (2048 x 2049 / 2 pairs), one logits row.
   const double pairs = 2048.0 * 2049.0 / 2;
@@ -116,14 +116,14 @@ TEST(ServeStep, RanksPerDeviceComputeTheirOwnNarrowerGemms) {
 TEST(ServeStep, PrefillLayerOverheadChargesIterationsWithPromptTokens) {
   // engine.prefill_layer_overhead: each layer of an iteration that computes prompt tokens costs
   // that much more; a pure decode iteration does not.
-  System s = builtin().system("dgx-h100");
-  s.serving.prefill_layer_overhead = Seconds{0};
+  System s0 = builtin().system("dgx-h100"), s1 = s0;  // the step model keeps a reference: two systems
+  s0.serving.prefill_layer_overhead = Seconds{0};
+  s1.serving.prefill_layer_overhead = Seconds{100e-6};
   ServeLayout l;
   l.tp = 1;
   const Model& m = builtin().model("llama3-8b");
-  StepModel base(m, s, l);
-  s.serving.prefill_layer_overhead = Seconds{100e-6};
-  StepModel more(m, s, l);
+  StepModel base(m, s0, l);
+  StepModel more(m, s1, l);
   ASSERT_TRUE(base.fits() && more.fits());
   const double pairs = 512.0 * 513.0 / 2;
   // 8 decoding sequences and a 512-token prompt chunk in one iteration.
