@@ -33,9 +33,9 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   CLI::App* c = app.add_subcommand(
       "calibrate", "Fit per-family efficiency scales (GEMM, low-precision GEMM, attention) to measured runs");
   c->add_option("--truth", o->truth,
-                "Tables of measured runs (FORMAT.md): training tables fit data/calibration/, an inference table "
-                "fits the serving knobs of data/serving/; a kernels table (validation/README.md) gets a report of the "
-                "chip's best-fit kernel parameters (no files)")
+                "Tables of measured runs (FORMAT.md): training tables fit data/calibration/, inference tables fit "
+                "the serving knobs of data/serving/ (several are fitted together); a kernels table "
+                "(validation/README.md) gets a report of the chip's best-fit kernel parameters (no files)")
       ->required();
   c->add_option("--out-dir", o->out_dir,
                 "Write the fitted data/calibration/*.toml (or data/serving/*.toml) files here (atomically); without it, only report");
