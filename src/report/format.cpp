@@ -263,10 +263,8 @@ std::string validation_text(const ValidationResult& v) {
     rows.push_back({r.id, r.grade, r.system, r.metric == "step_time_s" ? "step s" : "tok/s/dev",
                     r.evaluated ? fmt("%.4g", r.predicted) : "-", fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), plan});
   }
-  std::string out = "xpuplan validate: " + v.path + "\n";
-  if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
-  out += "\n";
-  out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "plan"}, rows);
+  std::string out = validation_head("", v) +
+                    render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "plan"}, rows);
   SubsetTable subsets;
   subsets.add("headline: grades A+B", v.headline);
   subsets.add("dense models, grades A+B", v.dense);
@@ -300,13 +298,19 @@ ordered_json kernel_validation_json(const ValidationResult& v) {
   return {{"truth", v.path}, {"table", "kernels"}, {"rows", rows}, {"summary", summary}};
 }
 
+std::string validation_head(const std::string& kind, const ValidationResult& v) {
+  std::string out = "xpuplan validate" + (kind.empty() ? std::string() : " (" + kind + ")") + ": " + v.path + "\n";
+  if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
+  return out + "\n";
+}
+
 std::string kernel_validation_text(const ValidationResult& v) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : v.rows)
     rows.push_back({r.id, r.grade, r.system, r.model, r.evaluated ? r.layout : "NOT EVALUATED: " + r.reason,
                     r.evaluated ? fmt("%.4g", r.predicted) : "-", fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct)});
-  std::string out = "xpuplan validate (kernels): " + v.path + "\n\n";
-  out += render_table({"id", "grade", "chip", "kernel", "shape", "predicted us", "measured us", "error"}, rows);
+  std::string out = validation_head("kernels", v) +
+                    render_table({"id", "grade", "chip", "kernel", "shape", "predicted us", "measured us", "error"}, rows);
   SubsetTable subsets;
   subsets.add("headline: grades A+B", v.headline);
   subsets.add_each(v.per_metric, "kernel ", " (A+B)");

@@ -36,6 +36,10 @@ class SubsetTable {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// The first lines of every `validate` report: "xpuplan validate[ (kind)]: <table>", the run-facts
+// file when one was applied, and a blank line.
+std::string validation_head(const std::string& kind, const ValidationResult& v);
+
 nlohmann::ordered_json validation_json(const ValidationResult& v);
 std::string validation_text(const ValidationResult& v);
 // A kernels table's validation (validate_kernels): rows, then MAPE per kernel, chip and grade.

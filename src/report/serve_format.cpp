@@ -215,10 +215,8 @@ std::string inference_validation_text(const ValidationResult& v) {
     rows.push_back({r.id, r.grade, r.system, r.metric + " " + r.stat, r.evaluated ? fmt("%.4g", r.predicted) : "-",
                     fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), layout});
   }
-  std::string out = "xpuplan validate (inference): " + v.path + "\n";
-  if (!v.facts_path.empty()) out += "  run facts (what the sources state beyond FORMAT.md's columns): " + v.facts_path + "\n";
-  out += "\n";
-  out += render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "layout"}, rows);
+  std::string out = validation_head("inference", v) +
+                    render_table({"id", "grade", "system", "metric", "predicted", "measured", "error", "layout"}, rows);
   SubsetTable subsets;
   subsets.add("headline: grades A+B (not evaluated = 100%)", v.headline);
   subsets.add("evaluated rows, grades A+B", v.evaluated_ab);

@@ -186,10 +186,13 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
 
 double StepModel::gemm(double M, double N, double K, Split split) const {
   if (M <= 0) return 0;
-  const GemmRoofline g{peak_, gmax_, tile_, half_, bw_};
-  // Math at the efficiency of one rank's shape (the device's peak is its ranks' together).
-  const double n = split == Split::n ? N / shards_ : N, k = split == Split::k ? K / shards_ : K;
-  return std::max(2.0 * M * N * K / (peak_ * g.efficiency(M, n, k)), (N * K * wb_ + (M * K + M * N) * kAct) / bw_);
+  // Each of the device's ranks computes its slice with its share of the peak and bandwidth, all at
+  // once: one rank's roofline on one rank's shape (the whole device's on the whole GEMM when the
+  // device runs one rank or the GEMM is not split).
+  const double r = split == Split::none ? 1.0 : shards_;
+  const GemmRoofline g{peak_ / r, gmax_, tile_, half_, bw_ / r};
+  const double n = split == Split::n ? N / r : N, k = split == Split::k ? K / r : K;
+  return g.seconds(M, n, k, (N * K * wb_ + (M * K + M * N) * kAct) / r);
 }
 
 double StepModel::moe_layer_time(double T, bool prefill) const {
