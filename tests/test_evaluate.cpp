@@ -310,6 +310,27 @@ TEST(Evaluate, CheckLayoutOtherReasons) {
   EXPECT_EQ(check_layout(llama8b(), h100(), v, kWork, 8, &why), Infeasible::indivisible);
 }
 
+TEST(Evaluate, InterleavedChunksMayCountEmbeddingAndLoss) {
+  // Megatron-Core can count the embedding and the loss as one layer each when it splits a pipeline,
+  // so the 405B recipes run pp 16 x vp 8 = 128 chunks over 126 layers: accepted, and 129+ refused.
+  const Model& m = builtin().model("llama3.1-405b");
+  ASSERT_EQ(m.layers, 126);
+  Layout l;
+  l.tp = 8;
+  l.pp = 16;
+  l.vp = 8;
+  std::string why;
+  EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 1536}, 128, &why), Infeasible::none) << why;
+  const TrainReport r = evaluate(m, h100(), l, Workload{8192, 1536}, 128, /*enforce_memory=*/false);
+  EXPECT_TRUE(r.feasible());
+  EXPECT_GT(r.step_time, 0);
+  l.pp = 43;  // 43 x 3 = 129 > 126 + 2
+  l.vp = 3;
+  l.tp = 1;
+  EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 1548}, 43, &why), Infeasible::indivisible);
+  EXPECT_NE(why.find("layers + 2"), std::string::npos) << why;
+}
+
 TEST(Evaluate, Deterministic) {
   // The same inputs give bit-for-bit the same step time and memory.
   const TrainReport a = evaluate(llama8b(), h100(), base_layout(), kWork, 8);
