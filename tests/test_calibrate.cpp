@@ -157,6 +157,29 @@ TEST(Calibrate, GroupedGemmFactorFitsOnTheMoeRowsOnly) {
   EXPECT_NEAR(prior_calibration(fitted).gemm_grouped, prior.calibrations.at(chip).gemm_grouped, 1e-12);
 }
 
+TEST(Calibrate, MoeLayerFixedCostFitsWithTheGroupedScaleAndRoundTrips) {
+  // The Blackwell MoE rows (Megatron-Bridge DeepSeek-V3, Qwen3, GPT-OSS) fit a fixed cost per MoE
+  // layer and microbatch beside the grouped-GEMM scale; the written file records the prior it
+  // started from, so reading it back and refitting starts from that prior again.
+  const std::vector<CsvTable> truth = {rows_with({"MBRIDGE2511"})};
+  const Catalog prior = prior_catalog();
+  const CalibrationResult r = calibrate(truth, prior, CalibrateOptions{});
+  const FamilyFit* f = fit_of(r, builtin().system("gb200-nvl72").calib.family);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->fit_grouped);
+  EXPECT_GT(f->moe_layer_overhead, 1e-5);  // the MoE rows run slower than their GEMMs and bytes say
+  EXPECT_LT(f->moe_layer_overhead, 5e-3);  // within the searched range
+  EXPECT_EQ(f->moe_layer_overhead_prior, 0.0);
+  EXPECT_LE(f->grouped_mape_after, f->grouped_mape_before + 1e-9);
+  const Calibration& fitted = r.fitted.at("gb200");
+  EXPECT_DOUBLE_EQ(fitted.moe_layer_overhead.v, f->moe_layer_overhead);
+  const std::string text = calibration_toml(fitted, f, "t.csv", "xpuplan test", "2026-11-27");
+  const Calibration back = parse_calibration(DataFile{"gb200.toml", text});
+  EXPECT_NEAR(back.moe_layer_overhead.v, f->moe_layer_overhead, 1e-3 * f->moe_layer_overhead);  // written to 4 digits
+  EXPECT_EQ(back.prior_moe_layer_overhead, 0.0);
+  EXPECT_EQ(prior_calibration(back).moe_layer_overhead.v, 0.0);
+}
+
 TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   // A refit rewrites the file from the Calibration: the shape fields measured elsewhere
   // (half_dim, tile_rows, attention.half_keys, memory.stream_fraction) and their provenance must

@@ -420,6 +420,35 @@ TEST(Evaluate, MoeModelHasExpertTraffic) {
   EXPECT_GT(d.mem.weights, r.mem.weights);
 }
 
+TEST(Evaluate, MoeLayerFixedCostIsChargedPerMoeLayerAndMicrobatch) {
+  // calibration kernel.moe_layer_overhead: X per MoE layer forward per microbatch, 2X in backward.
+  // Mixtral 8x7B (32 MoE layers), dp 16, ep 8, no recompute, global batch 64: 4 microbatches of 1.
+  Layout l;
+  l.dp = 16;
+  l.ep = 8;
+  l.zero = 1;
+  l.recompute = Recompute::none;
+  const Workload w{4096, 64};
+  const Model& m = builtin().model("mixtral-8x7b");
+  System s = h100();
+  s.calib.moe_layer_overhead = Seconds{0};
+  const TrainReport a = evaluate(m, s, l, w, 16, false);
+  s.calib.moe_layer_overhead = Seconds{200e-6};
+  const TrainReport b = evaluate(m, s, l, w, 16, false);
+  ASSERT_TRUE(a.feasible() && b.feasible());
+  EXPECT_NEAR(b.time.elementwise - a.time.elementwise, 4 * 32 * 3 * 200e-6, 1e-9);
+  EXPECT_NEAR(b.step_time - a.step_time, 4 * 32 * 3 * 200e-6, 1e-6);
+  // A dense model pays nothing.
+  Layout d;
+  d.dp = 8;
+  System sd = h100();
+  sd.calib.moe_layer_overhead = Seconds{0};
+  const TrainReport da = evaluate(llama8b(), sd, d, kWork, 8, false);
+  sd.calib.moe_layer_overhead = Seconds{200e-6};
+  const TrainReport db = evaluate(llama8b(), sd, d, kWork, 8, false);
+  EXPECT_EQ(da.step_time, db.step_time);
+}
+
 TEST(Evaluate, MoeLoadScalesExpertWork) {
   // Mixtral 8x7B, 16 GPUs, ep 8. A capacity factor of 1.25 pads every expert's buffer by 25%: the expert
   // GEMMs (and the all-to-all) carry 25% more; attention does not change. Imbalance 1 equals the default.

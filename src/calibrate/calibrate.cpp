@@ -14,8 +14,10 @@ namespace xpu {
 
 namespace {
 
-void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo, double gs) {
+void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo, double gs, double mo) {
   c.tp_overlap = tpo;
+  c.moe_layer_overhead = Seconds{mo};
+  c.prior_moe_layer_overhead = base.moe_layer_overhead.v;
   c.fit_grouped_scale = gs;
   c.gemm_grouped = std::min(1.5, base.gemm_grouped * gs);
   c.fit_gemm_scale = g;
@@ -53,10 +55,12 @@ struct Objective {
 
   double tpo0 = 0;  // the family's current tp_overlap
   double gs = 1;    // grouped-GEMM scale in effect
+  double mo = 0;    // MoE layer fixed cost in effect (seconds)
+  double mo0 = 0;   // its prior
   bool moe_phase = false;  // prepare the mixture-of-experts rows (to fit gs) instead of the others
   void set(double g, double lp, double at, double tpo) {
     for (auto& [id, s] : cat.systems)
-      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs);
+      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs, mo);
   }
   // Chooses every row's plan under these values (as validate does); returns the rows' MAPE.
   double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp,
@@ -108,7 +112,13 @@ struct Objective {
     if (rows.empty()) return 0;
     // Sum of row losses plus the prior: a family with few rows stays near its prior values.
     return se + o.prior_weight * (std::log(g) * std::log(g) + std::log(lp) * std::log(lp) + std::log(at) * std::log(at) +
-                                      (tpo - tpo0) * (tpo - tpo0) + std::log(gs) * std::log(gs));
+                                      (tpo - tpo0) * (tpo - tpo0) + std::log(gs) * std::log(gs) +
+                                      mo_prior_term());
+  }
+  // The MoE layer fixed cost's prior term: ln(1 + |mo - mo0| / 1 ms)^2, as a scale's ln^2 near 1.
+  double mo_prior_term() const {
+    const double d = std::log1p(std::fabs(mo - mo0) / 1e-3);
+    return d * d;
   }
 };
 
@@ -154,6 +164,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     // Start from the prior (assumed) values: a fitted file is divided by the scales it records.
     for (const auto& ch : chips) obj.base[ch] = prior_calibration(c.calibrations.at(ch));
     obj.tpo0 = obj.base.at(chips.front()).tp_overlap;
+    obj.mo = obj.mo0 = obj.base.at(chips.front()).moe_layer_overhead.v;
     FamilyFit fit;
     fit.family = fam;
     fit.chips = chips;
@@ -183,9 +194,12 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
       std::vector<std::string> moe_rows;
       fit.grouped_mape_before = obj.prepare(g, lp, at, tpo, &moe_rows, nullptr, nullptr);
       if (static_cast<int>(moe_rows.size()) >= o.min_rows) {
-        for (int pass = 0; pass < 2; ++pass) {
+        // With the expert-GEMM scale, a fixed cost per MoE layer and microbatch (what does not
+        // scale with tokens); searched as 0.1 ms x (x - 1) on x in [1, 51], i.e. 0 to 5 ms.
+        for (int pass = 0; pass < 3; ++pass) {
           if (pass > 0) obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
           obj.gs = golden([&](double x) { obj.gs = x; return obj.error(g, lp, at, tpo); }, 0.4, 1.5, 18);
+          obj.mo = 1e-4 * (golden([&](double x) { obj.mo = 1e-4 * (x - 1.0); return obj.error(g, lp, at, tpo); }, 1.0, 51.0, 18) - 1.0);
         }
         fit.fit_grouped = true;
         fit.grouped_rows = moe_rows;
@@ -193,6 +207,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
         fit.grouped_mape_after = obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
       } else {
         obj.gs = 1;
+        obj.mo = obj.mo0;
       }
       obj.moe_phase = false;
     }
@@ -201,9 +216,11 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.attention_scale = at;
     fit.tp_overlap = tpo;
     fit.tp_overlap_prior = obj.tpo0;
+    fit.moe_layer_overhead = obj.mo;
+    fit.moe_layer_overhead_prior = obj.mo0;
     for (const auto& ch : chips) {
       Calibration cal = c.calibrations.at(ch);
-      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs);
+      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs, obj.mo);
       cal.status = "fitted";
       out.fitted[ch] = cal;
     }
@@ -221,8 +238,10 @@ Calibration prior_calibration(const Calibration& fitted) {
   b.attention /= b.fit_attention_scale;
   b.gemm_grouped /= b.fit_grouped_scale;
   if (b.prior_tp_overlap >= 0) b.tp_overlap = b.prior_tp_overlap;
+  if (b.prior_moe_layer_overhead >= 0) b.moe_layer_overhead = Seconds{b.prior_moe_layer_overhead};
   b.fit_gemm_scale = b.fit_lowp_scale = b.fit_attention_scale = b.fit_grouped_scale = 1;
   b.prior_tp_overlap = -1;
+  b.prior_moe_layer_overhead = -1;
   return b;
 }
 
@@ -340,6 +359,9 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("overhead = \"%g us\"                       # launch and tail per kernel", c.kernel_overhead.v * 1e6);
   line("step_overhead = \"%g ms\"                 # per-step fixed cost", c.step_overhead.v * 1e3);
   line("lowp_overhead = %.2f                     # fp8/fp4: quantization traffic per GEMM input", c.lowp_overhead);
+  if (c.moe_layer_overhead.v > 0 || (fit && fit->fit_grouped))
+    line("moe_layer_overhead = \"%.4g us\"          # per MoE layer forward per microbatch (backward 2x): what does not scale with tokens",
+         c.moe_layer_overhead.v * 1e6);
   s += "\n[collectives]\n";
   line("scale_up_bus = %.2f                     # achieved bus bandwidth / link bandwidth", c.scale_up_bus);
   line("scale_out_bus = %.2f", c.scale_out_bus);
@@ -364,6 +386,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
       std::string g;
       for (const auto& r : fit->grouped_rows) g += (g.empty() ? "\"" : ", \"") + r + "\"";
       s += "grouped_rows = [" + g + "]\n";
+      line("moe_layer_overhead_prior = \"%.4g us\"", fit->moe_layer_overhead_prior * 1e6);
     }
     line("tp_overlap = %.4f", fit->tp_overlap);
     line("tp_overlap_prior = %.4f", fit->tp_overlap_prior);

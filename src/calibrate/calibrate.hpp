@@ -29,6 +29,7 @@ struct FamilyFit {
   bool fit_grouped = false;               // enough mixture-of-experts rows to fit gemm.grouped
   std::vector<std::string> grouped_rows;  // the MoE rows that fit it
   double grouped_scale = 1, grouped_mape_before = 0, grouped_mape_after = 0;
+  double moe_layer_overhead = 0, moe_layer_overhead_prior = 0;  // seconds, fitted with grouped_scale
   double loss_before = 0, loss_after = 0;  // mean robust loss
   double mape_before = 0, mape_after = 0;
 };

@@ -205,6 +205,7 @@ Calibration parse_calibration(const DataFile& f) {
     c.kernel_overhead = Seconds{k->quantity("overhead", Dimension::time, true)};
     c.step_overhead = Seconds{k->opt_quantity("step_overhead", Dimension::time, true).value_or(0)};
     c.lowp_overhead = k->opt_number("lowp_overhead", 0, 5).value_or(0);
+    c.moe_layer_overhead = Seconds{k->opt_quantity("moe_layer_overhead", Dimension::time, true).value_or(0)};
     k->finish();
   }
   if (auto f = r.table("fit")) {  // provenance of a fit: checked for shape, not used
@@ -219,6 +220,7 @@ Calibration parse_calibration(const DataFile& f) {
     (void)f->str_array("grouped_rows");
     (void)f->number("tp_overlap", 0, 1);
     c.prior_tp_overlap = f->number("tp_overlap_prior", 0, 1);
+    if (auto v = f->opt_quantity("moe_layer_overhead_prior", Dimension::time, true)) c.prior_moe_layer_overhead = *v;
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();

@@ -82,10 +82,14 @@ struct Calibration {
   Bytes memory_reserve{};            // runtime, communicator buffers, fragmentation
   double memory_frag = 0.0;          // extra fraction of dynamic memory lost to fragmentation
   Seconds step_overhead{};           // fixed per-step cost (optimizer launch, logging, sync)
+  Seconds moe_layer_overhead{};      // fixed cost of one MoE layer's forward per microbatch (backward twice
+                                     // it): router, permutation and dispatch bookkeeping that does not scale
+                                     // with tokens (host launches, the dispatcher's device-to-host sync)
   // A fitted file records the scales it applied, so a new fit starts again from the prior
   // (assumed) values instead of compounding: prior = value / scale.
   double fit_gemm_scale = 1, fit_lowp_scale = 1, fit_attention_scale = 1, fit_grouped_scale = 1;
   double prior_tp_overlap = -1;      // < 0: the file is not fitted; prior = tp_overlap
+  double prior_moe_layer_overhead = -1;  // < 0: not fitted; prior = moe_layer_overhead
 
   double gemm_max_at(Precision p) const {
     double g = gemm_max[static_cast<int>(p)];

@@ -209,7 +209,7 @@ LayerCost Evaluator::layer(int li) const {
   // MLP: dense or mixture of experts.
   const double mats = m_.gated_mlp ? 3.0 : 2.0;
   const double up_width = m_.gated_mlp ? 2.0 : 1.0;
-  double mlp_act = 0, mlp_elem_bytes = 0;
+  double mlp_act = 0, mlp_elem_bytes = 0, moe_fixed = 0;
   if (m_.is_moe_layer(li)) {
     const double E = m_.moe.experts, k = m_.moe.top_k, fe = static_cast<double>(m_.moe.ffn_hidden);
     const double ep = l_.ep;
@@ -256,6 +256,7 @@ LayerCost Evaluator::layer(int li) const {
     // overlapped 1F1B or DualPipe), which then runs overlap_slowdown slower.
     c.ep_f = 2 * one * exposed_share(c_.ep_overlap);
     c.ep_b = c.ep_f;
+    moe_fixed = c_.moe_layer_overhead.v;
   } else {
     const double f = static_cast<double>(m_.ffn_hidden);
     Fb up = gemm_fb(T, up_width * f / t, h);
@@ -270,8 +271,8 @@ LayerCost Evaluator::layer(int li) const {
   // Memory-bound work: two norms and two residual adds on h (sequence-sharded with SP), rope on
   // q and k, the MLP activation. Backward moves about twice the bytes.
   const double elem_f = 20.0 * h * T / tsp_ + 4.0 * (a / t + std::max(1.0, g / t)) * d * T * kAct / 2.0 + mlp_elem_bytes;
-  c.elem_f = mem_time(elem_f, 8);
-  c.elem_b = mem_time(2.0 * elem_f, 12);
+  c.elem_f = mem_time(elem_f, 8) + moe_fixed;
+  c.elem_b = mem_time(2.0 * elem_f, 12) + 2.0 * moe_fixed;
 
   // Tensor parallelism: with SP, all-gather before and reduce-scatter after each block;
   // without, one all-reduce after each block. Same bytes; (1 - tp_overlap) of it is exposed.

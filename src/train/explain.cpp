@@ -51,9 +51,12 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       chip + ": peak." + prec);
   add("GEMM efficiency cap", num(c.gemm_max_at(l.precision)) + " of peak (status: " + c.status + ")", cal + ": gemm." + prec);
   add("GEMM shape half-efficiency dim", num(c.gemm_half_dim), cal + ": gemm.half_dim; eff = cap x prod d/(d+half)");
-  if (m.is_moe())
+  if (m.is_moe()) {
     add("grouped-GEMM efficiency", num(c.gemm_grouped) + " of the dense GEMM efficiency for the expert GEMMs",
         cal + ": gemm.grouped");
+    add("MoE layer fixed cost", format_seconds(c.moe_layer_overhead) + " per MoE layer forward per microbatch, 2x in backward",
+        cal + ": kernel.moe_layer_overhead (fitted on the family's MoE rows; in the elementwise time)");
+  }
   if (r.layout.attention == AttentionKernel::flash)
     add("flash-attention efficiency", num(c.attention) + " of bf16 peak", cal + ": attention.efficiency");
   else
@@ -110,7 +113,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            ? std::string("4 b s_q s_k/2 heads/tp d / (bf16 peak x attention eff); backward 2.5x")
            : std::string("unfused: 4 b s_q s_k heads/tp d (no causal skip) at the bf16 GEMM rate + ") +
                  "8 B (forward) / 16 B (backward) per score element / (HBM x fraction)");
-  term("elementwise", t.elementwise, "bytes of norms, residuals, rope, activation, loss / (HBM x fraction)");
+  term("elementwise", t.elementwise,
+       m.is_moe() ? "bytes of norms, residuals, rope, activation, permutation, loss / (HBM x fraction), + the MoE layer fixed cost"
+                  : "bytes of norms, residuals, rope, activation, loss / (HBM x fraction)");
   term("recompute", t.recompute,
        std::string("recompute = ") + recompute_name(l.recompute) +
            (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) +
