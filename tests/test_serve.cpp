@@ -213,6 +213,28 @@ TEST(ServeSim, PrefillPadChargesTheGraphLength) {
   EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);
 }
 
+TEST(ServeStep, DecodeScoreTimeGrowsWithQueryHeadsAndContextNotKvBytes) {
+  // decode.score_time: per query head x key position x layer on a device, on top of the KV read.
+  // Llama 2 7B (MHA, 32 KV heads) and Llama 3 8B (GQA, 8 KV heads) have 32 query heads and 32
+  // layers each: the term is the same for both although the MHA model reads 4x the KV bytes.
+  System s0 = builtin().system("dgx-h100"), s1 = s0;
+  s0.serving.decode_score_time = Seconds{0};
+  s1.serving.decode_score_time = Seconds{1e-9};
+  ServeLayout l;
+  l.tp = 1;
+  const double ctx = 8 * 4000.0;  // 8 sequences of 4,000 positions
+  for (const char* id : {"llama2-7b", "llama3-8b"}) {
+    const Model& m = builtin().model(id);
+    ASSERT_EQ(m.heads, 32);
+    StepModel base(m, s0, l), more(m, s1, l);
+    ASSERT_TRUE(base.fits() && more.fits());
+    EXPECT_NEAR(more.step_time(8, 8, ctx, 0, 8) - base.step_time(8, 8, ctx, 0, 8), ctx * 32 * m.layers * 1e-9, 1e-12) << id;
+    // No decode, no term.
+    const double pairs = 512.0 * 513.0 / 2;
+    EXPECT_DOUBLE_EQ(more.step_time(512, 0, 0, pairs, 1), base.step_time(512, 0, 0, pairs, 1)) << id;
+  }
+}
+
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   ServeLayout l;
   l.tp = 4;

@@ -15,7 +15,8 @@ namespace {
 // 3 scale on the calibrated GEMM efficiency, 4 prefill layer overhead (s), each clamped to a
 // physically plausible range (a memory-bound decode reaches at least 40% of HBM bandwidth on
 // every chip here).
-constexpr int kParams = 5;
+// 5 the decode score time per query head x key position x layer (s).
+constexpr int kParams = 6;
 constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
 constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
 
@@ -37,6 +38,7 @@ double get(const ServingCalibration& s, int i) {
     case 1: return s.layer_overhead.v;
     case 2: return s.step_overhead.v;
     case 4: return s.prefill_layer_overhead.v;
+    case 5: return s.decode_score_time.v;
     default: return s.prefill_gemm;
   }
 }
@@ -49,10 +51,11 @@ void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCe
     case 1: s.layer_overhead = Seconds{std::clamp(v, 0.0, 2e-3)}; break;
     case 2: s.step_overhead = Seconds{std::clamp(v, 0.0, 50e-3)}; break;
     case 4: s.prefill_layer_overhead = Seconds{std::clamp(v, 0.0, 5e-3)}; break;
+    case 5: s.decode_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
     default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
   }
 }
-constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6};  // keeps ln defined at zero overhead
+constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10};  // keeps ln defined at zero overhead
 
 Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
   Catalog out = c;
@@ -87,6 +90,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     if (cur.prior_step_overhead_s >= 0) prior.step_overhead = Seconds{cur.prior_step_overhead_s};
     if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
     if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
+    if (cur.prior_decode_score_time_s >= 0) prior.decode_score_time = Seconds{cur.prior_decode_score_time_s};
     fit.prior = prior;
     const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
     double bw_ceiling = kDecodeBwCeiling;
@@ -161,6 +165,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     best.prior_step_overhead_s = prior.step_overhead.v;
     best.prior_gemm_scale = prior.prefill_gemm;
     best.prior_prefill_layer_overhead_s = prior.prefill_layer_overhead.v;
+    best.prior_decode_score_time_s = prior.decode_score_time.v;
     fit.fitted = best;
     out.push_back(std::move(fit));
   }
@@ -191,6 +196,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   line("date = \"%s\"", date.c_str());
   out += "\n[decode]\n";
   line("bandwidth_fraction = %.4f              # share of HBM bandwidth reached streaming weights and KV cache in decode", s.decode_bw);
+  if (s.decode_score_time.v > 0 || fit)
+    line("score_time = \"%.4g ns\"                # per query head x key position x layer on a device, beyond the KV read", s.decode_score_time.v * 1e9);
   out += "\n[prefill]\n";
   line("gemm_scale = %.4f                      # scale on data/calibration gemm efficiency for serving GEMMs", s.prefill_gemm);
   out += "\n[engine]\n";
@@ -222,6 +229,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("step_overhead_prior = \"%.4g us\"", fit->prior.step_overhead.v * 1e6);
     line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);
     line("prefill_layer_overhead_prior = \"%.4g us\"", fit->prior.prefill_layer_overhead.v * 1e6);
+    line("score_time_prior = \"%.4g ns\"", fit->prior.decode_score_time.v * 1e9);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);
     line("mape_before_pct = %.2f", fit->mape_before);
     line("mape_after_pct = %.2f", fit->mape_after);

@@ -105,9 +105,12 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                          sf("%.0f us", fit.prior.prefill_layer_overhead.v * 1e6) + " -> " + sf("%.0f us", fit.fitted.prefill_layer_overhead.v * 1e6),
                          sf("%.2f ms", fit.prior.step_overhead.v * 1e3) + " -> " + sf("%.2f ms", fit.fitted.step_overhead.v * 1e3),
                          sf("%.2f", fit.prior.prefill_gemm) + " -> " + sf("%.2f", fit.fitted.prefill_gemm),
+                         sf("%.3f ns", fit.prior.decode_score_time.v * 1e9) + " -> " + sf("%.3f ns", fit.fitted.decode_score_time.v * 1e9),
                          sf("%.1f%%", fit.mape_before), sf("%.1f%%", fit.mape_after)});
       serving_text += "serving families (" + snames + ")\n" +
-                      render_table({"family", "rows", "decode bandwidth", "layer overhead", "prefill layer overhead", "step overhead", "GEMM x", "MAPE before", "MAPE after"}, srows);
+                      render_table({"family", "rows", "decode bandwidth", "layer overhead", "prefill layer overhead", "step overhead", "GEMM x",
+                                   "decode score time", "MAPE before", "MAPE after"},
+                                  srows);
       if (!o->out_dir.empty())
         for (const auto& fit : fits) {
           const std::string path = o->out_dir + "/" + fit.family + ".toml";

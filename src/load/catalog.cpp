@@ -256,6 +256,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   auto d = r.table("decode");
   if (!d) r.fail("decode", "missing (required)");
   c.decode_bw = d->number("bandwidth_fraction", 0.05, 1.0);
+  if (auto v = d->opt_quantity("score_time", Dimension::time, true)) c.decode_score_time = Seconds{*v};
   d->finish();
   if (auto p = r.table("prefill")) {
     c.prefill_gemm = p->number("gemm_scale", 0.05, 2.0);
@@ -285,6 +286,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     c.prior_layer_overhead_s = f->quantity("layer_overhead_prior", Dimension::time, true);
     c.prior_gemm_scale = f->number("gemm_scale_prior", 0.05, 2.0);
     if (auto v = f->opt_quantity("prefill_layer_overhead_prior", Dimension::time, true)) c.prior_prefill_layer_overhead_s = *v;
+    if (auto v = f->opt_quantity("score_time_prior", Dimension::time, true)) c.prior_decode_score_time_s = *v;
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();

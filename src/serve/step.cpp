@@ -266,7 +266,8 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   if (decode_seqs > 0) {
     const double bytes = decode_ctx * kv_layer_dev_ * L;
     const double flops = 2.0 * decode_ctx * heads_dev_ * (attn_dqk_ + attn_dv_) * L;
-    p.attn_decode = std::max(bytes / bw_, flops / (peak_attn_ * attn_eff_));
+    p.attn_decode = std::max(bytes / bw_, flops / (peak_attn_ * attn_eff_)) +
+                    decode_ctx * heads_dev_ * L * s_.serving.decode_score_time.v;
   }
   if (prefill_pairs > 0) {
     double dqk = attn_dqk_, dv = attn_dv_;
@@ -312,7 +313,9 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                           ? ", engine.moe_all_experts_from, engine.moe_prefill_all_experts (neuronx-distributed expert dispatch)"
                           : "")});
   out.push_back({"attention over the KV cache (decode)", ms(p.attn_decode),
-                 chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction; model KV layout"});
+                 chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction" +
+                     (s_.serving.decode_score_time.v > 0 ? ", decode.score_time (per query head x key position x layer)" : "") +
+                     "; model KV layout"});
   out.push_back({"attention (prefill chunks)", ms(p.attn_prefill), chip + ": peak.bf16; " + cal + ": attention.efficiency"});
   out.push_back({"norms, residuals, rope (memory-bound)", ms(p.elementwise), chip + ": memory.bandwidth"});
   out.push_back({"LM head", ms(p.head), chip + ": " + pk + "; " + cal + ": gemm"});
