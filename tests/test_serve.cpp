@@ -233,6 +233,15 @@ TEST(ServeStep, DecodeScoreTimeGrowsWithQueryHeadsAndContextNotKvBytes) {
     const double pairs = 512.0 * 513.0 / 2;
     EXPECT_DOUBLE_EQ(more.step_time(512, 0, 0, pairs, 1), base.step_time(512, 0, 0, pairs, 1)) << id;
   }
+  // prefill.score_time: the same per causal prompt query-key pair; decode-only steps do not pay it.
+  System p1 = builtin().system("dgx-h100");
+  p1.serving.decode_score_time = Seconds{0};
+  p1.serving.prefill_score_time = Seconds{1e-10};
+  const Model& m = builtin().model("llama3-8b");
+  StepModel base(m, s0, l), pre(m, p1, l);
+  const double pairs = 512.0 * 513.0 / 2;
+  EXPECT_NEAR(pre.step_time(512, 0, 0, pairs, 1) - base.step_time(512, 0, 0, pairs, 1), pairs * 32 * m.layers * 1e-10, 1e-12);
+  EXPECT_DOUBLE_EQ(pre.step_time(8, 8, ctx, 0, 8), base.step_time(8, 8, ctx, 0, 8));
 }
 
 TEST(ServeStep, DecodeGrowsWithBatchAndContext) {

@@ -16,7 +16,8 @@ namespace {
 // physically plausible range (a memory-bound decode reaches at least 40% of HBM bandwidth on
 // every chip here).
 // 5 the decode score time per query head x key position x layer (s).
-constexpr int kParams = 6;
+// 6 the same for prompt (prefill) query x key pairs.
+constexpr int kParams = 7;
 constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
 constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
 
@@ -39,6 +40,7 @@ double get(const ServingCalibration& s, int i) {
     case 2: return s.step_overhead.v;
     case 4: return s.prefill_layer_overhead.v;
     case 5: return s.decode_score_time.v;
+    case 6: return s.prefill_score_time.v;
     default: return s.prefill_gemm;
   }
 }
@@ -52,10 +54,11 @@ void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCe
     case 2: s.step_overhead = Seconds{std::clamp(v, 0.0, 50e-3)}; break;
     case 4: s.prefill_layer_overhead = Seconds{std::clamp(v, 0.0, 5e-3)}; break;
     case 5: s.decode_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
+    case 6: s.prefill_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
     default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
   }
 }
-constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10};  // keeps ln defined at zero overhead
+constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10, 1e-11};  // keeps ln defined at zero overhead
 
 Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
   Catalog out = c;
@@ -91,6 +94,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
     if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
     if (cur.prior_decode_score_time_s >= 0) prior.decode_score_time = Seconds{cur.prior_decode_score_time_s};
+    if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
     fit.prior = prior;
     const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
     double bw_ceiling = kDecodeBwCeiling;
@@ -166,6 +170,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     best.prior_gemm_scale = prior.prefill_gemm;
     best.prior_prefill_layer_overhead_s = prior.prefill_layer_overhead.v;
     best.prior_decode_score_time_s = prior.decode_score_time.v;
+    best.prior_prefill_score_time_s = prior.prefill_score_time.v;
     fit.fitted = best;
     out.push_back(std::move(fit));
   }
@@ -200,6 +205,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("score_time = \"%.4g ns\"                # per query head x key position x layer on a device, beyond the KV read", s.decode_score_time.v * 1e9);
   out += "\n[prefill]\n";
   line("gemm_scale = %.4f                      # scale on data/calibration gemm efficiency for serving GEMMs", s.prefill_gemm);
+  if (s.prefill_score_time.v > 0 || fit)
+    line("score_time = \"%.4g ns\"                # per query head x prompt query-key pair x layer on a device, beyond the matrix work", s.prefill_score_time.v * 1e9);
   out += "\n[engine]\n";
   line("step_overhead = \"%.4g us\"             # per iteration: scheduler, sampling, host synchronisation", s.step_overhead.v * 1e6);
   line("layer_overhead = \"%.4g us\"            # per layer per iteration: kernel launches and synchronisation", s.layer_overhead.v * 1e6);
@@ -230,6 +237,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);
     line("prefill_layer_overhead_prior = \"%.4g us\"", fit->prior.prefill_layer_overhead.v * 1e6);
     line("score_time_prior = \"%.4g ns\"", fit->prior.decode_score_time.v * 1e9);
+    line("prefill_score_time_prior = \"%.4g ns\"", fit->prior.prefill_score_time.v * 1e9);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);
     line("mape_before_pct = %.2f", fit->mape_before);
     line("mape_after_pct = %.2f", fit->mape_after);

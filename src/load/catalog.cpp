@@ -260,6 +260,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   d->finish();
   if (auto p = r.table("prefill")) {
     c.prefill_gemm = p->number("gemm_scale", 0.05, 2.0);
+    if (auto v = p->opt_quantity("score_time", Dimension::time, true)) c.prefill_score_time = Seconds{*v};
     p->finish();
   }
   auto e = r.table("engine");
@@ -287,6 +288,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     c.prior_gemm_scale = f->number("gemm_scale_prior", 0.05, 2.0);
     if (auto v = f->opt_quantity("prefill_layer_overhead_prior", Dimension::time, true)) c.prior_prefill_layer_overhead_s = *v;
     if (auto v = f->opt_quantity("score_time_prior", Dimension::time, true)) c.prior_decode_score_time_s = *v;
+    if (auto v = f->opt_quantity("prefill_score_time_prior", Dimension::time, true)) c.prior_prefill_score_time_s = *v;
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();

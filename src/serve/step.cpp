@@ -275,7 +275,8 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
       dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
       dv = m_.mla.v_head_dim;
     }
-    p.attn_prefill = 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) * L / (peak_attn_ * attn_eff_);
+    p.attn_prefill = 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) * L / (peak_attn_ * attn_eff_) +
+                     prefill_pairs * heads_dev_ * L * s_.serving.prefill_score_time.v;
   }
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
   if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
@@ -316,7 +317,10 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                  chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction" +
                      (s_.serving.decode_score_time.v > 0 ? ", decode.score_time (per query head x key position x layer)" : "") +
                      "; model KV layout"});
-  out.push_back({"attention (prefill chunks)", ms(p.attn_prefill), chip + ": peak.bf16; " + cal + ": attention.efficiency"});
+  out.push_back({"attention (prefill chunks)", ms(p.attn_prefill),
+                 chip + ": peak.bf16; " + cal + ": attention.efficiency" +
+                     (s_.serving.prefill_score_time.v > 0 ? "; " + srv + ": prefill.score_time (per query head x prompt query-key pair x layer)"
+                                                          : std::string())});
   out.push_back({"norms, residuals, rope (memory-bound)", ms(p.elementwise), chip + ": memory.bandwidth"});
   out.push_back({"LM head", ms(p.head), chip + ": " + pk + "; " + cal + ": gemm"});
   out.push_back({"tensor-parallel all-reduce", ms(p.tp_comm),

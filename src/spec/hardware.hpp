@@ -143,6 +143,7 @@ struct ServingCalibration {
   // the score and softmax passes an engine runs outside the matrix units (Neuron's vector and
   // scalar engines), which grow with heads x context whatever the KV layout. 0: none.
   Seconds decode_score_time{0};
+  Seconds prefill_score_time{0};     // the same per query x key pair of a prompt (causal pairs), per head and layer
   Seconds step_overhead{1e-3};       // per iteration: scheduling, sampling, host sync
   Seconds layer_overhead{10e-6};     // per layer per iteration: kernel launches and syncs
   Seconds prefill_layer_overhead{0}; // per layer of an iteration (or graph) that computes prompt tokens,
@@ -172,7 +173,7 @@ struct ServingCalibration {
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).
   double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1,
-         prior_prefill_layer_overhead_s = -1, prior_decode_score_time_s = -1;
+         prior_prefill_layer_overhead_s = -1, prior_decode_score_time_s = -1, prior_prefill_score_time_s = -1;
 };
 
 struct System {
