@@ -44,8 +44,8 @@ double get(const ServingCalibration& s, int i) {
     default: return s.prefill_gemm;
   }
 }
-// A fitted decode bandwidth stays at or below what a weight-streaming kernel was measured to reach
-// on the family's chips (calibration memory.stream_fraction), else at or below 0.95.
+// A fitted decode bandwidth stays at or below 0.95, and at or below the highest measured stream
+// fraction when every chip of the family has one; each chip applies its own measured cap.
 constexpr double kDecodeBwCeiling = 0.95;
 void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCeiling) {
   switch (i) {
@@ -97,11 +97,15 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
     fit.prior = prior;
     const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
-    double bw_ceiling = kDecodeBwCeiling;
+    // Each chip's decode bandwidth is capped at its measured stream fraction (StepModel), so the
+    // family value needs to go no higher than the highest of them when every chip was measured.
+    double bw_ceiling = 0;
     for (const auto& ch : chips) {
       auto k = c.calibrations.find(ch);
-      if (k != c.calibrations.end() && k->second.memory_stream > 0) bw_ceiling = std::min(bw_ceiling, k->second.memory_stream);
+      const double m = k != c.calibrations.end() && k->second.memory_stream > 0 ? k->second.memory_stream : kDecodeBwCeiling;
+      bw_ceiling = std::max(bw_ceiling, std::min(m, kDecodeBwCeiling));
     }
+    if (bw_ceiling <= 0) bw_ceiling = kDecodeBwCeiling;
     fit.decode_bw_ceiling = bw_ceiling;
     // Rows per table; a run is a table's row id before "-<metric>-<stat>".
     std::vector<std::set<std::string>> rows(truths.size());
@@ -231,7 +235,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("date = \"%s\"", date.c_str());
     out += "rows = " + quote_list(fit->rows) + "\n";
     line("bandwidth_fraction_prior = %.4f", fit->prior.decode_bw);
-    line("# bandwidth_fraction was fitted at or below %.2f (data/calibration memory.stream_fraction of these chips, else 0.95)",
+    line("# bandwidth_fraction was fitted at or below %.2f (the highest data/calibration memory.stream_fraction of these chips, else 0.95); each chip is capped at its own",
          fit->decode_bw_ceiling);
     line("step_overhead_prior = \"%.4g us\"", fit->prior.step_overhead.v * 1e6);
     line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);

@@ -108,7 +108,10 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   // calibration gives one (small-batch GEMV / split-K kernels pad to it, no further: 16 rows on
   // NVIDIA mma and AMD MFMA), else at the large-GEMM half_dim.
   tile_ = s.calib.gemm_tile_rows > 0 ? std::min(half_, s.calib.gemm_tile_rows) : half_;
-  bw_ = s.hbm_bandwidth().v * s.serving.decode_bw;
+  // A family's decode bandwidth fraction, capped per chip at what a weight-streaming kernel was
+  // measured to reach on that chip (calibration memory.stream_fraction), where measured.
+  const double stream = s.calib.memory_stream > 0 ? s.calib.memory_stream : 1.0;
+  bw_ = s.hbm_bandwidth().v * std::min(s.serving.decode_bw, stream);
   attn_eff_ = s.calib.attention;
 
   const double h = static_cast<double>(m.hidden);
