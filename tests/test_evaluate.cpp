@@ -396,14 +396,19 @@ TEST(Evaluate, UnevenLayerSplit) {
   EXPECT_EQ(r.stage_layers, (std::vector<int>{13, 14, 13}));
 }
 
-TEST(Evaluate, MoeModelHasExpertTraffic) {
-  // Mixtral 8x7B on 16 GPUs, tp 1, dp 16, ep 8, ZeRO-2, full recompute: each GPU holds 1 of the 8 experts of a
-  // layer (two replicas of each expert), and tokens cross GPUs in all-to-alls.
+// Mixtral 8x7B on 16 GPUs: tp 1, dp 16, ep 8 (each GPU holds 1 of the 8 experts of a layer).
+Layout mixtral_ep8(int zero, Recompute recompute) {
   Layout l;
   l.dp = 16;
   l.ep = 8;
-  l.zero = 2;
-  l.recompute = Recompute::full;
+  l.zero = zero;
+  l.recompute = recompute;
+  return l;
+}
+
+TEST(Evaluate, MoeModelHasExpertTraffic) {
+  // ZeRO-2, full recompute: two replicas of each expert, and tokens cross GPUs in all-to-alls.
+  const Layout l = mixtral_ep8(2, Recompute::full);
   const TrainReport r = evaluate(builtin().model("mixtral-8x7b"), h100(), l, Workload{4096, 64}, 16);
   ASSERT_TRUE(r.feasible()) << r.reason;
   EXPECT_GT(r.time.ep_comm, 0);
@@ -423,11 +428,7 @@ TEST(Evaluate, MoeModelHasExpertTraffic) {
 TEST(Evaluate, MoeLayerFixedCostIsChargedPerMoeLayerAndMicrobatch) {
   // calibration kernel.moe_layer_overhead: X per MoE layer forward per microbatch, 2X in backward.
   // Mixtral 8x7B (32 MoE layers), dp 16, ep 8, no recompute, global batch 64: 4 microbatches of 1.
-  Layout l;
-  l.dp = 16;
-  l.ep = 8;
-  l.zero = 1;
-  l.recompute = Recompute::none;
+  const Layout l = mixtral_ep8(1, Recompute::none);
   const Workload w{4096, 64};
   const Model& m = builtin().model("mixtral-8x7b");
   System s = h100();
