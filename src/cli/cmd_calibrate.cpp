@@ -105,11 +105,13 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                          sf("%.0f us", fit.prior.prefill_layer_overhead.v * 1e6) + " -> " + sf("%.0f us", fit.fitted.prefill_layer_overhead.v * 1e6),
                          sf("%.2f ms", fit.prior.step_overhead.v * 1e3) + " -> " + sf("%.2f ms", fit.fitted.step_overhead.v * 1e3),
                          sf("%.2f", fit.prior.prefill_gemm) + " -> " + sf("%.2f", fit.fitted.prefill_gemm),
-                         sf("%.3f ns", fit.prior.decode_score_time.v * 1e9) + " -> " + sf("%.3f ns", fit.fitted.decode_score_time.v * 1e9),
+                         sf("%.3f", fit.prior.decode_score_time.v * 1e9) + " / " + sf("%.3f ns", fit.prior.prefill_score_time.v * 1e9) +
+                             " -> " + sf("%.3f", fit.fitted.decode_score_time.v * 1e9) + " / " +
+                             sf("%.3f ns", fit.fitted.prefill_score_time.v * 1e9),
                          sf("%.1f%%", fit.mape_before), sf("%.1f%%", fit.mape_after)});
       serving_text += "serving families (" + snames + ")\n" +
                       render_table({"family", "rows", "decode bandwidth", "layer overhead", "prefill layer overhead", "step overhead", "GEMM x",
-                                   "decode score time", "MAPE before", "MAPE after"},
+                                   "score time decode / prefill", "MAPE before", "MAPE after"},
                                   srows);
       if (!o->out_dir.empty())
         for (const auto& fit : fits) {
@@ -147,11 +149,12 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                       fit.fit_lowp ? f("%.3f", fit.lowp_scale) : "-", f("%.3f", fit.attention_scale),
                       fit.fit_tp_overlap ? f("%.2f", fit.tp_overlap) : "-",
                       f("%.1f%%", fit.mape_before), f("%.1f%%", fit.mape_after),
-                      fit.fit_grouped ? std::to_string(fit.grouped_rows.size()) + ": " + f("%.3f", fit.grouped_scale) + " (" +
+                      fit.fit_grouped ? std::to_string(fit.grouped_rows.size()) + ": " + f("%.3f", fit.grouped_scale) + ", " +
+                                            f("%.0f us", fit.moe_layer_overhead * 1e6) + " (" +
                                             f("%.1f%%", fit.grouped_mape_before) + " -> " + f("%.1f%%", fit.grouped_mape_after) + ")"
                                       : "-"});
     std::string text = render_table({"family", "rows", "unstated precision (left out)", "gemm x", "fp8/fp4/int8 x", "attention x",
-                                     "tp overlap", "MAPE before", "MAPE after", "MoE rows: grouped GEMM x (MAPE)"}, rows);
+                                     "tp overlap", "MAPE before", "MAPE after", "MoE rows: grouped GEMM x, layer fixed cost (MAPE)"}, rows);
     if (!o->out_dir.empty()) {
       for (const auto& fit : res.families)
         for (const auto& chip : fit.chips) {
