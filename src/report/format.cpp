@@ -255,7 +255,7 @@ std::string validation_text(const ValidationResult& v) {
     if (r.evaluated) {
       const Layout& l = r.plan.layout;
       plan = layout_summary(l);
-      for (const auto& f : r.facts) plan += " " + f.field + "=" + (f.text.empty() ? fmt("%g", f.value) : f.text);
+      plan += facts_suffix(r.facts);
       if (!r.plan.warning.empty()) plan += " [memory model over capacity]";
     } else {
       plan = "NOT EVALUATED: " + r.reason;
@@ -296,6 +296,12 @@ ordered_json kernel_validation_json(const ValidationResult& v) {
   summary["per_chip"] = stats_json(v.per_system);
   summary["per_grade"] = stats_json(v.per_grade);
   return {{"truth", v.path}, {"table", "kernels"}, {"rows", rows}, {"summary", summary}};
+}
+
+std::string facts_suffix(const std::vector<RunFact>& facts) {
+  std::string out;
+  for (const auto& f : facts) out += " " + f.field + "=" + (f.text.empty() ? fmt("%g", f.value) : f.text);
+  return out;
 }
 
 std::string validation_head(const std::string& kind, const ValidationResult& v) {

@@ -39,6 +39,8 @@ class SubsetTable {
 // The first lines of every `validate` report: "xpuplan validate[ (kind)]: <table>", the run-facts
 // file when one was applied, and a blank line.
 std::string validation_head(const std::string& kind, const ValidationResult& v);
+// The run facts applied to a row, as " field=value" each (a textual fact as written).
+std::string facts_suffix(const std::vector<RunFact>& facts);
 
 nlohmann::ordered_json validation_json(const ValidationResult& v);
 std::string validation_text(const ValidationResult& v);

@@ -211,7 +211,7 @@ std::string inference_validation_text(const ValidationResult& v) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : v.rows) {
     std::string layout = r.evaluated ? r.layout : "NOT EVALUATED: " + r.reason;
-    for (const auto& f : r.facts) layout += " " + f.field + "=" + fmt("%g", f.value);
+    layout += facts_suffix(r.facts);
     rows.push_back({r.id, r.grade, r.system, r.metric + " " + r.stat, r.evaluated ? fmt("%.4g", r.predicted) : "-",
                     fmt("%.4g", r.measured), fmt("%+.1f%%", r.error_pct), layout});
   }
