@@ -31,6 +31,10 @@ struct LatencyStats {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0;  // seconds
 };
 
+// Mean and nearest-rank percentiles (the smallest value with at least p% of the values at or
+// below it) of a sample; all zero when it is empty.
+LatencyStats latency_stats(std::vector<double> v);
+
 struct ServeCost {
   bool priced = false;
   std::string file, provider, instance, as_of;  // the price row used (on-demand)

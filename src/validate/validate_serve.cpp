@@ -1,5 +1,9 @@
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <thread>
 
 #include "serve/serve.hpp"
 #include "spec/error.hpp"
@@ -44,6 +48,62 @@ int requests_for(const std::string& scenario, double rate, int concurrency, int 
   return std::clamp(3 * max_batch * replicas, 1000, 30000);  // offline
 }
 
+// The simulation a row asks for is fixed by its cells other than id, source, grade, metric, stat,
+// value and notes, and by its run facts: rows of one run (TTFT, TPOT and throughput at several
+// statistics) share one simulation.
+std::string simulation_key(const CsvTable& t, std::size_t i, const std::vector<RunFact>& facts) {
+  static const std::set<std::string> kNotInputs = {"id", "source", "grade", "metric", "stat", "value", "notes"};
+  std::string key;
+  for (std::size_t c = 0; c < t.header.size(); ++c) {
+    if (kNotInputs.count(t.header[c])) continue;
+    key += t.header[c] + "=" + (c < t.rows[i].size() ? t.rows[i][c] : std::string()) + "\x1f";
+  }
+  char b[64];
+  for (const RunFact& f : facts) {
+    std::snprintf(b, sizeof b, "%.17g", f.value);
+    key += "fact:" + f.field + "=" + b + "\x1f";
+  }
+  return key;
+}
+
+// One distinct simulation of a validate call, run on a worker thread.
+struct SimJob {
+  Model model;
+  const System* system = nullptr;
+  ServeRequest request;
+  ServeReport report;
+  std::string error;             // choose_serve rejected the layout (InputError)
+  std::exception_ptr failure;    // anything else, rethrown on the calling thread
+};
+
+void run_jobs(std::vector<SimJob>& jobs) {
+  auto run = [](SimJob& j) {
+    try {
+      j.report = choose_serve(j.model, *j.system, j.request);
+    } catch (const InputError& e) {
+      j.error = e.what();
+    } catch (...) {
+      j.failure = std::current_exception();
+    }
+  };
+  const std::size_t n = jobs.size();
+  const std::size_t threads = std::min<std::size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 1) {
+    for (auto& j : jobs) run(j);
+  } else {
+    // Static interleaved split: results land in each job's own slot, so the outcome does not
+    // depend on scheduling.
+    std::vector<std::thread> pool;
+    for (std::size_t w = 0; w < threads; ++w)
+      pool.emplace_back([&, w] {
+        for (std::size_t k = w; k < n; k += threads) run(jobs[k]);
+      });
+    for (auto& th : pool) th.join();
+  }
+  for (const auto& j : jobs)
+    if (j.failure) std::rethrow_exception(j.failure);
+}
+
 }  // namespace
 
 bool is_inference_table(const CsvTable& t) {
@@ -57,6 +117,11 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
   if (facts) check_fact_ids(t, *facts);
   ValidationResult out;
   out.path = t.path;
+  // Rows are read in order (the first bad cell stops the run); the distinct simulations they ask
+  // for run afterwards, in parallel, and each row takes its figure from its run's report.
+  std::vector<SimJob> jobs;
+  std::map<std::string, std::size_t> job_of;
+  std::vector<std::pair<std::size_t, std::size_t>> pending;  // (row, job)
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     RowReader r(t, i);
     ValidationRow row;
@@ -138,22 +203,38 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
       w.requests = requests ? *requests
                             : requests_for(scenario, rate.value_or(0), w.concurrency, replicas,
                                            q.max_batch.value_or(sys->second.serving.max_batch));
-      try {
-        ServeReport rep = choose_serve(m, sys->second, q);
-        if (!rep.feasible) reason = "does not fit: " + rep.reason;
-        else {
-          row.layout = serve_layout_summary(rep);
-          if (row.metric == "output_tokens_per_s") row.predicted = rep.output_tps;
-          else if (row.metric == "ttft_ms") row.predicted = pick(rep.ttft, row.stat) * 1e3;
-          else row.predicted = pick(rep.tpot, row.stat) * 1e3;
-          row.evaluated = true;
-        }
-      } catch (const InputError& e) {
-        reason = std::string("layout cannot work: ") + e.what();
+      const std::string key = simulation_key(t, i, row.facts);
+      auto [it, fresh] = job_of.emplace(key, jobs.size());
+      if (fresh) {
+        SimJob j;
+        j.model = std::move(m);
+        j.system = &sys->second;
+        j.request = std::move(q);
+        jobs.push_back(std::move(j));
       }
+      pending.push_back({out.rows.size(), it->second});
+      out.rows.push_back(std::move(row));
+      continue;
     }
     settle_row(row, reason);
     out.rows.push_back(std::move(row));
+  }
+  run_jobs(jobs);
+  for (const auto& [ri, ji] : pending) {
+    ValidationRow& row = out.rows[ri];
+    const SimJob& j = jobs[ji];
+    std::string reason;
+    if (!j.error.empty()) reason = "layout cannot work: " + j.error;
+    else if (!j.report.feasible) reason = "does not fit: " + j.report.reason;
+    else {
+      const ServeReport& rep = j.report;
+      row.layout = serve_layout_summary(rep);
+      if (row.metric == "output_tokens_per_s") row.predicted = rep.output_tps;
+      else if (row.metric == "ttft_ms") row.predicted = pick(rep.ttft, row.stat) * 1e3;
+      else row.predicted = pick(rep.tpot, row.stat) * 1e3;
+      row.evaluated = true;
+    }
+    settle_row(row, reason);
   }
   summarise(out, out.per_metric, [](const ValidationRow& row) { return row.metric; });
   return out;
