@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "calibrate/calibrate_serve.hpp"
 #include "load/csv.hpp"
@@ -643,6 +644,82 @@ TEST(ServeCalibrate, TablesFitTogether) {
 
 // A decode faster than the chips' measured weight streaming (memory.stream_fraction, 0.87 on
 // Hopper) cannot pull the fitted bandwidth past that measurement.
+// Leave-one-source-out on the serving fit: each of the six synthetic runs is its own source.
+// Five runs remain when one is held out, enough to refit, and the refit recovers the slower decode
+// the rows were made with; five rows in all leave four, too few, and the held-out row is then
+// predicted at the family's assumed values, never at a fit that saw it.
+TEST(ServeCalibrate, CrossValidationHoldsEachSourceOut) {
+  std::string family;
+  double prior_bw = 0;
+  const CsvTable six = decode_rows_at(0.5, &family, &prior_bw);
+  const CrossValidation cv = cross_validate_serving({{&six, nullptr}}, builtin(), CalibrateOptions{});
+  ASSERT_EQ(cv.folds.size(), 6u);
+  EXPECT_EQ(cv.folds[0].group, "R1");
+  EXPECT_EQ(cv.rows, 6);
+  double in = 0, out = 0;
+  for (const auto& f : cv.folds) {
+    EXPECT_EQ(f.rows, 1);
+    EXPECT_LT(f.mape_out, 10.0) << f.group;
+    in += f.mape_in / 6;
+    out += f.mape_out / 6;
+  }
+  EXPECT_NEAR(cv.mape_in, in, 1e-9);
+  EXPECT_NEAR(cv.mape_out, out, 1e-9);
+
+  CsvTable five = six;
+  five.rows.pop_back();
+  five.row_lines.pop_back();
+  const CrossValidation cv5 = cross_validate_serving({{&five, nullptr}}, builtin(), CalibrateOptions{});
+  ASSERT_EQ(cv5.folds.size(), 5u);
+  Catalog assumed = builtin();
+  for (auto& [id, sys] : assumed.systems)
+    if (sys.serving.id == family) sys.serving = prior_serving(sys.serving);
+  for (auto& [chip, s] : assumed.serving)
+    if (s.id == family) s = prior_serving(s);
+  const std::set<std::string> first = {five.rows[0][0]};
+  const ValidationResult at_prior = validate_inference(five, assumed, &first);
+  ASSERT_EQ(at_prior.rows.size(), 1u);
+  EXPECT_NEAR(cv5.folds[0].mape_out, std::fabs(at_prior.rows[0].error_pct), 1e-9);
+  EXPECT_LT(cv5.folds[0].mape_in, cv5.folds[0].mape_out);
+}
+
+// Rows of one run (the same cells but metric, stat and value) share one simulation: each gets
+// exactly what the run alone predicts.
+TEST(ServeValidate, RowsOfOneRunShareTheirSimulation) {
+  const std::string header =
+      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
+      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
+      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  const std::string cells = ",test,B,dgx-h100,2,llama3-8b,,,,,,,,,,,,,,bf16,bf16,2,1,,1,fixed_batch,512,64,16,,,,";
+  const std::string both = header + "A-ttft-p99" + cells + "ttft_ms,p99,50,\n" + "A-tpot-p50" + cells + "tpot_ms,p50,5,\n" +
+                           "B-tpot-p50" + cells.substr(0, cells.size() - 6) + "32,,,,tpot_ms,p50,5,\n";
+  const ValidationResult v = validate_inference(parse_csv(DataFile{"runs.csv", both}), builtin());
+  ASSERT_EQ(v.rows.size(), 3u);
+  const ValidationResult ttft = validate_inference(parse_csv(DataFile{"a.csv", header + "A-ttft-p99" + cells + "ttft_ms,p99,50,\n"}), builtin());
+  const ValidationResult tpot = validate_inference(parse_csv(DataFile{"b.csv", header + "A-tpot-p50" + cells + "tpot_ms,p50,5,\n"}), builtin());
+  EXPECT_DOUBLE_EQ(v.rows[0].predicted, ttft.rows[0].predicted);
+  EXPECT_DOUBLE_EQ(v.rows[1].predicted, tpot.rows[0].predicted);
+  // A different concurrency is a different simulation.
+  EXPECT_NE(v.rows[2].predicted, v.rows[1].predicted);
+}
+
+TEST(ServeStats, NearestRankPercentiles) {
+  std::vector<double> v(200);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 37) % 200 + 1);  // 1..200, shuffled
+  const LatencyStats s = latency_stats(v);
+  EXPECT_DOUBLE_EQ(s.mean, 100.5);
+  EXPECT_DOUBLE_EQ(s.p50, 100);
+  EXPECT_DOUBLE_EQ(s.p90, 180);
+  EXPECT_DOUBLE_EQ(s.p99, 198);
+  const LatencyStats one = latency_stats({7.0});
+  EXPECT_DOUBLE_EQ(one.p50, 7.0);
+  EXPECT_DOUBLE_EQ(one.p99, 7.0);
+  const LatencyStats three = latency_stats({3.0, 1.0, 2.0});
+  EXPECT_DOUBLE_EQ(three.p50, 2.0);
+  EXPECT_DOUBLE_EQ(three.p90, 3.0);
+  EXPECT_DOUBLE_EQ(latency_stats({}).p99, 0.0);
+}
+
 TEST(ServeCalibrate, DecodeBandwidthStaysAtOrBelowTheMeasuredStreamFraction) {
   std::string family;
   double prior_bw = 0;

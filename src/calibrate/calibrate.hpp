@@ -46,6 +46,7 @@ struct CalibrateOptions {
   double robust_scale = 0.25; // log error at which the Cauchy loss starts to flatten (about 28%)
   std::vector<RunFacts> facts;       // per truth table (same order), or empty: run facts to apply
   std::set<std::string> exclude;     // row ids left out of the fit (cross-validation)
+  std::set<std::string> serving_families;  // serving fit: only these data/serving families (empty: all)
   // Leave out rows that do not state their precision on a chip with more than one matmul rate
   // (bf16 and fp8, say): the planner's choice there says nothing about the efficiency of the
   // precision the run actually used, so the row cannot inform the per-precision scales.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 
 #include "validate/validate.hpp"
@@ -71,6 +72,18 @@ Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
 
 }  // namespace
 
+ServingCalibration prior_serving(const ServingCalibration& cur) {
+  ServingCalibration prior = cur;
+  if (cur.prior_decode_bw > 0) prior.decode_bw = cur.prior_decode_bw;
+  if (cur.prior_layer_overhead_s >= 0) prior.layer_overhead = Seconds{cur.prior_layer_overhead_s};
+  if (cur.prior_step_overhead_s >= 0) prior.step_overhead = Seconds{cur.prior_step_overhead_s};
+  if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
+  if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
+  if (cur.prior_decode_score_time_s >= 0) prior.decode_score_time = Seconds{cur.prior_decode_score_time_s};
+  if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
+  return prior;
+}
+
 std::vector<ServingFit> calibrate_serving(const CsvTable& truth, const Catalog& c, const CalibrateOptions& o,
                                           const RunFacts* facts) {
   return calibrate_serving(std::vector<ServingTruth>{{&truth, facts}}, c, o);
@@ -87,14 +100,8 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
   for (auto& [id, cur] : fams) {
     ServingFit fit;
     fit.family = id;
-    ServingCalibration prior = cur;
-    if (cur.prior_decode_bw > 0) prior.decode_bw = cur.prior_decode_bw;
-    if (cur.prior_layer_overhead_s >= 0) prior.layer_overhead = Seconds{cur.prior_layer_overhead_s};
-    if (cur.prior_step_overhead_s >= 0) prior.step_overhead = Seconds{cur.prior_step_overhead_s};
-    if (cur.prior_gemm_scale > 0) prior.prefill_gemm = cur.prior_gemm_scale;
-    if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
-    if (cur.prior_decode_score_time_s >= 0) prior.decode_score_time = Seconds{cur.prior_decode_score_time_s};
-    if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
+    if (!o.serving_families.empty() && !o.serving_families.count(id)) continue;
+    const ServingCalibration prior = prior_serving(cur);
     fit.prior = prior;
     const std::set<std::string> chips(cur.chips.begin(), cur.chips.end());
     // Each chip's decode bandwidth is capped at its measured stream fraction (StepModel), so the
@@ -115,6 +122,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
       for (const auto& r : base[ti].rows) {
         if (r.grade == "C" || !r.evaluated) continue;
         if (o.dense_only && r.moe) continue;
+        if (o.exclude.count(r.id)) continue;
         auto sys = c.systems.find(r.system);
         if (sys == c.systems.end() || !chips.count(sys->second.chip_id)) continue;
         rows[ti].insert(r.id);
@@ -179,6 +187,75 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     out.push_back(std::move(fit));
   }
   return out;
+}
+
+CrossValidation cross_validate_serving(const std::vector<ServingTruth>& truths, const Catalog& c,
+                                       const CalibrateOptions& o) {
+  // Groups of rows by source (the id up to its first '-'), in table order, and the serving
+  // family each group's rows run on.
+  std::map<std::string, std::set<std::string>> groups, families_of;
+  std::vector<std::string> order;
+  for (const auto& t : truths) {
+    const int ic = t.table->column("id"), is = t.table->column("system");
+    if (ic < 0 || is < 0) continue;
+    for (const auto& row : t.table->rows) {
+      const std::string g = row[ic].substr(0, row[ic].find('-'));
+      if (!groups.count(g)) order.push_back(g);
+      groups[g].insert(row[ic]);
+      auto sys = c.systems.find(row[is]);
+      if (sys == c.systems.end()) continue;
+      auto fam = c.serving.find(sys->second.chip_id);
+      if (fam != c.serving.end()) families_of[g].insert(fam->second.id);
+    }
+  }
+  // Held out means held out: a family a fold cannot refit (too few rows or runs left) falls back
+  // to its assumed values, not to the shipped fit, which saw every row.
+  std::map<std::string, ServingCalibration> prior;
+  for (const auto& [chip, s] : c.serving) prior.emplace(s.id, prior_serving(s));
+  auto catalog_with = [&](const std::map<std::string, ServingCalibration>& by_family) {
+    Catalog out = c;
+    for (const auto& [fam, s] : by_family) out = with_serving(out, s);
+    return out;
+  };
+  std::map<std::string, ServingCalibration> all = prior;
+  for (const auto& fit : calibrate_serving(truths, c, o)) all[fit.family] = fit.fitted;
+  const Catalog all_fit = catalog_with(all);
+  auto group_mape = [&](const Catalog& cat, const std::set<std::string>& ids) {
+    double ape = 0;
+    int n = 0;
+    for (const auto& t : truths)
+      for (const auto& r : validate_inference(*t.table, cat, &ids, t.facts).rows) {
+        if (r.grade == "C" || (o.dense_only && r.moe)) continue;
+        ape += std::fabs(r.error_pct);
+        ++n;
+      }
+    return std::pair<double, int>{n ? ape / n : 0.0, n};
+  };
+  CrossValidation cv;
+  double in_sum = 0, out_sum = 0;
+  for (const auto& g : order) {
+    const std::set<std::string>& ids = groups.at(g);
+    // Only the families the group's rows run on change when the group is left out.
+    CalibrateOptions held = o;
+    held.exclude.insert(ids.begin(), ids.end());
+    held.serving_families = families_of[g];
+    std::map<std::string, ServingCalibration> without = all;
+    for (const auto& fam : families_of[g]) without[fam] = prior.at(fam);
+    if (!held.serving_families.empty())
+      for (const auto& fit : calibrate_serving(truths, c, held)) without[fit.family] = fit.fitted;
+    const auto [in, n] = group_mape(all_fit, ids);
+    if (n == 0) continue;
+    const double out = group_mape(catalog_with(without), ids).first;
+    cv.folds.push_back({g, n, in, out});
+    in_sum += in * n;
+    out_sum += out * n;
+    cv.rows += n;
+  }
+  if (cv.rows > 0) {
+    cv.mape_in = in_sum / cv.rows;
+    cv.mape_out = out_sum / cv.rows;
+  }
+  return cv;
 }
 
 std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, const std::string& truth_name,

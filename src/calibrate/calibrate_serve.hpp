@@ -34,6 +34,16 @@ struct ServingTruth {
 std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truths, const Catalog& c,
                                           const CalibrateOptions& o);
 
+// The assumed values behind a serving file: a fitted file records the prior of every knob it fits.
+ServingCalibration prior_serving(const ServingCalibration& fitted);
+
+// Leave-one-source-out cross-validation of the serving fit (rows grouped by the id up to its first
+// '-', e.g. INF2, MLP41): each group is predicted with the families its rows run on refitted
+// without them (or at their assumed values when too few rows or runs remain), and compared with
+// the fit on every row. Families that cannot be fitted at all stay as assumed in both.
+CrossValidation cross_validate_serving(const std::vector<ServingTruth>& truths, const Catalog& c,
+                                       const CalibrateOptions& o);
+
 // The TOML text of a serving file, with the provenance of the fit when given.
 std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, const std::string& truth_name,
                          const std::string& version, const std::string& date);

@@ -26,6 +26,20 @@ std::string today() {
   std::strftime(b, sizeof b, "%Y-%m-%d", std::gmtime(&t));
   return b;
 }
+// The report of a leave-one-source-out cross-validation.
+std::string cross_validation_text(const CrossValidation& cv, bool dense_only, const std::string& what) {
+  char b[64];
+  auto pct = [&](double v) {
+    std::snprintf(b, sizeof b, "%.1f%%", v);
+    return std::string(b);
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& fold : cv.folds) rows.push_back({fold.group, std::to_string(fold.rows), pct(fold.mape_in), pct(fold.mape_out)});
+  rows.push_back({"all", std::to_string(cv.rows), pct(cv.mape_in), pct(cv.mape_out)});
+  return std::string("leave-one-source-out cross-validation (") + (dense_only ? "dense" : "all") + " A+B rows; MAPE with the " +
+         what + " fitted on every row / fitted without the source's rows)\n\n" +
+         render_table({"source", "rows", "MAPE in sample", "MAPE held out"}, rows);
+}
 }  // namespace
 
 void add_calibrate(CLI::App& app, const Globals& g) {
@@ -42,8 +56,8 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   c->add_flag("--all-rows", o->all_rows, "Fit on mixture-of-experts rows too (default: dense rows only)");
   c->add_option("--prior-weight", o->prior, "Pull towards the prior values: weight of ln(scale)^2 against the summed row loss (default 1)");
   c->add_flag("--cross-validate", o->cross_validate,
-              "Leave-one-source-out: predict each source's rows with a calibration fitted without them, and report the "
-              "error in and out of sample (writes nothing)");
+              "Leave-one-source-out: predict each source's rows with a calibration (training tables) or serving knobs "
+              "(inference tables) fitted without them, and report the error in and out of sample (writes nothing)");
   c->add_flag("--no-facts", o->no_facts, "Ignore <truth>.facts.csv run facts beside each table");
   c->callback([o, &g] {
     // Fail before the fit (which can take a while), not when the first file is written.
@@ -79,18 +93,22 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       opts.facts.push_back(fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp))));
     }
     std::string serving_text;
-    if (!serving_tables.empty()) {
-      // Every inference table given is fitted together: a family's rows and runs count across them.
-      std::vector<RunFacts> sfacts(serving_tables.size());
-      std::vector<ServingTruth> truths;
-      std::string snames;
-      for (std::size_t i = 0; i < serving_tables.size(); ++i) {
-        const CsvTable& t = serving_tables[i];
-        const std::string fp = run_facts_path(t.path, "", o->no_facts);
-        if (!fp.empty()) sfacts[i] = parse_run_facts(parse_csv(read_file(fp)), FactTable::inference);
-        truths.push_back({&t, fp.empty() ? nullptr : &sfacts[i]});
-        snames += (snames.empty() ? "" : ", ") + t.path;
-      }
+    // Every inference table given is fitted together: a family's rows and runs count across them.
+    std::vector<RunFacts> sfacts(serving_tables.size());
+    std::vector<ServingTruth> truths;
+    std::string snames;
+    for (std::size_t i = 0; i < serving_tables.size(); ++i) {
+      const CsvTable& t = serving_tables[i];
+      const std::string fp = run_facts_path(t.path, "", o->no_facts);
+      if (!fp.empty()) sfacts[i] = parse_run_facts(parse_csv(read_file(fp)), FactTable::inference);
+      truths.push_back({&t, fp.empty() ? nullptr : &sfacts[i]});
+      snames += (snames.empty() ? "" : ", ") + t.path;
+    }
+    if (o->cross_validate && !o->out_dir.empty()) throw InputError("--cross-validate", "writes nothing; drop --out-dir");
+    if (!truths.empty() && o->cross_validate)
+      serving_text += "serving fit (" + snames + "): " +
+                      cross_validation_text(cross_validate_serving(truths, cat, opts), opts.dense_only, "serving knobs");
+    if (!truths.empty() && !o->cross_validate) {
       const std::vector<ServingFit> fits = calibrate_serving(truths, cat, opts);
       std::vector<std::vector<std::string>> srows;
       char sb[64];
@@ -131,15 +149,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       return std::string(b);
     };
     if (o->cross_validate) {
-      if (!o->out_dir.empty()) throw InputError("--cross-validate", "writes nothing; drop --out-dir");
-      const CrossValidation cv = cross_validate(tables, cat, opts);
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& fold : cv.folds)
-        rows.push_back({fold.group, std::to_string(fold.rows), f("%.1f%%", fold.mape_in), f("%.1f%%", fold.mape_out)});
-      rows.push_back({"all", std::to_string(cv.rows), f("%.1f%%", cv.mape_in), f("%.1f%%", cv.mape_out)});
-      write_output("", std::string("leave-one-source-out cross-validation (") + (opts.dense_only ? "dense" : "all") +
-                           " A+B rows; MAPE with the calibration fitted on every row / fitted without the source's rows)\n\n" +
-                           render_table({"source", "rows", "MAPE in sample", "MAPE held out"}, rows));
+      write_output("", cross_validation_text(cross_validate(tables, cat, opts), opts.dense_only, "calibration"));
       return;
     }
     const CalibrationResult res = calibrate(tables, cat, opts);
