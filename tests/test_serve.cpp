@@ -99,7 +99,10 @@ TEST(ServeStep, RanksPerDeviceComputeTheirOwnNarrowerGemms) {
   // it runs one rank or four, but four ranks each compute a quarter-width slice of every
   // column- and row-parallel GEMM (an MLP slice of 14336 / 32 = 448 columns instead of 1,792),
   // and narrower GEMMs reach less of the peak: the prefill takes longer.
-  System s1 = builtin().system("dgx-h100"), s4 = s1;  // the step model keeps a reference: two systems
+  System s1 = builtin().system("dgx-h100");
+  // Engine overheads are the same whatever the ranks: left out, the comparison is the GEMMs'.
+  s1.serving.step_overhead = s1.serving.layer_overhead = s1.serving.prefill_layer_overhead = Seconds{0};
+  System s4 = s1;  // the step model keeps a reference: two systems
   s4.serving.shards_per_device = 4;
   ServeLayout l;
   l.tp = 8;
@@ -390,6 +393,52 @@ TEST(ServeSim, PreemptsWhenKvCacheIsTiny) {
   EXPECT_LE(r.kv_util_peak, 1.0);
   // Recompute after preemption prefills more than the prompts.
   EXPECT_GT(r.prefill_tokens, 40L * 200);
+}
+
+// Guaranteed admission (TensorRT-LLM's GUARANTEED_NO_EVICT): the same tiny cache admits a request
+// only with blocks for its whole output, so nothing is preempted or recomputed; a request whose
+// prompt plus output can never fit is dropped rather than admitted.
+TEST(ServeSim, GuaranteedAdmissionNeverPreempts) {
+  System s = h100();
+  ServeLayout l;
+  StepModel probe(builtin().model("llama3-8b"), s, l);
+  const double per_token = probe.kv_bytes_per_token_per_device();
+  s.chip.hbm_capacity = s.chip.hbm_capacity - Bytes{(probe.kv_capacity_tokens() - 3000) * per_token / s.serving.memory_fraction};
+  StepModel sm(builtin().model("llama3-8b"), s, l);
+  ASSERT_TRUE(sm.fits()) << sm.reason();
+  SimOptions o;
+  o.reserve_output = true;
+  const SimResult r = simulate(sm, offline(40, 200, 300), o);
+  EXPECT_EQ(r.preemptions, 0);
+  EXPECT_EQ(r.requests.size(), 40u);
+  EXPECT_EQ(r.output_tokens, 40L * 300);
+  EXPECT_EQ(r.prefill_tokens, 40L * 200);  // every prompt prefilled once
+  EXPECT_LE(r.kv_util_peak, 1.0);
+  // At most floor(~3000 / 512) = 5 requests hold the cache at once (500 tokens each, 32-token
+  // blocks), so the 40 take at least 8 rounds of 300 decode steps.
+  EXPECT_GE(r.iterations, 8L * 300);
+  const SimResult optimistic = simulate(sm, offline(40, 200, 300), SimOptions{});
+  EXPECT_GT(optimistic.preemptions, 0);
+  const SimResult too_long = simulate(sm, offline(1, 200, 5000), o);
+  EXPECT_EQ(too_long.dropped, 1);
+  EXPECT_TRUE(too_long.requests.empty());
+}
+
+// The NVIDIA families declare TensorRT-LLM's admission; a serving file's kv_admission round-trips
+// through serving_toml, and a value other than optimistic or guaranteed is a one-line error.
+TEST(ServeData, KvAdmissionIsReadWrittenAndChecked) {
+  EXPECT_TRUE(builtin().system("dgx-h100").serving.reserve_output);
+  EXPECT_TRUE(builtin().system("dgx-b200").serving.reserve_output);
+  EXPECT_FALSE(builtin().system("mi300x-x8").serving.reserve_output);
+  EXPECT_FALSE(builtin().system("inf2-48xl").serving.reserve_output);
+  const ServingCalibration& h = builtin().system("dgx-h100").serving;
+  const std::string text = serving_toml(h, nullptr, "", "xpuplan test", "2026-11-27");
+  EXPECT_TRUE(parse_serving(DataFile{"data/serving/nvidia-hopper.toml", text}, nullptr).reserve_output);
+  const std::string bad = test::replace_once(text, "kv_admission = \"guaranteed\"", "kv_admission = \"maybe\"");
+  const auto c = test::catch_input_error([&] { parse_serving(DataFile{"data/serving/nvidia-hopper.toml", bad}, nullptr); });
+  EXPECT_TRUE(c.thrown);
+  EXPECT_NE(c.where.find("data/serving/nvidia-hopper.toml"), std::string::npos) << c.where;
+  EXPECT_NE((c.where + c.what).find("kv_admission"), std::string::npos) << c.where << " " << c.what;
 }
 
 TEST(ServeSim, ChunkedPrefillRespectsTheTokenBudget) {

@@ -301,6 +301,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("shards_per_device = %d               # tensor-parallel ranks per device (heads padded, KV heads replicated per rank)", s.shards_per_device);
   if (!s.mixed_batches)
     line("mixed_batches = false               # prefill and decode run as separate graphs, one after the other in an iteration");
+  if (s.reserve_output)
+    line("kv_admission = \"guaranteed\"         # a request is admitted only with KV blocks for its whole output reserved (TensorRT-LLM capacity scheduler GUARANTEED_NO_EVICT): no preemption");
   if (s.moe_all_experts_from >= 0)
     line("moe_all_experts_from = %.4g           # MoE token generation: every expert runs over every token once batch x top_k / experts reaches this, else each token loads its own top-k experts (neuronx-distributed ExpertMLPs.SELECTIVE_LOADING_THRESHOLD)", s.moe_all_experts_from);
   if (s.moe_prefill_all_experts)

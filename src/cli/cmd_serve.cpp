@@ -14,6 +14,7 @@ struct ServeOpts {
   std::string model, system, weights, kv, trace, agent, out, objective = "throughput";
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
+  std::string kv_admission;
   std::optional<double> rate;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   unsigned long long seed = 1;
@@ -44,6 +45,11 @@ ServeRequest build(const ServeOpts& o) {
   q.prefill_pad = o.prefill_pad;
   q.tp = o.tp; q.pp = o.pp; q.ep = o.ep; q.replicas = o.replicas;
   q.max_batch = o.max_batch; q.token_budget = o.token_budget; q.prefill_replicas = o.prefill_replicas;
+  if (!o.kv_admission.empty()) {
+    if (o.kv_admission != "optimistic" && o.kv_admission != "guaranteed")
+      throw InputError("--kv-admission", "'" + o.kv_admission + "' is not optimistic or guaranteed");
+    q.reserve_output = o.kv_admission == "guaranteed";
+  }
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");
   if (o.slo_ttft_ms < 0) throw InputError("--slo-ttft-ms", "must not be negative");
@@ -119,6 +125,10 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--prefill-pad", o->prefill_pad,
                 "Static-shape prefill: each prompt computed padded up to a multiple of this many tokens (Neuron's context-encoding "
                 "graph or prefill chunk) (default: no padding)");
+  c->add_option("--kv-admission", o->kv_admission,
+                "KV-cache admission: guaranteed (a request waits until blocks for its whole output are free: no preemption; "
+                "TensorRT-LLM's default) or optimistic (admitted on its prompt, preempted and recomputed when the cache runs "
+                "out; vLLM) (default: data/serving engine.kv_admission)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");

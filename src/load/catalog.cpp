@@ -274,6 +274,10 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
   if (auto v = e->opt_integer("shards_per_device", 1)) c.shards_per_device = static_cast<int>(*v);
   c.mixed_batches = e->boolean("mixed_batches", true);
+  if (auto v = e->opt_str("kv_admission")) {
+    if (*v != "optimistic" && *v != "guaranteed") e->fail("kv_admission", "'" + *v + "' is not optimistic or guaranteed");
+    c.reserve_output = *v == "guaranteed";
+  }
   if (auto v = e->opt_number("moe_all_experts_from", 0.0, 1e6)) c.moe_all_experts_from = *v;
   c.moe_prefill_all_experts = e->boolean("moe_prefill_all_experts", false);
   e->finish();

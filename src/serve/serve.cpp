@@ -157,6 +157,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   if (o.prefill_pad > 0)
     r.explain.push_back({"prefill graph length (static shape)", std::to_string(o.prefill_pad) + " tokens",
                          "run fact prefill_pad: each prompt's prefill is computed padded up to a multiple of this"});
+  {
+    const std::string srv = s.serving.file.empty() ? "built-in serving defaults" : s.serving.file;
+    r.explain.push_back({"KV admission",
+                         o.reserve_output ? "guaranteed (whole output reserved; no preemption)"
+                                          : "optimistic (prompt only; preempt and recompute when full)",
+                         q.reserve_output ? std::string("--kv-admission") : srv + ": engine.kv_admission"});
+  }
   for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb)) r.explain.push_back(t);
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",

@@ -22,6 +22,10 @@ struct ServeRequest {
   // Static-shape prefill: each prompt is computed padded up to a multiple of this many tokens
   // (Neuron's context-encoding graph length, or its prefill chunk size). Empty: no padding.
   std::optional<int> prefill_pad;
+  // KV admission: true reserves each request's whole output at admission (no preemption), false
+  // admits on the prompt and preempts when the cache runs out. Empty: the engine's own
+  // (data/serving engine.kv_admission).
+  std::optional<bool> reserve_output;
   std::optional<Quant> weights, kv;
   ServeWorkload work;
   double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no SLO

@@ -33,6 +33,7 @@ struct Seq {
   int target = 0, done = 0, generated = 0;  // prefill tokens to compute, computed; tokens sampled
   long it0 = 0, finish_it = 0;
   int ctx0 = 0, phase = 0, blocks = 0, version = 0, preempt = 0;
+  int reserved = 0;     // guaranteed admission: blocks held back for this sequence's growth
   bool remote = false;  // prefilled elsewhere: joins decode on admission
   State state = State::waiting;
 };
@@ -112,6 +113,11 @@ class Replica {
     Seq& s = seqs_[id];
     const long ctx = s.ctx0 + (it - s.it0);
     free_ += ceil_div(ctx, B_);
+    // Growth blocks it took came out of its reservation (iteration by iteration, by phase);
+    // what it did not take goes back.
+    const long took = ceil_div(ctx, B_) - ceil_div(s.ctx0, B_);
+    reserved_ -= std::max(0L, s.reserved - took);
+    s.reserved = 0;
     --phase_count_[s.phase];
     --nd_;
     ctx_sum_ -= static_cast<double>(ctx);
@@ -129,6 +135,7 @@ class Replica {
   const int B_;
   std::vector<int> phase_count_;
   long total_blocks_ = 0, free_ = 0;
+  long reserved_ = 0;  // guaranteed admission: blocks promised to running sequences' growth
   std::vector<Seq> seqs_;
   std::vector<int> sorted_;
   std::size_t next_sorted_ = 0;
@@ -214,16 +221,22 @@ void Replica::run(SimResult& r) {
     const int id = waiting_.front();
     Seq& s = seqs_[id];
     const long need = ceil_div(s.cached + s.target, B_);
-    if (need > total_blocks_) {
+    // Guaranteed admission also holds back the blocks the sequence's remaining output will fill.
+    const long grow = o_.reserve_output && !prefill_only_
+                          ? ceil_div(s.cached + s.target + (s.output - s.generated), B_) - need
+                          : 0;
+    if (need + grow > total_blocks_) {
       waiting_.pop_front();
       s.state = State::finished;
       ++r.dropped;
       return Admit::dropped;
     }
-    if (need > free_) return Admit::blocked;
+    if (need + grow > free_ - reserved_) return Admit::blocked;
     waiting_.pop_front();
     free_ -= need;
+    reserved_ += grow;
     s.blocks = static_cast<int>(need);
+    s.reserved = static_cast<int>(grow);
     return Admit::admitted;
   };
   for (;;) {
@@ -249,6 +262,8 @@ void Replica::run(SimResult& r) {
       slots = o_.max_batch - nd_ - static_cast<int>(prefilling_.size());
     }
     free_ -= phase_count_[it % B_];
+    // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
+    if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - phase_count_[it % B_]);
     int budget = o_.token_budget - nd_;
     chunks.clear();
     double pairs = 0;
@@ -339,6 +354,8 @@ void Replica::run(SimResult& r) {
       ++r.output_tokens;
       if (prefill_only_ || s.generated >= s.output) {
         free_ += s.blocks;
+        reserved_ -= s.reserved;
+        s.reserved = 0;
         s.state = State::finished;  // marked before complete() so prefilling_ drops it
         complete(c.id, t, r);
       } else {

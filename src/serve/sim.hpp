@@ -34,6 +34,7 @@ struct SimOptions {
                              // slots, idle ones padded and attending over the mean running context
   int prefill_pad = 0;       // > 0: fixed-shape prefill graph; each prompt's prefill is padded up
                              // to a multiple of this many tokens (Neuron context encoding / chunks)
+  bool reserve_output = false;  // KV admission reserves each request's whole output (ServingCalibration)
 };
 
 struct RequestRecord {

@@ -162,6 +162,13 @@ struct ServingCalibration {
   // generation) as separate graphs: an iteration with both runs the decode graph, then the
   // prefill graph, each a full pass over the weights with its own overhead.
   bool mixed_batches = true;
+  // KV-cache admission. false ("optimistic", vLLM, SGLang): a request is admitted with blocks for
+  // its prompt; when decode growth finds the cache full, the newest running sequence is preempted
+  // and later recomputed. true ("guaranteed", TensorRT-LLM's default capacity scheduler policy
+  // GUARANTEED_NO_EVICT): a request is admitted only when blocks for its whole context, prompt
+  // plus every token it will generate, are free beside those reserved for the running ones: no
+  // preemption, fewer sequences at once.
+  bool reserve_output = false;
   // How the engine runs MoE experts (default: a grouped GEMM over the experts the batch's tokens
   // hit, as vLLM, SGLang and TensorRT-LLM do). neuronx-distributed's ExpertMLPs instead runs
   // every token through every expert in context encoding (full capacity), and in token
