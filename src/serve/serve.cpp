@@ -164,7 +164,12 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                                           : "optimistic (prompt only; preempt and recompute when full)",
                          q.reserve_output ? std::string("--kv-admission") : srv + ": engine.kv_admission"});
   }
-  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb)) r.explain.push_back(t);
+  const double prompt_share = static_cast<double>(sim.prompt_iterations) / it;
+  r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),
+                       "simulated: iterations computing prompt tokens / iterations"});
+  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share)) r.explain.push_back(t);
+  r.explain.push_back({"simulated mean iteration", format_number("%.3f ms", sim.busy_s / it * 1e3),
+                       "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",
                          r.cost.file + ": offer on-demand " + r.cost.provider + " " + r.cost.instance + " as_of " + r.cost.as_of});

@@ -329,6 +329,7 @@ void Replica::run(SimResult& r) {
     t += dt;
     const long done_it = it++;
     ++r.iterations;
+    if (prefill_tokens > 0) ++r.prompt_iterations;
     r.prefill_tokens += prefill_tokens;
 
     // Decode: every running sequence gained one token.

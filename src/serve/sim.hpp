@@ -52,6 +52,7 @@ struct SimResult {
   int dropped = 0;                  // requests whose prompt can never fit the KV cache
   double makespan_s = 0;            // first arrival to last completion
   long iterations = 0;
+  long prompt_iterations = 0;       // iterations that computed prompt tokens
   long preemptions = 0;
   double kv_util_mean = 0, kv_util_peak = 0;  // blocks in use / blocks, time-weighted over busy time
   double busy_s = 0;                // replica-seconds with an iteration running

@@ -302,8 +302,11 @@ double StepModel::step_time(int tokens, int decode_seqs, double decode_ctx, doub
 }
 
 std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
-                                               int logits) const {
-  const Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits);
+                                               int logits, double prompt_share) const {
+  Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits);
+  const double prefill_overhead = static_cast<double>(m_.layers) * s_.serving.prefill_layer_overhead.v;
+  if (prompt_share >= 0)
+    p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;
   const std::string chip = s_.chip.file, cal = s_.calib.file;
   const std::string srv = s_.serving.file.empty() ? "built-in serving defaults" : s_.serving.file;
   const std::string pk = std::string("peak.") + precision_name(cp_);
@@ -332,7 +335,9 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"pipeline sends", ms(p.pp_comm), s_.file + ": scale_up, scale_out"});
   out.push_back({"engine overhead (per layer + per step)", ms(p.overhead),
                  srv + ": engine.layer_overhead, engine.step_overhead" +
-                     (s_.serving.prefill_layer_overhead.v > 0 ? ", engine.prefill_layer_overhead (iterations with prompt tokens)" : "")});
+                     (s_.serving.prefill_layer_overhead.v <= 0 ? std::string()
+                      : prompt_share >= 0 ? fmt(", engine.prefill_layer_overhead x %.3f (the share of iterations with prompt tokens)", prompt_share)
+                                          : std::string(", engine.prefill_layer_overhead (iterations with prompt tokens)"))});
   out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
 }

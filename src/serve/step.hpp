@@ -57,8 +57,11 @@ class StepModel {
   // LM head (sequences that sample a token). Seconds.
   double step_time(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
   // The same split into named terms (for --explain); sums to step_time.
+  // prompt_share >= 0: the step stands for a run's mean iteration, of which this share computed
+  // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
+  // has prompt tokens).
   std::vector<ServeTerm> explain_step(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
-                                      int logits) const;
+                                      int logits, double prompt_share = -1) const;
   // Memory and data terms of the replica (weights, KV per token, capacity, compute precision).
   std::vector<ServeTerm> explain_memory() const;
 
