@@ -374,13 +374,18 @@ TEST(ServeSim, OfflineThroughputAtLeastPoissonAtLowRate) {
   EXPECT_NEAR(t_poi, 256.0, 25.6);
 }
 
-TEST(ServeSim, PreemptsWhenKvCacheIsTiny) {
-  // An H100 system whose HBM leaves about 3,000 tokens of KV after Llama 3 8B's weights.
+// An H100 system whose HBM leaves about 3,000 tokens of KV after Llama 3 8B's weights.
+System tiny_kv_h100() {
   System s = h100();
-  ServeLayout l;
-  StepModel probe(builtin().model("llama3-8b"), s, l);
+  StepModel probe(builtin().model("llama3-8b"), s, ServeLayout{});
   const double per_token = probe.kv_bytes_per_token_per_device();
   s.chip.hbm_capacity = s.chip.hbm_capacity - Bytes{(probe.kv_capacity_tokens() - 3000) * per_token / s.serving.memory_fraction};
+  return s;
+}
+
+TEST(ServeSim, PreemptsWhenKvCacheIsTiny) {
+  const System s = tiny_kv_h100();
+  ServeLayout l;
   StepModel sm(builtin().model("llama3-8b"), s, l);
   ASSERT_TRUE(sm.fits()) << sm.reason();
   ASSERT_LT(sm.kv_capacity_tokens(), 3200);
@@ -399,11 +404,8 @@ TEST(ServeSim, PreemptsWhenKvCacheIsTiny) {
 // only with blocks for its whole output, so nothing is preempted or recomputed; a request whose
 // prompt plus output can never fit is dropped rather than admitted.
 TEST(ServeSim, GuaranteedAdmissionNeverPreempts) {
-  System s = h100();
+  const System s = tiny_kv_h100();
   ServeLayout l;
-  StepModel probe(builtin().model("llama3-8b"), s, l);
-  const double per_token = probe.kv_bytes_per_token_per_device();
-  s.chip.hbm_capacity = s.chip.hbm_capacity - Bytes{(probe.kv_capacity_tokens() - 3000) * per_token / s.serving.memory_fraction};
   StepModel sm(builtin().model("llama3-8b"), s, l);
   ASSERT_TRUE(sm.fits()) << sm.reason();
   SimOptions o;

@@ -295,29 +295,13 @@ CrossValidation cross_validate(const std::vector<CsvTable>& truth, const Catalog
   const Catalog prior = with_calibrations(c, priors);
   const Catalog all_fit = with_calibrations(prior, calibrate(truth, c, o).fitted);
   CrossValidation cv;
-  double in_sum = 0, out_sum = 0;
   for (const auto& g : order) {
     const std::set<std::string>& ids = groups.at(g);
     CalibrateOptions held = o;
     held.exclude.insert(ids.begin(), ids.end());
     const Catalog without = with_calibrations(prior, calibrate(truth, c, held).fitted);
-    CrossValidationFold f;
-    f.group = g;
-    auto [in, n] = group_mape(truth, all_fit, o, ids, nullptr);
-    auto [out, n2] = group_mape(truth, without, o, ids, nullptr);
-    (void)n2;
-    if (n == 0) continue;
-    f.rows = n;
-    f.mape_in = in;
-    f.mape_out = out;
-    in_sum += in * n;
-    out_sum += out * n;
-    cv.rows += n;
-    cv.folds.push_back(f);
-  }
-  if (cv.rows > 0) {
-    cv.mape_in = in_sum / cv.rows;
-    cv.mape_out = out_sum / cv.rows;
+    const auto [in, n] = group_mape(truth, all_fit, o, ids, nullptr);
+    cv.add(g, n, in, n ? group_mape(truth, without, o, ids, nullptr).first : 0.0);
   }
   return cv;
 }

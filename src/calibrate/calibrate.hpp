@@ -74,6 +74,14 @@ struct CrossValidation {
   std::vector<CrossValidationFold> folds;
   int rows = 0;
   double mape_in = 0, mape_out = 0;  // over all rows of all folds
+  // Adds a fold (none when it has no rows) and keeps the row-weighted means over all folds.
+  void add(const std::string& group, int n, double in, double out) {
+    if (n == 0) return;
+    mape_in = (mape_in * rows + in * n) / (rows + n);
+    mape_out = (mape_out * rows + out * n) / (rows + n);
+    rows += n;
+    folds.push_back({group, n, in, out});
+  }
 };
 CrossValidation cross_validate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o);
 

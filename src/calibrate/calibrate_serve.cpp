@@ -232,7 +232,6 @@ CrossValidation cross_validate_serving(const std::vector<ServingTruth>& truths, 
     return std::pair<double, int>{n ? ape / n : 0.0, n};
   };
   CrossValidation cv;
-  double in_sum = 0, out_sum = 0;
   for (const auto& g : order) {
     const std::set<std::string>& ids = groups.at(g);
     // Only the families the group's rows run on change when the group is left out.
@@ -244,16 +243,7 @@ CrossValidation cross_validate_serving(const std::vector<ServingTruth>& truths, 
     if (!held.serving_families.empty())
       for (const auto& fit : calibrate_serving(truths, c, held)) without[fit.family] = fit.fitted;
     const auto [in, n] = group_mape(all_fit, ids);
-    if (n == 0) continue;
-    const double out = group_mape(catalog_with(without), ids).first;
-    cv.folds.push_back({g, n, in, out});
-    in_sum += in * n;
-    out_sum += out * n;
-    cv.rows += n;
-  }
-  if (cv.rows > 0) {
-    cv.mape_in = in_sum / cv.rows;
-    cv.mape_out = out_sum / cv.rows;
+    cv.add(g, n, in, n ? group_mape(catalog_with(without), ids).first : 0.0);
   }
   return cv;
 }
