@@ -30,7 +30,8 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   j["devices"] = r.layout.tp * r.layout.pp * r.layout.replicas;
   j["layout"] = {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"ep", r.layout.ep}, {"replicas", r.layout.replicas},
                  {"weight_precision", quant_name(r.layout.weights)}, {"kv_precision", quant_name(r.layout.kv)},
-                 {"max_batch", r.max_batch}, {"token_budget", r.token_budget}, {"prefill_replicas", r.prefill_replicas}};
+                 {"max_batch", r.max_batch}, {"token_budget", r.token_budget}, {"prefill_replicas", r.prefill_replicas},
+                 {"kv_admission", r.reserve_output ? "guaranteed" : "optimistic"}};
   j["workload"] = r.workload;
   j["feasible"] = r.feasible;
   if (!r.feasible) {

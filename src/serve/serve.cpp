@@ -59,6 +59,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.prefill_replicas = o.prefill_replicas;
   r.compiled_batch = o.compiled_batch;
   r.prefill_pad = o.prefill_pad;
+  r.reserve_output = o.reserve_output;
   r.workload = workload_name(q.work.kind);
   StepModel sm(m, s, l);
   if (!sm.fits()) {

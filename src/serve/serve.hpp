@@ -57,6 +57,7 @@ struct ServeReport {
   int max_batch = 0, token_budget = 0, prefill_replicas = 0;
   int compiled_batch = 0;  // > 0: static-shape decode graph of this batch (ServeRequest::compiled_batch)
   int prefill_pad = 0;     // > 0: prompts padded up to a multiple of this (ServeRequest::prefill_pad)
+  bool reserve_output = false;  // KV admission: guaranteed (true) or optimistic (ServeRequest::reserve_output)
   std::string workload;
   long requests = 0, tasks = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
   int dropped = 0;
