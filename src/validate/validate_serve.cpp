@@ -61,7 +61,7 @@ std::string simulation_key(const CsvTable& t, std::size_t i, const std::vector<R
   char b[64];
   for (const RunFact& f : facts) {
     std::snprintf(b, sizeof b, "%.17g", f.value);
-    key += "fact:" + f.field + "=" + b + "\x1f";
+    key += "fact:" + f.field + "=" + b + "/" + f.text + "\x1f";
   }
   return key;
 }
