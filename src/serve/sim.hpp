@@ -3,10 +3,12 @@
 // Each replica runs iterations back to back while it has work. An iteration decodes one token
 // for every running sequence and spends the rest of the token budget on prefill chunks (running
 // prefills first, then waiting requests first-come first-served, each admitted only when the
-// paged KV cache has blocks for its whole prompt and the batch has a free slot). A decode
-// sequence takes a new KV block each time its context crosses a block boundary; when no block is
-// free the most recently admitted decode sequence is preempted (its blocks freed, its prompt and
-// generated tokens recomputed later). The iteration's time comes from StepModel (for an engine
+// paged KV cache has blocks for its whole prompt and the batch has a free slot; with
+// SimOptions::reserve_output, only when blocks for its whole output are free too, beside those
+// promised to the running sequences). A decode sequence takes a new KV block each time its
+// context crosses a block boundary; when no block is free the most recently admitted decode
+// sequence is preempted (its blocks freed, its prompt and generated tokens recomputed later),
+// which reserved admission never lets happen. The iteration's time comes from StepModel (for an engine
 // whose serving file sets engine.mixed_batches = false, the decode pass plus the prefill pass
 // when an iteration has both). Events are
 // iterations, not tokens: per-sequence state changes only on admission, completion and
