@@ -61,12 +61,17 @@ void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCe
 }
 constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10, 1e-11};  // keeps ln defined at zero overhead
 
+// Puts a family's serving values in place for every system and chip of the family.
+void apply_serving(Catalog& c, const ServingCalibration& s) {
+  const std::set<std::string> chips(s.chips.begin(), s.chips.end());
+  for (auto& [id, sys] : c.systems)
+    if (chips.count(sys.chip_id)) sys.serving = s;
+  for (const auto& ch : s.chips) c.serving[ch] = s;
+}
+
 Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
   Catalog out = c;
-  const std::set<std::string> chips(s.chips.begin(), s.chips.end());
-  for (auto& [id, sys] : out.systems)
-    if (chips.count(sys.chip_id)) sys.serving = s;
-  for (const auto& ch : s.chips) out.serving[ch] = s;
+  apply_serving(out, s);
   return out;
 }
 
@@ -214,7 +219,7 @@ CrossValidation cross_validate_serving(const std::vector<ServingTruth>& truths, 
   for (const auto& [chip, s] : c.serving) prior.emplace(s.id, prior_serving(s));
   auto catalog_with = [&](const std::map<std::string, ServingCalibration>& by_family) {
     Catalog out = c;
-    for (const auto& [fam, s] : by_family) out = with_serving(out, s);
+    for (const auto& [fam, s] : by_family) apply_serving(out, s);  // one copy, not one per family
     return out;
   };
   std::map<std::string, ServingCalibration> all = prior;
