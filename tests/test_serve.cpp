@@ -443,6 +443,31 @@ TEST(ServeData, KvAdmissionIsReadWrittenAndChecked) {
   EXPECT_NE((c.where + c.what).find("kv_admission"), std::string::npos) << c.where << " " << c.what;
 }
 
+// FP4 weights stream and store their block scales: NVFP4 on the NVIDIA Blackwell family (one FP8
+// scale per 16 values: 0.5625 B per weight), OCP MXFP4 elsewhere (one E8M0 scale per 32: 0.53125 B).
+// The block size round-trips through serving_toml; a block of 0 is a one-line error.
+TEST(ServeData, Fp4WeightsCarryTheirBlockScales) {
+  auto ratio = [](const char* system) {
+    ServeLayout l;
+    l.tp = 8;
+    l.weights = Quant::fp8;
+    const StepModel f8(builtin().model("llama3-70b"), builtin().system(system), l);
+    l.weights = Quant::fp4;
+    const StepModel f4(builtin().model("llama3-70b"), builtin().system(system), l);
+    return f4.weight_bytes_per_device() / f8.weight_bytes_per_device();
+  };
+  EXPECT_DOUBLE_EQ(ratio("dgx-b200"), 0.5 + 1.0 / 16);
+  EXPECT_DOUBLE_EQ(ratio("mi355x-x8"), 0.5 + 1.0 / 32);
+  const ServingCalibration& b = builtin().system("dgx-b200").serving;
+  EXPECT_EQ(b.fp4_scale_block, 16);
+  const std::string text = serving_toml(b, nullptr, "", "xpuplan test", "2026-11-27");
+  EXPECT_EQ(parse_serving(DataFile{"data/serving/nvidia-blackwell.toml", text}, nullptr).fp4_scale_block, 16);
+  const std::string bad = test::replace_once(text, "fp4_scale_block = 16", "fp4_scale_block = 0");
+  const auto c = test::catch_input_error([&] { parse_serving(DataFile{"data/serving/nvidia-blackwell.toml", bad}, nullptr); });
+  EXPECT_TRUE(c.thrown);
+  EXPECT_NE((c.where + c.what).find("fp4_scale_block"), std::string::npos) << c.where << " " << c.what;
+}
+
 TEST(ServeSim, ChunkedPrefillRespectsTheTokenBudget) {
   // One request of 1,000 prompt tokens and 2 output tokens, budget 64 tokens per iteration:
   // ceil(1000 / 64) = 16 prefill iterations (the last samples token 1), then 1 decode iteration.

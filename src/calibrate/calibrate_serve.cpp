@@ -294,6 +294,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   line("block_tokens = %d                    # paged-KV block size in tokens", s.block_tokens);
   if (s.shards_per_device != 1)
     line("shards_per_device = %d               # tensor-parallel ranks per device (heads padded, KV heads replicated per rank)", s.shards_per_device);
+  if (s.fp4_scale_block != 32)
+    line("fp4_scale_block = %d                 # FP4 weights: one 1-byte scale per this many values (NVFP4: FP8 E4M3 per 16; OCP MXFP4: E8M0 per 32, the default)", s.fp4_scale_block);
   if (!s.mixed_batches)
     line("mixed_batches = false               # prefill and decode run as separate graphs, one after the other in an iteration");
   if (s.reserve_output)

@@ -273,6 +273,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
   if (auto v = e->opt_integer("shards_per_device", 1)) c.shards_per_device = static_cast<int>(*v);
+  if (auto v = e->opt_integer("fp4_scale_block", 1)) c.fp4_scale_block = static_cast<int>(*v);
   c.mixed_batches = e->boolean("mixed_batches", true);
   if (auto v = e->opt_str("kv_admission")) {
     if (*v != "optimistic" && *v != "guaranteed") e->fail("kv_admission", "'" + *v + "' is not optimistic or guaranteed");

@@ -97,7 +97,8 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
     return;
   }
   cp_ = *cp;
-  wb_ = quant_bytes(l.weights);
+  // FP4 weights stream their block scales too (engine.fp4_scale_block).
+  wb_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / s.serving.fp4_scale_block : 0.0);
   kvb_ = quant_bytes(l.kv);
   peak_ = s.peak(cp_)->v;
   const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
@@ -350,7 +351,12 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                  std::string("weights ") + quant_name(l_.weights) + " at " + s_.chip.file + ": peak." + precision_name(cp_)});
   out.push_back({"HBM per device", gib(s_.hbm_capacity().v), s_.chip.file + ": memory.capacity"});
   out.push_back({"KV share of the memory left", fmt("%.2f", s_.serving.memory_fraction), srv + ": engine.memory_fraction"});
-  out.push_back({"weights per device", gib(weights_dev_), std::string("model parameters x ") + quant_name(l_.weights)});
+  out.push_back({"weights per device", gib(weights_dev_),
+                 std::string("model parameters x ") + quant_name(l_.weights) +
+                     (l_.weights == Quant::fp4 ? fmt(" (%.4f B: 0.5 B + one scale byte per ", wb_) +
+                                                     std::to_string(s_.serving.fp4_scale_block) + " values, " + srv +
+                                                     ": engine.fp4_scale_block)"
+                                               : std::string())});
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +

@@ -153,6 +153,9 @@ struct ServingCalibration {
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
   int block_tokens = 16;             // paged-KV block size
+  // FP4 weights carry one 1-byte scale per this many values: 32 for OCP MXFP4 (E8M0 scales, OCP
+  // Microscaling Formats v1.0), 16 for NVIDIA's NVFP4 (FP8 E4M3 scales). 0.5 B + 1 B / block.
+  int fp4_scale_block = 32;
   // Tensor-parallel ranks the engine runs on each device (Neuron shards over NeuronCores: 2 per
   // Inferentia2 chip, 4 logical cores per Trainium2 chip at LNC=2). Heads are padded and KV heads
   // replicated per rank, so a device holds `shards` ranks' worth of them.
