@@ -443,6 +443,29 @@ TEST(ServeData, KvAdmissionIsReadWrittenAndChecked) {
   EXPECT_NE((c.where + c.what).find("kv_admission"), std::string::npos) << c.where << " " << c.what;
 }
 
+// Sliding-window layers (GPT-OSS: 18 of 36 layers with a 128-token window) read at most the window
+// in decode and compute at most window pairs per prompt token: at 64k context the attention time
+// over the KV cache is half the full-attention model's; below the window nothing changes.
+TEST(ServeStep, SlidingWindowLayersAttendToTheWindowOnly) {
+  const System& b200 = builtin().system("dgx-b200");
+  ServeLayout l;
+  l.weights = Quant::fp4;
+  const Model& win = builtin().model("gpt-oss-120b");
+  ASSERT_EQ(win.window_layer_count(), 18);
+  Model full = win;
+  full.sliding_window = 0;
+  full.sliding_window_every = 0;
+  const StepModel a(win, b200, l), b(full, b200, l);
+  ASSERT_TRUE(a.fits() && b.fits());
+  auto attn = [](const StepModel& m, double ctx) { return m.step_time(8, 8, 8 * ctx, 0, 8) - m.step_time(8, 8, 0, 0, 8); };
+  EXPECT_DOUBLE_EQ(attn(a, 100), attn(b, 100));  // every context inside the window
+  EXPECT_NEAR(attn(a, 65536) / attn(b, 65536), (18 + 18 * 128.0 / 65536) / 36, 1e-3);
+  // A 4,096-token prompt: the windowed layers compute at most 128 pairs per token.
+  const double pairs = 4096.0 * 4097 / 2;
+  auto prefill = [&](const StepModel& m) { return m.step_time(4096, 0, 0, pairs, 1) - m.step_time(4096, 0, 0, 0, 1); };
+  EXPECT_NEAR(prefill(a) / prefill(b), (18 + 18 * 4096.0 * 128 / pairs) / 36, 1e-3);
+}
+
 // FP4 weights stream and store their block scales: NVFP4 on the NVIDIA Blackwell family (one FP8
 // scale per 16 values: 0.5625 B per weight), OCP MXFP4 elsewhere (one E8M0 scale per 32: 0.53125 B).
 // The block size round-trips through serving_toml; a block of 0 is a one-line error.

@@ -267,11 +267,16 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   if (tokens <= 0) return p;
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
   p.linear = linear_time(tokens, tokens > decode_seqs);  // dense and MoE projections, all layers
+  // Sliding-window layers (model sliding_window, sliding_window_every) attend to at most the
+  // window's keys: a decode sequence reads min(context, window) of them, a prompt token at most
+  // window pairs. `keys` and `pairs` are summed over layers.
+  const double nw = m_.window_layer_count(), W = m_.sliding_window;
   if (decode_seqs > 0) {
-    const double bytes = decode_ctx * kv_layer_dev_ * L;
-    const double flops = 2.0 * decode_ctx * heads_dev_ * (attn_dqk_ + attn_dv_) * L;
+    const double keys = (L - nw) * decode_ctx + nw * std::min(decode_ctx, decode_seqs * W);
+    const double bytes = keys * kv_layer_dev_;
+    const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_);
     p.attn_decode = std::max(bytes / bw_, flops / (peak_attn_ * attn_eff_)) +
-                    decode_ctx * heads_dev_ * L * s_.serving.decode_score_time.v;
+                    keys * heads_dev_ * s_.serving.decode_score_time.v;
   }
   if (prefill_pairs > 0) {
     double dqk = attn_dqk_, dv = attn_dv_;
@@ -279,8 +284,10 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
       dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
       dv = m_.mla.v_head_dim;
     }
-    p.attn_prefill = 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) * L / (peak_attn_ * attn_eff_) +
-                     prefill_pairs * heads_dev_ * L * s_.serving.prefill_score_time.v;
+    const double prompt_tokens = std::max(0, tokens - decode_seqs);
+    const double pairs = (L - nw) * prefill_pairs + nw * std::min(prefill_pairs, prompt_tokens * W);
+    p.attn_prefill = 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak_attn_ * attn_eff_) +
+                     pairs * heads_dev_ * s_.serving.prefill_score_time.v;
   }
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
   if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
@@ -323,11 +330,12 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"attention over the KV cache (decode)", ms(p.attn_decode),
                  chip + ": memory.bandwidth; " + srv + ": decode.bandwidth_fraction" +
                      (s_.serving.decode_score_time.v > 0 ? ", decode.score_time (per query head x key position x layer)" : "") +
-                     "; model KV layout"});
+                     "; model KV layout" + window_note()});
   out.push_back({"attention (prefill chunks)", ms(p.attn_prefill),
                  chip + ": peak.bf16; " + cal + ": attention.efficiency" +
                      (s_.serving.prefill_score_time.v > 0 ? "; " + srv + ": prefill.score_time (per query head x prompt query-key pair x layer)"
-                                                          : std::string())});
+                                                          : std::string()) +
+                     window_note()});
   out.push_back({"norms, residuals, rope (memory-bound)", ms(p.elementwise), chip + ": memory.bandwidth"});
   out.push_back({"LM head", ms(p.head), chip + ": " + pk + "; " + cal + ": gemm"});
   out.push_back({"tensor-parallel all-reduce", ms(p.tp_comm),
@@ -341,6 +349,13 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                                           : std::string(", engine.prefill_layer_overhead (iterations with prompt tokens)"))});
   out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
+}
+
+std::string StepModel::window_note() const {
+  const int nw = m_.window_layer_count();
+  if (nw <= 0) return "";
+  return "; " + std::to_string(nw) + " of " + std::to_string(m_.layers) + " layers attend to a " +
+         std::to_string(m_.sliding_window) + "-token window (model sliding_window, sliding_window_every)";
 }
 
 std::vector<ServeTerm> StepModel::explain_memory() const {
