@@ -466,6 +466,43 @@ TEST(ServeStep, SlidingWindowLayersAttendToTheWindowOnly) {
   EXPECT_NEAR(prefill(a) / prefill(b), (18 + 18 * 4096.0 * 128 / pairs) / 36, 1e-3);
 }
 
+// The sliding-window layers' cache is held per sequence, at most the window: GPT-OSS (half its
+// layers windowed) fits twice the context tokens of the same model with full attention, and 64
+// prompts of 60k tokens that fill the full-attention cache all fit at once. A model whose
+// every layer is windowed (Mistral 7B) keeps the whole-context count, an upper bound.
+TEST(ServeKv, SlidingWindowLayersHoldOnlyTheWindow) {
+  const System& b200 = builtin().system("dgx-b200");
+  ServeLayout l;
+  l.weights = Quant::fp4;
+  const Model& win = builtin().model("gpt-oss-120b");
+  Model full = win;
+  full.sliding_window = 0;
+  full.sliding_window_every = 0;
+  const StepModel a(win, b200, l), b(full, b200, l);
+  ASSERT_TRUE(a.fits() && b.fits());
+  EXPECT_NEAR(a.kv_bytes_per_token_per_device(), b.kv_bytes_per_token_per_device() / 2, 1e-9);
+  EXPECT_NEAR(static_cast<double>(a.kv_capacity_tokens()), 2.0 * b.kv_capacity_tokens(), 2.0);
+  EXPECT_DOUBLE_EQ(a.kv_window_tokens(60000), 128.0);  // the windowed half holds 128 tokens
+  EXPECT_DOUBLE_EQ(a.kv_window_tokens(50), 50.0);
+  EXPECT_DOUBLE_EQ(b.kv_window_tokens(60000), 0.0);
+  const StepModel mistral(builtin().model("mistral-7b"), h100(), ServeLayout{});
+  EXPECT_DOUBLE_EQ(mistral.kv_window_tokens(60000), 0.0);
+  const long n = b.kv_capacity_tokens() / 60100 + 8;  // more than the full-attention cache holds
+  ASSERT_LT(n * 60228, a.kv_capacity_tokens());
+  SimOptions o;
+  o.max_batch = static_cast<int>(n);
+  o.token_budget = 16384;
+  const SimResult ra = simulate(a, offline(static_cast<int>(n), 60000, 100), o);
+  const SimResult rb = simulate(b, offline(static_cast<int>(n), 60000, 100), o);
+  ASSERT_TRUE(ra.ok && rb.ok);
+  EXPECT_EQ(ra.preemptions, 0);
+  EXPECT_GT(rb.kv_util_peak, 0.97);  // the full-attention cache fills; requests wait for blocks
+  EXPECT_LT(ra.kv_util_peak, 0.97);  // every request's cache fits at once
+  EXPECT_GT(ra.kv_util_peak, 0.5);
+  EXPECT_EQ(ra.requests.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(rb.requests.size(), static_cast<std::size_t>(n));
+}
+
 // FP4 weights stream and store their block scales: NVFP4 on the NVIDIA Blackwell family (one FP8
 // scale per 16 values: 0.5625 B per weight), OCP MXFP4 elsewhere (one E8M0 scale per 32: 0.53125 B).
 // The block size round-trips through serving_toml; a block of 0 is a one-line error.

@@ -92,7 +92,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   {
     const double mean_ctx = static_cast<double>(sim.input_tokens + sim.output_tokens) / static_cast<double>(sim.requests.size());
     const int decode_replicas = l.replicas - o.prefill_replicas;
-    r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / std::max(1.0, mean_ctx)) * decode_replicas;
+    const double per_seq = std::max(1.0, mean_ctx + sm.kv_window_tokens(mean_ctx));
+    r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / per_seq) * decode_replicas;
   }
   r.kv_util_peak = sim.kv_util_peak;
   std::vector<double> ttft, tpot, e2e;

@@ -34,6 +34,7 @@ struct Seq {
   long it0 = 0, finish_it = 0;
   int ctx0 = 0, phase = 0, blocks = 0, version = 0, preempt = 0;
   int reserved = 0;     // guaranteed admission: blocks held back for this sequence's growth
+  int window_blocks = 0;  // blocks of its sliding-window layers' cache (StepModel::kv_window_tokens)
   bool remote = false;  // prefilled elsewhere: joins decode on admission
   State state = State::waiting;
 };
@@ -112,7 +113,8 @@ class Replica {
   long leave_decode(int id, long it) {
     Seq& s = seqs_[id];
     const long ctx = s.ctx0 + (it - s.it0);
-    free_ += ceil_div(ctx, B_);
+    free_ += ceil_div(ctx, B_) + s.window_blocks;
+    s.window_blocks = 0;
     // Growth blocks it took came out of its reservation (iteration by iteration, by phase);
     // what it did not take goes back.
     const long took = ceil_div(ctx, B_) - ceil_div(s.ctx0, B_);
@@ -220,11 +222,15 @@ void Replica::run(SimResult& r) {
   auto admit_front = [&]() {
     const int id = waiting_.front();
     Seq& s = seqs_[id];
-    const long need = ceil_div(s.cached + s.target, B_);
+    const long ctx_blocks = ceil_div(s.cached + s.target, B_);
     // Guaranteed admission also holds back the blocks the sequence's remaining output will fill.
     const long grow = o_.reserve_output && !prefill_only_
-                          ? ceil_div(s.cached + s.target + (s.output - s.generated), B_) - need
+                          ? ceil_div(s.cached + s.target + (s.output - s.generated), B_) - ctx_blocks
                           : 0;
+    // Sliding-window layers: their cache, up to the window of the context the sequence reaches.
+    const long wblocks = static_cast<long>(
+        std::ceil(sm_.kv_window_tokens(static_cast<double>(s.cached + s.target + (s.output - s.generated))) / B_));
+    const long need = ctx_blocks + wblocks;
     if (need + grow > total_blocks_) {
       waiting_.pop_front();
       s.state = State::finished;
@@ -236,6 +242,7 @@ void Replica::run(SimResult& r) {
     free_ -= need;
     reserved_ += grow;
     s.blocks = static_cast<int>(need);
+    s.window_blocks = static_cast<int>(wblocks);
     s.reserved = static_cast<int>(grow);
     return Admit::admitted;
   };
@@ -478,7 +485,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
         continue;
       }
       first[i] = s.first;
-      xfer[i] = lat + reqs[i].input * pm.kv_bytes_per_token_per_device() / bw;
+      xfer[i] = lat + (reqs[i].input + pm.kv_window_tokens(reqs[i].input)) * pm.kv_bytes_per_token_per_device() / bw;
       if (reqs[i].output <= 1) {
         RequestRecord rec{reqs[i].arrival_s, s.first, s.first, reqs[i].input, 1, -1, s.preempt, 0};
         r.requests.push_back(rec);

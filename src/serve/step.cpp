@@ -166,6 +166,15 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   weights_dev_ = (body / (static_cast<double>(t) * l.pp) + ends / t) * wb_;
   const int stage_layers = (m.layers + l.pp - 1) / l.pp;
   kv_dev_ = kv_layer_dev_ * stage_layers;
+  // Sliding-window layers keep at most the window per sequence (engines size their cache so:
+  // vLLM's hybrid KV cache manager, TensorRT-LLM's per-layer attention windows): the context's
+  // blocks count the full-attention layers, each sequence adds its window (kv_window_tokens).
+  const int nw = m.window_layer_count();
+  if (nw > 0 && nw < m.layers) {
+    const double win_share = static_cast<double>(nw) / m.layers;
+    win_kv_dev_ = kv_dev_ * win_share;
+    kv_dev_ *= 1.0 - win_share;
+  }
   kv_replica_ = kv_bytes_per_token(m, l.kv);
 
   const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
@@ -375,7 +384,10 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
-                     " x layers per stage x " + quant_name(l_.kv)});
+                     " x layers per stage x " + quant_name(l_.kv) +
+                     (win_kv_dev_ > 0 ? std::string(" (full-attention layers; each sequence adds its sliding-window layers' cache, at most ") +
+                                            std::to_string(m_.sliding_window) + " tokens)"
+                                      : std::string())});
   out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
   out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",

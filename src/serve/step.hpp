@@ -66,10 +66,20 @@ class StepModel {
   std::vector<ServeTerm> explain_memory() const;
 
   double weight_bytes_per_device() const { return weights_dev_; }
-  double kv_bytes_per_token_per_device() const { return kv_dev_; }  // all layers of one stage
+  // KV bytes per context token on a device: all layers of one stage, or only its full-attention
+  // layers when some (not all) layers have a sliding window (their cache is held per sequence,
+  // kv_window_tokens).
+  double kv_bytes_per_token_per_device() const { return kv_dev_; }
   double kv_bytes_per_token_replica() const { return kv_replica_; } // what a KV transfer moves
-  long kv_capacity_tokens() const { return kv_tokens_; }            // per replica
+  long kv_capacity_tokens() const { return kv_tokens_; }            // per replica, in context tokens
   long kv_blocks() const { return kv_tokens_ / block_; }
+  // The sliding-window layers' cache of a sequence whose context reaches `ctx` (at most the
+  // window), in context tokens of kv_bytes_per_token_per_device: what it holds beside its
+  // full-attention context. 0 without windowed layers, or when every layer is windowed (then the
+  // cache counts the whole context in every layer, an upper bound).
+  double kv_window_tokens(double ctx) const {
+    return win_kv_dev_ > 0 ? std::min(ctx, static_cast<double>(m_.sliding_window)) * win_kv_dev_ / kv_dev_ : 0.0;
+  }
   int block_tokens() const { return block_; }
   Precision compute_precision() const { return cp_; }
   const ServeLayout& layout() const { return l_; }
@@ -109,6 +119,7 @@ class StepModel {
   std::string window_note() const;  // explain: the sliding-window layers, if any
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
+  double win_kv_dev_ = 0;  // KV bytes per windowed token of a stage's sliding-window layers
   long kv_tokens_ = 0;
   int block_ = 16;
   int shards_ = 1;  // tensor-parallel ranks per device (data/serving engine.shards_per_device)
