@@ -467,8 +467,8 @@ TEST(ServeStep, SlidingWindowLayersAttendToTheWindowOnly) {
 }
 
 // The sliding-window layers' cache is held per sequence, at most the window: GPT-OSS (half its
-// layers windowed) fits twice the context tokens of the same model with full attention, and 64
-// prompts of 60k tokens that fill the full-attention cache all fit at once. A model whose
+// layers windowed) fits twice the context tokens of the same model with full attention, and
+// prompts of 60k tokens, 8 more than the full-attention cache holds, all fit at once. A model whose
 // every layer is windowed (Mistral 7B) keeps the whole-context count, an upper bound.
 TEST(ServeKv, SlidingWindowLayersHoldOnlyTheWindow) {
   const System& b200 = builtin().system("dgx-b200");
