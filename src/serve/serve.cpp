@@ -160,11 +160,10 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     r.explain.push_back({"prefill graph length (static shape)", std::to_string(o.prefill_pad) + " tokens",
                          "run fact prefill_pad: each prompt's prefill is computed padded up to a multiple of this"});
   {
-    const std::string srv = s.serving.file.empty() ? "built-in serving defaults" : s.serving.file;
     r.explain.push_back({"KV admission",
                          o.reserve_output ? "guaranteed (whole output reserved; no preemption)"
                                           : "optimistic (prompt only; preempt and recompute when full)",
-                         q.reserve_output ? std::string("--kv-admission") : srv + ": engine.kv_admission"});
+                         q.reserve_output ? std::string("--kv-admission") : s.serving.where() + ": engine.kv_admission"});
   }
   const double prompt_share = static_cast<double>(sim.prompt_iterations) / it;
   r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),

@@ -223,13 +223,11 @@ void Replica::run(SimResult& r) {
     const int id = waiting_.front();
     Seq& s = seqs_[id];
     const long ctx_blocks = ceil_div(s.cached + s.target, B_);
+    const long final_ctx = s.cached + s.target + (s.output - s.generated);  // the context it reaches
     // Guaranteed admission also holds back the blocks the sequence's remaining output will fill.
-    const long grow = o_.reserve_output && !prefill_only_
-                          ? ceil_div(s.cached + s.target + (s.output - s.generated), B_) - ctx_blocks
-                          : 0;
-    // Sliding-window layers: their cache, up to the window of the context the sequence reaches.
-    const long wblocks = static_cast<long>(
-        std::ceil(sm_.kv_window_tokens(static_cast<double>(s.cached + s.target + (s.output - s.generated))) / B_));
+    const long grow = o_.reserve_output && !prefill_only_ ? ceil_div(final_ctx, B_) - ctx_blocks : 0;
+    // Sliding-window layers: their cache, up to the window of that context.
+    const long wblocks = static_cast<long>(std::ceil(sm_.kv_window_tokens(static_cast<double>(final_ctx)) / B_));
     const long need = ctx_blocks + wblocks;
     if (need + grow > total_blocks_) {
       waiting_.pop_front();

@@ -325,7 +325,7 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   if (prompt_share >= 0)
     p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;
   const std::string chip = s_.chip.file, cal = s_.calib.file;
-  const std::string srv = s_.serving.file.empty() ? "built-in serving defaults" : s_.serving.file;
+  const std::string srv = s_.serving.where();
   const std::string pk = std::string("peak.") + precision_name(cp_);
   auto ms = [](double v) { return fmt("%.3f ms", v * 1e3); };
   std::vector<ServeTerm> out;
@@ -368,7 +368,7 @@ std::string StepModel::window_note() const {
 }
 
 std::vector<ServeTerm> StepModel::explain_memory() const {
-  const std::string srv = s_.serving.file.empty() ? "built-in serving defaults" : s_.serving.file;
+  const std::string srv = s_.serving.where();
   auto gib = [](double v) { return fmt("%.2f GiB", v / 1073741824.0); };
   std::vector<ServeTerm> out;
   out.push_back({"compute precision", precision_name(cp_),

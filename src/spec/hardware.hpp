@@ -137,6 +137,8 @@ struct Site {
 // inference that training does not exercise. Defaults apply to a chip no serving file names.
 struct ServingCalibration {
   std::string id = "built-in defaults", status = "assumed", source, file;  // file: "" for the defaults
+  // Where --explain says a serving value comes from: the file, or the built-in defaults.
+  std::string where() const { return file.empty() ? "built-in serving defaults" : file; }
   double decode_bw = 0.8;            // fraction of HBM bandwidth reached streaming weights and KV in decode
   double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
   // Decode attention time per query head, key position and layer on a device, beyond the KV read:
