@@ -128,6 +128,20 @@ TEST(Collective, MembersPerDomain) {
   EXPECT_EQ(members_per_domain(s, Group{4, 1}), 4);
 }
 
+TEST(Collective, TwoLevelGroupMembersPerDomain) {
+  // Pairs (stride 4) whose blocks sit 64 apart on 72-device domains: one pair per domain; 16 apart
+  // on 8-device domains: one pair, and a pair straddling domains leaves one member per domain.
+  const System& nvl = builtin().system("gb200-nvl72");
+  EXPECT_EQ(members_per_domain(nvl, Group{160, 4, 2, 64}), 2);
+  EXPECT_EQ(members_per_domain(nvl, Group{160, 4}), 18);  // the same size as one flat group
+  EXPECT_EQ(members_per_domain(nvl, Group{40, 4, 2, 8}), 18);  // blocks 8 apart: 9 blocks share a domain
+  EXPECT_EQ(members_per_domain(h100(), Group{8, 8, 2, 16}), 1);
+  EXPECT_DOUBLE_EQ(Group({160, 4, 2, 64}).span(), 80.0 * 64);
+  // Fewer members per domain put more bytes on the scale-out tier: slower.
+  EXPECT_GT(collective_time(nvl, Collective::reduce_scatter, 1e10, Group{160, 4, 2, 64}),
+            3 * collective_time(nvl, Collective::reduce_scatter, 1e10, Group{160, 4}));
+}
+
 TEST(Collective, ScaleUpFactorSwitch) {
   // A switch gives every member its full bandwidth.
   EXPECT_EQ(scale_up_factor(h100(), 2), 1.0);

@@ -254,11 +254,48 @@ TEST(Validate, RunFactsBadInput) {
     e = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &f); });
     EXPECT_EQ(e.where, "f.csv:2: field");
   }
+  e = err("id,field,value,source\nMOE-1,rank_order,dp-pp-tp,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  e = err("id,field,value,source\nMOE-1,vp,2.5,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  // vp fills an empty cell only: this row states pp 1 and no vp... so a vp fact applies; a row
+  // that states vp refuses it.
+  {
+    std::string table = mixtral_table();
+    const RunFacts f = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nMOE-1,vp,1,x\n"}));
+    EXPECT_NO_THROW(validate_training(parse_csv({"moe.csv", table}), builtin(), nullptr, &f));
+    std::map<std::string, std::string> row = {
+        {"id", "MOE-1"}, {"source", "unit test"}, {"grade", "B"}, {"system", "dgx-h100"}, {"devices", "16"},
+        {"model", "llama3-8b"}, {"seq_len", "4096"}, {"global_batch", "64"}, {"tp", "1"}, {"pp", "1"}, {"vp", "1"},
+        {"dp", "16"}, {"metric", "tokens_per_s_per_device"}, {"value", "3000"}};
+    const CsvTable t = parse_csv({"vp.csv", test::training_header() + test::training_row(row)});
+    e = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &f); });
+    EXPECT_EQ(e.where, "f.csv:2: field");
+  }
   // A fact for a row the table lacks.
   const RunFacts facts = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nNOPE,moe_imbalance,1.2,x\n"}));
   const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
   e = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &facts); });
   EXPECT_EQ(e.where, "f.csv:2: id");
+}
+
+TEST(Validate, RankOrderFactPutsReplicasAcrossDomains) {
+  // Llama 3.1 405B on 1,024 GB200s, tp 4 x cp 2 x pp 8 = 64 per replica, 16 replicas. With the
+  // replicas outermost (NVIDIA's MLPerf runs: TP_PP_DP_MAPPING) the pipeline stays in a rack and
+  // the gradients cross racks: more data-parallel time, less pipeline time.
+  std::map<std::string, std::string> row = {
+      {"id", "L405"}, {"source", "unit test"}, {"grade", "B"}, {"system", "gb200-nvl72"}, {"devices", "1024"},
+      {"model", "llama3.1-405b"}, {"seq_len", "8192"}, {"global_batch", "256"}, {"tp", "4"}, {"pp", "8"}, {"vp", "8"},
+      {"dp", "16"}, {"cp", "2"}, {"micro_batch", "1"}, {"zero", "1"}, {"recompute", "none"}, {"precision", "fp8"},
+      {"metric", "tokens_per_s_per_device"}, {"value", "1000"}};
+  const CsvTable t = parse_csv({"l405.csv", test::training_header() + test::training_row(row)});
+  const RunFacts f = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nL405,rank_order,tp-cp-pp-dp,config\n"}));
+  const ValidationResult plain = validate_training(t, builtin());
+  const ValidationResult outer = validate_training(t, builtin(), nullptr, &f);
+  ASSERT_TRUE(plain.rows[0].evaluated && outer.rows[0].evaluated);
+  EXPECT_EQ(outer.rows[0].plan.layout.rank_order, RankOrder::pp_then_dp);
+  EXPECT_GT(outer.rows[0].plan.time.dp_comm, 2 * plain.rows[0].plan.time.dp_comm);
+  EXPECT_LT(outer.rows[0].plan.time.pp_comm, plain.rows[0].plan.time.pp_comm);
 }
 
 TEST(Validate, SummaryByFamily) {

@@ -12,7 +12,7 @@
 namespace xpu::cli {
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, schedule, cp_mode, attention;
+  std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
@@ -50,6 +50,11 @@ struct PlanFlags {
     c->add_option("--attention", attention,
                   "Attention kernel: flash (fused, no s x s matrix in memory) or unfused (QK^T, softmax, dropout and PV as "
                   "separate passes over the s x s scores, as Megatron before 2023) (default flash)");
+    c->add_option("--rank-order", rank_order,
+                  "How ranks are numbered, tensor parallelism innermost: tp-cp-dp-pp (Megatron's default: a stage's "
+                  "data-parallel replicas side by side, pipeline stages a stage group apart) or tp-cp-pp-dp (Megatron "
+                  "--use-tp-pp-dp-mapping: a replica's stages side by side, data parallelism outermost) (default "
+                  "tp-cp-dp-pp)");
     c->add_option("--fsdp-rate", fsdp_rate_gbps,
                   "ZeRO-3 only: GB/s per device at which the implementation gathers (or reduce-scatters) a layer, when "
                   "slower than the fabric (early DeepSpeed stage 3: about 24; docs/ACCURACY.md) (default: the fabric's "
@@ -92,6 +97,11 @@ struct PlanFlags {
       auto v = parse_attention_kernel(attention);
       if (!v) throw InputError("--attention", "'" + attention + "' is not flash or unfused");
       q.attention = *v;
+    }
+    if (!rank_order.empty()) {
+      auto v = parse_rank_order(rank_order);
+      if (!v) throw InputError("--rank-order", "'" + rank_order + "' is not tp-cp-dp-pp or tp-cp-pp-dp");
+      q.rank_order = *v;
     }
     if (fsdp_rate_gbps || fsdp_overlap) {
       const char* flag = fsdp_rate_gbps ? "--fsdp-rate" : "--fsdp-overlap";

@@ -5,10 +5,18 @@
 
 namespace xpu {
 
+double Group::span() const {
+  if (two_level()) return static_cast<double>(size / inner) * outer_stride;
+  return static_cast<double>(size) * std::max(1, stride);
+}
+
 int members_per_domain(const System& s, Group g) {
   const int d = s.scale_up.size;
-  if (g.stride >= d) return 1;
-  return std::max(1, std::min(g.size, d / g.stride));
+  const int in_block = g.stride >= d ? 1 : std::max(1, std::min(g.two_level() ? g.inner : g.size, d / g.stride));
+  if (!g.two_level() || in_block < g.inner) return in_block;
+  // Whole blocks share a domain when they sit less than a domain apart.
+  const int blocks = g.outer_stride >= d ? 1 : std::max(1, std::min(g.size / g.inner, d / g.outer_stride));
+  return in_block * blocks;
 }
 
 double scale_up_factor(const System& s, int k) {
@@ -90,7 +98,7 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
   // A group reaching beyond one non-blocking island of an oversubscribed fabric crosses its tapered
   // tier: the scale-out bandwidth divides by the oversubscription.
   const Tier& so = s.scale_out;
-  const double span = static_cast<double>(g.size) * std::max(1, g.stride);
+  const double span = g.span();
   const double taper = so.oversubscription > 1.0 && so.island > 0 && span > so.island ? so.oversubscription : 1.0;
   const double bw_out = so.bandwidth.v * c.scale_out_bus / taper;
   const double lat_up = s.scale_up.latency.v;

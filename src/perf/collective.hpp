@@ -1,8 +1,11 @@
 // Time to run one collective among a group of devices placed on the system's two network tiers.
 //
-// Ranks are numbered with tensor parallelism innermost (Megatron order tp, cp, ep, dp, pp), so a
-// group is (size, stride): members r0, r0+stride, ... A group keeps k = min(size, D/stride)
-// members inside one scale-up domain of D devices and spans size/k domains. Collectives are
+// Ranks are numbered with tensor parallelism innermost (Megatron order tp, cp, ep, dp, pp, or
+// tp, cp, ep, pp, dp with --use-tp-pp-dp-mapping), so a group is (size, stride): members r0,
+// r0+stride, ... A group keeps k = min(size, D/stride) members inside one scale-up domain of D
+// devices and spans size/k domains. A group may have two levels: blocks of `inner` members at
+// `stride`, the blocks `outer_stride` apart (the data-parallel group of context-parallel pairs
+// when data parallelism is outermost). Collectives are
 // hierarchical: the scale-up part runs first (reduce-scatter), the scale-out part moves 1/k of
 // the data over each device's share of the node's NICs, then the scale-up part finishes
 // (all-gather). Each tier costs latency x steps + bytes / bus bandwidth, where bus bandwidth is
@@ -18,6 +21,12 @@ enum class Collective { all_reduce, all_gather, reduce_scatter, all_to_all, send
 struct Group {
   int size = 1;
   int stride = 1;
+  int inner = 0;         // > 0 and < size: members per block at `stride`; blocks `outer_stride` apart
+  int outer_stride = 0;
+
+  bool two_level() const { return inner > 0 && inner < size && outer_stride > 0; }
+  // Devices from the first member to one past the last.
+  double span() const;
 };
 
 // Members of `g` inside one scale-up domain.

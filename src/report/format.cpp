@@ -81,7 +81,8 @@ std::string layout_summary(const Layout& l) {
          (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
-         (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") + fsdp_summary(l);
+         (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") +
+         (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") + fsdp_summary(l);
 }
 
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
@@ -102,7 +103,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
                  {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
                  {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
-                 {"attention", attention_kernel_name(l.attention)}};
+                 {"attention", attention_kernel_name(l.attention)}, {"rank_order", rank_order_name(l.rank_order)}};
   if (l.zero == 3 && l.fsdp.rate > 0) j["layout"]["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
   if (l.zero == 3 && l.fsdp.overlap >= 0) j["layout"]["fsdp_overlap"] = l.fsdp.overlap;
   j["microbatches"] = r.microbatches;
@@ -152,7 +153,9 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
-         (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") + (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
+         (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") +
+         (l.rank_order == RankOrder::pp_then_dp ? std::string("  ranks ") + rank_order_name(l.rank_order) : std::string()) +
+         (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
          "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n\n";
   if (!r.feasible()) {

@@ -247,6 +247,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   l.schedule = q_.schedule;
                   l.cp_mode = q_.cp_mode;
                   l.attention = q_.attention;
+                  l.rank_order = q_.rank_order;
                   l.fsdp = q_.fsdp;
                   l.grad_fp32 = mo == 0;
                   l.lowp_params = mo == 2;

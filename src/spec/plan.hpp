@@ -31,6 +31,15 @@ std::optional<CpMode> parse_cp_mode(std::string_view s);
 enum class AttentionKernel { flash, unfused };
 const char* attention_kernel_name(AttentionKernel a);
 std::optional<AttentionKernel> parse_attention_kernel(std::string_view s);
+// Order in which the parallel dimensions number the ranks, tensor parallelism innermost. Megatron's
+// default, tp-cp-dp-pp, puts the data-parallel replicas of a pipeline stage next to each other and
+// the stages a whole stage group apart; tp-cp-pp-dp (Megatron --use-tp-pp-dp-mapping, NeMo's
+// TP_PP_DP_MAPPING) keeps a replica's stages together and makes data parallelism outermost, so a
+// replica can sit in one scale-up domain and its gradients cross the scale-out network. Expert
+// parallelism is carved next to tensor parallelism in both.
+enum class RankOrder { dp_then_pp, pp_then_dp };
+const char* rank_order_name(RankOrder o);
+std::optional<RankOrder> parse_rank_order(std::string_view s);
 const char* recompute_name(Recompute r);
 std::optional<Recompute> parse_recompute(std::string_view s);
 
@@ -63,6 +72,7 @@ struct Layout {
   AttentionKernel attention = AttentionKernel::flash;
   FsdpImpl fsdp;                     // ZeRO-3 only
   bool sequence_parallel = true;     // with tp > 1: reduce-scatter/all-gather instead of all-reduce
+  RankOrder rank_order = RankOrder::dp_then_pp;
   bool overlap_grad_reduce = true;   // data-parallel traffic hidden under the last backward
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
   bool lowp_params = false;          // fp8/fp4 only: primary weights kept at that precision
@@ -104,6 +114,7 @@ struct PlanRequest {
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   CpMode cp_mode = CpMode::ring;                      // not searched: as given
   AttentionKernel attention = AttentionKernel::flash; // not searched: as given
+  RankOrder rank_order = RankOrder::dp_then_pp;      // not searched: as given
   FsdpImpl fsdp;                                      // not searched: as given
 };
 

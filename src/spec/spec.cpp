@@ -101,6 +101,20 @@ std::optional<CpMode> parse_cp_mode(std::string_view s) {
   return std::nullopt;
 }
 
+const char* rank_order_name(RankOrder o) {
+  switch (o) {
+    case RankOrder::dp_then_pp: return "tp-cp-dp-pp";
+    case RankOrder::pp_then_dp: return "tp-cp-pp-dp";
+  }
+  return "?";
+}
+
+std::optional<RankOrder> parse_rank_order(std::string_view s) {
+  for (RankOrder x : {RankOrder::dp_then_pp, RankOrder::pp_then_dp})
+    if (s == rank_order_name(x)) return x;
+  return std::nullopt;
+}
+
 const char* attention_kernel_name(AttentionKernel a) {
   switch (a) {
     case AttentionKernel::flash: return "flash";

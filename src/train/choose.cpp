@@ -113,6 +113,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.schedule = q.schedule;
   l.cp_mode = q.cp_mode;
   l.attention = q.attention;
+  l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
   (void)m;
   return l;
@@ -180,6 +181,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     l.schedule = q.schedule;
                     l.cp_mode = q.cp_mode;
                     l.attention = q.attention;
+                    l.rank_order = q.rank_order;
                     l.fsdp = q.fsdp;
                     l.grad_fp32 = mem_opt == 0;
                     l.lowp_params = mem_opt == 2;

@@ -738,7 +738,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // exposed and the rest costs the compute it slows.
   if (p > 1) {
     const double bytes = T * h * kAct / ev.tsp_;
-    const Group g{2, l.tp * l.cp * l.dp};
+    const Group g{2, l.rank_order == RankOrder::pp_then_dp ? l.tp * l.cp : l.tp * l.cp * l.dp};
     const double one = ev.coll(Collective::send_recv, bytes, g);
     if (l.vp > 1)
       tb.pp_comm = 2.0 * (p - 1.0) * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
@@ -758,8 +758,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   }
 
   // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts.
-  const Group g_dp{l.dp * l.cp, l.tp};
-  const Group g_edp{std::max(1, l.dp * l.cp / l.ep), l.tp * l.ep};
+  // Data-parallel groups: with data parallelism outermost, the context-parallel ranks of a replica
+  // stay next to each other and the replicas are a whole replica (tp x cp x pp) apart; experts'
+  // data-parallel ranks (Megatron's expert order tp, ep, pp, dp) likewise.
+  const int edp = std::max(1, l.dp * l.cp / l.ep);
+  const Group g_dp = l.rank_order == RankOrder::pp_then_dp ? Group{l.dp * l.cp, l.tp, l.cp, l.tp * l.cp * l.pp} : Group{l.dp * l.cp, l.tp};
+  const Group g_edp = l.rank_order == RankOrder::pp_then_dp ? Group{edp, l.tp * l.ep * l.pp} : Group{edp, l.tp * l.ep};
   double dp_exposed = 0, fsdp_exposed = 0, opt_time = 0;
   for (int i = 0; i < p; ++i) {
     const Stage& sg = stages[i];

@@ -134,7 +134,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        l.schedule == PipeSchedule::zero_bubble
            ? std::string("zb-h1: (pp - 1) x mean(F + B - W) per microbatch, W = weight-gradient GEMMs (half the backward GEMMs)")
            : std::string("(pp - 1) / vp x mean stage time per microbatch"));
-  term("DP communication", t.dp_comm, "gradient reduce (fp32) and parameter gather not hidden under the last backward/first forward");
+  term("DP communication", t.dp_comm,
+       std::string("gradient reduce (") + (l.grad_fp32 ? "fp32" : "bf16") +
+           ") and parameter gather not hidden under the last backward/first forward; ranks " + rank_order_name(l.rank_order) +
+           (l.rank_order == RankOrder::pp_then_dp ? " (replicas a whole tp x cp x pp apart)" : " (a stage's replicas side by side)"));
   term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter per layer, beyond the ZeRO-3 overlap x compute");
   term("optimizer", t.optimizer, "34 B per local parameter (Adam, fp32 master) / (HBM x fraction)");
   term("fixed per step", t.overhead, cal + ": kernel.step_overhead");

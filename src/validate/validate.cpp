@@ -135,6 +135,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     if (f.field == "precision") {
       f.text = r.str("value");
       if (!parse_precision(f.text)) r.fail("value", "'" + f.text + "' is not a known precision");
+    } else if (f.field == "rank_order") {
+      f.text = r.str("value");
+      if (!parse_rank_order(f.text)) r.fail("value", "'" + f.text + "' is not tp-cp-dp-pp or tp-cp-pp-dp");
     } else if (f.field == "attention") {
       f.text = r.str("value");
       if (!parse_attention_kernel(f.text)) r.fail("value", "'" + f.text + "' is not flash or unfused");
@@ -145,7 +148,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
       f.value = r.req_positive("value");
     }
     if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
-    if ((f.field == "max_batch" || f.field == "token_budget" || f.field == "compiled_batch" ||
+    if ((f.field == "max_batch" || f.field == "token_budget" || f.field == "compiled_batch" || f.field == "vp" ||
          f.field == "prefill_pad" || f.field == "requests") &&
         f.value != std::floor(f.value))
       r.fail("value", f.field + " must be a whole number");
@@ -214,6 +217,13 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "moe_capacity_factor") q.work.moe_capacity_factor = f.value;
           if (f.field == "moe_imbalance") q.work.moe_imbalance = f.value;
           if (f.field == "attention") q.attention = *parse_attention_kernel(f.text);
+          if (f.field == "rank_order") q.rank_order = *parse_rank_order(f.text);
+          if (f.field == "vp") {
+            if (vp)
+              throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
+                               "vp: row " + row.id + " states its vp; a fact never overrides a stated cell");
+            q.vp = static_cast<int>(f.value);
+          }
           if (f.field == "fsdp_rate" || f.field == "fsdp_overlap") {
             if (!q.zero || *q.zero != 3)
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",

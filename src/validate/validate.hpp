@@ -29,9 +29,11 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // attention names the attention kernel (flash or unfused) when the run's software predates flash
 // attention (the table has no column for it; the default is flash).
 // fsdp_rate (bytes/s per device) and fsdp_overlap (0-1) describe a ZeRO-3 implementation slower
-// than the fabric (FsdpImpl in spec/plan.hpp), for a row with zero = 3.
+// than the fabric (FsdpImpl in spec/plan.hpp), for a row with zero = 3. rank_order names the order
+// the run numbered its ranks in (tp-cp-dp-pp, Megatron's default, or tp-cp-pp-dp: RankOrder). vp
+// is the interleaved pipeline's chunks per stage, for a row whose vp cell is empty.
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
-                                                 "fsdp_rate", "fsdp_overlap"};
+                                                 "fsdp_rate", "fsdp_overlap", "rank_order", "vp"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
