@@ -84,11 +84,15 @@ class Evaluator {
 
   // One GEMM (M x K) . (K x N): roofline of compute at the shape's efficiency and memory traffic.
   // `grouped`: the grouped-GEMM factor of expert GEMMs (1 for a plain GEMM).
+  // fp8/fp4/int8: the activation operand (M x K) is quantized by its own kernel before the GEMM
+  // (Transformer Engine's cast: read 2 B, write the low-precision bytes), which the GEMM's math
+  // cannot hide: its memory time adds.
   double gemm(double M, double N, double K, double grouped = 1.0) const {
-    double bytes = (M * K + K * N) * eb_ + M * N * kAct;
-    if (lowp_) bytes += c_.lowp_overhead * M * K * 3.0;  // quantize the activation operand
+    const double bytes = (M * K + K * N) * eb_ + M * N * kAct;
     const GemmRoofline g{peak_, std::min(kMaxEfficiency, gmax_ * grouped), half_, half_, mem_bw_};
-    return g.seconds(M, N, K, bytes) + ko_;
+    double t = g.seconds(M, N, K, bytes) + ko_;
+    if (lowp_) t += c_.lowp_overhead * M * K * (kAct + eb_) / mem_bw_ + ko_;
+    return t;
   }
   // Forward GEMM and its backward (data gradient and weight gradient).
   Fb gemm_fb(double M, double N, double K, double count = 1, double grouped = 1.0) const {
