@@ -200,5 +200,16 @@ TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   EXPECT_NEAR(back.gemm_max_at(Precision::bf16), c.gemm_max_at(Precision::bf16), 1e-4);
 }
 
+TEST(Calibrate, WrittenFileKeepsALongSourceWhole) {
+  // A source longer than any line buffer, with quotes and a backslash, comes back whole (the
+  // writer once cut it at 255 characters and left a string unterminated).
+  Calibration c = builtin().calibrations.at("gb300");
+  c.source = std::string(400, 'x') + " \"quoted\" and a back\\slash";
+  const std::string text = calibration_toml(c, nullptr, "t.csv", "xpuplan test", "2026-11-27");
+  const Calibration back = parse_calibration(DataFile{"gb300.toml", text});
+  EXPECT_EQ(back.source, c.source);
+  EXPECT_EQ(back.family, c.family);
+}
+
 }  // namespace
 }  // namespace xpu

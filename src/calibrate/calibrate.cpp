@@ -315,10 +315,11 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     s += b;
     s += '\n';
   };
-  line("id = \"%s\"", c.id.c_str());
-  line("family = \"%s\"                # chips of one family share fitted scales", c.family.empty() ? c.id.c_str() : c.family.c_str());
-  line("status = \"%s\"", c.status.c_str());
-  line("source = \"%s\"", c.source.c_str());
+  // Strings at whatever length they run (a source can be long; the line buffer would cut it).
+  s += "id = " + double_quoted(c.id) + "\n";
+  s += "family = " + double_quoted(c.family.empty() ? c.id : c.family) + "                # chips of one family share fitted scales\n";
+  s += "status = " + double_quoted(c.status) + "\n";
+  s += "source = " + double_quoted(c.source) + "\n";
   line("date = \"%s\"", date.c_str());
   s += "\n[gemm]                                  # fraction of dense peak a large square GEMM reaches\n";
   for (Precision p : kAllPrecisions)
@@ -356,8 +357,8 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
        c.overlap_slowdown > 0 ? "SMs held by collective kernels" : "DMA engines move the data");
   if (fit) {
     s += "\n[fit]                                   # provenance of the fitted values\n";
-    line("truth = \"%s\"", truth_names.c_str());
-    line("xpuplan = \"%s\"", version.c_str());
+    s += "truth = " + double_quoted(truth_names) + "\n";
+    s += "xpuplan = " + double_quoted(version) + "\n";
     line("date = \"%s\"", date.c_str());
     std::string rows;
     for (const auto& r : fit->rows) rows += (rows.empty() ? "\"" : ", \"") + r + "\"";
