@@ -107,7 +107,12 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   auto term = [&](const char* name, double v, const std::string& how) {
     add(std::string("time: ") + name, format_seconds(Seconds{v}) + " (" + pct(v, st) + ")", how);
   };
-  term("GEMM", t.gemm, "slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)");
+  term("GEMM", t.gemm,
+       std::string("slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)") +
+           (l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8
+                ? " + each GEMM's activation cast, its own kernel: M K (2 B + low-precision B) / HBM x " + cal +
+                      ": kernel.lowp_overhead"
+                : ""));
   term("attention", t.attention,
        l.attention == AttentionKernel::flash
            ? std::string("4 b s_q s_k/2 heads/tp d / (bf16 peak x attention eff); backward 2.5x")
