@@ -27,7 +27,7 @@ void apply(Calibration& c, const Calibration& base, double g, double lp, double 
   for (Precision p : kAllPrecisions) {
     const int i = static_cast<int>(p);
     if (base.gemm_max[i] <= 0) continue;
-    const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
+    const bool low = is_low_precision(p);
     c.gemm_max[i] = std::min(kMaxEfficiency, base.gemm_max[i] * (low ? lp : g));
   }
   c.attention = std::min(kMaxEfficiency, base.attention * at);
@@ -90,7 +90,7 @@ struct Objective {
         if (saw_tp && r.plan.layout.tp > 1) *saw_tp = true;
         if (saw_lowp) {
           Precision p = r.plan.layout.precision;
-          if (p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8) *saw_lowp = true;
+          if (is_low_precision(p)) *saw_lowp = true;
         }
       }
     }
@@ -232,7 +232,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
 Calibration prior_calibration(const Calibration& fitted) {
   Calibration b = fitted;
   for (Precision p : kAllPrecisions) {
-    const bool low = p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
+    const bool low = is_low_precision(p);
     b.gemm_max[static_cast<int>(p)] /= low ? b.fit_lowp_scale : b.fit_gemm_scale;
   }
   b.attention /= b.fit_attention_scale;

@@ -22,6 +22,10 @@ const char* precision_name(Precision p);
 std::optional<Precision> parse_precision(std::string_view s);
 // Bytes of one operand element at this precision (fp4: 0.5).
 double precision_bytes(Precision p);
+// The low-precision matmul paths (fp8, fp4, int8): scaled operands, quantized activations.
+constexpr bool is_low_precision(Precision p) {
+  return p == Precision::fp8 || p == Precision::fp4 || p == Precision::int8;
+}
 
 struct Chip {
   std::string id, name, vendor, source, date, file;

@@ -78,7 +78,7 @@ class Evaluator {
     mem_bw_ = s.hbm_bandwidth().v * c_.memory_bw;
     ko_ = c_.kernel_overhead.v;
     eb_ = precision_bytes(l.precision);
-    lowp_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8);
+    lowp_ = is_low_precision(l.precision);
     gin_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4) ? eb_ : kAct;
   }
 
@@ -740,9 +740,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // sent while the next chunk computes (Megatron's overlap_p2p_comm, on by default for the
   // interleaved schedule and refused by the plain one), so only the fill and drain chain is
   // exposed and the rest costs the compute it slows.
+  // Rank order: with data parallelism outermost (tp-cp-pp-dp) a replica's stages are a tp x cp
+  // group apart and the replicas a whole replica (tp x cp x pp) apart; else (Megatron's default)
+  // the stages are a tp x cp x dp group apart.
+  const bool dp_outer = l.rank_order == RankOrder::pp_then_dp;
   if (p > 1) {
     const double bytes = T * h * kAct / ev.tsp_;
-    const Group g{2, l.rank_order == RankOrder::pp_then_dp ? l.tp * l.cp : l.tp * l.cp * l.dp};
+    const Group g{2, dp_outer ? l.tp * l.cp : l.tp * l.cp * l.dp};
     const double one = ev.coll(Collective::send_recv, bytes, g);
     if (l.vp > 1)
       tb.pp_comm = 2.0 * (p - 1.0) * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
@@ -761,13 +765,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     }
   }
 
-  // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts.
-  // Data-parallel groups: with data parallelism outermost, the context-parallel ranks of a replica
-  // stay next to each other and the replicas are a whole replica (tp x cp x pp) apart; experts'
-  // data-parallel ranks (Megatron's expert order tp, ep, pp, dp) likewise.
+  // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts. With
+  // data parallelism outermost the group is the replica's context-parallel ranks (tp apart) times
+  // the replicas; experts' data-parallel ranks (Megatron's expert order tp, ep, pp, dp) likewise.
   const int edp = std::max(1, l.dp * l.cp / l.ep);
-  const Group g_dp = l.rank_order == RankOrder::pp_then_dp ? Group{l.dp * l.cp, l.tp, l.cp, l.tp * l.cp * l.pp} : Group{l.dp * l.cp, l.tp};
-  const Group g_edp = l.rank_order == RankOrder::pp_then_dp ? Group{edp, l.tp * l.ep * l.pp} : Group{edp, l.tp * l.ep};
+  const Group g_dp = dp_outer ? Group{l.dp * l.cp, l.tp, l.cp, l.tp * l.cp * l.pp} : Group{l.dp * l.cp, l.tp};
+  const Group g_edp = dp_outer ? Group{edp, l.tp * l.ep * l.pp} : Group{edp, l.tp * l.ep};
   double dp_exposed = 0, fsdp_exposed = 0, opt_time = 0;
   for (int i = 0; i < p; ++i) {
     const Stage& sg = stages[i];

@@ -109,7 +109,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   };
   term("GEMM", t.gemm,
        std::string("slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)") +
-           (l.precision == Precision::fp8 || l.precision == Precision::fp4 || l.precision == Precision::int8
+           (is_low_precision(l.precision)
                 ? " + each GEMM's activation cast, its own kernel: M K (2 B + low-precision B) / HBM x " + cal +
                       ": kernel.lowp_overhead"
                 : ""));
