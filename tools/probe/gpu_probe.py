@@ -7,6 +7,10 @@ Measures, with PyTorch on the card as found (no clock or power changes):
            for the projection shapes of Llama 3.1 8B and 70B and square sizes,
            bf16 (cuBLAS) and fp8 e4m3 (torch._scaled_mm), token rows M from 1 to 16384
   attn     causal flash attention forward and forward+backward (PyTorch SDPA: flash and cuDNN)
+  attn_dims  the same at head dims 64, 128 and 256 (heads x head dim = 4096, so the matrix FLOPs
+           stay and the softmax exponentials per FLOP halve as the head dim doubles)
+  exp      the special-function unit's rate: ex2.approx.ftz.f32 (MUFU.EX2) in registers (CuPy)
+  grouped  MoE expert GEMMs: torch._grouped_mm over G experts against the same G GEMMs one by one
   decode   one decode step of a Llama 3.1 8B-shaped model (random bf16 weights, CUDA graph),
            batch x context grid, KV cache contiguous per sequence
   prefill  one forward pass of the same model over S prompt tokens (eager)
@@ -32,7 +36,8 @@ os.makedirs(OUT, exist_ok=True)
 DEV = "cuda"
 BF16 = torch.bfloat16
 T0 = time.time()
-R = {"meta": {}, "hbm": [], "gemm": [], "attn": [], "decode": [], "prefill": [], "errors": []}
+R = {"meta": {}, "hbm": [], "gemm": [], "attn": [], "decode": [], "prefill": [], "exp": [], "grouped": [],
+     "errors": []}
 
 
 def save():
@@ -263,6 +268,118 @@ def gemm_graph():
         save()
 
 
+def attn_dims():
+    """Causal attention at head dims 64, 128 and 256 with heads x head dim fixed at 4096."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    tokens = 16384
+    backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]
+    for D in (64, 128, 256):
+        H = 4096 // D
+        for S in (2048, 4096, 8192):
+            B = max(1, tokens // S)
+            q = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
+            k = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
+            v = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
+            go = torch.randn(B, H, S, D, device=DEV, dtype=BF16)
+            causal_fwd_flops = 4.0 * B * H * S * S * D / 2
+            for name, be in backends:
+                try:
+                    with sdpa_kernel([be]):
+                        def fwd(i):
+                            with torch.no_grad():
+                                return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+                        def fb(i):
+                            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                            o.backward(go)
+                        tf, _ = timed(fwd)
+                        tfb, _ = timed(fb)
+                    R["attn"].append({"backend": name, "B": B, "H": H, "S": S, "D": D, "fwd_ms": tf, "fwd_bwd_ms": tfb,
+                                      "causal_fwd_flops": causal_fwd_flops, "sweep": "dims",
+                                      "fwd_TFLOPs": causal_fwd_flops / tf / 1e9,
+                                      "fwd_bwd_TFLOPs_3x": 3 * causal_fwd_flops / tfb / 1e9})
+                except Exception as ex:  # noqa: BLE001
+                    R["errors"].append({"section": "attn_dims", "case": [name, D, S], "error": repr(ex)[:300]})
+                q.grad = k.grad = v.grad = None
+            del q, k, v, go
+            torch.cuda.empty_cache()
+            log("attn_dims D", D, "S", S)
+        save()
+
+
+EXP_SRC = r"""
+extern "C" __global__ void ex2_loop(float* out, int iters) {
+  float a0 = threadIdx.x * 1e-3f, a1 = a0 + 0.1f, a2 = a0 + 0.2f, a3 = a0 + 0.3f;
+  float a4 = a0 + 0.4f, a5 = a0 + 0.5f, a6 = a0 + 0.6f, a7 = a0 + 0.7f;
+  for (int i = 0; i < iters; ++i) {
+#define EX2(a) asm volatile("ex2.approx.ftz.f32 %0, %1;" : "=f"(a) : "f"(-a));
+    EX2(a0) EX2(a1) EX2(a2) EX2(a3) EX2(a4) EX2(a5) EX2(a6) EX2(a7)
+  }
+  out[blockIdx.x * blockDim.x + threadIdx.x] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+"""
+
+
+def exp_rate():
+    """MUFU.EX2 throughput: 8 independent chains of ex2.approx per thread, every SM full."""
+    import cupy as cp
+    kern = cp.RawKernel(EXP_SRC, "ex2_loop")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    for blocks_per_sm, threads in ((8, 256), (16, 128)):
+        blocks = sms * blocks_per_sm
+        out = cp.zeros(blocks * threads, dtype=cp.float32)
+        iters = 4096
+        kern((blocks,), (threads,), (out, cp.int32(iters)))
+        cp.cuda.Device().synchronize()
+        s, e = cp.cuda.Event(), cp.cuda.Event()
+        times = []
+        for _ in range(5):
+            s.record()
+            kern((blocks,), (threads,), (out, cp.int32(iters)))
+            e.record()
+            e.synchronize()
+            times.append(cp.cuda.get_elapsed_time(s, e))
+        times.sort()
+        ms = times[2]
+        n = blocks * threads * iters * 8.0
+        R["exp"].append({"op": "ex2.approx.ftz.f32", "blocks": blocks, "threads": threads, "iters": iters, "ms": ms,
+                         "ops": n, "ops_per_s": n / (ms * 1e-3), "per_sm_per_clk_at_1830MHz": n / (ms * 1e-3) / sms / 1.83e9})
+        log("exp", R["exp"][-1])
+
+
+def grouped():
+    """MoE expert GEMMs y_g = x_g @ w_g^T for G local experts of equal load: torch._grouped_mm (one
+    launch) against the G GEMMs launched one by one (CUDA graphs both)."""
+    cases = [("gpt-oss.fc1/ep64", 2, 32768, 5760, 2880), ("gpt-oss.fc2/ep64", 2, 32768, 2880, 2880),
+             ("dsv3.fc1/ep32", 8, 4096, 4096, 7168), ("dsv3.fc2/ep32", 8, 4096, 7168, 2048),
+             ("qwen3-235b.fc1/ep8", 16, 2048, 3072, 4096), ("qwen3-235b.fc2/ep8", 16, 2048, 4096, 1536),
+             ("mixtral-8x7b.fc1/ep1", 8, 1024, 28672, 4096), ("mixtral-8x7b.fc2/ep1", 8, 1024, 4096, 14336),
+             ("dsv3.fc1/ep32.small", 8, 512, 4096, 7168)]
+    for tag, G, Mg, N, K in cases:
+        try:
+            x = torch.randn(G * Mg, K, device=DEV, dtype=BF16)
+            w = torch.randn(G, N, K, device=DEV, dtype=BF16) * 0.05
+            offs = torch.arange(1, G + 1, device=DEV, dtype=torch.int32) * Mg
+            xs = [x[g * Mg:(g + 1) * Mg] for g in range(G)]
+
+            def gm(i):
+                return torch._grouped_mm(x, w.transpose(-2, -1), offs=offs)
+
+            def loop(i):
+                return [xs[g] @ w[g].t() for g in range(G)]
+            tg, _ = timed_graph(gm, per_graph=5)
+            tl, _ = timed_graph(loop, per_graph=5)
+            fl = 2.0 * G * Mg * N * K
+            R["grouped"].append({"tag": tag, "G": G, "M_per_group": Mg, "N": N, "K": K, "grouped_ms": tg, "loop_ms": tl,
+                                 "grouped_TFLOPs": fl / tg / 1e9, "loop_TFLOPs": fl / tl / 1e9})
+            log("grouped", tag, f"{fl / tg / 1e9:.0f} vs {fl / tl / 1e9:.0f} TFLOP/s")
+            del x, w
+        except Exception as ex:  # noqa: BLE001
+            R["errors"].append({"section": "grouped", "case": [tag], "error": repr(ex)[:300]})
+        torch.cuda.empty_cache()
+        save()
+
+
 class Llama:
     """Llama 3.1 8B shapes, random weights; kv heads grouped so query heads of one kv head are adjacent."""
 
@@ -391,6 +508,9 @@ def main():
     MODEL.clear()
     torch.cuda.empty_cache()
     section("attn", attn)
+    section("attn_dims", attn_dims)
+    section("exp", exp_rate)
+    section("grouped", grouped)
     section("gemm", gemm)
     section("gemm_graph", gemm_graph)
     R["meta"]["smi_after"] = smi()
@@ -405,7 +525,12 @@ def main():
     for r in R["prefill"]:
         print(f"prefill S={r['S']:5d} {r['ms']:.2f} ms graph {r.get('graph_ms')}")
     for r in R["attn"]:
-        print(f"attn {r['backend']:5s} S={r['S']:5d} fwd {r['fwd_TFLOPs']:.0f} fwd+bwd(3x) {r['fwd_bwd_TFLOPs_3x']:.0f} TFLOP/s")
+        print(f"attn {r['backend']:5s} D={r['D']:3d} S={r['S']:5d} fwd {r['fwd_TFLOPs']:.0f} fwd+bwd(3x) {r['fwd_bwd_TFLOPs_3x']:.0f} TFLOP/s")
+    for r in R["exp"]:
+        print(f"exp {r['blocks']}x{r['threads']} {r['ops_per_s'] / 1e12:.3f} T ex2/s "
+              f"({r['per_sm_per_clk_at_1830MHz']:.2f} per SM per clock at 1830 MHz)")
+    for r in R["grouped"]:
+        print(f"grouped {r['tag']:24s} {r['grouped_TFLOPs']:.0f} TFLOP/s grouped vs {r['loop_TFLOPs']:.0f} one by one")
     sq = [r for r in R["gemm"] if r["tag"].startswith("square")]
     for r in sq:
         print(f"gemm {r['prec']} {r['tag']:12s} {r['M']:5d} {r['ms'] * 1000:9.2f} us {r['TFLOPs']:.0f} TFLOP/s")

@@ -9,6 +9,7 @@ Rows taken, and their grades:
            cost, so the GPU never waits for the host); a shape and M measured both ways keeps the
            graph-timed row.
   attention, attention_fwd_bwd
+           (both attn sections; the head-dim sweep's ids carry -D<head dim>)
            the cuDNN backend (what Transformer Engine / Megatron use on Hopper): A; PyTorch's
            FlashAttention-2 backend: C (an older kernel the calibration does not describe).
   copy     device-to-device copy, bytes read + written: A.
@@ -57,7 +58,8 @@ def main():
         src, tag = sources[ri], chr(ord("a") + ri)
         for a in R["attn"]:
             for kern, ms in (("attention", a["fwd_ms"]), ("attention_fwd_bwd", a["fwd_bwd_ms"])):
-                rows.append({"id": f"{base}-{kern.upper()}-{a['backend']}-S{a['S']}-{tag}", "source": src,
+                dim = f"-D{a['D']}" if a.get("sweep") == "dims" else ""  # the head-dim sweep (attn_dims)
+                rows.append({"id": f"{base}-{kern.upper()}-{a['backend']}-S{a['S']}{dim}-{tag}", "source": src,
                              "grade": "A" if a["backend"] == "cudnn" else "C", "chip": chip, "kernel": kern,
                              "precision": "bf16", "batch": a["B"], "heads": a["H"], "head_dim": a["D"], "seq": a["S"],
                              "metric": "time_us", "value": f"{ms * 1000:.4g}",
