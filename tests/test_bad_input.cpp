@@ -112,6 +112,19 @@ TEST(BadInput, MissingRequiredQuantity) {
   EXPECT_TRUE(contains(e.where, "memory.bandwidth")) << e.what;
 }
 
+TEST(BadInput, ChipExponentialRate) {
+  // peak.exp is optional; given, it is a positive rate in exponentials per second (OP/s).
+  const Chip c = parse_chip({kChipPath, replace_once(kChip, "bf16 = \"100 TFLOP/s\"\n", "bf16 = \"100 TFLOP/s\"\nexp = \"2 TOP/s\"\n")});
+  ASSERT_TRUE(c.exp_rate);
+  EXPECT_DOUBLE_EQ(*c.exp_rate, 2e12);
+  EXPECT_FALSE(parse_chip({kChipPath, kChip}).exp_rate);
+  const auto e = catch_input_error(
+      [] { parse_chip({kChipPath, replace_once(kChip, "bf16 = \"100 TFLOP/s\"\n", "bf16 = \"100 TFLOP/s\"\nexp = \"0 TOP/s\"\n")}); });
+  EXPECT_TRUE(contains(e.what, kChipPath)) << e.what;
+  EXPECT_TRUE(contains(e.where, "peak.exp")) << e.what;
+  EXPECT_TRUE(contains(e.what, "positive")) << e.what;
+}
+
 TEST(BadInput, WrongUnit) {
   // "3.35 TB" is a size where a bandwidth is due.
   const auto e = catch_input_error([] { parse_chip({kChipPath, replace_once(kChip, "\"3.35 TB/s\"", "\"3.35 TB\"")}); });

@@ -330,7 +330,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   if (!c.gemm_shape_source.empty()) s += "shape_source = " + double_quoted(c.gemm_shape_source) + "\n";
   line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
   s += "\n[attention]\n";
-  line("efficiency = %.4f                     # flash attention, fraction of bf16 peak", c.attention);
+  line("efficiency = %.4f                     # flash attention, fraction of the attention peak (bf16 peak, exponentials in series)", c.attention);
   if (c.attention_half_keys > 0)
     line("half_keys = %g                        # keys per query at which flash attention reaches half its efficiency", c.attention_half_keys);
   s += "\n[memory]\n";

@@ -143,8 +143,13 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
           const double kq = (k->seq + 1) / 2;
           const double af = 2.0 * k->batch * k->seq * kq * k->heads * (2 * k->head_dim);
           const double t = std::max(1e-9, k->measured_s - 3 * cal.kernel_overhead.v);
-          const double shape = saturation(kq, h) * saturation(k->batch * k->seq, cal.gemm_half_dim);
-          mean += std::log((1 + kAttnBwdWork) * af / (p16->v * shape * t));
+          // Seconds at efficiency 1: forward and backward at their attention peaks.
+          Calibration one = cal;
+          one.attention = 1;
+          one.attention_half_keys = h;
+          const FlashSeconds ideal =
+              flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * k->head_dim, af, kq, k->batch * k->seq);
+          mean += std::log((ideal.fwd + ideal.bwd) / t);
         }
         mean /= static_cast<double>(attn.size());
         x.attention = std::clamp(std::exp(mean), 0.01, 1.0);

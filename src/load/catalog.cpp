@@ -40,6 +40,10 @@ Chip parse_chip(const DataFile& f) {
     if (auto v = peak->opt_quantity(precision_name(p), Dimension::flop_rate)) c.peak[static_cast<int>(p)] = FlopRate{*v};
   }
   if (auto v = peak->opt_quantity("fp32", Dimension::flop_rate)) c.vector_fp32 = FlopRate{*v};
+  if (auto v = peak->opt_quantity("exp", Dimension::flop_rate)) {
+    if (*v <= 0) peak->fail("exp", "must be positive (exponentials per second, e.g. \"3.87 TOP/s\")");
+    c.exp_rate = *v;
+  }
   if (!c.peak_at(Precision::bf16) && !c.peak_at(Precision::fp16))
     peak->fail("bf16", "missing: a chip needs a bf16 or fp16 matrix rate");
   peak->finish();

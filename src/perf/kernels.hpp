@@ -35,6 +35,18 @@ struct GemmRoofline {
   }
 };
 
+// Attention's peak matrix rate with its softmax exponentials in series: every (query, key) score
+// of every head takes one exponential on the special-function units, in the forward pass and again
+// when the backward pass recomputes the scores, and a flash-attention kernel waits for them between
+// its two matrix products. Per score the forward does 2 (dqk + dv) matrix FLOPs, the backward
+// kAttnBwdWork times that; `flops_per_exp` is that figure. On an H100 at head dim 128 the
+// exponentials add half the matrix time to the forward; on a B200 as much again (the matrix rate
+// doubled, the exponential rate did not); at head dim 64 twice that. exp_rate 0: not modelled.
+inline double attention_peak(double peak16, double exp_rate, double flops_per_exp) {
+  if (exp_rate <= 0 || flops_per_exp <= 0) return peak16;
+  return 1.0 / (1.0 / peak16 + 1.0 / (exp_rate * flops_per_exp));
+}
+
 // Flash attention's rate: the calibrated fraction of the 16-bit peak, ramping up with the keys
 // each query attends to (tile fill along the causal diagonal, attention.half_keys) and with the
 // query rows of the launch (b x s, at the GEMM half size).
@@ -45,5 +57,19 @@ inline double flash_attention_rate(const Calibration& c, double peak16, double k
 
 // Flash-attention backward does 2.5x the forward's matrix work (it recomputes the scores).
 inline constexpr double kAttnBwdWork = 2.5;
+
+// Seconds of flash attention's forward and backward over `fwd_flops` of forward matrix work at
+// head dims dqk + dv (`head_dims`), `keys_per_query` keys per query and `query_rows` query rows:
+// the calibrated rate at the attention peak of each pass.
+struct FlashSeconds {
+  double fwd = 0, bwd = 0;
+};
+inline FlashSeconds flash_attention_seconds(const Calibration& c, double peak16, double exp_rate, double head_dims,
+                                            double fwd_flops, double keys_per_query, double query_rows) {
+  const double f = flash_attention_rate(c, attention_peak(peak16, exp_rate, 2 * head_dims), keys_per_query, query_rows);
+  const double b = flash_attention_rate(c, attention_peak(peak16, exp_rate, kAttnBwdWork * 2 * head_dims), keys_per_query,
+                                        query_rows);
+  return {fwd_flops / f, kAttnBwdWork * fwd_flops / b};
+}
 
 }  // namespace xpu

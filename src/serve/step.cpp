@@ -103,6 +103,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   peak_ = s.peak(cp_)->v;
   const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
   peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;
+  exp_rate_ = s.exp_rate();
   gmax_ = std::min(1.0, s.calib.gemm_max_at(cp_) * s.serving.prefill_gemm);
   half_ = s.calib.gemm_half_dim;
   // The token dimension of a serving GEMM saturates at the chip's smallest matrix tile where the
@@ -284,7 +285,8 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
     const double keys = (L - nw) * decode_ctx + nw * std::min(decode_ctx, decode_seqs * W);
     const double bytes = keys * kv_layer_dev_;
     const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_);
-    p.attn_decode = std::max(bytes / bw_, flops / (peak_attn_ * attn_eff_)) +
+    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
+    p.attn_decode = std::max(bytes / bw_, flops / (peak * attn_eff_)) +
                     keys * heads_dev_ * s_.serving.decode_score_time.v;
   }
   if (prefill_pairs > 0) {
@@ -295,7 +297,8 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
     }
     const double prompt_tokens = std::max(0, tokens - decode_seqs);
     const double pairs = (L - nw) * prefill_pairs + nw * std::min(prefill_pairs, prompt_tokens * W);
-    p.attn_prefill = 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak_attn_ * attn_eff_) +
+    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
+    p.attn_prefill = 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) +
                      pairs * heads_dev_ * s_.serving.prefill_score_time.v;
   }
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
@@ -341,7 +344,8 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                      (s_.serving.decode_score_time.v > 0 ? ", decode.score_time (per query head x key position x layer)" : "") +
                      "; model KV layout" + window_note()});
   out.push_back({"attention (prefill chunks)", ms(p.attn_prefill),
-                 chip + ": peak.bf16; " + cal + ": attention.efficiency" +
+                 chip + ": peak.bf16" + (exp_rate_ > 0 ? ", peak.exp (softmax exponentials in series)" : "") + "; " + cal +
+                     ": attention.efficiency" +
                      (s_.serving.prefill_score_time.v > 0 ? "; " + srv + ": prefill.score_time (per query head x prompt query-key pair x layer)"
                                                           : std::string()) +
                      window_note()});

@@ -115,6 +115,7 @@ class StepModel {
   ServeLayout l_;
   std::string reason_;
   Precision cp_ = Precision::bf16;
+  double exp_rate_ = 0;  // softmax exponentials per second (0: not modelled)
   double wb_ = 2, kvb_ = 2, peak_ = 0, peak_attn_ = 0, gmax_ = 0.5, half_ = 64, tile_ = 64, bw_ = 1, attn_eff_ = 0.5;
   std::string window_note() const;  // explain: the sliding-window layers, if any
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;

@@ -31,6 +31,8 @@ struct Chip {
   std::string id, name, vendor, source, date, file;
   std::array<std::optional<FlopRate>, 7> peak{};  // dense matrix peak per Precision; empty = unsupported
   std::optional<FlopRate> vector_fp32;            // non-matrix FP32 (peak.fp32)
+  std::optional<double> exp_rate;                 // softmax exponentials per second (peak.exp: the
+                                                  // special-function units); empty = not modelled
   Bytes hbm_capacity{};
   ByteRate hbm_bandwidth{};
   std::optional<Watts> tdp;
@@ -67,7 +69,8 @@ struct Calibration {
   double gemm_grouped = 1.0;         // grouped (MoE expert) GEMMs: efficiency relative to one dense
                                      // GEMM of the same per-expert shape (many small problems in one
                                      // launch: tile tails per expert, uneven expert sizes)
-  double attention = 0.5;            // flash-attention fraction of bf16 peak (fwd; bwd likewise)
+  double attention = 0.5;            // flash-attention fraction of the attention peak (bf16 peak with
+                                     // the softmax exponentials in series: attention_peak)
   double attention_half_keys = 0;    // keys per query at which flash attention reaches half that
                                      // fraction (tile ramp along the causal diagonal); 0 = gemm_half_dim
   double memory_bw = 0.8;            // fraction of HBM bandwidth reached by memory-bound kernels
@@ -219,6 +222,8 @@ struct System {
     if (!r) return r;
     return FlopRate{r->v / devices_per_chip};
   }
+  // Softmax exponentials per second per device; 0 where the chip file gives none.
+  double exp_rate() const { return chip.exp_rate ? *chip.exp_rate / devices_per_chip : 0.0; }
   Bytes hbm_capacity() const { return chip.hbm_capacity / devices_per_chip; }
   ByteRate hbm_bandwidth() const { return chip.hbm_bandwidth / devices_per_chip; }
   // The chip's TDP per device, or empty where unpublished.

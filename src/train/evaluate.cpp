@@ -71,6 +71,7 @@ class Evaluator {
     tsp_ = (l.sequence_parallel && l.tp > 1) ? l.tp : 1;
     const Precision attn_p = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
     peak_attn_ = s.peak(attn_p) ? s.peak(attn_p)->v : 0;
+    exp_rate_ = s.exp_rate();
     auto pk = s.peak(l.precision);
     peak_ = pk ? pk->v : 0;
     gmax_ = c_.gemm_max_at(l.precision);
@@ -121,25 +122,26 @@ class Evaluator {
 
   LayerCost layer(int layer_index) const;
   double attention_fwd_flops(int layer_index) const;  // per device
+  double attention_head_dims() const;                 // dqk + dv of one head
 
   const Model& m_;
   const System& s_;
   const Layout& l_;
   const Workload& w_;
   const Calibration& c_;
+  double exp_rate_;  // softmax exponentials per second (0: not modelled)
   double t_, b_, sq_, T_, tsp_, peak_attn_, peak_, gmax_, half_, mem_bw_, ko_, eb_;
   double gin_;  // bytes per element of a stored GEMM input activation
   bool lowp_;
 };
 
+double Evaluator::attention_head_dims() const {
+  if (m_.is_mla()) return m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim + m_.mla.v_head_dim;
+  return 2.0 * m_.head_dim;
+}
+
 double Evaluator::attention_fwd_flops(int layer_index) const {
-  const double heads = m_.heads / t_;
-  double dqk = m_.head_dim, dv = m_.head_dim;
-  if (m_.is_mla()) {
-    dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
-    dv = m_.mla.v_head_dim;
-  }
-  return 2.0 * b_ * sq_ * keys_per_query(layer_index) * heads * (dqk + dv);
+  return 2.0 * b_ * sq_ * keys_per_query(layer_index) * (m_.heads / t_) * attention_head_dims();
 }
 
 LayerCost Evaluator::layer(int li) const {
@@ -191,9 +193,9 @@ LayerCost Evaluator::layer(int li) const {
   double score_bytes = 0;  // unfused: the softmax output kept for backward (bf16 per score)
   if (l_.attention == AttentionKernel::flash) {
     // Flash attention: no s^2 memory, causal blocks skipped, at the fitted attention efficiency.
-    const double attn_rate = flash_attention_rate(c_, peak_attn_, kq, sq_ * b_);
-    c.attn_f = af / attn_rate + ko_;
-    c.attn_b = kAttnBwdWork * af / attn_rate + 2 * ko_;
+    const FlashSeconds fa = flash_attention_seconds(c_, peak_attn_, exp_rate_, attention_head_dims(), af, kq, sq_ * b_);
+    c.attn_f = fa.fwd + ko_;
+    c.attn_b = fa.bwd + 2 * ko_;
   } else {
     // Unfused: QK^T and PV are batched GEMMs over every key (the causal mask is applied, not
     // skipped), at the bf16 GEMM rate for their shape; between them the scores go through memory:

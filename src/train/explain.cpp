@@ -57,9 +57,13 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     add("MoE layer fixed cost", format_seconds(c.moe_layer_overhead) + " per MoE layer forward per microbatch, 2x in backward",
         cal + ": kernel.moe_layer_overhead (fitted on the family's MoE rows; in the elementwise time)");
   }
-  if (r.layout.attention == AttentionKernel::flash)
-    add("flash-attention efficiency", num(c.attention) + " of bf16 peak", cal + ": attention.efficiency");
-  else
+  if (r.layout.attention == AttentionKernel::flash) {
+    add("flash-attention efficiency", num(c.attention) + " of the attention peak", cal + ": attention.efficiency");
+    add("softmax exponentials per device",
+        s.exp_rate() > 0 ? num(s.exp_rate() / 1e12) + "e12 exponentials/s (1 per score per head, forward and backward, in series with the matrix work)"
+                         : std::string("not modelled (the chip file gives no peak.exp)"),
+        chip + ": peak.exp");
+  } else
     add("unfused attention", "score GEMMs at the bf16 GEMM cap " + num(c.gemm_max_at(Precision::bf16)) +
                                  ", softmax passes at the HBM fraction below",
         cal + ": gemm.bf16, gemm.half_dim, memory.bandwidth_fraction");
@@ -115,7 +119,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                 : ""));
   term("attention", t.attention,
        l.attention == AttentionKernel::flash
-           ? std::string("4 b s_q s_k/2 heads/tp d / (bf16 peak x attention eff); backward 2.5x")
+           ? std::string("4 b s_q s_k/2 heads/tp d / (attention peak x attention eff); backward 2.5x the matrix work; ") +
+                 "attention peak = 1 / (1/bf16 peak + 1/(exponentials/s x matrix FLOPs per score))"
            : std::string("unfused: 4 b s_q s_k heads/tp d (no causal skip) at the bf16 GEMM rate + ") +
                  "8 B (forward) / 16 B (backward) per score element / (HBM x fraction)");
   term("elementwise", t.elementwise,

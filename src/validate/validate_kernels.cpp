@@ -109,8 +109,9 @@ std::optional<double> predict_kernel(const KernelRow& k, const Chip& ch, const C
       }
       const double kq = (k.seq + 1) / 2;  // causal: keys per query on average
       const double fwd_flops = 2.0 * k.batch * k.seq * kq * k.heads * (2 * k.head_dim);
-      const double rate = flash_attention_rate(cal, p16->v, kq, k.batch * k.seq);
-      return k.kind == KernelKind::attention ? fwd_flops / rate + ko : (1 + kAttnBwdWork) * fwd_flops / rate + 3 * ko;
+      const FlashSeconds fa = flash_attention_seconds(cal, p16->v, ch.exp_rate.value_or(0), 2 * k.head_dim, fwd_flops, kq,
+                                                      k.batch * k.seq);
+      return k.kind == KernelKind::attention ? fa.fwd + ko : fa.fwd + fa.bwd + 3 * ko;
     }
   }
   return std::nullopt;
