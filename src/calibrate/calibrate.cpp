@@ -333,6 +333,9 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("efficiency = %.4f                     # flash attention, fraction of the attention peak (bf16 peak, exponentials in series)", c.attention);
   if (c.attention_half_keys > 0)
     line("half_keys = %g                        # keys per query at which flash attention reaches half its efficiency", c.attention_half_keys);
+  if (c.attention_backward != 1.0)
+    line("backward = %.2f                        # backward's efficiency relative to the forward's", c.attention_backward);
+  if (!c.attention_source.empty()) s += "source = " + double_quoted(c.attention_source) + "\n";
   s += "\n[memory]\n";
   line("bandwidth_fraction = %.2f", c.memory_bw);
   if (c.memory_stream > 0)

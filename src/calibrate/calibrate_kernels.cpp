@@ -75,7 +75,7 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
     const Chip& ch = ch_it->second;
     KernelFit fit;
     fit.chip = id;
-    std::vector<const KernelRow*> gemms, attn;
+    std::vector<const KernelRow*> gemms, attn, attn_fwd;
     std::set<Precision> precs;
     for (const auto& k : rows) {
       if (k.chip != id || (k.grade != "A" && k.grade != "B")) continue;
@@ -89,6 +89,7 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
         }
       }
       if (k.kind == KernelKind::attention_fwd_bwd) attn.push_back(&k);
+      if (k.kind == KernelKind::attention) attn_fwd.push_back(&k);
     }
     fit.gemm_rows = static_cast<int>(gemms.size());
     fit.attention_rows = static_cast<int>(attn.size());
@@ -133,8 +134,35 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
     }
     if (!attn.empty()) {
       fit.attention_mape_shipped = error_of(attn, ch, cal_it->second).mape;
-      // For each half size the efficiency that centres the log errors, the best half size kept.
       const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
+      // The backward's efficiency relative to the forward's: over every forward row with a
+      // forward + backward row of the same shape from the same run (ids ending alike, as
+      // tools/probe/to_csv.py writes them), the geometric mean of the modelled backward /
+      // forward time ratio (at equal efficiencies) over the measured one.
+      {
+        double sum = 0;
+        int n = 0;
+        for (const KernelRow* f : attn_fwd)
+          for (const KernelRow* fb : attn)
+            if (f->batch == fb->batch && f->heads == fb->heads && f->head_dim == fb->head_dim && f->seq == fb->seq &&
+                f->id.substr(f->id.rfind('-') + 1) == fb->id.substr(fb->id.rfind('-') + 1)) {
+              const double ko = cal.kernel_overhead.v;
+              const double mf = f->measured_s - ko, mb = fb->measured_s - f->measured_s - 2 * ko;
+              if (mf <= 0 || mb <= 0) continue;
+              Calibration one = cal;
+              one.attention_backward = 1;
+              const double kq = (f->seq + 1) / 2;
+              const double af = 2.0 * f->batch * f->seq * kq * f->heads * (2 * f->head_dim);
+              const FlashSeconds m = flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * f->head_dim, af, kq,
+                                                             f->batch * f->seq);
+              sum += std::log((m.bwd / m.fwd) / (mb / mf));
+              ++n;
+            }
+        fit.attention_pairs = n;
+        fit.attention_backward = n > 0 ? std::exp(sum / n) : cal.attention_backward;
+        cal.attention_backward = fit.attention_backward;
+      }
+      // For each half size the efficiency that centres the log errors, the best half size kept.
       double best = 1e300;
       Calibration x = cal;
       for (double h = 50; h <= 3000; h += 10) {
@@ -198,6 +226,9 @@ std::string kernel_fit_text(const std::string& path, const std::vector<KernelFit
       row("attention efficiency", format_number("%.3f", cal.attention), format_number("%.3f", k.attention), ar);
       row("attention half_keys", cal.attention_half_keys > 0 ? format_number("%g", cal.attention_half_keys) : "(half_dim)",
           format_number("%g", k.attention_half_keys), ar);
+      if (k.attention_pairs > 0)
+        row("attention backward (relative to forward)", format_number("%.2f", cal.attention_backward),
+            format_number("%.2f", k.attention_backward), std::to_string(k.attention_pairs) + " forward / forward+backward pairs");
       row("attention fwd+bwd MAPE", pct(k.attention_mape_shipped), pct(k.attention_mape_fitted), ar);
     }
   }

@@ -27,6 +27,9 @@ struct KernelFit {
   double stream_fraction = 0;
   // Flash attention forward + backward: efficiency and keys-per-query half size.
   double attention = 0, attention_half_keys = 0;
+  // Backward's efficiency relative to the forward's, from rows timed both ways (pairs: how many).
+  double attention_backward = 1;
+  int attention_pairs = 0;
   double attention_mape_shipped = 0, attention_mape_fitted = 0;
 };
 

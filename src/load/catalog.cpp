@@ -195,6 +195,8 @@ Calibration parse_calibration(const DataFile& f) {
   if (auto a = r.table("attention")) {
     c.attention = a->number("efficiency", 0.01, 1.0);
     c.attention_half_keys = a->opt_number("half_keys", 1, 1e6).value_or(0);
+    c.attention_backward = a->opt_number("backward", 0.05, 2.0).value_or(1.0);
+    c.attention_source = a->opt_str("source").value_or("");
     a->finish();
   }
   if (auto m = r.table("memory")) {

@@ -60,15 +60,17 @@ inline constexpr double kAttnBwdWork = 2.5;
 
 // Seconds of flash attention's forward and backward over `fwd_flops` of forward matrix work at
 // head dims dqk + dv (`head_dims`), `keys_per_query` keys per query and `query_rows` query rows:
-// the calibrated rate at the attention peak of each pass.
+// the calibrated rate at the attention peak of each pass, the backward's times
+// attention.backward (its efficiency relative to the forward's: shared-memory traffic and the dQ
+// accumulation that the forward does not have).
 struct FlashSeconds {
   double fwd = 0, bwd = 0;
 };
 inline FlashSeconds flash_attention_seconds(const Calibration& c, double peak16, double exp_rate, double head_dims,
                                             double fwd_flops, double keys_per_query, double query_rows) {
   const double f = flash_attention_rate(c, attention_peak(peak16, exp_rate, 2 * head_dims), keys_per_query, query_rows);
-  const double b = flash_attention_rate(c, attention_peak(peak16, exp_rate, kAttnBwdWork * 2 * head_dims), keys_per_query,
-                                        query_rows);
+  const double b = c.attention_backward *
+                   flash_attention_rate(c, attention_peak(peak16, exp_rate, kAttnBwdWork * 2 * head_dims), keys_per_query, query_rows);
   return {fwd_flops / f, kAttnBwdWork * fwd_flops / b};
 }
 

@@ -71,6 +71,9 @@ struct Calibration {
                                      // launch: tile tails per expert, uneven expert sizes)
   double attention = 0.5;            // flash-attention fraction of the attention peak (bf16 peak with
                                      // the softmax exponentials in series: attention_peak)
+  double attention_backward = 1.0;   // flash-attention backward's efficiency relative to the
+                                     // forward's (measured on the chip's kernels; 1 = unmeasured)
+  std::string attention_source;      // where attention_backward comes from (kept by refits)
   double attention_half_keys = 0;    // keys per query at which flash attention reaches half that
                                      // fraction (tile ramp along the causal diagonal); 0 = gemm_half_dim
   double memory_bw = 0.8;            // fraction of HBM bandwidth reached by memory-bound kernels

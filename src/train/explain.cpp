@@ -58,7 +58,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
         cal + ": kernel.moe_layer_overhead (fitted on the family's MoE rows; in the elementwise time)");
   }
   if (r.layout.attention == AttentionKernel::flash) {
-    add("flash-attention efficiency", num(c.attention) + " of the attention peak", cal + ": attention.efficiency");
+    add("flash-attention efficiency", num(c.attention) + " of the attention peak (forward); backward at " + num(c.attention_backward) + " of that",
+        cal + ": attention.efficiency, attention.backward" + (c.attention_backward != 1.0 ? " (measured: attention.source)" : std::string(" (1: unmeasured)")));
     add("softmax exponentials per device",
         s.exp_rate() > 0 ? num(s.exp_rate() / 1e12) + "e12 exponentials/s (1 per score per head, forward and backward, in series with the matrix work)"
                          : std::string("not modelled (the chip file gives no peak.exp)"),
