@@ -136,28 +136,39 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
       fit.attention_mape_shipped = error_of(attn, ch, cal_it->second).mape;
       const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
       // The backward's efficiency relative to the forward's: over every forward row with a
-      // forward + backward row of the same shape from the same run (ids ending alike, as
-      // tools/probe/to_csv.py writes them), the geometric mean of the modelled backward /
-      // forward time ratio (at equal efficiencies) over the measured one.
+      // forward + backward row of the same shape from the same run, the geometric mean of the
+      // modelled backward / forward time ratio (at equal efficiencies) over the measured one.
       {
         double sum = 0;
         int n = 0;
-        for (const KernelRow* f : attn_fwd)
-          for (const KernelRow* fb : attn)
-            if (f->batch == fb->batch && f->heads == fb->heads && f->head_dim == fb->head_dim && f->seq == fb->seq &&
-                f->id.substr(f->id.rfind('-') + 1) == fb->id.substr(fb->id.rfind('-') + 1)) {
-              const double ko = cal.kernel_overhead.v;
-              const double mf = f->measured_s - ko, mb = fb->measured_s - f->measured_s - 2 * ko;
-              if (mf <= 0 || mb <= 0) continue;
-              Calibration one = cal;
-              one.attention_backward = 1;
-              const double kq = (f->seq + 1) / 2;
-              const double af = 2.0 * f->batch * f->seq * kq * f->heads * (2 * f->head_dim);
-              const FlashSeconds m = flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * f->head_dim, af, kq,
-                                                             f->batch * f->seq);
-              sum += std::log((m.bwd / m.fwd) / (mb / mf));
-              ++n;
-            }
+        // The forward + backward row of the same shape that pairs with forward row f: the one
+        // whose id is f's with "_FWD_BWD" after the kernel name, else one whose id ends alike.
+        auto partner = [&](const KernelRow* f) -> const KernelRow* {
+          const KernelRow* alike = nullptr;
+          for (const KernelRow* fb : attn) {
+            if (f->batch != fb->batch || f->heads != fb->heads || f->head_dim != fb->head_dim || f->seq != fb->seq) continue;
+            std::string plain = fb->id;
+            if (const auto at = plain.find("_FWD_BWD"); at != std::string::npos) plain.erase(at, 8);
+            if (plain == f->id) return fb;
+            if (!alike && f->id.substr(f->id.rfind('-') + 1) == fb->id.substr(fb->id.rfind('-') + 1)) alike = fb;
+          }
+          return alike;
+        };
+        for (const KernelRow* f : attn_fwd) {
+          const KernelRow* fb = partner(f);
+          if (!fb) continue;
+          const double ko = cal.kernel_overhead.v;
+          const double mf = f->measured_s - ko, mb = fb->measured_s - f->measured_s - 2 * ko;
+          if (mf <= 0 || mb <= 0) continue;
+          Calibration one = cal;
+          one.attention_backward = 1;
+          const double kq = (f->seq + 1) / 2;
+          const double af = 2.0 * f->batch * f->seq * kq * f->heads * (2 * f->head_dim);
+          const FlashSeconds m =
+              flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * f->head_dim, af, kq, f->batch * f->seq);
+          sum += std::log((m.bwd / m.fwd) / (mb / mf));
+          ++n;
+        }
         fit.attention_pairs = n;
         fit.attention_backward = n > 0 ? std::exp(sum / n) : cal.attention_backward;
         cal.attention_backward = fit.attention_backward;

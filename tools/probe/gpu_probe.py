@@ -207,37 +207,41 @@ def gemm():
         save()
 
 
-def attn():
+def attn_shape(section, B, H, S, D, extra):
+    """Causal attention of one shape, forward and forward + backward, under each SDPA backend."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    H, D, tokens = 32, 128, 16384
     backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]
-    for S in (1024, 2048, 4096, 8192, 16384):
-        B = max(1, tokens // S)
-        q = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
-        k = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
-        v = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
-        go = torch.randn(B, H, S, D, device=DEV, dtype=BF16)
-        causal_fwd_flops = 4.0 * B * H * S * S * D / 2  # QK^T and PV over the causal half
-        for name, be in backends:
-            try:
-                with sdpa_kernel([be]):
-                    def fwd(i):
-                        with torch.no_grad():
-                            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    q = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
+    k = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
+    v = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
+    go = torch.randn(B, H, S, D, device=DEV, dtype=BF16)
+    causal_fwd_flops = 4.0 * B * H * S * S * D / 2  # QK^T and PV over the causal half
+    for name, be in backends:
+        try:
+            with sdpa_kernel([be]):
+                def fwd(i):
+                    with torch.no_grad():
+                        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
-                    def fb(i):
-                        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-                        o.backward(go)
-                    tf, _ = timed(fwd)
-                    tfb, _ = timed(fb)
-                R["attn"].append({"backend": name, "B": B, "H": H, "S": S, "D": D, "fwd_ms": tf, "fwd_bwd_ms": tfb,
-                                  "causal_fwd_flops": causal_fwd_flops,
-                                  "fwd_TFLOPs": causal_fwd_flops / tf / 1e9,
-                                  "fwd_bwd_TFLOPs_3x": 3 * causal_fwd_flops / tfb / 1e9})
-            except Exception as ex:  # noqa: BLE001
-                R["errors"].append({"section": "attn", "case": [name, S], "error": repr(ex)})
-            q.grad = k.grad = v.grad = None
-        del q, k, v, go
+                def fb(i):
+                    o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                    o.backward(go)
+                tf, _ = timed(fwd)
+                tfb, _ = timed(fb)
+            R["attn"].append({"backend": name, "B": B, "H": H, "S": S, "D": D, "fwd_ms": tf, "fwd_bwd_ms": tfb,
+                              "causal_fwd_flops": causal_fwd_flops,
+                              "fwd_TFLOPs": causal_fwd_flops / tf / 1e9,
+                              "fwd_bwd_TFLOPs_3x": 3 * causal_fwd_flops / tfb / 1e9, **extra})
+        except Exception as ex:  # noqa: BLE001
+            R["errors"].append({"section": section, "case": [name, D, S], "error": repr(ex)[:300]})
+        q.grad = k.grad = v.grad = None
+    del q, k, v, go
+    torch.cuda.empty_cache()
+
+
+def attn():
+    for S in (1024, 2048, 4096, 8192, 16384):
+        attn_shape("attn", max(1, 16384 // S), 32, S, 128, {})
         log("attn S", S)
 
 
@@ -270,39 +274,9 @@ def gemm_graph():
 
 def attn_dims():
     """Causal attention at head dims 64, 128 and 256 with heads x head dim fixed at 4096."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    tokens = 16384
-    backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]
     for D in (64, 128, 256):
-        H = 4096 // D
         for S in (2048, 4096, 8192):
-            B = max(1, tokens // S)
-            q = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
-            k = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
-            v = torch.randn(B, H, S, D, device=DEV, dtype=BF16, requires_grad=True)
-            go = torch.randn(B, H, S, D, device=DEV, dtype=BF16)
-            causal_fwd_flops = 4.0 * B * H * S * S * D / 2
-            for name, be in backends:
-                try:
-                    with sdpa_kernel([be]):
-                        def fwd(i):
-                            with torch.no_grad():
-                                return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-                        def fb(i):
-                            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-                            o.backward(go)
-                        tf, _ = timed(fwd)
-                        tfb, _ = timed(fb)
-                    R["attn"].append({"backend": name, "B": B, "H": H, "S": S, "D": D, "fwd_ms": tf, "fwd_bwd_ms": tfb,
-                                      "causal_fwd_flops": causal_fwd_flops, "sweep": "dims",
-                                      "fwd_TFLOPs": causal_fwd_flops / tf / 1e9,
-                                      "fwd_bwd_TFLOPs_3x": 3 * causal_fwd_flops / tfb / 1e9})
-                except Exception as ex:  # noqa: BLE001
-                    R["errors"].append({"section": "attn_dims", "case": [name, D, S], "error": repr(ex)[:300]})
-                q.grad = k.grad = v.grad = None
-            del q, k, v, go
-            torch.cuda.empty_cache()
+            attn_shape("attn_dims", max(1, 16384 // S), 4096 // D, S, D, {"sweep": "dims"})
             log("attn_dims D", D, "S", S)
         save()
 
