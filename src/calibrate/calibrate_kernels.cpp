@@ -154,14 +154,14 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
           }
           return alike;
         };
+        Calibration one = cal;
+        one.attention_backward = 1;
         for (const KernelRow* f : attn_fwd) {
           const KernelRow* fb = partner(f);
           if (!fb) continue;
           const double ko = cal.kernel_overhead.v;
           const double mf = f->measured_s - ko, mb = fb->measured_s - f->measured_s - 2 * ko;
           if (mf <= 0 || mb <= 0) continue;
-          Calibration one = cal;
-          one.attention_backward = 1;
           const double kq = (f->seq + 1) / 2;
           const double af = 2.0 * f->batch * f->seq * kq * f->heads * (2 * f->head_dim);
           const FlashSeconds m =
@@ -176,16 +176,15 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
       // For each half size the efficiency that centres the log errors, the best half size kept.
       double best = 1e300;
       Calibration x = cal;
+      Calibration one = cal;  // efficiency 1: the seconds at the attention peaks
+      one.attention = 1;
       for (double h = 50; h <= 3000; h += 10) {
+        one.attention_half_keys = h;
         double mean = 0;
         for (const KernelRow* k : attn) {
           const double kq = (k->seq + 1) / 2;
           const double af = 2.0 * k->batch * k->seq * kq * k->heads * (2 * k->head_dim);
           const double t = std::max(1e-9, k->measured_s - 3 * cal.kernel_overhead.v);
-          // Seconds at efficiency 1: forward and backward at their attention peaks.
-          Calibration one = cal;
-          one.attention = 1;
-          one.attention_half_keys = h;
           const FlashSeconds ideal =
               flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * k->head_dim, af, kq, k->batch * k->seq);
           mean += std::log((ideal.fwd + ideal.bwd) / t);
