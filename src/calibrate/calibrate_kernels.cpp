@@ -134,7 +134,6 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
     }
     if (!attn.empty()) {
       fit.attention_mape_shipped = error_of(attn, ch, cal_it->second).mape;
-      const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
       // The backward's efficiency relative to the forward's: over every forward row with a
       // forward + backward row of the same shape from the same run, the geometric mean of the
       // modelled backward / forward time ratio (at equal efficiencies) over the measured one.
@@ -161,12 +160,9 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
           if (!fb) continue;
           const double ko = cal.kernel_overhead.v;
           const double mf = f->measured_s - ko, mb = fb->measured_s - f->measured_s - 2 * ko;
-          if (mf <= 0 || mb <= 0) continue;
-          const double kq = (f->seq + 1) / 2;
-          const double af = 2.0 * f->batch * f->seq * kq * f->heads * (2 * f->head_dim);
-          const FlashSeconds m =
-              flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * f->head_dim, af, kq, f->batch * f->seq);
-          sum += std::log((m.bwd / m.fwd) / (mb / mf));
+          const auto m = attention_seconds(*f, ch, one);
+          if (mf <= 0 || mb <= 0 || !m) continue;
+          sum += std::log((m->bwd / m->fwd) / (mb / mf));
           ++n;
         }
         fit.attention_pairs = n;
@@ -182,12 +178,9 @@ std::vector<KernelFit> fit_kernels(const CsvTable& t, const Catalog& c) {
         one.attention_half_keys = h;
         double mean = 0;
         for (const KernelRow* k : attn) {
-          const double kq = (k->seq + 1) / 2;
-          const double af = 2.0 * k->batch * k->seq * kq * k->heads * (2 * k->head_dim);
           const double t = std::max(1e-9, k->measured_s - 3 * cal.kernel_overhead.v);
-          const FlashSeconds ideal =
-              flash_attention_seconds(one, p16->v, ch.exp_rate.value_or(0), 2 * k->head_dim, af, kq, k->batch * k->seq);
-          mean += std::log((ideal.fwd + ideal.bwd) / t);
+          const auto ideal = attention_seconds(*k, ch, one);
+          mean += ideal ? std::log((ideal->fwd + ideal->bwd) / t) : 0.0;
         }
         mean /= static_cast<double>(attn.size());
         x.attention = std::clamp(std::exp(mean), 0.01, 1.0);

@@ -68,9 +68,9 @@ struct FlashSeconds {
 };
 inline FlashSeconds flash_attention_seconds(const Calibration& c, double peak16, double exp_rate, double head_dims,
                                             double fwd_flops, double keys_per_query, double query_rows) {
-  const double f = flash_attention_rate(c, attention_peak(peak16, exp_rate, 2 * head_dims), keys_per_query, query_rows);
-  const double b = c.attention_backward *
-                   flash_attention_rate(c, attention_peak(peak16, exp_rate, kAttnBwdWork * 2 * head_dims), keys_per_query, query_rows);
+  const double ramp = flash_attention_rate(c, 1.0, keys_per_query, query_rows);  // efficiency x shape terms
+  const double f = ramp * attention_peak(peak16, exp_rate, 2 * head_dims);
+  const double b = ramp * c.attention_backward * attention_peak(peak16, exp_rate, kAttnBwdWork * 2 * head_dims);
   return {fwd_flops / f, kAttnBwdWork * fwd_flops / b};
 }
 

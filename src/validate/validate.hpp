@@ -9,6 +9,7 @@
 
 #include "load/catalog.hpp"
 #include "load/csv.hpp"
+#include "perf/kernels.hpp"
 #include "train/report.hpp"
 
 namespace xpu {
@@ -128,6 +129,10 @@ struct KernelRow {
 
 // Every row of a kernels table; throws InputError (file:line: column: problem) for a bad cell.
 std::vector<KernelRow> read_kernel_rows(const CsvTable& t);
+
+// An attention row's flash-attention forward and backward seconds, launch overheads excluded
+// (perf/kernels.hpp: causal, head dims 2 x head_dim); empty when the chip has no 16-bit peak.
+std::optional<FlashSeconds> attention_seconds(const KernelRow& k, const Chip& chip, const Calibration& cal);
 
 // One kernel's time on a chip with a calibration (perf/kernels.hpp); empty with *reason set when
 // the chip lacks the kernel's precision.

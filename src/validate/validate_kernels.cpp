@@ -82,6 +82,14 @@ std::vector<KernelRow> read_kernel_rows(const CsvTable& t) {
   return out;
 }
 
+std::optional<FlashSeconds> attention_seconds(const KernelRow& k, const Chip& ch, const Calibration& cal) {
+  const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
+  if (!p16) return std::nullopt;
+  const double kq = (k.seq + 1) / 2;  // causal: keys per query on average
+  const double fwd_flops = 2.0 * k.batch * k.seq * kq * k.heads * (2 * k.head_dim);
+  return flash_attention_seconds(cal, p16->v, ch.exp_rate.value_or(0), 2 * k.head_dim, fwd_flops, kq, k.batch * k.seq);
+}
+
 std::optional<double> predict_kernel(const KernelRow& k, const Chip& ch, const Calibration& cal, std::string* reason) {
   const double bw = ch.hbm_bandwidth.v * cal.memory_bw;
   const double ko = cal.kernel_overhead.v;
@@ -102,16 +110,12 @@ std::optional<double> predict_kernel(const KernelRow& k, const Chip& ch, const C
     case KernelKind::copy: return k.bytes / bw + ko;
     case KernelKind::attention:
     case KernelKind::attention_fwd_bwd: {
-      const auto p16 = ch.peak_at(Precision::bf16) ? ch.peak_at(Precision::bf16) : ch.peak_at(Precision::fp16);
-      if (!p16) {
+      const auto fa = attention_seconds(k, ch, cal);
+      if (!fa) {
         *reason = "chip '" + k.chip + "' has no 16-bit peak";
         return std::nullopt;
       }
-      const double kq = (k.seq + 1) / 2;  // causal: keys per query on average
-      const double fwd_flops = 2.0 * k.batch * k.seq * kq * k.heads * (2 * k.head_dim);
-      const FlashSeconds fa = flash_attention_seconds(cal, p16->v, ch.exp_rate.value_or(0), 2 * k.head_dim, fwd_flops, kq,
-                                                      k.batch * k.seq);
-      return k.kind == KernelKind::attention ? fa.fwd + ko : fa.fwd + fa.bwd + 3 * ko;
+      return k.kind == KernelKind::attention ? fa->fwd + ko : fa->fwd + fa->bwd + 3 * ko;
     }
   }
   return std::nullopt;
