@@ -298,6 +298,41 @@ TEST(Validate, RankOrderFactPutsReplicasAcrossDomains) {
   EXPECT_LT(outer.rows[0].plan.time.pp_comm, plain.rows[0].plan.time.pp_comm);
 }
 
+TEST(Validate, LowpParamsFactKeepsBf16PrimaryWeights) {
+  // Llama 3.1 405B in NVFP4 on 5,120 GB200s, replicas across racks (NVIDIA's MLPerf v5.1 layout).
+  // Left free, the planner keeps the primary weights in fp4 (the fastest: a quarter of the bf16
+  // gather); the run's config says FP8_PARAM_GATHER=False, so the fact pins bf16 weights: four times
+  // the data-parallel gather bytes, more data-parallel time, fewer tokens/s.
+  std::map<std::string, std::string> row = {
+      {"id", "L405"}, {"source", "unit test"}, {"grade", "B"}, {"system", "gb200-nvl72"}, {"devices", "5120"},
+      {"model", "llama3.1-405b"}, {"seq_len", "8192"}, {"global_batch", "1280"}, {"tp", "4"}, {"pp", "8"},
+      {"vp", "8"}, {"dp", "80"}, {"cp", "2"}, {"micro_batch", "1"}, {"zero", "1"}, {"recompute", "none"},
+      {"precision", "fp4"}, {"metric", "tokens_per_s_per_device"}, {"value", "800"}};
+  const CsvTable t = parse_csv({"l405.csv", test::training_header() + test::training_row(row)});
+  const RunFacts off = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nL405,lowp_params,0,config\n"}));
+  const RunFacts on = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nL405,lowp_params,1,config\n"}));
+  const ValidationResult free = validate_training(t, builtin());
+  const ValidationResult pinned_off = validate_training(t, builtin(), nullptr, &off);
+  const ValidationResult pinned_on = validate_training(t, builtin(), nullptr, &on);
+  ASSERT_TRUE(free.rows[0].evaluated && pinned_off.rows[0].evaluated && pinned_on.rows[0].evaluated);
+  EXPECT_TRUE(free.rows[0].plan.layout.lowp_params);
+  EXPECT_TRUE(pinned_on.rows[0].plan.layout.lowp_params);
+  EXPECT_FALSE(pinned_off.rows[0].plan.layout.lowp_params);
+  EXPECT_GT(pinned_off.rows[0].plan.time.dp_comm, 2 * pinned_on.rows[0].plan.time.dp_comm);
+  EXPECT_LT(pinned_off.rows[0].predicted, pinned_on.rows[0].predicted);
+
+  // Only 0 or 1; and 1 (fp8/fp4 primary weights) contradicts a bf16 row.
+  auto err = [](const std::string& text) {
+    return test::catch_input_error([&] { parse_run_facts(parse_csv({"f.csv", text})); });
+  };
+  EXPECT_EQ(err("id,field,value,source\nL405,lowp_params,2,x\n").where, "f.csv:2: value");
+  row["precision"] = "bf16";
+  const CsvTable bf16 = parse_csv({"l405.csv", test::training_header() + test::training_row(row)});
+  const auto e = test::catch_input_error([&] { validate_training(bf16, builtin(), nullptr, &on); });
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  EXPECT_NE(e.what.find("runs bf16"), std::string::npos) << e.what;
+}
+
 TEST(Validate, SummaryByFamily) {
   const ValidationResult v = validate_training(parse_csv({"moe.csv", mixtral_table()}), builtin());
   ASSERT_EQ(v.per_family.size(), 1u);

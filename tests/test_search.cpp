@@ -1,5 +1,6 @@
 // Search: pruning passes against brute force, determinism across threads, objectives, device
 // ranges, and agreement with the single evaluation path.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -175,6 +176,29 @@ TEST(Search, ExplicitKnobsAreHeldAndChecked) {
   const auto e = test::catch_input_error(
       [&] { search(builtin().model("llama3-8b"), builtin().system("dgx-h100"), q, SearchOptions{}); });
   EXPECT_EQ(e.where, "--tp");
+}
+
+TEST(Search, LowpParamsIsHeldBothWays) {
+  // Free, the fastest fp8 plans keep their primary weights in fp8; pinned off, no result does;
+  // pinned on, every result does (and so runs fp8 or fp4).
+  PlanRequest q = small_request();
+  SearchOptions o;
+  o.top_k = 16;
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  const SearchResult free = search(m, s, q, o);
+  EXPECT_TRUE(std::any_of(free.top.begin(), free.top.end(), [](const auto& t) { return t.layout.lowp_params; }));
+  q.lowp_params = false;
+  const SearchResult off = search(m, s, q, o);
+  ASSERT_FALSE(off.top.empty());
+  for (const auto& t : off.top) EXPECT_FALSE(t.layout.lowp_params);
+  q.lowp_params = true;
+  const SearchResult on = search(m, s, q, o);
+  ASSERT_FALSE(on.top.empty());
+  for (const auto& t : on.top) {
+    EXPECT_TRUE(t.layout.lowp_params);
+    EXPECT_TRUE(t.layout.precision == Precision::fp8 || t.layout.precision == Precision::fp4);
+  }
 }
 
 }  // namespace

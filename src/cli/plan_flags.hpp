@@ -12,7 +12,7 @@
 namespace xpu::cli {
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order;
+  std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
@@ -42,6 +42,9 @@ struct PlanFlags {
                   "block method). --recompute full alone reruns every layer; with --recompute left to the planner, full "
                   "recompute reruns the fewest layers that fit");
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 tf32" + free);
+    c->add_option("--lowp-params", lowp_params,
+                  "on | off: fp8/fp4 primary weights, kept and gathered in the matrix precision (Megatron "
+                  "--fp8-param-gather; 'lowp-w' in the layout) rather than bf16 with a low-precision copy" + free);
     c->add_option("--schedule", schedule,
                   "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1) or zb-h1 (zero-bubble, vp 1) (default 1f1b)");
     c->add_option("--cp-mode", cp_mode,
@@ -82,6 +85,10 @@ struct PlanFlags {
     if (!recompute.empty()) {
       q.recompute = parse_recompute(recompute);
       if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");
+    }
+    if (!lowp_params.empty()) {
+      if (lowp_params != "on" && lowp_params != "off") throw InputError("--lowp-params", "'" + lowp_params + "' is not on or off");
+      q.lowp_params = lowp_params == "on";
     }
     if (!schedule.empty()) {
       auto v = parse_schedule(schedule);

@@ -227,6 +227,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
             for (Precision pr : L_.prec) {
               const int mem_opts = static_cast<int>(count_mem_options(pr));
               for (int mo = 0; mo < mem_opts; ++mo) {
+                if (q_.lowp_params && *q_.lowp_params != (mo == 2)) continue;  // pinned by the request
                 bool fitted = false;  // a lower recompute level of this layout fit in memory
                 for (Recompute rc : L_.rc) {
                   ++out.st.considered;

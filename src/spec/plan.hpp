@@ -111,6 +111,9 @@ struct PlanRequest {
   std::optional<Recompute> recompute;
   std::optional<int> recompute_layers;   // with full recompute; chosen (the fewest that fit) if omitted
   std::optional<Precision> precision;
+  // fp8/fp4 primary weights (Layout::lowp_params: Megatron/Transformer Engine --fp8-param-gather,
+  // weights kept and gathered in the matrix precision): pinned on or off, chosen if omitted.
+  std::optional<bool> lowp_params;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   CpMode cp_mode = CpMode::ring;                      // not searched: as given
   AttentionKernel attention = AttentionKernel::flash; // not searched: as given

@@ -57,6 +57,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
   }
+  if (q.lowp_params && *q.lowp_params && q.precision && *q.precision != Precision::fp8 && *q.precision != Precision::fp4)
+    bad("--lowp-params", "on needs fp8 or fp4 weights, and the precision is " + std::string(precision_name(*q.precision)));
   if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)
     bad("--schedule", "zb-h1 runs without interleaving: drop --vp or set it to 1");
   auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
@@ -94,6 +96,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.vp && *q.vp > 1 && q.pp && *q.pp == 1) bad("--vp", "interleaving needs --pp > 1");
   if (q.precision && !s.peak(*q.precision))
     bad("--precision", s.chip.name + " has no " + precision_name(*q.precision) + " matrix rate (" + s.chip.file + ": peak)");
+  if (q.lowp_params && *q.lowp_params && !q.precision && !s.peak(Precision::fp8) && !s.peak(Precision::fp4))
+    bad("--lowp-params", "on needs fp8 or fp4 weights, and " + s.chip.name + " has neither matrix rate (" + s.chip.file + ": peak)");
 }
 
 Layout layout_from_request(const Model& m, const PlanRequest& q) {
@@ -174,6 +178,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     // gradients and low-precision primary weights (fp8/fp4 only).
                     const bool lowp = pr == Precision::fp8 || pr == Precision::fp4;
                     if (mem_opt == 2 && !lowp) continue;
+                    if (q.lowp_params && *q.lowp_params != (mem_opt == 2)) continue;
                     ++st.considered;
                     Layout l;
                     l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);

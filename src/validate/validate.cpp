@@ -141,6 +141,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "attention") {
       f.text = r.str("value");
       if (!parse_attention_kernel(f.text)) r.fail("value", "'" + f.text + "' is not flash or unfused");
+    } else if (f.field == "lowp_params") {
+      f.value = r.req_number("value");
+      if (f.value != 0 && f.value != 1) r.fail("value", "lowp_params must be 1 (fp8/fp4 primary weights) or 0 (bf16)");
     } else if (f.field == "fsdp_overlap") {
       f.value = r.req_number("value");
       if (!(f.value >= 0 && f.value <= 1)) r.fail("value", "fsdp_overlap must be between 0 and 1");
@@ -218,6 +221,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "moe_imbalance") q.work.moe_imbalance = f.value;
           if (f.field == "attention") q.attention = *parse_attention_kernel(f.text);
           if (f.field == "rank_order") q.rank_order = *parse_rank_order(f.text);
+          if (f.field == "lowp_params") q.lowp_params = f.value == 1;
           if (f.field == "vp") {
             if (vp)
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
@@ -238,6 +242,12 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
             row.precision_stated = true;
           }
         }
+        for (const auto& f : row.facts)
+          if (f.field == "lowp_params" && f.value == 1 && q.precision && *q.precision != Precision::fp8 &&
+              *q.precision != Precision::fp4)
+            throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
+                             "lowp_params: 1 needs fp8 or fp4 weights, and row " + row.id + " runs " +
+                                 precision_name(*q.precision));
       }
     }
 

@@ -32,9 +32,11 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // fsdp_rate (bytes/s per device) and fsdp_overlap (0-1) describe a ZeRO-3 implementation slower
 // than the fabric (FsdpImpl in spec/plan.hpp), for a row with zero = 3. rank_order names the order
 // the run numbered its ranks in (tp-cp-dp-pp, Megatron's default, or tp-cp-pp-dp: RankOrder). vp
-// is the interleaved pipeline's chunks per stage, for a row whose vp cell is empty.
+// is the interleaved pipeline's chunks per stage, for a row whose vp cell is empty. lowp_params
+// (1 or 0) says whether an fp8/fp4 run kept its primary weights in that precision (Megatron
+// --fp8-param-gather: `lowp-w`) or in bf16; the table has no column for it (chosen if not stated).
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
-                                                 "fsdp_rate", "fsdp_overlap", "rank_order", "vp"};
+                                                 "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
