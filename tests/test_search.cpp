@@ -190,6 +190,11 @@ TEST(Search, LowpParamsIsHeldBothWays) {
   EXPECT_TRUE(std::any_of(free.top.begin(), free.top.end(), [](const auto& t) { return t.layout.lowp_params; }));
   q.lowp_params = false;
   const SearchResult off = search(m, s, q, o);
+  // Pruning keeps its count of the space in step with the pinned options.
+  SearchOptions brute = o;
+  brute.prune_divisibility = brute.prune_memory = brute.prune_dominance = false;
+  EXPECT_EQ(search(m, s, q, brute).stats.considered, off.stats.considered);
+  EXPECT_LT(off.stats.considered, free.stats.considered);
   ASSERT_FALSE(off.top.empty());
   for (const auto& t : off.top) EXPECT_FALSE(t.layout.lowp_params);
   q.lowp_params = true;

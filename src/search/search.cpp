@@ -118,7 +118,15 @@ class Searcher {
 
  private:
   void consider(const Layout& l, int devices, TaskResult& out) const;
-  static long count_mem_options(Precision p) { return (p == Precision::fp8 || p == Precision::fp4) ? 3 : 2; }
+  // Memory options of a precision: 0 fp32 gradients, 1 bf16 gradients, 2 (fp8/fp4 only) bf16
+  // gradients and low-precision primary weights; those a pinned --lowp-params leaves.
+  static int mem_options(Precision p) { return (p == Precision::fp8 || p == Precision::fp4) ? 3 : 2; }
+  bool mem_option_allowed(int mo) const { return !q_.lowp_params || *q_.lowp_params == (mo == 2); }
+  long count_mem_options(Precision p) const {
+    long n = 0;
+    for (int mo = 0; mo < mem_options(p); ++mo) n += mem_option_allowed(mo);
+    return n;
+  }
   long inner_count(std::size_t from_cp) const;
 
   const Model& m_;
@@ -225,9 +233,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
               continue;
             }
             for (Precision pr : L_.prec) {
-              const int mem_opts = static_cast<int>(count_mem_options(pr));
-              for (int mo = 0; mo < mem_opts; ++mo) {
-                if (q_.lowp_params && *q_.lowp_params != (mo == 2)) continue;  // pinned by the request
+              for (int mo = 0; mo < mem_options(pr); ++mo) {
+                if (!mem_option_allowed(mo)) continue;  // pinned by the request; not counted as considered
                 bool fitted = false;  // a lower recompute level of this layout fit in memory
                 for (Recompute rc : L_.rc) {
                   ++out.st.considered;
