@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Break a serving validation down by metric and one more key: the engine named in the notes, the
-model, the system or the concurrency band. Reads the measured table and `xpuplan validate --json`.
+model, the system, the concurrency band, the input/output shape or the tensor-parallel degree.
+Reads the measured table and `xpuplan validate --json`.
 
     build/release/xpuplan validate --truth validation/inference-aiconfigurator.csv --json --out /tmp/v.json
     python3 scripts/validate-breakdown.py validation/inference-aiconfigurator.csv /tmp/v.json --by engine
@@ -29,6 +30,10 @@ def key_of(by, row, result):
     if by == "concurrency":
         c = int(row["concurrency"] or 0)
         return "c<=8" if c <= 8 else "c9-64" if c <= 64 else "c>64"
+    if by == "shape":
+        return f"{row['input_len'] or '?'}/{row['output_len'] or '?'}"
+    if by == "tp":
+        return f"tp{row['tp'] or '?'}"
     raise ValueError(by)
 
 
@@ -36,7 +41,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("table")
     parser.add_argument("result", help="xpuplan validate --json output for the table")
-    parser.add_argument("--by", choices=["engine", "model", "system", "concurrency"], default="engine")
+    parser.add_argument("--by", choices=["engine", "model", "system", "concurrency", "shape", "tp"], default="engine")
     args = parser.parse_args()
 
     with open(args.table, newline="") as f:
