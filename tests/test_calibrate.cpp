@@ -182,11 +182,13 @@ TEST(Calibrate, MoeLayerFixedCostFitsWithTheGroupedScaleAndRoundTrips) {
 
 TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   // A refit rewrites the file from the Calibration: the shape fields measured elsewhere
-  // (half_dim, tile_rows, attention.half_keys, memory.stream_fraction) and their provenance must
-  // survive it.
+  // (half_dim, tile_rows, attention.half_keys, memory.stream_fraction, a measured gemm.grouped
+  // prior) and their provenance must survive it.
   Calibration c = builtin().calibrations.at("h100-sxm");
   c.attention_half_keys = 600;
   c.gemm_shape_source = "measured \"here\" on a probe";
+  c.gemm_grouped = 0.93;
+  c.gemm_grouped_source = "grouped GEMMs on a probe";
   c.memory_stream = 0.87;
   c.memory_stream_source = "a GEMV on a probe";
   const std::string text = calibration_toml(c, nullptr, "t.csv", "xpuplan test", "2026-11-26");
@@ -195,6 +197,8 @@ TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   EXPECT_EQ(back.gemm_tile_rows, c.gemm_tile_rows);
   EXPECT_EQ(back.attention_half_keys, 600);
   EXPECT_EQ(back.gemm_shape_source, c.gemm_shape_source);
+  EXPECT_NEAR(back.gemm_grouped, 0.93, 1e-9);
+  EXPECT_EQ(back.gemm_grouped_source, c.gemm_grouped_source);
   EXPECT_NEAR(back.memory_stream, 0.87, 1e-9);
   EXPECT_EQ(back.memory_stream_source, c.memory_stream_source);
   EXPECT_NEAR(back.gemm_max_at(Precision::bf16), c.gemm_max_at(Precision::bf16), 1e-4);

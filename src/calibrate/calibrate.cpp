@@ -329,6 +329,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     line("tile_rows = %g                          # token rows of the smallest matrix tile decode kernels pad to", c.gemm_tile_rows);
   if (!c.gemm_shape_source.empty()) s += "shape_source = " + double_quoted(c.gemm_shape_source) + "\n";
   line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
+  if (!c.gemm_grouped_source.empty()) s += "grouped_source = " + double_quoted(c.gemm_grouped_source) + "\n";
   s += "\n[attention]\n";
   line("efficiency = %.4f                     # flash attention, fraction of the attention peak (bf16 peak, exponentials in series)", c.attention);
   if (c.attention_half_keys > 0)

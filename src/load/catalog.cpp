@@ -191,6 +191,7 @@ Calibration parse_calibration(const DataFile& f) {
   c.gemm_grouped = g->opt_number("grouped", 0.05, 1.5).value_or(1.0);
   c.gemm_tile_rows = g->opt_number("tile_rows", 1, 1024).value_or(0);
   c.gemm_shape_source = g->opt_str("shape_source").value_or("");
+  c.gemm_grouped_source = g->opt_str("grouped_source").value_or("");
   g->finish();
   if (auto a = r.table("attention")) {
     c.attention = a->number("efficiency", 0.01, 1.0);

@@ -64,6 +64,7 @@ struct Calibration {
   std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
   double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
   std::string gemm_shape_source;     // where half_dim and tile_rows come from (kept by refits)
+  std::string gemm_grouped_source;   // where a measured grouped prior comes from (kept by refits)
   double gemm_tile_rows = 0;         // rows of the smallest matrix tile small-batch (decode) kernels
                                      // pad the token dimension to; 0 = gemm_half_dim
   double gemm_grouped = 1.0;         // grouped (MoE expert) GEMMs: efficiency relative to one dense
