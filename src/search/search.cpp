@@ -118,13 +118,10 @@ class Searcher {
 
  private:
   void consider(const Layout& l, int devices, TaskResult& out) const;
-  // Memory options of a precision: 0 fp32 gradients, 1 bf16 gradients, 2 (fp8/fp4 only) bf16
-  // gradients and low-precision primary weights; those a pinned --lowp-params leaves.
-  static int mem_options(Precision p) { return (p == Precision::fp8 || p == Precision::fp4) ? 3 : 2; }
-  bool mem_option_allowed(int mo) const { return !q_.lowp_params || *q_.lowp_params == (mo == 2); }
+  // The memory options (spec/plan.hpp) this request allows at a precision.
   long count_mem_options(Precision p) const {
     long n = 0;
-    for (int mo = 0; mo < mem_options(p); ++mo) n += mem_option_allowed(mo);
+    for (int mo = 0; mo < kMemoryOptions; ++mo) n += memory_option_allowed(q_, p, mo);
     return n;
   }
   long inner_count(std::size_t from_cp) const;
@@ -233,8 +230,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
               continue;
             }
             for (Precision pr : L_.prec) {
-              for (int mo = 0; mo < mem_options(pr); ++mo) {
-                if (!mem_option_allowed(mo)) continue;  // pinned by the request; not counted as considered
+              for (int mo = 0; mo < kMemoryOptions; ++mo) {
+                if (!memory_option_allowed(q_, pr, mo)) continue;  // not counted as considered
                 bool fitted = false;  // a lower recompute level of this layout fit in memory
                 for (Recompute rc : L_.rc) {
                   ++out.st.considered;
@@ -257,8 +254,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   l.attention = q_.attention;
                   l.rank_order = q_.rank_order;
                   l.fsdp = q_.fsdp;
-                  l.grad_fp32 = mo == 0;
-                  l.lowp_params = mo == 2;
+                  apply_memory_option(l, mo);
                   const long before = out.st.feasible;
                   consider(l, n, out);
                   if (out.st.feasible > before) fitted = true;

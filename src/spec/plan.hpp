@@ -55,6 +55,10 @@ struct FsdpImpl {
   bool set() const { return rate > 0 || overlap >= 0; }
 };
 
+// The precisions whose primary weights can be kept (and gathered) in the matrix precision
+// (Layout::lowp_params; Transformer Engine's fp8/fp4 parameters).
+constexpr bool can_keep_lowp_params(Precision p) { return p == Precision::fp8 || p == Precision::fp4; }
+
 // Fully specified layout, as the evaluator takes it.
 struct Layout {
   int tp = 1, pp = 1, vp = 1, dp = 1, cp = 1, ep = 1;
@@ -120,5 +124,18 @@ struct PlanRequest {
   RankOrder rank_order = RankOrder::dp_then_pp;      // not searched: as given
   FsdpImpl fsdp;                                      // not searched: as given
 };
+
+// The memory options the planner tries for a precision, cheapest first: 0 fp32 gradients, 1 bf16
+// gradients, 2 bf16 gradients and low-precision primary weights (fp8/fp4 only); a request that
+// pins lowp_params keeps only the options that agree with it. `train` and `search` share these.
+inline constexpr int kMemoryOptions = 3;
+inline bool memory_option_allowed(const PlanRequest& q, Precision p, int option) {
+  if (option == 2 && !can_keep_lowp_params(p)) return false;
+  return !q.lowp_params || *q.lowp_params == (option == 2);
+}
+inline void apply_memory_option(Layout& l, int option) {
+  l.grad_fp32 = option == 0;
+  l.lowp_params = option == 2;
+}
 
 }  // namespace xpu

@@ -57,7 +57,7 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
   }
-  if (q.lowp_params && *q.lowp_params && q.precision && *q.precision != Precision::fp8 && *q.precision != Precision::fp4)
+  if (q.lowp_params && *q.lowp_params && q.precision && !can_keep_lowp_params(*q.precision))
     bad("--lowp-params", "on needs fp8 or fp4 weights, and the precision is " + std::string(precision_name(*q.precision)));
   if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)
     bad("--schedule", "zb-h1 runs without interleaving: drop --vp or set it to 1");
@@ -173,12 +173,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
               for (int z : zeros)
                 for (Recompute rc : rcs)
                   for (Precision pr : precs)
-                    for (int mem_opt = 0; mem_opt < 3; ++mem_opt) {
-                    // Memory options, cheapest first: fp32 gradients; bf16 gradients; bf16
-                    // gradients and low-precision primary weights (fp8/fp4 only).
-                    const bool lowp = pr == Precision::fp8 || pr == Precision::fp4;
-                    if (mem_opt == 2 && !lowp) continue;
-                    if (q.lowp_params && *q.lowp_params != (mem_opt == 2)) continue;
+                    for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
+                    if (!memory_option_allowed(q, pr, mem_opt)) continue;
                     ++st.considered;
                     Layout l;
                     l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
@@ -188,8 +184,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     l.attention = q.attention;
                     l.rank_order = q.rank_order;
                     l.fsdp = q.fsdp;
-                    l.grad_fp32 = mem_opt == 0;
-                    l.lowp_params = mem_opt == 2;
+                    apply_memory_option(l, mem_opt);
                     if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
                       ++st.rejected;
                       continue;

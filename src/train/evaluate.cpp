@@ -29,8 +29,7 @@ inline double grad_bytes(const Layout& l) { return l.grad_fp32 ? 4.0 : 2.0; }
 // Working-weight bytes per parameter: bf16 plus a cached fp8/fp4 copy, or the low-precision
 // primary weights alone.
 inline double weight_bytes(const Layout& l) {
-  const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4;
-  if (!lowp) return kWeightBytes;
+  if (!can_keep_lowp_params(l.precision)) return kWeightBytes;
   return l.lowp_params ? precision_bytes(l.precision) : kWeightBytes + precision_bytes(l.precision);
 }
 // Bytes per parameter moved by a parameter all-gather.
@@ -420,7 +419,7 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   }
   if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
   if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
-  if (l.lowp_params && l.precision != Precision::fp8 && l.precision != Precision::fp4)
+  if (l.lowp_params && !can_keep_lowp_params(l.precision))
     return no(Infeasible::indivisible, "low-precision primary weights need fp8 or fp4");
   if (!s.peak(l.precision))
     return no(Infeasible::unsupported_precision, std::string(s.chip.name) + " has no " + precision_name(l.precision) + " matrix rate");

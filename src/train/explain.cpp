@@ -161,7 +161,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   auto mem = [&](const char* name, double v, const std::string& how) {
     add(std::string("memory: ") + name, format_bytes(Bytes{v}), how);
   };
-  const bool lowp = l.precision == Precision::fp8 || l.precision == Precision::fp4;
+  const bool lowp = can_keep_lowp_params(l.precision);
   mem("weights", mm.weights,
       l.zero >= 3 ? std::string("none kept outside the gathered layers (ZeRO-3: the fp32 master is the copy)")
       : l.lowp_params ? std::string("local params x ") + num(precision_bytes(l.precision)) + " B (" + prec + " primary weights)"

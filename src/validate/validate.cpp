@@ -243,8 +243,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           }
         }
         for (const auto& f : row.facts)
-          if (f.field == "lowp_params" && f.value == 1 && q.precision && *q.precision != Precision::fp8 &&
-              *q.precision != Precision::fp4)
+          if (f.field == "lowp_params" && f.value == 1 && q.precision && !can_keep_lowp_params(*q.precision))
             throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
                              "lowp_params: 1 needs fp8 or fp4 weights, and row " + row.id + " runs " +
                                  precision_name(*q.precision));
