@@ -180,6 +180,44 @@ TEST(Calibrate, MoeLayerFixedCostFitsWithTheGroupedScaleAndRoundTrips) {
   EXPECT_EQ(prior_calibration(back).moe_layer_overhead.v, 0.0);
 }
 
+TEST(Calibrate, AlltoallDispatcherCostFitsOnItsRowsAndRoundTrips) {
+  // The Megatron-Bridge 25.11 rows with their run facts: GPT-OSS (MBRIDGE2511-12, -18) ran the
+  // host-synchronised alltoall dispatcher, DeepSeek-V3 and Qwen3 HybridEP. With the facts the MoE fit
+  // adds a cost per MoE layer and microbatch for the alltoall rows; without them there is none.
+  const CsvTable t = rows_with({"MBRIDGE2511"});
+  std::ifstream in(test::source_path("validation/training-public.facts.csv"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const RunFacts all = parse_run_facts(parse_csv({"training-public.facts.csv", ss.str()}));
+  RunFacts facts;
+  for (const auto& [id, fs] : all)
+    if (id.rfind("MBRIDGE2511", 0) == 0) facts[id] = fs;
+  const Catalog prior = prior_catalog();
+  CalibrateOptions o;
+  o.facts = {facts};
+  const CalibrationResult r = calibrate({t}, prior, o);
+  const FamilyFit* f = fit_of(r, builtin().system("gb200-nvl72").calib.family);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->fit_alltoall);
+  EXPECT_EQ(f->alltoall_rows, (std::vector<std::string>{"MBRIDGE2511-12", "MBRIDGE2511-18"}));
+  EXPECT_GT(f->moe_alltoall_overhead, 1e-4);  // GPT-OSS runs slower than the HybridEP rows' costs say
+  EXPECT_LT(f->moe_alltoall_overhead, 10e-3);
+  EXPECT_EQ(f->moe_alltoall_overhead_prior, 0.0);
+  const Calibration& fitted = r.fitted.at("b200");
+  EXPECT_DOUBLE_EQ(fitted.moe_alltoall_overhead.v, f->moe_alltoall_overhead);
+  const std::string text = calibration_toml(fitted, f, "t.csv", "xpuplan test", "2026-11-27");
+  const Calibration back = parse_calibration(DataFile{"b200.toml", text});
+  EXPECT_NEAR(back.moe_alltoall_overhead.v, f->moe_alltoall_overhead, 1e-3 * f->moe_alltoall_overhead);
+  EXPECT_EQ(prior_calibration(back).moe_alltoall_overhead.v, 0.0);
+
+  const CalibrationResult plain = calibrate({t}, prior, CalibrateOptions{});
+  const FamilyFit* p = fit_of(plain, builtin().system("gb200-nvl72").calib.family);
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(p->fit_alltoall);
+  EXPECT_TRUE(p->alltoall_rows.empty());
+  EXPECT_EQ(plain.fitted.at("b200").moe_alltoall_overhead.v, 0.0);
+}
+
 TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   // A refit rewrites the file from the Calibration: the shape fields measured elsewhere
   // (half_dim, tile_rows, attention.half_keys, memory.stream_fraction, a measured gemm.grouped
@@ -191,6 +229,8 @@ TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   c.gemm_grouped_source = "grouped GEMMs on a probe";
   c.memory_stream = 0.87;
   c.memory_stream_source = "a GEMV on a probe";
+  c.moe_alltoall_overhead = Seconds{623.7e-6};
+  c.moe_alltoall_source = "taken from another family's fit";
   const std::string text = calibration_toml(c, nullptr, "t.csv", "xpuplan test", "2026-11-26");
   const Calibration back = parse_calibration(DataFile{"h100-sxm.toml", text});
   EXPECT_EQ(back.gemm_half_dim, c.gemm_half_dim);
@@ -201,6 +241,8 @@ TEST(Calibrate, WrittenFileKeepsMeasuredShapeFieldsAndTheirSource) {
   EXPECT_EQ(back.gemm_grouped_source, c.gemm_grouped_source);
   EXPECT_NEAR(back.memory_stream, 0.87, 1e-9);
   EXPECT_EQ(back.memory_stream_source, c.memory_stream_source);
+  EXPECT_NEAR(back.moe_alltoall_overhead.v, 623.7e-6, 1e-12);
+  EXPECT_EQ(back.moe_alltoall_source, c.moe_alltoall_source);
   EXPECT_NEAR(back.gemm_max_at(Precision::bf16), c.gemm_max_at(Precision::bf16), 1e-4);
 }
 

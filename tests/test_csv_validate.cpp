@@ -333,6 +333,40 @@ TEST(Validate, LowpParamsFactKeepsBf16PrimaryWeights) {
   EXPECT_NE(e.what.find("runs bf16"), std::string::npos) << e.what;
 }
 
+TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {
+  const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
+  auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };
+  const RunFacts a2a = facts("MOE-1,moe_dispatcher,alltoall,recipe\n");
+  const RunFacts flex = facts("MOE-1,moe_dispatcher,flex,recipe\n");
+  const RunFacts over = facts("MOE-1,moe_a2a_overlap,1,recipe\n");
+  Catalog c = builtin();
+  for (auto& [id, sys] : c.systems) sys.calib.moe_alltoall_overhead = Seconds{1e-3};
+  const ValidationResult plain = validate_training(t, c);
+  const ValidationResult with_a2a = validate_training(t, c, nullptr, &a2a);
+  const ValidationResult with_flex = validate_training(t, c, nullptr, &flex);
+  const ValidationResult with_over = validate_training(t, c, nullptr, &over);
+  ASSERT_TRUE(plain.rows[0].evaluated && with_a2a.rows[0].evaluated && with_flex.rows[0].evaluated);
+  EXPECT_EQ(with_a2a.rows[0].plan.layout.moe_dispatcher, MoeDispatcher::alltoall);
+  EXPECT_LT(with_a2a.rows[0].predicted, plain.rows[0].predicted);
+  EXPECT_EQ(with_flex.rows[0].predicted, plain.rows[0].predicted);  // flex is the default
+  // The row states full recompute, which Megatron-Core's overlap excludes: no plan.
+  EXPECT_FALSE(with_over.rows[0].evaluated);
+
+  // Bad values, and facts on a dense row.
+  auto err = [&](const std::string& text) { return test::catch_input_error([&] { facts(text); }); };
+  EXPECT_EQ(err("MOE-1,moe_dispatcher,deepep,x\n").where, "f.csv:2: value");
+  EXPECT_EQ(err("MOE-1,moe_a2a_overlap,2,x\n").where, "f.csv:2: value");
+  std::map<std::string, std::string> dense = {
+      {"id", "MOE-1"}, {"source", "unit test"}, {"grade", "B"}, {"system", "dgx-h100"}, {"devices", "8"},
+      {"model", "llama3-8b"}, {"seq_len", "4096"}, {"global_batch", "64"}, {"tp", "1"}, {"pp", "1"}, {"dp", "8"},
+      {"cp", "1"}, {"micro_batch", "1"}, {"zero", "1"}, {"recompute", "none"}, {"precision", "bf16"},
+      {"metric", "tokens_per_s_per_device"}, {"value", "9000"}};
+  const CsvTable d = parse_csv({"dense.csv", test::training_header() + test::training_row(dense)});
+  const auto e = test::catch_input_error([&] { validate_training(d, builtin(), nullptr, &a2a); });
+  EXPECT_EQ(e.where, "f.csv:2: field");
+  EXPECT_NE(e.what.find("is dense"), std::string::npos) << e.what;
+}
+
 TEST(Validate, SummaryByFamily) {
   const ValidationResult v = validate_training(parse_csv({"moe.csv", mixtral_table()}), builtin());
   ASSERT_EQ(v.per_family.size(), 1u);

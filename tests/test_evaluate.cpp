@@ -450,6 +450,78 @@ TEST(Evaluate, MoeLayerFixedCostIsChargedPerMoeLayerAndMicrobatch) {
   EXPECT_EQ(da.step_time, db.step_time);
 }
 
+TEST(Evaluate, AlltoallDispatcherAddsItsFixedCostPerMoeLayerAndMicrobatch) {
+  // kernel.moe_alltoall_overhead: with Megatron's host-synchronised alltoall dispatcher, X more per
+  // MoE layer forward per microbatch (2X in backward); the flex dispatcher pays only moe_layer_overhead.
+  // Mixtral 8x7B (32 MoE layers), dp 16, ep 8, global batch 64: 4 microbatches of 1.
+  Layout l = mixtral_ep8(1, Recompute::none);
+  const Workload w{4096, 64};
+  const Model& m = builtin().model("mixtral-8x7b");
+  System s = h100();
+  s.calib.moe_layer_overhead = Seconds{100e-6};
+  s.calib.moe_alltoall_overhead = Seconds{500e-6};
+  const TrainReport flex = evaluate(m, s, l, w, 16, false);
+  l.moe_dispatcher = MoeDispatcher::alltoall;
+  const TrainReport a2a = evaluate(m, s, l, w, 16, false);
+  ASSERT_TRUE(flex.feasible() && a2a.feasible());
+  EXPECT_NEAR(a2a.time.elementwise - flex.time.elementwise, 4 * 32 * 3 * 500e-6, 1e-9);
+  EXPECT_NEAR(a2a.step_time - flex.step_time, 4 * 32 * 3 * 500e-6, 1e-6);
+  // A dense model cannot name a dispatcher.
+  Layout d;
+  d.dp = 8;
+  d.moe_dispatcher = MoeDispatcher::alltoall;
+  EXPECT_FALSE(evaluate(llama8b(), h100(), d, kWork, 8, false).feasible());
+}
+
+TEST(Evaluate, MoeAllToAllOverlapHidesUnderThePairedCompute) {
+  // Megatron's --overlap-moe-expert-parallel-comm: a layer's dispatch and combine (forward and
+  // backward) run beside the compute of another microbatch's pass; what exceeds that compute stays
+  // exposed and the compute beside the rest runs overlap_slowdown slower.
+  Layout l = mixtral_ep8(1, Recompute::none);
+  const Workload w{4096, 64};
+  const Model& m = builtin().model("mixtral-8x7b");
+  for (double slowdown : {0.0, 0.2}) {
+    System s = h100();
+    s.calib.overlap_slowdown = slowdown;
+    l.moe_a2a_overlap = false;
+    const TrainReport plain = evaluate(m, s, l, w, 16, false);
+    l.moe_a2a_overlap = true;
+    const TrainReport over = evaluate(m, s, l, w, 16, false);
+    ASSERT_TRUE(plain.feasible() && over.feasible()) << over.reason;
+    ASSERT_GT(plain.time.ep_comm, 0);
+    // Inside one NVLink node the all-to-all is far shorter than a layer's compute: all of it hides,
+    // leaving the slowdown share.
+    const double compute = plain.time.gemm + plain.time.attention + plain.time.elementwise;
+    ASSERT_LT(plain.time.ep_comm, compute);
+    EXPECT_NEAR(over.time.ep_comm, slowdown * plain.time.ep_comm, 1e-9 + 1e-9 * plain.time.ep_comm);
+    EXPECT_NEAR(over.step_time - plain.step_time, over.time.ep_comm - plain.time.ep_comm, 1e-9 * plain.step_time);
+  }
+  // On a slow fabric the all-to-all outlasts the compute: only the compute's worth hides.
+  System s = h100();
+  s.calib.overlap_slowdown = 0;
+  s.scale_up.bandwidth = ByteRate{2e9};
+  Layout x = mixtral_ep8(1, Recompute::none);
+  x.moe_a2a_overlap = false;
+  const TrainReport plain = evaluate(m, s, x, w, 16, false);
+  x.moe_a2a_overlap = true;
+  const TrainReport over = evaluate(m, s, x, w, 16, false);
+  ASSERT_TRUE(plain.feasible() && over.feasible()) << over.reason;
+  const double compute = plain.time.gemm + plain.time.attention + plain.time.elementwise;
+  ASSERT_GT(plain.time.ep_comm, compute);
+  EXPECT_GT(over.time.ep_comm, 0);
+  EXPECT_LT(over.time.ep_comm, plain.time.ep_comm);
+  // Hidden: at most the compute (the MoE fixed costs, host work, hide nothing).
+  EXPECT_LE(plain.time.ep_comm - over.time.ep_comm, compute * (1 + 1e-9));
+  // Megatron-Core's conditions: ep > 1, no full recompute, interleaving when pipelined.
+  Layout bad = mixtral_ep8(1, Recompute::full);
+  bad.moe_a2a_overlap = true;
+  EXPECT_FALSE(evaluate(m, s, bad, w, 16, false).feasible());
+  bad = mixtral_ep8(1, Recompute::none);
+  bad.moe_a2a_overlap = true;
+  bad.ep = 1;
+  EXPECT_FALSE(evaluate(m, s, bad, w, 16, false).feasible());
+}
+
 TEST(Evaluate, MoeLoadScalesExpertWork) {
   // Mixtral 8x7B, 16 GPUs, ep 8. A capacity factor of 1.25 pads every expert's buffer by 25%: the expert
   // GEMMs (and the all-to-all) carry 25% more; attention does not change. Imbalance 1 equals the default.

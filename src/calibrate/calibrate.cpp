@@ -14,10 +14,13 @@ namespace xpu {
 
 namespace {
 
-void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo, double gs, double mo) {
+void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo, double gs, double mo,
+           double ma) {
   c.tp_overlap = tpo;
   c.moe_layer_overhead = Seconds{mo};
   c.prior_moe_layer_overhead = base.moe_layer_overhead.v;
+  c.moe_alltoall_overhead = Seconds{ma};
+  c.prior_moe_alltoall_overhead = base.moe_alltoall_overhead.v;
   c.fit_grouped_scale = gs;
   c.gemm_grouped = std::min(1.5, base.gemm_grouped * gs);
   c.fit_gemm_scale = g;
@@ -57,10 +60,12 @@ struct Objective {
   double gs = 1;    // grouped-GEMM scale in effect
   double mo = 0;    // MoE layer fixed cost in effect (seconds)
   double mo0 = 0;   // its prior
+  double ma = 0;    // the alltoall dispatcher's extra cost per MoE layer and microbatch in effect (seconds)
+  double ma0 = 0;   // its prior
   bool moe_phase = false;  // prepare the mixture-of-experts rows (to fit gs) instead of the others
   void set(double g, double lp, double at, double tpo) {
     for (auto& [id, s] : cat.systems)
-      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs, mo);
+      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs, mo, ma);
   }
   // Chooses every row's plan under these values (as validate does); returns the rows' MAPE.
   double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp,
@@ -115,10 +120,11 @@ struct Objective {
                                       (tpo - tpo0) * (tpo - tpo0) + std::log(gs) * std::log(gs) +
                                       mo_prior_term());
   }
-  // The MoE layer fixed cost's prior term: ln(1 + |mo - mo0| / 1 ms)^2, as a scale's ln^2 near 1.
+  // The MoE fixed costs' prior terms: ln(1 + |mo - mo0| / 1 ms)^2, as a scale's ln^2 near 1 (and
+  // the same for the alltoall dispatcher's).
   double mo_prior_term() const {
-    const double d = std::log1p(std::fabs(mo - mo0) / 1e-3);
-    return d * d;
+    const double d = std::log1p(std::fabs(mo - mo0) / 1e-3), e = std::log1p(std::fabs(ma - ma0) / 1e-3);
+    return d * d + e * e;
   }
 };
 
@@ -165,6 +171,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     for (const auto& ch : chips) obj.base[ch] = prior_calibration(c.calibrations.at(ch));
     obj.tpo0 = obj.base.at(chips.front()).tp_overlap;
     obj.mo = obj.mo0 = obj.base.at(chips.front()).moe_layer_overhead.v;
+    obj.ma = obj.ma0 = obj.base.at(chips.front()).moe_alltoall_overhead.v;
     FamilyFit fit;
     fit.family = fam;
     fit.chips = chips;
@@ -196,11 +203,19 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
       if (static_cast<int>(moe_rows.size()) >= o.min_rows) {
         // With the expert-GEMM scale, a fixed cost per MoE layer and microbatch (what does not
         // scale with tokens); searched as 0.1 ms x (x - 1) on x in [1, 51], i.e. 0 to 5 ms.
+        // Rows run with the host-synchronised alltoall dispatcher add its own fixed cost, searched
+        // the same way (0 to 10 ms) when there are enough of them.
+        for (const auto& p : obj.rows)
+          if (p.layout.moe_dispatcher == MoeDispatcher::alltoall) fit.alltoall_rows.push_back(p.id);
+        fit.fit_alltoall = static_cast<int>(fit.alltoall_rows.size()) >= o.min_alltoall_rows;
         for (int pass = 0; pass < 3; ++pass) {
           if (pass > 0) obj.prepare(g, lp, at, tpo, nullptr, nullptr, nullptr);
           obj.gs = golden([&](double x) { obj.gs = x; return obj.error(g, lp, at, tpo); }, 0.4, 1.5, 18);
           obj.mo = 1e-4 * (golden([&](double x) { obj.mo = 1e-4 * (x - 1.0); return obj.error(g, lp, at, tpo); }, 1.0, 51.0, 18) - 1.0);
+          if (fit.fit_alltoall)
+            obj.ma = 1e-4 * (golden([&](double x) { obj.ma = 1e-4 * (x - 1.0); return obj.error(g, lp, at, tpo); }, 1.0, 101.0, 18) - 1.0);
         }
+        if (!fit.fit_alltoall) fit.alltoall_rows.clear();
         fit.fit_grouped = true;
         fit.grouped_rows = moe_rows;
         fit.grouped_scale = obj.gs;
@@ -208,6 +223,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
       } else {
         obj.gs = 1;
         obj.mo = obj.mo0;
+        obj.ma = obj.ma0;
       }
       obj.moe_phase = false;
     }
@@ -218,9 +234,11 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.tp_overlap_prior = obj.tpo0;
     fit.moe_layer_overhead = obj.mo;
     fit.moe_layer_overhead_prior = obj.mo0;
+    fit.moe_alltoall_overhead = obj.ma;
+    fit.moe_alltoall_overhead_prior = obj.ma0;
     for (const auto& ch : chips) {
       Calibration cal = c.calibrations.at(ch);
-      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs, obj.mo);
+      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs, obj.mo, obj.ma);
       cal.status = "fitted";
       out.fitted[ch] = cal;
     }
@@ -239,9 +257,11 @@ Calibration prior_calibration(const Calibration& fitted) {
   b.gemm_grouped /= b.fit_grouped_scale;
   if (b.prior_tp_overlap >= 0) b.tp_overlap = b.prior_tp_overlap;
   if (b.prior_moe_layer_overhead >= 0) b.moe_layer_overhead = Seconds{b.prior_moe_layer_overhead};
+  if (b.prior_moe_alltoall_overhead >= 0) b.moe_alltoall_overhead = Seconds{b.prior_moe_alltoall_overhead};
   b.fit_gemm_scale = b.fit_lowp_scale = b.fit_attention_scale = b.fit_grouped_scale = 1;
   b.prior_tp_overlap = -1;
   b.prior_moe_layer_overhead = -1;
+  b.prior_moe_alltoall_overhead = -1;
   return b;
 }
 
@@ -351,6 +371,10 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   if (c.moe_layer_overhead.v > 0 || (fit && fit->fit_grouped))
     line("moe_layer_overhead = \"%.4g us\"          # per MoE layer forward per microbatch (backward 2x): what does not scale with tokens",
          c.moe_layer_overhead.v * 1e6);
+  if (c.moe_alltoall_overhead.v > 0 || (fit && fit->fit_alltoall))
+    line("moe_alltoall_overhead = \"%.4g us\"       # with the alltoall token dispatcher (host-synchronised), per MoE layer forward per microbatch (backward 2x), beyond moe_layer_overhead",
+         c.moe_alltoall_overhead.v * 1e6);
+  if (!c.moe_alltoall_source.empty()) s += "moe_alltoall_source = " + double_quoted(c.moe_alltoall_source) + "\n";
   s += "\n[collectives]\n";
   line("scale_up_bus = %.2f                     # achieved bus bandwidth / link bandwidth", c.scale_up_bus);
   line("scale_out_bus = %.2f", c.scale_out_bus);
@@ -376,6 +400,12 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
       for (const auto& r : fit->grouped_rows) g += (g.empty() ? "\"" : ", \"") + r + "\"";
       s += "grouped_rows = [" + g + "]\n";
       line("moe_layer_overhead_prior = \"%.4g us\"", fit->moe_layer_overhead_prior * 1e6);
+      if (fit->fit_alltoall) {
+        std::string a;
+        for (const auto& r : fit->alltoall_rows) a += (a.empty() ? "\"" : ", \"") + r + "\"";
+        s += "alltoall_rows = [" + a + "]\n";
+        line("moe_alltoall_overhead_prior = \"%.4g us\"", fit->moe_alltoall_overhead_prior * 1e6);
+      }
     }
     line("tp_overlap = %.4f", fit->tp_overlap);
     line("tp_overlap_prior = %.4f", fit->tp_overlap_prior);

@@ -30,6 +30,9 @@ struct FamilyFit {
   std::vector<std::string> grouped_rows;  // the MoE rows that fit it
   double grouped_scale = 1, grouped_mape_before = 0, grouped_mape_after = 0;
   double moe_layer_overhead = 0, moe_layer_overhead_prior = 0;  // seconds, fitted with grouped_scale
+  bool fit_alltoall = false;               // enough rows with the host-synchronised alltoall dispatcher
+  std::vector<std::string> alltoall_rows;  // those rows
+  double moe_alltoall_overhead = 0, moe_alltoall_overhead_prior = 0;  // seconds, fitted with them
   double loss_before = 0, loss_after = 0;  // mean robust loss
   double mape_before = 0, mape_after = 0;
 };
@@ -43,6 +46,7 @@ struct CalibrateOptions {
   bool dense_only = true;     // fit on dense-model rows only
   double prior_weight = 1.0;  // weight of ln(scale)^2 against the summed robust loss of the rows
   int min_rows = 3;           // families with fewer usable rows are left as they are
+  int min_alltoall_rows = 2;  // MoE rows run with the alltoall dispatcher needed to fit its overhead
   double robust_scale = 0.25; // log error at which the Cauchy loss starts to flatten (about 28%)
   std::vector<RunFacts> facts;       // per truth table (same order), or empty: run facts to apply
   std::set<std::string> exclude;     // row ids left out of the fit (cross-validation)

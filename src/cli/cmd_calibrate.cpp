@@ -160,7 +160,8 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                       fit.fit_tp_overlap ? f("%.2f", fit.tp_overlap) : "-",
                       f("%.1f%%", fit.mape_before), f("%.1f%%", fit.mape_after),
                       fit.fit_grouped ? std::to_string(fit.grouped_rows.size()) + ": " + f("%.3f", fit.grouped_scale) + ", " +
-                                            f("%.0f us", fit.moe_layer_overhead * 1e6) + " (" +
+                                            f("%.0f us", fit.moe_layer_overhead * 1e6) +
+                                            (fit.fit_alltoall ? f(" + alltoall %.0f us", fit.moe_alltoall_overhead * 1e6) : std::string()) + " (" +
                                             f("%.1f%%", fit.grouped_mape_before) + " -> " + f("%.1f%%", fit.grouped_mape_after) + ")"
                                       : "-"});
     std::string text = render_table({"family", "rows", "unstated precision (left out)", "gemm x", "fp8/fp4/int8 x", "attention x",

@@ -12,7 +12,7 @@
 namespace xpu::cli {
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params;
+  std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   double moe_capacity_factor = 0, moe_imbalance = 0;
@@ -65,6 +65,14 @@ struct PlanFlags {
     c->add_option("--fsdp-overlap", fsdp_overlap,
                   "ZeRO-3 only: share of compute that can hide its gathers and reduce-scatters, 0-1 (default: the "
                   "calibration's collectives.fsdp_overlap)");
+    c->add_option("--moe-dispatcher", moe_dispatcher,
+                  "MoE token dispatcher: flex (DeepEP/HybridEP, device-initiated) or alltoall (Megatron's "
+                  "'alltoall' dispatcher: split sizes copied to the host and the device synchronised every MoE layer, "
+                  "kernel.moe_alltoall_overhead per layer and microbatch) (default flex)");
+    c->add_option("--moe-a2a-overlap", moe_a2a_overlap,
+                  "on | off: MoE all-to-all overlapped with compute (Megatron --overlap-moe-expert-parallel-comm: one "
+                  "microbatch's forward paired with another's backward; needs ep > 1, no full recompute, vp > 1 when pp "
+                  "> 1) (default off)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -104,6 +112,16 @@ struct PlanFlags {
       auto v = parse_attention_kernel(attention);
       if (!v) throw InputError("--attention", "'" + attention + "' is not flash or unfused");
       q.attention = *v;
+    }
+    if (!moe_dispatcher.empty()) {
+      auto v = parse_moe_dispatcher(moe_dispatcher);
+      if (!v) throw InputError("--moe-dispatcher", "'" + moe_dispatcher + "' is not flex or alltoall");
+      q.moe_dispatcher = *v;
+    }
+    if (!moe_a2a_overlap.empty()) {
+      if (moe_a2a_overlap != "on" && moe_a2a_overlap != "off")
+        throw InputError("--moe-a2a-overlap", "'" + moe_a2a_overlap + "' is not on or off");
+      q.moe_a2a_overlap = moe_a2a_overlap == "on";
     }
     if (!rank_order.empty()) {
       auto v = parse_rank_order(rank_order);

@@ -213,6 +213,8 @@ Calibration parse_calibration(const DataFile& f) {
     c.step_overhead = Seconds{k->opt_quantity("step_overhead", Dimension::time, true).value_or(0)};
     c.lowp_overhead = k->opt_number("lowp_overhead", 0, 5).value_or(0);
     c.moe_layer_overhead = Seconds{k->opt_quantity("moe_layer_overhead", Dimension::time, true).value_or(0)};
+    c.moe_alltoall_overhead = Seconds{k->opt_quantity("moe_alltoall_overhead", Dimension::time, true).value_or(0)};
+    c.moe_alltoall_source = k->opt_str("moe_alltoall_source").value_or("");
     k->finish();
   }
   if (auto f = r.table("fit")) {  // provenance of a fit: checked for shape, not used
@@ -228,6 +230,8 @@ Calibration parse_calibration(const DataFile& f) {
     (void)f->number("tp_overlap", 0, 1);
     c.prior_tp_overlap = f->number("tp_overlap_prior", 0, 1);
     if (auto v = f->opt_quantity("moe_layer_overhead_prior", Dimension::time, true)) c.prior_moe_layer_overhead = *v;
+    if (auto v = f->opt_quantity("moe_alltoall_overhead_prior", Dimension::time, true)) c.prior_moe_alltoall_overhead = *v;
+    (void)f->str_array("alltoall_rows");
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();

@@ -82,7 +82,9 @@ std::string layout_summary(const Layout& l) {
          precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
          (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") +
-         (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") + fsdp_summary(l);
+         (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") +
+         (l.moe_dispatcher == MoeDispatcher::alltoall ? " a2a-dispatch" : "") + (l.moe_a2a_overlap ? " a2a-overlap" : "") +
+         fsdp_summary(l);
 }
 
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
@@ -104,6 +106,10 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
                  {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
                  {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
                  {"attention", attention_kernel_name(l.attention)}, {"rank_order", rank_order_name(l.rank_order)}};
+  if (m.is_moe()) {
+    j["layout"]["moe_dispatcher"] = moe_dispatcher_name(l.moe_dispatcher);
+    j["layout"]["moe_a2a_overlap"] = l.moe_a2a_overlap;
+  }
   if (l.zero == 3 && l.fsdp.rate > 0) j["layout"]["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
   if (l.zero == 3 && l.fsdp.overlap >= 0) j["layout"]["fsdp_overlap"] = l.fsdp.overlap;
   j["microbatches"] = r.microbatches;
@@ -155,6 +161,8 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
          (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") +
          (l.rank_order == RankOrder::pp_then_dp ? std::string("  ranks ") + rank_order_name(l.rank_order) : std::string()) +
+         (l.moe_dispatcher == MoeDispatcher::alltoall ? "  dispatcher alltoall" : "") +
+         (l.moe_a2a_overlap ? "  all-to-all overlapped" : "") +
          (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
          "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n\n";

@@ -252,6 +252,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   l.schedule = q_.schedule;
                   l.cp_mode = q_.cp_mode;
                   l.attention = q_.attention;
+                  l.moe_dispatcher = q_.moe_dispatcher;
+                  l.moe_a2a_overlap = q_.moe_a2a_overlap;
                   l.rank_order = q_.rank_order;
                   l.fsdp = q_.fsdp;
                   apply_memory_option(l, mo);

@@ -96,11 +96,16 @@ struct Calibration {
   Seconds moe_layer_overhead{};      // fixed cost of one MoE layer's forward per microbatch (backward twice
                                      // it): router, permutation and dispatch bookkeeping that does not scale
                                      // with tokens (host launches, the dispatcher's device-to-host sync)
+  Seconds moe_alltoall_overhead{};   // beyond it, with Megatron's host-synchronised "alltoall" token
+                                     // dispatcher (Layout::moe_dispatcher): one MoE layer's forward per
+                                     // microbatch, backward twice it
+  std::string moe_alltoall_source;   // where an unfitted moe_alltoall_overhead comes from (kept by refits)
   // A fitted file records the scales it applied, so a new fit starts again from the prior
   // (assumed) values instead of compounding: prior = value / scale.
   double fit_gemm_scale = 1, fit_lowp_scale = 1, fit_attention_scale = 1, fit_grouped_scale = 1;
   double prior_tp_overlap = -1;      // < 0: the file is not fitted; prior = tp_overlap
   double prior_moe_layer_overhead = -1;  // < 0: not fitted; prior = moe_layer_overhead
+  double prior_moe_alltoall_overhead = -1;  // < 0: not fitted; prior = moe_alltoall_overhead
 
   double gemm_max_at(Precision p) const {
     double g = gemm_max[static_cast<int>(p)];

@@ -40,6 +40,15 @@ std::optional<AttentionKernel> parse_attention_kernel(std::string_view s);
 enum class RankOrder { dp_then_pp, pp_then_dp };
 const char* rank_order_name(RankOrder o);
 std::optional<RankOrder> parse_rank_order(std::string_view s);
+// How Megatron-Core routes MoE tokens to their experts. flex: DeepEP or HybridEP kernels
+// (moe_token_dispatcher_type "flex") that exchange tokens device-initiated, the split sizes never
+// leaving the GPU. alltoall: the "alltoall" dispatcher, which copies each layer's split sizes to the
+// host for a variable-size all_to_all_single and synchronises the device on them every MoE layer
+// forward (MoEAlltoAllTokenDispatcher's cuda_dtoh_point / cuda_sync_point). The synchronisation
+// and the host work behind it cost kernel.moe_alltoall_overhead per MoE layer and microbatch.
+enum class MoeDispatcher { flex, alltoall };
+const char* moe_dispatcher_name(MoeDispatcher d);
+std::optional<MoeDispatcher> parse_moe_dispatcher(std::string_view s);
 const char* recompute_name(Recompute r);
 std::optional<Recompute> parse_recompute(std::string_view s);
 
@@ -81,6 +90,10 @@ struct Layout {
   bool grad_fp32 = true;             // gradients accumulated and reduced in fp32 (else bf16)
   bool lowp_params = false;          // fp8/fp4 only: primary weights kept at that precision
                                      // (no bf16 copy; gathers move the low-precision bytes)
+  MoeDispatcher moe_dispatcher = MoeDispatcher::flex;  // MoE only
+  bool moe_a2a_overlap = false;      // MoE, ep > 1: Megatron-Core's --overlap-moe-expert-parallel-comm
+                                     // (a microbatch's forward paired with another's backward, each
+                                     // one's all-to-all under the other's compute)
 
   // The expert tensor-parallel degree in effect.
   int expert_tp() const {
@@ -122,6 +135,8 @@ struct PlanRequest {
   CpMode cp_mode = CpMode::ring;                      // not searched: as given
   AttentionKernel attention = AttentionKernel::flash; // not searched: as given
   RankOrder rank_order = RankOrder::dp_then_pp;      // not searched: as given
+  MoeDispatcher moe_dispatcher = MoeDispatcher::flex; // not searched: as given
+  bool moe_a2a_overlap = false;                       // not searched: as given
   FsdpImpl fsdp;                                      // not searched: as given
 };
 

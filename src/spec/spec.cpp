@@ -129,6 +129,20 @@ std::optional<AttentionKernel> parse_attention_kernel(std::string_view s) {
   return std::nullopt;
 }
 
+const char* moe_dispatcher_name(MoeDispatcher d) {
+  switch (d) {
+    case MoeDispatcher::flex: return "flex";
+    case MoeDispatcher::alltoall: return "alltoall";
+  }
+  return "?";
+}
+
+std::optional<MoeDispatcher> parse_moe_dispatcher(std::string_view s) {
+  for (MoeDispatcher x : {MoeDispatcher::flex, MoeDispatcher::alltoall})
+    if (s == moe_dispatcher_name(x)) return x;
+  return std::nullopt;
+}
+
 ParamCounts count_params(const Model& m) {
   ParamCounts c;
   const double h = static_cast<double>(m.hidden);

@@ -50,6 +50,11 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.work.moe_imbalance != 0 && !(q.work.moe_imbalance >= 1 && std::isfinite(q.work.moe_imbalance)))
     bad("--moe-imbalance", "must be at least 1 (1 = balanced routing)");
   if (q.work.moe_imbalance > 0 && !m.is_moe()) bad("--moe-imbalance", "needs a mixture-of-experts model");
+  if (q.moe_dispatcher != MoeDispatcher::flex && !m.is_moe()) bad("--moe-dispatcher", "needs a mixture-of-experts model");
+  if (q.moe_a2a_overlap && !m.is_moe()) bad("--moe-a2a-overlap", "needs a mixture-of-experts model");
+  if (q.moe_a2a_overlap && q.ep && *q.ep < 2) bad("--moe-a2a-overlap", "needs expert parallelism (ep > 1)");
+  if (q.moe_a2a_overlap && q.recompute && *q.recompute == Recompute::full)
+    bad("--moe-a2a-overlap", "excludes full recompute (Megatron-Core asserts it)");
   if (q.work.moe_imbalance > 0 && q.work.moe_capacity_factor > 0)
     bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
@@ -117,6 +122,8 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.schedule = q.schedule;
   l.cp_mode = q.cp_mode;
   l.attention = q.attention;
+  l.moe_dispatcher = q.moe_dispatcher;
+  l.moe_a2a_overlap = q.moe_a2a_overlap;
   l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
   (void)m;
@@ -182,6 +189,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     l.schedule = q.schedule;
                     l.cp_mode = q.cp_mode;
                     l.attention = q.attention;
+                    l.moe_dispatcher = q.moe_dispatcher;
+                    l.moe_a2a_overlap = q.moe_a2a_overlap;
                     l.rank_order = q.rank_order;
                     l.fsdp = q.fsdp;
                     apply_memory_option(l, mem_opt);

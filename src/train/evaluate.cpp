@@ -261,7 +261,7 @@ LayerCost Evaluator::layer(int li) const {
     // overlapped 1F1B or DualPipe), which then runs overlap_slowdown slower.
     c.ep_f = 2 * one * exposed_share(c_.ep_overlap);
     c.ep_b = c.ep_f;
-    moe_fixed = c_.moe_layer_overhead.v;
+    moe_fixed = c_.moe_layer_overhead.v + (l_.moe_dispatcher == MoeDispatcher::alltoall ? c_.moe_alltoall_overhead.v : 0.0);
   } else {
     const double f = static_cast<double>(m_.ffn_hidden);
     Fb up = gemm_fb(T, up_width * f / t, h);
@@ -311,6 +311,17 @@ LayerCost Evaluator::layer(int li) const {
       c.cp_b = c.cp_f + coll(Collective::reduce_scatter, full, g_cp);
       c.cp_buffer = 2.0 * full;
     }
+  }
+
+  // MoE all-to-all overlap (Megatron-Core --overlap-moe-expert-parallel-comm): one microbatch's
+  // forward and another's backward run as one combined pass, each one's dispatch and combine under
+  // the other's compute. Of the pair's all-to-all, what exceeds the pair's compute stays exposed; the
+  // compute beside the rest runs overlap_slowdown slower. The MoE fixed costs (host work) hide nothing.
+  if (l_.moe_a2a_overlap && c.ep_f + c.ep_b > 0) {
+    const double comm = c.ep_f + c.ep_b;
+    const double compute = c.gemm_f + c.gemm_b + c.attn_f + c.attn_b + c.elem_f + c.elem_b - 3.0 * moe_fixed;
+    const double exposed = std::max(0.0, comm - compute) + c_.overlap_slowdown * std::min(comm, compute);
+    c.ep_f = c.ep_b = exposed / 2;
   }
 
   // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
@@ -419,6 +430,13 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   }
   if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
   if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
+  if (l.moe_dispatcher != MoeDispatcher::flex && !m.is_moe())
+    return no(Infeasible::indivisible, "a MoE token dispatcher needs a mixture-of-experts model");
+  if (l.moe_a2a_overlap) {  // Megatron-Bridge comm_overlap.py asserts these
+    if (!m.is_moe() || l.ep < 2) return no(Infeasible::indivisible, "MoE all-to-all overlap needs a mixture-of-experts model with ep > 1");
+    if (l.recompute == Recompute::full) return no(Infeasible::indivisible, "MoE all-to-all overlap excludes full recompute");
+    if (l.pp > 1 && l.vp < 2) return no(Infeasible::indivisible, "MoE all-to-all overlap with pp > 1 needs interleaving (vp > 1)");
+  }
   if (l.lowp_params && !can_keep_lowp_params(l.precision))
     return no(Infeasible::indivisible, "low-precision primary weights need fp8 or fp4");
   if (!s.peak(l.precision))

@@ -56,6 +56,15 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
         cal + ": gemm.grouped");
     add("MoE layer fixed cost", format_seconds(c.moe_layer_overhead) + " per MoE layer forward per microbatch, 2x in backward",
         cal + ": kernel.moe_layer_overhead (fitted on the family's MoE rows; in the elementwise time)");
+    add("MoE token dispatcher", std::string(moe_dispatcher_name(r.layout.moe_dispatcher)) +
+            (r.layout.moe_dispatcher == MoeDispatcher::alltoall
+                 ? ": host-synchronised all-to-all, + " + format_seconds(c.moe_alltoall_overhead) +
+                       " per MoE layer forward per microbatch, 2x in backward"
+                 : std::string(": device-initiated (DeepEP/HybridEP), no host synchronisation")),
+        r.layout.moe_dispatcher == MoeDispatcher::alltoall
+            ? "--moe-dispatcher; " + cal + ": kernel.moe_alltoall_overhead (in the elementwise time" +
+                  (c.moe_alltoall_source.empty() ? std::string(")") : "; kernel.moe_alltoall_source: " + c.moe_alltoall_source + ")")
+            : std::string("--moe-dispatcher (default flex)"));
   }
   if (r.layout.attention == AttentionKernel::flash) {
     add("flash-attention efficiency", num(c.attention) + " of the attention peak (forward); backward at " + num(c.attention_backward) + " of that",
@@ -136,7 +145,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   term("CP communication", t.cp_comm,
        l.cp_mode == CpMode::ring ? std::string("ring K/V exchange (cp-1 steps) not hidden under attention")
                                  : std::string("all-gather of K/V before attention, reduce-scatter of dK/dV after (exposed)"));
-  term("EP all-to-all", t.ep_comm, "dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd");
+  term("EP all-to-all", t.ep_comm,
+       std::string("dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd") +
+           (l.moe_a2a_overlap ? "; overlapped (--moe-a2a-overlap): a forward and a backward paired, only what exceeds "
+                                "their compute exposed, + collectives.overlap_slowdown x the hidden part"
+                              : ""));
   term("PP send/recv", t.pp_comm,
        l.vp > 1 ? std::string("interleaved: 2 (pp - 1) exposed messages of b s h 2 B / tp (fill and drain) + 2 x microbatches x vp "
                               "messages overlapped with the next chunk (overlap_slowdown of them)")

@@ -141,6 +141,12 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "attention") {
       f.text = r.str("value");
       if (!parse_attention_kernel(f.text)) r.fail("value", "'" + f.text + "' is not flash or unfused");
+    } else if (f.field == "moe_dispatcher") {
+      f.text = r.str("value");
+      if (!parse_moe_dispatcher(f.text)) r.fail("value", "'" + f.text + "' is not flex or alltoall");
+    } else if (f.field == "moe_a2a_overlap") {
+      f.value = r.req_number("value");
+      if (f.value != 0 && f.value != 1) r.fail("value", "moe_a2a_overlap must be 1 (overlapped) or 0");
     } else if (f.field == "lowp_params") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "lowp_params must be 1 (fp8/fp4 primary weights) or 0 (bf16)");
@@ -222,6 +228,8 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "attention") q.attention = *parse_attention_kernel(f.text);
           if (f.field == "rank_order") q.rank_order = *parse_rank_order(f.text);
           if (f.field == "lowp_params") q.lowp_params = f.value == 1;
+          if (f.field == "moe_dispatcher") q.moe_dispatcher = *parse_moe_dispatcher(f.text);
+          if (f.field == "moe_a2a_overlap") q.moe_a2a_overlap = f.value == 1;
           if (f.field == "vp") {
             if (vp)
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
@@ -253,6 +261,10 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
     std::string reason;
     Model m = model_from_row(r, c, &reason);
     row.moe = m.is_moe();
+    for (const auto& f : row.facts)
+      if ((f.field == "moe_dispatcher" || f.field == "moe_a2a_overlap") && !row.moe && reason.empty())
+        throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
+                         f.field + ": applies to mixture-of-experts rows, and row " + row.id + " is dense");
     row.arch = m;
     auto sys = c.systems.find(row.system);
     if (sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";

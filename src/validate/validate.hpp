@@ -35,8 +35,12 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // is the interleaved pipeline's chunks per stage, for a row whose vp cell is empty. lowp_params
 // (1 or 0) says whether an fp8/fp4 run kept its primary weights in that precision (Megatron
 // --fp8-param-gather: `lowp-w`) or in bf16; the table has no column for it (chosen if not stated).
+// moe_dispatcher (flex or alltoall, MoE rows only) says how the run's tokens reached their experts
+// (Layout::moe_dispatcher; flex if not stated); moe_a2a_overlap (1 or 0, MoE rows only) whether
+// its expert all-to-all was overlapped (Megatron --overlap-moe-expert-parallel-comm; 0 if not stated).
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
-                                                 "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params"};
+                                                 "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params",
+                                                 "moe_dispatcher", "moe_a2a_overlap"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
