@@ -747,6 +747,81 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
   EXPECT_EQ(chips, sc.chips);
 }
 
+// The routed experts' factor: Mixtral rows made by the simulator with engine.moe_expert_factor 2
+// pull the fitted factor from its prior 1 towards 2; the dense knobs fit on dense rows only, and
+// the written file records the factor's prior and the MoE rows.
+TEST(ServeCalibrate, MoeExpertFactorFitsOnTheMoeRows) {
+  const std::string header =
+      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
+      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
+      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  struct R {
+    const char* id;
+    const char* model;
+    int tp, in, out;
+  };
+  const R rows[] = {{"D1-tpot-p50", "llama3-8b", 1, 512, 64},     {"D2-tpot-p50", "llama3-8b", 2, 1024, 64},
+                    {"D3-tpot-p50", "llama3-8b", 4, 256, 32},     {"D4-tpot-p50", "llama3-8b", 8, 2048, 32},
+                    {"D5-tpot-p50", "llama3-8b", 1, 4096, 16},    {"M1-tpot-p50", "mixtral-8x7b", 2, 512, 64},
+                    {"M2-tpot-p50", "mixtral-8x7b", 4, 1024, 32}, {"M3-tpot-p50", "mixtral-8x7b", 8, 256, 64}};
+  auto table = [&](const std::vector<double>& values) {
+    std::string text = header;
+    for (std::size_t i = 0; i < std::size(rows); ++i)
+      text += std::string(rows[i].id) + ",test,B,dgx-h100," + std::to_string(rows[i].tp) + "," + rows[i].model +
+              ",,,,,,,,,,,,,,bf16,bf16," + std::to_string(rows[i].tp) + ",1,,1,single," + std::to_string(rows[i].in) + "," +
+              std::to_string(rows[i].out) + ",1,,,,tpot_ms,p50," + std::to_string(values[i]) + ",\n";
+    return parse_csv(DataFile{"synthetic.csv", text});
+  };
+  Catalog truth_cat = builtin();
+  ServingCalibration sc = truth_cat.systems.at("dgx-h100").serving;
+  sc.moe_expert_factor = 2.0;
+  sc.prior_moe_expert_factor = -1;
+  for (auto& [id, s] : truth_cat.systems)
+    if (s.serving.id == sc.id) s.serving = sc;
+  std::vector<double> measured;
+  for (const auto& r : validate_inference(table(std::vector<double>(std::size(rows), 1.0)), truth_cat).rows) {
+    ASSERT_TRUE(r.evaluated) << r.reason;
+    measured.push_back(r.predicted);
+  }
+  // The factor changes only the MoE rows.
+  const ValidationResult shipped = validate_inference(table(measured), builtin());
+  for (std::size_t i = 0; i < std::size(rows); ++i)
+    if (std::string(rows[i].model) == "llama3-8b") EXPECT_NEAR(shipped.rows[i].error_pct, 0.0, 1e-3) << rows[i].id;  // values written to 6 places
+    else EXPECT_LT(shipped.rows[i].error_pct, -5.0) << rows[i].id;
+
+  CalibrateOptions o;
+  o.serving_families = {sc.id};
+  const std::vector<ServingFit> fits = calibrate_serving(table(measured), builtin(), o);
+  ASSERT_EQ(fits.size(), 1u);
+  const ServingFit& fit = fits[0];
+  EXPECT_EQ(fit.rows.size(), 5u);  // the dense rows
+  ASSERT_TRUE(fit.fit_moe);
+  EXPECT_EQ(fit.moe_rows, (std::vector<std::string>{"M1-tpot-p50", "M2-tpot-p50", "M3-tpot-p50"}));
+  EXPECT_DOUBLE_EQ(fit.prior.moe_expert_factor, 1.0);
+  EXPECT_GT(fit.fitted.moe_expert_factor, 1.5);
+  EXPECT_LT(fit.fitted.moe_expert_factor, 2.05);
+  EXPECT_LT(fit.moe_mape_after, fit.moe_mape_before / 2);
+  std::vector<std::string> chips;
+  const ServingCalibration back =
+      parse_serving(DataFile{"data/serving/" + sc.id + ".toml", serving_toml(fit.fitted, &fit, "synthetic.csv", "xpuplan test", "2026-11-27")}, &chips);
+  EXPECT_NEAR(back.moe_expert_factor, fit.fitted.moe_expert_factor, 1e-4);
+  EXPECT_DOUBLE_EQ(back.prior_moe_expert_factor, 1.0);
+  EXPECT_DOUBLE_EQ(prior_serving(back).moe_expert_factor, 1.0);
+}
+
+// A factor taken from another family (no fit of its own) keeps its source through a rewrite.
+TEST(ServeCalibrate, MoeExpertFactorSourceRoundTrips) {
+  ServingCalibration s = builtin().systems.at("dgx-a100").serving;
+  s.moe_expert_factor = 1.25;
+  s.moe_expert_source = "taken from \"another\" family's fit";
+  std::vector<std::string> chips;
+  const ServingCalibration back =
+      parse_serving(DataFile{"data/serving/" + s.id + ".toml", serving_toml(s, nullptr, "", "xpuplan test", "2026-11-27")}, &chips);
+  EXPECT_NEAR(back.moe_expert_factor, 1.25, 1e-9);
+  EXPECT_EQ(back.moe_expert_source, "taken from 'another' family's fit");
+  EXPECT_EQ(back.prior_moe_expert_factor, -1);
+}
+
 // Several inference tables fit together: three rows in each of two tables are too few for a fit
 // alone (fewer than five rows), six across both are enough, and recover the same slower decode.
 TEST(ServeCalibrate, TablesFitTogether) {

@@ -21,6 +21,8 @@ namespace {
 constexpr int kParams = 7;
 constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
 constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
+constexpr int kMinMoeRows = 3;      // mixture-of-experts rows needed to fit engine.moe_expert_factor
+constexpr int kMinMoeRuns = 2;      // from at least this many measured runs
 
 // The measured run a row belongs to: its id without the "-<metric>-<stat>" suffix
 // ("INF2-09-tpot-p50" -> "INF2-09").
@@ -86,6 +88,7 @@ ServingCalibration prior_serving(const ServingCalibration& cur) {
   if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
   if (cur.prior_decode_score_time_s >= 0) prior.decode_score_time = Seconds{cur.prior_decode_score_time_s};
   if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
+  if (cur.prior_moe_expert_factor > 0) prior.moe_expert_factor = cur.prior_moe_expert_factor;
   return prior;
 }
 
@@ -180,6 +183,60 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
       if (!improved) f = std::sqrt(f);
     }
     evaluate(best, &fit.mape_after);
+
+    // The routed experts' factor, on the family's mixture-of-experts rows with the values above
+    // fixed (its own robust loss and ln(factor / prior)^2 pull; golden-section search in log space
+    // over 0.5-3).
+    std::vector<std::set<std::string>> moe_rows(truths.size());
+    std::set<std::string> moe_runs;
+    for (std::size_t ti = 0; ti < truths.size(); ++ti)
+      for (const auto& r : base[ti].rows) {
+        if (r.grade == "C" || !r.evaluated || !r.moe || o.exclude.count(r.id)) continue;
+        auto sys = c.systems.find(r.system);
+        if (sys == c.systems.end() || !chips.count(sys->second.chip_id)) continue;
+        moe_rows[ti].insert(r.id);
+        moe_runs.insert(truths[ti].table->path + ":" + run_of(r.id));
+        fit.moe_rows.push_back(r.id);
+      }
+    if (static_cast<int>(fit.moe_rows.size()) >= kMinMoeRows && static_cast<int>(moe_runs.size()) >= kMinMoeRuns) {
+      auto moe_loss = [&](double factor, double* mape) {
+        ServingCalibration s = best;
+        s.moe_expert_factor = factor;
+        const Catalog cs = with_serving(c, s);
+        double loss = 0, abs_sum = 0;
+        int n = 0;
+        for (std::size_t ti = 0; ti < truths.size(); ++ti) {
+          if (moe_rows[ti].empty()) continue;
+          for (const auto& r : validate_inference(*truths[ti].table, cs, &moe_rows[ti], truths[ti].facts).rows) {
+            const double e = r.evaluated ? std::log(r.predicted / r.measured) / o.robust_scale : 10.0;
+            loss += std::log1p(e * e);
+            abs_sum += std::fabs(r.error_pct);
+            ++n;
+          }
+        }
+        const double d = std::log(factor / prior.moe_expert_factor);
+        if (mape) *mape = n ? abs_sum / n : 0;
+        return loss + o.prior_weight * d * d;
+      };
+      moe_loss(prior.moe_expert_factor, &fit.moe_mape_before);
+      const double phi = (std::sqrt(5.0) - 1) / 2;
+      double a = std::log(0.5), z = std::log(3.0);
+      double x1 = z - phi * (z - a), x2 = a + phi * (z - a);
+      double f1 = moe_loss(std::exp(x1), nullptr), f2 = moe_loss(std::exp(x2), nullptr);
+      for (int i = 0; i < 24; ++i) {
+        if (f1 < f2) {
+          z = x2; x2 = x1; f2 = f1; x1 = z - phi * (z - a); f1 = moe_loss(std::exp(x1), nullptr);
+        } else {
+          a = x1; x1 = x2; f1 = f2; x2 = a + phi * (z - a); f2 = moe_loss(std::exp(x2), nullptr);
+        }
+      }
+      best.moe_expert_factor = std::exp((a + z) / 2);
+      best.moe_expert_source.clear();
+      moe_loss(best.moe_expert_factor, &fit.moe_mape_after);
+      fit.fit_moe = true;
+    } else {
+      fit.moe_rows.clear();
+    }
     best.status = "fitted";
     best.prior_decode_bw = prior.decode_bw;
     best.prior_layer_overhead_s = prior.layer_overhead.v;
@@ -188,6 +245,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     best.prior_prefill_layer_overhead_s = prior.prefill_layer_overhead.v;
     best.prior_decode_score_time_s = prior.decode_score_time.v;
     best.prior_prefill_score_time_s = prior.prefill_score_time.v;
+    best.prior_moe_expert_factor = fit.fit_moe ? prior.moe_expert_factor : -1;
     fit.fitted = best;
     out.push_back(std::move(fit));
   }
@@ -304,6 +362,14 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("moe_all_experts_from = %.4g           # MoE token generation: every expert runs over every token once batch x top_k / experts reaches this, else each token loads its own top-k experts (neuronx-distributed ExpertMLPs.SELECTIVE_LOADING_THRESHOLD)", s.moe_all_experts_from);
   if (s.moe_prefill_all_experts)
     line("moe_prefill_all_experts = true      # MoE context encoding runs every token through every expert (neuronx-distributed ExpertMLPs.forward_all_experts at full capacity)");
+  if (s.moe_expert_factor != 1.0 || (fit && fit->fit_moe))
+    line("moe_expert_factor = %.4f               # routed experts' time over the roofline of the same GEMMs run dense (grouped expert kernels, routing, permutation)", s.moe_expert_factor);
+  if (!s.moe_expert_source.empty()) {
+    std::string m = s.moe_expert_source;
+    for (auto& ch : m)
+      if (ch == '"') ch = '\'';
+    out += "moe_expert_source = \"" + m + "\"\n";
+  }
   if (fit) {
     out += "\n[fit]                                   # provenance: xpuplan calibrate on an inference table\n";
     line("truth = \"%s\"", truth_name.c_str());
@@ -319,6 +385,10 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("score_time_prior = \"%.4g ns\"", fit->prior.decode_score_time.v * 1e9);
     line("prefill_score_time_prior = \"%.4g ns\"", fit->prior.prefill_score_time.v * 1e9);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);
+    if (fit->fit_moe) {
+      out += "moe_rows = " + quote_list(fit->moe_rows) + "\n";
+      line("moe_expert_factor_prior = %.4f", fit->prior.moe_expert_factor);
+    }
     line("mape_before_pct = %.2f", fit->mape_before);
     line("mape_after_pct = %.2f", fit->mape_after);
   }

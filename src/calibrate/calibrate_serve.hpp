@@ -19,6 +19,11 @@ struct ServingFit {
   ServingCalibration prior, fitted;  // values before (the assumed ones) and after
   double mape_before = 0, mape_after = 0;
   double decode_bw_ceiling = 0.95;   // upper bound of the fitted decode bandwidth (memory.stream_fraction)
+  // Then, with those values fixed, engine.moe_expert_factor on the family's mixture-of-experts
+  // rows, where it has enough of them.
+  bool fit_moe = false;
+  std::vector<std::string> moe_rows;
+  double moe_mape_before = 0, moe_mape_after = 0;
 };
 
 // facts: the table's run facts (validate_inference), or null.

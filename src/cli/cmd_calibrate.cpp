@@ -126,10 +126,15 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                          sf("%.3f", fit.prior.decode_score_time.v * 1e9) + " / " + sf("%.3f ns", fit.prior.prefill_score_time.v * 1e9) +
                              " -> " + sf("%.3f", fit.fitted.decode_score_time.v * 1e9) + " / " +
                              sf("%.3f ns", fit.fitted.prefill_score_time.v * 1e9),
-                         sf("%.1f%%", fit.mape_before), sf("%.1f%%", fit.mape_after)});
+                         sf("%.1f%%", fit.mape_before), sf("%.1f%%", fit.mape_after),
+                         fit.fit_moe ? std::to_string(fit.moe_rows.size()) + ": " + sf("%.3f", fit.prior.moe_expert_factor) + " -> " +
+                                           sf("%.3f", fit.fitted.moe_expert_factor) + " (" + sf("%.1f%%", fit.moe_mape_before) +
+                                           " -> " + sf("%.1f%%", fit.moe_mape_after) + ")"
+                                     : std::string("-")});
       serving_text += "serving families (" + snames + ")\n" +
                       render_table({"family", "rows", "decode bandwidth", "layer overhead", "prefill layer overhead", "step overhead", "GEMM x",
-                                   "score time decode / prefill", "MAPE before", "MAPE after"},
+                                   "score time decode / prefill", "MAPE before", "MAPE after",
+                                   "MoE rows: expert factor (MAPE)"},
                                   srows);
       if (!o->out_dir.empty())
         for (const auto& fit : fits) {

@@ -292,6 +292,8 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   }
   if (auto v = e->opt_number("moe_all_experts_from", 0.0, 1e6)) c.moe_all_experts_from = *v;
   c.moe_prefill_all_experts = e->boolean("moe_prefill_all_experts", false);
+  if (auto v = e->opt_number("moe_expert_factor", 0.25, 4.0)) c.moe_expert_factor = *v;
+  c.moe_expert_source = e->opt_str("moe_expert_source").value_or("");
   e->finish();
   if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
     (void)f->str("truth");
@@ -305,6 +307,8 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     if (auto v = f->opt_quantity("prefill_layer_overhead_prior", Dimension::time, true)) c.prior_prefill_layer_overhead_s = *v;
     if (auto v = f->opt_quantity("score_time_prior", Dimension::time, true)) c.prior_decode_score_time_s = *v;
     if (auto v = f->opt_quantity("prefill_score_time_prior", Dimension::time, true)) c.prior_prefill_score_time_s = *v;
+    if (auto v = f->opt_number("moe_expert_factor_prior", 0.25, 4.0)) c.prior_moe_expert_factor = *v;
+    (void)f->str_array("moe_rows");
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);
     f->finish();

@@ -249,7 +249,8 @@ double StepModel::linear_time(int tokens, bool prefill) const {
   for (const auto& g : dense_mlp_gemms_) dense += g.count * gemm(T, g.n, g.k, g.split);
   for (const auto& g : shared_gemms_) shared += g.count * gemm(T, g.n, g.k, g.split);
   double moe = 0;
-  if (moe_layers_ > 0) moe = moe_layer_time(T, prefill) + gemm(T, m_.moe.experts, static_cast<double>(m_.hidden)) + shared;
+  if (moe_layers_ > 0)
+    moe = moe_layer_time(T, prefill) * eng.moe_expert_factor + gemm(T, m_.moe.experts, static_cast<double>(m_.hidden)) + shared;
   const double v = m_.layers * attn + dense_layers_ * dense + moe_layers_ * moe;
   if (tokens < 65536) {
     if (cache.size() <= static_cast<std::size_t>(tokens)) cache.resize(tokens + 1, -1.0);
@@ -335,7 +336,7 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"weights and projections (GEMMs, all layers)", ms(p.linear),
                  chip + ": " + pk + ", memory.bandwidth; " + cal + ": gemm." + precision_name(cp_) +
                      ", gemm.half_dim, gemm.tile_rows" + (m_.is_moe() ? ", gemm.grouped" : "") + "; " + srv +
-                     ": decode.bandwidth_fraction" +
+                     ": decode.bandwidth_fraction" + (m_.is_moe() ? ", engine.moe_expert_factor" : "") +
                      (m_.is_moe() && (s_.serving.moe_all_experts_from >= 0 || s_.serving.moe_prefill_all_experts)
                           ? ", engine.moe_all_experts_from, engine.moe_prefill_all_experts (neuronx-distributed expert dispatch)"
                           : "")});

@@ -197,11 +197,17 @@ struct ServingCalibration {
   // each token's own top-k experts, loaded token by token (below it). < 0: grouped dispatch.
   double moe_all_experts_from = -1;
   bool moe_prefill_all_experts = false;
+  // Routed experts' time over the roofline of the same GEMMs run dense (grouped expert kernels,
+  // routing and permutation): a multiplier on the MoE layers' expert work, fitted on a family's
+  // MoE rows (1: none).
+  double moe_expert_factor = 1.0;
+  std::string moe_expert_source;     // where an unfitted factor comes from (kept by refits)
   std::vector<std::string> chips;    // the chip ids the file names
   // A fitted file records the assumed values it started from, so a refit starts again from
   // them instead of compounding (< 0: not fitted).
   double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1,
-         prior_prefill_layer_overhead_s = -1, prior_decode_score_time_s = -1, prior_prefill_score_time_s = -1;
+         prior_prefill_layer_overhead_s = -1, prior_decode_score_time_s = -1, prior_prefill_score_time_s = -1,
+         prior_moe_expert_factor = -1;
 };
 
 struct System {
