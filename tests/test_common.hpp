@@ -56,6 +56,12 @@ inline const char* kTrainingColumns[] = {
     "moe_dense_layers", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vp", "dp", "cp", "ep", "zero",
     "recompute", "precision", "metric", "value", "notes"};
 
+// The inference table's header (validation/FORMAT.md), as one line.
+inline const std::string kInferenceHeader =
+    "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
+    "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
+    "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+
 inline std::string training_header() {
   std::string out;
   for (const char* c : kTrainingColumns) out += (out.empty() ? "" : ",") + std::string(c);

@@ -676,10 +676,7 @@ namespace {
 // Six single-request rows on dgx-h100 whose TPOT is what the simulator predicts with the Hopper
 // serving family's decode bandwidth set to `decode_bw`: a synthetic table for the serving fit.
 CsvTable decode_rows_at(double decode_bw, std::string* family, double* prior_bw) {
-  const std::string header =
-      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
-      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
-      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  const std::string header = test::kInferenceHeader;
   struct R {
     const char* id;
     int tp, in, out;
@@ -751,10 +748,7 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
 // pull the fitted factor from its prior 1 towards 2; the dense knobs fit on dense rows only, and
 // the written file records the factor's prior and the MoE rows.
 TEST(ServeCalibrate, MoeExpertFactorFitsOnTheMoeRows) {
-  const std::string header =
-      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
-      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
-      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  const std::string header = test::kInferenceHeader;
   struct R {
     const char* id;
     const char* model;
@@ -897,10 +891,7 @@ TEST(ServeCalibrate, CrossValidationHoldsEachSourceOut) {
 // Rows of one run (the same cells but metric, stat and value) share one simulation: each gets
 // exactly what the run alone predicts.
 TEST(ServeValidate, RowsOfOneRunShareTheirSimulation) {
-  const std::string header =
-      "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
-      "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
-      "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+  const std::string header = test::kInferenceHeader;
   const std::string cells = ",test,B,dgx-h100,2,llama3-8b,,,,,,,,,,,,,,bf16,bf16,2,1,,1,fixed_batch,512,64,16,,,,";
   const std::string both = header + "A-ttft-p99" + cells + "ttft_ms,p99,50,\n" + "A-tpot-p50" + cells + "tpot_ms,p50,5,\n" +
                            "B-tpot-p50" + cells.substr(0, cells.size() - 6) + "32,,,,tpot_ms,p50,5,\n";
@@ -967,10 +958,7 @@ namespace xpu {
 namespace {
 
 // Run facts on an inference table: what a row's source states beyond FORMAT.md's columns.
-const char* kInfHeader =
-    "id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,moe_experts,"
-    "moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,replicas,"
-    "scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes\n";
+const std::string& kInfHeader = test::kInferenceHeader;
 
 CsvTable facts_table() {
   return parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +

@@ -128,23 +128,6 @@ struct Objective {
   }
 };
 
-// Golden-section search of f on [lo, hi] (log space).
-template <class F>
-double golden(F f, double lo, double hi, int iters) {
-  const double phi = (std::sqrt(5.0) - 1) / 2;
-  double a = std::log(lo), b = std::log(hi);
-  double c = b - phi * (b - a), d = a + phi * (b - a);
-  double fc = f(std::exp(c)), fd = f(std::exp(d));
-  for (int i = 0; i < iters; ++i) {
-    if (fc < fd) {
-      b = d; d = c; fd = fc; c = b - phi * (b - a); fc = f(std::exp(c));
-    } else {
-      a = c; c = d; fc = fd; d = a + phi * (b - a); fd = f(std::exp(d));
-    }
-  }
-  return std::exp((a + b) / 2);
-}
-
 std::string family_of(const Calibration& c) { return c.family.empty() ? c.id : c.family; }
 
 }  // namespace

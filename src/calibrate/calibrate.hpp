@@ -6,6 +6,7 @@
 // returns new calibrations; the CLI writes them.
 #pragma once
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -58,6 +59,24 @@ struct CalibrateOptions {
 };
 
 CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c, const CalibrateOptions& o);
+
+// Golden-section search for the minimum of f on [lo, hi] (0 < lo < hi), in log space: the fits'
+// one-dimensional searches over scales and costs.
+template <class F>
+double golden(F f, double lo, double hi, int iters) {
+  const double phi = (std::sqrt(5.0) - 1) / 2;
+  double a = std::log(lo), b = std::log(hi);
+  double c = b - phi * (b - a), d = a + phi * (b - a);
+  double fc = f(std::exp(c)), fd = f(std::exp(d));
+  for (int i = 0; i < iters; ++i) {
+    if (fc < fd) {
+      b = d; d = c; fd = fc; c = b - phi * (b - a); fc = f(std::exp(c));
+    } else {
+      a = c; c = d; fc = fd; d = a + phi * (b - a); fd = f(std::exp(d));
+    }
+  }
+  return std::exp((a + b) / 2);
+}
 
 // The prior (assumed) values behind a calibration: a fitted file divided by the scales it records.
 Calibration prior_calibration(const Calibration& fitted);

@@ -219,18 +219,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
         return loss + o.prior_weight * d * d;
       };
       moe_loss(prior.moe_expert_factor, &fit.moe_mape_before);
-      const double phi = (std::sqrt(5.0) - 1) / 2;
-      double a = std::log(0.5), z = std::log(3.0);
-      double x1 = z - phi * (z - a), x2 = a + phi * (z - a);
-      double f1 = moe_loss(std::exp(x1), nullptr), f2 = moe_loss(std::exp(x2), nullptr);
-      for (int i = 0; i < 24; ++i) {
-        if (f1 < f2) {
-          z = x2; x2 = x1; f2 = f1; x1 = z - phi * (z - a); f1 = moe_loss(std::exp(x1), nullptr);
-        } else {
-          a = x1; x1 = x2; f1 = f2; x2 = a + phi * (z - a); f2 = moe_loss(std::exp(x2), nullptr);
-        }
-      }
-      best.moe_expert_factor = std::exp((a + z) / 2);
+      best.moe_expert_factor = golden([&](double x) { return moe_loss(x, nullptr); }, 0.5, 3.0, 24);
       best.moe_expert_source.clear();
       moe_loss(best.moe_expert_factor, &fit.moe_mape_after);
       fit.fit_moe = true;
