@@ -814,6 +814,13 @@ TEST(ServeCalibrate, MoeExpertFactorSourceRoundTrips) {
   EXPECT_NEAR(back.moe_expert_factor, 1.25, 1e-9);
   EXPECT_EQ(back.moe_expert_source, "taken from 'another' family's fit");
   EXPECT_EQ(back.prior_moe_expert_factor, -1);
+  // A factor outside 0.25-4 is a one-line error naming the file and the field.
+  const std::string text = serving_toml(s, nullptr, "", "xpuplan test", "2026-11-27");
+  const std::string bad = test::replace_once(text, "moe_expert_factor = 1.2500", "moe_expert_factor = 0");
+  const auto c = test::catch_input_error([&] { parse_serving(DataFile{"data/serving/" + s.id + ".toml", bad}, nullptr); });
+  EXPECT_TRUE(c.thrown);
+  EXPECT_NE(c.where.find("data/serving/" + s.id + ".toml"), std::string::npos) << c.where;
+  EXPECT_NE((c.where + c.what).find("moe_expert_factor"), std::string::npos) << c.where << " " << c.what;
 }
 
 // Several inference tables fit together: three rows in each of two tables are too few for a fit
