@@ -77,6 +77,25 @@ Catalog with_serving(const Catalog& c, const ServingCalibration& s) {
   return out;
 }
 
+// Robust (Cauchy) loss of the log error over the given rows of each table under catalog `cs` (a row
+// that cannot be evaluated counts as a log error of 10 scales); `mape`, if given, gets their MAPE.
+double rows_loss(const std::vector<ServingTruth>& truths, const Catalog& cs, const std::vector<std::set<std::string>>& rows,
+                 double robust_scale, double* mape) {
+  double loss = 0, abs_sum = 0;
+  int n = 0;
+  for (std::size_t ti = 0; ti < truths.size(); ++ti) {
+    if (rows[ti].empty()) continue;
+    for (const auto& r : validate_inference(*truths[ti].table, cs, &rows[ti], truths[ti].facts).rows) {
+      const double e = r.evaluated ? std::log(r.predicted / r.measured) / robust_scale : 10.0;
+      loss += std::log1p(e * e);
+      abs_sum += std::fabs(r.error_pct);
+      ++n;
+    }
+  }
+  if (mape) *mape = n ? abs_sum / n : 0;
+  return loss;
+}
+
 }  // namespace
 
 ServingCalibration prior_serving(const ServingCalibration& cur) {
@@ -142,24 +161,11 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
         static_cast<int>(runs.size()) < kMinServingRuns)
       continue;
     auto evaluate = [&](const ServingCalibration& s, double* mape) {
-      const Catalog cs = with_serving(c, s);
-      double loss = 0, abs_sum = 0;
-      int n = 0;
-      for (std::size_t ti = 0; ti < truths.size(); ++ti) {
-        if (rows[ti].empty()) continue;
-        const ValidationResult v = validate_inference(*truths[ti].table, cs, &rows[ti], truths[ti].facts);
-        for (const auto& r : v.rows) {
-          double e = r.evaluated ? std::log(r.predicted / r.measured) / o.robust_scale : 10.0;
-          loss += std::log1p(e * e);
-          abs_sum += std::fabs(r.error_pct);
-          ++n;
-        }
-      }
+      double loss = rows_loss(truths, with_serving(c, s), rows, o.robust_scale, mape);
       for (int i = 0; i < kParams; ++i) {
         const double d = std::log((get(s, i) + kOffset[i]) / (get(prior, i) + kOffset[i]));
         loss += o.prior_weight * d * d;
       }
-      if (mape) *mape = n ? abs_sum / n : 0;
       return loss;
     };
     ServingCalibration best = prior;
@@ -202,21 +208,8 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
       auto moe_loss = [&](double factor, double* mape) {
         ServingCalibration s = best;
         s.moe_expert_factor = factor;
-        const Catalog cs = with_serving(c, s);
-        double loss = 0, abs_sum = 0;
-        int n = 0;
-        for (std::size_t ti = 0; ti < truths.size(); ++ti) {
-          if (moe_rows[ti].empty()) continue;
-          for (const auto& r : validate_inference(*truths[ti].table, cs, &moe_rows[ti], truths[ti].facts).rows) {
-            const double e = r.evaluated ? std::log(r.predicted / r.measured) / o.robust_scale : 10.0;
-            loss += std::log1p(e * e);
-            abs_sum += std::fabs(r.error_pct);
-            ++n;
-          }
-        }
         const double d = std::log(factor / prior.moe_expert_factor);
-        if (mape) *mape = n ? abs_sum / n : 0;
-        return loss + o.prior_weight * d * d;
+        return rows_loss(truths, with_serving(c, s), moe_rows, o.robust_scale, mape) + o.prior_weight * d * d;
       };
       moe_loss(prior.moe_expert_factor, &fit.moe_mape_before);
       best.moe_expert_factor = golden([&](double x) { return moe_loss(x, nullptr); }, 0.5, 3.0, 24);

@@ -11,6 +11,12 @@
 
 namespace xpu::cli {
 
+// An on|off flag's value; anything else is a one-line error naming the flag.
+inline bool on_off(const char* flag, const std::string& v) {
+  if (v != "on" && v != "off") throw InputError(flag, "'" + v + "' is not on or off");
+  return v == "on";
+}
+
 struct PlanFlags {
   std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
   int devices = 0;
@@ -94,10 +100,7 @@ struct PlanFlags {
       q.recompute = parse_recompute(recompute);
       if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");
     }
-    if (!lowp_params.empty()) {
-      if (lowp_params != "on" && lowp_params != "off") throw InputError("--lowp-params", "'" + lowp_params + "' is not on or off");
-      q.lowp_params = lowp_params == "on";
-    }
+    if (!lowp_params.empty()) q.lowp_params = on_off("--lowp-params", lowp_params);
     if (!schedule.empty()) {
       auto v = parse_schedule(schedule);
       if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b or zb-h1");
@@ -118,11 +121,7 @@ struct PlanFlags {
       if (!v) throw InputError("--moe-dispatcher", "'" + moe_dispatcher + "' is not flex or alltoall");
       q.moe_dispatcher = *v;
     }
-    if (!moe_a2a_overlap.empty()) {
-      if (moe_a2a_overlap != "on" && moe_a2a_overlap != "off")
-        throw InputError("--moe-a2a-overlap", "'" + moe_a2a_overlap + "' is not on or off");
-      q.moe_a2a_overlap = moe_a2a_overlap == "on";
-    }
+    if (!moe_a2a_overlap.empty()) q.moe_a2a_overlap = on_off("--moe-a2a-overlap", moe_a2a_overlap);
     if (!rank_order.empty()) {
       auto v = parse_rank_order(rank_order);
       if (!v) throw InputError("--rank-order", "'" + rank_order + "' is not tp-cp-dp-pp or tp-cp-pp-dp");

@@ -249,13 +249,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                     l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
                                          : q_.recompute     ? 0
                                                             : fewest_recompute_layers(m_, s_, l, q_.work, bare_out);
-                  l.schedule = q_.schedule;
-                  l.cp_mode = q_.cp_mode;
-                  l.attention = q_.attention;
-                  l.moe_dispatcher = q_.moe_dispatcher;
-                  l.moe_a2a_overlap = q_.moe_a2a_overlap;
-                  l.rank_order = q_.rank_order;
-                  l.fsdp = q_.fsdp;
+                  apply_given_knobs(l, q_);
                   apply_memory_option(l, mo);
                   const long before = out.st.feasible;
                   consider(l, n, out);

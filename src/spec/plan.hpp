@@ -140,6 +140,18 @@ struct PlanRequest {
   FsdpImpl fsdp;                                      // not searched: as given
 };
 
+// The knobs a plan holds as given (not searched): copied from the request onto every layout that
+// `train` and `search` build.
+inline void apply_given_knobs(Layout& l, const PlanRequest& q) {
+  l.schedule = q.schedule;
+  l.cp_mode = q.cp_mode;
+  l.attention = q.attention;
+  l.moe_dispatcher = q.moe_dispatcher;
+  l.moe_a2a_overlap = q.moe_a2a_overlap;
+  l.rank_order = q.rank_order;
+  l.fsdp = q.fsdp;
+}
+
 // The memory options the planner tries for a precision, cheapest first: 0 fp32 gradients, 1 bf16
 // gradients, 2 bf16 gradients and low-precision primary weights (fp8/fp4 only); a request that
 // pins lowp_params keeps only the options that agree with it. `train` and `search` share these.

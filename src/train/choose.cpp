@@ -119,13 +119,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.recompute = q.recompute.value_or(Recompute::none);
   l.recompute_layers = q.recompute_layers.value_or(0);
   l.precision = q.precision.value_or(Precision::bf16);
-  l.schedule = q.schedule;
-  l.cp_mode = q.cp_mode;
-  l.attention = q.attention;
-  l.moe_dispatcher = q.moe_dispatcher;
-  l.moe_a2a_overlap = q.moe_a2a_overlap;
-  l.rank_order = q.rank_order;
-  l.fsdp = q.fsdp;
+  apply_given_knobs(l, q);
   (void)m;
   return l;
 }
@@ -186,13 +180,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     Layout l;
                     l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
                     l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                    l.schedule = q.schedule;
-                    l.cp_mode = q.cp_mode;
-                    l.attention = q.attention;
-                    l.moe_dispatcher = q.moe_dispatcher;
-                    l.moe_a2a_overlap = q.moe_a2a_overlap;
-                    l.rank_order = q.rank_order;
-                    l.fsdp = q.fsdp;
+                    apply_given_knobs(l, q);
                     apply_memory_option(l, mem_opt);
                     if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
                       ++st.rejected;
