@@ -198,5 +198,60 @@ TEST(Prices, PricePicksTheMostRecentOfAKind) {
   EXPECT_DOUBLE_EQ(cb->usd_per_hour, 31.44);
 }
 
+TEST(Prices, QuoteReplacesTheOffersOfItsKind) {
+  // --price p5=4.2: one on-demand offer of 4.2 USD per device-hour, dated as given; p5's other
+  // kinds stay; a system with no prices gets one; a unit form and a kind are accepted.
+  Catalog c = catalog();
+  const std::size_t reserved = [&] {
+    std::size_t n = 0;
+    for (const auto& o : c.system("p5").prices) n += o.kind == "reserved-1y";
+    return n;
+  }();
+  ASSERT_GT(reserved, 0u);
+  apply_price_quotes(c, {"p5=4.2", "gb200-nvl72=6.5 USD/h", "tpu-v5p:reserved-3y=1.75"}, "2026-11-27");
+  const System& p5 = c.system("p5");
+  const PriceOffer* od = p5.price("on-demand");
+  ASSERT_NE(od, nullptr);
+  EXPECT_DOUBLE_EQ(od->usd_per_device_hour(), 4.2);
+  EXPECT_EQ(od->provider, "quote");
+  EXPECT_EQ(od->file, "--price");
+  EXPECT_EQ(od->as_of, "2026-11-27");
+  std::size_t on_demand = 0, reserved_after = 0;
+  for (const auto& o : p5.prices) {
+    on_demand += o.kind == "on-demand";
+    reserved_after += o.kind == "reserved-1y";
+  }
+  EXPECT_EQ(on_demand, 1u);
+  EXPECT_EQ(reserved_after, reserved);
+  ASSERT_NE(c.system("gb200-nvl72").price("on-demand"), nullptr);
+  EXPECT_DOUBLE_EQ(c.system("gb200-nvl72").price("on-demand")->usd_per_device_hour(), 6.5);
+  ASSERT_NE(c.system("tpu-v5p").price("reserved-3y"), nullptr);
+  EXPECT_DOUBLE_EQ(c.system("tpu-v5p").price("reserved-3y")->usd_per_device_hour(), 1.75);
+  EXPECT_NE(c.system("tpu-v5p").price("on-demand")->provider, "quote");  // on-demand untouched
+  // The built-in catalog itself is not changed.
+  EXPECT_EQ(catalog().system("gb200-nvl72").price("on-demand"), nullptr);
+}
+
+TEST(Prices, BadQuotesAreErrors) {
+  Catalog c = catalog();
+  auto what = [&](const std::string& q) {
+    const auto [where, msg] = input_error([&] { apply_price_quotes(c, {q}, "2026-11-27"); });
+    EXPECT_EQ(where, "--price") << q;
+    return msg;
+  };
+  EXPECT_NE(what("gb200-nvl72").find("is not SYSTEM[:KIND]=USD"), std::string::npos);
+  EXPECT_NE(what("=3").find("is not SYSTEM[:KIND]=USD"), std::string::npos);
+  EXPECT_NE(what("dgx-h900=3").find("unknown system 'dgx-h900'"), std::string::npos);
+  EXPECT_NE(what("p5:monthly=3").find("unknown kind 'monthly'"), std::string::npos);
+  EXPECT_NE(what("p5=abc").find("does not start with a number"), std::string::npos);
+  EXPECT_NE(what("p5=3 EUR/h").find("is not a price rate"), std::string::npos);
+  EXPECT_NE(what("p5=0").find("must be positive"), std::string::npos);
+  EXPECT_NE(what("p5=-2").find("must be positive"), std::string::npos);
+  EXPECT_NE(what("p5=nan").find("must be positive"), std::string::npos);
+  const auto [where, msg] = input_error([&] { apply_price_quotes(c, {"p5=3", "p5:on-demand=4"}, "2026-11-27"); });
+  EXPECT_EQ(where, "--price");
+  EXPECT_NE(msg.find("p5 on-demand quoted twice"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace xpu

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "load/catalog.hpp"
 
@@ -11,6 +12,7 @@ namespace xpu::cli {
 
 struct Globals {
   std::string data_dir;  // empty: the built-in catalog
+  std::vector<std::string> prices;  // --price quotes, applied to the catalog (apply_price_quotes)
 };
 
 // The catalog for this run: data_dir's TOML files, or the one compiled in.

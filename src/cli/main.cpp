@@ -1,18 +1,25 @@
 // xpuplan: what it takes to train and serve large AI models on any vendor's accelerators.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "money/money.hpp"
 #include "spec/error.hpp"
 #include "units/units.hpp"
 
 namespace xpu::cli {
 
 Catalog load_catalog(const Globals& g) {
-  if (g.data_dir.empty()) return build_catalog(builtin_data_files());
-  return build_catalog(read_data_dir(g.data_dir));
+  Catalog c = build_catalog(g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir));
+  if (!g.prices.empty()) {
+    // A quote is dated the day it is given (the clock's UTC date): never stale.
+    const auto now = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+    apply_price_quotes(c, g.prices, date_text(now.time_since_epoch().count()));
+  }
+  return c;
 }
 
 void write_output(const std::string& path, const std::string& text) {
@@ -52,6 +59,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "xpuplan 0.1.0");
   xpu::cli::Globals g;
   app.add_option("--data", g.data_dir, "Read the catalog from this directory of TOML files instead of the built-in one");
+  app.add_option("--price", g.prices,
+                 "SYSTEM[:KIND]=USD: a price quote per device-hour (e.g. gb200-nvl72=6.5, tpu-v5p:reserved-3y=2.1); "
+                 "replaces the catalog's offers of that kind (default kind on-demand) for every command; repeatable")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   xpu::cli::add_train(app, g);
   xpu::cli::add_validate(app, g);
   xpu::cli::add_catalog(app, g);

@@ -39,6 +39,13 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
 // data/prices/<system-id>.toml: the offers in file order; *system_id (when not null) gets the
 // file's id. Checks kind, devices >= 1, a positive "<n> USD/h" price and as_of (YYYY-MM[-DD]).
 std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id);
+// --price quotes, "SYSTEM[:KIND]=PRICE" each: PRICE is USD per device-hour, a bare number or a
+// quantity ("6.5 USD/h"); KIND is on-demand (the default), reserved-1y, reserved-3y,
+// capacity-block or spot. Each quote replaces the system's offers of that kind with one offer
+// (provider "quote", instance and file "--price", as_of `as_of`). Throws InputError("--price", ...)
+// for a malformed quote, an unknown system or kind, a price that is not positive, or a system and
+// kind quoted twice.
+void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, const std::string& as_of);
 // data/tco/<system-id>.toml: the ownership cost of one device; *system_id gets the file's id.
 Ownership parse_ownership(const DataFile& f, std::string* system_id);
 // data/tco/site.toml: amortisation, utilisation, PUE, electricity price, grid carbon intensity.

@@ -1,6 +1,8 @@
 // data/prices/<system-id>.toml: public cloud prices of one catalog system, one [[offer]] each.
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <string>
 #include <filesystem>
 #include <set>
 
@@ -36,6 +38,57 @@ PriceOffer parse_offer(TomlReader& r, const std::string& file) {
 }
 
 }  // namespace
+
+void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, const std::string& as_of) {
+  std::set<std::string> seen;
+  for (const std::string& q : quotes) {
+    const auto eq = q.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == q.size())
+      throw InputError("--price", "'" + q + "' is not SYSTEM[:KIND]=USD per device-hour (e.g. gb200-nvl72=6.5)");
+    std::string id = q.substr(0, eq), kind = "on-demand";
+    if (const auto colon = id.find(':'); colon != std::string::npos) {
+      kind = id.substr(colon + 1);
+      id.resize(colon);
+    }
+    if (std::find(kKinds.begin(), kKinds.end(), kind) == kKinds.end())
+      throw InputError("--price", "'" + q + "': unknown kind '" + kind +
+                                      "' (on-demand, reserved-1y, reserved-3y, capacity-block, spot)");
+    auto sys = c.systems.find(id);
+    if (sys == c.systems.end()) throw InputError("--price", "'" + q + "': unknown system '" + id + "' (xpuplan catalog list)");
+    if (!seen.insert(id + ":" + kind).second) throw InputError("--price", "'" + q + "': " + id + " " + kind + " quoted twice");
+    const std::string value = q.substr(eq + 1);
+    // A bare number is USD per device-hour; anything else goes through the units parser ("6.5 USD/h").
+    double usd = 0;
+    std::size_t used = 0;
+    try {
+      usd = std::stod(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != value.size()) {
+      try {
+        usd = parse_quantity(value, Dimension::money_rate);
+      } catch (const std::exception& e) {  // the units parser's message: what is wrong with the value
+        throw InputError("--price", "'" + q + "': " + e.what());
+      }
+    }
+    if (!(usd > 0) || !std::isfinite(usd)) throw InputError("--price", "'" + q + "': the price must be positive");
+    auto& offers = sys->second.prices;
+    offers.erase(std::remove_if(offers.begin(), offers.end(), [&](const PriceOffer& o) { return o.kind == kind; }),
+                 offers.end());
+    PriceOffer o;
+    o.kind = kind;
+    o.provider = "quote";
+    o.instance = "--price";
+    o.file = "--price";
+    o.devices = 1;
+    o.usd_per_hour = usd;
+    o.as_of = as_of;
+    o.source = "command line: --price " + q;
+    o.note = "a price the user gave, per device-hour";
+    offers.push_back(o);
+  }
+}
 
 std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id) {
   const toml::table t = parse_toml_text(f.text, f.path);

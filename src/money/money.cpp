@@ -131,7 +131,8 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
   }
   if (!r.offer) {
     r.missing = std::string("no ") + pricing_name(p) + " price" + (provider.empty() ? "" : " from " + provider) +
-                " in data/prices/" + s.id + ".toml";
+                " in data/prices/" + s.id + ".toml (--price " + s.id +
+                (p == Pricing::on_demand ? "" : std::string(":") + pricing_name(p)) + "=USD per device-hour gives one)";
     return r;
   }
   r.known = true;

@@ -121,7 +121,7 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
     m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + r.cost.provider + " " +
                                r.cost.instance + ", " + r.cost.as_of + ")"});
   } else {
-    m2.push_back({"cost", "no on-demand price for " + s.id + " in data/prices/"});
+    m2.push_back({"cost", "no on-demand price for " + s.id + " in data/prices/ (--price " + s.id + "=USD per device-hour gives one)"});
   }
   out += render_table({"metric", "value"}, m2, false);
   if (r.layouts_considered > 1) out += "\nchosen among " + std::to_string(r.layouts_considered) + " layouts\n";
