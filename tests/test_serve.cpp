@@ -667,6 +667,63 @@ TEST(ServeReport, PercentilesCostAndSearch) {
   }
 }
 
+TEST(ServeReport, SearchTriesExpertParallelismForMoeAndListsNoRepeats) {
+  // A mixture-of-experts model: serve --search tries every ep dividing tp and the experts (with
+  // tp 8 and Mixtral's 8 experts: 1, 2, 4, 8), each simulated; choose_serve (serve without
+  // --search, validate) keeps the engines' default ep 1. The list repeats no deployment whose
+  // batch cap never bound (same figures) or that fails the same way.
+  ServeRequest q;
+  q.devices = 8;
+  q.tp = 8;
+  q.weights = Quant::fp8;
+  q.work = offline(64, 512, 64);
+  const Model& m = builtin().model("mixtral-8x7b");
+  ServeSearchOptions so;
+  so.top = 50;
+  const ServeSearchResult s = serve_search(m, h100(), q, so);
+  std::set<int> eps;
+  for (const auto& r : s.top) eps.insert(r.layout.ep);
+  EXPECT_EQ(eps, (std::set<int>{1, 2, 4, 8}));
+  for (std::size_t i = 0; i < s.top.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j) {
+      const ServeReport &a = s.top[i], &b = s.top[j];
+      const bool same_layout = a.layout.ep == b.layout.ep && a.layout.tp == b.layout.tp &&
+                               a.layout.replicas == b.layout.replicas && a.prefill_replicas == b.prefill_replicas;
+      EXPECT_FALSE(same_layout && a.output_tps_per_device == b.output_tps_per_device && a.ttft.p99 == b.ttft.p99 &&
+                   a.tpot.p99 == b.tpot.p99)
+          << serve_layout_summary(a) << " repeats " << serve_layout_summary(b);
+    }
+  // Batch caps 8 ... 1024 were all simulated: more candidates than listed.
+  EXPECT_GT(s.considered, static_cast<int>(s.top.size()));
+  EXPECT_EQ(choose_serve(m, h100(), q).layout.ep, 1);
+  // A dense model has no experts to spread: ep stays 1.
+  const ServeSearchResult dense = serve_search(builtin().model("llama3-70b"), h100(), q, so);
+  for (const auto& r : dense.top) EXPECT_EQ(r.layout.ep, 1);
+  // DeepSeek-V3 in fp8 does not fit one DGX H100 node at any tp; on two nodes the search adds
+  // pipeline stages (tp 8 x pp 2), where choose_serve keeps pp 1 and finds nothing that fits.
+  ServeRequest two = q;
+  two.tp.reset();
+  two.devices = 16;
+  const ServeSearchResult piped = serve_search(builtin().model("deepseek-v3"), h100(), two, so);
+  ASSERT_TRUE(piped.top.front().feasible) << piped.top.front().reason;
+  EXPECT_EQ(piped.top.front().layout.pp, 2);
+  EXPECT_EQ(piped.top.front().layout.tp, 8);
+  EXPECT_FALSE(choose_serve(builtin().model("deepseek-v3"), h100(), two).feasible);
+  // Once one stage fits, more stages are not tried: llama3-70b on 8 H100s stays at pp 1.
+  for (const auto& r : dense.top) EXPECT_EQ(r.layout.pp, 1);
+  // An infeasible deployment is listed once per layout, not once per batch cap.
+  ServeRequest big = q;
+  big.tp.reset();
+  const ServeSearchResult oom = serve_search(builtin().model("deepseek-v3"), h100(), big, so);
+  std::set<std::string> seen;
+  for (const auto& r : oom.top) {
+    EXPECT_FALSE(r.feasible);
+    const std::string key =
+        std::to_string(r.layout.tp) + "/" + std::to_string(r.layout.ep) + "/" + std::to_string(r.layout.pp);
+    EXPECT_TRUE(seen.insert(key).second) << key;
+  }
+}
+
 }  // namespace
 }  // namespace xpu
 

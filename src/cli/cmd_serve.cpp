@@ -101,8 +101,8 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--system", o->system, "Catalog system id, or a path to a system TOML")->required();
   c->add_option("--devices", o->devices, "Devices of the deployment (tp x pp x replicas)")->required();
   c->add_option("--tp", o->tp, "Tensor-parallel degree per replica (chosen if omitted)");
-  c->add_option("--pp", o->pp, "Pipeline stages per replica (default 1)");
-  c->add_option("--ep", o->ep, "Expert-parallel degree inside the tensor-parallel group, MoE only (default 1)");
+  c->add_option("--pp", o->pp, "Pipeline stages per replica (default 1; --search tries 2, 4, ... when no layout with fewer fits)");
+  c->add_option("--ep", o->ep, "Expert-parallel degree inside the tensor-parallel group, MoE only (default 1; --search tries each divisor of tp that divides the experts)");
   c->add_option("--replicas", o->replicas, "Model replicas (devices / (tp x pp) if omitted)");
   c->add_option("--input-len", o->input_len, "Prompt tokens per request (--offline, --rate, --concurrency)");
   c->add_option("--output-len", o->output_len, "Generated tokens per request (--offline, --rate, --concurrency)");
@@ -135,7 +135,7 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Time-to-first-token SLO (p99 for --search, per request for goodput)");
   c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Time-per-output-token SLO (p99 for --search, per request for goodput)");
   c->add_flag("--search", o->search,
-              "Search tp/replicas, batch cap and prefill/decode split for the best layout within the SLOs");
+              "Search tp/replicas, batch cap, prefill/decode split, expert parallelism (MoE) and, when needed, pipeline stages for the best layout within the SLOs");
   c->add_option("--objective", o->objective, "With --search: throughput (output tokens/s per device) or cost (USD per M output tokens)");
   c->add_option("--top", o->top, "With --search: how many layouts to list (default 5)");
   c->add_flag("--json", o->json, "Machine-readable report (docs/OUTPUT.md)");

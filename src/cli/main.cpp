@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
       "Google TPU, Intel Gaudi), prices it (compare, budget, contract) and checks its predictions against published "
       "measurements."};
   app.require_subcommand(1);
+  // The global options (--data, --price) may also follow the subcommand: subcommands created below
+  // inherit this and pass an option they do not know up to the app.
+  app.fallthrough();
   app.set_version_flag("--version", "xpuplan 0.1.0");
   xpu::cli::Globals g;
   app.add_option("--data", g.data_dir, "Read the catalog from this directory of TOML files instead of the built-in one");

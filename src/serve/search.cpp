@@ -26,10 +26,11 @@ bool open_loop(WorkloadKind k) {
   return k == WorkloadKind::offline || k == WorkloadKind::poisson || k == WorkloadKind::trace;
 }
 
-// Strict weak order: within the SLOs first, then the objective, then lower mean TTFT, smaller tp.
+// Strict weak order: within the SLOs first, then the objective, then lower mean TTFT, smaller tp;
+// among layouts that do not fit, the fewest weight bytes per device (the closest to fitting).
 bool better(const ServeReport& a, const ServeReport& b, ServeObjective obj) {
   if (a.feasible != b.feasible) return a.feasible;
-  if (!a.feasible) return false;
+  if (!a.feasible) return a.weight_bytes_per_device < b.weight_bytes_per_device;
   if (a.slo_met != b.slo_met) return a.slo_met;
   if (!a.slo_met && a.goodput_fraction != b.goodput_fraction) return a.goodput_fraction > b.goodput_fraction;
   if (obj == ServeObjective::cost && a.cost.priced && b.cost.priced &&
@@ -38,6 +39,31 @@ bool better(const ServeReport& a, const ServeReport& b, ServeObjective obj) {
   if (a.output_tps_per_device != b.output_tps_per_device) return a.output_tps_per_device > b.output_tps_per_device;
   if (a.ttft.mean != b.ttft.mean) return a.ttft.mean < b.ttft.mean;
   return a.layout.tp < b.layout.tp;
+}
+
+// Expert-parallel degrees to try inside a tensor-parallel group of tp: the one given, else (when
+// varied) for a mixture-of-experts model every divisor of tp that also divides the experts (1:
+// experts split by tensor parallelism), else 1.
+std::vector<int> ep_choices(const Model& m, const ServeRequest& q, int tp, bool vary) {
+  if (q.ep) return {*q.ep};
+  std::vector<int> out;
+  if (vary && m.is_moe())
+    for (int d = 1; d <= tp; ++d)
+      if (tp % d == 0 && m.moe.experts % d == 0) out.push_back(d);
+  if (out.empty()) out.push_back(1);
+  return out;
+}
+
+bool same_deployment(const ServeReport& a, const ServeReport& b) {
+  return a.layout.tp == b.layout.tp && a.layout.pp == b.layout.pp && a.layout.ep == b.layout.ep &&
+         a.layout.replicas == b.layout.replicas && (a.prefill_replicas == b.prefill_replicas || !a.feasible);
+}
+
+bool same_outcome(const ServeReport& a, const ServeReport& b) {
+  if (!a.feasible || !b.feasible) return a.feasible == b.feasible && a.reason == b.reason;
+  return a.output_tps_per_device == b.output_tps_per_device && a.ttft.p99 == b.ttft.p99 && a.tpot.p99 == b.tpot.p99 &&
+         a.ttft.mean == b.ttft.mean && a.tpot.mean == b.tpot.mean && a.goodput_fraction == b.goodput_fraction &&
+         a.slo_met == b.slo_met;
 }
 
 }  // namespace
@@ -62,14 +88,30 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     throw InputError("--ep", std::to_string(*q.ep) + " does not divide " + std::to_string(m.moe.experts) + " experts");
   if (q.ep && !m.is_moe() && *q.ep > 1) throw InputError("--ep", "the model has no experts");
 
-  std::vector<int> tps;
-  if (q.tp) tps.push_back(*q.tp);
-  else if (q.replicas) tps.push_back(N / pp / *q.replicas);
-  else {
-    for (int d = 1; d <= N / pp; ++d)
-      if ((N / pp) % d == 0 && m.heads % d == 0 && d <= std::max(1, s.scale_up.size)) tps.push_back(d);
-    if (tps.empty()) tps.push_back(N / pp);
-  }
+  // Pipeline stages: the one given; else 1, and when varied and no layout of fewer stages fits,
+  // 2, 4, ... (dividing the devices, at most one stage per layer), stopping at the first count
+  // with a layout that fits: a model that one scale-up domain cannot hold. (Stages run one batch
+  // after another here, so more stages never serve faster once fewer fit.)
+  std::vector<int> pps{pp};
+  if (!q.pp && o.vary_pp)
+    for (int p = 2; p <= N && p <= m.layers; p *= 2)
+      if (N % p == 0) pps.push_back(p);
+  // Tensor-parallel degrees for pp stages: the one given (or implied by --replicas), else every
+  // divisor of the devices per stage that divides the heads, within the scale-up domain.
+  auto tp_choices = [&](int pp) {
+    std::vector<int> tps;
+    const int per = N / pp;
+    if (q.tp) {
+      if (per % *q.tp == 0) tps.push_back(*q.tp);
+    } else if (q.replicas) {
+      if (per % *q.replicas == 0) tps.push_back(per / *q.replicas);
+    } else {
+      for (int d = 1; d <= per; ++d)
+        if (per % d == 0 && m.heads % d == 0 && d <= std::max(1, s.scale_up.size)) tps.push_back(d);
+      if (tps.empty()) tps.push_back(per);
+    }
+    return tps;
+  };
   const Quant w = q.weights.value_or(default_weights(s));
   const Quant kv = q.kv.value_or(default_kv(s, w));
   const int def_batch = s.serving.max_batch;
@@ -85,11 +127,14 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
 
   ServeSearchResult res;
   std::vector<ServeReport> all;
-  for (int tp : tps) {
+  for (int pp : pps) {
+    if (pp != pps.front() && res.feasible > 0) break;
+    for (int tp : tp_choices(pp))
+    for (int ep : ep_choices(m, q, tp, o.vary_ep)) {
     ServeLayout l;
     l.tp = tp;
     l.pp = pp;
-    l.ep = q.ep.value_or(1);
+    l.ep = ep;
     if (l.ep > 1 && tp % l.ep != 0) {
       if (q.tp) throw InputError("--ep", std::to_string(l.ep) + " must divide tp " + std::to_string(tp));
       continue;
@@ -125,10 +170,19 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         if (r.feasible && r.slo_met) ++res.within_slo;
         all.push_back(std::move(r));
       }
+    }
   }
   std::stable_sort(all.begin(), all.end(), [&](const ServeReport& a, const ServeReport& b) { return better(a, b, o.objective); });
-  if (all.size() > static_cast<std::size_t>(std::max(1, o.top))) all.resize(std::max(1, o.top));
-  res.top = std::move(all);
+  // The list skips a candidate that repeats one ranked above it: the same deployment with a batch
+  // cap that never bound (the same simulated figures), or the same layout failing for the same
+  // reason whatever its batch cap or prefill/decode split.
+  for (auto& r : all) {
+    if (res.top.size() >= static_cast<std::size_t>(std::max(1, o.top))) break;
+    const bool repeat = std::any_of(res.top.begin(), res.top.end(), [&](const ServeReport& k) {
+      return same_deployment(k, r) && same_outcome(k, r);
+    });
+    if (!repeat) res.top.push_back(std::move(r));
+  }
   if (res.top.empty()) {
     ServeReport r;
     r.reason = "no tensor-parallel degree divides both the devices and the attention heads";

@@ -15,6 +15,14 @@ struct ServeSearchOptions {
   ServeObjective objective = ServeObjective::throughput;
   bool vary_batch = true;   // try batch caps 8, 16, ... up to the engine default (unless --max-batch)
   bool vary_disagg = true;  // try prefill/decode splits (open-loop workloads, 2+ replicas)
+  // MoE models: try every expert-parallel degree inside the tensor-parallel group (divisors of tp
+  // that divide the experts; unless --ep). Off: ep 1, the engines' default (vLLM, SGLang,
+  // TensorRT-LLM and NxD Inference all make expert parallelism opt-in), as `serve` without
+  // --search and `validate` assume for a row that does not state it.
+  bool vary_ep = true;
+  // Pipeline stages 1, 2, 4, ... dividing the devices (unless --pp); off: pp 1, as `serve` without
+  // --search and `validate` assume.
+  bool vary_pp = true;
   int top = 5;
 };
 

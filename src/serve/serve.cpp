@@ -62,12 +62,12 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.reserve_output = o.reserve_output;
   r.workload = workload_name(q.work.kind);
   StepModel sm(m, s, l);
+  r.weight_bytes_per_device = sm.weight_bytes_per_device();  // also when it does not fit: how far off
   if (!sm.fits()) {
     r.reason = sm.reason();
     return r;
   }
   r.kv_capacity_tokens = sm.kv_capacity_tokens();
-  r.weight_bytes_per_device = sm.weight_bytes_per_device();
   r.kv_bytes_per_token = kv_bytes_per_token(m, l.kv);
   SimResult sim = simulate(sm, q.work, o);
   if (!sim.ok) {
@@ -181,6 +181,8 @@ ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q)
   ServeSearchOptions o;
   o.vary_batch = false;
   o.vary_disagg = false;
+  o.vary_ep = false;
+  o.vary_pp = false;
   o.top = 1;
   ServeSearchResult res = serve_search(m, s, q, o);
   ServeReport r = res.top.front();
