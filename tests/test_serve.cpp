@@ -359,6 +359,31 @@ TEST(ServeSim, LittlesLawUnderFixedConcurrency) {
   EXPECT_NEAR(x * e2e, 16.0, 16.0 * 0.05);
 }
 
+TEST(ServeSim, PipelineStagesKeepOneBatchPerStageInFlight) {
+  // pp stages run pp micro-batch lanes: a tp1 x pp2 replica on two H100s serves about as many
+  // tokens/s as two tp1 replicas (each lane streams the whole model through both stages, the
+  // stages take turns), where one batch passing through the stages in turn would give half. A
+  // single request still waits for every stage: its TPOT is the full pass.
+  const Model& m = builtin().model("llama3-8b");
+  ServeLayout piped;
+  piped.pp = 2;
+  ServeLayout twin;
+  twin.replicas = 2;
+  const StepModel sp(m, h100(), piped), st(m, h100(), twin);
+  const SimResult a = simulate(sp, offline(256, 512, 128), SimOptions{});
+  const SimResult b = simulate(st, offline(256, 512, 128), SimOptions{});
+  ASSERT_EQ(a.requests.size(), 256u);
+  ASSERT_EQ(b.requests.size(), 256u);
+  const double xa = a.output_tokens / a.makespan_s, xb = b.output_tokens / b.makespan_s;
+  EXPECT_NEAR(xa / xb, 1.0, 0.1) << xa << " vs " << xb;
+  ServeWorkload one = offline(1, 512, 64);
+  const SimResult sa = simulate(sp, one, SimOptions{});
+  ASSERT_EQ(sa.requests.size(), 1u);
+  const auto& q = sa.requests.front();
+  const double tpot = (q.finish - q.first_token) / (q.output - 1);
+  EXPECT_NEAR(tpot, sp.step_time(1, 1, 512 + 32, 0, 1), 0.05 * tpot);
+}
+
 TEST(ServeSim, OfflineThroughputAtLeastPoissonAtLowRate) {
   ServeLayout l;
   StepModel sm(builtin().model("llama3-8b"), h100(), l);

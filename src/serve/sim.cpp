@@ -43,9 +43,13 @@ inline long ceil_div(long a, long b) { return (a + b - 1) / b; }
 
 class Replica {
  public:
-  Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w)
-      : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), phase_count_(B_, 0) {
-    total_blocks_ = sm.kv_blocks();
+  // lanes > 1: one of a pipelined replica's `lanes` micro-batch lanes (pp stages keep pp batches
+  // in flight, as vLLM's batch queue and TensorRT-LLM's micro-batches do): each lane runs its own
+  // batch through every stage and holds its share of the replica's KV cache and batch cap.
+  Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1)
+      : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), phase_count_(B_, 0),
+        max_batch_(std::max(1, o.max_batch / std::max(1, lanes))) {
+    total_blocks_ = sm.kv_blocks() / std::max(1, lanes);
     free_ = total_blocks_;
   }
 
@@ -136,6 +140,7 @@ class Replica {
   const ServeWorkload& w_;
   const int B_;
   std::vector<int> phase_count_;
+  int max_batch_ = 1;  // sequences per iteration of this lane
   long total_blocks_ = 0, free_ = 0;
   long reserved_ = 0;  // guaranteed admission: blocks promised to running sequences' growth
   std::vector<Seq> seqs_;
@@ -251,7 +256,7 @@ void Replica::run(SimResult& r) {
       t = std::max(t, next_arrival());
       continue;
     }
-    int slots = o_.max_batch - nd_ - static_cast<int>(prefilling_.size());
+    int slots = max_batch_ - nd_ - static_cast<int>(prefilling_.size());
     // Sequences prefilled on another replica join decode directly.
     while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots > 0) {
       const int id = waiting_.front();
@@ -264,7 +269,7 @@ void Replica::run(SimResult& r) {
     // Decode sequences whose context crosses a block boundary need a block now.
     while (phase_count_[it % B_] > free_ && nd_ > 0) {
       preempt_one(it, r);
-      slots = o_.max_batch - nd_ - static_cast<int>(prefilling_.size());
+      slots = max_batch_ - nd_ - static_cast<int>(prefilling_.size());
     }
     free_ -= phase_count_[it % B_];
     // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
@@ -450,17 +455,18 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       return r;
     }
     const auto reqs = open_loop(w);
-    // Prefill pool: each request ends at its first token.
+    // Prefill pool: each request ends at its first token. (Each pipelined replica is pp lanes.)
+    const int pl = pm.layout().pp, PL = P * pl;
     std::vector<Replica> pre;
-    pre.reserve(P);
-    for (int p = 0; p < P; ++p) pre.emplace_back(pm, o, true, w);
+    pre.reserve(PL);
+    for (int p = 0; p < PL; ++p) pre.emplace_back(pm, o, true, w, pl);
     std::vector<std::pair<int, int>> where(reqs.size());
     for (std::size_t i = 0; i < reqs.size(); ++i) {
       const Seq s = seq_of(reqs[i]);
-      Replica& rep = pre[i % P];
+      Replica& rep = pre[i % PL];
       const int id = rep.add(s);
       rep.arrive_sorted(id);
-      where[i] = {static_cast<int>(i % P), id};
+      where[i] = {static_cast<int>(i % PL), id};
     }
     SimResult pr;
     for (auto& rep : pre) rep.run(pr);
@@ -492,9 +498,10 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       ready.push_back({s.first + xfer[i], i});
     }
     std::stable_sort(ready.begin(), ready.end(), [](const Ready& a, const Ready& b) { return a.t < b.t; });
+    const int dl = decode.layout().pp, DL = D * dl;
     std::vector<Replica> dec;
-    dec.reserve(D);
-    for (int d = 0; d < D; ++d) dec.emplace_back(decode, o, false, w);
+    dec.reserve(DL);
+    for (int d = 0; d < DL; ++d) dec.emplace_back(decode, o, false, w, dl);
     for (std::size_t k = 0; k < ready.size(); ++k) {
       const std::size_t i = ready[k].i;
       Seq s;
@@ -506,7 +513,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       s.output = reqs[i].output;
       s.generated = 1;
       s.remote = true;
-      Replica& rep = dec[k % D];
+      Replica& rep = dec[k % DL];
       rep.arrive_sorted(rep.add(s));
     }
     for (auto& rep : dec) rep.run(r);
@@ -522,9 +529,12 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     return r;
   }
 
+  // A replica of pp > 1 stages runs pp micro-batch lanes (Replica): requests, concurrency and agent
+  // tasks are spread over the lanes as over replicas.
+  const int lanes = decode.layout().pp, RL = R * lanes;
   std::vector<Replica> reps;
-  reps.reserve(R);
-  for (int p = 0; p < R; ++p) reps.emplace_back(decode, o, false, w);
+  reps.reserve(RL);
+  for (int p = 0; p < RL; ++p) reps.emplace_back(decode, o, false, w, lanes);
   switch (w.kind) {
     case WorkloadKind::offline:
     case WorkloadKind::poisson:
@@ -532,15 +542,15 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       const auto reqs = open_loop(w);
       for (std::size_t i = 0; i < reqs.size(); ++i) {
         const Seq s = seq_of(reqs[i]);
-        Replica& rep = reps[i % R];
+        Replica& rep = reps[i % RL];
         rep.arrive_sorted(rep.add(s));
       }
       break;
     }
     case WorkloadKind::concurrency: {
-      for (int p = 0; p < R; ++p) {
-        const int c = w.concurrency / R + (p < w.concurrency % R ? 1 : 0);
-        const int n = w.requests / R + (p < w.requests % R ? 1 : 0);
+      for (int p = 0; p < RL; ++p) {
+        const int c = w.concurrency / RL + (p < w.concurrency % RL ? 1 : 0);
+        const int n = w.requests / RL + (p < w.requests % RL ? 1 : 0);
         reps[p].set_quota(n);
         for (int k = 0; k < std::min(c, n); ++k) reps[p].issue_closed(0);
       }
@@ -560,7 +570,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
         s.arrival = s.orig_arrival = task.start_s;
         s.input = s.target = task.calls[0].new_input;
         s.output = task.calls[0].output;
-        Replica& rep = reps[k % R];
+        Replica& rep = reps[k % RL];
         rep.arrive_sorted(rep.add(s));
       }
       r.tasks = static_cast<int>(w.tasks.size());

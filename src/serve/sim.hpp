@@ -15,7 +15,10 @@
 // preemption, so a million requests take seconds.
 //
 // Replicas are independent: requests go round robin (open-loop workloads), a fixed share of the
-// concurrency, or whole agent tasks. Disaggregated serving (prefill_replicas > 0) runs the
+// concurrency, or whole agent tasks. A replica of pp > 1 pipeline stages keeps pp micro-batches in
+// flight (vLLM's batch queue, TensorRT-LLM's micro-batches): it runs as pp lanes, each with 1/pp of
+// the replica's KV cache and batch cap, whose iterations pass through every stage (a full pass),
+// so a single request sees every stage and the stages take turns on the lanes. Disaggregated serving (prefill_replicas > 0) runs the
 // prefill pool first (each request ends at its first token), moves its KV cache to the decode
 // pool over the network, and runs the decode pool on those arrivals.
 #pragma once
