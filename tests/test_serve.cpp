@@ -137,6 +137,37 @@ TEST(ServeStep, PrefillLayerOverheadChargesIterationsWithPromptTokens) {
   EXPECT_DOUBLE_EQ(more.step_time(8, 8, 8 * 1000.0, 0, 8), base.step_time(8, 8, 8 * 1000.0, 0, 8));
 }
 
+TEST(ServeStep, PrefillLayerFloorIsALeastTimePerLayer) {
+  // engine.prefill_layer_floor: a pass with prompt tokens takes at least layers x floor beyond the
+  // step overhead; a pass whose work exceeds that, and a decode-only pass, are unchanged.
+  System s0 = builtin().system("inf2-48xl"), s1 = s0;
+  ASSERT_FALSE(s0.serving.mixed_batches);
+  s0.serving.prefill_layer_floor = Seconds{0};
+  s1.serving.prefill_layer_floor = Seconds{1e-3};
+  ServeLayout l;
+  l.tp = 12;
+  const Model& m = builtin().model("llama3-8b");
+  StepModel base(m, s0, l), floored(m, s1, l);
+  ASSERT_TRUE(base.fits() && floored.fits());
+  const double small_pairs = 128.0 * 129.0 / 2, big_pairs = 8192.0 * 8193.0 / 2;
+  ASSERT_LT(base.step_time(128, 0, 0, small_pairs, 1) - s0.serving.step_overhead.v, m.layers * 1e-3);  // the floor binds
+  EXPECT_NEAR(floored.step_time(128, 0, 0, small_pairs, 1), s1.serving.step_overhead.v + m.layers * 1e-3, 1e-12);
+  ASSERT_GT(base.step_time(8192, 0, 0, big_pairs, 1), m.layers * 1e-3 + s0.serving.step_overhead.v);
+  EXPECT_DOUBLE_EQ(floored.step_time(8192, 0, 0, big_pairs, 1), base.step_time(8192, 0, 0, big_pairs, 1));
+  EXPECT_DOUBLE_EQ(floored.step_time(8, 8, 8 * 1000.0, 0, 8), base.step_time(8, 8, 8 * 1000.0, 0, 8));
+  // --explain names the term and its field.
+  bool named = false;
+  for (const auto& t : floored.explain_step(128, 0, 0, small_pairs, 1, -1))
+    named = named || t.source.find("engine.prefill_layer_floor") != std::string::npos;
+  EXPECT_TRUE(named);
+  // Where prefill mixes into the decode pass (GPU engines) there is no prefill graph to floor.
+  System g0 = builtin().system("dgx-h100"), g1 = g0;
+  g1.serving.prefill_layer_floor = Seconds{1e-3};
+  ServeLayout gl;
+  StepModel gb(m, g0, gl), gf(m, g1, gl);
+  EXPECT_DOUBLE_EQ(gf.step_time(128, 0, 0, small_pairs, 1), gb.step_time(128, 0, 0, small_pairs, 1));
+}
+
 TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
   // Requests that arrive while others decode: a mixed-batch engine folds each prompt into a
   // decode pass; a Neuron-style engine (engine.mixed_batches = false) runs the decode graph and
@@ -824,6 +855,61 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
   EXPECT_NEAR(back.prefill_layer_overhead.v, fit->fitted.prefill_layer_overhead.v, 1e-9);
   EXPECT_DOUBLE_EQ(back.prior_prefill_layer_overhead_s, fit->prior.prefill_layer_overhead.v);
   EXPECT_EQ(chips, sc.chips);
+}
+
+// The prefill latency floor: single-request TTFT rows made by the simulator with Inferentia2's
+// floor set to 700 us per layer (short prompts floor-bound, long ones not) lead the fit from its
+// prior 0 to a floor of that order, which its coordinate search alone could not reach (the loss is
+// flat below the work of a pass); the written file carries the floor and its prior. A GPU family
+// (prefill mixed into the decode pass) has no such floor to fit.
+TEST(ServeCalibrate, FitFindsAPrefillLatencyFloor) {
+  const std::string header = test::kInferenceHeader;
+  struct R {
+    const char* id;
+    int in;
+  };
+  const R rows[] = {{"F1-ttft-p50", 32}, {"F2-ttft-p50", 64}, {"F3-ttft-p50", 128},
+                    {"F4-ttft-p50", 4096}, {"F5-ttft-p50", 8192}, {"F6-ttft-p50", 16}};
+  auto table = [&](const std::vector<double>& values) {
+    std::string text = header;
+    for (std::size_t i = 0; i < std::size(rows); ++i)
+      text += std::string(rows[i].id) + ",test,B,inf2-48xl,12,llama3-8b,,,,,,,,,,,,,,bf16,bf16,12,1,,1,single," +
+              std::to_string(rows[i].in) + ",16,1,,,,ttft_ms,p50," + std::to_string(values[i]) + ",\n";
+    return parse_csv(DataFile{"synthetic.csv", text});
+  };
+  Catalog truth_cat = builtin();
+  const std::string chip = truth_cat.systems.at("inf2-48xl").chip_id;
+  ServingCalibration sc = truth_cat.serving.at(chip);
+  ASSERT_FALSE(sc.mixed_batches);
+  sc.prefill_layer_floor = Seconds{700e-6};
+  for (auto& [id, s] : truth_cat.systems)
+    if (s.serving.id == sc.id) s.serving = sc;
+  std::vector<double> measured;
+  for (const auto& r : validate_inference(table(std::vector<double>(6, 1.0)), truth_cat).rows) {
+    ASSERT_TRUE(r.evaluated) << r.reason;
+    measured.push_back(r.predicted);
+  }
+  const CsvTable t = table(measured);
+  CalibrateOptions o;
+  const ServingFit* fit = nullptr;
+  const std::vector<ServingFit> fits = calibrate_serving(t, builtin(), o);
+  for (const auto& f : fits)
+    if (f.family == sc.id) fit = &f;
+  ASSERT_NE(fit, nullptr);
+  EXPECT_EQ(fit->prior.prefill_layer_floor.v, 0.0);
+  EXPECT_GT(fit->fitted.prefill_layer_floor.v, 500e-6);
+  EXPECT_LT(fit->fitted.prefill_layer_floor.v, 900e-6);
+  EXPECT_LT(fit->mape_after, fit->mape_before / 2);
+  const std::string text = serving_toml(fit->fitted, fit, "synthetic.csv", "xpuplan test", "2026-11-27");
+  std::vector<std::string> chips;
+  const ServingCalibration back = parse_serving(DataFile{"data/serving/" + sc.id + ".toml", text}, &chips);
+  EXPECT_NEAR(back.prefill_layer_floor.v, fit->fitted.prefill_layer_floor.v, 1e-3 * fit->fitted.prefill_layer_floor.v);
+  EXPECT_DOUBLE_EQ(back.prior_prefill_layer_floor_s, 0.0);
+  for (const auto& f : fits) {
+    if (f.family == builtin().system("dgx-h100").serving.id) {
+      EXPECT_EQ(f.fitted.prefill_layer_floor.v, 0.0);
+    }
+  }
 }
 
 // The routed experts' factor: Mixtral rows made by the simulator with engine.moe_expert_factor 2

@@ -18,7 +18,9 @@ namespace {
 // every chip here).
 // 5 the decode score time per query head x key position x layer (s).
 // 6 the same for prompt (prefill) query x key pairs.
-constexpr int kParams = 7;
+// 7 the prefill layer latency floor (s).
+constexpr int kParams = 8;
+constexpr int kFloorParam = 7;
 constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
 constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
 constexpr int kMinMoeRows = 3;      // mixture-of-experts rows needed to fit engine.moe_expert_factor
@@ -44,6 +46,7 @@ double get(const ServingCalibration& s, int i) {
     case 4: return s.prefill_layer_overhead.v;
     case 5: return s.decode_score_time.v;
     case 6: return s.prefill_score_time.v;
+    case 7: return s.prefill_layer_floor.v;
     default: return s.prefill_gemm;
   }
 }
@@ -58,10 +61,14 @@ void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCe
     case 4: s.prefill_layer_overhead = Seconds{std::clamp(v, 0.0, 5e-3)}; break;
     case 5: s.decode_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
     case 6: s.prefill_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
+    case 7: s.prefill_layer_floor = Seconds{std::clamp(v, 0.0, 5e-3)}; break;
     default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
   }
 }
-constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10, 1e-11};  // keeps ln defined at zero overhead
+// Keep ln defined at zero; each is also the scale of its prior's pull (ln((v + offset) / (prior +
+// offset))^2). The prefill floor's is a layer's time in a small prefill graph (500 us): a floor
+// below that is about as plausible as none.
+constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10, 1e-11, 500e-6};
 
 // Puts a family's serving values in place for every system and chip of the family.
 void apply_serving(Catalog& c, const ServingCalibration& s) {
@@ -107,6 +114,7 @@ ServingCalibration prior_serving(const ServingCalibration& cur) {
   if (cur.prior_prefill_layer_overhead_s >= 0) prior.prefill_layer_overhead = Seconds{cur.prior_prefill_layer_overhead_s};
   if (cur.prior_decode_score_time_s >= 0) prior.decode_score_time = Seconds{cur.prior_decode_score_time_s};
   if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
+  if (cur.prior_prefill_layer_floor_s >= 0) prior.prefill_layer_floor = Seconds{cur.prior_prefill_layer_floor_s};
   if (cur.prior_moe_expert_factor > 0) prior.moe_expert_factor = cur.prior_moe_expert_factor;
   return prior;
 }
@@ -172,21 +180,46 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     double best_loss = evaluate(best, &fit.mape_before);
     // Coordinate search in log space: try x f and / f per parameter; shrink f when a pass
     // improves nothing.
-    double f = 2.0;
-    for (int pass = 0; pass < 60 && f > 1.01; ++pass) {
-      bool improved = false;
-      for (int i = 0; i < kParams; ++i)
-        for (double k : {f, 1.0 / f}) {
-          ServingCalibration t = best;
-          set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i], bw_ceiling);
-          const double l = evaluate(t, nullptr);
-          if (l < best_loss - 1e-12) {
-            best_loss = l;
-            best = t;
-            improved = true;
+    auto refine = [&](double f) {
+      for (int pass = 0; pass < 60 && f > 1.01; ++pass) {
+        bool improved = false;
+        for (int i = 0; i < kParams; ++i)
+          for (double k : {f, 1.0 / f}) {
+            if (i == kFloorParam && cur.mixed_batches) continue;  // no prefill graph of its own
+            ServingCalibration t = best;
+            set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i], bw_ceiling);
+            const double l = evaluate(t, nullptr);
+            if (l < best_loss - 1e-12) {
+              best_loss = l;
+              best = t;
+              improved = true;
+            }
           }
+        if (!improved) f = std::sqrt(f);
+      }
+    };
+    refine(2.0);
+    // The prefill latency floor changes nothing until it exceeds a pass's work, so the loss is
+    // flat around a small value and the search above cannot leave it: scan it on a log grid
+    // (20 us to 5 ms) with the rest fixed, and refine everything again from the best point. Only
+    // for engines that run prefill as its own graph (StepModel applies it to no other).
+    if (!cur.mixed_batches) {
+      ServingCalibration t = best;
+      double scan_loss = best_loss;
+      double scan_v = get(best, kFloorParam);
+      for (double v = 20e-6; v <= 5e-3 * 1.0001; v *= std::pow(2.0, 0.25)) {
+        set(t, kFloorParam, v, bw_ceiling);
+        const double l = evaluate(t, nullptr);
+        if (l < scan_loss - 1e-12) {
+          scan_loss = l;
+          scan_v = v;
         }
-      if (!improved) f = std::sqrt(f);
+      }
+      if (scan_loss < best_loss - 1e-12) {
+        set(best, kFloorParam, scan_v, bw_ceiling);
+        best_loss = scan_loss;
+        refine(1.2);
+      }
     }
     evaluate(best, &fit.mape_after);
 
@@ -227,6 +260,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     best.prior_prefill_layer_overhead_s = prior.prefill_layer_overhead.v;
     best.prior_decode_score_time_s = prior.decode_score_time.v;
     best.prior_prefill_score_time_s = prior.prefill_score_time.v;
+    best.prior_prefill_layer_floor_s = prior.prefill_layer_floor.v;
     best.prior_moe_expert_factor = fit.fit_moe ? prior.moe_expert_factor : -1;
     fit.fitted = best;
     out.push_back(std::move(fit));
@@ -328,6 +362,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   line("layer_overhead = \"%.4g us\"            # per layer per iteration: kernel launches and synchronisation", s.layer_overhead.v * 1e6);
   if (s.prefill_layer_overhead.v > 0 || fit)
     line("prefill_layer_overhead = \"%.4g us\"    # per layer of an iteration with prompt tokens, beyond layer_overhead", s.prefill_layer_overhead.v * 1e6);
+  if (s.prefill_layer_floor.v > 0 || (fit && !s.mixed_batches))
+    line("prefill_layer_floor = \"%.4g us\"       # least time per layer of the prefill (context-encoding) graph, however few its tokens: the pass takes max(its work, layers x floor)", s.prefill_layer_floor.v * 1e6);
   line("memory_fraction = %.2f               # share of the HBM left after weights, reserve and workspace that the KV cache takes (TensorRT-LLM kv_cache free_gpu_memory_fraction default 0.9)", s.memory_fraction);
   line("max_batch = %d                       # default cap on sequences per iteration", s.max_batch);
   line("token_budget = %d                    # default cap on tokens per iteration (chunked prefill)", s.token_budget);
@@ -364,6 +400,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("step_overhead_prior = \"%.4g us\"", fit->prior.step_overhead.v * 1e6);
     line("layer_overhead_prior = \"%.4g us\"", fit->prior.layer_overhead.v * 1e6);
     line("prefill_layer_overhead_prior = \"%.4g us\"", fit->prior.prefill_layer_overhead.v * 1e6);
+    if (!s.mixed_batches) line("prefill_layer_floor_prior = \"%.4g us\"", fit->prior.prefill_layer_floor.v * 1e6);
     line("score_time_prior = \"%.4g ns\"", fit->prior.decode_score_time.v * 1e9);
     line("prefill_score_time_prior = \"%.4g ns\"", fit->prior.prefill_score_time.v * 1e9);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);

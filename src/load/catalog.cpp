@@ -279,6 +279,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.step_overhead = Seconds{e->quantity("step_overhead", Dimension::time, true)};
   c.layer_overhead = Seconds{e->quantity("layer_overhead", Dimension::time, true)};
   if (auto v = e->opt_quantity("prefill_layer_overhead", Dimension::time, true)) c.prefill_layer_overhead = Seconds{*v};
+  if (auto v = e->opt_quantity("prefill_layer_floor", Dimension::time, true)) c.prefill_layer_floor = Seconds{*v};
   c.memory_fraction = e->number("memory_fraction", 0.1, 1.0);
   c.max_batch = static_cast<int>(e->integer("max_batch"));
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
@@ -305,6 +306,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     c.prior_layer_overhead_s = f->quantity("layer_overhead_prior", Dimension::time, true);
     c.prior_gemm_scale = f->number("gemm_scale_prior", 0.05, 2.0);
     if (auto v = f->opt_quantity("prefill_layer_overhead_prior", Dimension::time, true)) c.prior_prefill_layer_overhead_s = *v;
+    if (auto v = f->opt_quantity("prefill_layer_floor_prior", Dimension::time, true)) c.prior_prefill_layer_floor_s = *v;
     if (auto v = f->opt_quantity("score_time_prior", Dimension::time, true)) c.prior_decode_score_time_s = *v;
     if (auto v = f->opt_quantity("prefill_score_time_prior", Dimension::time, true)) c.prior_prefill_score_time_s = *v;
     if (auto v = f->opt_number("moe_expert_factor_prior", 0.25, 4.0)) c.prior_moe_expert_factor = *v;

@@ -315,6 +315,10 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   if (l_.pp > 1) p.pp_comm = (l_.pp - 1) * collective_time(s_, Collective::send_recv, act, Group{2, l_.tp});
   p.overhead = L * s_.serving.layer_overhead.v + s_.serving.step_overhead.v +
                (tokens > decode_seqs ? L * s_.serving.prefill_layer_overhead.v : 0.0);
+  // A prompt pass of an engine that compiles prefill as its own graph takes at least the layers'
+  // latency floor (beyond the step overhead).
+  if (tokens > decode_seqs && !s_.serving.mixed_batches && s_.serving.prefill_layer_floor.v > 0)
+    p.floor = std::max(0.0, L * s_.serving.prefill_layer_floor.v - (p.total() - s_.serving.step_overhead.v));
   return p;
 }
 
@@ -361,6 +365,9 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                      (s_.serving.prefill_layer_overhead.v <= 0 ? std::string()
                       : prompt_share >= 0 ? fmt(", engine.prefill_layer_overhead x %.3f (the share of iterations with prompt tokens)", prompt_share)
                                           : std::string(", engine.prefill_layer_overhead (iterations with prompt tokens)"))});
+  if (s_.serving.prefill_layer_floor.v > 0 && !s_.serving.mixed_batches)
+    out.push_back({"prefill latency floor (beyond the terms above)", ms(p.floor),
+                   srv + ": engine.prefill_layer_floor x layers (a pass with prompt tokens takes at least that)"});
   out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
 }

@@ -167,6 +167,12 @@ struct ServingCalibration {
   Seconds prefill_layer_overhead{0}; // per layer of an iteration (or graph) that computes prompt tokens,
                                      // beyond layer_overhead: the prefill (context-encoding) path's own
                                      // launches and syncs
+  // Engines that compile prefill as its own graph (mixed_batches = false): the least time a layer
+  // of that graph takes, however few the prompt tokens, a latency floor (Neuron's context-encoding
+  // graph runs about as long per layer at 128 prompt tokens for a 7-8B model as for a 70B one).
+  // The prefill pass takes max(its layers' work, layers x floor); 0: none. Not fitted, and not
+  // applied, where prefill mixes into the decode pass (GPU engines).
+  Seconds prefill_layer_floor{0};
   double memory_fraction = 0.9;      // share of the HBM left after weights, reserve and workspace that the KV cache takes
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
@@ -207,7 +213,7 @@ struct ServingCalibration {
   // them instead of compounding (< 0: not fitted).
   double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1,
          prior_prefill_layer_overhead_s = -1, prior_decode_score_time_s = -1, prior_prefill_score_time_s = -1,
-         prior_moe_expert_factor = -1;
+         prior_moe_expert_factor = -1, prior_prefill_layer_floor_s = -1;
 };
 
 struct System {
