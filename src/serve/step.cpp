@@ -330,8 +330,10 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                                                int logits, double prompt_share) const {
   Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits);
   const double prefill_overhead = static_cast<double>(m_.layers) * s_.serving.prefill_layer_overhead.v;
-  if (prompt_share >= 0)
+  if (prompt_share >= 0) {
     p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;
+    if (tokens > decode_seqs) p.floor *= prompt_share;  // the mean step: only prompt passes reach the floor
+  }
   const std::string chip = s_.chip.file, cal = s_.calib.file;
   const std::string srv = s_.serving.where();
   const std::string pk = std::string("peak.") + precision_name(cp_);
@@ -367,7 +369,8 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                                           : std::string(", engine.prefill_layer_overhead (iterations with prompt tokens)"))});
   if (s_.serving.prefill_layer_floor.v > 0 && !s_.serving.mixed_batches)
     out.push_back({"prefill latency floor (beyond the terms above)", ms(p.floor),
-                   srv + ": engine.prefill_layer_floor x layers (a pass with prompt tokens takes at least that)"});
+                   srv + ": engine.prefill_layer_floor x layers (a prefill pass takes at least that)" +
+                       (prompt_share >= 0 ? fmt(", x %.3f (the share of iterations with prompt tokens)", prompt_share) : std::string())});
   out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
 }
