@@ -2,9 +2,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <string>
 #include <filesystem>
 #include <set>
+#include <string>
 
 #include "load/catalog.hpp"
 #include "load/toml_reader.hpp"

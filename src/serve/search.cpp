@@ -90,8 +90,9 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
 
   // Pipeline stages: the one given; else 1, and when varied and no layout of fewer stages fits,
   // 2, 4, ... (dividing the devices, at most one stage per layer), stopping at the first count
-  // with a layout that fits: a model that one scale-up domain cannot hold. (Stages run one batch
-  // after another here, so more stages never serve faster once fewer fit.)
+  // with a layout that fits: a model that one scale-up domain cannot hold. (With its pp
+  // micro-batch lanes a pipeline serves about as the same devices would as replicas, so stages
+  // are added for memory only.)
   std::vector<int> pps{pp};
   if (!q.pp && o.vary_pp)
     for (int p = 2; p <= N && p <= m.layers; p *= 2)
@@ -127,17 +128,15 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
 
   ServeSearchResult res;
   std::vector<ServeReport> all;
-  for (int pp : pps) {
-    if (pp != pps.front() && res.feasible > 0) break;
-    for (int tp : tp_choices(pp))
-    for (int ep : ep_choices(m, q, tp, o.vary_ep)) {
+  // Every batch cap and prefill/decode split of one layout.
+  auto try_layout = [&](int pp, int tp, int ep) {
     ServeLayout l;
     l.tp = tp;
     l.pp = pp;
     l.ep = ep;
     if (l.ep > 1 && tp % l.ep != 0) {
       if (q.tp) throw InputError("--ep", std::to_string(l.ep) + " must divide tp " + std::to_string(tp));
-      continue;
+      return;
     }
     l.replicas = N / (tp * pp);
     l.weights = w;
@@ -170,7 +169,11 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         if (r.feasible && r.slo_met) ++res.within_slo;
         all.push_back(std::move(r));
       }
-    }
+  };
+  for (int pp : pps) {
+    if (pp != pps.front() && res.feasible > 0) break;
+    for (int tp : tp_choices(pp))
+      for (int ep : ep_choices(m, q, tp, o.vary_ep)) try_layout(pp, tp, ep);
   }
   std::stable_sort(all.begin(), all.end(), [&](const ServeReport& a, const ServeReport& b) { return better(a, b, o.objective); });
   // The list skips a candidate that repeats one ranked above it: the same deployment with a batch
