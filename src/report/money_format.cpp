@@ -237,6 +237,14 @@ std::string slo_text(const ServeCompareRequest& q) {
   if (q.slo_tpot_s > 0) t += std::string(q.slo_ttft_s > 0 ? "," : "") + " TPOT <= " + fmt("%g", q.slo_tpot_s * 1e3) + " ms";
   return t;
 }
+
+// A served row's layout as deployed: the searched replica's tp/pp/ep with the replica count the
+// traffic needs (the search ran on search_devices; --explain shows that layout).
+std::string deployed_layout(const ServeCompareRow& r) {
+  ServeReport s = r.pick.report;
+  s.layout.replicas = r.replicas;
+  return serve_layout_summary(s);
+}
 }  // namespace
 
 ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, const std::vector<ServeCompareRow>& rows,
@@ -268,7 +276,7 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
     x["devices"] = r.served ? ordered_json(r.devices) : ordered_json(nullptr);
     if (r.served) {
       const ServeReport& s = r.pick.report;
-      x["layout"] = serve_layout_summary(s);
+      x["layout"] = deployed_layout(r);
       x["replica_devices"] = r.replica_devices;
       x["replicas"] = r.replicas;
       x["search_devices"] = r.pick.search_devices;
@@ -318,7 +326,7 @@ std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, con
       continue;
     }
     const ServeReport& s = r.pick.report;
-    tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), serve_layout_summary(s),
+    tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), deployed_layout(r),
                    fmt("%.0f", s.output_tps_per_device), fmt("%.0f%%", 100 * r.utilisation),
                    r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
                    r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd_per_month),
