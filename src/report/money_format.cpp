@@ -240,11 +240,7 @@ std::string slo_text(const ServeCompareRequest& q) {
 
 // A served row's layout as deployed: the searched replica's tp/pp/ep with the replica count the
 // traffic needs (the search ran on search_devices; --explain shows that layout).
-std::string deployed_layout(const ServeCompareRow& r) {
-  ServeReport s = r.pick.report;
-  s.layout.replicas = r.replicas;
-  return serve_layout_summary(s);
-}
+std::string deployed_layout(const ServeCompareRow& r) { return serve_layout_summary(r.pick.report, r.replicas); }
 }  // namespace
 
 ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, const std::vector<ServeCompareRow>& rows,

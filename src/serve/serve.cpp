@@ -38,10 +38,10 @@ LatencyStats latency_stats(std::vector<double> v) {
   return s;
 }
 
-std::string serve_layout_summary(const ServeReport& r) {
+std::string serve_layout_summary(const ServeReport& r, int replicas) {
   const ServeLayout& l = r.layout;
   std::string s = "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " ep" + std::to_string(l.ep) + " x" +
-                  std::to_string(l.replicas) + " " + quant_name(l.weights) + "/kv-" + quant_name(l.kv) + " batch<=" +
+                  std::to_string(replicas > 0 ? replicas : l.replicas) + " " + quant_name(l.weights) + "/kv-" + quant_name(l.kv) + " batch<=" +
                   std::to_string(r.max_batch) + " budget " + std::to_string(r.token_budget);
   if (r.compiled_batch > 0) s += " static " + std::to_string(r.compiled_batch);
   if (r.prefill_pad > 0) s += " prefill-pad " + std::to_string(r.prefill_pad);

@@ -78,7 +78,8 @@ struct ServeReport {
 };
 
 // "tp4 pp1 ep1 x2 fp8/kv-fp8 batch<=256 budget 8192" (+ " disagg 1P:1D").
-std::string serve_layout_summary(const ServeReport& r);
+// replicas > 0: shown instead of the report's (compare --serve: the replicas the traffic needs).
+std::string serve_layout_summary(const ServeReport& r, int replicas = 0);
 
 // Simulates one fully specified deployment (layout and options given).
 ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& q, const ServeLayout& l,

@@ -317,8 +317,8 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
                (tokens > decode_seqs ? L * s_.serving.prefill_layer_overhead.v : 0.0);
   // A prompt pass of an engine that compiles prefill as its own graph takes at least the layers'
   // latency floor (beyond the step overhead).
-  if (tokens > decode_seqs && !s_.serving.mixed_batches && s_.serving.prefill_layer_floor.v > 0)
-    p.floor = std::max(0.0, L * s_.serving.prefill_layer_floor.v - (p.total() - s_.serving.step_overhead.v));
+  if (tokens > decode_seqs && s_.serving.prefill_floor_s() > 0)
+    p.floor = std::max(0.0, L * s_.serving.prefill_floor_s() - (p.total() - s_.serving.step_overhead.v));
   return p;
 }
 
@@ -367,7 +367,7 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
                      (s_.serving.prefill_layer_overhead.v <= 0 ? std::string()
                       : prompt_share >= 0 ? fmt(", engine.prefill_layer_overhead x %.3f (the share of iterations with prompt tokens)", prompt_share)
                                           : std::string(", engine.prefill_layer_overhead (iterations with prompt tokens)"))});
-  if (s_.serving.prefill_layer_floor.v > 0 && !s_.serving.mixed_batches)
+  if (s_.serving.prefill_floor_s() > 0)
     out.push_back({"prefill latency floor (beyond the terms above)", ms(p.floor),
                    srv + ": engine.prefill_layer_floor x layers (a prefill pass takes at least that)" +
                        (prompt_share >= 0 ? fmt(", x %.3f (the share of iterations with prompt tokens)", prompt_share) : std::string())});

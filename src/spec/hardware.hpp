@@ -173,6 +173,8 @@ struct ServingCalibration {
   // The prefill pass takes max(its layers' work, layers x floor); 0: none. Not fitted, and not
   // applied, where prefill mixes into the decode pass (GPU engines).
   Seconds prefill_layer_floor{0};
+  // The floor in effect: none where prefill mixes into the decode pass.
+  double prefill_floor_s() const { return mixed_batches ? 0.0 : prefill_layer_floor.v; }
   double memory_fraction = 0.9;      // share of the HBM left after weights, reserve and workspace that the KV cache takes
   int max_batch = 256;               // default cap on sequences per iteration
   int token_budget = 8192;           // default cap on tokens per iteration (chunked prefill)
