@@ -615,6 +615,83 @@ TEST(ServeSim, DeterministicForASeed) {
   EXPECT_NE(a, c);
 }
 
+TEST(ServeWorkloadSpread, ParsesNamesAndRejectsMalformed) {
+  auto u = parse_spread("uniform:150");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->kind, SpreadKind::uniform);
+  EXPECT_DOUBLE_EQ(u->width, 150);
+  EXPECT_EQ(spread_name(*u), "uniform:150");
+  auto n = parse_spread("normal:12.5");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(spread_name(*n), "normal:12.5");
+  EXPECT_FALSE(parse_spread("none")->set());
+  EXPECT_EQ(spread_name(*parse_spread("uniform:0")), "none");  // a zero width is no spread
+  for (const char* bad : {"", "uniform", "uniform:", "uniform:-1", "uniform:abc", "gauss:3", "normal:nan", "normal:1e9"})
+    EXPECT_FALSE(parse_spread(bad)) << bad;
+}
+
+TEST(ServeSim, LengthSpreadKeepsTheMeanAndVariesLengths) {
+  // Lengths drawn around the mean (clamped symmetrically): the mean stays near the stated one,
+  // lengths vary, and stay within [1, 2 x mean - 1]; the same seed gives the same run.
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  for (SpreadKind kind : {SpreadKind::uniform, SpreadKind::normal}) {
+    ServeWorkload w = offline(2000, 400, 100);
+    w.input_spread = {kind, kind == SpreadKind::uniform ? 300.0 : 500.0};  // normal: clamps often
+    w.output_spread = {kind, 40};
+    const SimResult r = simulate(sm, w, SimOptions{});
+    ASSERT_EQ(r.requests.size(), 2000u);
+    double in = 0, out = 0;
+    int lo = 1 << 30, hi = 0;
+    for (const auto& q : r.requests) {
+      in += q.input;
+      out += q.output;
+      lo = std::min(lo, q.input);
+      hi = std::max(hi, q.input);
+    }
+    EXPECT_NEAR(in / 2000, 400, 400 * 0.04);
+    EXPECT_NEAR(out / 2000, 100, 100 * 0.04);
+    EXPECT_GE(lo, 1);
+    EXPECT_LE(hi, 799);
+    EXPECT_LT(lo, 200);  // spread out, not all 400
+    EXPECT_GT(hi, 600);
+    const SimResult again = simulate(sm, w, SimOptions{});
+    EXPECT_EQ(again.requests.back().input, r.requests.back().input);
+  }
+}
+
+TEST(ServeSim, OutputSpreadBreaksClosedLoopLockStep) {
+  // Four closed-loop clients with equal lengths finish together and send their next prompts
+  // together, so every TTFT is the prefill of four prompts. With output lengths that differ the
+  // clients fall out of step: most prompts arrive alone and TTFT falls to about one prompt's prefill.
+  ServeLayout l;
+  l.tp = 4;
+  l.weights = Quant::fp8;
+  l.kv = Quant::fp8;
+  StepModel sm(builtin().model("llama3.1-70b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 4;
+  w.requests = 200;
+  w.input_len = 1024;
+  w.output_len = 256;
+  auto mean_ttft = [&](const ServeWorkload& wl) {
+    const SimResult r = simulate(sm, wl, SimOptions{});
+    double t = 0;
+    for (const auto& q : r.requests) t += q.first_token - q.arrival;
+    return t / static_cast<double>(r.requests.size());
+  };
+  ServeWorkload one = w;
+  one.concurrency = 1;
+  one.requests = 20;
+  const double lock = mean_ttft(w), single = mean_ttft(one);
+  EXPECT_GT(lock, 3.0 * single);
+  w.output_spread = {SpreadKind::uniform, 64};
+  const double spread = mean_ttft(w);
+  EXPECT_LT(spread, 0.5 * lock);
+  EXPECT_GT(spread, single);
+}
+
 TEST(ServeSim, DisaggregatedCompletesAndChargesKvTransfer) {
   ServeLayout l;
   l.tp = 2;
@@ -1184,6 +1261,20 @@ TEST(ServeValidateFacts, RequestsSetsAnOfflineRunsRequestCount) {
   EXPECT_EQ(test::catch_input_error([&] { validate_inference(single, builtin(), nullptr, &fs); }).where, "inf.facts.csv:2: field");
 }
 
+TEST(ServeValidateFacts, LengthSpreadsApply) {
+  // A fixed-concurrency row whose benchmark drew output lengths around the mean: the clients fall
+  // out of step, so the simulated TTFT drops from four prompts' prefill towards one's.
+  const CsvTable t = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
+                                                       "C4-ttft-mean,test,A,dgx-h100,4,llama3.1-70b,,,,,,,,,,,,,,fp8,fp8,4,1,,1,"
+                                                       "fixed_batch,1024,256,4,,,,ttft_ms,mean,80,\n"});
+  const ValidationResult plain = validate_inference(t, builtin());
+  const RunFacts f = inf_facts("C4-ttft-mean,output_spread,uniform:64,benchmark script\nC4-ttft-mean,input_spread,normal:10,x\n");
+  const ValidationResult with = validate_inference(t, builtin(), nullptr, &f);
+  ASSERT_TRUE(plain.rows[0].evaluated && with.rows[0].evaluated);
+  EXPECT_LT(with.rows[0].predicted, 0.5 * plain.rows[0].predicted);
+  EXPECT_NE(inference_validation_text(with).find("output_spread=uniform:64"), std::string::npos);
+}
+
 TEST(ServeValidateFacts, BadInput) {
   auto err = [](const std::string& body) {
     return test::catch_input_error([&] { inf_facts(body); });
@@ -1192,6 +1283,8 @@ TEST(ServeValidateFacts, BadInput) {
   EXPECT_EQ(err("X,max_batch,2.5,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,max_batch,-1,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,max_batch,8,\n").where, "inf.facts.csv:2: source");
+  EXPECT_EQ(err("X,input_spread,gauss:3,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,output_spread,uniform:-2,x\n").where, "inf.facts.csv:2: value");
   // Training tables keep their own fields.
   EXPECT_EQ(test::catch_input_error([] {
               parse_run_facts(parse_csv(DataFile{"t.csv", "id,field,value,source\nX,max_batch,8,x\n"}));

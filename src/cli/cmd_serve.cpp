@@ -12,6 +12,7 @@ namespace xpu::cli {
 namespace {
 struct ServeOpts {
   std::string model, system, weights, kv, trace, agent, out, objective = "throughput";
+  std::string input_spread, output_spread;
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
   std::string kv_admission;
@@ -26,6 +27,13 @@ std::optional<Quant> quant_flag(const std::string& v, const char* flag) {
   auto q = parse_quant(v);
   if (!q) throw InputError(flag, "'" + v + "' is not bf16, fp16, fp8, int8, int4 or fp4");
   return q;
+}
+
+LengthSpread spread_flag(const std::string& v, const char* flag) {
+  if (v.empty()) return {};
+  auto sp = parse_spread(v);
+  if (!sp) throw InputError(flag, "'" + v + "' is not uniform:TOKENS, normal:TOKENS or none (TOKENS a number >= 0)");
+  return *sp;
 }
 
 ServeRequest build(const ServeOpts& o) {
@@ -69,6 +77,11 @@ ServeRequest build(const ServeOpts& o) {
     if (o.output_len < 1) throw InputError("--output-len", "required (at least 1) with --offline, --rate or --concurrency");
     w.input_len = o.input_len;
     w.output_len = o.output_len;
+    w.input_spread = spread_flag(o.input_spread, "--input-spread");
+    w.output_spread = spread_flag(o.output_spread, "--output-spread");
+  } else if (!o.input_spread.empty() || !o.output_spread.empty()) {
+    throw InputError(!o.input_spread.empty() ? "--input-spread" : "--output-spread",
+                     "applies to --offline, --rate and --concurrency (a trace or agent file gives each request's lengths)");
   }
   if (o.offline) w.kind = WorkloadKind::offline;
   if (o.rate) {
@@ -106,6 +119,12 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--replicas", o->replicas, "Model replicas (devices / (tp x pp) if omitted)");
   c->add_option("--input-len", o->input_len, "Prompt tokens per request (--offline, --rate, --concurrency)");
   c->add_option("--output-len", o->output_len, "Generated tokens per request (--offline, --rate, --concurrency)");
+  c->add_option("--input-spread", o->input_spread,
+                "Prompt lengths around --input-len: uniform:W (uniform in +-W tokens, as guidellm's prompt_tokens_variance or "
+                "vLLM's --random-range-ratio), normal:SD (standard deviation, as aiperf's --synthetic-input-tokens-stddev); "
+                "clamped to [1, 2 x mean - 1] (default: every prompt --input-len)");
+  c->add_option("--output-spread", o->output_spread,
+                "Output lengths around --output-len, as --input-spread (default: every output --output-len)");
   c->add_flag("--offline", o->offline, "Workload: all requests queued at time 0");
   c->add_option("--rate", o->rate, "Workload: Poisson arrivals at this many requests per second");
   c->add_option("--concurrency", o->concurrency, "Workload: this many requests in flight at all times");

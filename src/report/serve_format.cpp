@@ -33,6 +33,8 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
                  {"max_batch", r.max_batch}, {"token_budget", r.token_budget}, {"prefill_replicas", r.prefill_replicas},
                  {"kv_admission", r.reserve_output ? "guaranteed" : "optimistic"}};
   j["workload"] = r.workload;
+  if (!r.input_spread.empty()) j["input_spread"] = r.input_spread;
+  if (!r.output_spread.empty()) j["output_spread"] = r.output_spread;
   j["feasible"] = r.feasible;
   if (!r.feasible) {
     j["reason"] = r.reason;
@@ -87,7 +89,10 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
 std::string serve_text(const Model& m, const System& s, const ServeReport& r, bool with_explain) {
   const int devices = r.layout.tp * r.layout.pp * r.layout.replicas;
   std::string out = "xpuplan serve: " + m.name + " on " + std::to_string(devices) + " x " + s.device_unit + " of " + s.name + "\n";
-  out += "  workload: " + r.workload + "\n";
+  out += "  workload: " + r.workload;
+  if (!r.input_spread.empty()) out += ", prompt lengths " + r.input_spread;
+  if (!r.output_spread.empty()) out += ", output lengths " + r.output_spread;
+  out += "\n";
   out += "  layout: " + serve_layout_summary(r) + "\n\n";
   if (!r.feasible) return out + "DOES NOT FIT: " + r.reason + "\n";
   std::vector<std::vector<std::string>> rows;

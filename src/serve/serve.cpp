@@ -61,6 +61,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.prefill_pad = o.prefill_pad;
   r.reserve_output = o.reserve_output;
   r.workload = workload_name(q.work.kind);
+  if (q.work.input_spread.set()) r.input_spread = spread_name(q.work.input_spread);
+  if (q.work.output_spread.set()) r.output_spread = spread_name(q.work.output_spread);
   StepModel sm(m, s, l);
   r.weight_bytes_per_device = sm.weight_bytes_per_device();  // also when it does not fit: how far off
   if (!sm.fits()) {

@@ -20,7 +20,29 @@ struct Rng {
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   double exponential(double rate) { return -std::log1p(-uniform()) / rate; }
+  double normal() {  // Box-Muller, one draw per call
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  }
 };
+
+// A request length around `mean` (LengthSpread in workload.hpp), clamped to [1, 2 mean - 1].
+int draw_length(int mean, const LengthSpread& sp, Rng& rng) {
+  if (!sp.set()) return mean;
+  double x = 0;
+  if (sp.kind == SpreadKind::uniform) {
+    const long w = std::lround(sp.width);
+    x = static_cast<double>(static_cast<long>(rng.next() % static_cast<std::uint64_t>(2 * w + 1)) - w);
+  } else {
+    x = std::round(sp.width * rng.normal());
+  }
+  const double lo = 1, hi = 2.0 * mean - 1;
+  return static_cast<int>(std::clamp(mean + x, lo, std::max(lo, hi)));
+}
+
+// The stream request lengths are drawn from: apart from the arrivals' (same arrivals with or
+// without a spread); `lane` separates the streams of closed-loop lanes.
+Rng length_rng(std::uint64_t seed, std::uint64_t lane) { return Rng{(seed ^ 0x6C656E67746873ull) + 0x9E3779B97F4A7C15ull * (lane + 1)}; }
 
 enum class State { waiting, prefill, decode, finished };
 
@@ -60,11 +82,12 @@ class Replica {
   void arrive_sorted(int id) { sorted_.push_back(id); }
   void set_quota(int q) { quota_ = q; }
   int issued() const { return issued_; }
+  void seed_lengths(std::uint64_t lane) { lens_ = length_rng(w_.seed, lane); }
   void issue_closed(double t) {  // concurrency workload: one new request at t
     Seq s;
     s.arrival = s.orig_arrival = t;
-    s.input = w_.input_len;
-    s.output = w_.output_len;
+    s.input = draw_length(w_.input_len, w_.input_spread, lens_);
+    s.output = draw_length(w_.output_len, w_.output_spread, lens_);
     s.target = s.input;
     dynamic_.push({t, add(s)});
     ++issued_;
@@ -159,6 +182,7 @@ class Replica {
   int nd_ = 0;
   double ctx_sum_ = 0;
   int quota_ = 0, issued_ = 0;
+  Rng lens_{0};  // closed loop: request lengths (seed_lengths)
 };
 
 void Replica::complete(int id, double t, SimResult& r) {
@@ -421,11 +445,13 @@ std::vector<TraceRequest> open_loop(const ServeWorkload& w) {
     return out;
   }
   Rng rng{w.seed};
+  Rng lens = length_rng(w.seed, 0);
   double t = 0;
   out.reserve(w.requests);
   for (int i = 0; i < w.requests; ++i) {
     if (w.kind == WorkloadKind::poisson) t += rng.exponential(w.rate);
-    out.push_back({t, w.input_len, w.output_len});
+    const int in = draw_length(w.input_len, w.input_spread, lens);
+    out.push_back({t, in, draw_length(w.output_len, w.output_spread, lens)});
   }
   return out;
 }
@@ -552,6 +578,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
         const int c = w.concurrency / RL + (p < w.concurrency % RL ? 1 : 0);
         const int n = w.requests / RL + (p < w.requests % RL ? 1 : 0);
         reps[p].set_quota(n);
+        reps[p].seed_lengths(static_cast<std::uint64_t>(p));
         for (int k = 0; k < std::min(c, n); ++k) reps[p].issue_closed(0);
       }
       break;

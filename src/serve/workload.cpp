@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "spec/error.hpp"
@@ -17,6 +18,30 @@ const char* workload_name(WorkloadKind k) {
     case WorkloadKind::agent: return "agent";
   }
   return "?";
+}
+
+std::optional<LengthSpread> parse_spread(const std::string& s) {
+  if (s == "none") return LengthSpread{};
+  const auto colon = s.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  const std::string kind = s.substr(0, colon), num = s.substr(colon + 1);
+  LengthSpread out;
+  if (kind == "uniform") out.kind = SpreadKind::uniform;
+  else if (kind == "normal") out.kind = SpreadKind::normal;
+  else return std::nullopt;
+  double v = 0;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (num.empty() || ec != std::errc() || p != num.data() + num.size() || !std::isfinite(v) || v < 0 || v > 1e7)
+    return std::nullopt;
+  out.width = v;
+  return out;
+}
+
+std::string spread_name(const LengthSpread& s) {
+  if (!s.set()) return "none";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s:%g", s.kind == SpreadKind::uniform ? "uniform" : "normal", s.width);
+  return buf;
 }
 
 namespace {

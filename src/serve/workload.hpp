@@ -3,6 +3,8 @@
 // offline      all requests queued at time 0
 // poisson      requests arrive at `rate` per second (exponential gaps, seeded)
 // concurrency  `concurrency` requests in flight at all times (a new one arrives when one ends)
+//              (offline, poisson and concurrency requests have input_len / output_len tokens, or,
+//              with a LengthSpread, lengths drawn around them: see draw_length in sim.cpp)
 // trace        explicit requests from a CSV file: arrival_s, input_tokens, output_tokens
 // agent        tasks from a CSV file: each task is a chain of calls; a call's prompt is the
 //              task's whole context so far (earlier prompts and answers) plus its new tokens, and
@@ -11,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +23,25 @@ namespace xpu {
 
 enum class WorkloadKind { offline, poisson, concurrency, trace, agent };
 const char* workload_name(WorkloadKind k);
+
+// How request lengths vary around their mean in offline, poisson and concurrency workloads, as
+// benchmark tools generate them:
+// uniform  integer uniform in [mean - width, mean + width] (guidellm's emulated data
+//          "prompt_tokens_variance", vLLM's random dataset with --random-range-ratio r: width = r x mean)
+// normal   normal with standard deviation `width`, rounded (aiperf/genai-perf
+//          --synthetic-input-tokens-stddev, --output-tokens-stddev)
+// Either is clamped to [1, 2 x mean - 1], symmetrically, so the mean stays the stated one.
+enum class SpreadKind { none, uniform, normal };
+struct LengthSpread {
+  SpreadKind kind = SpreadKind::none;
+  double width = 0;  // tokens: uniform half-width, or normal standard deviation
+  bool set() const { return kind != SpreadKind::none && width > 0; }
+};
+// "uniform:150", "normal:40" (or "none"); std::nullopt when malformed (negative or non-finite width,
+// unknown kind).
+std::optional<LengthSpread> parse_spread(const std::string& s);
+// The inverse of parse_spread: "uniform:150", "none".
+std::string spread_name(const LengthSpread& s);
 
 struct TraceRequest {
   double arrival_s = 0;
@@ -41,6 +63,7 @@ struct ServeWorkload {
   WorkloadKind kind = WorkloadKind::offline;
   int requests = 1000;  // offline, poisson, concurrency: how many requests to simulate
   int input_len = 0, output_len = 0;
+  LengthSpread input_spread, output_spread;  // offline, poisson, concurrency: lengths around the mean
   double rate = 0;       // poisson: requests per second (whole deployment)
   int concurrency = 0;   // concurrency: requests in flight (whole deployment)
   std::uint64_t seed = 1;

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "serve/workload.hpp"
 #include "spec/error.hpp"
 #include "train/choose.hpp"
 #include "validate/rows.hpp"
@@ -144,6 +145,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "moe_dispatcher") {
       f.text = r.str("value");
       if (!parse_moe_dispatcher(f.text)) r.fail("value", "'" + f.text + "' is not flex or alltoall");
+    } else if (f.field == "input_spread" || f.field == "output_spread") {
+      f.text = r.str("value");
+      if (!parse_spread(f.text)) r.fail("value", "'" + f.text + "' is not uniform:TOKENS, normal:TOKENS or none");
     } else if (f.field == "moe_a2a_overlap") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "moe_a2a_overlap must be 1 (overlapped) or 0");

@@ -46,9 +46,12 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
 // stated cell), compiled_batch (a static-shape engine's decode batch: idle slots are padded) and
 // prefill_pad (its prefill graph length: each prompt is padded up to a multiple of it), requests
-// (an offline run's request count, e.g. a benchmark's number of prompts).
+// (an offline run's request count, e.g. a benchmark's number of prompts), input_spread /
+// output_spread (how the benchmark drew lengths around the row's mean: uniform:W or normal:SD,
+// LengthSpread in serve/workload.hpp).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
-                                                       "compiled_batch", "prefill_pad", "requests"};
+                                                       "compiled_batch", "prefill_pad", "requests",
+                                                       "input_spread", "output_spread"};
 
 enum class FactTable { training, inference };
 

@@ -147,6 +147,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     q.kv = opt_quant(r, "kv_precision");
     auto in = opt_positive(r, "input_len"), outl = opt_positive(r, "output_len");
     std::optional<int> requests;
+    LengthSpread in_spread, out_spread;
     if (facts) {
       auto it = facts->find(row.id);
       if (it != facts->end()) {
@@ -162,6 +163,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
                                           row.id + " is " + scenario);
             requests = static_cast<int>(f.value);
           }
+          else if (f.field == "input_spread") in_spread = *parse_spread(f.text);
+          else if (f.field == "output_spread") out_spread = *parse_spread(f.text);
           else if (f.field == "input_len" || f.field == "output_len") {
             auto& cell = f.field == "input_len" ? in : outl;
             if (cell)
@@ -190,6 +193,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
       ServeWorkload& w = q.work;
       w.input_len = std::max(1, static_cast<int>(std::lround(*in)));
       w.output_len = std::max(1, static_cast<int>(std::lround(*outl)));
+      w.input_spread = in_spread;
+      w.output_spread = out_spread;
       w.seed = 1;
       const int replicas = q.replicas.value_or(1);
       if (scenario == "offline") w.kind = WorkloadKind::offline;
