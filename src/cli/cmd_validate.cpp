@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <set>
 
 #include "cli/commands.hpp"
 #include "load/csv.hpp"
@@ -26,6 +27,7 @@ struct ValidateOpts {
   bool dense_only_gate = false;
   std::string facts;
   bool no_facts = false;
+  std::string row;  // --row: one row, with the whole prediction behind it
 };
 }  // namespace
 
@@ -46,6 +48,10 @@ void add_validate(CLI::App& app, const Globals& g) {
                  "default: <truth>.facts.csv beside the table when it exists");
   c->add_flag("--no-facts", o->no_facts, "Ignore run facts, even <truth>.facts.csv");
   c->add_flag("--gate-dense", o->dense_only_gate, "Apply --max-mape/--max-row-error to dense-model rows only");
+  c->add_option("--row", o->row,
+                "Predict this row only and show the whole prediction behind it: the plan (training) or the simulated "
+                "deployment (inference) with every term and the data file and field it came from, as train/serve "
+                "--explain print it (--json: under \"prediction\")");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
@@ -56,6 +62,17 @@ void add_validate(CLI::App& app, const Globals& g) {
                        "not a training, inference or kernels table (expected a header of FORMAT.md: training-*.csv or "
                        "inference-*.csv, or of validation/README.md: kernels-*.csv)");
     ValidationResult v;
+    std::set<std::string> only_set;
+    const std::set<std::string>* only = nullptr;
+    if (!o->row.empty()) {
+      if (kernels) throw InputError("--row", "applies to training and inference tables; a kernels table's rows are one kernel each");
+      bool found = false;
+      const int id_col = t.column("id");
+      for (const auto& cells : t.rows) found = found || (id_col >= 0 && id_col < static_cast<int>(cells.size()) && cells[id_col] == o->row);
+      if (!found) throw InputError("--row", "'" + o->row + "' is not a row of " + o->truth);
+      only_set.insert(o->row);
+      only = &only_set;
+    }
     const std::string facts_path = kernels ? "" : run_facts_path(o->truth, o->facts, o->no_facts);
     if (kernels && !o->facts.empty()) throw InputError("--facts", "a kernels table has no run facts");
     RunFacts facts;
@@ -65,13 +82,39 @@ void add_validate(CLI::App& app, const Globals& g) {
       v = validate_kernels(t, cat);
       write_output(o->out, o->json ? kernel_validation_json(v).dump(2) + "\n" : kernel_validation_text(v));
     } else if (inference) {
-      v = validate_inference(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
+      v = validate_inference(t, cat, only, facts_path.empty() ? nullptr : &facts);
       v.facts_path = facts_path;
-      write_output(o->out, o->json ? inference_validation_json(v).dump(2) + "\n" : inference_validation_text(v));
+      auto j = inference_validation_json(v);
+      std::string text = inference_validation_text(v);
+      if (only) {
+        const ValidationRow& r = v.rows.at(0);
+        auto sys = cat.systems.find(r.system);
+        if (r.serve && sys != cat.systems.end() && (r.evaluated || !r.serve->reason.empty())) {
+          j["prediction"] = serve_json(r.arch, sys->second, *r.serve, true);
+          text += "\nprediction behind " + r.id + ":\n" + serve_text(r.arch, sys->second, *r.serve, true);
+        } else {
+          j["prediction"] = nullptr;
+          text += "\nprediction behind " + r.id + ": none (" + r.reason + ")\n";
+        }
+      }
+      write_output(o->out, o->json ? j.dump(2) + "\n" : text);
     } else {
-      v = validate_training(t, cat, nullptr, facts_path.empty() ? nullptr : &facts);
+      v = validate_training(t, cat, only, facts_path.empty() ? nullptr : &facts);
       v.facts_path = facts_path;
-      write_output(o->out, o->json ? validation_json(v).dump(2) + "\n" : validation_text(v));
+      auto j = validation_json(v);
+      std::string text = validation_text(v);
+      if (only) {
+        const ValidationRow& r = v.rows.at(0);
+        auto sys = cat.systems.find(r.system);
+        if (r.evaluated && sys != cat.systems.end()) {
+          j["prediction"] = train_json(r.arch, sys->second, r.plan, true);
+          text += "\nprediction behind " + r.id + ":\n" + train_text(r.arch, sys->second, r.plan, true);
+        } else {
+          j["prediction"] = nullptr;
+          text += "\nprediction behind " + r.id + ": none (" + r.reason + ")\n";
+        }
+      }
+      write_output(o->out, o->json ? j.dump(2) + "\n" : text);
     }
     const ErrorStats& gate = o->dense_only_gate ? v.dense : v.headline;
     bool fail = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "train/report.hpp"
 
 namespace xpu {
+
+struct ServeReport;  // serve/serve.hpp
 
 // A fact about a measured run that its source states but FORMAT.md has no column for (such as
 // the MoE capacity factor of a MaxText "dropped" config). Kept beside the table in
@@ -76,6 +79,7 @@ struct ValidationRow {
   Model arch;              // the architecture evaluated (from the columns or the catalog)
   std::string stat;        // inference rows: mean, p50, p90 or p99
   std::string layout;      // inference rows: the serving layout behind the prediction
+  std::shared_ptr<const ServeReport> serve;  // inference rows: the simulation behind the prediction
 };
 
 struct ErrorStats {

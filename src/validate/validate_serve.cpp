@@ -210,6 +210,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
                                            q.max_batch.value_or(sys->second.serving.max_batch));
       const std::string key = simulation_key(t, i, row.facts);
       auto [it, fresh] = job_of.emplace(key, jobs.size());
+      row.arch = m;
       if (fresh) {
         SimJob j;
         j.model = std::move(m);
@@ -225,14 +226,17 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     out.rows.push_back(std::move(row));
   }
   run_jobs(jobs);
+  std::vector<std::shared_ptr<const ServeReport>> reports(jobs.size());
+  for (std::size_t k = 0; k < jobs.size(); ++k) reports[k] = std::make_shared<const ServeReport>(std::move(jobs[k].report));
   for (const auto& [ri, ji] : pending) {
     ValidationRow& row = out.rows[ri];
     const SimJob& j = jobs[ji];
+    row.serve = reports[ji];
     std::string reason;
     if (!j.error.empty()) reason = "layout cannot work: " + j.error;
-    else if (!j.report.feasible) reason = "does not fit: " + j.report.reason;
+    else if (!row.serve->feasible) reason = "does not fit: " + row.serve->reason;
     else {
-      const ServeReport& rep = j.report;
+      const ServeReport& rep = *row.serve;
       row.layout = serve_layout_summary(rep);
       if (row.metric == "output_tokens_per_s") row.predicted = rep.output_tps;
       else if (row.metric == "ttft_ms") row.predicted = pick(rep.ttft, row.stat) * 1e3;
