@@ -630,6 +630,24 @@ TEST(ServeWorkloadSpread, ParsesNamesAndRejectsMalformed) {
     EXPECT_FALSE(parse_spread(bad)) << bad;
 }
 
+TEST(ServeWorkloadSpread, SummaryNamesTheWorkloadsParameters) {
+  ServeWorkload w = offline(300, 1024, 256);
+  EXPECT_EQ(workload_summary(w), "offline, 300 requests of 1024 prompt + 256 output tokens");
+  w.kind = WorkloadKind::poisson;
+  w.rate = 2.5;
+  w.seed = 7;
+  w.output_spread = {SpreadKind::normal, 30};
+  EXPECT_EQ(workload_summary(w), "poisson at 2.5 req/s (seed 7), 300 requests of 1024 prompt + 256 output tokens, output lengths normal:30");
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = 16;
+  w.input_spread = {SpreadKind::uniform, 100};
+  EXPECT_EQ(workload_summary(w),
+            "concurrency 16, 300 requests of 1024 prompt + 256 output tokens, prompt lengths uniform:100, output lengths normal:30");
+  w.kind = WorkloadKind::trace;
+  w.trace.resize(3);
+  EXPECT_EQ(workload_summary(w), "trace, 3 requests");
+}
+
 TEST(ServeSim, LengthSpreadKeepsTheMeanAndVariesLengths) {
   // Lengths drawn around the mean (clamped symmetrically): the mean stays near the stated one,
   // lengths vary, and stay within [1, 2 x mean - 1]; the same seed gives the same run.

@@ -33,6 +33,12 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
                  {"max_batch", r.max_batch}, {"token_budget", r.token_budget}, {"prefill_replicas", r.prefill_replicas},
                  {"kv_admission", r.reserve_output ? "guaranteed" : "optimistic"}};
   j["workload"] = r.workload;
+  if (r.rate > 0) j["rate_per_s"] = r.rate;
+  if (r.concurrency > 0) j["concurrency"] = r.concurrency;
+  if (r.input_len > 0) {
+    j["input_len"] = r.input_len;
+    j["output_len"] = r.output_len;
+  }
   if (!r.input_spread.empty()) j["input_spread"] = r.input_spread;
   if (!r.output_spread.empty()) j["output_spread"] = r.output_spread;
   j["feasible"] = r.feasible;
@@ -89,10 +95,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
 std::string serve_text(const Model& m, const System& s, const ServeReport& r, bool with_explain) {
   const int devices = r.layout.tp * r.layout.pp * r.layout.replicas;
   std::string out = "xpuplan serve: " + m.name + " on " + std::to_string(devices) + " x " + s.device_unit + " of " + s.name + "\n";
-  out += "  workload: " + r.workload;
-  if (!r.input_spread.empty()) out += ", prompt lengths " + r.input_spread;
-  if (!r.output_spread.empty()) out += ", output lengths " + r.output_spread;
-  out += "\n";
+  out += "  workload: " + (r.workload_detail.empty() ? r.workload : r.workload_detail) + "\n";
   out += "  layout: " + serve_layout_summary(r) + "\n\n";
   if (!r.feasible) return out + "DOES NOT FIT: " + r.reason + "\n";
   std::vector<std::vector<std::string>> rows;
@@ -151,7 +154,9 @@ ordered_json serve_search_json(const Model& m, const System& s, const ServeSearc
 }
 
 std::string serve_search_text(const Model& m, const System& s, const ServeSearchResult& r, ServeObjective o) {
-  std::string out = "xpuplan serve --search: " + m.name + " on " + s.name + ", objective " + serve_objective_name(o) + "\n\n";
+  std::string out = "xpuplan serve --search: " + m.name + " on " + s.name + ", objective " + serve_objective_name(o) + "\n";
+  if (!r.top.empty() && !r.top.front().workload_detail.empty()) out += "  workload: " + r.top.front().workload_detail + "\n";
+  out += "\n";
   std::vector<std::vector<std::string>> rows;
   int rank = 0;
   for (const auto& x : r.top) {

@@ -61,6 +61,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.prefill_pad = o.prefill_pad;
   r.reserve_output = o.reserve_output;
   r.workload = workload_name(q.work.kind);
+  r.workload_detail = workload_summary(q.work);
+  if (q.work.kind == WorkloadKind::offline || q.work.kind == WorkloadKind::poisson || q.work.kind == WorkloadKind::concurrency) {
+    r.input_len = q.work.input_len;
+    r.output_len = q.work.output_len;
+  }
+  if (q.work.kind == WorkloadKind::poisson) r.rate = q.work.rate;
+  if (q.work.kind == WorkloadKind::concurrency) r.concurrency = q.work.concurrency;
   if (q.work.input_spread.set()) r.input_spread = spread_name(q.work.input_spread);
   if (q.work.output_spread.set()) r.output_spread = spread_name(q.work.output_spread);
   StepModel sm(m, s, l);

@@ -59,6 +59,10 @@ struct ServeReport {
   int prefill_pad = 0;     // > 0: prompts padded up to a multiple of this (ServeRequest::prefill_pad)
   bool reserve_output = false;  // KV admission: guaranteed (true) or optimistic (ServeRequest::reserve_output)
   std::string workload;
+  std::string workload_detail;  // workload_summary: rate or concurrency, requests, lengths, spreads
+  int input_len = 0, output_len = 0;  // offline, poisson, concurrency: the requests' mean lengths
+  double rate = 0;                    // poisson: requests per second
+  int concurrency = 0;                // concurrency: requests in flight
   std::string input_spread, output_spread;  // request lengths' spread (spread_name), empty when none
   long requests = 0, tasks = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
   int dropped = 0;

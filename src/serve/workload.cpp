@@ -44,6 +44,26 @@ std::string spread_name(const LengthSpread& s) {
   return buf;
 }
 
+std::string workload_summary(const ServeWorkload& w) {
+  char buf[160];
+  std::string out;
+  switch (w.kind) {
+    case WorkloadKind::trace: return "trace, " + std::to_string(w.trace.size()) + " requests";
+    case WorkloadKind::agent: return "agent, " + std::to_string(w.tasks.size()) + " tasks";
+    case WorkloadKind::offline: out = "offline"; break;
+    case WorkloadKind::poisson:
+      std::snprintf(buf, sizeof buf, "poisson at %g req/s (seed %llu)", w.rate, static_cast<unsigned long long>(w.seed));
+      out = buf;
+      break;
+    case WorkloadKind::concurrency: out = "concurrency " + std::to_string(w.concurrency); break;
+  }
+  out += ", " + std::to_string(w.requests) + " requests of " + std::to_string(w.input_len) + " prompt + " +
+         std::to_string(w.output_len) + " output tokens";
+  if (w.input_spread.set()) out += ", prompt lengths " + spread_name(w.input_spread);
+  if (w.output_spread.set()) out += ", output lengths " + spread_name(w.output_spread);
+  return out;
+}
+
 namespace {
 
 class Cells {

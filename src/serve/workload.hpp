@@ -43,6 +43,7 @@ std::optional<LengthSpread> parse_spread(const std::string& s);
 // The inverse of parse_spread: "uniform:150", "none".
 std::string spread_name(const LengthSpread& s);
 
+
 struct TraceRequest {
   double arrival_s = 0;
   int input = 0, output = 0;
@@ -71,6 +72,10 @@ struct ServeWorkload {
   std::vector<TraceRequest> trace; // trace
   std::vector<AgentTask> tasks;    // agent
 };
+
+// One line for reports: "poisson at 4 req/s (seed 1), 1000 requests of 1024 prompt + 256 output
+// tokens, output lengths uniform:64"; trace and agent workloads give their request or task count.
+std::string workload_summary(const ServeWorkload& w);
 
 // A trace table: header arrival_s,input_tokens,output_tokens (any order; other columns are
 // ignored). Arrivals need not be sorted. Throws InputError("file:line: column", problem).
