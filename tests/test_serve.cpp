@@ -31,6 +31,14 @@ ServeWorkload offline(int n, int in, int out) {
   return w;
 }
 
+// `c` requests always in flight, `n` in all.
+ServeWorkload closed_loop(int c, int n, int in, int out) {
+  ServeWorkload w = offline(n, in, out);
+  w.kind = WorkloadKind::concurrency;
+  w.concurrency = c;
+  return w;
+}
+
 long sum_output(const SimResult& r) {
   long s = 0;
   for (const auto& q : r.requests) s += q.output;
@@ -195,15 +203,7 @@ TEST(ServeSim, SeparatePrefillAndDecodeGraphsCostBothPasses) {
 }
 
 // One user at a time, `requests` requests of 1,500 input and `output_len` output tokens.
-ServeWorkload one_user(int requests, int output_len) {
-  ServeWorkload w;
-  w.kind = WorkloadKind::concurrency;
-  w.concurrency = 1;
-  w.requests = requests;
-  w.input_len = 1500;
-  w.output_len = output_len;
-  return w;
-}
+ServeWorkload one_user(int requests, int output_len) { return closed_loop(1, requests, 1500, output_len); }
 
 TEST(ServeSim, CompiledBatchPadsDecodeOfOneUser) {
   // One user at a time on a static-shape engine compiled for 32 slots: every decode pass computes
@@ -375,12 +375,7 @@ TEST(ServeSim, LittlesLawUnderFixedConcurrency) {
   // up to the ramp-down at the end of the run.
   ServeLayout l;
   StepModel sm(builtin().model("llama3-8b"), h100(), l);
-  ServeWorkload w;
-  w.kind = WorkloadKind::concurrency;
-  w.concurrency = 16;
-  w.requests = 800;
-  w.input_len = 512;
-  w.output_len = 128;
+  const ServeWorkload w = closed_loop(16, 800, 512, 128);
   const SimResult r = simulate(sm, w, SimOptions{});
   ASSERT_EQ(r.requests.size(), 800u);
   double e2e = 0;
@@ -687,12 +682,7 @@ TEST(ServeSim, OutputSpreadBreaksClosedLoopLockStep) {
   l.weights = Quant::fp8;
   l.kv = Quant::fp8;
   StepModel sm(builtin().model("llama3.1-70b"), h100(), l);
-  ServeWorkload w;
-  w.kind = WorkloadKind::concurrency;
-  w.concurrency = 4;
-  w.requests = 200;
-  w.input_len = 1024;
-  w.output_len = 256;
+  ServeWorkload w = closed_loop(4, 200, 1024, 256);
   auto mean_ttft = [&](const ServeWorkload& wl) {
     const SimResult r = simulate(sm, wl, SimOptions{});
     double t = 0;
