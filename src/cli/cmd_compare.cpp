@@ -1,5 +1,6 @@
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include "cli/commands.hpp"
 #include "cli/money_flags.hpp"
@@ -22,6 +23,7 @@ struct CompareOpts {
   // --serve
   std::optional<double> tokens_per_day;
   int input_len = 0, output_len = 0, requests = 512;
+  std::string input_spread, output_spread;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   std::string weights;
 };
@@ -66,6 +68,10 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "With --serve: p99 time-per-output-token SLO (default none)");
   c->add_option("--weight-precision", o->weights, "With --serve: weights bf16 fp16 fp8 int8 int4 fp4 (default 16-bit)");
   c->add_option("--requests", o->requests, "With --serve: requests simulated per candidate layout (default 512)");
+  c->add_option("--input-spread", o->input_spread,
+                "With --serve: prompt lengths around --input-len, uniform:W or normal:SD (as serve --input-spread)");
+  c->add_option("--output-spread", o->output_spread,
+                "With --serve: output lengths around --output-len, uniform:W or normal:SD (as serve --output-spread)");
   o->money.add_to(c);
   c->callback([o, c, &g] {
     const Catalog cat = load_catalog(g);
@@ -96,6 +102,13 @@ void add_compare(CLI::App& app, const Globals& g) {
         if (!q.weights) throw InputError("--weight-precision", "'" + o->weights + "' is not bf16, fp16, fp8, int8, int4 or fp4");
       }
       q.requests = o->requests;
+      for (auto [text, flag, out] : {std::tuple{&o->input_spread, "--input-spread", &q.input_spread},
+                                     std::tuple{&o->output_spread, "--output-spread", &q.output_spread}}) {
+        if (text->empty()) continue;
+        auto sp = parse_spread(*text);
+        if (!sp) throw InputError(flag, "'" + *text + "' is not uniform:TOKENS, normal:TOKENS or none (TOKENS a number >= 0)");
+        *out = *sp;
+      }
       q.pricing = *p;
       q.provider = o->provider;
       q.today = o->money.today();
@@ -105,8 +118,9 @@ void add_compare(CLI::App& app, const Globals& g) {
       else write_output(o->money.out, serve_compare_text(m, q, rows, o->money.explain));
       return;
     }
-    if (o->tokens_per_day || o->input_len || o->output_len || o->slo_ttft_ms || o->slo_tpot_ms || !o->weights.empty())
-      throw InputError("--tokens-per-day/--input-len/--output-len/--slo-*/--weight-precision", "need --serve");
+    if (o->tokens_per_day || o->input_len || o->output_len || o->slo_ttft_ms || o->slo_tpot_ms || !o->weights.empty() ||
+        !o->input_spread.empty() || !o->output_spread.empty())
+      throw InputError("--tokens-per-day/--input-len/--output-len/--slo-*/--weight-precision/--*-spread", "need --serve");
     CompareRequest q;
     q.tokens = o->tokens;
     q.devices = o->devices;

@@ -64,7 +64,8 @@ std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long se
 }
 
 ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
-                         double slo_tpot_s, std::optional<Quant> weights, int requests) {
+                         double slo_tpot_s, std::optional<Quant> weights, int requests, const LengthSpread& input_spread,
+                         const LengthSpread& output_spread) {
   ServingPick pick;
   const bool slo = slo_ttft_s > 0 || slo_tpot_s > 0;
   ServeSearchOptions so;
@@ -81,6 +82,8 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
     q.work.requests = requests;
     q.work.input_len = input_len;
     q.work.output_len = output_len;
+    q.work.input_spread = input_spread;
+    q.work.output_spread = output_spread;
     const ServeSearchResult peak = serve_search(m, s, q, so);
     const ServeReport& top = peak.top.front();
     if (!top.feasible) {
@@ -88,7 +91,9 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
       continue;
     }
     pick.search_devices = devices;
-    const std::string n = ", " + std::to_string(requests) + " requests";
+    std::string n = ", " + std::to_string(requests) + " requests";
+    if (input_spread.set()) n += ", prompt lengths " + spread_name(input_spread);
+    if (output_spread.set()) n += ", output lengths " + spread_name(output_spread);
     if (!slo) {
       pick.ok = true;
       pick.report = top;
@@ -138,7 +143,8 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     ServeCompareRow row;
     row.system_id = s.id;
     row.required_output_tps = out_per_day / 86400.0;
-    row.pick = best_serving(m, s, q.input_len, q.output_len, q.slo_ttft_s, q.slo_tpot_s, q.weights, q.requests);
+    row.pick = best_serving(m, s, q.input_len, q.output_len, q.slo_ttft_s, q.slo_tpot_s, q.weights, q.requests,
+                            q.input_spread, q.output_spread);
     if (!row.pick.ok) {
       row.note = row.pick.note;
       rows.push_back(std::move(row));

@@ -70,6 +70,7 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
 struct ServeCompareRequest {
   double tokens_per_day = 0;
   int input_len = 0, output_len = 0;
+  LengthSpread input_spread, output_spread;  // request lengths around the means (serve --input-spread)
   double slo_ttft_s = 0, slo_tpot_s = 0;  // p99
   std::optional<Quant> weights;           // held fixed when given (else the chip's 16-bit format)
   int requests = 512;                     // simulated per candidate
@@ -91,7 +92,8 @@ struct ServingPick {
   std::string workload;    // "offline, 512 requests" or "poisson 12.3 req/s (70% of the offline peak), 512 requests"
 };
 ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
-                         double slo_tpot_s, std::optional<Quant> weights, int requests = 512);
+                         double slo_tpot_s, std::optional<Quant> weights, int requests = 512,
+                         const LengthSpread& input_spread = {}, const LengthSpread& output_spread = {});
 
 struct ServeCompareRow {
   std::string system_id;

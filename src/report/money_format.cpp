@@ -251,6 +251,8 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
   j["tokens_per_day"] = q.tokens_per_day;
   j["input_len"] = q.input_len;
   j["output_len"] = q.output_len;
+  if (q.input_spread.set()) j["input_spread"] = spread_name(q.input_spread);
+  if (q.output_spread.set()) j["output_spread"] = spread_name(q.output_spread);
   const double out_share = static_cast<double>(q.output_len) / (q.input_len + q.output_len);
   j["output_tokens_per_day"] = r6(q.tokens_per_day * out_share);
   j["input_tokens_per_day"] = r6(q.tokens_per_day * (1 - out_share));
@@ -310,7 +312,8 @@ std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, con
   std::string t = "xpuplan compare --serve: " + m.name + ", " + tokens_text(q.tokens_per_day) + " tokens/day (" +
                   tokens_text(q.tokens_per_day * (1 - out_share)) + " in, " + tokens_text(q.tokens_per_day * out_share) +
                   " out), requests of " + std::to_string(q.input_len) + " in / " + std::to_string(q.output_len) +
-                  " out tokens\n  " + slo_text(q) + ", weights " +
+                  " out tokens" + (q.input_spread.set() ? ", prompt lengths " + spread_name(q.input_spread) : "") +
+                  (q.output_spread.set() ? ", output lengths " + spread_name(q.output_spread) : "") + "\n  " + slo_text(q) + ", weights " +
                   (q.weights ? quant_name(*q.weights) : "16-bit") + ", pricing " + pricing_name(q.pricing) +
                   (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) +
                   ", ranked by USD per month\n\n";
