@@ -548,6 +548,18 @@ TEST(Contract, ServedTokensFromAServingProfile) {
   const ContractFile g = parse_contract_file({"deal.toml", test::replace_once(text, "serve_model = \"llama3-8b\"", "serve_model = \"nope\"")});
   EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), g, day("2026-11-26"), 1); }).where,
             "deal.toml:10: capacity.serve_model");
+  // Length spreads: read, passed to the serving search (its workload names them), and checked.
+  const std::string spread = test::replace_once(text, "serve_output_len = 128\n", "serve_output_len = 128\nserve_output_spread = \"uniform:64\"\n");
+  const ContractFile sf = parse_contract_file({"deal.toml", spread});
+  EXPECT_EQ(spread_name(sf.capacity[0].serve_output_spread), "uniform:64");
+  const ContractResult sr = evaluate_contract(builtin(), sf, day("2026-11-26"), 1);
+  ASSERT_TRUE(sr.capacity[0].serving && sr.capacity[0].serving->ok);
+  EXPECT_NE(sr.capacity[0].serving->workload.find("output lengths uniform:64"), std::string::npos) << sr.capacity[0].serving->workload;
+  EXPECT_EQ(contract_json(sf, sr, day("2026-11-26"), false)["capacity"][0]["serving"]["output_spread"], "uniform:64");
+  EXPECT_EQ(catch_input_error([&] {
+              parse_contract_file({"deal.toml", test::replace_once(spread, "uniform:64", "wide")});
+            }).where,
+            "deal.toml:23: capacity[0].serve_output_spread");
 }
 
 // ------------------------------------------------------------------------------------ charts

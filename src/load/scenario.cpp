@@ -3,8 +3,10 @@
 #include <cmath>
 #include <functional>
 #include <set>
+#include <utility>
 
 #include "load/toml_reader.hpp"
+#include "serve/workload.hpp"
 #include "spec/error.hpp"
 
 namespace xpu {
@@ -148,9 +150,17 @@ ContractFile parse_contract_file(const DataFile& f) {
       it.serve_slo_ttft_ms = x.opt_number("serve_slo_ttft_ms", 0, 1e9).value_or(0);
       it.serve_slo_tpot_ms = x.opt_number("serve_slo_tpot_ms", 0, 1e9).value_or(0);
       it.serve_weight_precision = x.opt_str("serve_weight_precision").value_or("");
+      for (auto [key, out] : {std::pair{"serve_input_spread", &it.serve_input_spread},
+                              std::pair{"serve_output_spread", &it.serve_output_spread}}) {
+        if (!x.has(key)) continue;
+        const std::string v = x.str(key);
+        auto sp = parse_spread(v);
+        if (!sp) x.fail(key, "'" + v + "' is not uniform:TOKENS, normal:TOKENS or none");
+        *out = *sp;
+      }
     } else {
       for (const char* k : {"serve_input_len", "serve_output_len", "serve_slo_ttft_ms", "serve_slo_tpot_ms",
-                            "serve_weight_precision"})
+                            "serve_weight_precision", "serve_input_spread", "serve_output_spread"})
         if (x.has(k)) x.fail(k, "needs serve_model (the model served)");
     }
     shares += it.share;

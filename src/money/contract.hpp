@@ -15,6 +15,7 @@
 #include "load/catalog.hpp"
 #include "money/compare.hpp"
 #include "money/money.hpp"
+#include "serve/workload.hpp"
 #include "train/report.hpp"
 
 namespace xpu {
@@ -37,6 +38,7 @@ struct CapacityItem {                  // [[capacity]]
   int serve_input_len = 0, serve_output_len = 0;
   double serve_slo_ttft_ms = 0, serve_slo_tpot_ms = 0;
   std::string serve_weight_precision;  // empty: the chip's 16-bit format
+  LengthSpread serve_input_spread, serve_output_spread;  // request lengths around the means (serve --input-spread)
   int line = 0;
 };
 struct Flow {                          // [[flow]]

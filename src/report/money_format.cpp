@@ -556,6 +556,8 @@ ordered_json contract_json(const ContractFile& f, const ContractResult& r, long 
       sv["model"] = c.item.serve_model;
       sv["input_len"] = c.item.serve_input_len;
       sv["output_len"] = c.item.serve_output_len;
+      if (c.item.serve_input_spread.set()) sv["input_spread"] = spread_name(c.item.serve_input_spread);
+      if (c.item.serve_output_spread.set()) sv["output_spread"] = spread_name(c.item.serve_output_spread);
       sv["slo_ttft_ms"] = c.item.serve_slo_ttft_ms > 0 ? ordered_json(c.item.serve_slo_ttft_ms) : ordered_json(nullptr);
       sv["slo_tpot_ms"] = c.item.serve_slo_tpot_ms > 0 ? ordered_json(c.item.serve_slo_tpot_ms) : ordered_json(nullptr);
       sv["layout"] = c.serving->ok ? ordered_json(serve_layout_summary(c.serving->report)) : ordered_json(nullptr);
