@@ -829,7 +829,7 @@ TEST(ServeReport, SearchTriesExpertParallelismForMoeAndListsNoRepeats) {
     for (std::size_t j = 0; j < i; ++j) {
       const ServeReport &a = s.top[i], &b = s.top[j];
       const bool same_layout = a.layout.ep == b.layout.ep && a.layout.tp == b.layout.tp &&
-                               a.layout.replicas == b.layout.replicas && a.prefill_replicas == b.prefill_replicas;
+                               a.layout.replicas == b.layout.replicas && a.options.prefill_replicas == b.options.prefill_replicas;
       EXPECT_FALSE(same_layout && a.output_tps_per_device == b.output_tps_per_device && a.ttft.p99 == b.ttft.p99 &&
                    a.tpot.p99 == b.tpot.p99)
           << serve_layout_summary(a) << " repeats " << serve_layout_summary(b);

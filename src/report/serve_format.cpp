@@ -30,17 +30,18 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   j["devices"] = r.layout.tp * r.layout.pp * r.layout.replicas;
   j["layout"] = {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"ep", r.layout.ep}, {"replicas", r.layout.replicas},
                  {"weight_precision", quant_name(r.layout.weights)}, {"kv_precision", quant_name(r.layout.kv)},
-                 {"max_batch", r.max_batch}, {"token_budget", r.token_budget}, {"prefill_replicas", r.prefill_replicas},
-                 {"kv_admission", r.reserve_output ? "guaranteed" : "optimistic"}};
-  j["workload"] = r.workload;
-  if (r.rate > 0) j["rate_per_s"] = r.rate;
-  if (r.concurrency > 0) j["concurrency"] = r.concurrency;
-  if (r.input_len > 0) {
-    j["input_len"] = r.input_len;
-    j["output_len"] = r.output_len;
+                 {"max_batch", r.options.max_batch}, {"token_budget", r.options.token_budget}, {"prefill_replicas", r.options.prefill_replicas},
+                 {"kv_admission", r.options.reserve_output ? "guaranteed" : "optimistic"}};
+  const WorkloadShape& w = r.work;
+  j["workload"] = workload_name(w.kind);
+  if (w.kind == WorkloadKind::poisson) j["rate_per_s"] = w.rate;
+  if (w.kind == WorkloadKind::concurrency) j["concurrency"] = w.concurrency;
+  if (w.kind != WorkloadKind::trace && w.kind != WorkloadKind::agent) {
+    j["input_len"] = w.input_len;
+    j["output_len"] = w.output_len;
+    if (w.input_spread.set()) j["input_spread"] = spread_name(w.input_spread);
+    if (w.output_spread.set()) j["output_spread"] = spread_name(w.output_spread);
   }
-  if (!r.input_spread.empty()) j["input_spread"] = r.input_spread;
-  if (!r.output_spread.empty()) j["output_spread"] = r.output_spread;
   j["feasible"] = r.feasible;
   if (!r.feasible) {
     j["reason"] = r.reason;
@@ -71,7 +72,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   j["weight_bytes_per_device"] = r6(r.weight_bytes_per_device);
   j["preemptions"] = r.preemptions;
   j["iterations"] = r.iterations;
-  if (r.prefill_replicas > 0) j["kv_transfer_mean_ms"] = r6(r.kv_transfer_mean_s * 1e3);
+  if (r.options.prefill_replicas > 0) j["kv_transfer_mean_ms"] = r6(r.kv_transfer_mean_s * 1e3);
   if (r.cost.priced) {
     const ServeCost& c = r.cost;
     ordered_json cj = {{"price_file", c.file}, {"provider", c.provider}, {"instance", c.instance}, {"as_of", c.as_of},
@@ -95,7 +96,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
 std::string serve_text(const Model& m, const System& s, const ServeReport& r, bool with_explain) {
   const int devices = r.layout.tp * r.layout.pp * r.layout.replicas;
   std::string out = "xpuplan serve: " + m.name + " on " + std::to_string(devices) + " x " + s.device_unit + " of " + s.name + "\n";
-  out += "  workload: " + (r.workload_detail.empty() ? r.workload : r.workload_detail) + "\n";
+  out += "  workload: " + (r.workload_detail.empty() ? workload_name(r.work.kind) : r.workload_detail) + "\n";
   out += "  layout: " + serve_layout_summary(r) + "\n\n";
   if (!r.feasible) return out + "DOES NOT FIT: " + r.reason + "\n";
   std::vector<std::vector<std::string>> rows;
@@ -120,7 +121,7 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
       {"preemptions", std::to_string(r.preemptions)},
       {"makespan", fmt("%.4g s", r.makespan_s)},
   };
-  if (r.prefill_replicas > 0) m2.push_back({"KV transfer (mean)", ms(r.kv_transfer_mean_s)});
+  if (r.options.prefill_replicas > 0) m2.push_back({"KV transfer (mean)", ms(r.kv_transfer_mean_s)});
   if (r.cost.priced) {
     m2.push_back({"USD per M output tokens (all-in)", fmt("%.4g", r.cost.usd_per_m_output_all_in)});
     m2.push_back({"USD per M output tokens (decode share)", fmt("%.4g", r.cost.usd_per_m_output)});

@@ -56,7 +56,7 @@ std::vector<int> ep_choices(const Model& m, const ServeRequest& q, int tp, bool 
 
 bool same_deployment(const ServeReport& a, const ServeReport& b) {
   return a.layout.tp == b.layout.tp && a.layout.pp == b.layout.pp && a.layout.ep == b.layout.ep &&
-         a.layout.replicas == b.layout.replicas && (a.prefill_replicas == b.prefill_replicas || !a.feasible);
+         a.layout.replicas == b.layout.replicas && (a.options.prefill_replicas == b.options.prefill_replicas || !a.feasible);
 }
 
 bool same_outcome(const ServeReport& a, const ServeReport& b) {
@@ -188,6 +188,8 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
   }
   if (res.top.empty()) {
     ServeReport r;
+    r.work = q.work;
+    r.workload_detail = workload_summary(q.work);
     r.reason = "no tensor-parallel degree divides both the devices and the attention heads";
     res.top.push_back(r);
   }

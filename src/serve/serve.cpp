@@ -42,11 +42,11 @@ std::string serve_layout_summary(const ServeReport& r, int replicas) {
   const ServeLayout& l = r.layout;
   std::string s = "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " ep" + std::to_string(l.ep) + " x" +
                   std::to_string(replicas > 0 ? replicas : l.replicas) + " " + quant_name(l.weights) + "/kv-" + quant_name(l.kv) + " batch<=" +
-                  std::to_string(r.max_batch) + " budget " + std::to_string(r.token_budget);
-  if (r.compiled_batch > 0) s += " static " + std::to_string(r.compiled_batch);
-  if (r.prefill_pad > 0) s += " prefill-pad " + std::to_string(r.prefill_pad);
-  if (r.prefill_replicas > 0)
-    s += " disagg " + std::to_string(r.prefill_replicas) + "P:" + std::to_string(l.replicas - r.prefill_replicas) + "D";
+                  std::to_string(r.options.max_batch) + " budget " + std::to_string(r.options.token_budget);
+  if (r.options.compiled_batch > 0) s += " static " + std::to_string(r.options.compiled_batch);
+  if (r.options.prefill_pad > 0) s += " prefill-pad " + std::to_string(r.options.prefill_pad);
+  if (r.options.prefill_replicas > 0)
+    s += " disagg " + std::to_string(r.options.prefill_replicas) + "P:" + std::to_string(l.replicas - r.options.prefill_replicas) + "D";
   return s;
 }
 
@@ -54,22 +54,9 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                            const SimOptions& o) {
   ServeReport r;
   r.layout = l;
-  r.max_batch = o.max_batch;
-  r.token_budget = o.token_budget;
-  r.prefill_replicas = o.prefill_replicas;
-  r.compiled_batch = o.compiled_batch;
-  r.prefill_pad = o.prefill_pad;
-  r.reserve_output = o.reserve_output;
-  r.workload = workload_name(q.work.kind);
+  r.options = o;
+  r.work = q.work;
   r.workload_detail = workload_summary(q.work);
-  if (q.work.kind == WorkloadKind::offline || q.work.kind == WorkloadKind::poisson || q.work.kind == WorkloadKind::concurrency) {
-    r.input_len = q.work.input_len;
-    r.output_len = q.work.output_len;
-  }
-  if (q.work.kind == WorkloadKind::poisson) r.rate = q.work.rate;
-  if (q.work.kind == WorkloadKind::concurrency) r.concurrency = q.work.concurrency;
-  if (q.work.input_spread.set()) r.input_spread = spread_name(q.work.input_spread);
-  if (q.work.output_spread.set()) r.output_spread = spread_name(q.work.output_spread);
   StepModel sm(m, s, l);
   r.weight_bytes_per_device = sm.weight_bytes_per_device();  // also when it does not fit: how far off
   if (!sm.fits()) {

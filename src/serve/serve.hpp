@@ -54,16 +54,10 @@ struct ServeReport {
   bool feasible = false;
   std::string reason;  // why not, when !feasible
   ServeLayout layout;
-  int max_batch = 0, token_budget = 0, prefill_replicas = 0;
-  int compiled_batch = 0;  // > 0: static-shape decode graph of this batch (ServeRequest::compiled_batch)
-  int prefill_pad = 0;     // > 0: prompts padded up to a multiple of this (ServeRequest::prefill_pad)
-  bool reserve_output = false;  // KV admission: guaranteed (true) or optimistic (ServeRequest::reserve_output)
-  std::string workload;
-  std::string workload_detail;  // workload_summary: rate or concurrency, requests, lengths, spreads
-  int input_len = 0, output_len = 0;  // offline, poisson, concurrency: the requests' mean lengths
-  double rate = 0;                    // poisson: requests per second
-  int concurrency = 0;                // concurrency: requests in flight
-  std::string input_spread, output_spread;  // request lengths' spread (spread_name), empty when none
+  SimOptions options;  // the engine settings simulated: batch cap, token budget, disaggregation, static
+                       // shapes, KV admission (SimOptions; chosen or from ServeRequest)
+  WorkloadShape work;           // the workload simulated (its settings)
+  std::string workload_detail;  // workload_summary of it: rate or concurrency, requests, lengths, spreads
   long requests = 0, tasks = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
   int dropped = 0;
   LatencyStats ttft, tpot, e2e;

@@ -60,7 +60,8 @@ struct AgentTask {
   std::vector<AgentCall> calls;
 };
 
-struct ServeWorkload {
+// A workload's settings without a trace's requests or an agent's tasks: what a report keeps.
+struct WorkloadShape {
   WorkloadKind kind = WorkloadKind::offline;
   int requests = 1000;  // offline, poisson, concurrency: how many requests to simulate
   int input_len = 0, output_len = 0;
@@ -69,6 +70,9 @@ struct ServeWorkload {
   int concurrency = 0;   // concurrency: requests in flight (whole deployment)
   std::uint64_t seed = 1;
   bool prefix_cache = true;        // agent: reuse the cached context of earlier calls
+};
+
+struct ServeWorkload : WorkloadShape {
   std::vector<TraceRequest> trace; // trace
   std::vector<AgentTask> tasks;    // agent
 };
