@@ -594,6 +594,141 @@ TEST(ServeSim, ChunkedPrefillRespectsTheTokenBudget) {
   EXPECT_EQ(simulate(sm, offline(1, 1000, 2), SimOptions{}).iterations, 2);
 }
 
+// Prefill-first scheduling (vLLM V0 without chunked prefill): an iteration with waiting prompts
+// runs them whole and pauses the decodes. 32 running sequences see ten 4,000-token prompts arrive:
+// the chunked scheduler decodes them in the same iterations, prefill-first stops them for each
+// prompt, so they finish later (higher TPOT) while the prompts get their first token no later.
+TEST(ServeSim, PrefillFirstPausesDecodesForPrompts) {
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::trace;
+  for (int i = 0; i < 32; ++i) w.trace.push_back({0.0, 200, 400});
+  for (int i = 0; i < 10; ++i) w.trace.push_back({0.5 + 0.1 * i, 4000, 10});
+  SimOptions chunked, pf;
+  pf.prefill_first = true;
+  const SimResult a = simulate(sm, w, chunked), b = simulate(sm, w, pf);
+  ASSERT_EQ(a.requests.size(), 42u);
+  ASSERT_EQ(b.requests.size(), 42u);
+  EXPECT_EQ(b.output_tokens, 32L * 400 + 10L * 10);
+  EXPECT_EQ(b.prefill_tokens, 32L * 200 + 10L * 4000);
+  auto mean = [](const SimResult& r, int in, auto f) {
+    double s = 0;
+    int n = 0;
+    for (const auto& q : r.requests)
+      if (q.input == in) s += f(q), ++n;
+    return s / n;
+  };
+  auto ttft = [](const RequestRecord& q) { return q.first_token - q.arrival; };
+  auto tpot = [](const RequestRecord& q) { return (q.finish - q.first_token) / (q.output - 1); };
+  EXPECT_GT(mean(b, 200, tpot), mean(a, 200, tpot));
+  EXPECT_LE(mean(b, 4000, ttft), mean(a, 4000, ttft) * 1.0001);
+}
+
+// Prefill-first prompts are not chunked: at a budget of 1,000 tokens, ten 600-token prompts take
+// ten prompt iterations (one each), where the chunked scheduler packs them into six. A prompt
+// longer than the whole budget still runs, alone, in chunks.
+TEST(ServeSim, PrefillFirstRunsWholePrompts) {
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  SimOptions o;
+  o.token_budget = 1000;
+  o.prefill_first = true;
+  const SimResult pf = simulate(sm, offline(10, 600, 2), o);
+  EXPECT_EQ(pf.prompt_iterations, 10);
+  EXPECT_EQ(pf.prefill_tokens, 6000);
+  o.prefill_first = false;  // chunked: prompts packed into the budget, 6 or 7 iterations
+  EXPECT_LE(simulate(sm, offline(10, 600, 2), o).prompt_iterations, 7);
+  o.prefill_first = true;
+  const SimResult big = simulate(sm, offline(1, 2500, 3), o);
+  ASSERT_EQ(big.requests.size(), 1u);
+  EXPECT_EQ(big.prompt_iterations, 3);
+  EXPECT_EQ(big.iterations, 5);  // 3 prompt chunks (the last samples token 1), then 2 decodes
+}
+
+// A front-end batcher holds arrivals and releases them together: with a 0.3 s window, requests
+// sent at 0, 0.1 and 0.2 s are released at 0.3 s, and those at 0.35 and 0.5 s at 0.6 s; TTFT
+// counts from the send, so it includes the wait. A cap releases as soon as it is reached.
+TEST(ServeSim, FrontBatcherHoldsArrivalsAndCountsTheWait) {
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w;
+  w.kind = WorkloadKind::trace;
+  for (double t : {0.0, 0.1, 0.2, 0.35, 0.5}) w.trace.push_back({t, 100, 4});
+  w.batcher = *parse_batcher("0.3");
+  const SimResult r = simulate(sm, w, SimOptions{});
+  ASSERT_EQ(r.requests.size(), 5u);
+  const double release[] = {0.3, 0.3, 0.3, 0.6, 0.6};
+  for (const auto& q : r.requests) {
+    int i = 0;
+    while (std::abs(w.trace[i].arrival_s - q.arrival) > 1e-12) ++i;
+    EXPECT_GT(q.first_token, release[i]) << i;
+    EXPECT_LT(q.first_token, release[i] + 0.1) << i;  // a 100-token prompt takes milliseconds
+  }
+  w.batcher = *parse_batcher("0.3:2");  // released at 0.1 (two pending), then 0.35, then 0.65
+  const SimResult c = simulate(sm, w, SimOptions{});
+  double first_of_third = 0;
+  for (const auto& q : c.requests)
+    if (std::abs(q.arrival - 0.2) < 1e-12) first_of_third = q.first_token;
+  EXPECT_GT(first_of_third, 0.35);
+  EXPECT_LT(first_of_third, 0.45);
+  // Without a batcher the first token comes milliseconds after the send.
+  w.batcher = {};
+  for (const auto& q : simulate(sm, w, SimOptions{}).requests) EXPECT_LT(q.first_token - q.arrival, 0.1);
+}
+
+// Each batch goes whole to one replica: eight simultaneous requests on two replicas run four and
+// four without a batcher, eight on one replica with one.
+TEST(ServeSim, FrontBatcherSendsEachBatchToOneReplica) {
+  ServeLayout l;
+  l.replicas = 2;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w = offline(8, 4000, 50);
+  SimOptions o;
+  o.token_budget = 4000;  // one prompt per iteration
+  const SimResult spread = simulate(sm, w, o);
+  w.batcher = *parse_batcher("1:8");
+  const SimResult one = simulate(sm, w, o);
+  ASSERT_EQ(one.requests.size(), 8u);
+  double last_spread = 0, last_one = 0;
+  for (const auto& q : spread.requests) last_spread = std::max(last_spread, q.first_token);
+  for (const auto& q : one.requests) last_one = std::max(last_one, q.first_token);
+  EXPECT_GT(last_one, 1.6 * last_spread);  // eight prompts in series on one replica, four on each of two
+}
+
+TEST(ServeWorkloadBatcher, ParsesNamesAndRejectsMalformed) {
+  auto b = parse_batcher("0.3:96");
+  ASSERT_TRUE(b);
+  EXPECT_DOUBLE_EQ(b->window_s, 0.3);
+  EXPECT_EQ(b->max, 96);
+  EXPECT_EQ(batcher_name(*b), "0.3:96");
+  EXPECT_EQ(batcher_name(*parse_batcher("2")), "2");
+  EXPECT_FALSE(parse_batcher("none")->set());
+  EXPECT_EQ(batcher_name(FrontBatcher{}), "none");
+  for (const char* bad : {"", "0", "-1", "0.3:", "0.3:0", "0.3:-4", "0.3:2.5", "x", "nan", "1e9", ":4"})
+    EXPECT_FALSE(parse_batcher(bad)) << bad;
+  ServeWorkload w = offline(300, 1024, 256);
+  w.kind = WorkloadKind::poisson;
+  w.rate = 2;
+  w.batcher = *b;
+  EXPECT_EQ(workload_summary(w), "poisson at 2 req/s (seed 1), 300 requests of 1024 prompt + 256 output tokens, "
+                                 "front-end batcher every 0.3 s (at most 96)");
+}
+
+// A serving file's scheduler is read, written back by calibrate, and checked.
+TEST(ServeData, SchedulerIsReadWrittenAndChecked) {
+  EXPECT_FALSE(builtin().system("dgx-h100").serving.prefill_first);
+  ServingCalibration h = builtin().system("mi300x-x8").serving;
+  h.prefill_first = true;
+  const std::string text = serving_toml(h, nullptr, "", "xpuplan test", "2026-11-27");
+  EXPECT_NE(text.find("scheduler = \"prefill-first\""), std::string::npos);
+  EXPECT_TRUE(parse_serving(DataFile{"data/serving/amd-instinct.toml", text}, nullptr).prefill_first);
+  const std::string bad = test::replace_once(text, "scheduler = \"prefill-first\"", "scheduler = \"fifo\"");
+  const auto c = test::catch_input_error([&] { parse_serving(DataFile{"data/serving/amd-instinct.toml", bad}, nullptr); });
+  EXPECT_TRUE(c.thrown);
+  EXPECT_NE((c.where + c.what).find("scheduler"), std::string::npos) << c.where << " " << c.what;
+}
+
 TEST(ServeSim, DeterministicForASeed) {
   ServeRequest q;
   q.devices = 8;
@@ -1283,6 +1418,27 @@ TEST(ServeValidateFacts, LengthSpreadsApply) {
   EXPECT_NE(inference_validation_text(with).find("output_spread=uniform:64"), std::string::npos);
 }
 
+// A server row's harness facts: a prefill-first scheduler and a front-end batcher change what is
+// simulated and are named in the table; a batcher on a closed-loop row is an error.
+TEST(ServeValidateFacts, SchedulerAndBatcherApply) {
+  const CsvTable t = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
+                                                       "S-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
+                                                       "server,500,100,,20,,,ttft_ms,mean,80,\n"});
+  const ValidationResult plain = validate_inference(t, builtin());
+  const RunFacts f = inf_facts("S-ttft-mean,batcher,0.5,harness\nS-ttft-mean,scheduler,prefill-first,engine default\n");
+  const ValidationResult with = validate_inference(t, builtin(), nullptr, &f);
+  ASSERT_TRUE(plain.rows[0].evaluated && with.rows[0].evaluated);
+  EXPECT_GT(with.rows[0].predicted, plain.rows[0].predicted + 150);  // a 0.5 s window waits 0.25 s on average
+  const std::string text = inference_validation_text(with);
+  EXPECT_NE(text.find("batcher=0.5"), std::string::npos);
+  EXPECT_NE(text.find("scheduler=prefill-first"), std::string::npos);
+  const CsvTable c4 = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
+                                                        "C4-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
+                                                        "fixed_batch,500,100,4,,,,ttft_ms,mean,80,\n"});
+  const RunFacts fb = inf_facts("C4-ttft-mean,batcher,0.5,harness\n");
+  EXPECT_EQ(test::catch_input_error([&] { validate_inference(c4, builtin(), nullptr, &fb); }).where, "inf.facts.csv:2: field");
+}
+
 TEST(ServeValidateFacts, BadInput) {
   auto err = [](const std::string& body) {
     return test::catch_input_error([&] { inf_facts(body); });
@@ -1293,6 +1449,8 @@ TEST(ServeValidateFacts, BadInput) {
   EXPECT_EQ(err("X,max_batch,8,\n").where, "inf.facts.csv:2: source");
   EXPECT_EQ(err("X,input_spread,gauss:3,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,output_spread,uniform:-2,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,scheduler,fifo,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,batcher,0.3:0,x\n").where, "inf.facts.csv:2: value");
   // Training tables keep their own fields.
   EXPECT_EQ(test::catch_input_error([] {
               parse_run_facts(parse_csv(DataFile{"t.csv", "id,field,value,source\nX,max_batch,8,x\n"}));

@@ -376,6 +376,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("mixed_batches = false               # prefill and decode run as separate graphs, one after the other in an iteration");
   if (s.reserve_output)
     line("kv_admission = \"guaranteed\"         # a request is admitted only with KV blocks for its whole output reserved (TensorRT-LLM capacity scheduler GUARANTEED_NO_EVICT): no preemption");
+  if (s.prefill_first)
+    line("scheduler = \"prefill-first\"          # waiting prompts run whole in an iteration of their own, decodes paused (vLLM V0 without chunked prefill)");
   if (s.moe_all_experts_from >= 0)
     line("moe_all_experts_from = %.4g           # MoE token generation: every expert runs over every token once batch x top_k / experts reaches this, else each token loads its own top-k experts (neuronx-distributed ExpertMLPs.SELECTIVE_LOADING_THRESHOLD)", s.moe_all_experts_from);
   if (s.moe_prefill_all_experts)

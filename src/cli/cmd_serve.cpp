@@ -12,10 +12,10 @@ namespace xpu::cli {
 namespace {
 struct ServeOpts {
   std::string model, system, weights, kv, trace, agent, out, objective = "throughput";
-  std::string input_spread, output_spread;
+  std::string input_spread, output_spread, batcher;
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
-  std::string kv_admission;
+  std::string kv_admission, scheduler;
   std::optional<double> rate;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   unsigned long long seed = 1;
@@ -58,6 +58,11 @@ ServeRequest build(const ServeOpts& o) {
       throw InputError("--kv-admission", "'" + o.kv_admission + "' is not optimistic or guaranteed");
     q.reserve_output = o.kv_admission == "guaranteed";
   }
+  if (!o.scheduler.empty()) {
+    if (o.scheduler != "chunked" && o.scheduler != "prefill-first")
+      throw InputError("--scheduler", "'" + o.scheduler + "' is not chunked or prefill-first");
+    q.prefill_first = o.scheduler == "prefill-first";
+  }
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");
   if (o.slo_ttft_ms < 0) throw InputError("--slo-ttft-ms", "must not be negative");
@@ -82,6 +87,13 @@ ServeRequest build(const ServeOpts& o) {
   } else if (!o.input_spread.empty() || !o.output_spread.empty()) {
     throw InputError(!o.input_spread.empty() ? "--input-spread" : "--output-spread",
                      "applies to --offline, --rate and --concurrency (a trace or agent file gives each request's lengths)");
+  }
+  if (!o.batcher.empty()) {
+    if (o.concurrency || !o.agent.empty())
+      throw InputError("--batcher", "applies to --offline, --rate and --trace (closed-loop and agent calls reach the engine one by one)");
+    auto b = parse_batcher(o.batcher);
+    if (!b) throw InputError("--batcher", "'" + o.batcher + "' is not SECONDS or SECONDS:MAX (e.g. 0.3:96)");
+    w.batcher = *b;
   }
   if (o.offline) w.kind = WorkloadKind::offline;
   if (o.rate) {
@@ -125,6 +137,10 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "clamped to [1, 2 x mean - 1] (default: every prompt --input-len)");
   c->add_option("--output-spread", o->output_spread,
                 "Output lengths around --output-len, as --input-spread (default: every output --output-len)");
+  c->add_option("--batcher", o->batcher,
+                "Front-end batcher, SECONDS[:MAX]: arrivals are held and released together once SECONDS have passed since the "
+                "previous release (or when MAX are pending), each batch to one replica in turn, as a benchmark harness's "
+                "batcher does; TTFT counts the wait (--offline, --rate, --trace) (default: none)");
   c->add_flag("--offline", o->offline, "Workload: all requests queued at time 0");
   c->add_option("--rate", o->rate, "Workload: Poisson arrivals at this many requests per second");
   c->add_option("--concurrency", o->concurrency, "Workload: this many requests in flight at all times");
@@ -148,6 +164,10 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "KV-cache admission: guaranteed (a request waits until blocks for its whole output are free: no preemption; "
                 "TensorRT-LLM's default) or optimistic (admitted on its prompt, preempted and recomputed when the cache runs "
                 "out; vLLM) (default: data/serving engine.kv_admission)");
+  c->add_option("--scheduler", o->scheduler,
+                "Iteration scheduler: chunked (decode every running sequence, chunk prompts into the rest of the token budget: "
+                "vLLM V1, TensorRT-LLM, SGLang) or prefill-first (waiting prompts run whole, decodes paused: vLLM V0 without "
+                "chunked prefill) (default: data/serving engine.scheduler)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");

@@ -291,6 +291,10 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     if (*v != "optimistic" && *v != "guaranteed") e->fail("kv_admission", "'" + *v + "' is not optimistic or guaranteed");
     c.reserve_output = *v == "guaranteed";
   }
+  if (auto v = e->opt_str("scheduler")) {
+    if (*v != "chunked" && *v != "prefill-first") e->fail("scheduler", "'" + *v + "' is not chunked or prefill-first");
+    c.prefill_first = *v == "prefill-first";
+  }
   if (auto v = e->opt_number("moe_all_experts_from", 0.0, 1e6)) c.moe_all_experts_from = *v;
   c.moe_prefill_all_experts = e->boolean("moe_prefill_all_experts", false);
   if (auto v = e->opt_number("moe_expert_factor", 0.25, 4.0)) c.moe_expert_factor = *v;

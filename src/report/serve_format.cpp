@@ -31,7 +31,8 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   j["layout"] = {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"ep", r.layout.ep}, {"replicas", r.layout.replicas},
                  {"weight_precision", quant_name(r.layout.weights)}, {"kv_precision", quant_name(r.layout.kv)},
                  {"max_batch", r.options.max_batch}, {"token_budget", r.options.token_budget}, {"prefill_replicas", r.options.prefill_replicas},
-                 {"kv_admission", r.options.reserve_output ? "guaranteed" : "optimistic"}};
+                 {"kv_admission", r.options.reserve_output ? "guaranteed" : "optimistic"},
+                 {"scheduler", r.options.prefill_first ? "prefill-first" : "chunked"}};
   const WorkloadShape& w = r.work;
   j["workload"] = workload_name(w.kind);
   if (w.kind == WorkloadKind::poisson) j["rate_per_s"] = w.rate;
@@ -42,6 +43,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
     if (w.input_spread.set()) j["input_spread"] = spread_name(w.input_spread);
     if (w.output_spread.set()) j["output_spread"] = spread_name(w.output_spread);
   }
+  if (w.batcher.set()) j["batcher"] = batcher_name(w.batcher);
   j["feasible"] = r.feasible;
   if (!r.feasible) {
     j["reason"] = r.reason;

@@ -160,6 +160,10 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                          o.reserve_output ? "guaranteed (whole output reserved; no preemption)"
                                           : "optimistic (prompt only; preempt and recompute when full)",
                          q.reserve_output ? std::string("--kv-admission") : s.serving.where() + ": engine.kv_admission"});
+    r.explain.push_back({"scheduler",
+                         o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile)"
+                                         : "chunked (decodes first, prompts chunked into the rest of the token budget)",
+                         q.prefill_first ? std::string("--scheduler (or run fact scheduler)") : s.serving.where() + ": engine.scheduler"});
   }
   const double prompt_share = static_cast<double>(sim.prompt_iterations) / it;
   r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),

@@ -26,6 +26,9 @@ struct ServeRequest {
   // admits on the prompt and preempts when the cache runs out. Empty: the engine's own
   // (data/serving engine.kv_admission).
   std::optional<bool> reserve_output;
+  // Scheduler: true runs waiting prompts whole before any decode (prefill-first), false decodes
+  // first and chunks prompts into the rest of the budget. Empty: data/serving engine.scheduler.
+  std::optional<bool> prefill_first;
   std::optional<Quant> weights, kv;
   ServeWorkload work;
   double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no SLO

@@ -291,14 +291,20 @@ void Replica::run(SimResult& r) {
       --slots;
     }
     // Decode sequences whose context crosses a block boundary need a block now.
-    while (phase_count_[it % B_] > free_ && nd_ > 0) {
-      preempt_one(it, r);
-      slots = max_batch_ - nd_ - static_cast<int>(prefilling_.size());
-    }
-    free_ -= phase_count_[it % B_];
-    // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
-    if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - phase_count_[it % B_]);
-    int budget = o_.token_budget - nd_;
+    auto grow_decodes = [&]() {
+      while (phase_count_[it % B_] > free_ && nd_ > 0) {
+        preempt_one(it, r);
+        slots = max_batch_ - nd_ - static_cast<int>(prefilling_.size());
+      }
+      free_ -= phase_count_[it % B_];
+      // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
+      if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - phase_count_[it % B_]);
+    };
+    // Prefill-first scheduling (SimOptions::prefill_first) grows the decodes only in an
+    // iteration that runs them, decided once the prompts are scheduled.
+    const bool pf = o_.prefill_first;
+    if (!pf) grow_decodes();
+    int budget = o_.token_budget - (pf ? 0 : nd_);
     chunks.clear();
     double pairs = 0;
     int finishing = 0;
@@ -329,6 +335,9 @@ void Replica::run(SimResult& r) {
     }
     while (!waiting_.empty() && budget > 0 && slots > 0 && !seqs_[waiting_.front()].remote) {
       const int id = waiting_.front();
+      // Prefill-first engines do not chunk: a prompt joins only whole (one larger than the whole
+      // budget goes alone, in chunks, so it cannot wait forever).
+      if (pf && prefill_tokens > 0 && seqs_[id].target - seqs_[id].done > budget) break;
       const Admit a = admit_front();
       if (a == Admit::dropped) continue;
       if (a == Admit::blocked) break;
@@ -337,7 +346,11 @@ void Replica::run(SimResult& r) {
       --slots;
       take(id);
     }
-    const int tokens = nd_ + static_cast<int>(prefill_tokens);
+    // Prefill-first: an iteration with prompts runs no decode; one without runs the decodes.
+    const bool decode_pass = !pf || prefill_tokens == 0;
+    if (pf && decode_pass) grow_decodes();
+    const int nd_pass = decode_pass ? nd_ : 0;
+    const int tokens = nd_pass + static_cast<int>(prefill_tokens);
     if (tokens == 0) {  // everything waiting is blocked: only possible with nothing running
       if (!has_arrival()) break;
       t = std::max(t, next_arrival());
@@ -347,10 +360,10 @@ void Replica::run(SimResult& r) {
     // false) runs the two graphs one after the other within the iteration.
     // A static-shape decode graph (o_.compiled_batch) computes all its slots: idle ones are
     // padded rows that stream their (mean-context) KV and go through the GEMMs and LM head.
-    const int pad = nd_ > 0 ? std::max(0, o_.compiled_batch - nd_) : 0;
-    const int nd_eff = nd_ + pad;
-    const double ctx_eff = (ctx_sum_ + nd_) * (nd_ > 0 ? static_cast<double>(nd_eff) / nd_ : 1.0);
-    const bool split = !sm_.system().serving.mixed_batches && nd_ > 0 && prefill_tokens > 0;
+    const int pad = nd_pass > 0 ? std::max(0, o_.compiled_batch - nd_pass) : 0;
+    const int nd_eff = nd_pass + pad;
+    const double ctx_eff = nd_pass > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
+    const bool split = !sm_.system().serving.mixed_batches && nd_pass > 0 && prefill_tokens > 0;
     const int fill = static_cast<int>(prefill_tokens + pad_tokens);  // prefill rows computed
     const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
                                   sm_.step_time(fill, 0, 0, pairs, finishing)
@@ -361,21 +374,24 @@ void Replica::run(SimResult& r) {
     busy += dt;
     prefill_time += dt * static_cast<double>(prefill_tokens) / tokens;
     t += dt;
-    const long done_it = it++;
     ++r.iterations;
     if (prefill_tokens > 0) ++r.prompt_iterations;
     r.prefill_tokens += prefill_tokens;
 
-    // Decode: every running sequence gained one token.
-    r.output_tokens += nd_;
-    ctx_sum_ += nd_;
-    while (!heap_.empty() && heap_.top().it <= done_it) {
-      const Fin f = heap_.top();
-      heap_.pop();
-      Seq& s = seqs_[f.id];
-      if (s.state != State::decode || s.version != f.version) continue;
-      leave_decode(f.id, it);
-      complete(f.id, t, r);
+    // Decode: every running sequence gained one token. (`it` counts decode iterations: a
+    // prefill-only iteration leaves the running sequences where they were.)
+    if (decode_pass) {
+      const long done_it = it++;
+      r.output_tokens += nd_;
+      ctx_sum_ += nd_;
+      while (!heap_.empty() && heap_.top().it <= done_it) {
+        const Fin f = heap_.top();
+        heap_.pop();
+        Seq& s = seqs_[f.id];
+        if (s.state != State::decode || s.version != f.version) continue;
+        leave_decode(f.id, it);
+        complete(f.id, t, r);
+      }
     }
     // Prefill chunks: a finished prompt samples its first (or next, after recompute) token.
     bool any_finished = false;
@@ -456,6 +472,45 @@ std::vector<TraceRequest> open_loop(const ServeWorkload& w) {
   return out;
 }
 
+// Open-loop requests as they reach the replicas: each request's sequence (arrival = when the
+// engine may start it, orig_arrival = when it was sent) and the replica it goes to. Without a
+// front-end batcher, requests go round robin as they arrive; with one (FrontBatcher), pending
+// arrivals are released together once the window has passed since the previous release (or
+// when the cap is reached), each batch whole to the next replica. `reqs` is in arrival order.
+std::vector<std::pair<Seq, int>> dispatch(const std::vector<TraceRequest>& reqs, const FrontBatcher& b, int replicas) {
+  std::vector<std::pair<Seq, int>> out;
+  out.reserve(reqs.size());
+  if (!b.set()) {
+    for (std::size_t i = 0; i < reqs.size(); ++i) out.push_back({seq_of(reqs[i]), static_cast<int>(i % replicas)});
+    return out;
+  }
+  std::size_t pending = 0;  // first request not yet released
+  int batch = 0;
+  auto release = [&](std::size_t end, double t) {
+    for (std::size_t i = pending; i < end; ++i) {
+      Seq s = seq_of(reqs[i]);
+      s.arrival = t;
+      out.push_back({s, batch % replicas});
+    }
+    pending = end;
+    ++batch;
+  };
+  double stamp = reqs.empty() ? 0 : reqs[0].arrival_s;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    const double a = reqs[i].arrival_s;
+    if (pending < i && stamp + b.window_s <= a) {  // the window closed before this arrival
+      stamp += b.window_s;
+      release(i, stamp);
+    }
+    if ((b.max > 0 && static_cast<int>(i + 1 - pending) >= b.max) || a >= stamp + b.window_s) {
+      stamp = a;
+      release(i + 1, a);
+    }
+  }
+  if (pending < reqs.size()) release(reqs.size(), stamp + b.window_s);
+  return out;
+}
+
 }  // namespace
 
 SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOptions& o, const StepModel* prefill) {
@@ -487,12 +542,12 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     pre.reserve(PL);
     for (int p = 0; p < PL; ++p) pre.emplace_back(pm, o, true, w, pl);
     std::vector<std::pair<int, int>> where(reqs.size());
+    const auto sent = dispatch(reqs, w.batcher, PL);
     for (std::size_t i = 0; i < reqs.size(); ++i) {
-      const Seq s = seq_of(reqs[i]);
-      Replica& rep = pre[i % PL];
-      const int id = rep.add(s);
+      Replica& rep = pre[sent[i].second];
+      const int id = rep.add(sent[i].first);
       rep.arrive_sorted(id);
-      where[i] = {static_cast<int>(i % PL), id};
+      where[i] = {sent[i].second, id};
     }
     SimResult pr;
     for (auto& rep : pre) rep.run(pr);
@@ -565,12 +620,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     case WorkloadKind::offline:
     case WorkloadKind::poisson:
     case WorkloadKind::trace: {
-      const auto reqs = open_loop(w);
-      for (std::size_t i = 0; i < reqs.size(); ++i) {
-        const Seq s = seq_of(reqs[i]);
-        Replica& rep = reps[i % RL];
-        rep.arrive_sorted(rep.add(s));
-      }
+      for (const auto& [s, p] : dispatch(open_loop(w), w.batcher, RL)) reps[p].arrive_sorted(reps[p].add(s));
       break;
     }
     case WorkloadKind::concurrency: {

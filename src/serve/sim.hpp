@@ -40,6 +40,9 @@ struct SimOptions {
   int prefill_pad = 0;       // > 0: fixed-shape prefill graph; each prompt's prefill is padded up
                              // to a multiple of this many tokens (Neuron context encoding / chunks)
   bool reserve_output = false;  // KV admission reserves each request's whole output (ServingCalibration)
+  bool prefill_first = false;   // scheduler: an iteration with waiting prompts runs them whole and
+                                // no decode (vLLM V0 without chunked prefill); else decode first,
+                                // prompts chunked into the rest of the token budget
 };
 
 struct RequestRecord {

@@ -44,11 +44,35 @@ std::string spread_name(const LengthSpread& s) {
   return buf;
 }
 
+std::optional<FrontBatcher> parse_batcher(const std::string& s) {
+  if (s == "none") return FrontBatcher{};
+  const auto colon = s.find(':');
+  const std::string win = s.substr(0, colon), cap = colon == std::string::npos ? "" : s.substr(colon + 1);
+  FrontBatcher out;
+  auto [p, ec] = std::from_chars(win.data(), win.data() + win.size(), out.window_s);
+  if (win.empty() || ec != std::errc() || p != win.data() + win.size() || !std::isfinite(out.window_s) ||
+      out.window_s <= 0 || out.window_s > 3600)
+    return std::nullopt;
+  if (colon != std::string::npos) {
+    auto [q, ec2] = std::from_chars(cap.data(), cap.data() + cap.size(), out.max);
+    if (cap.empty() || ec2 != std::errc() || q != cap.data() + cap.size() || out.max < 1) return std::nullopt;
+  }
+  return out;
+}
+
+std::string batcher_name(const FrontBatcher& b) {
+  if (!b.set()) return "none";
+  char buf[64];
+  if (b.max > 0) std::snprintf(buf, sizeof buf, "%g:%d", b.window_s, b.max);
+  else std::snprintf(buf, sizeof buf, "%g", b.window_s);
+  return buf;
+}
+
 std::string workload_summary(const ServeWorkload& w) {
   char buf[160];
   std::string out;
   switch (w.kind) {
-    case WorkloadKind::trace: return "trace, " + std::to_string(w.trace.size()) + " requests";
+    case WorkloadKind::trace: out = "trace, " + std::to_string(w.trace.size()) + " requests"; break;
     case WorkloadKind::agent: return "agent, " + std::to_string(w.tasks.size()) + " tasks";
     case WorkloadKind::offline: out = "offline"; break;
     case WorkloadKind::poisson:
@@ -57,10 +81,17 @@ std::string workload_summary(const ServeWorkload& w) {
       break;
     case WorkloadKind::concurrency: out = "concurrency " + std::to_string(w.concurrency); break;
   }
-  out += ", " + std::to_string(w.requests) + " requests of " + std::to_string(w.input_len) + " prompt + " +
-         std::to_string(w.output_len) + " output tokens";
-  if (w.input_spread.set()) out += ", prompt lengths " + spread_name(w.input_spread);
-  if (w.output_spread.set()) out += ", output lengths " + spread_name(w.output_spread);
+  if (w.kind != WorkloadKind::trace) {
+    out += ", " + std::to_string(w.requests) + " requests of " + std::to_string(w.input_len) + " prompt + " +
+           std::to_string(w.output_len) + " output tokens";
+    if (w.input_spread.set()) out += ", prompt lengths " + spread_name(w.input_spread);
+    if (w.output_spread.set()) out += ", output lengths " + spread_name(w.output_spread);
+  }
+  if (w.batcher.set()) {
+    std::snprintf(buf, sizeof buf, ", front-end batcher every %g s", w.batcher.window_s);
+    out += buf;
+    if (w.batcher.max > 0) out += " (at most " + std::to_string(w.batcher.max) + ")";
+  }
   return out;
 }
 

@@ -43,6 +43,20 @@ std::optional<LengthSpread> parse_spread(const std::string& s);
 // The inverse of parse_spread: "uniform:150", "none".
 std::string spread_name(const LengthSpread& s);
 
+// A front end that gathers open-loop arrivals and hands them to the engine in batches, as a
+// benchmark harness's batcher does (AMD's MLPerf v4.1 vLLM harness, --enable-batcher): pending
+// arrivals are released together once `window_s` has passed since the previous release, or as
+// soon as `max` are pending, and each batch goes whole to one replica, replicas in turn. TTFT
+// counts from the original arrival, so the wait in the batcher is part of it.
+struct FrontBatcher {
+  double window_s = 0;  // seconds between releases; 0: no batcher
+  int max = 0;          // release as soon as this many are pending (0: no cap)
+  bool set() const { return window_s > 0; }
+};
+// "0.3" or "0.3:96" (seconds, then an optional request cap), or "none"; std::nullopt when malformed.
+std::optional<FrontBatcher> parse_batcher(const std::string& s);
+// The inverse of parse_batcher: "0.3:96", "none".
+std::string batcher_name(const FrontBatcher& b);
 
 struct TraceRequest {
   double arrival_s = 0;
@@ -70,6 +84,7 @@ struct WorkloadShape {
   int concurrency = 0;   // concurrency: requests in flight (whole deployment)
   std::uint64_t seed = 1;
   bool prefix_cache = true;        // agent: reuse the cached context of earlier calls
+  FrontBatcher batcher;            // offline, poisson, trace: arrivals reach the engine in batches
 };
 
 struct ServeWorkload : WorkloadShape {

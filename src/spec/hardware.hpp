@@ -198,6 +198,13 @@ struct ServingCalibration {
   // plus every token it will generate, are free beside those reserved for the running ones: no
   // preemption, fewer sequences at once.
   bool reserve_output = false;
+  // Scheduler. false ("chunked": vLLM V1, vLLM V0 with --enable-chunked-prefill, TensorRT-LLM,
+  // SGLang): every iteration decodes all running sequences and spends the rest of the token budget
+  // on prompt chunks. true ("prefill-first": vLLM V0's default scheduler before chunked prefill,
+  // Scheduler._schedule_default "Don't schedule decodes if prefills are scheduled"): an iteration
+  // with admissible waiting prompts runs those prompts whole and no decode; decodes run only when
+  // no prompt waits. Lower TTFT, and every prompt pass stalls the running decodes.
+  bool prefill_first = false;
   // How the engine runs MoE experts (default: a grouped GEMM over the experts the batch's tokens
   // hit, as vLLM, SGLang and TensorRT-LLM do). neuronx-distributed's ExpertMLPs instead runs
   // every token through every expert in context encoding (full capacity), and in token

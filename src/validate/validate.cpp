@@ -148,6 +148,12 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "input_spread" || f.field == "output_spread") {
       f.text = r.str("value");
       if (!parse_spread(f.text)) r.fail("value", "'" + f.text + "' is not uniform:TOKENS, normal:TOKENS or none");
+    } else if (f.field == "batcher") {
+      f.text = r.str("value");
+      if (!parse_batcher(f.text)) r.fail("value", "'" + f.text + "' is not SECONDS or SECONDS:MAX");
+    } else if (f.field == "scheduler") {
+      f.text = r.str("value");
+      if (f.text != "chunked" && f.text != "prefill-first") r.fail("value", "'" + f.text + "' is not chunked or prefill-first");
     } else if (f.field == "moe_a2a_overlap") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "moe_a2a_overlap must be 1 (overlapped) or 0");

@@ -51,10 +51,12 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // prefill_pad (its prefill graph length: each prompt is padded up to a multiple of it), requests
 // (an offline run's request count, e.g. a benchmark's number of prompts), input_spread /
 // output_spread (how the benchmark drew lengths around the row's mean: uniform:W or normal:SD,
-// LengthSpread in serve/workload.hpp).
+// LengthSpread in serve/workload.hpp), scheduler (the engine's: chunked or prefill-first,
+// ServingCalibration::prefill_first in spec/hardware.hpp), batcher (the benchmark harness's
+// front-end batcher, SECONDS[:MAX]: FrontBatcher in serve/workload.hpp; server and offline rows).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
-                                                       "input_spread", "output_spread"};
+                                                       "input_spread", "output_spread", "scheduler", "batcher"};
 
 enum class FactTable { training, inference };
 

@@ -148,6 +148,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     auto in = opt_positive(r, "input_len"), outl = opt_positive(r, "output_len");
     std::optional<int> requests;
     LengthSpread in_spread, out_spread;
+    FrontBatcher batcher;
     if (facts) {
       auto it = facts->find(row.id);
       if (it != facts->end()) {
@@ -165,6 +166,13 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           }
           else if (f.field == "input_spread") in_spread = *parse_spread(f.text);
           else if (f.field == "output_spread") out_spread = *parse_spread(f.text);
+          else if (f.field == "scheduler") q.prefill_first = f.text == "prefill-first";
+          else if (f.field == "batcher") {
+            if (scenario != "server" && scenario != "offline")
+              throw InputError(where, "batcher: applies to server and offline rows only (open-loop arrivals), and row " + row.id +
+                                          " is " + scenario);
+            batcher = *parse_batcher(f.text);
+          }
           else if (f.field == "input_len" || f.field == "output_len") {
             auto& cell = f.field == "input_len" ? in : outl;
             if (cell)
@@ -195,6 +203,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
       w.output_len = std::max(1, static_cast<int>(std::lround(*outl)));
       w.input_spread = in_spread;
       w.output_spread = out_spread;
+      w.batcher = batcher;
       w.seed = 1;
       const int replicas = q.replicas.value_or(1);
       if (scenario == "offline") w.kind = WorkloadKind::offline;
