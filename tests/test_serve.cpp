@@ -1432,6 +1432,14 @@ TEST(ServeValidateFacts, SchedulerAndBatcherApply) {
   const std::string text = inference_validation_text(with);
   EXPECT_NE(text.find("batcher=0.5"), std::string::npos);
   EXPECT_NE(text.find("scheduler=prefill-first"), std::string::npos);
+  // The engine's KV admission as a fact: H100's serving file says guaranteed; the fact overrides it.
+  const RunFacts fk = inf_facts("S-ttft-mean,kv_admission,optimistic,harness default\n");
+  const ValidationResult opt = validate_inference(t, builtin(), nullptr, &fk);
+  ASSERT_TRUE(opt.rows[0].evaluated);
+  EXPECT_NE(inference_validation_text(opt).find("kv_admission=optimistic"), std::string::npos);
+  ASSERT_NE(opt.rows[0].serve, nullptr);
+  EXPECT_FALSE(opt.rows[0].serve->options.reserve_output);
+  EXPECT_TRUE(plain.rows[0].serve->options.reserve_output);
   const CsvTable c4 = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
                                                         "C4-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
                                                         "fixed_batch,500,100,4,,,,ttft_ms,mean,80,\n"});
@@ -1450,6 +1458,7 @@ TEST(ServeValidateFacts, BadInput) {
   EXPECT_EQ(err("X,input_spread,gauss:3,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,output_spread,uniform:-2,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,scheduler,fifo,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,kv_admission,lazy,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,batcher,0.3:0,x\n").where, "inf.facts.csv:2: value");
   // Training tables keep their own fields.
   EXPECT_EQ(test::catch_input_error([] {

@@ -159,7 +159,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     r.explain.push_back({"KV admission",
                          o.reserve_output ? "guaranteed (whole output reserved; no preemption)"
                                           : "optimistic (prompt only; preempt and recompute when full)",
-                         q.reserve_output ? std::string("--kv-admission") : s.serving.where() + ": engine.kv_admission"});
+                         q.reserve_output ? std::string("--kv-admission (or run fact kv_admission)") : s.serving.where() + ": engine.kv_admission"});
     r.explain.push_back({"scheduler",
                          o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile)"
                                          : "chunked (decodes first, prompts chunked into the rest of the token budget)",

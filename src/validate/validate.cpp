@@ -151,6 +151,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "batcher") {
       f.text = r.str("value");
       if (!parse_batcher(f.text)) r.fail("value", "'" + f.text + "' is not SECONDS or SECONDS:MAX");
+    } else if (f.field == "kv_admission") {
+      f.text = r.str("value");
+      if (f.text != "guaranteed" && f.text != "optimistic") r.fail("value", "'" + f.text + "' is not guaranteed or optimistic");
     } else if (f.field == "scheduler") {
       f.text = r.str("value");
       if (f.text != "chunked" && f.text != "prefill-first") r.fail("value", "'" + f.text + "' is not chunked or prefill-first");

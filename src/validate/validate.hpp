@@ -53,10 +53,12 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // output_spread (how the benchmark drew lengths around the row's mean: uniform:W or normal:SD,
 // LengthSpread in serve/workload.hpp), scheduler (the engine's: chunked or prefill-first,
 // ServingCalibration::prefill_first in spec/hardware.hpp), batcher (the benchmark harness's
-// front-end batcher, SECONDS[:MAX]: FrontBatcher in serve/workload.hpp; server and offline rows).
+// front-end batcher, SECONDS[:MAX]: FrontBatcher in serve/workload.hpp; server and offline rows),
+// kv_admission (the engine's KV admission, guaranteed or optimistic, as serve --kv-admission).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
-                                                       "input_spread", "output_spread", "scheduler", "batcher"};
+                                                       "input_spread", "output_spread", "scheduler", "batcher",
+                                                       "kv_admission"};
 
 enum class FactTable { training, inference };
 
