@@ -30,6 +30,8 @@ import argparse
 import csv
 import sys
 
+from validation_table import HEADER
+
 SYSTEMS = {
     "h100_sxm": ("dgx-h100", 8),
     "h200_sxm": ("hgx-h200", 8),
@@ -60,12 +62,6 @@ MODELS = {
 
 # Weight precision from the GEMM quantisation the source records.
 PRECISION = {"": "", "fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4", "int4_wo": "int4"}
-
-HEADER = ("id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,"
-          "vocab,gated_mlp,moe_experts,moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,"
-          "weight_precision,kv_precision,tp,pp,ep,replicas,scenario,input_len,output_len,"
-          "concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes").split(",")
-
 
 def as_int(text, default=0):
     return int(text) if text not in ("", None) else default

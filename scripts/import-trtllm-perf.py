@@ -15,9 +15,9 @@ own example prints 'Token Throughput' = 3000 requests x 128 output tokens / tota
     python3 scripts/import-trtllm-perf.py validation/inference-trtllm-perf.csv
 """
 
-import csv
-import os
 import sys
+
+from validation_table import FACTS_HEADER, HEADER, write_atomic
 
 SOURCE = ("TensorRT-LLM perf overview (v0.17 throughput table) [NVIDIA/TensorRT-LLM@258c7540c03517def55d9a5aadfa9288af474e1b:"
           "docs/source/performance/perf-overview.md 'Throughput Measurements' (trtllm-bench throughput, infinite request rate, "
@@ -145,11 +145,6 @@ MX22 8 5000 500 4031.79 3645.27 959.14
 MX22 8 20000 2000 2815.76 2227.63 575.02
 """
 
-HEADER = ("id,source,grade,system,devices,model,layers,hidden,heads,kv_heads,head_dim,ffn_hidden,vocab,gated_mlp,"
-          "moe_experts,moe_topk,moe_ffn_hidden,moe_shared_experts,moe_dense_layers,weight_precision,kv_precision,tp,pp,ep,"
-          "replicas,scenario,input_len,output_len,concurrency,request_rate,ttft_slo_ms,tpot_slo_ms,metric,stat,value,notes").split(",")
-
-
 def rows():
     for line in TABLE.strip().splitlines():
         m, tp, isl, osl, *vals = line.split()
@@ -158,15 +153,6 @@ def rows():
             if v == "-" or (m, tp, isl, osl, gpu) in SHARED:
                 continue
             yield m, tp, isl, osl, gpu, system, prec, v
-
-
-def write_atomic(path, header, records):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(records)
-    os.replace(tmp, path)
 
 
 def main():
@@ -188,7 +174,7 @@ def main():
                       f"the row's source: perf-overview.md '$num_requests' table: {REQUESTS[(isl, osl)]} requests at "
                       f"input {isl} / output {osl}"])
     write_atomic(out, HEADER, table)
-    write_atomic(out[:-4] + ".facts.csv", ["id", "field", "value", "source"], facts)
+    write_atomic(out[:-4] + ".facts.csv", FACTS_HEADER, facts)
     print(f"wrote {len(table)} rows to {out} and {len(facts)} facts beside it")
 
 

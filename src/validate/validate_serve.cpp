@@ -159,8 +159,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           else if (f.field == "compiled_batch") q.compiled_batch = static_cast<int>(f.value);
           else if (f.field == "prefill_pad") q.prefill_pad = static_cast<int>(f.value);
           else if (f.field == "requests") {
-            if (scenario != "offline" && scenario != "fixed_batch")
-              throw InputError(where, "requests: applies to offline and fixed_batch rows only (a benchmark's prompt count), and row " +
+            if (scenario != "offline" && scenario != "fixed_batch" && scenario != "server")
+              throw InputError(where, "requests: applies to offline, fixed_batch and server rows only (a benchmark's prompt count), and row " +
                                           row.id + " is " + scenario);
             requests = static_cast<int>(f.value);
           }
