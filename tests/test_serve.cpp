@@ -1077,6 +1077,58 @@ TEST(ServeCalibrate, FitRecoversASlowerDecode) {
   EXPECT_EQ(chips, sc.chips);
 }
 
+// The fp8/fp4 GEMMs' ratio: prefill-bound TTFT rows made by the simulator with Hopper's serving
+// GEMMs at 0.6 of their scale in fp8 (bf16 unchanged) lead the fit to a ratio below 1, written to
+// and read back from the file; with fp8 rows alone the ratio cannot be told from the scale and
+// stays at its prior.
+TEST(ServeCalibrate, LowPrecisionGemmRatioFitsOnlyWithBothKinds) {
+  struct R {
+    const char* id;
+    const char* prec;
+    int tp, in;
+  };
+  const R rows[] = {{"B1-ttft-p50", "bf16", 1, 4096}, {"B2-ttft-p50", "bf16", 2, 8192}, {"B3-ttft-p50", "bf16", 4, 2048},
+                    {"F1-ttft-p50", "fp8", 1, 4096},  {"F2-ttft-p50", "fp8", 2, 8192},  {"F3-ttft-p50", "fp8", 4, 2048},
+                    {"F4-ttft-p50", "fp8", 8, 8192},  {"F5-ttft-p50", "fp8", 1, 1024}};
+  auto table = [&](const std::vector<double>& values, bool fp8_only) {
+    std::string text = test::kInferenceHeader;
+    for (std::size_t i = 0; i < std::size(rows); ++i) {
+      const R& r = rows[i];
+      if (fp8_only && std::string(r.prec) != "fp8") continue;
+      text += std::string(r.id) + ",test,B,dgx-h100," + std::to_string(r.tp) + ",llama3-8b,,,,,,,,,,,,,," + r.prec + "," +
+              r.prec + "," + std::to_string(r.tp) + ",1,,1,single," + std::to_string(r.in) + ",2,1,,,,ttft_ms,p50," +
+              std::to_string(values[i]) + ",\n";
+    }
+    return parse_csv(DataFile{"synthetic.csv", text});
+  };
+  Catalog truth_cat = builtin();
+  const std::string family = truth_cat.systems.at("dgx-h100").serving.id;
+  for (auto& [id, sys] : truth_cat.systems)
+    if (sys.serving.id == family) sys.serving.lowp_gemm_ratio = 0.6;
+  std::vector<double> measured;
+  for (const auto& r : validate_inference(table(std::vector<double>(std::size(rows), 1.0), false), truth_cat).rows) {
+    ASSERT_TRUE(r.evaluated) << r.reason;
+    measured.push_back(r.predicted);
+  }
+  CalibrateOptions o;
+  o.serving_families = {family};
+  auto fit_of = [&](const CsvTable& t) {
+    for (auto& f : calibrate_serving(t, builtin(), o))
+      if (f.family == family) return f;
+    ADD_FAILURE() << "no fit for " << family;
+    return ServingFit{};
+  };
+  const ServingFit both = fit_of(table(measured, false));
+  EXPECT_LT(both.fitted.lowp_gemm_ratio, 0.85);
+  EXPECT_LT(both.mape_after, both.mape_before / 2);
+  const std::string text = serving_toml(both.fitted, &both, "synthetic.csv", "xpuplan test", "2026-11-27");
+  const ServingCalibration back = parse_serving(DataFile{"data/serving/" + family + ".toml", text}, nullptr);
+  EXPECT_NEAR(back.lowp_gemm_ratio, both.fitted.lowp_gemm_ratio, 1e-4);
+  EXPECT_DOUBLE_EQ(back.prior_lowp_gemm_ratio, both.prior.lowp_gemm_ratio);
+  const ServingFit fp8_only = fit_of(table(measured, true));  // the five fp8 rows
+  EXPECT_DOUBLE_EQ(fp8_only.fitted.lowp_gemm_ratio, fp8_only.prior.lowp_gemm_ratio);
+}
+
 // The prefill latency floor: single-request TTFT rows made by the simulator with Inferentia2's
 // floor set to 700 us per layer (short prompts floor-bound, long ones not) lead the fit from its
 // prior 0 to a floor of that order, which its coordinate search alone could not reach (the loss is

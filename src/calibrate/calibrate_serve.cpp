@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "serve/serve.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu {
@@ -19,12 +20,15 @@ namespace {
 // 5 the decode score time per query head x key position x layer (s).
 // 6 the same for prompt (prefill) query x key pairs.
 // 7 the prefill layer latency floor (s).
-constexpr int kParams = 8;
+// 8 the fp8/fp4 serving GEMMs' scale relative to parameter 3.
+constexpr int kParams = 9;
 constexpr int kFloorParam = 7;
+constexpr int kLowpParam = 8;
 constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
 constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
 constexpr int kMinMoeRows = 3;      // mixture-of-experts rows needed to fit engine.moe_expert_factor
 constexpr int kMinMoeRuns = 2;      // from at least this many measured runs
+constexpr int kMinPrecisionRows = 3;  // rows of each kind (fp8/fp4 and wider) to fit the low-precision GEMM ratio
 
 // The measured run a row belongs to: its id without the "-<metric>-<stat>" suffix
 // ("INF2-09-tpot-p50" -> "INF2-09").
@@ -47,6 +51,7 @@ double get(const ServingCalibration& s, int i) {
     case 5: return s.decode_score_time.v;
     case 6: return s.prefill_score_time.v;
     case 7: return s.prefill_layer_floor.v;
+    case 8: return s.lowp_gemm_ratio;
     default: return s.prefill_gemm;
   }
 }
@@ -62,13 +67,14 @@ void set(ServingCalibration& s, int i, double v, double bw_ceiling = kDecodeBwCe
     case 5: s.decode_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
     case 6: s.prefill_score_time = Seconds{std::clamp(v, 0.0, 1e-7)}; break;
     case 7: s.prefill_layer_floor = Seconds{std::clamp(v, 0.0, 5e-3)}; break;
+    case 8: s.lowp_gemm_ratio = std::clamp(v, 0.5, 1.5); break;
     default: s.prefill_gemm = std::clamp(v, 0.5, 1.5); break;
   }
 }
 // Keep ln defined at zero; each is also the scale of its prior's pull (ln((v + offset) / (prior +
 // offset))^2). The prefill floor's is a layer's time in a small prefill graph (500 us): a floor
 // below that is about as plausible as none.
-constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10, 1e-11, 500e-6};
+constexpr double kOffset[kParams] = {0.0, 5e-6, 50e-6, 0.0, 20e-6, 1e-10, 1e-11, 500e-6, 0.0};
 
 // Puts a family's serving values in place for every system and chip of the family.
 void apply_serving(Catalog& c, const ServingCalibration& s) {
@@ -116,6 +122,7 @@ ServingCalibration prior_serving(const ServingCalibration& cur) {
   if (cur.prior_prefill_score_time_s >= 0) prior.prefill_score_time = Seconds{cur.prior_prefill_score_time_s};
   if (cur.prior_prefill_layer_floor_s >= 0) prior.prefill_layer_floor = Seconds{cur.prior_prefill_layer_floor_s};
   if (cur.prior_moe_expert_factor > 0) prior.moe_expert_factor = cur.prior_moe_expert_factor;
+  if (cur.prior_lowp_gemm_ratio > 0) prior.lowp_gemm_ratio = cur.prior_lowp_gemm_ratio;
   return prior;
 }
 
@@ -153,6 +160,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     std::vector<std::set<std::string>> rows(truths.size());
     std::set<std::string> runs;
     std::size_t n_rows = 0;
+    int n_lowp = 0, n_wide = 0;  // rows whose serving GEMMs run at fp8/fp4, and the others
     for (std::size_t ti = 0; ti < truths.size(); ++ti)
       for (const auto& r : base[ti].rows) {
         if (r.grade == "C" || !r.evaluated) continue;
@@ -164,6 +172,8 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
         runs.insert(truths[ti].table->path + ":" + run_of(r.id));
         fit.rows.push_back(r.id);
         ++n_rows;
+        const bool lowp = r.serve && (r.serve->layout.weights == Quant::fp8 || r.serve->layout.weights == Quant::fp4);
+        ++(lowp ? n_lowp : n_wide);
       }
     if (static_cast<int>(n_rows) < std::max(o.min_rows, kMinServingRows) ||
         static_cast<int>(runs.size()) < kMinServingRuns)
@@ -176,6 +186,8 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
       }
       return loss;
     };
+    // The fp8/fp4 GEMMs' ratio to the others is fitted only where the family has rows of both.
+    const bool fit_lowp = n_lowp >= kMinPrecisionRows && n_wide >= kMinPrecisionRows;
     ServingCalibration best = prior;
     double best_loss = evaluate(best, &fit.mape_before);
     // Coordinate search in log space: try x f and / f per parameter; shrink f when a pass
@@ -186,6 +198,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
         for (int i = 0; i < kParams; ++i)
           for (double k : {f, 1.0 / f}) {
             if (i == kFloorParam && cur.mixed_batches) continue;  // no prefill graph of its own
+            if (i == kLowpParam && !fit_lowp) continue;
             ServingCalibration t = best;
             set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i], bw_ceiling);
             const double l = evaluate(t, nullptr);
@@ -195,6 +208,20 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
               improved = true;
             }
           }
+        // The GEMM scale with the low-precision ratio moved inversely: the bf16/fp16 GEMMs'
+        // scale alone, with the fp8/fp4 GEMMs' product held (a valley across the two axes).
+        for (double k : {f, 1.0 / f}) {
+          if (!fit_lowp) break;
+          ServingCalibration t = best;
+          set(t, 3, get(best, 3) * k, bw_ceiling);
+          set(t, kLowpParam, get(best, kLowpParam) * get(best, 3) / get(t, 3), bw_ceiling);
+          const double l = evaluate(t, nullptr);
+          if (l < best_loss - 1e-12) {
+            best_loss = l;
+            best = t;
+            improved = true;
+          }
+        }
         if (!improved) f = std::sqrt(f);
       }
     };
@@ -261,6 +288,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     best.prior_decode_score_time_s = prior.decode_score_time.v;
     best.prior_prefill_score_time_s = prior.prefill_score_time.v;
     best.prior_prefill_layer_floor_s = prior.prefill_layer_floor.v;
+    best.prior_lowp_gemm_ratio = prior.lowp_gemm_ratio;
     best.prior_moe_expert_factor = fit.fit_moe ? prior.moe_expert_factor : -1;
     fit.fitted = best;
     out.push_back(std::move(fit));
@@ -355,6 +383,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("score_time = \"%.4g ns\"                # per query head x key position x layer on a device, beyond the KV read", s.decode_score_time.v * 1e9);
   out += "\n[prefill]\n";
   line("gemm_scale = %.4f                      # scale on data/calibration gemm efficiency for serving GEMMs", s.prefill_gemm);
+  if (s.lowp_gemm_ratio != 1.0 || fit)
+    line("lowp_gemm_ratio = %.4f                 # fp8/fp4 serving GEMMs: their scale relative to gemm_scale", s.lowp_gemm_ratio);
   if (s.prefill_score_time.v > 0 || fit)
     line("score_time = \"%.4g ns\"                # per query head x prompt query-key pair x layer on a device, beyond the matrix work", s.prefill_score_time.v * 1e9);
   out += "\n[engine]\n";
@@ -406,6 +436,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("score_time_prior = \"%.4g ns\"", fit->prior.decode_score_time.v * 1e9);
     line("prefill_score_time_prior = \"%.4g ns\"", fit->prior.prefill_score_time.v * 1e9);
     line("gemm_scale_prior = %.4f", fit->prior.prefill_gemm);
+    line("lowp_gemm_ratio_prior = %.4f", fit->prior.lowp_gemm_ratio);
     if (fit->fit_moe) {
       out += "moe_rows = " + quote_list(fit->moe_rows) + "\n";
       line("moe_expert_factor_prior = %.4f", fit->prior.moe_expert_factor);

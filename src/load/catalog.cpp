@@ -271,6 +271,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   d->finish();
   if (auto p = r.table("prefill")) {
     c.prefill_gemm = p->number("gemm_scale", 0.05, 2.0);
+    if (auto v = p->opt_number("lowp_gemm_ratio", 0.25, 4.0)) c.lowp_gemm_ratio = *v;
     if (auto v = p->opt_quantity("score_time", Dimension::time, true)) c.prefill_score_time = Seconds{*v};
     p->finish();
   }
@@ -314,6 +315,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     if (auto v = f->opt_quantity("score_time_prior", Dimension::time, true)) c.prior_decode_score_time_s = *v;
     if (auto v = f->opt_quantity("prefill_score_time_prior", Dimension::time, true)) c.prior_prefill_score_time_s = *v;
     if (auto v = f->opt_number("moe_expert_factor_prior", 0.25, 4.0)) c.prior_moe_expert_factor = *v;
+    if (auto v = f->opt_number("lowp_gemm_ratio_prior", 0.25, 4.0)) c.prior_lowp_gemm_ratio = *v;
     (void)f->str_array("moe_rows");
     (void)f->number("mape_before_pct", 0, 1e9);
     (void)f->number("mape_after_pct", 0, 1e9);

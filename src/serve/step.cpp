@@ -104,7 +104,8 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
   peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;
   exp_rate_ = s.exp_rate();
-  gmax_ = std::min(1.0, s.calib.gemm_max_at(cp_) * s.serving.prefill_gemm);
+  const bool lowp = cp_ == Precision::fp8 || cp_ == Precision::fp4;
+  gmax_ = std::min(1.0, s.calib.gemm_max_at(cp_) * s.serving.prefill_gemm * (lowp ? s.serving.lowp_gemm_ratio : 1.0));
   half_ = s.calib.gemm_half_dim;
   // The token dimension of a serving GEMM saturates at the chip's smallest matrix tile where the
   // calibration gives one (small-batch GEMV / split-K kernels pad to it, no further: 16 rows on
@@ -342,7 +343,9 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   out.push_back({"weights and projections (GEMMs, all layers)", ms(p.linear),
                  chip + ": " + pk + ", memory.bandwidth; " + cal + ": gemm." + precision_name(cp_) +
                      ", gemm.half_dim, gemm.tile_rows" + (m_.is_moe() ? ", gemm.grouped" : "") + "; " + srv +
-                     ": decode.bandwidth_fraction" + (m_.is_moe() ? ", engine.moe_expert_factor" : "") +
+                     ": prefill.gemm_scale" +
+                     (cp_ == Precision::fp8 || cp_ == Precision::fp4 ? ", prefill.lowp_gemm_ratio" : "") +
+                     ", decode.bandwidth_fraction" + (m_.is_moe() ? ", engine.moe_expert_factor" : "") +
                      (m_.is_moe() && (s_.serving.moe_all_experts_from >= 0 || s_.serving.moe_prefill_all_experts)
                           ? ", engine.moe_all_experts_from, engine.moe_prefill_all_experts (neuronx-distributed expert dispatch)"
                           : "")});

@@ -157,6 +157,10 @@ struct ServingCalibration {
   std::string where() const { return file.empty() ? "built-in serving defaults" : file; }
   double decode_bw = 0.8;            // fraction of HBM bandwidth reached streaming weights and KV in decode
   double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
+  // Serving GEMMs computed at fp8 or fp4: their scale relative to prefill_gemm (1: the same).
+  // An engine's low-precision GEMMs (activation quantisation, scaled epilogues, the kernels it has
+  // for its serving shapes) can sit further below their peak than the calibrated training GEMMs do.
+  double lowp_gemm_ratio = 1.0;
   // Decode attention time per query head, key position and layer on a device, beyond the KV read:
   // the score and softmax passes an engine runs outside the matrix units (Neuron's vector and
   // scalar engines), which grow with heads x context whatever the KV layout. 0: none.
@@ -222,7 +226,7 @@ struct ServingCalibration {
   // them instead of compounding (< 0: not fitted).
   double prior_decode_bw = -1, prior_step_overhead_s = -1, prior_layer_overhead_s = -1, prior_gemm_scale = -1,
          prior_prefill_layer_overhead_s = -1, prior_decode_score_time_s = -1, prior_prefill_score_time_s = -1,
-         prior_moe_expert_factor = -1, prior_prefill_layer_floor_s = -1;
+         prior_moe_expert_factor = -1, prior_prefill_layer_floor_s = -1, prior_lowp_gemm_ratio = -1;
 };
 
 struct System {
