@@ -472,26 +472,26 @@ std::vector<TraceRequest> open_loop(const ServeWorkload& w) {
   return out;
 }
 
-// Open-loop requests as they reach the replicas: each request's sequence (arrival = when the
-// engine may start it, orig_arrival = when it was sent) and the replica it goes to. Without a
-// front-end batcher, requests go round robin as they arrive; with one (FrontBatcher), pending
-// arrivals are released together once the window has passed since the previous release (or
-// when the cap is reached), each batch whole to the next replica. `reqs` is in arrival order.
-std::vector<std::pair<Seq, int>> dispatch(const std::vector<TraceRequest>& reqs, const FrontBatcher& b, int replicas) {
-  std::vector<std::pair<Seq, int>> out;
+// Where and when each open-loop request reaches the engine: the replica it goes to and the time
+// it is released to it. Without a front-end batcher, requests go round robin as they arrive;
+// with one (FrontBatcher), pending arrivals are released together once the window has passed since
+// the previous release (or when the cap is reached), each batch whole to the next replica. `reqs`
+// is in arrival order; the result is in the same order.
+struct Dispatch {
+  double release;
+  int replica;
+};
+std::vector<Dispatch> dispatch(const std::vector<TraceRequest>& reqs, const FrontBatcher& b, int replicas) {
+  std::vector<Dispatch> out;
   out.reserve(reqs.size());
   if (!b.set()) {
-    for (std::size_t i = 0; i < reqs.size(); ++i) out.push_back({seq_of(reqs[i]), static_cast<int>(i % replicas)});
+    for (std::size_t i = 0; i < reqs.size(); ++i) out.push_back({reqs[i].arrival_s, static_cast<int>(i % replicas)});
     return out;
   }
   std::size_t pending = 0;  // first request not yet released
   int batch = 0;
   auto release = [&](std::size_t end, double t) {
-    for (std::size_t i = pending; i < end; ++i) {
-      Seq s = seq_of(reqs[i]);
-      s.arrival = t;
-      out.push_back({s, batch % replicas});
-    }
+    for (std::size_t i = pending; i < end; ++i) out.push_back({t, batch % replicas});
     pending = end;
     ++batch;
   };
@@ -509,6 +509,13 @@ std::vector<std::pair<Seq, int>> dispatch(const std::vector<TraceRequest>& reqs,
   }
   if (pending < reqs.size()) release(reqs.size(), stamp + b.window_s);
   return out;
+}
+
+// The sequence of open-loop request `q` as dispatched: sent at its arrival, startable at `release`.
+Seq seq_at(const TraceRequest& q, double release) {
+  Seq s = seq_of(q);
+  s.arrival = release;
+  return s;
 }
 
 }  // namespace
@@ -544,10 +551,10 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     std::vector<std::pair<int, int>> where(reqs.size());
     const auto sent = dispatch(reqs, w.batcher, PL);
     for (std::size_t i = 0; i < reqs.size(); ++i) {
-      Replica& rep = pre[sent[i].second];
-      const int id = rep.add(sent[i].first);
+      Replica& rep = pre[sent[i].replica];
+      const int id = rep.add(seq_at(reqs[i], sent[i].release));
       rep.arrive_sorted(id);
-      where[i] = {sent[i].second, id};
+      where[i] = {sent[i].replica, id};
     }
     SimResult pr;
     for (auto& rep : pre) rep.run(pr);
@@ -620,7 +627,12 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     case WorkloadKind::offline:
     case WorkloadKind::poisson:
     case WorkloadKind::trace: {
-      for (const auto& [s, p] : dispatch(open_loop(w), w.batcher, RL)) reps[p].arrive_sorted(reps[p].add(s));
+      const auto reqs = open_loop(w);
+      const auto sent = dispatch(reqs, w.batcher, RL);
+      for (std::size_t i = 0; i < reqs.size(); ++i) {
+        Replica& rep = reps[sent[i].replica];
+        rep.arrive_sorted(rep.add(seq_at(reqs[i], sent[i].release)));
+      }
       break;
     }
     case WorkloadKind::concurrency: {
