@@ -122,7 +122,10 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                          sf("%.0f us", fit.prior.layer_overhead.v * 1e6) + " -> " + sf("%.0f us", fit.fitted.layer_overhead.v * 1e6),
                          sf("%.0f us", fit.prior.prefill_layer_overhead.v * 1e6) + " -> " + sf("%.0f us", fit.fitted.prefill_layer_overhead.v * 1e6),
                          sf("%.2f ms", fit.prior.step_overhead.v * 1e3) + " -> " + sf("%.2f ms", fit.fitted.step_overhead.v * 1e3),
-                         sf("%.2f", fit.prior.prefill_gemm) + " -> " + sf("%.2f", fit.fitted.prefill_gemm),
+                         sf("%.2f", fit.prior.prefill_gemm) + " -> " + sf("%.2f", fit.fitted.prefill_gemm) +
+                             (fit.fitted.lowp_gemm_ratio != fit.prior.lowp_gemm_ratio
+                                  ? " (fp8/fp4 x " + sf("%.2f", fit.fitted.lowp_gemm_ratio) + ")"
+                                  : ""),
                          sf("%.3f", fit.prior.decode_score_time.v * 1e9) + " / " + sf("%.3f ns", fit.prior.prefill_score_time.v * 1e9) +
                              " -> " + sf("%.3f", fit.fitted.decode_score_time.v * 1e9) + " / " +
                              sf("%.3f ns", fit.fitted.prefill_score_time.v * 1e9),
