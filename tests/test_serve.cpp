@@ -1407,12 +1407,13 @@ namespace {
 // Run facts on an inference table: what a row's source states beyond FORMAT.md's columns.
 const std::string& kInfHeader = test::kInferenceHeader;
 
+// An inference table "inf.csv" of the given rows.
+CsvTable inf_table(const std::string& rows) { return parse_csv(DataFile{"inf.csv", std::string(kInfHeader) + rows}); }
+
 CsvTable facts_table() {
-  return parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
-                                           "OFF-tput-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,offline,"
-                                           "1000,200,,,,,output_tokens_per_s,mean,1000,\n"
-                                           "DS-tput-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,offline,"
-                                           ",200,,,,,output_tokens_per_s,mean,1000,\n"});
+  return inf_table(
+      "OFF-tput-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,offline,1000,200,,,,,output_tokens_per_s,mean,1000,\n"
+      "DS-tput-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,offline,,200,,,,,output_tokens_per_s,mean,1000,\n");
 }
 
 RunFacts inf_facts(const std::string& body) {
@@ -1449,9 +1450,8 @@ TEST(ServeValidateFacts, RequestsSetsAnOfflineRunsRequestCount) {
   EXPECT_NE(inference_validation_text(r2).find("requests=2"), std::string::npos);
   EXPECT_EQ(test::catch_input_error([] { inf_facts("X,requests,2.5,x\n"); }).where, "inf.facts.csv:2: value");
   // Only offline rows take it.
-  const CsvTable single = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
-                                                            "ONE-tpot-p50,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,single,"
-                                                            "1000,200,1,,,,tpot_ms,p50,10,\n"});
+  const CsvTable single = inf_table("ONE-tpot-p50,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,single,"
+                                    "1000,200,1,,,,tpot_ms,p50,10,\n");
   const RunFacts fs = inf_facts("ONE-tpot-p50,requests,8,x\n");
   EXPECT_EQ(test::catch_input_error([&] { validate_inference(single, builtin(), nullptr, &fs); }).where, "inf.facts.csv:2: field");
 }
@@ -1459,9 +1459,8 @@ TEST(ServeValidateFacts, RequestsSetsAnOfflineRunsRequestCount) {
 TEST(ServeValidateFacts, LengthSpreadsApply) {
   // A fixed-concurrency row whose benchmark drew output lengths around the mean: the clients fall
   // out of step, so the simulated TTFT drops from four prompts' prefill towards one's.
-  const CsvTable t = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
-                                                       "C4-ttft-mean,test,A,dgx-h100,4,llama3.1-70b,,,,,,,,,,,,,,fp8,fp8,4,1,,1,"
-                                                       "fixed_batch,1024,256,4,,,,ttft_ms,mean,80,\n"});
+  const CsvTable t = inf_table("C4-ttft-mean,test,A,dgx-h100,4,llama3.1-70b,,,,,,,,,,,,,,fp8,fp8,4,1,,1,"
+                               "fixed_batch,1024,256,4,,,,ttft_ms,mean,80,\n");
   const ValidationResult plain = validate_inference(t, builtin());
   const RunFacts f = inf_facts("C4-ttft-mean,output_spread,uniform:64,benchmark script\nC4-ttft-mean,input_spread,normal:10,x\n");
   const ValidationResult with = validate_inference(t, builtin(), nullptr, &f);
@@ -1473,9 +1472,8 @@ TEST(ServeValidateFacts, LengthSpreadsApply) {
 // A server row's harness facts: a prefill-first scheduler and a front-end batcher change what is
 // simulated and are named in the table; a batcher on a closed-loop row is an error.
 TEST(ServeValidateFacts, SchedulerAndBatcherApply) {
-  const CsvTable t = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
-                                                       "S-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
-                                                       "server,500,100,,20,,,ttft_ms,mean,80,\n"});
+  const CsvTable t = inf_table("S-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
+                               "server,500,100,,20,,,ttft_ms,mean,80,\n");
   const ValidationResult plain = validate_inference(t, builtin());
   const RunFacts f = inf_facts("S-ttft-mean,batcher,0.5,harness\nS-ttft-mean,scheduler,prefill-first,engine default\n");
   const ValidationResult with = validate_inference(t, builtin(), nullptr, &f);
@@ -1492,9 +1490,8 @@ TEST(ServeValidateFacts, SchedulerAndBatcherApply) {
   ASSERT_NE(opt.rows[0].serve, nullptr);
   EXPECT_FALSE(opt.rows[0].serve->options.reserve_output);
   EXPECT_TRUE(plain.rows[0].serve->options.reserve_output);
-  const CsvTable c4 = parse_csv(DataFile{"inf.csv", std::string(kInfHeader) +
-                                                        "C4-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
-                                                        "fixed_batch,500,100,4,,,,ttft_ms,mean,80,\n"});
+  const CsvTable c4 = inf_table("C4-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
+                                "fixed_batch,500,100,4,,,,ttft_ms,mean,80,\n");
   const RunFacts fb = inf_facts("C4-ttft-mean,batcher,0.5,harness\n");
   EXPECT_EQ(test::catch_input_error([&] { validate_inference(c4, builtin(), nullptr, &fb); }).where, "inf.facts.csv:2: field");
 }

@@ -192,6 +192,14 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
     double best_loss = evaluate(best, &fit.mape_before);
     // Coordinate search in log space: try x f and / f per parameter; shrink f when a pass
     // improves nothing.
+    // Keeps candidate `t` if it lowers the loss.
+    auto try_candidate = [&](const ServingCalibration& t) {
+      const double l = evaluate(t, nullptr);
+      if (l >= best_loss - 1e-12) return false;
+      best_loss = l;
+      best = t;
+      return true;
+    };
     auto refine = [&](double f) {
       for (int pass = 0; pass < 60 && f > 1.01; ++pass) {
         bool improved = false;
@@ -201,12 +209,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
             if (i == kLowpParam && !fit_lowp) continue;
             ServingCalibration t = best;
             set(t, i, (get(best, i) + kOffset[i]) * k - kOffset[i], bw_ceiling);
-            const double l = evaluate(t, nullptr);
-            if (l < best_loss - 1e-12) {
-              best_loss = l;
-              best = t;
-              improved = true;
-            }
+            improved = try_candidate(t) || improved;
           }
         // The GEMM scale with the low-precision ratio moved inversely: the bf16/fp16 GEMMs'
         // scale alone, with the fp8/fp4 GEMMs' product held (a valley across the two axes).
@@ -215,12 +218,7 @@ std::vector<ServingFit> calibrate_serving(const std::vector<ServingTruth>& truth
           ServingCalibration t = best;
           set(t, 3, get(best, 3) * k, bw_ceiling);
           set(t, kLowpParam, get(best, kLowpParam) * get(best, 3) / get(t, 3), bw_ceiling);
-          const double l = evaluate(t, nullptr);
-          if (l < best_loss - 1e-12) {
-            best_loss = l;
-            best = t;
-            improved = true;
-          }
+          improved = try_candidate(t) || improved;
         }
         if (!improved) f = std::sqrt(f);
       }

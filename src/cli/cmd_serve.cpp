@@ -54,14 +54,12 @@ ServeRequest build(const ServeOpts& o) {
   q.tp = o.tp; q.pp = o.pp; q.ep = o.ep; q.replicas = o.replicas;
   q.max_batch = o.max_batch; q.token_budget = o.token_budget; q.prefill_replicas = o.prefill_replicas;
   if (!o.kv_admission.empty()) {
-    if (o.kv_admission != "optimistic" && o.kv_admission != "guaranteed")
-      throw InputError("--kv-admission", "'" + o.kv_admission + "' is not optimistic or guaranteed");
-    q.reserve_output = o.kv_admission == "guaranteed";
+    q.reserve_output = parse_kv_admission(o.kv_admission);
+    if (!q.reserve_output) throw InputError("--kv-admission", "'" + o.kv_admission + "' is not optimistic or guaranteed");
   }
   if (!o.scheduler.empty()) {
-    if (o.scheduler != "chunked" && o.scheduler != "prefill-first")
-      throw InputError("--scheduler", "'" + o.scheduler + "' is not chunked or prefill-first");
-    q.prefill_first = o.scheduler == "prefill-first";
+    q.prefill_first = parse_scheduler(o.scheduler);
+    if (!q.prefill_first) throw InputError("--scheduler", "'" + o.scheduler + "' is not chunked or prefill-first");
   }
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");

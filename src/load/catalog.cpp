@@ -289,12 +289,14 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   if (auto v = e->opt_integer("fp4_scale_block", 1)) c.fp4_scale_block = static_cast<int>(*v);
   c.mixed_batches = e->boolean("mixed_batches", true);
   if (auto v = e->opt_str("kv_admission")) {
-    if (*v != "optimistic" && *v != "guaranteed") e->fail("kv_admission", "'" + *v + "' is not optimistic or guaranteed");
-    c.reserve_output = *v == "guaranteed";
+    const auto b = parse_kv_admission(*v);
+    if (!b) e->fail("kv_admission", "'" + *v + "' is not optimistic or guaranteed");
+    c.reserve_output = *b;
   }
   if (auto v = e->opt_str("scheduler")) {
-    if (*v != "chunked" && *v != "prefill-first") e->fail("scheduler", "'" + *v + "' is not chunked or prefill-first");
-    c.prefill_first = *v == "prefill-first";
+    const auto b = parse_scheduler(*v);
+    if (!b) e->fail("scheduler", "'" + *v + "' is not chunked or prefill-first");
+    c.prefill_first = *b;
   }
   if (auto v = e->opt_number("moe_all_experts_from", 0.0, 1e6)) c.moe_all_experts_from = *v;
   c.moe_prefill_all_experts = e->boolean("moe_prefill_all_experts", false);

@@ -31,8 +31,8 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   j["layout"] = {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"ep", r.layout.ep}, {"replicas", r.layout.replicas},
                  {"weight_precision", quant_name(r.layout.weights)}, {"kv_precision", quant_name(r.layout.kv)},
                  {"max_batch", r.options.max_batch}, {"token_budget", r.options.token_budget}, {"prefill_replicas", r.options.prefill_replicas},
-                 {"kv_admission", r.options.reserve_output ? "guaranteed" : "optimistic"},
-                 {"scheduler", r.options.prefill_first ? "prefill-first" : "chunked"}};
+                 {"kv_admission", kv_admission_name(r.options.reserve_output)},
+                 {"scheduler", scheduler_name(r.options.prefill_first)}};
   const WorkloadShape& w = r.work;
   j["workload"] = workload_name(w.kind);
   if (w.kind == WorkloadKind::poisson) j["rate_per_s"] = w.rate;

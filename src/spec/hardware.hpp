@@ -229,6 +229,23 @@ struct ServingCalibration {
          prior_moe_expert_factor = -1, prior_prefill_layer_floor_s = -1, prior_lowp_gemm_ratio = -1;
 };
 
+// An engine's scheduler by name, as serving files, `serve --scheduler` and run facts give it:
+// "prefill-first" -> true, "chunked" -> false (ServingCalibration::prefill_first); else nullopt.
+inline std::optional<bool> parse_scheduler(std::string_view s) {
+  if (s == "prefill-first") return true;
+  if (s == "chunked") return false;
+  return std::nullopt;
+}
+inline const char* scheduler_name(bool prefill_first) { return prefill_first ? "prefill-first" : "chunked"; }
+// KV admission by name: "guaranteed" -> true, "optimistic" -> false
+// (ServingCalibration::reserve_output); else nullopt.
+inline std::optional<bool> parse_kv_admission(std::string_view s) {
+  if (s == "guaranteed") return true;
+  if (s == "optimistic") return false;
+  return std::nullopt;
+}
+inline const char* kv_admission_name(bool reserve_output) { return reserve_output ? "guaranteed" : "optimistic"; }
+
 struct System {
   std::string id, name, device_unit, source, date, file;
   std::string chip_id;

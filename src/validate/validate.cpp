@@ -133,30 +133,29 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     else
       for (const char* k : kRunFactFields) consider(k);
     if (!known) r.fail("field", "'" + f.field + "' is not one of " + names);
-    if (f.field == "precision") {
+    // Facts whose value is a name: each checked by its parser, with the names it takes.
+    struct TextFact {
+      const char* field;
+      bool (*ok)(const std::string&);
+      const char* takes;
+    };
+    static const TextFact kTextFacts[] = {
+        {"precision", [](const std::string& v) { return parse_precision(v).has_value(); }, "a known precision"},
+        {"rank_order", [](const std::string& v) { return parse_rank_order(v).has_value(); }, "tp-cp-dp-pp or tp-cp-pp-dp"},
+        {"attention", [](const std::string& v) { return parse_attention_kernel(v).has_value(); }, "flash or unfused"},
+        {"moe_dispatcher", [](const std::string& v) { return parse_moe_dispatcher(v).has_value(); }, "flex or alltoall"},
+        {"input_spread", [](const std::string& v) { return parse_spread(v).has_value(); }, "uniform:TOKENS, normal:TOKENS or none"},
+        {"output_spread", [](const std::string& v) { return parse_spread(v).has_value(); }, "uniform:TOKENS, normal:TOKENS or none"},
+        {"batcher", [](const std::string& v) { return parse_batcher(v).has_value(); }, "SECONDS or SECONDS:MAX"},
+        {"kv_admission", [](const std::string& v) { return parse_kv_admission(v).has_value(); }, "guaranteed or optimistic"},
+        {"scheduler", [](const std::string& v) { return parse_scheduler(v).has_value(); }, "chunked or prefill-first"},
+    };
+    const TextFact* text_fact = nullptr;
+    for (const auto& t : kTextFacts)
+      if (f.field == t.field) text_fact = &t;
+    if (text_fact) {
       f.text = r.str("value");
-      if (!parse_precision(f.text)) r.fail("value", "'" + f.text + "' is not a known precision");
-    } else if (f.field == "rank_order") {
-      f.text = r.str("value");
-      if (!parse_rank_order(f.text)) r.fail("value", "'" + f.text + "' is not tp-cp-dp-pp or tp-cp-pp-dp");
-    } else if (f.field == "attention") {
-      f.text = r.str("value");
-      if (!parse_attention_kernel(f.text)) r.fail("value", "'" + f.text + "' is not flash or unfused");
-    } else if (f.field == "moe_dispatcher") {
-      f.text = r.str("value");
-      if (!parse_moe_dispatcher(f.text)) r.fail("value", "'" + f.text + "' is not flex or alltoall");
-    } else if (f.field == "input_spread" || f.field == "output_spread") {
-      f.text = r.str("value");
-      if (!parse_spread(f.text)) r.fail("value", "'" + f.text + "' is not uniform:TOKENS, normal:TOKENS or none");
-    } else if (f.field == "batcher") {
-      f.text = r.str("value");
-      if (!parse_batcher(f.text)) r.fail("value", "'" + f.text + "' is not SECONDS or SECONDS:MAX");
-    } else if (f.field == "kv_admission") {
-      f.text = r.str("value");
-      if (f.text != "guaranteed" && f.text != "optimistic") r.fail("value", "'" + f.text + "' is not guaranteed or optimistic");
-    } else if (f.field == "scheduler") {
-      f.text = r.str("value");
-      if (f.text != "chunked" && f.text != "prefill-first") r.fail("value", "'" + f.text + "' is not chunked or prefill-first");
+      if (!text_fact->ok(f.text)) r.fail("value", "'" + f.text + "' is not " + text_fact->takes);
     } else if (f.field == "moe_a2a_overlap") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "moe_a2a_overlap must be 1 (overlapped) or 0");
