@@ -16,7 +16,7 @@ struct ServeOpts {
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
   std::string kv_admission, scheduler;
-  std::optional<double> rate;
+  std::optional<double> rate, prefill_kv_free;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   unsigned long long seed = 1;
   bool offline = false, json = false, explain = false, search = false, no_prefix_cache = false;
@@ -60,6 +60,11 @@ ServeRequest build(const ServeOpts& o) {
   if (!o.scheduler.empty()) {
     q.prefill_first = parse_scheduler(o.scheduler);
     if (!q.prefill_first) throw InputError("--scheduler", "'" + o.scheduler + "' is not chunked or prefill-first");
+  }
+  if (o.prefill_kv_free) {
+    if (!(*o.prefill_kv_free >= 0 && *o.prefill_kv_free < 1))
+      throw InputError("--prefill-kv-free", "must be a share of the KV cache, at least 0 and below 1");
+    q.prefill_kv_free = *o.prefill_kv_free;
   }
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");
@@ -166,6 +171,10 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "Iteration scheduler: chunked (decode every running sequence, chunk prompts into the rest of the token budget: "
                 "vLLM V1, TensorRT-LLM, SGLang) or prefill-first (waiting prompts run whole, decodes paused: vLLM V0 without "
                 "chunked prefill) (default: data/serving engine.scheduler)");
+  c->add_option("--prefill-kv-free", o->prefill_kv_free,
+                "Prompt admission gate, a share 0-1: waiting prompts are admitted only in an iteration that starts with more than "
+                "this share of the KV blocks free (AMD's MLPerf vLLM fork, VLLM_SCHED_PREFILL_KVC_FREEPCT / 100) (default 0: "
+                "admitted whenever their blocks fit)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");

@@ -32,7 +32,8 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
                  {"weight_precision", quant_name(r.layout.weights)}, {"kv_precision", quant_name(r.layout.kv)},
                  {"max_batch", r.options.max_batch}, {"token_budget", r.options.token_budget}, {"prefill_replicas", r.options.prefill_replicas},
                  {"kv_admission", kv_admission_name(r.options.reserve_output)},
-                 {"scheduler", scheduler_name(r.options.prefill_first)}};
+                 {"scheduler", scheduler_name(r.options.prefill_first)},
+                 {"prefill_kv_free", r.options.prefill_kv_free}};
   const WorkloadShape& w = r.work;
   j["workload"] = workload_name(w.kind);
   if (w.kind == WorkloadKind::poisson) j["rate_per_s"] = w.rate;

@@ -164,6 +164,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         so.prefill_pad = q.prefill_pad.value_or(0);
         so.reserve_output = q.reserve_output.value_or(s.serving.reserve_output);
         so.prefill_first = q.prefill_first.value_or(s.serving.prefill_first);
+        so.prefill_kv_free = q.prefill_kv_free.value_or(0.0);
         ServeReport r = evaluate_serve(m, s, q, l, so);
         ++res.considered;
         if (r.feasible) ++res.feasible;

@@ -164,6 +164,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                          o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile)"
                                          : "chunked (decodes first, prompts chunked into the rest of the token budget)",
                          q.prefill_first ? std::string("--scheduler (or run fact scheduler)") : s.serving.where() + ": engine.scheduler"});
+    if (o.prefill_kv_free > 0)
+      r.explain.push_back({"prompt admission gate",
+                           format_number("%.3g", o.prefill_kv_free * 100) +
+                               "% of KV blocks free (prompts admitted only in an iteration that starts with more free)",
+                           "--prefill-kv-free (or run fact prefill_kv_free)"});
   }
   const double prompt_share = static_cast<double>(sim.prompt_iterations) / it;
   r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),

@@ -29,6 +29,9 @@ struct ServeRequest {
   // Scheduler: true runs waiting prompts whole before any decode (prefill-first), false decodes
   // first and chunks prompts into the rest of the budget. Empty: data/serving engine.scheduler.
   std::optional<bool> prefill_first;
+  // Admission gate: waiting prompts are admitted only in an iteration that starts with more than
+  // this share of the KV blocks free (SimOptions::prefill_kv_free). Empty: no gate.
+  std::optional<double> prefill_kv_free;
   std::optional<Quant> weights, kv;
   ServeWorkload work;
   double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no SLO

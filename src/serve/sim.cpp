@@ -333,7 +333,11 @@ void Replica::run(SimResult& r) {
       if (budget <= 0) break;
       take(id);
     }
-    while (!waiting_.empty() && budget > 0 && slots > 0 && !seqs_[waiting_.front()].remote) {
+    // An admission gate (SimOptions::prefill_kv_free) looks at the free share once, before the
+    // iteration admits anything, as the fork's scheduler does.
+    const bool gate_open = o_.prefill_kv_free <= 0 ||
+                           static_cast<double>(free_) > o_.prefill_kv_free * static_cast<double>(total_blocks_);
+    while (gate_open && !waiting_.empty() && budget > 0 && slots > 0 && !seqs_[waiting_.front()].remote) {
       const int id = waiting_.front();
       // Prefill-first engines do not chunk: a prompt joins only whole (one larger than the whole
       // budget goes alone, in chunks, so it cannot wait forever).

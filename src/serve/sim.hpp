@@ -43,6 +43,9 @@ struct SimOptions {
   bool prefill_first = false;   // scheduler: an iteration with waiting prompts runs them whole and
                                 // no decode (vLLM V0 without chunked prefill); else decode first,
                                 // prompts chunked into the rest of the token budget
+  double prefill_kv_free = 0;   // > 0: waiting prompts are admitted only in an iteration that starts
+                                // with more than this share of the KV blocks free (AMD's vLLM fork,
+                                // VLLM_SCHED_PREFILL_KVC_FREEPCT / 100); 0: whenever blocks fit them
 };
 
 struct RequestRecord {

@@ -165,6 +165,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "fsdp_overlap") {
       f.value = r.req_number("value");
       if (!(f.value >= 0 && f.value <= 1)) r.fail("value", "fsdp_overlap must be between 0 and 1");
+    } else if (f.field == "prefill_kv_free") {
+      f.value = r.req_number("value");
+      if (!(f.value >= 0 && f.value < 1)) r.fail("value", "prefill_kv_free must be a share of the KV cache, at least 0 and below 1");
     } else {
       f.value = r.req_positive("value");
     }

@@ -58,7 +58,7 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
                                                        "input_spread", "output_spread", "scheduler", "batcher",
-                                                       "kv_admission"};
+                                                       "kv_admission", "prefill_kv_free"};
 
 enum class FactTable { training, inference };
 

@@ -168,6 +168,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           else if (f.field == "output_spread") out_spread = *parse_spread(f.text);
           else if (f.field == "scheduler") q.prefill_first = parse_scheduler(f.text);
           else if (f.field == "kv_admission") q.reserve_output = parse_kv_admission(f.text);
+          else if (f.field == "prefill_kv_free") q.prefill_kv_free = f.value;
           else if (f.field == "batcher") {
             if (scenario != "server" && scenario != "offline")
               throw InputError(where, "batcher: applies to server and offline rows only (open-loop arrivals), and row " + row.id +
