@@ -54,7 +54,8 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // LengthSpread in serve/workload.hpp), scheduler (the engine's: chunked or prefill-first,
 // ServingCalibration::prefill_first in spec/hardware.hpp), batcher (the benchmark harness's
 // front-end batcher, SECONDS[:MAX]: FrontBatcher in serve/workload.hpp; server and offline rows),
-// kv_admission (the engine's KV admission, guaranteed or optimistic, as serve --kv-admission).
+// kv_admission (the engine's KV admission, guaranteed or optimistic, as serve --kv-admission),
+// prefill_kv_free (a prompt admission gate, a share of the KV blocks in [0, 1): SimOptions).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
                                                        "input_spread", "output_spread", "scheduler", "batcher",
