@@ -672,6 +672,42 @@ TEST(ServeSim, PrefillAdmissionGateLeavesRoomToGrow) {
   EXPECT_EQ(simulate(sm, offline(300, 500, 1500), zero).preemptions, a.preemptions);
 }
 
+// Parallel sampling: 64 requests of 4 samples each decode the same tokens as 256 independent
+// requests, but prefill each prompt once and hold it once in the KV cache, so they take less
+// busy time and less of the cache. Beam search costs the same and returns one sequence per
+// request. A request's samples must fit the batch cap.
+TEST(ServeSim, SamplesSharePromptAndDecodeEach) {
+  ServeLayout l;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload ws = offline(64, 1000, 100);
+  ws.samples = 4;
+  const SimResult a = simulate(sm, ws, SimOptions{}), b = simulate(sm, offline(256, 1000, 100), SimOptions{});
+  ASSERT_TRUE(a.ok && b.ok);
+  ASSERT_EQ(a.requests.size(), 64u);
+  EXPECT_EQ(a.output_tokens, 64L * 100 * 4);
+  EXPECT_EQ(b.output_tokens, 256L * 100);
+  EXPECT_EQ(a.prefill_tokens, 64L * 1000);
+  EXPECT_EQ(b.prefill_tokens, 256L * 1000);
+  EXPECT_LT(a.busy_s, b.busy_s);
+  EXPECT_LT(a.kv_util_peak, b.kv_util_peak);
+  ServeWorkload wb = ws;
+  wb.beam = true;
+  const SimResult c = simulate(sm, wb, SimOptions{});
+  EXPECT_EQ(c.output_tokens, 64L * 100);
+  EXPECT_DOUBLE_EQ(c.busy_s, a.busy_s);  // the batch cap (1024 sequences) binds neither run
+  // Each decode row reads its whole context: 4 samples at batch 64 cost a batch of 256 rows.
+  ServeWorkload one = offline(1, 1000, 100), four = one;
+  four.samples = 4;
+  const SimResult s1 = simulate(sm, one, SimOptions{}), s4 = simulate(sm, four, SimOptions{});
+  EXPECT_GT(s4.busy_s, s1.busy_s);
+  SimOptions small;
+  small.max_batch = 2;
+  const SimResult bad = simulate(sm, ws, small);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_NE(bad.reason.find("4 samples exceed the batch cap of 2"), std::string::npos);
+  EXPECT_TRUE(simulate(sm, wb, small).ok);  // beams count once against the cap
+}
+
 // A front-end batcher holds arrivals and releases them together: with a 0.3 s window, requests
 // sent at 0, 0.1 and 0.2 s are released at 0.3 s, and those at 0.35 and 0.5 s at 0.6 s; TTFT
 // counts from the send, so it includes the wait. A cap releases as soon as it is reached.
@@ -1524,6 +1560,16 @@ TEST(ServeValidateFacts, SchedulerAndBatcherApply) {
   EXPECT_DOUBLE_EQ(gate.rows[0].serve->options.prefill_kv_free, 0.31);
   EXPECT_DOUBLE_EQ(plain.rows[0].serve->options.prefill_kv_free, 0.0);
   EXPECT_NE(inference_validation_text(gate).find("prefill_kv_free=0.31"), std::string::npos);
+  // Beams as a fact reach the workload; samples and beams together are an error.
+  const RunFacts fbw = inf_facts("S-ttft-mean,beam_width,4,harness generation config\n");
+  const ValidationResult beams = validate_inference(t, builtin(), nullptr, &fbw);
+  ASSERT_TRUE(beams.rows[0].evaluated);
+  ASSERT_NE(beams.rows[0].serve, nullptr);
+  EXPECT_EQ(beams.rows[0].serve->work.samples, 4);
+  EXPECT_TRUE(beams.rows[0].serve->work.beam);
+  EXPECT_EQ(plain.rows[0].serve->work.samples, 1);
+  const RunFacts both = inf_facts("S-ttft-mean,beam_width,4,x\nS-ttft-mean,samples,2,y\n");
+  EXPECT_EQ(test::catch_input_error([&] { validate_inference(t, builtin(), nullptr, &both); }).where, "inf.facts.csv:3: field");
   const CsvTable c4 = inf_table("C4-ttft-mean,test,A,dgx-h100,1,llama3-8b,,,,,,,,,,,,,,bf16,bf16,1,1,,1,"
                                 "fixed_batch,500,100,4,,,,ttft_ms,mean,80,\n");
   const RunFacts fb = inf_facts("C4-ttft-mean,batcher,0.5,harness\n");
@@ -1545,6 +1591,8 @@ TEST(ServeValidateFacts, BadInput) {
   EXPECT_EQ(err("X,batcher,0.3:0,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,prefill_kv_free,1.2,x\n").where, "inf.facts.csv:2: value");
   EXPECT_EQ(err("X,prefill_kv_free,-0.1,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,samples,2.5,x\n").where, "inf.facts.csv:2: value");
+  EXPECT_EQ(err("X,beam_width,0,x\n").where, "inf.facts.csv:2: value");
   // Training tables keep their own fields.
   EXPECT_EQ(test::catch_input_error([] {
               parse_run_facts(parse_csv(DataFile{"t.csv", "id,field,value,source\nX,max_batch,8,x\n"}));

@@ -15,6 +15,7 @@ struct ServeOpts {
   std::string input_spread, output_spread, batcher;
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
+  std::optional<int> samples, beam_width;
   std::string kv_admission, scheduler;
   std::optional<double> rate, prefill_kv_free;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
@@ -98,6 +99,15 @@ ServeRequest build(const ServeOpts& o) {
     if (!b) throw InputError("--batcher", "'" + o.batcher + "' is not SECONDS or SECONDS:MAX (e.g. 0.3:96)");
     w.batcher = *b;
   }
+  if (o.samples && o.beam_width)
+    throw InputError("--samples/--beam-width", "give one: parallel samples are all returned, beams return one sequence");
+  require_at_least(o.samples, "--samples");
+  require_at_least(o.beam_width, "--beam-width");
+  if (o.samples) w.samples = *o.samples;
+  if (o.beam_width) {
+    w.samples = *o.beam_width;
+    w.beam = true;
+  }
   if (o.offline) w.kind = WorkloadKind::offline;
   if (o.rate) {
     if (!(*o.rate > 0)) throw InputError("--rate", "must be positive (requests per second)");
@@ -140,6 +150,13 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "clamped to [1, 2 x mean - 1] (default: every prompt --input-len)");
   c->add_option("--output-spread", o->output_spread,
                 "Output lengths around --output-len, as --input-spread (default: every output --output-len)");
+  c->add_option("--samples", o->samples,
+                "Sequences decoded per request from one prompt, all returned (parallel sampling: vLLM's n, RL rollouts' completions "
+                "per prompt): the prompt is prefilled once and its KV blocks shared, each sample decodes with blocks of its own "
+                "(default 1)");
+  c->add_option("--beam-width", o->beam_width,
+                "Beam search: beams decoded per request, one returned (TensorRT-LLM's beam width; MLPerf GPT-J runs 4); costs as "
+                "--samples, counts one output sequence, and the engine's batch cap counts requests (default 1: no beam search)");
   c->add_option("--batcher", o->batcher,
                 "Front-end batcher, SECONDS[:MAX]: arrivals are held and released together once SECONDS have passed since the "
                 "previous release (or when MAX are pending), each batch to one replica in turn, as a benchmark harness's "

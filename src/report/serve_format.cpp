@@ -45,6 +45,8 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
     if (w.output_spread.set()) j["output_spread"] = spread_name(w.output_spread);
   }
   if (w.batcher.set()) j["batcher"] = batcher_name(w.batcher);
+  j["samples"] = w.samples;
+  j["beam_search"] = w.beam;
   j["feasible"] = r.feasible;
   if (!r.feasible) {
     j["reason"] = r.reason;

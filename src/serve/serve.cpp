@@ -86,9 +86,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.preemptions = sim.preemptions;
   r.kv_util_mean = sim.kv_util_mean;
   {
-    const double mean_ctx = static_cast<double>(sim.input_tokens + sim.output_tokens) / static_cast<double>(sim.requests.size());
+    // A request holds its prompt once and each of its samples' generated tokens.
+    double seq_out = 0;
+    for (const auto& q2 : sim.requests) seq_out += q2.output;
+    const double n = static_cast<double>(sim.requests.size()), W = std::max(1, q.work.samples);
+    const double mean_ctx = (static_cast<double>(sim.input_tokens) + W * seq_out) / n;
     const int decode_replicas = l.replicas - o.prefill_replicas;
-    const double per_seq = std::max(1.0, mean_ctx + sm.kv_window_tokens(mean_ctx));
+    const double per_seq = std::max(1.0, mean_ctx + W * sm.kv_window_tokens(mean_ctx / W));
     r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / per_seq) * decode_replicas;
   }
   r.kv_util_peak = sim.kv_util_peak;
@@ -142,12 +146,22 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   // Explanation: memory, then one representative step (the mean iteration of the run).
   r.explain = sm.explain_memory();
   const double it = std::max<double>(1, static_cast<double>(sim.iterations));
-  const int nb = std::max(1, static_cast<int>(std::lround(static_cast<double>(sim.output_tokens) / it)));
+  // Decode rows per step: output tokens per iteration, times the beams when only one is returned.
+  const int W = std::max(1, q.work.samples);
+  const double rows = static_cast<double>(sim.output_tokens) / it * (q.work.beam ? W : 1);
+  const int nb = std::max(1, static_cast<int>(std::lround(rows)));
   const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens) / it));
   const double mean_in = static_cast<double>(sim.input_tokens) / static_cast<double>(r.requests);
-  const double mean_out = static_cast<double>(sim.output_tokens) / static_cast<double>(r.requests);
+  const double mean_out = static_cast<double>(sim.output_tokens) / static_cast<double>(r.requests) / (q.work.beam ? 1 : W);
   const double ctx = mean_in + mean_out / 2;
-  r.explain.push_back({"mean step: decode sequences", std::to_string(nb), "simulated: output tokens / iterations"});
+  r.explain.push_back({"mean step: decode sequences", std::to_string(nb),
+                       W > 1 ? (q.work.beam ? "simulated: output tokens / iterations x beams per request"
+                                            : "simulated: output tokens / iterations (every sample decodes)")
+                             : "simulated: output tokens / iterations"});
+  if (W > 1)
+    r.explain.push_back({q.work.beam ? "beams per request" : "samples per request", std::to_string(W),
+                         (q.work.beam ? std::string("--beam-width (or run fact beam_width)") : std::string("--samples (or run fact samples)")) +
+                             ": the prompt is prefilled once and its KV blocks shared; each sequence decodes with blocks of its own"});
   r.explain.push_back({"mean step: prefill tokens", std::to_string(np), "simulated: prefill tokens / iterations"});
   if (o.compiled_batch > 0)
     r.explain.push_back({"compiled decode batch (static shape)", std::to_string(o.compiled_batch),

@@ -69,7 +69,8 @@ class Replica {
   // in flight, as vLLM's batch queue and TensorRT-LLM's micro-batches do): each lane runs its own
   // batch through every stage and holds its share of the replica's KV cache and batch cap.
   Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1)
-      : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), phase_count_(B_, 0),
+      : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), W_(std::max(1, w.samples)),
+        slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_count_(B_, 0),
         max_batch_(std::max(1, o.max_batch / std::max(1, lanes))) {
     total_blocks_ = sm.kv_blocks() / std::max(1, lanes);
     free_ = total_blocks_;
@@ -140,11 +141,12 @@ class Replica {
   long leave_decode(int id, long it) {
     Seq& s = seqs_[id];
     const long ctx = s.ctx0 + (it - s.it0);
-    free_ += ceil_div(ctx, B_) + s.window_blocks;
+    // The prompt's blocks are shared by the request's W_ samples; each took its own blocks as it grew.
+    const long took = W_ * (ceil_div(ctx, B_) - ceil_div(s.ctx0, B_));
+    free_ += ceil_div(s.ctx0, B_) + took + s.window_blocks;
     s.window_blocks = 0;
     // Growth blocks it took came out of its reservation (iteration by iteration, by phase);
     // what it did not take goes back.
-    const long took = ceil_div(ctx, B_) - ceil_div(s.ctx0, B_);
     reserved_ -= std::max(0L, s.reserved - took);
     s.reserved = 0;
     --phase_count_[s.phase];
@@ -162,7 +164,10 @@ class Replica {
   bool prefill_only_;
   const ServeWorkload& w_;
   const int B_;
-  std::vector<int> phase_count_;
+  const int W_;       // sequences per request (ServeWorkload::samples): each decodes, all share the prompt's blocks
+  const int slot_w_;  // batch slots a request takes: its samples, or 1 for beam search (the engine's batch counts requests)
+  const int out_w_;   // output tokens a request's decode step returns: its samples, or 1 for beam search
+  std::vector<int> phase_count_;  // requests in decode by block phase (each crossing takes W_ blocks)
   int max_batch_ = 1;  // sequences per iteration of this lane
   long total_blocks_ = 0, free_ = 0;
   long reserved_ = 0;  // guaranteed admission: blocks promised to running sequences' growth
@@ -225,6 +230,8 @@ void Replica::preempt_one(long it, SimResult& r) {
     Seq& s = seqs_[id];
     if (s.state != State::decode || s.version != ver) continue;
     const long ctx = leave_decode(id, it);
+    // Recomputed as one sequence of the context reached (with several samples, their generated
+    // tokens are not recomputed one by one: a lower bound on the recompute).
     s.state = State::waiting;
     s.cached = 0;
     s.target = static_cast<int>(ctx);
@@ -254,9 +261,9 @@ void Replica::run(SimResult& r) {
     const long ctx_blocks = ceil_div(s.cached + s.target, B_);
     const long final_ctx = s.cached + s.target + (s.output - s.generated);  // the context it reaches
     // Guaranteed admission also holds back the blocks the sequence's remaining output will fill.
-    const long grow = o_.reserve_output && !prefill_only_ ? ceil_div(final_ctx, B_) - ctx_blocks : 0;
-    // Sliding-window layers: their cache, up to the window of that context.
-    const long wblocks = static_cast<long>(std::ceil(sm_.kv_window_tokens(static_cast<double>(final_ctx)) / B_));
+    const long grow = o_.reserve_output && !prefill_only_ ? W_ * (ceil_div(final_ctx, B_) - ctx_blocks) : 0;
+    // Sliding-window layers: their cache, up to the window of that context (one per sample).
+    const long wblocks = W_ * static_cast<long>(std::ceil(sm_.kv_window_tokens(static_cast<double>(final_ctx)) / B_));
     const long need = ctx_blocks + wblocks;
     if (need + grow > total_blocks_) {
       waiting_.pop_front();
@@ -280,31 +287,32 @@ void Replica::run(SimResult& r) {
       t = std::max(t, next_arrival());
       continue;
     }
-    int slots = max_batch_ - nd_ - static_cast<int>(prefilling_.size());
+    int slots = max_batch_ - (nd_ + static_cast<int>(prefilling_.size())) * slot_w_;
     // Sequences prefilled on another replica join decode directly.
-    while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots > 0) {
+    while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots >= slot_w_) {
       const int id = waiting_.front();
       const Admit a = admit_front();
       if (a == Admit::dropped) continue;
       if (a == Admit::blocked) break;
       enter_decode(id, it);
-      --slots;
+      slots -= slot_w_;
     }
     // Decode sequences whose context crosses a block boundary need a block now.
     auto grow_decodes = [&]() {
-      while (phase_count_[it % B_] > free_ && nd_ > 0) {
+      while (static_cast<long>(phase_count_[it % B_]) * W_ > free_ && nd_ > 0) {
         preempt_one(it, r);
-        slots = max_batch_ - nd_ - static_cast<int>(prefilling_.size());
+        slots = max_batch_ - (nd_ + static_cast<int>(prefilling_.size())) * slot_w_;
       }
-      free_ -= phase_count_[it % B_];
+      const long need = static_cast<long>(phase_count_[it % B_]) * W_;
+      free_ -= need;
       // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
-      if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - phase_count_[it % B_]);
+      if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - need);
     };
     // Prefill-first scheduling (SimOptions::prefill_first) grows the decodes only in an
     // iteration that runs them, decided once the prompts are scheduled.
     const bool pf = o_.prefill_first;
     if (!pf) grow_decodes();
-    int budget = o_.token_budget - (pf ? 0 : nd_);
+    int budget = o_.token_budget - (pf ? 0 : nd_ * W_);
     chunks.clear();
     double pairs = 0;
     int finishing = 0;
@@ -337,7 +345,7 @@ void Replica::run(SimResult& r) {
     // iteration admits anything, as the fork's scheduler does.
     const bool gate_open = o_.prefill_kv_free <= 0 ||
                            static_cast<double>(free_) > o_.prefill_kv_free * static_cast<double>(total_blocks_);
-    while (gate_open && !waiting_.empty() && budget > 0 && slots > 0 && !seqs_[waiting_.front()].remote) {
+    while (gate_open && !waiting_.empty() && budget > 0 && slots >= slot_w_ && !seqs_[waiting_.front()].remote) {
       const int id = waiting_.front();
       // Prefill-first engines do not chunk: a prompt joins only whole (one larger than the whole
       // budget goes alone, in chunks, so it cannot wait forever).
@@ -347,14 +355,15 @@ void Replica::run(SimResult& r) {
       if (a == Admit::blocked) break;
       seqs_[id].state = State::prefill;
       prefilling_.push_back(id);
-      --slots;
+      slots -= slot_w_;
       take(id);
     }
     // Prefill-first: an iteration with prompts runs no decode; one without runs the decodes.
     const bool decode_pass = !pf || prefill_tokens == 0;
     if (pf && decode_pass) grow_decodes();
     const int nd_pass = decode_pass ? nd_ : 0;
-    const int tokens = nd_pass + static_cast<int>(prefill_tokens);
+    const int rows = nd_pass * W_;  // decode rows: every sample of every running request
+    const int tokens = rows + static_cast<int>(prefill_tokens);
     if (tokens == 0) {  // everything waiting is blocked: only possible with nothing running
       if (!has_arrival()) break;
       t = std::max(t, next_arrival());
@@ -364,10 +373,11 @@ void Replica::run(SimResult& r) {
     // false) runs the two graphs one after the other within the iteration.
     // A static-shape decode graph (o_.compiled_batch) computes all its slots: idle ones are
     // padded rows that stream their (mean-context) KV and go through the GEMMs and LM head.
-    const int pad = nd_pass > 0 ? std::max(0, o_.compiled_batch - nd_pass) : 0;
-    const int nd_eff = nd_pass + pad;
-    const double ctx_eff = nd_pass > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
-    const bool split = !sm_.system().serving.mixed_batches && nd_pass > 0 && prefill_tokens > 0;
+    const int pad = rows > 0 ? std::max(0, o_.compiled_batch - rows) : 0;
+    const int nd_eff = rows + pad;
+    // Each row attends to its whole context (a sample reads the shared prompt blocks too).
+    const double ctx_eff = rows > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
+    const bool split = !sm_.system().serving.mixed_batches && rows > 0 && prefill_tokens > 0;
     const int fill = static_cast<int>(prefill_tokens + pad_tokens);  // prefill rows computed
     const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
                                   sm_.step_time(fill, 0, 0, pairs, finishing)
@@ -386,7 +396,7 @@ void Replica::run(SimResult& r) {
     // prefill-only iteration leaves the running sequences where they were.)
     if (decode_pass) {
       const long done_it = it++;
-      r.output_tokens += nd_;
+      r.output_tokens += static_cast<long>(nd_) * out_w_;
       ctx_sum_ += nd_;
       while (!heap_.empty() && heap_.top().it <= done_it) {
         const Fin f = heap_.top();
@@ -406,7 +416,7 @@ void Replica::run(SimResult& r) {
       any_finished = true;
       if (s.first < 0) s.first = t;
       ++s.generated;
-      ++r.output_tokens;
+      r.output_tokens += out_w_;  // every sample (or the beams' one) takes its first token from the prompt
       if (prefill_only_ || s.generated >= s.output) {
         free_ += s.blocks;
         reserved_ -= s.reserved;
@@ -533,6 +543,13 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
   }
   const int R = decode.layout().replicas;
   const bool disagg = o.prefill_replicas > 0;
+  if (!w.beam && w.samples > std::max(1, o.max_batch / std::max(1, decode.layout().pp))) {
+    r.ok = false;
+    r.reason = "a request's " + std::to_string(w.samples) + " samples exceed the batch cap of " +
+               std::to_string(std::max(1, o.max_batch / std::max(1, decode.layout().pp))) + " sequences" +
+               (decode.layout().pp > 1 ? " per pipeline lane" : "");
+    return r;
+  }
   if (disagg) {
     const StepModel& pm = prefill ? *prefill : decode;
     if (!pm.fits()) {

@@ -87,6 +87,9 @@ std::string workload_summary(const ServeWorkload& w) {
     if (w.input_spread.set()) out += ", prompt lengths " + spread_name(w.input_spread);
     if (w.output_spread.set()) out += ", output lengths " + spread_name(w.output_spread);
   }
+  if (w.samples > 1)
+    out += ", " + std::to_string(w.samples) + (w.beam ? " beams per request (beam search: one returned)"
+                                                       : " samples per request (prompt shared, all returned)");
   if (w.batcher.set()) {
     std::snprintf(buf, sizeof buf, ", front-end batcher every %g s", w.batcher.window_s);
     out += buf;

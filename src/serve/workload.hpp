@@ -85,6 +85,13 @@ struct WorkloadShape {
   std::uint64_t seed = 1;
   bool prefix_cache = true;        // agent: reuse the cached context of earlier calls
   FrontBatcher batcher;            // offline, poisson, trace: arrivals reach the engine in batches
+  // Sequences each request decodes from its one prompt: parallel sampling (vLLM's n, the several
+  // completions per prompt of RL rollouts) or, with `beam`, beam search (TensorRT-LLM's beam
+  // width). The prompt is prefilled once and its KV blocks are shared; every sequence decodes, with
+  // KV blocks of its own for its generated tokens, and attends to the whole context. Parallel
+  // samples are all returned (each counts as output); beams return one sequence per request.
+  int samples = 1;
+  bool beam = false;
 };
 
 struct ServeWorkload : WorkloadShape {

@@ -173,7 +173,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     }
     if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
     if ((f.field == "max_batch" || f.field == "token_budget" || f.field == "compiled_batch" || f.field == "vp" ||
-         f.field == "prefill_pad" || f.field == "requests") &&
+         f.field == "prefill_pad" || f.field == "requests" || f.field == "samples" || f.field == "beam_width") &&
         f.value != std::floor(f.value))
       r.fail("value", f.field + " must be a whole number");
     f.source = r.str("source");

@@ -55,11 +55,12 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // ServingCalibration::prefill_first in spec/hardware.hpp), batcher (the benchmark harness's
 // front-end batcher, SECONDS[:MAX]: FrontBatcher in serve/workload.hpp; server and offline rows),
 // kv_admission (the engine's KV admission, guaranteed or optimistic, as serve --kv-admission),
-// prefill_kv_free (a prompt admission gate, a share of the KV blocks in [0, 1): SimOptions).
+// prefill_kv_free (a prompt admission gate, a share of the KV blocks in [0, 1): SimOptions),
+// samples / beam_width (sequences decoded per request from one prompt: ServeWorkload::samples).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
                                                        "input_spread", "output_spread", "scheduler", "batcher",
-                                                       "kv_admission", "prefill_kv_free"};
+                                                       "kv_admission", "prefill_kv_free", "samples", "beam_width"};
 
 enum class FactTable { training, inference };
 

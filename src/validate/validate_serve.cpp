@@ -149,6 +149,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     std::optional<int> requests;
     LengthSpread in_spread, out_spread;
     FrontBatcher batcher;
+    std::optional<int> samples;
+    bool beam = false;
     if (facts) {
       auto it = facts->find(row.id);
       if (it != facts->end()) {
@@ -169,6 +171,12 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           else if (f.field == "scheduler") q.prefill_first = parse_scheduler(f.text);
           else if (f.field == "kv_admission") q.reserve_output = parse_kv_admission(f.text);
           else if (f.field == "prefill_kv_free") q.prefill_kv_free = f.value;
+          else if (f.field == "samples" || f.field == "beam_width") {
+            if (samples)
+              throw InputError(where, "row " + row.id + " gives both samples and beam_width (parallel samples or beams, not both)");
+            samples = static_cast<int>(f.value);
+            beam = f.field == "beam_width";
+          }
           else if (f.field == "batcher") {
             if (scenario != "server" && scenario != "offline")
               throw InputError(where, "batcher: applies to server and offline rows only (open-loop arrivals), and row " + row.id +
@@ -206,6 +214,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
       w.input_spread = in_spread;
       w.output_spread = out_spread;
       w.batcher = batcher;
+      w.samples = samples.value_or(1);
+      w.beam = beam;
       w.seed = 1;
       const int replicas = q.replicas.value_or(1);
       if (scenario == "offline") w.kind = WorkloadKind::offline;
