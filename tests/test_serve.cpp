@@ -1544,25 +1544,29 @@ TEST(ServeValidateFacts, SchedulerAndBatcherApply) {
   const std::string text = inference_validation_text(with);
   EXPECT_NE(text.find("batcher=0.5"), std::string::npos);
   EXPECT_NE(text.find("scheduler=prefill-first"), std::string::npos);
+  // The row validated with the facts of `body` (evaluated, with its simulation's report).
+  auto with_facts = [&](const char* body) {
+    const RunFacts facts = inf_facts(body);
+    ValidationResult v = validate_inference(t, builtin(), nullptr, &facts);
+    EXPECT_TRUE(v.rows[0].evaluated && v.rows[0].serve) << body;
+    return v;
+  };
   // The engine's KV admission as a fact: H100's serving file says guaranteed; the fact overrides it.
-  const RunFacts fk = inf_facts("S-ttft-mean,kv_admission,optimistic,harness default\n");
-  const ValidationResult opt = validate_inference(t, builtin(), nullptr, &fk);
+  const ValidationResult opt = with_facts("S-ttft-mean,kv_admission,optimistic,harness default\n");
   ASSERT_TRUE(opt.rows[0].evaluated);
   EXPECT_NE(inference_validation_text(opt).find("kv_admission=optimistic"), std::string::npos);
   ASSERT_NE(opt.rows[0].serve, nullptr);
   EXPECT_FALSE(opt.rows[0].serve->options.reserve_output);
   EXPECT_TRUE(plain.rows[0].serve->options.reserve_output);
   // The prompt admission gate as a fact reaches the simulation's options.
-  const RunFacts fg = inf_facts("S-ttft-mean,prefill_kv_free,0.31,harness environment\n");
-  const ValidationResult gate = validate_inference(t, builtin(), nullptr, &fg);
+  const ValidationResult gate = with_facts("S-ttft-mean,prefill_kv_free,0.31,harness environment\n");
   ASSERT_TRUE(gate.rows[0].evaluated);
   ASSERT_NE(gate.rows[0].serve, nullptr);
   EXPECT_DOUBLE_EQ(gate.rows[0].serve->options.prefill_kv_free, 0.31);
   EXPECT_DOUBLE_EQ(plain.rows[0].serve->options.prefill_kv_free, 0.0);
   EXPECT_NE(inference_validation_text(gate).find("prefill_kv_free=0.31"), std::string::npos);
   // Beams as a fact reach the workload; samples and beams together are an error.
-  const RunFacts fbw = inf_facts("S-ttft-mean,beam_width,4,harness generation config\n");
-  const ValidationResult beams = validate_inference(t, builtin(), nullptr, &fbw);
+  const ValidationResult beams = with_facts("S-ttft-mean,beam_width,4,harness generation config\n");
   ASSERT_TRUE(beams.rows[0].evaluated);
   ASSERT_NE(beams.rows[0].serve, nullptr);
   EXPECT_EQ(beams.rows[0].serve->work.samples, 4);

@@ -85,23 +85,14 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.iterations = sim.iterations;
   r.preemptions = sim.preemptions;
   r.kv_util_mean = sim.kv_util_mean;
-  {
-    // A request holds its prompt once and each of its samples' generated tokens.
-    double seq_out = 0;
-    for (const auto& q2 : sim.requests) seq_out += q2.output;
-    const double n = static_cast<double>(sim.requests.size()), W = std::max(1, q.work.samples);
-    const double mean_ctx = (static_cast<double>(sim.input_tokens) + W * seq_out) / n;
-    const int decode_replicas = l.replicas - o.prefill_replicas;
-    const double per_seq = std::max(1.0, mean_ctx + W * sm.kv_window_tokens(mean_ctx / W));
-    r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / per_seq) * decode_replicas;
-  }
   r.kv_util_peak = sim.kv_util_peak;
   std::vector<double> ttft, tpot, e2e;
   ttft.reserve(sim.requests.size());
   e2e.reserve(sim.requests.size());
   long good = 0;
-  double xfer = 0;
+  double xfer = 0, seq_out = 0;  // seq_out: generated tokens of one sequence per request, summed
   for (const auto& q2 : sim.requests) {
+    seq_out += q2.output;
     const double a = q2.first_token - q2.arrival;
     const double per = q2.output > 1 ? (q2.finish - q2.first_token) / (q2.output - 1) : 0;
     ttft.push_back(a);
@@ -112,6 +103,14 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     xfer += q2.kv_transfer;
   }
   r.kv_transfer_mean_s = xfer / static_cast<double>(sim.requests.size());
+  {
+    // A request holds its prompt once and each of its samples' generated tokens.
+    const double n = static_cast<double>(sim.requests.size()), W = std::max(1, q.work.samples);
+    const double mean_ctx = (static_cast<double>(sim.input_tokens) + W * seq_out) / n;
+    const int decode_replicas = l.replicas - o.prefill_replicas;
+    const double per_seq = std::max(1.0, mean_ctx + W * sm.kv_window_tokens(mean_ctx / W));
+    r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / per_seq) * decode_replicas;
+  }
   r.ttft = latency_stats(std::move(ttft));
   r.tpot = latency_stats(std::move(tpot));
   r.e2e = latency_stats(std::move(e2e));

@@ -63,6 +63,9 @@ struct Seq {
 
 inline long ceil_div(long a, long b) { return (a + b - 1) / b; }
 
+// Sequences per iteration of one of a replica's `lanes` micro-batch lanes (its share of the cap).
+int lane_batch(const SimOptions& o, int lanes) { return std::max(1, o.max_batch / std::max(1, lanes)); }
+
 class Replica {
  public:
   // lanes > 1: one of a pipelined replica's `lanes` micro-batch lanes (pp stages keep pp batches
@@ -71,7 +74,7 @@ class Replica {
   Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1)
       : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), W_(std::max(1, w.samples)),
         slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_count_(B_, 0),
-        max_batch_(std::max(1, o.max_batch / std::max(1, lanes))) {
+        max_batch_(lane_batch(o, lanes)) {
     total_blocks_ = sm.kv_blocks() / std::max(1, lanes);
     free_ = total_blocks_;
   }
@@ -156,6 +159,8 @@ class Replica {
     ++s.version;
     return ctx;
   }
+  // Batch slots (sequences) not taken by the running and prefilling requests.
+  int free_slots() const { return max_batch_ - (nd_ + static_cast<int>(prefilling_.size())) * slot_w_; }
   void complete(int id, double t, SimResult& r);
   void preempt_one(long it, SimResult& r);
 
@@ -287,7 +292,7 @@ void Replica::run(SimResult& r) {
       t = std::max(t, next_arrival());
       continue;
     }
-    int slots = max_batch_ - (nd_ + static_cast<int>(prefilling_.size())) * slot_w_;
+    int slots = free_slots();
     // Sequences prefilled on another replica join decode directly.
     while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots >= slot_w_) {
       const int id = waiting_.front();
@@ -301,7 +306,7 @@ void Replica::run(SimResult& r) {
     auto grow_decodes = [&]() {
       while (static_cast<long>(phase_count_[it % B_]) * W_ > free_ && nd_ > 0) {
         preempt_one(it, r);
-        slots = max_batch_ - (nd_ + static_cast<int>(prefilling_.size())) * slot_w_;
+        slots = free_slots();
       }
       const long need = static_cast<long>(phase_count_[it % B_]) * W_;
       free_ -= need;
@@ -543,12 +548,15 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
   }
   const int R = decode.layout().replicas;
   const bool disagg = o.prefill_replicas > 0;
-  if (!w.beam && w.samples > std::max(1, o.max_batch / std::max(1, decode.layout().pp))) {
-    r.ok = false;
-    r.reason = "a request's " + std::to_string(w.samples) + " samples exceed the batch cap of " +
-               std::to_string(std::max(1, o.max_batch / std::max(1, decode.layout().pp))) + " sequences" +
-               (decode.layout().pp > 1 ? " per pipeline lane" : "");
-    return r;
+  // A request's parallel samples all need batch slots at once (beams count once).
+  for (const StepModel* sm : {&decode, prefill && disagg ? prefill : &decode}) {
+    const int cap = lane_batch(o, sm->layout().pp);
+    if (!w.beam && w.samples > cap) {
+      r.ok = false;
+      r.reason = "a request's " + std::to_string(w.samples) + " samples exceed the batch cap of " + std::to_string(cap) +
+                 " sequences" + (sm->layout().pp > 1 ? " per pipeline lane" : "");
+      return r;
+    }
   }
   if (disagg) {
     const StepModel& pm = prefill ? *prefill : decode;
