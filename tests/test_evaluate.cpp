@@ -331,6 +331,44 @@ TEST(Evaluate, InterleavedChunksMayCountEmbeddingAndLoss) {
   EXPECT_NE(why.find("layers + 2"), std::string::npos) << why;
 }
 
+TEST(Evaluate, InterleavingNeedsAtLeastPpMicrobatches) {
+  // Megatron-Core runs the interleaved schedule in groups of pp microbatches and refuses fewer;
+  // below pp a microbatch walks all pp x vp chunks in series, which the closed form's
+  // (pp - 1) / vp fill does not describe. Plain 1F1B (vp 1) takes any count.
+  const Model& m = builtin().model("llama3-70b");
+  Layout l;
+  l.tp = 8;
+  l.pp = 4;
+  l.vp = 2;
+  l.dp = 2;
+  std::string why;
+  EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 4}, 64, &why), Infeasible::too_few_microbatches);
+  EXPECT_NE(why.find("at least pp = 4 microbatches"), std::string::npos) << why;
+  const TrainReport r = evaluate(m, h100(), l, Workload{8192, 4}, 64);
+  EXPECT_EQ(r.why, Infeasible::too_few_microbatches);
+  EXPECT_EQ(r.microbatches, 2);  // reported even though the plan is refused
+  EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 8}, 64, &why), Infeasible::none) << why;  // 4 = pp
+  l.vp = 1;
+  EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 4}, 64, &why), Infeasible::none) << why;
+}
+
+TEST(Choose, NeverInterleavesFewerMicrobatchesThanStages) {
+  // Small global batches leave few microbatches per replica; whatever the chooser picks, an
+  // interleaved pipeline gets at least pp of them.
+  const Model& m = builtin().model("llama3-70b");
+  for (int gbs : {4, 8, 16}) {
+    PlanRequest q;
+    q.devices = 64;
+    q.work = Workload{8192, gbs};
+    ChooseStats st;
+    const TrainReport r = choose_plan(m, h100(), q, &st);
+    ASSERT_TRUE(r.feasible()) << r.reason;
+    EXPECT_TRUE(r.layout.vp == 1 || r.microbatches >= r.layout.pp)
+        << "gbs " << gbs << ": pp " << r.layout.pp << " vp " << r.layout.vp << " with " << r.microbatches << " microbatches";
+    EXPECT_EQ(st.rejected + st.out_of_memory + st.evaluated, st.considered);
+  }
+}
+
 TEST(Evaluate, Deterministic) {
   // The same inputs give bit-for-bit the same step time and memory.
   const TrainReport a = evaluate(llama8b(), h100(), base_layout(), kWork, 8);

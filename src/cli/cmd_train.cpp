@@ -73,7 +73,7 @@ void add_train(CLI::App& app, const Globals& g) {
       }
       if (st.considered > 1)
         text += "\nchosen among " + std::to_string(st.considered) + " layouts (" + std::to_string(st.evaluated) + " timed, " +
-                std::to_string(st.out_of_memory) + " out of memory, " + std::to_string(st.rejected) + " not dividing)\n";
+                std::to_string(st.out_of_memory) + " out of memory, " + std::to_string(st.rejected) + " not valid: indivisible, or too few microbatches to interleave)\n";
       write_output(o->out, text);
     }
   });

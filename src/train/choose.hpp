@@ -11,7 +11,7 @@ namespace xpu {
 
 struct ChooseStats {
   long considered = 0;   // layouts enumerated
-  long rejected = 0;     // failed divisibility or precision checks
+  long rejected = 0;     // failed check_layout: divisibility, too few microbatches to interleave, precision
   long out_of_memory = 0;
   long evaluated = 0;    // timed
 };

@@ -418,6 +418,16 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
                                            std::to_string(per_replica));
   if (l.cp > 1 && w.seq_len % (2L * l.cp) != 0)
     return no(Infeasible::indivisible, "sequence length " + std::to_string(w.seq_len) + " is not a multiple of 2 x cp");
+  // The interleaved schedule runs microbatches in groups of pp through each stage's chunks, and
+  // Megatron-Core refuses fewer than pp of them (core 0.7: forward_backward_pipelining_with_
+  // interleaving raises unless the count is a multiple of pp; later releases accept any count of
+  // at least microbatch_group_size_per_vp_stage, pp by default). Below pp the chunks cannot hide
+  // the fill: a lone microbatch walks all pp x vp chunks in series.
+  if (l.vp > 1 && w.global_batch / per_replica < l.pp)
+    return no(Infeasible::too_few_microbatches,
+              "interleaving (vp " + std::to_string(l.vp) + ") needs at least pp = " + std::to_string(l.pp) +
+                  " microbatches per replica, and the step has " + std::to_string(w.global_batch / per_replica) +
+                  " (global batch / (dp x micro-batch))");
   if (!m.is_moe() && l.ep != 1) return no(Infeasible::indivisible, "ep > 1 needs a mixture-of-experts model");
   // Experts are sharded over ep ranks carved from dp x cp, or from tp x dp x cp when the
   // expert tensor-parallel degree drops to 1 (Megatron-Core).
@@ -621,13 +631,14 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   r.layout = l;
   r.work = w;
   r.devices = devices;
+  const long per_replica = static_cast<long>(l.dp) * l.micro_batch;
+  if (per_replica > 0 && w.global_batch % per_replica == 0) r.microbatches = w.global_batch / per_replica;
   std::string why;
   r.why = check_layout(m, s, l, w, devices, detail ? &why : nullptr);
   if (r.why != Infeasible::none) {
     r.reason = why;
     return r;
   }
-  r.microbatches = w.global_batch / (static_cast<long>(l.dp) * l.micro_batch);
 
   Evaluator ev(m, s, l, w);
   const Setup st = make_setup(m, l);
