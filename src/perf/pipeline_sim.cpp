@@ -179,6 +179,15 @@ PipelineResult simulate_zero_bubble(const PipelineInput& in, bool record_events)
 
 }  // namespace
 
+double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W) {
+  const double gaps = pp - 1.0;
+  if (schedule == PipeSchedule::zero_bubble) {
+    const double moved = std::min(2.0 * gaps, static_cast<double>(microbatches) + gaps - 1.0);
+    return std::max(0.0, gaps * mean_T - moved * mean_W);
+  }
+  return gaps * mean_T / std::max(1, vp);
+}
+
 PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   check_input(in);
   if (in.schedule == PipeSchedule::zero_bubble) return simulate_zero_bubble(in, record_events);

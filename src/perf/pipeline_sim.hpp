@@ -59,6 +59,18 @@ struct PipelineResult {
   std::vector<PipelineEvent> events;
 };
 
+// The closed form's fill and drain: the pipeline step is m x (slowest stage's fwd + bwd per
+// microbatch) plus this, from the stages' mean fwd + bwd (mean_T) and, for zero-bubble, their mean
+// weight-gradient part (mean_W).
+// - 1F1B: (pp - 1) x mean_T / vp. With vp > 1 this needs m >= pp, as Megatron-Core does (the
+//   evaluator refuses fewer); with vp = 1 it holds for any m.
+// - ZB-H1 (Qi et al. 2023): 1F1B's (pp - 1) x mean_T less the weight gradients moved into the
+//   fill and drain: 2 (pp - 1) of them once m >= pp (the paper's (pp - 1)(F + B - W)), and
+//   m + pp - 2 below that (one microbatch has only pp - 1: it walks forward and back in series
+//   and only its weight gradients overlap), never below 0. Equals the simulation for uniform
+//   stages and m <= pp; above pp the greedy simulation may place more.
+double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W);
+
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
 // negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd.
 PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events);

@@ -44,14 +44,12 @@ double pipeline_closed_form(const TrainReport& r) {
     max_T = std::max(max_T, T);
     sum_T += T;
   }
-  if (r.layout.schedule == PipeSchedule::zero_bubble && r.stage_wgrad.size() == p) {
-    double sum_w = 0;
+  double sum_w = 0;
+  if (r.layout.schedule == PipeSchedule::zero_bubble && r.stage_wgrad.size() == p)
     for (double w : r.stage_wgrad) sum_w += w;
-    return static_cast<double>(r.microbatches) * max_T +
-           (static_cast<double>(p) - 1.0) * std::max(0.0, (sum_T - 2.0 * sum_w) / static_cast<double>(p));
-  }
+  const double n = static_cast<double>(p);
   return static_cast<double>(r.microbatches) * max_T +
-         (static_cast<double>(p) - 1.0) * (sum_T / static_cast<double>(p)) / std::max(1, r.layout.vp);
+         pipeline_fill(static_cast<int>(p), r.layout.vp, r.microbatches, r.layout.schedule, sum_T / n, sum_w / n);
 }
 
 namespace {

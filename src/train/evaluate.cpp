@@ -6,6 +6,7 @@
 
 #include "perf/collective.hpp"
 #include "perf/kernels.hpp"
+#include "perf/pipeline_sim.hpp"
 
 namespace xpu {
 
@@ -743,14 +744,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   const double max_T = stages[slow].f + stages[slow].b;
   const double mean_T = sum_T / p;
   const double steady = static_cast<double>(mbs) * max_T;
-  double fill = (p - 1) * mean_T / l.vp;
-  if (l.schedule == PipeSchedule::zero_bubble) {
-    // ZB-H1 (Qi et al. 2023): the deferred weight gradients fill the drain, leaving
-    // (p - 1)(F + B - W) per stage, B being the input-gradient part (= bwd - W here).
-    double sum_w = 0;
+  // Fill and drain: 1F1B's (p - 1) / vp of a stage; ZB-H1 (Qi et al. 2023) moves the deferred
+  // weight gradients into them (pipeline_fill in perf/pipeline_sim.hpp).
+  double sum_w = 0;
+  if (l.schedule == PipeSchedule::zero_bubble)
     for (int i = 0; i < p; ++i) sum_w += stages[i].w;
-    fill = (p - 1) * std::max(0.0, mean_T - 2.0 * sum_w / p);
-  }
+  const double fill = pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);
   const double pipe = steady + fill;
 
   TimeBreakdown tb;
