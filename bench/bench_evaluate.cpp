@@ -30,18 +30,19 @@ void BM_EvaluateGpt3_175B(benchmark::State& st) {
 }
 BENCHMARK(BM_EvaluateGpt3_175B);
 
-// train's knob choice for Llama 3 70B on 64 H100s with every knob free.
+// train's knob choice for Llama 3 70B on 64 H100s with every knob free, on 1 and 2 threads.
 void BM_ChooseLlama3_70B(benchmark::State& st) {
   const auto& c = catalog();
   xpu::PlanRequest q;
   q.devices = 64;
   q.work = {8192, 128};
+  const int threads = static_cast<int>(st.range(0));
   for (auto _ : st) {
-    auto r = xpu::choose_plan(c.model("llama3-70b"), c.system("dgx-h100"), q);
+    auto r = xpu::choose_plan(c.model("llama3-70b"), c.system("dgx-h100"), q, nullptr, false, threads);
     benchmark::DoNotOptimize(r.step_time);
   }
 }
-BENCHMARK(BM_ChooseLlama3_70B)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ChooseLlama3_70B)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The full GPT-3 175B space on 1,024 H100s (seq 2048, global batch 1536), one thread.
 void BM_SearchGpt3_175B_1024(benchmark::State& st) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "report/format.hpp"
 #include "test_common.hpp"
 #include "train/choose.hpp"
 #include "train/evaluate.hpp"
@@ -688,6 +689,37 @@ TEST(Choose, EveryKnobFree) {
   const TrainReport h = evaluate(m, h100(), hand, kWork, 64);
   ASSERT_TRUE(h.feasible()) << h.reason;
   EXPECT_LE(r.step_time, h.step_time);
+}
+
+TEST(Choose, ThreadsDoNotChangeTheAnswer) {
+  // The (tp, pp, cp) groups run on threads and merge in order: the plan, its step time to the bit
+  // and the counts are those of one thread (dense, and MoE with its expert degrees).
+  for (const char* id : {"llama3-70b", "mixtral-8x7b"}) {
+    PlanRequest q;
+    q.devices = 64;
+    q.work = Workload{4096, 256};
+    const Model& m = builtin().model(id);
+    ChooseStats a, b;
+    const TrainReport one = choose_plan(m, h100(), q, &a, false, 1);
+    const TrainReport many = choose_plan(m, h100(), q, &b, false, 5);
+    ASSERT_TRUE(one.feasible()) << one.reason;
+    EXPECT_EQ(layout_summary(one.layout), layout_summary(many.layout)) << id;
+    EXPECT_EQ(one.step_time, many.step_time) << id;
+    EXPECT_EQ(a.considered, b.considered);
+    EXPECT_EQ(a.rejected, b.rejected);
+    EXPECT_EQ(a.out_of_memory, b.out_of_memory);
+    EXPECT_EQ(a.evaluated, b.evaluated);
+    EXPECT_GT(a.evaluated, 0);
+  }
+  // Nothing fits (405B on 8 GPUs): the closest candidate is the same too.
+  PlanRequest q;
+  q.devices = 8;
+  q.work = Workload{8192, 8};
+  const TrainReport one = choose_plan(builtin().model("llama3.1-405b"), h100(), q, nullptr, false, 1);
+  const TrainReport many = choose_plan(builtin().model("llama3.1-405b"), h100(), q, nullptr, false, 3);
+  EXPECT_FALSE(one.feasible());
+  EXPECT_EQ(layout_summary(one.layout), layout_summary(many.layout));
+  EXPECT_EQ(one.mem.total(), many.mem.total());
 }
 
 TEST(Choose, AllKnobsGivenKeepsTheLayout) {

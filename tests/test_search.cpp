@@ -8,6 +8,7 @@
 #include "search/search.hpp"
 #include "test_common.hpp"
 #include "train/evaluate.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu {
 namespace {
@@ -25,6 +26,21 @@ bool same_layout(const Layout& a, const Layout& b) {
   return a.tp == b.tp && a.pp == b.pp && a.vp == b.vp && a.dp == b.dp && a.cp == b.cp && a.ep == b.ep && a.etp == b.etp &&
          a.micro_batch == b.micro_batch && a.zero == b.zero && a.recompute == b.recompute && a.precision == b.precision &&
          a.grad_fp32 == b.grad_fp32 && a.lowp_params == b.lowp_params;
+}
+
+TEST(ParallelFor, EveryIndexOnceAndTheFirstErrorRethrown) {
+  for (int threads : {0, 1, 2, 7, 64}) {
+    std::vector<int> hits(100, 0);
+    parallel_for(hits.size(), threads, [&](std::size_t i) { ++hits[i]; });  // each slot its own
+    EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), 100) << threads << " threads";
+    parallel_for(0, threads, [&](std::size_t) { FAIL() << "no index to run"; });
+    EXPECT_THROW(parallel_for(50, threads,
+                              [](std::size_t i) {
+                                if (i == 17) throw InputError("--x", "bad");
+                              }),
+                 InputError)
+        << threads << " threads";
+  }
 }
 
 TEST(Search, ExactPassesKeepTheTopKOfBruteForce) {

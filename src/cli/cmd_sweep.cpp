@@ -8,13 +8,13 @@
 #include <exception>
 #include <iostream>
 #include <optional>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "spec/error.hpp"
 #include "sweep/mpi_driver.hpp"
 #include "sweep/store.hpp"
 #include "sweep/sweep_file.hpp"
+#include "util/parallel.hpp"
 
 #ifndef XPUPLAN_VERSION
 #define XPUPLAN_VERSION "unknown"
@@ -170,7 +170,7 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
   for (size_t i = 0; i < pending.size(); ++i)
     if (static_cast<int>(i % static_cast<size_t>(cl.size)) == cl.rank) mine.push_back(all[static_cast<size_t>(pending[i])]);
   int threads = o.threads;
-  if (threads <= 0) threads = cl.size > 1 ? 1 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = cl.size > 1 ? 1 : all_cores();
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(mine.size(), 1)));
 
   Progress progress(total, total - to_run, to_run);

@@ -9,6 +9,7 @@
 #include "report/trace.hpp"
 #include "spec/error.hpp"
 #include "train/choose.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu::cli {
 
@@ -17,6 +18,7 @@ struct TrainOpts {
   PlanFlags plan;
   std::string out, trace;
   bool json = false, explain = false;
+  int threads = 0;
 };
 }  // namespace
 
@@ -30,13 +32,15 @@ void add_train(CLI::App& app, const Globals& g) {
   c->add_option("--trace", o->trace,
                 "Simulate the chosen plan's pipeline schedule event by event and write a Chrome/Perfetto trace "
                 "(JSON) of it to this file (open in https://ui.perfetto.dev)");
+  c->add_option("--threads", o->threads, "Worker threads for choosing the knobs left out (default: all cores); the answer does not depend on it");
   c->callback([o, &g] {
+    if (o->threads < 0) throw InputError("--threads", "must be at least 1");
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);
     const PlanRequest q = o->plan.request();
     ChooseStats st;
-    TrainReport r = choose_plan(m, s, q, &st);
+    TrainReport r = choose_plan(m, s, q, &st, /*time_if_none_fit=*/false, o->threads > 0 ? o->threads : all_cores());
     // --trace: the chosen plan's pipeline, simulated event by event, as a Chrome/Perfetto trace.
     bool simulated = false;
     double sim_s = 0, closed_s = 0;

@@ -4,11 +4,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "money/money.hpp"
 #include "spec/error.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu::cli {
 
@@ -23,7 +23,7 @@ long MoneyFlags::today() const {
 
 int MoneyFlags::thread_count() const {
   if (threads < 0) throw InputError("--threads", "must be at least 1");
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads > 0 ? threads : all_cores();
 }
 
 void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {

@@ -1,15 +1,14 @@
 #include "search/search.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <thread>
 #include <tuple>
 
 #include "spec/error.hpp"
 #include "train/choose.hpp"
 #include "train/evaluate.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu {
 
@@ -302,15 +301,7 @@ SearchResult search(const Model& m, const System& s, const PlanRequest& q, const
 
   Searcher searcher(m, s, q, o, L);
   std::vector<TaskResult> results(tasks.size());
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t i = next++; i < tasks.size(); i = next++) searcher.run(tasks[i], results[i]);
-  };
-  const int threads = std::max(1, o.threads);
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
+  parallel_for(tasks.size(), o.threads, [&](std::size_t i) { searcher.run(tasks[i], results[i]); });
 
   // Merge in task order: the result does not depend on which thread ran what.
   SearchResult out;

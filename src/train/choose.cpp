@@ -7,6 +7,7 @@
 
 #include "spec/error.hpp"
 #include "train/evaluate.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu {
 
@@ -124,10 +125,21 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   return l;
 }
 
-TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats, bool time_if_none_fit) {
+namespace {
+
+// The best (and, failing that, the closest) plan among one (tp, pp, cp) group's candidates.
+struct GroupResult {
+  ChooseStats st;
+  TrainReport best, closest;
+  bool have_best = false, have_closest = false;
+  double closest_over = 0;
+};
+
+}  // namespace
+
+TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats, bool time_if_none_fit,
+                        int threads) {
   check_request(m, s, q);
-  ChooseStats local;
-  ChooseStats& st = stats ? *stats : local;
   const long n = q.devices;
 
   std::vector<int> tps = one_or(q.tp, divisors(n, std::min<long>(s.scale_up.size, 64)));
@@ -144,77 +156,105 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   if (!q.precision && s.peak(Precision::bf16))
     precs.erase(std::remove(precs.begin(), precs.end(), Precision::fp16), precs.end());
 
-  TrainReport best, closest;
-  bool have_best = false, have_closest = false;
-  double closest_over = 0;
+  struct Group {
+    int tp, pp, cp;
+  };
+  std::vector<Group> groups;
   for (int tp : tps)
     for (int pp : pps)
-      for (int cp : cps) {
-        const long tpc = static_cast<long>(tp) * pp * cp;
-        if (n % tpc != 0) continue;
-        const int dp = static_cast<int>(n / tpc);
-        if (q.dp && *q.dp != dp) continue;
-        if (q.work.global_batch % dp != 0) continue;
-        const long per_replica = q.work.global_batch / dp;
-        std::vector<int> mbs = one_or(q.micro_batch, divisors(per_replica, 16));
-        std::vector<int> vps;
-        if (q.vp) vps = {*q.vp};
-        else if (pp == 1 || q.schedule == PipeSchedule::zero_bubble) vps = {1};
-        else
-          for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= m.layers; ++v) vps.push_back(v);
-        std::vector<int> eps;
-        if (q.ep) eps = {*q.ep};
-        else if (!m.is_moe()) eps = {1};
-        else
-          for (int e : divisors(static_cast<long>(dp) * cp * tp, m.moe.experts))
-            if (m.moe.experts % e == 0) eps.push_back(e);
-        for (int vp : vps)
-          for (int ep : eps)
-            for (int mb : mbs)
-              for (int z : zeros)
-                for (Recompute rc : rcs)
-                  for (Precision pr : precs)
-                    for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
-                    if (!memory_option_allowed(q, pr, mem_opt)) continue;
-                    ++st.considered;
-                    Layout l;
-                    l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
-                    l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                    apply_given_knobs(l, q);
-                    apply_memory_option(l, mem_opt);
-                    if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
-                      ++st.rejected;
-                      continue;
-                    }
-                    // Full recompute as asked: every layer, or --recompute-layers of them; chosen
-                    // freely: the fewest layers that fit.
-                    if (rc == Recompute::full)
-                      l.recompute_layers = q.recompute_layers ? *q.recompute_layers
-                                           : q.recompute     ? 0
-                                                             : fewest_recompute_layers(m, s, l, q.work);
-                    MemoryBreakdown mem = estimate_memory(m, s, l, q.work);
-                    if (mem.total() > mem.capacity) {
-                      ++st.out_of_memory;
-                      const double over = mem.total() / mem.capacity;
-                      if (!have_best && (!have_closest || over < closest_over)) {
-                        closest = evaluate(m, s, l, q.work, q.devices, !time_if_none_fit);
-                        closest_over = over;
-                        have_closest = true;
-                      }
-                      continue;
-                    }
-                    ++st.evaluated;
-                    TrainReport r = evaluate(m, s, l, q.work, q.devices);
-                    if (!r.feasible()) continue;
-                    // Fastest wins; ties go to the earlier candidate (deterministic order).
-                    if (!have_best || r.step_time < best.step_time * (1 - 1e-12)) {
-                      best = std::move(r);
-                      have_best = true;
-                    }
+      for (int cp : cps) groups.push_back({tp, pp, cp});
+
+  // Every candidate of one group, in a fixed order; the group keeps its fastest (the earliest of
+  // equals) and, while none fits, the one least over the memory.
+  auto run_group = [&](const Group& gr, GroupResult& g) {
+    const int tp = gr.tp, pp = gr.pp, cp = gr.cp;
+    const long tpc = static_cast<long>(tp) * pp * cp;
+    if (n % tpc != 0) return;
+    const int dp = static_cast<int>(n / tpc);
+    if (q.dp && *q.dp != dp) return;
+    if (q.work.global_batch % dp != 0) return;
+    const long per_replica = q.work.global_batch / dp;
+    std::vector<int> mbs = one_or(q.micro_batch, divisors(per_replica, 16));
+    std::vector<int> vps;
+    if (q.vp) vps = {*q.vp};
+    else if (pp == 1 || q.schedule == PipeSchedule::zero_bubble) vps = {1};
+    else
+      for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= m.layers; ++v) vps.push_back(v);
+    std::vector<int> eps;
+    if (q.ep) eps = {*q.ep};
+    else if (!m.is_moe()) eps = {1};
+    else
+      for (int e : divisors(static_cast<long>(dp) * cp * tp, m.moe.experts))
+        if (m.moe.experts % e == 0) eps.push_back(e);
+    for (int vp : vps)
+      for (int ep : eps)
+        for (int mb : mbs)
+          for (int z : zeros)
+            for (Recompute rc : rcs)
+              for (Precision pr : precs)
+                for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
+                  if (!memory_option_allowed(q, pr, mem_opt)) continue;
+                  ++g.st.considered;
+                  Layout l;
+                  l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
+                  l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  apply_given_knobs(l, q);
+                  apply_memory_option(l, mem_opt);
+                  if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
+                    ++g.st.rejected;
+                    continue;
                   }
-      }
-  if (have_best) return best;
-  if (have_closest) return closest;
+                  // Full recompute as asked: every layer, or --recompute-layers of them; chosen
+                  // freely: the fewest layers that fit.
+                  if (rc == Recompute::full)
+                    l.recompute_layers = q.recompute_layers ? *q.recompute_layers
+                                         : q.recompute     ? 0
+                                                           : fewest_recompute_layers(m, s, l, q.work);
+                  MemoryBreakdown mem = estimate_memory(m, s, l, q.work);
+                  if (mem.total() > mem.capacity) {
+                    ++g.st.out_of_memory;
+                    const double over = mem.total() / mem.capacity;
+                    if (!g.have_best && (!g.have_closest || over < g.closest_over)) {
+                      g.closest = evaluate(m, s, l, q.work, q.devices, !time_if_none_fit);
+                      g.closest_over = over;
+                      g.have_closest = true;
+                    }
+                    continue;
+                  }
+                  ++g.st.evaluated;
+                  TrainReport r = evaluate(m, s, l, q.work, q.devices);
+                  if (!r.feasible()) continue;
+                  // Fastest wins; ties go to the earlier candidate (deterministic order).
+                  if (!g.have_best || r.step_time < g.best.step_time * (1 - 1e-12)) {
+                    g.best = std::move(r);
+                    g.have_best = true;
+                  }
+                }
+  };
+  std::vector<GroupResult> results(groups.size());
+  parallel_for(groups.size(), threads, [&](std::size_t i) { run_group(groups[i], results[i]); });
+
+  // Merge in group order, with the same rules as within a group.
+  ChooseStats local;
+  ChooseStats& st = stats ? *stats : local;
+  GroupResult all;
+  for (auto& g : results) {
+    st.considered += g.st.considered;
+    st.rejected += g.st.rejected;
+    st.out_of_memory += g.st.out_of_memory;
+    st.evaluated += g.st.evaluated;
+    if (g.have_best && (!all.have_best || g.best.step_time < all.best.step_time * (1 - 1e-12))) {
+      all.best = std::move(g.best);
+      all.have_best = true;
+    }
+    if (g.have_closest && (!all.have_closest || g.closest_over < all.closest_over)) {
+      all.closest = std::move(g.closest);
+      all.closest_over = g.closest_over;
+      all.have_closest = true;
+    }
+  }
+  if (all.have_best) return all.best;
+  if (all.have_closest) return all.closest;
   // Nothing even divides: evaluate the request as given so the report carries the reason.
   return evaluate(m, s, layout_from_request(m, q), q.work, q.devices);
 }

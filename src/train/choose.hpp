@@ -22,8 +22,10 @@ struct ChooseStats {
 // over capacity), with feasible() false and its reason.
 // With time_if_none_fit, when no candidate fits the memory model, the least-over candidate is
 // timed anyway and carries a warning (validate: the measured run did fit).
+// threads: the (tp, pp, cp) groups of candidates are tried on that many threads; the answer and
+// the counts do not depend on it (groups are merged in order, ties going to the earlier candidate).
 TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req, ChooseStats* stats = nullptr,
-                        bool time_if_none_fit = false);
+                        bool time_if_none_fit = false, int threads = 1);
 
 // Throws InputError naming the flag when an explicit knob cannot work (a degree that does not
 // divide the devices, heads or batch; an unsupported precision; non-positive sizes).

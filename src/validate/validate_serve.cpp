@@ -3,12 +3,12 @@
 #include <cstdio>
 #include <exception>
 #include <map>
-#include <thread>
 
 #include "serve/serve.hpp"
 #include "spec/error.hpp"
 #include "validate/rows.hpp"
 #include "validate/validate.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu {
 
@@ -86,20 +86,8 @@ void run_jobs(std::vector<SimJob>& jobs) {
       j.failure = std::current_exception();
     }
   };
-  const std::size_t n = jobs.size();
-  const std::size_t threads = std::min<std::size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
-  if (threads <= 1) {
-    for (auto& j : jobs) run(j);
-  } else {
-    // Static interleaved split: results land in each job's own slot, so the outcome does not
-    // depend on scheduling.
-    std::vector<std::thread> pool;
-    for (std::size_t w = 0; w < threads; ++w)
-      pool.emplace_back([&, w] {
-        for (std::size_t k = w; k < n; k += threads) run(jobs[k]);
-      });
-    for (auto& th : pool) th.join();
-  }
+  // Results land in each job's own slot, so the outcome does not depend on scheduling.
+  parallel_for(jobs.size(), all_cores(), [&](std::size_t k) { run(jobs[k]); });
   for (const auto& j : jobs)
     if (j.failure) std::rethrow_exception(j.failure);
 }
