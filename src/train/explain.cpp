@@ -156,8 +156,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                 : std::string("2 x (microbatches + pp - 1) x message of b s h 2 B / tp"));
   term("pipeline bubble", t.bubble,
        l.schedule == PipeSchedule::zero_bubble
-           ? std::string("zb-h1: (pp - 1) x mean(F + B - W) per microbatch, W = weight-gradient GEMMs (half the backward GEMMs)")
-           : std::string("(pp - 1) / vp x mean stage time per microbatch"));
+           ? std::string("zb-h1: (pp - 1) x mean(F + B) - min(2 (pp - 1), microbatches + pp - 2) x mean W per microbatch "
+                         "(the paper's (pp - 1)(F + B - W) from pp microbatches), W = weight-gradient GEMMs (half the backward GEMMs)")
+           : std::string("(pp - 1) / vp x mean stage time per microbatch (interleaving needs at least pp microbatches)"));
   term("DP communication", t.dp_comm,
        std::string("gradient reduce (") + (l.grad_fp32 ? "fp32" : "bf16") +
            ") and parameter gather not hidden under the last backward/first forward; ranks " + rank_order_name(l.rank_order) +
