@@ -66,6 +66,32 @@ TEST(Search, ExactPassesKeepTheTopKOfBruteForce) {
   }
 }
 
+TEST(Search, DivisibilityDropsInterleavingWithTooFewMicrobatches) {
+  // Global batch 8 on 32 GPUs leaves few microbatches per replica: the divisibility pass drops
+  // every interleaved layout with fewer than pp of them (check_layout refuses them), so every
+  // layout left to time can run, and the answer is brute force's.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  PlanRequest q;
+  q.devices = 32;
+  q.work = Workload{4096, 8};
+  SearchOptions exact;
+  exact.top_k = 4;
+  exact.prune_dominance = false;
+  SearchOptions brute = exact;
+  brute.prune_divisibility = brute.prune_memory = false;
+  const SearchResult a = search(m, s, q, exact), b = search(m, s, q, brute);
+  EXPECT_EQ(a.stats.evaluated, a.stats.feasible);
+  EXPECT_EQ(a.stats.feasible, b.stats.feasible);
+  ASSERT_FALSE(a.top.empty());
+  ASSERT_EQ(a.top.size(), b.top.size());
+  for (std::size_t i = 0; i < a.top.size(); ++i) {
+    EXPECT_TRUE(same_layout(a.top[i].layout, b.top[i].layout)) << "rank " << i;
+    const TrainReport& r = a.top[i];
+    EXPECT_TRUE(r.layout.vp == 1 || r.microbatches >= r.layout.pp) << "rank " << i;
+  }
+}
+
 TEST(Search, DominanceKeepsTheOptimum) {
   // Recompute only adds time, so dropping more recompute than the least that fits keeps the best
   // plan; the dropped count plus the kept feasible count equals brute force's feasible count.

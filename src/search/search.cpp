@@ -204,7 +204,9 @@ void Searcher::run(const Task& t, TaskResult& out) const {
       }
       for (int vp : L_.vp) {
         const long per_vp = per_mb / static_cast<long>(L_.vp.size());
-        if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > m_.layers)) {
+        // Interleaving needs a pipeline and at least pp microbatches (check_layout's rules).
+        if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > m_.layers ||
+                                      (vp > 1 && q_.work.global_batch / (static_cast<long>(dp) * mb) < t.pp))) {
           prune_div(per_vp);
           continue;
         }
