@@ -5,7 +5,6 @@
 #include "report/format.hpp"
 #include "search/search.hpp"
 #include "spec/error.hpp"
-#include "util/parallel.hpp"
 
 namespace xpu::cli {
 
@@ -64,8 +63,7 @@ void add_search(CLI::App& app, const Globals& g) {
     if (!obj) throw InputError("--objective", "'" + o->objective + "' is not time, cost, tokens-per-dollar or memory-headroom");
     so.objective = *obj;
     so.top_k = o->top;
-    if (o->threads < 0) throw InputError("--threads", "must be at least 1");
-    so.threads = o->threads > 0 ? o->threads : all_cores();
+    so.threads = thread_count(o->threads);
     so.min_devices = o->min_devices;
     so.max_devices = o->max_devices;
     for (const auto& n : o->no_prune) {

@@ -9,7 +9,6 @@
 #include "report/trace.hpp"
 #include "spec/error.hpp"
 #include "train/choose.hpp"
-#include "util/parallel.hpp"
 
 namespace xpu::cli {
 
@@ -34,13 +33,12 @@ void add_train(CLI::App& app, const Globals& g) {
                 "(JSON) of it to this file (open in https://ui.perfetto.dev)");
   c->add_option("--threads", o->threads, "Worker threads for choosing the knobs left out (default: all cores); the answer does not depend on it");
   c->callback([o, &g] {
-    if (o->threads < 0) throw InputError("--threads", "must be at least 1");
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);
     const PlanRequest q = o->plan.request();
     ChooseStats st;
-    TrainReport r = choose_plan(m, s, q, &st, /*time_if_none_fit=*/false, o->threads > 0 ? o->threads : all_cores());
+    TrainReport r = choose_plan(m, s, q, &st, /*time_if_none_fit=*/false, thread_count(o->threads));
     // --trace: the chosen plan's pipeline, simulated event by event, as a Chrome/Perfetto trace.
     bool simulated = false;
     double sim_s = 0, closed_s = 0;

@@ -21,6 +21,9 @@ Catalog load_catalog(const Globals& g);
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
 void write_output(const std::string& path, const std::string& text);
 
+// A --threads flag's value: 0 (not given) is every core; below 0 is an InputError.
+int thread_count(int flag);
+
 // The run-facts file for a truth table: `given` when not empty; else <truth>.facts.csv beside it
 // when that exists; "" when none (or when `ignore`).
 std::string run_facts_path(const std::string& truth, const std::string& given, bool ignore);

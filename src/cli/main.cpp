@@ -9,6 +9,7 @@
 #include "money/money.hpp"
 #include "spec/error.hpp"
 #include "units/units.hpp"
+#include "util/parallel.hpp"
 
 namespace xpu::cli {
 
@@ -20,6 +21,11 @@ Catalog load_catalog(const Globals& g) {
     apply_price_quotes(c, g.prices, date_text(now.time_since_epoch().count()));
   }
   return c;
+}
+
+int thread_count(int flag) {
+  if (flag < 0) throw InputError("--threads", "must be at least 1");
+  return flag > 0 ? flag : all_cores();
 }
 
 void write_output(const std::string& path, const std::string& text) {

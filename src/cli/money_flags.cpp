@@ -8,7 +8,6 @@
 #include "cli/commands.hpp"
 #include "money/money.hpp"
 #include "spec/error.hpp"
-#include "util/parallel.hpp"
 
 namespace xpu::cli {
 
@@ -22,8 +21,7 @@ long MoneyFlags::today() const {
 }
 
 int MoneyFlags::thread_count() const {
-  if (threads < 0) throw InputError("--threads", "must be at least 1");
-  return threads > 0 ? threads : all_cores();
+  return cli::thread_count(threads);
 }
 
 void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {

@@ -206,7 +206,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
         const long per_vp = per_mb / static_cast<long>(L_.vp.size());
         // Interleaving needs a pipeline and at least pp microbatches (check_layout's rules).
         if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > m_.layers ||
-                                      (vp > 1 && q_.work.global_batch / (static_cast<long>(dp) * mb) < t.pp))) {
+                                      too_few_to_interleave(t.pp, vp, q_.work.global_batch / (static_cast<long>(dp) * mb)))) {
           prune_div(per_vp);
           continue;
         }

@@ -419,12 +419,9 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
                                            std::to_string(per_replica));
   if (l.cp > 1 && w.seq_len % (2L * l.cp) != 0)
     return no(Infeasible::indivisible, "sequence length " + std::to_string(w.seq_len) + " is not a multiple of 2 x cp");
-  // The interleaved schedule runs microbatches in groups of pp through each stage's chunks, and
-  // Megatron-Core refuses fewer than pp of them (core 0.7: forward_backward_pipelining_with_
-  // interleaving raises unless the count is a multiple of pp; later releases accept any count of
-  // at least microbatch_group_size_per_vp_stage, pp by default). Below pp the chunks cannot hide
-  // the fill: a lone microbatch walks all pp x vp chunks in series.
-  if (l.vp > 1 && w.global_batch / per_replica < l.pp)
+  // Below pp microbatches the chunks cannot hide the fill: a lone microbatch walks all pp x vp
+  // chunks in series (too_few_to_interleave, evaluate.hpp).
+  if (too_few_to_interleave(l.pp, l.vp, w.global_batch / per_replica))
     return no(Infeasible::too_few_microbatches,
               "interleaving (vp " + std::to_string(l.vp) + ") needs at least pp = " + std::to_string(l.pp) +
                   " microbatches per replica, and the step has " + std::to_string(w.global_batch / per_replica) +

@@ -16,6 +16,12 @@ namespace xpu {
 Infeasible check_layout(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                         std::string* why_text);
 
+// Megatron-Core's interleaved schedule runs microbatches in groups of pp and refuses fewer than pp
+// of them (core 0.7: forward_backward_pipelining_with_interleaving raises unless the count is a
+// multiple of pp; later releases accept any count of at least microbatch_group_size_per_vp_stage,
+// pp by default). check_layout and the search's divisibility pass both apply it.
+inline bool too_few_to_interleave(int pp, int vp, long microbatches) { return vp > 1 && microbatches < pp; }
+
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
