@@ -774,5 +774,50 @@ TEST(Choose, NothingFitsReturnsClosest) {
   EXPECT_FALSE(r.reason.empty());
 }
 
+TEST(Evaluate, MemoryChecksEveryPipelineStage) {
+  // 80 layers over 32 stages: split_layers gives the 16 leftover layers to stages 1..16, so
+  // stage 1 holds 3 layers with 31 microbatches in flight against stage 0's 2 layers with 32.
+  // Checking only the first and last stage called this plan a fit.
+  const Model& m = builtin().model("llama3-70b");
+  Layout l;
+  l.tp = 8;
+  l.pp = 32;
+  l.micro_batch = 3;
+  const Workload w{8192, 384};
+  const TrainReport r = evaluate(m, h100(), l, w, 256);
+  EXPECT_EQ(r.why, Infeasible::out_of_memory) << r.mem.total() / 1e9 << " GB of " << r.mem.capacity / 1e9;
+  EXPECT_GT(r.mem.stage, 0);
+  EXPECT_LT(r.mem.stage, l.pp - 1);
+  // The figures are the most loaded stage's: no stage needs more.
+  const MemoryBreakdown mb = estimate_memory(m, h100(), l, w);
+  EXPECT_EQ(mb.stage, r.mem.stage);
+  EXPECT_GT(mb.total(), mb.capacity);
+}
+
+TEST(Evaluate, ExpertDataParallelSpansTheTensorRanksExpertsDoNotSplit) {
+  // Mixtral on 64 ranks (tp 8 x dp 8), ep 8. With etp 8 every expert is split over the 8 tensor
+  // ranks and not replicated; with etp 1 each rank holds a whole expert, replicated over 8 ranks
+  // (edp = tp x dp x cp / (ep x etp)), so ZeRO-1 shards its optimizer state 8 ways and its
+  // gradients are reduced over those 8. The optimizer state per device is the same either way.
+  const Model& m = builtin().model("mixtral-8x7b");
+  Layout l;
+  l.tp = 8;
+  l.dp = 8;
+  l.ep = 8;
+  const Workload w{4096, 256};
+  l.etp = 8;
+  EXPECT_EQ(l.expert_dp(), 1);
+  const TrainReport split = evaluate(m, h100(), l, w, 64);
+  l.etp = 1;
+  EXPECT_EQ(l.expert_dp(), 8);
+  const TrainReport whole = evaluate(m, h100(), l, w, 64);
+  ASSERT_EQ(split.why, Infeasible::none) << split.reason;
+  ASSERT_EQ(whole.why, Infeasible::none) << whole.reason;  // 63 GiB of optimizer state before
+  EXPECT_NEAR(whole.mem.optimizer, split.mem.optimizer, 0.01 * split.mem.optimizer);
+  EXPECT_GT(whole.mem.weights, 4.0 * split.mem.weights);  // whole experts, unsplit
+  // Whole experts replicated 8 ways have their gradients reduced; split ones have none to reduce.
+  EXPECT_GT(whole.time.dp_comm, split.time.dp_comm);
+}
+
 }  // namespace
 }  // namespace xpu

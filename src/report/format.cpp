@@ -137,7 +137,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   const MemoryBreakdown& mm = r.mem;
   j["memory_bytes"] = {{"weights", r6(mm.weights)}, {"gradients", r6(mm.gradients)}, {"optimizer", r6(mm.optimizer)},
                        {"activations", r6(mm.activations)}, {"transient", r6(mm.transient)}, {"reserve", r6(mm.reserve)},
-                       {"total", r6(mm.total())}, {"capacity", r6(mm.capacity)}};
+                       {"total", r6(mm.total())}, {"capacity", r6(mm.capacity)}, {"stage", mm.stage}};
   if (with_explain) {
     ordered_json e = ordered_json::array();
     for (const auto& x : explain(m, s, r)) e.push_back({{"term", x.term}, {"value", x.value}, {"origin", x.origin}});
@@ -194,7 +194,11 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
       {"optimizer state", format_bytes(Bytes{mm.optimizer})}, {"activations", format_bytes(Bytes{mm.activations})},
       {"transient", format_bytes(Bytes{mm.transient})},     {"reserve", format_bytes(Bytes{mm.reserve})},
       {"total", format_bytes(Bytes{mm.total()}) + " of " + format_bytes(Bytes{mm.capacity})}};
-  if (mm.capacity > 0) out += render_table({"memory per device", "bytes"}, mrows);
+  if (mm.capacity > 0) {
+    const std::string head = r.layout.pp > 1 ? "memory per device (stage " + std::to_string(mm.stage + 1) + " of " + std::to_string(r.layout.pp) + ")"
+                                             : std::string("memory per device");
+    out += render_table({head, "bytes"}, mrows);
+  }
   if (with_explain) {
     std::vector<std::vector<std::string>> erows;
     for (const auto& x : explain(m, s, r)) erows.push_back({x.term, x.value, x.origin});

@@ -2,6 +2,7 @@
 // Knobs left empty (std::nullopt) are chosen by train/choose.hpp.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -99,6 +100,13 @@ struct Layout {
   int expert_tp() const {
     if (etp > 0) return etp;
     return (static_cast<long>(dp) * cp) % ep == 0 ? tp : 1;
+  }
+  // The expert data-parallel degree: the ranks of a pipeline stage (tp x dp x cp) over the
+  // expert-parallel and expert-tensor-parallel groups (Megatron-Core's expert rank order
+  // etp, ep, edp); each expert weight is replicated, and its gradient reduced, over these ranks.
+  int expert_dp() const {
+    const long ranks = static_cast<long>(tp) * dp * cp, per = static_cast<long>(ep) * expert_tp();
+    return static_cast<int>(std::max(1L, ranks / per));
   }
 };
 

@@ -472,7 +472,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   if (first) p_dense += static_cast<double>(m.vocab) * h / t;
   if (last && (!m.tied_embeddings || l.pp > 1)) p_dense += static_cast<double>(m.vocab) * h / t + (last ? h : 0);
   const double shard = static_cast<double>(l.dp) * l.cp;
-  const double shard_exp = std::max(1.0, shard / l.ep);
+  const double shard_exp = l.expert_dp();
   const double params = p_dense + p_exp;
   const double wbytes = weight_bytes(l);
   // Under ZeRO-3 the fp32 master (in `optimizer`) is the only persistent copy; working weights
@@ -576,9 +576,12 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
                           const Setup& st, const LayerCost& dense, const LayerCost& moe) {
   const long mbs = w.global_batch / (static_cast<long>(l.dp) * l.micro_batch);
   MemoryBreakdown worst;
+  // Every stage: the first holds the embedding and the most microbatches in flight, the last the
+  // logits, but a middle stage may hold more layers (split_layers gives them the remainder first)
+  // and almost as many microbatches, or more MoE layers.
   for (int i = 0; i < l.pp; ++i) {
-    if (i != 0 && i != l.pp - 1) continue;  // first holds most activations, last the logits
     MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st.layers_of, st.moe_layers_of, i, mbs);
+    mb.stage = i;
     if (mb.total() > worst.total()) worst = mb;
   }
   return worst;
@@ -794,9 +797,9 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts. With
   // data parallelism outermost the group is the replica's context-parallel ranks (tp apart) times
   // the replicas; experts' data-parallel ranks (Megatron's expert order tp, ep, pp, dp) likewise.
-  const int edp = std::max(1, l.dp * l.cp / l.ep);
+  const int edp = l.expert_dp(), estride = l.expert_tp() * l.ep;
   const Group g_dp = dp_outer ? Group{l.dp * l.cp, l.tp, l.cp, l.tp * l.cp * l.pp} : Group{l.dp * l.cp, l.tp};
-  const Group g_edp = dp_outer ? Group{edp, l.tp * l.ep * l.pp} : Group{edp, l.tp * l.ep};
+  const Group g_edp = dp_outer ? Group{edp, estride * l.pp} : Group{edp, estride};
   double dp_exposed = 0, fsdp_exposed = 0, opt_time = 0;
   for (int i = 0; i < p; ++i) {
     const Stage& sg = stages[i];
@@ -833,7 +836,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     dp_exposed = std::max(dp_exposed, exposed);
     fsdp_exposed = std::max(fsdp_exposed, fsdp);
     const double shard = l.zero >= 1 ? static_cast<double>(l.dp) * l.cp : 1.0;
-    const double shard_e = l.zero >= 1 ? std::max(1.0, static_cast<double>(l.dp) * l.cp / l.ep) : 1.0;
+    const double shard_e = l.zero >= 1 ? static_cast<double>(l.expert_dp()) : 1.0;
     const double opt_params = sg.p_dense / shard + sg.p_exp / shard_e;
     opt_time = std::max(opt_time, ev.mem_time(opt_params * kOptimizerTraffic, 4));
   }

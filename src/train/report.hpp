@@ -40,6 +40,7 @@ struct MemoryBreakdown {
   double transient = 0;    // logits, gathered ZeRO-3 layers, recompute working set
   double reserve = 0;      // runtime, communicators, fragmentation
   double capacity = 0;     // HBM per device
+  int stage = 0;           // the pipeline stage these figures are for (the most loaded one)
   double total() const { return weights + gradients + optimizer + activations + transient + reserve; }
 };
 
