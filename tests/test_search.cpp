@@ -7,6 +7,7 @@
 
 #include "search/search.hpp"
 #include "test_common.hpp"
+#include "train/choose.hpp"
 #include "train/evaluate.hpp"
 #include "util/parallel.hpp"
 
@@ -246,6 +247,68 @@ TEST(Search, LowpParamsIsHeldBothWays) {
     EXPECT_TRUE(t.layout.lowp_params);
     EXPECT_TRUE(t.layout.precision == Precision::fp8 || t.layout.precision == Precision::fp4);
   }
+}
+
+TEST(Search, SizesRecomputeForTheLayoutAsItRuns) {
+  // Llama 3 70B on one NVL72 rack, every knob given but recompute: train's chooser reruns 3
+  // layers per stage. The search sized the partial recompute before applying the memory options
+  // (fp32 gradients, bf16 primary weights) and fell back to rerunning every layer, 31% slower.
+  PlanRequest q;
+  q.devices = 72;
+  q.work = {8192, 144};
+  q.tp = 1;
+  q.pp = 1;
+  q.cp = 1;
+  q.micro_batch = 1;
+  q.zero = 2;
+  q.precision = Precision::fp4;
+  const Model& m = builtin().model("llama3-70b");
+  const System& s = builtin().system("gb200-nvl72");
+  const TrainReport chosen = choose_plan(m, s, q);
+  ASSERT_TRUE(chosen.feasible()) << chosen.reason;
+  SearchOptions o;
+  o.threads = 1;
+  const SearchResult res = search(m, s, q, o);
+  ASSERT_FALSE(res.top.empty());
+  EXPECT_LE(res.top[0].step_time, chosen.step_time * (1 + 1e-9));
+}
+
+TEST(Search, TriesAsManyChunksAsTheEvaluatorAccepts) {
+  // pp 16 x vp 8 = 128 chunks over Llama 3.1 405B's 126 layers, the embedding and the loss
+  // counted as one layer each (the 405B recipes' layout): check_layout accepts it, so the
+  // search and train's chooser must too.
+  PlanRequest q;
+  q.devices = 16384;
+  q.work = {8192, 2048};
+  q.tp = 8;
+  q.pp = 16;
+  q.dp = 128;
+  q.vp = 8;
+  q.micro_batch = 1;
+  const Model& m = builtin().model("llama3.1-405b");
+  const System& s = builtin().system("dgx-h100");
+  SearchOptions o;
+  o.threads = 1;
+  const SearchResult res = search(m, s, q, o);
+  ASSERT_FALSE(res.top.empty());
+  EXPECT_EQ(res.top[0].layout.vp, 8);
+  q.vp.reset();
+  const TrainReport chosen = choose_plan(m, s, q);
+  ASSERT_TRUE(chosen.feasible()) << chosen.reason;
+  EXPECT_LE(chosen.step_time, res.top[0].step_time * (1 + 1e-9));  // vp 8 among its candidates
+}
+
+TEST(Search, GivenDpHoldsWithoutDivisibilityPruning) {
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {4096, 128};
+  q.dp = 8;
+  SearchOptions o;
+  o.threads = 1;
+  o.prune_divisibility = false;
+  const SearchResult res = search(builtin().model("llama3-8b"), builtin().system("dgx-h100"), q, o);
+  ASSERT_FALSE(res.top.empty());
+  for (const auto& r : res.top) EXPECT_EQ(r.layout.dp, 8);
 }
 
 }  // namespace

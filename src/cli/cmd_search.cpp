@@ -1,3 +1,5 @@
+#include <cmath>
+#include <optional>
 #include <cstdio>
 
 #include "cli/commands.hpp"
@@ -15,7 +17,7 @@ struct SearchOpts {
   int top = 10, threads = 0;
   std::optional<int> min_devices, max_devices;
   std::vector<std::string> no_prune;
-  double usd = 0;
+  std::optional<double> usd;
   bool json = false;
 };
 
@@ -72,7 +74,9 @@ void add_search(CLI::App& app, const Globals& g) {
       else if (n == "dominance") so.prune_dominance = false;
       else throw InputError("--no-prune", "'" + n + "' is not divisibility, memory or dominance");
     }
-    so.usd_per_device_hour = o->usd > 0 ? o->usd : system_usd_per_device_hour(s);
+    if (o->usd && !(*o->usd > 0 && std::isfinite(*o->usd)))
+      throw InputError("--usd-per-device-hour", "must be a positive number of US dollars");
+    so.usd_per_device_hour = o->usd ? *o->usd : system_usd_per_device_hour(s);
     const SearchResult res = search(m, s, q, so);
     const SearchStats& st = res.stats;
     if (o->json) {

@@ -192,7 +192,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
     const long tpc = static_cast<long>(t.tp) * t.pp * cp;
     const bool cp_bad = n % tpc != 0 || (cp > 1 && q_.work.seq_len % (2L * cp) != 0);
     const int dp = n % tpc == 0 ? static_cast<int>(n / tpc) : 1;
-    if (o_.prune_divisibility && (cp_bad || (q_.dp && *q_.dp != dp) || q_.work.global_batch % dp != 0)) {
+    // A given --dp is a constraint, not a pruning rule: it holds with --no-prune divisibility too.
+    if ((q_.dp && (n % tpc != 0 || *q_.dp != dp)) || (o_.prune_divisibility && (cp_bad || q_.work.global_batch % dp != 0))) {
       prune_div(per_cp);
       continue;
     }
@@ -205,7 +206,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
       for (int vp : L_.vp) {
         const long per_vp = per_mb / static_cast<long>(L_.vp.size());
         // Interleaving needs a pipeline and at least pp microbatches (check_layout's rules).
-        if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > m_.layers ||
+        if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > max_pipeline_chunks(m_.layers) ||
                                       too_few_to_interleave(t.pp, vp, q_.work.global_batch / (static_cast<long>(dp) * mb)))) {
           prune_div(per_vp);
           continue;
@@ -243,15 +244,17 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  apply_given_knobs(l, q_);
+                  apply_memory_option(l, mo);
                   // Reached with dominance pruning and nothing lower fitting, the layout without
-                  // recompute is known not to fit: skip that check.
+                  // recompute is known not to fit: skip that check. The recompute is sized for
+                  // the layout as it will run (given knobs and memory option applied), as train's
+                  // chooser sizes it.
                   const bool bare_out = !fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
                   if (rc == Recompute::full)
                     l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
                                          : q_.recompute     ? 0
                                                             : fewest_recompute_layers(m_, s_, l, q_.work, bare_out);
-                  apply_given_knobs(l, q_);
-                  apply_memory_option(l, mo);
                   const long before = out.st.feasible;
                   consider(l, n, out);
                   if (out.st.feasible > before) fitted = true;

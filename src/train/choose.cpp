@@ -51,6 +51,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.work.moe_imbalance != 0 && !(q.work.moe_imbalance >= 1 && std::isfinite(q.work.moe_imbalance)))
     bad("--moe-imbalance", "must be at least 1 (1 = balanced routing)");
   if (q.work.moe_imbalance > 0 && !m.is_moe()) bad("--moe-imbalance", "needs a mixture-of-experts model");
+  if (m.is_moe() && q.work.moe_imbalance * m.moe.top_k > m.moe.experts)
+    bad("--moe-imbalance", "exceeds experts / top_k (the busiest expert would get more than every token)");
   if (q.moe_dispatcher != MoeDispatcher::flex && !m.is_moe()) bad("--moe-dispatcher", "needs a mixture-of-experts model");
   if (q.moe_a2a_overlap && !m.is_moe()) bad("--moe-a2a-overlap", "needs a mixture-of-experts model");
   if (q.moe_a2a_overlap && q.ep && *q.ep < 2) bad("--moe-a2a-overlap", "needs expert parallelism (ep > 1)");
@@ -62,6 +64,11 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.recompute_layers) {
     require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
+    // The most layers a stage holds (split_layers: floor or ceil of layers / pp).
+    const int most = q.pp ? (m.layers + *q.pp - 1) / *q.pp : m.layers;
+    if (*q.recompute_layers > most)
+      bad("--recompute-layers", std::to_string(*q.recompute_layers) + " exceeds the " + std::to_string(most) +
+                                    " layers a pipeline stage holds at most");
   }
   if (q.lowp_params && *q.lowp_params && q.precision && !can_keep_lowp_params(*q.precision))
     bad("--lowp-params", "on needs fp8 or fp4 weights, and the precision is " + std::string(precision_name(*q.precision)));
@@ -100,6 +107,13 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.cp && *q.cp > 1 && q.work.seq_len % (2L * *q.cp) != 0)
     bad("--cp", "sequence length " + std::to_string(q.work.seq_len) + " is not a multiple of 2 x cp");
   if (q.vp && *q.vp > 1 && q.pp && *q.pp == 1) bad("--vp", "interleaving needs --pp > 1");
+  if (q.vp && q.pp && static_cast<long>(*q.pp) * *q.vp > max_pipeline_chunks(m.layers))
+    bad("--vp", "pp x vp = " + std::to_string(static_cast<long>(*q.pp) * *q.vp) + " exceeds the model's layers + 2 = " +
+                    std::to_string(max_pipeline_chunks(m.layers)) + " (the embedding and the loss may count as one layer each)");
+  if (q.zero && *q.zero == 3 && q.pp && *q.pp > 1) bad("--zero", "ZeRO-3 with pipeline parallelism is not modelled (give --pp 1)");
+  // Expert ranks are carved from a stage's tp x dp x cp ranks, which are devices / pp.
+  if (q.ep && m.is_moe() && (q.devices % *q.ep != 0 || (q.pp && q.devices % *q.pp == 0 && (q.devices / *q.pp) % *q.ep != 0)))
+    bad("--ep", std::to_string(*q.ep) + " does not divide the ranks of a pipeline stage (tp x dp x cp = devices / pp)");
   if (q.precision && !s.peak(*q.precision))
     bad("--precision", s.chip.name + " has no " + precision_name(*q.precision) + " matrix rate (" + s.chip.file + ": peak)");
   if (q.lowp_params && *q.lowp_params && !q.precision && !s.peak(Precision::fp8) && !s.peak(Precision::fp4))
@@ -179,7 +193,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     if (q.vp) vps = {*q.vp};
     else if (pp == 1 || q.schedule == PipeSchedule::zero_bubble) vps = {1};
     else
-      for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= m.layers; ++v) vps.push_back(v);
+      for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= max_pipeline_chunks(m.layers); ++v) vps.push_back(v);
     std::vector<int> eps;
     if (q.ep) eps = {*q.ep};
     else if (!m.is_moe()) eps = {1};

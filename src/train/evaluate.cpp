@@ -407,10 +407,8 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "recompute layers need full recompute (and are at least 1)");
   if (l.vp > 1 && l.schedule == PipeSchedule::zero_bubble)
     return no(Infeasible::indivisible, "the zero-bubble schedule (zb-h1) runs without interleaving (vp = 1)");
-  // Megatron-Core may count the embedding and the loss as one layer each when it splits the model
-  // (account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split, as the Llama 3.1
-  // 405B recipes do with pp 16 x vp 8 over 126 layers): so pp x vp may reach layers + 2.
-  if (static_cast<long>(l.pp) * l.vp > m.layers + 2L)
+  // The embedding and the loss may count as one layer each (max_pipeline_chunks, evaluate.hpp).
+  if (static_cast<long>(l.pp) * l.vp > max_pipeline_chunks(m.layers))
     return no(Infeasible::indivisible, "pp x vp = " + std::to_string(l.pp * l.vp) + " exceeds layers + 2 = " + std::to_string(m.layers + 2) +
                                            " (the embedding and the loss may count as one layer each)");
   const long per_replica = static_cast<long>(l.dp) * l.micro_batch;

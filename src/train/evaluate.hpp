@@ -22,6 +22,12 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
 // pp by default). check_layout and the search's divisibility pass both apply it.
 inline bool too_few_to_interleave(int pp, int vp, long microbatches) { return vp > 1 && microbatches < pp; }
 
+// The most pipeline chunks (pp x vp) a model of this many layers splits into: Megatron-Core may
+// count the embedding and the loss as one layer each (account_for_embedding_in_pipeline_split,
+// account_for_loss_in_pipeline_split, as the Llama 3.1 405B recipes do with pp 16 x vp 8 over 126
+// layers). check_layout refuses more; train's chooser and the search try up to it.
+inline long max_pipeline_chunks(int layers) { return layers + 2L; }
+
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
