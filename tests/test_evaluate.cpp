@@ -819,5 +819,23 @@ TEST(Evaluate, ExpertDataParallelSpansTheTensorRanksExpertsDoNotSplit) {
   EXPECT_GT(whole.time.dp_comm, split.time.dp_comm);
 }
 
+TEST(Choose, NeverSplitsKvHeadsUnevenly) {
+  // Llama 3.1 405B (8 KV heads) at 128k context on NVL72 racks: the chooser took tp 16, which
+  // Megatron-Core refuses (num_query_groups must divide by tp). Given, such a tp is evaluated.
+  const Model& m = builtin().model("llama3.1-405b");
+  const System& s = builtin().system("gb200-nvl72");
+  PlanRequest q;
+  q.devices = 2304;
+  q.work = Workload{131072, 16};
+  const TrainReport r = choose_plan(m, s, q);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_EQ(m.kv_heads % r.layout.tp, 0) << "tp " << r.layout.tp;
+  Layout l;
+  l.tp = 16;
+  l.pp = 9;
+  l.cp = 16;
+  EXPECT_EQ(check_layout(m, s, l, q.work, q.devices, nullptr), Infeasible::none);
+}
+
 }  // namespace
 }  // namespace xpu

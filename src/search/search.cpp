@@ -74,7 +74,10 @@ std::vector<int> powers_of_two(int cap) {
 // The raw space: degree lists independent of divisibility (the divisibility pass prunes them).
 Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   Lists L;
-  L.tp = given_or(q.tp, powers_of_two(std::min(s.scale_up.size, 64)));
+  std::vector<int> tps;
+  for (int t : powers_of_two(std::min(s.scale_up.size, 64)))
+    if (tp_splits_kv_heads(m, t)) tps.push_back(t);
+  L.tp = given_or(q.tp, tps);
   std::vector<int> pps;
   for (int p = 1; p <= std::min(m.layers, 128); ++p) pps.push_back(p);
   L.pp = given_or(q.pp, pps);

@@ -156,7 +156,10 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   check_request(m, s, q);
   const long n = q.devices;
 
-  std::vector<int> tps = one_or(q.tp, divisors(n, std::min<long>(s.scale_up.size, 64)));
+  std::vector<int> tps;
+  for (int t : divisors(n, std::min<long>(s.scale_up.size, 64)))
+    if (tp_splits_kv_heads(m, t)) tps.push_back(t);
+  if (q.tp) tps = {*q.tp};
   std::vector<int> pps = one_or(q.pp, divisors(n, m.layers));
   std::vector<int> cps = one_or(q.cp, std::vector<int>{1, 2, 4, 8, 16});
   std::vector<int> zeros = one_or(q.zero, std::vector<int>{0, 1, 2, 3});

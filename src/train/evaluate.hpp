@@ -28,6 +28,12 @@ inline bool too_few_to_interleave(int pp, int vp, long microbatches) { return vp
 // layers). check_layout refuses more; train's chooser and the search try up to it.
 inline long max_pipeline_chunks(int layers) { return layers + 2L; }
 
+// A tensor-parallel degree the automatic choices try: it splits the KV heads evenly (Megatron-Core
+// divides num_query_groups by tp and asserts; MLA has no KV heads to split). A tp above the KV
+// heads, each replicated over tp / kv_heads ranks, runs in some frameworks (NeuronX Distributed)
+// and is evaluated when given, never chosen.
+inline bool tp_splits_kv_heads(const Model& m, int tp) { return m.is_mla() || m.kv_heads % tp == 0; }
+
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
