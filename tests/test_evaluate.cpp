@@ -837,5 +837,29 @@ TEST(Choose, NeverSplitsKvHeadsUnevenly) {
   EXPECT_EQ(check_layout(m, s, l, q.work, q.devices, nullptr), Infeasible::none);
 }
 
+TEST(Choose, InterleavesOnlyIntoEvenChunks) {
+  // Stock Megatron-Core builds equal chunks of whole layers (the embedding and the loss may count
+  // as one each). The chooser picked pp 4 x vp 9 for Llama 3 70B on 64 H100s: 20 layers a stage in
+  // 9 chunks, which only a hand-written layout of 3- and 2-layer chunks runs.
+  EXPECT_TRUE(even_chunks(80, 4, 5));
+  EXPECT_FALSE(even_chunks(80, 4, 9));
+  EXPECT_TRUE(even_chunks(126, 16, 8));  // 128 = 126 + embedding + loss
+  EXPECT_TRUE(even_chunks(61, 2, 31));   // 62 = 61 + embedding
+  EXPECT_FALSE(even_chunks(92, 4, 16));
+  EXPECT_TRUE(even_chunks(92, 4, 23));
+  for (const char* id : {"llama3-70b", "llama3.1-405b", "deepseek-v3"}) {
+    const Model& m = builtin().model(id);
+    for (int devices : {64, 256}) {
+      PlanRequest q;
+      q.devices = devices;
+      q.work = Workload{4096, 1024};
+      const TrainReport r = choose_plan(m, h100(), q);
+      if (!r.feasible()) continue;
+      EXPECT_TRUE(even_chunks(m.layers, r.layout.pp, r.layout.vp))
+          << id << " on " << devices << ": pp " << r.layout.pp << " vp " << r.layout.vp;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace xpu

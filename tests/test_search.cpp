@@ -311,5 +311,24 @@ TEST(Search, GivenDpHoldsWithoutDivisibilityPruning) {
   for (const auto& r : res.top) EXPECT_EQ(r.layout.dp, 8);
 }
 
+TEST(Search, InterleavesOnlyIntoEvenChunksUnlessVpIsGiven) {
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {4096, 256};
+  q.tp = 8;
+  q.pp = 4;
+  const Model& m = builtin().model("llama3-70b");
+  SearchOptions o;
+  o.threads = 1;
+  o.top_k = 20;
+  const SearchResult res = search(m, builtin().system("dgx-h100"), q, o);
+  ASSERT_FALSE(res.top.empty());
+  for (const auto& r : res.top) EXPECT_TRUE(even_chunks(m.layers, r.layout.pp, r.layout.vp)) << r.layout.vp;
+  q.vp = 9;  // given: evaluated as asked
+  const SearchResult given = search(m, builtin().system("dgx-h100"), q, o);
+  ASSERT_FALSE(given.top.empty());
+  EXPECT_EQ(given.top[0].layout.vp, 9);
+}
+
 }  // namespace
 }  // namespace xpu

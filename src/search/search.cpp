@@ -84,7 +84,7 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   L.cp = given_or(q.cp, powers_of_two(16));
   L.mb = given_or(q.micro_batch, powers_of_two(16));
   std::vector<int> vps;
-  for (int v = 1; v <= 16; ++v) vps.push_back(v);
+  for (int v = 1; v <= 64; ++v) vps.push_back(v);  // the divisibility pass keeps even chunks
   L.vp = q.schedule == PipeSchedule::zero_bubble ? given_or(q.vp, std::vector<int>{1}) : given_or(q.vp, vps);
   L.ep = given_or(q.ep, m.is_moe() ? powers_of_two(m.moe.experts) : std::vector<int>{1});
   // Expert tensor parallelism: any power of two up to the largest tp (pruned where it does not
@@ -104,6 +104,7 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
 
 struct Task {
   int devices, tp, pp;
+  std::vector<int> vps;  // the interleaving depths of this pp: given, or those of even chunks
 };
 
 struct TaskResult {
@@ -126,7 +127,7 @@ class Searcher {
     for (int mo = 0; mo < kMemoryOptions; ++mo) n += memory_option_allowed(q_, p, mo);
     return n;
   }
-  long inner_count(std::size_t from_cp) const;
+  long inner_count(std::size_t vps) const;
 
   const Model& m_;
   const System& s_;
@@ -135,11 +136,12 @@ class Searcher {
   const Lists& L_;
 };
 
-// Candidates below one (devices, tp, pp) node of the enumeration tree, for counting pruned subtrees.
-long Searcher::inner_count(std::size_t) const {
+// Candidates below one (devices, tp, pp) node of the enumeration tree (with vps interleaving
+// depths), for counting pruned subtrees.
+long Searcher::inner_count(std::size_t vps) const {
   long per_prec = 0;
   for (Precision p : L_.prec) per_prec += count_mem_options(p);
-  return static_cast<long>(L_.cp.size() * L_.mb.size() * L_.vp.size() * L_.ep.size() * L_.etp.size() * L_.zero.size() *
+  return static_cast<long>(L_.cp.size() * L_.mb.size() * vps * L_.ep.size() * L_.etp.size() * L_.zero.size() *
                            L_.rc.size()) *
          per_prec;
 }
@@ -180,7 +182,7 @@ void Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
 }
 
 void Searcher::run(const Task& t, TaskResult& out) const {
-  const long subtree = inner_count(0);
+  const long subtree = inner_count(t.vps.size());
   const int n = t.devices;
   auto prune_div = [&](long count) { out.st.considered += count; out.st.pruned_divisibility += count; };
   // Structural checks at the (tp, pp) level prune whole subtrees.
@@ -206,8 +208,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
         prune_div(per_mb);
         continue;
       }
-      for (int vp : L_.vp) {
-        const long per_vp = per_mb / static_cast<long>(L_.vp.size());
+      for (int vp : t.vps) {
+        const long per_vp = per_mb / static_cast<long>(t.vps.size());
         // Interleaving needs a pipeline and at least pp microbatches (check_layout's rules).
         if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > max_pipeline_chunks(m_.layers) ||
                                       too_few_to_interleave(t.pp, vp, q_.work.global_batch / (static_cast<long>(dp) * mb)))) {
@@ -305,7 +307,14 @@ SearchResult search(const Model& m, const System& s, const PlanRequest& q, const
   std::vector<Task> tasks;
   for (int d : counts)
     for (int tp : L.tp)
-      for (int pp : L.pp) tasks.push_back({d, tp, pp});
+      for (int pp : L.pp) {
+        // Interleaving into uneven chunks is not a candidate (even_chunks, evaluate.hpp): the
+        // space itself leaves it out, pruned or not; a given vp is taken as asked.
+        std::vector<int> vps;
+        for (int v : L.vp)
+          if (q.vp || even_chunks(m.layers, pp, v)) vps.push_back(v);
+        tasks.push_back({d, tp, pp, std::move(vps)});
+      }
 
   Searcher searcher(m, s, q, o, L);
   std::vector<TaskResult> results(tasks.size());

@@ -196,7 +196,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     if (q.vp) vps = {*q.vp};
     else if (pp == 1 || q.schedule == PipeSchedule::zero_bubble) vps = {1};
     else
-      for (int v = 1; v <= 16 && static_cast<long>(pp) * v <= max_pipeline_chunks(m.layers); ++v) vps.push_back(v);
+      for (int v = 1; static_cast<long>(pp) * v <= max_pipeline_chunks(m.layers); ++v)
+        if (even_chunks(m.layers, pp, v)) vps.push_back(v);
     std::vector<int> eps;
     if (q.ep) eps = {*q.ep};
     else if (!m.is_moe()) eps = {1};

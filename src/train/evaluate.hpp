@@ -28,6 +28,20 @@ inline bool too_few_to_interleave(int pp, int vp, long microbatches) { return vp
 // layers). check_layout refuses more; train's chooser and the search try up to it.
 inline long max_pipeline_chunks(int layers) { return layers + 2L; }
 
+// Whether an interleaved pipeline's chunks hold equal whole layers, as stock Megatron-Core builds
+// them: pp x vp divides the layers, with the embedding and the loss counted as a layer each or
+// not (layers, layers + 1 or layers + 2). Other splits need a hand-written
+// pipeline_model_parallel_layout with chunks one layer apart, whose imbalance the evaluator's
+// mean-chunk pipeline does not see; the automatic choices take only even chunks, a given vp is
+// evaluated.
+inline bool even_chunks(int layers, int pp, int vp) {
+  if (vp <= 1) return true;
+  const long chunks = static_cast<long>(pp) * vp;
+  for (long extra = 0; extra <= 2; ++extra)
+    if ((layers + extra) % chunks == 0) return true;
+  return false;
+}
+
 // A tensor-parallel degree the automatic choices try: it splits the KV heads evenly (Megatron-Core
 // divides num_query_groups by tp and asserts; MLA has no KV heads to split). A tp above the KV
 // heads, each replicated over tp / kv_heads ranks, runs in some frameworks (NeuronX Distributed)
