@@ -49,6 +49,14 @@ void add_train(CLI::App& app, const Globals& g) {
       } else if (r.stage_fwd.size() != static_cast<size_t>(r.layout.pp) || r.stage_bwd.size() != r.stage_fwd.size()) {
         std::cerr << "xpuplan train: --trace: no trace written to " << o->trace << ": the report has no per-stage times\n";
       } else {
+        // Every forward, backward and weight-gradient pass of every chunk is a span (plus the
+        // sends): bound the file (about 200 bytes a span) and the memory that builds it.
+        constexpr double kMaxSpans = 5e6;
+        const double spans = 3.0 * r.layout.pp * r.layout.vp * static_cast<double>(r.microbatches);
+        if (spans > kMaxSpans)
+          throw InputError("--trace", "the step has " + format_number("%.3g", spans) +
+                                          " compute spans (3 x pp x vp x microbatches); a trace holds at most 5e+06 "
+                                          "(about 1 GB of JSON): trace a smaller global batch, or drop --trace");
         const PipelineResult sim = simulate_pipeline(pipeline_input(r), true);
         write_output(o->trace, chrome_trace(r, sim).dump() + "\n");
         simulated = true;
