@@ -164,6 +164,7 @@ TEST(Validate, GradeCIsOutsideTheHeadline) {
   // Two evaluable rows, grades A and C: headline counts 1, per_grade["C"] counts 1.
   auto c = dense_row();
   c["grade"] = "C";
+  c["id"] = "DENSE-1C";
   const std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(c);
   const ValidationResult v = validate_training(parse_csv({"mem.csv", text}), builtin());
   ASSERT_EQ(v.rows.size(), 2u);

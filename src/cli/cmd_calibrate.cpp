@@ -85,6 +85,18 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       training_paths.push_back(p);
       names += (names.empty() ? "" : ", ") + p;
     }
+    if (!o->out_dir.empty() && !tables.empty() && !serving_tables.empty())
+      throw InputError("--out-dir", "training tables fit data/calibration/ files, inference tables data/serving/ files: "
+                                    "give one kind of table per run with --out-dir");
+    // The files are written together once every fit is done, each atomically; a target that
+    // cannot be replaced is found before any is written.
+    std::vector<std::pair<std::string, std::string>> files;
+    auto write_files = [&] {
+      for (const auto& [path, text] : files)
+        if (std::filesystem::is_directory(path, ec))
+          throw InputError(path, "is a directory: cannot write the fitted file there (nothing written)");
+      for (const auto& [path, text] : files) write_output(path, text);
+    };
     CalibrateOptions opts;
     opts.dense_only = !o->all_rows;
     opts.prior_weight = o->prior;
@@ -142,12 +154,13 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       if (!o->out_dir.empty())
         for (const auto& fit : fits) {
           const std::string path = o->out_dir + "/" + fit.family + ".toml";
-          write_output(path, serving_toml(fit.fitted, &fit, snames, "xpuplan 0.1.0", today()));
+          files.emplace_back(path, serving_toml(fit.fitted, &fit, snames, "xpuplan 0.1.0", today()));
           serving_text += "wrote " + path + "\n";
         }
     }
     for (const auto& t : kernel_tables) serving_text += kernel_fit_text(t.path, fit_kernels(t, cat), cat);
     if (tables.empty()) {
+      write_files();
       write_output("", serving_text);
       return;
     }
@@ -178,10 +191,11 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       for (const auto& fit : res.families)
         for (const auto& chip : fit.chips) {
           const std::string path = o->out_dir + "/" + chip + ".toml";
-          write_output(path, calibration_toml(res.fitted.at(chip), &fit, names, "xpuplan 0.1.0", today()));
+          files.emplace_back(path, calibration_toml(res.fitted.at(chip), &fit, names, "xpuplan 0.1.0", today()));
           text += "wrote " + path + "\n";
         }
     }
+    write_files();
     write_output("", text + (serving_text.empty() ? "" : "\n" + serving_text));
   });
 }

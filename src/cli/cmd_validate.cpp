@@ -1,3 +1,4 @@
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -53,6 +54,9 @@ void add_validate(CLI::App& app, const Globals& g) {
                 "deployment (inference) with every term and the data file and field it came from, as train/serve "
                 "--explain print it (--json: under \"prediction\")");
   c->callback([o, &g] {
+    // -1 is "no gate"; a given threshold is a finite percentage (NaN or a negative one gated nothing).
+    for (auto [v, flag] : {std::pair{o->max_mape, "--max-mape"}, std::pair{o->max_row, "--max-row-error"}})
+      if (v != -1 && !(v >= 0 && std::isfinite(v))) throw InputError(flag, "must be a percentage of at least 0");
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
     const bool kernels = !is_training_table(t) && !is_inference_table(t) && is_kernel_table(t);
@@ -118,6 +122,10 @@ void add_validate(CLI::App& app, const Globals& g) {
     }
     const ErrorStats& gate = o->dense_only_gate ? v.dense : v.headline;
     bool fail = false;
+    if ((o->max_mape >= 0 || o->max_row >= 0) && gate.count == 0) {
+      std::fprintf(stderr, "xpuplan validate: no grade A or B row%s to gate\n", o->dense_only_gate ? " of a dense model" : "");
+      fail = true;
+    }
     if (o->max_mape >= 0 && gate.mape_pct > o->max_mape) {
       std::fprintf(stderr, "xpuplan validate: MAPE %.1f%% exceeds --max-mape %.1f%%\n", gate.mape_pct, o->max_mape);
       fail = true;

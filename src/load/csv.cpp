@@ -28,6 +28,12 @@ CsvTable parse_csv(const DataFile& f) {
     const bool blank = row.size() == 1 && row[0].empty();
     if (!blank) {
       if (t.header.empty()) {
+        for (std::size_t i = 0; i < row.size(); ++i)
+          for (std::size_t j = 0; j < i; ++j)
+            if (row[i] == row[j])
+              throw InputError(f.path + ":" + std::to_string(row_line),
+                               "header names column '" + row[i] + "' twice (columns " + std::to_string(j + 1) + " and " +
+                                   std::to_string(i + 1) + ")");
         t.header = std::move(row);
       } else {
         if (row.size() != t.header.size())

@@ -1,6 +1,8 @@
 #include "load/toml_reader.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 namespace xpu {
 
@@ -48,7 +50,11 @@ std::optional<long> TomlReader::opt_integer(std::string_view key, long min_value
   const auto* n = get(key);
   if (!n) return std::nullopt;
   if (!n->is_integer()) fail(key, "must be an integer");
-  long v = static_cast<long>(n->as_integer()->get());
+  const std::int64_t raw = n->as_integer()->get();
+  // Every catalog count is held as an int: refuse what would wrap.
+  if (raw > std::numeric_limits<int>::max())
+    fail(key, "must be at most " + std::to_string(std::numeric_limits<int>::max()) + ", got " + std::to_string(raw));
+  long v = static_cast<long>(raw);
   if (v < min_value) fail(key, "must be at least " + std::to_string(min_value) + ", got " + std::to_string(v));
   return v;
 }

@@ -198,7 +198,8 @@ ordered_json inference_validation_json(const ValidationResult& v) {
     if (!r.facts.empty()) {
       ordered_json fs = ordered_json::array();
       for (const auto& f : r.facts)
-        fs.push_back({{"field", f.field}, {"value", f.value}, {"source", f.source}, {"file", f.file}, {"line", f.line}});
+        fs.push_back({{"field", f.field}, {"value", f.text.empty() ? ordered_json(f.value) : ordered_json(f.text)},
+                      {"source", f.source}, {"file", f.file}, {"line", f.line}});
       x["run_facts"] = fs;
     }
     x["error_pct"] = r6(r.error_pct);

@@ -185,6 +185,17 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
   return out;
 }
 
+void check_unique_ids(const CsvTable& t) {
+  std::map<std::string, int> seen;  // id -> line
+  for (std::size_t i = 0; i < t.rows.size(); ++i) {
+    const std::string id = RowReader(t, i).str("id");
+    const auto [at, fresh] = seen.emplace(id, t.row_lines[i]);
+    if (!fresh)
+      throw InputError(t.path + ":" + std::to_string(t.row_lines[i]) + ": id",
+                       "'" + id + "' repeats the row of line " + std::to_string(at->second) + " (ids name one row each)");
+  }
+}
+
 void check_fact_ids(const CsvTable& t, const RunFacts& facts) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < t.rows.size(); ++i) ids.insert(RowReader(t, i).str("id"));
@@ -201,6 +212,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
                                    const RunFacts* facts) {
   for (const char* col : kTrainingColumns)
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  check_unique_ids(t);
   if (facts) check_fact_ids(t, *facts);
   ValidationResult out;
   out.path = t.path;

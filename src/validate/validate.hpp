@@ -70,6 +70,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind = FactTable::training
 // Throws InputError when a fact names an id that is not a row of t.
 void check_fact_ids(const CsvTable& t, const RunFacts& facts);
 
+// Throws InputError (path:line: id) when two rows of a measured-runs table share an id.
+void check_unique_ids(const CsvTable& t);
+
 struct ValidationRow {
   std::string id, grade, system, model, metric;
   int line = 0;

@@ -102,6 +102,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
                                     const RunFacts* facts) {
   for (const char* col : kInferenceColumns)
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  check_unique_ids(t);
   if (facts) check_fact_ids(t, *facts);
   ValidationResult out;
   out.path = t.path;
