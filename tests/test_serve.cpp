@@ -477,6 +477,47 @@ TEST(ServeSim, GuaranteedAdmissionNeverPreempts) {
   EXPECT_TRUE(too_long.requests.empty());
 }
 
+// Optimistic admission preempts as vLLM does: the most recently admitted running sequence, also
+// one still prefilling, never the older one that needs the block; a preempted sequence recomputes
+// its prompt and every token it generated, so its context keeps growing; and a sequence whose
+// context outgrows the whole cache is dropped, never completed. Two requests of 200,000 + 30,000
+// tokens on one H100 (437,857 tokens of KV for Llama 3.1 8B): both prompts fit, both outputs do
+// not; before, the decoding one preempted itself in favour of the prefilling one thousands of times.
+TEST(ServeSim, OptimisticAdmissionPreemptsTheLatestAndDropsWhatNeverFits) {
+  StepModel sm(builtin().model("llama3.1-8b"), h100(), ServeLayout{});
+  ASSERT_TRUE(sm.fits()) << sm.reason();
+  ASSERT_LT(sm.kv_capacity_tokens(), 2L * 230000);
+  ASSERT_GT(sm.kv_capacity_tokens(), 2L * 200000);
+  SimOptions guaranteed;
+  guaranteed.reserve_output = true;
+  const SimResult g = simulate(sm, offline(2, 200000, 30000), guaranteed);
+  const SimResult r = simulate(sm, offline(2, 200000, 30000), SimOptions{});
+  ASSERT_EQ(g.requests.size(), 2u);
+  ASSERT_EQ(r.requests.size(), 2u);
+  EXPECT_EQ(g.preemptions, 0);
+  EXPECT_LE(r.preemptions, 3);
+  EXPECT_EQ(r.output_tokens, 2L * 30000);
+  EXPECT_LT(r.makespan_s, 1.1 * g.makespan_s);
+  // The preempted request recomputed its prompt and the tokens it had generated, once.
+  EXPECT_GT(r.prefill_tokens, 3L * 200000);
+  EXPECT_LT(r.prefill_tokens, 3L * 230000);
+  // One request of 16 + 1,000,000 tokens outgrows the cache: dropped, with no output delivered.
+  const SimResult huge = simulate(sm, offline(1, 16, 1000000), SimOptions{});
+  EXPECT_EQ(huge.dropped, 1);
+  EXPECT_TRUE(huge.requests.empty());
+  EXPECT_EQ(huge.output_tokens, 0);
+  EXPECT_LE(huge.preemptions, 1);
+  // Beside a request that fits, the one that outgrows the cache is dropped and the other completes.
+  ServeWorkload two = offline(2, 16, 1000);
+  two.kind = WorkloadKind::trace;
+  two.trace = {{0, 16, 1000}, {0, 16, 1000000}};
+  const SimResult mixed = simulate(sm, two, SimOptions{});
+  EXPECT_EQ(mixed.dropped, 1);
+  ASSERT_EQ(mixed.requests.size(), 1u);
+  EXPECT_EQ(mixed.requests[0].output, 1000);
+  EXPECT_EQ(mixed.output_tokens, 1000);
+}
+
 // The NVIDIA families declare TensorRT-LLM's admission; a serving file's kv_admission round-trips
 // through serving_toml, and a value other than optimistic or guaranteed is a one-line error.
 TEST(ServeData, KvAdmissionIsReadWrittenAndChecked) {
