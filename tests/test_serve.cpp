@@ -385,6 +385,26 @@ TEST(ServeSim, LittlesLawUnderFixedConcurrency) {
   EXPECT_NEAR(x * e2e, 16.0, 16.0 * 0.05);
 }
 
+// Fewer clients than replicas (or pipeline lanes): the idle ones send nothing, and the clients
+// still send every request asked for (before, each of the 8 replicas had a quota of 100 / 8 and
+// only the one with a client issued its 13).
+TEST(ServeSim, ConcurrencyBelowReplicasSimulatesEveryRequest) {
+  ServeLayout l;
+  l.replicas = 8;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ASSERT_TRUE(sm.fits()) << sm.reason();
+  for (int c : {1, 3, 8, 12}) {
+    const SimResult r = simulate(sm, closed_loop(c, 100, 256, 32), SimOptions{});
+    EXPECT_EQ(r.requests.size(), 100u) << c << " clients";
+    EXPECT_EQ(r.output_tokens, 100L * 32) << c << " clients";
+  }
+  ServeLayout p2;
+  p2.pp = 2;
+  StepModel piped(builtin().model("llama3-8b"), h100(), p2);
+  ASSERT_TRUE(piped.fits()) << piped.reason();
+  EXPECT_EQ(simulate(piped, closed_loop(1, 50, 256, 32), SimOptions{}).requests.size(), 50u);
+}
+
 TEST(ServeSim, PipelineStagesKeepOneBatchPerStageInFlight) {
   // pp stages run pp micro-batch lanes: a tp1 x pp2 replica on two H100s serves about as many
   // tokens/s as two tp1 replicas (each lane streams the whole model through both stages, the

@@ -709,9 +709,14 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       break;
     }
     case WorkloadKind::concurrency: {
+      // Client k sends its requests to lane k mod RL; the requests are shared among the clients,
+      // so a lane's quota follows its clients (a lane without any sends none, and the whole
+      // requested count is simulated even with fewer clients than lanes).
+      const int C = std::max(1, w.concurrency);
       for (int p = 0; p < RL; ++p) {
         const int c = w.concurrency / RL + (p < w.concurrency % RL ? 1 : 0);
-        const int n = w.requests / RL + (p < w.requests % RL ? 1 : 0);
+        int n = 0;
+        for (int k = p; k < C; k += RL) n += w.requests / C + (k < w.requests % C ? 1 : 0);
         reps[p].set_quota(n);
         reps[p].seed_lengths(static_cast<std::uint64_t>(p));
         for (int k = 0; k < std::min(c, n); ++k) reps[p].issue_closed(0);
