@@ -168,7 +168,9 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--agent", o->agent,
                 "Workload: CSV of agent tasks (task,arrival_s,new_input_tokens,output_tokens,tool_s); each call's "
                 "prompt is the task's context so far");
-  c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000)");
+  c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000); with --search --offline, at least "
+                "this many: each layout simulates at least 2 x the requests its replicas run at once (batch cap, or the prompts "
+                "the KV cache holds), so the peak is not start-up and drain");
   c->add_option("--seed", o->seed, "Seed of the Poisson arrivals (default 1)");
   c->add_flag("--no-prefix-cache", o->no_prefix_cache, "Agent workloads: prefill every call's whole context");
   c->add_option("--weight-precision", o->weights, "Weights: bf16 fp16 fp8 int8 int4 fp4 (default bf16)");
@@ -216,6 +218,7 @@ void add_serve(CLI::App& app, const Globals& g) {
       else throw InputError("--objective", "'" + o->objective + "' is not throughput or cost");
       if (o->top < 1) throw InputError("--top", "must be at least 1, got " + std::to_string(o->top));
       so.top = o->top;
+      if (q.work.kind == WorkloadKind::offline) so.peak_waves = kPeakWaves;
       const ServeSearchResult r = serve_search(m, s, q, so);
       write_output(o->out, o->json ? serve_search_json(m, s, r, so.objective).dump(2) + "\n"
                                    : serve_search_text(m, s, r, so.objective));

@@ -71,6 +71,7 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
   ServeSearchOptions so;
   so.top = 1;
   so.vary_disagg = false;
+  so.peak_waves = kPeakWaves;  // `requests` is a floor: each candidate fills its batches many times over
   std::string last_reason;
   // One node first; more nodes only when no layout fits one (a model too large for its memory).
   for (int nodes = 1; nodes <= 8; nodes *= 2) {
@@ -91,7 +92,9 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
       continue;
     }
     pick.search_devices = devices;
-    std::string n = ", " + std::to_string(requests) + " requests";
+    // The open-loop runs below simulate as many requests as the peak's (sized to its replicas).
+    q.work.requests = std::max(requests, top.work.requests);
+    std::string n = ", " + std::to_string(q.work.requests) + " requests";
     if (input_spread.set()) n += ", prompt lengths " + spread_name(input_spread);
     if (output_spread.set()) n += ", output lengths " + spread_name(output_spread);
     if (!slo) {

@@ -68,6 +68,12 @@ bool same_outcome(const ServeReport& a, const ServeReport& b) {
 
 }  // namespace
 
+int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_tokens, int input_len) {
+  const long at_once = std::max(1L, std::min<long>(max_batch, kv_tokens / std::max(1, input_len)));
+  const long n = static_cast<long>(waves) * std::max(1, replicas) * at_once;
+  return static_cast<int>(std::max<long>(floor, std::min<long>(n, kPeakMaxRequests)));
+}
+
 ServeSearchResult serve_search(const Model& m, const System& s, const ServeRequest& q, const ServeSearchOptions& o) {
   const int N = q.devices;
   if (N < 1) throw InputError("--devices", "must be at least 1");
@@ -127,6 +133,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
   const int budget = q.token_budget.value_or(s.serving.token_budget);
 
   ServeSearchResult res;
+  if (q.work.kind == WorkloadKind::offline) res.peak_waves = o.peak_waves;
   std::vector<ServeReport> all;
   // Every batch cap and prefill/decode split of one layout.
   auto try_layout = [&](int pp, int tp, int ep) {
@@ -165,7 +172,17 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         so.reserve_output = q.reserve_output.value_or(s.serving.reserve_output);
         so.prefill_first = q.prefill_first.value_or(s.serving.prefill_first);
         so.prefill_kv_free = q.prefill_kv_free.value_or(0.0);
-        ServeReport r = evaluate_serve(m, s, q, l, so);
+        ServeReport r;
+        if (o.peak_waves > 0 && q.work.kind == WorkloadKind::offline) {
+          // A peak estimate: enough requests that every replica fills its batch many times over.
+          const StepModel sm(m, s, l);
+          ServeRequest qp = q;
+          qp.work.requests = peak_requests(q.work.requests, o.peak_waves, l.replicas - p, b, sm.fits() ? sm.kv_capacity_tokens() : 0,
+                                           q.work.input_len);
+          r = evaluate_serve(m, s, qp, l, so);
+        } else {
+          r = evaluate_serve(m, s, q, l, so);
+        }
         ++res.considered;
         if (r.feasible) ++res.feasible;
         if (r.feasible && r.slo_met) ++res.within_slo;
