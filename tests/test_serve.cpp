@@ -80,6 +80,36 @@ TEST(ServeKv, CapacityIsHbmMinusWeightsAndTpShardsKv) {
   EXPECT_NE(big.reason().find("out of memory"), std::string::npos);
 }
 
+// The activation workspace beside the KV cache follows the token budget and batch cap in effect
+// (--token-budget, --max-batch), not the serving file's defaults: smaller limits leave more KV.
+TEST(ServeKv, CapacityFollowsTheTokenBudgetAndBatchCapInEffect) {
+  const Model& m = builtin().model("llama3-70b");
+  const System& s = h100();
+  ServeLayout l;
+  l.tp = 4;
+  const StepModel def(m, s, l);
+  const StepModel same(m, s, l, s.serving.token_budget, s.serving.max_batch);
+  const StepModel small(m, s, l, 512, 8);
+  const StepModel big(m, s, l, 4 * s.serving.token_budget, 4 * s.serving.max_batch);
+  ASSERT_TRUE(def.fits() && small.fits() && big.fits());
+  EXPECT_EQ(def.kv_capacity_tokens(), same.kv_capacity_tokens());
+  EXPECT_GT(small.kv_capacity_tokens(), def.kv_capacity_tokens());
+  EXPECT_LT(big.kv_capacity_tokens(), def.kv_capacity_tokens());
+  // The difference is the workspace bytes, at the KV share of memory, in tokens of KV.
+  const double h = m.hidden, ffn = m.ffn_hidden / 4.0, vocab = m.vocab / 4.0;
+  const double bytes = (s.serving.token_budget - 512.0) * (6 * h + 2 * ffn) * 2 + (s.serving.max_batch - 8.0) * vocab * 4;
+  EXPECT_NEAR(static_cast<double>(small.kv_capacity_tokens() - def.kv_capacity_tokens()),
+              bytes * s.serving.memory_fraction / def.kv_bytes_per_token_per_device(), 2.0);
+  // evaluate_serve sizes the cache with the options it simulates.
+  ServeRequest q;
+  q.devices = 4;
+  q.work = offline(16, 256, 16);
+  SimOptions o;
+  o.max_batch = 8;
+  o.token_budget = 512;
+  EXPECT_EQ(evaluate_serve(m, s, q, l, o).kv_capacity_tokens, small.kv_capacity_tokens());
+}
+
 TEST(ServeKv, ShardsPerDeviceReplicateKvHeadsPerRank) {
   // Llama 3 8B has 8 KV heads. On 8 devices with one rank each, a device holds one KV head; with
   // two ranks per device (Neuron: one per NeuronCore, tp_degree 16), each rank still needs one

@@ -59,8 +59,12 @@ bool same_deployment(const ServeReport& a, const ServeReport& b) {
          a.layout.replicas == b.layout.replicas && (a.options.prefill_replicas == b.options.prefill_replicas || !a.feasible);
 }
 
+// The kind of failure: a reason up to its first colon ("out of memory"; the figures after it
+// vary with the batch cap's workspace).
+std::string failure_kind(const std::string& reason) { return reason.substr(0, reason.find(':')); }
+
 bool same_outcome(const ServeReport& a, const ServeReport& b) {
-  if (!a.feasible || !b.feasible) return a.feasible == b.feasible && a.reason == b.reason;
+  if (!a.feasible || !b.feasible) return a.feasible == b.feasible && failure_kind(a.reason) == failure_kind(b.reason);
   return a.output_tps_per_device == b.output_tps_per_device && a.ttft.p99 == b.ttft.p99 && a.tpot.p99 == b.tpot.p99 &&
          a.ttft.mean == b.ttft.mean && a.tpot.mean == b.tpot.mean && a.goodput_fraction == b.goodput_fraction &&
          a.slo_met == b.slo_met;
@@ -175,7 +179,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         ServeReport r;
         if (o.peak_waves > 0 && q.work.kind == WorkloadKind::offline) {
           // A peak estimate: enough requests that every replica fills its batch many times over.
-          const StepModel sm(m, s, l);
+          const StepModel sm(m, s, l, so.token_budget, b);
           ServeRequest qp = q;
           qp.work.requests = peak_requests(q.work.requests, o.peak_waves, l.replicas - p, b, sm.fits() ? sm.kv_capacity_tokens() : 0,
                                            q.work.input_len);

@@ -57,7 +57,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.options = o;
   r.work = q.work;
   r.workload_detail = workload_summary(q.work);
-  StepModel sm(m, s, l);
+  StepModel sm(m, s, l, o.token_budget, o.max_batch);
   r.weight_bytes_per_device = sm.weight_bytes_per_device();  // also when it does not fit: how far off
   if (!sm.fits()) {
     r.reason = sm.reason();
