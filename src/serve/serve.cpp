@@ -71,7 +71,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     return r;
   }
   if (sim.requests.empty()) {
-    r.reason = sim.dropped > 0 ? "no request fits the KV cache (prompt longer than the cache)" : "no requests";
+    const std::string cache = "the cache of " + std::to_string(sm.kv_capacity_tokens()) + " tokens";
+    r.reason = sim.dropped == 0                       ? std::string("no requests")
+               : sim.dropped_prompt == sim.dropped   ? "no request fits the KV cache (prompt longer than " + cache + ")"
+               : sim.dropped_prompt == 0             ? "no request fits the KV cache (prompt + output longer than " + cache + ")"
+                                                     : "no request fits the KV cache (prompt, or prompt + output, longer than " + cache + ")";
     return r;
   }
   r.feasible = true;

@@ -310,6 +310,7 @@ void Replica::run(SimResult& r) {
       s.state = State::finished;
       r.output_tokens -= static_cast<long>(s.generated) * out_w_;  // tokens sampled before a preemption, never delivered
       ++r.dropped;
+      if (s.generated == 0 && need > total_blocks_) ++r.dropped_prompt;
       return Admit::dropped;
     }
     if (need + grow > free_ - reserved_) return Admit::blocked;
@@ -686,6 +687,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     r.prefill_tokens += pr.prefill_tokens;
     r.output_tokens += pr.output_tokens;
     r.dropped += pr.dropped;
+    r.dropped_prompt += pr.dropped_prompt;
     finish_result(r, kv_busy, prefill_busy);
     return r;
   }

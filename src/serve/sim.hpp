@@ -65,6 +65,7 @@ struct SimResult {
   std::vector<RequestRecord> requests;  // completed requests, in order of creation
   int dropped = 0;                  // requests whose context can never fit the KV cache (not completed;
                                     // tokens they sampled are not in output_tokens)
+  int dropped_prompt = 0;           // of those, requests whose prompt alone exceeds the cache
   double makespan_s = 0;            // first arrival to last completion
   long iterations = 0;
   long prompt_iterations = 0;       // iterations that computed prompt tokens
