@@ -1060,6 +1060,17 @@ TEST(ServeWorkloadFiles, TraceAndAgentErrorsNameFileLineAndColumn) {
   EXPECT_EQ(e4.where, "a.csv:3: arrival_s");
   auto e5 = test::catch_input_error([&] { agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,0,10,1\n"); });
   EXPECT_EQ(e5.where, "a.csv:2: new_input_tokens");
+  // Times beyond 1e10 s are refused (at 1e18 s a double steps by 128 s: TTFT 0, absurd
+  // throughput); the clock starts at the first arrival, so Unix times give what offsets give.
+  auto e6 = test::catch_input_error([&] { trace("arrival_s,input_tokens,output_tokens\n0,100,20\n1e18,100,20\n"); });
+  EXPECT_EQ(e6.where, "t.csv:3: arrival_s");
+  EXPECT_NE(e6.what.find("beyond 1e+10 s"), std::string::npos) << e6.what;
+  auto e7 = test::catch_input_error([&] { agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,100,10,1e18\n"); });
+  EXPECT_EQ(e7.where, "a.csv:2: tool_s");
+  const auto unix_t = trace("arrival_s,input_tokens,output_tokens\n1764000000.25,100,20\n1764000000.75,10,2\n");
+  EXPECT_DOUBLE_EQ(unix_t[0].arrival_s, 0.0);
+  EXPECT_DOUBLE_EQ(unix_t[1].arrival_s, 0.5);
+  EXPECT_DOUBLE_EQ(agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,7,100,10,1\ny,9,10,1,0\n")[1].start_s, 2.0);
 }
 
 TEST(ServeReport, PercentilesCostAndSearch) {
