@@ -80,6 +80,36 @@ TEST(ServeKv, CapacityIsHbmMinusWeightsAndTpShardsKv) {
   EXPECT_NE(big.reason().find("out of memory"), std::string::npos);
 }
 
+// The activation workspace beside the KV cache follows the token budget and batch cap in effect
+// (--token-budget, --max-batch), not the serving file's defaults: smaller limits leave more KV.
+TEST(ServeKv, CapacityFollowsTheTokenBudgetAndBatchCapInEffect) {
+  const Model& m = builtin().model("llama3-70b");
+  const System& s = h100();
+  ServeLayout l;
+  l.tp = 4;
+  const StepModel def(m, s, l);
+  const StepModel same(m, s, l, s.serving.token_budget, s.serving.max_batch);
+  const StepModel small(m, s, l, 512, 8);
+  const StepModel big(m, s, l, 4 * s.serving.token_budget, 4 * s.serving.max_batch);
+  ASSERT_TRUE(def.fits() && small.fits() && big.fits());
+  EXPECT_EQ(def.kv_capacity_tokens(), same.kv_capacity_tokens());
+  EXPECT_GT(small.kv_capacity_tokens(), def.kv_capacity_tokens());
+  EXPECT_LT(big.kv_capacity_tokens(), def.kv_capacity_tokens());
+  // The difference is the workspace bytes, at the KV share of memory, in tokens of KV.
+  const double h = m.hidden, ffn = m.ffn_hidden / 4.0, vocab = m.vocab / 4.0;
+  const double bytes = (s.serving.token_budget - 512.0) * (6 * h + 2 * ffn) * 2 + (s.serving.max_batch - 8.0) * vocab * 4;
+  EXPECT_NEAR(static_cast<double>(small.kv_capacity_tokens() - def.kv_capacity_tokens()),
+              bytes * s.serving.memory_fraction / def.kv_bytes_per_token_per_device(), 2.0);
+  // evaluate_serve sizes the cache with the options it simulates.
+  ServeRequest q;
+  q.devices = 4;
+  q.work = offline(16, 256, 16);
+  SimOptions o;
+  o.max_batch = 8;
+  o.token_budget = 512;
+  EXPECT_EQ(evaluate_serve(m, s, q, l, o).kv_capacity_tokens, small.kv_capacity_tokens());
+}
+
 TEST(ServeKv, ShardsPerDeviceReplicateKvHeadsPerRank) {
   // Llama 3 8B has 8 KV heads. On 8 devices with one rank each, a device holds one KV head; with
   // two ranks per device (Neuron: one per NeuronCore, tp_degree 16), each rank still needs one
@@ -385,6 +415,26 @@ TEST(ServeSim, LittlesLawUnderFixedConcurrency) {
   EXPECT_NEAR(x * e2e, 16.0, 16.0 * 0.05);
 }
 
+// Fewer clients than replicas (or pipeline lanes): the idle ones send nothing, and the clients
+// still send every request asked for (before, each of the 8 replicas had a quota of 100 / 8 and
+// only the one with a client issued its 13).
+TEST(ServeSim, ConcurrencyBelowReplicasSimulatesEveryRequest) {
+  ServeLayout l;
+  l.replicas = 8;
+  StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ASSERT_TRUE(sm.fits()) << sm.reason();
+  for (int c : {1, 3, 8, 12}) {
+    const SimResult r = simulate(sm, closed_loop(c, 100, 256, 32), SimOptions{});
+    EXPECT_EQ(r.requests.size(), 100u) << c << " clients";
+    EXPECT_EQ(r.output_tokens, 100L * 32) << c << " clients";
+  }
+  ServeLayout p2;
+  p2.pp = 2;
+  StepModel piped(builtin().model("llama3-8b"), h100(), p2);
+  ASSERT_TRUE(piped.fits()) << piped.reason();
+  EXPECT_EQ(simulate(piped, closed_loop(1, 50, 256, 32), SimOptions{}).requests.size(), 50u);
+}
+
 TEST(ServeSim, PipelineStagesKeepOneBatchPerStageInFlight) {
   // pp stages run pp micro-batch lanes: a tp1 x pp2 replica on two H100s serves about as many
   // tokens/s as two tp1 replicas (each lane streams the whole model through both stages, the
@@ -475,6 +525,47 @@ TEST(ServeSim, GuaranteedAdmissionNeverPreempts) {
   const SimResult too_long = simulate(sm, offline(1, 200, 5000), o);
   EXPECT_EQ(too_long.dropped, 1);
   EXPECT_TRUE(too_long.requests.empty());
+}
+
+// Optimistic admission preempts as vLLM does: the most recently admitted running sequence, also
+// one still prefilling, never the older one that needs the block; a preempted sequence recomputes
+// its prompt and every token it generated, so its context keeps growing; and a sequence whose
+// context outgrows the whole cache is dropped, never completed. Two requests of 200,000 + 30,000
+// tokens on one H100 (437,857 tokens of KV for Llama 3.1 8B): both prompts fit, both outputs do
+// not; before, the decoding one preempted itself in favour of the prefilling one thousands of times.
+TEST(ServeSim, OptimisticAdmissionPreemptsTheLatestAndDropsWhatNeverFits) {
+  StepModel sm(builtin().model("llama3.1-8b"), h100(), ServeLayout{});
+  ASSERT_TRUE(sm.fits()) << sm.reason();
+  ASSERT_LT(sm.kv_capacity_tokens(), 2L * 230000);
+  ASSERT_GT(sm.kv_capacity_tokens(), 2L * 200000);
+  SimOptions guaranteed;
+  guaranteed.reserve_output = true;
+  const SimResult g = simulate(sm, offline(2, 200000, 30000), guaranteed);
+  const SimResult r = simulate(sm, offline(2, 200000, 30000), SimOptions{});
+  ASSERT_EQ(g.requests.size(), 2u);
+  ASSERT_EQ(r.requests.size(), 2u);
+  EXPECT_EQ(g.preemptions, 0);
+  EXPECT_LE(r.preemptions, 3);
+  EXPECT_EQ(r.output_tokens, 2L * 30000);
+  EXPECT_LT(r.makespan_s, 1.1 * g.makespan_s);
+  // The preempted request recomputed its prompt and the tokens it had generated, once.
+  EXPECT_GT(r.prefill_tokens, 3L * 200000);
+  EXPECT_LT(r.prefill_tokens, 3L * 230000);
+  // One request of 16 + 1,000,000 tokens outgrows the cache: dropped, with no output delivered.
+  const SimResult huge = simulate(sm, offline(1, 16, 1000000), SimOptions{});
+  EXPECT_EQ(huge.dropped, 1);
+  EXPECT_TRUE(huge.requests.empty());
+  EXPECT_EQ(huge.output_tokens, 0);
+  EXPECT_LE(huge.preemptions, 1);
+  // Beside a request that fits, the one that outgrows the cache is dropped and the other completes.
+  ServeWorkload two = offline(2, 16, 1000);
+  two.kind = WorkloadKind::trace;
+  two.trace = {{0, 16, 1000}, {0, 16, 1000000}};
+  const SimResult mixed = simulate(sm, two, SimOptions{});
+  EXPECT_EQ(mixed.dropped, 1);
+  ASSERT_EQ(mixed.requests.size(), 1u);
+  EXPECT_EQ(mixed.requests[0].output, 1000);
+  EXPECT_EQ(mixed.output_tokens, 1000);
 }
 
 // The NVIDIA families declare TensorRT-LLM's admission; a serving file's kv_admission round-trips
@@ -969,6 +1060,17 @@ TEST(ServeWorkloadFiles, TraceAndAgentErrorsNameFileLineAndColumn) {
   EXPECT_EQ(e4.where, "a.csv:3: arrival_s");
   auto e5 = test::catch_input_error([&] { agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,0,10,1\n"); });
   EXPECT_EQ(e5.where, "a.csv:2: new_input_tokens");
+  // Times beyond 1e10 s are refused (at 1e18 s a double steps by 128 s: TTFT 0, absurd
+  // throughput); the clock starts at the first arrival, so Unix times give what offsets give.
+  auto e6 = test::catch_input_error([&] { trace("arrival_s,input_tokens,output_tokens\n0,100,20\n1e18,100,20\n"); });
+  EXPECT_EQ(e6.where, "t.csv:3: arrival_s");
+  EXPECT_NE(e6.what.find("beyond 1e+10 s"), std::string::npos) << e6.what;
+  auto e7 = test::catch_input_error([&] { agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,0,100,10,1e18\n"); });
+  EXPECT_EQ(e7.where, "a.csv:2: tool_s");
+  const auto unix_t = trace("arrival_s,input_tokens,output_tokens\n1764000000.25,100,20\n1764000000.75,10,2\n");
+  EXPECT_DOUBLE_EQ(unix_t[0].arrival_s, 0.0);
+  EXPECT_DOUBLE_EQ(unix_t[1].arrival_s, 0.5);
+  EXPECT_DOUBLE_EQ(agent("task,arrival_s,new_input_tokens,output_tokens,tool_s\nx,7,100,10,1\ny,9,10,1,0\n")[1].start_s, 2.0);
 }
 
 TEST(ServeReport, PercentilesCostAndSearch) {

@@ -165,12 +165,15 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--rate", o->rate, "Workload: Poisson arrivals at this many requests per second");
   c->add_option("--concurrency", o->concurrency, "Workload: this many requests in flight at all times");
   c->add_option("--trace", o->trace, "Workload: CSV of requests (arrival_s,input_tokens,output_tokens)");
-  c->add_option("--agent", o->agent,
+  CLI::Option* agent_opt = c->add_option("--agent", o->agent,
                 "Workload: CSV of agent tasks (task,arrival_s,new_input_tokens,output_tokens,tool_s); each call's "
                 "prompt is the task's context so far");
-  c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000)");
+  c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000); with --search --offline, at least "
+                "this many: each layout simulates at least 2 x the requests its replicas run at once (batch cap, or the prompts "
+                "the KV cache holds), so the peak is not start-up and drain");
   c->add_option("--seed", o->seed, "Seed of the Poisson arrivals (default 1)");
-  c->add_flag("--no-prefix-cache", o->no_prefix_cache, "Agent workloads: prefill every call's whole context");
+  c->add_flag("--no-prefix-cache", o->no_prefix_cache, "Agent workloads: prefill every call's whole context (needs --agent)")
+      ->needs(agent_opt);
   c->add_option("--weight-precision", o->weights, "Weights: bf16 fp16 fp8 int8 int4 fp4 (default bf16)");
   c->add_option("--kv-precision", o->kv, "KV cache: bf16 fp16 fp8 int8 int4 fp4 (default fp8 with fp8/fp4 weights, else bf16)");
   c->add_option("--max-batch", o->max_batch, "Sequences per iteration (default: data/serving engine.max_batch)");
@@ -197,12 +200,14 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");
   c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Time-to-first-token SLO (p99 for --search, per request for goodput)");
   c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Time-per-output-token SLO (p99 for --search, per request for goodput)");
-  c->add_flag("--search", o->search,
+  CLI::Option* search_opt = c->add_flag("--search", o->search,
               "Search tp/replicas, batch cap, prefill/decode split, expert parallelism (MoE) and, when needed, pipeline stages for the best layout within the SLOs");
-  c->add_option("--objective", o->objective, "With --search: throughput (output tokens/s per device) or cost (USD per M output tokens)");
-  c->add_option("--top", o->top, "With --search: how many layouts to list (default 5)");
+  c->add_option("--objective", o->objective, "With --search: throughput (output tokens/s per device) or cost (USD per M output tokens)")
+      ->needs(search_opt);
+  c->add_option("--top", o->top, "With --search: how many layouts to list (default 5)")->needs(search_opt);
   c->add_flag("--json", o->json, "Machine-readable report (docs/OUTPUT.md)");
-  c->add_flag("--explain", o->explain, "Show every term with the data file and field it came from");
+  c->add_flag("--explain", o->explain, "Show every term with the data file and field it came from (not with --search)")
+      ->excludes(search_opt);
   c->add_option("--out", o->out, "Write the report to this file (atomically) instead of stdout");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
@@ -216,6 +221,7 @@ void add_serve(CLI::App& app, const Globals& g) {
       else throw InputError("--objective", "'" + o->objective + "' is not throughput or cost");
       if (o->top < 1) throw InputError("--top", "must be at least 1, got " + std::to_string(o->top));
       so.top = o->top;
+      if (q.work.kind == WorkloadKind::offline) so.peak_waves = kPeakWaves;
       const ServeSearchResult r = serve_search(m, s, q, so);
       write_output(o->out, o->json ? serve_search_json(m, s, r, so.objective).dump(2) + "\n"
                                    : serve_search_text(m, s, r, so.objective));

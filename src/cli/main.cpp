@@ -1,6 +1,8 @@
 // xpuplan: what it takes to train and serve large AI models on any vendor's accelerators.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -54,6 +56,26 @@ void write_output(const std::string& path, const std::string& text) {
   }
 }
 
+namespace {
+
+// Every floating-point option of every command (CLI11's FLOAT options) must be finite: CLI11
+// reads "inf" and "nan" as numbers, and range checks of the form !(x > 0) let inf through.
+void require_finite_numbers(CLI::App& app) {
+  static const CLI::Validator finite(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (end != s.c_str() && !std::isfinite(v)) return "must be a finite number, got '" + s + "'";
+        return {};  // a finite number, or not a number at all (CLI11's conversion error says so)
+      },
+      "FINITE");
+  for (CLI::Option* o : app.get_options())
+    if (o->get_type_name() == "FLOAT") o->check(finite);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) require_finite_numbers(*sub);
+}
+
+}  // namespace
+
 }  // namespace xpu::cli
 
 int main(int argc, char** argv) {
@@ -83,6 +105,7 @@ int main(int argc, char** argv) {
   xpu::cli::add_budget(app, g);
   xpu::cli::add_contract(app, g);
   xpu::cli::add_serve(app, g);
+  xpu::cli::require_finite_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

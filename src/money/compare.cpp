@@ -71,6 +71,7 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
   ServeSearchOptions so;
   so.top = 1;
   so.vary_disagg = false;
+  so.peak_waves = kPeakWaves;  // `requests` is a floor: each candidate fills its batches many times over
   std::string last_reason;
   // One node first; more nodes only when no layout fits one (a model too large for its memory).
   for (int nodes = 1; nodes <= 8; nodes *= 2) {
@@ -91,7 +92,9 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
       continue;
     }
     pick.search_devices = devices;
-    std::string n = ", " + std::to_string(requests) + " requests";
+    // The open-loop runs below simulate as many requests as the peak's (sized to its replicas).
+    q.work.requests = std::max(requests, top.work.requests);
+    std::string n = ", " + std::to_string(q.work.requests) + " requests";
     if (input_spread.set()) n += ", prompt lengths " + spread_name(input_spread);
     if (output_spread.set()) n += ", output lengths " + spread_name(output_spread);
     if (!slo) {
@@ -128,7 +131,8 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
 
 std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<System>& systems, const Site* site,
                                              const ServeCompareRequest& q) {
-  if (!(q.tokens_per_day > 0)) throw InputError("--tokens-per-day", "must be a positive number of tokens");
+  if (!(q.tokens_per_day > 0 && std::isfinite(q.tokens_per_day)))
+    throw InputError("--tokens-per-day", "must be a positive, finite number of tokens");
   if (q.input_len < 1) throw InputError("--input-len", "required with --serve (prompt tokens per request, at least 1)");
   if (q.output_len < 1) throw InputError("--output-len", "required with --serve (generated tokens per request, at least 1)");
   if (q.slo_ttft_s < 0) throw InputError("--slo-ttft-ms", "must not be negative");
@@ -181,11 +185,12 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
 
 std::vector<CompareRow> compare(const Model& m, const std::vector<System>& systems, const Site* site,
                                 const CompareRequest& q) {
-  if (!(q.tokens > 0)) throw InputError("--tokens", "must be a positive number of tokens");
+  if (!(q.tokens > 0 && std::isfinite(q.tokens))) throw InputError("--tokens", "must be a positive, finite number of tokens");
   if (q.devices.has_value() == q.deadline_days.has_value())
     throw InputError("--devices/--deadline-days", "give exactly one of them");
   if (q.devices && *q.devices < 1) throw InputError("--devices", "must be at least 1");
-  if (q.deadline_days && !(*q.deadline_days > 0)) throw InputError("--deadline-days", "must be positive");
+  if (q.deadline_days && !(*q.deadline_days > 0 && std::isfinite(*q.deadline_days)))
+    throw InputError("--deadline-days", "must be positive and finite");
   if (q.seq_len < 1) throw InputError("--seq-len", "must be at least 1");
   if (q.global_batch < 1) throw InputError("--global-batch", "must be at least 1");
   if (systems.empty()) throw InputError("--systems", "no system given");

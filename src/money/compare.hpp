@@ -73,7 +73,7 @@ struct ServeCompareRequest {
   LengthSpread input_spread, output_spread;  // request lengths around the means (serve --input-spread)
   double slo_ttft_s = 0, slo_tpot_s = 0;  // p99
   std::optional<Quant> weights;           // held fixed when given (else the chip's 16-bit format)
-  int requests = 512;                     // simulated per candidate
+  int requests = 512;                     // simulated per candidate, at least (best_serving sizes the peak)
   Pricing pricing = Pricing::on_demand;
   std::string provider;
   long today = 0;
@@ -81,15 +81,18 @@ struct ServeCompareRequest {
 
 // The best serving layout of a model on a system for one request shape: searched (tp, replicas,
 // batch cap) on one node (more nodes when the model does not fit one), maximising output tokens/s
-// per device. Without SLOs the workload is offline (all requests queued: the peak throughput);
-// with SLOs it is Poisson arrivals at 90%, 80%, ... 10% of that offline peak's requests/s, and the
-// highest load at which the best layout's p99 TTFT and TPOT meet the SLOs is kept.
+// per device. Without SLOs the workload is offline (all requests queued: the peak throughput),
+// each candidate simulating at least `requests` and at least kPeakWaves times the requests its
+// replicas run at once (ServeSearchOptions::peak_waves), so that start-up and drain do not set
+// the peak; with SLOs it is Poisson arrivals at 90%, 80%, ... 10% of that offline peak's
+// requests/s, as many requests as the peak's, and the highest load at which the best layout's
+// p99 TTFT and TPOT meet the SLOs is kept.
 struct ServingPick {
   bool ok = false;         // a layout meets the SLOs
   std::string note;        // why not
   ServeReport report;      // the chosen layout and its simulated figures
   int search_devices = 0;  // devices the search ran on
-  std::string workload;    // "offline, 512 requests" or "poisson 12.3 req/s (70% of the offline peak), 512 requests"
+  std::string workload;    // "offline, 32768 requests" or "poisson 12.3 req/s (70% of the offline peak), 32768 requests"
 };
 ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
                          double slo_tpot_s, std::optional<Quant> weights, int requests = 512,

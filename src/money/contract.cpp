@@ -71,7 +71,7 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
                            "'" + it.serve_weight_precision + "' is not bf16, fp16, fp8, int8, int4 or fp4");
       }
       cr.serving = best_serving(sm->second, s, it.serve_input_len, it.serve_output_len, it.serve_slo_ttft_ms / 1e3,
-                                it.serve_slo_tpot_ms / 1e3, w, 512, it.serve_input_spread, it.serve_output_spread);
+                                it.serve_slo_tpot_ms / 1e3, w, ServeCompareRequest{}.requests, it.serve_input_spread, it.serve_output_spread);
       if (cr.serving->ok) {
         served_output_per_device_hour = cr.serving->report.output_tps_per_device * 3600.0;
         served_per_device_hour = served_output_per_device_hour * (it.serve_input_len + it.serve_output_len) /

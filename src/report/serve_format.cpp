@@ -153,6 +153,7 @@ ordered_json serve_search_json(const Model& m, const System& s, const ServeSearc
   j["considered"] = r.considered;
   j["feasible"] = r.feasible;
   j["within_slo"] = r.within_slo;
+  j["peak_waves"] = r.peak_waves;
   ordered_json top = ordered_json::array();
   for (const auto& x : r.top) top.push_back(serve_json(m, s, x, false));
   j["top"] = top;
@@ -162,20 +163,29 @@ ordered_json serve_search_json(const Model& m, const System& s, const ServeSearc
 std::string serve_search_text(const Model& m, const System& s, const ServeSearchResult& r, ServeObjective o) {
   std::string out = "xpuplan serve --search: " + m.name + " on " + s.name + ", objective " + serve_objective_name(o) + "\n";
   if (!r.top.empty() && !r.top.front().workload_detail.empty()) out += "  workload: " + r.top.front().workload_detail + "\n";
+  const bool sized = r.peak_waves > 0;  // the requests differ by layout: a column of its own
+  if (sized)
+    out += "  peak estimate: each layout simulates at least --requests and " + std::to_string(r.peak_waves) +
+           " x the requests its replicas run at once (batch cap, or the prompts the KV cache holds)\n";
   out += "\n";
   std::vector<std::vector<std::string>> rows;
   int rank = 0;
   for (const auto& x : r.top) {
     ++rank;
+    std::vector<std::string> row;
     if (!x.feasible) {
-      rows.push_back({std::to_string(rank), serve_layout_summary(x), "-", "-", "-", "-", "-", "no: " + x.reason});
-      continue;
+      row = {std::to_string(rank), serve_layout_summary(x), "-", "-", "-", "-", "-", "no: " + x.reason};
+    } else {
+      row = {std::to_string(rank), serve_layout_summary(x), fmt("%.5g", x.output_tps_per_device), ms(x.ttft.p99),
+             ms(x.tpot.p99), x.cost.priced ? fmt("%.4g", x.cost.usd_per_m_output_all_in) : "-",
+             fmt("%.1f%%", 100 * x.goodput_fraction), x.slo_met ? "yes" : "no"};
     }
-    rows.push_back({std::to_string(rank), serve_layout_summary(x), fmt("%.5g", x.output_tps_per_device), ms(x.ttft.p99),
-                    ms(x.tpot.p99), x.cost.priced ? fmt("%.4g", x.cost.usd_per_m_output_all_in) : "-",
-                    fmt("%.1f%%", 100 * x.goodput_fraction), x.slo_met ? "yes" : "no"});
+    if (sized) row.insert(row.begin() + 2, x.feasible ? std::to_string(x.requests) : "-");
+    rows.push_back(std::move(row));
   }
-  out += render_table({"rank", "layout", "out tok/s/dev", "TTFT p99", "TPOT p99", "USD/M out", "goodput", "SLOs"}, rows);
+  std::vector<std::string> head{"rank", "layout", "out tok/s/dev", "TTFT p99", "TPOT p99", "USD/M out", "goodput", "SLOs"};
+  if (sized) head.insert(head.begin() + 2, "requests");
+  out += render_table(head, rows);
   out += "\nlayouts considered " + std::to_string(r.considered) + ", feasible " + std::to_string(r.feasible) +
          ", within the SLOs " + std::to_string(r.within_slo) + "\n";
   return out;

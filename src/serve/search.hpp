@@ -24,11 +24,27 @@ struct ServeSearchOptions {
   // --search and `validate` assume.
   bool vary_pp = true;
   int top = 5;
+  // > 0: the search estimates a peak (compare --serve, contract, serve --search --offline): an
+  // offline workload is simulated, per candidate, with at least this many times the requests its
+  // replicas can run at once (each replica's batch cap, or the prompts its KV cache holds if
+  // fewer), so start-up and drain do not dominate the throughput (ServeWorkload::requests is the
+  // floor; at most kPeakMaxRequests). 0: every candidate simulates the requests given.
+  int peak_waves = 0;
 };
+
+// The waves of a peak estimate (ServeSearchOptions::peak_waves): within 1% of the throughput of
+// ten times as many requests on Llama 3 8B / H100, MI300X and TPU v6e (tests/test_serve.cpp).
+inline constexpr int kPeakWaves = 2;
+inline constexpr int kPeakMaxRequests = 1000000;
+
+// The requests a peak estimate simulates for one candidate (see ServeSearchOptions::peak_waves):
+// at least `floor`, and `waves` x replicas x min(batch cap, KV cache tokens / prompt tokens).
+int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_tokens, int input_len);
 
 struct ServeSearchResult {
   std::vector<ServeReport> top;  // best first
   int considered = 0, feasible = 0, within_slo = 0;
+  int peak_waves = 0;  // > 0: the offline request count was sized per layout (ServeSearchOptions::peak_waves)
 };
 
 // Throws InputError for explicit knobs that cannot work (naming the flag).

@@ -57,7 +57,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.options = o;
   r.work = q.work;
   r.workload_detail = workload_summary(q.work);
-  StepModel sm(m, s, l);
+  StepModel sm(m, s, l, o.token_budget, o.max_batch);
   r.weight_bytes_per_device = sm.weight_bytes_per_device();  // also when it does not fit: how far off
   if (!sm.fits()) {
     r.reason = sm.reason();
@@ -71,7 +71,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     return r;
   }
   if (sim.requests.empty()) {
-    r.reason = sim.dropped > 0 ? "no request fits the KV cache (prompt longer than the cache)" : "no requests";
+    const std::string cache = "the cache of " + std::to_string(sm.kv_capacity_tokens()) + " tokens";
+    r.reason = sim.dropped == 0                       ? std::string("no requests")
+               : sim.dropped_prompt == sim.dropped   ? "no request fits the KV cache (prompt longer than " + cache + ")"
+               : sim.dropped_prompt == 0             ? "no request fits the KV cache (prompt + output longer than " + cache + ")"
+                                                     : "no request fits the KV cache (prompt, or prompt + output, longer than " + cache + ")";
     return r;
   }
   r.feasible = true;

@@ -55,6 +55,7 @@ struct Seq {
   int target = 0, done = 0, generated = 0;  // prefill tokens to compute, computed; tokens sampled
   long it0 = 0, finish_it = 0;
   int ctx0 = 0, phase = 0, blocks = 0, version = 0, preempt = 0;
+  long admitted = -1;   // admission stamp (order of admission; a re-admission takes a new one)
   int reserved = 0;     // guaranteed admission: blocks held back for this sequence's growth
   int window_blocks = 0;  // blocks of its sliding-window layers' cache (StepModel::kv_window_tokens)
   bool remote = false;  // prefilled elsewhere: joins decode on admission
@@ -138,7 +139,6 @@ class Replica {
     ++nd_;
     ctx_sum_ += s.ctx0;
     heap_.push({s.finish_it, id, s.version});
-    decode_stack_.push_back({id, s.version});
   }
   // Removes a decode sequence at the start of iteration `it`; returns its context.
   long leave_decode(int id, long it) {
@@ -162,7 +162,20 @@ class Replica {
   // Batch slots (sequences) not taken by the running and prefilling requests.
   int free_slots() const { return max_batch_ - (nd_ + static_cast<int>(prefilling_.size())) * slot_w_; }
   void complete(int id, double t, SimResult& r);
-  void preempt_one(long it, SimResult& r);
+  // Frees the blocks of the most recently admitted running sequence (decoding or prefilling),
+  // vLLM's victim: it goes back to the front of the queue to recompute its prompt and the tokens
+  // it generated. A sequence that runs alone and still cannot grow can never fit the cache: it is
+  // dropped instead. Returns false when nothing runs.
+  bool preempt_one(long it, SimResult& r);
+  // Blocks taken at admission: the running sequences, in order of admission.
+  void note_admitted(int id) {
+    seqs_[id].admitted = ++admissions_;
+    running_.push_back({id, seqs_[id].admitted});
+  }
+  bool live(const std::pair<int, long>& e) const {
+    const Seq& s = seqs_[e.first];
+    return (s.state == State::decode || s.state == State::prefill) && s.admitted == e.second;
+  }
 
   const StepModel& sm_;
   const SimOptions& o_;
@@ -182,7 +195,8 @@ class Replica {
   std::priority_queue<std::pair<double, int>, std::vector<std::pair<double, int>>, std::greater<>> dynamic_;
   std::deque<int> waiting_;
   std::vector<int> prefilling_;
-  std::vector<std::pair<int, int>> decode_stack_;  // (id, version) in order of entering decode
+  std::vector<std::pair<int, long>> running_;  // (id, admission stamp) in order of admission; stale entries skipped
+  long admissions_ = 0;
   struct Fin {
     long it;
     int id, version;
@@ -228,26 +242,47 @@ void Replica::complete(int id, double t, SimResult& r) {
   }
 }
 
-void Replica::preempt_one(long it, SimResult& r) {
-  while (!decode_stack_.empty()) {
-    auto [id, ver] = decode_stack_.back();
-    decode_stack_.pop_back();
+bool Replica::preempt_one(long it, SimResult& r) {
+  while (!running_.empty()) {
+    const auto e = running_.back();
+    running_.pop_back();
+    if (!live(e)) continue;
+    const int id = e.first;
     Seq& s = seqs_[id];
-    if (s.state != State::decode || s.version != ver) continue;
-    const long ctx = leave_decode(id, it);
-    // Recomputed as one sequence of the context reached (with several samples, their generated
-    // tokens are not recomputed one by one: a lower bound on the recompute).
+    const bool alone = nd_ + static_cast<int>(prefilling_.size()) == 1;
+    // Its whole context: the prompt and every token it sampled (the last one not yet in the cache).
+    long ctx = 0;
+    if (s.state == State::decode) {
+      ctx = leave_decode(id, it) + 1;
+    } else {
+      free_ += s.blocks;
+      reserved_ -= s.reserved;
+      s.reserved = 0;
+      s.window_blocks = 0;
+      prefilling_.erase(std::find(prefilling_.begin(), prefilling_.end(), id));
+      ctx = s.cached + s.target;
+    }
+    s.blocks = 0;
+    if (alone) {  // nothing else holds blocks: this context never fits the cache
+      s.state = State::finished;
+      r.output_tokens -= static_cast<long>(s.generated) * out_w_;  // tokens never delivered
+      ++r.dropped;
+      return true;
+    }
+    // Recomputed as one sequence of the whole context (with several samples, their generated
+    // tokens are not recomputed one by one: a lower bound on the recompute); the next token is
+    // sampled when that prefill ends.
     s.state = State::waiting;
     s.cached = 0;
     s.target = static_cast<int>(ctx);
     s.done = 0;
     s.remote = false;
-    s.blocks = 0;
     ++s.preempt;
     ++r.preemptions;
     waiting_.push_front(id);
-    return;
+    return true;
   }
+  return false;
 }
 
 void Replica::run(SimResult& r) {
@@ -273,7 +308,9 @@ void Replica::run(SimResult& r) {
     if (need + grow > total_blocks_) {
       waiting_.pop_front();
       s.state = State::finished;
+      r.output_tokens -= static_cast<long>(s.generated) * out_w_;  // tokens sampled before a preemption, never delivered
       ++r.dropped;
+      if (s.generated == 0 && need > total_blocks_) ++r.dropped_prompt;
       return Admit::dropped;
     }
     if (need + grow > free_ - reserved_) return Admit::blocked;
@@ -283,6 +320,7 @@ void Replica::run(SimResult& r) {
     s.blocks = static_cast<int>(need);
     s.window_blocks = static_cast<int>(wblocks);
     s.reserved = static_cast<int>(grow);
+    note_admitted(id);
     return Admit::admitted;
   };
   for (;;) {
@@ -302,10 +340,13 @@ void Replica::run(SimResult& r) {
       enter_decode(id, it);
       slots -= slot_w_;
     }
-    // Decode sequences whose context crosses a block boundary need a block now.
+    // Decode sequences whose context crosses a block boundary need a block now; while too few
+    // are free, the most recently admitted running sequence is preempted (or dropped, alone).
+    bool preempted = false;
     auto grow_decodes = [&]() {
       while (static_cast<long>(phase_count_[it % B_]) * W_ > free_ && nd_ > 0) {
-        preempt_one(it, r);
+        if (!preempt_one(it, r)) break;
+        preempted = true;
         slots = free_slots();
       }
       const long need = static_cast<long>(phase_count_[it % B_]) * W_;
@@ -350,7 +391,9 @@ void Replica::run(SimResult& r) {
     // iteration admits anything, as the fork's scheduler does.
     const bool gate_open = o_.prefill_kv_free <= 0 ||
                            static_cast<double>(free_) > o_.prefill_kv_free * static_cast<double>(total_blocks_);
-    while (gate_open && !waiting_.empty() && budget > 0 && slots >= slot_w_ && !seqs_[waiting_.front()].remote) {
+    // As vLLM's scheduler, an iteration that preempted admits no waiting prompt: the blocks a
+    // preemption freed go to the running sequences that needed them.
+    while (gate_open && !preempted && !waiting_.empty() && budget > 0 && slots >= slot_w_ && !seqs_[waiting_.front()].remote) {
       const int id = waiting_.front();
       // Prefill-first engines do not chunk: a prompt joins only whole (one larger than the whole
       // budget goes alone, in chunks, so it cannot wait forever).
@@ -370,6 +413,7 @@ void Replica::run(SimResult& r) {
     const int rows = nd_pass * W_;  // decode rows: every sample of every running request
     const int tokens = rows + static_cast<int>(prefill_tokens);
     if (tokens == 0) {  // everything waiting is blocked: only possible with nothing running
+      if (preempted && !waiting_.empty()) continue;  // the last running sequence was dropped: admit next iteration
       if (!has_arrival()) break;
       t = std::max(t, next_arrival());
       continue;
@@ -436,11 +480,12 @@ void Replica::run(SimResult& r) {
       prefilling_.erase(std::remove_if(prefilling_.begin(), prefilling_.end(),
                                        [&](int id) { return seqs_[id].state != State::prefill; }),
                         prefilling_.end());
-    if (decode_stack_.size() > 64 && decode_stack_.size() > 4u * static_cast<std::size_t>(nd_)) {  // drop stale entries
-      std::vector<std::pair<int, int>> live;
-      for (auto e : decode_stack_)
-        if (seqs_[e.first].state == State::decode && seqs_[e.first].version == e.second) live.push_back(e);
-      decode_stack_.swap(live);
+    const std::size_t running = static_cast<std::size_t>(nd_) + prefilling_.size();
+    if (running_.size() > 64 && running_.size() > 4u * running) {  // drop stale entries
+      std::vector<std::pair<int, long>> kept;
+      for (auto e : running_)
+        if (live(e)) kept.push_back(e);
+      running_.swap(kept);
     }
   }
   r.busy_s += busy;
@@ -642,6 +687,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     r.prefill_tokens += pr.prefill_tokens;
     r.output_tokens += pr.output_tokens;
     r.dropped += pr.dropped;
+    r.dropped_prompt += pr.dropped_prompt;
     finish_result(r, kv_busy, prefill_busy);
     return r;
   }
@@ -665,9 +711,14 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       break;
     }
     case WorkloadKind::concurrency: {
+      // Client k sends its requests to lane k mod RL; the requests are shared among the clients,
+      // so a lane's quota follows its clients (a lane without any sends none, and the whole
+      // requested count is simulated even with fewer clients than lanes).
+      const int C = std::max(1, w.concurrency);
       for (int p = 0; p < RL; ++p) {
         const int c = w.concurrency / RL + (p < w.concurrency % RL ? 1 : 0);
-        const int n = w.requests / RL + (p < w.requests % RL ? 1 : 0);
+        int n = 0;
+        for (int k = p; k < C; k += RL) n += w.requests / C + (k < w.requests % C ? 1 : 0);
         reps[p].set_quota(n);
         reps[p].seed_lengths(static_cast<std::uint64_t>(p));
         for (int k = 0; k < std::min(c, n); ++k) reps[p].issue_closed(0);

@@ -6,9 +6,12 @@
 // paged KV cache has blocks for its whole prompt and the batch has a free slot; with
 // SimOptions::reserve_output, only when blocks for its whole output are free too, beside those
 // promised to the running sequences). A decode sequence takes a new KV block each time its
-// context crosses a block boundary; when no block is free the most recently admitted decode
-// sequence is preempted (its blocks freed, its prompt and generated tokens recomputed later),
-// which reserved admission never lets happen. The iteration's time comes from StepModel (for an engine
+// context crosses a block boundary; when no block is free the most recently admitted running
+// sequence, decoding or still prefilling, is preempted as vLLM does (its blocks freed, its prompt
+// and every token it generated recomputed later, before it generates more; an iteration that
+// preempted admits no waiting prompt), which reserved admission never lets happen. A sequence
+// that cannot grow even alone in the cache is dropped, as is one whose context exceeds the cache
+// at admission. The iteration's time comes from StepModel (for an engine
 // whose serving file sets engine.mixed_batches = false, the decode pass plus the prefill pass
 // when an iteration has both). Events are
 // iterations, not tokens: per-sequence state changes only on admission, completion and
@@ -60,7 +63,9 @@ struct SimResult {
   bool ok = true;
   std::string reason;               // when !ok: why nothing could be simulated
   std::vector<RequestRecord> requests;  // completed requests, in order of creation
-  int dropped = 0;                  // requests whose prompt can never fit the KV cache
+  int dropped = 0;                  // requests whose context can never fit the KV cache (not completed;
+                                    // tokens they sampled are not in output_tokens)
+  int dropped_prompt = 0;           // of those, requests whose prompt alone exceeds the cache
   double makespan_s = 0;            // first arrival to last completion
   long iterations = 0;
   long prompt_iterations = 0;       // iterations that computed prompt tokens

@@ -76,7 +76,10 @@ std::optional<Precision> matrix_precision(const System& s, Quant w) {
 
 }  // namespace
 
-StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_(m), s_(s), l_(l) {
+StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget, int max_batch)
+    : m_(m), s_(s), l_(l) {
+  ws_budget_ = token_budget > 0 ? token_budget : s.serving.token_budget;
+  ws_batch_ = max_batch > 0 ? max_batch : s.serving.max_batch;
   const int t = l.tp;
   block_ = std::max(1, s.serving.block_tokens);
   if (t < 1 || l.pp < 1 || l.ep < 1 || l.replicas < 1) {
@@ -180,8 +183,10 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l) : m_
   kv_replica_ = kv_bytes_per_token(m, l.kv);
 
   const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
-  const double workspace = s.serving.token_budget * (6 * h + 2 * ffn_dev) * kAct +
-                           static_cast<double>(s.serving.max_batch) * m.vocab / t * 4.0;
+  // Activations of an iteration of the token budget, and fp32 logits of a full batch.
+  const double workspace = static_cast<double>(ws_budget_) * (6 * h + 2 * ffn_dev) * kAct +
+                           static_cast<double>(ws_batch_) * m.vocab / t * 4.0;
+  workspace_ = workspace;
   const double hbm = s.hbm_capacity().v;
   const double free = (hbm - weights_dev_ - s.calib.memory_reserve.v - workspace) * s.serving.memory_fraction;
   if (free <= 0 || kv_dev_ <= 0) {
@@ -406,6 +411,10 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                      (win_kv_dev_ > 0 ? std::string(" (full-attention layers; each sequence adds its sliding-window layers' cache, at most ") +
                                             std::to_string(m_.sliding_window) + " tokens)"
                                       : std::string())});
+  out.push_back({"activation workspace per device", gib(workspace_),
+                 "token budget " + std::to_string(ws_budget_) + " x (6 x hidden + 2 x FFN per rank) x 2 B + batch cap " +
+                     std::to_string(ws_batch_) + " x vocab per rank x 4 B (the limits in effect: --token-budget, --max-batch or " +
+                     srv + ": engine.token_budget, engine.max_batch)"});
   out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
   out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",

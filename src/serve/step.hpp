@@ -46,7 +46,9 @@ double kv_bytes_per_token(const Model& m, Quant kv);
 class StepModel {
  public:
   // Throws nothing; an impossible layout or precision gives fits() == false with a reason.
-  StepModel(const Model& m, const System& s, const ServeLayout& l);
+  // token_budget and max_batch: the engine's limits in effect (the activation workspace held
+  // beside the KV cache scales with them); 0 takes the system's serving defaults.
+  StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget = 0, int max_batch = 0);
 
   bool fits() const { return reason_.empty(); }
   const std::string& reason() const { return reason_; }
@@ -122,6 +124,8 @@ class StepModel {
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
   double win_kv_dev_ = 0;  // KV bytes per windowed token of a stage's sliding-window layers
   long kv_tokens_ = 0;
+  double workspace_ = 0;             // activation workspace per device (bytes)
+  int ws_budget_ = 0, ws_batch_ = 0;  // the token budget and batch cap it was sized for
   int block_ = 16;
   int shards_ = 1;  // tensor-parallel ranks per device (data/serving engine.shards_per_device)
   int dense_layers_ = 0, moe_layers_ = 0;

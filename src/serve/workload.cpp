@@ -1,11 +1,14 @@
 #include "serve/workload.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include "spec/error.hpp"
+#include "units/units.hpp"
 
 namespace xpu {
 
@@ -107,7 +110,8 @@ class Cells {
     throw InputError(t_.path + ":" + std::to_string(t_.row_lines[r_]) + ": " + col, what);
   }
   std::string str(const std::string& col) const { return t_.rows[r_][t_.column(col)]; }
-  double number(const std::string& col, double min_value, bool allow_empty, double fallback = 0) const {
+  double number(const std::string& col, double min_value, bool allow_empty, double fallback = 0,
+                double max_value = std::numeric_limits<double>::infinity()) const {
     std::string s = str(col);
     if (s.empty()) {
       if (allow_empty) return fallback;
@@ -117,6 +121,7 @@ class Cells {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
     if (v < min_value) fail(col, "must be at least " + std::to_string(static_cast<long>(min_value)) + ", got " + s);
+    if (v > max_value) fail(col, "'" + s + "' is beyond " + format_number("%.0e", max_value) + " s (give seconds, e.g. from the trace's start or Unix time)");
     return v;
   }
   int tokens(const std::string& col, int min_value) const {
@@ -145,6 +150,10 @@ void need_columns(const CsvTable& t, std::initializer_list<const char*> cols, co
       }() + ")");
 }
 
+// Times in a workload file (arrival_s, tool_s), in seconds: beyond this a double's step exceeds a
+// few microseconds, too coarse for iterations of milliseconds.
+constexpr double kMaxFileSeconds = 1e10;
+
 }  // namespace
 
 std::vector<TraceRequest> parse_trace(const CsvTable& t) {
@@ -153,12 +162,16 @@ std::vector<TraceRequest> parse_trace(const CsvTable& t) {
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     Cells c(t, i);
     TraceRequest r;
-    r.arrival_s = c.number("arrival_s", 0, false);
+    r.arrival_s = c.number("arrival_s", 0, false, 0, kMaxFileSeconds);
     r.input = c.tokens("input_tokens", 1);
     r.output = c.tokens("output_tokens", 1);
     out.push_back(r);
   }
   if (out.empty()) throw InputError(t.path + ":2", "no requests");
+  // Only the gaps matter: the clock starts at the first arrival (Unix times keep their precision).
+  double first = out.front().arrival_s;
+  for (const auto& r : out) first = std::min(first, r.arrival_s);
+  for (auto& r : out) r.arrival_s -= first;
   return out;
 }
 
@@ -174,7 +187,7 @@ std::vector<AgentTask> parse_agent(const CsvTable& t) {
     if (it == index.end()) {
       it = index.emplace(id, out.size()).first;
       AgentTask task;
-      task.start_s = c.number("arrival_s", 0, false);
+      task.start_s = c.number("arrival_s", 0, false, 0, kMaxFileSeconds);
       out.push_back(task);
     } else if (!c.str("arrival_s").empty()) {
       c.fail("arrival_s", "only a task's first call may give its arrival");
@@ -182,10 +195,13 @@ std::vector<AgentTask> parse_agent(const CsvTable& t) {
     AgentCall call;
     call.new_input = c.tokens("new_input_tokens", 1);
     call.output = c.tokens("output_tokens", 1);
-    call.tool_s = c.number("tool_s", 0, true);
+    call.tool_s = c.number("tool_s", 0, true, 0, kMaxFileSeconds);
     out[it->second].calls.push_back(call);
   }
   if (out.empty()) throw InputError(t.path + ":2", "no tasks");
+  double first = out.front().start_s;  // the clock starts at the first task, as for a trace
+  for (const auto& task : out) first = std::min(first, task.start_s);
+  for (auto& task : out) task.start_s -= first;
   return out;
 }
 

@@ -104,12 +104,14 @@ struct ServeWorkload : WorkloadShape {
 std::string workload_summary(const ServeWorkload& w);
 
 // A trace table: header arrival_s,input_tokens,output_tokens (any order; other columns are
-// ignored). Arrivals need not be sorted. Throws InputError("file:line: column", problem).
+// ignored). Arrivals need not be sorted; they are shifted so that the first is at 0 (Unix times
+// work), and a time beyond 1e10 s is refused. Throws InputError("file:line: column", problem).
 std::vector<TraceRequest> parse_trace(const CsvTable& t);
 
 // An agent table: header task,arrival_s,new_input_tokens,output_tokens,tool_s. Rows of one task
 // are its calls in order; the task's first row gives its start (arrival_s), later rows may leave
-// arrival_s empty. Throws InputError("file:line: column", problem).
+// arrival_s empty. Starts are shifted so that the first is at 0; arrival_s or tool_s beyond
+// 1e10 s is refused. Throws InputError("file:line: column", problem).
 std::vector<AgentTask> parse_agent(const CsvTable& t);
 
 }  // namespace xpu
