@@ -214,6 +214,7 @@ void add_serve(CLI::App& app, const Globals& g) {
     const Model m = resolve_model(cat, o->model);
     const System s = resolve_system(cat, o->system);
     const ServeRequest q = build(*o);
+    check_context_window(m, q.work);
     if (o->search) {
       ServeSearchOptions so;
       if (o->objective == "throughput") so.objective = ServeObjective::throughput;

@@ -135,6 +135,12 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     throw InputError("--tokens-per-day", "must be a positive, finite number of tokens");
   if (q.input_len < 1) throw InputError("--input-len", "required with --serve (prompt tokens per request, at least 1)");
   if (q.output_len < 1) throw InputError("--output-len", "required with --serve (generated tokens per request, at least 1)");
+  {
+    ServeWorkload w;
+    w.input_len = q.input_len;
+    w.output_len = q.output_len;
+    check_context_window(m, w);
+  }
   if (q.slo_ttft_s < 0) throw InputError("--slo-ttft-ms", "must not be negative");
   if (q.slo_tpot_s < 0) throw InputError("--slo-tpot-ms", "must not be negative");
   if (q.requests < 1) throw InputError("--requests", "must be at least 1");

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "serve/search.hpp"
+#include "spec/error.hpp"
 
 namespace xpu {
 
@@ -197,6 +198,34 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",
                          r.cost.file + ": offer on-demand " + r.cost.provider + " " + r.cost.instance + " as_of " + r.cost.as_of});
   return r;
+}
+
+void check_context_window(const Model& m, const ServeWorkload& w) {
+  if (m.max_seq_len <= 0) return;
+  const long limit = m.max_seq_len;
+  auto over = [&](long tokens) { return tokens > limit; };
+  auto tail = [&](long tokens) {
+    return std::to_string(tokens) + " tokens, beyond " + m.name + "'s context window of " + std::to_string(limit) +
+           " (max_seq_len, " + m.file + ")";
+  };
+  switch (w.kind) {
+    case WorkloadKind::trace:
+      for (std::size_t i = 0; i < w.trace.size(); ++i)
+        if (over(static_cast<long>(w.trace[i].input) + w.trace[i].output))
+          throw InputError("--trace", "request " + std::to_string(i + 1) + " (in arrival order) needs prompt + output = " +
+                                          tail(static_cast<long>(w.trace[i].input) + w.trace[i].output));
+      return;
+    case WorkloadKind::agent:
+      for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+        long context = 0;
+        for (const auto& c : w.tasks[i].calls) context += static_cast<long>(c.new_input) + c.output;
+        if (over(context)) throw InputError("--agent", "task " + std::to_string(i + 1) + "'s context grows to " + tail(context));
+      }
+      return;
+    default:
+      if (over(static_cast<long>(w.input_len) + w.output_len))
+        throw InputError("--input-len/--output-len", "prompt + output = " + tail(static_cast<long>(w.input_len) + w.output_len));
+  }
 }
 
 ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q) {

@@ -95,4 +95,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
 // tokens/s per device. Throws InputError for explicit knobs that cannot work (naming the flag).
 ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q);
 
+// A request longer than the model's context window (Model::max_seq_len, when known) cannot be
+// served: an engine refuses a prompt + max_tokens beyond its max_model_len. Throws InputError
+// naming the flag (or the trace's request, the agent's task) when one of the workload's requests,
+// or an agent task's grown context, exceeds it. `serve` and `compare --serve` check; `validate`
+// does not (its rows describe runs that happened).
+void check_context_window(const Model& m, const ServeWorkload& w);
+
 }  // namespace xpu
