@@ -54,7 +54,10 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   }
   j["requests"] = r.requests;
   j["dropped_requests"] = r.dropped;
-  if (r.tasks > 0) j["tasks"] = r.tasks;
+  if (r.tasks > 0) {
+    j["tasks"] = r.tasks;
+    j["tasks_completed"] = r.tasks_completed;
+  }
   j["input_tokens"] = r.input_tokens;
   j["output_tokens"] = r.output_tokens;
   j["prefill_tokens_computed"] = r.prefill_tokens;
@@ -126,12 +129,17 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
       {"preemptions", std::to_string(r.preemptions)},
       {"makespan", fmt("%.4g s", r.makespan_s)},
   };
+  if (r.tasks > 0)
+    m2.insert(m2.begin() + 1, {"agent tasks completed", std::to_string(r.tasks_completed) + " of " + std::to_string(r.tasks) +
+                                                          (r.tasks_completed < r.tasks ? " (a dropped call ends its task)" : "")});
   if (r.options.prefill_replicas > 0) m2.push_back({"KV transfer (mean)", ms(r.kv_transfer_mean_s)});
   if (r.cost.priced) {
     m2.push_back({"USD per M output tokens (all-in)", fmt("%.4g", r.cost.usd_per_m_output_all_in)});
     m2.push_back({"USD per M output tokens (decode share)", fmt("%.4g", r.cost.usd_per_m_output)});
     m2.push_back({"USD per M input tokens (prefill share)", fmt("%.4g", r.cost.usd_per_m_input)});
-    if (r.tasks > 0) m2.push_back({"USD per agent task", fmt("%.4g", r.cost.usd_per_task)});
+    if (r.tasks > 0)
+      m2.push_back({"USD per agent task", r.tasks_completed > 0 ? fmt("%.4g", r.cost.usd_per_task) + " (per completed task)"
+                                                                 : std::string("- (no task completed)")});
     m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + r.cost.provider + " " +
                                r.cost.instance + ", " + r.cost.as_of + ")"});
   } else {

@@ -83,6 +83,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.requests = static_cast<long>(sim.requests.size());
   r.dropped = sim.dropped;
   r.tasks = sim.tasks;
+  r.tasks_completed = sim.tasks_completed;
   r.input_tokens = sim.input_tokens;
   r.output_tokens = sim.output_tokens;
   r.prefill_tokens = sim.prefill_tokens;
@@ -144,7 +145,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
       c.usd_per_m_output_all_in = c.usd_total / static_cast<double>(sim.output_tokens) * 1e6;
     }
     if (sim.input_tokens > 0) c.usd_per_m_input = c.usd_total * sim.prefill_share / static_cast<double>(sim.input_tokens) * 1e6;
-    if (sim.tasks > 0) c.usd_per_task = c.usd_total / sim.tasks;
+    // Per completed task: a task cut short by a dropped call is not a task served.
+    if (sim.tasks_completed > 0) c.usd_per_task = c.usd_total / sim.tasks_completed;
   }
 
   // Explanation: memory, then one representative step (the mean iteration of the run).

@@ -64,7 +64,7 @@ struct ServeReport {
                        // shapes, KV admission (SimOptions; chosen or from ServeRequest)
   WorkloadShape work;           // the workload simulated (its settings)
   std::string workload_detail;  // workload_summary of it: rate or concurrency, requests, lengths, spreads
-  long requests = 0, tasks = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
+  long requests = 0, tasks = 0, tasks_completed = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
   int dropped = 0;
   LatencyStats ttft, tpot, e2e;
   double makespan_s = 0;

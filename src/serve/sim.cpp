@@ -748,6 +748,13 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
   }
   for (auto& rep : reps) rep.run(r);
   finish_result(r, r.busy_s, r.prefill_share);
+  if (w.kind == WorkloadKind::agent) {
+    // A task is complete when all its calls are: a dropped call never spawns the next one.
+    std::vector<int> done(w.tasks.size(), 0);
+    for (const auto& q : r.requests)
+      if (q.task >= 0 && q.task < static_cast<int>(done.size())) ++done[q.task];
+    for (std::size_t i = 0; i < done.size(); ++i) r.tasks_completed += done[i] == static_cast<int>(w.tasks[i].calls.size());
+  }
   return r;
 }
 

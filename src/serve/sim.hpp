@@ -75,6 +75,7 @@ struct SimResult {
   double prefill_share = 0;         // share of busy time spent on prefill tokens (by tokens in each step)
   long input_tokens = 0, output_tokens = 0, prefill_tokens = 0;  // prefill_tokens: computed (with recompute, without cache hits)
   int tasks = 0;
+  int tasks_completed = 0;          // agent tasks whose every call completed (a dropped call ends its task)
 };
 
 // Deterministic for a given workload seed. `prefill` models the prefill pool in disaggregated
