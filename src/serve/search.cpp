@@ -1,6 +1,7 @@
 #include "serve/search.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "spec/error.hpp"
 
@@ -26,13 +27,24 @@ bool open_loop(WorkloadKind k) {
   return k == WorkloadKind::offline || k == WorkloadKind::poisson || k == WorkloadKind::trace;
 }
 
-// Strict weak order: within the SLOs first, then the objective, then lower mean TTFT, smaller tp;
+// Strict weak order: within the SLOs first (at an offered rate: the share within them, 1% bins of
+// throughput, p99 TTFT), then the objective, then lower mean TTFT, smaller tp;
 // among layouts that do not fit, the fewest weight bytes per device (the closest to fitting).
 bool better(const ServeReport& a, const ServeReport& b, ServeObjective obj) {
   if (a.feasible != b.feasible) return a.feasible;
   if (!a.feasible) return a.weight_bytes_per_device < b.weight_bytes_per_device;
   if (a.slo_met != b.slo_met) return a.slo_met;
   if (!a.slo_met && a.goodput_fraction != b.goodput_fraction) return a.goodput_fraction > b.goodput_fraction;
+  // At an offered rate (Poisson arrivals, a trace) every layout that keeps up delivers the same
+  // load, and throughput then differs only by when the last request ends: the share served within
+  // the SLOs and the tail latency decide, and throughput only by more than its 1% bins.
+  if (a.work.kind == WorkloadKind::poisson || a.work.kind == WorkloadKind::trace) {
+    if (a.goodput_fraction != b.goodput_fraction) return a.goodput_fraction > b.goodput_fraction;
+    auto bin = [](double tps) { return tps > 0 ? std::floor(std::log(tps) / std::log(1.01)) : -1e300; };
+    const double ba = bin(a.output_tps_per_device), bb = bin(b.output_tps_per_device);
+    if (ba != bb) return ba > bb;
+    if (a.ttft.p99 != b.ttft.p99) return a.ttft.p99 < b.ttft.p99;
+  }
   if (obj == ServeObjective::cost && a.cost.priced && b.cost.priced &&
       a.cost.usd_per_m_output_all_in != b.cost.usd_per_m_output_all_in)
     return a.cost.usd_per_m_output_all_in < b.cost.usd_per_m_output_all_in;
