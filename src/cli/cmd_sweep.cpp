@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <optional>
+#include <set>
+#include <string_view>
 
 #include "cli/commands.hpp"
 #include "spec/error.hpp"
@@ -35,6 +38,41 @@ struct SweepOpts {
 struct ExportOpts {
   std::string db, table, csv;
 };
+
+// What the results depend on besides the sweep's settings: the catalog's files (built-in or
+// --data, named relative to its folder), the files of models and systems the sweep names by path,
+// and the xpuplan version. A resumed sweep must see the same inputs, or its old and new rows would
+// disagree. FNV-1a over names and contents, in hex.
+std::string inputs_fingerprint(const Globals& g, const SweepInputs& in) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::string_view text) {
+    for (unsigned char ch : text) {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff;  // field separator: ("ab", "c") and ("a", "bc") differ
+    h *= 1099511628211ull;
+  };
+  mix(XPUPLAN_VERSION);
+  const std::vector<DataFile> files = g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir);
+  const std::string root = g.data_dir.empty() ? std::string("data/") : g.data_dir + "/";
+  std::set<std::string> catalog_paths;
+  for (const auto& f : files) {
+    catalog_paths.insert(f.path);
+    mix(f.path.starts_with(root) ? f.path.substr(root.size()) : f.path);
+    mix(f.text);
+  }
+  auto mix_file = [&](const std::string& name, const std::string& path) {
+    if (path.empty() || catalog_paths.contains(path)) return;
+    mix(name);
+    mix(read_file(path).text);
+  };
+  for (const auto& [name, m] : in.models) mix_file(name, m.file);
+  for (const auto& [name, sys] : in.systems) mix_file(name, sys.file);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
 
 std::string duration_text(double s) {
   if (!(s >= 0) || s > 1e8) return "?";
@@ -147,7 +185,8 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
                     {"sweep_name", s.name},
                     {"objective", objective_name(s.objective)},
                     {"top_k", std::to_string(s.top_k)},
-                    {"usd_per_device_hour", prices_text(s)}},
+                    {"usd_per_device_hour", prices_text(s)},
+                    {"inputs_fingerprint", inputs_fingerprint(g, *in)}},
                    {{"xpuplan_version", XPUPLAN_VERSION}});
       const auto done = store->keys();
       for (const auto& sc : all)

@@ -438,6 +438,7 @@ std::vector<DataFile> read_data_dir(const std::string& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
     if (it->is_regular_file() && it->path().extension() == ".toml") paths.push_back(it->path().generic_string());
   if (ec) throw InputError(dir, "cannot list directory: " + ec.message());
+  if (paths.empty()) throw InputError(dir, "holds no .toml catalog files (chips/, systems/, models/, ... as in data/)");
   std::sort(paths.begin(), paths.end());
   std::vector<DataFile> out;
   for (const auto& p : paths) out.push_back(read_file(p));

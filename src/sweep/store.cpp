@@ -160,9 +160,14 @@ void Store::claim(const Entries& identity, const Entries& info) {
     for (const auto& [k, v] : identity) {
       auto it = have.find(k);
       const std::string stored = it == have.end() ? "(none)" : "'" + it->second + "'";
-      if (it == have.end() || it->second != v)
+      if (it == have.end() || it->second != v) {
+        if (k == "inputs_fingerprint")
+          throw InputError(path_, "holds results computed from other inputs: the catalog, a model or system file, or the "
+                                  "xpuplan version changed since (inputs_fingerprint " + stored + " there, '" + v +
+                                  "' here); use another --db");
         throw InputError(path_, "holds results of another sweep or other search settings: " + k + " is " + stored +
                                     " there, '" + v + "' here; use another --db");
+      }
     }
     return;
   }

@@ -100,6 +100,14 @@ case "$mode" in
     out=$("$x" sweep other.toml --db r.sqlite 2>&1); rc=$?
     [ "$rc" -eq 2 ] || fail "another sweep into the same database: exit $rc, expected 2"
     printf '%s\n' "$out" | grep -q "r.sqlite: holds results of another sweep" || fail "no refusal message: $out"
+    # The same sweep over other inputs is refused too: an identical copy of the catalog resumes, a
+    # changed one (a chip's memory bandwidth) would mix old and new figures.
+    cp -r "$(dirname "$file")/../../data" catalog
+    "$x" --data catalog sweep "$file" --db r.sqlite > copy.txt 2>&1 || fail "an identical catalog copy was refused: $(cat copy.txt)"
+    sed -i 's/^bandwidth = .*/bandwidth = "2.0 TB\/s"/' catalog/chips/h100-sxm.toml
+    out=$("$x" --data catalog sweep "$file" --db r.sqlite 2>&1); rc=$?
+    [ "$rc" -eq 2 ] || fail "a changed catalog resumed: exit $rc, expected 2"
+    printf '%s\n' "$out" | grep -q "r.sqlite: holds results computed from other inputs" || fail "no refusal message: $out"
     ;;
   bad)
     file=$1; pattern=$2
