@@ -326,15 +326,15 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
   line("date = \"%s\"", date.c_str());
   s += "\n[gemm]                                  # fraction of dense peak a large square GEMM reaches\n";
   for (Precision p : kAllPrecisions)
-    if (c.gemm_max[static_cast<int>(p)] > 0) line("%s = %.4f", precision_name(p), c.gemm_max[static_cast<int>(p)]);
+    if (c.gemm_max[static_cast<int>(p)] > 0) line("%s = %.6f", precision_name(p), c.gemm_max[static_cast<int>(p)]);
   line("half_dim = %g                          # a GEMM dimension this size halves that dimension's efficiency", c.gemm_half_dim);
   if (c.gemm_tile_rows > 0)
     line("tile_rows = %g                          # token rows of the smallest matrix tile decode kernels pad to", c.gemm_tile_rows);
   if (!c.gemm_shape_source.empty()) s += "shape_source = " + double_quoted(c.gemm_shape_source) + "\n";
-  line("grouped = %.4f                          # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
+  line("grouped = %.6f                        # MoE expert (grouped) GEMMs: efficiency relative to a dense GEMM of the per-expert shape", c.gemm_grouped);
   if (!c.gemm_grouped_source.empty()) s += "grouped_source = " + double_quoted(c.gemm_grouped_source) + "\n";
   s += "\n[attention]\n";
-  line("efficiency = %.4f                     # flash attention, fraction of the attention peak (bf16 peak, exponentials in series)", c.attention);
+  line("efficiency = %.6f                   # flash attention, fraction of the attention peak (bf16 peak, exponentials in series)", c.attention);
   if (c.attention_half_keys > 0)
     line("half_keys = %g                        # keys per query at which flash attention reaches half its efficiency", c.attention_half_keys);
   if (c.attention_backward != 1.0)
@@ -374,11 +374,11 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     std::string rows;
     for (const auto& r : fit->rows) rows += (rows.empty() ? "\"" : ", \"") + r + "\"";
     s += "rows = [" + rows + "]\n";
-    line("gemm_scale = %.4f", fit->gemm_scale);
-    line("lowp_scale = %.4f", fit->lowp_scale);
-    line("attention_scale = %.4f", fit->attention_scale);
+    line("gemm_scale = %.6f", fit->gemm_scale);
+    line("lowp_scale = %.6f", fit->lowp_scale);
+    line("attention_scale = %.6f", fit->attention_scale);
     if (fit->fit_grouped) {
-      line("grouped_scale = %.4f", fit->grouped_scale);
+      line("grouped_scale = %.6f", fit->grouped_scale);
       std::string g;
       for (const auto& r : fit->grouped_rows) g += (g.empty() ? "\"" : ", \"") + r + "\"";
       s += "grouped_rows = [" + g + "]\n";

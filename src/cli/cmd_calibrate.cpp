@@ -1,3 +1,5 @@
+#include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
@@ -20,6 +22,36 @@ struct CalibrateOpts {
   double prior = 1.0;
   bool cross_validate = false, no_facts = false;
 };
+#ifndef XPUPLAN_VERSION
+#define XPUPLAN_VERSION "unknown"
+#endif
+const std::string kVersion = std::string("xpuplan ") + XPUPLAN_VERSION;
+
+// What reproduces a fit, beside its truth tables: the command (options included, --out-dir left
+// out) and a fingerprint of the tables and fact files it read (FNV-1a, hex). Written into the
+// [fit] table before its `xpuplan` line.
+std::string with_provenance(std::string toml, const std::string& command, const std::string& inputs) {
+  const std::size_t at = toml.find("\nxpuplan = ");
+  if (at == std::string::npos) return toml;
+  toml.insert(at + 1, "command = \"" + command + "\"\ninputs = \"" + inputs + "\"                 # FNV-1a of the tables and run facts read\n");
+  return toml;
+}
+
+std::string fnv_hex(const std::vector<std::string>& texts) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (const auto& t : texts) {
+    for (unsigned char ch : t) {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 std::string today() {
   std::time_t t = std::time(nullptr);
   char b[32];
@@ -88,6 +120,19 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     if (!o->out_dir.empty() && !tables.empty() && !serving_tables.empty())
       throw InputError("--out-dir", "training tables fit data/calibration/ files, inference tables data/serving/ files: "
                                     "give one kind of table per run with --out-dir");
+    // Provenance of written fits: the reproducing command and what it read.
+    std::string command = "xpuplan calibrate";
+    std::vector<std::string> read_texts;
+    for (const auto& p : o->truth) {
+      command += " --truth " + p;
+      read_texts.push_back(read_file(p).text);
+      const std::string fp = run_facts_path(p, "", o->no_facts);
+      if (!fp.empty()) read_texts.push_back(fp + "\n" + read_file(fp).text);
+    }
+    if (o->all_rows) command += " --all-rows";
+    if (o->prior != 1.0) command += " --prior-weight " + format_number("%g", o->prior);
+    if (o->no_facts) command += " --no-facts";
+    const std::string inputs = fnv_hex(read_texts);
     // The files are written together once every fit is done, each atomically; a target that
     // cannot be replaced is found before any is written.
     std::vector<std::pair<std::string, std::string>> files;
@@ -154,7 +199,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       if (!o->out_dir.empty())
         for (const auto& fit : fits) {
           const std::string path = o->out_dir + "/" + fit.family + ".toml";
-          files.emplace_back(path, serving_toml(fit.fitted, &fit, snames, "xpuplan 0.1.0", today()));
+          files.emplace_back(path, with_provenance(serving_toml(fit.fitted, &fit, snames, kVersion, today()), command, inputs));
           serving_text += "wrote " + path + "\n";
         }
     }
@@ -191,7 +236,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       for (const auto& fit : res.families)
         for (const auto& chip : fit.chips) {
           const std::string path = o->out_dir + "/" + chip + ".toml";
-          files.emplace_back(path, calibration_toml(res.fitted.at(chip), &fit, names, "xpuplan 0.1.0", today()));
+          files.emplace_back(path, with_provenance(calibration_toml(res.fitted.at(chip), &fit, names, kVersion, today()), command, inputs));
           text += "wrote " + path + "\n";
         }
     }

@@ -219,6 +219,8 @@ Calibration parse_calibration(const DataFile& f) {
   }
   if (auto f = r.table("fit")) {  // provenance of a fit: checked for shape, not used
     (void)f->str("truth");
+    (void)f->opt_str("command");  // the reproducing command and a fingerprint of what it read
+    (void)f->opt_str("inputs");
     (void)f->str("xpuplan");
     (void)f->str("date");
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
@@ -305,6 +307,8 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   e->finish();
   if (auto f = r.table("fit")) {  // provenance of `calibrate` on an inference table
     (void)f->str("truth");
+    (void)f->opt_str("command");  // the reproducing command and a fingerprint of what it read
+    (void)f->opt_str("inputs");
     (void)f->str("xpuplan");
     (void)f->str("date");
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
