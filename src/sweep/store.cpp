@@ -1,5 +1,9 @@
 #include "sweep/store.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <sqlite3.h>
 
 #include <map>
@@ -99,12 +103,35 @@ void Store::exec(const std::string& sql) const {
   }
 }
 
-Store::Store(Store&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+Store::Store(Store&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), lock_fd_(o.lock_fd_) {
+  o.db_ = nullptr;
+  o.lock_fd_ = -1;
+}
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  sqlite3_close(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
 
 Store Store::open_for_writing(const std::string& path) {
-  Store s(open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE), path);
+  // One writer per database: a second sweep into it would claim the same scenarios and stop on a
+  // constraint error part-way. The lock is the kernel's (flock), so a killed sweep leaves none.
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw InputError(lock_path, "cannot create the lock file beside the database");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw InputError(path, "another sweep is writing to this database (it holds " + lock_path + "); wait for it or use another --db");
+  }
+  sqlite3* db = nullptr;
+  try {
+    db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  Store s(db, path);
+  s.lock_fd_ = fd;
   // WAL: commits survive the process being killed (synchronous=NORMAL syncs at checkpoints), and
   // readers (sqlite3, an export) can watch a running sweep.
   s.exec("PRAGMA journal_mode=WAL");

@@ -53,6 +53,7 @@ class Store {
   [[noreturn]] void fail(const std::string& what) const;
   sqlite3* db_ = nullptr;
   std::string path_;
+  int lock_fd_ = -1;  // writer only: an exclusive lock on PATH.lock, released when the process ends
 };
 
 }  // namespace xpu::sweep

@@ -100,6 +100,13 @@ case "$mode" in
     out=$("$x" sweep other.toml --db r.sqlite 2>&1); rc=$?
     [ "$rc" -eq 2 ] || fail "another sweep into the same database: exit $rc, expected 2"
     printf '%s\n' "$out" | grep -q "r.sqlite: holds results of another sweep" || fail "no refusal message: $out"
+    # One writer at a time: while another process holds the database's lock, a sweep is refused
+    # before it starts (it would claim the same scenarios and stop on a constraint error).
+    if command -v flock > /dev/null; then
+      out=$(flock r.sqlite.lock "$x" sweep "$file" --db r.sqlite 2>&1); rc=$?
+      [ "$rc" -eq 2 ] || fail "a sweep ran while another held the lock: exit $rc, expected 2"
+      printf '%s\n' "$out" | grep -q "another sweep is writing to this database" || fail "no lock message: $out"
+    fi
     # The same sweep over other inputs is refused too: an identical copy of the catalog resumes, a
     # changed one (a chip's memory bandwidth) would mix old and new figures.
     cp -r "$(dirname "$file")/../../data" catalog
