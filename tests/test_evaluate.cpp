@@ -754,7 +754,7 @@ TEST(Choose, AllKnobsGivenKeepsTheLayout) {
   EXPECT_GE(st.considered, 1);
   EXPECT_LE(st.considered, 3);
   // layout_from_request gives the same layout.
-  const Layout l = layout_from_request(builtin().model("llama3-70b"), q);
+  const Layout l = layout_from_request(builtin().model("llama3-70b"), h100(), q);
   EXPECT_EQ(l.tp, 8);
   EXPECT_EQ(l.pp, 2);
   EXPECT_EQ(l.vp, 2);
@@ -859,6 +859,24 @@ TEST(Choose, InterleavesOnlyIntoEvenChunks) {
           << id << " on " << devices << ": pp " << r.layout.pp << " vp " << r.layout.vp;
     }
   }
+}
+
+TEST(Choose, AttentionDefaultsToUnfusedOnChipsWithoutFlashAttention) {
+  // FlashAttention needs Turing/Ampere or newer: V100 plans default to unfused attention (its
+  // chip file's [kernels] flash_attention = false); a given kernel is still taken as asked.
+  const System& v100 = builtin().system("dgx2-v100");
+  ASSERT_FALSE(v100.chip.flash_attention);
+  EXPECT_TRUE(h100().chip.flash_attention);
+  PlanRequest q;
+  q.devices = 16;
+  q.work = Workload{2048, 64};
+  const Model& m = builtin().model("llama3-8b");
+  const TrainReport r = choose_plan(m, v100, q);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_EQ(r.layout.attention, AttentionKernel::unfused);
+  EXPECT_EQ(choose_plan(m, h100(), q).layout.attention, AttentionKernel::flash);
+  q.attention = AttentionKernel::flash;
+  EXPECT_EQ(choose_plan(m, v100, q).layout.attention, AttentionKernel::flash);
 }
 
 }  // namespace

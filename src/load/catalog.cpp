@@ -56,6 +56,13 @@ Chip parse_chip(const DataFile& f) {
     if (auto v = pw->opt_quantity("tdp", Dimension::power)) c.tdp = Watts{*v};
     pw->finish();
   }
+  if (auto k = r.table("kernels")) {
+    c.flash_attention = k->boolean("flash_attention", true);
+    c.flash_attention_source = k->opt_str("flash_attention_source").value_or("");
+    if (!c.flash_attention && c.flash_attention_source.empty())
+      k->fail("flash_attention_source", "missing: say where the chip's lack of FlashAttention is stated");
+    k->finish();
+  }
   r.finish();
   return c;
 }

@@ -249,7 +249,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                  apply_given_knobs(l, q_);
+                  apply_given_knobs(l, q_, s_);
                   apply_memory_option(l, mo);
                   // Reached with dominance pruning and nothing lower fitting, the layout without
                   // recompute is known not to fit: skip that check. The recompute is sized for

@@ -36,6 +36,9 @@ struct Chip {
   Bytes hbm_capacity{};
   ByteRate hbm_bandwidth{};
   std::optional<Watts> tdp;
+  bool flash_attention = true;  // runs FlashAttention (fused attention); false: the planner's default
+                                // attention is unfused (scores in memory)
+  std::string flash_attention_source;
 
   std::optional<FlopRate> peak_at(Precision p) const { return peak[static_cast<int>(p)]; }
 };

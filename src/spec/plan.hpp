@@ -141,7 +141,8 @@ struct PlanRequest {
   std::optional<bool> lowp_params;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   CpMode cp_mode = CpMode::ring;                      // not searched: as given
-  AttentionKernel attention = AttentionKernel::flash; // not searched: as given
+  std::optional<AttentionKernel> attention;  // not searched: as given, else the chip's default
+                                             // (flash where the chip runs FlashAttention)
   RankOrder rank_order = RankOrder::dp_then_pp;      // not searched: as given
   MoeDispatcher moe_dispatcher = MoeDispatcher::flex; // not searched: as given
   bool moe_a2a_overlap = false;                       // not searched: as given
@@ -150,10 +151,10 @@ struct PlanRequest {
 
 // The knobs a plan holds as given (not searched): copied from the request onto every layout that
 // `train` and `search` build.
-inline void apply_given_knobs(Layout& l, const PlanRequest& q) {
+inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) {
   l.schedule = q.schedule;
   l.cp_mode = q.cp_mode;
-  l.attention = q.attention;
+  l.attention = q.attention.value_or(s.chip.flash_attention ? AttentionKernel::flash : AttentionKernel::unfused);
   l.moe_dispatcher = q.moe_dispatcher;
   l.moe_a2a_overlap = q.moe_a2a_overlap;
   l.rank_order = q.rank_order;

@@ -120,7 +120,7 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad("--lowp-params", "on needs fp8 or fp4 weights, and " + s.chip.name + " has neither matrix rate (" + s.chip.file + ": peak)");
 }
 
-Layout layout_from_request(const Model& m, const PlanRequest& q) {
+Layout layout_from_request(const Model& m, const System& s, const PlanRequest& q) {
   Layout l;
   l.tp = q.tp.value_or(1);
   l.pp = q.pp.value_or(1);
@@ -134,7 +134,7 @@ Layout layout_from_request(const Model& m, const PlanRequest& q) {
   l.recompute = q.recompute.value_or(Recompute::none);
   l.recompute_layers = q.recompute_layers.value_or(0);
   l.precision = q.precision.value_or(Precision::bf16);
-  apply_given_knobs(l, q);
+  apply_given_knobs(l, q, s);
   (void)m;
   return l;
 }
@@ -216,7 +216,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   Layout l;
                   l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                  apply_given_knobs(l, q);
+                  apply_given_knobs(l, q, s);
                   apply_memory_option(l, mem_opt);
                   if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
                     ++g.st.rejected;
@@ -274,7 +274,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   if (all.have_best) return all.best;
   if (all.have_closest) return all.closest;
   // Nothing even divides: evaluate the request as given so the report carries the reason.
-  return evaluate(m, s, layout_from_request(m, q), q.work, q.devices);
+  return evaluate(m, s, layout_from_request(m, s, q), q.work, q.devices);
 }
 
 }  // namespace xpu

@@ -32,6 +32,6 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req,
 void check_request(const Model& m, const System& s, const PlanRequest& req);
 
 // Layout from a request with every knob given (defaults: sequence parallel on, overlap on).
-Layout layout_from_request(const Model& m, const PlanRequest& req);
+Layout layout_from_request(const Model& m, const System& s, const PlanRequest& req);
 
 }  // namespace xpu

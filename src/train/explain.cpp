@@ -76,7 +76,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   } else
     add("unfused attention", "score GEMMs at the bf16 GEMM cap " + num(c.gemm_max_at(Precision::bf16)) +
                                  ", softmax passes at the HBM fraction below",
-        cal + ": gemm.bf16, gemm.half_dim, memory.bandwidth_fraction");
+        cal + ": gemm.bf16, gemm.half_dim, memory.bandwidth_fraction" +
+            (s.chip.flash_attention ? std::string() : "; the default here: " + s.chip.file + ": kernels.flash_attention = false"));
   add("HBM bandwidth per device", format_byte_rate(s.hbm_bandwidth()) + " x " + num(c.memory_bw) + " achievable",
       chip + ": memory.bandwidth; " + cal + ": memory.bandwidth_fraction");
   add("kernel launch overhead", format_seconds(c.kernel_overhead) + " per kernel", cal + ": kernel.overhead");
