@@ -70,6 +70,11 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
           throw InputError(at(f, it.line, "capacity.serve_weight_precision"),
                            "'" + it.serve_weight_precision + "' is not bf16, fp16, fp8, int8, int4 or fp4");
       }
+      if (sm->second.max_seq_len > 0 && static_cast<long>(it.serve_input_len) + it.serve_output_len > sm->second.max_seq_len)
+        throw InputError(at(f, it.line, "capacity.serve_output_len"),
+                         "serve_input_len + serve_output_len = " + std::to_string(it.serve_input_len + it.serve_output_len) +
+                             " tokens, beyond " + sm->second.name + "'s context window of " +
+                             std::to_string(sm->second.max_seq_len) + " (max_seq_len, " + sm->second.file + ")");
       cr.serving = best_serving(sm->second, s, it.serve_input_len, it.serve_output_len, it.serve_slo_ttft_ms / 1e3,
                                 it.serve_slo_tpot_ms / 1e3, w, ServeCompareRequest{}.requests, it.serve_input_spread, it.serve_output_spread);
       if (cr.serving->ok) {
