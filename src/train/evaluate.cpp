@@ -577,7 +577,15 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
   // Every stage: the first holds the embedding and the most microbatches in flight, the last the
   // logits, but a middle stage may hold more layers (split_layers gives them the remainder first)
   // and almost as many microbatches, or more MoE layers.
+  // A middle stage holding the same layers as an earlier middle stage has no more in flight
+  // (microbatches in flight fall with the stage index): only the first of each kind is computed.
+  std::vector<std::pair<int, int>> seen;
   for (int i = 0; i < l.pp; ++i) {
+    if (i != 0 && i != l.pp - 1) {
+      const std::pair<int, int> kind{st.layers_of[i], st.moe_layers_of[i]};
+      if (std::find(seen.begin(), seen.end(), kind) != seen.end()) continue;
+      seen.push_back(kind);
+    }
     MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st.layers_of, st.moe_layers_of, i, mbs);
     mb.stage = i;
     if (mb.total() > worst.total()) worst = mb;
