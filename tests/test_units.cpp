@@ -183,5 +183,12 @@ TEST(Units, IsoDates) {
   EXPECT_FALSE(is_iso_date("", true));
 }
 
+TEST(Units, FormatNumberNeverCutsALongFormat) {
+  // An explain term's source text went through a 64-byte buffer and lost its end.
+  const std::string text = format_number(", engine.prefill_layer_overhead x %.3f (the share of iterations with prompt tokens)", 0.048);
+  EXPECT_EQ(text, ", engine.prefill_layer_overhead x 0.048 (the share of iterations with prompt tokens)");
+  EXPECT_EQ(format_number("%.1f", 2.25), "2.2");
+}
+
 }  // namespace
 }  // namespace xpu

@@ -280,7 +280,11 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   d->finish();
   if (auto p = r.table("prefill")) {
     c.prefill_gemm = p->number("gemm_scale", 0.05, 2.0);
-    if (auto v = p->opt_number("lowp_gemm_ratio", 0.25, 4.0)) c.lowp_gemm_ratio = *v;
+    c.given.insert("prefill.gemm_scale");
+    if (auto v = p->opt_number("lowp_gemm_ratio", 0.25, 4.0)) {
+      c.lowp_gemm_ratio = *v;
+      c.given.insert("prefill.lowp_gemm_ratio");
+    }
     if (auto v = p->opt_quantity("score_time", Dimension::time, true)) c.prefill_score_time = Seconds{*v};
     p->finish();
   }
@@ -294,9 +298,14 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.max_batch = static_cast<int>(e->integer("max_batch"));
   c.token_budget = static_cast<int>(e->integer("token_budget", 16));
   c.block_tokens = static_cast<int>(e->integer("block_tokens"));
-  if (auto v = e->opt_integer("shards_per_device", 1)) c.shards_per_device = static_cast<int>(*v);
+  if (auto v = e->opt_integer("shards_per_device", 1)) {
+    c.shards_per_device = static_cast<int>(*v);
+    c.given.insert("engine.shards_per_device");
+  }
   if (auto v = e->opt_integer("fp4_scale_block", 1)) c.fp4_scale_block = static_cast<int>(*v);
   c.mixed_batches = e->boolean("mixed_batches", true);
+  for (const char* k : {"mixed_batches", "kv_admission", "scheduler"})
+    if (e->has(k)) c.given.insert(std::string("engine.") + k);
   if (auto v = e->opt_str("kv_admission")) {
     const auto b = parse_kv_admission(*v);
     if (!b) e->fail("kv_admission", "'" + *v + "' is not optimistic or guaranteed");

@@ -179,11 +179,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     r.explain.push_back({"KV admission",
                          o.reserve_output ? "guaranteed (whole output reserved; no preemption)"
                                           : "optimistic (prompt only; preempt and recompute when full)",
-                         q.reserve_output ? std::string("--kv-admission (or run fact kv_admission)") : s.serving.where() + ": engine.kv_admission"});
+                         q.reserve_output ? std::string("--kv-admission (or run fact kv_admission)") : s.serving.where() + ": " + s.serving.cite("engine.kv_admission", s.serving.reserve_output ? "guaranteed" : "optimistic")});
     r.explain.push_back({"scheduler",
                          o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile)"
                                          : "chunked (decodes first, prompts chunked into the rest of the token budget)",
-                         q.prefill_first ? std::string("--scheduler (or run fact scheduler)") : s.serving.where() + ": engine.scheduler"});
+                         q.prefill_first ? std::string("--scheduler (or run fact scheduler)") : s.serving.where() + ": " + s.serving.cite("engine.scheduler", s.serving.prefill_first ? "prefill-first" : "chunked")});
     if (o.prefill_kv_free > 0)
       r.explain.push_back({"prompt admission gate",
                            format_number("%.3g", o.prefill_kv_free * 100) +

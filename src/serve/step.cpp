@@ -347,9 +347,12 @@ std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, doub
   std::vector<ServeTerm> out;
   out.push_back({"weights and projections (GEMMs, all layers)", ms(p.linear),
                  chip + ": " + pk + ", memory.bandwidth; " + cal + ": gemm." + precision_name(cp_) +
-                     ", gemm.half_dim, gemm.tile_rows" + (m_.is_moe() ? ", gemm.grouped" : "") + "; " + srv +
-                     ": prefill.gemm_scale" +
-                     (cp_ == Precision::fp8 || cp_ == Precision::fp4 ? ", prefill.lowp_gemm_ratio" : "") +
+                     ", gemm.half_dim, " + (s_.calib.gemm_tile_rows > 0 ? "gemm.tile_rows" : "gemm.tile_rows (not in the file: tiles of half_dim)") +
+                     (m_.is_moe() ? ", gemm.grouped" : "") + "; " + srv + ": " +
+                     s_.serving.cite("prefill.gemm_scale", fmt("%.2f", s_.serving.prefill_gemm)) +
+                     (cp_ == Precision::fp8 || cp_ == Precision::fp4
+                          ? ", " + s_.serving.cite("prefill.lowp_gemm_ratio", fmt("%.2f", s_.serving.lowp_gemm_ratio))
+                          : std::string()) +
                      ", decode.bandwidth_fraction" + (m_.is_moe() ? ", engine.moe_expert_factor" : "") +
                      (m_.is_moe() && (s_.serving.moe_all_experts_from >= 0 || s_.serving.moe_prefill_all_experts)
                           ? ", engine.moe_all_experts_from, engine.moe_prefill_all_experts (neuronx-distributed expert dispatch)"
@@ -418,9 +421,12 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
   out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",
-                 srv + ": engine.mixed_batches"});
+                 srv + ": " + s_.serving.cite("engine.mixed_batches", s_.serving.mixed_batches ? "true" : "false")});
   out.push_back({"tensor-parallel ranks per device", std::to_string(shards_),
-                 srv + ": engine.shards_per_device (heads padded, KV heads replicated per rank; each rank's GEMM slice sets the GEMM efficiency)"});
+                 srv + ": " + s_.serving.cite("engine.shards_per_device", std::to_string(s_.serving.shards_per_device)) +
+                     (s_.serving.shards_per_device > 1
+                          ? " (heads padded, KV heads replicated per rank; each rank's GEMM slice sets the GEMM efficiency)"
+                          : "")});
   return out;
 }
 

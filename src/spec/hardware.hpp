@@ -5,6 +5,7 @@
 
 #include <array>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -158,6 +159,12 @@ struct ServingCalibration {
   std::string id = "built-in defaults", status = "assumed", source, file;  // file: "" for the defaults
   // Where --explain says a serving value comes from: the file, or the built-in defaults.
   std::string where() const { return file.empty() ? "built-in serving defaults" : file; }
+  // Optional keys the file states ("prefill.gemm_scale", "engine.kv_admission", ...).
+  std::set<std::string> given;
+  // An --explain citation of an optional key: the key, or that the file leaves it to the default.
+  std::string cite(const std::string& key, const std::string& default_text) const {
+    return given.count(key) || file.empty() ? key : key + " (not in the file: " + default_text + ")";
+  }
   double decode_bw = 0.8;            // fraction of HBM bandwidth reached streaming weights and KV in decode
   double prefill_gemm = 1.0;         // scale on the calibrated GEMM efficiency for serving GEMMs
   // Serving GEMMs computed at fp8 or fp4: their scale relative to prefill_gemm (1: the same).

@@ -184,8 +184,13 @@ bool is_iso_date(std::string_view s, bool month_only_ok) {
 
 std::string format_number(const char* printf_format, double v) {
   char b[64];
-  std::snprintf(b, sizeof b, printf_format, v);
-  return b;
+  const int n = std::snprintf(b, sizeof b, printf_format, v);
+  if (n < 0) return {};
+  if (n < static_cast<int>(sizeof b)) return std::string(b, static_cast<std::size_t>(n));
+  std::string out(static_cast<std::size_t>(n) + 1, '\0');  // a long format: size it, never cut it
+  std::snprintf(out.data(), out.size(), printf_format, v);
+  out.resize(static_cast<std::size_t>(n));
+  return out;
 }
 
 std::string double_quoted(const std::string& s) {
