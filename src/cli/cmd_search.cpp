@@ -88,6 +88,15 @@ void add_search(CLI::App& app, const Globals& g) {
       nlohmann::ordered_json top = nlohmann::ordered_json::array(), front = nlohmann::ordered_json::array();
       for (const auto& r : res.top) top.push_back(train_json(m, s, r, false));
       for (const auto& r : res.pareto) front.push_back(train_json(m, s, r, false));
+      // The cost the table ranks by (USD/step), where a price is known; null otherwise.
+      for (auto* list : {&top, &front})
+        for (auto& x : *list) {
+          const double step = x.value("step_time_s", 0.0);
+          const double devices = x.value("devices", 0.0);
+          x["cost_per_step_usd"] = so.usd_per_device_hour > 0 && step > 0
+                                       ? nlohmann::ordered_json(round6(devices * step / 3600.0 * so.usd_per_device_hour))
+                                       : nlohmann::ordered_json(nullptr);
+        }
       j["top"] = top;
       j["pareto"] = front;
       j["counts"] = {{"considered", st.considered}, {"pruned_divisibility", st.pruned_divisibility},

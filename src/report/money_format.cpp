@@ -100,7 +100,7 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
       x["layout"] = layout_summary(r.plan.layout);
       x["step_time_s"] = r6(r.plan.step_time);
       x["mfu"] = r6(r.plan.mfu);
-      x["steps"] = r.steps;
+      x["steps"] = static_cast<long long>(r.steps);  // a whole number of optimizer steps
       x["days"] = r6(r.days);
       x["device_hours"] = r6(r.device_hours);
       x["effective_pflops_days"] = r6(r.effective_pflops_days);
