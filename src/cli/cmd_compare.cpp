@@ -75,7 +75,7 @@ void add_compare(CLI::App& app, const Globals& g) {
                 "With --serve: output lengths around --output-len, uniform:W or normal:SD (as serve --output-spread)");
   o->money.add_to(c);
   c->callback([o, c, &g] {
-    const Catalog cat = load_catalog(g);
+    const Catalog cat = load_catalog(g, o->money.today());
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;
     for (const auto& id : split(o->systems)) systems.push_back(resolve_system(cat, id));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,9 @@ struct Globals {
 };
 
 // The catalog for this run: data_dir's TOML files, or the one compiled in.
-Catalog load_catalog(const Globals& g);
+// quote_day: the date --price quotes carry (days since 1970-01-01), the money commands' --as-of
+// so that a pinned run does not age with the clock; default the clock's UTC date.
+Catalog load_catalog(const Globals& g, std::optional<long> quote_day = std::nullopt);
 
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
 void write_output(const std::string& path, const std::string& text);

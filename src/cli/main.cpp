@@ -15,12 +15,12 @@
 
 namespace xpu::cli {
 
-Catalog load_catalog(const Globals& g) {
+Catalog load_catalog(const Globals& g, std::optional<long> quote_day) {
   Catalog c = build_catalog(g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir));
   if (!g.prices.empty()) {
-    // A quote is dated the day it is given (the clock's UTC date): never stale.
+    // A quote is dated the day it is given (the clock's UTC date, or the command's --as-of): never stale.
     const auto now = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
-    apply_price_quotes(c, g.prices, date_text(now.time_since_epoch().count()));
+    apply_price_quotes(c, g.prices, date_text(quote_day.value_or(now.time_since_epoch().count())));
   }
   return c;
 }
