@@ -70,7 +70,7 @@ std::optional<DevicePower> device_power(const System& s, const Site* site, std::
   p.wall_w = p.tdp_w * p.utilisation * p.pue;
   p.origin = s.chip.file + ": power.tdp" + (s.devices_per_chip > 1 ? " / " + std::to_string(s.devices_per_chip) : "") +
              " x " + site->file + ": utilisation x " +
-             (s.ownership && s.ownership->pue ? s.ownership->file : site->file) + ": pue";
+             (s.ownership && s.ownership->pue ? s.ownership->file : site->file) + ": pue; CO2 at " + site->file + ": grid";
   return p;
 }
 
@@ -93,6 +93,8 @@ std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* 
   t.capex_usd_per_hour = (t.purchase_usd + t.overhead_usd) / (t.years * kHoursPerYear);
   t.wall_w = pw->wall_w;
   t.energy_usd_per_hour = t.wall_w / 1000.0 * t.usd_per_kwh;
+  t.ownership_file = s.ownership->file;
+  t.site_file = site->file;
   return t;
 }
 
@@ -105,7 +107,8 @@ std::string Rate::origin() const {
   if (tco)
     return "owned: (" + fmt("%.0f", tco->purchase_usd) + " + " + fmt("%.0f", tco->overhead_usd) + " USD) / (" +
            fmt("%g", tco->years) + " y x 8766 h) + " + fmt("%.0f", tco->tdp_w) + " W x " + fmt("%g", tco->utilisation) +
-           " x PUE " + fmt("%g", tco->pue) + " x " + fmt("%.4g", tco->usd_per_kwh) + " USD/kWh";
+           " x PUE " + fmt("%g", tco->pue) + " x " + fmt("%.4g", tco->usd_per_kwh) + " USD/kWh (" + tco->ownership_file +
+           ": purchase_price, overhead (pue where it overrides the site's); " + tco->site_file + ": amortisation_years, utilisation, pue, electricity; the chip file: power.tdp)";
   return "";
 }
 

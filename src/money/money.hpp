@@ -37,6 +37,7 @@ struct TcoRate {
   double capex_usd_per_hour = 0;               // (purchase + overhead) / (years x 8766 h)
   double wall_w = 0;                           // tdp x utilisation x pue
   double energy_usd_per_hour = 0;              // wall_w / 1000 x usd_per_kwh
+  std::string ownership_file, site_file;       // where the figures come from (for origin())
   double usd_per_hour() const { return capex_usd_per_hour + energy_usd_per_hour; }
 };
 // Empty (with *why) when the system has no data/tco file, the catalog has no site, or the chip's

@@ -20,6 +20,8 @@ namespace xpu {
 class RowReader {
  public:
   RowReader(const CsvTable& t, std::size_t r) : t_(t), r_(r) {}
+  // "path:line" of the row, as errors and --explain name it.
+  std::string where() const { return t_.path + ":" + std::to_string(t_.row_lines[r_]); }
   [[noreturn]] void fail(const std::string& col, const std::string& what) const {
     throw InputError(t_.path + ":" + std::to_string(t_.row_lines[r_]) + ": " + col, what);
   }

@@ -82,6 +82,7 @@ Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) 
   }
   Model m;
   m.id = m.name = name;
+  m.file = r.where() + " (its architecture columns)";  // where --explain says the figures come from
   m.layers = static_cast<int>(r.req_int("layers"));
   m.hidden = r.req_int("hidden");
   m.heads = static_cast<int>(r.req_int("heads"));
