@@ -105,11 +105,14 @@ struct PlanFlags {
       auto v = parse_schedule(schedule);
       if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b or zb-h1");
       q.schedule = *v;
+      if (*v == PipeSchedule::zero_bubble && pp && *pp == 1)
+        throw InputError("--schedule", "zb-h1 is a pipeline schedule and --pp is 1 (nothing to schedule)");
     }
     if (!cp_mode.empty()) {
       auto v = parse_cp_mode(cp_mode);
       if (!v) throw InputError("--cp-mode", "'" + cp_mode + "' is not ring or all-gather");
       q.cp_mode = *v;
+      if (cp && *cp == 1) throw InputError("--cp-mode", "applies to context parallelism and --cp is 1");
     }
     if (!attention.empty()) {
       auto v = parse_attention_kernel(attention);
