@@ -10,6 +10,7 @@
 #include "load/csv.hpp"
 #include "report/format.hpp"
 #include "spec/error.hpp"
+#include "util/fingerprint.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu::cli {
@@ -35,21 +36,6 @@ std::string with_provenance(std::string toml, const std::string& command, const 
   if (at == std::string::npos) return toml;
   toml.insert(at + 1, "command = \"" + command + "\"\ninputs = \"" + inputs + "\"                 # FNV-1a of the tables and run facts read\n");
   return toml;
-}
-
-std::string fnv_hex(const std::vector<std::string>& texts) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (const auto& t : texts) {
-    for (unsigned char ch : t) {
-      h ^= ch;
-      h *= 1099511628211ull;
-    }
-    h ^= 0xff;
-    h *= 1099511628211ull;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
 }
 
 std::string today() {
@@ -122,17 +108,17 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                                     "give one kind of table per run with --out-dir");
     // Provenance of written fits: the reproducing command and what it read.
     std::string command = "xpuplan calibrate";
-    std::vector<std::string> read_texts;
+    Fingerprint read;
     for (const auto& p : o->truth) {
       command += " --truth " + p;
-      read_texts.push_back(read_file(p).text);
+      read.add(read_file(p).text);
       const std::string fp = run_facts_path(p, "", o->no_facts);
-      if (!fp.empty()) read_texts.push_back(fp + "\n" + read_file(fp).text);
+      if (!fp.empty()) read.add(fp + "\n" + read_file(fp).text);
     }
     if (o->all_rows) command += " --all-rows";
     if (o->prior != 1.0) command += " --prior-weight " + format_number("%g", o->prior);
     if (o->no_facts) command += " --no-facts";
-    const std::string inputs = fnv_hex(read_texts);
+    const std::string inputs = read.hex();
     // The files are written together once every fit is done, each atomically; a target that
     // cannot be replaced is found before any is written.
     std::vector<std::pair<std::string, std::string>> files;

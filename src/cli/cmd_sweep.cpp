@@ -17,6 +17,7 @@
 #include "sweep/mpi_driver.hpp"
 #include "sweep/store.hpp"
 #include "sweep/sweep_file.hpp"
+#include "util/fingerprint.hpp"
 #include "util/parallel.hpp"
 
 #ifndef XPUPLAN_VERSION
@@ -44,34 +45,24 @@ struct ExportOpts {
 // and the xpuplan version. A resumed sweep must see the same inputs, or its old and new rows would
 // disagree. FNV-1a over names and contents, in hex.
 std::string inputs_fingerprint(const Globals& g, const SweepInputs& in) {
-  std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&](std::string_view text) {
-    for (unsigned char ch : text) {
-      h ^= ch;
-      h *= 1099511628211ull;
-    }
-    h ^= 0xff;  // field separator: ("ab", "c") and ("a", "bc") differ
-    h *= 1099511628211ull;
-  };
-  mix(XPUPLAN_VERSION);
+  Fingerprint fp;
+  fp.add(XPUPLAN_VERSION);
   const std::vector<DataFile> files = g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir);
   const std::string root = g.data_dir.empty() ? std::string("data/") : g.data_dir + "/";
   std::set<std::string> catalog_paths;
   for (const auto& f : files) {
     catalog_paths.insert(f.path);
-    mix(f.path.starts_with(root) ? f.path.substr(root.size()) : f.path);
-    mix(f.text);
+    fp.add(f.path.starts_with(root) ? f.path.substr(root.size()) : f.path);
+    fp.add(f.text);
   }
-  auto mix_file = [&](const std::string& name, const std::string& path) {
+  auto add_file = [&](const std::string& name, const std::string& path) {
     if (path.empty() || catalog_paths.contains(path)) return;
-    mix(name);
-    mix(read_file(path).text);
+    fp.add(name);
+    fp.add(read_file(path).text);
   };
-  for (const auto& [name, m] : in.models) mix_file(name, m.file);
-  for (const auto& [name, sys] : in.systems) mix_file(name, sys.file);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  for (const auto& [name, m] : in.models) add_file(name, m.file);
+  for (const auto& [name, sys] : in.systems) add_file(name, sys.file);
+  return fp.hex();
 }
 
 std::string duration_text(double s) {
