@@ -879,5 +879,17 @@ TEST(Choose, AttentionDefaultsToUnfusedOnChipsWithoutFlashAttention) {
   EXPECT_EQ(choose_plan(m, v100, q).layout.attention, AttentionKernel::flash);
 }
 
+TEST(Layout, SixteenBitGradientsTakeTheRunsType) {
+  // An fp16 run (V100, the 2021 Megatron runs) reduces fp16 gradients, not bf16 ones.
+  Layout l;
+  l.grad_fp32 = false;
+  l.precision = Precision::fp16;
+  EXPECT_STREQ(grad_name(l), "fp16");
+  l.precision = Precision::fp8;
+  EXPECT_STREQ(grad_name(l), "bf16");
+  l.grad_fp32 = true;
+  EXPECT_STREQ(grad_name(l), "fp32");
+}
+
 }  // namespace
 }  // namespace xpu

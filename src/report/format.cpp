@@ -79,7 +79,7 @@ std::string layout_summary(const Layout& l) {
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
          std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
-         precision_name(l.precision) + (l.grad_fp32 ? "" : " g-bf16") + (l.lowp_params ? " lowp-w" : "") +
+         precision_name(l.precision) + (l.grad_fp32 ? std::string() : std::string(" g-") + grad_name(l)) + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
          (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") +
          (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") +
@@ -103,7 +103,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
                  {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                  {"recompute_layers", l.recompute_layers},
                  {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
-                 {"grad_precision", l.grad_fp32 ? "fp32" : "bf16"}, {"lowp_params", l.lowp_params},
+                 {"grad_precision", grad_name(l)}, {"lowp_params", l.lowp_params},
                  {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
                  {"attention", attention_kernel_name(l.attention)}, {"rank_order", rank_order_name(l.rank_order)}};
   if (m.is_moe()) {
@@ -164,7 +164,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.moe_dispatcher == MoeDispatcher::alltoall ? "  dispatcher alltoall" : "") +
          (l.moe_a2a_overlap ? "  all-to-all overlapped" : "") +
          (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
-         "  gradients " + (l.grad_fp32 ? "fp32" : "bf16") + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
+         "  gradients " + std::string(grad_name(l)) + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n\n";
   if (!r.feasible()) {
     out += "  DOES NOT FIT (" + std::string(infeasible_name(r.why)) + "): " + r.reason + "\n";

@@ -110,6 +110,12 @@ struct Layout {
   }
 };
 
+// The gradients' type: fp32, or the 16-bit type of the run (fp16 for an fp16 run, as Megatron's
+// --fp16 reduces them; else bf16).
+inline const char* grad_name(const Layout& l) {
+  return l.grad_fp32 ? "fp32" : l.precision == Precision::fp16 ? "fp16" : "bf16";
+}
+
 struct Workload {
   long seq_len = 0;                  // tokens per sequence
   long global_batch = 0;             // sequences per optimizer step

@@ -200,7 +200,7 @@ Row plan_row(const TableSchema& t, const std::string& key, int rank, const Train
                       {"recompute_layers", integer(l.recompute_layers)},
                       {"precision", std::string(precision_name(l.precision))},
                       {"sequence_parallel", integer(l.sequence_parallel ? 1 : 0)},
-                      {"grad_precision", std::string(l.grad_fp32 ? "fp32" : "bf16")},
+                      {"grad_precision", std::string(grad_name(l))},
                       {"lowp_params", integer(l.lowp_params ? 1 : 0)},
                       {"microbatches", integer(r.microbatches)},
                       {"step_time_s", real(r.step_time)},

@@ -164,7 +164,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                          "(the paper's (pp - 1)(F + B - W) from pp microbatches), W = weight-gradient GEMMs (half the backward GEMMs)")
            : std::string("(pp - 1) / vp x mean stage time per microbatch (interleaving needs at least pp microbatches)"));
   term("DP communication", t.dp_comm,
-       std::string("gradient reduce (") + (l.grad_fp32 ? "fp32" : "bf16") +
+       std::string("gradient reduce (") + grad_name(l) +
            ") and parameter gather not hidden under the last backward/first forward; ranks " + rank_order_name(l.rank_order) +
            (l.rank_order == RankOrder::pp_then_dp ? " (replicas a whole tp x cp x pp apart)" : " (a stage's replicas side by side)"));
   term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter per layer, beyond the ZeRO-3 overlap x compute");
@@ -185,7 +185,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       : l.lowp_params ? std::string("local params x ") + num(precision_bytes(l.precision)) + " B (" + prec + " primary weights)"
       : lowp ? std::string("local params x (2 B bf16 + ") + num(precision_bytes(l.precision)) + " B " + prec + " copy)"
              : std::string("local params x 2 B (bf16)"));
-  mem("gradients", mm.gradients, std::string("local params x ") + (l.grad_fp32 ? "4 B (fp32)" : "2 B (bf16)") +
+  mem("gradients", mm.gradients, std::string("local params x ") + (l.grad_fp32 ? std::string("4 B (fp32)") : std::string("2 B (") + grad_name(l) + ")") +
                                      (l.zero >= 2 ? ", / dp x cp (ZeRO-2+)" : ""));
   mem("optimizer", mm.optimizer, "local params x 12 B (fp32 master + Adam m, v); / dp x cp under ZeRO-1+");
   mem("activations", mm.activations,
