@@ -1,5 +1,6 @@
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "cli/commands.hpp"
@@ -24,7 +25,7 @@ namespace {
 struct ValidateOpts {
   std::string truth, out;
   bool json = false;
-  double max_mape = -1, max_row = -1;
+  std::optional<double> max_mape, max_row;  // given: a gate
   bool dense_only_gate = false;
   std::string facts;
   bool no_facts = false;
@@ -56,7 +57,7 @@ void add_validate(CLI::App& app, const Globals& g) {
   c->callback([o, &g] {
     // -1 is "no gate"; a given threshold is a finite percentage (NaN or a negative one gated nothing).
     for (auto [v, flag] : {std::pair{o->max_mape, "--max-mape"}, std::pair{o->max_row, "--max-row-error"}})
-      if (v != -1 && !(v >= 0 && std::isfinite(v))) throw InputError(flag, "must be a percentage of at least 0");
+      if (v && !(*v >= 0 && std::isfinite(*v))) throw InputError(flag, "must be a percentage of at least 0");
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
     const bool kernels = !is_training_table(t) && !is_inference_table(t) && is_kernel_table(t);
@@ -122,19 +123,19 @@ void add_validate(CLI::App& app, const Globals& g) {
     }
     const ErrorStats& gate = o->dense_only_gate ? v.dense : v.headline;
     bool fail = false;
-    if ((o->max_mape >= 0 || o->max_row >= 0) && gate.count == 0) {
+    if ((o->max_mape || o->max_row) && gate.count == 0) {
       std::fprintf(stderr, "xpuplan validate: no grade A or B row%s to gate\n", o->dense_only_gate ? " of a dense model" : "");
       fail = true;
     }
-    if (o->max_mape >= 0 && gate.mape_pct > o->max_mape) {
-      std::fprintf(stderr, "xpuplan validate: MAPE %.1f%% exceeds --max-mape %.1f%%\n", gate.mape_pct, o->max_mape);
+    if (o->max_mape && gate.mape_pct > *o->max_mape) {
+      std::fprintf(stderr, "xpuplan validate: MAPE %.1f%% exceeds --max-mape %.1f%%\n", gate.mape_pct, *o->max_mape);
       fail = true;
     }
-    if (o->max_row >= 0) {
+    if (o->max_row) {
       for (const auto& r : v.rows) {
         if (r.grade == "C" || (o->dense_only_gate && r.moe)) continue;
-        if (std::fabs(r.error_pct) > o->max_row) {
-          std::fprintf(stderr, "xpuplan validate: row %s errs by %+.1f%% (limit %.1f%%)\n", r.id.c_str(), r.error_pct, o->max_row);
+        if (std::fabs(r.error_pct) > *o->max_row) {
+          std::fprintf(stderr, "xpuplan validate: row %s errs by %+.1f%% (limit %.1f%%)\n", r.id.c_str(), r.error_pct, *o->max_row);
           fail = true;
         }
       }

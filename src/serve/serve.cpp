@@ -127,9 +127,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.input_tps = static_cast<double>(sim.input_tokens) / span;
   r.requests_per_s = static_cast<double>(r.requests) / span;
   r.goodput_rps = static_cast<double>(good) / span;
-  r.goodput_fraction = static_cast<double>(good) / static_cast<double>(r.requests);
+  // A dropped request (its context can never fit the KV cache) was not served within any SLO.
+  r.goodput_fraction = r.requests + r.dropped > 0 ? static_cast<double>(good) / static_cast<double>(r.requests + r.dropped) : 0.0;
   r.prefill_share = sim.prefill_share;
-  r.slo_met = (q.slo_ttft_s <= 0 || r.ttft.p99 <= q.slo_ttft_s) && (q.slo_tpot_s <= 0 || r.tpot.p99 <= q.slo_tpot_s);
+  r.slo_met = (q.slo_ttft_s <= 0 || r.ttft.p99 <= q.slo_ttft_s) && (q.slo_tpot_s <= 0 || r.tpot.p99 <= q.slo_tpot_s) &&
+              (r.dropped == 0 || (q.slo_ttft_s <= 0 && q.slo_tpot_s <= 0));
 
   if (const PriceOffer* p = s.price("on-demand")) {
     ServeCost& c = r.cost;
