@@ -139,6 +139,8 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     ServeWorkload w;
     w.input_len = q.input_len;
     w.output_len = q.output_len;
+    w.input_spread = q.input_spread;
+    w.output_spread = q.output_spread;
     check_context_window(m, w);
   }
   if (q.slo_ttft_s < 0) throw InputError("--slo-ttft-ms", "must not be negative");

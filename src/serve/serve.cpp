@@ -226,9 +226,21 @@ void check_context_window(const Model& m, const ServeWorkload& w) {
         if (over(context)) throw InputError("--agent", "task " + std::to_string(i + 1) + "'s context grows to " + tail(context));
       }
       return;
-    default:
-      if (over(static_cast<long>(w.input_len) + w.output_len))
-        throw InputError("--input-len/--output-len", "prompt + output = " + tail(static_cast<long>(w.input_len) + w.output_len));
+    default: {
+      // The longest request drawn: a spread reaches mean + width (uniform) or is clamped at
+      // 2 mean - 1 (normal; draw_length in sim.cpp).
+      auto longest = [](int mean, const LengthSpread& sp) -> long {
+        if (!sp.set()) return mean;
+        const long top = 2L * mean - 1;
+        return sp.kind == SpreadKind::uniform ? std::min(top, mean + std::lround(sp.width)) : std::max<long>(mean, top);
+      };
+      const long in = longest(w.input_len, w.input_spread), out = longest(w.output_len, w.output_spread);
+      if (over(in + out))
+        throw InputError(w.input_spread.set() || w.output_spread.set() ? "--input-len/--output-len/--*-spread" : "--input-len/--output-len",
+                         (in + out != static_cast<long>(w.input_len) + w.output_len ? "the longest request drawn, prompt + output = "
+                                                                                   : "prompt + output = ") +
+                             tail(in + out));
+    }
   }
 }
 
