@@ -107,16 +107,16 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       throw InputError("--out-dir", "training tables fit data/calibration/ files, inference tables data/serving/ files: "
                                     "give one kind of table per run with --out-dir");
     // Provenance of written fits: the reproducing command and what it read.
-    std::string command = "xpuplan calibrate";
+    std::string command = "xpuplan" + (g.data_dir.empty() ? std::string() : " --data " + g.data_dir) + " calibrate";
     Fingerprint read;
     for (const auto& p : o->truth) {
       command += " --truth " + p;
       read.add(read_file(p).text);
       const std::string fp = run_facts_path(p, "", o->no_facts);
-      if (!fp.empty()) read.add(fp + "\n" + read_file(fp).text);
+      if (!fp.empty()) read.add(read_file(fp).text);  // contents only: the same bytes, the same fingerprint
     }
     if (o->all_rows) command += " --all-rows";
-    if (o->prior != 1.0) command += " --prior-weight " + format_number("%g", o->prior);
+    if (o->prior != 1.0) command += " --prior-weight " + format_number("%.17g", o->prior);
     if (o->no_facts) command += " --no-facts";
     const std::string inputs = read.hex();
     // The files are written together once every fit is done, each atomically; a target that

@@ -47,6 +47,7 @@ struct ExportOpts {
 std::string inputs_fingerprint(const Globals& g, const SweepInputs& in) {
   Fingerprint fp;
   fp.add(XPUPLAN_VERSION);
+  for (const auto& quote : g.prices) fp.add("--price " + quote);  // a quote changes every cost column
   const std::vector<DataFile> files = g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir);
   const std::string root = g.data_dir.empty() ? std::string("data/") : g.data_dir + "/";
   std::set<std::string> catalog_paths;

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <map>
 
 #include "spec/error.hpp"
@@ -116,7 +117,10 @@ Store::~Store() {
 Store Store::open_for_writing(const std::string& path) {
   // One writer per database: a second sweep into it would claim the same scenarios and stop on a
   // constraint error part-way. The lock is the kernel's (flock), so a killed sweep leaves none.
-  const std::string lock_path = path + ".lock";
+  // Keyed on the file itself: two spellings of one database (a symbolic link) share the lock.
+  std::error_code ec;
+  const std::filesystem::path real = std::filesystem::weakly_canonical(path, ec);
+  const std::string lock_path = (ec ? path : real.string()) + ".lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw InputError(lock_path, "cannot create the lock file beside the database");
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -189,7 +193,7 @@ void Store::claim(const Entries& identity, const Entries& info) {
       const std::string stored = it == have.end() ? "(none)" : "'" + it->second + "'";
       if (it == have.end() || it->second != v) {
         if (k == "inputs_fingerprint")
-          throw InputError(path_, "holds results computed from other inputs: the catalog, a model or system file, or the "
+          throw InputError(path_, "holds results computed from other inputs: the catalog, a --price quote, a model or system file, or the "
                                   "xpuplan version changed since (inputs_fingerprint " + stored + " there, '" + v +
                                   "' here); use another --db");
         throw InputError(path_, "holds results of another sweep or other search settings: " + k + " is " + stored +
