@@ -80,6 +80,8 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   L.tp = given_or(q.tp, tps);
   std::vector<int> pps;
   for (int p = 1; p <= std::min(m.layers, 128); ++p) pps.push_back(p);
+  // A pipeline schedule asked for (zb-h1) asks for a pipeline: pp 1 would ignore it.
+  if (q.schedule == PipeSchedule::zero_bubble && pps.size() > 1) pps.erase(pps.begin());
   L.pp = given_or(q.pp, pps);
   L.cp = given_or(q.cp, powers_of_two(16));
   L.mb = given_or(q.micro_batch, powers_of_two(16));

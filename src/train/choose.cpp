@@ -161,6 +161,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     if (tp_splits_kv_heads(m, t)) tps.push_back(t);
   if (q.tp) tps = {*q.tp};
   std::vector<int> pps = one_or(q.pp, divisors(n, m.layers));
+  // A pipeline schedule asked for (zb-h1) asks for a pipeline: pp 1 would ignore it.
+  if (q.schedule == PipeSchedule::zero_bubble && !q.pp && pps.size() > 1) pps.erase(std::remove(pps.begin(), pps.end(), 1), pps.end());
   std::vector<int> cps = one_or(q.cp, std::vector<int>{1, 2, 4, 8, 16});
   std::vector<int> zeros = one_or(q.zero, std::vector<int>{0, 1, 2, 3});
   std::vector<Recompute> rcs = one_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
