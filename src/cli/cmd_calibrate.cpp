@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <set>
 
 #include "calibrate/calibrate.hpp"
 #include "calibrate/calibrate_kernels.hpp"
@@ -86,6 +87,14 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     std::vector<CsvTable> tables, serving_tables, kernel_tables;
     std::vector<std::string> training_paths;
     std::string names;
+    {
+      std::set<std::string> seen;  // a table given twice would count every row twice
+      for (const auto& p : o->truth) {
+        std::error_code e;
+        const auto real = std::filesystem::weakly_canonical(p, e);
+        if (!seen.insert(e ? p : real.string()).second) throw InputError("--truth", "'" + p + "' is given twice");
+      }
+    }
     for (const auto& p : o->truth) {
       CsvTable t = parse_csv(read_file(p));
       if (!is_training_table(t) && is_inference_table(t)) {

@@ -1,5 +1,6 @@
 #include "validate/validate.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
@@ -190,6 +191,8 @@ void check_unique_ids(const CsvTable& t) {
   std::map<std::string, int> seen;  // id -> line
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     const std::string id = RowReader(t, i).str("id");
+    if (!id.empty() && (std::isspace(static_cast<unsigned char>(id.front())) || std::isspace(static_cast<unsigned char>(id.back()))))
+      throw InputError(t.path + ":" + std::to_string(t.row_lines[i]) + ": id", "'" + id + "' has spaces around it");
     const auto [at, fresh] = seen.emplace(id, t.row_lines[i]);
     if (!fresh)
       throw InputError(t.path + ":" + std::to_string(t.row_lines[i]) + ": id",
