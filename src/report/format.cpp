@@ -155,7 +155,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
          std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
-         (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + " layers per stage)" : "") +
+         (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + (l.recompute_layers == 1 ? " layer per stage)" : " layers per stage)") : "") +
          "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
