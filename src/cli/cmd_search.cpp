@@ -27,18 +27,17 @@ double system_usd_per_device_hour(const System& s) {
   return p ? p->usd_per_device_hour() : 0.0;
 }
 
-std::string f(const char* fmt, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, fmt, v);
-  return b;
+// USD per optimizer step at a device-hour price (the table's USD/step and --json's cost_per_step_usd).
+double usd_per_step(const TrainReport& r, double usd_per_device_hour) {
+  return r.devices * r.step_time / 3600.0 * usd_per_device_hour;
 }
 
-
 std::vector<std::string> plan_row(const TrainReport& r, double usd) {
-  const double cost = r.devices * r.step_time / 3600.0 * usd;
+  auto f = format_number;
   return {std::to_string(r.devices), layout_summary(r.layout), format_seconds(Seconds{r.step_time}),
           f("%.1f", r.tokens_per_s_per_device), f("%.1f%%", 100 * r.mfu),
-          format_bytes(Bytes{r.mem.total()}) + " / " + format_bytes(Bytes{r.mem.capacity}), usd > 0 ? f("%.2f", cost) : "-"};
+          format_bytes(Bytes{r.mem.total()}) + " / " + format_bytes(Bytes{r.mem.capacity}),
+          usd > 0 ? f("%.2f", usd_per_step(r, usd)) : "-"};
 }
 }  // namespace
 
@@ -86,17 +85,16 @@ void add_search(CLI::App& app, const Globals& g) {
       j["objective"] = objective_name(so.objective);
       j["usd_per_device_hour"] = so.usd_per_device_hour;
       nlohmann::ordered_json top = nlohmann::ordered_json::array(), front = nlohmann::ordered_json::array();
-      for (const auto& r : res.top) top.push_back(train_json(m, s, r, false));
-      for (const auto& r : res.pareto) front.push_back(train_json(m, s, r, false));
-      // The cost the table ranks by (USD/step), where a price is known; null otherwise.
-      for (auto* list : {&top, &front})
-        for (auto& x : *list) {
-          const double step = x.value("step_time_s", 0.0);
-          const double devices = x.value("devices", 0.0);
-          x["cost_per_step_usd"] = so.usd_per_device_hour > 0 && step > 0
-                                       ? nlohmann::ordered_json(round6(devices * step / 3600.0 * so.usd_per_device_hour))
-                                       : nlohmann::ordered_json(nullptr);
-        }
+      // Each plan with the cost the table ranks by (USD/step), where a price is known; null otherwise.
+      auto plan_json = [&](const TrainReport& r) {
+        auto x = train_json(m, s, r, false);
+        x["cost_per_step_usd"] = so.usd_per_device_hour > 0 && r.step_time > 0
+                                     ? nlohmann::ordered_json(round6(usd_per_step(r, so.usd_per_device_hour)))
+                                     : nlohmann::ordered_json(nullptr);
+        return x;
+      };
+      for (const auto& r : res.top) top.push_back(plan_json(r));
+      for (const auto& r : res.pareto) front.push_back(plan_json(r));
       j["top"] = top;
       j["pareto"] = front;
       j["counts"] = {{"considered", st.considered}, {"pruned_divisibility", st.pruned_divisibility},

@@ -1,6 +1,7 @@
 #include "train/evaluate.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 
@@ -579,12 +580,15 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
   // and almost as many microbatches, or more MoE layers.
   // A middle stage holding the same layers as an earlier middle stage has no more in flight
   // (microbatches in flight fall with the stage index): only the first of each kind is computed.
-  std::vector<std::pair<int, int>> seen;
+  // The kinds are few (layer counts differ by one, MoE counts by the leading dense layers): kept on
+  // the stack, as this runs once per evaluated plan; past 16 kinds every stage is computed.
+  std::array<std::pair<int, int>, 16> seen{};
+  std::size_t kinds = 0;
   for (int i = 0; i < l.pp; ++i) {
     if (i != 0 && i != l.pp - 1) {
       const std::pair<int, int> kind{st.layers_of[i], st.moe_layers_of[i]};
-      if (std::find(seen.begin(), seen.end(), kind) != seen.end()) continue;
-      seen.push_back(kind);
+      if (std::find(seen.begin(), seen.begin() + kinds, kind) != seen.begin() + kinds) continue;
+      if (kinds < seen.size()) seen[kinds++] = kind;
     }
     MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st.layers_of, st.moe_layers_of, i, mbs);
     mb.stage = i;
