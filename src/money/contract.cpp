@@ -70,11 +70,20 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
           throw InputError(at(f, it.line, "capacity.serve_weight_precision"),
                            "'" + it.serve_weight_precision + "' is not bf16, fp16, fp8, int8, int4 or fp4");
       }
-      if (sm->second.max_seq_len > 0 && static_cast<long>(it.serve_input_len) + it.serve_output_len > sm->second.max_seq_len)
-        throw InputError(at(f, it.line, "capacity.serve_output_len"),
-                         "serve_input_len + serve_output_len = " + std::to_string(it.serve_input_len + it.serve_output_len) +
-                             " tokens, beyond " + sm->second.name + "'s context window of " +
-                             std::to_string(sm->second.max_seq_len) + " (max_seq_len, " + sm->second.file + ")");
+      {
+        ServeWorkload sw;  // the served requests, spreads included, against the model's context window
+        sw.input_len = it.serve_input_len;
+        sw.output_len = it.serve_output_len;
+        sw.input_spread = it.serve_input_spread;
+        sw.output_spread = it.serve_output_spread;
+        if (auto e = context_window_excess(sm->second, sw)) {
+          // In the file's words: its fields, not serve's prompt and output.
+          const std::string serve_words = "prompt + output", file_words = "serve_input_len + serve_output_len";
+          if (const auto at_words = e->what.find(serve_words); at_words != std::string::npos)
+            e->what.replace(at_words, serve_words.size(), file_words);
+          throw InputError(at(f, it.line, "capacity.serve_output_len"), e->what);
+        }
+      }
       cr.serving = best_serving(sm->second, s, it.serve_input_len, it.serve_output_len, it.serve_slo_ttft_ms / 1e3,
                                 it.serve_slo_tpot_ms / 1e3, w, ServeCompareRequest{}.requests, it.serve_input_spread, it.serve_output_spread);
       if (cr.serving->ok) {

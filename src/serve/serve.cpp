@@ -204,28 +204,28 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   return r;
 }
 
-void check_context_window(const Model& m, const ServeWorkload& w) {
-  if (m.max_seq_len <= 0) return;
+std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWorkload& w) {
+  if (m.max_seq_len <= 0) return std::nullopt;
   const long limit = m.max_seq_len;
-  auto over = [&](long tokens) { return tokens > limit; };
   auto tail = [&](long tokens) {
     return std::to_string(tokens) + " tokens, beyond " + m.name + "'s context window of " + std::to_string(limit) +
            " (max_seq_len, " + m.file + ")";
   };
   switch (w.kind) {
     case WorkloadKind::trace:
-      for (std::size_t i = 0; i < w.trace.size(); ++i)
-        if (over(static_cast<long>(w.trace[i].input) + w.trace[i].output))
-          throw InputError("--trace", "request " + std::to_string(i + 1) + " (in arrival order) needs prompt + output = " +
-                                          tail(static_cast<long>(w.trace[i].input) + w.trace[i].output));
-      return;
+      for (std::size_t i = 0; i < w.trace.size(); ++i) {
+        const long tokens = static_cast<long>(w.trace[i].input) + w.trace[i].output;
+        if (tokens > limit)
+          return ContextExcess{"--trace", "request " + std::to_string(i + 1) + " (in arrival order) needs prompt + output = " + tail(tokens)};
+      }
+      return std::nullopt;
     case WorkloadKind::agent:
       for (std::size_t i = 0; i < w.tasks.size(); ++i) {
         long context = 0;
         for (const auto& c : w.tasks[i].calls) context += static_cast<long>(c.new_input) + c.output;
-        if (over(context)) throw InputError("--agent", "task " + std::to_string(i + 1) + "'s context grows to " + tail(context));
+        if (context > limit) return ContextExcess{"--agent", "task " + std::to_string(i + 1) + "'s context grows to " + tail(context)};
       }
-      return;
+      return std::nullopt;
     default: {
       // The longest request drawn: a spread reaches mean + width (uniform) or is clamped at
       // 2 mean - 1 (normal; draw_length in sim.cpp).
@@ -235,13 +235,17 @@ void check_context_window(const Model& m, const ServeWorkload& w) {
         return sp.kind == SpreadKind::uniform ? std::min(top, mean + std::lround(sp.width)) : std::max<long>(mean, top);
       };
       const long in = longest(w.input_len, w.input_spread), out = longest(w.output_len, w.output_spread);
-      if (over(in + out))
-        throw InputError(w.input_spread.set() || w.output_spread.set() ? "--input-len/--output-len/--*-spread" : "--input-len/--output-len",
-                         (in + out != static_cast<long>(w.input_len) + w.output_len ? "the longest request drawn, prompt + output = "
-                                                                                   : "prompt + output = ") +
-                             tail(in + out));
+      if (in + out <= limit) return std::nullopt;
+      return ContextExcess{w.input_spread.set() || w.output_spread.set() ? "--input-len/--output-len/--*-spread" : "--input-len/--output-len",
+                           (in + out != static_cast<long>(w.input_len) + w.output_len ? "the longest request drawn, prompt + output = "
+                                                                                     : "prompt + output = ") +
+                               tail(in + out)};
     }
   }
+}
+
+void check_context_window(const Model& m, const ServeWorkload& w) {
+  if (const auto e = context_window_excess(m, w)) throw InputError(e->where, e->what);
 }
 
 ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q) {

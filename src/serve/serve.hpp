@@ -101,5 +101,11 @@ ServeReport choose_serve(const Model& m, const System& s, const ServeRequest& q)
 // or an agent task's grown context, exceeds it. `serve` and `compare --serve` check; `validate`
 // does not (its rows describe runs that happened).
 void check_context_window(const Model& m, const ServeWorkload& w);
+// The same check without throwing, for callers that name their own input (a contract file's
+// field): where (the flag) and what (the problem), or nothing when every request fits.
+struct ContextExcess {
+  std::string where, what;
+};
+std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWorkload& w);
 
 }  // namespace xpu
