@@ -330,5 +330,79 @@ TEST(Search, InterleavesOnlyIntoEvenChunksUnlessVpIsGiven) {
   EXPECT_EQ(given.top[0].layout.vp, 9);
 }
 
+TEST(Search, TrainAndSearchShareOneCandidateSpace) {
+  // Both enumerate train/choose.hpp's ranges, so train's choice is the search's first. Before,
+  // the search tried only powers of two for tp, micro-batch and ep, and train never varied etp:
+  // GPT-3 on 1,024 A100s with ZeRO-3 runs micro-batch 3 (train found it, the search could not),
+  // and DeepSeek-V3 runs tp 2 with expert tensor degree 1 (the search found it, train could not).
+  struct Case {
+    const char* model;
+    const char* system;
+    int devices;
+    long seq, batch;
+    void (*pin)(PlanRequest&);
+  };
+  const Case cases[] = {
+      {"gpt3-175b", "dgx-a100", 1024, 2048, 1536,
+       [](PlanRequest& q) { q.zero = 3; q.pp = 1; q.cp = 1; q.precision = Precision::bf16; q.recompute = Recompute::none; }},
+      {"deepseek-v3", "dgx-h100", 1024, 4096, 1024,
+       [](PlanRequest& q) { q.tp = 2; q.pp = 32; q.cp = 2; q.zero = 1; q.precision = Precision::fp8; q.recompute = Recompute::none; }},
+  };
+  for (const Case& c : cases) {
+    PlanRequest q;
+    q.devices = c.devices;
+    q.work = {c.seq, c.batch};
+    c.pin(q);
+    const Model& m = builtin().model(c.model);
+    const System& s = builtin().system(c.system);
+    const TrainReport chosen = choose_plan(m, s, q);
+    ASSERT_TRUE(chosen.feasible()) << c.model << ": " << chosen.reason;
+    SearchOptions o;
+    o.threads = 1;
+    const SearchResult res = search(m, s, q, o);
+    ASSERT_FALSE(res.top.empty()) << c.model;
+    EXPECT_DOUBLE_EQ(chosen.step_time, res.top[0].step_time) << c.model;
+    EXPECT_TRUE(same_layout(chosen.layout, res.top[0].layout)) << c.model;
+  }
+  // The two plans that only one of them found before.
+  PlanRequest gpt;
+  gpt.devices = 1024;
+  gpt.work = {2048, 1536};
+  cases[0].pin(gpt);
+  EXPECT_EQ(choose_plan(builtin().model("gpt3-175b"), builtin().system("dgx-a100"), gpt).layout.micro_batch % 2, 1);
+  PlanRequest ds;
+  ds.devices = 1024;
+  ds.work = {4096, 1024};
+  cases[1].pin(ds);
+  EXPECT_EQ(choose_plan(builtin().model("deepseek-v3"), builtin().system("dgx-h100"), ds).layout.expert_tp(), 1);
+}
+
+TEST(Search, CandidateRangesFollowTheModelAndSystem) {
+  const Model& gpt = builtin().model("gpt3-175b");  // 96 heads, multi-head attention
+  const Model& llama = builtin().model("llama3-70b");  // 8 KV heads
+  const System& a100 = builtin().system("dgx-a100");
+  EXPECT_EQ(tp_range(gpt, a100), (std::vector<int>{1, 2, 3, 4, 6, 8}));  // not only powers of two
+  std::vector<int> tps = tp_range(llama, builtin().system("tpu-v5p"));
+  EXPECT_EQ(tps, (std::vector<int>{1, 2, 4, 8}));  // KV heads split evenly; the torus is not a cap
+  EXPECT_EQ(micro_batch_range().size(), 16u);
+  EXPECT_EQ(pp_range(llama, PipeSchedule::zero_bubble).front(), 2);
+  EXPECT_EQ(static_cast<int>(pp_range(llama, PipeSchedule::one_f_one_b).size()), llama.layers);
+  EXPECT_EQ(ep_range(llama), (std::vector<int>{1}));
+  EXPECT_EQ(etp_range(llama, a100), (std::vector<int>{0}));
+  for (int v : vp_range(llama, 4, PipeSchedule::one_f_one_b)) EXPECT_TRUE(even_chunks(llama.layers, 4, v)) << v;
+  EXPECT_EQ(vp_range(llama, 4, PipeSchedule::zero_bubble), (std::vector<int>{1}));
+  // An explicit expert degree equal to the automatic one is the same plan: not a second candidate.
+  Layout l;
+  l.tp = 4; l.dp = 8; l.cp = 1; l.ep = 8;
+  EXPECT_EQ(l.expert_tp(), 4);
+  EXPECT_TRUE(etp_candidate(l, 0));
+  EXPECT_FALSE(etp_candidate(l, 4));
+  EXPECT_TRUE(etp_candidate(l, 2));
+  EXPECT_TRUE(etp_candidate(l, 1));
+  EXPECT_FALSE(etp_candidate(l, 3));   // does not divide tp
+  l.ep = 32;                           // ep x etp = 64 > tp x dp x cp = 32
+  EXPECT_FALSE(etp_candidate(l, 2));
+}
+
 }  // namespace
 }  // namespace xpu

@@ -76,7 +76,8 @@ std::string fsdp_summary(const Layout& l) {
 
 std::string layout_summary(const Layout& l) {
   return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
-         std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") + " mb" +
+         std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") +
+         (l.expert_tp() != l.tp ? " etp" + std::to_string(l.expert_tp()) : "") + " mb" +
          std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? std::string() : std::string(" g-") + grad_name(l)) + (l.lowp_params ? " lowp-w" : "") +
@@ -153,7 +154,8 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   out += "  seq " + std::to_string(r.work.seq_len) + ", global batch " + std::to_string(r.work.global_batch) +
          " sequences, " + std::to_string(r.microbatches) + " microbatches per replica\n";
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
-         std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) + "  micro-batch " +
+         std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) +
+         (l.expert_tp() != l.tp ? "  etp " + std::to_string(l.expert_tp()) : "") + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + (l.recompute_layers == 1 ? " layer per stage)" : " layers per stage)") : "") +
          "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +

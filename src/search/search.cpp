@@ -55,7 +55,7 @@ void add_to_front(std::vector<RankedPlan>& front, const RankedPlan& p) {
 }
 
 struct Lists {
-  std::vector<int> tp, pp, cp, mb, vp, ep, etp, zero;
+  std::vector<int> tp, pp, cp, mb, ep, etp, zero;
   std::vector<Recompute> rc;
   std::vector<Precision> prec;
 };
@@ -65,42 +65,19 @@ std::vector<T> given_or(const std::optional<T>& g, std::vector<T> all) {
   return g ? std::vector<T>{*g} : all;
 }
 
-std::vector<int> powers_of_two(int cap) {
-  std::vector<int> v;
-  for (int x = 1; x <= cap; x *= 2) v.push_back(x);
-  return v;
-}
-
-// The raw space: degree lists independent of divisibility (the divisibility pass prunes them).
+// The raw space: train's candidate space (tp_range and the rest, train/choose.hpp), before the
+// divisibility pass prunes it, so that search and train find the same plans.
 Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   Lists L;
-  std::vector<int> tps;
-  for (int t : powers_of_two(std::min(s.scale_up.size, 64)))
-    if (tp_splits_kv_heads(m, t)) tps.push_back(t);
-  L.tp = given_or(q.tp, tps);
-  std::vector<int> pps;
-  for (int p = 1; p <= std::min(m.layers, 128); ++p) pps.push_back(p);
-  // A pipeline schedule asked for (zb-h1) asks for a pipeline: pp 1 would ignore it.
-  if (q.schedule == PipeSchedule::zero_bubble && pps.size() > 1) pps.erase(pps.begin());
-  L.pp = given_or(q.pp, pps);
-  L.cp = given_or(q.cp, powers_of_two(16));
-  L.mb = given_or(q.micro_batch, powers_of_two(16));
-  std::vector<int> vps;
-  for (int v = 1; v <= 64; ++v) vps.push_back(v);  // the divisibility pass keeps even chunks
-  L.vp = q.schedule == PipeSchedule::zero_bubble ? given_or(q.vp, std::vector<int>{1}) : given_or(q.vp, vps);
-  L.ep = given_or(q.ep, m.is_moe() ? powers_of_two(m.moe.experts) : std::vector<int>{1});
-  // Expert tensor parallelism: any power of two up to the largest tp (pruned where it does not
-  // divide tp); dense models have none (0 = automatic, which is 1 for them).
-  L.etp = given_or(q.etp, m.is_moe() ? powers_of_two(std::min(s.scale_up.size, 64)) : std::vector<int>{0});
+  L.tp = given_or(q.tp, tp_range(m, s));
+  L.pp = given_or(q.pp, pp_range(m, q.schedule));
+  L.cp = given_or(q.cp, cp_range());
+  L.mb = given_or(q.micro_batch, micro_batch_range());
+  L.ep = given_or(q.ep, ep_range(m));
+  L.etp = given_or(q.etp, etp_range(m, s));
   L.zero = given_or(q.zero, std::vector<int>{0, 1, 2, 3});
   L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
-  if (q.precision) L.prec = {*q.precision};
-  else {
-    if (s.peak(Precision::bf16)) L.prec.push_back(Precision::bf16);
-    else if (s.peak(Precision::fp16)) L.prec.push_back(Precision::fp16);
-    for (Precision p : {Precision::fp8, Precision::fp4})
-      if (s.peak(p)) L.prec.push_back(p);
-  }
+  L.prec = given_or(q.precision, precision_range(s));
   return L;
 }
 
@@ -227,8 +204,13 @@ void Searcher::run(const Task& t, TaskResult& out) const {
           }
           for (int etp : L_.etp) {
           const long per_etp = per_ep / static_cast<long>(L_.etp.size());
-          if (o_.prune_divisibility && etp > 0 &&
-              (t.tp % etp != 0 || (static_cast<long>(dp) * cp * t.tp) % (static_cast<long>(ep) * etp) != 0)) {
+          Layout probe;
+          probe.tp = t.tp; probe.dp = dp; probe.cp = cp; probe.ep = ep;
+          // Unless given, an expert tensor degree is pruned where it does not divide, or where it
+          // repeats the automatic one (etp_candidate).
+          if (o_.prune_divisibility && (q_.etp ? etp > 0 && (t.tp % etp != 0 || (static_cast<long>(dp) * cp * t.tp) %
+                                                                                   (static_cast<long>(ep) * etp) != 0)
+                                               : !etp_candidate(probe, etp))) {
             prune_div(per_etp);
             continue;
           }
@@ -310,12 +292,9 @@ SearchResult search(const Model& m, const System& s, const PlanRequest& q, const
   for (int d : counts)
     for (int tp : L.tp)
       for (int pp : L.pp) {
-        // Interleaving into uneven chunks is not a candidate (even_chunks, evaluate.hpp): the
+        // Interleaving into uneven chunks is not a candidate (vp_range: even chunks only): the
         // space itself leaves it out, pruned or not; a given vp is taken as asked.
-        std::vector<int> vps;
-        for (int v : L.vp)
-          if (q.vp || even_chunks(m.layers, pp, v)) vps.push_back(v);
-        tasks.push_back({d, tp, pp, std::move(vps)});
+        tasks.push_back({d, tp, pp, given_or(q.vp, vp_range(m, pp, q.schedule))});
       }
 
   Searcher searcher(m, s, q, o, L);

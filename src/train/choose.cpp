@@ -28,6 +28,64 @@ std::vector<T> one_or(const std::optional<T>& given, std::vector<T> candidates) 
 
 }  // namespace
 
+std::vector<int> tp_range(const Model& m, const System& s) {
+  std::vector<int> out;
+  for (int t = 1; t <= std::min(s.scale_up.size, kMaxTensorParallel); ++t)
+    if (tp_splits_kv_heads(m, t)) out.push_back(t);
+  return out;
+}
+
+std::vector<int> pp_range(const Model& m, PipeSchedule schedule) {
+  std::vector<int> out;
+  for (int p = schedule == PipeSchedule::zero_bubble && m.layers > 1 ? 2 : 1; p <= m.layers; ++p) out.push_back(p);
+  return out;
+}
+
+std::vector<int> cp_range() { return {1, 2, 4, 8, 16}; }
+
+std::vector<int> micro_batch_range() {
+  std::vector<int> out;
+  for (int b = 1; b <= kMaxMicroBatch; ++b) out.push_back(b);
+  return out;
+}
+
+std::vector<int> vp_range(const Model& m, int pp, PipeSchedule schedule) {
+  if (pp == 1 || schedule == PipeSchedule::zero_bubble) return {1};
+  std::vector<int> out;
+  for (int v = 1; static_cast<long>(pp) * v <= max_pipeline_chunks(m.layers); ++v)
+    if (even_chunks(m.layers, pp, v)) out.push_back(v);
+  return out;
+}
+
+std::vector<Precision> precision_range(const System& s) {
+  std::vector<Precision> out;
+  if (s.peak(Precision::bf16)) out.push_back(Precision::bf16);
+  else if (s.peak(Precision::fp16)) out.push_back(Precision::fp16);
+  for (Precision p : {Precision::fp8, Precision::fp4})
+    if (s.peak(p)) out.push_back(p);
+  return out;
+}
+
+std::vector<int> ep_range(const Model& m) {
+  if (!m.is_moe()) return {1};
+  return divisors(m.moe.experts, m.moe.experts);
+}
+
+std::vector<int> etp_range(const Model& m, const System& s) {
+  if (!m.is_moe()) return {0};
+  std::vector<int> out{0};
+  for (int t = 1; t <= std::min(s.scale_up.size, kMaxTensorParallel); ++t) out.push_back(t);
+  return out;
+}
+
+bool etp_candidate(const Layout& l, int etp) {
+  if (etp == 0) return true;
+  if (l.tp % etp != 0 || (static_cast<long>(l.tp) * l.dp * l.cp) % (static_cast<long>(l.ep) * etp) != 0) return false;
+  Layout automatic = l;
+  automatic.etp = 0;
+  return etp != automatic.expert_tp();
+}
+
 void check_request(const Model& m, const System& s, const PlanRequest& q) {
   auto bad = [](const char* flag, const std::string& what) { throw InputError(flag, what); };
   if (q.devices < 1) bad("--devices", "must be at least 1");
@@ -156,24 +214,19 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   check_request(m, s, q);
   const long n = q.devices;
 
-  std::vector<int> tps;
-  for (int t : divisors(n, std::min<long>(s.scale_up.size, 64)))
-    if (tp_splits_kv_heads(m, t)) tps.push_back(t);
-  if (q.tp) tps = {*q.tp};
-  std::vector<int> pps = one_or(q.pp, divisors(n, m.layers));
-  // A pipeline schedule asked for (zb-h1) asks for a pipeline: pp 1 would ignore it.
-  if (q.schedule == PipeSchedule::zero_bubble && !q.pp && pps.size() > 1) pps.erase(std::remove(pps.begin(), pps.end(), 1), pps.end());
-  std::vector<int> cps = one_or(q.cp, std::vector<int>{1, 2, 4, 8, 16});
+  // The shared candidate space (tp_range and the rest), kept where a degree divides the devices.
+  auto dividing = [](std::vector<int> v, long of) {
+    v.erase(std::remove_if(v.begin(), v.end(), [&](int d) { return of % d != 0; }), v.end());
+    return v;
+  };
+  const std::vector<int> tps = one_or(q.tp, dividing(tp_range(m, s), n));
+  std::vector<int> pps = one_or(q.pp, dividing(pp_range(m, q.schedule), n));
+  // A zero-bubble schedule on a model of one layer has no pipeline to run: pp 1 is the only plan.
+  if (pps.empty()) pps = {1};
+  std::vector<int> cps = one_or(q.cp, cp_range());
   std::vector<int> zeros = one_or(q.zero, std::vector<int>{0, 1, 2, 3});
   std::vector<Recompute> rcs = one_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
-  std::vector<Precision> precs;
-  if (q.precision) precs = {*q.precision};
-  else
-    for (Precision p : {Precision::bf16, Precision::fp16, Precision::fp8, Precision::fp4})
-      if (s.peak(p)) precs.push_back(p);
-  // bf16 and fp16 run at the same rate; keep one of them.
-  if (!q.precision && s.peak(Precision::bf16))
-    precs.erase(std::remove(precs.begin(), precs.end(), Precision::fp16), precs.end());
+  const std::vector<Precision> precs = one_or(q.precision, precision_range(s));
 
   struct Group {
     int tp, pp, cp;
@@ -193,21 +246,19 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     if (q.dp && *q.dp != dp) return;
     if (q.work.global_batch % dp != 0) return;
     const long per_replica = q.work.global_batch / dp;
-    std::vector<int> mbs = one_or(q.micro_batch, divisors(per_replica, 16));
-    std::vector<int> vps;
-    if (q.vp) vps = {*q.vp};
-    else if (pp == 1 || q.schedule == PipeSchedule::zero_bubble) vps = {1};
-    else
-      for (int v = 1; static_cast<long>(pp) * v <= max_pipeline_chunks(m.layers); ++v)
-        if (even_chunks(m.layers, pp, v)) vps.push_back(v);
-    std::vector<int> eps;
-    if (q.ep) eps = {*q.ep};
-    else if (!m.is_moe()) eps = {1};
-    else
-      for (int e : divisors(static_cast<long>(dp) * cp * tp, m.moe.experts))
-        if (m.moe.experts % e == 0) eps.push_back(e);
+    const std::vector<int> mbs = one_or(q.micro_batch, dividing(micro_batch_range(), per_replica));
+    const std::vector<int> vps = one_or(q.vp, vp_range(m, pp, q.schedule));
+    const std::vector<int> eps = one_or(q.ep, dividing(ep_range(m), static_cast<long>(dp) * cp * tp));
+    const std::vector<int> etp_all = one_or(q.etp, etp_range(m, s));
     for (int vp : vps)
-      for (int ep : eps)
+      for (int ep : eps) {
+        std::vector<int> etps;
+        for (int etp : etp_all) {
+          Layout probe;
+          probe.tp = tp; probe.dp = dp; probe.cp = cp; probe.ep = ep;
+          if (q.etp || etp_candidate(probe, etp)) etps.push_back(etp);
+        }
+        for (int etp : etps)
         for (int mb : mbs)
           for (int z : zeros)
             for (Recompute rc : rcs)
@@ -216,7 +267,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   if (!memory_option_allowed(q, pr, mem_opt)) continue;
                   ++g.st.considered;
                   Layout l;
-                  l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = q.etp.value_or(0);
+                  l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                   apply_given_knobs(l, q, s);
                   apply_memory_option(l, mem_opt);
@@ -250,6 +301,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     g.have_best = true;
                   }
                 }
+      }
   };
   std::vector<GroupResult> results(groups.size());
   parallel_for(groups.size(), threads, [&](std::size_t i) { run_group(groups[i], results[i]); });

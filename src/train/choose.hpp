@@ -2,6 +2,8 @@
 // plan that fits (a small exhaustive loop; the full search engine is search/).
 #pragma once
 
+#include <vector>
+
 #include "spec/hardware.hpp"
 #include "spec/model.hpp"
 #include "spec/plan.hpp"
@@ -26,6 +28,34 @@ struct ChooseStats {
 // the counts do not depend on it (groups are merged in order, ties going to the earlier candidate).
 TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& req, ChooseStats* stats = nullptr,
                         bool time_if_none_fit = false, int threads = 1);
+
+// The candidate space of the automatic choices: one for `train`'s chooser and `search`, so that
+// either finds the plan the other does. Each list is a knob's raw range, independent of the
+// device count and batch; a candidate is kept where it divides what it must (the chooser filters,
+// the search prunes and counts what it pruned).
+constexpr int kMaxTensorParallel = 64;  // tp and etp are tried up to min(scale-up domain, 64)
+constexpr int kMaxMicroBatch = 16;
+// tp: 1 .. min(scale-up domain, 64) splitting the KV heads (tp_splits_kv_heads).
+std::vector<int> tp_range(const Model& m, const System& s);
+// pp: 1 .. layers; a zero-bubble schedule asks for a pipeline, so pp > 1 then.
+std::vector<int> pp_range(const Model& m, PipeSchedule schedule);
+// cp: powers of two up to 16.
+std::vector<int> cp_range();
+// micro-batch: 1 .. 16 (kept where it divides a replica's sequences).
+std::vector<int> micro_batch_range();
+// vp for one pp: 1 without a pipeline or with zero bubble, else every depth whose chunks are
+// even (even_chunks) within layers + 2 chunks.
+std::vector<int> vp_range(const Model& m, int pp, PipeSchedule schedule);
+// precision: bf16 (else fp16: the two run at one rate), then fp8 and fp4, where the chip has the rate.
+std::vector<Precision> precision_range(const System& s);
+// ep: the divisors of the experts (kept where they divide a stage's tp x dp x cp); {1} for dense.
+std::vector<int> ep_range(const Model& m);
+// etp: 0 (automatic) and 1 .. min(scale-up domain, 64) for MoE (kept by etp_candidate); {0} for dense.
+std::vector<int> etp_range(const Model& m, const System& s);
+// Whether an expert tensor degree is a distinct candidate for a layout whose tp, dp, cp and ep are
+// set: automatic (0) always; an explicit one divides tp, ep x etp divides tp x dp x cp, and differs
+// from the degree automatic gives (which would be the same plan twice).
+bool etp_candidate(const Layout& l, int etp);
 
 // Throws InputError naming the flag when an explicit knob cannot work (a degree that does not
 // divide the devices, heads or batch; an unsupported precision; non-positive sizes).
