@@ -363,6 +363,10 @@ TEST(Search, TrainAndSearchShareOneCandidateSpace) {
     ASSERT_FALSE(res.top.empty()) << c.model;
     EXPECT_DOUBLE_EQ(chosen.step_time, res.top[0].step_time) << c.model;
     EXPECT_TRUE(same_layout(chosen.layout, res.top[0].layout)) << c.model;
+    // train skips recompute beyond the least that fits, as the search's dominance pass does; the
+    // search without that pass still agrees.
+    o.prune_dominance = false;
+    EXPECT_DOUBLE_EQ(chosen.step_time, search(m, s, q, o).top[0].step_time) << c.model;
   }
   // The two plans that only one of them found before.
   PlanRequest gpt;

@@ -67,7 +67,7 @@ void add_train(CLI::App& app, const Globals& g) {
     if (o->json) {
       auto j = train_json(m, s, r, o->explain);
       j["choice"] = {{"considered", st.considered}, {"rejected", st.rejected}, {"out_of_memory", st.out_of_memory},
-                     {"evaluated", st.evaluated}};
+                     {"evaluated", st.evaluated}, {"dominated", st.dominated}};
       if (simulated) {
         char b[32];
         std::snprintf(b, sizeof b, "%.6g", sim_s);  // 6 significant digits, as the report's other times
@@ -83,7 +83,9 @@ void add_train(CLI::App& app, const Globals& g) {
       }
       if (st.considered > 1)
         text += "\nchosen among " + std::to_string(st.considered) + " layouts (" + std::to_string(st.evaluated) + " timed, " +
-                std::to_string(st.out_of_memory) + " out of memory, " + std::to_string(st.rejected) + " not valid: indivisible, or too few microbatches to interleave)\n";
+                std::to_string(st.out_of_memory) + " out of memory, " + std::to_string(st.rejected) +
+                " not valid: indivisible, or too few microbatches to interleave, " + std::to_string(st.dominated) +
+                " skipped: more recompute than a fitting variant needs)\n";
       write_output(o->out, text);
     }
   });

@@ -261,11 +261,18 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
         for (int etp : etps)
         for (int mb : mbs)
           for (int z : zeros)
-            for (Recompute rc : rcs)
-              for (Precision pr : precs)
-                for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
-                  if (!memory_option_allowed(q, pr, mem_opt)) continue;
+            for (Precision pr : precs)
+              for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
+                if (!memory_option_allowed(q, pr, mem_opt)) continue;
+                // Recompute from none up: more of it than the least that fits is never faster
+                // (the search's dominance pass), so once one fits the rest are skipped.
+                bool fitted = false;
+                for (Recompute rc : rcs) {
                   ++g.st.considered;
+                  if (fitted) {
+                    ++g.st.dominated;
+                    continue;
+                  }
                   Layout l;
                   l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
@@ -295,12 +302,14 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   ++g.st.evaluated;
                   TrainReport r = evaluate(m, s, l, q.work, q.devices);
                   if (!r.feasible()) continue;
+                  fitted = true;
                   // Fastest wins; ties go to the earlier candidate (deterministic order).
                   if (!g.have_best || r.step_time < g.best.step_time * (1 - 1e-12)) {
                     g.best = std::move(r);
                     g.have_best = true;
                   }
                 }
+              }
       }
   };
   std::vector<GroupResult> results(groups.size());
@@ -315,6 +324,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     st.rejected += g.st.rejected;
     st.out_of_memory += g.st.out_of_memory;
     st.evaluated += g.st.evaluated;
+    st.dominated += g.st.dominated;
     if (g.have_best && (!all.have_best || g.best.step_time < all.best.step_time * (1 - 1e-12))) {
       all.best = std::move(g.best);
       all.have_best = true;

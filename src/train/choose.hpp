@@ -16,6 +16,7 @@ struct ChooseStats {
   long rejected = 0;     // failed check_layout: divisibility, too few microbatches to interleave, precision
   long out_of_memory = 0;
   long evaluated = 0;    // timed
+  long dominated = 0;    // skipped: more recompute than a fitting variant of the same layout
 };
 
 // Validates the explicit knobs (throws InputError naming the flag when they cannot work for
