@@ -55,7 +55,7 @@ struct PlanFlags {
                   "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1) or zb-h1 (zero-bubble, vp 1) (default 1f1b)");
     c->add_option("--cp-mode", cp_mode,
                   "Context parallelism: ring (K/V passed around, overlapped with attention) or all-gather (K/V gathered "
-                  "before attention) (default ring)");
+                  "before attention) (default ring; with --cp left out, cp > 1 is chosen)");
     c->add_option("--attention", attention,
                   "Attention kernel: flash (fused, no s x s matrix in memory) or unfused (QK^T, softmax, dropout and PV as "
                   "separate passes over the s x s scores, as Megatron before 2023) (default flash)");
@@ -67,10 +67,10 @@ struct PlanFlags {
     c->add_option("--fsdp-rate", fsdp_rate_gbps,
                   "ZeRO-3 only: GB/s per device at which the implementation gathers (or reduce-scatters) a layer, when "
                   "slower than the fabric (early DeepSpeed stage 3: about 24; docs/ACCURACY.md) (default: the fabric's "
-                  "collectives alone)");
+                  "collectives alone; with --zero left out, ZeRO-3 is chosen)");
     c->add_option("--fsdp-overlap", fsdp_overlap,
                   "ZeRO-3 only: share of compute that can hide its gathers and reduce-scatters, 0-1 (default: the "
-                  "calibration's collectives.fsdp_overlap)");
+                  "calibration's collectives.fsdp_overlap; with --zero left out, ZeRO-3 is chosen)");
     c->add_option("--moe-dispatcher", moe_dispatcher,
                   "MoE token dispatcher: flex (DeepEP/HybridEP, device-initiated) or alltoall (Megatron's "
                   "'alltoall' dispatcher: split sizes copied to the host and the device synchronised every MoE layer, "

@@ -71,11 +71,11 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   Lists L;
   L.tp = given_or(q.tp, tp_range(m, s));
   L.pp = given_or(q.pp, pp_range(m, q.schedule));
-  L.cp = given_or(q.cp, cp_range());
+  L.cp = given_or(q.cp, cp_range(q));
   L.mb = given_or(q.micro_batch, micro_batch_range());
   L.ep = given_or(q.ep, ep_range(m));
   L.etp = given_or(q.etp, etp_range(m, s));
-  L.zero = given_or(q.zero, std::vector<int>{0, 1, 2, 3});
+  L.zero = given_or(q.zero, zero_range(q));
   L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
   L.prec = given_or(q.precision, precision_range(s));
   return L;

@@ -146,20 +146,22 @@ struct PlanRequest {
   // weights kept and gathered in the matrix precision): pinned on or off, chosen if omitted.
   std::optional<bool> lowp_params;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
-  CpMode cp_mode = CpMode::ring;                      // not searched: as given
+  std::optional<CpMode> cp_mode;                       // not searched: as given (ring if not); given
+                                                      // with cp free, it asks for cp > 1
   std::optional<AttentionKernel> attention;  // not searched: as given, else the chip's default
                                              // (flash where the chip runs FlashAttention)
   RankOrder rank_order = RankOrder::dp_then_pp;      // not searched: as given
   MoeDispatcher moe_dispatcher = MoeDispatcher::flex; // not searched: as given
   bool moe_a2a_overlap = false;                       // not searched: as given
-  FsdpImpl fsdp;                                      // not searched: as given
+  FsdpImpl fsdp;                                      // not searched: as given; set with ZeRO
+                                                      // free, it asks for ZeRO-3
 };
 
 // The knobs a plan holds as given (not searched): copied from the request onto every layout that
 // `train` and `search` build.
 inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) {
   l.schedule = q.schedule;
-  l.cp_mode = q.cp_mode;
+  l.cp_mode = q.cp_mode.value_or(CpMode::ring);
   l.attention = q.attention.value_or(s.chip.flash_attention ? AttentionKernel::flash : AttentionKernel::unfused);
   l.moe_dispatcher = q.moe_dispatcher;
   l.moe_a2a_overlap = q.moe_a2a_overlap;

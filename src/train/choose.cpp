@@ -41,7 +41,15 @@ std::vector<int> pp_range(const Model& m, PipeSchedule schedule) {
   return out;
 }
 
-std::vector<int> cp_range() { return {1, 2, 4, 8, 16}; }
+std::vector<int> cp_range(const PlanRequest& q) {
+  if (q.cp_mode) return {2, 4, 8, 16};
+  return {1, 2, 4, 8, 16};
+}
+
+std::vector<int> zero_range(const PlanRequest& q) {
+  if (q.fsdp.set()) return {3};
+  return {0, 1, 2, 3};
+}
 
 std::vector<int> micro_batch_range() {
   std::vector<int> out;
@@ -223,8 +231,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   std::vector<int> pps = one_or(q.pp, dividing(pp_range(m, q.schedule), n));
   // A zero-bubble schedule on a model of one layer has no pipeline to run: pp 1 is the only plan.
   if (pps.empty()) pps = {1};
-  std::vector<int> cps = one_or(q.cp, cp_range());
-  std::vector<int> zeros = one_or(q.zero, std::vector<int>{0, 1, 2, 3});
+  std::vector<int> cps = one_or(q.cp, cp_range(q));
+  std::vector<int> zeros = one_or(q.zero, zero_range(q));
   std::vector<Recompute> rcs = one_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
   const std::vector<Precision> precs = one_or(q.precision, precision_range(s));
 

@@ -40,8 +40,13 @@ constexpr int kMaxMicroBatch = 16;
 std::vector<int> tp_range(const Model& m, const System& s);
 // pp: 1 .. layers; a zero-bubble schedule asks for a pipeline, so pp > 1 then.
 std::vector<int> pp_range(const Model& m, PipeSchedule schedule);
-// cp: powers of two up to 16.
-std::vector<int> cp_range();
+// A knob given that applies to some values of a free one asks for those values: a --cp-mode for
+// context parallelism, an FSDP implementation (--fsdp-rate, --fsdp-overlap) for ZeRO-3, a
+// zero-bubble schedule for a pipeline (pp_range). Otherwise the flag would go unused, silently.
+// cp: powers of two up to 16 (from 2 with a cp mode given).
+std::vector<int> cp_range(const PlanRequest& q);
+// ZeRO stage: 0 to 3 (3 alone with an FSDP implementation given).
+std::vector<int> zero_range(const PlanRequest& q);
 // micro-batch: 1 .. 16 (kept where it divides a replica's sequences).
 std::vector<int> micro_batch_range();
 // vp for one pp: 1 without a pipeline or with zero bubble, else every depth whose chunks are
