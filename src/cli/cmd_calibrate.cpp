@@ -11,6 +11,7 @@
 #include "load/csv.hpp"
 #include "report/format.hpp"
 #include "spec/error.hpp"
+#include "util/build_info.hpp"
 #include "util/fingerprint.hpp"
 #include "validate/validate.hpp"
 
@@ -24,10 +25,8 @@ struct CalibrateOpts {
   double prior = 1.0;
   bool cross_validate = false, no_facts = false;
 };
-#ifndef XPUPLAN_VERSION
-#define XPUPLAN_VERSION "unknown"
-#endif
-const std::string kVersion = std::string("xpuplan ") + XPUPLAN_VERSION;
+// The version only (not the source id): a refit from unchanged inputs reproduces the shipped file.
+const std::string kVersion = std::string("xpuplan ") + xpuplan_version();
 
 // What reproduces a fit, beside its truth tables: the command (options included, --out-dir left
 // out) and a fingerprint of the tables and fact files it read (FNV-1a, hex). Written into the

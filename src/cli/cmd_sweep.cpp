@@ -17,12 +17,9 @@
 #include "sweep/mpi_driver.hpp"
 #include "sweep/store.hpp"
 #include "sweep/sweep_file.hpp"
+#include "util/build_info.hpp"
 #include "util/fingerprint.hpp"
 #include "util/parallel.hpp"
-
-#ifndef XPUPLAN_VERSION
-#define XPUPLAN_VERSION "unknown"
-#endif
 
 namespace xpu::cli {
 
@@ -42,11 +39,13 @@ struct ExportOpts {
 
 // What the results depend on besides the sweep's settings: the catalog's files (built-in or
 // --data, named relative to its folder), the files of models and systems the sweep names by path,
-// and the xpuplan version. A resumed sweep must see the same inputs, or its old and new rows would
-// disagree. FNV-1a over names and contents, in hex.
+// and the build (version and source id: other code may rank plans differently). A resumed sweep
+// must see the same inputs, or its old and new rows would disagree. FNV-1a over names and
+// contents, in hex.
 std::string inputs_fingerprint(const Globals& g, const SweepInputs& in) {
   Fingerprint fp;
-  fp.add(XPUPLAN_VERSION);
+  fp.add(xpuplan_version());
+  fp.add(source_id());
   for (const auto& quote : g.prices) fp.add("--price " + quote);  // a quote changes every cost column
   const std::vector<DataFile> files = g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir);
   const std::string root = g.data_dir.empty() ? std::string("data/") : g.data_dir + "/";
@@ -179,7 +178,7 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
                     {"top_k", std::to_string(s.top_k)},
                     {"usd_per_device_hour", prices_text(s)},
                     {"inputs_fingerprint", inputs_fingerprint(g, *in)}},
-                   {{"xpuplan_version", XPUPLAN_VERSION}});
+                   {{"xpuplan_version", xpuplan_version()}, {"xpuplan_source", source_id()}});
       const auto done = store->keys();
       for (const auto& sc : all)
         if (!done.contains(sc.key)) pending.push_back(sc.index);

@@ -11,6 +11,7 @@
 #include "money/money.hpp"
 #include "spec/error.hpp"
 #include "units/units.hpp"
+#include "util/build_info.hpp"
 #include "util/parallel.hpp"
 
 namespace xpu::cli {
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
   // The global options (--data, --price) may also follow the subcommand: subcommands created below
   // inherit this and pass an option they do not know up to the app.
   app.fallthrough();
-  app.set_version_flag("--version", "xpuplan 0.1.0");
+  app.set_version_flag("--version", std::string("xpuplan ") + xpu::xpuplan_version() + " (source " + xpu::source_id() + ")");
   xpu::cli::Globals g;
   app.add_option("--data", g.data_dir, "Read the catalog from this directory of TOML files instead of the built-in one");
   app.add_option("--price", g.prices,

@@ -53,6 +53,10 @@ case "$mode" in
     grep -q ',ok,' a.scenarios.csv || fail "no scenario found a plan"
     [ "$(wc -l < a.best_plans.csv)" -gt 1 ] || fail "best_plans is empty"
     grep -q '^sweep_name,' a.meta.csv || fail "meta has no sweep_name"
+    # The build that made the database: its source id, as --version prints it.
+    src=$("$x" --version | sed -n 's/.*(source \([0-9a-f]\{16\}\))$/\1/p')
+    [ -n "$src" ] || fail "--version names no source id"
+    grep -q "^xpuplan_source,$src" a.meta.csv || fail "meta has no xpuplan_source $src"
     # RFC 4180: CRLF line ends.
     [ "$(head -1 a.scenarios.csv | od -An -c | tr -d ' \n' | tail -c 4)" = '\r\n' ] || fail "CSV lines must end in CRLF"
     # Thread count does not change the tables.
