@@ -122,10 +122,12 @@ ServeRequest build(const ServeOpts& o) {
   if (!o.trace.empty()) {
     w.kind = WorkloadKind::trace;
     w.trace = parse_trace(parse_csv(read_file(o.trace)));
+    w.source = o.trace;
   }
   if (!o.agent.empty()) {
     w.kind = WorkloadKind::agent;
     w.tasks = parse_agent(parse_csv(read_file(o.agent)));
+    w.source = o.agent;
   }
   return q;
 }

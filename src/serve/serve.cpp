@@ -212,18 +212,30 @@ std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWo
            " (max_seq_len, " + m.file + ")";
   };
   switch (w.kind) {
+    // A file's request or call is named by its line (path:line: columns), as its parse errors are.
     case WorkloadKind::trace:
       for (std::size_t i = 0; i < w.trace.size(); ++i) {
-        const long tokens = static_cast<long>(w.trace[i].input) + w.trace[i].output;
-        if (tokens > limit)
-          return ContextExcess{"--trace", "request " + std::to_string(i + 1) + " (in arrival order) needs prompt + output = " + tail(tokens)};
+        const TraceRequest& r = w.trace[i];
+        const long tokens = static_cast<long>(r.input) + r.output;
+        if (tokens <= limit) continue;
+        if (!w.source.empty() && r.line > 0)
+          return ContextExcess{w.source + ":" + std::to_string(r.line) + ": input_tokens + output_tokens",
+                               "the request needs " + tail(tokens)};
+        return ContextExcess{"--trace", "request " + std::to_string(i + 1) + " needs prompt + output = " + tail(tokens)};
       }
       return std::nullopt;
     case WorkloadKind::agent:
       for (std::size_t i = 0; i < w.tasks.size(); ++i) {
         long context = 0;
-        for (const auto& c : w.tasks[i].calls) context += static_cast<long>(c.new_input) + c.output;
-        if (context > limit) return ContextExcess{"--agent", "task " + std::to_string(i + 1) + "'s context grows to " + tail(context)};
+        for (const auto& c : w.tasks[i].calls) {
+          context += static_cast<long>(c.new_input) + c.output;
+          if (context <= limit) continue;
+          const std::string task = w.tasks[i].id.empty() ? std::to_string(i + 1) : "'" + w.tasks[i].id + "'";
+          const std::string what = "the context of task " + task + " grows to " + tail(context);
+          if (!w.source.empty() && c.line > 0)
+            return ContextExcess{w.source + ":" + std::to_string(c.line) + ": new_input_tokens + output_tokens", what};
+          return ContextExcess{"--agent", what};
+        }
       }
       return std::nullopt;
     default: {

@@ -165,6 +165,7 @@ std::vector<TraceRequest> parse_trace(const CsvTable& t) {
     r.arrival_s = c.number("arrival_s", 0, false, 0, kMaxFileSeconds);
     r.input = c.tokens("input_tokens", 1);
     r.output = c.tokens("output_tokens", 1);
+    r.line = t.row_lines[i];
     out.push_back(r);
   }
   if (out.empty()) throw InputError(t.path + ":2", "no requests");
@@ -187,6 +188,7 @@ std::vector<AgentTask> parse_agent(const CsvTable& t) {
     if (it == index.end()) {
       it = index.emplace(id, out.size()).first;
       AgentTask task;
+      task.id = id;
       task.start_s = c.number("arrival_s", 0, false, 0, kMaxFileSeconds);
       out.push_back(task);
     } else if (!c.str("arrival_s").empty()) {
@@ -196,6 +198,7 @@ std::vector<AgentTask> parse_agent(const CsvTable& t) {
     call.new_input = c.tokens("new_input_tokens", 1);
     call.output = c.tokens("output_tokens", 1);
     call.tool_s = c.number("tool_s", 0, true, 0, kMaxFileSeconds);
+    call.line = t.row_lines[i];
     out[it->second].calls.push_back(call);
   }
   if (out.empty()) throw InputError(t.path + ":2", "no tasks");

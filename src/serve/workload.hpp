@@ -61,15 +61,18 @@ std::string batcher_name(const FrontBatcher& b);
 struct TraceRequest {
   double arrival_s = 0;
   int input = 0, output = 0;
+  int line = 0;       // the trace file's line (0: not from a file), for errors
 };
 
 struct AgentCall {
   int new_input = 0;  // tokens added to the context before this call (user turn, tool results)
   int output = 0;
   double tool_s = 0;  // wait after this call finishes before the next call is sent
+  int line = 0;       // the agent file's line (0: not from a file), for errors
 };
 
 struct AgentTask {
+  std::string id;     // the file's task column
   double start_s = 0;
   std::vector<AgentCall> calls;
 };
@@ -97,6 +100,7 @@ struct WorkloadShape {
 struct ServeWorkload : WorkloadShape {
   std::vector<TraceRequest> trace; // trace
   std::vector<AgentTask> tasks;    // agent
+  std::string source;              // trace, agent: the file read (errors name its lines)
 };
 
 // One line for reports: "poisson at 4 req/s (seed 1), 1000 requests of 1024 prompt + 256 output
