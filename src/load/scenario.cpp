@@ -128,6 +128,8 @@ ContractFile parse_contract_file(const DataFile& f) {
   each_table(t, f, "capacity", true, [&](TomlReader& x, int line) {
     CapacityItem it;
     it.line = line;
+    for (const char* k : {"system", "model", "serve_model", "serve_weight_precision", "serve_output_len"})
+      if (const int l = x.line_of(k); l > 0) it.key_lines[k] = l;
     it.system = x.str("system");
     it.share = x.opt_number("share", 0, 1).value_or(1.0);
     if (x.has("price") && x.has("pricing")) x.fail("price", "give price or pricing, not both");

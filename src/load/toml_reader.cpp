@@ -23,6 +23,11 @@ std::string TomlReader::where(std::string_view key) const {
   return w;
 }
 
+int TomlReader::line_of(std::string_view key) const {
+  const auto* n = t_.get(key);
+  return n ? static_cast<int>(n->source().begin.line) : 0;
+}
+
 void TomlReader::fail(std::string_view key, const std::string& what) const {
   throw InputError(where(key), what);
 }

@@ -24,6 +24,8 @@ class TomlReader {
   [[noreturn]] void fail(std::string_view key, const std::string& what) const;
 
   bool has(std::string_view key) const { return t_.contains(key); }
+  // The line a key's value starts on (0 when absent or unknown), for errors raised after parsing.
+  int line_of(std::string_view key) const;
   std::string str(std::string_view key);
   std::optional<std::string> opt_str(std::string_view key);
   long integer(std::string_view key, long min_value = 1);

@@ -10,8 +10,10 @@
 namespace xpu {
 
 namespace {
-std::string at(const ContractFile& f, int line, const std::string& key) {
-  return f.file + ":" + std::to_string(line) + ": " + key;
+// file:line: capacity.KEY, on the key's own line (else the [[capacity]] header's).
+std::string at(const ContractFile& f, const CapacityItem& it, const std::string& key) {
+  const auto k = it.key_lines.find(key);
+  return f.file + ":" + std::to_string(k != it.key_lines.end() ? k->second : it.line) + ": capacity." + key;
 }
 }  // namespace
 
@@ -27,9 +29,9 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
   }
   for (const CapacityItem& it : f.capacity) {
     auto sit = c.systems.find(it.system);
-    if (sit == c.systems.end()) throw InputError(at(f, it.line, "capacity.system"), "unknown system '" + it.system + "'");
+    if (sit == c.systems.end()) throw InputError(at(f, it, "system"), "unknown system '" + it.system + "'");
     auto mit = c.models.find(it.model);
-    if (mit == c.models.end()) throw InputError(at(f, it.line, "capacity.model"), "unknown model '" + it.model + "'");
+    if (mit == c.models.end()) throw InputError(at(f, it, "model"), "unknown model '" + it.model + "'");
     const System& s = sit->second;
     const Model& m = mit->second;
     CapacityResult cr;
@@ -62,12 +64,12 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
     if (!it.serve_model.empty()) {
       auto sm = c.models.find(it.serve_model);
       if (sm == c.models.end())
-        throw InputError(at(f, it.line, "capacity.serve_model"), "unknown model '" + it.serve_model + "'");
+        throw InputError(at(f, it, "serve_model"), "unknown model '" + it.serve_model + "'");
       std::optional<Quant> w;
       if (!it.serve_weight_precision.empty()) {
         w = parse_quant(it.serve_weight_precision);
         if (!w)
-          throw InputError(at(f, it.line, "capacity.serve_weight_precision"),
+          throw InputError(at(f, it, "serve_weight_precision"),
                            "'" + it.serve_weight_precision + "' is not bf16, fp16, fp8, int8, int4 or fp4");
       }
       {
@@ -81,7 +83,7 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
           const std::string serve_words = "prompt + output", file_words = "serve_input_len + serve_output_len";
           if (const auto at_words = e->what.find(serve_words); at_words != std::string::npos)
             e->what.replace(at_words, serve_words.size(), file_words);
-          throw InputError(at(f, it.line, "capacity.serve_output_len"), e->what);
+          throw InputError(at(f, it, "serve_output_len"), e->what);
         }
       }
       cr.serving = best_serving(sm->second, s, it.serve_input_len, it.serve_output_len, it.serve_slo_ttft_ms / 1e3,

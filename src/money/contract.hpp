@@ -39,7 +39,8 @@ struct CapacityItem {                  // [[capacity]]
   double serve_slo_ttft_ms = 0, serve_slo_tpot_ms = 0;
   std::string serve_weight_precision;  // empty: the chip's 16-bit format
   LengthSpread serve_input_spread, serve_output_spread;  // request lengths around the means (serve --input-spread)
-  int line = 0;
+  int line = 0;                        // the [[capacity]] header
+  std::map<std::string, int, std::less<>> key_lines;  // each key given: the line of its value
 };
 struct Flow {                          // [[flow]]
   int year = 0;
