@@ -16,7 +16,7 @@ void add_catalog(CLI::App& app, const Globals& g) {
   auto id = std::make_shared<std::string>();
   auto json2 = std::make_shared<bool>(false);
   CLI::App* show = c->add_subcommand("show", "Every figure of one system, chip or model, with its source");
-  show->add_option("id", *id, "System, chip or model id")->required();
+  show->add_option("id", *id, "System, chip or model id; system:ID, model:ID or chip:ID where an id names two (tpu-v5p is a pod and its chip)")->required();
   show->add_flag("--json", *json2, "Machine-readable");
   show->callback([id, json2, &g] {
     const Catalog cat = load_catalog(g);

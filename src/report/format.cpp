@@ -377,8 +377,29 @@ std::string catalog_text(const Catalog& c) {
          "\nmodels\n" + render_table({"id", "name", "params", "active", "layers", "hidden"}, mrows);
 }
 
-ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
-  if (auto it = c.systems.find(id); it != c.systems.end()) {
+namespace {
+
+// "kind:id" names one kind (system, model, chip); a bare id is looked up in that order.
+std::pair<std::string, std::string> split_kind(const std::string& arg) {
+  for (const char* kind : {"system", "model", "chip"})
+    if (arg.starts_with(std::string(kind) + ":")) return {kind, arg.substr(std::string(kind).size() + 1)};
+  return {"", arg};
+}
+
+}  // namespace
+
+std::vector<std::string> catalog_kinds_of(const Catalog& c, const std::string& id) {
+  std::vector<std::string> out;
+  if (c.systems.contains(id)) out.push_back("system");
+  if (c.models.contains(id)) out.push_back("model");
+  if (c.chips.contains(id)) out.push_back("chip");
+  return out;
+}
+
+ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
+  const auto [kind, id] = split_kind(arg);
+  auto wants = [&](const char* k) { return kind.empty() || kind == k; };
+  if (auto it = c.systems.find(id); wants("system") && it != c.systems.end()) {
     const System& s = it->second;
     ordered_json peaks = ordered_json::object();
     for (Precision p : kAllPrecisions)
@@ -408,7 +429,7 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
                                                                               : ordered_json(nullptr)}}
                                       : ordered_json(nullptr)}};
   }
-  if (auto it = c.models.find(id); it != c.models.end()) {
+  if (auto it = c.models.find(id); wants("model") && it != c.models.end()) {
     const Model& m = it->second;
     const ParamCounts pc = count_params(m);
     ordered_json j = {{"kind", "model"}, {"id", m.id}, {"name", m.name}, {"file", m.file}, {"source", m.source},
@@ -424,7 +445,7 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
                   {"v_head_dim", m.mla.v_head_dim}};
     return j;
   }
-  if (auto it = c.chips.find(id); it != c.chips.end()) {
+  if (auto it = c.chips.find(id); wants("chip") && it != c.chips.end()) {
     const Chip& ch = it->second;
     ordered_json peaks = ordered_json::object();
     for (Precision p : kAllPrecisions)
@@ -433,6 +454,7 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& id) {
             {"peak", peaks}, {"hbm_capacity_bytes", r6(ch.hbm_capacity.v)}, {"hbm_bandwidth_bytes_per_s", r6(ch.hbm_bandwidth.v)},
             {"tdp_w", ch.tdp ? ordered_json(r6(ch.tdp->v)) : ordered_json(nullptr)}};
   }
+  if (!kind.empty()) throw InputError("catalog show", "no " + kind + " with id '" + id + "'");
   throw InputError("catalog show", "no system, model or chip with id '" + id + "'");
 }
 
@@ -455,6 +477,10 @@ std::string catalog_item_text(const Catalog& c, const std::string& id) {
   std::string out = render_table({"field", "value"}, rows);
   if (!offers.empty())
     out += "\nprices\n" + render_table({"kind", "offer", "region", "USD/device-h", "as of"}, offers);
+  // A bare id that names more than one kind (a TPU pod and its chip): say how to reach the others.
+  if (split_kind(id).first.empty())
+    for (const std::string& k : catalog_kinds_of(c, id))
+      if (k != j.value("kind", "")) out += "\n'" + id + "' is also a " + k + ": xpuplan catalog show " + k + ":" + id + "\n";
   return out;
 }
 

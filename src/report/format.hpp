@@ -50,7 +50,12 @@ std::string kernel_validation_text(const ValidationResult& v);
 
 nlohmann::ordered_json catalog_json(const Catalog& c);
 std::string catalog_text(const Catalog& c);
-nlohmann::ordered_json catalog_item_json(const Catalog& c, const std::string& id);  // throws InputError
+// One catalog entry by id, or by kind:id (system:, model:, chip:) where an id names more than one
+// kind (a TPU pod and its chip); a bare id is looked up as a system, then a model, then a chip,
+// and the text says which other kinds share it. Throws InputError for an unknown id.
+nlohmann::ordered_json catalog_item_json(const Catalog& c, const std::string& id);
 std::string catalog_item_text(const Catalog& c, const std::string& id);
+// The kinds ("system", "model", "chip") an id names.
+std::vector<std::string> catalog_kinds_of(const Catalog& c, const std::string& id);
 
 }  // namespace xpu
