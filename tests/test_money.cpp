@@ -262,6 +262,22 @@ TEST(Compare, JsonIsStable) {
   EXPECT_NE(a.find("\"usd_per_effective_pflops_day\""), std::string::npos);
 }
 
+TEST(Compare, JsonRowsCarryEveryKnobOfThePlan) {
+  // "layout" is a one-line summary; "plan" holds every knob, as train --json's layout object.
+  const Model& m = builtin().model("llama3-8b");
+  const CompareRequest q = small_job();
+  const auto rows = compare(m, systems({"dgx-h100"}), site(), q);
+  ASSERT_TRUE(rows.at(0).planned);
+  const auto j = compare_json(m, q, rows, false);
+  const auto& row = j.at("rows").at(0);
+  const Layout& l = rows[0].plan.layout;
+  EXPECT_EQ(row.at("plan").at("tp").get<int>(), l.tp);
+  EXPECT_EQ(row.at("plan").at("dp").get<int>(), l.dp);
+  EXPECT_EQ(row.at("plan").at("micro_batch").get<int>(), l.micro_batch);
+  EXPECT_EQ(row.at("plan").at("schedule").get<std::string>(), "1f1b");
+  EXPECT_EQ(row.at("plan").at("attention").get<std::string>(), "flash");
+}
+
 // ------------------------------------------------------------------------------------ budget
 
 TEST(Budget, RunwayByHand) {

@@ -88,6 +88,23 @@ std::string layout_summary(const Layout& l) {
          fsdp_summary(l);
 }
 
+ordered_json layout_json(const Model& m, const Layout& l) {
+  ordered_json j = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
+                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
+                    {"recompute_layers", l.recompute_layers},
+                    {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
+                    {"grad_precision", grad_name(l)}, {"lowp_params", l.lowp_params},
+                    {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
+                    {"attention", attention_kernel_name(l.attention)}, {"rank_order", rank_order_name(l.rank_order)}};
+  if (m.is_moe()) {
+    j["moe_dispatcher"] = moe_dispatcher_name(l.moe_dispatcher);
+    j["moe_a2a_overlap"] = l.moe_a2a_overlap;
+  }
+  if (l.zero == 3 && l.fsdp.rate > 0) j["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
+  if (l.zero == 3 && l.fsdp.overlap >= 0) j["fsdp_overlap"] = l.fsdp.overlap;
+  return j;
+}
+
 ordered_json train_json(const Model& m, const System& s, const TrainReport& r, bool with_explain) {
   const Layout& l = r.layout;
   ordered_json j;
@@ -100,19 +117,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
     j["moe_routing"] = r.work.moe_capacity_factor > 0 ? "capacity" : "dropless";
     j["moe_load"] = r.work.moe_load(m.moe.routing_imbalance);
   }
-  j["layout"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
-                 {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
-                 {"recompute_layers", l.recompute_layers},
-                 {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
-                 {"grad_precision", grad_name(l)}, {"lowp_params", l.lowp_params},
-                 {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
-                 {"attention", attention_kernel_name(l.attention)}, {"rank_order", rank_order_name(l.rank_order)}};
-  if (m.is_moe()) {
-    j["layout"]["moe_dispatcher"] = moe_dispatcher_name(l.moe_dispatcher);
-    j["layout"]["moe_a2a_overlap"] = l.moe_a2a_overlap;
-  }
-  if (l.zero == 3 && l.fsdp.rate > 0) j["layout"]["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
-  if (l.zero == 3 && l.fsdp.overlap >= 0) j["layout"]["fsdp_overlap"] = l.fsdp.overlap;
+  j["layout"] = layout_json(m, l);
   j["microbatches"] = r.microbatches;
   j["feasible"] = r.feasible();
   if (!r.warning.empty()) j["warning"] = r.warning;

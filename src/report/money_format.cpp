@@ -98,6 +98,7 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
     x["meets_deadline"] = r.planned ? ordered_json(r.meets_deadline) : ordered_json(nullptr);
     if (r.planned) {
       x["layout"] = layout_summary(r.plan.layout);
+      x["plan"] = layout_json(m, r.plan.layout);
       x["step_time_s"] = r6(r.plan.step_time);
       x["mfu"] = r6(r.plan.mfu);
       x["steps"] = static_cast<long long>(r.steps);  // a whole number of optimizer steps
