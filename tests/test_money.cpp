@@ -453,7 +453,7 @@ TEST(Contract, FileErrorsNameLineAndKey) {
   EXPECT_EQ(bad("price = \"10 USD/h\"", "price = \"10 USD\"").where, "deal.toml:24: capacity[1].price");
   const ContractFile f = parse_contract_file({"deal.toml", test::replace_once(kDeal, "\"gb200-nvl72\"", "\"gb900\"")});
   EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), f, day("2026-11-26"), 1); }).where,
-            "deal.toml:21: capacity.system");
+            "deal.toml:22: capacity.system");  // the key's line, not the [[capacity]] header's (21)
 }
 
 // ------------------------------------------------------------------------------------ compare --serve
@@ -595,7 +595,7 @@ TEST(Contract, ServedTokensFromAServingProfile) {
             "deal.toml:20: capacity[0].serve_input_len");
   const ContractFile g = parse_contract_file({"deal.toml", test::replace_once(text, "serve_model = \"llama3-8b\"", "serve_model = \"nope\"")});
   EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), g, day("2026-11-26"), 1); }).where,
-            "deal.toml:10: capacity.serve_model");
+            "deal.toml:20: capacity.serve_model");  // the key's line, not the header's (10)
   // Length spreads: read, passed to the serving search (its workload names them), and checked.
   const std::string spread = test::replace_once(text, "serve_output_len = 128\n", "serve_output_len = 128\nserve_output_spread = \"uniform:64\"\n");
   const ContractFile sf = parse_contract_file({"deal.toml", spread});
