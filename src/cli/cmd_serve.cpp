@@ -15,11 +15,12 @@ struct ServeOpts {
   std::string input_spread, output_spread, batcher;
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
+  bool requests_given = false, lengths_given = false;
   std::optional<int> samples, beam_width;
   std::string kv_admission, scheduler;
   std::optional<double> rate, prefill_kv_free;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
-  unsigned long long seed = 1;
+  long long seed = 1;
   bool offline = false, json = false, explain = false, search = false, no_prefix_cache = false;
 };
 
@@ -40,6 +41,10 @@ LengthSpread spread_flag(const std::string& v, const char* flag) {
 ServeRequest build(const ServeOpts& o) {
   ServeRequest q;
   if (o.devices < 1) throw InputError("--devices", "must be at least 1, got " + std::to_string(o.devices));
+  // One deployment is simulated replica by replica; a fleet beyond this is sized by compare --serve.
+  if (o.devices > kMaxServeDevices)
+    throw InputError("--devices", std::to_string(o.devices) + " is beyond the " + std::to_string(kMaxServeDevices) +
+                                      " devices one simulated deployment may hold (compare --serve sizes a fleet)");
   q.devices = o.devices;
   require_at_least(o.tp, "--tp");
   require_at_least(o.pp, "--pp");
@@ -77,10 +82,21 @@ ServeRequest build(const ServeOpts& o) {
                     (!o.agent.empty() ? 1 : 0);
   if (modes != 1) throw InputError("--offline/--rate/--concurrency/--trace/--agent", "give exactly one workload");
   ServeWorkload& w = q.work;
-  w.seed = o.seed;
+  if (o.seed < 0) throw InputError("--seed", "must be at least 0, got " + std::to_string(o.seed));
+  w.seed = static_cast<std::uint64_t>(o.seed);
   w.prefix_cache = !o.no_prefix_cache;
   if (o.requests < 1) throw InputError("--requests", "must be at least 1, got " + std::to_string(o.requests));
+  if (o.requests > kMaxServeRequests)
+    throw InputError("--requests", std::to_string(o.requests) + " is beyond the " + std::to_string(kMaxServeRequests) +
+                                       " requests one simulation runs");
   w.requests = o.requests;
+  if (!o.trace.empty() || !o.agent.empty()) {
+    // A trace or agent file gives every request and its lengths: these flags would go unused.
+    const char* file_flag = !o.trace.empty() ? "--trace" : "--agent";
+    if (o.requests_given) throw InputError("--requests", std::string("applies to --offline, --rate and --concurrency (") + file_flag + " gives the requests)");
+    if (o.lengths_given)
+      throw InputError("--input-len/--output-len", std::string("apply to --offline, --rate and --concurrency (") + file_flag + " gives each request's lengths)");
+  }
   if (o.offline || o.rate || o.concurrency) {
     if (o.input_len < 1) throw InputError("--input-len", "required (at least 1) with --offline, --rate or --concurrency");
     if (o.output_len < 1) throw InputError("--output-len", "required (at least 1) with --offline, --rate or --concurrency");
@@ -111,6 +127,9 @@ ServeRequest build(const ServeOpts& o) {
   if (o.offline) w.kind = WorkloadKind::offline;
   if (o.rate) {
     if (!(*o.rate > 0)) throw InputError("--rate", "must be positive (requests per second)");
+    // Arrivals past 1e10 s swallow the step times in the clock's precision (as a trace's are refused).
+    if (o.requests / *o.rate > 1e10)
+      throw InputError("--rate", "too low: " + std::to_string(o.requests) + " requests at this rate arrive over more than 1e10 s");
     w.kind = WorkloadKind::poisson;
     w.rate = *o.rate;
   }
@@ -144,8 +163,10 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--pp", o->pp, "Pipeline stages per replica (default 1; --search tries 2, 4, ... when no layout with fewer fits)");
   c->add_option("--ep", o->ep, "Expert-parallel degree inside the tensor-parallel group, MoE only (default 1; --search tries each divisor of tp that divides the experts)");
   c->add_option("--replicas", o->replicas, "Model replicas (devices / (tp x pp) if omitted)");
-  c->add_option("--input-len", o->input_len, "Prompt tokens per request (--offline, --rate, --concurrency)");
-  c->add_option("--output-len", o->output_len, "Generated tokens per request (--offline, --rate, --concurrency)");
+  c->add_option("--input-len", o->input_len, "Prompt tokens per request (--offline, --rate, --concurrency)")
+      ->each([o](const std::string&) { o->lengths_given = true; });
+  c->add_option("--output-len", o->output_len, "Generated tokens per request (--offline, --rate, --concurrency)")
+      ->each([o](const std::string&) { o->lengths_given = true; });
   c->add_option("--input-spread", o->input_spread,
                 "Prompt lengths around --input-len: uniform:W (uniform in +-W tokens, as guidellm's prompt_tokens_variance or "
                 "vLLM's --random-range-ratio), normal:SD (standard deviation, as aiperf's --synthetic-input-tokens-stddev); "
@@ -172,8 +193,9 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "prompt is the task's context so far");
   c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000); with --search --offline, at least "
                 "this many: each layout simulates at least 2 x the requests its replicas run at once (batch cap, or the prompts "
-                "the KV cache holds), so the peak is not start-up and drain");
-  c->add_option("--seed", o->seed, "Seed of the Poisson arrivals (default 1)");
+                "the KV cache holds), so the peak is not start-up and drain")
+      ->each([o](const std::string&) { o->requests_given = true; });
+  c->add_option("--seed", o->seed, "Seed of the Poisson arrivals, at least 0 (default 1)");
   c->add_flag("--no-prefix-cache", o->no_prefix_cache, "Agent workloads: prefill every call's whole context (needs --agent)")
       ->needs(agent_opt);
   c->add_option("--weight-precision", o->weights, "Weights: bf16 fp16 fp8 int8 int4 fp4 (default bf16)");

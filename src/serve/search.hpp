@@ -36,6 +36,11 @@ struct ServeSearchOptions {
 // ten times as many requests on Llama 3 8B / H100, MI300X and TPU v6e (tests/test_serve.cpp).
 inline constexpr int kPeakWaves = 2;
 inline constexpr int kPeakMaxRequests = 1000000;
+// The most one simulation takes (serve refuses more, exit 2): a deployment's devices (each replica
+// is simulated; a fleet is sized arithmetically by compare --serve) and requests (about 0.3 KB of
+// memory each: 10 M is some 3 GB).
+inline constexpr int kMaxServeDevices = 65536;
+inline constexpr int kMaxServeRequests = 10000000;
 
 // The requests a peak estimate simulates for one candidate (see ServeSearchOptions::peak_waves):
 // at least `floor`, and `waves` x replicas x min(batch cap, KV cache tokens / prompt tokens).
