@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <tuple>
 
 #include "search/search.hpp"
 #include "serve/search.hpp"
 #include "train/choose.hpp"
+#include "units/units.hpp"
 #include "spec/error.hpp"
 
 namespace xpu {
@@ -166,7 +168,12 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     const ServeReport& r = row.pick.report;
     row.replica_devices = r.layout.tp * r.layout.pp;
     const double per_replica = r.output_tps_per_device * row.replica_devices;
-    row.replicas = std::max(1, static_cast<int>(std::ceil(row.required_output_tps / per_replica - 1e-9)));
+    const double replicas = std::max(1.0, std::ceil(row.required_output_tps / per_replica - 1e-9));
+    if (replicas * row.replica_devices > std::numeric_limits<int>::max())
+      throw InputError("--tokens-per-day", format_number("%.3g", q.tokens_per_day) + " tokens a day need " +
+                                               format_number("%.3g", replicas * row.replica_devices) + " devices of " + s.id +
+                                               ", beyond 2^31");
+    row.replicas = static_cast<int>(replicas);
     row.devices = row.replicas * row.replica_devices;
     row.utilisation = row.required_output_tps / (row.devices * r.output_tps_per_device);
     row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);

@@ -504,7 +504,8 @@ void finish_result(SimResult& r, double kv_busy, double prefill_busy) {
   }
   r.makespan_s = r.requests.empty() ? 0 : last - first;
   r.kv_util_mean = kv_busy > 0 ? r.kv_util_mean / kv_busy : 0;
-  r.prefill_share = r.busy_s > 0 ? prefill_busy / r.busy_s : 0;
+  // A share: summed step times can pass the busy time by a rounding when every step is prefill.
+  r.prefill_share = r.busy_s > 0 ? std::clamp(prefill_busy / r.busy_s, 0.0, 1.0) : 0;
 }
 
 // Open-loop requests of the workload (offline, poisson, trace), in arrival order.
