@@ -166,9 +166,12 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     l.kv = kv;
     std::vector<int> splits;
     if (q.prefill_replicas) {
-      if (*q.prefill_replicas >= l.replicas)
-        throw InputError("--prefill-replicas", "must leave at least one of the " + std::to_string(l.replicas) +
-                                                   " replicas for decode");
+      // With tp chosen, a layout of too few replicas is no candidate; with it given, the split is wrong.
+      if (*q.prefill_replicas >= l.replicas) {
+        if (!q.tp && !q.replicas) return;
+        throw InputError("--prefill-replicas", std::to_string(*q.prefill_replicas) + " must leave at least one of the " +
+                                                   std::to_string(l.replicas) + " replicas for decode");
+      }
       splits.push_back(*q.prefill_replicas);
     } else {
       splits.push_back(0);
@@ -221,6 +224,9 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     });
     if (!repeat) res.top.push_back(std::move(r));
   }
+  if (res.top.empty() && q.prefill_replicas)
+    throw InputError("--prefill-replicas", std::to_string(*q.prefill_replicas) + " prefill replicas leave no decode replica in any layout of " +
+                                               std::to_string(N) + " devices");
   if (res.top.empty()) {
     ServeReport r;
     r.work = q.work;
