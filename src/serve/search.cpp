@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "spec/error.hpp"
 
@@ -27,23 +28,36 @@ bool open_loop(WorkloadKind k) {
   return k == WorkloadKind::offline || k == WorkloadKind::poisson || k == WorkloadKind::trace;
 }
 
-// Strict weak order: within the SLOs first (at an offered rate: the share within them, 1% bins of
-// throughput, p99 TTFT), then the objective, then lower mean TTFT, smaller tp;
-// among layouts that do not fit, the fewest weight bytes per device (the closest to fitting).
-bool better(const ServeReport& a, const ServeReport& b, ServeObjective obj) {
+// The highest throughput per device among the fitting candidates of each goodput share: at an
+// offered rate, throughput within 1% of it is a tie (see better).
+using BestTps = std::map<double, double>;
+BestTps best_tps(const std::vector<ServeReport>& all) {
+  BestTps best;
+  for (const auto& r : all)
+    if (r.feasible) best[r.goodput_fraction] = std::max(best[r.goodput_fraction], r.output_tps_per_device);
+  return best;
+}
+
+// Strict weak order: within the SLOs first (at an offered rate: the share within them, then
+// throughput within 1% of the best of that share ranked by p99 TTFT, ahead of the rest by
+// throughput), then the objective, then lower mean TTFT, smaller tp; among layouts that do not
+// fit, the fewest weight bytes per device (the closest to fitting).
+bool better(const ServeReport& a, const ServeReport& b, ServeObjective obj, const BestTps& best) {
   if (a.feasible != b.feasible) return a.feasible;
   if (!a.feasible) return a.weight_bytes_per_device < b.weight_bytes_per_device;
   if (a.slo_met != b.slo_met) return a.slo_met;
   if (!a.slo_met && a.goodput_fraction != b.goodput_fraction) return a.goodput_fraction > b.goodput_fraction;
   // At an offered rate (Poisson arrivals, a trace) every layout that keeps up delivers the same
   // load, and throughput then differs only by when the last request ends: the share served within
-  // the SLOs and the tail latency decide, and throughput only by more than its 1% bins.
+  // the SLOs and the tail latency decide among the layouts within 1% of the best throughput of
+  // that share. (Fixed 1% bins put two layouts 0.8% apart on either side of an edge.)
   if (a.work.kind == WorkloadKind::poisson || a.work.kind == WorkloadKind::trace) {
     if (a.goodput_fraction != b.goodput_fraction) return a.goodput_fraction > b.goodput_fraction;
-    auto bin = [](double tps) { return tps > 0 ? std::floor(std::log(tps) / std::log(1.01)) : -1e300; };
-    const double ba = bin(a.output_tps_per_device), bb = bin(b.output_tps_per_device);
-    if (ba != bb) return ba > bb;
-    if (a.ttft.p99 != b.ttft.p99) return a.ttft.p99 < b.ttft.p99;
+    const auto it = best.find(a.goodput_fraction);
+    const double top = it != best.end() ? it->second : 0;
+    const bool na = a.output_tps_per_device >= 0.99 * top, nb = b.output_tps_per_device >= 0.99 * top;
+    if (na != nb) return na;
+    if (na && a.ttft.p99 != b.ttft.p99) return a.ttft.p99 < b.ttft.p99;
   }
   if (obj == ServeObjective::cost && a.cost.priced && b.cost.priced &&
       a.cost.usd_per_m_output_all_in != b.cost.usd_per_m_output_all_in)
@@ -213,7 +227,9 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     for (int tp : tp_choices(pp))
       for (int ep : ep_choices(m, q, tp, o.vary_ep)) try_layout(pp, tp, ep);
   }
-  std::stable_sort(all.begin(), all.end(), [&](const ServeReport& a, const ServeReport& b) { return better(a, b, o.objective); });
+  const BestTps best = best_tps(all);
+  std::stable_sort(all.begin(), all.end(),
+                   [&](const ServeReport& a, const ServeReport& b) { return better(a, b, o.objective, best); });
   // The list skips a candidate that repeats one ranked above it: the same deployment with a batch
   // cap that never bound (the same simulated figures), or the same layout failing for the same
   // reason whatever its batch cap or prefill/decode split.
