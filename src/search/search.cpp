@@ -99,7 +99,13 @@ class Searcher {
   void run(const Task& t, TaskResult& out) const;
 
  private:
-  void consider(const Layout& l, int devices, TaskResult& out) const;
+  RankedPlan ranked(const Layout& l, int devices, const TrainReport& r) const;  // objective unset
+  // Ranks a layout; returns its step time when it fits, else a negative number.
+  double consider(const Layout& l, int devices, TaskResult& out) const;
+  // A variant the dominance pass keeps out of the ranking (more recompute than a fitting one,
+  // never faster) may still buy memory headroom: it joins the Pareto front unless a plan there
+  // is no slower than the fitting variant (fit_time) and leaves at least its headroom.
+  void consider_for_front(const Layout& l, int devices, double fit_time, TaskResult& out) const;
   // The memory options (spec/plan.hpp) this request allows at a precision.
   long count_mem_options(Precision p) const {
     long n = 0;
@@ -125,17 +131,7 @@ long Searcher::inner_count(std::size_t vps) const {
          per_prec;
 }
 
-void Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
-  Workload w = q_.work;
-  TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false);
-  ++out.st.evaluated;
-  if (r.why == Infeasible::out_of_memory && o_.prune_memory) {
-    --out.st.evaluated;
-    ++out.st.pruned_memory;
-    return;
-  }
-  if (!r.feasible() || r.mem.total() > r.mem.capacity) return;
-  ++out.st.feasible;
+RankedPlan Searcher::ranked(const Layout& l, int devices, const TrainReport& r) const {
   RankedPlan p;
   p.layout = l;
   p.devices = devices;
@@ -143,6 +139,35 @@ void Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
   p.memory = r.mem.total();
   p.capacity = r.mem.capacity;
   p.cost_per_step = devices * r.step_time / 3600.0 * o_.usd_per_device_hour;
+  return p;
+}
+
+void Searcher::consider_for_front(const Layout& l, int devices, double fit_time, TaskResult& out) const {
+  const MemoryBreakdown mem = estimate_memory(m_, s_, l, q_.work);
+  if (mem.total() > mem.capacity) return;
+  const double headroom = mem.capacity - mem.total();
+  // Its step time is at least fit_time, and its cost (same devices) at least the fitting one's.
+  const double fit_cost = devices * fit_time / 3600.0 * o_.usd_per_device_hour;
+  for (const auto& p : out.front)
+    if (p.step_time <= fit_time && p.cost_per_step <= fit_cost && p.capacity - p.memory >= headroom) return;
+  TrainReport r = evaluate(m_, s_, l, q_.work, devices, true, /*detail=*/false);
+  ++out.st.evaluated;
+  if (!r.feasible() || r.mem.total() > r.mem.capacity) return;
+  add_to_front(out.front, ranked(l, devices, r));
+}
+
+double Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
+  Workload w = q_.work;
+  TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false);
+  ++out.st.evaluated;
+  if (r.why == Infeasible::out_of_memory && o_.prune_memory) {
+    --out.st.evaluated;
+    ++out.st.pruned_memory;
+    return -1;
+  }
+  if (!r.feasible() || r.mem.total() > r.mem.capacity) return -1;
+  ++out.st.feasible;
+  RankedPlan p = ranked(l, devices, r);
   switch (o_.objective) {
     case Objective::time: p.objective = p.step_time; break;
     case Objective::cost: p.objective = p.cost_per_step; break;
@@ -158,6 +183,7 @@ void Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
     if (static_cast<int>(top.size()) > o_.top_k) top.pop_back();
   }
   add_to_front(out.front, p);
+  return p.step_time;
 }
 
 void Searcher::run(const Task& t, TaskResult& out) const {
@@ -224,12 +250,11 @@ void Searcher::run(const Task& t, TaskResult& out) const {
               for (int mo = 0; mo < kMemoryOptions; ++mo) {
                 if (!memory_option_allowed(q_, pr, mo)) continue;  // not counted as considered
                 bool fitted = false;  // a lower recompute level of this layout fit in memory
+                double fit_time = 0;  // and its step time
                 for (Recompute rc : L_.rc) {
                   ++out.st.considered;
-                  if (fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom) {
-                    ++out.st.pruned_dominance;
-                    continue;
-                  }
+                  const bool dominated = fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
+                  if (dominated) ++out.st.pruned_dominance;
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
@@ -244,9 +269,15 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                     l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
                                          : q_.recompute     ? 0
                                                             : fewest_recompute_layers(m_, s_, l, q_.work, bare_out);
-                  const long before = out.st.feasible;
-                  consider(l, n, out);
-                  if (out.st.feasible > before) fitted = true;
+                  if (dominated) {
+                    consider_for_front(l, n, fit_time, out);
+                    continue;
+                  }
+                  const double t = consider(l, n, out);
+                  if (t >= 0 && !fitted) {
+                    fitted = true;
+                    fit_time = t;
+                  }
                 }
               }
             }

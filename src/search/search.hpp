@@ -9,7 +9,9 @@
 //                   kept when the objective is memory headroom)
 // divisibility and memory are exact (they drop only plans that cannot run); dominance keeps the
 // optimum of every objective except memory-headroom, so search with and without it agree on the
-// best plan, and the top K differ only by dominated variants.
+// best plan, and the top K differ only by dominated variants. A dominated variant still joins the
+// Pareto front where its memory headroom is not matched by a plan no slower than its fitting
+// variant, so the front is the same with and without the pass.
 //
 // Results are deterministic: the same answer, byte for byte, with 1 or N threads (candidates are
 // merged and sorted with an explicit total order).
