@@ -232,11 +232,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
           const long per_etp = per_ep / static_cast<long>(L_.etp.size());
           Layout probe;
           probe.tp = t.tp; probe.dp = dp; probe.cp = cp; probe.ep = ep;
-          // Unless given, an expert tensor degree is pruned where it does not divide, or where it
-          // repeats the automatic one (etp_candidate).
-          if (o_.prune_divisibility && (q_.etp ? etp > 0 && (t.tp % etp != 0 || (static_cast<long>(dp) * cp * t.tp) %
-                                                                                   (static_cast<long>(ep) * etp) != 0)
-                                               : !etp_candidate(probe, etp))) {
+          if (o_.prune_divisibility && !etp_candidate(probe, etp)) {
             prune_div(per_etp);
             continue;
           }

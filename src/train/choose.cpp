@@ -81,17 +81,14 @@ std::vector<int> ep_range(const Model& m) {
 
 std::vector<int> etp_range(const Model& m, const System& s) {
   if (!m.is_moe()) return {0};
-  std::vector<int> out{0};
+  std::vector<int> out;
   for (int t = 1; t <= std::min(s.scale_up.size, kMaxTensorParallel); ++t) out.push_back(t);
   return out;
 }
 
 bool etp_candidate(const Layout& l, int etp) {
   if (etp == 0) return true;
-  if (l.tp % etp != 0 || (static_cast<long>(l.tp) * l.dp * l.cp) % (static_cast<long>(l.ep) * etp) != 0) return false;
-  Layout automatic = l;
-  automatic.etp = 0;
-  return etp != automatic.expert_tp();
+  return l.tp % etp == 0 && (static_cast<long>(l.tp) * l.dp * l.cp) % (static_cast<long>(l.ep) * etp) == 0;
 }
 
 void check_request(const Model& m, const System& s, const PlanRequest& q) {

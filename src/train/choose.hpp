@@ -56,11 +56,12 @@ std::vector<int> vp_range(const Model& m, int pp, PipeSchedule schedule);
 std::vector<Precision> precision_range(const System& s);
 // ep: the divisors of the experts (kept where they divide a stage's tp x dp x cp); {1} for dense.
 std::vector<int> ep_range(const Model& m);
-// etp: 0 (automatic) and 1 .. min(scale-up domain, 64) for MoE (kept by etp_candidate); {0} for dense.
+// etp: 1 .. min(scale-up domain, 64) for MoE (kept by etp_candidate), explicit degrees only: the
+// automatic one (0: tp, or 1 when ep does not fit in dp x cp) is always among them, and listing it
+// too would time one plan twice; {0} for dense models.
 std::vector<int> etp_range(const Model& m, const System& s);
-// Whether an expert tensor degree is a distinct candidate for a layout whose tp, dp, cp and ep are
-// set: automatic (0) always; an explicit one divides tp, ep x etp divides tp x dp x cp, and differs
-// from the degree automatic gives (which would be the same plan twice).
+// Whether an expert tensor degree fits a layout whose tp, dp, cp and ep are set: automatic (0)
+// always; an explicit one divides tp, and ep x etp divides tp x dp x cp.
 bool etp_candidate(const Layout& l, int etp);
 
 // Throws InputError naming the flag when an explicit knob cannot work (a degree that does not
