@@ -126,12 +126,19 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
     r.usd_per_device_hour = r.tco->usd_per_hour();
     return r;
   }
-  if (provider.empty()) {
-    r.offer = s.price(pricing_name(p));
-  } else {
-    for (const auto& o : s.prices)  // System::price's order, restricted to one provider
-      if (o.kind == pricing_name(p) && o.provider == provider && (!r.offer || o.as_of > r.offer->as_of)) r.offer = &o;
+  // The latest offer dated on or before the as-of date (a later one did not exist yet); when every
+  // offer is later, the earliest, with a warning below.
+  const PriceOffer* earliest = nullptr;
+  for (const auto& o : s.prices) {
+    if (o.kind != pricing_name(p) || (!provider.empty() && o.provider != provider)) continue;
+    if (day_number(o.as_of, o.file + ": as_of") <= today) {
+      if (!r.offer || o.as_of > r.offer->as_of) r.offer = &o;
+    } else if (!earliest || o.as_of < earliest->as_of) {
+      earliest = &o;
+    }
   }
+  const bool from_later = !r.offer && earliest;
+  if (from_later) r.offer = earliest;
   if (!r.offer) {
     r.missing = std::string("no ") + pricing_name(p) + " price" + (provider.empty() ? "" : " from " + provider) +
                 " in data/prices/" + s.id + ".toml (--price " + s.id +
@@ -141,7 +148,10 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
   r.known = true;
   r.usd_per_device_hour = r.offer->usd_per_device_hour();
   const long age = today - day_number(r.offer->as_of, r.offer->file + ": as_of");
-  if (age > 365)
+  if (from_later)
+    r.warning = std::string(pricing_name(p)) + " price of " + s.id + " (" + r.offer->instance + ") is from " +
+                r.offer->as_of + ", after " + date_text(today) + ": no offer in the catalog is dated earlier";
+  else if (age > 365)
     r.warning = std::string(pricing_name(p)) + " price of " + s.id + " (" + r.offer->instance + ") is from " +
                 r.offer->as_of + ", " + fmt("%.1f", age / 365.25) + " years before " + date_text(today);
   return r;
