@@ -35,6 +35,7 @@ void add_budget(CLI::App& app, const Globals& g) {
   c->add_option("--global-batch", o->global_batch, "Sequences per step of those runs (default 2048)");
   o->money.add_to(c);
   c->callback([o, &g] {
+    o->money.check_paths();
     const Catalog cat = load_catalog(g, o->money.today());
     BudgetFile f;
     if (!o->fleet.empty()) f = parse_budget_file(read_file(o->fleet));

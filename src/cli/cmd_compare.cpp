@@ -75,6 +75,7 @@ void add_compare(CLI::App& app, const Globals& g) {
                 "With --serve: output lengths around --output-len, uniform:W or normal:SD (as serve --output-spread)");
   o->money.add_to(c);
   c->callback([o, c, &g] {
+    o->money.check_paths();
     const Catalog cat = load_catalog(g, o->money.today());
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;

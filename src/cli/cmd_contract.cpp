@@ -20,6 +20,7 @@ void add_contract(CLI::App& app, const Globals& g) {
   c->add_option("file", o->file, "Contract file (examples/contracts/*.toml)")->required();
   o->money.add_to(c);
   c->callback([o, &g] {
+    o->money.check_paths();
     const Catalog cat = load_catalog(g, o->money.today());
     const ContractFile f = parse_contract_file(read_file(o->file));
     const long today = o->money.today();

@@ -33,6 +33,8 @@ void add_train(CLI::App& app, const Globals& g) {
                 "(JSON) of it to this file (open in https://ui.perfetto.dev)");
   c->add_option("--threads", o->threads, "Worker threads for choosing the knobs left out (default: all cores); the answer does not depend on it");
   c->callback([o, &g] {
+    check_output_path(o->out, "--out");  // both outputs checked before either is written
+    check_output_path(o->trace, "--trace");
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);

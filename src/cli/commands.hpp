@@ -22,7 +22,11 @@ struct Globals {
 Catalog load_catalog(const Globals& g, std::optional<long> quote_day = std::nullopt);
 
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
+// A symbolic link is written through; a FIFO or device is written to directly.
 void write_output(const std::string& path, const std::string& text);
+// Throws InputError(flag) when an output path cannot be written: a directory, or a file in a
+// folder that does not exist. Commands that write two files check both before writing either.
+void check_output_path(const std::string& path, const char* flag);
 
 // A --threads flag's value: 0 (not given) is every core; below 0 is an InputError.
 int thread_count(int flag);

@@ -31,28 +31,56 @@ int thread_count(int flag) {
   return flag > 0 ? flag : all_cores();
 }
 
+void check_output_path(const std::string& path, const char* flag) {
+  if (path.empty() || path == "-") return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(path, ec);
+  if (ec) throw InputError(flag, "'" + path + "': cannot resolve the path");
+  if (fs::is_directory(real, ec)) throw InputError(flag, "'" + path + "' is a directory");
+  const fs::path dir = real.parent_path();
+  if (!dir.empty() && !fs::is_directory(dir, ec)) throw InputError(flag, "'" + path + "': no folder " + dir.string());
+}
+
 void write_output(const std::string& path, const std::string& text) {
   if (path.empty() || path == "-") {
     std::cout << text;
     std::cout.flush();
     return;
   }
-  const std::string tmp = path + ".tmp";
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // A symbolic link is written through (its target replaced, not the link); a FIFO or a device is
+  // written straight to, where a temporary file and a rename would replace the node itself.
+  fs::path real = path;
+  if (fs::is_symlink(fs::symlink_status(real, ec))) {
+    real = fs::weakly_canonical(real, ec);
+    if (ec) throw InputError(path, "cannot resolve the symbolic link");
+  }
+  const fs::file_status st = fs::status(real, ec);
+  if (fs::is_directory(st)) throw InputError(path, "is a directory");
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    std::ofstream out(real, std::ios::binary);
+    if (!out) throw InputError(path, "cannot write file");
+    out << text;
+    out.flush();
+    if (!out) throw InputError(path, "write failed");
+    return;
+  }
+  const std::string tmp = real.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw InputError(path, "cannot write file");
     out << text;
     out.flush();
     if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
+      fs::remove(tmp, ec);
       throw InputError(path, "write failed");
     }
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
+  fs::rename(tmp, real, ec);
   if (ec) {
-    std::filesystem::remove(tmp, ec);
+    fs::remove(tmp, ec);
     throw InputError(path, "cannot rename temporary file into place");
   }
 }

@@ -24,6 +24,11 @@ int MoneyFlags::thread_count() const {
   return cli::thread_count(threads);
 }
 
+void MoneyFlags::check_paths() const {
+  check_output_path(out, "--out");
+  check_output_path(plot, "--plot");
+}
+
 void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
   namespace fs = std::filesystem;
   const std::string ext = fs::path(path).extension().string();

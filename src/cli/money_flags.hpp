@@ -27,6 +27,8 @@ struct MoneyFlags {
   }
   // --as-of as a day number (the clock's UTC date when absent).
   long today() const;
+  // --out and --plot can be written (checked before either is, so a bad one leaves no other file).
+  void check_paths() const;
   int thread_count() const;
 };
 
