@@ -141,11 +141,12 @@ class Progress {
 };
 
 // Prices decide the ranking only for cost objectives; then a database holds one set of them.
+// The prices of the cost columns, whatever the objective ranks by: a resume at other prices would
+// mix them in one database.
 std::string prices_text(const SweepSpec& s) {
   std::string out;
-  if (s.objective != Objective::cost && s.objective != Objective::tokens_per_dollar) return "(not ranked by price)";
   for (const auto& [sys, p] : s.usd_per_device_hour) out += (out.empty() ? "" : ",") + sys + "=" + csv_field(Value(p));
-  return out;
+  return out.empty() ? "(no price)" : out;
 }
 
 void run_sweep(const SweepOpts& o, const Globals& g) {

@@ -104,6 +104,11 @@ case "$mode" in
     out=$("$x" sweep other.toml --db r.sqlite 2>&1); rc=$?
     [ "$rc" -eq 2 ] || fail "another sweep into the same database: exit $rc, expected 2"
     printf '%s\n' "$out" | grep -q "r.sqlite: holds results of another sweep" || fail "no refusal message: $out"
+    # The same sweep at another price (its cost columns; the objective ranks by time) is refused.
+    printf '%s\nusd_per_device_hour = 50.0\n' "$(cat "$file")" > priced.toml
+    out=$("$x" sweep priced.toml --db r.sqlite 2>&1); rc=$?
+    [ "$rc" -eq 2 ] || fail "a resume at another price: exit $rc, expected 2"
+    printf '%s\n' "$out" | grep -q "usd_per_device_hour is" || fail "no price refusal message: $out"
     # One writer at a time: while another process holds the database's lock, a sweep is refused
     # before it starts (it would claim the same scenarios and stop on a constraint error).
     if command -v flock > /dev/null; then
