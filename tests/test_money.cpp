@@ -450,6 +450,9 @@ TEST(Contract, FileErrorsNameLineAndKey) {
   EXPECT_EQ(bad("kind = \"chips\"", "kind = \"gift\"").where, "deal.toml:44: flow[1].kind");
   EXPECT_EQ(bad("share = 0.5\npricing", "share = 0.6\npricing").where, "deal.toml: capacity.share");
   EXPECT_EQ(bad("buyer = \"Lab\"", "buyr = \"Lab\"").where, "deal.toml:3: buyr");
+  EXPECT_EQ(bad("seller = \"Cloud\"", "seller = \"Lab\"").where, "deal.toml:4: seller");  // buyer = seller
+  EXPECT_EQ(bad("start_year = 2026", "start_year = 2147483647").where, "deal.toml:6: start_year");  // wrapped years
+  EXPECT_EQ(bad("year = 2027\nfrom = \"Lab\"", "year = 99999\nfrom = \"Lab\"").where, "deal.toml:41: flow[1].year");
   EXPECT_EQ(bad("price = \"10 USD/h\"", "price = \"10 USD\"").where, "deal.toml:24: capacity[1].price");
   const ContractFile f = parse_contract_file({"deal.toml", test::replace_once(kDeal, "\"gb200-nvl72\"", "\"gb900\"")});
   EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), f, day("2026-11-26"), 1); }).where,

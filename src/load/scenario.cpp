@@ -12,6 +12,12 @@
 namespace xpu {
 
 namespace {
+// The latest year a contract or budget file may name (a year beyond it wrapped the year columns).
+constexpr int kLastYear = 2200;
+}  // namespace
+
+
+namespace {
 
 // Top-level keys other than those read through TomlReader (arrays of tables) are checked here.
 void check_keys(const toml::table& t, const DataFile& f, const std::set<std::string, std::less<>>& known) {
@@ -104,7 +110,9 @@ ContractFile parse_contract_file(const DataFile& f) {
   c.seller = r.opt_str("seller").value_or("");
   if (c.buyer.empty() != c.seller.empty()) r.fail(c.buyer.empty() ? "buyer" : "seller", "buyer and seller go together");
   c.total_usd = r.quantity("total", Dimension::money);
+  if (!c.buyer.empty() && c.buyer == c.seller) r.fail("seller", "the same party as the buyer (a commitment flows between two)");
   c.start_year = static_cast<int>(r.integer("start_year", 1900));
+  if (c.start_year > kLastYear) r.fail("start_year", "must be at most " + std::to_string(kLastYear));
   c.years = static_cast<int>(r.integer("years", 1));
   if (c.years > 50) r.fail("years", "at most 50");
   if (r.has("ramp")) {
@@ -174,6 +182,7 @@ ContractFile parse_contract_file(const DataFile& f) {
     Flow fl;
     fl.line = line;
     fl.year = static_cast<int>(x.integer("year", 1900));
+    if (fl.year > kLastYear) x.fail("year", "must be at most " + std::to_string(kLastYear));
     fl.from = x.str("from");
     fl.to = x.str("to");
     if (fl.from == fl.to) x.fail("to", "a flow needs two different parties");
