@@ -87,11 +87,13 @@ void write_output(const std::string& path, const std::string& text) {
 
 namespace {
 
-// Every floating-point option of every command (CLI11's FLOAT options) must be finite: CLI11
-// reads "inf" and "nan" as numbers, and range checks of the form !(x > 0) let inf through.
+// Every number option of every command must be a finite decimal: CLI11 reads "inf" and "nan" as
+// numbers (range checks of the form !(x > 0) let inf through), and "0x10" or "0x1p40" as
+// hexadecimal, which no price, count or token figure is written in.
 void require_finite_numbers(CLI::App& app) {
   static const CLI::Validator finite(
       [](std::string& s) -> std::string {
+        if (s.find_first_of("xX") != std::string::npos) return "must be a decimal number, got '" + s + "'";
         char* end = nullptr;
         const double v = std::strtod(s.c_str(), &end);
         if (end != s.c_str() && !std::isfinite(v)) return "must be a finite number, got '" + s + "'";
@@ -99,7 +101,7 @@ void require_finite_numbers(CLI::App& app) {
       },
       "FINITE");
   for (CLI::Option* o : app.get_options())
-    if (o->get_type_name() == "FLOAT") o->check(finite);
+    if (o->get_type_name() == "FLOAT" || o->get_type_name() == "INT" || o->get_type_name() == "UINT") o->check(finite);
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) require_finite_numbers(*sub);
 }
 

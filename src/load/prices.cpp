@@ -65,7 +65,8 @@ void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, cons
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != value.size()) {
+    // Decimal only: stod also reads hexadecimal ("0x10"), which the units parser refuses.
+    if (used != value.size() || value.find_first_of("xX") != std::string::npos) {
       try {
         usd = parse_quantity(value, Dimension::money_rate);
       } catch (const std::exception& e) {  // the units parser's message: what is wrong with the value

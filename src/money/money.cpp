@@ -130,7 +130,9 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
   // offer is later, the earliest, with a warning below.
   const PriceOffer* earliest = nullptr;
   for (const auto& o : s.prices) {
-    if (o.kind != pricing_name(p) || (!provider.empty() && o.provider != provider)) continue;
+    // A --price quote (provider "quote") replaced every offer of its kind: it is the price whatever
+    // provider the request names.
+    if (o.kind != pricing_name(p) || (!provider.empty() && o.provider != provider && o.provider != "quote")) continue;
     if (day_number(o.as_of, o.file + ": as_of") <= today) {
       if (!r.offer || o.as_of > r.offer->as_of) r.offer = &o;
     } else if (!earliest || o.as_of < earliest->as_of) {
