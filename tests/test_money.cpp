@@ -225,6 +225,14 @@ TEST(Compare, ImpossibleDeadlineSaysSoAndRanksLast) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_FALSE(rows[0].meets_deadline);
   EXPECT_NE(rows[0].note.find("misses the deadline"), std::string::npos);
+  // Every row misses it: they rank by days, priced or not (an unpriced row's days had been
+  // compared with the priced rows' dollars, and ranked it first).
+  rows = compare(m, systems({"dgx-h100", "gaudi3-x8", "dgx-a100"}), site(), q);
+  ASSERT_EQ(rows.size(), 3u);
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    ASSERT_TRUE(rows[i].planned && !rows[i].meets_deadline);
+    EXPECT_LE(rows[i - 1].days, rows[i].days) << rows[i].system_id;
+  }
 }
 
 TEST(Compare, APrecisionOneChipLacksIsThatRowsAnswer) {

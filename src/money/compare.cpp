@@ -272,7 +272,14 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
       fill(row, m, s, site, q);
       if (q.deadline_days && row.days > *q.deadline_days) {
         row.meets_deadline = false;
-        row.note = "misses the deadline even on " + std::to_string(row.devices) + " devices" +
+        // Counts above the plan's were skipped when even the chip's peak could not meet the deadline.
+        const bool skipped_above = std::any_of(row.tried.begin(), row.tried.end(), [&](const std::pair<int, double>& t) {
+          return t.second == kSkipped && t.first > row.devices;
+        });
+        row.note = (skipped_above ? "misses the deadline on every count up to " + std::to_string(q.max_devices) +
+                                        " devices (larger counts than this plan's " + std::to_string(row.devices) +
+                                        " could not meet it even at the chip's peak)"
+                                  : "misses the deadline even on " + std::to_string(row.devices) + " devices") +
                    (row.note.empty() ? "" : "; " + row.note);
       }
     }
@@ -280,7 +287,8 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
   }
   auto key = [&](const CompareRow& r) {
     const int group = !r.planned ? 3 : (!r.meets_deadline ? 2 : (q.rank == CompareRank::cost && !r.usd ? 1 : 0));
-    const double primary = !r.planned ? 0 : (q.rank == CompareRank::cost && r.usd ? *r.usd : r.days);
+    // Rows that miss the deadline rank by days, priced or not (a cost and a day count do not compare).
+    const double primary = !r.planned ? 0 : (q.rank == CompareRank::cost && r.usd && r.meets_deadline ? *r.usd : r.days);
     return std::make_tuple(group, primary, r.system_id);
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const CompareRow& a, const CompareRow& b) { return key(a) < key(b); });
