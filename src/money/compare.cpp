@@ -159,6 +159,7 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     row.required_output_tps = out_per_day / 86400.0;
     row.pick = best_serving(m, s, q.input_len, q.output_len, q.slo_ttft_s, q.slo_tpot_s, q.weights, q.requests,
                             q.input_spread, q.output_spread);
+    row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);
     if (!row.pick.ok) {
       row.note = row.pick.note;
       rows.push_back(std::move(row));
@@ -176,7 +177,6 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     row.replicas = static_cast<int>(replicas);
     row.devices = row.replicas * row.replica_devices;
     row.utilisation = row.required_output_tps / (row.devices * r.output_tps_per_device);
-    row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);
     if (row.rate.known) {
       const double month = row.devices * row.rate.usd_per_device_hour * kHoursPerMonth;
       row.usd_per_month = month;

@@ -96,16 +96,16 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
     x["planned"] = r.planned;
     x["devices"] = r.planned ? ordered_json(r.devices) : ordered_json(nullptr);
     x["meets_deadline"] = r.planned ? ordered_json(r.meets_deadline) : ordered_json(nullptr);
-    if (r.planned) {
-      x["layout"] = layout_summary(r.plan.layout);
-      x["plan"] = layout_json(m, r.plan.layout);
-      x["step_time_s"] = r6(r.plan.step_time);
-      x["mfu"] = r6(r.plan.mfu);
-      x["steps"] = static_cast<long long>(r.steps);  // a whole number of optimizer steps
-      x["days"] = r6(r.days);
-      x["device_hours"] = r6(r.device_hours);
-      x["effective_pflops_days"] = r6(r.effective_pflops_days);
-    }
+    // Keys are stable: a row with no plan has them null.
+    auto planned = [&](auto v) { return r.planned ? ordered_json(v) : ordered_json(nullptr); };
+    x["layout"] = r.planned ? ordered_json(layout_summary(r.plan.layout)) : ordered_json(nullptr);
+    x["plan"] = r.planned ? layout_json(m, r.plan.layout) : ordered_json(nullptr);
+    x["step_time_s"] = planned(r6(r.plan.step_time));
+    x["mfu"] = planned(r6(r.plan.mfu));
+    x["steps"] = planned(static_cast<long long>(r.steps));  // a whole number of optimizer steps
+    x["days"] = planned(r6(r.days));
+    x["device_hours"] = planned(r6(r.device_hours));
+    x["effective_pflops_days"] = planned(r6(r.effective_pflops_days));
     x["usd"] = opt(r.usd);
     x["usd_per_effective_pflops_day"] = opt(r.usd_per_pflops_day);
     x["energy_mwh"] = opt(r.energy_mwh);
@@ -273,25 +273,25 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
     x["system"] = r.system_id;
     x["served"] = r.served;
     x["devices"] = r.served ? ordered_json(r.devices) : ordered_json(nullptr);
-    if (r.served) {
-      const ServeReport& s = r.pick.report;
-      x["layout"] = deployed_layout(r);
-      x["replica_devices"] = r.replica_devices;
-      x["replicas"] = r.replicas;
-      x["search_devices"] = r.pick.search_devices;
-      x["workload"] = r.pick.workload;
-      x["output_tps_per_device"] = r6(s.output_tps_per_device);
-      x["required_output_tps"] = r6(r.required_output_tps);
-      x["utilisation"] = r6(r.utilisation);
-      x["ttft_p99_ms"] = r6(s.ttft.p99 * 1e3);
-      x["tpot_p99_ms"] = r6(s.tpot.p99 * 1e3);
-      x["prefill_share"] = r6(s.prefill_share);
-    }
+    // Keys are stable: a row not served has its deployment's figures null.
+    const ServeReport& s = r.pick.report;
+    auto served = [&](auto v) { return r.served ? ordered_json(v) : ordered_json(nullptr); };
+    x["layout"] = r.served ? ordered_json(deployed_layout(r)) : ordered_json(nullptr);
+    x["replica_devices"] = served(r.replica_devices);
+    x["replicas"] = served(r.replicas);
+    x["search_devices"] = served(r.pick.search_devices);
+    x["workload"] = served(r.pick.workload);
+    x["output_tps_per_device"] = served(r6(s.output_tps_per_device));
+    x["required_output_tps"] = r6(r.required_output_tps);
+    x["utilisation"] = served(r6(r.utilisation));
+    x["ttft_p99_ms"] = served(r6(s.ttft.p99 * 1e3));
+    x["tpot_p99_ms"] = served(r6(s.tpot.p99 * 1e3));
+    x["prefill_share"] = served(r6(s.prefill_share));
     x["usd_per_month"] = opt(r.usd_per_month);
     x["usd_per_m_input_tokens"] = opt(r.usd_per_m_input);
     x["usd_per_m_output_tokens"] = opt(r.usd_per_m_output);
     x["usd_per_m_tokens"] = opt(r.usd_per_m_tokens);
-    x["price"] = r.served ? rate_json(r.rate) : ordered_json(nullptr);
+    x["price"] = r.rate.known || r.served ? rate_json(r.rate) : ordered_json(nullptr);
     x["note"] = r.note.empty() ? ordered_json(nullptr) : ordered_json(r.note);
     if (with_explain && r.served) {
       ordered_json e = ordered_json::array();
@@ -541,16 +541,20 @@ ordered_json contract_json(const ContractFile& f, const ContractResult& r, long 
                           {"mfu", c.plan ? ordered_json(r6(c.plan->mfu)) : ordered_json(nullptr)},
                           {"days", c.plan ? ordered_json(r6(c.run_days)) : ordered_json(nullptr)},
                           {"device_hours", c.plan ? ordered_json(r6(c.run_device_hours)) : ordered_json(nullptr)}};
+    // Null, never a 0 that reads as a figure: device-hours need a price, FLOPs and runs a plan too.
+    auto priced = [&](double v) { return c.priced ? ordered_json(r6(v)) : ordered_json(nullptr); };
+    auto planned = [&](double v) { return c.priced && c.plan ? ordered_json(r6(v)) : ordered_json(nullptr); };
     ordered_json ys = ordered_json::array();
     for (std::size_t y = 0; y < c.years.size(); ++y)
-      ys.push_back({{"year", r.years[y]}, {"usd", r6(c.years[y].usd)}, {"device_hours", r6(c.years[y].device_hours)},
-                    {"average_devices", r6(c.years[y].average_devices)}, {"flops", r6(c.years[y].flops)},
-                    {"runs", r6(c.years[y].runs)},
+      ys.push_back({{"year", r.years[y]}, {"usd", r6(c.years[y].usd)}, {"device_hours", priced(c.years[y].device_hours)},
+                    {"average_devices", priced(c.years[y].average_devices)}, {"flops", planned(c.years[y].flops)},
+                    {"runs", planned(c.years[y].runs)},
                     {"served_tokens", c.serving && c.serving->ok && c.priced ? ordered_json(r6(c.years[y].served_tokens))
                                                                              : ordered_json(nullptr)}});
     x["by_year"] = ys;
-    x["total"] = {{"usd", r6(c.total.usd)}, {"device_hours", r6(c.total.device_hours)},
-                  {"average_devices", r6(c.total.average_devices)}, {"flops", r6(c.total.flops)}, {"runs", r6(c.total.runs)}};
+    x["total"] = {{"usd", r6(c.total.usd)}, {"device_hours", priced(c.total.device_hours)},
+                  {"average_devices", priced(c.total.average_devices)}, {"flops", planned(c.total.flops)},
+                  {"runs", planned(c.total.runs)}};
     const bool served = c.serving && c.serving->ok && c.priced;
     if (c.serving) {
       ordered_json sv;
