@@ -21,7 +21,7 @@ struct PlanFlags {
   std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
-  double moe_capacity_factor = 0, moe_imbalance = 0;
+  std::optional<double> moe_capacity_factor, moe_imbalance;
   std::optional<double> fsdp_rate_gbps, fsdp_overlap;
   std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, recompute_layers;
 
@@ -90,8 +90,13 @@ struct PlanFlags {
     q.devices = devices;
     q.work.seq_len = seq_len;
     q.work.global_batch = global_batch;
-    q.work.moe_capacity_factor = moe_capacity_factor;
-    q.work.moe_imbalance = moe_imbalance;
+    // Given, each must be at least 1 (0 is the request's "not given"; check_request checks the rest).
+    if (moe_capacity_factor && !(*moe_capacity_factor >= 1))
+      throw InputError("--moe-capacity-factor", "must be at least 1 (below it tokens are dropped by design, which the "
+                                                "model FLOPs and MFU do not discount)");
+    if (moe_imbalance && !(*moe_imbalance >= 1)) throw InputError("--moe-imbalance", "must be at least 1 (1 = balanced routing)");
+    q.work.moe_capacity_factor = moe_capacity_factor.value_or(0);
+    q.work.moe_imbalance = moe_imbalance.value_or(0);
     q.tp = tp; q.pp = pp; q.vp = vp; q.dp = dp; q.cp = cp; q.ep = ep; q.etp = etp;
     q.micro_batch = micro_batch;
     q.recompute_layers = recompute_layers;

@@ -106,8 +106,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.etp && *q.etp > 1 && !m.is_moe()) bad("--etp", "expert tensor parallelism needs a mixture-of-experts model");
   if (q.etp && q.tp && *q.tp % *q.etp != 0) bad("--etp", std::to_string(*q.etp) + " does not divide tp (" + std::to_string(*q.tp) + ")");
   require_at_least(q.micro_batch, "--micro-batch");
-  if (!(q.work.moe_capacity_factor >= 0) || !std::isfinite(q.work.moe_capacity_factor))
-    bad("--moe-capacity-factor", "must be positive");
+  if (!(q.work.moe_capacity_factor == 0 || q.work.moe_capacity_factor >= 1) || !std::isfinite(q.work.moe_capacity_factor))
+    bad("--moe-capacity-factor", "must be at least 1 (below it tokens are dropped by design, which the model FLOPs and MFU do not discount)");
   if (q.work.moe_capacity_factor > 0 && !m.is_moe()) bad("--moe-capacity-factor", "needs a mixture-of-experts model");
   if (m.is_moe() && q.work.moe_capacity_factor * m.moe.top_k > m.moe.experts)
     bad("--moe-capacity-factor", "exceeds experts / top_k (every expert would hold every token)");
