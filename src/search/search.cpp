@@ -32,9 +32,7 @@ namespace {
 
 // Total order: objective, then step time, then the layout itself (so ties are broken explicitly).
 auto key(const RankedPlan& p) {
-  const Layout& l = p.layout;
-  return std::make_tuple(p.objective, p.step_time, p.devices, l.tp, l.pp, l.vp, l.dp, l.cp, l.ep, l.etp, l.micro_batch, l.zero,
-                         static_cast<int>(l.recompute), l.recompute_layers, static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
+  return std::tuple_cat(std::make_tuple(p.objective, p.step_time, p.devices), layout_order_key(p.layout));
 }
 bool better(const RankedPlan& a, const RankedPlan& b) { return key(a) < key(b); }
 

@@ -206,6 +206,11 @@ Layout layout_from_request(const Model& m, const System& s, const PlanRequest& q
 
 namespace {
 
+// a before b: faster, or as fast and first in layout_order_key.
+bool faster(const TrainReport& a, const TrainReport& b) {
+  return std::make_pair(a.step_time, layout_order_key(a.layout)) < std::make_pair(b.step_time, layout_order_key(b.layout));
+}
+
 // The best (and, failing that, the closest) plan among one (tp, pp, cp) group's candidates.
 struct GroupResult {
   ChooseStats st;
@@ -310,8 +315,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   TrainReport r = evaluate(m, s, l, q.work, q.devices);
                   if (!r.feasible()) continue;
                   fitted = true;
-                  // Fastest wins; ties go to the earlier candidate (deterministic order).
-                  if (!g.have_best || r.step_time < g.best.step_time * (1 - 1e-12)) {
+                  // Fastest wins; ties go by layout_order_key, as in the search.
+                  if (!g.have_best || faster(r, g.best)) {
                     g.best = std::move(r);
                     g.have_best = true;
                   }
@@ -332,7 +337,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     st.out_of_memory += g.st.out_of_memory;
     st.evaluated += g.st.evaluated;
     st.dominated += g.st.dominated;
-    if (g.have_best && (!all.have_best || g.best.step_time < all.best.step_time * (1 - 1e-12))) {
+    if (g.have_best && (!all.have_best || faster(g.best, all.best))) {
       all.best = std::move(g.best);
       all.have_best = true;
     }

@@ -2,6 +2,7 @@
 // plan that fits (a small exhaustive loop; the full search engine is search/).
 #pragma once
 
+#include <tuple>
 #include <vector>
 
 #include "spec/hardware.hpp"
@@ -63,6 +64,14 @@ std::vector<int> etp_range(const Model& m, const System& s);
 // Whether an expert tensor degree fits a layout whose tp, dp, cp and ep are set: automatic (0)
 // always; an explicit one divides tp, and ep x etp divides tp x dp x cp.
 bool etp_candidate(const Layout& l, int etp);
+
+// The order of equally fast plans, shared by train's chooser and search (so the two pick the same
+// plan of a tie): smaller model-parallel degrees (tp, pp, vp, cp, ep, etp; the data parallelism is
+// what they leave), micro-batch, ZeRO stage and recompute first, then precision and the memory options.
+inline auto layout_order_key(const Layout& l) {
+  return std::make_tuple(l.tp, l.pp, l.vp, l.cp, l.ep, l.etp, l.dp, l.micro_batch, l.zero, static_cast<int>(l.recompute),
+                         l.recompute_layers, static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
+}
 
 // Throws InputError naming the flag when an explicit knob cannot work (a degree that does not
 // divide the devices, heads or batch; an unsupported precision; non-positive sizes).
