@@ -201,6 +201,7 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
   for (size_t i = 0; i < pending.size(); ++i)
     if (static_cast<int>(i % static_cast<size_t>(cl.size)) == cl.rank) mine.push_back(all[static_cast<size_t>(pending[i])]);
   int threads = o.threads;
+  if (threads > kMaxThreads) throw InputError("--threads", "at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
   if (threads <= 0) threads = cl.size > 1 ? 1 : all_cores();
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(mine.size(), 1)));
 

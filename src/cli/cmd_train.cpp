@@ -31,7 +31,7 @@ void add_train(CLI::App& app, const Globals& g) {
   c->add_option("--trace", o->trace,
                 "Simulate the chosen plan's pipeline schedule event by event and write a Chrome/Perfetto trace "
                 "(JSON) of it to this file (open in https://ui.perfetto.dev)");
-  c->add_option("--threads", o->threads, "Worker threads for choosing the knobs left out (default: all cores); the answer does not depend on it");
+  c->add_option("--threads", o->threads, "Worker threads for choosing the knobs left out (0 or omitted: every core; at most 1024); the answer does not depend on it");
   c->callback([o, &g] {
     check_output_path(o->out, "--out");  // both outputs checked before either is written
     check_output_path(o->trace, "--trace");

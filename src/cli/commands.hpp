@@ -28,7 +28,9 @@ void write_output(const std::string& path, const std::string& text);
 // folder that does not exist. Commands that write two files check both before writing either.
 void check_output_path(const std::string& path, const char* flag);
 
-// A --threads flag's value: 0 (not given) is every core; below 0 is an InputError.
+// A --threads flag's value: 0 (or not given) is every core; below 0 or above kMaxThreads is an
+// InputError.
+inline constexpr int kMaxThreads = 1024;
 int thread_count(int flag);
 
 // The run-facts file for a truth table: `given` when not empty; else <truth>.facts.csv beside it

@@ -27,7 +27,8 @@ Catalog load_catalog(const Globals& g, std::optional<long> quote_day) {
 }
 
 int thread_count(int flag) {
-  if (flag < 0) throw InputError("--threads", "must be at least 1");
+  if (flag < 0) throw InputError("--threads", "must be at least 1 (or 0: every core)");
+  if (flag > kMaxThreads) throw InputError("--threads", "at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(flag));
   return flag > 0 ? flag : all_cores();
 }
 

@@ -23,7 +23,7 @@ struct MoneyFlags {
     c->add_flag("--json", json, "Machine-readable result (docs/OUTPUT.md)");
     c->add_flag("--explain", explain, "Trace every dollar figure to its price row and predicted plan");
     c->add_option("--out", out, "Write the result to this file (atomically) instead of stdout");
-    c->add_option("--threads", threads, "Search threads (default: all cores); the answer does not depend on it");
+    c->add_option("--threads", threads, "Search threads (0 or omitted: every core; at most 1024); the answer does not depend on it");
   }
   // --as-of as a day number (the clock's UTC date when absent).
   long today() const;

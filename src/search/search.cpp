@@ -286,7 +286,11 @@ void Searcher::run(const Task& t, TaskResult& out) const {
 std::vector<int> device_counts(const System& s, const PlanRequest& q, const SearchOptions& o) {
   if (!o.min_devices && !o.max_devices) return {q.devices};
   const int lo = o.min_devices.value_or(1), hi = o.max_devices.value_or(q.devices);
-  if (lo < 1 || hi < lo) throw InputError("--min-devices/--max-devices", "need 1 <= min <= max");
+  if (lo < 1) throw InputError("--min-devices", "must be at least 1");
+  if (hi < lo)
+    throw InputError(o.max_devices ? "--min-devices/--max-devices" : "--min-devices",
+                     std::to_string(lo) + " is above the largest count, " + std::to_string(hi) +
+                         (o.max_devices ? " (--max-devices)" : " (--max-devices defaults to --devices)"));
   std::vector<int> out;
   for (long d = s.devices_per_node; d <= hi; d *= 2)
     if (d >= lo) out.push_back(static_cast<int>(d));
