@@ -1,4 +1,3 @@
-#include <sstream>
 
 #include "cli/commands.hpp"
 #include "cli/money_flags.hpp"
@@ -44,10 +43,7 @@ void add_budget(CLI::App& app, const Globals& g) {
       throw InputError("--fleet", "give a fleet file (--fleet FILE) or systems to price (--systems a,b)");
     const double usd = o->usd ? *o->usd : f.usd.value_or(0.0);
     if (!o->usd && !f.usd) throw InputError("--usd", "no budget: give --usd or usd = \"... USD\" in the fleet file");
-    std::vector<std::string> systems;
-    std::stringstream in(o->systems);
-    for (std::string id; std::getline(in, id, ',');)
-      if (!id.empty()) systems.push_back(id);
+    const std::vector<std::string> systems = split_ids(o->systems, "--systems");
     // --model: one run of it on each named system, priced but not part of the runway (0 a year).
     if (!o->model.empty()) {
       if (!o->tokens || !o->devices) throw InputError("--model", "needs --tokens and --devices");

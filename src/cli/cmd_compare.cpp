@@ -1,5 +1,4 @@
 #include <iostream>
-#include <sstream>
 #include <tuple>
 
 #include "cli/commands.hpp"
@@ -28,14 +27,6 @@ struct CompareOpts {
   std::string weights;
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 }  // namespace
 
 void add_compare(CLI::App& app, const Globals& g) {
@@ -79,7 +70,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     const Catalog cat = load_catalog(g, o->money.today());
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;
-    for (const auto& id : split(o->systems)) systems.push_back(resolve_system(cat, id));
+    for (const auto& id : split_ids(o->systems, "--systems")) systems.push_back(resolve_system(cat, id));
     auto p = parse_pricing(o->pricing);
     if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
     if (o->serve) {

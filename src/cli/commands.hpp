@@ -28,6 +28,10 @@ void write_output(const std::string& path, const std::string& text);
 // folder that does not exist. Commands that write two files check both before writing either.
 void check_output_path(const std::string& path, const char* flag);
 
+// A comma-separated list of ids (--systems a,b): empty items dropped; an id given twice is an
+// InputError naming the flag.
+std::vector<std::string> split_ids(const std::string& list, const char* flag);
+
 // A --threads flag's value: 0 (or not given) is every core; below 0 or above kMaxThreads is an
 // InputError.
 inline constexpr int kMaxThreads = 1024;

@@ -1,4 +1,5 @@
 // xpuplan: what it takes to train and serve large AI models on any vendor's accelerators.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -6,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.hpp"
 #include "money/money.hpp"
@@ -30,6 +32,17 @@ int thread_count(int flag) {
   if (flag < 0) throw InputError("--threads", "must be at least 1 (or 0: every core)");
   if (flag > kMaxThreads) throw InputError("--threads", "at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(flag));
   return flag > 0 ? flag : all_cores();
+}
+
+std::vector<std::string> split_ids(const std::string& list, const char* flag) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string id; std::getline(in, id, ',');) {
+    if (id.empty()) continue;
+    if (std::find(out.begin(), out.end(), id) != out.end()) throw InputError(flag, "'" + id + "' is given twice");
+    out.push_back(id);
+  }
+  return out;
 }
 
 void check_output_path(const std::string& path, const char* flag) {

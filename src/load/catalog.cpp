@@ -442,6 +442,8 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
 }
 
 DataFile read_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(path, "is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "cannot read file");
   std::ostringstream ss;
