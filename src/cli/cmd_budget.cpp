@@ -1,4 +1,3 @@
-
 #include "cli/commands.hpp"
 #include "cli/money_flags.hpp"
 #include "load/scenario.hpp"
