@@ -55,8 +55,8 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--tokens-per-day", o->tokens_per_day, "With --serve: tokens served per day, input + output (e.g. 1e10)");
   c->add_option("--input-len", o->input_len, "With --serve: prompt tokens per request (sets the input/output mix)");
   c->add_option("--output-len", o->output_len, "With --serve: generated tokens per request");
-  c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "With --serve: p99 time-to-first-token SLO (default none)");
-  c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "With --serve: p99 time-per-output-token SLO (default none)");
+  c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "With --serve: p99 time-to-first-token SLO (default none)")->check(kPositiveSlo);
+  c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "With --serve: p99 time-per-output-token SLO (default none)")->check(kPositiveSlo);
   c->add_option("--weight-precision", o->weights, "With --serve: weights bf16 fp16 fp8 int8 int4 fp4 (default 16-bit)");
   c->add_option("--requests", o->requests, "With --serve: requests simulated per candidate layout, at least; the offline peak simulates at least 2 x the "
                 "requests a candidate's replicas run at once (batch cap, or the prompts the KV cache holds) (default 512)");

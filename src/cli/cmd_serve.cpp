@@ -222,8 +222,8 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");
-  c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Time-to-first-token SLO (p99 for --search, per request for goodput)");
-  c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Time-per-output-token SLO (p99 for --search, per request for goodput)");
+  c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Time-to-first-token SLO (p99 for --search, per request for goodput)")->check(kPositiveSlo);
+  c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Time-per-output-token SLO (p99 for --search, per request for goodput)")->check(kPositiveSlo);
   CLI::Option* search_opt = c->add_flag("--search", o->search,
               "Search tp/replicas, batch cap, prefill/decode split, expert parallelism (MoE) and, when needed, pipeline stages for the best layout within the SLOs");
   c->add_option("--objective", o->objective, "With --search: throughput (output tokens/s per device) or cost (USD per M output tokens)")

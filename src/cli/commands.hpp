@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +29,18 @@ void write_output(const std::string& path, const std::string& text);
 // Throws InputError(flag) when an output path cannot be written: a directory, or a file in a
 // folder that does not exist. Commands that write two files check both before writing either.
 void check_output_path(const std::string& path, const char* flag);
+
+// A latency SLO flag's check: given, it must be positive (left out, there is no SLO; 0 had read as
+// none, silently).
+inline const CLI::Validator kPositiveSlo(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (end != v.c_str() && std::isfinite(x) && !(x > 0))  // (inf and nan: the finite-number check)
+        return "must be positive, got '" + v + "' (leave it out for no SLO)";
+      return {};
+    },
+    "POSITIVE");
 
 // A comma-separated list of ids (--systems a,b): empty items dropped; an id given twice is an
 // InputError naming the flag.

@@ -114,8 +114,11 @@ void require_finite_numbers(CLI::App& app) {
         return {};  // a finite number, or not a number at all (CLI11's conversion error says so)
       },
       "FINITE");
-  for (CLI::Option* o : app.get_options())
-    if (o->get_type_name() == "FLOAT" || o->get_type_name() == "INT" || o->get_type_name() == "UINT") o->check(finite);
+  // (A validator with a name adds it to the type name: FLOAT:POSITIVE.)
+  for (CLI::Option* o : app.get_options()) {
+    const std::string type = o->get_type_name();
+    if (type.starts_with("FLOAT") || type.starts_with("INT") || type.starts_with("UINT")) o->check(finite);
+  }
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) require_finite_numbers(*sub);
 }
 

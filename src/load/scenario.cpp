@@ -157,8 +157,9 @@ ContractFile parse_contract_file(const DataFile& f) {
       it.serve_model = x.str("serve_model");
       it.serve_input_len = static_cast<int>(x.integer("serve_input_len", 1));
       it.serve_output_len = static_cast<int>(x.integer("serve_output_len", 1));
-      it.serve_slo_ttft_ms = x.opt_number("serve_slo_ttft_ms", 0, 1e9).value_or(0);
-      it.serve_slo_tpot_ms = x.opt_number("serve_slo_tpot_ms", 0, 1e9).value_or(0);
+      // Given, an SLO is positive (0 had read as none); left out, there is none.
+      it.serve_slo_ttft_ms = x.opt_number("serve_slo_ttft_ms", 1e-3, 1e9).value_or(0);
+      it.serve_slo_tpot_ms = x.opt_number("serve_slo_tpot_ms", 1e-3, 1e9).value_or(0);
       it.serve_weight_precision = x.opt_str("serve_weight_precision").value_or("");
       for (auto [key, out] : {std::pair{"serve_input_spread", &it.serve_input_spread},
                               std::pair{"serve_output_spread", &it.serve_output_spread}}) {

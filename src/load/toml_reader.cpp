@@ -78,7 +78,7 @@ std::optional<double> TomlReader::opt_number(std::string_view key, double lo, do
   else if (n->is_floating_point()) v = n->as_floating_point()->get();
   else fail(key, "must be a number");
   if (!(v >= lo && v <= hi))
-    fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + std::to_string(v));
+    fail(key, "must be between " + format_number("%g", lo) + " and " + format_number("%g", hi) + ", got " + format_number("%g", v));
   return v;
 }
 
