@@ -13,8 +13,13 @@ namespace xpu::cli {
 
 long MoneyFlags::today() const {
   if (!as_of.empty()) {
-    if (as_of.size() != 10) throw InputError("--as-of", "'" + as_of + "' is not a date (YYYY-MM-DD)");
-    return day_number(as_of, "--as-of");
+    const InputError bad("--as-of", "'" + as_of + "' is not a date (YYYY-MM-DD)");
+    if (!is_iso_date(as_of, false)) throw bad;
+    try {
+      return day_number(as_of, "--as-of");
+    } catch (const InputError&) {
+      throw bad;  // a day the month does not have (2026-02-30): the same one-line form
+    }
   }
   const auto now = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
   return now.time_since_epoch().count();

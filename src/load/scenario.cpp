@@ -12,12 +12,9 @@
 namespace xpu {
 
 namespace {
+
 // The latest year a contract or budget file may name (a year beyond it wrapped the year columns).
 constexpr int kLastYear = 2200;
-}  // namespace
-
-
-namespace {
 
 // Top-level keys other than those read through TomlReader (arrays of tables) are checked here.
 void check_keys(const toml::table& t, const DataFile& f, const std::set<std::string, std::less<>>& known) {

@@ -153,7 +153,11 @@ std::optional<TomlReader> TomlReader::table(std::string_view key) {
 
 void TomlReader::finish() const {
   for (const auto& [k, v] : t_) {
-    if (!seen_.contains(k.str())) throw InputError(file_ + ": " + prefix_ + std::string(k.str()), "unknown key");
+    if (!seen_.contains(k.str())) {
+      const auto line = v.source().begin.line;
+      throw InputError(file_ + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + prefix_ + std::string(k.str()),
+                       "unknown key");
+    }
   }
 }
 
