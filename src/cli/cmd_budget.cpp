@@ -49,7 +49,7 @@ void add_budget(CLI::App& app, const Globals& g) {
       if (systems.empty()) throw InputError("--model", "needs --systems to run it on");
       const auto p = parse_pricing(o->pricing);
       if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
-      if (!(*o->tokens >= 1)) throw InputError("--tokens", "must be a positive number of tokens");
+      if (!(*o->tokens >= 1 && *o->tokens <= kMaxTokens)) throw InputError("--tokens", "must be a positive number of tokens, at most 1e18");
       if (*o->devices < 1) throw InputError("--devices", "must be at least 1");
       const std::string model_id = cat.model(o->model).id;  // a catalog id
       for (const auto& id : systems) {

@@ -8,6 +8,7 @@
 
 #include "load/catalog.hpp"
 #include "load/toml_reader.hpp"
+#include "money/money.hpp"
 #include "spec/error.hpp"
 
 namespace xpu {
@@ -74,6 +75,7 @@ void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, cons
       }
     }
     if (!(usd > 0) || !std::isfinite(usd)) throw InputError("--price", "'" + q + "': the price must be positive");
+    if (usd > kMaxUsdPerDeviceHour) throw InputError("--price", "'" + q + "': at most 1e6 USD per device-hour");
     auto& offers = sys->second.prices;
     offers.erase(std::remove_if(offers.begin(), offers.end(), [&](const PriceOffer& o) { return o.kind == kind; }),
                  offers.end());

@@ -63,6 +63,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
   b.name = r.str("name");
   b.source = r.str("source");
   b.usd = r.opt_quantity("usd", Dimension::money);
+  if (b.usd && *b.usd > kMaxUsd) r.fail("usd", "at most 1e15 USD");  // else blamed on --usd
   each_table(t, f, "fleet", false, [&](TomlReader& x, int line) {
     FleetItem it;
     it.line = line;

@@ -32,7 +32,7 @@ void warn(BudgetResult& r, const std::string& w) {
 
 BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, const std::vector<std::string>& systems,
                          long today, int threads) {
-  if (!(usd > 0 && std::isfinite(usd))) throw InputError("--usd", "the budget must be a positive, finite amount of USD");
+  if (!(usd > 0 && usd <= kMaxUsd)) throw InputError("--usd", "the budget must be a positive amount of USD, at most 1e15");
   const Site* site = c.site ? &*c.site : nullptr;
   BudgetResult r;
   r.usd = usd;

@@ -200,7 +200,7 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
 
 std::vector<CompareRow> compare(const Model& m, const std::vector<System>& systems, const Site* site,
                                 const CompareRequest& q) {
-  if (!(q.tokens > 0 && std::isfinite(q.tokens))) throw InputError("--tokens", "must be a positive, finite number of tokens");
+  if (!(q.tokens > 0 && q.tokens <= kMaxTokens)) throw InputError("--tokens", "must be a positive number of tokens, at most 1e18");
   if (q.devices.has_value() == q.deadline_days.has_value())
     throw InputError("--devices/--deadline-days", "give exactly one of them");
   if (q.devices && *q.devices < 1) throw InputError("--devices", "must be at least 1");
