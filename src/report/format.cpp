@@ -157,7 +157,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   std::string out;
   out += "xpuplan train: " + m.name + " on " + std::to_string(r.devices) + " x " + s.device_unit + " of " + s.name + "\n";
   out += "  seq " + std::to_string(r.work.seq_len) + ", global batch " + std::to_string(r.work.global_batch) +
-         " sequences, " + std::to_string(r.microbatches) + " microbatches per replica\n";
+         " sequences, " + std::to_string(r.microbatches) + (r.microbatches == 1 ? " microbatch" : " microbatches") + " per replica\n";
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
          std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) +
          (l.expert_tp() != l.tp ? "  etp " + std::to_string(l.expert_tp()) : "") + "  micro-batch " +

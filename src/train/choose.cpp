@@ -147,7 +147,7 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   divides(q.dp, q.devices, "--dp", "devices");
   divides(q.cp, q.devices, "--cp", "devices");
   divides(q.tp, m.heads, "--tp", "attention heads");
-  if (q.pp && *q.pp > m.layers) bad("--pp", std::to_string(*q.pp) + " exceeds the model's " + std::to_string(m.layers) + " layers");
+  if (q.pp && *q.pp > m.layers) bad("--pp", std::to_string(*q.pp) + " exceeds the model's " + std::to_string(m.layers) + (m.layers == 1 ? " layer" : " layers"));
   {
     // The given degrees together must divide the devices (each may divide alone and still not).
     long prod = 1;
