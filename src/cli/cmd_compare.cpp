@@ -70,7 +70,12 @@ void add_compare(CLI::App& app, const Globals& g) {
     const Catalog cat = load_catalog(g, o->money.today());
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;
-    for (const auto& id : split_ids(o->systems, "--systems")) systems.push_back(resolve_system(cat, id));
+    for (const auto& id : split_ids(o->systems, "--systems")) {
+      systems.push_back(resolve_system(cat, id));
+      // A catalog id and a file of the same system name one system twice.
+      for (std::size_t i = 0; i + 1 < systems.size(); ++i)
+        if (systems[i].id == systems.back().id) throw InputError("--systems", "'" + id + "' is system " + systems.back().id + ", given twice");
+    }
     auto p = parse_pricing(o->pricing);
     if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
     if (o->serve) {

@@ -1,3 +1,4 @@
+#include <charconv>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -15,7 +16,7 @@ struct ServeOpts {
   std::string input_spread, output_spread, batcher;
   int devices = 0, input_len = 0, output_len = 0, requests = 1000, top = 5;
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
-  bool requests_given = false, lengths_given = false;
+  bool requests_given = false, lengths_given = false, seed_given = false;
   std::optional<int> samples, beam_width;
   std::string kv_admission, scheduler;
   std::optional<double> rate, prefill_kv_free;
@@ -93,6 +94,7 @@ ServeRequest build(const ServeOpts& o) {
   if (!o.trace.empty() || !o.agent.empty()) {
     // A trace or agent file gives every request and its lengths: these flags would go unused.
     const char* file_flag = !o.trace.empty() ? "--trace" : "--agent";
+    if (o.seed_given) throw InputError("--seed", std::string("applies to --offline, --rate and --concurrency (") + file_flag + " gives the arrivals)");
     if (o.requests_given) throw InputError("--requests", std::string("applies to --offline, --rate and --concurrency (") + file_flag + " gives the requests)");
     if (o.lengths_given)
       throw InputError("--input-len/--output-len", std::string("apply to --offline, --rate and --concurrency (") + file_flag + " gives each request's lengths)");
@@ -195,7 +197,17 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "this many: each layout simulates at least 2 x the requests its replicas run at once (batch cap, or the prompts "
                 "the KV cache holds), so the peak is not start-up and drain")
       ->each([o](const std::string&) { o->requests_given = true; });
-  c->add_option("--seed", o->seed, "Seed of the Poisson arrivals, at least 0 (default 1)");
+  c->add_option("--seed", o->seed, "Seed of the Poisson arrivals and length spreads, 0 to 2^63-1 (default 1)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            unsigned long long x = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+            if (ec == std::errc::result_out_of_range || (ec == std::errc() && x > 9223372036854775807ULL))
+              return "must be at most 2^63-1, got " + v;  // CLI11 would clamp it silently
+            return {};
+          },
+          ""))
+      ->each([o](const std::string&) { o->seed_given = true; });
   c->add_flag("--no-prefix-cache", o->no_prefix_cache, "Agent workloads: prefill every call's whole context (needs --agent)")
       ->needs(agent_opt);
   c->add_option("--weight-precision", o->weights, "Weights: bf16 fp16 fp8 int8 int4 fp4 (default bf16)");

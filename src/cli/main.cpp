@@ -67,9 +67,11 @@ void write_output(const std::string& path, const std::string& text) {
   // A symbolic link is written through (its target replaced, not the link); a FIFO or a device is
   // written straight to, where a temporary file and a rename would replace the node itself.
   fs::path real = path;
-  if (fs::is_symlink(fs::symlink_status(real, ec))) {
-    real = fs::weakly_canonical(real, ec);
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(real, ec)); ++hops) {  // a dangling link too
+    if (hops == 40) throw InputError(path, "too many levels of symbolic links");
+    const fs::path target = fs::read_symlink(real, ec);
     if (ec) throw InputError(path, "cannot resolve the symbolic link");
+    real = target.is_absolute() ? target : real.parent_path() / target;
   }
   const fs::file_status st = fs::status(real, ec);
   if (fs::is_directory(st)) throw InputError(path, "is a directory");

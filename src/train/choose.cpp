@@ -176,6 +176,10 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad("--vp", "pp x vp = " + std::to_string(static_cast<long>(*q.pp) * *q.vp) + " exceeds the model's layers + 2 = " +
                     std::to_string(max_pipeline_chunks(m.layers)) + " (the embedding and the loss may count as one layer each)");
   if (q.zero && *q.zero == 3 && q.pp && *q.pp > 1) bad("--zero", "ZeRO-3 with pipeline parallelism is not modelled (give --pp 1)");
+  // An FSDP implementation asks for ZeRO-3, which a pipeline excludes.
+  if (q.fsdp.set() && ((q.pp && *q.pp > 1) || q.schedule == PipeSchedule::zero_bubble))
+    bad(q.fsdp.rate > 0 ? "--fsdp-rate" : "--fsdp-overlap",
+        "describes ZeRO-3, which is not modelled with pipeline parallelism (--pp > 1 or --schedule zb-h1)");
   // Expert ranks are carved from a stage's tp x dp x cp ranks, which are devices / pp.
   if (q.ep && m.is_moe() && (q.devices % *q.ep != 0 || (q.pp && q.devices % *q.pp == 0 && (q.devices / *q.pp) % *q.ep != 0)))
     bad("--ep", std::to_string(*q.ep) + " does not divide the ranks of a pipeline stage (tp x dp x cp = devices / pp)");
@@ -187,15 +191,17 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
 
 Layout layout_from_request(const Model& m, const System& s, const PlanRequest& q) {
   Layout l;
+  // A held knob's free counterpart takes the least value it asks for (cp_range, zero_range,
+  // pp_range), so that a request no candidate satisfies is reported as such, not planned without it.
   l.tp = q.tp.value_or(1);
-  l.pp = q.pp.value_or(1);
-  l.cp = q.cp.value_or(1);
+  l.pp = q.pp.value_or(q.schedule == PipeSchedule::zero_bubble ? 2 : 1);
+  l.cp = q.cp.value_or(q.cp_mode ? 2 : 1);
   l.vp = q.vp.value_or(1);
   l.ep = q.ep.value_or(1);
   l.etp = q.etp.value_or(0);
   l.dp = q.dp.value_or(std::max(1, q.devices / std::max(1, l.tp * l.pp * l.cp)));
   l.micro_batch = q.micro_batch.value_or(1);
-  l.zero = q.zero.value_or(1);
+  l.zero = q.zero.value_or(q.fsdp.set() ? 3 : 1);
   l.recompute = q.recompute.value_or(Recompute::none);
   l.recompute_layers = q.recompute_layers.value_or(0);
   l.precision = q.precision.value_or(Precision::bf16);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# out_paths.sh XPUPLAN CONTRACT: --out writes through a symbolic link (the link stays a link), to a
+# out_paths.sh XPUPLAN CONTRACT: --out writes through a symbolic link (the link stays a link, also a
+# dangling one), to a
 # FIFO without replacing it, and refuses a missing folder before writing the --plot beside it.
 set -u
 x=$1 contract=$2
@@ -11,6 +12,9 @@ echo old > real.json && ln -s real.json link.json
 "$x" contract "$contract" --json --out link.json || fail "write through a link exited $?"
 [ -L link.json ] || fail "the link was replaced by a file"
 grep -q '"name"' real.json || fail "the link's target was not written"
+ln -s new.json dangling.json
+"$x" contract "$contract" --json --out dangling.json || fail "write through a dangling link exited $?"
+[ -L dangling.json ] && grep -q '"name"' new.json || fail "a dangling link was replaced, or its target not created"
 mkfifo p.json
 cat p.json > got.txt &
 "$x" contract "$contract" --json --out p.json || fail "write to a FIFO exited $?"
