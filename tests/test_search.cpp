@@ -94,7 +94,7 @@ TEST(Search, DivisibilityDropsInterleavingWithTooFewMicrobatches) {
 }
 
 TEST(Search, DominanceKeepsTheOptimum) {
-  // Recompute only adds time, so dropping more recompute than the least that fits keeps the best
+  // Recompute only adds time, so dropping the recompute variants of a layout that fits without keeps the best
   // plan; the dropped count plus the kept feasible count equals brute force's feasible count.
   const Model& m = builtin().model("llama3-8b");
   const System& s = builtin().system("dgx-h100");
@@ -132,6 +132,21 @@ TEST(Search, DominanceKeepsTheParetoFront) {
   }
   EXPECT_TRUE(std::any_of(a.pareto.begin(), a.pareto.end(),
                           [](const TrainReport& r) { return r.layout.recompute != Recompute::none; }));
+  // The counts add up: every layout considered is pruned by one pass or evaluated.
+  EXPECT_EQ(a.stats.considered, a.stats.pruned_divisibility + a.stats.pruned_memory + a.stats.pruned_dominance + a.stats.evaluated);
+  // Unfused attention on 8 A100s 40 GB: selective fits, and full recompute of a few layers can be
+  // faster and leaner; the pass stopped at selective and lost a front point.
+  PlanRequest u;
+  u.devices = 8;
+  u.work = {8192, 16};
+  u.attention = AttentionKernel::unfused;
+  const Model& m8 = builtin().model("llama3-8b");
+  const System& a100 = builtin().system("dgx-a100-40gb");
+  const SearchResult c = search(m8, a100, u, all), d = search(m8, a100, u, no_dom);
+  ASSERT_EQ(c.pareto.size(), d.pareto.size());
+  for (std::size_t i = 0; i < c.pareto.size(); ++i) EXPECT_EQ(c.pareto[i].step_time, d.pareto[i].step_time) << i;
+  ASSERT_FALSE(c.top.empty());
+  EXPECT_EQ(c.top[0].step_time, d.top[0].step_time);
 }
 
 TEST(Search, NoPlanTwiceWithoutDivisibilityPruning) {
@@ -388,6 +403,13 @@ TEST(Search, TrainAndSearchShareOneCandidateSpace) {
        [](PlanRequest& q) { q.zero = 3; q.pp = 1; q.cp = 1; q.precision = Precision::bf16; q.recompute = Recompute::none; }},
       {"deepseek-v3", "dgx-h100", 1024, 4096, 1024,
        [](PlanRequest& q) { q.tp = 2; q.pp = 32; q.cp = 2; q.zero = 1; q.precision = Precision::fp8; q.recompute = Recompute::none; }},
+      // Unfused attention: selective recompute fits at 9.754 s, full recompute of 2 layers per stage
+      // at 8.613 s; a chooser that stopped at the first level that fits missed it.
+      {"llama3-70b", "dgx-h100", 64, 8192, 64,
+       [](PlanRequest& q) {
+         q.tp = 2; q.cp = 8; q.pp = 4; q.vp = 10; q.micro_batch = 1; q.zero = 2; q.precision = Precision::fp8;
+         q.attention = AttentionKernel::unfused;
+       }},
       // A tie (dp 24 cp 4 mb 1 and dp 6 cp 16 mb 4 both take 13.253 s): both break it the same way.
       {"llama3-70b", "tpu-v5p", 96, 8192, 96,
        [](PlanRequest& q) { q.zero = 3; q.precision = Precision::bf16; q.recompute = Recompute::none; }},
@@ -423,6 +445,13 @@ TEST(Search, TrainAndSearchShareOneCandidateSpace) {
   ds.work = {4096, 1024};
   cases[1].pin(ds);
   EXPECT_EQ(choose_plan(builtin().model("deepseek-v3"), builtin().system("dgx-h100"), ds).layout.expert_tp(), 1);
+  PlanRequest unfused;
+  unfused.devices = 64;
+  unfused.work = {8192, 64};
+  cases[2].pin(unfused);
+  const TrainReport u = choose_plan(builtin().model("llama3-70b"), builtin().system("dgx-h100"), unfused);
+  EXPECT_EQ(u.layout.recompute, Recompute::full);
+  EXPECT_GT(u.layout.recompute_layers, 0);
 }
 
 TEST(Search, CandidateRangesFollowTheModelAndSystem) {
@@ -436,12 +465,15 @@ TEST(Search, CandidateRangesFollowTheModelAndSystem) {
   EXPECT_EQ(pp_range(llama, PipeSchedule::zero_bubble).front(), 2);
   EXPECT_EQ(static_cast<int>(pp_range(llama, PipeSchedule::one_f_one_b).size()), llama.layers);
   EXPECT_EQ(ep_range(llama), (std::vector<int>{1}));
-  EXPECT_EQ(etp_range(llama, a100), (std::vector<int>{0}));
+  EXPECT_EQ(etp_range(llama, a100, PlanRequest{}), (std::vector<int>{0}));
   for (int v : vp_range(llama, 4, PipeSchedule::one_f_one_b)) EXPECT_TRUE(even_chunks(llama.layers, 4, v)) << v;
   EXPECT_EQ(vp_range(llama, 4, PipeSchedule::zero_bubble), (std::vector<int>{1}));
   // MoE: explicit expert degrees only (the automatic one is among them: no plan timed twice).
   const Model& mixtral = builtin().model("mixtral-8x7b");
-  EXPECT_EQ(etp_range(mixtral, a100), (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(etp_range(mixtral, a100, PlanRequest{}), (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}));
+  PlanRequest tp16;
+  tp16.tp = 16;  // beyond the 8-GPU domain: its automatic expert degree, 16, stays a candidate
+  EXPECT_EQ(etp_range(mixtral, a100, tp16).back(), 16);
   Layout l;
   l.tp = 4; l.dp = 8; l.cp = 1; l.ep = 8;
   EXPECT_EQ(l.expert_tp(), 4);

@@ -37,7 +37,7 @@ std::vector<std::string> plan_row(const TrainReport& r, double usd) {
   return {std::to_string(r.devices), layout_summary(r.layout), format_seconds(Seconds{r.step_time}),
           f("%.1f", r.tokens_per_s_per_device), f("%.1f%%", 100 * r.mfu),
           format_bytes(Bytes{r.mem.total()}) + " / " + format_bytes(Bytes{r.mem.capacity}),
-          usd > 0 ? f(usd_per_step(r, usd) < 1 ? "%.3g" : "%.2f", usd_per_step(r, usd)) : "-"};  // cents would read 0.00
+          usd > 0 ? f(usd_per_step(r, usd) < 0.995 ? "%.3g" : "%.2f", usd_per_step(r, usd)) : "-"};  // cents would read 0.00
 }
 }  // namespace
 

@@ -150,6 +150,8 @@ std::string prices_text(const SweepSpec& s) {
 }
 
 void run_sweep(const SweepOpts& o, const Globals& g) {
+  // Checked before anything is opened, so a bad value leaves no database behind.
+  if (o.threads > kMaxThreads) throw InputError("--threads", "at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(o.threads));
   Cluster cl = cluster_start();
   struct Stop {
     Cluster& c;
@@ -201,7 +203,6 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
   for (size_t i = 0; i < pending.size(); ++i)
     if (static_cast<int>(i % static_cast<size_t>(cl.size)) == cl.rank) mine.push_back(all[static_cast<size_t>(pending[i])]);
   int threads = o.threads;
-  if (threads > kMaxThreads) throw InputError("--threads", "at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
   if (threads <= 0) threads = cl.size > 1 ? 1 : all_cores();
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(mine.size(), 1)));
 

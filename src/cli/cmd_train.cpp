@@ -87,7 +87,7 @@ void add_train(CLI::App& app, const Globals& g) {
         text += "\nchosen among " + std::to_string(st.considered) + " layouts (" + std::to_string(st.evaluated) + " timed, " +
                 std::to_string(st.out_of_memory) + " out of memory, " + std::to_string(st.rejected) +
                 " not valid: indivisible, or too few microbatches to interleave, " + std::to_string(st.dominated) +
-                " skipped: more recompute than a fitting variant needs)\n";
+                " skipped: recompute where the layout fits without)\n";
       write_output(o->out, text);
     }
   });

@@ -56,6 +56,19 @@ void check_output_path(const std::string& path, const char* flag) {
   if (!dir.empty() && !fs::is_directory(dir, ec)) throw InputError(flag, "'" + path + "': no folder " + dir.string());
 }
 
+std::filesystem::path output_target(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path real = path;
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(real, ec)); ++hops) {  // a dangling link too
+    if (hops == 40) throw InputError(path, "too many levels of symbolic links");
+    const fs::path target = fs::read_symlink(real, ec);
+    if (ec) throw InputError(path, "cannot resolve the symbolic link");
+    real = target.is_absolute() ? target : real.parent_path() / target;
+  }
+  return real;
+}
+
 void write_output(const std::string& path, const std::string& text) {
   if (path.empty() || path == "-") {
     std::cout << text;
@@ -66,13 +79,7 @@ void write_output(const std::string& path, const std::string& text) {
   std::error_code ec;
   // A symbolic link is written through (its target replaced, not the link); a FIFO or a device is
   // written straight to, where a temporary file and a rename would replace the node itself.
-  fs::path real = path;
-  for (int hops = 0; fs::is_symlink(fs::symlink_status(real, ec)); ++hops) {  // a dangling link too
-    if (hops == 40) throw InputError(path, "too many levels of symbolic links");
-    const fs::path target = fs::read_symlink(real, ec);
-    if (ec) throw InputError(path, "cannot resolve the symbolic link");
-    real = target.is_absolute() ? target : real.parent_path() / target;
-  }
+  const fs::path real = output_target(path);
   const fs::file_status st = fs::status(real, ec);
   if (fs::is_directory(st)) throw InputError(path, "is a directory");
   if (fs::exists(st) && !fs::is_regular_file(st)) {

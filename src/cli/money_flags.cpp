@@ -62,7 +62,13 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
     fs::remove(tmp_image, ec);
     throw InputError("--plot", "gnuplot failed on " + script_path + (err.empty() ? "" : ": " + err));
   }
-  fs::rename(tmp_image, path, ec);
+  // Through a symbolic link, as write_output; a FIFO or device would be replaced by the rename.
+  const fs::path real = output_target(path);
+  if (fs::exists(real, ec) && !fs::is_regular_file(real, ec)) {
+    fs::remove(tmp_image, ec);
+    throw InputError("--plot", "'" + path + "' is not a regular file");
+  }
+  fs::rename(tmp_image, real, ec);
   if (ec) {
     fs::remove(tmp_image, ec);
     throw InputError(path, "cannot rename the chart into place");

@@ -17,8 +17,8 @@ struct MoneyFlags {
 
   void add_to(CLI::App* c) {
     c->add_option("--as-of", as_of,
-                  "Today's date for price staleness (YYYY-MM-DD; default: the clock's date). Prices older than a year "
-                  "are flagged");
+                  "Today's date (YYYY-MM-DD; default: the clock's date): each price is the latest offer dated on or "
+                  "before it (a month-only date counts from the 1st), and offers older than a year are flagged");
     c->add_option("--plot", plot, "Write a chart to this file: .png or .svg (needs gnuplot)");
     c->add_flag("--json", json, "Machine-readable result (docs/OUTPUT.md)");
     c->add_flag("--explain", explain, "Trace every dollar figure to its price row and predicted plan");

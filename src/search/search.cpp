@@ -72,7 +72,7 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   L.cp = given_or(q.cp, cp_range(q));
   L.mb = given_or(q.micro_batch, micro_batch_range());
   L.ep = given_or(q.ep, ep_range(m));
-  L.etp = given_or(q.etp, etp_range(m, s));
+  L.etp = given_or(q.etp, etp_range(m, s, q));
   L.zero = given_or(q.zero, zero_range(q));
   L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
   L.prec = given_or(q.precision, precision_range(s));
@@ -148,8 +148,8 @@ void Searcher::consider_for_front(const Layout& l, int devices, double fit_time,
   const double fit_cost = devices * fit_time / 3600.0 * o_.usd_per_device_hour;
   for (const auto& p : out.front)
     if (p.step_time <= fit_time && p.cost_per_step <= fit_cost && p.capacity - p.memory >= headroom) return;
+  // Counted once, as pruned by dominance (not evaluated: the counts add up to the layouts considered).
   TrainReport r = evaluate(m_, s_, l, q_.work, devices, true, /*detail=*/false);
-  ++out.st.evaluated;
   if (!r.feasible() || r.mem.total() > r.mem.capacity) return;
   add_to_front(out.front, ranked(l, devices, r));
 }
@@ -243,8 +243,12 @@ void Searcher::run(const Task& t, TaskResult& out) const {
             for (Precision pr : L_.prec) {
               for (int mo = 0; mo < kMemoryOptions; ++mo) {
                 if (!memory_option_allowed(q_, pr, mo)) continue;  // not counted as considered
-                bool fitted = false;  // a lower recompute level of this layout fit in memory
-                double fit_time = 0;  // and its step time
+                // Once the layout fits without recompute, recompute can only add time; selective
+                // fitting does not end it (full recompute of the fewest layers that fit can be
+                // faster than selective's rerun of every layer's attention).
+                bool fitted = false;  // the layout fit without recompute
+                bool bare_out = false;  // it was tried without recompute and did not fit
+                double fit_time = 0;  // its step time without recompute
                 for (Recompute rc : L_.rc) {
                   ++out.st.considered;
                   const bool dominated = fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
@@ -254,11 +258,10 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                   apply_given_knobs(l, q_, s_);
                   apply_memory_option(l, mo);
-                  // Reached with dominance pruning and nothing lower fitting, the layout without
-                  // recompute is known not to fit: skip that check. The recompute is sized for
+                  // Tried without recompute and out of memory: fewest_recompute_layers skips that
+                  // check. The recompute is sized for
                   // the layout as it will run (given knobs and memory option applied), as train's
                   // chooser sizes it.
-                  const bool bare_out = !fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
                   if (rc == Recompute::full)
                     l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
                                          : q_.recompute     ? 0
@@ -268,8 +271,9 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                     continue;
                   }
                   const double t = consider(l, n, out);
-                  if (t >= 0 && !fitted) {
-                    fitted = true;
+                  if (rc == Recompute::none) {
+                    fitted = t >= 0;
+                    bare_out = t < 0;
                     fit_time = t;
                   }
                 }

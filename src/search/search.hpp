@@ -5,8 +5,8 @@
 // Pruning runs as named passes, each countable and switchable off:
 //   divisibility  - degrees that cannot divide the devices, heads, layers, batch or sequence
 //   memory        - plans whose exact memory (computed before any timing) exceeds HBM
-//   dominance     - for one layout, more recompute than the least that fits (never faster; only
-//                   kept when the objective is memory headroom)
+//   dominance     - for one layout that fits without recompute, its recompute variants (never
+//                   faster; kept when the objective is memory headroom)
 // divisibility and memory are exact (they drop only plans that cannot run); dominance keeps the
 // optimum of every objective except memory-headroom, so search with and without it agree on the
 // best plan, and the top K differ only by dominated variants. A dominated variant still joins the

@@ -180,9 +180,10 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     l.kv = kv;
     std::vector<int> splits;
     if (q.prefill_replicas) {
-      // With tp chosen, a layout of too few replicas is no candidate; with it given, the split is wrong.
+      // With tp (or pp) chosen, a layout of too few replicas is no candidate; with both given, the
+      // split is wrong.
       if (*q.prefill_replicas >= l.replicas) {
-        if (!q.tp && !q.replicas) return;
+        if ((!q.tp && !q.replicas) || (!q.pp && pp > 1)) return;
         throw InputError("--prefill-replicas", std::to_string(*q.prefill_replicas) + " must leave at least one of the " +
                                                    std::to_string(l.replicas) + " replicas for decode");
       }

@@ -305,7 +305,11 @@ void Replica::run(SimResult& r) {
     // Sliding-window layers: their cache, up to the window of that context (one per sample).
     const long wblocks = W_ * static_cast<long>(std::ceil(sm_.kv_window_tokens(static_cast<double>(final_ctx)) / B_));
     const long need = ctx_blocks + wblocks;
-    if (need + grow > total_blocks_) {
+    // Several samples or beams each write their own blocks from the prompt's last, partly filled
+    // one on (copy on write): a request whose sequences cannot all fit the cache alone never
+    // completes, whatever the admission (100,000 beams of 10 tokens had run in no blocks at all).
+    const long own = W_ > 1 ? W_ * (ceil_div(final_ctx, B_) - (s.cached + s.target) / B_) : 0;
+    if (need + std::max(grow, own) > total_blocks_) {
       waiting_.pop_front();
       s.state = State::finished;
       r.output_tokens -= static_cast<long>(s.generated) * out_w_;  // tokens sampled before a preemption, never delivered

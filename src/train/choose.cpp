@@ -79,10 +79,12 @@ std::vector<int> ep_range(const Model& m) {
   return divisors(m.moe.experts, m.moe.experts);
 }
 
-std::vector<int> etp_range(const Model& m, const System& s) {
+std::vector<int> etp_range(const Model& m, const System& s, const PlanRequest& q) {
   if (!m.is_moe()) return {0};
   std::vector<int> out;
-  for (int t = 1; t <= std::min(s.scale_up.size, kMaxTensorParallel); ++t) out.push_back(t);
+  // Up to a given tp beyond the range too: the automatic degree (tp) must stay among them.
+  const int top = std::max(std::min(s.scale_up.size, kMaxTensorParallel), q.tp.value_or(0));
+  for (int t = 1; t <= top; ++t) out.push_back(t);
   return out;
 }
 
@@ -238,9 +240,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     return v;
   };
   const std::vector<int> tps = one_or(q.tp, dividing(tp_range(m, s), n));
-  std::vector<int> pps = one_or(q.pp, dividing(pp_range(m, q.schedule), n));
-  // A zero-bubble schedule on a model of one layer has no pipeline to run: pp 1 is the only plan.
-  if (pps.empty()) pps = {1};
+  // (Empty under zb-h1 when no pp > 1 divides the devices: no candidate, reported as not fitting.)
+  const std::vector<int> pps = one_or(q.pp, dividing(pp_range(m, q.schedule), n));
   std::vector<int> cps = one_or(q.cp, cp_range(q));
   std::vector<int> zeros = one_or(q.zero, zero_range(q));
   std::vector<Recompute> rcs = one_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
@@ -267,7 +268,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     const std::vector<int> mbs = one_or(q.micro_batch, dividing(micro_batch_range(), per_replica));
     const std::vector<int> vps = one_or(q.vp, vp_range(m, pp, q.schedule));
     const std::vector<int> eps = one_or(q.ep, dividing(ep_range(m), static_cast<long>(dp) * cp * tp));
-    const std::vector<int> etp_all = one_or(q.etp, etp_range(m, s));
+    const std::vector<int> etp_all = one_or(q.etp, etp_range(m, s, q));
     for (int vp : vps)
       for (int ep : eps) {
         std::vector<int> etps;
@@ -282,8 +283,10 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
             for (Precision pr : precs)
               for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
                 if (!memory_option_allowed(q, pr, mem_opt)) continue;
-                // Recompute from none up: more of it than the least that fits is never faster
-                // (the search's dominance pass), so once one fits the rest are skipped.
+                // Recompute from none up: once the layout fits without any, recompute can only add
+                // time (the search's dominance pass) and the rest are skipped. Selective fitting
+                // does not end it: full recompute of the fewest layers that fit can be faster
+                // than selective's rerun of every layer's attention (unfused attention).
                 bool fitted = false;
                 for (Recompute rc : rcs) {
                   ++g.st.considered;
@@ -320,7 +323,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   ++g.st.evaluated;
                   TrainReport r = evaluate(m, s, l, q.work, q.devices);
                   if (!r.feasible()) continue;
-                  fitted = true;
+                  fitted = rc == Recompute::none;
                   // Fastest wins; ties go by layout_order_key, as in the search.
                   if (!g.have_best || faster(r, g.best)) {
                     g.best = std::move(r);

@@ -17,7 +17,7 @@ struct ChooseStats {
   long rejected = 0;     // failed check_layout: divisibility, too few microbatches to interleave, precision
   long out_of_memory = 0;
   long evaluated = 0;    // timed
-  long dominated = 0;    // skipped: more recompute than a fitting variant of the same layout
+  long dominated = 0;    // skipped: recompute where the same layout fits without any
 };
 
 // Validates the explicit knobs (throws InputError naming the flag when they cannot work for
@@ -57,10 +57,11 @@ std::vector<int> vp_range(const Model& m, int pp, PipeSchedule schedule);
 std::vector<Precision> precision_range(const System& s);
 // ep: the divisors of the experts (kept where they divide a stage's tp x dp x cp); {1} for dense.
 std::vector<int> ep_range(const Model& m);
-// etp: 1 .. min(scale-up domain, 64) for MoE (kept by etp_candidate), explicit degrees only: the
+// etp: 1 .. min(scale-up domain, 64), or a larger given --tp, for MoE (kept by etp_candidate),
+// explicit degrees only: the
 // automatic one (0: tp, or 1 when ep does not fit in dp x cp) is always among them, and listing it
 // too would time one plan twice; {0} for dense models.
-std::vector<int> etp_range(const Model& m, const System& s);
+std::vector<int> etp_range(const Model& m, const System& s, const PlanRequest& q);
 // Whether an expert tensor degree fits a layout whose tp, dp, cp and ep are set: automatic (0)
 // always; an explicit one divides tp, and ep x etp divides tp x dp x cp.
 bool etp_candidate(const Layout& l, int etp);
