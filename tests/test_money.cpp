@@ -274,7 +274,8 @@ TEST(Compare, JsonRowsCarryEveryKnobOfThePlan) {
   // "layout" is a one-line summary; "plan" holds every knob, as train --json's layout object.
   const Model& m = builtin().model("llama3-8b");
   const CompareRequest q = small_job();
-  const auto rows = compare(m, systems({"dgx-h100"}), site(), q);
+  const auto sys = systems({"dgx-h100"});  // rows point into the systems' price offers: keep them alive
+  const auto rows = compare(m, sys, site(), q);
   ASSERT_TRUE(rows.at(0).planned);
   const auto j = compare_json(m, q, rows, false);
   const auto& row = j.at("rows").at(0);

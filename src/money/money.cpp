@@ -134,13 +134,13 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
     // provider the request names.
     if (o.kind != pricing_name(p) || (!provider.empty() && o.provider != provider && o.provider != "quote")) continue;
     if (day_number(o.as_of, o.file + ": as_of") <= today) {
-      if (!r.offer || o.as_of > r.offer->as_of) r.offer = &o;
+      if (!r.offer || o.as_of > r.offer->as_of) r.offer = o;
     } else if (!earliest || o.as_of < earliest->as_of) {
       earliest = &o;
     }
   }
   const bool from_later = !r.offer && earliest;
-  if (from_later) r.offer = earliest;
+  if (from_later) r.offer = *earliest;
   if (!r.offer) {
     r.missing = std::string("no ") + pricing_name(p) + " price" + (provider.empty() ? "" : " from " + provider) +
                 " in data/prices/" + s.id + ".toml (--price " + s.id +

@@ -61,7 +61,7 @@ struct Rate {
   Pricing pricing = Pricing::on_demand;
   bool known = false;
   double usd_per_device_hour = 0;
-  const PriceOffer* offer = nullptr;  // cloud pricings: the offer used (the latest of its kind)
+  std::optional<PriceOffer> offer;  // cloud pricings: the offer used (a copy: a Rate outlives the systems it was read from)
   std::optional<TcoRate> tco;         // owned
   std::string missing;                // why there is no figure (known == false)
   std::string warning;                // a price older than a year at `today`
