@@ -350,7 +350,7 @@ TEST(Budget, FileErrorsNameLineAndKey) {
   const DataFile g{"b.toml", "name = \"x\"\nsource = \"y\"\n[[fleet]]\nname = \"a\"\nsystem = \"dgx-h900\"\ndevices = 8\n"};
   const BudgetFile bf = parse_budget_file(g);
   auto d = catch_input_error([&] { plan_budget(builtin(), bf, 1e9, {}, day("2026-11-26"), 1); });
-  EXPECT_EQ(d.where, "b.toml:3: fleet.system");
+  EXPECT_EQ(d.where, "b.toml:5: fleet[0].system");  // the key's line and index, as the parser names keys
 }
 
 // ------------------------------------------------------------------------------------ contract

@@ -67,6 +67,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
   each_table(t, f, "fleet", false, [&](TomlReader& x, int line) {
     FleetItem it;
     it.line = line;
+    it.system_line = x.line_of("system");
     it.name = x.str("name");
     it.system = x.str("system");
     it.devices = static_cast<int>(x.integer("devices", 1));
@@ -78,6 +79,8 @@ BudgetFile parse_budget_file(const DataFile& f) {
   each_table(t, f, "training", false, [&](TomlReader& x, int line) {
     TrainingItem it;
     it.line = line;
+    it.system_line = x.line_of("system");
+    it.model_line = x.line_of("model");
     it.name = x.str("name");
     it.model = x.str("model");
     it.system = x.str("system");

@@ -44,8 +44,11 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
   };
   bool all_priced = true;
   double fleet = 0, total = 0;
-  for (const FleetItem& it : f.fleet) {
-    const System& s = lookup(c.systems, it.system, f.file, it.line, "fleet.system", "system");
+  // Keys named as the parser names them: fleet[i].system (its errors use the same form).
+  auto key = [](const char* table, std::size_t i, const char* k) { return std::string(table) + "[" + std::to_string(i) + "]." + k; };
+  for (std::size_t i = 0; i < f.fleet.size(); ++i) {
+    const FleetItem& it = f.fleet[i];
+    const System& s = lookup(c.systems, it.system, f.file, it.system_line ? it.system_line : it.line, key("fleet", i, "system"), "system");
     name_system(s.id);
     BudgetLine l;
     l.kind = "fleet";
@@ -65,9 +68,10 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     r.lines.push_back(std::move(l));
   }
   const bool fleet_priced = all_priced;
-  for (const TrainingItem& it : f.training) {
-    const System& s = lookup(c.systems, it.system, f.file, it.line, "training.system", "system");
-    const Model& m = lookup(c.models, it.model, f.file, it.line, "training.model", "model");
+  for (std::size_t i = 0; i < f.training.size(); ++i) {
+    const TrainingItem& it = f.training[i];
+    const System& s = lookup(c.systems, it.system, f.file, it.system_line ? it.system_line : it.line, key("training", i, "system"), "system");
+    const Model& m = lookup(c.models, it.model, f.file, it.model_line ? it.model_line : it.line, key("training", i, "model"), "model");
     name_system(s.id);
     BudgetLine l;
     l.kind = "training";

@@ -18,7 +18,8 @@ struct FleetItem {          // [[fleet]]: devices running around the clock (serv
   int devices = 0;
   Pricing pricing = Pricing::on_demand;
   std::string provider;                // only this provider's offers (empty: any)
-  int line = 0;
+  int line = 0;                        // the [[fleet]] header
+  int system_line = 0;                 // the system key's line
 };
 struct TrainingItem {       // [[training]]: a training run repeated runs_per_year times
   std::string name, model, system, note;
@@ -28,7 +29,8 @@ struct TrainingItem {       // [[training]]: a training run repeated runs_per_ye
   long seq_len = 8192, global_batch = 2048;
   Pricing pricing = Pricing::on_demand;
   std::string provider;                // only this provider's offers (empty: any)
-  int line = 0;
+  int line = 0;                        // the [[training]] header
+  int system_line = 0, model_line = 0; // the system and model keys' lines
 };
 struct BudgetFile {
   std::string file, name, source;
