@@ -268,6 +268,16 @@ TEST(HfConfig, DeepSeekV3MlaAndSharedExpert) {
   EXPECT_EQ(m.ffn_hidden, 18432);
   // 671B total, as published.
   expect_within_2pct(count_params(m).total(), 671e9, "deepseek-v3 from config.json");
+  // Every layer dense (first_k_dense_replace 61): the experts are never used, the model is dense
+  // (it was refused).
+  const DataFile f = read_file(source_path("tests/data/hf/deepseek-v3.json"));
+  std::string text = f.text;
+  const auto at = text.find("\"first_k_dense_replace\": 3");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, std::string("\"first_k_dense_replace\": 3").size(), "\"first_k_dense_replace\": 61");
+  const Model dense = parse_hf_config({f.path, text});
+  EXPECT_FALSE(dense.is_moe());
+  EXPECT_FALSE(dense.is_moe_layer(60));
 }
 
 TEST(HfConfig, Gpt2StyleKeys) {

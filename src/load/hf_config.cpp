@@ -115,7 +115,9 @@ Model parse_hf_config(const DataFile& f) {
     m.moe.shared_experts = static_cast<int>(r.first_int({"n_shared_experts", "num_shared_experts"}, 0).value_or(0));
     m.moe.dense_layers = static_cast<int>(r.first_int({"first_k_dense_replace"}, 0).value_or(0));
     m.moe.layer_step = static_cast<int>(r.first_int({"moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step"}).value_or(1));
-    if (m.moe.dense_layers >= m.layers) r.fail("first_k_dense_replace", "must be fewer than num_hidden_layers");
+    // Every layer dense (first_k_dense_replace >= num_hidden_layers, which the config allows): the
+    // experts are never used, and the model is the dense one.
+    if (m.moe.dense_layers >= m.layers) m.moe = {};
   }
   // Multi-head latent attention (DeepSeek-V2/V3).
   if (auto kv = r.opt_int("kv_lora_rank")) {
