@@ -100,9 +100,10 @@ class Searcher {
   RankedPlan ranked(const Layout& l, int devices, const TrainReport& r) const;  // objective unset
   // Ranks a layout; returns its step time when it fits, else a negative number.
   double consider(const Layout& l, int devices, TaskResult& out) const;
-  // A variant the dominance pass keeps out of the ranking (more recompute than a fitting one,
-  // never faster) may still buy memory headroom: it joins the Pareto front unless a plan there
-  // is no slower than the fitting variant (fit_time) and leaves at least its headroom.
+  // A recompute variant the dominance pass keeps out of the ranking (its layout fits without
+  // recompute, which is never slower) may still buy memory headroom: it joins the Pareto front
+  // unless a plan there is no slower than the variant without recompute (fit_time) and leaves at
+  // least its headroom.
   void consider_for_front(const Layout& l, int devices, double fit_time, TaskResult& out) const;
   // The memory options (spec/plan.hpp) this request allows at a precision.
   long count_mem_options(Precision p) const {
@@ -259,9 +260,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   apply_given_knobs(l, q_, s_);
                   apply_memory_option(l, mo);
                   // Tried without recompute and out of memory: fewest_recompute_layers skips that
-                  // check. The recompute is sized for
-                  // the layout as it will run (given knobs and memory option applied), as train's
-                  // chooser sizes it.
+                  // check. The recompute is sized for the layout as it will run (given knobs and
+                  // memory option applied), as train's chooser sizes it.
                   if (rc == Recompute::full)
                     l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
                                          : q_.recompute     ? 0
