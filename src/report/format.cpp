@@ -216,6 +216,8 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
 
 namespace {
 ordered_json stats_json(const ErrorStats& s) {
+  // A subset without rows has no error: null, not 0 (which would read as a perfect fit).
+  if (s.count == 0) return {{"mape_pct", nullptr}, {"max_abs_error_pct", nullptr}, {"count", 0}};
   return {{"mape_pct", r6(s.mape_pct)}, {"max_abs_error_pct", r6(s.max_abs_pct)}, {"count", s.count}};
 }
 ordered_json stats_json(const std::map<std::string, ErrorStats>& by) {
@@ -226,6 +228,10 @@ ordered_json stats_json(const std::map<std::string, ErrorStats>& by) {
 }  // namespace
 
 void SubsetTable::add(const std::string& name, const ErrorStats& s) {
+  if (s.count == 0) {
+    rows_.push_back({name, "0", "-", "-"});  // no rows: no error to show
+    return;
+  }
   rows_.push_back({name, std::to_string(s.count), fmt("%.1f%%", s.mape_pct), fmt("%.1f%%", s.max_abs_pct)});
 }
 

@@ -225,6 +225,7 @@ ordered_json inference_validation_json(const ValidationResult& v) {
   }
   j["rows"] = rows;
   auto st = [](const ErrorStats& s) {
+    if (s.count == 0) return ordered_json{{"rows", 0}, {"mape_pct", nullptr}, {"max_abs_pct", nullptr}};
     return ordered_json{{"rows", s.count}, {"mape_pct", r6(s.mape_pct)}, {"max_abs_pct", r6(s.max_abs_pct)}};
   };
   ordered_json sum;
