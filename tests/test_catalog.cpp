@@ -164,6 +164,22 @@ TEST(ParamCount, MoeTotalsAndActive) {
   expect_within_2pct(count_params(q).active(q), 22e9, "qwen3 active");
   // gpt-oss-120b: 116.8B total (model card table).
   expect_within_2pct(count_params(m.at("gpt-oss-120b")).total(), 116.8e9, "gpt-oss-120b total");
+  // Kimi K2: 1T total, 32B activated (Moonshot); HF lists 1.03T.
+  const Model& k2 = m.at("kimi-k2");
+  expect_within_2pct(count_params(k2).total(), 1.03e12, "kimi-k2 total");
+  expect_within_2pct(count_params(k2).active(k2), 32.6e9, "kimi-k2 active");
+  // Llama 4 Maverick: 400B total, 17B active, MoE in every second layer.
+  const Model& mav = m.at("llama4-maverick-17b-128e");
+  EXPECT_EQ(mav.moe_layer_count(), 24);
+  EXPECT_FALSE(mav.is_moe_layer(0));
+  EXPECT_TRUE(mav.is_moe_layer(47));
+  expect_within_2pct(count_params(mav).total(), 400e9, "llama4-maverick total");
+  expect_within_2pct(count_params(mav).active(mav), 17e9, "llama4-maverick active");
+  // Qwen3-32B: 32.8B; Qwen3-30B-A3B: 30.5B total, 3.3B active.
+  expect_within_2pct(count_params(m.at("qwen3-32b")).total(), 32.8e9, "qwen3-32b");
+  const Model& q30 = m.at("qwen3-30b-a3b");
+  expect_within_2pct(count_params(q30).total(), 30.5e9, "qwen3-30b-a3b total");
+  expect_within_2pct(count_params(q30).active(q30), 3.3e9, "qwen3-30b-a3b active");
 }
 
 TEST(ParamCount, PartsOfLlama3_8b) {

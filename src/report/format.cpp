@@ -485,7 +485,8 @@ std::string catalog_item_text(const Catalog& c, const std::string& id) {
     }
   };
   walk(walk, j, "");
-  std::string out = render_table({"field", "value"}, rows);
+  // Left-aligned: one long text value (a source) would push every number to the far right.
+  std::string out = render_table({"field", "value"}, rows, false);
   if (!offers.empty())
     out += "\nprices\n" + render_table({"kind", "offer", "region", "USD/device-h", "as of"}, offers);
   // A bare id that names more than one kind (a TPU pod and its chip): say how to reach the others.
