@@ -431,7 +431,7 @@ void Replica::run(SimResult& r) {
     // Each row attends to its whole context (a sample reads the shared prompt blocks too).
     const double ctx_eff = rows > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
     const bool split = !sm_.system().serving.mixed_batches && rows > 0 && prefill_tokens > 0;
-    const int fill = static_cast<int>(prefill_tokens + pad_tokens);  // prefill rows computed
+    const long fill = prefill_tokens + pad_tokens;  // prefill rows computed (long: padded graphs can pass 2^31)
     const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
                                   sm_.step_time(fill, 0, 0, pairs, finishing)
                             : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing);

@@ -108,7 +108,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;
   exp_rate_ = s.exp_rate();
   const bool lowp = cp_ == Precision::fp8 || cp_ == Precision::fp4;
-  gmax_ = std::min(1.0, s.calib.gemm_max_at(cp_) * s.serving.prefill_gemm * (lowp ? s.serving.lowp_gemm_ratio : 1.0));
+  gmax_ = std::min(1.0, s.gemm_cap(cp_) * s.serving.prefill_gemm * (lowp ? s.serving.lowp_gemm_ratio : 1.0));
   half_ = s.calib.gemm_half_dim;
   // The token dimension of a serving GEMM saturates at the chip's smallest matrix tile where the
   // calibration gives one (small-batch GEMV / split-K kernels pad to it, no further: 16 rows on
@@ -243,7 +243,7 @@ double StepModel::moe_layer_time(double T, bool prefill) const {
   return run(active / l_.ep, T * k / active, active);
 }
 
-double StepModel::linear_time(int tokens, bool prefill) const {
+double StepModel::linear_time(long tokens, bool prefill) const {
   if (tokens <= 0) return 0;
   const auto& eng = s_.serving;
   const bool own_dispatch = moe_layers_ > 0 && (eng.moe_all_experts_from >= 0 || eng.moe_prefill_all_experts);
@@ -279,7 +279,7 @@ double serve_all_reduce(const System& s, double bytes, int tp) {
 }
 }  // namespace
 
-StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
+StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
   Parts p;
   if (tokens <= 0) return p;
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
@@ -302,7 +302,7 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
       dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
       dv = m_.mla.v_head_dim;
     }
-    const double prompt_tokens = std::max(0, tokens - decode_seqs);
+    const double prompt_tokens = std::max(0L, tokens - decode_seqs);
     const double pairs = (L - nw) * prefill_pairs + nw * std::min(prefill_pairs, prompt_tokens * W);
     const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
     p.attn_prefill = 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) +
@@ -328,11 +328,11 @@ StepModel::Parts StepModel::parts(int tokens, int decode_seqs, double decode_ctx
   return p;
 }
 
-double StepModel::step_time(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
+double StepModel::step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
   return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits).total();
 }
 
-std::vector<ServeTerm> StepModel::explain_step(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
+std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
                                                int logits, double prompt_share) const {
   Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits);
   const double prefill_overhead = static_cast<double>(m_.layers) * s_.serving.prefill_layer_overhead.v;

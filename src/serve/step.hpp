@@ -57,12 +57,12 @@ class StepModel {
   // `decode_seqs` of them decode with `decode_ctx` keys in total, prefill attention work
   // `prefill_pairs` (sum over prefill tokens of the keys each attends to), `logits` rows of the
   // LM head (sequences that sample a token). Seconds.
-  double step_time(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
+  double step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
   // The same split into named terms (for --explain); sums to step_time.
   // prompt_share >= 0: the step stands for a run's mean iteration, of which this share computed
   // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
   // has prompt tokens).
-  std::vector<ServeTerm> explain_step(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
+  std::vector<ServeTerm> explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
                                       int logits, double prompt_share = -1) const;
   // Memory and data terms of the replica (weights, KV per token, capacity, compute precision).
   std::vector<ServeTerm> explain_memory() const;
@@ -105,11 +105,11 @@ class StepModel {
       return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + ep_comm + pp_comm + overhead + floor;
     }
   };
-  Parts parts(int tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
+  Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
   double gemm(double M, double N, double K, Split split = Split::none) const;
   // Projections of all layers for a pass of `tokens` tokens; `prefill`: the pass holds prompt
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
-  double linear_time(int tokens, bool prefill) const;
+  double linear_time(long tokens, bool prefill) const;
   double moe_layer_time(double T, bool prefill) const;  // routed experts of one MoE layer
 
   const Model& m_;

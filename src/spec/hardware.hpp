@@ -3,6 +3,7 @@
 // uses; a System derives them from its Chip and devices_per_chip.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <set>
@@ -282,6 +283,17 @@ struct System {
     auto r = chip.peak_at(p);
     if (!r) return r;
     return FlopRate{r->v / devices_per_chip};
+  }
+  // The GEMM efficiency cap at precision p (calibration gemm.<p>). A low precision the chip runs
+  // no faster than bf16 (peak.fp8 = peak.bf16 on Trainium1, Inferentia2) cannot do better than a
+  // bf16 GEMM either: its cap is held to the bf16 one (an assumed fp8 cap of 0.75 beside a fitted
+  // bf16 cap of 0.53 made fp8 GEMMs 42% faster at the same peak).
+  double gemm_cap(Precision p) const {
+    const double g = calib.gemm_max_at(p);
+    if (!is_low_precision(p)) return g;
+    const auto lp = peak(p), hp = peak(Precision::bf16);
+    if (lp && hp && lp->v <= hp->v) return std::min(g, calib.gemm_max_at(Precision::bf16));
+    return g;
   }
   // Softmax exponentials per second per device; 0 where the chip file gives none.
   double exp_rate() const { return chip.exp_rate ? *chip.exp_rate / devices_per_chip : 0.0; }

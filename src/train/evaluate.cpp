@@ -75,7 +75,7 @@ class Evaluator {
     exp_rate_ = s.exp_rate();
     auto pk = s.peak(l.precision);
     peak_ = pk ? pk->v : 0;
-    gmax_ = c_.gemm_max_at(l.precision);
+    gmax_ = s.gemm_cap(l.precision);
     half_ = c_.gemm_half_dim;
     mem_bw_ = s.hbm_bandwidth().v * c_.memory_bw;
     ko_ = c_.kernel_overhead.v;

@@ -49,7 +49,13 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   add("peak " + prec + " per device", format_flop_rate(*s.peak(l.precision)) +
                                           (s.devices_per_chip > 1 ? " (chip / " + std::to_string(s.devices_per_chip) + ")" : ""),
       chip + ": peak." + prec);
-  add("GEMM efficiency cap", num(c.gemm_max_at(l.precision)) + " of peak (status: " + c.status + ")", cal + ": gemm." + prec);
+  if (s.gemm_cap(l.precision) < c.gemm_max_at(l.precision))
+    add("GEMM efficiency cap", num(s.gemm_cap(l.precision)) + " of peak (status: " + c.status + "; " + prec +
+                                   " runs no faster than bf16 on this chip, so its cap " + num(c.gemm_max_at(l.precision)) +
+                                   " is held to bf16's)",
+        cal + ": gemm.bf16, gemm." + prec + "; " + chip + ": peak." + prec + ", peak.bf16");
+  else
+    add("GEMM efficiency cap", num(c.gemm_max_at(l.precision)) + " of peak (status: " + c.status + ")", cal + ": gemm." + prec);
   add("GEMM shape half-efficiency dim", num(c.gemm_half_dim), cal + ": gemm.half_dim; eff = cap x prod d/(d+half)");
   if (m.is_moe()) {
     add("grouped-GEMM efficiency", num(c.gemm_grouped) + " of the dense GEMM efficiency for the expert GEMMs",
