@@ -1,5 +1,7 @@
 #include "load/csv.hpp"
 
+#include <cstdio>
+
 #include "spec/error.hpp"
 
 namespace xpu {
@@ -10,7 +12,48 @@ int CsvTable::column(const std::string& name) const {
   return -1;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (1 to 4), or 0 when it is not one: overlong
+// forms, surrogates and code points past U+10FFFF are refused, as JSON output would refuse them.
+std::size_t utf8_length(const std::string& s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  if (c == 0xE0 && b(i + 1) < 0xA0) return 0;   // overlong
+  if (c == 0xED && b(i + 1) >= 0xA0) return 0;  // surrogate
+  if (c == 0xF0 && b(i + 1) < 0x90) return 0;   // overlong
+  if (c == 0xF4 && b(i + 1) >= 0x90) return 0;  // past U+10FFFF
+  return n;
+}
+
+// Tables are UTF-8 text with LF or CRLF line ends: a byte that is not UTF-8 (Latin-1 text) or a
+// lone CR (old Mac line ends, which would run every row into one) is refused with its line.
+void check_text(const DataFile& f) {
+  const std::string& s = f.text;
+  int line = 1;
+  for (std::size_t i = 0; i < s.size();) {
+    if (s[i] == '\n') ++line;
+    if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
+      throw InputError(f.path + ":" + std::to_string(line), "a line ends with a lone carriage return: save the table with LF or CRLF line ends");
+    const std::size_t n = utf8_length(s, i);
+    if (n == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(s[i]));
+      throw InputError(f.path + ":" + std::to_string(line), std::string("byte ") + hex + " is not UTF-8 text: save the table as UTF-8");
+    }
+    i += n;
+  }
+}
+
+}  // namespace
+
 CsvTable parse_csv(const DataFile& f) {
+  check_text(f);
   CsvTable t;
   t.path = f.path;
   const std::string& s = f.text;

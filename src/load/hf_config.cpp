@@ -1,5 +1,8 @@
 // Hugging Face config.json -> Model. Recognises Llama/Mistral/Mixtral/Qwen2/Qwen3(-MoE)/
 // DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
+#include <cstdint>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "load/catalog.hpp"
@@ -22,6 +25,10 @@ class JsonReader {
     if (!has(k)) return std::nullopt;
     const json& v = j_[k];
     if (!v.is_number_integer()) fail(k, "must be an integer");
+    // Counts are held as int (as the catalog's are): refuse what would wrap, unsigned too.
+    constexpr long kMax = std::numeric_limits<int>::max();
+    if (v.is_number_unsigned() ? v.get<std::uint64_t>() > static_cast<std::uint64_t>(kMax) : v.get<long>() > kMax)
+      fail(k, "must be at most " + std::to_string(kMax) + ", got " + v.dump());
     long x = v.get<long>();
     if (x < min_value) fail(k, "must be at least " + std::to_string(min_value) + ", got " + std::to_string(x));
     return x;
@@ -58,7 +65,7 @@ Model parse_hf_config(const DataFile& f) {
   json j;
   try {
     j = json::parse(f.text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, or a number beyond a double's range (1e400)
     throw InputError(f.path, std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) throw InputError(f.path, "a config.json must be a JSON object");

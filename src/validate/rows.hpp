@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -37,6 +38,9 @@ class RowReader {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size()) fail(col, "'" + s + "' is not an integer");
     if (v < min_value) fail(col, "must be at least " + std::to_string(min_value) + ", got " + s);
+    // Counts are held as int (as the catalog's are): refuse what would wrap.
+    if (v > std::numeric_limits<int>::max())
+      fail(col, "must be at most " + std::to_string(std::numeric_limits<int>::max()) + ", got " + s);
     return v;
   }
   long req_int(const std::string& col, long min_value = 1) const {

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <set>
+#include <limits>
 
 #include "serve/workload.hpp"
 #include "spec/error.hpp"
@@ -174,10 +176,14 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
       f.value = r.req_positive("value");
     }
     if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
-    if ((f.field == "max_batch" || f.field == "token_budget" || f.field == "compiled_batch" || f.field == "vp" ||
-         f.field == "prefill_pad" || f.field == "requests" || f.field == "samples" || f.field == "beam_width") &&
-        f.value != std::floor(f.value))
-      r.fail("value", f.field + " must be a whole number");
+    // Counts, held as int by the plan and the simulator.
+    static const std::set<std::string> kWholeFacts = {"max_batch", "token_budget", "compiled_batch", "vp",
+                                                      "prefill_pad", "requests", "samples", "beam_width"};
+    if (kWholeFacts.count(f.field)) {
+      if (f.value != std::floor(f.value)) r.fail("value", f.field + " must be a whole number");
+      if (f.value > std::numeric_limits<int>::max())
+        r.fail("value", f.field + " must be at most " + std::to_string(std::numeric_limits<int>::max()));
+    }
     f.source = r.str("source");
     if (f.source.empty()) r.fail("source", "empty: every fact needs its source");
     for (const auto& g : out[id])

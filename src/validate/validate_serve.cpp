@@ -4,6 +4,7 @@
 #include <exception>
 #include <map>
 
+#include "serve/search.hpp"
 #include "serve/serve.hpp"
 #include "spec/error.hpp"
 #include "validate/rows.hpp"
@@ -13,6 +14,11 @@
 namespace xpu {
 
 namespace {
+
+// A row's mean prompt or output length in tokens: beyond any model's context window.
+constexpr double kMaxRowTokens = 1e7;
+// Requests a fixed_batch row keeps in flight: beyond any measured benchmark (10 per client are simulated).
+constexpr long kMaxRowConcurrency = 1000000;
 
 const char* kInferenceColumns[] = {
     "id", "source", "grade", "system", "devices", "model", "layers", "hidden", "heads", "kv_heads", "head_dim",
@@ -153,6 +159,9 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
             if (scenario != "offline" && scenario != "fixed_batch" && scenario != "server")
               throw InputError(where, "requests: applies to offline, fixed_batch and server rows only (a benchmark's prompt count), and row " +
                                           row.id + " is " + scenario);
+            if (f.value > kMaxServeRequests)
+              throw InputError(where, "requests: " + format_number("%g", f.value) + " is beyond the " +
+                                          std::to_string(kMaxServeRequests) + " requests one simulation holds");
             requests = static_cast<int>(f.value);
           }
           else if (f.field == "input_spread") in_spread = *parse_spread(f.text);
@@ -184,6 +193,8 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     }
     const auto rate = opt_positive(r, "request_rate");
     const auto conc = r.opt_int("concurrency");
+    if (conc && *conc > kMaxRowConcurrency)
+      r.fail("concurrency", std::to_string(*conc) + " requests in flight: at most " + std::to_string(kMaxRowConcurrency));
     if (auto v = opt_positive(r, "ttft_slo_ms")) q.slo_ttft_s = *v / 1e3;
     if (auto v = opt_positive(r, "tpot_slo_ms")) q.slo_tpot_s = *v / 1e3;
 
@@ -197,9 +208,14 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     if (reason.empty() && scenario == "server" && !rate) r.fail("request_rate", "empty (required for scenario server)");
     if (reason.empty() && scenario == "fixed_batch" && !conc) r.fail("concurrency", "empty (required for scenario fixed_batch)");
     if (reason.empty()) {
+      // Mean lengths in tokens: at least one, and within what a simulated request can hold
+      // (a fact supplies the length where the row leaves it empty; the row's cell is named).
+      for (const auto& [col, v] : {std::pair<const char*, double>{"input_len", *in}, {"output_len", *outl}})
+        if (v < 1 || v > kMaxRowTokens)
+          r.fail(col, format_number("%g", v) + " tokens: a mean length must be between 1 and " + format_number("%g", kMaxRowTokens));
       ServeWorkload& w = q.work;
-      w.input_len = std::max(1, static_cast<int>(std::lround(*in)));
-      w.output_len = std::max(1, static_cast<int>(std::lround(*outl)));
+      w.input_len = static_cast<int>(std::lround(*in));
+      w.output_len = static_cast<int>(std::lround(*outl));
       w.input_spread = in_spread;
       w.output_spread = out_spread;
       w.batcher = batcher;
@@ -218,6 +234,10 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
       w.requests = requests ? *requests
                             : requests_for(scenario, rate.value_or(0), w.concurrency, replicas,
                                            q.max_batch.value_or(sys->second.serving.max_batch));
+      // As serve --rate: arrivals past 1e10 s would swallow the step times in the clock's precision.
+      if (scenario == "server" && w.requests / *rate > 1e10)
+        r.fail("request_rate", format_number("%g", *rate) + " is too low: " + std::to_string(w.requests) +
+                                   " requests at this rate arrive over more than 1e10 s");
       const std::string key = simulation_key(t, i, row.facts);
       auto [it, fresh] = job_of.emplace(key, jobs.size());
       row.arch = m;
