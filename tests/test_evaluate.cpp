@@ -893,5 +893,36 @@ TEST(Layout, SixteenBitGradientsTakeTheRunsType) {
   EXPECT_STREQ(grad_name(l), "fp32");
 }
 
+// causal_pairs sums min(position, window) over a chunk of causal queries: check it against the
+// sum itself, chunks inside, across and past the window.
+TEST(Attention, CausalPairsIsTheSumOfMinPositionWindow) {
+  for (double W : {0.0, 1.0, 7.0, 128.0})
+    for (double first : {0.0, 3.0, 100.0, 200.0})
+      for (double count : {1.0, 5.0, 64.0, 300.0}) {
+        double brute = 0;
+        for (double p = first + 1; p <= first + count; ++p) brute += W > 0 ? std::min(p, W) : p;
+        EXPECT_DOUBLE_EQ(causal_pairs(first, count, W), brute) << "W " << W << " first " << first << " count " << count;
+      }
+}
+
+// A sliding window of W keys over s > W positions averages W - W(W-1)/(2s) keys per query, not W:
+// Mistral 7B (every layer windowed at 4,096) at 8,192 tokens spends 3/4 of Llama 3 8B's attention
+// (same heads and head size); min(s/2, W) charged them the same.
+TEST(Evaluate, SlidingWindowAttentionAveragesOverPositions) {
+  const Model& mistral = builtin().model("mistral-7b");
+  ASSERT_EQ(mistral.sliding_window, 4096);
+  ASSERT_EQ(mistral.heads, llama8b().heads);
+  ASSERT_EQ(mistral.head_dim, llama8b().head_dim);
+  Layout l;
+  l.dp = 8;
+  l.zero = 3;
+  l.recompute = Recompute::full;
+  const Workload w{8192, 16};
+  const TrainReport a = evaluate(mistral, h100(), l, w, 8), b = evaluate(llama8b(), h100(), l, w, 8);
+  ASSERT_TRUE(a.feasible() && b.feasible());
+  const double expect = (4096.0 - 4096.0 * 4095 / (2 * 8192)) / (8193.0 / 2);  // 3072 / 4096.5
+  EXPECT_NEAR(a.time.attention / b.time.attention, expect, 0.01);
+}
+
 }  // namespace
 }  // namespace xpu

@@ -364,7 +364,8 @@ void Replica::run(SimResult& r) {
     if (!pf) grow_decodes();
     int budget = o_.token_budget - (pf ? 0 : nd_ * W_);
     chunks.clear();
-    double pairs = 0;
+    double pairs = 0, wpairs = 0;  // query-key pairs of the prompt chunks: full, and cut to the sliding window
+    const double window = sm_.model().sliding_window;
     int finishing = 0;
     long prefill_tokens = 0;
     long pad_tokens = 0;  // padding rows a fixed-shape prefill graph computes (o_.prefill_pad)
@@ -374,6 +375,7 @@ void Replica::run(SimResult& r) {
       if (c <= 0) return;
       const double d = s.cached + s.done;
       pairs += c * d + 0.5 * c * (c + 1.0);
+      if (window > 0) wpairs += causal_pairs(d, c, window);
       budget -= c;
       prefill_tokens += c;
       chunks.push_back({id, c});
@@ -384,6 +386,7 @@ void Replica::run(SimResult& r) {
           const long extra = padded - s.target;
           pad_tokens += extra;
           pairs += extra * (s.cached + static_cast<double>(s.target));
+          if (window > 0) wpairs += extra * std::min(window, s.cached + static_cast<double>(s.target));
         }
       }
     };
@@ -433,8 +436,8 @@ void Replica::run(SimResult& r) {
     const bool split = !sm_.system().serving.mixed_batches && rows > 0 && prefill_tokens > 0;
     const long fill = prefill_tokens + pad_tokens;  // prefill rows computed (long: padded graphs can pass 2^31)
     const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
-                                  sm_.step_time(fill, 0, 0, pairs, finishing)
-                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing);
+                                  sm_.step_time(fill, 0, 0, pairs, finishing, wpairs)
+                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);

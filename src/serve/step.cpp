@@ -279,14 +279,15 @@ double serve_all_reduce(const System& s, double bytes, int tp) {
 }
 }  // namespace
 
-StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
+StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
+                                  double window_pairs) const {
   Parts p;
   if (tokens <= 0) return p;
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
   p.linear = linear_time(tokens, tokens > decode_seqs);  // dense and MoE projections, all layers
   // Sliding-window layers (model sliding_window, sliding_window_every) attend to at most the
-  // window's keys: a decode sequence reads min(context, window) of them, a prompt token at most
-  // window pairs. `keys` and `pairs` are summed over layers.
+  // window's keys: a decode sequence reads min(context, window) of them, a prompt token
+  // min(position, window) (window_pairs). `keys` and `pairs` are summed over layers.
   const double nw = m_.window_layer_count(), W = m_.sliding_window;
   if (decode_seqs > 0) {
     const double keys = (L - nw) * decode_ctx + nw * std::min(decode_ctx, decode_seqs * W);
@@ -303,7 +304,8 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
       dv = m_.mla.v_head_dim;
     }
     const double prompt_tokens = std::max(0L, tokens - decode_seqs);
-    const double pairs = (L - nw) * prefill_pairs + nw * std::min(prefill_pairs, prompt_tokens * W);
+    const double win = window_pairs >= 0 ? window_pairs : std::min(prefill_pairs, prompt_tokens * W);
+    const double pairs = (L - nw) * prefill_pairs + nw * win;
     const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
     p.attn_prefill = 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) +
                      pairs * heads_dev_ * s_.serving.prefill_score_time.v;
@@ -328,8 +330,9 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   return p;
 }
 
-double StepModel::step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const {
-  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits).total();
+double StepModel::step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
+                            double window_pairs) const {
+  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs).total();
 }
 
 std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,

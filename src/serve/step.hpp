@@ -56,8 +56,11 @@ class StepModel {
   // One iteration: `tokens` new tokens in the batch (decode sequences + prefill chunk tokens),
   // `decode_seqs` of them decode with `decode_ctx` keys in total, prefill attention work
   // `prefill_pairs` (sum over prefill tokens of the keys each attends to), `logits` rows of the
-  // LM head (sequences that sample a token). Seconds.
-  double step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
+  // LM head (sequences that sample a token). `window_pairs`: the same sum where each key set is
+  // cut to the sliding window (causal_pairs per chunk), for the model's window layers; < 0: bounded
+  // by prompt tokens x window instead. Seconds.
+  double step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
+                   double window_pairs = -1) const;
   // The same split into named terms (for --explain); sums to step_time.
   // prompt_share >= 0: the step stands for a run's mean iteration, of which this share computed
   // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
@@ -105,7 +108,8 @@ class StepModel {
       return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + ep_comm + pp_comm + overhead + floor;
     }
   };
-  Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits) const;
+  Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
+              double window_pairs = -1) const;
   double gemm(double M, double N, double K, Split split = Split::none) const;
   // Projections of all layers for a pass of `tokens` tokens; `prefill`: the pass holds prompt
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.

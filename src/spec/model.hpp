@@ -5,6 +5,16 @@
 
 namespace xpu {
 
+// Query-key pairs of the causal queries at positions first+1 .. first+count, each attending to
+// at most `window` keys (window <= 0: the whole context): sum of min(position, window).
+inline double causal_pairs(double first, double count, double window) {
+  if (count <= 0) return 0;
+  const double a = first + 1, b = first + count;
+  if (window <= 0 || b <= window) return (a + b) * count / 2;
+  if (a > window) return count * window;
+  return (a + window) * (window - a + 1) / 2 + (b - window) * window;
+}
+
 struct MoeSpec {
   int experts = 0;          // 0 = dense model
   int top_k = 0;

@@ -113,12 +113,12 @@ class Evaluator {
   double coll(Collective k, double bytes, Group g) const { return collective_time(s_, k, bytes, g); }
 
   // Average keys each query attends to in layer `layer` (causal; sliding window where it applies).
+  // The exact mean over the sequence's queries: a window W over s > W keys averages
+  // W - W(W-1)/(2s), not W (which over-counted by a third at s = 2W).
   double keys_per_query(int layer) const {
     const double s = static_cast<double>(w_.seq_len);
-    double kq = (s + 1) / 2;
-    if (m_.sliding_window > 0 && m_.sliding_window_every > 0 && (layer % m_.sliding_window_every) == 0)
-      kq = std::min(kq, static_cast<double>(m_.sliding_window));
-    return kq;
+    const bool windowed = m_.sliding_window > 0 && m_.sliding_window_every > 0 && (layer % m_.sliding_window_every) == 0;
+    return causal_pairs(0, s, windowed ? m_.sliding_window : 0) / s;
   }
 
   LayerCost layer(int layer_index) const;
@@ -362,8 +362,9 @@ std::vector<int> split_layers(int layers, int pp) {
 // Model FLOPs per token (forward only), summed over the whole model.
 // Attention-core forward FLOPs per token summed over layers (causal; sliding windows).
 double attention_flops_per_token(const Model& m, long seq) {
-  const double kq_full = (seq + 1) / 2.0;
-  const double kq_win = m.sliding_window > 0 ? std::min(kq_full, static_cast<double>(m.sliding_window)) : kq_full;
+  const double s = static_cast<double>(seq);
+  const double kq_full = causal_pairs(0, s, 0) / s;
+  const double kq_win = m.sliding_window > 0 ? causal_pairs(0, s, m.sliding_window) / s : kq_full;
   const double nw = m.window_layer_count();
   double dqk = m.head_dim, dv = m.head_dim;
   if (m.is_mla()) {
@@ -404,6 +405,13 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "tp " + std::to_string(l.tp) + " and kv_heads " + std::to_string(m.kv_heads) + " do not divide");
   if (l.pp > m.layers) return no(Infeasible::indivisible, "pp " + std::to_string(l.pp) + " exceeds layers " + std::to_string(m.layers));
   if (l.vp > 1 && l.pp == 1) return no(Infeasible::indivisible, "interleaving (vp > 1) needs pp > 1");
+  // TF32 is a math mode on fp32 tensors: 4-byte weights and activations, and no flash attention.
+  // The training model sizes 2-byte tensors (bf16/fp16, or fp8/fp4 GEMM inputs), so it would
+  // undercount memory and traffic; it refuses rather than report that.
+  if (l.precision == Precision::tf32 || l.precision == Precision::fp32)
+    return no(Infeasible::unsupported_precision, std::string(precision_name(l.precision)) +
+                                           " training keeps fp32 tensors, which this model does not size (it holds 2-byte "
+                                           "activations and weights): train in bf16 or fp16 (or fp8/fp4)");
   if (l.recompute_layers < 0 || (l.recompute_layers > 0 && l.recompute != Recompute::full))
     return no(Infeasible::indivisible, "recompute layers need full recompute (and are at least 1)");
   if (l.vp > 1 && l.schedule == PipeSchedule::zero_bubble)
