@@ -151,6 +151,7 @@ std::string prices_text(const SweepSpec& s) {
 
 void run_sweep(const SweepOpts& o, const Globals& g) {
   // Checked before anything is opened, so a bad value leaves no database behind.
+  if (o.threads < 0) throw InputError("--threads", "must be at least 1 (or 0: every core)");
   if (o.threads > kMaxThreads) throw InputError("--threads", "at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(o.threads));
   Cluster cl = cluster_start();
   struct Stop {
@@ -175,7 +176,7 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
     if (root) {
       store.emplace(Store::open_for_writing(o.db));
       const SweepSpec& s = in->spec;
-      store->claim({{"schema_version", "1"},
+      store->claim({{"schema_version", "2"},
                     {"sweep_name", s.name},
                     {"objective", objective_name(s.objective)},
                     {"top_k", std::to_string(s.top_k)},
@@ -262,8 +263,8 @@ void add_sweep(CLI::App& app, const Globals& g) {
                "under mpirun (docs/SWEEP.md)");
   c->add_option("file", o->file, "Sweep file (TOML, docs/SWEEP.md)");
   c->add_option("--db", o->db, "Results database (SQLite); scenarios already in it are skipped");
-  c->add_option("--threads", o->threads, "Scenarios searched at once per process (default: every core; 1 per MPI rank)")
-      ->check(CLI::PositiveNumber);
+  c->add_option("--threads", o->threads,
+                "Scenarios searched at once per process (0 or omitted: every core, 1 per MPI rank; at most 1024)");
   CLI::App* x = c->add_subcommand("export", "Write one table of a sweep database as CSV (RFC 4180)");
   x->add_option("--db", e->db, "Results database (SQLite)")->required();
   x->add_option("--table", e->table, "scenarios | best_plans | pareto_plans | meta")->required();

@@ -3,11 +3,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "money/money.hpp"
@@ -90,16 +94,26 @@ void write_output(const std::string& path, const std::string& text) {
     if (!out) throw InputError(path, "write failed");
     return;
   }
-  const std::string tmp = real.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(path, "cannot write file");
-    out << text;
-    out.flush();
-    if (!out) {
-      fs::remove(tmp, ec);
-      throw InputError(path, "write failed");
-    }
+  // A fresh temporary name beside the target (mkstemp: created exclusively, never an existing file
+  // or link), so two writers of one path each rename a whole file into place and a link planted at
+  // a fixed "<out>.tmp" is never written through.
+  std::string tmp = real.string() + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw InputError(path, "cannot write file (creating a temporary file beside it failed)");
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);  // as an ofstream would create it (mkstemp gives 0600)
+  bool ok = true;
+  for (std::size_t at = 0; ok && at < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) at += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) ok = false;
+  if (!ok) {
+    fs::remove(tmp, ec);
+    throw InputError(path, "write failed");
   }
   fs::rename(tmp, real, ec);
   if (ec) {

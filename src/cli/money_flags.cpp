@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "cli/commands.hpp"
 #include "money/money.hpp"
 #include "spec/error.hpp"
@@ -46,9 +49,27 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
     if (c == '\'' || c == '"' || c == '\n') throw InputError("--plot", "'" + path + "': no quotes in the file name, please");
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw InputError("--plot", "gnuplot is not installed (Debian: apt-get install gnuplot-nox)");
-  const std::string tmp_image = path + ".tmp" + ext;
+  // Fresh temporary names (mkstemps: created exclusively), as write_output's: never an existing
+  // file or a link planted at a fixed name.
+  auto fresh = [&](std::string name, int suffix) {
+    const int fd = ::mkstemps(name.data(), suffix);
+    if (fd < 0) throw InputError("--plot", "'" + path + "': cannot create a temporary file beside it");
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd, 0666 & ~mask);  // the chart gets the mode a new file would (mkstemps gives 0600)
+    ::close(fd);
+    return name;
+  };
+  const std::string tmp_image = fresh(path + ".tmp.XXXXXX" + ext, static_cast<int>(ext.size()));
   const std::string script_path = path + ".gp";
-  const std::string err_path = path + ".gp.err";
+  std::string err_path;
+  try {
+    err_path = fresh(path + ".gp.err.XXXXXX", 0);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp_image, ec);
+    throw;
+  }
   write_output(script_path, gnuplot_script(panels, terminal, tmp_image));
   const int rc = std::system(("gnuplot '" + script_path + "' 2>'" + err_path + "'").c_str());
   std::error_code ec;

@@ -6,6 +6,8 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -110,6 +112,10 @@ Store::Store(Store&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), lock_f
 }
 
 Store::~Store() {
+  // The writer leaves a plain rollback-journal database: a WAL one needs its -shm file written
+  // even to be read, which a read-only share or another user's export cannot do. Best effort: a
+  // reader still attached keeps it in WAL mode until the next sweep ends.
+  if (db_ && lock_fd_ >= 0) sqlite3_exec(db_, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
   sqlite3_close(db_);
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
@@ -118,11 +124,20 @@ Store Store::open_for_writing(const std::string& path) {
   // One writer per database: a second sweep into it would claim the same scenarios and stop on a
   // constraint error part-way. The lock is the kernel's (flock), so a killed sweep leaves none.
   // Keyed on the file itself: two spellings of one database (a symbolic link) share the lock.
+  namespace fs = std::filesystem;
   std::error_code ec;
-  const std::filesystem::path real = std::filesystem::weakly_canonical(path, ec);
-  const std::string lock_path = (ec ? path : real.string()) + ".lock";
+  if (fs::is_directory(path, ec)) throw InputError(path, "is a directory, not a database file");
+  // A dangling link is followed by hand (weakly_canonical keeps its name): the sweep creates its target.
+  fs::path target = path;
+  for (int hops = 0; hops < 40 && fs::is_symlink(fs::symlink_status(target, ec)); ++hops) {
+    const fs::path next = fs::read_symlink(target, ec);
+    if (ec) break;
+    target = next.is_absolute() ? next : target.parent_path() / next;
+  }
+  const fs::path real = fs::weakly_canonical(target, ec);
+  const std::string lock_path = (ec ? target.string() : real.string()) + ".lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw InputError(lock_path, "cannot create the lock file beside the database");
+  if (fd < 0) throw InputError(lock_path, std::string("cannot create the lock file beside the database: ") + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
     throw InputError(path, "another sweep is writing to this database (it holds " + lock_path + "); wait for it or use another --db");

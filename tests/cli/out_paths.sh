@@ -24,4 +24,10 @@ grep -q '"name"' got.txt || fail "the FIFO's reader got nothing"
 if "$x" contract "$contract" --json --out nodir/x.json --plot chart.svg 2> err.txt; then fail "a missing --out folder was accepted"; fi
 grep -q -- "--out: 'nodir/x.json': no folder" err.txt || fail "unexpected error: $(cat err.txt)"
 [ ! -e chart.svg ] || fail "the chart was written although --out could not be"
+# The temporary file is a fresh name: a link planted at "<out>.tmp" is never written through.
+echo precious > keep.txt && ln -s keep.txt planted.json.tmp
+"$x" contract "$contract" --json --out planted.json || fail "write beside a planted .tmp link exited $?"
+[ "$(cat keep.txt)" = precious ] || fail "the planted <out>.tmp link was written through"
+grep -q '"name"' planted.json || fail "planted.json was not written"
+[ -z "$(ls planted.json.tmp.* 2>/dev/null)" ] || fail "a temporary file was left behind"
 echo ok

@@ -57,12 +57,29 @@ case "$mode" in
     src=$("$x" --version | sed -n 's/.*(source \([0-9a-f]\{16\}\))$/\1/p')
     [ -n "$src" ] || fail "--version names no source id"
     grep -q "^xpuplan_source,$src" a.meta.csv || fail "meta has no xpuplan_source $src"
+    # Plans carry their expert tp (two plans differing only in etp were identical rows), and
+    # sequence parallelism only where tp > 1 (as train --json says).
+    head -1 a.best_plans.csv | grep -q ',ep,etp,micro_batch,' || fail "best_plans has no etp column after ep"
+    if grep -q '^[^,]*,[0-9]*,[0-9]*,1,' a.best_plans.csv; then  # rows with tp 1
+      sp=$(head -1 a.best_plans.csv | tr ',' '\n' | grep -n '^sequence_parallel$' | cut -d: -f1)
+      awk -F, -v c="$sp" 'NR > 1 && $4 == 1 && $c != 0 { bad = 1 } END { exit bad }' a.best_plans.csv ||
+        fail "sequence_parallel is 1 on a tp 1 plan"
+    fi
+    # A finished sweep leaves a rollback-journal database: no -wal beside it.
+    [ ! -e r.sqlite-wal ] || fail "a finished sweep left r.sqlite-wal (still in WAL mode)"
+    # A directory is no database (its lock went beside it, in the parent).
+    mkdir dir.sqlite
+    "$x" sweep "$file" --db dir.sqlite > dir.txt 2>&1 && fail "a directory as --db was accepted"
+    grep -q 'dir.sqlite: is a directory, not a database file' dir.txt || { cat dir.txt; fail "directory --db message"; }
+    [ ! -e dir.sqlite.lock ] || fail "a refused directory --db left dir.sqlite.lock"
     # RFC 4180: CRLF line ends.
     [ "$(head -1 a.scenarios.csv | od -An -c | tr -d ' \n' | tail -c 4)" = '\r\n' ] || fail "CSV lines must end in CRLF"
     # Thread count does not change the tables.
     sweep "$file" --db one.sqlite --threads 1
     export_all one.sqlite b
     same_tables a b
+    # --threads 0: every core, as search and train take it.
+    sweep "$file" --db zero.sqlite --threads 0
     ;;
   resume)
     file=$1; n=$2; big=$3

@@ -246,7 +246,7 @@ TEST(Store, WritesResumesAndExports) {
   EXPECT_THROW(s.claim({{"sweep_name", "other"}}, info), InputError);
   EXPECT_EQ(s.keys().size(), 2u);  // the refused duplicate left nothing behind
   const std::string csv = s.export_csv(best_plans_table());
-  EXPECT_EQ(csv.rfind("scenario_key,rank,devices,tp,pp,vp,dp,cp,ep,micro_batch,zero,", 0), 0u);
+  EXPECT_EQ(csv.rfind("scenario_key,rank,devices,tp,pp,vp,dp,cp,ep,etp,micro_batch,zero,", 0), 0u);
   const auto first = csv.find("\r\n" + all[0].key + ",1,");
   const auto second = csv.find("\r\n" + all[2].key + ",1,");
   ASSERT_NE(first, std::string::npos);
