@@ -4,6 +4,8 @@
 #include <cmath>
 #include <type_traits>
 
+#include <toml++/toml.h>
+
 #include "units/units.hpp"
 
 namespace xpu {
@@ -188,6 +190,17 @@ TEST(Units, FormatNumberNeverCutsALongFormat) {
   const std::string text = format_number(", engine.prefill_layer_overhead x %.3f (the share of iterations with prompt tokens)", 0.048);
   EXPECT_EQ(text, ", engine.prefill_layer_overhead x 0.048 (the share of iterations with prompt tokens)");
   EXPECT_EQ(format_number("%.1f", 2.25), "2.2");
+}
+
+// A written TOML string reads back as it was: quotes, backslashes and control characters (a CSV
+// row id may hold any of them) are escaped (calibrate wrote them raw, a file it could not read).
+TEST(DoubleQuoted, ReadsBackThroughToml) {
+  for (const std::string& v : {std::string("plain"), std::string("q\"x.csv"), std::string("back\\slash"),
+                              std::string("new\nline\ttab"), std::string("bell\x07")}) {
+    const toml::table t = toml::parse("k = " + double_quoted(v) + "\n");
+    ASSERT_TRUE(t["k"].is_string()) << double_quoted(v);
+    EXPECT_EQ(t["k"].value<std::string>().value(), v);
+  }
 }
 
 }  // namespace

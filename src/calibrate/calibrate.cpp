@@ -372,7 +372,7 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     s += "xpuplan = " + double_quoted(version) + "\n";
     line("date = \"%s\"", date.c_str());
     std::string rows;
-    for (const auto& r : fit->rows) rows += (rows.empty() ? "\"" : ", \"") + r + "\"";
+    for (const auto& r : fit->rows) rows += (rows.empty() ? "" : ", ") + double_quoted(r);
     s += "rows = [" + rows + "]\n";
     line("gemm_scale = %.6f", fit->gemm_scale);
     line("lowp_scale = %.6f", fit->lowp_scale);
@@ -380,12 +380,12 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     if (fit->fit_grouped) {
       line("grouped_scale = %.6f", fit->grouped_scale);
       std::string g;
-      for (const auto& r : fit->grouped_rows) g += (g.empty() ? "\"" : ", \"") + r + "\"";
+      for (const auto& r : fit->grouped_rows) g += (g.empty() ? "" : ", ") + double_quoted(r);
       s += "grouped_rows = [" + g + "]\n";
       line("moe_layer_overhead_prior = \"%.4g us\"", fit->moe_layer_overhead_prior * 1e6);
       if (fit->fit_alltoall) {
         std::string a;
-        for (const auto& r : fit->alltoall_rows) a += (a.empty() ? "\"" : ", \"") + r + "\"";
+        for (const auto& r : fit->alltoall_rows) a += (a.empty() ? "" : ", ") + double_quoted(r);
         s += "alltoall_rows = [" + a + "]\n";
         line("moe_alltoall_overhead_prior = \"%.4g us\"", fit->moe_alltoall_overhead_prior * 1e6);
       }

@@ -24,8 +24,6 @@ namespace {
 constexpr int kParams = 9;
 constexpr int kFloorParam = 7;
 constexpr int kLowpParam = 8;
-constexpr int kMinServingRows = 5;  // fewer rows leave the family as assumed
-constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
 constexpr int kMinMoeRows = 3;      // mixture-of-experts rows needed to fit engine.moe_expert_factor
 constexpr int kMinMoeRuns = 2;      // from at least this many measured runs
 constexpr int kMinPrecisionRows = 3;  // rows of each kind (fp8/fp4 and wider) to fit the low-precision GEMM ratio
@@ -364,7 +362,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   };
   auto quote_list = [](const std::vector<std::string>& v) {
     std::string q = "[";
-    for (std::size_t i = 0; i < v.size(); ++i) q += (i ? ", \"" : "\"") + v[i] + "\"";
+    for (std::size_t i = 0; i < v.size(); ++i) q += (i ? ", " : "") + double_quoted(v[i]);
     return q + "]";
   };
   line("id = \"%s\"", s.id.c_str());

@@ -13,6 +13,10 @@
 
 namespace xpu {
 
+inline constexpr int kMinServingRows = 5;  // fewer rows leave a serving family as assumed
+inline constexpr int kMinServingRuns = 3;  // and the rows must come from at least this many measured runs
+
+
 struct ServingFit {
   std::string family;                // data/serving/<family>.toml id
   std::vector<std::string> rows;     // row ids used

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -34,7 +35,7 @@ const std::string kVersion = std::string("xpuplan ") + xpuplan_version();
 std::string with_provenance(std::string toml, const std::string& command, const std::string& inputs) {
   const std::size_t at = toml.find("\nxpuplan = ");
   if (at == std::string::npos) return toml;
-  toml.insert(at + 1, "command = \"" + command + "\"\ninputs = \"" + inputs + "\"                 # FNV-1a of the tables and run facts read\n");
+  toml.insert(at + 1, "command = " + double_quoted(command) + "\ninputs = \"" + inputs + "\"                 # FNV-1a of the tables and run facts read\n");
   return toml;
 }
 
@@ -53,7 +54,8 @@ std::string cross_validation_text(const CrossValidation& cv, bool dense_only, co
   };
   std::vector<std::vector<std::string>> rows;
   for (const auto& fold : cv.folds) rows.push_back({fold.group, std::to_string(fold.rows), pct(fold.mape_in), pct(fold.mape_out)});
-  rows.push_back({"all", std::to_string(cv.rows), pct(cv.mape_in), pct(cv.mape_out)});
+  if (cv.rows == 0) rows.push_back({"all", "0", "-", "-"});  // no rows: no error (0.0% would read as a perfect fit)
+  else rows.push_back({"all", std::to_string(cv.rows), pct(cv.mape_in), pct(cv.mape_out)});
   return std::string("leave-one-source-out cross-validation (") + (dense_only ? "dense" : "all") + " A+B rows; MAPE with the " +
          what + " fitted on every row / fitted without the source's rows)\n\n" +
          render_table({"source", "rows", "MAPE in sample", "MAPE held out"}, rows);
@@ -136,6 +138,8 @@ void add_calibrate(CLI::App& app, const Globals& g) {
           throw InputError(path, "is a directory: cannot write the fitted file there (nothing written)");
       for (const auto& [path, text] : files) write_output(path, text);
     };
+    if (!(o->prior >= 0) || !std::isfinite(o->prior))
+      throw InputError("--prior-weight", "must be a finite weight of at least 0 (0: no pull towards the prior)");
     CalibrateOptions opts;
     opts.dense_only = !o->all_rows;
     opts.prior_weight = o->prior;
@@ -185,6 +189,10 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                                            sf("%.3f", fit.fitted.moe_expert_factor) + " (" + sf("%.1f%%", fit.moe_mape_before) +
                                            " -> " + sf("%.1f%%", fit.moe_mape_after) + ")"
                                      : std::string("-")});
+      if (fits.empty())
+        serving_text += "serving fit (" + snames + "): no family has enough rows to fit (at least " +
+                        std::to_string(std::max(opts.min_rows, kMinServingRows)) + " rows from " +
+                        std::to_string(kMinServingRuns) + " runs): nothing fitted\n";
       serving_text += "serving families (" + snames + ")\n" +
                       render_table({"family", "rows", "decode bandwidth", "layer overhead", "prefill layer overhead", "step overhead", "GEMM x",
                                    "score time decode / prefill", "MAPE before", "MAPE after",
@@ -224,7 +232,11 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                                             (fit.fit_alltoall ? f(" + alltoall %.0f us", fit.moe_alltoall_overhead * 1e6) : std::string()) + " (" +
                                             f("%.1f%%", fit.grouped_mape_before) + " -> " + f("%.1f%%", fit.grouped_mape_after) + ")"
                                       : "-"});
-    std::string text = render_table({"family", "rows", "unstated precision (left out)", "gemm x", "fp8/fp4/int8 x", "attention x",
+    std::string text = res.families.empty()
+                           ? "no family has enough rows to fit (at least " + std::to_string(opts.min_rows) +
+                                 " usable rows of one calibration family): nothing fitted\n"
+                           : std::string();
+    text += render_table({"family", "rows", "unstated precision (left out)", "gemm x", "fp8/fp4/int8 x", "attention x",
                                      "tp overlap", "MAPE before", "MAPE after", "MoE rows: grouped GEMM x, layer fixed cost (MAPE)"}, rows);
     if (!o->out_dir.empty()) {
       for (const auto& fit : res.families)

@@ -233,7 +233,7 @@ ordered_json inference_validation_json(const ValidationResult& v) {
   sum["evaluated_ab"] = st(v.evaluated_ab);
   sum["dense_ab"] = st(v.dense);
   auto each = [&](const std::map<std::string, ErrorStats>& by) {
-    ordered_json m;
+    ordered_json m = ordered_json::object();  // {} when empty, as the training table's (not null)
     for (const auto& [k, s] : by) m[k] = st(s);
     return m;
   };

@@ -196,7 +196,15 @@ std::string format_number(const char* printf_format, double v) {
 std::string double_quoted(const std::string& s) {
   std::string o = "\"";
   for (char c : s) {
+    // TOML basic string: quote and backslash escaped, control characters as \uXXXX (a newline
+    // in a CSV row id would end the string).
     if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+      char u[8];
+      std::snprintf(u, sizeof u, "\\u%04X", static_cast<unsigned char>(c));
+      o += u;
+      continue;
+    }
     o += c;
   }
   return o + "\"";
