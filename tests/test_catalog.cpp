@@ -321,5 +321,52 @@ TEST(HfConfig, MistralSlidingWindow) {
   EXPECT_EQ(m.vocab, 32000);
 }
 
+// A multimodal config nests its language model in text_config. Llama 4: chunked local attention
+// (attention_chunk_size) on the layers no_rope_layers marks 1, global on every fourth; an expert's
+// width in intermediate_size, the dense layers' in intermediate_size_mlp; one shared expert per
+// MoE layer; with interleave_moe_layer_step 2 the odd layers are MoE. The same model as the
+// catalog's (parameters to the unit).
+TEST(HfConfig, Llama4TextConfigChunkedAttention) {
+  for (const auto& [file, id] : {std::pair<const char*, const char*>{"llama4-scout-text-config.json", "llama4-scout-17b-16e"},
+                                 {"llama4-maverick-text-config.json", "llama4-maverick-17b-128e"}}) {
+    const Model m = load_hf(file);
+    const Model& c = builtin().model(id);
+    EXPECT_EQ(m.sliding_window, 8192) << file;
+    EXPECT_TRUE(m.chunked_local) << file;
+    EXPECT_EQ(m.global_every, 4) << file;
+    EXPECT_EQ(m.window_layer_count(), 36) << file;
+    EXPECT_FALSE(m.is_window_layer(3));
+    EXPECT_TRUE(m.is_window_layer(4));
+    EXPECT_EQ(m.moe.shared_experts, 1) << file;
+    EXPECT_EQ(m.moe_layer_count(), c.moe_layer_count()) << file;
+    EXPECT_DOUBLE_EQ(count_params(m).total(), count_params(c).total()) << file;
+    EXPECT_DOUBLE_EQ(count_params(m).active(m), count_params(c).active(c)) << file;
+  }
+}
+
+// Gemma 3: five sliding-window layers to each global one (sliding_window_pattern 6).
+TEST(HfConfig, Gemma3SlidingWindowPattern) {
+  const Model m = load_hf("gemma3-27b-text-config.json");
+  EXPECT_EQ(m.sliding_window, 1024);
+  EXPECT_FALSE(m.chunked_local);
+  EXPECT_EQ(m.global_every, 6);
+  EXPECT_EQ(m.window_layer_count(), 62 - 10);
+  EXPECT_TRUE(m.tied_embeddings);
+}
+
+// A layer_types list in a pattern Model cannot hold, or of the wrong length, is refused.
+TEST(HfConfig, UnheldLocalPatternRefused) {
+  auto cfg = [](const std::string& types) {
+    return R"({"num_hidden_layers": 4, "hidden_size": 1024, "num_attention_heads": 8, "intermediate_size": 4096,
+               "vocab_size": 32000, "sliding_window": 128, "layer_types": )" + types + "}";
+  };
+  EXPECT_THROW(parse_hf_config({"c.json", cfg(R"(["sliding_attention", "sliding_attention", "full_attention", "full_attention"])")}),
+               InputError);
+  EXPECT_THROW(parse_hf_config({"c.json", cfg(R"(["sliding_attention", "full_attention"])")}), InputError);
+  const Model ok = parse_hf_config({"c.json", cfg(R"(["sliding_attention", "full_attention", "sliding_attention", "full_attention"])")});
+  EXPECT_EQ(ok.window_layer_count(), 2);
+  EXPECT_TRUE(ok.is_window_layer(0));
+}
+
 }  // namespace
 }  // namespace xpu

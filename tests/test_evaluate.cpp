@@ -924,5 +924,26 @@ TEST(Evaluate, SlidingWindowAttentionAveragesOverPositions) {
   EXPECT_NEAR(a.time.attention / b.time.attention, expect, 0.01);
 }
 
+// Chunked local attention (Llama 4 Scout: 36 of 48 layers within 8,192-token chunks): from 8k to
+// 32k tokens the attention grows 7x, (12 x 16 + 36 x 4) / 48, not 16x as full causal attention.
+TEST(Evaluate, ChunkedLocalAttentionGrowsLinearlyPastTheChunk) {
+  const Model& scout = builtin().model("llama4-scout-17b-16e");
+  ASSERT_TRUE(scout.chunked_local);
+  EXPECT_DOUBLE_EQ(chunked_pairs(0, 20, 8), 36 + 36 + 10);  // chunks 1..8, 1..8, 1..4
+  EXPECT_DOUBLE_EQ(chunked_pairs(5, 10, 8), (36 + 28) - 15);  // positions 6..15
+  Layout l;
+  l.dp = 16;
+  l.cp = 4;
+  l.ep = 16;
+  l.zero = 3;
+  l.recompute = Recompute::full;
+  auto attention = [&](long seq) {
+    const TrainReport r = evaluate(scout, h100(), l, Workload{seq, 32}, 64);
+    EXPECT_TRUE(r.feasible()) << r.reason;
+    return r.time.attention;
+  };
+  EXPECT_NEAR(attention(32768) / attention(8192), 7.0, 0.2);
+}
+
 }  // namespace
 }  // namespace xpu

@@ -151,6 +151,16 @@ Model parse_model(const DataFile& f) {
   m.max_seq_len = r.opt_integer("max_seq_len", 1).value_or(0);
   m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 1).value_or(0));
   m.sliding_window_every = static_cast<int>(r.opt_integer("sliding_window_every", 1).value_or(m.sliding_window ? 1 : 0));
+  if (auto g = r.opt_integer("global_every", 2)) {
+    if (!m.sliding_window) r.fail("global_every", "needs sliding_window (the local layers' span)");
+    if (r.opt_integer("sliding_window_every", 1)) r.fail("global_every", "give sliding_window_every or global_every, not both");
+    m.global_every = static_cast<int>(*g);
+  }
+  if (auto kind = r.opt_str("local_attention")) {
+    if (*kind != "sliding" && *kind != "chunked") r.fail("local_attention", "'" + *kind + "' is not sliding or chunked");
+    if (!m.sliding_window) r.fail("local_attention", "needs sliding_window (the window or chunk, tokens)");
+    m.chunked_local = *kind == "chunked";
+  }
   if (auto moe = r.table("moe")) {
     m.moe.experts = static_cast<int>(moe->integer("experts", 2));
     m.moe.top_k = static_cast<int>(moe->integer("top_k", 1));

@@ -1,3 +1,4 @@
+#include <algorithm>
 // Hugging Face config.json -> Model. Recognises Llama/Mistral/Mixtral/Qwen2/Qwen3(-MoE)/
 // DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
 #include <cstdint>
@@ -69,15 +70,24 @@ Model parse_hf_config(const DataFile& f) {
     throw InputError(f.path, std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) throw InputError(f.path, "a config.json must be a JSON object");
-  JsonReader r(j, f.path);
-  Model m;
-  m.file = f.path;
-  m.id = f.path;
-  m.source = f.path;
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     arch = j["architectures"][0].get<std::string>();
+  // A multimodal config (Llama 4, Gemma 3, Qwen2.5-VL) nests its language model in text_config:
+  // that is the model planned here (the vision encoder is not counted). Keys are then named
+  // text_config.<key> in errors.
+  std::string file = f.path;
+  if (!j.contains("num_hidden_layers") && j.contains("text_config") && j["text_config"].is_object()) {
+    const json text = j["text_config"];
+    j = text;
+    file += ": text_config";
+  }
+  JsonReader r(j, file);
+  Model m;
+  m.file = f.path;
+  m.id = f.path;
+  m.source = f.path;
   m.name = arch.empty() ? r.opt_str("model_type").value_or("config.json model") : arch;
 
   const bool gpt2_style = r.has("n_layer") || r.has("n_embd");
@@ -122,6 +132,15 @@ Model parse_hf_config(const DataFile& f) {
     m.moe.shared_experts = static_cast<int>(r.first_int({"n_shared_experts", "num_shared_experts"}, 0).value_or(0));
     m.moe.dense_layers = static_cast<int>(r.first_int({"first_k_dense_replace"}, 0).value_or(0));
     m.moe.layer_step = static_cast<int>(r.first_int({"moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step"}).value_or(1));
+    // Llama 4 (model_type llama4_text): intermediate_size is an expert's width and
+    // intermediate_size_mlp the dense layers'; every MoE layer has one shared expert; with
+    // interleave_moe_layer_step N the MoE layers are N-1, 2N-1, ... (transformers' moe_layers).
+    if (r.has("intermediate_size_mlp")) {
+      m.moe.ffn_hidden = m.ffn_hidden;
+      m.ffn_hidden = r.req_int({"intermediate_size_mlp"});
+      if (!r.has("n_shared_experts") && !r.has("num_shared_experts")) m.moe.shared_experts = 1;
+      if (!r.has("first_k_dense_replace")) m.moe.dense_layers = m.moe.layer_step - 1;
+    }
     // Every layer dense (first_k_dense_replace >= num_hidden_layers, which the config allows): the
     // experts are never used, and the model is the dense one.
     if (m.moe.dense_layers >= m.layers) m.moe = {};
@@ -134,15 +153,52 @@ Model parse_hf_config(const DataFile& f) {
     m.mla.qk_rope_head_dim = static_cast<int>(r.req_int({"qk_rope_head_dim"}));
     m.mla.v_head_dim = static_cast<int>(r.req_int({"v_head_dim"}));
   }
-  if (auto sw = r.opt_int("sliding_window", 0); sw && *sw > 0 && (!r.has("use_sliding_window") || r.opt_bool("use_sliding_window").value_or(true))) {
+  // Local attention. Llama 4: attention_chunk_size, with no_rope_layers marking the global layers
+  // (0). Others: sliding_window, on every layer, or on the layers layer_types names
+  // sliding_attention (GPT-OSS, Qwen3), or all but each sliding_window_pattern-th (Gemma 3).
+  // The layers are matched to one of the two patterns Model holds; another is refused.
+  std::vector<bool> local;  // per layer, when the config lists them
+  auto list_of = [&](const char* key, auto is_local) {
+    const json& a = j[key];
+    if (!a.is_array() || a.size() != static_cast<std::size_t>(m.layers))
+      r.fail(key, "must list one entry per layer (" + std::to_string(m.layers) + ")");
+    for (const auto& t : a) local.push_back(is_local(t));
+  };
+  if (auto c = r.opt_int("attention_chunk_size", 0); c && *c > 0) {
+    m.sliding_window = static_cast<int>(*c);
+    m.chunked_local = true;
+    if (r.has("no_rope_layers")) list_of("no_rope_layers", [](const json& t) { return t.is_number() && t.get<double>() != 0; });
+  } else if (auto sw = r.opt_int("sliding_window", 0);
+             sw && *sw > 0 && (!r.has("use_sliding_window") || r.opt_bool("use_sliding_window").value_or(true))) {
     m.sliding_window = static_cast<int>(*sw);
+    if (r.has("layer_types"))
+      list_of("layer_types", [](const json& t) { return t.is_string() && t.get<std::string>() == "sliding_attention"; });
+    else if (auto every = r.opt_int("sliding_window_pattern"))
+      for (int i = 0; i < m.layers; ++i) local.push_back((i + 1) % *every != 0);
+  }
+  if (m.sliding_window > 0) {
     m.sliding_window_every = 1;
-    if (j.contains("layer_types") && j["layer_types"].is_array()) {
-      int sliding = 0;
-      for (const auto& t : j["layer_types"])
-        if (t.is_string() && t.get<std::string>() == "sliding_attention") ++sliding;
-      m.sliding_window_every = sliding > 0 ? m.layers / sliding : 0;
-      if (sliding == 0) m.sliding_window = 0;
+    if (!local.empty()) {
+      auto matches = [&](const Model& c) {
+        for (int i = 0; i < m.layers; ++i)
+          if (c.is_window_layer(i) != local[static_cast<std::size_t>(i)]) return false;
+        return true;
+      };
+      const long n_local = std::count(local.begin(), local.end(), true);
+      bool found = n_local == 0;
+      if (n_local == 0) m.sliding_window = 0;  // every layer global
+      for (int n = 1; !found && n <= m.layers; ++n) {
+        Model c = m;
+        c.sliding_window_every = n;
+        c.global_every = 0;
+        if (matches(c)) { m = c; found = true; break; }
+        c.sliding_window_every = 0;
+        c.global_every = n + 1;
+        if (n + 1 <= m.layers && matches(c)) { m = c; found = true; }
+      }
+      if (!found)
+        r.fail(m.chunked_local ? "no_rope_layers" : "layer_types",
+               "local layers in a pattern xpuplan cannot hold (1 in N from layer 0, or all but each N-th)");
     }
   }
   return m;

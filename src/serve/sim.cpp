@@ -375,7 +375,7 @@ void Replica::run(SimResult& r) {
       if (c <= 0) return;
       const double d = s.cached + s.done;
       pairs += c * d + 0.5 * c * (c + 1.0);
-      if (window > 0) wpairs += causal_pairs(d, c, window);
+      if (window > 0) wpairs += sm_.model().local_pairs(d, c);
       budget -= c;
       prefill_tokens += c;
       chunks.push_back({id, c});

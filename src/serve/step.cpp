@@ -290,7 +290,9 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   // min(position, window) (window_pairs). `keys` and `pairs` are summed over layers.
   const double nw = m_.window_layer_count(), W = m_.sliding_window;
   if (decode_seqs > 0) {
-    const double keys = (L - nw) * decode_ctx + nw * std::min(decode_ctx, decode_seqs * W);
+    const double local = m_.chunked_local ? decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs)
+                                          : std::min(decode_ctx, decode_seqs * W);
+    const double keys = (L - nw) * decode_ctx + nw * local;
     const double bytes = keys * kv_layer_dev_;
     const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_);
     const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
@@ -392,8 +394,12 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
 std::string StepModel::window_note() const {
   const int nw = m_.window_layer_count();
   if (nw <= 0) return "";
+  if (m_.chunked_local)
+    return "; " + std::to_string(nw) + " of " + std::to_string(m_.layers) + " layers attend within their own " +
+           std::to_string(m_.sliding_window) + "-token chunk (model sliding_window, global_every, chunked_local)";
   return "; " + std::to_string(nw) + " of " + std::to_string(m_.layers) + " layers attend to a " +
-         std::to_string(m_.sliding_window) + "-token window (model sliding_window, sliding_window_every)";
+         std::to_string(m_.sliding_window) + "-token window (model sliding_window, " +
+         (m_.global_every > 0 ? "global_every)" : "sliding_window_every)");
 }
 
 std::vector<ServeTerm> StepModel::explain_memory() const {

@@ -1,6 +1,8 @@
 // A transformer architecture as published (Hugging Face config or paper). Dense, MoE and MLA.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace xpu {
@@ -13,6 +15,18 @@ inline double causal_pairs(double first, double count, double window) {
   if (window <= 0 || b <= window) return (a + b) * count / 2;
   if (a > window) return count * window;
   return (a + window) * (window - a + 1) / 2 + (b - window) * window;
+}
+
+// The same for chunked local attention (Llama 4): the query at position p attends to the keys of
+// its own chunk of `chunk` tokens up to itself, ((p - 1) mod chunk) + 1 of them.
+inline double chunked_pairs(double first, double count, double chunk) {
+  if (count <= 0) return 0;
+  if (chunk <= 0) return causal_pairs(first, count, 0);
+  auto upto = [chunk](double n) {  // sum over positions 1 .. n
+    const double full = std::floor(n / chunk), r = n - full * chunk;
+    return full * chunk * (chunk + 1) / 2 + r * (r + 1) / 2;
+  };
+  return upto(first + count) - upto(first);
 }
 
 struct MoeSpec {
@@ -45,8 +59,16 @@ struct Model {
   bool gated_mlp = false;
   bool tied_embeddings = false;
   long max_seq_len = 0;
-  int sliding_window = 0;        // tokens; 0 = full attention everywhere
-  int sliding_window_every = 0;  // 1 in N layers uses the window (0 = all layers when window set)
+  // Local attention: some layers attend only to nearby keys (sliding_window tokens; 0 = full
+  // attention everywhere). Which layers: 1 in sliding_window_every (layers 0, N, 2N, ...; Mistral
+  // 1, GPT-OSS 2), or, with global_every > 0, every layer except each global_every-th (layers
+  // N-1, 2N-1, ... attend globally; Llama 4 4, Gemma 3 6). chunked_local: a local layer attends
+  // within its own fixed chunk of sliding_window tokens (Llama 4's chunked attention), not a
+  // sliding window.
+  int sliding_window = 0;
+  int sliding_window_every = 0;
+  int global_every = 0;
+  bool chunked_local = false;
   MoeSpec moe;
   MlaSpec mla;
 
@@ -57,10 +79,33 @@ struct Model {
     if (!is_moe()) return 0;
     return (layers - moe.dense_layers + moe.layer_step - 1) / moe.layer_step;
   }
-  // Layers that use the sliding window (layers 0, every, 2 x every, ...).
+  // Layers with local attention (the window or chunk), and whether layer i is one.
   int window_layer_count() const {
-    if (sliding_window <= 0 || sliding_window_every <= 0) return 0;
+    if (sliding_window <= 0) return 0;
+    if (global_every > 0) return layers - layers / global_every;
+    if (sliding_window_every <= 0) return 0;
     return (layers + sliding_window_every - 1) / sliding_window_every;
+  }
+  bool is_window_layer(int i) const {
+    if (sliding_window <= 0) return false;
+    if (global_every > 0) return (i + 1) % global_every != 0;
+    return sliding_window_every > 0 && i % sliding_window_every == 0;
+  }
+  // Layers in one period of the local/global pattern (1 when every layer is alike).
+  int window_period() const {
+    if (sliding_window <= 0) return 1;
+    return std::max(1, global_every > 0 ? global_every : sliding_window_every);
+  }
+  // Query-key pairs of a local layer for the causal queries at positions first+1 .. first+count.
+  double local_pairs(double first, double count) const {
+    return chunked_local ? chunked_pairs(first, count, sliding_window) : causal_pairs(first, count, sliding_window);
+  }
+  // Keys a local layer reads for a decode step at context ctx: min(ctx, window); chunked, the
+  // tokens of the current chunk, which average (chunk + 1) / 2 once the context passes one chunk.
+  double local_decode_keys(double ctx) const {
+    const double w = sliding_window;
+    if (!chunked_local) return std::min(ctx, w);
+    return ctx <= w ? ctx : (w + 1) / 2;
   }
   bool is_moe_layer(int layer) const {
     return is_moe() && layer >= moe.dense_layers && ((layer - moe.dense_layers) % moe.layer_step) == 0;

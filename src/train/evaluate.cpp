@@ -115,10 +115,10 @@ class Evaluator {
   // Average keys each query attends to in layer `layer` (causal; sliding window where it applies).
   // The exact mean over the sequence's queries: a window W over s > W keys averages
   // W - W(W-1)/(2s), not W (which over-counted by a third at s = 2W).
+  // Chunked local layers (Llama 4) average (chunk + 1) / 2 over whole chunks.
   double keys_per_query(int layer) const {
     const double s = static_cast<double>(w_.seq_len);
-    const bool windowed = m_.sliding_window > 0 && m_.sliding_window_every > 0 && (layer % m_.sliding_window_every) == 0;
-    return causal_pairs(0, s, windowed ? m_.sliding_window : 0) / s;
+    return (m_.is_window_layer(layer) ? m_.local_pairs(0, s) : causal_pairs(0, s, 0)) / s;
   }
 
   LayerCost layer(int layer_index) const;
@@ -364,7 +364,7 @@ std::vector<int> split_layers(int layers, int pp) {
 double attention_flops_per_token(const Model& m, long seq) {
   const double s = static_cast<double>(seq);
   const double kq_full = causal_pairs(0, s, 0) / s;
-  const double kq_win = m.sliding_window > 0 ? causal_pairs(0, s, m.sliding_window) / s : kq_full;
+  const double kq_win = m.sliding_window > 0 ? m.local_pairs(0, s) / s : kq_full;
   const double nw = m.window_layer_count();
   double dqk = m.head_dim, dv = m.head_dim;
   if (m.is_mla()) {
@@ -544,18 +544,18 @@ Setup make_setup(const Model& m, const Layout& l) {
   return st;
 }
 
-// A representative dense layer and MoE layer (the first of each kind); sliding-window layers are
-// averaged in through the attention FLOPs of layer 0 and 1 where the model alternates.
+// A representative dense layer and MoE layer (the first of each kind); where local (windowed or
+// chunked) and global layers alternate, the average over one period of the pattern.
 LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) {
   int first = -1;
   for (int i = 0; i < m.layers; ++i)
     if (m.is_moe_layer(i) == moe_kind) { first = i; break; }
   if (first < 0) return {};
-  if (m.sliding_window > 0 && m.sliding_window_every > 1) {
+  if (m.window_period() > 1) {
     // Average over one period of the window pattern.
     LayerCost acc{};
     int n = 0;
-    for (int i = first; i < m.layers && n < m.sliding_window_every; ++i) {
+    for (int i = first; i < m.layers && n < m.window_period(); ++i) {
       if (m.is_moe_layer(i) != moe_kind) continue;
       LayerCost c = ev.layer(i);
       acc.gemm_f += c.gemm_f; acc.gemm_b += c.gemm_b; acc.attn_f += c.attn_f; acc.attn_b += c.attn_b;
