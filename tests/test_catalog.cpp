@@ -344,14 +344,44 @@ TEST(HfConfig, Llama4TextConfigChunkedAttention) {
   }
 }
 
-// Gemma 3: five sliding-window layers to each global one (sliding_window_pattern 6).
-TEST(HfConfig, Gemma3SlidingWindowPattern) {
-  const Model m = load_hf("gemma3-27b-text-config.json");
+// Gemma 3 27B as published: a sparse text_config that leaves vocab_size, the local/global pattern
+// (five sliding-window layers to each global one) and the tied embeddings to its class defaults.
+TEST(HfConfig, Gemma3SparseTextConfigTakesClassDefaults) {
+  const Model m = load_hf("gemma3-27b.json");
+  EXPECT_EQ(m.vocab, 262208);
   EXPECT_EQ(m.sliding_window, 1024);
   EXPECT_FALSE(m.chunked_local);
-  EXPECT_EQ(m.global_every, 6);
   EXPECT_EQ(m.window_layer_count(), 62 - 10);
+  EXPECT_FALSE(m.is_window_layer(5));
   EXPECT_TRUE(m.tied_embeddings);
+  EXPECT_NEAR(count_params(m).total(), 27.0e9, 0.02 * 27.0e9);  // the text model: 27B less the vision encoder
+}
+
+// Gemma 2 alternates local and global layers from layer 0 (no key says so) and ties its embeddings.
+TEST(HfConfig, Gemma2AlternatesLocalAndGlobal) {
+  const Model m = load_hf("gemma2-9b.json");
+  EXPECT_EQ(m.window_layer_count(), 21);
+  EXPECT_TRUE(m.is_window_layer(0));
+  EXPECT_FALSE(m.is_window_layer(1));
+  EXPECT_TRUE(m.tied_embeddings);
+  EXPECT_NEAR(count_params(m).total(), 9.24e9, 0.02 * 9.24e9);
+}
+
+// Qwen2-MoE gives its shared expert as a width (20,480 = 8 experts of 2,560): 57.4B total, 14.2B active.
+TEST(HfConfig, Qwen2MoeSharedExpertWidth) {
+  const Model m = load_hf("qwen2-57b-a14b.json");
+  EXPECT_EQ(m.moe.shared_experts, 8);
+  EXPECT_NEAR(count_params(m).total(), 57.4e9, 0.02 * 57.4e9);
+  EXPECT_NEAR(count_params(m).active(m), 14.2e9, 0.02 * 14.2e9);
+}
+
+// The published Llama 4 config's no_rope_layers is empty: transformers reads every fourth layer as
+// global (no_rope_layer_interval 4), so the model is the catalog's.
+TEST(HfConfig, Llama4EmptyNoRopeLayersIsTheDefaultInterval) {
+  const Model m = load_hf("llama4-scout-published.json");
+  EXPECT_EQ(m.global_every, 4);
+  EXPECT_EQ(m.window_layer_count(), 36);
+  EXPECT_DOUBLE_EQ(count_params(m).total(), count_params(builtin().model("llama4-scout-17b-16e")).total());
 }
 
 // A layer_types list in a pattern Model cannot hold, or of the wrong length, is refused.

@@ -83,6 +83,26 @@ Model parse_hf_config(const DataFile& f) {
     j = text;
     file += ": text_config";
   }
+  // Keys a config may leave out because its transformers class defaults them: the published
+  // Gemma 3 text_config omits vocab_size, head_dim, head counts and the local/global pattern;
+  // every Gemma ties its embeddings. Filled in as the class would (transformers Gemma2Config,
+  // Gemma3TextConfig), so the model read is the one the config describes.
+  const std::string model_type = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+  const bool gemma = model_type.rfind("gemma", 0) == 0 || arch.find("Gemma") != std::string::npos;
+  auto default_to = [&](const char* key, const json& v) {
+    if (!j.contains(key) || j[key].is_null()) j[key] = v;
+  };
+  if (gemma) default_to("tie_word_embeddings", true);
+  if (model_type == "gemma3_text" || model_type == "gemma3" || arch.find("Gemma3") != std::string::npos) {
+    default_to("vocab_size", 262208);
+    default_to("head_dim", 256);
+    default_to("num_attention_heads", 8);
+    default_to("num_key_value_heads", 4);
+    default_to("sliding_window", 4096);
+    if (!j.contains("layer_types")) default_to("sliding_window_pattern", 6);
+  }
+  // Gemma 2 alternates local and global layers, layer 0 local (its class has no key for it).
+  const bool gemma2 = model_type == "gemma2" || arch.find("Gemma2") != std::string::npos;
   JsonReader r(j, file);
   Model m;
   m.file = f.path;
@@ -130,6 +150,14 @@ Model parse_hf_config(const DataFile& f) {
     if (m.moe.top_k > m.moe.experts) r.fail("num_experts_per_tok", "exceeds the number of experts");
     m.moe.ffn_hidden = r.first_int({"moe_intermediate_size"}).value_or(m.ffn_hidden);
     m.moe.shared_experts = static_cast<int>(r.first_int({"n_shared_experts", "num_shared_experts"}, 0).value_or(0));
+    // Qwen2-MoE / Qwen3-Next give the shared expert's width instead: held as that many experts'
+    // widths (Qwen2-57B-A14B: 20,480 = 8 x 2,560).
+    if (auto w = r.opt_int("shared_expert_intermediate_size", 0); w && *w > 0 && m.moe.shared_experts == 0) {
+      if (*w % m.moe.ffn_hidden != 0)
+        r.fail("shared_expert_intermediate_size", std::to_string(*w) + " is not a multiple of the expert width " +
+                                                      std::to_string(m.moe.ffn_hidden) + " (shared experts are held in expert widths)");
+      m.moe.shared_experts = static_cast<int>(*w / m.moe.ffn_hidden);
+    }
     m.moe.dense_layers = static_cast<int>(r.first_int({"first_k_dense_replace"}, 0).value_or(0));
     m.moe.layer_step = static_cast<int>(r.first_int({"moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step"}).value_or(1));
     // Llama 4 (model_type llama4_text): intermediate_size is an expert's width and
@@ -167,7 +195,16 @@ Model parse_hf_config(const DataFile& f) {
   if (auto c = r.opt_int("attention_chunk_size", 0); c && *c > 0) {
     m.sliding_window = static_cast<int>(*c);
     m.chunked_local = true;
-    if (r.has("no_rope_layers")) list_of("no_rope_layers", [](const json& t) { return t.is_number() && t.get<double>() != 0; });
+    // transformers' Llama4TextConfig: an absent or empty no_rope_layers means every
+    // no_rope_layer_interval-th layer (default 4) is global, the published configs' case.
+    if (r.has("no_rope_layers") && j["no_rope_layers"].is_array() && !j["no_rope_layers"].empty())
+      list_of("no_rope_layers", [](const json& t) { return t.is_number() && t.get<double>() != 0; });
+    else if (r.has("layer_types"))
+      list_of("layer_types", [](const json& t) { return t.is_string() && t.get<std::string>() == "chunked_attention"; });
+    else {
+      const long every = r.opt_int("no_rope_layer_interval").value_or(4);
+      for (int i = 0; i < m.layers; ++i) local.push_back((i + 1) % every != 0);
+    }
   } else if (auto sw = r.opt_int("sliding_window", 0);
              sw && *sw > 0 && (!r.has("use_sliding_window") || r.opt_bool("use_sliding_window").value_or(true))) {
     m.sliding_window = static_cast<int>(*sw);
@@ -175,6 +212,8 @@ Model parse_hf_config(const DataFile& f) {
       list_of("layer_types", [](const json& t) { return t.is_string() && t.get<std::string>() == "sliding_attention"; });
     else if (auto every = r.opt_int("sliding_window_pattern"))
       for (int i = 0; i < m.layers; ++i) local.push_back((i + 1) % *every != 0);
+    else if (gemma2)
+      for (int i = 0; i < m.layers; ++i) local.push_back(i % 2 == 0);
   }
   if (m.sliding_window > 0) {
     m.sliding_window_every = 1;

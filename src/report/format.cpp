@@ -446,10 +446,18 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
     ordered_json j = {{"kind", "model"}, {"id", m.id}, {"name", m.name}, {"file", m.file}, {"source", m.source},
                       {"layers", m.layers}, {"hidden", m.hidden}, {"heads", m.heads}, {"kv_heads", m.kv_heads},
                       {"head_dim", m.head_dim}, {"ffn_hidden", m.ffn_hidden}, {"vocab", m.vocab}, {"gated_mlp", m.gated_mlp},
-                      {"tied_embeddings", m.tied_embeddings}, {"params", r6(pc.total())}, {"active_params", r6(pc.active(m))}};
+                      {"tied_embeddings", m.tied_embeddings},
+                      {"max_seq_len", m.max_seq_len > 0 ? ordered_json(m.max_seq_len) : ordered_json(nullptr)},
+                      {"params", r6(pc.total())}, {"active_params", r6(pc.active(m))}};
+    if (m.sliding_window > 0)
+      j["local_attention"] = {{"kind", m.chunked_local ? "chunked" : "sliding"}, {"tokens", m.sliding_window},
+                              {"layers", m.window_layer_count()},
+                              {"pattern", m.global_every > 0 ? "all but every " + std::to_string(m.global_every) + "th layer"
+                                                             : "1 in " + std::to_string(m.sliding_window_every) + " layers from layer 0"}};
     if (m.is_moe())
       j["moe"] = {{"experts", m.moe.experts}, {"top_k", m.moe.top_k}, {"ffn_hidden", m.moe.ffn_hidden},
-                  {"shared_experts", m.moe.shared_experts}, {"dense_layers", m.moe.dense_layers}};
+                  {"shared_experts", m.moe.shared_experts}, {"dense_layers", m.moe.dense_layers},
+                  {"layer_step", m.moe.layer_step}, {"moe_layers", m.moe_layer_count()}};
     if (m.is_mla())
       j["mla"] = {{"q_lora_rank", m.mla.q_lora_rank}, {"kv_lora_rank", m.mla.kv_lora_rank},
                   {"qk_nope_head_dim", m.mla.qk_nope_head_dim}, {"qk_rope_head_dim", m.mla.qk_rope_head_dim},
