@@ -365,8 +365,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     for (std::size_t i = 0; i < v.size(); ++i) q += (i ? ", " : "") + double_quoted(v[i]);
     return q + "]";
   };
-  line("id = \"%s\"", s.id.c_str());
-  line("status = \"%s\"", s.status.c_str());
+  out += "id = " + double_quoted(s.id) + "\n";
+  out += "status = " + double_quoted(s.status) + "\n";
   out += "chips = " + quote_list(s.chips) + "\n";
   std::string src = s.source;
   for (auto& ch : src)
@@ -418,8 +418,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   }
   if (fit) {
     out += "\n[fit]                                   # provenance: xpuplan calibrate on an inference table\n";
-    line("truth = \"%s\"", truth_name.c_str());
-    line("xpuplan = \"%s\"", version.c_str());
+    out += "truth = " + double_quoted(truth_name) + "\n";  // escaped, whole (a table name may hold a quote)
+    out += "xpuplan = " + double_quoted(version) + "\n";
     line("date = \"%s\"", date.c_str());
     out += "rows = " + quote_list(fit->rows) + "\n";
     line("bandwidth_fraction_prior = %.4f", fit->prior.decode_bw);

@@ -3,6 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/money_flags.hpp"
+#include "cli/plan_flags.hpp"
 #include "money/compare.hpp"
 #include "report/money_format.hpp"
 #include "spec/error.hpp"
@@ -132,8 +133,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     else if (o->rank == "time") q.rank = CompareRank::time;
     else throw InputError("--rank", "'" + o->rank + "' is not cost or time");
     if (!o->precision.empty()) {
-      q.precision = parse_precision(o->precision);
-      if (!q.precision) throw InputError("--precision", "'" + o->precision + "' is not bf16, fp16, fp8, fp4, int8, tf32 or fp32");
+      q.precision = training_precision(o->precision);
     }
     q.today = o->money.today();
     q.threads = o->money.thread_count();

@@ -36,9 +36,9 @@ void add_train(CLI::App& app, const Globals& g) {
   c->callback([o, &g] {
     check_output_path(o->out, "--out");  // both outputs checked before either is written
     check_output_path(o->trace, "--trace");
-    if (!o->trace.empty() && !o->out.empty() && o->out != "-" &&
-        std::filesystem::weakly_canonical(o->trace) == std::filesystem::weakly_canonical(o->out))
-      throw InputError("--trace", "'" + o->trace + "' is also the --out file: the report would replace the trace");
+    if (!o->trace.empty() && same_output(o->trace, o->out))
+      throw InputError("--trace", o->trace == "-" ? std::string("'-' is standard output, where the report goes too: give --out FILE")
+                                                  : "'" + o->trace + "' is also the --out file: the report would replace the trace");
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);

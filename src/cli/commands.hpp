@@ -32,6 +32,9 @@ std::filesystem::path output_target(const std::string& path);
 // Throws InputError(flag) when an output path cannot be written: a directory, or a file in a
 // folder that does not exist. Commands that write two files check both before writing either.
 void check_output_path(const std::string& path, const char* flag);
+// Whether two output paths name one file (links followed, any spelling: ./x, an absolute path).
+// Standard output ("" or "-") is one "file" too.
+bool same_output(const std::string& a, const std::string& b);
 
 // A latency SLO flag's check: given, it must be positive (left out, there is no SLO; 0 had read as
 // none, silently).

@@ -73,6 +73,19 @@ std::filesystem::path output_target(const std::string& path) {
   return real;
 }
 
+bool same_output(const std::string& a, const std::string& b) {
+  const bool out_a = a.empty() || a == "-", out_b = b.empty() || b == "-";
+  if (out_a || out_b) return out_a && out_b;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto key = [&](const std::string& p) {
+    const fs::path abs = fs::absolute(output_target(p), ec).lexically_normal();
+    const fs::path real = fs::weakly_canonical(abs, ec);
+    return ec ? abs : real;
+  };
+  return key(a) == key(b);
+}
+
 void write_output(const std::string& path, const std::string& text) {
   if (path.empty() || path == "-") {
     std::cout << text;

@@ -1,9 +1,11 @@
 #include "cli/money_flags.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +37,8 @@ int MoneyFlags::thread_count() const {
 void MoneyFlags::check_paths() const {
   check_output_path(out, "--out");
   check_output_path(plot, "--plot");
+  if (!plot.empty() && same_output(plot, out))
+    throw InputError("--plot", "'" + plot + "' is also the --out file: the report would replace the chart");
 }
 
 void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
@@ -50,27 +54,35 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw InputError("--plot", "gnuplot is not installed (Debian: apt-get install gnuplot-nox)");
   // Fresh temporary names (mkstemps: created exclusively), as write_output's: never an existing
-  // file or a link planted at a fixed name.
-  auto fresh = [&](std::string name, int suffix) {
+  // file or a link planted at a fixed name, and two charts of one path do not share them. Every
+  // one is removed on the way out, whatever the outcome (the chart is renamed away first).
+  struct Temps {
+    std::vector<std::string> paths;
+    ~Temps() {
+      std::error_code ec;
+      for (const auto& p : paths) std::filesystem::remove(p, ec);
+    }
+  } temps;
+  auto fresh = [&](std::string name, int suffix, const std::string& text = {}) {
     const int fd = ::mkstemps(name.data(), suffix);
     if (fd < 0) throw InputError("--plot", "'" + path + "': cannot create a temporary file beside it");
+    temps.paths.push_back(name);
     const mode_t mask = ::umask(0);
     ::umask(mask);
     ::fchmod(fd, 0666 & ~mask);  // the chart gets the mode a new file would (mkstemps gives 0600)
-    ::close(fd);
+    bool ok = true;
+    for (std::size_t at = 0; ok && at < text.size();) {
+      const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
+      if (n < 0 && errno == EINTR) continue;
+      ok = n > 0;
+      if (ok) at += static_cast<std::size_t>(n);
+    }
+    if (::close(fd) != 0 || !ok) throw InputError("--plot", "'" + path + "': cannot write a temporary file beside it");
     return name;
   };
   const std::string tmp_image = fresh(path + ".tmp.XXXXXX" + ext, static_cast<int>(ext.size()));
-  const std::string script_path = path + ".gp";
-  std::string err_path;
-  try {
-    err_path = fresh(path + ".gp.err.XXXXXX", 0);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp_image, ec);
-    throw;
-  }
-  write_output(script_path, gnuplot_script(panels, terminal, tmp_image));
+  const std::string err_path = fresh(path + ".gp.err.XXXXXX", 0);
+  const std::string script_path = fresh(path + ".XXXXXX.gp", 3, gnuplot_script(panels, terminal, tmp_image));
   const int rc = std::system(("gnuplot '" + script_path + "' 2>'" + err_path + "'").c_str());
   std::error_code ec;
   std::string err;
@@ -78,23 +90,13 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
     std::ifstream in(err_path);
     std::getline(in, err);
   }
-  fs::remove(err_path, ec);
-  if (rc != 0 || !fs::exists(tmp_image) || fs::file_size(tmp_image, ec) == 0) {
-    fs::remove(tmp_image, ec);
-    throw InputError("--plot", "gnuplot failed on " + script_path + (err.empty() ? "" : ": " + err));
-  }
+  if (rc != 0 || !fs::exists(tmp_image) || fs::file_size(tmp_image, ec) == 0)
+    throw InputError("--plot", "gnuplot failed on the chart's script" + (err.empty() ? "" : ": " + err));
   // Through a symbolic link, as write_output; a FIFO or device would be replaced by the rename.
   const fs::path real = output_target(path);
-  if (fs::exists(real, ec) && !fs::is_regular_file(real, ec)) {
-    fs::remove(tmp_image, ec);
-    throw InputError("--plot", "'" + path + "' is not a regular file");
-  }
+  if (fs::exists(real, ec) && !fs::is_regular_file(real, ec)) throw InputError("--plot", "'" + path + "' is not a regular file");
   fs::rename(tmp_image, real, ec);
-  if (ec) {
-    fs::remove(tmp_image, ec);
-    throw InputError(path, "cannot rename the chart into place");
-  }
-  fs::remove(script_path, ec);
+  if (ec) throw InputError(path, "cannot rename the chart into place");
 }
 
 }  // namespace xpu::cli

@@ -17,6 +17,8 @@ inline bool on_off(const char* flag, const std::string& v) {
   return v == "on";
 }
 
+inline Precision training_precision(const std::string& text);
+
 struct PlanFlags {
   std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
   int devices = 0;
@@ -145,12 +147,20 @@ struct PlanFlags {
       if (fsdp_rate_gbps) q.fsdp.rate = *fsdp_rate_gbps * 1e9;
       if (fsdp_overlap) q.fsdp.overlap = *fsdp_overlap;
     }
-    if (!precision.empty()) {
-      q.precision = parse_precision(precision);
-      if (!q.precision) throw InputError("--precision", "'" + precision + "' is not bf16, fp16, fp8, fp4, int8, tf32 or fp32");
-    }
+    if (!precision.empty()) q.precision = training_precision(precision);
     return q;
   }
 };
+
+// A training --precision (train, search, compare): tf32 and fp32 are refused here, where the flag
+// is read, with the reason (the evaluator also reports them as unsupported).
+inline Precision training_precision(const std::string& text) {
+  const auto p = parse_precision(text);
+  if (!p) throw InputError("--precision", "'" + text + "' is not bf16, fp16, fp8, fp4 or int8");
+  if (*p == Precision::tf32 || *p == Precision::fp32)
+    throw InputError("--precision", "'" + text + "': training keeps fp32 tensors at this precision, which the model does not "
+                                              "size (it holds 2-byte activations and weights); use bf16 or fp16 (or fp8/fp4)");
+  return *p;
+}
 
 }  // namespace xpu::cli

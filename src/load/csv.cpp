@@ -36,9 +36,11 @@ std::size_t utf8_length(const std::string& s, std::size_t i) {
 void check_text(const DataFile& f) {
   const std::string& s = f.text;
   int line = 1;
+  bool quoted = false;  // a CR inside a quoted field is the field's text (RFC 4180)
   for (std::size_t i = 0; i < s.size();) {
+    if (s[i] == '"') quoted = !quoted;  // "" inside a quoted field toggles twice
     if (s[i] == '\n') ++line;
-    if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
+    if (!quoted && s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
       throw InputError(f.path + ":" + std::to_string(line), "a line ends with a lone carriage return: save the table with LF or CRLF line ends");
     const std::size_t n = utf8_length(s, i);
     if (n == 0) {

@@ -102,6 +102,9 @@ std::vector<int> TomlReader::int_array(std::string_view key) {
   if (!n->is_array()) fail(key, "must be an array of integers");
   for (const auto& e : *n->as_array()) {
     if (!e.is_integer() || e.as_integer()->get() < 1) fail(key, "must be an array of positive integers");
+    if (e.as_integer()->get() > std::numeric_limits<int>::max())  // held as int: refuse what would wrap
+      fail(key, "must hold integers of at most " + std::to_string(std::numeric_limits<int>::max()) + ", got " +
+                    std::to_string(e.as_integer()->get()));
     out.push_back(static_cast<int>(e.as_integer()->get()));
   }
   return out;

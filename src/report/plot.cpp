@@ -7,7 +7,14 @@
 namespace xpu {
 
 namespace {
-constexpr auto& quoted = double_quoted;
+// A gnuplot double-quoted string: quote and backslash escaped; a control character (which gnuplot
+// strings cannot escape as \uXXXX, as TOML's can) becomes a space.
+std::string quoted(const std::string& v) {
+  std::string clean = v;
+  for (char& c : clean)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
+  return double_quoted(clean);
+}
 
 std::string num(double v) { return format_number("%.6g", v); }
 }  // namespace

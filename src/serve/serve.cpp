@@ -195,7 +195,10 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   const double prompt_share = static_cast<double>(sim.prompt_iterations) / it;
   r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),
                        "simulated: iterations computing prompt tokens / iterations"});
-  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share)) r.explain.push_back(t);
+  // The mean step's prompt tokens at a prompt's mean pairs per token (windowed or chunked layers:
+  // their own, as the simulator charges them).
+  const double window_pairs = m.sliding_window > 0 && mean_in > 0 ? np * m.local_pairs(0, mean_in) / mean_in : -1;
+  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share, window_pairs)) r.explain.push_back(t);
   r.explain.push_back({"simulated mean iteration", format_number("%.3f ms", sim.busy_s / it * 1e3),
                        "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
   if (r.cost.priced)

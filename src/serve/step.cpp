@@ -338,8 +338,8 @@ double StepModel::step_time(long tokens, int decode_seqs, double decode_ctx, dou
 }
 
 std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
-                                               int logits, double prompt_share) const {
-  Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits);
+                                               int logits, double prompt_share, double window_pairs) const {
+  Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs);
   const double prefill_overhead = static_cast<double>(m_.layers) * s_.serving.prefill_layer_overhead.v;
   if (prompt_share >= 0) {
     p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;

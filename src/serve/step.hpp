@@ -66,7 +66,7 @@ class StepModel {
   // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
   // has prompt tokens).
   std::vector<ServeTerm> explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
-                                      int logits, double prompt_share = -1) const;
+                                      int logits, double prompt_share = -1, double window_pairs = -1) const;
   // Memory and data terms of the replica (weights, KV per token, capacity, compute precision).
   std::vector<ServeTerm> explain_memory() const;
 

@@ -106,7 +106,8 @@ void Store::exec(const std::string& sql) const {
   }
 }
 
-Store::Store(Store&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), lock_fd_(o.lock_fd_) {
+Store::Store(Store&& o) noexcept
+    : db_(o.db_), path_(std::move(o.path_)), lock_fd_(o.lock_fd_), journal_before_(std::move(o.journal_before_)), accepted_(o.accepted_) {
   o.db_ = nullptr;
   o.lock_fd_ = -1;
 }
@@ -115,7 +116,11 @@ Store::~Store() {
   // The writer leaves a plain rollback-journal database: a WAL one needs its -shm file written
   // even to be read, which a read-only share or another user's export cannot do. Best effort: a
   // reader still attached keeps it in WAL mode until the next sweep ends.
-  if (db_ && lock_fd_ >= 0) sqlite3_exec(db_, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  // A database this sweep refused (another sweep's, an older schema) goes back to the mode it had.
+  if (db_ && lock_fd_ >= 0) {
+    const std::string mode = accepted_ || journal_before_.empty() ? "DELETE" : journal_before_;
+    sqlite3_exec(db_, ("PRAGMA journal_mode=" + mode).c_str(), nullptr, nullptr, nullptr);
+  }
   sqlite3_close(db_);
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
@@ -153,6 +158,13 @@ Store Store::open_for_writing(const std::string& path) {
   s.lock_fd_ = fd;
   // WAL: commits survive the process being killed (synchronous=NORMAL syncs at checkpoints), and
   // readers (sqlite3, an export) can watch a running sweep.
+  {  // the mode it had, to leave a database this sweep refuses as it found it
+    Stmt q(s.db_, "PRAGMA journal_mode");
+    if (q.ok() && sqlite3_step(q.get()) == SQLITE_ROW) {
+      const auto v = q.column(0);
+      if (std::holds_alternative<std::string>(v)) s.journal_before_ = std::get<std::string>(v);
+    }
+  }
   s.exec("PRAGMA journal_mode=WAL");
   s.exec("PRAGMA synchronous=NORMAL");
   s.exec("BEGIN IMMEDIATE");
@@ -215,6 +227,7 @@ void Store::claim(const Entries& identity, const Entries& info) {
                                     " there, '" + v + "' here; use another --db");
       }
     }
+    accepted_ = true;
     return;
   }
   exec("BEGIN IMMEDIATE");
@@ -229,6 +242,7 @@ void Store::claim(const Entries& identity, const Entries& info) {
         if (sqlite3_step(ins.get()) != SQLITE_DONE) fail("cannot write meta");
       }
     exec("COMMIT");
+    accepted_ = true;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

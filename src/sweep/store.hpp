@@ -54,6 +54,8 @@ class Store {
   sqlite3* db_ = nullptr;
   std::string path_;
   int lock_fd_ = -1;  // writer only: an exclusive lock on PATH.lock, released when the process ends
+  std::string journal_before_;  // writer only: the journal mode the database had when opened
+  bool accepted_ = false;       // writer only: claim() took the database as this sweep's
 };
 
 }  // namespace xpu::sweep
