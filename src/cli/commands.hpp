@@ -35,6 +35,10 @@ void check_output_path(const std::string& path, const char* flag);
 // Whether two output paths name one file (links followed, any spelling: ./x, an absolute path).
 // Standard output ("" or "-") is one "file" too.
 bool same_output(const std::string& a, const std::string& b);
+// Creates a file of a fresh name from `name` (mkstemps: its last 6 characters before `suffix`
+// characters are XXXXXX; created exclusively, never an existing file or link), writes `text`
+// into it and returns the name; errors name `what`.
+std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what);
 
 // A latency SLO flag's check: given, it must be positive (left out, there is no SLO; 0 had read as
 // none, silently).

@@ -73,6 +73,28 @@ std::filesystem::path output_target(const std::string& path) {
   return real;
 }
 
+std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what) {
+  const int fd = ::mkstemps(name.data(), suffix);
+  if (fd < 0) throw InputError(what, "cannot create a temporary file beside it");
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);  // the mode a new file would get (mkstemps gives 0600)
+  bool ok = true;
+  for (std::size_t at = 0; ok && at < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) at += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) ok = false;
+  if (!ok) {
+    std::error_code ec;
+    std::filesystem::remove(name, ec);
+    throw InputError(what, "write failed");
+  }
+  return name;
+}
+
 bool same_output(const std::string& a, const std::string& b) {
   const bool out_a = a.empty() || a == "-", out_b = b.empty() || b == "-";
   if (out_a || out_b) return out_a && out_b;
@@ -107,27 +129,10 @@ void write_output(const std::string& path, const std::string& text) {
     if (!out) throw InputError(path, "write failed");
     return;
   }
-  // A fresh temporary name beside the target (mkstemp: created exclusively, never an existing file
-  // or link), so two writers of one path each rename a whole file into place and a link planted at
-  // a fixed "<out>.tmp" is never written through.
-  std::string tmp = real.string() + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw InputError(path, "cannot write file (creating a temporary file beside it failed)");
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);  // as an ofstream would create it (mkstemp gives 0600)
-  bool ok = true;
-  for (std::size_t at = 0; ok && at < text.size();) {
-    const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) at += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0) ok = false;
-  if (!ok) {
-    fs::remove(tmp, ec);
-    throw InputError(path, "write failed");
-  }
+  // A fresh temporary name beside the target (never an existing file or link), so two writers of
+  // one path each rename a whole file into place and a link planted at a fixed "<out>.tmp" is
+  // never written through.
+  const std::string tmp = write_fresh_file(real.string() + ".tmp.XXXXXX", 0, text, path);
   fs::rename(tmp, real, ec);
   if (ec) {
     fs::remove(tmp, ec);

@@ -1,14 +1,11 @@
 #include "cli/money_flags.hpp"
 
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <vector>
 
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "money/money.hpp"
@@ -63,22 +60,9 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
       for (const auto& p : paths) std::filesystem::remove(p, ec);
     }
   } temps;
-  auto fresh = [&](std::string name, int suffix, const std::string& text = {}) {
-    const int fd = ::mkstemps(name.data(), suffix);
-    if (fd < 0) throw InputError("--plot", "'" + path + "': cannot create a temporary file beside it");
-    temps.paths.push_back(name);
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::fchmod(fd, 0666 & ~mask);  // the chart gets the mode a new file would (mkstemps gives 0600)
-    bool ok = true;
-    for (std::size_t at = 0; ok && at < text.size();) {
-      const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
-      if (n < 0 && errno == EINTR) continue;
-      ok = n > 0;
-      if (ok) at += static_cast<std::size_t>(n);
-    }
-    if (::close(fd) != 0 || !ok) throw InputError("--plot", "'" + path + "': cannot write a temporary file beside it");
-    return name;
+  auto fresh = [&](const std::string& name, int suffix, const std::string& text = {}) {
+    temps.paths.push_back(write_fresh_file(name, suffix, text, "--plot"));
+    return temps.paths.back();
   };
   const std::string tmp_image = fresh(path + ".tmp.XXXXXX" + ext, static_cast<int>(ext.size()));
   const std::string err_path = fresh(path + ".gp.err.XXXXXX", 0);
