@@ -6,7 +6,6 @@
 #include <fstream>
 #include <vector>
 
-
 #include "cli/commands.hpp"
 #include "money/money.hpp"
 #include "spec/error.hpp"
