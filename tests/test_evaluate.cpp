@@ -945,5 +945,31 @@ TEST(Evaluate, ChunkedLocalAttentionGrowsLinearlyPastTheChunk) {
   EXPECT_NEAR(attention(32768) / attention(8192), 7.0, 0.2);
 }
 
+// Interleaved chunks put layer j on stage (chunk of j) mod pp: Llama 4 Scout at pp 4, vp 12 (one
+// layer a chunk) puts all 12 global layers (3, 7, ..., 47) on stage 3, which sets the pace as if
+// every layer of it were global; at vp 1 each stage holds 3 global and 9 chunked layers.
+TEST(Evaluate, InterleavedStagesHoldTheirOwnLayers) {
+  const Model& scout = builtin().model("llama4-scout-17b-16e");
+  Model global = scout;
+  global.sliding_window = 0;
+  global.global_every = 0;
+  global.chunked_local = false;
+  Layout l;
+  l.tp = 4;
+  l.pp = 4;
+  l.vp = 12;
+  l.cp = 16;
+  l.dp = 4;
+  l.micro_batch = 2;
+  const Workload w{131072, 64};
+  const TrainReport a = evaluate(scout, h100(), l, w, 1024, false), g = evaluate(global, h100(), l, w, 1024, false);
+  ASSERT_TRUE(a.feasible() && g.feasible()) << a.reason << g.reason;
+  EXPECT_NEAR(a.time.attention, g.time.attention, 1e-9 * g.time.attention);
+  l.vp = 1;
+  const TrainReport a1 = evaluate(scout, h100(), l, w, 1024, false), g1 = evaluate(global, h100(), l, w, 1024, false);
+  ASSERT_TRUE(a1.feasible() && g1.feasible());
+  EXPECT_LT(a1.time.attention, 0.5 * g1.time.attention);
+}
+
 }  // namespace
 }  // namespace xpu

@@ -585,6 +585,19 @@ TEST(ServeData, KvAdmissionIsReadWrittenAndChecked) {
   EXPECT_NE((c.where + c.what).find("kv_admission"), std::string::npos) << c.where << " " << c.what;
 }
 
+// With pp, the stage holding the most full-attention layers bounds the cache: Llama 4 Scout on 16
+// stages of 3 layers has stages with one global layer (3, 7, ...: layers 3-5 hold layer 3), so a
+// context token costs one layer's KV per device there, not 3 x 12/48 of one.
+TEST(ServeStep, PipelineStageHoldsItsOwnGlobalLayers) {
+  const Model& scout = builtin().model("llama4-scout-17b-16e");
+  ServeLayout l;
+  l.pp = 16;
+  const StepModel a(scout, builtin().system("hgx-h200"), l);
+  const double one_layer = 2.0 * scout.kv_heads * scout.head_dim * 2.0;  // bf16 K and V
+  EXPECT_DOUBLE_EQ(a.kv_bytes_per_token_per_device(), one_layer);
+  EXPECT_DOUBLE_EQ(a.kv_window_tokens(1e6) * a.kv_bytes_per_token_per_device(), 8192 * 2 * one_layer);
+}
+
 // Sliding-window layers (GPT-OSS: 18 of 36 layers with a 128-token window) read at most the window
 // in decode and compute at most window pairs per prompt token: at 64k context the attention time
 // over the KV cache is half the full-attention model's; below the window nothing changes.

@@ -174,11 +174,18 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   // Sliding-window layers keep at most the window per sequence (engines size their cache so:
   // vLLM's hybrid KV cache manager, TensorRT-LLM's per-layer attention windows): the context's
   // blocks count the full-attention layers, each sequence adds its window (kv_window_tokens).
+  // With pp the stage holding the most full-attention layers (contiguous stages of stage_layers)
+  // bounds the cache: its own global and local layers, not the model's average share.
   const int nw = m.window_layer_count();
   if (nw > 0 && nw < m.layers) {
-    const double win_share = static_cast<double>(nw) / m.layers;
-    win_kv_dev_ = kv_dev_ * win_share;
-    kv_dev_ *= 1.0 - win_share;
+    int global_most = -1, local_there = 0;
+    for (int first = 0; first < m.layers; first += stage_layers) {
+      int g = 0, loc = 0;
+      for (int j = first; j < std::min(m.layers, first + stage_layers); ++j) ++(m.is_window_layer(j) ? loc : g);
+      if (g > global_most) global_most = g, local_there = loc;
+    }
+    kv_dev_ = kv_layer_dev_ * global_most;  // >= 1: some layer is global (nw < layers)
+    win_kv_dev_ = kv_layer_dev_ * local_there;
   }
   kv_replica_ = kv_bytes_per_token(m, l.kv);
 

@@ -526,55 +526,65 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
 
 struct Setup {
   std::vector<int> layers_of, moe_layers_of;
-  std::vector<int> first_layer;
+  // Of those, the layers with local attention (a window or chunk), dense and MoE.
+  std::vector<int> local_dense_of, local_moe_of;
 };
 
+// Which stage holds each layer: contiguous runs (split_layers); interleaved (vp > 1, layers a
+// multiple of pp x vp), Megatron's chunks of layers / (pp x vp) layers, chunk c on stage c mod pp,
+// so a stage holds layers r, r + pp, ... when chunks are one layer: where MoE or global-attention
+// layers recur with a period that shares a factor with pp, stages differ (Llama 4 Scout, pp 4 with
+// one layer per chunk: stage 3 holds all 12 global layers, stage 0 none).
 Setup make_setup(const Model& m, const Layout& l) {
   Setup st;
   st.layers_of = split_layers(m.layers, l.pp);
   st.moe_layers_of.assign(l.pp, 0);
-  st.first_layer.assign(l.pp, 0);
+  st.local_dense_of.assign(l.pp, 0);
+  st.local_moe_of.assign(l.pp, 0);
+  const bool local = m.sliding_window > 0;
+  auto count = [&](int stage, int layer) {
+    const bool moe = m.is_moe_layer(layer);
+    if (moe) ++st.moe_layers_of[stage];
+    if (local && m.is_window_layer(layer)) ++(moe ? st.local_moe_of : st.local_dense_of)[stage];
+  };
+  if (l.vp > 1) {
+    // Chunks as split_layers gives them (the first and last may hold none where pp x vp passes the
+    // layers: the embedding's and the loss's), chunk c on stage c mod pp.
+    const std::vector<int> chunk = split_layers(m.layers, l.pp * l.vp);
+    std::vector<int> per_stage(l.pp, 0);
+    int at = 0;
+    for (std::size_t c = 0; c < chunk.size(); ++c)
+      for (int j = 0; j < chunk[c]; ++j, ++at) {
+        const int stage = static_cast<int>(c % static_cast<std::size_t>(l.pp));
+        ++per_stage[stage];
+        count(stage, at);
+      }
+    st.layers_of = per_stage;
+    return st;
+  }
   int at = 0;
   for (int i = 0; i < l.pp; ++i) {
-    st.first_layer[i] = at;
-    for (int j = 0; j < st.layers_of[i]; ++j)
-      if (m.is_moe_layer(at + j)) ++st.moe_layers_of[i];
+    for (int j = 0; j < st.layers_of[i]; ++j) count(i, at + j);
     at += st.layers_of[i];
   }
   return st;
 }
 
-// A representative dense layer and MoE layer (the first of each kind); where local (windowed or
-// chunked) and global layers alternate, the average over one period of the pattern.
-LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) {
-  int first = -1;
-  for (int i = 0; i < m.layers; ++i)
-    if (m.is_moe_layer(i) == moe_kind) { first = i; break; }
-  if (first < 0) return {};
-  if (m.window_period() > 1) {
-    // Average over one period of the window pattern.
-    LayerCost acc{};
-    int n = 0;
-    for (int i = first; i < m.layers && n < m.window_period(); ++i) {
-      if (m.is_moe_layer(i) != moe_kind) continue;
-      LayerCost c = ev.layer(i);
-      acc.gemm_f += c.gemm_f; acc.gemm_b += c.gemm_b; acc.attn_f += c.attn_f; acc.attn_b += c.attn_b;
-      acc.elem_f += c.elem_f; acc.elem_b += c.elem_b; acc.tp_f += c.tp_f; acc.tp_b += c.tp_b;
-      acc.cp_f += c.cp_f; acc.cp_b += c.cp_b; acc.ep_f += c.ep_f; acc.ep_b += c.ep_b;
-      acc.recompute += c.recompute; acc.recompute_flops += c.recompute_flops;
-      acc.params_dense += c.params_dense; acc.params_expert += c.params_expert;
-      acc.act_stored += c.act_stored; acc.act_working = std::max(acc.act_working, c.act_working);
-      acc.cp_buffer = std::max(acc.cp_buffer, c.cp_buffer);
-      ++n;
-    }
-    auto k = 1.0 / n;
-    acc.gemm_f *= k; acc.gemm_b *= k; acc.attn_f *= k; acc.attn_b *= k; acc.elem_f *= k; acc.elem_b *= k;
-    acc.tp_f *= k; acc.tp_b *= k; acc.cp_f *= k; acc.cp_b *= k; acc.ep_f *= k; acc.ep_b *= k;
-    acc.recompute *= k; acc.recompute_flops *= k; acc.params_dense *= k; acc.params_expert *= k; acc.act_stored *= k;
-    return acc;
+// A representative dense or MoE layer: the first of its kind, global or local as asked where the
+// model has both (only attention differs between them; memory reads either), else any.
+LayerCost kind_layer(const Evaluator& ev, const Model& m, bool moe_kind, bool local = false) {
+  int first = -1, any = -1;
+  for (int i = 0; i < m.layers && first < 0; ++i) {
+    if (m.is_moe_layer(i) != moe_kind) continue;
+    if (any < 0) any = i;
+    if (m.is_window_layer(i) == local) first = i;
   }
+  if (first < 0) first = any;
+  if (first < 0) return {};
   return ev.layer(first);
 }
+
+LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) { return kind_layer(ev, m, moe_kind); }
 
 }  // namespace
 
@@ -700,23 +710,31 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     double p_dense = 0, p_exp = 0;
   };
   std::vector<Stage> stages(p);
+  // The stages' layers by kind: dense or MoE, global or local attention (only attention differs).
+  const bool has_local = m.window_layer_count() > 0;
+  const LayerCost dense_l = has_local ? kind_layer(ev, m, false, true) : dense;
+  const LayerCost moe_l = has_local ? kind_layer(ev, m, true, true) : moe;
   for (int i = 0; i < p; ++i) {
     Stage& sg = stages[i];
     const double nm = st.moe_layers_of[i], nd = st.layers_of[i] - nm;
-    auto acc = [&](double x_dense, double x_moe) { return nd * x_dense + nm * x_moe; };
-    sg.parts.gemm = acc(dense.gemm_f + dense.gemm_b, moe.gemm_f + moe.gemm_b);
-    sg.parts.attention = acc(dense.attn_f + dense.attn_b, moe.attn_f + moe.attn_b);
-    sg.parts.elementwise = acc(dense.elem_f + dense.elem_b, moe.elem_f + moe.elem_b);
+    const double nd_l = st.local_dense_of[i], nm_l = st.local_moe_of[i];
+    auto acc = [&](auto get) {
+      return (nd - nd_l) * get(dense) + nd_l * get(dense_l) + (nm - nm_l) * get(moe) + nm_l * get(moe_l);
+    };
+    sg.parts.gemm = acc([](const LayerCost& c) { return c.gemm_f + c.gemm_b; });
+    sg.parts.attention = acc([](const LayerCost& c) { return c.attn_f + c.attn_b; });
+    sg.parts.elementwise = acc([](const LayerCost& c) { return c.elem_f + c.elem_b; });
     const double rshare = recompute_share(l, st.layers_of[i]);
-    sg.parts.recompute = rshare * acc(dense.recompute, moe.recompute);
-    sg.parts.tp_comm = acc(dense.tp_f + dense.tp_b, moe.tp_f + moe.tp_b);
-    sg.parts.cp_comm = acc(dense.cp_f + dense.cp_b, moe.cp_f + moe.cp_b);
-    sg.parts.ep_comm = acc(dense.ep_f + dense.ep_b, moe.ep_f + moe.ep_b);
-    sg.f = acc(dense.fwd(), moe.fwd());
-    sg.b = acc(dense.bwd(), moe.bwd()) - (1.0 - rshare) * acc(dense.recompute, moe.recompute);
-    sg.w = 0.5 * acc(dense.gemm_b, moe.gemm_b);
-    sg.p_dense = acc(dense.params_dense, moe.params_dense);
-    sg.p_exp = acc(dense.params_expert, moe.params_expert);
+    const double rerun = acc([](const LayerCost& c) { return c.recompute; });
+    sg.parts.recompute = rshare * rerun;
+    sg.parts.tp_comm = acc([](const LayerCost& c) { return c.tp_f + c.tp_b; });
+    sg.parts.cp_comm = acc([](const LayerCost& c) { return c.cp_f + c.cp_b; });
+    sg.parts.ep_comm = acc([](const LayerCost& c) { return c.ep_f + c.ep_b; });
+    sg.f = acc([](const LayerCost& c) { return c.fwd(); });
+    sg.b = acc([](const LayerCost& c) { return c.bwd(); }) - (1.0 - rshare) * rerun;
+    sg.w = 0.5 * acc([](const LayerCost& c) { return c.gemm_b; });
+    sg.p_dense = acc([](const LayerCost& c) { return c.params_dense; });
+    sg.p_exp = acc([](const LayerCost& c) { return c.params_expert; });
     if (i == 0) {  // embedding lookup (and its gradient scatter)
       const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
       sg.parts.elementwise += e + eb;
