@@ -33,7 +33,7 @@ int MoneyFlags::thread_count() const {
 void MoneyFlags::check_paths() const {
   check_output_path(out, "--out");
   check_output_path(plot, "--plot");
-  if (!plot.empty() && same_output(plot, out))
+  if (!plot.empty() && plot != "-" && same_output(plot, out))  // "-" is refused by its extension
     throw InputError("--plot", "'" + plot + "' is also the --out file: the report would replace the chart");
 }
 
@@ -46,7 +46,8 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
   else if (ext == ".svg") terminal = "svg size 1100," + std::to_string(height) + " dynamic font \",10\"";
   else throw InputError("--plot", "'" + path + "': the chart's file name must end in .png or .svg");
   for (char c : path)
-    if (c == '\'' || c == '"' || c == '\n') throw InputError("--plot", "'" + path + "': no quotes in the file name, please");
+    if (c == '\'' || c == '"' || static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
+      throw InputError("--plot", "'" + path + "': no quotes or control characters (tab, newline) in the file name, please");
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw InputError("--plot", "gnuplot is not installed (Debian: apt-get install gnuplot-nox)");
   // Fresh temporary names (mkstemps: created exclusively), as write_output's: never an existing

@@ -104,6 +104,13 @@ Model parse_hf_config(const DataFile& f) {
   // Gemma 2 alternates local and global layers, layer 0 local (its class has no key for it).
   const bool gemma2 = model_type == "gemma2" || arch.find("Gemma2") != std::string::npos;
   JsonReader r(j, file);
+  // Linear-attention layers (Qwen3-Next's Gated DeltaNet: full_attention_interval, linear_* keys)
+  // keep a fixed state instead of a KV cache and cost no attention over the context: the model has
+  // no such layer, and reading them as softmax attention would overstate both 4x. Refused.
+  for (const char* key : {"full_attention_interval", "linear_num_value_heads", "linear_key_head_dim"})
+    if (r.has(key))
+      r.fail(key, "linear-attention layers (Gated DeltaNet, as Qwen3-Next's) are not modelled; xpuplan would read "
+                  "them as softmax attention with a KV cache");
   Model m;
   m.file = f.path;
   m.id = f.path;

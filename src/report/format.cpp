@@ -452,8 +452,14 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
     if (m.sliding_window > 0)
       j["local_attention"] = {{"kind", m.chunked_local ? "chunked" : "sliding"}, {"tokens", m.sliding_window},
                               {"layers", m.window_layer_count()},
-                              {"pattern", m.global_every > 0 ? "all but every " + std::to_string(m.global_every) + "th layer"
-                                                             : "1 in " + std::to_string(m.sliding_window_every) + " layers from layer 0"}};
+                              {"pattern", m.global_every > 0
+                                              ? "every layer but each " + std::to_string(m.global_every) + "-th (layers " +
+                                                    std::to_string(m.global_every - 1) + ", " + std::to_string(2 * m.global_every - 1) +
+                                                    ", ... global)"
+                                          : m.sliding_window_every <= 1
+                                              ? std::string("every layer")
+                                              : "1 in " + std::to_string(m.sliding_window_every) + " layers (0, " +
+                                                    std::to_string(m.sliding_window_every) + ", ...)"}};
     if (m.is_moe())
       j["moe"] = {{"experts", m.moe.experts}, {"top_k", m.moe.top_k}, {"ffn_hidden", m.moe.ffn_hidden},
                   {"shared_experts", m.moe.shared_experts}, {"dense_layers", m.moe.dense_layers},
