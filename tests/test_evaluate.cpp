@@ -971,5 +971,30 @@ TEST(Evaluate, InterleavedStagesHoldTheirOwnLayers) {
   EXPECT_LT(a1.time.attention, 0.5 * g1.time.attention);
 }
 
+// The stages' layer counts under interleaving, in closed form for a dense model with no local
+// layers, equal the chunk-by-chunk count that a model with local layers takes (split_layers over
+// pp x vp chunks, chunk c on stage c mod pp), for even and uneven chunks.
+TEST(Evaluate, InterleavedStageCountsClosedFormMatchesChunks) {
+  Model dense = llama8b();  // 32 layers
+  Model local = dense;
+  local.sliding_window = 1 << 20;  // longer than any sequence: every layer local, nothing else changes
+  local.sliding_window_every = 1;
+  for (int pp : {2, 3, 4, 5, 6})
+    for (int vp : {2, 3, 5, 7}) {
+      if (pp * vp > dense.layers + 2) continue;
+      Layout l;
+      l.pp = pp;
+      l.vp = vp;
+      l.dp = 1;
+      const Workload w{1024, 64 * pp};
+      const TrainReport a = evaluate(dense, h100(), l, w, pp, false), b = evaluate(local, h100(), l, w, pp, false);
+      ASSERT_EQ(a.stage_layers.size(), static_cast<std::size_t>(pp)) << a.reason;
+      EXPECT_EQ(a.stage_layers, b.stage_layers) << "pp " << pp << " vp " << vp;
+      int sum = 0;
+      for (int n : a.stage_layers) sum += n;
+      EXPECT_EQ(sum, dense.layers);
+    }
+}
+
 }  // namespace
 }  // namespace xpu

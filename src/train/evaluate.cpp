@@ -549,17 +549,28 @@ Setup make_setup(const Model& m, const Layout& l) {
   };
   if (l.vp > 1) {
     // Chunks as split_layers gives them (the first and last may hold none where pp x vp passes the
-    // layers: the embedding's and the loss's), chunk c on stage c mod pp.
-    const std::vector<int> chunk = split_layers(m.layers, l.pp * l.vp);
-    std::vector<int> per_stage(l.pp, 0);
-    int at = 0;
-    for (std::size_t c = 0; c < chunk.size(); ++c)
-      for (int j = 0; j < chunk[c]; ++j, ++at) {
-        const int stage = static_cast<int>(c % static_cast<std::size_t>(l.pp));
-        ++per_stage[stage];
-        count(stage, at);
+    // layers: the embedding's and the loss's), chunk c on stage c mod pp; sizes computed in place
+    // (this runs once per evaluated plan).
+    const int chunks = l.pp * l.vp, base = m.layers / chunks, rem = m.layers % chunks;
+    const int middle = std::min(rem, chunks - 2);  // chunks 1 .. middle take one more
+    std::fill(st.layers_of.begin(), st.layers_of.end(), 0);
+    const bool by_layer = local || m.is_moe();  // else only the counts matter
+    if (!by_layer) {  // only the counts matter: stage s holds chunks s, s + pp, ..., in closed form
+      for (int stage = 0; stage < l.pp; ++stage) {
+        // chunks c = stage + k pp (k < vp) with 1 <= c <= middle take one more layer
+        const int kmin = stage == 0 ? 1 : 0, kmax = middle >= stage ? std::min(l.vp - 1, (middle - stage) / l.pp) : -1;
+        st.layers_of[stage] = base * l.vp + std::max(0, kmax - kmin + 1);
       }
-    st.layers_of = per_stage;
+      if (rem > chunks - 2) ++st.layers_of[l.pp - 1];  // the last chunk, on the last stage
+      return st;
+    }
+    int at = 0;
+    for (int c = 0, stage = 0; c < chunks; ++c, stage = stage + 1 == l.pp ? 0 : stage + 1) {
+      const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2) + (c == 0 && rem > chunks - 1);
+      st.layers_of[stage] += size;
+      if (!by_layer) continue;
+      for (int j = 0; j < size; ++j, ++at) count(stage, at);
+    }
     return st;
   }
   int at = 0;
@@ -712,29 +723,43 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   std::vector<Stage> stages(p);
   // The stages' layers by kind: dense or MoE, global or local attention (only attention differs).
   const bool has_local = m.window_layer_count() > 0;
-  const LayerCost dense_l = has_local ? kind_layer(ev, m, false, true) : dense;
-  const LayerCost moe_l = has_local ? kind_layer(ev, m, true, true) : moe;
+  LayerCost dense_l{}, moe_l{};  // read only where has_local
+  if (has_local) {
+    dense_l = kind_layer(ev, m, false, true);
+    moe_l = kind_layer(ev, m, true, true);
+  }
   for (int i = 0; i < p; ++i) {
     Stage& sg = stages[i];
     const double nm = st.moe_layers_of[i], nd = st.layers_of[i] - nm;
-    const double nd_l = st.local_dense_of[i], nm_l = st.local_moe_of[i];
-    auto acc = [&](auto get) {
-      return (nd - nd_l) * get(dense) + nd_l * get(dense_l) + (nm - nm_l) * get(moe) + nm_l * get(moe_l);
+    // The stage's layers summed field by field: (dense, MoE) x (global, local) times their counts.
+    LayerCost x{};
+    auto add = [&x](const LayerCost& c, double k) {
+      if (k == 0) return;
+      x.gemm_f += k * c.gemm_f; x.gemm_b += k * c.gemm_b; x.attn_f += k * c.attn_f; x.attn_b += k * c.attn_b;
+      x.elem_f += k * c.elem_f; x.elem_b += k * c.elem_b; x.tp_f += k * c.tp_f; x.tp_b += k * c.tp_b;
+      x.cp_f += k * c.cp_f; x.cp_b += k * c.cp_b; x.ep_f += k * c.ep_f; x.ep_b += k * c.ep_b;
+      x.recompute += k * c.recompute; x.params_dense += k * c.params_dense; x.params_expert += k * c.params_expert;
     };
-    sg.parts.gemm = acc([](const LayerCost& c) { return c.gemm_f + c.gemm_b; });
-    sg.parts.attention = acc([](const LayerCost& c) { return c.attn_f + c.attn_b; });
-    sg.parts.elementwise = acc([](const LayerCost& c) { return c.elem_f + c.elem_b; });
+    const double nd_l = st.local_dense_of[i], nm_l = st.local_moe_of[i];
+    add(dense, nd - nd_l);
+    add(moe, nm - nm_l);
+    if (has_local) {
+      add(dense_l, nd_l);
+      add(moe_l, nm_l);
+    }
+    sg.parts.gemm = x.gemm_f + x.gemm_b;
+    sg.parts.attention = x.attn_f + x.attn_b;
+    sg.parts.elementwise = x.elem_f + x.elem_b;
     const double rshare = recompute_share(l, st.layers_of[i]);
-    const double rerun = acc([](const LayerCost& c) { return c.recompute; });
-    sg.parts.recompute = rshare * rerun;
-    sg.parts.tp_comm = acc([](const LayerCost& c) { return c.tp_f + c.tp_b; });
-    sg.parts.cp_comm = acc([](const LayerCost& c) { return c.cp_f + c.cp_b; });
-    sg.parts.ep_comm = acc([](const LayerCost& c) { return c.ep_f + c.ep_b; });
-    sg.f = acc([](const LayerCost& c) { return c.fwd(); });
-    sg.b = acc([](const LayerCost& c) { return c.bwd(); }) - (1.0 - rshare) * rerun;
-    sg.w = 0.5 * acc([](const LayerCost& c) { return c.gemm_b; });
-    sg.p_dense = acc([](const LayerCost& c) { return c.params_dense; });
-    sg.p_exp = acc([](const LayerCost& c) { return c.params_expert; });
+    sg.parts.recompute = rshare * x.recompute;
+    sg.parts.tp_comm = x.tp_f + x.tp_b;
+    sg.parts.cp_comm = x.cp_f + x.cp_b;
+    sg.parts.ep_comm = x.ep_f + x.ep_b;
+    sg.f = x.fwd();
+    sg.b = x.bwd() - (1.0 - rshare) * x.recompute;
+    sg.w = 0.5 * x.gemm_b;
+    sg.p_dense = x.params_dense;
+    sg.p_exp = x.params_expert;
     if (i == 0) {  // embedding lookup (and its gradient scatter)
       const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
       sg.parts.elementwise += e + eb;
