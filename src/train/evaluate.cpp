@@ -539,9 +539,11 @@ Setup make_setup(const Model& m, const Layout& l) {
   Setup st;
   st.layers_of = split_layers(m.layers, l.pp);
   st.moe_layers_of.assign(l.pp, 0);
-  st.local_dense_of.assign(l.pp, 0);
-  st.local_moe_of.assign(l.pp, 0);
-  const bool local = m.sliding_window > 0;
+  const bool local = m.window_layer_count() > 0;
+  if (local) {  // left empty (read as 0) for a model without local layers: one allocation less per plan
+    st.local_dense_of.assign(l.pp, 0);
+    st.local_moe_of.assign(l.pp, 0);
+  }
   auto count = [&](int stage, int layer) {
     const bool moe = m.is_moe_layer(layer);
     if (moe) ++st.moe_layers_of[stage];
@@ -740,7 +742,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       x.cp_f += k * c.cp_f; x.cp_b += k * c.cp_b; x.ep_f += k * c.ep_f; x.ep_b += k * c.ep_b;
       x.recompute += k * c.recompute; x.params_dense += k * c.params_dense; x.params_expert += k * c.params_expert;
     };
-    const double nd_l = st.local_dense_of[i], nm_l = st.local_moe_of[i];
+    const double nd_l = has_local ? st.local_dense_of[i] : 0, nm_l = has_local ? st.local_moe_of[i] : 0;
     add(dense, nd - nd_l);
     add(moe, nm - nm_l);
     if (has_local) {
