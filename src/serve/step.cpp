@@ -174,14 +174,18 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   // Sliding-window layers keep at most the window per sequence (engines size their cache so:
   // vLLM's hybrid KV cache manager, TensorRT-LLM's per-layer attention windows): the context's
   // blocks count the full-attention layers, each sequence adds its window (kv_window_tokens).
-  // With pp the stage holding the most full-attention layers (contiguous stages of stage_layers)
-  // bounds the cache: its own global and local layers, not the model's average share.
+  // With pp the stage holding the most full-attention layers bounds the cache: its own global and
+  // local layers, not the model's average share. Stages as vLLM splits them (get_pp_indices:
+  // L / pp each, the remainder one apiece to the stages before the last, from the back).
   const int nw = m.window_layer_count();
   if (nw > 0 && nw < m.layers) {
-    int global_most = -1, local_there = 0;
-    for (int first = 0; first < m.layers; first += stage_layers) {
+    int global_most = -1, local_there = 0, first = 0;
+    const int base = m.layers / l.pp, rem = m.layers % l.pp;
+    for (int stage = 0; stage < l.pp; ++stage) {
+      const int size = base + (stage >= l.pp - 1 - rem && stage < l.pp - 1 ? 1 : 0);
       int g = 0, loc = 0;
-      for (int j = first; j < std::min(m.layers, first + stage_layers); ++j) ++(m.is_window_layer(j) ? loc : g);
+      for (int j = first; j < first + size; ++j) ++(m.is_window_layer(j) ? loc : g);
+      first += size;
       if (g > global_most) global_most = g, local_there = loc;
     }
     kv_dev_ = kv_layer_dev_ * global_most;  // >= 1: some layer is global (nw < layers)

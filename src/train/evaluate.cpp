@@ -530,8 +530,9 @@ struct Setup {
   std::vector<int> local_dense_of, local_moe_of;
 };
 
-// Which stage holds each layer: contiguous runs (split_layers); interleaved (vp > 1, layers a
-// multiple of pp x vp), Megatron's chunks of layers / (pp x vp) layers, chunk c on stage c mod pp,
+// Which stage holds each layer: contiguous runs (split_layers); interleaved (vp > 1), pp x vp
+// chunks as split_layers sizes them (Megatron's chunks; chunk 0 and the last hold none where
+// pp x vp passes the layers, the embedding's and the loss's), chunk c on stage c mod pp,
 // so a stage holds layers r, r + pp, ... when chunks are one layer: where MoE or global-attention
 // layers recur with a period that shares a factor with pp, stages differ (Llama 4 Scout, pp 4 with
 // one layer per chunk: stage 3 holds all 12 global layers, stage 0 none).
