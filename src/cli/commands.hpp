@@ -27,8 +27,6 @@ Catalog load_catalog(const Globals& g, std::optional<long> quote_day = std::null
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
 // A symbolic link is written through; a FIFO or device is written to directly.
 void write_output(const std::string& path, const std::string& text);
-// The file an output path names: its symbolic links followed (to a target that may not exist yet).
-std::filesystem::path output_target(const std::string& path);
 // Throws InputError(flag) when an output path cannot be written: a directory, or a file in a
 // folder that does not exist. Commands that write two files check both before writing either.
 void check_output_path(const std::string& path, const char* flag);

@@ -18,6 +18,7 @@
 #include "spec/error.hpp"
 #include "units/units.hpp"
 #include "util/build_info.hpp"
+#include "util/paths.hpp"
 #include "util/parallel.hpp"
 
 namespace xpu::cli {
@@ -60,19 +61,6 @@ void check_output_path(const std::string& path, const char* flag) {
   if (!dir.empty() && !fs::is_directory(dir, ec)) throw InputError(flag, "'" + path + "': no folder " + dir.string());
 }
 
-std::filesystem::path output_target(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path real = path;
-  for (int hops = 0; fs::is_symlink(fs::symlink_status(real, ec)); ++hops) {  // a dangling link too
-    if (hops == 40) throw InputError(path, "too many levels of symbolic links");
-    const fs::path target = fs::read_symlink(real, ec);
-    if (ec) throw InputError(path, "cannot resolve the symbolic link");
-    real = target.is_absolute() ? target : real.parent_path() / target;
-  }
-  return real;
-}
-
 std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what) {
   const int fd = ::mkstemps(name.data(), suffix);
   if (fd < 0) throw InputError(what, "cannot create a temporary file beside it");
@@ -101,7 +89,7 @@ bool same_output(const std::string& a, const std::string& b) {
   namespace fs = std::filesystem;
   std::error_code ec;
   auto key = [&](const std::string& p) {
-    const fs::path abs = fs::absolute(output_target(p), ec).lexically_normal();
+    const fs::path abs = fs::absolute(follow_links(p), ec).lexically_normal();
     const fs::path real = fs::weakly_canonical(abs, ec);
     return ec ? abs : real;
   };
@@ -118,7 +106,7 @@ void write_output(const std::string& path, const std::string& text) {
   std::error_code ec;
   // A symbolic link is written through (its target replaced, not the link); a FIFO or a device is
   // written straight to, where a temporary file and a rename would replace the node itself.
-  const fs::path real = output_target(path);
+  const fs::path real = follow_links(path);
   const fs::file_status st = fs::status(real, ec);
   if (fs::is_directory(st)) throw InputError(path, "is a directory");
   if (fs::exists(st) && !fs::is_regular_file(st)) {

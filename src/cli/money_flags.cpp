@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "money/money.hpp"
 #include "spec/error.hpp"
+#include "util/paths.hpp"
 
 namespace xpu::cli {
 
@@ -77,7 +78,7 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
   if (rc != 0 || !fs::exists(tmp_image) || fs::file_size(tmp_image, ec) == 0)
     throw InputError("--plot", "gnuplot failed on the chart's script" + (err.empty() ? "" : ": " + err));
   // Through a symbolic link, as write_output; a FIFO or device would be replaced by the rename.
-  const fs::path real = output_target(path);
+  const fs::path real = follow_links(path);
   if (fs::exists(real, ec) && !fs::is_regular_file(real, ec)) throw InputError("--plot", "'" + path + "' is not a regular file");
   fs::rename(tmp_image, real, ec);
   if (ec) throw InputError(path, "cannot rename the chart into place");

@@ -301,8 +301,7 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   // min(position, window) (window_pairs). `keys` and `pairs` are summed over layers.
   const double nw = m_.window_layer_count(), W = m_.sliding_window;
   if (decode_seqs > 0) {
-    const double local = m_.chunked_local ? decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs)
-                                          : std::min(decode_ctx, decode_seqs * W);
+    const double local = decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs);  // n x min(mean, W) = min(sum, n W)
     const double keys = (L - nw) * decode_ctx + nw * local;
     const double bytes = keys * kv_layer_dev_;
     const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_);

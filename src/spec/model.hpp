@@ -91,11 +91,6 @@ struct Model {
     if (global_every > 0) return (i + 1) % global_every != 0;
     return sliding_window_every > 0 && i % sliding_window_every == 0;
   }
-  // Layers in one period of the local/global pattern (1 when every layer is alike).
-  int window_period() const {
-    if (sliding_window <= 0) return 1;
-    return std::max(1, global_every > 0 ? global_every : sliding_window_every);
-  }
   // Query-key pairs of a local layer for the causal queries at positions first+1 .. first+count.
   double local_pairs(double first, double count) const {
     return chunked_local ? chunked_pairs(first, count, sliding_window) : causal_pairs(first, count, sliding_window);

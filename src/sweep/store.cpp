@@ -12,6 +12,7 @@
 #include <map>
 
 #include "spec/error.hpp"
+#include "util/paths.hpp"
 
 namespace xpu::sweep {
 
@@ -132,13 +133,8 @@ Store Store::open_for_writing(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw InputError(path, "is a directory, not a database file");
-  // A dangling link is followed by hand (weakly_canonical keeps its name): the sweep creates its target.
-  fs::path target = path;
-  for (int hops = 0; hops < 40 && fs::is_symlink(fs::symlink_status(target, ec)); ++hops) {
-    const fs::path next = fs::read_symlink(target, ec);
-    if (ec) break;
-    target = next.is_absolute() ? next : target.parent_path() / next;
-  }
+  // A dangling link is followed too (weakly_canonical keeps its name): the sweep creates its target.
+  const fs::path target = follow_links(path);
   const fs::path real = fs::weakly_canonical(target, ec);
   const std::string lock_path = (ec ? target.string() : real.string()) + ".lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

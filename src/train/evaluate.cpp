@@ -569,9 +569,8 @@ Setup make_setup(const Model& m, const Layout& l) {
     }
     int at = 0;
     for (int c = 0, stage = 0; c < chunks; ++c, stage = stage + 1 == l.pp ? 0 : stage + 1) {
-      const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2) + (c == 0 && rem > chunks - 1);
+      const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2);  // rem < chunks: chunk 0 never
       st.layers_of[stage] += size;
-      if (!by_layer) continue;
       for (int j = 0; j < size; ++j, ++at) count(stage, at);
     }
     return st;
@@ -597,8 +596,6 @@ LayerCost kind_layer(const Evaluator& ev, const Model& m, bool moe_kind, bool lo
   if (first < 0) return {};
   return ev.layer(first);
 }
-
-LayerCost average_layer(const Evaluator& ev, const Model& m, bool moe_kind) { return kind_layer(ev, m, moe_kind); }
 
 }  // namespace
 
@@ -633,7 +630,7 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
 MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w) {
   Evaluator ev(m, s, l, w);
   const Setup st = make_setup(m, l);
-  return memory_of(m, s, l, w, ev, st, average_layer(ev, m, false), average_layer(ev, m, true));
+  return memory_of(m, s, l, w, ev, st, kind_layer(ev, m, false), kind_layer(ev, m, true));
 }
 
 int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w, bool bare_fits_known_false) {
@@ -650,7 +647,7 @@ int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Wor
   // The layer costs do not depend on how many layers rerun: build them once.
   const Evaluator ev(m, s, l, w);
   const Setup st = make_setup(m, l);
-  const LayerCost dense = average_layer(ev, m, false), moe = average_layer(ev, m, true);
+  const LayerCost dense = kind_layer(ev, m, false), moe = kind_layer(ev, m, true);
   const int most = *std::max_element(st.layers_of.begin(), st.layers_of.end());
   auto fits = [&](int r) {
     Layout x = l;
@@ -686,8 +683,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   Evaluator ev(m, s, l, w);
   const Setup st = make_setup(m, l);
   if (detail) r.stage_layers = st.layers_of;
-  const LayerCost dense = average_layer(ev, m, false);
-  const LayerCost moe = average_layer(ev, m, true);
+  const LayerCost dense = kind_layer(ev, m, false);
+  const LayerCost moe = kind_layer(ev, m, true);
 
   // Memory first: a plan that does not fit is reported with its figures.
   r.mem = memory_of(m, s, l, w, ev, st, dense, moe);
