@@ -25,6 +25,15 @@ SOURCE = ("TensorRT-LLM perf overview (v0.17 throughput table) [NVIDIA/TensorRT-
 GPUS = [("H200", "hgx-h200", "fp8"), ("H100", "dgx-h100", "fp8"), ("A100", "dgx-a100", "fp16")]
 MODELS = {"L8": "llama3.1-8b", "L70": "llama3.1-70b", "L405": "llama3.1-405b", "M7": "mistral-7b",
           "MX7": "mixtral-8x7b", "MX22": "mixtral-8x22b"}
+# Models whose window TensorRT-LLM 0.17 does not apply: its engine attends over the whole context
+# on every layer (run fact attention_window = full).
+FULL_ATTENTION = {
+    "M7": "NVIDIA/TensorRT-LLM@258c7540 (v0.17): trtllm-bench builds Mistral 7B through tensorrt_llm/models/llama/config.py "
+          "LLaMAConfig.from_hugging_face, which reads no sliding_window from the Hugging Face config, and the perf-overview "
+          "trtllm-bench throughput command sets no max_attention_window, so the engine attends over the whole context on "
+          "every layer (the 4,096-token window of Mistral 7B v0.1 is not applied); the table agrees: at 20000/2000 Mistral "
+          "7B runs at the Llama 3.1 8B rate on each GPU (H200 1822.69 vs 1804.1, H100 1373.24 vs 1401.31, A100 332.3 vs "
+          "330.04 tokens/s)"}
 # The page's '$num_requests' table: requests per input/output length.
 REQUESTS = {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (2048, 128): 3000, (2048, 2048): 1500,
             (5000, 500): 1500, (1000, 1000): 3000, (500, 2000): 3000, (20000, 2000): 1000}
@@ -173,6 +182,8 @@ def main():
         facts.append([rid, "requests", REQUESTS[(isl, osl)],
                       f"the row's source: perf-overview.md '$num_requests' table: {REQUESTS[(isl, osl)]} requests at "
                       f"input {isl} / output {osl}"])
+        if m in FULL_ATTENTION:
+            facts.append([rid, "attention_window", "full", FULL_ATTENTION[m]])
     write_atomic(out, HEADER, table)
     write_atomic(out[:-4] + ".facts.csv", FACTS_HEADER, facts)
     print(f"wrote {len(table)} rows to {out} and {len(facts)} facts beside it")

@@ -624,7 +624,8 @@ TEST(ServeStep, SlidingWindowLayersAttendToTheWindowOnly) {
 // The sliding-window layers' cache is held per sequence, at most the window: GPT-OSS (half its
 // layers windowed) fits twice the context tokens of the same model with full attention, and
 // prompts of 60k tokens, 8 more than the full-attention cache holds, all fit at once. A model whose
-// every layer is windowed (Mistral 7B) keeps the whole-context count, an upper bound.
+// every layer is windowed (Mistral 7B) has no separate window cache: its context blocks stop at
+// the window instead (next test).
 TEST(ServeKv, SlidingWindowLayersHoldOnlyTheWindow) {
   const System& b200 = builtin().system("dgx-b200");
   ServeLayout l;
@@ -656,6 +657,45 @@ TEST(ServeKv, SlidingWindowLayersHoldOnlyTheWindow) {
   EXPECT_GT(ra.kv_util_peak, 0.5);
   EXPECT_EQ(ra.requests.size(), static_cast<std::size_t>(n));
   EXPECT_EQ(rb.requests.size(), static_cast<std::size_t>(n));
+}
+
+// Every layer windowed (Mistral 7B v0.1, 4,096 tokens): a sequence holds at most the blocks its
+// last 4,096 tokens can span, 129 of 32 tokens (H100's engine block), as engines free the blocks the window has passed.
+// 100 requests of 16,000 + 512 tokens then run at once (the full-attention cache holds 27), and a
+// short prompt that decodes past the window stops taking blocks at the cap. Three waves reuse the
+// freed blocks without a preemption.
+TEST(ServeKv, AllWindowedLayersHoldOnlyTheirWindowsBlocks) {
+  const Model& win = builtin().model("mistral-7b");
+  Model full = win;
+  full.sliding_window = 0;
+  full.sliding_window_every = 0;
+  const StepModel a(win, h100(), ServeLayout{}), b(full, h100(), ServeLayout{});
+  ASSERT_TRUE(a.fits() && b.fits());
+  ASSERT_EQ(a.block_tokens(), 32);
+  EXPECT_EQ(a.window_cap_blocks(), 129);  // ceil(4095 / 32) + 1
+  EXPECT_EQ(b.window_cap_blocks(), 0);
+  EXPECT_EQ(a.held_blocks(100), 4);
+  EXPECT_EQ(a.held_blocks(60000), 129);
+  EXPECT_EQ(b.held_blocks(60000), 1875);
+  EXPECT_DOUBLE_EQ(a.held_tokens(60000), 129 * 32);
+  EXPECT_DOUBLE_EQ(a.kv_bytes_per_token_per_device(), b.kv_bytes_per_token_per_device());
+  const double total = static_cast<double>(a.kv_blocks());
+  ASSERT_GE(total, 100 * 129);
+  ASSERT_LT(total, 200 * 129);
+  SimOptions o;
+  o.max_batch = 100;
+  const SimResult ra = simulate(a, offline(300, 16000, 512), o);
+  const SimResult rb = simulate(b, offline(300, 16000, 512), o);
+  ASSERT_TRUE(ra.ok && rb.ok);
+  EXPECT_EQ(ra.requests.size(), 300u);
+  EXPECT_EQ(ra.preemptions, 0);
+  EXPECT_DOUBLE_EQ(ra.kv_util_peak, 100 * 129 / total);  // every wave: 100 requests at the cap
+  EXPECT_GT(rb.kv_util_peak, 0.97);                       // full attention fills the cache
+  EXPECT_GT(rb.makespan_s, 1.1 * ra.makespan_s);
+  // Decoding past the window: 100 + 10,000 tokens grows from 4 blocks to the cap, then stops.
+  const SimResult one = simulate(a, offline(1, 100, 10000), SimOptions{});
+  ASSERT_TRUE(one.ok);
+  EXPECT_DOUBLE_EQ(one.kv_util_peak, 129 / total);
 }
 
 // FP4 weights stream and store their block scales: NVFP4 on the NVIDIA Blackwell family (one FP8
@@ -1644,6 +1684,42 @@ TEST(ServeValidateFacts, LengthSpreadsApply) {
   ASSERT_TRUE(plain.rows[0].evaluated && with.rows[0].evaluated);
   EXPECT_LT(with.rows[0].predicted, 0.5 * plain.rows[0].predicted);
   EXPECT_NE(inference_validation_text(with).find("output_spread=uniform:64"), std::string::npos);
+}
+
+// An engine that runs every layer with full attention (TensorRT-LLM's Mistral without
+// max_attention_window): the fact attention_window = full serves Model::with_full_attention(),
+// which is what the same model without its window predicts; "model" keeps the window; any other
+// value names the field. with_full_attention also drops Llama 4's chunked pattern.
+TEST(ServeValidateFacts, FullAttentionServesTheModelWithoutItsWindow) {
+  const CsvTable t = inf_table("M-tput-mean,test,B,dgx-h100,1,mistral-7b,,,,,,,,,,,,,,fp8,fp8,1,1,,1,"
+                               "offline,20000,200,,,,,output_tokens_per_s,mean,1000,\n");
+  const ValidationResult windowed = validate_inference(t, builtin());
+  const RunFacts full_f = inf_facts("M-tput-mean,attention_window,full,engine build\n");
+  const RunFacts model_f = inf_facts("M-tput-mean,attention_window,model,engine build\n");
+  const ValidationResult full = validate_inference(t, builtin(), nullptr, &full_f);
+  const ValidationResult model = validate_inference(t, builtin(), nullptr, &model_f);
+  ASSERT_TRUE(windowed.rows[0].evaluated && full.rows[0].evaluated && model.rows[0].evaluated);
+  EXPECT_LT(full.rows[0].predicted, 0.8 * windowed.rows[0].predicted);  // 20k-token prompts: 5x the window
+  EXPECT_DOUBLE_EQ(model.rows[0].predicted, windowed.rows[0].predicted);
+  ASSERT_NE(full.rows[0].serve, nullptr);
+  EXPECT_TRUE(full.rows[0].serve->full_attention);
+  EXPECT_NE(inference_validation_text(full).find("full-attention"), std::string::npos);
+  // The same as the model stripped of its window in the catalog.
+  Catalog c = builtin();
+  Model& m = c.models.at("mistral-7b");
+  m.sliding_window = 0;
+  m.sliding_window_every = 0;
+  EXPECT_DOUBLE_EQ(validate_inference(t, c).rows[0].predicted, full.rows[0].predicted);
+  const auto bad = test::catch_input_error([] { inf_facts("M-tput-mean,attention_window,none,x\n"); });
+  EXPECT_TRUE(bad.thrown);
+  EXPECT_NE((bad.where + bad.what).find("full or model"), std::string::npos) << bad.where << " " << bad.what;
+  const Model scout = builtin().model("llama4-scout-17b-16e").with_full_attention();
+  EXPECT_EQ(scout.window_layer_count(), 0);
+  EXPECT_FALSE(scout.chunked_local);
+  ServeRequest q;
+  EXPECT_EQ(serving_model(builtin().model("llama4-scout-17b-16e"), q).window_layer_count(), 36);
+  q.full_attention = true;
+  EXPECT_EQ(serving_model(builtin().model("llama4-scout-17b-16e"), q).window_layer_count(), 0);
 }
 
 // A server row's harness facts: a prefill-first scheduler and a front-end batcher change what is

@@ -22,7 +22,7 @@ struct ServeOpts {
   std::optional<double> rate, prefill_kv_free;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   long long seed = 1;
-  bool offline = false, json = false, explain = false, search = false, no_prefix_cache = false;
+  bool offline = false, json = false, explain = false, search = false, no_prefix_cache = false, full_attention = false;
 };
 
 std::optional<Quant> quant_flag(const std::string& v, const char* flag) {
@@ -57,6 +57,7 @@ ServeRequest build(const ServeOpts& o) {
   require_at_least(o.compiled_batch, "--compiled-batch");
   require_at_least(o.prefill_pad, "--prefill-pad");
   q.compiled_batch = o.compiled_batch;
+  q.full_attention = o.full_attention;
   q.prefill_pad = o.prefill_pad;
   q.tp = o.tp; q.pp = o.pp; q.ep = o.ep; q.replicas = o.replicas;
   q.max_batch = o.max_batch; q.token_budget = o.token_budget; q.prefill_replicas = o.prefill_replicas;
@@ -231,6 +232,8 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "Prompt admission gate, a share 0-1: waiting prompts are admitted only in an iteration that starts with more than "
                 "this share of the KV blocks free (AMD's MLPerf vLLM fork, VLLM_SCHED_PREFILL_KVC_FREEPCT / 100) (default 0: "
                 "admitted whenever their blocks fit)");
+  c->add_flag("--full-attention", o->full_attention,
+              "Serve every layer with full attention: an engine that does not apply the model's sliding window or chunked local attention (TensorRT-LLM unless max_attention_window is set)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
                 "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");
@@ -247,9 +250,10 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--out", o->out, "Write the report to this file (atomically) instead of stdout");
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
-    const Model m = resolve_model(cat, o->model);
+    const Model model = resolve_model(cat, o->model);
     const System s = resolve_system(cat, o->system);
     const ServeRequest q = build(*o);
+    const Model m = serving_model(model, q);
     check_context_window(m, q.work);
     if (o->search) {
       ServeSearchOptions so;

@@ -33,7 +33,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
                  {"max_batch", r.options.max_batch}, {"token_budget", r.options.token_budget}, {"prefill_replicas", r.options.prefill_replicas},
                  {"kv_admission", kv_admission_name(r.options.reserve_output)},
                  {"scheduler", scheduler_name(r.options.prefill_first)},
-                 {"prefill_kv_free", r.options.prefill_kv_free}};
+                 {"prefill_kv_free", r.options.prefill_kv_free}, {"full_attention", r.full_attention}};
   const WorkloadShape& w = r.work;
   j["workload"] = workload_name(w.kind);
   if (w.kind == WorkloadKind::poisson) j["rate_per_s"] = w.rate;

@@ -48,6 +48,7 @@ std::string serve_layout_summary(const ServeReport& r, int replicas) {
   if (r.options.prefill_pad > 0) s += " prefill-pad " + std::to_string(r.options.prefill_pad);
   if (r.options.prefill_replicas > 0)
     s += " disagg " + std::to_string(r.options.prefill_replicas) + "P:" + std::to_string(l.replicas - r.options.prefill_replicas) + "D";
+  if (r.full_attention) s += " full-attention";
   return s;
 }
 
@@ -56,6 +57,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   ServeReport r;
   r.layout = l;
   r.options = o;
+  r.full_attention = q.full_attention;
   r.work = q.work;
   r.workload_detail = workload_summary(q.work);
   StepModel sm(m, s, l, o.token_budget, o.max_batch);
@@ -114,7 +116,11 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     const double n = static_cast<double>(sim.requests.size()), W = std::max(1, q.work.samples);
     const double mean_ctx = (static_cast<double>(sim.input_tokens) + W * seq_out) / n;
     const int decode_replicas = l.replicas - o.prefill_replicas;
-    const double per_seq = std::max(1.0, mean_ctx + W * sm.kv_window_tokens(mean_ctx / W));
+    // Every layer windowed, a request holds at most its window's blocks (StepModel::held_tokens).
+    const double in = static_cast<double>(sim.input_tokens) / n, out = seq_out / n;
+    const double held = sm.window_cap_blocks() > 0 ? sm.held_tokens(in) + W * (sm.held_tokens(in + out) - sm.held_tokens(in))
+                                                   : mean_ctx + W * sm.kv_window_tokens(mean_ctx / W);
+    const double per_seq = std::max(1.0, held);
     r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / per_seq) * decode_replicas;
   }
   r.ttft = latency_stats(std::move(ttft));
@@ -186,6 +192,9 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                          o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile)"
                                          : "chunked (decodes first, prompts chunked into the rest of the token budget)",
                          q.prefill_first ? std::string("--scheduler (or run fact scheduler)") : s.serving.where() + ": " + s.serving.cite("engine.scheduler", s.serving.prefill_first ? "prefill-first" : "chunked")});
+    if (q.full_attention)
+      r.explain.push_back({"attention", "full on every layer (the model's local attention not applied by the engine)",
+                           "--full-attention (or run fact attention_window = full)"});
     if (o.prefill_kv_free > 0)
       r.explain.push_back({"prompt admission gate",
                            format_number("%.3g", o.prefill_kv_free * 100) +

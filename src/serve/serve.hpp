@@ -33,6 +33,10 @@ struct ServeRequest {
   // this share of the KV blocks free (SimOptions::prefill_kv_free). Empty: no gate.
   std::optional<double> prefill_kv_free;
   std::optional<Quant> weights, kv;
+  // The engine attends over the whole context on every layer, whatever the model's sliding window
+  // or chunked local attention: the caller serves Model::with_full_attention() (serving_model)
+  // and the flag is reported. False: the model's local layers as it defines them.
+  bool full_attention = false;
   ServeWorkload work;
   double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no SLO
 };
@@ -62,6 +66,7 @@ struct ServeReport {
   ServeLayout layout;
   SimOptions options;  // the engine settings simulated: batch cap, token budget, disaggregation, static
                        // shapes, KV admission (SimOptions; chosen or from ServeRequest)
+  bool full_attention = false;  // ServeRequest::full_attention
   WorkloadShape work;           // the workload simulated (its settings)
   std::string workload_detail;  // workload_summary of it: rate or concurrency, requests, lengths, spreads
   long requests = 0, tasks = 0, tasks_completed = 0, input_tokens = 0, output_tokens = 0, prefill_tokens = 0;
@@ -82,7 +87,10 @@ struct ServeReport {
   int layouts_considered = 0;      // > 0 when knobs were chosen
 };
 
-// "tp4 pp1 ep1 x2 fp8/kv-fp8 batch<=256 budget 8192" (+ " disagg 1P:1D").
+// The model a request serves: m, or m with full attention on every layer (ServeRequest::full_attention).
+inline Model serving_model(const Model& m, const ServeRequest& q) { return q.full_attention ? m.with_full_attention() : m; }
+
+// "tp4 pp1 ep1 x2 fp8/kv-fp8 batch<=256 budget 8192" (+ " disagg 1P:1D", " full-attention").
 // replicas > 0: shown instead of the report's (compare --serve: the replicas the traffic needs).
 std::string serve_layout_summary(const ServeReport& r, int replicas = 0);
 

@@ -135,7 +135,12 @@ class Replica {
     s.ctx0 = s.cached + s.target;
     s.phase = static_cast<int>(((it - s.ctx0) % B_ + B_) % B_);
     s.finish_it = it + (s.output - s.generated) - 1;
-    ++phase_count_[s.phase];
+    // A context crossing into block k + 1 (at k x B tokens) takes a block; with every layer
+    // windowed (StepModel::held_blocks) the crossings stop once it holds the cap.
+    const long cap = sm_.window_cap_blocks();
+    if (cap > 0 && s.ctx0 > (cap - 1) * B_) s.phase = -1;
+    else if (cap > 0) capped_.push({it + cap * B_ - s.ctx0, id, s.version});
+    if (s.phase >= 0) ++phase_count_[s.phase];
     ++nd_;
     ctx_sum_ += s.ctx0;
     heap_.push({s.finish_it, id, s.version});
@@ -145,14 +150,14 @@ class Replica {
     Seq& s = seqs_[id];
     const long ctx = s.ctx0 + (it - s.it0);
     // The prompt's blocks are shared by the request's W_ samples; each took its own blocks as it grew.
-    const long took = W_ * (ceil_div(ctx, B_) - ceil_div(s.ctx0, B_));
-    free_ += ceil_div(s.ctx0, B_) + took + s.window_blocks;
+    const long took = W_ * (sm_.held_blocks(ctx) - sm_.held_blocks(s.ctx0));
+    free_ += sm_.held_blocks(s.ctx0) + took + s.window_blocks;
     s.window_blocks = 0;
     // Growth blocks it took came out of its reservation (iteration by iteration, by phase);
     // what it did not take goes back.
     reserved_ -= std::max(0L, s.reserved - took);
     s.reserved = 0;
-    --phase_count_[s.phase];
+    if (s.phase >= 0) --phase_count_[s.phase];
     --nd_;
     ctx_sum_ -= static_cast<double>(ctx);
     s.generated += static_cast<int>(it - s.it0);
@@ -203,6 +208,7 @@ class Replica {
     bool operator>(const Fin& o) const { return it != o.it ? it > o.it : id > o.id; }
   };
   std::priority_queue<Fin, std::vector<Fin>, std::greater<>> heap_;
+  std::priority_queue<Fin, std::vector<Fin>, std::greater<>> capped_;  // when a decode's blocks reach the window cap
   int nd_ = 0;
   double ctx_sum_ = 0;
   int quota_ = 0, issued_ = 0;
@@ -298,17 +304,20 @@ void Replica::run(SimResult& r) {
   auto admit_front = [&]() {
     const int id = waiting_.front();
     Seq& s = seqs_[id];
-    const long ctx_blocks = ceil_div(s.cached + s.target, B_);
+    const long ctx_blocks = sm_.held_blocks(s.cached + s.target);
     const long final_ctx = s.cached + s.target + (s.output - s.generated);  // the context it reaches
+    const long final_blocks = sm_.held_blocks(final_ctx);
     // Guaranteed admission also holds back the blocks the sequence's remaining output will fill.
-    const long grow = o_.reserve_output && !prefill_only_ ? W_ * (ceil_div(final_ctx, B_) - ctx_blocks) : 0;
+    const long grow = o_.reserve_output && !prefill_only_ ? W_ * (final_blocks - ctx_blocks) : 0;
     // Sliding-window layers: their cache, up to the window of that context (one per sample).
     const long wblocks = W_ * static_cast<long>(std::ceil(sm_.kv_window_tokens(static_cast<double>(final_ctx)) / B_));
     const long need = ctx_blocks + wblocks;
     // Several samples or beams each write their own blocks from the prompt's last, partly filled
     // one on (copy on write): a request whose sequences cannot all fit the cache alone never
     // completes, whatever the admission (100,000 beams of 10 tokens had run in no blocks at all).
-    const long own = W_ > 1 ? W_ * (ceil_div(final_ctx, B_) - (s.cached + s.target) / B_) : 0;
+    // (Every layer windowed, the samples are counted as sharing the prompt's blocks to the end, as
+    // leave_decode frees them: at most W_ - 1 windows per request fewer than engines hold.)
+    const long own = W_ > 1 ? W_ * (final_blocks - std::min<long>((s.cached + s.target) / B_, final_blocks)) : 0;
     if (need + std::max(grow, own) > total_blocks_) {
       waiting_.pop_front();
       s.state = State::finished;
@@ -348,6 +357,11 @@ void Replica::run(SimResult& r) {
     // are free, the most recently admitted running sequence is preempted (or dropped, alone).
     bool preempted = false;
     auto grow_decodes = [&]() {
+      while (!capped_.empty() && capped_.top().it <= it) {  // these hold their window's blocks: no more crossings
+        Seq& c = seqs_[capped_.top().id];
+        if (c.state == State::decode && c.version == capped_.top().version && c.phase >= 0) --phase_count_[c.phase], c.phase = -1;
+        capped_.pop();
+      }
       while (static_cast<long>(phase_count_[it % B_]) * W_ > free_ && nd_ > 0) {
         if (!preempt_one(it, r)) break;
         preempted = true;
@@ -659,7 +673,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
         continue;
       }
       first[i] = s.first;
-      xfer[i] = lat + (reqs[i].input + pm.kv_window_tokens(reqs[i].input)) * pm.kv_bytes_per_token_per_device() / bw;
+      xfer[i] = lat + (pm.held_tokens(reqs[i].input) + pm.kv_window_tokens(reqs[i].input)) * pm.kv_bytes_per_token_per_device() / bw;
       if (reqs[i].output <= 1) {
         RequestRecord rec{reqs[i].arrival_s, s.first, s.first, reqs[i].input, 1, -1, s.preempt, 0};
         r.requests.push_back(rec);

@@ -191,6 +191,8 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     kv_dev_ = kv_layer_dev_ * global_most;  // >= 1: some layer is global (nw < layers)
     win_kv_dev_ = kv_layer_dev_ * local_there;
   }
+  // Every layer windowed: the last W tokens span at most ceil((W - 1) / block) + 1 blocks.
+  if (nw > 0 && nw == m.layers) cap_blocks_ = (m.sliding_window - 1 + block_ - 1) / block_ + 1;
   kv_replica_ = kv_bytes_per_token(m, l.kv);
 
   const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
@@ -432,7 +434,10 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                      " x layers per stage x " + quant_name(l_.kv) +
                      (win_kv_dev_ > 0 ? std::string(" (full-attention layers; each sequence adds its sliding-window layers' cache, at most ") +
                                             std::to_string(m_.sliding_window) + " tokens)"
-                                      : std::string())});
+                      : cap_blocks_ > 0 ? " (every layer windowed: a sequence holds at most " + std::to_string(cap_blocks_) + " blocks, " +
+                                              std::to_string(cap_blocks_ * block_) + " tokens, the blocks its last " +
+                                              std::to_string(m_.sliding_window) + " tokens can span)"
+                                        : std::string())});
   out.push_back({"activation workspace per device", gib(workspace_),
                  "token budget " + std::to_string(ws_budget_) + " x (6 x hidden + 2 x FFN per rank) x 2 B + batch cap " +
                      std::to_string(ws_batch_) + " x vocab per rank x 4 B (the limits in effect: --token-budget, --max-batch or " +

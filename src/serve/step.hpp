@@ -81,11 +81,24 @@ class StepModel {
   // The sliding-window layers' cache of a sequence whose context reaches `ctx` (at most the
   // window), in context tokens of kv_bytes_per_token_per_device: what it holds beside its
   // full-attention context. 0 without windowed layers, or when every layer is windowed (then the
-  // cache counts the whole context in every layer, an upper bound).
+  // context's own blocks stop at the window: held_blocks).
   double kv_window_tokens(double ctx) const {
     return win_kv_dev_ > 0 ? std::min(ctx, static_cast<double>(m_.sliding_window)) * win_kv_dev_ / kv_dev_ : 0.0;
   }
   int block_tokens() const { return block_; }
+  // Blocks a sequence holds for a context of `ctx` tokens: one per block_tokens, or, when every
+  // layer attends within a window (Mistral 7B v0.1), at most the window_cap_blocks that can hold
+  // its last `sliding_window` tokens: engines free a block once the window has passed it (vLLM's
+  // sliding-window and chunked-local cache managers, TensorRT-LLM's cyclic attention window).
+  long held_blocks(long ctx) const {
+    const long b = (ctx + block_ - 1) / block_;
+    return cap_blocks_ > 0 ? std::min(b, cap_blocks_) : b;
+  }
+  long window_cap_blocks() const { return cap_blocks_; }  // 0 unless every layer is windowed
+  // Context tokens whose KV a sequence holds (held_blocks, in tokens).
+  double held_tokens(double ctx) const {
+    return cap_blocks_ > 0 ? std::min(ctx, static_cast<double>(cap_blocks_ * block_)) : ctx;
+  }
   Precision compute_precision() const { return cp_; }
   const ServeLayout& layout() const { return l_; }
   const System& system() const { return s_; }
@@ -127,6 +140,7 @@ class StepModel {
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
   double win_kv_dev_ = 0;  // KV bytes per windowed token of a stage's sliding-window layers
+  long cap_blocks_ = 0;     // every layer windowed: the blocks a sequence holds at most (held_blocks)
   long kv_tokens_ = 0;
   double workspace_ = 0;             // activation workspace per device (bytes)
   int ws_budget_ = 0, ws_batch_ = 0;  // the token budget and batch cap it was sized for

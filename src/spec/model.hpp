@@ -95,6 +95,17 @@ struct Model {
   double local_pairs(double first, double count) const {
     return chunked_local ? chunked_pairs(first, count, sliding_window) : causal_pairs(first, count, sliding_window);
   }
+  // The same model served with full attention on every layer: an engine that does not apply the
+  // window or chunk (serve --full-attention; TensorRT-LLM builds Mistral as a Llama model and
+  // applies a window only when max_attention_window is set at run time).
+  Model with_full_attention() const {
+    Model f = *this;
+    f.sliding_window = 0;
+    f.sliding_window_every = 0;
+    f.global_every = 0;
+    f.chunked_local = false;
+    return f;
+  }
   // Keys a local layer reads for a decode step at context ctx: min(ctx, window); chunked, the
   // tokens of the current chunk, which average (chunk + 1) / 2 once the context passes one chunk.
   double local_decode_keys(double ctx) const {

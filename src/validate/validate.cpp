@@ -153,6 +153,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
         {"batcher", [](const std::string& v) { return parse_batcher(v).has_value(); }, "SECONDS or SECONDS:MAX"},
         {"kv_admission", [](const std::string& v) { return parse_kv_admission(v).has_value(); }, "guaranteed or optimistic"},
         {"scheduler", [](const std::string& v) { return parse_scheduler(v).has_value(); }, "chunked or prefill-first"},
+        {"attention_window", [](const std::string& v) { return v == "full" || v == "model"; }, "full or model"},
     };
     const TextFact* text_fact = nullptr;
     for (const auto& t : kTextFacts)

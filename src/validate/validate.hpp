@@ -56,11 +56,14 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // front-end batcher, SECONDS[:MAX]: FrontBatcher in serve/workload.hpp; server and offline rows),
 // kv_admission (the engine's KV admission, guaranteed or optimistic, as serve --kv-admission),
 // prefill_kv_free (a prompt admission gate, a share of the KV blocks in [0, 1): SimOptions),
-// samples / beam_width (sequences decoded per request from one prompt: ServeWorkload::samples).
+// samples / beam_width (sequences decoded per request from one prompt: ServeWorkload::samples),
+// attention_window (full: the engine ran every layer with full attention, not the model's sliding
+// window or chunks, as serve --full-attention; model: as the model defines them).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
                                                        "input_spread", "output_spread", "scheduler", "batcher",
-                                                       "kv_admission", "prefill_kv_free", "samples", "beam_width"};
+                                                       "kv_admission", "prefill_kv_free", "samples", "beam_width",
+                                                       "attention_window"};
 
 enum class FactTable { training, inference };
 

@@ -169,6 +169,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           else if (f.field == "scheduler") q.prefill_first = parse_scheduler(f.text);
           else if (f.field == "kv_admission") q.reserve_output = parse_kv_admission(f.text);
           else if (f.field == "prefill_kv_free") q.prefill_kv_free = f.value;
+          else if (f.field == "attention_window") q.full_attention = f.text == "full";
           else if (f.field == "samples" || f.field == "beam_width") {
             if (samples)
               throw InputError(where, "row " + row.id + " gives both samples and beam_width (parallel samples or beams, not both)");
@@ -199,7 +200,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     if (auto v = opt_positive(r, "tpot_slo_ms")) q.slo_tpot_s = *v / 1e3;
 
     std::string reason;
-    Model m = model_from_row(r, c, &reason);
+    Model m = serving_model(model_from_row(r, c, &reason), q);
     row.moe = m.is_moe();
     auto sys = c.systems.find(row.system);
     if (reason.empty() && sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";
