@@ -327,6 +327,30 @@ TEST(ServeStep, DecodeGrowsWithBatchAndContext) {
   EXPECT_EQ(terms.back().name, "step time");
 }
 
+// An engine that cannot mix prefill into decode (Trainium2: engine.mixed_batches = false) runs the
+// mean iteration as a decode pass plus the prompt share of a prompt pass, each with its own
+// overheads, as the simulator times them; a mixed engine (H100) explains one combined step.
+TEST(ServeStep, UnmixedEnginesExplainTwoPasses) {
+  auto total = [](const std::vector<ServeTerm>& terms) {
+    EXPECT_EQ(terms.back().name, "step time");
+    return std::stod(terms.back().value) / 1e3;  // "12.655 ms"
+  };
+  const System& trn2 = builtin().system("trn2-48xl");
+  ASSERT_FALSE(trn2.serving.mixed_batches);
+  ServeLayout l;
+  const StepModel sm(builtin().model("llama3-8b"), trn2, l);
+  ASSERT_TRUE(sm.fits());
+  const double share = 0.05, ctx = 5 * 1100.0, pairs = 50 * 500.0;
+  const double two = sm.step_time(5, 5, ctx, 0, 5) + share * sm.step_time(1000, 0, 0, pairs / share, 1);
+  const auto terms = sm.explain_step(55, 5, ctx, pairs, 5, share);
+  EXPECT_NEAR(total(terms), two, 1.5e-6);  // printed to the microsecond
+  EXPECT_NE(terms.back().source.find("a prompt pass of 1000 tokens"), std::string::npos) << terms.back().source;
+  const StepModel mixed(builtin().model("llama3-8b"), h100(), l);
+  ASSERT_TRUE(h100().serving.mixed_batches);
+  const auto one = mixed.explain_step(55, 5, ctx, pairs, 5, share);
+  EXPECT_EQ(one.back().source.find("prompt pass"), std::string::npos);
+}
+
 TEST(ServeStep, NeuronMoeDispatchRunsAllExpertsOrLoadsPerToken) {
   // neuronx-distributed ExpertMLPs (data/serving engine.moe_all_experts_from and
   // moe_prefill_all_experts): token generation below batch x top_k / experts = 1 loads each

@@ -353,7 +353,17 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
                                                int logits, double prompt_share, double window_pairs) const {
   Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs);
   const double prefill_overhead = static_cast<double>(m_.layers) * s_.serving.prefill_layer_overhead.v;
-  if (prompt_share >= 0) {
+  const bool split = !s_.serving.mixed_batches && prompt_share > 0 && decode_seqs > 0 && tokens > decode_seqs;
+  long prompt_pass = 0;  // split: tokens of one prompt pass
+  if (split) {
+    prompt_pass = std::max(1L, std::lround(static_cast<double>(tokens - decode_seqs) / prompt_share));
+    const Parts d = parts(decode_seqs, decode_seqs, decode_ctx, 0, logits);
+    const Parts f = parts(prompt_pass, 0, 0, prefill_pairs / prompt_share, 1, window_pairs >= 0 ? window_pairs / prompt_share : -1);
+    auto mix = [&](double Parts::*x) { p.*x = d.*x + prompt_share * f.*x; };
+    for (double Parts::*x : {&Parts::linear, &Parts::attn_decode, &Parts::attn_prefill, &Parts::elementwise, &Parts::head,
+                             &Parts::tp_comm, &Parts::ep_comm, &Parts::pp_comm, &Parts::overhead, &Parts::floor})
+      mix(x);
+  } else if (prompt_share >= 0) {
     p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;
     if (tokens > decode_seqs) p.floor *= prompt_share;  // the mean step: only prompt passes reach the floor
   }
@@ -399,7 +409,10 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
     out.push_back({"prefill latency floor (beyond the terms above)", ms(p.floor),
                    srv + ": engine.prefill_layer_floor x layers (a prefill pass takes at least that)" +
                        (prompt_share >= 0 ? fmt(", x %.3f (the share of iterations with prompt tokens)", prompt_share) : std::string())});
-  out.push_back({"step time", ms(p.total()), "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
+  out.push_back({"step time", ms(p.total()),
+                 split ? "sum of the above: a decode pass of " + std::to_string(decode_seqs) + fmt(" sequences + %.3f x", prompt_share) +
+                             " a prompt pass of " + std::to_string(prompt_pass) + " tokens (" + srv + ": engine.mixed_batches = false)"
+                       : "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
   return out;
 }
 

@@ -64,7 +64,10 @@ class StepModel {
   // The same split into named terms (for --explain); sums to step_time.
   // prompt_share >= 0: the step stands for a run's mean iteration, of which this share computed
   // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
-  // has prompt tokens).
+  // has prompt tokens). An engine that cannot mix prefill into a decode pass (serving
+  // engine.mixed_batches = false) runs them as two graphs: the mean iteration is then the decode
+  // pass plus that share of a prompt pass of (tokens - decode_seqs) / prompt_share tokens, each
+  // with its own overheads, as the simulator times them.
   std::vector<ServeTerm> explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
                                       int logits, double prompt_share = -1, double window_pairs = -1) const;
   // Memory and data terms of the replica (weights, KV per token, capacity, compute precision).
