@@ -722,6 +722,35 @@ TEST(ServeKv, AllWindowedLayersHoldOnlyTheirWindowsBlocks) {
   EXPECT_DOUBLE_EQ(one.kv_util_peak, 129 / total);
 }
 
+// The simulator tracks each decode row's keys in its local layers: a chunked layer (Llama 4
+// Scout, 8,192-token chunks) restarts at 1 key when the context crosses a chunk, a sliding-window
+// layer (Mistral 7B, 4,096) stops at the window. One request's decode time is then exactly the sum
+// of its steps at those keys, not at the mean's (C + 1) / 2 past a chunk.
+TEST(ServeSim, LocalLayersReadEachRowsOwnKeys) {
+  auto check = [](const char* model, int in, int out, auto keys_of) -> double {
+    ServeLayout l;
+    l.tp = 8;
+    l.weights = Quant::fp8;
+    const StepModel sm(builtin().model(model), h100(), l);
+    EXPECT_TRUE(sm.fits()) << model;
+    const SimResult r = simulate(sm, offline(1, in, out), SimOptions{});
+    EXPECT_TRUE(r.ok && r.requests.size() == 1u) << model;
+    if (!sm.fits() || !r.ok || r.requests.size() != 1u) return 0;
+    double exact = 0, mean = 0;
+    for (int j = 0; j + 1 < out; ++j) {  // decode steps after the prompt's first token
+      const double q = in + j + 1.0;     // context with the row itself
+      exact += sm.step_time(1, 1, q, 0, 1, -1, keys_of(static_cast<long>(q)));
+      mean += sm.step_time(1, 1, q, 0, 1);
+    }
+    EXPECT_NEAR(r.requests[0].finish - r.requests[0].first_token, exact, 1e-9 * exact) << model;
+    return mean / exact;
+  };
+  const double scout = check("llama4-scout-17b-16e", 8192, 2000, [](long q) { return static_cast<double>((q - 1) % 8192 + 1); });
+  EXPECT_GT(scout, 1.001);  // the mean would read (8192 + 1) / 2 keys a row
+  const double mistral = check("mistral-7b", 4000, 300, [](long q) { return static_cast<double>(std::min(q, 4096L)); });
+  EXPECT_DOUBLE_EQ(mistral, 1.0);  // one row: min(q, W) is its own mean
+}
+
 // FP4 weights stream and store their block scales: NVFP4 on the NVIDIA Blackwell family (one FP8
 // scale per 16 values: 0.5625 B per weight), OCP MXFP4 elsewhere (one E8M0 scale per 32: 0.53125 B).
 // The block size round-trips through serving_toml; a block of 0 is a one-line error.

@@ -75,7 +75,8 @@ class Replica {
   Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1)
       : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), W_(std::max(1, w.samples)),
         slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_count_(B_, 0),
-        max_batch_(lane_batch(o, lanes)) {
+        max_batch_(lane_batch(o, lanes)),
+        lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local) {
     total_blocks_ = sm.kv_blocks() / std::max(1, lanes);
     free_ = total_blocks_;
   }
@@ -144,6 +145,33 @@ class Replica {
     ++nd_;
     ctx_sum_ += s.ctx0;
     heap_.push({s.finish_it, id, s.version});
+    if (lw_ > 0) {  // its local layers' keys: grow, then stop at the window or restart with each chunk
+      const long q = s.ctx0 + 1, k = local_keys(q);
+      local_sum_ += static_cast<double>(k);
+      if (chunked_) local_ev_.push({it + (lw_ - k + 1), id, s.version});
+      else if (q < lw_) ++growing_, local_ev_.push({it + (lw_ - q), id, s.version});
+    }
+  }
+  // Keys a local layer reads for a decode row whose context, itself included, is q tokens: the
+  // window's min(q, W), or the row's position in its chunk (Model::local_decode_keys per row).
+  long local_keys(long q) const { return chunked_ ? (q - 1) % lw_ + 1 : std::min<long>(q, lw_); }
+  // After a decode iteration, at the start of iteration `it`: every growing row read one key more;
+  // rows that reached the window stop growing, rows past a chunk's end restart at 1.
+  void advance_local(long it) {
+    if (lw_ <= 0) return;
+    local_sum_ += chunked_ ? nd_ : growing_;
+    while (!local_ev_.empty() && local_ev_.top().it <= it) {
+      const Fin e = local_ev_.top();
+      local_ev_.pop();
+      const Seq& s = seqs_[e.id];
+      if (s.state != State::decode || s.version != e.version) continue;
+      if (chunked_) {
+        local_sum_ -= lw_;
+        local_ev_.push({e.it + lw_, e.id, e.version});
+      } else {
+        --growing_;
+      }
+    }
   }
   // Removes a decode sequence at the start of iteration `it`; returns its context.
   long leave_decode(int id, long it) {
@@ -160,6 +188,10 @@ class Replica {
     if (s.phase >= 0) --phase_count_[s.phase];
     --nd_;
     ctx_sum_ -= static_cast<double>(ctx);
+    if (lw_ > 0) {
+      local_sum_ -= static_cast<double>(local_keys(ctx + 1));
+      if (!chunked_ && ctx + 1 < lw_) --growing_;
+    }
     s.generated += static_cast<int>(it - s.it0);
     ++s.version;
     return ctx;
@@ -209,6 +241,14 @@ class Replica {
   };
   std::priority_queue<Fin, std::vector<Fin>, std::greater<>> heap_;
   std::priority_queue<Fin, std::vector<Fin>, std::greater<>> capped_;  // when a decode's blocks reach the window cap
+  // Local attention (sliding window or chunks of lw_ tokens; 0: none): the keys the decode rows'
+  // local layers read, summed (local_keys), the rows still growing toward the window, and when
+  // each stops (sliding) or restarts (chunked).
+  const long lw_;
+  const bool chunked_;
+  double local_sum_ = 0;
+  int growing_ = 0;
+  std::priority_queue<Fin, std::vector<Fin>, std::greater<>> local_ev_;
   int nd_ = 0;
   double ctx_sum_ = 0;
   int quota_ = 0, issued_ = 0;
@@ -447,11 +487,12 @@ void Replica::run(SimResult& r) {
     const int nd_eff = rows + pad;
     // Each row attends to its whole context (a sample reads the shared prompt blocks too).
     const double ctx_eff = rows > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
+    const double local_eff = rows > 0 && lw_ > 0 ? local_sum_ * static_cast<double>(nd_eff) / nd_ : -1.0;
     const bool split = !sm_.system().serving.mixed_batches && rows > 0 && prefill_tokens > 0;
     const long fill = prefill_tokens + pad_tokens;  // prefill rows computed (long: padded graphs can pass 2^31)
-    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff) +
+    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff) +
                                   sm_.step_time(fill, 0, 0, pairs, finishing, wpairs)
-                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs);
+                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs, local_eff);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);
@@ -468,6 +509,7 @@ void Replica::run(SimResult& r) {
       const long done_it = it++;
       r.output_tokens += static_cast<long>(nd_) * out_w_;
       ctx_sum_ += nd_;
+      advance_local(it);
       while (!heap_.empty() && heap_.top().it <= done_it) {
         const Fin f = heap_.top();
         heap_.pop();
@@ -509,6 +551,9 @@ void Replica::run(SimResult& r) {
       running_.swap(kept);
     }
   }
+  // Every decode row left: its local-layer keys went with it (a leak would misprice later runs' steps).
+  if (lw_ > 0 && (local_sum_ != 0 || growing_ != 0))
+    throw std::logic_error("serving simulation: local-attention keys left after the last request");
   r.busy_s += busy;
   r.prefill_share += prefill_time;  // summed here, normalised by the caller
   r.kv_util_mean += kv_integral;    // likewise

@@ -293,7 +293,7 @@ double serve_all_reduce(const System& s, double bytes, int tp) {
 }  // namespace
 
 StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-                                  double window_pairs) const {
+                                  double window_pairs, double local_keys) const {
   Parts p;
   if (tokens <= 0) return p;
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
@@ -303,7 +303,7 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   // min(position, window) (window_pairs). `keys` and `pairs` are summed over layers.
   const double nw = m_.window_layer_count(), W = m_.sliding_window;
   if (decode_seqs > 0) {
-    const double local = decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs);  // n x min(mean, W) = min(sum, n W)
+    const double local = local_keys >= 0 ? local_keys : decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs);  // n x min(mean, W) = min(sum, n W)
     const double keys = (L - nw) * decode_ctx + nw * local;
     const double bytes = keys * kv_layer_dev_;
     const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_);
@@ -345,8 +345,8 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
 }
 
 double StepModel::step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-                            double window_pairs) const {
-  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs).total();
+                            double window_pairs, double local_keys) const {
+  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs, local_keys).total();
 }
 
 std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,

@@ -59,8 +59,11 @@ class StepModel {
   // LM head (sequences that sample a token). `window_pairs`: the same sum where each key set is
   // cut to the sliding window (causal_pairs per chunk), for the model's window layers; < 0: bounded
   // by prompt tokens x window instead. Seconds.
+  // local_keys >= 0: the keys the decode sequences' local layers read, summed over the sequences
+  // (the simulator tracks each one's position in its window or chunk); < 0: the sequences' count
+  // x Model::local_decode_keys of their mean context.
   double step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-                   double window_pairs = -1) const;
+                   double window_pairs = -1, double local_keys = -1) const;
   // The same split into named terms (for --explain); sums to step_time.
   // prompt_share >= 0: the step stands for a run's mean iteration, of which this share computed
   // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
@@ -125,7 +128,7 @@ class StepModel {
     }
   };
   Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-              double window_pairs = -1) const;
+              double window_pairs = -1, double local_keys = -1) const;
   double gemm(double M, double N, double K, Split split = Split::none) const;
   // Projections of all layers for a pass of `tokens` tokens; `prefill`: the pass holds prompt
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
