@@ -136,6 +136,32 @@ TEST(MoneyPrices, ProviderFilterAndMissingKind) {
   EXPECT_NE(none.missing.find("no on-demand price"), std::string::npos);
 }
 
+// Two offers of one kind and date: the cheaper per device-hour is used whatever the files' order
+// (dgx-h100 on-demand: Lambda 3.99 and CoreWeave 6.16 USD per device-hour, both 2026-04-30).
+TEST(MoneyPrices, SameDateOffersTakeTheCheapest) {
+  System s = builtin().system("dgx-h100");
+  const Rate first = device_hour_rate(s, site(), Pricing::on_demand, day("2026-11-26"));
+  std::reverse(s.prices.begin(), s.prices.end());
+  const Rate reversed = device_hour_rate(s, site(), Pricing::on_demand, day("2026-11-26"));
+  ASSERT_TRUE(first.known && reversed.known);
+  EXPECT_EQ(first.offer->provider, "Lambda");
+  EXPECT_EQ(reversed.offer->provider, "Lambda");
+  EXPECT_DOUBLE_EQ(first.usd_per_device_hour, reversed.usd_per_device_hour);
+  int same_day = 0;
+  for (const auto& o : s.prices) same_day += o.kind == "on-demand" && o.as_of == first.offer->as_of;
+  EXPECT_GE(same_day, 2);
+}
+
+// A provider that no offer is from is an error naming where it was given; a known one passes.
+TEST(MoneyPrices, UnknownProviderIsAnError) {
+  EXPECT_NO_THROW(check_provider(builtin().systems, "AWS", "--provider"));
+  EXPECT_NO_THROW(check_provider(builtin().systems, "", "--provider"));
+  const auto c = catch_input_error([] { check_provider(builtin().systems, "aws", "--provider"); });
+  EXPECT_TRUE(c.thrown);
+  EXPECT_EQ(c.where, "--provider");
+  EXPECT_NE(c.what.find("AWS"), std::string::npos) << c.what;
+}
+
 // ------------------------------------------------------------------------------------ compare
 
 std::vector<System> systems(std::initializer_list<const char*> ids) {
@@ -463,9 +489,14 @@ TEST(Contract, FileErrorsNameLineAndKey) {
   EXPECT_EQ(bad("start_year = 2026", "start_year = 2147483647").where, "deal.toml:6: start_year");  // wrapped years
   EXPECT_EQ(bad("year = 2027\nfrom = \"Lab\"", "year = 99999\nfrom = \"Lab\"").where, "deal.toml:41: flow[1].year");
   EXPECT_EQ(bad("price = \"10 USD/h\"", "price = \"10 USD\"").where, "deal.toml:24: capacity[1].price");
+  EXPECT_EQ(bad("price = \"10 USD/h\"", "price = \"2e6 USD/h\"").where, "deal.toml:24: capacity[1].price");  // above 1e6
+  EXPECT_EQ(bad("total = \"30 GUSD\"", "total = \"1e30 USD\"").where, "deal.toml:5: total");                // above 1e15
   const ContractFile f = parse_contract_file({"deal.toml", test::replace_once(kDeal, "\"gb200-nvl72\"", "\"gb900\"")});
   EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), f, day("2026-11-26"), 1); }).where,
             "deal.toml:22: capacity.system");  // the key's line, not the [[capacity]] header's (21)
+  // A provider no offer is from: named at its key's line.
+  const ContractFile amazon = parse_contract_file({"deal.toml", test::replace_once(kDeal, "provider = \"AWS\"", "provider = \"Amazon\"")});
+  EXPECT_EQ(catch_input_error([&] { evaluate_contract(builtin(), amazon, day("2026-11-26"), 1); }).where, "deal.toml:14: capacity.provider");
 }
 
 // ------------------------------------------------------------------------------------ compare --serve

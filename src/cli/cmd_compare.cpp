@@ -79,6 +79,9 @@ void add_compare(CLI::App& app, const Globals& g) {
     }
     auto p = parse_pricing(o->pricing);
     if (!p) throw InputError("--pricing", "'" + o->pricing + "' is not on-demand, reserved-1y, reserved-3y, capacity-block, spot or owned");
+    check_provider(cat.systems, o->provider, "--provider");
+    if (*p == Pricing::owned && !o->provider.empty())
+      throw InputError("--provider", "is for cloud pricings; owned devices have no provider");
     if (o->serve) {
       if (o->tokens > 0) throw InputError("--tokens", "is for training; with --serve give --tokens-per-day");
       if (o->devices || o->deadline_days)
@@ -120,6 +123,10 @@ void add_compare(CLI::App& app, const Globals& g) {
     if (o->tokens_per_day || o->input_len || o->output_len || o->slo_ttft_ms || o->slo_tpot_ms || !o->weights.empty() ||
         !o->input_spread.empty() || !o->output_spread.empty())
       throw InputError("--tokens-per-day/--input-len/--output-len/--slo-*/--weight-precision/--*-spread", "need --serve");
+    if (c->count("--max-devices") > 0) {
+      if (!o->deadline_days) throw InputError("--max-devices", "applies to deadline mode (--deadline-days), not to a fixed --devices");
+      if (o->max_devices < 1) throw InputError("--max-devices", "must be at least 1, got " + std::to_string(o->max_devices));
+    }
     CompareRequest q;
     q.tokens = o->tokens;
     q.devices = o->devices;

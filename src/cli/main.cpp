@@ -100,6 +100,8 @@ void write_output(const std::string& path, const std::string& text) {
   if (path.empty() || path == "-") {
     std::cout << text;
     std::cout.flush();
+    // A full disk or a closed pipe: the report did not arrive, so the run did not succeed.
+    if (!std::cout) throw InputError("standard output", "write failed");
     return;
   }
   namespace fs = std::filesystem;

@@ -30,6 +30,7 @@ PriceOffer parse_offer(TomlReader& r, const std::string& file) {
   o.region = r.opt_str("region").value_or("");
   o.devices = static_cast<int>(r.integer("devices", 1));
   o.usd_per_hour = r.quantity("price", Dimension::money_rate);
+  if (o.usd_per_hour / o.devices > kMaxUsdPerDeviceHour) r.fail("price", "at most 1e6 USD per device-hour");
   o.as_of = r.str("as_of");
   if (!is_date(o.as_of, false)) r.fail("as_of", "'" + o.as_of + "' is not a date (YYYY-MM or YYYY-MM-DD)");
   o.source = r.str("source");

@@ -73,6 +73,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
     it.devices = static_cast<int>(x.integer("devices", 1));
     it.pricing = pricing_of(x, "pricing");
     it.provider = x.opt_str("provider").value_or("");
+    it.provider_line = x.line_of("provider");
     it.note = x.opt_str("note").value_or("");
     b.fleet.push_back(it);
   });
@@ -91,6 +92,7 @@ BudgetFile parse_budget_file(const DataFile& f) {
     it.global_batch = x.opt_integer("global_batch", 1).value_or(2048);
     it.pricing = pricing_of(x, "pricing");
     it.provider = x.opt_str("provider").value_or("");
+    it.provider_line = x.line_of("provider");
     it.note = x.opt_str("note").value_or("");
     b.training.push_back(it);
   });
@@ -111,6 +113,7 @@ ContractFile parse_contract_file(const DataFile& f) {
   c.seller = r.opt_str("seller").value_or("");
   if (c.buyer.empty() != c.seller.empty()) r.fail(c.buyer.empty() ? "buyer" : "seller", "buyer and seller go together");
   c.total_usd = r.quantity("total", Dimension::money);
+  if (c.total_usd > kMaxUsd) r.fail("total", "at most 1e15 USD");
   if (!c.buyer.empty() && c.buyer == c.seller) r.fail("seller", "the same party as the buyer (a commitment flows between two)");
   c.start_year = static_cast<int>(r.integer("start_year", 1900));
   if (c.start_year > kLastYear) r.fail("start_year", "must be at most " + std::to_string(kLastYear));
@@ -137,13 +140,14 @@ ContractFile parse_contract_file(const DataFile& f) {
   each_table(t, f, "capacity", true, [&](TomlReader& x, int line) {
     CapacityItem it;
     it.line = line;
-    for (const char* k : {"system", "model", "serve_model", "serve_weight_precision", "serve_output_len"})
+    for (const char* k : {"system", "model", "serve_model", "serve_weight_precision", "serve_output_len", "provider"})
       if (const int l = x.line_of(k); l > 0) it.key_lines[k] = l;
     it.system = x.str("system");
     it.share = x.opt_number("share", 0, 1).value_or(1.0);
     if (x.has("price") && x.has("pricing")) x.fail("price", "give price or pricing, not both");
     if (x.has("price")) {
       it.usd_per_device_hour = x.quantity("price", Dimension::money_rate);
+      if (*it.usd_per_device_hour > kMaxUsdPerDeviceHour) x.fail("price", "at most 1e6 USD per device-hour");
       it.price_source = x.str("price_source");
     } else {
       it.pricing = pricing_of(x, "pricing");

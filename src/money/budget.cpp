@@ -50,6 +50,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     const FleetItem& it = f.fleet[i];
     const System& s = lookup(c.systems, it.system, f.file, it.system_line ? it.system_line : it.line, key("fleet", i, "system"), "system");
     name_system(s.id);
+    check_provider(c.systems, it.provider, f.file + ":" + std::to_string(it.provider_line) + ": " + key("fleet", i, "provider"));
     BudgetLine l;
     l.kind = "fleet";
     l.name = it.name;
@@ -73,6 +74,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     const System& s = lookup(c.systems, it.system, f.file, it.system_line ? it.system_line : it.line, key("training", i, "system"), "system");
     const Model& m = lookup(c.models, it.model, f.file, it.model_line ? it.model_line : it.line, key("training", i, "model"), "model");
     name_system(s.id);
+    check_provider(c.systems, it.provider, f.file + ":" + std::to_string(it.provider_line) + ": " + key("training", i, "provider"));
     BudgetLine l;
     l.kind = "training";
     l.name = it.name;

@@ -20,6 +20,7 @@ struct FleetItem {          // [[fleet]]: devices running around the clock (serv
   std::string provider;                // only this provider's offers (empty: any)
   int line = 0;                        // the [[fleet]] header
   int system_line = 0;                 // the system key's line
+  int provider_line = 0;               // the provider key's line (0: not given)
 };
 struct TrainingItem {       // [[training]]: a training run repeated runs_per_year times
   std::string name, model, system, note;
@@ -31,6 +32,7 @@ struct TrainingItem {       // [[training]]: a training run repeated runs_per_ye
   std::string provider;                // only this provider's offers (empty: any)
   int line = 0;                        // the [[training]] header
   int system_line = 0, model_line = 0; // the system and model keys' lines
+  int provider_line = 0;               // the provider key's line (0: not given)
 };
 struct BudgetFile {
   std::string file, name, source;

@@ -42,6 +42,7 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
       cr.priced = true;
       cr.price_origin = f.file + ": capacity.price (" + it.price_source + ")";
     } else {
+      check_provider(c.systems, it.provider, at(f, it, "provider"));
       cr.rate = device_hour_rate(s, site, it.pricing, today, it.provider);
       if (!cr.rate.warning.empty()) r.warnings.push_back(cr.rate.warning);
       cr.priced = cr.rate.known;

@@ -1,6 +1,8 @@
 #include "money/money.hpp"
 
 #include <array>
+#include <set>
+#include <tuple>
 #include <chrono>
 #include <cstdio>
 
@@ -127,23 +129,28 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
     return r;
   }
   // The latest offer dated on or before the as-of date (a later one did not exist yet); when every
-  // offer is later, the earliest, with a warning below.
+  // offer is later, the earliest, with a warning below. Offers of one date: the cheapest per
+  // device-hour (what a buyer takes), then by provider and instance, whatever the files' order.
+  auto before = [](const PriceOffer& a, const PriceOffer& b) {
+    const double x = a.usd_per_device_hour(), y = b.usd_per_device_hour();
+    return x != y ? x < y : std::tie(a.provider, a.instance) < std::tie(b.provider, b.instance);
+  };
   const PriceOffer* earliest = nullptr;
   for (const auto& o : s.prices) {
     // A --price quote (provider "quote") replaced every offer of its kind: it is the price whatever
     // provider the request names.
     if (o.kind != pricing_name(p) || (!provider.empty() && o.provider != provider && o.provider != "quote")) continue;
     if (day_number(o.as_of, o.file + ": as_of") <= today) {
-      if (!r.offer || o.as_of > r.offer->as_of) r.offer = o;
-    } else if (!earliest || o.as_of < earliest->as_of) {
+      if (!r.offer || o.as_of > r.offer->as_of || (o.as_of == r.offer->as_of && before(o, *r.offer))) r.offer = o;
+    } else if (!earliest || o.as_of < earliest->as_of || (o.as_of == earliest->as_of && before(o, *earliest))) {
       earliest = &o;
     }
   }
   const bool from_later = !r.offer && earliest;
   if (from_later) r.offer = *earliest;
   if (!r.offer) {
-    r.missing = std::string("no ") + pricing_name(p) + " price" + (provider.empty() ? "" : " from " + provider) +
-                " in data/prices/" + s.id + ".toml (--price " + s.id +
+    r.missing = std::string("no ") + pricing_name(p) + " price of " + s.id + (provider.empty() ? "" : " from " + provider) +
+                " in data/prices/ (--price " + s.id +
                 (p == Pricing::on_demand ? "" : std::string(":") + pricing_name(p)) + "=USD per device-hour gives one)";
     return r;
   }
@@ -157,6 +164,18 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
     r.warning = std::string(pricing_name(p)) + " price of " + s.id + " (" + r.offer->instance + ") is from " +
                 r.offer->as_of + ", " + fmt("%.1f", age / 365.25) + " years before " + date_text(today);
   return r;
+}
+
+void check_provider(const std::map<std::string, System>& systems, const std::string& provider, const std::string& where) {
+  if (provider.empty()) return;
+  std::set<std::string> known;
+  for (const auto& [id, s] : systems)
+    for (const auto& o : s.prices)
+      if (o.provider != "quote") known.insert(o.provider);
+  if (known.count(provider)) return;
+  std::string names;
+  for (const auto& n : known) names += (names.empty() ? "" : ", ") + n;
+  throw InputError(where, "'" + provider + "' is the provider of no offer in the catalog (" + (names.empty() ? "none" : names) + ")");
 }
 
 }  // namespace xpu

@@ -5,6 +5,7 @@
 // Nothing here reads the clock: "today" is a day number the caller passes (the CLI's --as-of).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,6 +72,11 @@ struct Rate {
 // today: a day number (day_number("2026-11-26")): offers older than 365 days get a warning.
 // provider: when not empty, only that provider's offers count (e.g. "AWS"); else System::price's
 // rule (the latest offer of the kind, any provider).
+// Of several offers of the latest date, the cheapest per device-hour, then by provider and instance.
 Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, const std::string& provider = "");
+
+// Throws InputError(where, ...) when provider is not empty and no system's offer is from it (a
+// misspelt provider would otherwise leave every system unpriced). Names the providers there are.
+void check_provider(const std::map<std::string, System>& systems, const std::string& provider, const std::string& where);
 
 }  // namespace xpu
