@@ -619,7 +619,11 @@ TEST(ServeStep, PipelineStageHoldsItsOwnGlobalLayers) {
   const StepModel a(scout, builtin().system("hgx-h200"), l);
   const double one_layer = 2.0 * scout.kv_heads * scout.head_dim * 2.0;  // bf16 K and V
   EXPECT_DOUBLE_EQ(a.kv_bytes_per_token_per_device(), one_layer);
-  EXPECT_DOUBLE_EQ(a.kv_window_tokens(1e6) * a.kv_bytes_per_token_per_device(), 8192 * 2 * one_layer);
+  EXPECT_EQ(a.global_layers(), 1);
+  EXPECT_EQ(a.local_layers(), 2);
+  const long cap = (8191 + a.block_tokens() - 1) / a.block_tokens() + 1;
+  EXPECT_EQ(a.local_cap_blocks(), cap);
+  EXPECT_DOUBLE_EQ(a.prompt_kv_bytes(1e6), one_layer * (1e6 + 2.0 * cap * a.block_tokens()));
 }
 
 // Sliding-window layers (GPT-OSS: 18 of 36 layers with a 128-token window) read at most the window
@@ -662,13 +666,21 @@ TEST(ServeKv, SlidingWindowLayersHoldOnlyTheWindow) {
   ASSERT_TRUE(a.fits() && b.fits());
   EXPECT_NEAR(a.kv_bytes_per_token_per_device(), b.kv_bytes_per_token_per_device() / 2, 1e-9);
   EXPECT_NEAR(static_cast<double>(a.kv_capacity_tokens()), 2.0 * b.kv_capacity_tokens(), 2.0);
-  EXPECT_DOUBLE_EQ(a.kv_window_tokens(60000), 128.0);  // the windowed half holds 128 tokens
-  EXPECT_DOUBLE_EQ(a.kv_window_tokens(50), 50.0);
-  EXPECT_DOUBLE_EQ(b.kv_window_tokens(60000), 0.0);
+  // Units: a block of one layer. The windowed half holds at most the blocks of 128 tokens.
+  const long B = a.block_tokens(), cap = (127 + B - 1) / B + 1;
+  EXPECT_EQ(a.global_layers(), 18);
+  EXPECT_EQ(a.local_layers(), 18);
+  EXPECT_EQ(a.local_cap_blocks(), cap);
+  EXPECT_EQ(a.seq_units(60000, 60000, 1), 18 * ((60000 + B - 1) / B) + 18 * cap);
+  EXPECT_EQ(a.seq_units(50, 50, 1), 36 * ((50 + B - 1) / B));  // inside the window: every layer alike
+  EXPECT_EQ(b.global_layers(), 36);
+  EXPECT_EQ(b.local_layers(), 0);
+  EXPECT_EQ(b.seq_units(60000, 60000, 1), 36 * ((60000 + B - 1) / B));
   const StepModel mistral(builtin().model("mistral-7b"), h100(), ServeLayout{});
-  EXPECT_DOUBLE_EQ(mistral.kv_window_tokens(60000), 0.0);
-  const long n = b.kv_capacity_tokens() / 60100 + 8;  // more than the full-attention cache holds
-  ASSERT_LT(n * 60228, a.kv_capacity_tokens());
+  EXPECT_EQ(mistral.global_layers(), 0);
+  EXPECT_EQ(mistral.local_layers(), 32);
+  const long n = b.kv_units() / b.seq_units(60000, 60100, 1) + 8;  // more than the full-attention cache holds
+  ASSERT_LT(n * a.seq_units(60000, 60100, 1), a.kv_units());
   SimOptions o;
   o.max_batch = static_cast<int>(n);
   o.token_budget = 16384;
@@ -696,14 +708,20 @@ TEST(ServeKv, AllWindowedLayersHoldOnlyTheirWindowsBlocks) {
   const StepModel a(win, h100(), ServeLayout{}), b(full, h100(), ServeLayout{});
   ASSERT_TRUE(a.fits() && b.fits());
   ASSERT_EQ(a.block_tokens(), 32);
-  EXPECT_EQ(a.window_cap_blocks(), 129);  // ceil(4095 / 32) + 1
-  EXPECT_EQ(b.window_cap_blocks(), 0);
-  EXPECT_EQ(a.held_blocks(100), 4);
-  EXPECT_EQ(a.held_blocks(60000), 129);
-  EXPECT_EQ(b.held_blocks(60000), 1875);
-  EXPECT_DOUBLE_EQ(a.held_tokens(60000), 129 * 32);
+  EXPECT_EQ(a.local_cap_blocks(), 129);  // ceil(4095 / 32) + 1
+  EXPECT_EQ(b.local_cap_blocks(), 0);
+  // Units: a block of one of the 32 layers.
+  EXPECT_EQ(a.seq_units(100, 100, 1), 32 * 4);
+  EXPECT_EQ(a.seq_units(60000, 60000, 1), 32 * 129);
+  EXPECT_EQ(b.seq_units(60000, 60000, 1), 32 * 1875);
+  EXPECT_DOUBLE_EQ(a.prompt_kv_bytes(60000), 129 * 32 * a.kv_bytes_per_token_per_device());
   EXPECT_DOUBLE_EQ(a.kv_bytes_per_token_per_device(), b.kv_bytes_per_token_per_device());
-  const double total = static_cast<double>(a.kv_blocks());
+  // Samples share the prompt's blocks while the window holds them, then each holds its own: 4
+  // samples of 5,000 + 100 tokens hold the 126 prompt blocks still in the window once and 3 of
+  // their own each (138 blocks); of 100 + 10,000 tokens, 4 x 129.
+  EXPECT_EQ(a.seq_units(5000, 5100, 4), 32 * 138);
+  EXPECT_EQ(a.seq_units(100, 10100, 4), 32 * 4 * 129);
+  const double total = static_cast<double>(a.kv_units()) / 32;  // blocks of the whole stage
   ASSERT_GE(total, 100 * 129);
   ASSERT_LT(total, 200 * 129);
   SimOptions o;
@@ -713,13 +731,34 @@ TEST(ServeKv, AllWindowedLayersHoldOnlyTheirWindowsBlocks) {
   ASSERT_TRUE(ra.ok && rb.ok);
   EXPECT_EQ(ra.requests.size(), 300u);
   EXPECT_EQ(ra.preemptions, 0);
-  EXPECT_DOUBLE_EQ(ra.kv_util_peak, 100 * 129 / total);  // every wave: 100 requests at the cap
+  EXPECT_DOUBLE_EQ(ra.kv_util_peak, 100 * 129 * 32 / (total * 32));  // every wave: 100 requests at the cap
   EXPECT_GT(rb.kv_util_peak, 0.97);                       // full attention fills the cache
   EXPECT_GT(rb.makespan_s, 1.1 * ra.makespan_s);
   // Decoding past the window: 100 + 10,000 tokens grows from 4 blocks to the cap, then stops.
   const SimResult one = simulate(a, offline(1, 100, 10000), SimOptions{});
   ASSERT_TRUE(one.ok);
-  EXPECT_DOUBLE_EQ(one.kv_util_peak, 129 / total);
+  EXPECT_DOUBLE_EQ(one.kv_util_peak, 129 * 32 / (total * 32));
+}
+
+// Below its 8,192-token chunk, Llama 4 Scout's local layers hold what full attention holds: served
+// so (1,000 + 7,000 tokens, optimistic admission, as vLLM admits on the prompt), it runs as the same
+// model with full attention, within the rounding of its capacity. The local layers' blocks grow
+// with the context like every other layer's: they are not taken for the whole output at admission.
+TEST(ServeKv, LocalLayersGrowWithTheirContext) {
+  ServeLayout l;
+  l.tp = 4;
+  const Model& scout = builtin().model("llama4-scout-17b-16e");
+  const Model full = scout.with_full_attention();
+  const StepModel a(scout, h100(), l), b(full, h100(), l);
+  ASSERT_TRUE(a.fits() && b.fits());
+  SimOptions o;
+  o.reserve_output = false;
+  const SimResult ra = simulate(a, offline(300, 1000, 7000), o);
+  const SimResult rb = simulate(b, offline(300, 1000, 7000), o);
+  ASSERT_TRUE(ra.ok && rb.ok);
+  EXPECT_NEAR(ra.makespan_s / rb.makespan_s, 1.0, 0.01);
+  EXPECT_NEAR(ra.kv_util_mean, rb.kv_util_mean, 0.01);
+  EXPECT_EQ(a.seq_units(1000, 8000, 1), b.seq_units(1000, 8000, 1));  // 48 layers x 250 blocks each
 }
 
 // The simulator tracks each decode row's keys in its local layers: a chunked layer (Llama 4

@@ -253,6 +253,8 @@ void add_serve(CLI::App& app, const Globals& g) {
     const Model model = resolve_model(cat, o->model);
     const System s = resolve_system(cat, o->system);
     const ServeRequest q = build(*o);
+    if (q.full_attention && model.window_layer_count() == 0)
+      throw InputError("--full-attention", model.id + " has no sliding-window or chunked layers: every layer attends to the whole context already");
     const Model m = serving_model(model, q);
     check_context_window(m, q.work);
     if (o->search) {

@@ -99,6 +99,7 @@ Model parse_hf_config(const DataFile& f) {
     default_to("num_attention_heads", 8);
     default_to("num_key_value_heads", 4);
     default_to("sliding_window", 4096);
+    default_to("max_position_embeddings", 131072);
     if (!j.contains("layer_types")) default_to("sliding_window_pattern", 6);
   }
   // Gemma 2 alternates local and global layers, layer 0 local (its class has no key for it).

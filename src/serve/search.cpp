@@ -98,8 +98,8 @@ bool same_outcome(const ServeReport& a, const ServeReport& b) {
 
 }  // namespace
 
-int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_tokens, int input_len) {
-  const long at_once = std::max(1L, std::min<long>(max_batch, kv_tokens / std::max(1, input_len)));
+int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_units, long prompt_units) {
+  const long at_once = std::max(1L, std::min<long>(max_batch, kv_units / std::max(1L, prompt_units)));
   const long n = static_cast<long>(waves) * std::max(1, replicas) * at_once;
   return static_cast<int>(std::max<long>(floor, std::min<long>(n, kPeakMaxRequests)));
 }
@@ -211,8 +211,8 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
           // A peak estimate: enough requests that every replica fills its batch many times over.
           const StepModel sm(m, s, l, so.token_budget, b);
           ServeRequest qp = q;
-          qp.work.requests = peak_requests(q.work.requests, o.peak_waves, l.replicas - p, b, sm.fits() ? sm.kv_capacity_tokens() : 0,
-                                           q.work.input_len);
+          qp.work.requests = peak_requests(q.work.requests, o.peak_waves, l.replicas - p, b, sm.fits() ? sm.kv_units() : 0,
+                                           sm.seq_units(q.work.input_len, q.work.input_len, std::max(1, q.work.samples)));
           r = evaluate_serve(m, s, qp, l, so);
         } else {
           r = evaluate_serve(m, s, q, l, so);

@@ -43,8 +43,9 @@ inline constexpr int kMaxServeDevices = 65536;
 inline constexpr int kMaxServeRequests = 10000000;
 
 // The requests a peak estimate simulates for one candidate (see ServeSearchOptions::peak_waves):
-// at least `floor`, and `waves` x replicas x min(batch cap, KV cache tokens / prompt tokens).
-int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_tokens, int input_len);
+// at least `floor`, and `waves` x replicas x min(batch cap, prompts the KV cache holds at once:
+// kv_units / prompt_units, StepModel::kv_units and seq_units of one prompt).
+int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_units, long prompt_units);
 
 struct ServeSearchResult {
   std::vector<ServeReport> top;  // best first

@@ -74,7 +74,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     return r;
   }
   if (sim.requests.empty()) {
-    const std::string cache = "the cache of " + std::to_string(sm.kv_capacity_tokens()) + " tokens";
+    const std::string cache = "the cache of " + std::to_string(sm.kv_capacity_tokens()) + " tokens" +
+                              (sm.local_layers() > 0 && sm.global_layers() > 0 ? " in its full-attention layers, beside the local layers' windows" : "");
     r.reason = sim.dropped == 0                       ? std::string("no requests")
                : sim.dropped_prompt == sim.dropped   ? "no request fits the KV cache (prompt longer than " + cache + ")"
                : sim.dropped_prompt == 0             ? "no request fits the KV cache (prompt + output longer than " + cache + ")"
@@ -112,16 +113,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   }
   r.kv_transfer_mean_s = xfer / static_cast<double>(sim.requests.size());
   {
-    // A request holds its prompt once and each of its samples' generated tokens.
-    const double n = static_cast<double>(sim.requests.size()), W = std::max(1, q.work.samples);
-    const double mean_ctx = (static_cast<double>(sim.input_tokens) + W * seq_out) / n;
+    // A request at the mean lengths, grown to its whole context: the prompt once and each of its
+    // samples' generated tokens, local layers at most their window (StepModel::seq_units).
+    const double n = static_cast<double>(sim.requests.size());
+    const long in = std::lround(static_cast<double>(sim.input_tokens) / n), out = std::lround(seq_out / n);
     const int decode_replicas = l.replicas - o.prefill_replicas;
-    // Every layer windowed, a request holds at most its window's blocks (StepModel::held_tokens).
-    const double in = static_cast<double>(sim.input_tokens) / n, out = seq_out / n;
-    const double held = sm.window_cap_blocks() > 0 ? sm.held_tokens(in) + W * (sm.held_tokens(in + out) - sm.held_tokens(in))
-                                                   : mean_ctx + W * sm.kv_window_tokens(mean_ctx / W);
-    const double per_seq = std::max(1.0, held);
-    r.max_concurrency_kv = static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) / per_seq) * decode_replicas;
+    const long per_request = std::max(1L, sm.seq_units(in, in + out, std::max(1, q.work.samples)));
+    r.max_concurrency_kv = sm.kv_units() / per_request * decode_replicas;
   }
   r.ttft = latency_stats(std::move(ttft));
   r.tpot = latency_stats(std::move(tpot));

@@ -54,10 +54,11 @@ struct Seq {
   int task = -1, call = 0;
   int target = 0, done = 0, generated = 0;  // prefill tokens to compute, computed; tokens sampled
   long it0 = 0, finish_it = 0;
-  int ctx0 = 0, phase = 0, blocks = 0, version = 0, preempt = 0;
+  int ctx0 = 0, phase = 0, version = 0, preempt = 0;
+  long blocks = 0;      // cache units (StepModel::kv_units) taken at admission
+  long cost = 0;        // units its next block crossing takes (StepModel::units_at)
   long admitted = -1;   // admission stamp (order of admission; a re-admission takes a new one)
-  int reserved = 0;     // guaranteed admission: blocks held back for this sequence's growth
-  int window_blocks = 0;  // blocks of its sliding-window layers' cache (StepModel::kv_window_tokens)
+  long reserved = 0;    // guaranteed admission: units held back for this sequence's growth
   bool remote = false;  // prefilled elsewhere: joins decode on admission
   State state = State::waiting;
 };
@@ -74,10 +75,10 @@ class Replica {
   // batch through every stage and holds its share of the replica's KV cache and batch cap.
   Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1)
       : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), W_(std::max(1, w.samples)),
-        slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_count_(B_, 0),
+        slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_cost_(B_, 0),
         max_batch_(lane_batch(o, lanes)),
         lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local) {
-    total_blocks_ = sm.kv_blocks() / std::max(1, lanes);
+    total_blocks_ = sm.kv_units() / std::max(1, lanes);
     free_ = total_blocks_;
   }
 
@@ -136,12 +137,13 @@ class Replica {
     s.ctx0 = s.cached + s.target;
     s.phase = static_cast<int>(((it - s.ctx0) % B_ + B_) % B_);
     s.finish_it = it + (s.output - s.generated) - 1;
-    // A context crossing into block k + 1 (at k x B tokens) takes a block; with every layer
-    // windowed (StepModel::held_blocks) the crossings stop once it holds the cap.
-    const long cap = sm_.window_cap_blocks();
-    if (cap > 0 && s.ctx0 > (cap - 1) * B_) s.phase = -1;
-    else if (cap > 0) capped_.push({it + cap * B_ - s.ctx0, id, s.version});
-    if (s.phase >= 0) ++phase_count_[s.phase];
+    // A context crossing into block n + 1 (at n x B tokens) takes what units_at(P, n + 1) adds to
+    // units_at(P, n): constant but for local layers, whose cost drops at n = cap (the window
+    // full) and again at P + cap (the prompt's shared blocks passed).
+    const long P = ceil_div(s.ctx0, B_);
+    s.cost = sm_.units_at(P, P + 1, W_) - sm_.units_at(P, P, W_);
+    phase_cost_[s.phase] += s.cost;
+    schedule_cost_change(id, P);
     ++nd_;
     ctx_sum_ += s.ctx0;
     heap_.push({s.finish_it, id, s.version});
@@ -151,6 +153,20 @@ class Replica {
       if (chunked_) local_ev_.push({it + (lw_ - k + 1), id, s.version});
       else if (q < lw_) ++growing_, local_ev_.push({it + (lw_ - q), id, s.version});
     }
+  }
+  // The next block count n > crossed at which the sequence's crossing cost changes (local layers
+  // only: at the window's cap, then once the prompt's shared blocks have left it), as an event
+  // at the iteration of that crossing.
+  void schedule_cost_change(int id, long crossed) {
+    const long cap = sm_.local_cap_blocks();
+    if (cap <= 0) return;
+    const Seq& s = seqs_[id];
+    const long P = ceil_div(s.ctx0, B_);
+    for (long n : {cap, P + cap})
+      if (n > crossed) {
+        costs_.push({s.it0 + n * B_ - s.ctx0, id, s.version});
+        return;
+      }
   }
   // Keys a local layer reads for a decode row whose context, itself included, is q tokens: the
   // window's min(q, W), or the row's position in its chunk (Model::local_decode_keys per row).
@@ -178,14 +194,15 @@ class Replica {
     Seq& s = seqs_[id];
     const long ctx = s.ctx0 + (it - s.it0);
     // The prompt's blocks are shared by the request's W_ samples; each took its own blocks as it grew.
-    const long took = W_ * (sm_.held_blocks(ctx) - sm_.held_blocks(s.ctx0));
-    free_ += sm_.held_blocks(s.ctx0) + took + s.window_blocks;
-    s.window_blocks = 0;
-    // Growth blocks it took came out of its reservation (iteration by iteration, by phase);
+    const long at_entry = sm_.seq_units(s.ctx0, s.ctx0, W_);
+    const long took = sm_.seq_units(s.ctx0, ctx, W_) - at_entry;
+    free_ += at_entry + took;
+    // Growth units it took came out of its reservation (iteration by iteration, by phase);
     // what it did not take goes back.
     reserved_ -= std::max(0L, s.reserved - took);
     s.reserved = 0;
-    if (s.phase >= 0) --phase_count_[s.phase];
+    phase_cost_[s.phase] -= s.cost;
+    s.cost = 0;
     --nd_;
     ctx_sum_ -= static_cast<double>(ctx);
     if (lw_ > 0) {
@@ -222,7 +239,7 @@ class Replica {
   const int W_;       // sequences per request (ServeWorkload::samples): each decodes, all share the prompt's blocks
   const int slot_w_;  // batch slots a request takes: its samples, or 1 for beam search (the engine's batch counts requests)
   const int out_w_;   // output tokens a request's decode step returns: its samples, or 1 for beam search
-  std::vector<int> phase_count_;  // requests in decode by block phase (each crossing takes W_ blocks)
+  std::vector<long> phase_cost_;  // units the decode requests of each block phase take at their next crossing
   int max_batch_ = 1;  // sequences per iteration of this lane
   long total_blocks_ = 0, free_ = 0;
   long reserved_ = 0;  // guaranteed admission: blocks promised to running sequences' growth
@@ -240,7 +257,7 @@ class Replica {
     bool operator>(const Fin& o) const { return it != o.it ? it > o.it : id > o.id; }
   };
   std::priority_queue<Fin, std::vector<Fin>, std::greater<>> heap_;
-  std::priority_queue<Fin, std::vector<Fin>, std::greater<>> capped_;  // when a decode's blocks reach the window cap
+  std::priority_queue<Fin, std::vector<Fin>, std::greater<>> costs_;  // when a decode's crossing cost changes (local layers)
   // Local attention (sliding window or chunks of lw_ tokens; 0: none): the keys the decode rows'
   // local layers read, summed (local_keys), the rows still growing toward the window, and when
   // each stops (sliding) or restarts (chunked).
@@ -304,7 +321,6 @@ bool Replica::preempt_one(long it, SimResult& r) {
       free_ += s.blocks;
       reserved_ -= s.reserved;
       s.reserved = 0;
-      s.window_blocks = 0;
       prefilling_.erase(std::find(prefilling_.begin(), prefilling_.end(), id));
       ctx = s.cached + s.target;
     }
@@ -344,20 +360,16 @@ void Replica::run(SimResult& r) {
   auto admit_front = [&]() {
     const int id = waiting_.front();
     Seq& s = seqs_[id];
-    const long ctx_blocks = sm_.held_blocks(s.cached + s.target);
-    const long final_ctx = s.cached + s.target + (s.output - s.generated);  // the context it reaches
-    const long final_blocks = sm_.held_blocks(final_ctx);
-    // Guaranteed admission also holds back the blocks the sequence's remaining output will fill.
-    const long grow = o_.reserve_output && !prefill_only_ ? W_ * (final_blocks - ctx_blocks) : 0;
-    // Sliding-window layers: their cache, up to the window of that context (one per sample).
-    const long wblocks = W_ * static_cast<long>(std::ceil(sm_.kv_window_tokens(static_cast<double>(final_ctx)) / B_));
-    const long need = ctx_blocks + wblocks;
+    const long ctx = s.cached + s.target;
+    const long final_ctx = ctx + (s.output - s.generated);  // the context it reaches
+    const long need = sm_.seq_units(ctx, ctx, W_);
+    const long final_units = sm_.seq_units(ctx, final_ctx, W_);
+    // Guaranteed admission also holds back the units the sequence's remaining output will fill.
+    const long grow = o_.reserve_output && !prefill_only_ ? final_units - need : 0;
     // Several samples or beams each write their own blocks from the prompt's last, partly filled
     // one on (copy on write): a request whose sequences cannot all fit the cache alone never
     // completes, whatever the admission (100,000 beams of 10 tokens had run in no blocks at all).
-    // (Every layer windowed, the samples are counted as sharing the prompt's blocks to the end, as
-    // leave_decode frees them: at most W_ - 1 windows per request fewer than engines hold.)
-    const long own = W_ > 1 ? W_ * (final_blocks - std::min<long>((s.cached + s.target) / B_, final_blocks)) : 0;
+    const long own = W_ > 1 ? final_units - need + (ctx % B_ != 0 ? W_ * (sm_.global_layers() + sm_.local_layers()) : 0) : 0;
     if (need + std::max(grow, own) > total_blocks_) {
       waiting_.pop_front();
       s.state = State::finished;
@@ -370,9 +382,8 @@ void Replica::run(SimResult& r) {
     waiting_.pop_front();
     free_ -= need;
     reserved_ += grow;
-    s.blocks = static_cast<int>(need);
-    s.window_blocks = static_cast<int>(wblocks);
-    s.reserved = static_cast<int>(grow);
+    s.blocks = need;
+    s.reserved = grow;
     note_admitted(id);
     return Admit::admitted;
   };
@@ -397,17 +408,23 @@ void Replica::run(SimResult& r) {
     // are free, the most recently admitted running sequence is preempted (or dropped, alone).
     bool preempted = false;
     auto grow_decodes = [&]() {
-      while (!capped_.empty() && capped_.top().it <= it) {  // these hold their window's blocks: no more crossings
-        Seq& c = seqs_[capped_.top().id];
-        if (c.state == State::decode && c.version == capped_.top().version && c.phase >= 0) --phase_count_[c.phase], c.phase = -1;
-        capped_.pop();
+      while (!costs_.empty() && costs_.top().it <= it) {  // local layers: a crossing now takes fewer units
+        const Fin e = costs_.top();
+        costs_.pop();
+        Seq& c = seqs_[e.id];
+        if (c.state != State::decode || c.version != e.version) continue;
+        const long P = ceil_div(c.ctx0, B_), n = ceil_div(c.ctx0 + (it - c.it0), B_);
+        const long cost = sm_.units_at(P, n + 1, W_) - sm_.units_at(P, n, W_);
+        phase_cost_[c.phase] += cost - c.cost;
+        c.cost = cost;
+        schedule_cost_change(e.id, n);
       }
-      while (static_cast<long>(phase_count_[it % B_]) * W_ > free_ && nd_ > 0) {
+      while (phase_cost_[it % B_] > free_ && nd_ > 0) {
         if (!preempt_one(it, r)) break;
         preempted = true;
         slots = free_slots();
       }
-      const long need = static_cast<long>(phase_count_[it % B_]) * W_;
+      const long need = phase_cost_[it % B_];
       free_ -= need;
       // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
       if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - need);
@@ -718,7 +735,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
         continue;
       }
       first[i] = s.first;
-      xfer[i] = lat + (pm.held_tokens(reqs[i].input) + pm.kv_window_tokens(reqs[i].input)) * pm.kv_bytes_per_token_per_device() / bw;
+      xfer[i] = lat + pm.prompt_kv_bytes(reqs[i].input) / bw;
       if (reqs[i].output <= 1) {
         RequestRecord rec{reqs[i].arrival_s, s.first, s.first, reqs[i].input, 1, -1, s.preempt, 0};
         r.requests.push_back(rec);

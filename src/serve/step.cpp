@@ -171,13 +171,17 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   weights_dev_ = (body / (static_cast<double>(t) * l.pp) + ends / t) * wb_;
   const int stage_layers = (m.layers + l.pp - 1) / l.pp;
   kv_dev_ = kv_layer_dev_ * stage_layers;
-  // Sliding-window layers keep at most the window per sequence (engines size their cache so:
-  // vLLM's hybrid KV cache manager, TensorRT-LLM's per-layer attention windows): the context's
-  // blocks count the full-attention layers, each sequence adds its window (kv_window_tokens).
-  // With pp the stage holding the most full-attention layers bounds the cache: its own global and
-  // local layers, not the model's average share. Stages as vLLM splits them (get_pp_indices:
-  // L / pp each, the remainder one apiece to the stages before the last, from the back).
+  g_layers_ = stage_layers;
+  // Local layers keep at most their window per sequence (engines size their cache so: vLLM's
+  // hybrid KV cache manager, TensorRT-LLM's per-layer attention windows): capacity is counted in
+  // tokens of the full-attention layers, and the simulator charges each layer its own blocks
+  // (kv_units). With pp the stage holding the most full-attention layers bounds the cache: its
+  // own global and local layers, not the model's average share. Stages as vLLM splits them
+  // (get_pp_indices: L / pp each, the remainder one apiece to the stages before the last, from
+  // the back).
   const int nw = m.window_layer_count();
+  if (nw > 0) cap_blocks_ = (m.sliding_window - 1 + block_ - 1) / block_ + 1;  // ceil((W - 1) / block) + 1
+  if (nw == m.layers) g_layers_ = 0, l_layers_ = stage_layers;
   if (nw > 0 && nw < m.layers) {
     int global_most = -1, local_there = 0, first = 0;
     const int base = m.layers / l.pp, rem = m.layers % l.pp;
@@ -189,10 +193,9 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
       if (g > global_most) global_most = g, local_there = loc;
     }
     kv_dev_ = kv_layer_dev_ * global_most;  // >= 1: some layer is global (nw < layers)
-    win_kv_dev_ = kv_layer_dev_ * local_there;
+    g_layers_ = global_most;
+    l_layers_ = local_there;
   }
-  // Every layer windowed: the last W tokens span at most ceil((W - 1) / block) + 1 blocks.
-  if (nw > 0 && nw == m.layers) cap_blocks_ = (m.sliding_window - 1 + block_ - 1) / block_ + 1;
   kv_replica_ = kv_bytes_per_token(m, l.kv);
 
   const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
@@ -211,6 +214,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     return;
   }
   kv_tokens_ = static_cast<long>(free / kv_dev_);
+  kv_units_ = kv_tokens_ / block_ * (g_layers_ > 0 ? g_layers_ : l_layers_);
   if (kv_tokens_ < block_) {
     reason_ = "out of memory: no room for one KV block";
     return;
@@ -421,7 +425,7 @@ std::string StepModel::window_note() const {
   if (nw <= 0) return "";
   if (m_.chunked_local)
     return "; " + std::to_string(nw) + " of " + std::to_string(m_.layers) + " layers attend within their own " +
-           std::to_string(m_.sliding_window) + "-token chunk (model sliding_window, global_every, chunked_local)";
+           std::to_string(m_.sliding_window) + "-token chunk (model sliding_window, global_every, local_attention = chunked)";
   return "; " + std::to_string(nw) + " of " + std::to_string(m_.layers) + " layers attend to a " +
          std::to_string(m_.sliding_window) + "-token window (model sliding_window, " +
          (m_.global_every > 0 ? "global_every)" : "sliding_window_every)");
@@ -445,12 +449,12 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
                      " x layers per stage x " + quant_name(l_.kv) +
-                     (win_kv_dev_ > 0 ? std::string(" (full-attention layers; each sequence adds its sliding-window layers' cache, at most ") +
-                                            std::to_string(m_.sliding_window) + " tokens)"
-                      : cap_blocks_ > 0 ? " (every layer windowed: a sequence holds at most " + std::to_string(cap_blocks_) + " blocks, " +
-                                              std::to_string(cap_blocks_ * block_) + " tokens, the blocks its last " +
-                                              std::to_string(m_.sliding_window) + " tokens can span)"
-                                        : std::string())});
+                     (cap_blocks_ > 0 ? (g_layers_ > 0 ? std::string(" (its ") + std::to_string(g_layers_) + " full-attention layers; each sequence adds its " +
+                                                             std::to_string(l_layers_) + " local layers' cache, "
+                                                       : std::string(" (every layer local: a sequence holds ")) +
+                                            "at most " + std::to_string(cap_blocks_) + " blocks of " + std::to_string(block_) +
+                                            " tokens a layer, the blocks its last " + std::to_string(m_.sliding_window) + " tokens can span)"
+                                      : std::string())});
   out.push_back({"activation workspace per device", gib(workspace_),
                  "token budget " + std::to_string(ws_budget_) + " x (6 x hidden + 2 x FFN per rank) x 2 B + batch cap " +
                      std::to_string(ws_batch_) + " x vocab per rank x 4 B (the limits in effect: --token-budget, --max-batch or " +

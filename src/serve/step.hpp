@@ -78,32 +78,40 @@ class StepModel {
 
   double weight_bytes_per_device() const { return weights_dev_; }
   // KV bytes per context token on a device: all layers of one stage, or only its full-attention
-  // layers when some (not all) layers have a sliding window (their cache is held per sequence,
-  // kv_window_tokens).
+  // layers when some layers are local (sliding window or chunked: their cache is bounded,
+  // local_cap_blocks). With pp, the stage holding the most full-attention layers.
   double kv_bytes_per_token_per_device() const { return kv_dev_; }
   double kv_bytes_per_token_replica() const { return kv_replica_; } // what a KV transfer moves
-  long kv_capacity_tokens() const { return kv_tokens_; }            // per replica, in context tokens
-  long kv_blocks() const { return kv_tokens_ / block_; }
-  // The sliding-window layers' cache of a sequence whose context reaches `ctx` (at most the
-  // window), in context tokens of kv_bytes_per_token_per_device: what it holds beside its
-  // full-attention context. 0 without windowed layers, or when every layer is windowed (then the
-  // context's own blocks stop at the window: held_blocks).
-  double kv_window_tokens(double ctx) const {
-    return win_kv_dev_ > 0 ? std::min(ctx, static_cast<double>(m_.sliding_window)) * win_kv_dev_ / kv_dev_ : 0.0;
-  }
+  long kv_capacity_tokens() const { return kv_tokens_; }            // per replica, in tokens of kv_bytes_per_token_per_device
   int block_tokens() const { return block_; }
-  // Blocks a sequence holds for a context of `ctx` tokens: one per block_tokens, or, when every
-  // layer attends within a window (Mistral 7B v0.1), at most the window_cap_blocks that can hold
-  // its last `sliding_window` tokens: engines free a block once the window has passed it (vLLM's
-  // sliding-window and chunked-local cache managers, TensorRT-LLM's cyclic attention window).
-  long held_blocks(long ctx) const {
-    const long b = (ctx + block_ - 1) / block_;
-    return cap_blocks_ > 0 ? std::min(b, cap_blocks_) : b;
+  // The paged cache in units of one block (block_tokens) of one layer on a device of that stage.
+  // A full-attention layer holds a block per block_tokens of context; a local layer (sliding
+  // window or chunk) at most local_cap_blocks, the blocks its last `sliding_window` tokens can
+  // span: engines free a block once the window has passed it (vLLM's sliding-window and
+  // chunked-local cache managers, TensorRT-LLM's per-layer attention windows).
+  long kv_units() const { return kv_units_; }
+  int global_layers() const { return g_layers_; }  // full-attention layers of that stage
+  int local_layers() const { return l_layers_; }   // local layers of that stage
+  long local_cap_blocks() const { return cap_blocks_; }  // 0 without local layers
+  // Units a request holds once its context has grown from ctx0 tokens (its prompt, shared by its
+  // `samples` sequences) to ctx: in full-attention layers the prompt's blocks once and each
+  // sequence's own beyond them; in local layers each sequence's last local_cap_blocks, the
+  // prompt's among them shared until the window has passed them. units_at counts the same in
+  // blocks of context: P = ceil(ctx0 / block), n = ceil(ctx / block) >= P.
+  long seq_units(long ctx0, long ctx, int samples) const {
+    return units_at((ctx0 + block_ - 1) / block_, (ctx + block_ - 1) / block_, samples);
   }
-  long window_cap_blocks() const { return cap_blocks_; }  // 0 unless every layer is windowed
-  // Context tokens whose KV a sequence holds (held_blocks, in tokens).
-  double held_tokens(double ctx) const {
-    return cap_blocks_ > 0 ? std::min(ctx, static_cast<double>(cap_blocks_ * block_)) : ctx;
+  long units_at(long P, long n, int samples) const {
+    long u = g_layers_ * (P + samples * (n - P));
+    if (l_layers_ > 0) {
+      const long Pl = std::min(P, cap_blocks_);
+      u += l_layers_ * (samples * std::min(n, cap_blocks_) - (samples - 1) * std::min(Pl, std::max(0L, P + cap_blocks_ - n)));
+    }
+    return u;
+  }
+  // KV bytes a prompt of `tokens` leaves on a device (what a disaggregated transfer moves).
+  double prompt_kv_bytes(double tokens) const {
+    return kv_layer_dev_ * (g_layers_ * tokens + l_layers_ * std::min(tokens, static_cast<double>(cap_blocks_ * block_)));
   }
   Precision compute_precision() const { return cp_; }
   const ServeLayout& layout() const { return l_; }
@@ -145,8 +153,9 @@ class StepModel {
   std::string window_note() const;  // explain: the sliding-window layers, if any
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;
-  double win_kv_dev_ = 0;  // KV bytes per windowed token of a stage's sliding-window layers
-  long cap_blocks_ = 0;     // every layer windowed: the blocks a sequence holds at most (held_blocks)
+  int g_layers_ = 0, l_layers_ = 0;  // the binding stage's full-attention and local layers
+  long cap_blocks_ = 0;              // local layers: the blocks a sequence holds at most in each
+  long kv_units_ = 0;                // kv_units
   long kv_tokens_ = 0;
   double workspace_ = 0;             // activation workspace per device (bytes)
   int ws_budget_ = 0, ws_batch_ = 0;  // the token budget and batch cap it was sized for

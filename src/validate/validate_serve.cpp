@@ -200,7 +200,13 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     if (auto v = opt_positive(r, "tpot_slo_ms")) q.slo_tpot_s = *v / 1e3;
 
     std::string reason;
-    Model m = serving_model(model_from_row(r, c, &reason), q);
+    Model m = model_from_row(r, c, &reason);
+    if (q.full_attention && reason.empty() && m.window_layer_count() == 0)
+      for (const RunFact& f : row.facts)
+        if (f.field == "attention_window")
+          throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
+                           "attention_window = full: row " + row.id + "'s model has no sliding-window or chunked layers");
+    m = serving_model(m, q);
     row.moe = m.is_moe();
     auto sys = c.systems.find(row.system);
     if (reason.empty() && sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";
