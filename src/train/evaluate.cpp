@@ -829,7 +829,9 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // on the critical path, plus the fill and drain chain. Interleaved (vp > 1): a message per chunk,
   // sent while the next chunk computes (Megatron's overlap_p2p_comm, on by default for the
   // interleaved schedule and refused by the plain one), so only the fill and drain chain is
-  // exposed and the rest costs the compute it slows.
+  // exposed and the rest costs the compute it slows. That chain is the first microbatch's forward
+  // through all pp x vp chunks and the last one's backward: 2 (pp x vp - 1) messages, as the
+  // event-driven schedule finds (tests/test_pipeline_sim.cpp), not 2 (pp - 1).
   // Rank order: with data parallelism outermost (tp-cp-pp-dp) a replica's stages are a tp x cp
   // group apart and the replicas a whole replica (tp x cp x pp) apart; else (Megatron's default)
   // the stages are a tp x cp x dp group apart.
@@ -839,7 +841,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     const Group g{2, dp_outer ? l.tp * l.cp : l.tp * l.cp * l.dp};
     const double one = ev.coll(Collective::send_recv, bytes, g);
     if (l.vp > 1)
-      tb.pp_comm = 2.0 * (p - 1.0) * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
+      tb.pp_comm = 2.0 * (p * l.vp - 1.0) * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
     else
       tb.pp_comm = 2.0 * (k + (p - 1.0)) * one;
     if (detail) r.p2p_time = one;
