@@ -181,6 +181,16 @@ TEST(PipelineSim, P2pIncreasesTheMakespan) {
   EXPECT_LE(with, (8 + 3) * 3.0 + 2 * (8 + 3) * d + 1e-9);
   // One stage: no sends.
   expect_rel(simulate_pipeline(uniform(1, 1, 8, 1, 2, 0.5), false).makespan, 8 * 3.0, "pp 1");
+  // Interleaved, sends short beside a chunk: exactly the first microbatch's forward through all
+  // pp x vp chunks and the last one's backward, 2 (pp x vp - 1) sends, whatever the microbatches
+  // (the evaluator's exposed chain).
+  for (auto [pp, vp] : {std::pair{2, 19}, {4, 2}, {4, 8}, {8, 4}})
+    for (long k : {1L, 4L}) {
+      const long m = k * pp;
+      const double base = (m + (pp - 1.0) / vp) * 3.0;
+      expect_rel(simulate_pipeline(uniform(pp, vp, m, 1, 2, d), false).makespan, base + 2 * (pp * vp - 1) * d,
+                 "pp " + std::to_string(pp) + " vp " + std::to_string(vp) + " m " + std::to_string(m));
+    }
 }
 
 TEST(PipelineSim, BadInputThrows) {
@@ -295,6 +305,9 @@ TEST(ChromeTrace, FromAnEvaluatedPlan) {
   const double closed = pipeline_closed_form(r);
   EXPECT_GT(closed, 0);
   EXPECT_NEAR(sim.makespan / closed, 1.0, 0.15);
+  // With the step's exposed sends (the chain of 2 (pp x vp - 1) messages and what the rest slows),
+  // within 2%.
+  EXPECT_NEAR(sim.makespan / (closed + r.time.pp_comm), 1.0, 0.02);
   check_trace(chrome_trace(r, sim), sim.events.size(), static_cast<size_t>(2 * r.microbatches * (4 * 5 - 1)));
   EXPECT_THROW(pipeline_input(TrainReport{}), std::invalid_argument);
 }
