@@ -206,6 +206,7 @@ Calibration parse_calibration(const DataFile& f) {
     g->fail("bf16", "missing (required): bf16 or fp16");
   c.gemm_half_dim = g->number("half_dim", 0, 1e5);
   c.gemm_grouped = g->opt_number("grouped", 0.05, 1.5).value_or(1.0);
+  if (g->has("grouped")) c.given.insert("gemm.grouped");
   c.gemm_tile_rows = g->opt_number("tile_rows", 1, 1024).value_or(0);
   c.gemm_shape_source = g->opt_str("shape_source").value_or("");
   c.gemm_grouped_source = g->opt_str("grouped_source").value_or("");
@@ -231,6 +232,8 @@ Calibration parse_calibration(const DataFile& f) {
     c.lowp_overhead = k->opt_number("lowp_overhead", 0, 5).value_or(0);
     c.moe_layer_overhead = Seconds{k->opt_quantity("moe_layer_overhead", Dimension::time, true).value_or(0)};
     c.moe_alltoall_overhead = Seconds{k->opt_quantity("moe_alltoall_overhead", Dimension::time, true).value_or(0)};
+    for (const char* key : {"moe_layer_overhead", "moe_alltoall_overhead"})
+      if (k->has(key)) c.given.insert(std::string("kernel.") + key);
     c.moe_alltoall_source = k->opt_str("moe_alltoall_source").value_or("");
     k->finish();
   }

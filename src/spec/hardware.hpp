@@ -66,6 +66,12 @@ struct Tier {
 // microbenchmarks. Fractions are of the chip's peak.
 struct Calibration {
   std::string id, family, status, source, file;
+  // Optional keys of the MoE terms the file states ("gemm.grouped", "kernel.moe_layer_overhead",
+  // "kernel.moe_alltoall_overhead"); --explain cites one the file leaves out as its default.
+  std::set<std::string> given;
+  std::string cite(const std::string& key, const std::string& default_text) const {
+    return given.count(key) || file.empty() ? key : key + " (not in the file: " + default_text + ")";
+  }
   std::array<double, 7> gemm_max{};  // large, square GEMM fraction of peak, per Precision (0 = use bf16's)
   double gemm_half_dim = 64;         // GEMM dimension at which that dimension halves efficiency
   std::string gemm_shape_source;     // where half_dim and tile_rows come from (kept by refits)

@@ -59,16 +59,17 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   add("GEMM shape half-efficiency dim", num(c.gemm_half_dim), cal + ": gemm.half_dim; eff = cap x prod d/(d+half)");
   if (m.is_moe()) {
     add("grouped-GEMM efficiency", num(c.gemm_grouped) + " of the dense GEMM efficiency for the expert GEMMs",
-        cal + ": gemm.grouped");
+        cal + ": " + c.cite("gemm.grouped", "1"));
     add("MoE layer fixed cost", format_seconds(c.moe_layer_overhead) + " per MoE layer forward per microbatch, 2x in backward",
-        cal + ": kernel.moe_layer_overhead (fitted on the family's MoE rows; in the elementwise time)");
+        cal + ": " + c.cite("kernel.moe_layer_overhead", "0") +
+            (c.prior_moe_layer_overhead >= 0 ? " (fitted on the family's MoE rows; in the elementwise time)" : " (in the elementwise time)"));
     add("MoE token dispatcher", std::string(moe_dispatcher_name(r.layout.moe_dispatcher)) +
             (r.layout.moe_dispatcher == MoeDispatcher::alltoall
                  ? ": host-synchronised all-to-all, + " + format_seconds(c.moe_alltoall_overhead) +
                        " per MoE layer forward per microbatch, 2x in backward"
                  : std::string(": device-initiated (DeepEP/HybridEP), no host synchronisation")),
         r.layout.moe_dispatcher == MoeDispatcher::alltoall
-            ? "--moe-dispatcher; " + cal + ": kernel.moe_alltoall_overhead (in the elementwise time" +
+            ? "--moe-dispatcher; " + cal + ": " + c.cite("kernel.moe_alltoall_overhead", "0") + " (in the elementwise time" +
                   (c.moe_alltoall_source.empty() ? std::string(")") : "; kernel.moe_alltoall_source: " + c.moe_alltoall_source + ")")
             : std::string("--moe-dispatcher (default flex)"));
   }
