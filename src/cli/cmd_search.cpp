@@ -83,7 +83,7 @@ void add_search(CLI::App& app, const Globals& g) {
       j["model"] = m.id;
       j["system"] = s.id;
       j["objective"] = objective_name(so.objective);
-      j["usd_per_device_hour"] = round6(so.usd_per_device_hour);  // 6 significant digits, as every figure
+      j["usd_per_device_hour"] = so.usd_per_device_hour > 0 ? nlohmann::ordered_json(round6(so.usd_per_device_hour)) : nlohmann::ordered_json(nullptr);  // 6 significant digits, as every figure
       nlohmann::ordered_json top = nlohmann::ordered_json::array(), front = nlohmann::ordered_json::array();
       // Each plan with the cost the table ranks by (USD/step), where a price is known; null otherwise.
       auto plan_json = [&](const TrainReport& r) {
