@@ -172,7 +172,12 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.moe_a2a_overlap ? "  all-to-all overlapped" : "") +
          (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
          "  gradients " + std::string(grad_name(l)) + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
-         "\n\n";
+         "\n";
+  // A chip family no measured run has fitted: its efficiencies are assumed, and the figures say so.
+  if (s.calib.status != "fitted")
+    out += "  calibration " + s.calib.status + ": " + (s.calib.file.empty() ? std::string("built-in defaults") : s.calib.file) +
+           " was fitted on no measured run of this chip family; its efficiencies are estimates\n";
+  out += "\n";
   if (!r.feasible()) {
     out += "  DOES NOT FIT (" + std::string(infeasible_name(r.why)) + "): " + r.reason + "\n";
   } else {
