@@ -241,8 +241,8 @@ class Replica {
   const int out_w_;   // output tokens a request's decode step returns: its samples, or 1 for beam search
   std::vector<long> phase_cost_;  // units the decode requests of each block phase take at their next crossing
   int max_batch_ = 1;  // sequences per iteration of this lane
-  long total_blocks_ = 0, free_ = 0;
-  long reserved_ = 0;  // guaranteed admission: blocks promised to running sequences' growth
+  long total_blocks_ = 0, free_ = 0;  // cache units: a block of one layer (StepModel::kv_units)
+  long reserved_ = 0;  // guaranteed admission: units promised to running sequences' growth
   std::vector<Seq> seqs_;
   std::vector<int> sorted_;
   std::size_t next_sorted_ = 0;
