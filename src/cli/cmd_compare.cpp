@@ -72,7 +72,12 @@ void add_compare(CLI::App& app, const Globals& g) {
     const Model m = resolve_model(cat, o->model);
     std::vector<System> systems;
     for (const auto& id : split_ids(o->systems, "--systems")) {
-      systems.push_back(resolve_system(cat, id));
+      try {
+        systems.push_back(resolve_system(cat, id));
+      } catch (const InputError& e) {
+        if (e.where() != "--system") throw;  // a system file's own error names its file
+        throw InputError("--systems", std::string(e.what()).substr(e.where().size() + 2));
+      }
       // A catalog id and a file of the same system name one system twice.
       for (std::size_t i = 0; i + 1 < systems.size(); ++i)
         if (systems[i].id == systems.back().id) throw InputError("--systems", "'" + id + "' is system " + systems.back().id + ", given twice");
