@@ -62,6 +62,21 @@ TEST(Evaluate, BasicPlan) {
   EXPECT_EQ(r.stage_layers[0], 32);
 }
 
+// FP4 weights carry their block scales: NVFP4 on Blackwell, a byte per 16 values, 0.5625 B per
+// parameter against fp8's 1 B (data/serving/nvidia-blackwell.toml: engine.fp4_scale_block).
+TEST(Evaluate, Fp4WeightsCarryTheirBlockScales) {
+  const System& gb200 = builtin().system("gb200-nvl72");
+  ASSERT_EQ(gb200.serving.fp4_scale_block, 16);
+  Layout l = base_layout();
+  l.lowp_params = true;
+  l.precision = Precision::fp8;
+  const TrainReport f8 = evaluate(llama8b(), gb200, l, kWork, 8);
+  l.precision = Precision::fp4;
+  const TrainReport f4 = evaluate(llama8b(), gb200, l, kWork, 8);
+  ASSERT_TRUE(f8.feasible() && f4.feasible()) << f8.reason << f4.reason;
+  EXPECT_NEAR(f4.mem.weights / f8.mem.weights, 0.5625, 1e-12);
+}
+
 TEST(Evaluate, MfuFollowsTheStatedFormula) {
   // MFU = model FLOPs / (step x devices x peak). Model FLOPs = 3 x forward; forward per token =
   // 2 x (matmul parameters: everything but embedding and norms) + causal attention

@@ -28,14 +28,19 @@ constexpr double kAct = 2.0;          // bytes of a bf16/fp16 activation element
 constexpr double kWeightBytes = 2.0;  // bf16 working weights
 // Gradient bytes per parameter: fp32 accumulation (Megatron's default) or bf16.
 inline double grad_bytes(const Layout& l) { return l.grad_fp32 ? 4.0 : 2.0; }
+// Bytes per parameter of a weight held in the layout's fp8/fp4 precision: FP4 carries its block
+// scales, one byte per engine.fp4_scale_block values (NVFP4 16, MXFP4 32; the system's serving file).
+inline double lowp_bytes(const Layout& l, const System& s) {
+  return precision_bytes(l.precision) + (l.precision == Precision::fp4 && s.serving.fp4_scale_block > 0 ? 1.0 / s.serving.fp4_scale_block : 0.0);
+}
 // Working-weight bytes per parameter: bf16 plus a cached fp8/fp4 copy, or the low-precision
 // primary weights alone.
-inline double weight_bytes(const Layout& l) {
+inline double weight_bytes(const Layout& l, const System& s) {
   if (!can_keep_lowp_params(l.precision)) return kWeightBytes;
-  return l.lowp_params ? precision_bytes(l.precision) : kWeightBytes + precision_bytes(l.precision);
+  return l.lowp_params ? lowp_bytes(l, s) : kWeightBytes + lowp_bytes(l, s);
 }
 // Bytes per parameter moved by a parameter all-gather.
-inline double gather_bytes(const Layout& l) { return l.lowp_params ? precision_bytes(l.precision) : kWeightBytes; }
+inline double gather_bytes(const Layout& l, const System& s) { return l.lowp_params ? lowp_bytes(l, s) : kWeightBytes; }
 constexpr double kMasterBytes = 4.0;  // fp32 master weights
 constexpr double kAdamBytes = 8.0;    // fp32 first and second moments
 // Adam step traffic per parameter: read grad, master, m, v (16); write master, m, v (12);
@@ -481,7 +486,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   const double shard = static_cast<double>(l.dp) * l.cp;
   const double shard_exp = l.expert_dp();
   const double params = p_dense + p_exp;
-  const double wbytes = weight_bytes(l);
+  const double wbytes = weight_bytes(l, s);
   // Under ZeRO-3 the fp32 master (in `optimizer`) is the only persistent copy; working weights
   // exist only for the gathered layers (in `transient`).
   mb.weights = l.zero >= 3 ? 0.0 : params * wbytes;
@@ -516,7 +521,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   if (l.zero >= 3) {
     // Gathered working weights of the current and the prefetched layer.
     const double layer_params = std::max(dense.params_dense, moe.params_dense + moe.params_expert);
-    transient += 2.0 * layer_params * gather_bytes(l);
+    transient += 2.0 * layer_params * gather_bytes(l, s);
   }
   mb.transient = transient;
   mb.reserve = s.calib.memory_reserve.v + s.calib.memory_frag * (mb.activations + mb.transient);
@@ -875,7 +880,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       exposed = l.overlap_grad_reduce ? ev.hidden_cost(ar, sg.b) : ar;
     } else if (l.zero <= 2) {
       const double rs = coll2(Collective::reduce_scatter, grad_bytes(l));
-      const double ag = coll2(Collective::all_gather, gather_bytes(l));
+      const double ag = coll2(Collective::all_gather, gather_bytes(l, s));
       exposed = l.overlap_grad_reduce ? ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f) : rs + ag;
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
@@ -891,7 +896,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       auto coll_layer = [&](Collective c, double bytes_per_param) {
         return nl * (one(c, sg.p_dense / nl * bytes_per_param, g_dp) + one(c, sg.p_exp / nl * bytes_per_param, g_edp));
       };
-      const double per_mb = 2 * coll_layer(Collective::all_gather, gather_bytes(l)) + coll_layer(Collective::reduce_scatter, grad_bytes(l));
+      const double per_mb = 2 * coll_layer(Collective::all_gather, gather_bytes(l, s)) + coll_layer(Collective::reduce_scatter, grad_bytes(l));
       const double first_layer = per_mb / (3.0 * nl);
       const double overlap = l.fsdp.overlap >= 0 ? l.fsdp.overlap : s.calib.fsdp_overlap;
       fsdp = k * (ev.hidden_cost(per_mb, overlap * (sg.f + sg.b)) + first_layer);

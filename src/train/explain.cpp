@@ -187,10 +187,15 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     add(std::string("memory: ") + name, format_bytes(Bytes{v}), how);
   };
   const bool lowp = can_keep_lowp_params(l.precision);
+  // FP4 weights carry their block scales (one byte per engine.fp4_scale_block values).
+  const bool fp4 = l.precision == Precision::fp4 && s.serving.fp4_scale_block > 0;
+  const std::string lb = fp4 ? num(0.5 + 1.0 / s.serving.fp4_scale_block) + " B (0.5 B + a scale byte per " +
+                                   std::to_string(s.serving.fp4_scale_block) + " values, " + s.serving.where() + ": engine.fp4_scale_block)"
+                             : num(precision_bytes(l.precision)) + " B";
   mem("weights", mm.weights,
       l.zero >= 3 ? std::string("none kept outside the gathered layers (ZeRO-3: the fp32 master is the copy)")
-      : l.lowp_params ? std::string("local params x ") + num(precision_bytes(l.precision)) + " B (" + prec + " primary weights)"
-      : lowp ? std::string("local params x (2 B bf16 + ") + num(precision_bytes(l.precision)) + " B " + prec + " copy)"
+      : l.lowp_params ? std::string("local params x ") + lb + " (" + prec + " primary weights)"
+      : lowp ? std::string("local params x (2 B bf16 + ") + lb + " " + prec + " copy)"
              : std::string("local params x 2 B (bf16)"));
   mem("gradients", mm.gradients, std::string("local params x ") + (l.grad_fp32 ? std::string("4 B (fp32)") : std::string("2 B (") + grad_name(l) + ")") +
                                      (l.zero >= 2 ? ", / dp x cp (ZeRO-2+)" : ""));
