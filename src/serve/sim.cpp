@@ -148,7 +148,7 @@ class Replica {
     ctx_sum_ += s.ctx0;
     heap_.push({s.finish_it, id, s.version});
     if (lw_ > 0) {  // its local layers' keys: grow, then stop at the window or restart with each chunk
-      const long q = s.ctx0 + 1, k = local_keys(q);
+      const long q = s.ctx0 + 1, k = sm_.model().local_row_keys(q);
       local_sum_ += static_cast<double>(k);
       if (chunked_) local_ev_.push({it + (lw_ - k + 1), id, s.version});
       else if (q < lw_) ++growing_, local_ev_.push({it + (lw_ - q), id, s.version});
@@ -168,9 +168,6 @@ class Replica {
         return;
       }
   }
-  // Keys a local layer reads for a decode row whose context, itself included, is q tokens: the
-  // window's min(q, W), or the row's position in its chunk (Model::local_decode_keys per row).
-  long local_keys(long q) const { return chunked_ ? (q - 1) % lw_ + 1 : std::min<long>(q, lw_); }
   // After a decode iteration, at the start of iteration `it`: every growing row read one key more;
   // rows that reached the window stop growing, rows past a chunk's end restart at 1.
   void advance_local(long it) {
@@ -206,7 +203,7 @@ class Replica {
     --nd_;
     ctx_sum_ -= static_cast<double>(ctx);
     if (lw_ > 0) {
-      local_sum_ -= static_cast<double>(local_keys(ctx + 1));
+      local_sum_ -= static_cast<double>(sm_.model().local_row_keys(ctx + 1));
       if (!chunked_ && ctx + 1 < lw_) --growing_;
     }
     s.generated += static_cast<int>(it - s.it0);
@@ -259,7 +256,7 @@ class Replica {
   std::priority_queue<Fin, std::vector<Fin>, std::greater<>> heap_;
   std::priority_queue<Fin, std::vector<Fin>, std::greater<>> costs_;  // when a decode's crossing cost changes (local layers)
   // Local attention (sliding window or chunks of lw_ tokens; 0: none): the keys the decode rows'
-  // local layers read, summed (local_keys), the rows still growing toward the window, and when
+  // local layers read, summed (Model::local_row_keys), the rows still growing toward the window, and when
   // each stops (sliding) or restarts (chunked).
   const long lw_;
   const bool chunked_;

@@ -113,6 +113,13 @@ struct Model {
     if (!chunked_local) return std::min(ctx, w);
     return ctx <= w ? ctx : (w + 1) / 2;
   }
+  // The same for one decode row whose context, itself included, is q >= 1 tokens: min(q, window),
+  // or chunked, its position in its chunk, ((q - 1) mod chunk) + 1 (whose mean past a chunk is the
+  // (chunk + 1) / 2 above).
+  long local_row_keys(long q) const {
+    const long w = sliding_window;
+    return chunked_local ? (q - 1) % w + 1 : std::min(q, w);
+  }
   bool is_moe_layer(int layer) const {
     return is_moe() && layer >= moe.dense_layers && ((layer - moe.dense_layers) % moe.layer_step) == 0;
   }
