@@ -253,5 +253,20 @@ TEST(Prices, BadQuotesAreErrors) {
   EXPECT_NE(msg.find("p5 on-demand quoted twice"), std::string::npos);
 }
 
+TEST(Prices, OfferLabelSaysTheProviderOnce) {
+  EXPECT_EQ(offer_label("Lambda", "Lambda 8x H100 SXM"), "Lambda 8x H100 SXM");
+  EXPECT_EQ(offer_label("AWS", "p5.48xlarge"), "AWS p5.48xlarge");
+  EXPECT_EQ(offer_label("Lamb", "Lambda 8x H100 SXM"), "Lamb Lambda 8x H100 SXM");  // a word, not a prefix
+  EXPECT_EQ(offer_label("", "p5.48xlarge"), "p5.48xlarge");
+  EXPECT_EQ(offer_label("quote", ""), "quote");
+  // Every built-in offer's label names its instance and, once, its provider.
+  for (const auto& [id, s] : catalog().systems)
+    for (const auto& o : s.prices) {
+      const std::string l = offer_label(o.provider, o.instance);
+      EXPECT_NE(l.find(o.instance), std::string::npos) << id;
+      EXPECT_EQ(l.find(o.provider + " " + o.provider), std::string::npos) << id << ": " << l;
+    }
+}
+
 }  // namespace
 }  // namespace xpu

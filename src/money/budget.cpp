@@ -88,7 +88,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     const bool in_runway = it.runs_per_year > 0;
     if (!l.plan) {
       if (in_runway) all_priced = false;
-      l.note = "no plan of " + m.id + " fits on " + std::to_string(it.devices) + " devices";
+      l.note = "no plan of " + m.id + " fits on " + count_text(it.devices, "device", "devices");
     } else {
       const double steps = std::ceil(it.tokens / (static_cast<double>(it.seq_len) * it.global_batch));
       const double hours = steps * l.plan->step_time / 3600.0;

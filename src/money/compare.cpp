@@ -122,11 +122,11 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
         return pick;
       }
     }
-    pick.note = "no layout on " + std::to_string(devices) + " devices meets the SLOs (p99 TTFT/TPOT) even at 10% of " +
+    pick.note = "no layout on " + count_text(devices, "device", "devices") + " meets the SLOs (p99 TTFT/TPOT) even at 10% of " +
                 "its peak load";
     return pick;
   }
-  pick.note = "no serving layout fits on up to " + std::to_string(8 * s.devices_per_node) + " devices" +
+  pick.note = "no serving layout fits on up to " + count_text(8 * s.devices_per_node, "device", "devices") +
               (last_reason.empty() ? "" : ": " + last_reason);
   return pick;
 }
@@ -232,7 +232,7 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
         row.planned = true;
         row.plan = *p;
       } else {
-        row.note = "no plan fits on " + std::to_string(*q.devices) + " devices";
+        row.note = "no plan fits on " + count_text(*q.devices, "device", "devices");
       }
     } else {
       // The fewest devices (node x 2^k) whose fastest plan finishes within the deadline. Counts
@@ -265,7 +265,7 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
         row.planned = true;
         row.plan = *best;
       } else {
-        row.note = "no plan fits on up to " + std::to_string(q.max_devices) + " devices";
+        row.note = "no plan fits on up to " + count_text(q.max_devices, "device", "devices");
       }
     }
     if (row.planned) {
@@ -279,7 +279,7 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
         row.note = (skipped_above ? "misses the deadline on every count up to " + std::to_string(q.max_devices) +
                                         " devices (larger counts than this plan's " + std::to_string(row.devices) +
                                         " could not meet it even at the chip's peak)"
-                                  : "misses the deadline even on " + std::to_string(row.devices) + " devices") +
+                                  : "misses the deadline even on " + count_text(row.devices, "device", "devices")) +
                    (row.note.empty() ? "" : "; " + row.note);
       }
     }

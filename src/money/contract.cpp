@@ -53,7 +53,7 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
     cr.plan = fastest_plan(m, s, it.seq_len, it.global_batch, it.devices, threads);
     if (!cr.plan) {
       cr.note += (cr.note.empty() ? "" : "; ") + std::string("no plan of ") + m.id + " fits on " +
-                 std::to_string(it.devices) + " devices";
+                 count_text(it.devices, "device", "devices");
     } else {
       cr.peak_flops_per_device = cr.plan->peak_flops_per_device;
       const double steps = std::ceil(it.tokens / (static_cast<double>(it.seq_len) * it.global_batch));

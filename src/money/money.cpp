@@ -103,8 +103,8 @@ std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* 
 std::string Rate::origin() const {
   if (!known) return missing;
   if (offer)
-    return offer->file + ": " + offer->provider + " " + offer->instance + " " + offer->kind + " " +
-           fmt("%.4g", offer->usd_per_hour) + " USD/h for " + std::to_string(offer->devices) + " devices, as of " +
+    return offer->file + ": " + offer_label(offer->provider, offer->instance) + " " + offer->kind + " " +
+           fmt("%.4g", offer->usd_per_hour) + " USD/h for " + count_text(offer->devices, "device", "devices") + ", as of " +
            offer->as_of;
   if (tco)
     return "owned: (" + fmt("%.0f", tco->purchase_usd) + " + " + fmt("%.0f", tco->overhead_usd) + " USD) / (" +

@@ -498,7 +498,7 @@ std::string catalog_item_text(const Catalog& c, const std::string& id) {
       if (it->is_object()) self(self, *it, key);
       else if (key == "prices" && it->is_array()) {
         for (const auto& o : *it)
-          offers.push_back({o.value("kind", ""), o.value("provider", "") + " " + o.value("instance", ""), o.value("region", ""),
+          offers.push_back({o.value("kind", ""), offer_label(o.value("provider", ""), o.value("instance", "")), o.value("region", ""),
                             fmt("%.4g", o.value("usd_per_device_hour", 0.0)), o.value("as_of", "")});
       } else rows.push_back({key, it->is_string() ? it->get<std::string>() : it->dump()});
     }

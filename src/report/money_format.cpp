@@ -140,7 +140,7 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
   std::string t = "xpuplan compare: " + m.name + ", " + tokens_text(q.tokens) + " tokens, seq " +
                   std::to_string(q.seq_len) + " x global batch " + std::to_string(q.global_batch) + " (" +
                   short_number(static_cast<double>(q.seq_len) * q.global_batch) + " tokens/step)";
-  t += q.devices ? ", " + std::to_string(*q.devices) + " devices each"
+  t += q.devices ? ", " + count_text(*q.devices, "device", "devices") + " each"
                  : ", fewest devices (node x 2^k) to finish within " + fmt("%g", *q.deadline_days) + " days";
   t += "\n  precision " + std::string(q.precision ? precision_name(*q.precision) : "searched") + ", pricing " +
        std::string(pricing_name(q.pricing)) + (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) + ", ranked by " +
@@ -360,10 +360,10 @@ std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, con
       t += "    devices: " + fmt("%.1f", r.required_output_tps) + " output tokens/s needed / (" +
            fmt("%.1f", s.output_tps_per_device) + " x " + std::to_string(r.replica_devices) +
            " per replica) -> " + std::to_string(r.replicas) + " replicas x " + std::to_string(r.replica_devices) +
-           " = " + std::to_string(r.devices) + " devices\n";
+           " = " + count_text(r.devices, "device", "devices") + "\n";
       t += "    price: " + r.rate.origin() + "\n";
       if (r.usd_per_month)
-        t += "    USD/month: " + std::to_string(r.devices) + " devices x " + fmt("%.4f", r.rate.usd_per_device_hour) +
+        t += "    USD/month: " + count_text(r.devices, "device", "devices") + " x " + fmt("%.4f", r.rate.usd_per_device_hour) +
              " USD x " + fmt("%g", kHoursPerMonth) + " h = " + short_number(*r.usd_per_month) + " USD\n";
       for (const ServeTerm& e : s.explain)
         if (e.name != kServePriceTerm) t += "    " + e.name + ": " + e.value + (e.source.empty() ? "" : "  [" + e.source + "]") + "\n";
@@ -424,7 +424,7 @@ ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today,
   ordered_json buys = ordered_json::array();
   for (const auto& b : r.buys) {
     ordered_json x = {{"system", b.system}, {"pricing", pricing_name(b.rate.pricing)},
-                      {"offer", b.rate.offer ? ordered_json(b.rate.offer->provider + " " + b.rate.offer->instance)
+                      {"offer", b.rate.offer ? ordered_json(offer_label(b.rate.offer->provider, b.rate.offer->instance))
                                              : ordered_json("TCO")},
                       {"usd_per_device_hour", r6(b.rate.usd_per_device_hour)}, {"device_hours", r6(b.device_hours)},
                       {"device_years", r6(b.device_years)}};
@@ -470,7 +470,7 @@ std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, 
   std::vector<std::vector<std::string>> buys;
   for (const auto& b : r.buys)
     buys.push_back({b.system, pricing_name(b.rate.pricing),
-                    b.rate.offer ? b.rate.offer->provider + " " + b.rate.offer->instance : std::string("TCO (data/tco)"),
+                    b.rate.offer ? offer_label(b.rate.offer->provider, b.rate.offer->instance) : std::string("TCO (data/tco)"),
                     fmt("%.3f", b.rate.usd_per_device_hour), short_number(b.device_hours), short_number(b.device_years)});
   t += "\nwhat " + short_number(r.usd) + " USD buys, all on one system\n" +
        render_table({"system", "pricing", "offer", "USD/dev-h", "device-hours", "device-years"}, buys);
@@ -480,7 +480,7 @@ std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, 
     for (const BudgetLine& l : r.lines) {
       t += "  " + l.kind + " '" + l.name + "': price " + l.rate.origin() + "\n";
       if (l.kind == "fleet" && l.usd_per_month)
-        t += "    " + std::to_string(l.devices) + " devices x " + fmt("%.4f", l.rate.usd_per_device_hour) +
+        t += "    " + count_text(l.devices, "device", "devices") + " x " + fmt("%.4f", l.rate.usd_per_device_hour) +
              " USD x 730.5 h = " + short_number(*l.usd_per_month) + " USD/month\n";
       if (l.kind == "training" && l.plan)
         t += "    plan " + layout_summary(l.plan->layout) + ", step " + fmt("%.4f", l.plan->step_time) +
@@ -623,7 +623,7 @@ std::string contract_text(const ContractFile& f, const ContractResult& r, long t
                    : std::string("no price")) + "\n";
     if (c.plan)
       t += "  reference run: " + c.item.model + ", " + tokens_text(c.item.tokens) + " tokens on " +
-           std::to_string(c.item.devices) + " devices: " + layout_summary(c.plan->layout) + ", MFU " +
+           count_text(c.item.devices, "device", "devices") + ": " + layout_summary(c.plan->layout) + ", MFU " +
            fmt("%.1f%%", 100 * c.plan->mfu) + ", " + fmt("%.1f", c.run_days) + " days, " +
            short_number(c.run_device_hours) + " device-hours\n";
     if (!c.note.empty()) t += "  note: " + c.note + "\n";

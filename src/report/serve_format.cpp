@@ -140,8 +140,7 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
     if (r.tasks > 0)
       m2.push_back({"USD per agent task", r.tasks_completed > 0 ? fmt("%.4g", r.cost.usd_per_task) + " (per completed task)"
                                                                  : std::string("- (no task completed)")});
-    m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + r.cost.provider + " " +
-                               r.cost.instance + ", " + r.cost.as_of + ")"});
+    m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + offer_label(r.cost.provider, r.cost.instance) + ", " + r.cost.as_of + ")"});
   } else {
     m2.push_back({"cost", "no on-demand price for " + s.id + " in data/prices/ (--price " + s.id + "=USD per device-hour gives one)"});
   }

@@ -243,7 +243,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
   }
   if (res.top.empty() && q.prefill_replicas)
     throw InputError("--prefill-replicas", std::to_string(*q.prefill_replicas) + " prefill replicas leave no decode replica in any layout of " +
-                                               std::to_string(N) + " devices");
+                                               count_text(N, "device", "devices"));
   if (res.top.empty()) {
     ServeReport r;
     r.work = q.work;

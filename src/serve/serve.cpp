@@ -210,7 +210,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                        "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",
-                         r.cost.file + ": offer on-demand " + r.cost.provider + " " + r.cost.instance + " as_of " + r.cost.as_of});
+                         r.cost.file + ": offer on-demand " + offer_label(r.cost.provider, r.cost.instance) + " as_of " + r.cost.as_of});
   return r;
 }
 

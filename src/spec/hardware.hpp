@@ -137,6 +137,10 @@ struct PriceOffer {
   double usd_per_device_hour() const { return usd_per_hour / devices; }
 };
 
+// "provider instance" for people, without saying the provider twice when the instance's name
+// already starts with it ("Lambda 8x H100 SXM", not "Lambda Lambda 8x H100 SXM").
+std::string offer_label(const std::string& provider, const std::string& instance);
+
 // What it costs to own one device of a system (data/tco/<system-id>.toml). USD per device; the
 // purchase and the overhead are amortised together over the years; pue, when set, overrides the
 // site's (e.g. 1.2 for a liquid-cooled rack).

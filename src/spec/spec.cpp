@@ -179,4 +179,12 @@ double ParamCounts::active(const Model& m) const {
   return embedding + head + attention + dense_mlp + routed + shared_experts + router + norms;
 }
 
+std::string offer_label(const std::string& provider, const std::string& instance) {
+  if (provider.empty()) return instance;
+  if (instance.empty()) return provider;
+  const bool repeats = instance.size() > provider.size() && instance.compare(0, provider.size(), provider) == 0 &&
+                       instance[provider.size()] == ' ';
+  return repeats || instance == provider ? instance : provider + " " + instance;
+}
+
 }  // namespace xpu

@@ -87,11 +87,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
             (s.chip.flash_attention ? std::string() : "; the default here: " + s.chip.file + ": kernels.flash_attention = false"));
   add("HBM bandwidth per device", format_byte_rate(s.hbm_bandwidth()) + " x " + num(c.memory_bw) + " achievable",
       chip + ": memory.bandwidth" +
-          (s.devices_per_chip > 1 ? " / " + std::to_string(s.devices_per_chip) + " devices per chip (" + sys + ": devices_per_chip)"
+          (s.devices_per_chip > 1 ? " / " + count_text(s.devices_per_chip, "device", "devices") + " per chip (" + sys + ": devices_per_chip)"
                                   : std::string()) +
           "; " + cal + ": memory.bandwidth_fraction");
   add("kernel launch overhead", format_seconds(c.kernel_overhead) + " per kernel", cal + ": kernel.overhead");
-  add("scale-up tier", std::to_string(s.scale_up.size) + " devices, " + topology_name(s.scale_up.topology) + ", " +
+  add("scale-up tier", count_text(s.scale_up.size, "device", "devices") + ", " + topology_name(s.scale_up.topology) + ", " +
                            format_byte_rate(s.scale_up.bandwidth) + "/dir x " + num(c.scale_up_bus) + " bus, " +
                            format_seconds(s.scale_up.latency),
       sys + ": scale_up.*; " + cal + ": collectives.scale_up_bus");

@@ -182,6 +182,10 @@ bool is_iso_date(std::string_view s, bool month_only_ok) {
   return day >= 1 && day <= 31;
 }
 
+std::string count_text(long long n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 std::string format_number(const char* printf_format, double v) {
   char b[64];
   const int n = std::snprintf(b, sizeof b, printf_format, v);

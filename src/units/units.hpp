@@ -85,6 +85,8 @@ inline UsdPerHour parse_usd_per_hour(std::string_view t) { return UsdPerHour{par
 std::string format_seconds(Seconds s);
 // One number through a printf format ("%.3f", "%.1f%%", ...).
 std::string format_number(const char* printf_format, double v);
+// "1 device", "8 devices": a count with its noun in the right number.
+std::string count_text(long long n, const char* one, const char* many);
 // s in double quotes with quotes and backslashes escaped (a TOML basic string, a gnuplot string).
 std::string double_quoted(const std::string& s);
 // v rounded to 6 significant digits (what the JSON reports print, so output is stable).
