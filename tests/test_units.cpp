@@ -80,6 +80,26 @@ TEST(Units, MissingUnitIsRefused) {
   }
 }
 
+TEST(Units, ValuesBeyondAnyPlanAreRefused) {
+  // Overflow to inf, a denormal, and magnitudes no hardware has: typos that would reach the
+  // output as inf, nan or 0.
+  EXPECT_THROW(parse_byte_rate("1e300 TB/s"), UnitError);  // inf after scaling
+  EXPECT_THROW(parse_byte_rate("1e-310 B/s"), UnitError);  // denormal
+  EXPECT_THROW(parse_seconds("1e300 s"), UnitError);
+  EXPECT_THROW(parse_bytes("1e300 EB"), UnitError);
+  EXPECT_THROW(parse_quantity("1e-30", Dimension::dimensionless), UnitError);
+  try {
+    parse_seconds("1e30 s");
+    FAIL() << "no UnitError";
+  } catch (const UnitError& e) {
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+  }
+  // The edges and zero are values.
+  EXPECT_DOUBLE_EQ(parse_seconds("0 s").v, 0.0);
+  EXPECT_DOUBLE_EQ(parse_bytes("1000000 EB").v, 1e24);
+  EXPECT_DOUBLE_EQ(parse_seconds("1 ns").v, 1e-9);
+}
+
 TEST(Units, WrongDimensionIsRefused) {
   // "3 GB" is a size, not a time; "3.35 TB" is a size, not a bandwidth; "2 us" is not a size.
   EXPECT_THROW(parse_seconds("3 GB"), UnitError);

@@ -133,9 +133,24 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     // cannot be replaced is found before any is written.
     std::vector<std::pair<std::string, std::string>> files;
     auto write_files = [&] {
-      for (const auto& [path, text] : files)
+      for (const auto& [path, text] : files) {
         if (std::filesystem::is_directory(path, ec))
           throw InputError(path, "is a directory: cannot write the fitted file there (nothing written)");
+        // A fit of absurd measurements can give values the catalog refuses to load: write only
+        // files it reads back.
+        try {
+          const DataFile back{path, text};
+          if (tables.empty()) {
+            std::vector<std::string> chips;
+            (void)parse_serving(back, &chips);
+          } else {
+            (void)parse_calibration(back);
+          }
+        } catch (const InputError& e) {
+          throw InputError("--truth", std::string("the fit gives a file the catalog would refuse (") + e.what() +
+                                          "): check the measured values (nothing written)");
+        }
+      }
       for (const auto& [path, text] : files) write_output(path, text);
     };
     if (!(o->prior >= 0) || !std::isfinite(o->prior))

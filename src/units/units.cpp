@@ -58,8 +58,8 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-double parse_quantity(std::string_view text, Dimension expected) {
-  std::string_view s = trim(text);
+namespace {
+double parse_quantity_scaled(std::string_view s, Dimension expected) {
   if (s.empty()) throw UnitError("empty value, expected " + std::string(dimension_name(expected)));
   // Number: optional sign, digits, '.', exponent. Commas as thousands separators are refused so
   // that "1,978.9" cannot be misread.
@@ -129,6 +129,17 @@ double parse_quantity(std::string_view text, Dimension expected) {
   }
   throw UnitError("'" + std::string(s) + "': unit '" + std::string(unit) + "' is not " +
                   dimension_name(expected));
+}
+}  // namespace
+
+double parse_quantity(std::string_view text, Dimension expected) {
+  const std::string_view s = trim(text);
+  const double v = parse_quantity_scaled(s, expected);
+  // Nothing a plan reads is beyond 1e24 or below 1e-24 in SI units (a zettabyte, a yoctosecond);
+  // values out there are typos, and they would reach the output as inf, nan or 0.
+  if (!std::isfinite(v) || (v != 0 && (std::fabs(v) > kQuantityMax || std::fabs(v) < 1 / kQuantityMax)))
+    throw UnitError("'" + std::string(s) + "' is out of range (" + format_number("%g", v) + " in SI units; at most 1e24 and, when not 0, at least 1e-24)");
+  return v;
 }
 
 namespace {

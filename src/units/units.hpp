@@ -64,6 +64,9 @@ class UnitError : public std::runtime_error {
 // power W kW MW; money rates USD/h (also k/M prefixes: "1.2 MUSD/h"); money USD (k M G prefixes: "38 GUSD");
 // energy prices USD/kWh or USD/MWh (stored as USD per joule); carbon intensity kgCO2/kWh, gCO2/kWh or
 // tCO2/MWh (stored as kg CO2 per joule). Throws UnitError naming the problem.
+// Refuses a value whose magnitude in SI units is above kQuantityMax or, when not 0, below
+// 1 / kQuantityMax.
+inline constexpr double kQuantityMax = 1e24;
 double parse_quantity(std::string_view text, Dimension expected);
 
 // A calendar date as the data files write it: YYYY-MM-DD (month 01-12, day 01-31), or YYYY-MM

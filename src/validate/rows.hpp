@@ -14,6 +14,7 @@
 #include "load/catalog.hpp"
 #include "load/csv.hpp"
 #include "spec/error.hpp"
+#include "units/units.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu {
@@ -53,6 +54,10 @@ class RowReader {
     double v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
+    // As parse_quantity: a magnitude beyond 1e24 or below 1e-24 is a typo, and would reach the
+    // prediction and its error as inf or nan.
+    if (v != 0 && (std::fabs(v) > kQuantityMax || std::fabs(v) < 1 / kQuantityMax))
+      fail(col, "'" + s + "' is out of range (at most 1e24 and, when not 0, at least 1e-24)");
     return v;
   }
   double req_positive(const std::string& col) const {
