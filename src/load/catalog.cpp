@@ -137,6 +137,7 @@ Model parse_model(const DataFile& f) {
   m.source = r.str("source");
   m.date = r.str("date");
   m.layers = static_cast<int>(r.integer("layers"));
+  if (m.layers > kMaxLayers) r.fail("layers", "must be at most " + std::to_string(kMaxLayers) + ", got " + std::to_string(m.layers));
   m.hidden = r.integer("hidden");
   m.heads = static_cast<int>(r.integer("heads"));
   m.kv_heads = static_cast<int>(r.opt_integer("kv_heads", 1).value_or(m.heads));

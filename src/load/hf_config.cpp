@@ -120,6 +120,10 @@ Model parse_hf_config(const DataFile& f) {
 
   const bool gpt2_style = r.has("n_layer") || r.has("n_embd");
   m.layers = static_cast<int>(r.req_int({"num_hidden_layers", "n_layer", "num_layers"}));
+  if (m.layers > kMaxLayers) {
+    const char* key = r.has("num_hidden_layers") ? "num_hidden_layers" : r.has("n_layer") ? "n_layer" : "num_layers";
+    r.fail(key, "must be at most " + std::to_string(kMaxLayers) + ", got " + std::to_string(m.layers));
+  }
   m.hidden = r.req_int({"hidden_size", "n_embd", "d_model"});
   m.heads = static_cast<int>(r.req_int({"num_attention_heads", "n_head"}));
   m.kv_heads = static_cast<int>(r.first_int({"num_key_value_heads", "multi_query_group_num"}).value_or(m.heads));

@@ -47,6 +47,10 @@ struct MlaSpec {
   int v_head_dim = 0;
 };
 
+// The most layers a model may have: the deepest published models have about 200; plans take time
+// in proportion to layers (uneven pipeline stages), so a typo of 2^31 must not run for hours.
+inline constexpr int kMaxLayers = 10000;
+
 struct Model {
   std::string id, name, source, date, file;
   int layers = 0;

@@ -87,6 +87,7 @@ Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) 
   m.id = m.name = name;
   m.file = r.where() + " (its architecture columns)";  // where --explain says the figures come from
   m.layers = static_cast<int>(r.req_int("layers"));
+  if (m.layers > kMaxLayers) r.fail("layers", "must be at most " + std::to_string(kMaxLayers) + ", got " + r.str("layers"));
   m.hidden = r.req_int("hidden");
   m.heads = static_cast<int>(r.req_int("heads"));
   m.kv_heads = static_cast<int>(r.opt_int("kv_heads").value_or(m.heads));
