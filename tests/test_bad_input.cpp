@@ -173,6 +173,22 @@ TEST(BadInput, NegativeLayers) {
   EXPECT_TRUE(contains(e.what, "-1")) << e.what;
 }
 
+TEST(BadInput, TooManyLayers) {
+  // 2^31 - 1 layers made a plan run for hours: at most 10000.
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "layers = 4", "layers = 2147483647")}); });
+  EXPECT_TRUE(contains(e.where, "layers")) << e.what;
+  EXPECT_TRUE(contains(e.what, "at most 10000")) << e.what;
+}
+
+TEST(BadInput, WindowEveryWithoutWindow) {
+  // sliding_window = 0 is full attention, as data/README.md says (it was refused); a pattern of
+  // local layers without a window is an error (it was ignored).
+  EXPECT_EQ(parse_model({kModelPath, replace_once(kModel, "vocab = 1000", "vocab = 1000\nsliding_window = 0")}).sliding_window, 0);
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "vocab = 1000", "vocab = 1000\nsliding_window_every = 2")}); });
+  EXPECT_TRUE(contains(e.where, "sliding_window_every")) << e.what;
+  EXPECT_TRUE(contains(e.what, "needs sliding_window")) << e.what;
+}
+
 TEST(BadInput, KvHeadsNotDividingHeads) {
   // 4 heads in 3 groups.
   const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "heads = 4\n", "heads = 4\nkv_heads = 3\n")}); });

@@ -296,6 +296,89 @@ TEST(HfConfig, DeepSeekV3MlaAndSharedExpert) {
   EXPECT_FALSE(dense.is_moe_layer(60));
 }
 
+TEST(HfConfig, DeepSeekV3ReadsAsTheCatalogModel) {
+  // The config has no head_dim (hidden / heads would be 56); MLA holds v_head_dim there, as the
+  // catalog's deepseek-v3 does, so a plan of either is the same plan.
+  const Model m = load_hf("deepseek-v3.json");
+  const Model& c = builtin().model("deepseek-v3");
+  EXPECT_EQ(m.head_dim, c.head_dim);
+  EXPECT_EQ(m.head_dim, 128);
+  EXPECT_DOUBLE_EQ(count_params(m).total(), count_params(c).total());
+}
+
+// A Qwen3-MoE config with its layer keys replaced.
+Model qwen_moe(const std::string& layer_keys, int layers = 10) {
+  return parse_hf_config({"q.json", R"({"architectures": ["Qwen3MoeForCausalLM"], "num_hidden_layers": )" + std::to_string(layers) +
+                                        R"(, "hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+                           "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
+                           "vocab_size": 151936, "hidden_act": "silu", )" + layer_keys + "}"});
+}
+
+TEST(HfConfig, MoeLayersWhereTransformersPutsThem) {
+  // Qwen2/3-MoE: layer i is MoE when (i + 1) % decoder_sparse_step == 0: with 10 layers and step 3,
+  // layers 2, 5, 8 (three; it read 0, 3, 6, 9).
+  const Model q = qwen_moe(R"("decoder_sparse_step": 3, "mlp_only_layers": [])");
+  int moe = 0;
+  for (int i = 0; i < q.layers; ++i) moe += q.is_moe_layer(i);
+  EXPECT_EQ(moe, 3);
+  EXPECT_TRUE(q.is_moe_layer(2));
+  EXPECT_FALSE(q.is_moe_layer(0));
+  EXPECT_TRUE(q.is_moe_layer(8));
+  // mlp_only_layers: the leading ones dense (it was ignored).
+  const Model lead = qwen_moe(R"("decoder_sparse_step": 1, "mlp_only_layers": [0, 1, 2, 3])");
+  EXPECT_EQ(lead.moe.dense_layers, 4);
+  EXPECT_FALSE(lead.is_moe_layer(3));
+  EXPECT_TRUE(lead.is_moe_layer(4));
+  // Every layer listed: a dense model.
+  EXPECT_FALSE(qwen_moe(R"("mlp_only_layers": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])").is_moe());
+  // Dense layers in the middle cannot be held: refused, naming the key.
+  try {
+    (void)qwen_moe(R"("mlp_only_layers": [4])");
+    FAIL() << "no InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("q.json: mlp_only_layers: mixture-of-experts layers in a pattern"), std::string::npos) << e.what();
+  }
+  // DeepSeek's moe_layer_freq F from first_k_dense_replace K: i >= K and i % F == 0, so with
+  // K 3 and F 2 the first MoE layer is 4.
+  const Model d = qwen_moe(R"("first_k_dense_replace": 3, "moe_layer_freq": 2)");
+  EXPECT_EQ(d.moe.dense_layers, 4);
+  EXPECT_EQ(d.moe.layer_step, 2);
+  // One expert is no mixture.
+  EXPECT_THROW((void)parse_hf_config({"one.json", R"({"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8,
+      "intermediate_size": 1024, "vocab_size": 1000, "num_local_experts": 1, "num_experts_per_tok": 1})"}), InputError);
+}
+
+TEST(HfConfig, GatedMlpByArchitectureBeforeActivation) {
+  // StarCoder2 names gelu_pytorch_tanh, as Gemma does, but its MLP is plain (c_fc, c_proj): about
+  // 16e9 parameters, not 22e9.
+  const Model sc = parse_hf_config({"sc.json", R"({"architectures": ["Starcoder2ForCausalLM"], "hidden_size": 6144,
+      "intermediate_size": 24576, "num_hidden_layers": 40, "num_attention_heads": 48, "num_key_value_heads": 4,
+      "vocab_size": 49152, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": false})"});
+  EXPECT_FALSE(sc.gated_mlp);
+  expect_within_2pct(count_params(sc).total(), 15.96e9, "starcoder2-15b");
+  EXPECT_TRUE(load_hf("gemma2-9b.json").gated_mlp);  // GeGLU, same activation name
+}
+
+TEST(HfConfig, Qwen2WindowFromMaxWindowLayers) {
+  // Qwen2 with use_sliding_window: layers from max_window_layers up are local. All of them
+  // (max_window_layers 0): every layer windowed; none (>= layers): full attention; a split at 28
+  // of 36 layers is a pattern Model cannot hold: refused, naming the key (it windowed every layer).
+  auto qwen2 = [](int below) {
+    return parse_hf_config({"q2.json", R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 36, "hidden_size": 2048,
+        "num_attention_heads": 16, "num_key_value_heads": 2, "intermediate_size": 11008, "vocab_size": 151936,
+        "use_sliding_window": true, "sliding_window": 4096, "max_window_layers": )" + std::to_string(below) + "}"});
+  };
+  EXPECT_EQ(qwen2(0).sliding_window, 4096);
+  EXPECT_TRUE(qwen2(0).is_window_layer(0));
+  EXPECT_EQ(qwen2(36).sliding_window, 0);
+  try {
+    (void)qwen2(28);
+    FAIL() << "no InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("q2.json: max_window_layers"), std::string::npos) << e.what();
+  }
+}
+
 TEST(HfConfig, Gpt2StyleKeys) {
   // n_layer 12, n_embd 768, n_head 12, n_inner absent -> ffn = 4 x 768 = 3072; plain GELU MLP; tied by default.
   const Model m = load_hf("gpt2.json");

@@ -150,8 +150,10 @@ Model parse_model(const DataFile& f) {
   m.gated_mlp = r.boolean("gated_mlp", false);
   m.tied_embeddings = r.boolean("tied_embeddings", false);
   m.max_seq_len = r.opt_integer("max_seq_len", 1).value_or(0);
-  m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 1).value_or(0));
+  m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 0).value_or(0));  // 0: full attention
   m.sliding_window_every = static_cast<int>(r.opt_integer("sliding_window_every", 1).value_or(m.sliding_window ? 1 : 0));
+  if (!m.sliding_window && r.opt_integer("sliding_window_every", 1))
+    r.fail("sliding_window_every", "needs sliding_window (the local layers' span)");
   if (auto g = r.opt_integer("global_every", 2)) {
     if (!m.sliding_window) r.fail("global_every", "needs sliding_window (the local layers' span)");
     if (r.opt_integer("sliding_window_every", 1)) r.fail("global_every", "give sliding_window_every or global_every, not both");

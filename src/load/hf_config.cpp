@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <set>
 // Hugging Face config.json -> Model. Recognises Llama/Mistral/Mixtral/Qwen2/Qwen3(-MoE)/
 // DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
 #include <cstdint>
@@ -144,19 +145,27 @@ Model parse_hf_config(const DataFile& f) {
   } else {
     m.ffn_hidden = r.req_int({"intermediate_size", "ffn_hidden_size", "ffn_dim"});
     std::string act = r.opt_str("hidden_act").value_or(r.opt_str("activation_function").value_or("silu"));
-    // SwiGLU/GeGLU families use three matrices; plain gelu/relu2 models use two.
-    const bool glu_family = act == "silu" || act == "swiglu" || act == "gelu_pytorch_tanh" ||
-                            arch.find("Llama") != std::string::npos || arch.find("Mistral") != std::string::npos ||
-                            arch.find("Mixtral") != std::string::npos || arch.find("Qwen") != std::string::npos ||
-                            arch.find("Deepseek") != std::string::npos || arch.find("DeepSeek") != std::string::npos ||
-                            arch.find("Gemma") != std::string::npos || arch.find("GptOss") != std::string::npos;
-    m.gated_mlp = glu_family;
+    // SwiGLU/GeGLU families use three matrices; plain gelu/relu2 models use two. The
+    // architecture decides where it is known: Gemma's GeGLU and StarCoder2's plain MLP both name
+    // gelu_pytorch_tanh. Otherwise a SiLU/SwiGLU activation means gated.
+    auto arch_has = [&](std::initializer_list<const char*> names) {
+      for (const char* n : names)
+        if (arch.find(n) != std::string::npos) return true;
+      return false;
+    };
+    const bool gated_arch = arch_has({"Llama", "Mistral", "Mixtral", "Qwen", "Deepseek", "DeepSeek", "Gemma", "GptOss", "Phi3"});
+    const bool plain_arch = arch_has({"Starcoder2", "GPTBigCode", "GPTNeoX", "GPT2", "GPTJ", "Falcon", "OPT", "Bloom", "MPT"}) ||
+                            arch == "PhiForCausalLM";
+    m.gated_mlp = gated_arch || (!plain_arch && (act == "silu" || act == "swiglu"));
   }
   if (m.ffn_hidden <= 0) r.fail("intermediate_size", "must be positive");
 
   // Mixture of experts.
   if (auto e = r.first_int({"num_local_experts", "n_routed_experts", "num_experts"})) {
     m.moe.experts = static_cast<int>(*e);
+    if (m.moe.experts < 2)
+      r.fail(r.has("num_local_experts") ? "num_local_experts" : r.has("n_routed_experts") ? "n_routed_experts" : "num_experts",
+             "must be at least 2 for a mixture of experts, got " + std::to_string(m.moe.experts));
     m.moe.top_k = static_cast<int>(r.first_int({"num_experts_per_tok", "num_experts_per_token", "moe_topk"}).value_or(0));
     if (m.moe.top_k < 1) r.fail("num_experts_per_tok", "missing for a mixture-of-experts config");
     if (m.moe.top_k > m.moe.experts) r.fail("num_experts_per_tok", "exceeds the number of experts");
@@ -170,20 +179,58 @@ Model parse_hf_config(const DataFile& f) {
                                                       std::to_string(m.moe.ffn_hidden) + " (shared experts are held in expert widths)");
       m.moe.shared_experts = static_cast<int>(*w / m.moe.ffn_hidden);
     }
-    m.moe.dense_layers = static_cast<int>(r.first_int({"first_k_dense_replace"}, 0).value_or(0));
-    m.moe.layer_step = static_cast<int>(r.first_int({"moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step"}).value_or(1));
     // Llama 4 (model_type llama4_text): intermediate_size is an expert's width and
-    // intermediate_size_mlp the dense layers'; every MoE layer has one shared expert; with
-    // interleave_moe_layer_step N the MoE layers are N-1, 2N-1, ... (transformers' moe_layers).
+    // intermediate_size_mlp the dense layers'; every MoE layer has one shared expert.
     if (r.has("intermediate_size_mlp")) {
       m.moe.ffn_hidden = m.ffn_hidden;
       m.ffn_hidden = r.req_int({"intermediate_size_mlp"});
       if (!r.has("n_shared_experts") && !r.has("num_shared_experts")) m.moe.shared_experts = 1;
-      if (!r.has("first_k_dense_replace")) m.moe.dense_layers = m.moe.layer_step - 1;
     }
-    // Every layer dense (first_k_dense_replace >= num_hidden_layers, which the config allows): the
-    // experts are never used, and the model is the dense one.
-    if (m.moe.dense_layers >= m.layers) m.moe = {};
+    // Which layers are MoE, as each transformers class places them:
+    //   DeepSeek (moe_layer_freq F, first_k_dense_replace K): i >= K and i % F == 0;
+    //   Qwen2/3-MoE (decoder_sparse_step N, mlp_only_layers L): i not in L and (i + 1) % N == 0;
+    //   Llama 4 (interleave_moe_layer_step N): (i + 1) % N == 0 (and i >= K when given);
+    //   others: every layer from K.
+    // Model holds "every layer_step-th from dense_layers": the set is matched to that, or refused.
+    const long k = r.first_int({"first_k_dense_replace"}, 0).value_or(0);
+    const char* pattern_key = "first_k_dense_replace";
+    std::vector<bool> moe_layer(static_cast<std::size_t>(m.layers), true);
+    std::set<long> mlp_only;
+    if (r.has("mlp_only_layers")) {
+      const json& a = j["mlp_only_layers"];
+      if (!a.is_array()) r.fail("mlp_only_layers", "must be a list of layer indices");
+      for (const auto& x : a) {
+        if (!x.is_number_integer() || x.get<long>() < 0 || x.get<long>() >= m.layers)
+          r.fail("mlp_only_layers", "must list layer indices from 0 to " + std::to_string(m.layers - 1) + ", got " + x.dump());
+        mlp_only.insert(x.get<long>());
+      }
+      if (!mlp_only.empty()) pattern_key = "mlp_only_layers";
+    }
+    for (int i = 0; i < m.layers; ++i) {
+      bool moe = i >= k && !mlp_only.count(i);
+      if (auto f = r.opt_int("moe_layer_freq")) {
+        moe = moe && i % *f == 0;
+        if (*f > 1) pattern_key = "moe_layer_freq";
+      } else if (auto n = r.first_int({"decoder_sparse_step", "interleave_moe_layer_step"})) {
+        moe = moe && (i + 1) % *n == 0;
+        if (*n > 1) pattern_key = r.has("decoder_sparse_step") ? "decoder_sparse_step" : "interleave_moe_layer_step";
+      }
+      moe_layer[static_cast<std::size_t>(i)] = moe;
+    }
+    const auto first = std::find(moe_layer.begin(), moe_layer.end(), true);
+    if (first == moe_layer.end()) {
+      // Every layer dense (first_k_dense_replace >= num_hidden_layers, which the config allows):
+      // the experts are never used, and the model is the dense one.
+      m.moe = {};
+    } else {
+      m.moe.dense_layers = static_cast<int>(first - moe_layer.begin());
+      const auto second = std::find(first + 1, moe_layer.end(), true);
+      m.moe.layer_step = second == moe_layer.end() ? m.layers : static_cast<int>(second - first);
+      for (int i = 0; i < m.layers; ++i)
+        if (m.is_moe_layer(i) != moe_layer[static_cast<std::size_t>(i)])
+          r.fail(pattern_key, "mixture-of-experts layers in a pattern xpuplan cannot hold (every N-th layer from the first "
+                              "MoE layer; dense layers elsewhere than before it)");
+    }
   }
   // Multi-head latent attention (DeepSeek-V2/V3).
   if (auto kv = r.opt_int("kv_lora_rank")) {
@@ -192,12 +239,17 @@ Model parse_hf_config(const DataFile& f) {
     m.mla.qk_nope_head_dim = static_cast<int>(r.req_int({"qk_nope_head_dim"}));
     m.mla.qk_rope_head_dim = static_cast<int>(r.req_int({"qk_rope_head_dim"}));
     m.mla.v_head_dim = static_cast<int>(r.req_int({"v_head_dim"}));
+    // MLA has no single head dimension (q/k: qk_nope + qk_rope, v: v_head_dim); the catalog's
+    // MLA models hold v_head_dim there, and so does a config (its head_dim, when transformers
+    // writes one, is qk_rope_head_dim), so that a model reads the same from either.
+    m.head_dim = m.mla.v_head_dim;
   }
   // Local attention. Llama 4: attention_chunk_size, with no_rope_layers marking the global layers
   // (0). Others: sliding_window, on every layer, or on the layers layer_types names
   // sliding_attention (GPT-OSS, Qwen3), or all but each sliding_window_pattern-th (Gemma 3).
   // The layers are matched to one of the two patterns Model holds; another is refused.
   std::vector<bool> local;  // per layer, when the config lists them
+  const char* local_key = nullptr;  // the key that gave them, when not layer_types / no_rope_layers
   auto list_of = [&](const char* key, auto is_local) {
     const json& a = j[key];
     if (!a.is_array() || a.size() != static_cast<std::size_t>(m.layers))
@@ -222,6 +274,11 @@ Model parse_hf_config(const DataFile& f) {
     m.sliding_window = static_cast<int>(*sw);
     if (r.has("layer_types"))
       list_of("layer_types", [](const json& t) { return t.is_string() && t.get<std::string>() == "sliding_attention"; });
+    else if (auto below = r.opt_int("max_window_layers", 0); below && r.opt_bool("use_sliding_window").value_or(false)) {
+      // Qwen2: layers from max_window_layers up use the window, the ones below attend in full.
+      local_key = "max_window_layers";
+      for (int i = 0; i < m.layers; ++i) local.push_back(i >= *below);
+    }
     else if (auto every = r.opt_int("sliding_window_pattern"))
       for (int i = 0; i < m.layers; ++i) local.push_back((i + 1) % *every != 0);
     else if (gemma2)
@@ -248,7 +305,7 @@ Model parse_hf_config(const DataFile& f) {
         if (n + 1 <= m.layers && matches(c)) { m = c; found = true; }
       }
       if (!found)
-        r.fail(m.chunked_local ? "no_rope_layers" : "layer_types",
+        r.fail(local_key ? local_key : m.chunked_local ? "no_rope_layers" : "layer_types",
                "local layers in a pattern xpuplan cannot hold (1 in N from layer 0, or all but each N-th)");
     }
   }
