@@ -879,9 +879,14 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       const double ar = coll2(Collective::all_reduce, grad_bytes(l));
       exposed = l.overlap_grad_reduce ? ev.hidden_cost(ar, sg.b) : ar;
     } else if (l.zero <= 2) {
+      // ZeRO-1 (Megatron's distributed optimizer) accumulates whole gradients and reduce-scatters
+      // them once per step. ZeRO-2 keeps only its shard of the gradients, so every microbatch's
+      // gradients are reduce-scattered after its backward (DeepSpeed stage 2, FSDP
+      // SHARD_GRAD_OP): k reductions a step, each hidden under one microbatch's backward.
       const double rs = coll2(Collective::reduce_scatter, grad_bytes(l));
       const double ag = coll2(Collective::all_gather, gather_bytes(l, s));
-      exposed = l.overlap_grad_reduce ? ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f) : rs + ag;
+      const double reductions = l.zero == 2 ? static_cast<double>(k) : 1.0;
+      exposed = l.overlap_grad_reduce ? reductions * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f) : reductions * rs + ag;
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.

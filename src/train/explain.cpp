@@ -162,7 +162,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                                 "their compute exposed, + collectives.overlap_slowdown x the hidden part"
                               : ""));
   term("PP send/recv", t.pp_comm,
-       l.vp > 1 ? std::string("interleaved: 2 (pp - 1) exposed messages of b s h 2 B / tp (fill and drain) + 2 x microbatches x vp "
+       l.vp > 1 ? std::string("interleaved: 2 (pp x vp - 1) exposed messages of b s h 2 B / tp (the first microbatch's forward through every chunk, the last one's backward) + 2 x microbatches x vp "
                               "messages overlapped with the next chunk (overlap_slowdown of them)")
                 : std::string("2 x (microbatches + pp - 1) x message of b s h 2 B / tp"));
   term("pipeline bubble", t.bubble,
@@ -171,8 +171,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                          "(the paper's (pp - 1)(F + B - W) from pp microbatches), W = weight-gradient GEMMs (half the backward GEMMs)")
            : std::string("(pp - 1) / vp x mean stage time per microbatch (interleaving needs at least pp microbatches)"));
   term("DP communication", t.dp_comm,
-       std::string("gradient reduce (") + grad_name(l) +
-           ") and parameter gather not hidden under the last backward/first forward; ranks " + rank_order_name(l.rank_order) +
+       std::string("gradient reduce (") + grad_name(l) + ")" +
+           (l.zero == 2 ? " after every microbatch's backward (ZeRO-2 keeps only its gradient shard)" : "") +
+           " and parameter gather not hidden under the " + (l.zero == 2 ? "backward" : "last backward") + "/first forward; ranks " + rank_order_name(l.rank_order) +
            (l.rank_order == RankOrder::pp_then_dp ? " (replicas a whole tp x cp x pp apart)" : " (a stage's replicas side by side)"));
   term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter per layer, beyond the ZeRO-3 overlap x compute");
   term("optimizer", t.optimizer, "34 B per local parameter (Adam, fp32 master) / (HBM x fraction)");
