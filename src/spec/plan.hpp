@@ -170,11 +170,14 @@ inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) 
 }
 
 // The memory options the planner tries for a precision, cheapest first: 0 fp32 gradients, 1 bf16
-// gradients, 2 bf16 gradients and low-precision primary weights (fp8/fp4 only); a request that
-// pins lowp_params keeps only the options that agree with it. `train` and `search` share these.
+// gradients, 2 bf16 gradients and low-precision primary weights (fp8 only, unless asked: NVFP4
+// recipes keep bf16 weights and gather them in bf16, FP4 primary weights are no recipe's); a
+// request that pins lowp_params keeps only the options that agree with it. `train` and `search`
+// share these.
 inline constexpr int kMemoryOptions = 3;
 inline bool memory_option_allowed(const PlanRequest& q, Precision p, int option) {
   if (option == 2 && !can_keep_lowp_params(p)) return false;
+  if (option == 2 && p == Precision::fp4 && !(q.lowp_params && *q.lowp_params)) return false;
   return !q.lowp_params || *q.lowp_params == (option == 2);
 }
 inline void apply_memory_option(Layout& l, int option) {
