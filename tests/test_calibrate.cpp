@@ -88,6 +88,28 @@ TEST(Calibrate, RefitStartsFromThePrior) {
   EXPECT_NEAR(prior.gemm_max_at(Precision::bf16) * fitted.fit_gemm_scale, fitted.gemm_max_at(Precision::bf16), 1e-12);
 }
 
+TEST(Calibrate, ALowPrecisionScaleFromInt8RowsLeavesFp8ToTheGemmScale) {
+  // The TPU v6e recipe rows run bf16 and int8, never fp8: the low-precision scale they fit says
+  // nothing of fp8, which v5p and v6e run at their bf16 rate. fp8 takes the GEMM scale (it took the
+  // int8 one, and fp8 read 35% slower than bf16 on v5p), int8 the low-precision one; a refit
+  // divides each out again.
+  const std::vector<CsvTable> truth = {v6e_rows()};
+  const Catalog prior = prior_catalog();
+  const CalibrationResult r = calibrate(truth, prior, CalibrateOptions{});
+  const FamilyFit* f = fit_of(r, builtin().system("tpu-v6e").calib.family);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->fit_lowp);
+  EXPECT_FALSE(f->lowp_fp8);
+  ASSERT_NE(f->lowp_scale, f->gemm_scale);
+  const Calibration& before = prior.calibrations.at("tpu-v5p");
+  const Calibration& after = r.fitted.at("tpu-v5p");
+  EXPECT_NEAR(after.gemm_max_at(Precision::fp8), before.gemm_max_at(Precision::fp8) * f->gemm_scale, 1e-9);
+  EXPECT_NEAR(after.gemm_max_at(Precision::int8), before.gemm_max_at(Precision::int8) * f->lowp_scale, 1e-9);
+  const Calibration undone = prior_calibration(after);
+  EXPECT_NEAR(undone.gemm_max_at(Precision::fp8), before.gemm_max_at(Precision::fp8), 1e-9);
+  EXPECT_NEAR(undone.gemm_max_at(Precision::int8), before.gemm_max_at(Precision::int8), 1e-9);
+}
+
 TEST(Calibrate, ExcludedRowsStayOutOfTheFit) {
   const std::vector<CsvTable> truth = {a100_rows()};
   CalibrateOptions o;

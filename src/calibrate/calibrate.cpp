@@ -14,8 +14,10 @@ namespace xpu {
 
 namespace {
 
+// fp8/fp4 take the low-precision scale lp when the fit's rows ran them (lowp_fp8), else the GEMM
+// scale g; int8 takes lp.
 void apply(Calibration& c, const Calibration& base, double g, double lp, double at, double tpo, double gs, double mo,
-           double ma) {
+           double ma, bool lowp_fp8) {
   c.tp_overlap = tpo;
   c.moe_layer_overhead = Seconds{mo};
   c.prior_moe_layer_overhead = base.moe_layer_overhead.v;
@@ -25,13 +27,14 @@ void apply(Calibration& c, const Calibration& base, double g, double lp, double 
   c.gemm_grouped = std::min(1.5, base.gemm_grouped * gs);
   c.fit_gemm_scale = g;
   c.fit_lowp_scale = lp;
+  c.fit_fp8_scale = lowp_fp8 ? lp : g;
   c.fit_attention_scale = at;
   c.prior_tp_overlap = base.tp_overlap;
   for (Precision p : kAllPrecisions) {
     const int i = static_cast<int>(p);
     if (base.gemm_max[i] <= 0) continue;
-    const bool low = is_low_precision(p);
-    c.gemm_max[i] = std::min(kMaxEfficiency, base.gemm_max[i] * (low ? lp : g));
+    const bool fp8_class = p == Precision::fp8 || p == Precision::fp4;
+    c.gemm_max[i] = std::min(kMaxEfficiency, base.gemm_max[i] * (fp8_class ? c.fit_fp8_scale : is_low_precision(p) ? lp : g));
   }
   c.attention = std::min(kMaxEfficiency, base.attention * at);
 }
@@ -63,9 +66,10 @@ struct Objective {
   double ma = 0;    // the alltoall dispatcher's extra cost per MoE layer and microbatch in effect (seconds)
   double ma0 = 0;   // its prior
   bool moe_phase = false;  // prepare the mixture-of-experts rows (to fit gs) instead of the others
+  bool lowp_fp8 = false;   // the rows ran fp8/fp4 plans (set by the first prepare)
   void set(double g, double lp, double at, double tpo) {
     for (auto& [id, s] : cat.systems)
-      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs, mo, ma);
+      if (base.count(s.chip_id)) apply(s.calib, base.at(s.chip_id), g, lp, at, tpo, gs, mo, ma, lowp_fp8);
   }
   // Chooses every row's plan under these values (as validate does); returns the rows' MAPE.
   double prepare(double g, double lp, double at, double tpo, std::vector<std::string>* used, bool* saw_lowp, bool* saw_tp,
@@ -96,6 +100,7 @@ struct Objective {
         if (saw_lowp) {
           Precision p = r.plan.layout.precision;
           if (is_low_precision(p)) *saw_lowp = true;
+          if (p == Precision::fp8 || p == Precision::fp4) lowp_fp8 = true;
         }
       }
     }
@@ -163,6 +168,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.mape_before = obj.prepare(g, lp, at, tpo, &fit.rows, &lowp, &tp, &fit.ambiguous);
     if (static_cast<int>(fit.rows.size()) < o.min_rows) continue;
     fit.fit_lowp = lowp;
+    fit.lowp_fp8 = obj.lowp_fp8;
     fit.fit_tp_overlap = tp;
     fit.loss_before = obj.error(g, lp, at, tpo);
     auto err = [&](double a, double b, double c2, double d) { return obj.error(a, b, c2, d); };
@@ -221,7 +227,7 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
     fit.moe_alltoall_overhead_prior = obj.ma0;
     for (const auto& ch : chips) {
       Calibration cal = c.calibrations.at(ch);
-      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs, obj.mo, obj.ma);
+      apply(cal, obj.base.at(ch), g, lp, at, tpo, obj.gs, obj.mo, obj.ma, obj.lowp_fp8);
       cal.status = "fitted";
       out.fitted[ch] = cal;
     }
@@ -233,8 +239,9 @@ CalibrationResult calibrate(const std::vector<CsvTable>& truth, const Catalog& c
 Calibration prior_calibration(const Calibration& fitted) {
   Calibration b = fitted;
   for (Precision p : kAllPrecisions) {
-    const bool low = is_low_precision(p);
-    b.gemm_max[static_cast<int>(p)] /= low ? b.fit_lowp_scale : b.fit_gemm_scale;
+    const bool fp8_class = p == Precision::fp8 || p == Precision::fp4;
+    const double fp8_scale = b.fit_fp8_scale >= 0 ? b.fit_fp8_scale : b.fit_lowp_scale;
+    b.gemm_max[static_cast<int>(p)] /= fp8_class ? fp8_scale : is_low_precision(p) ? b.fit_lowp_scale : b.fit_gemm_scale;
   }
   b.attention /= b.fit_attention_scale;
   b.gemm_grouped /= b.fit_grouped_scale;
@@ -242,6 +249,7 @@ Calibration prior_calibration(const Calibration& fitted) {
   if (b.prior_moe_layer_overhead >= 0) b.moe_layer_overhead = Seconds{b.prior_moe_layer_overhead};
   if (b.prior_moe_alltoall_overhead >= 0) b.moe_alltoall_overhead = Seconds{b.prior_moe_alltoall_overhead};
   b.fit_gemm_scale = b.fit_lowp_scale = b.fit_attention_scale = b.fit_grouped_scale = 1;
+  b.fit_fp8_scale = -1;
   b.prior_tp_overlap = -1;
   b.prior_moe_layer_overhead = -1;
   b.prior_moe_alltoall_overhead = -1;
@@ -376,6 +384,9 @@ std::string calibration_toml(const Calibration& c, const FamilyFit* fit, const s
     s += "rows = [" + rows + "]\n";
     line("gemm_scale = %.6f", fit->gemm_scale);
     line("lowp_scale = %.6f", fit->lowp_scale);
+    line(fit->lowp_fp8 ? "fp8_scale = %.6f                    # fp8/fp4: the low-precision scale (the rows ran them)"
+                       : "fp8_scale = %.6f                    # fp8/fp4: the GEMM scale (no row ran them; lowp_scale covers int8)",
+         fit->lowp_fp8 ? fit->lowp_scale : fit->gemm_scale);
     line("attention_scale = %.6f", fit->attention_scale);
     if (fit->fit_grouped) {
       line("grouped_scale = %.6f", fit->grouped_scale);

@@ -25,6 +25,7 @@ struct FamilyFit {
   std::vector<std::string> ambiguous; // rows left out: precision unstated on a chip with several matmul rates
   double gemm_scale = 1, lowp_scale = 1, attention_scale = 1;
   bool fit_lowp = false;              // the rows exercise fp8/fp4/int8 plans
+  bool lowp_fp8 = false;              // ... fp8/fp4 among them: lowp_scale covers fp8/fp4 (else the GEMM scale does)
   bool fit_tp_overlap = false;        // the rows exercise tensor parallelism
   double tp_overlap = 0, tp_overlap_prior = 0;
   bool fit_grouped = false;               // enough mixture-of-experts rows to fit gemm.grouped

@@ -249,6 +249,7 @@ Calibration parse_calibration(const DataFile& f) {
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
     c.fit_gemm_scale = f->number("gemm_scale", 0.01, 100);
     c.fit_lowp_scale = f->number("lowp_scale", 0.01, 100);
+    c.fit_fp8_scale = f->opt_number("fp8_scale", 0.01, 100).value_or(c.fit_lowp_scale);
     c.fit_attention_scale = f->number("attention_scale", 0.01, 100);
     c.fit_grouped_scale = f->opt_number("grouped_scale", 0.01, 100).value_or(1.0);
     (void)f->str_array("grouped_rows");

@@ -114,6 +114,9 @@ struct Calibration {
   // A fitted file records the scales it applied, so a new fit starts again from the prior
   // (assumed) values instead of compounding: prior = value / scale.
   double fit_gemm_scale = 1, fit_lowp_scale = 1, fit_attention_scale = 1, fit_grouped_scale = 1;
+  // The scale fp8 and fp4 got: the low-precision scale when the fit's rows ran fp8/fp4, else the
+  // GEMM scale (a scale fitted on int8 rows says nothing of fp8). < 0: fit_lowp_scale.
+  double fit_fp8_scale = -1;
   double prior_tp_overlap = -1;      // < 0: the file is not fitted; prior = tp_overlap
   double prior_moe_layer_overhead = -1;  // < 0: not fitted; prior = moe_layer_overhead
   double prior_moe_alltoall_overhead = -1;  // < 0: not fitted; prior = moe_alltoall_overhead
