@@ -95,6 +95,26 @@ TEST(Catalog, Trn1DeviceIsHalfAChip) {
   EXPECT_DOUBLE_EQ(s.peak(Precision::bf16)->v, 95e12);
 }
 
+TEST(Catalog, FilesAreSortedByTheirOwnFolder) {
+  // A catalog copied under a path that holds "models/" or "chips/" (/home/me/models/data) reads
+  // as the built-in one: only a file's own folder says what it is (it read every file as a model).
+  std::vector<DataFile> moved = builtin_data_files();
+  for (auto& f : moved) f.path = "/home/me/models/my-chips/" + f.path;
+  const Catalog c = build_catalog(moved);
+  EXPECT_EQ(c.systems.size(), builtin().systems.size());
+  EXPECT_EQ(c.models.size(), builtin().models.size());
+  // A .toml outside the catalog folders is an error naming it (it was skipped without a word).
+  std::vector<DataFile> stray = builtin_data_files();
+  stray.push_back({"data/system/dgx-h900.toml", "id = \"dgx-h900\"\n"});
+  try {
+    (void)build_catalog(stray);
+    FAIL() << "no InputError";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.where(), "data/system/dgx-h900.toml");
+    EXPECT_NE(std::string(e.what()).find("is not in a catalog folder"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Catalog, DiskCopyMatchesTheEmbeddedOne) {
   // read_data_dir(<repo>/data) reads the same files the build embedded: same count, same ids.
   const auto disk = read_data_dir(source_path("data"));

@@ -1,6 +1,7 @@
 #include "load/catalog.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -385,9 +386,10 @@ const Model& Catalog::model(const std::string& id) const {
 }
 
 namespace {
+// The folder a catalog file sits in decides its kind: data/chips/x.toml is a chip. Only the
+// file's own folder counts, so a catalog under /home/me/models/data/ is read as any other.
 bool in_dir(const std::string& path, const char* dir) {
-  std::string needle = std::string(dir) + "/";
-  return path.find(needle) != std::string::npos;
+  return std::filesystem::path(path).parent_path().filename() == dir;
 }
 void resolve(System& s, const Catalog& c) {
   auto chip = c.chips.find(s.chip_id);
@@ -423,6 +425,9 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
       for (const auto& id : chips)
         if (!c.serving.emplace(id, sc).second)
           throw InputError(f.path + ": chips", "chip '" + id + "' is named by two serving files");
+    } else {
+      throw InputError(f.path, "is not in a catalog folder (chips/, systems/, models/, calibration/, serving/, prices/ "
+                               "or tco/, as in data/): move it there or out of the catalog");
     }
   }
   for (const auto& [id, sc] : c.serving)
@@ -485,15 +490,22 @@ std::vector<DataFile> read_data_dir(const std::string& dir) {
 }
 
 namespace {
+// s ends with ext, in any case ("config.JSON", "model.TOML").
+bool has_ext(const std::string& s, std::string_view ext) {
+  if (s.size() < ext.size()) return false;
+  for (std::size_t i = 0; i < ext.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - ext.size() + i])) != ext[i]) return false;
+  return true;
+}
 bool looks_like_path(const std::string& s) {
-  return s.find('/') != std::string::npos || s.ends_with(".json") || s.ends_with(".toml");
+  return s.find('/') != std::string::npos || has_ext(s, ".json") || has_ext(s, ".toml");
 }
 }  // namespace
 
 Model resolve_model(const Catalog& c, const std::string& arg) {
   if (!looks_like_path(arg)) return c.model(arg);
   DataFile f = read_file(arg);
-  if (arg.ends_with(".toml")) return parse_model(f);
+  if (has_ext(arg, ".toml")) return parse_model(f);
   return parse_hf_config(f);
 }
 
