@@ -58,6 +58,17 @@ void add_validate(CLI::App& app, const Globals& g) {
     // -1 is "no gate"; a given threshold is a finite percentage (NaN or a negative one gated nothing).
     for (auto [v, flag] : {std::pair{o->max_mape, "--max-mape"}, std::pair{o->max_row, "--max-row-error"}})
       if (v && !(*v >= 0 && std::isfinite(*v))) throw InputError(flag, "must be a percentage of at least 0");
+    // The report must not replace the measurements it is about.
+    auto same_file = [](const std::string& a, const std::string& b) {
+      std::error_code e1, e2;
+      const auto ca = std::filesystem::weakly_canonical(a, e1), cb = std::filesystem::weakly_canonical(b, e2);
+      return !e1 && !e2 && ca == cb;
+    };
+    if (!o->out.empty()) {
+      if (same_file(o->out, o->truth)) throw InputError("--out", "'" + o->out + "' is the --truth table: the report would replace it");
+      const std::string fp = run_facts_path(o->truth, o->facts, o->no_facts);
+      if (!fp.empty() && same_file(o->out, fp)) throw InputError("--out", "'" + o->out + "' is the run facts file: the report would replace it");
+    }
     const Catalog cat = load_catalog(g);
     const CsvTable t = parse_csv(read_file(o->truth));
     const bool kernels = !is_training_table(t) && !is_inference_table(t) && is_kernel_table(t);

@@ -146,9 +146,13 @@ void require_finite_numbers(CLI::App& app) {
       },
       "FINITE");
   // (A validator with a name adds it to the type name: FLOAT:POSITIVE.)
+  // An empty text value ("--out ''", "--row ''") is a mistake, not "absent": it printed to
+  // standard output, reported every row, wrote nothing.
+  static const CLI::Validator nonempty([](std::string& s) -> std::string { return s.empty() ? "must not be empty" : ""; }, "");
   for (CLI::Option* o : app.get_options()) {
     const std::string type = o->get_type_name();
     if (type.starts_with("FLOAT") || type.starts_with("INT") || type.starts_with("UINT")) o->check(finite);
+    if (type.starts_with("TEXT")) o->check(nonempty);
   }
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) require_finite_numbers(*sub);
 }
