@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "spec/error.hpp"
 #include "util/paths.hpp"
@@ -165,6 +166,19 @@ Store Store::open_for_writing(const std::string& path) {
   s.exec("PRAGMA synchronous=NORMAL");
   s.exec("BEGIN IMMEDIATE");
   try {
+    {  // A database holding tables of its own is somebody else's: the sweep's would go beside them.
+      std::set<std::string> ours;
+      for (const auto* t : all_tables()) ours.insert(t->name);
+      Stmt q(s.db_, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+      if (!q.ok()) s.fail("cannot read the schema");
+      std::string other;
+      while (sqlite3_step(q.get()) == SQLITE_ROW) {
+        const std::string name = std::get<std::string>(q.column(0));
+        if (!ours.count(name)) other += (other.empty() ? "" : ", ") + name;
+      }
+      if (!other.empty())
+        throw InputError(path, "is not a sweep database (it holds table " + other + "); use another --db");
+    }
     for (const auto* t : all_tables()) {
       std::vector<std::string> have;
       {

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "load/toml_reader.hpp"
+#include "money/money.hpp"
 #include "spec/error.hpp"
 
 namespace xpu::sweep {
@@ -178,6 +179,9 @@ SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
         else if (n.is_floating_point()) v = n.as_floating_point()->get();
         else throw InputError(at(f.path, n.source(), key), "must be a number (USD per device-hour), got " + type_name(n));
         if (!(v > 0) || !std::isfinite(v)) throw InputError(at(f.path, n.source(), key), "must be positive");
+        // As --price: beyond it a step's cost overflowed to inf and was stored as "no price".
+        if (v > kMaxUsdPerDeviceHour || v < 1e-6)
+          throw InputError(at(f.path, n.source(), key), "must be between 1e-06 and 1e+06 USD per device-hour, got " + format_number("%g", v));
         return v;
       };
       if (p->is_table()) {

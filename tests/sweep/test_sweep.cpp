@@ -1,6 +1,7 @@
 // Sweep core: grid expansion, sweep-file checks (file, line, key), the tables' rows, their exact
 // text form, CSV fields and the SQLite store (one transaction per scenario, resume, refusals).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -97,6 +98,9 @@ TEST(SweepFile, Prices) {
             "s.toml:11: search.usd_per_device_hour.gb200-nvl72: 'gb200-nvl72' is not in grid.systems");
   EXPECT_EQ(error_of(replace(kGood, "top_k = 3", "top_k = 3\nusd_per_device_hour = 0")),
             "s.toml:11: search.usd_per_device_hour: must be positive");
+  // 1e308: a step's cost overflowed and was stored as "no price".
+  EXPECT_EQ(error_of(replace(kGood, "top_k = 3", "top_k = 3\nusd_per_device_hour = 1e308")),
+            "s.toml:11: search.usd_per_device_hour: must be between 1e-06 and 1e+06 USD per device-hour, got 1e+308");
   SweepInputs in = parse(replace(kGood, "objective = \"time\"", "objective = \"cost\"\nusd_per_device_hour = 2.5"));
   EXPECT_EQ(in.spec.objective, Objective::cost);
   EXPECT_DOUBLE_EQ(in.spec.usd_per_device_hour.at("dgx-h100"), 2.5);
@@ -263,6 +267,29 @@ TEST(Store, RefusesOtherFiles) {
   const auto junk = dir.p / "junk.sqlite";
   { std::ofstream(junk) << "this is not a database, it is a text file of some length............."; }
   EXPECT_THROW(Store::open_for_writing(junk.string()), InputError);
+  // A database of somebody else's (a table of its own): refused, naming the table, and nothing
+  // added to it (the sweep's tables went in beside it).
+  const auto other = dir.p / "other.sqlite";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(other.string().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE foo(x)", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  try {
+    (void)Store::open_for_writing(other.string());
+    FAIL() << "no InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("is not a sweep database (it holds table foo)"), std::string::npos) << e.what();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(other.string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 1);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
 }
 
 TEST(Pool, EveryScenarioOnceOnTheCallingThread) {
