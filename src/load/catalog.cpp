@@ -513,6 +513,7 @@ System resolve_system(const Catalog& c, const std::string& arg) {
   if (!looks_like_path(arg)) return c.system(arg);
   System s = parse_system(read_file(arg));
   resolve(s, c);
+  s.standalone = true;
   return s;
 }
 

@@ -150,8 +150,8 @@ Rate device_hour_rate(const System& s, const Site* site, Pricing p, long today, 
   if (from_later) r.offer = *earliest;
   if (!r.offer) {
     r.missing = std::string("no ") + pricing_name(p) + " price of " + s.id + (provider.empty() ? "" : " from " + provider) +
-                " in data/prices/ (--price " + s.id +
-                (p == Pricing::on_demand ? "" : std::string(":") + pricing_name(p)) + "=USD per device-hour gives one)";
+                (s.standalone ? std::string() : std::string(" in data/prices/")) + " (" +
+                s.no_price_hint(p == Pricing::on_demand ? "" : std::string(":") + pricing_name(p)) + ")";
     return r;
   }
   r.known = true;

@@ -142,7 +142,8 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
                                                                  : std::string("- (no task completed)")});
     m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + offer_label(r.cost.provider, r.cost.instance) + ", " + r.cost.as_of + ")"});
   } else {
-    m2.push_back({"cost", "no on-demand price for " + s.id + " in data/prices/ (--price " + s.id + "=USD per device-hour gives one)"});
+    m2.push_back({"cost", "no on-demand price for " + s.id + (s.standalone ? std::string() : std::string(" in data/prices/")) + " (" +
+                              s.no_price_hint("") + ")"});
   }
   out += render_table({"metric", "value"}, m2, false);
   if (r.layouts_considered > 1) out += "\nchosen among " + std::to_string(r.layouts_considered) + " layouts\n";

@@ -281,6 +281,15 @@ struct System {
   ServingCalibration serving;      // resolved by chip id from data/serving/ (defaults when none names it)
   std::vector<PriceOffer> prices;  // from data/prices/<id>.toml, in file order; empty when none
   std::optional<Ownership> ownership;  // from data/tco/<id>.toml; empty when the system is not sold
+  bool standalone = false;             // given as a file (--system path.toml): outside the catalog, no offers
+
+  // Why no offer prices this system, for a report's "no price" line (the --price hint only where
+  // --price reaches: catalog systems).
+  std::string no_price_hint(const std::string& kind_suffix) const {
+    return standalone ? "a system given as a file (" + file + ") has no offers: --price quotes catalog systems; put it and "
+                        "prices/" + id + ".toml in a --data catalog to price it"
+                      : "--price " + id + kind_suffix + "=USD per device-hour gives one";
+  }
 
   // The most recent offer of this kind (by as_of, YYYY-MM or YYYY-MM-DD; a month-only date counts
   // as earlier than any day of that month; ties: the first in the file), or nullptr.
