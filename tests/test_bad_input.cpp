@@ -189,6 +189,19 @@ TEST(BadInput, WindowEveryWithoutWindow) {
   EXPECT_TRUE(contains(e.what, "needs sliding_window")) << e.what;
 }
 
+TEST(BadInput, SystemDateAndNodeShape) {
+  // date = "yesterday" is no date; 3 devices per node beside an 8-device scale-up domain is no
+  // machine (each was accepted without a word).
+  auto e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "date = \"2026-01-01\"", "date = \"yesterday\"")}); });
+  EXPECT_TRUE(contains(e.where, "date")) << e.what;
+  EXPECT_TRUE(contains(e.what, "'yesterday' is not a date")) << e.what;
+  e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "devices_per_node = 8", "devices_per_node = 3")}); });
+  EXPECT_TRUE(contains(e.where, "devices_per_node")) << e.what;
+  EXPECT_TRUE(contains(e.what, "one must divide the other")) << e.what;
+  e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "date = \"2026-01-01\"", "date = \"2026-13-01\"")}); });
+  EXPECT_TRUE(contains(e.where, "date")) << e.what;
+}
+
 TEST(BadInput, KvHeadsNotDividingHeads) {
   // 4 heads in 3 groups.
   const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "heads = 4\n", "heads = 4\nkv_heads = 3\n")}); });

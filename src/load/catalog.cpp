@@ -21,6 +21,13 @@ void check_id(TomlReader& r, const std::string& id, const DataFile& f) {
   if (id != stem) r.fail("id", "'" + id + "' does not match the file name '" + stem + "'");
 }
 
+// A catalog file's date: when its facts were written down (YYYY-MM-DD).
+std::string date_of(TomlReader& r) {
+  std::string d = r.str("date");
+  if (!is_iso_date(d, false)) r.fail("date", "'" + d + "' is not a date (YYYY-MM-DD)");
+  return d;
+}
+
 }  // namespace
 
 Chip parse_chip(const DataFile& f) {
@@ -33,7 +40,7 @@ Chip parse_chip(const DataFile& f) {
   c.name = r.str("name");
   c.vendor = r.str("vendor");
   c.source = r.str("source");
-  c.date = r.str("date");
+  c.date = date_of(r);
   auto peak = r.table("peak");
   if (!peak) r.fail("peak", "missing (required): dense matrix rates per precision");
   for (Precision p : kAllPrecisions) {
@@ -109,13 +116,17 @@ System parse_system(const DataFile& f) {
   s.devices_per_chip = static_cast<int>(r.opt_integer("devices_per_chip", 1).value_or(1));
   s.devices_per_node = static_cast<int>(r.integer("devices_per_node", 1));
   s.source = r.str("source");
-  s.date = r.str("date");
+  s.date = date_of(r);
   auto up = r.table("scale_up");
   if (!up) r.fail("scale_up", "missing (required): the scale-up domain");
   s.scale_up = parse_tier(*up, true);
   auto out = r.table("scale_out");
   if (!out) r.fail("scale_out", "missing (required): the scale-out network");
   s.scale_out = parse_tier(*out, false);
+  // A node is one scale-up domain, part of one (NVL72: 4 of 72) or holds whole ones.
+  if (s.scale_up.size % s.devices_per_node != 0 && s.devices_per_node % s.scale_up.size != 0)
+    r.fail("devices_per_node", std::to_string(s.devices_per_node) + " and scale_up.size " + std::to_string(s.scale_up.size) +
+                                   ": one must divide the other (a node is one scale-up domain, part of one, or holds whole ones)");
   if (s.scale_up.topology == Topology::torus) {
     long prod = 1;
     for (int d : s.scale_up.torus_dims) prod *= d;
@@ -136,7 +147,7 @@ Model parse_model(const DataFile& f) {
   check_id(r, m.id, f);
   m.name = r.str("name");
   m.source = r.str("source");
-  m.date = r.str("date");
+  m.date = date_of(r);
   m.layers = static_cast<int>(r.integer("layers"));
   if (m.layers > kMaxLayers) r.fail("layers", "must be at most " + std::to_string(kMaxLayers) + ", got " + std::to_string(m.layers));
   m.hidden = r.integer("hidden");
@@ -201,7 +212,7 @@ Calibration parse_calibration(const DataFile& f) {
   c.status = r.str("status");
   if (c.status != "assumed" && c.status != "fitted") r.fail("status", "must be \"assumed\" or \"fitted\"");
   c.source = r.str("source");
-  (void)r.str("date");
+  (void)date_of(r);
   auto g = r.table("gemm");
   if (!g) r.fail("gemm", "missing (required): achievable GEMM fractions");
   for (Precision p : kAllPrecisions)
@@ -286,7 +297,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   c.status = r.str("status");
   if (c.status != "assumed" && c.status != "fitted") r.fail("status", "must be \"assumed\" or \"fitted\"");
   c.source = r.str("source");
-  (void)r.str("date");
+  (void)date_of(r);
   std::vector<std::string> ids = r.str_array("chips");
   if (ids.empty()) r.fail("chips", "missing or empty: the chip ids this file applies to");
   if (chips) *chips = ids;
