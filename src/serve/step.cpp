@@ -440,7 +440,7 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"HBM per device", gib(s_.hbm_capacity().v), s_.chip.file + ": memory.capacity"});
   out.push_back({"KV share of the memory left", fmt("%.2f", s_.serving.memory_fraction), srv + ": engine.memory_fraction"});
   out.push_back({"weights per device", gib(weights_dev_),
-                 std::string("model parameters x ") + quant_name(l_.weights) +
+                 std::string("model parameters (") + m_.file + ") x " + quant_name(l_.weights) +
                      (l_.weights == Quant::fp4 ? fmt(" (%.4f B: 0.5 B + one scale byte per ", wb_) +
                                                      std::to_string(s_.serving.fp4_scale_block) + " values, " + srv +
                                                      ": engine.fp4_scale_block)"
@@ -448,7 +448,7 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
-                     " x layers per stage x " + quant_name(l_.kv) +
+                     " x layers per stage (" + m_.file + ") x " + quant_name(l_.kv) +
                      (cap_blocks_ > 0 ? (g_layers_ > 0 ? std::string(" (its ") + std::to_string(g_layers_) + " full-attention layers; each sequence adds its " +
                                                              std::to_string(l_layers_) + " local layers' cache, "
                                                        : std::string(" (every layer local: a sequence holds ")) +

@@ -52,6 +52,10 @@ struct MlaSpec {
 inline constexpr int kMaxLayers = 10000;
 
 struct Model {
+  // Read from a Hugging Face config.json (its keys are cited, not the model TOML's).
+  bool from_hf_config() const {
+    return file.size() >= 5 && (file.compare(file.size() - 5, 5, ".json") == 0 || file.compare(file.size() - 5, 5, ".JSON") == 0);
+  }
   std::string id, name, source, date, file;
   int layers = 0;
   long hidden = 0;

@@ -27,7 +27,15 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   // Inputs and where they come from.
   add("model", m.name + ": " + std::to_string(m.layers) + " layers, hidden " + std::to_string(m.hidden) + ", heads " +
                    std::to_string(m.heads) + "/" + std::to_string(m.kv_heads) + " kv, ffn " + std::to_string(m.ffn_hidden) +
-                   ", vocab " + std::to_string(m.vocab) + (m.gated_mlp ? ", gated MLP" : ", plain MLP"),
+                   ", vocab " + std::to_string(m.vocab) + (m.gated_mlp ? ", gated MLP" : ", plain MLP") +
+                   (m.is_mla() ? ", MLA (latent KV " + std::to_string(m.mla.kv_lora_rank) + ", q/k head " +
+                                     std::to_string(m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim) + ", v head " +
+                                     std::to_string(m.mla.v_head_dim) + ")"
+                               : std::string()) +
+                   (m.window_layer_count() > 0 ? ", " + std::to_string(m.window_layer_count()) + " of the layers " +
+                                                     (m.chunked_local ? "chunked-local" : "sliding-window") + " (" +
+                                                     std::to_string(m.sliding_window) + " tokens: attention over at most that many keys)"
+                                               : std::string()),
       mfile);
   const ParamCounts pc = count_params(m);
   add("parameters", num(pc.total() / 1e9, "%.2f") + "e9 total, " + num(pc.active(m) / 1e9, "%.2f") + "e9 active per token",
@@ -38,12 +46,15 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     add("MoE experts", std::to_string(m.moe.experts) + " routed (top " + std::to_string(m.moe.top_k) + ", width " +
                            std::to_string(m.moe.ffn_hidden) + "), " + std::to_string(m.moe.shared_experts) + " shared, " +
                            std::to_string(m.moe.dense_layers) + " leading dense layers",
-        mfile + ": [moe]");
+        mfile + (m.from_hf_config() ? ": num_local_experts / n_routed_experts / num_experts, num_experts_per_tok, "
+                                      "moe_intermediate_size, n_shared_experts, first_k_dense_replace"
+                                    : ": [moe]"));
     add("MoE expert load", num(load) + " x balanced (" +
                                (w.moe_capacity_factor > 0 ? std::string("token dropping, padded buffers") : std::string("dropless")) +
                                "): scales expert GEMMs, permutes and all-to-all",
         w.moe_capacity_factor > 0 ? std::string("--moe-capacity-factor")
         : w.moe_imbalance > 0     ? std::string("--moe-imbalance")
+        : m.from_hf_config()      ? std::string("balanced (a config.json has no routing imbalance; --moe-imbalance sets one)")
                                   : mfile + ": moe.routing_imbalance (default 1)");
   }
   add("peak " + prec + " per device", format_flop_rate(*s.peak(l.precision)) +
