@@ -71,6 +71,21 @@ class RowReader {
   std::size_t r_;
 };
 
+// The header holds every column of FORMAT.md's table and no other (a column it does not know would
+// be ignored: what a source states beyond the columns goes in the run facts file beside it).
+template <std::size_t N>
+void check_header(const CsvTable& t, const char* const (&columns)[N], const char* kind) {
+  for (const char* col : columns)
+    if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  for (const auto& h : t.header) {
+    bool known = false;
+    for (const char* col : columns) known = known || h == col;
+    if (!known)
+      throw InputError(t.path + ":1", "column '" + h + "' is not a column of FORMAT.md's " + kind +
+                                          " table (what a source states beyond them goes in the run facts file beside it)");
+  }
+}
+
 // The architecture from the row's model columns, or the catalog model its name gives when
 // `layers` is empty (*reason set when it is neither).
 Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason);

@@ -222,8 +222,7 @@ bool is_training_table(const CsvTable& t) {
 
 ValidationResult validate_training(const CsvTable& t, const Catalog& c, const std::set<std::string>* only,
                                    const RunFacts* facts) {
-  for (const char* col : kTrainingColumns)
-    if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  check_header(t, kTrainingColumns, "training");
   check_unique_ids(t);
   if (facts) check_fact_ids(t, *facts);
   ValidationResult out;

@@ -106,8 +106,7 @@ bool is_inference_table(const CsvTable& t) {
 
 ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const std::set<std::string>* only,
                                     const RunFacts* facts) {
-  for (const char* col : kInferenceColumns)
-    if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  check_header(t, kInferenceColumns, "inference");
   check_unique_ids(t);
   if (facts) check_fact_ids(t, *facts);
   ValidationResult out;
@@ -194,6 +193,10 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     }
     const auto rate = opt_positive(r, "request_rate");
     const auto conc = r.opt_int("concurrency");
+    // A cell the scenario does not read is a mistake, not a detail: it was ignored.
+    if (rate && scenario != "server") r.fail("request_rate", "scenario " + scenario + " has no arrival rate (only server rows have one)");
+    if (conc && (scenario == "offline" || scenario == "server"))
+      r.fail("concurrency", "scenario " + scenario + " keeps no fixed number of requests in flight (fixed_batch rows do)");
     if (conc && *conc > kMaxRowConcurrency)
       r.fail("concurrency", std::to_string(*conc) + " requests in flight: at most " + std::to_string(kMaxRowConcurrency));
     if (auto v = opt_positive(r, "ttft_slo_ms")) q.slo_ttft_s = *v / 1e3;
