@@ -69,7 +69,9 @@ std::vector<std::string> string_list(TomlReader& r, const std::string& file, con
     if (!e.is_string()) throw InputError(at(file, e.source(), k), "must be a list of strings, got " + type_name(e));
     std::string s(e.as_string()->get());
     if (s.empty()) throw InputError(at(file, e.source(), k), "must not hold an empty string");
-    if (!seen.insert(s).second) throw InputError(at(file, e.source(), k), "'" + s + "' is listed twice");
+    // A file named twice ("sub/config.json", "./sub/config.json") is the same scenario twice.
+    const std::string same = s.find('/') != std::string::npos ? std::filesystem::path(s).lexically_normal().generic_string() : s;
+    if (!seen.insert(same).second) throw InputError(at(file, e.source(), k), "'" + s + "' is listed twice");
     out.push_back(std::move(s));
   }
   return out;

@@ -92,6 +92,11 @@ TEST(SweepFile, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(missing_config, "s.toml:3: grid.models: no/such/config.json: cannot read file");
 }
 
+TEST(SweepFile, AFileNamedTwoWaysIsListedTwice) {
+  const std::string e = error_of(replace(kGood, "\"llama2-7b\"", "\"sub/config.json\", \"./sub/config.json\""));
+  EXPECT_NE(e.find("grid.models: './sub/config.json' is listed twice"), std::string::npos) << e;
+}
+
 TEST(SweepFile, Prices) {
   // A price for a system outside the grid, a non-positive price, a cost objective without any.
   EXPECT_EQ(error_of(replace(kGood, "top_k = 3", "top_k = 3\nusd_per_device_hour = { gb200-nvl72 = 4.0 }")),
