@@ -244,6 +244,12 @@ TEST(Prices, BadQuotesAreErrors) {
   EXPECT_NE(what("dgx-h900=3").find("unknown system 'dgx-h900'"), std::string::npos);
   EXPECT_NE(what("p5:monthly=3").find("unknown kind 'monthly'"), std::string::npos);
   EXPECT_NE(what("p5=abc").find("does not start with a number"), std::string::npos);
+  // Spaces around a price are not part of it.
+  {
+    Catalog spaced = catalog();
+    apply_price_quotes(spaced, {"p5=3 "}, "2026-11-27");
+    EXPECT_DOUBLE_EQ(spaced.system("p5").price("on-demand")->usd_per_device_hour(), 3.0);
+  }
   EXPECT_NE(what("p5=3 EUR/h").find("is not a price rate"), std::string::npos);
   EXPECT_NE(what("p5=0").find("must be positive"), std::string::npos);
   EXPECT_NE(what("p5=-2").find("must be positive"), std::string::npos);

@@ -199,6 +199,25 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::RuntimeError& e) {
     return e.get_exit_code();
+  } catch (const CLI::ConversionError& e) {
+    // CLI11 says "Could not convert: --devices = 2147483648": name the option first, as every
+    // other error does, and say why.
+    std::string what = e.what();
+    const std::string head = "Could not convert: ";
+    const auto eq = what.find(" = ");
+    if (what.rfind(head, 0) == 0 && eq != std::string::npos) {
+      const std::string name = what.substr(head.size(), eq - head.size());
+      std::string type;
+      for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+        if (const CLI::Option* o = sub->get_option_no_throw(name); o && type.empty()) type = o->get_type_name();
+      if (const CLI::Option* o = app.get_option_no_throw(name); o && type.empty()) type = o->get_type_name();
+      const std::string kind = type.starts_with("INT") || type.starts_with("UINT") ? "a whole number up to 2147483647"
+                               : type.starts_with("FLOAT")                        ? "a number"
+                                                                                  : "a value of its type";
+      what = name + ": '" + what.substr(eq + 3) + "' is not " + kind;
+    }
+    std::cerr << "xpuplan: error: " << what << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     std::cerr << "xpuplan: error: " << e.what() << "\n";
     return 2;

@@ -58,7 +58,10 @@ void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, cons
     auto sys = c.systems.find(id);
     if (sys == c.systems.end()) throw InputError("--price", "'" + q + "': unknown system '" + id + "' (xpuplan catalog list)");
     if (!seen.insert(id + ":" + kind).second) throw InputError("--price", "'" + q + "': " + id + " " + kind + " quoted twice");
-    const std::string value = q.substr(eq + 1);
+    std::string value = q.substr(eq + 1);
+    // Spaces around the price are not part of it ("p5=3 " is 3 USD per device-hour).
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.erase(0, 1);
     // A bare number is USD per device-hour; anything else goes through the units parser ("6.5 USD/h").
     double usd = 0;
     std::size_t used = 0;

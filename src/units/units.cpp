@@ -76,6 +76,8 @@ double parse_quantity_scaled(std::string_view s, Dimension expected) {
   std::string num(s.substr(0, i));
   double value = 0.0;
   auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), value);
+  if (ec == std::errc::result_out_of_range)
+    throw UnitError("'" + std::string(s) + "' is out of range (at most 1e24 and, when not 0, at least 1e-24 in SI units)");
   if (num.empty() || ec != std::errc() || ptr != num.data() + num.size() || !std::isfinite(value))
     throw UnitError("'" + std::string(s) + "' does not start with a number");
   std::string_view unit = trim(s.substr(i));
