@@ -1,6 +1,7 @@
 // Cloud prices: data/prices/<system-id>.toml, parsed into System::prices.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -257,6 +258,13 @@ TEST(Prices, BadQuotesAreErrors) {
   const auto [where, msg] = input_error([&] { apply_price_quotes(c, {"p5=3", "p5:on-demand=4"}, "2026-11-27"); });
   EXPECT_EQ(where, "--price");
   EXPECT_NE(msg.find("p5 on-demand quoted twice"), std::string::npos);
+}
+
+TEST(Prices, TableCellsStayOnOneLine) {
+  // A name with a newline (from a user's file) breaks no row of a text table.
+  const std::string t = render_table({"system", "offer"}, {{"my\nsys", "a\tb"}, {"x", "y"}});
+  EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 4);
+  EXPECT_NE(t.find("my sys"), std::string::npos);
 }
 
 TEST(Prices, OfferLabelSaysTheProviderOnce) {

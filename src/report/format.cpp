@@ -39,8 +39,15 @@ constexpr auto& r6 = round6;
 
 }  // namespace
 
-std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows_in,
                          bool right_align_numbers) {
+  // A cell is one line: a control character from a user's file (a name with "\n" in it) would
+  // break the table's rows, so it shows as a space.
+  std::vector<std::vector<std::string>> rows = rows_in;
+  for (auto& r : rows)
+    for (auto& cell : r)
+      for (char& ch : cell)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
   std::vector<std::size_t> w(header.size(), 0);
   for (std::size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
   for (const auto& r : rows)
