@@ -103,6 +103,17 @@ TEST(Catalog, FilesAreSortedByTheirOwnFolder) {
   const Catalog c = build_catalog(moved);
   EXPECT_EQ(c.systems.size(), builtin().systems.size());
   EXPECT_EQ(c.models.size(), builtin().models.size());
+  // At any depth below a catalog folder (data/models/qwen/x.toml is a model).
+  std::vector<DataFile> nested = builtin_data_files();
+  for (auto& f : nested)
+    if (f.path == "data/models/llama3-8b.toml") f.path = "data/models/meta/llama3-8b.toml";
+  EXPECT_EQ(build_catalog(nested, "data").models.size(), builtin().models.size());
+  // Not above the catalog's own directory: under /home/me/models/data/, a file in system/ is in
+  // no catalog folder (the models/ above the root does not count).
+  std::vector<DataFile> above = builtin_data_files();
+  for (auto& f : above) f.path = "/home/me/models/" + f.path;
+  above.push_back({"/home/me/models/data/system/x.toml", "id = \"x\"\n"});
+  EXPECT_THROW((void)build_catalog(above, "/home/me/models/data"), InputError);
   // A .toml outside the catalog folders is an error naming it (it was skipped without a word).
   std::vector<DataFile> stray = builtin_data_files();
   stray.push_back({"data/system/dgx-h900.toml", "id = \"dgx-h900\"\n"});
@@ -377,6 +388,21 @@ TEST(HfConfig, GatedMlpByArchitectureBeforeActivation) {
   EXPECT_FALSE(sc.gated_mlp);
   expect_within_2pct(count_params(sc).total(), 15.96e9, "starcoder2-15b");
   EXPECT_TRUE(load_hf("gemma2-9b.json").gated_mlp);  // GeGLU, same activation name
+  // Plain architectures by their exact names: Falcon-H1 (SwiGLU) is not Falcon.
+  const Model fh = parse_hf_config({"fh.json", R"({"architectures": ["FalconH1ForCausalLM"], "hidden_size": 1024,
+      "intermediate_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 8, "vocab_size": 1000, "hidden_act": "silu"})"});
+  EXPECT_TRUE(fh.gated_mlp);
+}
+
+TEST(HfConfig, ExplainCitesTheKeysTheConfigHas) {
+  // GPT-2's context comes from n_positions; Qwen2-57B's shared expert from
+  // shared_expert_intermediate_size (it has no n_shared_experts or first_k_dense_replace).
+  EXPECT_EQ(load_hf("gpt2.json").context_key, "n_positions");
+  EXPECT_EQ(load_hf("llama3-8b.json").context_key, "max_position_embeddings");
+  const Model q = load_hf("qwen2-57b-a14b.json");
+  EXPECT_NE(q.moe_keys.find("shared_expert_intermediate_size"), std::string::npos) << q.moe_keys;
+  EXPECT_EQ(q.moe_keys.find("n_shared_experts"), std::string::npos) << q.moe_keys;
+  EXPECT_EQ(q.moe_keys.find("first_k_dense_replace"), std::string::npos) << q.moe_keys;
 }
 
 TEST(HfConfig, Qwen2WindowFromMaxWindowLayers) {

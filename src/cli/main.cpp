@@ -24,7 +24,7 @@
 namespace xpu::cli {
 
 Catalog load_catalog(const Globals& g, std::optional<long> quote_day) {
-  Catalog c = build_catalog(g.data_dir.empty() ? builtin_data_files() : read_data_dir(g.data_dir));
+  Catalog c = g.data_dir.empty() ? build_catalog(builtin_data_files(), "data") : build_catalog(read_data_dir(g.data_dir), g.data_dir);
   if (!g.prices.empty()) {
     // A quote is dated the day it is given (the clock's UTC date, or the command's --as-of): never stale.
     const auto now = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "load/toml_reader.hpp"
@@ -397,10 +398,20 @@ const Model& Catalog::model(const std::string& id) const {
 }
 
 namespace {
-// The folder a catalog file sits in decides its kind: data/chips/x.toml is a chip. Only the
-// file's own folder counts, so a catalog under /home/me/models/data/ is read as any other.
-bool in_dir(const std::string& path, const char* dir) {
-  return std::filesystem::path(path).parent_path().filename() == dir;
+// The catalog folder a file sits in, at any depth below it (data/models/qwen/x.toml is a model):
+// the nearest folder up from the file named chips, systems, models, calibration, serving, prices
+// or tco, looking no higher than `root` (the --data directory: a catalog under /home/me/models/
+// is read as any other). "" when there is none.
+std::string kind_of(const std::string& path, const std::string& root) {
+  static const std::set<std::string> kinds = {"chips", "systems", "models", "calibration", "serving", "prices", "tco"};
+  namespace fs = std::filesystem;
+  const fs::path top = root.empty() ? fs::path() : fs::path(root).lexically_normal();
+  for (fs::path d = fs::path(path).lexically_normal().parent_path(); !d.empty(); d = d.parent_path()) {
+    if (!top.empty() && (d == top || d.generic_string() + "/" == top.generic_string())) break;
+    if (kinds.count(d.filename().string())) return d.filename().string();
+    if (d == d.parent_path()) break;
+  }
+  return "";
 }
 void resolve(System& s, const Catalog& c) {
   auto chip = c.chips.find(s.chip_id);
@@ -414,7 +425,7 @@ void resolve(System& s, const Catalog& c) {
 }
 }  // namespace
 
-Catalog build_catalog(const std::vector<DataFile>& files) {
+Catalog build_catalog(const std::vector<DataFile>& files, const std::string& root) {
   Catalog c;
   std::vector<System> systems;
   auto add = [](auto& map, auto&& item) {
@@ -424,13 +435,14 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
   };
   std::vector<const DataFile*> prices, tco;
   for (const auto& f : files) {
-    if (in_dir(f.path, "chips")) add(c.chips, parse_chip(f));
-    else if (in_dir(f.path, "calibration")) add(c.calibrations, parse_calibration(f));
-    else if (in_dir(f.path, "models")) add(c.models, parse_model(f));
-    else if (in_dir(f.path, "systems")) systems.push_back(parse_system(f));
-    else if (in_dir(f.path, "prices")) prices.push_back(&f);
-    else if (in_dir(f.path, "tco")) tco.push_back(&f);
-    else if (in_dir(f.path, "serving")) {
+    const std::string kind = kind_of(f.path, root);
+    if (kind == "chips") add(c.chips, parse_chip(f));
+    else if (kind == "calibration") add(c.calibrations, parse_calibration(f));
+    else if (kind == "models") add(c.models, parse_model(f));
+    else if (kind == "systems") systems.push_back(parse_system(f));
+    else if (kind == "prices") prices.push_back(&f);
+    else if (kind == "tco") tco.push_back(&f);
+    else if (kind == "serving") {
       std::vector<std::string> chips;
       ServingCalibration sc = parse_serving(f, &chips);
       for (const auto& id : chips)
@@ -438,7 +450,7 @@ Catalog build_catalog(const std::vector<DataFile>& files) {
           throw InputError(f.path + ": chips", "chip '" + id + "' is named by two serving files");
     } else {
       throw InputError(f.path, "is not in a catalog folder (chips/, systems/, models/, calibration/, serving/, prices/ "
-                               "or tco/, as in data/): move it there or out of the catalog");
+                               "or tco/, at any depth, as in data/): move it there or out of the catalog");
     }
   }
   for (const auto& [id, sc] : c.serving)

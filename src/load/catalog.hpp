@@ -51,11 +51,13 @@ Ownership parse_ownership(const DataFile& f, std::string* system_id);
 // data/tco/site.toml: amortisation, utilisation, PUE, electricity price, grid carbon intensity.
 Site parse_site(const DataFile& f);
 
-// Builds a catalog from files whose path contains chips/, systems/, models/, calibration/,
-// serving/, prices/ or tco/ (site.toml: the site; any other: a system's ownership). Every system's
+// Builds a catalog from files below a chips/, systems/, models/, calibration/, serving/, prices/
+// or tco/ folder (the nearest such folder up from the file, looking no higher than `root`, the
+// catalog's directory; a .toml below none is an error) (tco/site.toml: the site; any other: a
+// system's ownership). Every system's
 // chip must exist; a chip without a calibration file is an error; a
 // prices file is attached to the system with its id (an unknown id is an error).
-Catalog build_catalog(const std::vector<DataFile>& files);
+Catalog build_catalog(const std::vector<DataFile>& files, const std::string& root = "");
 
 // The catalog compiled into the binary (data/ at build time).
 const std::vector<DataFile>& builtin_data_files();

@@ -137,6 +137,8 @@ Model parse_hf_config(const DataFile& f) {
   }
   m.vocab = r.req_int({"vocab_size", "padded_vocab_size"});
   m.max_seq_len = r.first_int({"max_position_embeddings", "n_positions", "seq_length"}).value_or(0);
+  for (const char* k : {"max_position_embeddings", "n_positions", "seq_length"})
+    if (m.max_seq_len > 0 && m.context_key.empty() && r.has(k)) m.context_key = k;
   m.tied_embeddings = r.opt_bool("tie_word_embeddings").value_or(gpt2_style);
 
   if (gpt2_style) {
@@ -154,8 +156,12 @@ Model parse_hf_config(const DataFile& f) {
       return false;
     };
     const bool gated_arch = arch_has({"Llama", "Mistral", "Mixtral", "Qwen", "Deepseek", "DeepSeek", "Gemma", "GptOss", "Phi3"});
-    const bool plain_arch = arch_has({"Starcoder2", "GPTBigCode", "GPTNeoX", "GPT2", "GPTJ", "Falcon", "OPT", "Bloom", "MPT"}) ||
-                            arch == "PhiForCausalLM";
+    // Plain-MLP architectures by their exact names (FalconH1ForCausalLM is SwiGLU: "Falcon" alone
+    // would catch it).
+    static const std::set<std::string> kPlain = {"Starcoder2ForCausalLM", "GPTBigCodeForCausalLM", "GPTNeoXForCausalLM",
+                                                 "GPT2LMHeadModel", "GPTJForCausalLM", "FalconForCausalLM", "OPTForCausalLM",
+                                                 "BloomForCausalLM", "MPTForCausalLM", "PhiForCausalLM"};
+    const bool plain_arch = kPlain.count(arch) > 0;
     m.gated_mlp = gated_arch || (!plain_arch && (act == "silu" || act == "swiglu"));
   }
   if (m.ffn_hidden <= 0) r.fail("intermediate_size", "must be positive");
@@ -217,6 +223,12 @@ Model parse_hf_config(const DataFile& f) {
       }
       moe_layer[static_cast<std::size_t>(i)] = moe;
     }
+    // The keys this config gave the experts, as --explain cites them.
+    for (const char* key : {"num_local_experts", "n_routed_experts", "num_experts", "num_experts_per_tok", "num_experts_per_token",
+                            "moe_topk", "moe_intermediate_size", "intermediate_size_mlp", "n_shared_experts", "num_shared_experts",
+                            "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq", "decoder_sparse_step",
+                            "interleave_moe_layer_step", "mlp_only_layers"})
+      if (r.has(key)) m.moe_keys += (m.moe_keys.empty() ? "" : ", ") + std::string(key);
     const auto first = std::find(moe_layer.begin(), moe_layer.end(), true);
     if (first == moe_layer.end()) {
       // Every layer dense (first_k_dense_replace >= num_hidden_layers, which the config allows):

@@ -79,7 +79,8 @@ void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, cons
       }
     }
     if (!(usd > 0) || !std::isfinite(usd)) throw InputError("--price", "'" + q + "': the price must be positive");
-    if (usd > kMaxUsdPerDeviceHour) throw InputError("--price", "'" + q + "': at most 1e6 USD per device-hour");
+    if (usd > kMaxUsdPerDeviceHour || usd < kMinUsdPerDeviceHour)
+      throw InputError("--price", "'" + q + "': must be between 1e-06 and 1e+06 USD per device-hour");
     auto& offers = sys->second.prices;
     offers.erase(std::remove_if(offers.begin(), offers.end(), [&](const PriceOffer& o) { return o.kind == kind; }),
                  offers.end());

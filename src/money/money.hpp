@@ -17,7 +17,7 @@ namespace xpu {
 // The largest amounts the money commands take (beyond them figures print as hundreds of digits or
 // round to 0): tokens of a training run, as the budget and contract files cap them; a budget; a
 // price per device-hour.
-inline constexpr double kMaxTokens = 1e18, kMaxUsd = 1e15, kMaxUsdPerDeviceHour = 1e6;
+inline constexpr double kMaxTokens = 1e18, kMaxUsd = 1e15, kMaxUsdPerDeviceHour = 1e6, kMinUsdPerDeviceHour = 1e-6;
 
 // How the devices are paid for: one of the offer kinds of data/prices/, or owned (TCO).
 enum class Pricing { on_demand, reserved_1y, reserved_3y, capacity_block, spot, owned };

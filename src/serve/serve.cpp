@@ -219,7 +219,7 @@ std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWo
   const long limit = m.max_seq_len;
   auto tail = [&](long tokens) {
     return std::to_string(tokens) + " tokens, beyond " + m.name + "'s context window of " + std::to_string(limit) +
-           " (" + (m.from_hf_config() ? "max_position_embeddings" : "max_seq_len") + ", " + m.file + ")";
+           " (" + (m.context_key.empty() ? std::string("max_seq_len") : m.context_key) + ", " + m.file + ")";
   };
   switch (w.kind) {
     // A file's request or call is named by its line (path:line: columns), as its parse errors are.

@@ -57,6 +57,9 @@ struct Model {
     return file.size() >= 5 && (file.compare(file.size() - 5, 5, ".json") == 0 || file.compare(file.size() - 5, 5, ".JSON") == 0);
   }
   std::string id, name, source, date, file;
+  // A config.json's keys behind the context window and the experts, as --explain cites them
+  // (empty: the model TOML's max_seq_len and [moe]).
+  std::string context_key, moe_keys;
   int layers = 0;
   long hidden = 0;
   int heads = 0;

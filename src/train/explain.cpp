@@ -46,9 +46,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     add("MoE experts", std::to_string(m.moe.experts) + " routed (top " + std::to_string(m.moe.top_k) + ", width " +
                            std::to_string(m.moe.ffn_hidden) + "), " + std::to_string(m.moe.shared_experts) + " shared, " +
                            std::to_string(m.moe.dense_layers) + " leading dense layers",
-        mfile + (m.from_hf_config() ? ": num_local_experts / n_routed_experts / num_experts, num_experts_per_tok, "
-                                      "moe_intermediate_size, n_shared_experts, first_k_dense_replace"
-                                    : ": [moe]"));
+        mfile + ": " + (m.moe_keys.empty() ? std::string("[moe]") : m.moe_keys));
     add("MoE expert load", num(load) + " x balanced (" +
                                (w.moe_capacity_factor > 0 ? std::string("token dropping, padded buffers") : std::string("dropless")) +
                                "): scales expert GEMMs, permutes and all-to-all",
