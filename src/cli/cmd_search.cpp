@@ -76,8 +76,8 @@ void add_search(CLI::App& app, const Globals& g) {
     }
     if (o->usd && !(*o->usd > 0 && std::isfinite(*o->usd)))
       throw InputError("--usd-per-device-hour", "must be a positive number of US dollars");
-    if (o->usd && (*o->usd > kMaxUsdPerDeviceHour || *o->usd < kMinUsdPerDeviceHour))
-      throw InputError("--usd-per-device-hour", "must be between 1e-06 and 1e+06 USD per device-hour, got " + format_number("%g", *o->usd));
+    if (o->usd)
+      if (const std::string why = usd_rate_problem(*o->usd); !why.empty()) throw InputError("--usd-per-device-hour", why);
     so.usd_per_device_hour = o->usd ? *o->usd : system_usd_per_device_hour(s);
     const SearchResult res = search(m, s, q, so);
     const SearchStats& st = res.stats;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -211,7 +212,8 @@ int main(int argc, char** argv) {
       for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
         if (const CLI::Option* o = sub->get_option_no_throw(name); o && type.empty()) type = o->get_type_name();
       if (const CLI::Option* o = app.get_option_no_throw(name); o && type.empty()) type = o->get_type_name();
-      const std::string kind = type.starts_with("INT") || type.starts_with("UINT") ? "a whole number up to 2147483647"
+      const std::string kind = type.starts_with("INT") || type.starts_with("UINT")
+                                   ? "a whole number up to " + std::to_string(std::numeric_limits<int>::max())
                                : type.starts_with("FLOAT")                        ? "a number"
                                                                                   : "a value of its type";
       what = name + ": '" + what.substr(eq + 3) + "' is not " + kind;

@@ -1,9 +1,9 @@
-#include <algorithm>
-#include <set>
 // Hugging Face config.json -> Model. Recognises Llama/Mistral/Mixtral/Qwen2/Qwen3(-MoE)/
 // DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -212,17 +212,12 @@ Model parse_hf_config(const DataFile& f) {
       }
       if (!mlp_only.empty()) pattern_key = "mlp_only_layers";
     }
-    for (int i = 0; i < m.layers; ++i) {
-      bool moe = i >= k && !mlp_only.count(i);
-      if (auto f = r.opt_int("moe_layer_freq")) {
-        moe = moe && i % *f == 0;
-        if (*f > 1) pattern_key = "moe_layer_freq";
-      } else if (auto n = r.first_int({"decoder_sparse_step", "interleave_moe_layer_step"})) {
-        moe = moe && (i + 1) % *n == 0;
-        if (*n > 1) pattern_key = r.has("decoder_sparse_step") ? "decoder_sparse_step" : "interleave_moe_layer_step";
-      }
-      moe_layer[static_cast<std::size_t>(i)] = moe;
-    }
+    const auto freq = r.opt_int("moe_layer_freq");
+    const auto step = freq ? std::nullopt : r.first_int({"decoder_sparse_step", "interleave_moe_layer_step"});
+    if (freq && *freq > 1) pattern_key = "moe_layer_freq";
+    if (step && *step > 1) pattern_key = r.has("decoder_sparse_step") ? "decoder_sparse_step" : "interleave_moe_layer_step";
+    for (int i = 0; i < m.layers; ++i)
+      moe_layer[static_cast<std::size_t>(i)] = i >= k && !mlp_only.count(i) && (!freq || i % *freq == 0) && (!step || (i + 1) % *step == 0);
     // The keys this config gave the experts, as --explain cites them.
     for (const char* key : {"num_local_experts", "n_routed_experts", "num_experts", "num_experts_per_tok", "num_experts_per_token",
                             "moe_topk", "moe_intermediate_size", "intermediate_size_mlp", "n_shared_experts", "num_shared_experts",

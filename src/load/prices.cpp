@@ -30,7 +30,7 @@ PriceOffer parse_offer(TomlReader& r, const std::string& file) {
   o.region = r.opt_str("region").value_or("");
   o.devices = static_cast<int>(r.integer("devices", 1));
   o.usd_per_hour = r.quantity("price", Dimension::money_rate);
-  if (o.usd_per_hour / o.devices > kMaxUsdPerDeviceHour) r.fail("price", "at most 1e6 USD per device-hour");
+  if (const std::string why = usd_rate_problem(o.usd_per_hour / o.devices); !why.empty()) r.fail("price", why + " (per device)");
   o.as_of = r.str("as_of");
   if (!is_date(o.as_of, false)) r.fail("as_of", "'" + o.as_of + "' is not a date (YYYY-MM or YYYY-MM-DD)");
   o.source = r.str("source");
@@ -79,8 +79,7 @@ void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, cons
       }
     }
     if (!(usd > 0) || !std::isfinite(usd)) throw InputError("--price", "'" + q + "': the price must be positive");
-    if (usd > kMaxUsdPerDeviceHour || usd < kMinUsdPerDeviceHour)
-      throw InputError("--price", "'" + q + "': must be between 1e-06 and 1e+06 USD per device-hour");
+    if (const std::string why = usd_rate_problem(usd); !why.empty()) throw InputError("--price", "'" + q + "': " + why);
     auto& offers = sys->second.prices;
     offers.erase(std::remove_if(offers.begin(), offers.end(), [&](const PriceOffer& o) { return o.kind == kind; }),
                  offers.end());

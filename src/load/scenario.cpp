@@ -147,7 +147,7 @@ ContractFile parse_contract_file(const DataFile& f) {
     if (x.has("price") && x.has("pricing")) x.fail("price", "give price or pricing, not both");
     if (x.has("price")) {
       it.usd_per_device_hour = x.quantity("price", Dimension::money_rate);
-      if (*it.usd_per_device_hour > kMaxUsdPerDeviceHour) x.fail("price", "at most 1e6 USD per device-hour");
+      if (const std::string why = usd_rate_problem(*it.usd_per_device_hour); !why.empty()) x.fail("price", why);
       it.price_source = x.str("price_source");
     } else {
       it.pricing = pricing_of(x, "pricing");

@@ -21,6 +21,12 @@ constexpr std::array<std::pair<Pricing, const char*>, 6> kPricings = {{{Pricing:
 constexpr auto& fmt = format_number;
 }  // namespace
 
+std::string usd_rate_problem(double v) {
+  if (v >= kMinUsdPerDeviceHour && v <= kMaxUsdPerDeviceHour) return "";
+  return "must be between " + format_number("%g", kMinUsdPerDeviceHour) + " and " + format_number("%g", kMaxUsdPerDeviceHour) +
+         " USD per device-hour, got " + format_number("%g", v);
+}
+
 const char* pricing_name(Pricing p) {
   for (const auto& [k, n] : kPricings)
     if (k == p) return n;

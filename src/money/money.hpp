@@ -18,6 +18,9 @@ namespace xpu {
 // round to 0): tokens of a training run, as the budget and contract files cap them; a budget; a
 // price per device-hour.
 inline constexpr double kMaxTokens = 1e18, kMaxUsd = 1e15, kMaxUsdPerDeviceHour = 1e6, kMinUsdPerDeviceHour = 1e-6;
+// "" when a price per device-hour is one a plan can use (kMinUsdPerDeviceHour to
+// kMaxUsdPerDeviceHour: beyond them a cost overflows or vanishes); else what is wrong with it.
+std::string usd_rate_problem(double usd_per_device_hour);
 
 // How the devices are paid for: one of the offer kinds of data/prices/, or owned (TCO).
 enum class Pricing { on_demand, reserved_1y, reserved_3y, capacity_block, spot, owned };

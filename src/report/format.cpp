@@ -39,15 +39,8 @@ constexpr auto& r6 = round6;
 
 }  // namespace
 
-std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows_in,
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                          bool right_align_numbers) {
-  // A cell is one line: a control character from a user's file (a name with "\n" in it) would
-  // break the table's rows, so it shows as a space.
-  std::vector<std::vector<std::string>> rows = rows_in;
-  for (auto& r : rows)
-    for (auto& cell : r)
-      for (char& ch : cell)
-        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
   std::vector<std::size_t> w(header.size(), 0);
   for (std::size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
   for (const auto& r : rows)
@@ -55,7 +48,11 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
   std::string out;
   auto line = [&](const std::vector<std::string>& r, bool head) {
     for (std::size_t i = 0; i < w.size(); ++i) {
-      const std::string cell = i < r.size() ? r[i] : "";
+      std::string cell = i < r.size() ? r[i] : "";
+      // A cell is one line: a control character from a user's file (a name with "\n" in it)
+      // would break the table's rows, so it shows as a space (same width).
+      for (char& ch : cell)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
       const std::string pad(w[i] - std::min(w[i], cell.size()), ' ');
       const bool right = !head && right_align_numbers && numeric(cell);
       out += (i ? "  " : "") + (right ? pad + cell : cell + (i + 1 < w.size() ? pad : ""));

@@ -52,10 +52,6 @@ struct MlaSpec {
 inline constexpr int kMaxLayers = 10000;
 
 struct Model {
-  // Read from a Hugging Face config.json (its keys are cited, not the model TOML's).
-  bool from_hf_config() const {
-    return file.size() >= 5 && (file.compare(file.size() - 5, 5, ".json") == 0 || file.compare(file.size() - 5, 5, ".JSON") == 0);
-  }
   std::string id, name, source, date, file;
   // A config.json's keys behind the context window and the experts, as --explain cites them
   // (empty: the model TOML's max_seq_len and [moe]).

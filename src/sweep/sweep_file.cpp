@@ -182,8 +182,7 @@ SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
         else throw InputError(at(f.path, n.source(), key), "must be a number (USD per device-hour), got " + type_name(n));
         if (!(v > 0) || !std::isfinite(v)) throw InputError(at(f.path, n.source(), key), "must be positive");
         // As --price: beyond it a step's cost overflowed to inf and was stored as "no price".
-        if (v > kMaxUsdPerDeviceHour || v < kMinUsdPerDeviceHour)
-          throw InputError(at(f.path, n.source(), key), "must be between 1e-06 and 1e+06 USD per device-hour, got " + format_number("%g", v));
+        if (const std::string why = usd_rate_problem(v); !why.empty()) throw InputError(at(f.path, n.source(), key), why);
         return v;
       };
       if (p->is_table()) {

@@ -52,7 +52,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                                "): scales expert GEMMs, permutes and all-to-all",
         w.moe_capacity_factor > 0 ? std::string("--moe-capacity-factor")
         : w.moe_imbalance > 0     ? std::string("--moe-imbalance")
-        : m.from_hf_config()      ? std::string("balanced (a config.json has no routing imbalance; --moe-imbalance sets one)")
+        : !m.moe_keys.empty()     ? std::string("balanced (a config.json has no routing imbalance; --moe-imbalance sets one)")
                                   : mfile + ": moe.routing_imbalance (default 1)");
   }
   add("peak " + prec + " per device", format_flop_rate(*s.peak(l.precision)) +

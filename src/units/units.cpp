@@ -139,7 +139,7 @@ double parse_quantity(std::string_view text, Dimension expected) {
   const double v = parse_quantity_scaled(s, expected);
   // Nothing a plan reads is beyond 1e24 or below 1e-24 in SI units (a zettabyte, a yoctosecond);
   // values out there are typos, and they would reach the output as inf, nan or 0.
-  if (!std::isfinite(v) || (v != 0 && (std::fabs(v) > kQuantityMax || std::fabs(v) < 1 / kQuantityMax)))
+  if (!in_quantity_range(v))
     throw UnitError("'" + std::string(s) + "' is out of range (" + format_number("%g", v) + " in SI units; at most 1e24 and, when not 0, at least 1e-24)");
   return v;
 }

@@ -67,6 +67,11 @@ class UnitError : public std::runtime_error {
 // Refuses a value whose magnitude in SI units is above kQuantityMax or, when not 0, below
 // 1 / kQuantityMax.
 inline constexpr double kQuantityMax = 1e24;
+// v within that range (finite; 0, or a magnitude from 1 / kQuantityMax to kQuantityMax).
+inline bool in_quantity_range(double v) {
+  const double a = v < 0 ? -v : v;
+  return v == 0 || (a <= kQuantityMax && a >= 1 / kQuantityMax);
+}
 double parse_quantity(std::string_view text, Dimension expected);
 
 // A calendar date as the data files write it: YYYY-MM-DD (month 01-12, day 01-31), or YYYY-MM

@@ -56,7 +56,7 @@ class RowReader {
     if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) fail(col, "'" + s + "' is not a number");
     // As parse_quantity: a magnitude beyond 1e24 or below 1e-24 is a typo, and would reach the
     // prediction and its error as inf or nan.
-    if (v != 0 && (std::fabs(v) > kQuantityMax || std::fabs(v) < 1 / kQuantityMax))
+    if (!in_quantity_range(v))
       fail(col, "'" + s + "' is out of range (at most 1e24 and, when not 0, at least 1e-24)");
     return v;
   }
