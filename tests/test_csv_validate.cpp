@@ -230,6 +230,43 @@ TEST(Validate, RunFactsApplyToTheirRow) {
   EXPECT_DOUBLE_EQ(with.rows[0].plan.work.moe_capacity_factor, 1.25);
 }
 
+// A copy of a project table given without its facts file takes the built-in facts for the rows
+// that are the same runs: same id and run columns; a note, grade or value may differ.
+TEST(Validate, BuiltinFactsFollowTheSameRuns) {
+  const DataFile* table = nullptr;
+  for (const auto& f : builtin_validation_files())
+    if (f.path == "validation/training-public.csv") table = &f;
+  ASSERT_NE(table, nullptr);
+  const CsvTable copy = parse_csv({"elsewhere/training-public.csv", table->text});
+  const FoundFacts all = builtin_run_facts(copy, FactTable::training);
+  ASSERT_FALSE(all.facts.empty());
+  EXPECT_NE(all.label.find("built-in validation/training-public.facts.csv"), std::string::npos);
+  // The facts as the file beside the project's copy gives them.
+  const FoundFacts beside = read_run_facts(std::string(XPUPLAN_SOURCE_DIR) + "/validation/training-public.facts.csv",
+                                           FactTable::training);
+  ASSERT_EQ(all.facts.size(), beside.facts.size());
+  for (const auto& [id, fs] : beside.facts) {
+    ASSERT_TRUE(all.facts.count(id)) << id;
+    EXPECT_EQ(all.facts.at(id).size(), fs.size()) << id;
+  }
+  // Edit one faceted row: its note and value -> still the same run; its devices -> another run.
+  const std::string id = beside.facts.begin()->first;
+  CsvTable edited = copy;
+  std::size_t row = 0;
+  while (edited.rows[row][edited.column("id")] != id) ++row;
+  edited.rows[row][edited.column("notes")] = "a different note";
+  edited.rows[row][edited.column("value")] = "12345";
+  EXPECT_TRUE(builtin_run_facts(edited, FactTable::training).facts.count(id));
+  edited.rows[row][edited.column("devices")] = "7";
+  const FoundFacts fewer = builtin_run_facts(edited, FactTable::training);
+  EXPECT_FALSE(fewer.facts.count(id));
+  EXPECT_EQ(fewer.facts.size(), all.facts.size() - 1);
+  // A training table's ids are not looked up among the inference facts.
+  EXPECT_TRUE(builtin_run_facts(copy, FactTable::inference).facts.empty());
+  // A table of other rows takes none.
+  EXPECT_TRUE(builtin_run_facts(parse_csv({"moe.csv", mixtral_table()}), FactTable::training).label.empty());
+}
+
 TEST(Validate, RunFactsBadInput) {
   auto err = [](const std::string& text) {
     return test::catch_input_error([&] { parse_run_facts(parse_csv({"f.csv", text})); });

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "calibrate/calibrate.hpp"
@@ -78,7 +79,9 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   c->add_flag("--cross-validate", o->cross_validate,
               "Leave-one-source-out: predict each source's rows with a calibration (training tables) or serving knobs "
               "(inference tables) fitted without them, and report the error in and out of sample (writes nothing)");
-  c->add_flag("--no-facts", o->no_facts, "Ignore <truth>.facts.csv run facts beside each table");
+  c->add_flag("--no-facts", o->no_facts,
+              "Ignore run facts: <truth>.facts.csv beside each table, and the built-in facts applied to a copy of a "
+              "project table (validation/) given without them");
   c->callback([o, &g] {
     // Fail before the fit (which can take a while), not when the first file is written.
     std::error_code ec;
@@ -119,11 +122,21 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     // Provenance of written fits: the reproducing command and what it read.
     std::string command = "xpuplan" + (g.data_dir.empty() ? std::string() : " --data " + g.data_dir) + " calibrate";
     Fingerprint read;
+    // Each table's run facts: beside it, else the built-in facts when it is a copy of a project table.
+    std::map<std::string, FoundFacts> found;
     for (const auto& p : o->truth) {
       command += " --truth " + p;
-      read.add(read_file(p).text);
+      const DataFile f = read_file(p);
+      read.add(f.text);
       const std::string fp = run_facts_path(p, "", o->no_facts);
-      if (!fp.empty()) read.add(read_file(fp).text);  // contents only: the same bytes, the same fingerprint
+      const CsvTable t = parse_csv(f);
+      const bool training = is_training_table(t), inference = !training && is_inference_table(t);
+      const FactTable kind = training ? FactTable::training : FactTable::inference;
+      FoundFacts ff = o->no_facts || !(training || inference) ? FoundFacts{}  // a kernels table has none
+                      : !fp.empty()                            ? read_run_facts(fp, kind)
+                                                               : builtin_run_facts(t, kind);
+      if (!ff.label.empty()) read.add(ff.text);  // contents only: the same bytes, the same fingerprint
+      found[p] = std::move(ff);
     }
     if (o->all_rows) command += " --all-rows";
     if (o->prior != 1.0) command += " --prior-weight " + format_number("%.17g", o->prior);
@@ -158,10 +171,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     CalibrateOptions opts;
     opts.dense_only = !o->all_rows;
     opts.prior_weight = o->prior;
-    for (const auto& p : training_paths) {
-      const std::string fp = run_facts_path(p, "", o->no_facts);
-      opts.facts.push_back(fp.empty() ? RunFacts{} : parse_run_facts(parse_csv(read_file(fp))));
-    }
+    for (const auto& p : training_paths) opts.facts.push_back(found.at(p).facts);
     std::string serving_text;
     // Every inference table given is fitted together: a family's rows and runs count across them.
     std::vector<RunFacts> sfacts(serving_tables.size());
@@ -169,9 +179,9 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     std::string snames;
     for (std::size_t i = 0; i < serving_tables.size(); ++i) {
       const CsvTable& t = serving_tables[i];
-      const std::string fp = run_facts_path(t.path, "", o->no_facts);
-      if (!fp.empty()) sfacts[i] = parse_run_facts(parse_csv(read_file(fp)), FactTable::inference);
-      truths.push_back({&t, fp.empty() ? nullptr : &sfacts[i]});
+      const FoundFacts& ff = found.at(t.path);
+      sfacts[i] = ff.facts;
+      truths.push_back({&t, ff.label.empty() ? nullptr : &sfacts[i]});
       snames += (snames.empty() ? "" : ", ") + t.path;
     }
     if (o->cross_validate && !o->out_dir.empty()) throw InputError("--cross-validate", "writes nothing; drop --out-dir");

@@ -47,8 +47,9 @@ void add_validate(CLI::App& app, const Globals& g) {
   c->add_option("--max-row-error", o->max_row, "Exit 1 if any A+B row (of --gate rows) errs by more than this percentage");
   c->add_option("--facts", o->facts,
                  "Run facts (id,field,value,source CSV: what a row's source states beyond FORMAT.md's columns); "
-                 "default: <truth>.facts.csv beside the table when it exists");
-  c->add_flag("--no-facts", o->no_facts, "Ignore run facts, even <truth>.facts.csv");
+                 "default: <truth>.facts.csv beside the table when it exists, else the built-in facts of the project's copy "
+                 "(validation/) for rows whose id and run columns equal it");
+  c->add_flag("--no-facts", o->no_facts, "Ignore run facts, even <truth>.facts.csv and the built-in ones");
   c->add_flag("--gate-dense", o->dense_only_gate, "Apply --max-mape/--max-row-error to dense-model rows only");
   c->add_option("--row", o->row,
                 "Predict this row only and show the whole prediction behind it: the plan (training) or the simulated "
@@ -89,11 +90,15 @@ void add_validate(CLI::App& app, const Globals& g) {
       only_set.insert(o->row);
       only = &only_set;
     }
-    const std::string facts_path = kernels ? "" : run_facts_path(o->truth, o->facts, o->no_facts);
     if (kernels && !o->facts.empty()) throw InputError("--facts", "a kernels table has no run facts");
-    RunFacts facts;
-    if (!facts_path.empty())
-      facts = parse_run_facts(parse_csv(read_file(facts_path)), inference ? FactTable::inference : FactTable::training);
+    // Facts given or beside the table; else, for a copy of a project table, its built-in facts.
+    const FactTable kind = inference ? FactTable::inference : FactTable::training;
+    const std::string facts_file = kernels ? "" : run_facts_path(o->truth, o->facts, o->no_facts);
+    const FoundFacts found = kernels || o->no_facts ? FoundFacts{}
+                             : !facts_file.empty() ? read_run_facts(facts_file, kind)
+                                                   : builtin_run_facts(t, kind);
+    const std::string& facts_path = found.label;
+    const RunFacts& facts = found.facts;
     if (kernels) {
       v = validate_kernels(t, cat);
       write_output(o->out, o->json ? kernel_validation_json(v).dump(2) + "\n" : kernel_validation_text(v));

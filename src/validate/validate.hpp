@@ -70,6 +70,27 @@ enum class FactTable { training, inference };
 // Parses a facts table; throws InputError (file:line: column: problem) for unknown fields or bad values.
 RunFacts parse_run_facts(const CsvTable& t, FactTable kind = FactTable::training);
 
+// Run facts found for a measured table, and where they came from.
+struct FoundFacts {
+  RunFacts facts;
+  std::string label;  // the facts file read, or the built-in copy and the rows matched; "" = none
+  std::string text;   // what was read (the facts file's bytes and the rows matched): for fingerprints
+};
+
+// Reads the facts file at path (--facts, or <truth>.facts.csv beside the table).
+FoundFacts read_run_facts(const std::string& path, FactTable kind);
+
+// The built-in run facts for a copy of one of the project's measured tables given without its
+// facts file (../shared/validation/training-public.csv, say): the facts of validation/*.facts.csv,
+// embedded at build, for each row of t whose id and run columns (every column of the project's
+// copy but value, grade, source and notes) equal that copy's row, so the same published run. A row
+// that differs gets none. Empty label when no row matches.
+FoundFacts builtin_run_facts(const CsvTable& t, FactTable kind);
+
+// The measured tables and facts files embedded at build (CMakeLists.txt: validation/*.facts.csv
+// and the table beside each).
+const std::vector<DataFile>& builtin_validation_files();
+
 // Throws InputError when a fact names an id that is not a row of t.
 void check_fact_ids(const CsvTable& t, const RunFacts& facts);
 
