@@ -202,6 +202,35 @@ TEST(BadInput, SystemDateAndNodeShape) {
   EXPECT_TRUE(contains(e.where, "date")) << e.what;
 }
 
+TEST(BadInput, ScaleOutTorusAndFitDate) {
+  // The scale-out network is modelled as switched: a torus there was read as a fat tree.
+  auto e = catch_input_error([] {
+    parse_system({kSystemPath, replace_once(kSystem, "topology = \"fat-tree\"", "topology = \"torus\"\ntorus_dims = [4, 4]")});
+  });
+  EXPECT_TRUE(contains(e.where, "scale_out.topology")) << e.where;
+  EXPECT_TRUE(contains(e.what, "not modelled for the scale-out network")) << e.what;
+  // A fit's date is a date, as every catalog file's (it was read as any text).
+  for (const char* path : {"data/calibration/h100-sxm.toml", "data/serving/nvidia-hopper.toml"}) {
+    const DataFile* f = nullptr;
+    for (const auto& d : builtin_data_files())
+      if (d.path == path) f = &d;
+    ASSERT_NE(f, nullptr) << path;
+    const std::size_t fit = f->text.find("[fit]");
+    ASSERT_NE(fit, std::string::npos) << path;
+    const std::size_t at = f->text.find("date = \"", fit);
+    ASSERT_NE(at, std::string::npos) << path;
+    std::string text = f->text;
+    text.replace(at, text.find('\n', at) - at, "date = \"last week\"");
+    e = catch_input_error([&] {
+      std::vector<std::string> chips;
+      if (std::string(path).find("serving") != std::string::npos) (void)parse_serving({path, text}, &chips);
+      else (void)parse_calibration({path, text});
+    });
+    EXPECT_TRUE(contains(e.where, "fit.date")) << path << ": " << e.where;
+    EXPECT_TRUE(contains(e.what, "'last week' is not a date")) << e.what;
+  }
+}
+
 TEST(BadInput, KvHeadsNotDividingHeads) {
   // 4 heads in 3 groups.
   const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "heads = 4\n", "heads = 4\nkv_heads = 3\n")}); });

@@ -85,6 +85,10 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
   auto parsed = parse_topology(topo);
   if (!parsed) r.fail("topology", "unknown topology '" + topo + "' (switch, torus, mesh, ring, fat-tree, rail-optimized, dcn)");
   t.topology = *parsed;
+  // The scale-out tier is modelled as a switched network (per-device bandwidth, latency, oversubscription).
+  if (!scale_up && (t.topology == Topology::torus || t.topology == Topology::mesh || t.topology == Topology::ring))
+    r.fail("topology", "'" + topo + "' is not modelled for the scale-out network (switch, fat-tree, rail-optimized, dcn: a "
+                       "switched network); a torus, mesh or ring belongs to scale_up");
   t.torus_dims = r.int_array("torus_dims");
   if (t.topology == Topology::torus) {
     if (t.torus_dims.empty()) r.fail("torus_dims", "missing: a torus needs its dimensions");
@@ -258,7 +262,7 @@ Calibration parse_calibration(const DataFile& f) {
     (void)f->opt_str("command");  // the reproducing command and a fingerprint of what it read
     (void)f->opt_str("inputs");
     (void)f->str("xpuplan");
-    (void)f->str("date");
+    (void)date_of(*f);
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
     c.fit_gemm_scale = f->number("gemm_scale", 0.01, 100);
     c.fit_lowp_scale = f->number("lowp_scale", 0.01, 100);
@@ -356,7 +360,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     (void)f->opt_str("command");  // the reproducing command and a fingerprint of what it read
     (void)f->opt_str("inputs");
     (void)f->str("xpuplan");
-    (void)f->str("date");
+    (void)date_of(*f);
     if (f->str_array("rows").empty()) f->fail("rows", "missing or empty: the rows the fit used");
     c.prior_decode_bw = f->number("bandwidth_fraction_prior", 0.05, 1.0);
     c.prior_step_overhead_s = f->quantity("step_overhead_prior", Dimension::time, true);
