@@ -256,6 +256,26 @@ TEST(Search, DeviceRangeSearchesSeveralCounts) {
   EXPECT_EQ(r.top[0].devices, 64);
 }
 
+TEST(Search, DeviceRangeCountsWholeRacks) {
+  // GB200 NVL72: 4-GPU trays in 72-GPU NVLink domains. 64..300 devices tried 64, 128 and 256 only
+  // (never a whole rack); now 72, 144 and 288 too. 8-GPU DGX nodes are their own domain: unchanged.
+  SearchOptions o;
+  o.min_devices = 64;
+  o.max_devices = 300;
+  PlanRequest q = small_request();
+  q.devices = 64;
+  EXPECT_EQ(device_counts(builtin().system("gb200-nvl72"), q, o), (std::vector<int>{64, 72, 128, 144, 256, 288}));
+  EXPECT_EQ(device_counts(builtin().system("dgx-h100"), q, o), (std::vector<int>{64, 128, 256}));
+  // A whole-rack count is searched and planned.
+  o.min_devices = 72;
+  o.max_devices = 72;
+  q.devices = 72;
+  q.work = {4096, 576};
+  const SearchResult r = search(builtin().model("llama3-8b"), builtin().system("gb200-nvl72"), q, o);
+  ASSERT_FALSE(r.top.empty());
+  EXPECT_EQ(r.top[0].devices, 72);
+}
+
 TEST(Search, CostObjectiveNeedsAPrice) {
   // Without a price, cost and tokens-per-dollar are refused with an InputError naming --objective.
   SearchOptions o;

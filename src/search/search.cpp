@@ -287,6 +287,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
   }
 }
 
+}  // namespace
+
 std::vector<int> device_counts(const System& s, const PlanRequest& q, const SearchOptions& o) {
   if (!o.min_devices && !o.max_devices) return {q.devices};
   const int lo = o.min_devices.value_or(1), hi = o.max_devices.value_or(q.devices);
@@ -298,14 +300,17 @@ std::vector<int> device_counts(const System& s, const PlanRequest& q, const Sear
   std::vector<int> out;
   for (long d = s.devices_per_node; d <= hi; d *= 2)
     if (d >= lo) out.push_back(static_cast<int>(d));
+  // A scale-up domain of several nodes (an NVL72 rack of 18 trays) is bought and filled whole: its
+  // size x powers of two too (72, 144, 288, ... GPUs), which node-size doublings never reach.
+  if (s.scale_up.size > s.devices_per_node)
+    for (long d = s.scale_up.size; d <= hi; d *= 2)
+      if (d >= lo) out.push_back(static_cast<int>(d));
   if (q.devices >= lo && q.devices <= hi) out.push_back(q.devices);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   if (out.empty()) throw InputError("--min-devices/--max-devices", "no device count in range");
   return out;
 }
-
-}  // namespace
 
 SearchResult search(const Model& m, const System& s, const PlanRequest& q, const SearchOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -72,6 +72,11 @@ struct SearchResult {
   SearchStats stats;
 };
 
+// The device counts a search tries: the request's alone, or with --min-devices/--max-devices the
+// request's plus node size x powers of two and, where a scale-up domain spans several nodes (NVL72),
+// domain size x powers of two, within the range. Throws InputError for an empty or inverted range.
+std::vector<int> device_counts(const System& s, const PlanRequest& q, const SearchOptions& o);
+
 // Throws InputError for bad requests (flags as in train; a cost objective without a price).
 SearchResult search(const Model& m, const System& s, const PlanRequest& req, const SearchOptions& o);
 
