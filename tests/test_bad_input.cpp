@@ -209,6 +209,15 @@ TEST(BadInput, ScaleOutTorusAndFitDate) {
   });
   EXPECT_TRUE(contains(e.where, "scale_out.topology")) << e.where;
   EXPECT_TRUE(contains(e.what, "not modelled for the scale-out network")) << e.what;
+  // Per-dimension torus shares: one per dimension, summing to 1, and only on a torus.
+  const std::string torus = replace_once(kSystem, "topology = \"switch\"", "topology = \"torus\"\ntorus_dims = [4, 2]");
+  EXPECT_NO_THROW(parse_system({kSystemPath, replace_once(torus, "torus_dims = [4, 2]", "torus_dims = [4, 2]\ntorus_share = [0.75, 0.25]")}));
+  for (const char* bad : {"torus_share = [0.5]", "torus_share = [0.5, 0.6]", "torus_share = [1.0, 0]"}) {
+    e = catch_input_error([&] { parse_system({kSystemPath, replace_once(torus, "torus_dims = [4, 2]", std::string("torus_dims = [4, 2]\n") + bad)}); });
+    EXPECT_TRUE(contains(e.where, "scale_up.torus_share")) << bad << ": " << e.where;
+  }
+  e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "size = 8", "size = 8\ntorus_share = [1.0]")}); });
+  EXPECT_TRUE(contains(e.what, "only a torus has torus_share")) << e.what;
   // A fit's date is a date, as every catalog file's (it was read as any text).
   for (const char* path : {"data/calibration/h100-sxm.toml", "data/serving/nvidia-hopper.toml"}) {
     const DataFile* f = nullptr;

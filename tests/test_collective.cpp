@@ -174,6 +174,30 @@ TEST(Collective, ScaleUpFactorTorus) {
   EXPECT_DOUBLE_EQ(scale_up_factor(s, 17), 1.0);
 }
 
+TEST(Collective, TorusDimensionsOfUnequalBandwidth) {
+  // Trn2 UltraServer: 4 x 4 in-instance dimensions (1,024 GB/s per chip) and a 4-chip ring across
+  // instances (256 GB/s): shares 0.4, 0.4, 0.2. Tensor parallelism inside one instance drives the
+  // in-instance links, as on a lone trn2.48xlarge (equal shares had given it 2/3 of 640 GB/s, below
+  // the 48xl's 512); only a group spanning instances adds the thin ring.
+  const System& u = builtin().system("trn2-ultraserver");
+  const System& one = builtin().system("trn2-48xl");
+  ASSERT_EQ(u.scale_up.torus_share, (std::vector<double>{0.4, 0.4, 0.2}));
+  EXPECT_NEAR(scale_up_factor(u, 4), 0.4, 1e-12);
+  EXPECT_NEAR(scale_up_factor(u, 16), 0.8, 1e-12);
+  EXPECT_NEAR(scale_up_factor(u, 64), 1.0, 1e-12);
+  for (int k : {4, 16})
+    for (Collective c : {Collective::all_gather, Collective::reduce_scatter, Collective::all_reduce, Collective::all_to_all})
+      EXPECT_NEAR(collective_time(u, c, 1e9, Group{k, 1}), collective_time(one, c, 1e9, Group{k, 1}),
+                  1e-9 * collective_time(one, c, 1e9, Group{k, 1}))
+          << k;
+  // The ring across instances costs its dimension's links: an all-to-all over 64 chips pays the
+  // third dimension at 0.2 / 2 of the bandwidth, slower than equal shares would say.
+  System equal = u;
+  equal.scale_up.torus_share.clear();
+  EXPECT_GT(collective_time(u, Collective::all_to_all, 1e9, Group{64, 1}),
+            collective_time(equal, Collective::all_to_all, 1e9, Group{64, 1}));
+}
+
 TEST(Collective, TorusLatencyIsPerDimension) {
   // A one-byte all-gather over a whole 16 x 16 x 24 TPU v5p slice is latency-bound: run dimension by
   // dimension it takes 15 + 15 + 23 = 53 hops, not the 6,143 of one ring through every chip.

@@ -90,10 +90,23 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
     r.fail("topology", "'" + topo + "' is not modelled for the scale-out network (switch, fat-tree, rail-optimized, dcn: a "
                        "switched network); a torus, mesh or ring belongs to scale_up");
   t.torus_dims = r.int_array("torus_dims");
+  t.torus_share = r.number_array("torus_share", 0.0, 1.0);
   if (t.topology == Topology::torus) {
     if (t.torus_dims.empty()) r.fail("torus_dims", "missing: a torus needs its dimensions");
+    if (!t.torus_share.empty()) {
+      if (t.torus_share.size() != t.torus_dims.size())
+        r.fail("torus_share", "needs one share per torus dimension (" + std::to_string(t.torus_dims.size()) + ")");
+      double sum = 0;
+      for (double v : t.torus_share) {
+        if (!(v > 0)) r.fail("torus_share", "every dimension needs a share above 0");
+        sum += v;
+      }
+      if (std::abs(sum - 1.0) > 1e-3) r.fail("torus_share", "the shares must sum to 1, got " + format_number("%g", sum));
+    }
   } else if (!t.torus_dims.empty()) {
     r.fail("torus_dims", "only a torus has torus_dims");
+  } else if (!t.torus_share.empty()) {
+    r.fail("torus_share", "only a torus has torus_share");
   }
   t.bandwidth = ByteRate{r.quantity("bandwidth", Dimension::byte_rate)};
   t.latency = Seconds{r.quantity("latency", Dimension::time)};

@@ -110,6 +110,20 @@ std::vector<int> TomlReader::int_array(std::string_view key) {
   return out;
 }
 
+std::vector<double> TomlReader::number_array(std::string_view key, double lo, double hi) {
+  const auto* n = get(key);
+  std::vector<double> out;
+  if (!n) return out;
+  if (!n->is_array()) fail(key, "must be an array of numbers");
+  for (const auto& e : *n->as_array()) {
+    if (!e.is_number()) fail(key, "must be an array of numbers");
+    const double v = e.is_integer() ? static_cast<double>(e.as_integer()->get()) : e.as_floating_point()->get();
+    if (!(v >= lo && v <= hi)) fail(key, "must hold numbers from " + format_number("%g", lo) + " to " + format_number("%g", hi));
+    out.push_back(v);
+  }
+  return out;
+}
+
 std::vector<std::string> TomlReader::str_array(std::string_view key) {
   const auto* n = get(key);
   std::vector<std::string> out;

@@ -34,6 +34,7 @@ class TomlReader {
   std::optional<double> opt_number(std::string_view key, double lo, double hi);
   bool boolean(std::string_view key, bool fallback_if_absent);
   std::vector<int> int_array(std::string_view key);
+  std::vector<double> number_array(std::string_view key, double lo, double hi);  // each in [lo, hi]
   std::vector<std::string> str_array(std::string_view key);
   // A quantity string with its unit; must be > 0 unless allow_zero.
   double quantity(std::string_view key, Dimension d, bool allow_zero = false);

@@ -25,19 +25,19 @@ double scale_up_factor(const System& s, int k) {
     case Topology::mesh:
       return t.size > 1 ? static_cast<double>(k - 1) / (t.size - 1) : 1.0;
     case Topology::torus: {
-      // Chips the group covers, filled dimension by dimension; the group drives 2 links per
-      // dimension it spans out of 2 per dimension of the torus.
+      // Chips the group covers, filled dimension by dimension; the group drives the links of the
+      // dimensions it spans: their share of the chip's bandwidth (equal shares unless torus_share).
       const auto& dims = t.torus_dims;
       double chips = std::max(1.0, static_cast<double>(k) / s.devices_per_chip);
-      int used = 0;
+      double share = 0;
       double covered = 1;
-      for (int dsz : dims) {
+      for (std::size_t d = 0; d < dims.size(); ++d) {
         if (covered >= chips) break;
-        covered *= dsz;
-        ++used;
+        covered *= dims[d];
+        share += t.dim_share(d);
       }
-      if (used == 0) return 1.0;  // within one chip
-      return static_cast<double>(used) / static_cast<double>(dims.size());
+      if (share == 0) return 1.0;  // within one chip
+      return share;
     }
     default:
       return 1.0;
@@ -67,13 +67,15 @@ double scale_up_ring_steps(const System& s, int k) {
 // All-to-all inside a torus: the group fills dimensions in order; along a dimension with n members
 // every chip sends to all others around a bidirectional ring (average distance n/4), so one phase
 // moves bytes x n/4 hop-bytes per chip over its 2 links of that dimension; phases run dimension by
-// dimension. Link bandwidth = the chip's per-direction total / (2 x dimensions).
+// dimension. Link bandwidth = the chip's per-direction total x the dimension's share / 2 (equal
+// shares: / (2 x dimensions)).
 double torus_all_to_all(const System& s, double bytes, int k, double bus) {
   const Tier& t = s.scale_up;
-  const double link = t.bandwidth.v * bus / (2.0 * static_cast<double>(t.torus_dims.size()));
   double chips = std::max(1.0, static_cast<double>(k) / s.devices_per_chip);
   double time = 0;
-  for (int dsz : t.torus_dims) {
+  for (std::size_t d = 0; d < t.torus_dims.size(); ++d) {
+    const int dsz = t.torus_dims[d];
+    const double link = t.bandwidth.v * bus * t.dim_share(d) / 2.0;
     if (chips <= 1) break;
     const double along = std::min(chips, static_cast<double>(dsz));
     time += bytes * along / 8.0 / link * (along >= 2 ? 1.0 : 0.0);

@@ -434,7 +434,7 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
             {"per_device", {{"peak", peaks}, {"hbm_capacity_bytes", r6(s.hbm_capacity().v)},
                             {"hbm_bandwidth_bytes_per_s", r6(s.hbm_bandwidth().v)}}},
             {"scale_up", {{"size", s.scale_up.size}, {"topology", topology_name(s.scale_up.topology)},
-                          {"torus_dims", s.scale_up.torus_dims}, {"bandwidth_bytes_per_s", r6(s.scale_up.bandwidth.v)},
+                          {"torus_dims", s.scale_up.torus_dims}, {"torus_share", s.scale_up.torus_share}, {"bandwidth_bytes_per_s", r6(s.scale_up.bandwidth.v)},
                           {"latency_s", r6(s.scale_up.latency.v)}}},
             {"scale_out", {{"topology", topology_name(s.scale_out.topology)}, {"bandwidth_bytes_per_s", r6(s.scale_out.bandwidth.v)},
                            {"latency_s", r6(s.scale_out.latency.v)}}},

@@ -54,6 +54,11 @@ struct Tier {
   int size = 1;                 // devices in one domain of this tier (scale-out: unbounded = 0)
   Topology topology = Topology::switched;
   std::vector<int> torus_dims;  // torus only, in chips
+  // torus only: each dimension's share of `bandwidth` (its links' bandwidth / all links'), summing
+  // to 1; empty = equal shares. A Trn2 UltraServer's inter-instance ring is thinner than its
+  // in-instance torus dimensions.
+  std::vector<double> torus_share;
+  double dim_share(std::size_t d) const { return torus_share.empty() ? 1.0 / static_cast<double>(torus_dims.size()) : torus_share[d]; }
   ByteRate bandwidth{};         // per device, per direction
   Seconds latency{};
   // Scale-out only: a fabric tapered above its first switch tier. Traffic of a group spanning more

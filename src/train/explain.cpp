@@ -100,7 +100,17 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                                   : std::string()) +
           "; " + cal + ": memory.bandwidth_fraction");
   add("kernel launch overhead", format_seconds(c.kernel_overhead) + " per kernel", cal + ": kernel.overhead");
-  add("scale-up tier", count_text(s.scale_up.size, "device", "devices") + ", " + topology_name(s.scale_up.topology) + ", " +
+  std::string torus;  // the torus's shape and, when unequal, each dimension's share of the bandwidth
+  if (s.scale_up.topology == Topology::torus) {
+    for (std::size_t d = 0; d < s.scale_up.torus_dims.size(); ++d)
+      torus += (d ? "x" : " ") + std::to_string(s.scale_up.torus_dims[d]);
+    if (!s.scale_up.torus_share.empty()) {
+      torus += " (shares";
+      for (double v : s.scale_up.torus_share) torus += " " + num(v);
+      torus += ")";
+    }
+  }
+  add("scale-up tier", count_text(s.scale_up.size, "device", "devices") + ", " + topology_name(s.scale_up.topology) + torus + ", " +
                            format_byte_rate(s.scale_up.bandwidth) + "/dir x " + num(c.scale_up_bus) + " bus, " +
                            format_seconds(s.scale_up.latency),
       sys + ": scale_up.*; " + cal + ": collectives.scale_up_bus");
