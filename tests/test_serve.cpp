@@ -1279,6 +1279,33 @@ TEST(ServeReport, PercentilesCostAndSearch) {
   }
 }
 
+TEST(ServeStep, ExpertParallelismInsideTpMovesNoTokens) {
+  // DeepSeek-V3 on 8 H200s, tp 8: after attention every rank holds every token, so ep 8 needs no
+  // all-to-all; the MLP all-reduce sums the experts' outputs as with ep 1. ep 8 had charged an
+  // all-to-all of all T tokens x top-8 per MoE layer twice: a 1,024-sequence decode step cost
+  // about twice ep 1's. Now the two differ only in the expert GEMMs' shapes and reads.
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("hgx-h200");
+  ServeLayout l;
+  l.tp = 8;
+  l.weights = Quant::fp8;
+  l.kv = Quant::fp8;
+  const StepModel tp_experts(m, s, l);
+  l.ep = 8;
+  const StepModel ep_experts(m, s, l);
+  ASSERT_TRUE(tp_experts.fits() && ep_experts.fits());
+  const double a = tp_experts.step_time(1024, 1024, 1024 * 1200.0, 0, 1024);
+  const double b = ep_experts.step_time(1024, 1024, 1024 * 1200.0, 0, 1024);
+  EXPECT_NEAR(b, a, 0.1 * a);
+  bool all_to_all = false, reduce_says_ep = false;
+  for (const auto& t : ep_experts.explain_step(1024, 1024, 1024 * 1200.0, 0, 1024)) {
+    all_to_all = all_to_all || (t.name.find("all-to-all") != std::string::npos && t.name.find("no all-to-all") == std::string::npos);
+    reduce_says_ep = reduce_says_ep || t.name.find("sums the experts' outputs") != std::string::npos;
+  }
+  EXPECT_FALSE(all_to_all);
+  EXPECT_TRUE(reduce_says_ep);
+}
+
 TEST(ServeReport, SearchTriesExpertParallelismForMoeAndListsNoRepeats) {
   // A mixture-of-experts model: serve --search tries every ep dividing tp and the experts (with
   // tp 8 and Mixtral's 8 experts: 1, 2, 4, 8), each simulated; choose_serve (serve without

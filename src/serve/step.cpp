@@ -331,13 +331,11 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
   if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
   const double act = T * h * kAct;
-  if (l_.tp > 1) {
-    const double per = serve_all_reduce(s_, act, l_.tp);
-    const double mlp_reduces = dense_layers_ + (l_.ep > 1 ? 0 : moe_layers_);
-    p.tp_comm = per * (L + mlp_reduces);
-  }
-  if (l_.ep > 1 && moe_layers_ > 0)
-    p.ep_comm = 2.0 * moe_layers_ * collective_time(s_, Collective::all_to_all, act * m_.moe.top_k, Group{l_.ep, 1});
+  // Expert parallelism runs inside the tensor-parallel group, whose ranks all hold every token after
+  // the attention all-reduce: each rank runs its experts on the tokens routed to them (no dispatch)
+  // and the MLP's all-reduce sums the experts' outputs, as for tensor-parallel experts (vLLM and
+  // SGLang expert parallelism without data-parallel attention). So no all-to-all.
+  if (l_.tp > 1) p.tp_comm = serve_all_reduce(s_, act, l_.tp) * (L + dense_layers_ + moe_layers_);
   if (l_.pp > 1) p.pp_comm = (l_.pp - 1) * collective_time(s_, Collective::send_recv, act, Group{2, l_.tp});
   p.overhead = L * s_.serving.layer_overhead.v + s_.serving.step_overhead.v +
                (tokens > decode_seqs ? L * s_.serving.prefill_layer_overhead.v : 0.0);
@@ -365,7 +363,7 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
     const Parts f = parts(prompt_pass, 0, 0, prefill_pairs / prompt_share, 1, window_pairs >= 0 ? window_pairs / prompt_share : -1);
     auto mix = [&](double Parts::*x) { p.*x = d.*x + prompt_share * f.*x; };
     for (double Parts::*x : {&Parts::linear, &Parts::attn_decode, &Parts::attn_prefill, &Parts::elementwise, &Parts::head,
-                             &Parts::tp_comm, &Parts::ep_comm, &Parts::pp_comm, &Parts::overhead, &Parts::floor})
+                             &Parts::tp_comm, &Parts::pp_comm, &Parts::overhead, &Parts::floor})
       mix(x);
   } else if (prompt_share >= 0) {
     p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;
@@ -400,9 +398,9 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
                      window_note()});
   out.push_back({"norms, residuals, rope (memory-bound)", ms(p.elementwise), chip + ": memory.bandwidth"});
   out.push_back({"LM head", ms(p.head), chip + ": " + pk + "; " + cal + ": gemm"});
-  out.push_back({"tensor-parallel all-reduce", ms(p.tp_comm),
-                 s_.file + ": scale_up.bandwidth, scale_up.latency; " + cal + ": collectives.scale_up_bus"});
-  out.push_back({"expert-parallel all-to-all", ms(p.ep_comm), s_.file + ": scale_up, scale_out"});
+  out.push_back({"tensor-parallel all-reduce" +
+                     std::string(l_.ep > 1 ? " (with ep: it sums the experts' outputs; every rank holds every token, so no all-to-all)" : ""),
+                 ms(p.tp_comm), s_.file + ": scale_up.bandwidth, scale_up.latency; " + cal + ": collectives.scale_up_bus"});
   out.push_back({"pipeline sends", ms(p.pp_comm), s_.file + ": scale_up, scale_out"});
   out.push_back({"engine overhead (per layer + per step)", ms(p.overhead),
                  srv + ": engine.layer_overhead, engine.step_overhead" +

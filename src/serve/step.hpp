@@ -129,10 +129,10 @@ class StepModel {
     Split split = Split::none;
   };
   struct Parts {
-    double linear = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0, ep_comm = 0,
+    double linear = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0,
            pp_comm = 0, overhead = 0, floor = 0;  // floor: what a prompt pass adds to reach its latency floor
     double total() const {
-      return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + ep_comm + pp_comm + overhead + floor;
+      return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + pp_comm + overhead + floor;
     }
   };
   Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
