@@ -328,6 +328,35 @@ TEST(Search, LowpParamsIsHeldBothWays) {
   }
 }
 
+TEST(Search, PrecisionCandidates) {
+  // Left free, the planner trains in bf16, or fp8 where the chip runs it faster: fp8 on H100, B200,
+  // MI300X; bf16 on TPU v5p and Gaudi 3 (fp8 at the bf16 rate: only a memory gain, no framework's
+  // recipe); fp4 never unless asked (it had won every Blackwell and MI355X comparison on an
+  // assumption). validate's every_precision adds fp4 and same-rate fp8 (a run's owners tuned it).
+  auto range = [](const char* id, bool every = false) { return precision_range(builtin().system(id), every); };
+  const std::vector<Precision> bf16_fp8 = {Precision::bf16, Precision::fp8}, bf16 = {Precision::bf16};
+  EXPECT_EQ(range("dgx-h100"), bf16_fp8);
+  EXPECT_EQ(range("dgx-b200"), bf16_fp8);
+  EXPECT_EQ(range("mi355x-x8"), bf16_fp8);
+  EXPECT_EQ(range("tpu-v5p"), bf16);
+  EXPECT_EQ(range("gaudi3-x8"), bf16);
+  EXPECT_EQ(range("dgx-a100"), bf16);
+  EXPECT_EQ(range("dgx-b200", true), (std::vector<Precision>{Precision::bf16, Precision::fp8, Precision::fp4}));
+  EXPECT_EQ(range("tpu-v5p", true), bf16_fp8);
+  // train's chooser on B200 with precision free: no fp4 plan; asked, fp4 runs.
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {8192, 128};
+  const Model& m = builtin().model("llama3-70b");
+  const TrainReport free = choose_plan(m, builtin().system("dgx-b200"), q);
+  ASSERT_TRUE(free.feasible()) << free.reason;
+  EXPECT_EQ(free.layout.precision, Precision::fp8);
+  q.precision = Precision::fp4;
+  const TrainReport fp4 = choose_plan(m, builtin().system("dgx-b200"), q);
+  ASSERT_TRUE(fp4.feasible()) << fp4.reason;
+  EXPECT_LT(fp4.step_time, free.step_time);
+}
+
 TEST(Search, SizesRecomputeForTheLayoutAsItRuns) {
   // Llama 3 70B on one NVL72 rack, every knob given but recompute: train's chooser reruns 3
   // layers per stage. The search sized the partial recompute before applying the memory options

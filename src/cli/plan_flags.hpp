@@ -49,7 +49,8 @@ struct PlanFlags {
                   "With --recompute full: layers per pipeline stage rerun, the rest keep their activations (Megatron's "
                   "block method). --recompute full alone reruns every layer; with --recompute left to the planner, full "
                   "recompute reruns the fewest layers that fit");
-    c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 (tf32/fp32 training is refused: fp32 tensors are not sized)" + free);
+    c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 (tf32/fp32 training is refused: fp32 tensors are not sized); "
+                  "when omitted, bf16 or fp8 where the chip runs fp8 faster (fp4 and int8 only when given)" + free);
     c->add_option("--lowp-params", lowp_params,
                   "on | off: fp8/fp4 primary weights, kept and gathered in the matrix precision (Megatron "
                   "--fp8-param-gather; 'lowp-w' in the layout) rather than bf16 with a low-precision copy" + free);

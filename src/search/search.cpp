@@ -75,7 +75,7 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   L.etp = given_or(q.etp, etp_range(m, s, q));
   L.zero = given_or(q.zero, zero_range(q));
   L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
-  L.prec = given_or(q.precision, precision_range(s));
+  L.prec = given_or(q.precision, precision_range(s, q.every_precision));
   return L;
 }
 

@@ -142,6 +142,10 @@ struct PlanRequest {
   std::optional<Recompute> recompute;
   std::optional<int> recompute_layers;   // with full recompute; chosen (the fewest that fit) if omitted
   std::optional<Precision> precision;
+  // With precision omitted: choose among every matrix precision the chip has a rate for (fp4, and
+  // fp8 at the bf16 rate, too), not only bf16 and a faster fp8. validate sets it: a measured run's
+  // unstated precision is what its owners tuned (MLPerf Training 5.1 ships NVFP4 configs).
+  bool every_precision = false;
   // fp8/fp4 primary weights (Layout::lowp_params: Megatron/Transformer Engine --fp8-param-gather,
   // weights kept and gathered in the matrix precision): pinned on or off, chosen if omitted.
   std::optional<bool> lowp_params;

@@ -53,8 +53,10 @@ std::vector<int> micro_batch_range();
 // vp for one pp: 1 without a pipeline or with zero bubble, else every depth whose chunks are
 // even (even_chunks) within layers + 2 chunks.
 std::vector<int> vp_range(const Model& m, int pp, PipeSchedule schedule);
-// precision: bf16 (else fp16: the two run at one rate), then fp8 and fp4, where the chip has the rate.
-std::vector<Precision> precision_range(const System& s);
+// precision: bf16 (else fp16: the two run at one rate), then fp8 where the chip runs it faster than
+// bf16. fp4 and int8 are planned only when --precision asks. every: fp8 at any rate, and fp4 too
+// (PlanRequest::every_precision).
+std::vector<Precision> precision_range(const System& s, bool every = false);
 // ep: the divisors of the experts (kept where they divide a stage's tp x dp x cp); {1} for dense.
 std::vector<int> ep_range(const Model& m);
 // etp: 1 .. min(scale-up domain, 64), or a larger given --tp, for MoE (kept by etp_candidate),

@@ -250,6 +250,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
       if (!v) r.fail("recompute", "'" + rc + "' is not none, selective or full");
       q.recompute = v;
     }
+    q.every_precision = true;  // an unstated precision is the owners' tuned choice, fp4 included
     if (std::string pr = r.str("precision"); !pr.empty()) {
       row.precision_stated = true;
       auto v = parse_precision(pr);
