@@ -214,6 +214,8 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
   for (const System& s : systems) {
     CompareRow row;
     row.system_id = s.id;
+    row.calibration_file = s.calib.file;
+    row.calibration_status = s.calib.status;
     // A request this system cannot take (a precision its chip lacks) is this row's answer, not
     // an error of the whole comparison.
     try {

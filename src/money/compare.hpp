@@ -35,6 +35,7 @@ inline constexpr double kNoFit = -1, kSkipped = -2;
 
 struct CompareRow {
   std::string system_id;
+  std::string calibration_file, calibration_status;  // the chip's efficiencies: "fitted" or "assumed"
   bool planned = false;         // a plan fits
   std::string note;             // why there is no plan, no price or no energy figure
   TrainReport plan;             // the fastest plan found (valid when planned)
@@ -53,7 +54,7 @@ struct CompareRow {
 
 // The fastest plan of a model on `devices` devices (search over every free layout knob), or empty
 // when none fits.
-// precision: held fixed when given (else searched, fp8/fp4 included where the chip has them).
+// precision: held fixed when given (else chosen as train chooses it: bf16, or fp8 where faster).
 std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long seq_len, long global_batch, int devices,
                                         int threads, std::optional<Precision> precision = std::nullopt);
 

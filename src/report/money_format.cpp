@@ -22,6 +22,12 @@ std::string cell(const std::optional<double>& v, const char* f = nullptr) {
   return f ? fmt(f, *v) : short_number(*v);
 }
 
+// Whole units from 100 up, three significant digits below (1.35 MWh was printed as 1).
+std::string amount_cell(const std::optional<double>& v) {
+  if (!v) return "-";
+  return fmt(std::abs(*v) >= 100 ? "%.0f" : "%.3g", *v);
+}
+
 ordered_json rate_json(const Rate& r) {
   ordered_json j;
   j["pricing"] = pricing_name(r.pricing);
@@ -102,6 +108,8 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
     x["plan"] = r.planned ? layout_json(m, r.plan.layout) : ordered_json(nullptr);
     x["step_time_s"] = planned(r6(r.plan.step_time));
     x["mfu"] = planned(r6(r.plan.mfu));
+    x["mfu_peak"] = r.planned ? ordered_json(precision_name(r.plan.layout.precision)) : ordered_json(nullptr);
+    x["calibration"] = {{"file", r.calibration_file}, {"status", r.calibration_status}};
     x["steps"] = planned(static_cast<long long>(r.steps));  // a whole number of optimizer steps
     x["days"] = planned(r6(r.days));
     x["device_hours"] = planned(r6(r.device_hours));
@@ -156,7 +164,7 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
                    fmt("%.1f", r.days), fmt("%.1f%%", 100 * r.plan.mfu),
                    r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
                    r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd),
-                   cell(r.usd_per_pflops_day, "%.0f"), cell(r.energy_mwh, "%.0f"), cell(r.co2_t, "%.0f")});
+                   cell(r.usd_per_pflops_day, "%.0f"), amount_cell(r.energy_mwh), amount_cell(r.co2_t)});
   }
   t += render_table({"#", "system", "devices", "best plan", "days", "MFU", "price", "USD/dev-h", "USD", "USD/PFLOP/s-day",
                      "MWh", "t CO2"},
@@ -168,6 +176,13 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
       any_note = true;
       t += "  " + r.system_id + ": " + r.note + "\n";
     }
+  // Efficiencies no measured run has fitted make a row's days and MFU estimates: say so.
+  std::string assumed;
+  for (const CompareRow& r : rows)
+    if (r.planned && r.calibration_status != "fitted")
+      assumed += (assumed.empty() ? "" : ", ") + r.system_id + " (" + r.calibration_file + ")";
+  if (!assumed.empty())
+    t += "\n  calibration " + std::string("assumed, not fitted to a measured run (days and MFU are estimates): ") + assumed + "\n";
   for (const CompareRow& r : rows)
     if (r.planned && !r.rate.warning.empty()) t += "warning: " + r.rate.warning + "\n";
   if (q.deadline_days) {
@@ -181,7 +196,8 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
     }
   }
   t += "\nUSD = devices x days x 24 h x USD per device-hour; USD/PFLOP/s-day = USD / (model FLOPs of the run / 1e15 / "
-       "86400 s); MWh = device-hours x TDP x utilisation x PUE\n";
+       "86400 s); MWh = device-hours x TDP x utilisation x PUE; MFU = model FLOPs / (device-seconds x the dense peak "
+       "at the plan's precision: an fp8 plan's peak is twice bf16's, so compare MFU between rows of one precision)\n";
   if (with_explain) {
     t += "\nwhere each figure comes from:\n";
     for (const CompareRow& r : rows) {
