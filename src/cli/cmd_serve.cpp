@@ -216,7 +216,7 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--max-batch", o->max_batch, "Sequences per iteration (default: data/serving engine.max_batch)");
   c->add_option("--compiled-batch", o->compiled_batch,
                 "Static-shape engines (Neuron): the decode graph's compiled batch; every decode pass computes this many slots, idle "
-                "ones padded (default: the running sequences)");
+                "ones padded, and the batch cap is at most this (--max-batch may not exceed it) (default: the running sequences)");
   c->add_option("--prefill-pad", o->prefill_pad,
                 "Static-shape prefill: each prompt computed padded up to a multiple of this many tokens (Neuron's context-encoding "
                 "graph or prefill chunk) (default: no padding)");

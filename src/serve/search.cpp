@@ -160,6 +160,15 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
   } else {
     batches.push_back(def_batch);
   }
+  // A static decode graph of C slots decodes at most C sequences: the batch cap is at most C.
+  if (q.compiled_batch) {
+    if (q.max_batch && *q.max_batch > *q.compiled_batch)
+      throw InputError("--max-batch", std::to_string(*q.max_batch) + " exceeds --compiled-batch " + std::to_string(*q.compiled_batch) +
+                                          ": a static decode graph of that many slots decodes no more sequences");
+    for (int& b : batches) b = std::min(b, *q.compiled_batch);
+    std::sort(batches.begin(), batches.end());
+    batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+  }
   const int budget = q.token_budget.value_or(s.serving.token_budget);
 
   ServeSearchResult res;
