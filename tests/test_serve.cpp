@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -1304,6 +1305,27 @@ TEST(ServeStep, ExpertParallelismInsideTpMovesNoTokens) {
   }
   EXPECT_FALSE(all_to_all);
   EXPECT_TRUE(reduce_says_ep);
+}
+
+TEST(ServeReport, OfflineSearchRunsOneCountPerLayout) {
+  // Offline peak estimates: every batch cap and prefill/decode split of one layout simulates the
+  // same requests. Each cap had its own count (2 x its cap x replicas), so a cap that never bound
+  // won ~5% on a longer run alone (Llama 3 70B, 8 H100s: batch<=1024 at 1,904 requests over
+  // batch<=64 at 1,000 with identical figures at equal counts).
+  ServeRequest q;
+  q.devices = 8;
+  q.weights = Quant::fp8;
+  q.work = offline(1000, 1024, 256);
+  ServeSearchOptions so;
+  so.top = 200;
+  const ServeSearchResult r = serve_search(builtin().model("llama3-70b"), h100(), q, so);
+  ASSERT_GT(r.top.size(), 10u);
+  std::map<std::string, long> count;  // tp/pp/ep -> requests
+  for (const auto& x : r.top) {
+    const std::string key = std::to_string(x.layout.tp) + "/" + std::to_string(x.layout.pp) + "/" + std::to_string(x.layout.ep);
+    auto [at, fresh] = count.emplace(key, x.requests);
+    EXPECT_EQ(at->second, x.requests) << serve_layout_summary(x);
+  }
 }
 
 TEST(ServeReport, SearchTriesExpertParallelismForMoeAndListsNoRepeats) {

@@ -195,8 +195,8 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "Workload: CSV of agent tasks (task,arrival_s,new_input_tokens,output_tokens,tool_s); each call's "
                 "prompt is the task's context so far");
   c->add_option("--requests", o->requests, "Requests to simulate for --offline, --rate, --concurrency (default 1000); with --search --offline, at least "
-                "this many: each layout simulates at least 2 x the requests its replicas run at once (batch cap, or the prompts "
-                "the KV cache holds), so the peak is not start-up and drain")
+                "this many: each layout simulates at least 2 x the requests its replicas run at once (largest batch cap tried, or "
+                "the prompts the KV cache holds; the same count for every cap and split of it), so the peak is not start-up and drain")
       ->each([o](const std::string&) { o->requests_given = true; });
   c->add_option("--seed", o->seed, "Seed of the Poisson arrivals and length spreads, 0 to 2^63-1 (default 1)")
       ->check(CLI::Validator(

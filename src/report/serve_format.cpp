@@ -174,7 +174,8 @@ std::string serve_search_text(const Model& m, const System& s, const ServeSearch
   const bool sized = r.peak_waves > 0;  // the requests differ by layout: a column of its own
   if (sized)
     out += "  peak estimate: each layout simulates at least --requests and " + std::to_string(r.peak_waves) +
-           " x the requests its replicas run at once (batch cap, or the prompts the KV cache holds)\n";
+           " x the requests its replicas run at once (largest batch cap tried, or the prompts the KV cache holds; one count for "
+           "all its caps and splits)\n";
   out += "\n";
   std::vector<std::vector<std::string>> rows;
   int rank = 0;

@@ -204,6 +204,17 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         for (int p = 1; p < R; p += step) splits.push_back(p);
       }
     }
+    // Offline peak estimates: one request count for every batch cap and split of this layout, enough
+    // that its most concurrent candidate (all replicas decoding, the largest cap) fills its batch
+    // many times over; at a count of its own, a cap that never binds won only by amortising the
+    // start-up and drain over more requests.
+    int peak_count = 0;
+    if (o.peak_waves > 0 && q.work.kind == WorkloadKind::offline) {
+      const int top = *std::max_element(batches.begin(), batches.end());
+      const StepModel sm(m, s, l, std::max(budget, 1), top);
+      peak_count = peak_requests(q.work.requests, o.peak_waves, l.replicas, top, sm.fits() ? sm.kv_units() : 0,
+                                 sm.seq_units(q.work.input_len, q.work.input_len, std::max(1, q.work.samples)));
+    }
     for (int b : batches)
       for (int p : splits) {
         SimOptions so;
@@ -216,12 +227,9 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         so.prefill_first = q.prefill_first.value_or(s.serving.prefill_first);
         so.prefill_kv_free = q.prefill_kv_free.value_or(0.0);
         ServeReport r;
-        if (o.peak_waves > 0 && q.work.kind == WorkloadKind::offline) {
-          // A peak estimate: enough requests that every replica fills its batch many times over.
-          const StepModel sm(m, s, l, so.token_budget, b);
+        if (peak_count > 0) {
           ServeRequest qp = q;
-          qp.work.requests = peak_requests(q.work.requests, o.peak_waves, l.replicas - p, b, sm.fits() ? sm.kv_units() : 0,
-                                           sm.seq_units(q.work.input_len, q.work.input_len, std::max(1, q.work.samples)));
+          qp.work.requests = peak_count;
           r = evaluate_serve(m, s, qp, l, so);
         } else {
           r = evaluate_serve(m, s, q, l, so);
