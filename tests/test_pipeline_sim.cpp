@@ -263,7 +263,13 @@ TEST(ChromeTrace, EventsTracksAndSends) {
     const long V = static_cast<long>(pp) * vp;
     const auto j = chrome_trace(r, sim);
     check_trace(j, sim.events.size(), static_cast<size_t>(2 * m * (V - 1)));
-    EXPECT_DOUBLE_EQ(j["otherData"]["pipeline_sim_s"].get<double>(), sim.makespan);
+    EXPECT_NEAR(j["otherData"]["pipeline_sim_s"].get<double>(), sim.makespan, 1e-5 * sim.makespan);  // 6 digits
+    // The closed form as train prints it: stages plus the step's exposed sends.
+    const auto& od = j["otherData"];
+    EXPECT_NEAR(od["pipeline_closed_form_s"].get<double>(),
+                od["closed_form_stages_s"].get<double>() + od["closed_form_sends_s"].get<double>(),
+                1e-5 * od["pipeline_closed_form_s"].get<double>());
+    EXPECT_NEAR(od["closed_form_sends_s"].get<double>(), r.time.pp_comm, 1e-5 * r.time.pp_comm + 1e-12);
     // Every stage's track is named.
     std::set<int> named;
     for (const auto& e : j["traceEvents"])

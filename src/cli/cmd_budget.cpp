@@ -43,6 +43,14 @@ void add_budget(CLI::App& app, const Globals& g) {
     const double usd = o->usd ? *o->usd : f.usd.value_or(0.0);
     if (!o->usd && !f.usd) throw InputError("--usd", "no budget: give --usd or usd = \"... USD\" in the fleet file");
     const std::vector<std::string> systems = split_ids(o->systems, "--systems");
+    for (const auto& id : systems) {  // an unknown id is an error of --systems, as compare says
+      try {
+        (void)cat.system(id);
+      } catch (const InputError& e) {
+        if (e.where() != "--system") throw;
+        throw InputError("--systems", std::string(e.what()).substr(e.where().size() + 2));
+      }
+    }
     // --model: one run of it on each named system, priced but not part of the runway (0 a year).
     if (!o->model.empty()) {
       if (!o->tokens || !o->devices) throw InputError("--model", "needs --tokens and --devices");

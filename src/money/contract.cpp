@@ -45,6 +45,11 @@ ContractResult evaluate_contract(const Catalog& c, const ContractFile& f, long t
       check_provider(c.systems, it.provider, at(f, it, "provider"));
       cr.rate = device_hour_rate(s, site, it.pricing, today, it.provider);
       if (!cr.rate.warning.empty()) r.warnings.push_back(cr.rate.warning);
+      // One price serves every year of the deal: say so when the offer is from a year after its first.
+      if (cr.rate.offer && std::stoi(cr.rate.offer->as_of.substr(0, 4)) > f.start_year)
+        r.warnings.push_back(std::string(pricing_name(it.pricing)) + " price of " + s.id + " (" + cr.rate.offer->instance +
+                             ") is from " + cr.rate.offer->as_of + ", after the contract's start (" + std::to_string(f.start_year) +
+                             "): its earlier years are priced at it");
       cr.priced = cr.rate.known;
       rate = cr.rate.usd_per_device_hour;
       cr.price_origin = cr.rate.origin();

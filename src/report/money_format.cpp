@@ -413,7 +413,7 @@ std::vector<PlotPanel> serve_compare_plot(const Model& m, const std::vector<Serv
 ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today, bool with_explain) {
   ordered_json j;
   j["name"] = f.name;
-  j["file"] = f.file;
+  j["file"] = f.file.empty() ? ordered_json(nullptr) : ordered_json(f.file);  // null: no fleet file (--usd alone)
   j["usd"] = r6(r.usd);
   j["as_of"] = date_text(today);
   ordered_json lines = ordered_json::array();
@@ -467,8 +467,10 @@ std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, 
     tab.push_back({l.kind, l.name, l.system, std::to_string(l.devices), pricing_name(l.rate.pricing),
                    l.rate.known ? fmt("%.3f", l.rate.usd_per_device_hour) : "-",
                    l.kind == "training" && l.plan ? fmt("%.1f", l.days_per_run) : "-",
-                   l.kind == "training" ? fmt("%g", l.runs_per_year) : "-", cell(l.usd_per_run),
-                   cell(l.runs_affordable, "%.1f"), cell(l.usd_per_month)});
+                   // A run priced once (budget --model) is on no yearly schedule: "-", not 0 runs and 0.00 a month.
+                   l.kind == "training" && l.runs_per_year > 0 ? fmt("%g", l.runs_per_year) : "-", cell(l.usd_per_run),
+                   cell(l.runs_affordable, "%.1f"),
+                   l.kind == "training" && l.runs_per_year <= 0 ? std::string("-") : cell(l.usd_per_month)});
   }
   t += "spending\n" + render_table({"kind", "name", "system", "devices", "pricing", "USD/dev-h", "days/run", "runs/y",
                                     "USD/run", "runs bought", "USD/month"},

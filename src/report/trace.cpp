@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "units/units.hpp"
+
 namespace xpu {
 
 using nlohmann::ordered_json;
@@ -170,11 +172,14 @@ ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
                     {"vp", vp},
                     {"schedule", schedule_name(r.layout.schedule)},
                     {"microbatches", m},
-                    {"pipeline_sim_s", sim.makespan},
-                    {"pipeline_closed_form_s", pipeline_closed_form(r)},
-                    {"bubble_fraction", sim.bubble_fraction},
-                    {"p2p_s", p2p},
-                    {"step_time_s", r.step_time}};
+                    {"pipeline_sim_s", round6(sim.makespan)},
+                    // As train prints it: the closed form's stages plus the step's exposed sends.
+                    {"pipeline_closed_form_s", round6(pipeline_closed_form(r) + r.time.pp_comm)},
+                    {"closed_form_stages_s", round6(pipeline_closed_form(r))},
+                    {"closed_form_sends_s", round6(r.time.pp_comm)},
+                    {"bubble_fraction", round6(sim.bubble_fraction)},
+                    {"send_s", round6(p2p)},
+                    {"step_time_s", round6(r.step_time)}};
   return j;
 }
 
