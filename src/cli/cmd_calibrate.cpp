@@ -15,6 +15,7 @@
 #include "spec/error.hpp"
 #include "util/build_info.hpp"
 #include "util/fingerprint.hpp"
+#include "units/units.hpp"
 #include "validate/validate.hpp"
 
 namespace xpu::cli {
@@ -22,7 +23,8 @@ namespace xpu::cli {
 namespace {
 struct CalibrateOpts {
   std::vector<std::string> truth;
-  std::string out_dir;
+  std::string out_dir, out;
+  bool json = false;
   bool all_rows = false;
   double prior = 1.0;
   bool cross_validate = false, no_facts = false;
@@ -61,6 +63,65 @@ std::string cross_validation_text(const CrossValidation& cv, bool dense_only, co
          what + " fitted on every row / fitted without the source's rows)\n\n" +
          render_table({"source", "rows", "MAPE in sample", "MAPE held out"}, rows);
 }
+using nlohmann::ordered_json;
+
+ordered_json cross_validation_json(const CrossValidation& cv) {
+  ordered_json folds = ordered_json::array();
+  for (const auto& fold : cv.folds)
+    folds.push_back({{"source", fold.group}, {"rows", fold.rows}, {"mape_in_sample_pct", round6(fold.mape_in)},
+                     {"mape_held_out_pct", round6(fold.mape_out)}});
+  const bool any = cv.rows > 0;  // no rows: no error (0 would read as a perfect fit)
+  return {{"folds", folds}, {"rows", cv.rows}, {"mape_in_sample_pct", any ? ordered_json(round6(cv.mape_in)) : ordered_json(nullptr)},
+          {"mape_held_out_pct", any ? ordered_json(round6(cv.mape_out)) : ordered_json(nullptr)}};
+}
+
+ordered_json family_json(const FamilyFit& f) {
+  auto opt = [](bool given, double v) { return given ? ordered_json(round6(v)) : ordered_json(nullptr); };
+  ordered_json j = {{"family", f.family}, {"chips", f.chips}, {"rows", f.rows}, {"unstated_precision_rows", f.ambiguous},
+                    {"gemm_scale", round6(f.gemm_scale)}, {"lowp_scale", opt(f.fit_lowp, f.lowp_scale)},
+                    {"attention_scale", round6(f.attention_scale)}, {"tp_overlap", opt(f.fit_tp_overlap, f.tp_overlap)},
+                    {"mape_before_pct", round6(f.mape_before)}, {"mape_after_pct", round6(f.mape_after)}};
+  j["moe"] = f.fit_grouped ? ordered_json{{"rows", f.grouped_rows}, {"grouped_scale", round6(f.grouped_scale)},
+                                          {"layer_overhead_s", round6(f.moe_layer_overhead)},
+                                          {"alltoall_overhead_s", opt(f.fit_alltoall, f.moe_alltoall_overhead)},
+                                          {"mape_before_pct", round6(f.grouped_mape_before)},
+                                          {"mape_after_pct", round6(f.grouped_mape_after)}}
+                           : ordered_json(nullptr);
+  return j;
+}
+
+ordered_json knobs_json(const ServingCalibration& k) {
+  return {{"decode_bandwidth_fraction", round6(k.decode_bw)}, {"layer_overhead_s", round6(k.layer_overhead.v)},
+          {"prefill_layer_overhead_s", round6(k.prefill_layer_overhead.v)}, {"step_overhead_s", round6(k.step_overhead.v)},
+          {"prefill_gemm_scale", round6(k.prefill_gemm)}, {"lowp_gemm_ratio", round6(k.lowp_gemm_ratio)},
+          {"decode_score_time_s", round6(k.decode_score_time.v)}, {"prefill_score_time_s", round6(k.prefill_score_time.v)},
+          {"moe_expert_factor", round6(k.moe_expert_factor)}};
+}
+
+ordered_json serving_fit_json(const ServingFit& f) {
+  return {{"family", f.family}, {"rows", f.rows}, {"prior", knobs_json(f.prior)}, {"fitted", knobs_json(f.fitted)},
+          {"mape_before_pct", round6(f.mape_before)}, {"mape_after_pct", round6(f.mape_after)},
+          {"moe", f.fit_moe ? ordered_json{{"rows", f.moe_rows}, {"mape_before_pct", round6(f.moe_mape_before)},
+                                           {"mape_after_pct", round6(f.moe_mape_after)}}
+                            : ordered_json(nullptr)}};
+}
+
+ordered_json kernel_fit_json(const std::string& path, const std::vector<KernelFit>& fits) {
+  ordered_json chips = ordered_json::array();
+  for (const auto& k : fits) {
+    ordered_json cap = ordered_json::object();
+    for (const auto& [prec, v] : k.cap) cap[prec] = round6(v);
+    chips.push_back({{"chip", k.chip}, {"gemm_rows", k.gemm_rows}, {"attention_rows", k.attention_rows},
+                     {"stream_rows", k.stream_rows}, {"gemm_cap", cap}, {"gemm_half_dim", round6(k.half_dim)},
+                     {"memory_fraction", round6(k.memory_fraction)}, {"kernel_overhead_s", round6(k.kernel_overhead_s)},
+                     {"gemm_mape_shipped_pct", round6(k.gemm_mape_shipped)}, {"gemm_mape_fitted_pct", round6(k.gemm_mape_fitted)},
+                     {"stream_fraction", round6(k.stream_fraction)}, {"attention_efficiency", round6(k.attention)},
+                     {"attention_half_keys", round6(k.attention_half_keys)}, {"attention_backward", round6(k.attention_backward)},
+                     {"attention_pairs", k.attention_pairs}, {"attention_mape_shipped_pct", round6(k.attention_mape_shipped)},
+                     {"attention_mape_fitted_pct", round6(k.attention_mape_fitted)}});
+  }
+  return {{"truth", path}, {"chips", chips}};
+}
 }  // namespace
 
 void add_calibrate(CLI::App& app, const Globals& g) {
@@ -79,6 +140,8 @@ void add_calibrate(CLI::App& app, const Globals& g) {
   c->add_flag("--cross-validate", o->cross_validate,
               "Leave-one-source-out: predict each source's rows with a calibration (training tables) or serving knobs "
               "(inference tables) fitted without them, and report the error in and out of sample (writes nothing)");
+  c->add_flag("--json", o->json, "Machine-readable report (docs/OUTPUT.md): the fits, or the cross-validation, and the files written");
+  c->add_option("--out", o->out, "Write the report to this file (atomically) instead of stdout");
   c->add_flag("--no-facts", o->no_facts,
               "Ignore run facts: <truth>.facts.csv beside each table, and the built-in facts applied to a copy of a "
               "project table (validation/) given without them");
@@ -87,6 +150,13 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     std::error_code ec;
     if (!o->out_dir.empty() && !std::filesystem::is_directory(o->out_dir, ec))
       throw InputError("--out-dir", "'" + o->out_dir + "' is not an existing directory (create it first)");
+    // The report must not replace a table it reads.
+    if (!o->out.empty())
+      for (const auto& p : o->truth) {
+        std::error_code e1, e2;
+        const auto a = std::filesystem::weakly_canonical(o->out, e1), b = std::filesystem::weakly_canonical(p, e2);
+        if (!e1 && !e2 && a == b) throw InputError("--out", "'" + o->out + "' is a --truth table: the report would replace it");
+      }
     const Catalog cat = load_catalog(g);
     std::vector<CsvTable> tables, serving_tables, kernel_tables;
     std::vector<std::string> training_paths;
@@ -142,6 +212,14 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     if (o->prior != 1.0) command += " --prior-weight " + format_number("%.17g", o->prior);
     if (o->no_facts) command += " --no-facts";
     const std::string inputs = read.hex();
+    ordered_json j;  // --json: the same report
+    j["truth"] = o->truth;
+    j["mode"] = o->cross_validate ? "cross_validate" : "fit";
+    j["training"] = nullptr;
+    j["serving"] = nullptr;
+    j["kernels"] = ordered_json::array();
+    j["written"] = ordered_json::array();
+    auto emit = [&](const std::string& text) { write_output(o->out, o->json ? j.dump(2) + "\n" : text); };
     // The files are written together once every fit is done, each atomically; a target that
     // cannot be replaced is found before any is written.
     std::vector<std::pair<std::string, std::string>> files;
@@ -164,7 +242,10 @@ void add_calibrate(CLI::App& app, const Globals& g) {
                                           "): check the measured values (nothing written)");
         }
       }
-      for (const auto& [path, text] : files) write_output(path, text);
+      for (const auto& [path, text] : files) {
+        write_output(path, text);
+        j["written"].push_back(path);
+      }
     };
     if (!(o->prior >= 0) || !std::isfinite(o->prior))
       throw InputError("--prior-weight", "must be a finite weight of at least 0 (0: no pull towards the prior)");
@@ -185,11 +266,16 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       snames += (snames.empty() ? "" : ", ") + t.path;
     }
     if (o->cross_validate && !o->out_dir.empty()) throw InputError("--cross-validate", "writes nothing; drop --out-dir");
-    if (!truths.empty() && o->cross_validate)
-      serving_text += "serving fit (" + snames + "): " +
-                      cross_validation_text(cross_validate_serving(truths, cat, opts), opts.dense_only, "serving knobs");
+    if (!truths.empty() && o->cross_validate) {
+      const CrossValidation cv = cross_validate_serving(truths, cat, opts);
+      serving_text += "serving fit (" + snames + "): " + cross_validation_text(cv, opts.dense_only, "serving knobs");
+      j["serving"] = {{"cross_validation", cross_validation_json(cv)}};
+    }
     if (!truths.empty() && !o->cross_validate) {
       const std::vector<ServingFit> fits = calibrate_serving(truths, cat, opts);
+      ordered_json sf_json = ordered_json::array();
+      for (const auto& fit : fits) sf_json.push_back(serving_fit_json(fit));
+      j["serving"] = {{"families", sf_json}};
       std::vector<std::vector<std::string>> srows;
       char sb[64];
       auto sf = [&](const char* fmt, double v) {
@@ -230,10 +316,14 @@ void add_calibrate(CLI::App& app, const Globals& g) {
           serving_text += "wrote " + path + "\n";
         }
     }
-    for (const auto& t : kernel_tables) serving_text += kernel_fit_text(t.path, fit_kernels(t, cat), cat);
+    for (const auto& t : kernel_tables) {
+      const std::vector<KernelFit> kf = fit_kernels(t, cat);
+      serving_text += kernel_fit_text(t.path, kf, cat);
+      j["kernels"].push_back(kernel_fit_json(t.path, kf));
+    }
     if (tables.empty()) {
       write_files();
-      write_output("", serving_text);
+      emit(serving_text);
       return;
     }
     char b[64];
@@ -242,10 +332,18 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       return std::string(b);
     };
     if (o->cross_validate) {
-      write_output("", cross_validation_text(cross_validate(tables, cat, opts), opts.dense_only, "calibration"));
+      const CrossValidation cv = cross_validate(tables, cat, opts);
+      j["training"] = {{"cross_validation", cross_validation_json(cv)}};
+      const std::string text = cross_validation_text(cv, opts.dense_only, "calibration");
+      emit(text + (serving_text.empty() ? "" : "\n" + serving_text));  // the serving folds too, when given
       return;
     }
     const CalibrationResult res = calibrate(tables, cat, opts);
+    {
+      ordered_json fams = ordered_json::array();
+      for (const auto& fit : res.families) fams.push_back(family_json(fit));
+      j["training"] = {{"families", fams}};
+    }
     std::vector<std::vector<std::string>> rows;
     for (const auto& fit : res.families)
       rows.push_back({fit.family, std::to_string(fit.rows.size()), std::to_string(fit.ambiguous.size()), f("%.3f", fit.gemm_scale),
@@ -272,7 +370,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
         }
     }
     write_files();
-    write_output("", text + (serving_text.empty() ? "" : "\n" + serving_text));
+    emit(text + (serving_text.empty() ? "" : "\n" + serving_text));
   });
 }
 
