@@ -1153,8 +1153,30 @@ TEST(ServeSim, DisaggregatedCompletesAndChargesKvTransfer) {
   const double bytes = 2000.0 * sm.kv_bytes_per_token_per_device();
   for (const auto& q : r.requests) {
     EXPECT_GE(q.kv_transfer, bytes / h100().scale_up.bandwidth.v);
-    // Decode starts only after the transfer.
-    EXPECT_GE(q.finish - q.first_token, q.kv_transfer);
+    // The first token reaches the user once the KV has crossed (the decode worker streams it).
+    EXPECT_GE(q.first_token - q.arrival, q.kv_transfer);
+  }
+  // One request at a time: the transfer is time to first token, not spread over the output. The
+  // decode pool's TPOT is an aggregated replica's, and TTFT exceeds the aggregated one by at least
+  // the transfer (it had counted the transfer in TPOT: TTFT was the aggregated one).
+  {
+    ServeWorkload one = offline(5, 2000, 100);
+    one.kind = WorkloadKind::poisson;
+    one.rate = 0.01;
+    SimOptions agg, dis;
+    dis.prefill_replicas = 1;
+    ServeLayout two = l;
+    two.replicas = 2;
+    const StepModel sm2(builtin().model("llama3-8b"), h100(), two);
+    const SimResult a = simulate(sm2, one, agg), d = simulate(sm2, one, dis);
+    ASSERT_TRUE(a.ok && d.ok);
+    ASSERT_EQ(a.requests.size(), d.requests.size());
+    for (std::size_t i = 0; i < a.requests.size(); ++i) {
+      const auto &x = a.requests[i], &y = d.requests[i];
+      const double tpot_a = (x.finish - x.first_token) / (x.output - 1), tpot_d = (y.finish - y.first_token) / (y.output - 1);
+      EXPECT_NEAR(tpot_d, tpot_a, 1e-9 * tpot_a) << i;
+      EXPECT_GE(y.first_token - y.arrival, x.first_token - x.arrival + y.kv_transfer - 1e-12) << i;
+    }
   }
   // No decode replica: a reason, not a crash.
   o.prefill_replicas = 4;
@@ -1179,7 +1201,7 @@ TEST(ServeSim, DisaggregatedWaitForDecodeRoomCountsInTtft) {
   ASSERT_EQ(r.requests.size(), 64u);
   double worst_tpot = 0, last_ttft = 0;
   for (const auto& q : r.requests) {
-    worst_tpot = std::max(worst_tpot, (q.finish - q.first_token - q.kv_transfer) / (q.output - 1));
+    worst_tpot = std::max(worst_tpot, (q.finish - q.first_token) / (q.output - 1));
     last_ttft = std::max(last_ttft, q.first_token - q.arrival);
   }
   // A decode step of at most 4 sequences of Llama 3 8B on one H100 is well under 20 ms.

@@ -394,16 +394,16 @@ void Replica::run(SimResult& r) {
     int slots = free_slots();
     // Sequences prefilled on another replica join decode directly. The decode replica allocates a
     // request's blocks before its prompt is prefilled (Dynamo and vLLM's P/D connectors write the
-    // prompt's KV into blocks the decode worker holds), so a request that waits for room here
-    // waits before its prefill: its first token moves to the admission less the transfer, and the
-    // wait counts in TTFT, not TPOT (the prefill pool is not simulated again: its queue is as if
-    // prompts arrived when the user sent them).
+    // prompt's KV into blocks the decode worker holds) and streams every token, the first
+    // included, once the KV is there: the first token reaches the user at admission, after the
+    // prefill, the transfer and any wait for room, all in TTFT, not TPOT (the prefill pool is not
+    // simulated again: its queue is as if prompts arrived when the user sent them).
     while (!waiting_.empty() && seqs_[waiting_.front()].remote && slots >= slot_w_) {
       const int id = waiting_.front();
       const Admit a = admit_front();
       if (a == Admit::dropped) continue;
       if (a == Admit::blocked) break;
-      seqs_[id].first = std::max(seqs_[id].first, t - seqs_[id].kv_transfer);
+      seqs_[id].first = std::max(seqs_[id].first + seqs_[id].kv_transfer, t);
       enter_decode(id, it);
       slots -= slot_w_;
     }
