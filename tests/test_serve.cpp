@@ -1183,6 +1183,35 @@ TEST(ServeSim, DisaggregatedCompletesAndChargesKvTransfer) {
   EXPECT_FALSE(simulate(sm, w, o).ok);
 }
 
+TEST(ServeSim, DisaggregatedTransferTakesThePairsNetwork) {
+  // 16 H100s, tp 4: replicas on devices 0-3 (prefill), 4-7, 8-11, 12-15 (decode). A request decoded
+  // on devices 4-7 gets its KV over NVLink inside node 0; one decoded on the second node over
+  // InfiniBand. Every transfer had taken InfiniBand because the deployment spans two nodes.
+  ServeLayout l;
+  l.tp = 4;
+  l.replicas = 4;
+  const StepModel sm(builtin().model("llama3-8b"), h100(), l);
+  ServeWorkload w = offline(30, 2000, 20);
+  w.kind = WorkloadKind::poisson;
+  w.rate = 1;
+  SimOptions o;
+  o.prefill_replicas = 1;
+  const SimResult r = simulate(sm, w, o);
+  ASSERT_TRUE(r.ok) << r.reason;
+  const double bytes = 2000.0 * sm.kv_bytes_per_token_per_device();
+  const System& s = h100();
+  const double up = s.scale_up.latency.v + bytes / (s.scale_up.bandwidth.v * s.calib.scale_up_bus);
+  const double out = s.scale_out.latency.v + bytes / (s.scale_out.bandwidth.v * s.calib.scale_out_bus);
+  int inside = 0, across = 0;
+  for (const auto& q : r.requests) {
+    if (std::abs(q.kv_transfer - up) < 1e-9 * up) ++inside;
+    else if (std::abs(q.kv_transfer - out) < 1e-9 * out) ++across;
+  }
+  EXPECT_EQ(inside + across, static_cast<int>(r.requests.size()));
+  EXPECT_EQ(inside, 10);  // one decode replica of three, round-robin
+  EXPECT_EQ(across, 20);
+}
+
 TEST(ServeSim, DisaggregatedWaitForDecodeRoomCountsInTtft) {
   // Llama 3 8B, one prefill and one decode replica, offline, decode batch 4: prompts are prefilled
   // far faster than 4 sequences decode. The decode replica allocates a request's blocks before its

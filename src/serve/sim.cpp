@@ -719,12 +719,19 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     }
     SimResult pr;
     for (auto& rep : pre) rep.run(pr);
-    // KV transfer: every device of the prefill replica sends its share to its decode peer.
+    // Each request's decode lane is chosen when it arrives (the decode worker holds its blocks
+    // before the prefill), round-robin. KV transfer: every device of the prefill replica sends its
+    // share to its decode peer, over the scale-up domain when both replicas sit in one (replicas
+    // are laid out in order, prefill first: replica r on devices r x size .. (r + 1) x size - 1),
+    // else over the scale-out network.
     const System& sys = decode.system();
-    const int span = (P + D) * decode.devices();
-    const bool inside = span <= sys.scale_up.size;
-    const double bw = inside ? sys.scale_up.bandwidth.v * sys.calib.scale_up_bus : sys.scale_out.bandwidth.v * sys.calib.scale_out_bus;
-    const double lat = inside ? sys.scale_up.latency.v : sys.scale_out.latency.v;
+    const int dl = decode.layout().pp, DL = D * dl;
+    const long per_prefill = pm.devices(), per_decode = decode.devices(), domain = sys.scale_up.size;
+    auto transfer_inside = [&](int prefill_replica, int decode_replica) {
+      const long p0 = prefill_replica * per_prefill, d0 = P * per_prefill + decode_replica * per_decode;
+      return per_prefill <= domain && per_decode <= domain && p0 / domain == (p0 + per_prefill - 1) / domain &&
+             d0 / domain == (d0 + per_decode - 1) / domain && p0 / domain == d0 / domain;
+    };
     struct Ready {
       double t;
       std::size_t i;
@@ -738,7 +745,9 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
         continue;
       }
       first[i] = s.first;
-      xfer[i] = lat + pm.prompt_kv_bytes(reqs[i].input) / bw;
+      const bool inside = transfer_inside(where[i].first / pl, static_cast<int>(i % DL) / dl);
+      const double bw = inside ? sys.scale_up.bandwidth.v * sys.calib.scale_up_bus : sys.scale_out.bandwidth.v * sys.calib.scale_out_bus;
+      xfer[i] = (inside ? sys.scale_up.latency.v : sys.scale_out.latency.v) + pm.prompt_kv_bytes(reqs[i].input) / bw;
       if (reqs[i].output <= 1) {
         RequestRecord rec{reqs[i].arrival_s, s.first, s.first, reqs[i].input, 1, -1, s.preempt, 0};
         r.requests.push_back(rec);
@@ -747,7 +756,6 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       ready.push_back({s.first + xfer[i], i});
     }
     std::stable_sort(ready.begin(), ready.end(), [](const Ready& a, const Ready& b) { return a.t < b.t; });
-    const int dl = decode.layout().pp, DL = D * dl;
     std::vector<Replica> dec;
     dec.reserve(DL);
     for (int d = 0; d < DL; ++d) dec.emplace_back(decode, o, false, w, dl);
@@ -762,7 +770,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
       s.output = reqs[i].output;
       s.generated = 1;
       s.remote = true;
-      Replica& rep = dec[k % DL];
+      Replica& rep = dec[i % DL];  // the lane chosen at arrival; ready times are sorted, so each lane's are
       rep.arrive_sorted(rep.add(s));
     }
     for (auto& rep : dec) rep.run(r);
