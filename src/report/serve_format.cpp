@@ -15,8 +15,10 @@ constexpr auto& fmt = format_number;
 
 constexpr auto& r6 = round6;
 
+// null figures when no request gave one (TPOT of one-token outputs), not 0.
 ordered_json stats_json(const LatencyStats& s) {
-  return {{"mean", r6(s.mean * 1e3)}, {"p50", r6(s.p50 * 1e3)}, {"p90", r6(s.p90 * 1e3)}, {"p99", r6(s.p99 * 1e3)}};
+  auto v = [&](double x) { return s.count > 0 ? ordered_json(r6(x * 1e3)) : ordered_json(nullptr); };
+  return {{"mean", v(s.mean)}, {"p50", v(s.p50)}, {"p90", v(s.p90)}, {"p99", v(s.p99)}};
 }
 
 std::string ms(double s) { return s >= 10 ? fmt("%.4g s", s) : fmt("%.4g ms", s * 1e3); }
@@ -109,7 +111,8 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
   if (!r.feasible) return out + "DOES NOT FIT: " + r.reason + "\n";
   std::vector<std::vector<std::string>> rows;
   auto lat = [&](const char* name, const LatencyStats& st) {
-    rows.push_back({name, ms(st.mean), ms(st.p50), ms(st.p90), ms(st.p99)});
+    if (st.count == 0) rows.push_back({name, "-", "-", "-", "-"});  // no request gave one
+    else rows.push_back({name, ms(st.mean), ms(st.p50), ms(st.p90), ms(st.p99)});
   };
   lat("TTFT", r.ttft);
   lat("TPOT", r.tpot);
@@ -186,7 +189,7 @@ std::string serve_search_text(const Model& m, const System& s, const ServeSearch
       row = {std::to_string(rank), serve_layout_summary(x), "-", "-", "-", "-", "-", "no: " + x.reason};
     } else {
       row = {std::to_string(rank), serve_layout_summary(x), fmt("%.5g", x.output_tps_per_device), ms(x.ttft.p99),
-             ms(x.tpot.p99), x.cost.priced ? fmt("%.4g", x.cost.usd_per_m_output_all_in) : "-",
+             x.tpot.count > 0 ? ms(x.tpot.p99) : "-", x.cost.priced ? fmt("%.4g", x.cost.usd_per_m_output_all_in) : "-",
              fmt("%.1f%%", 100 * x.goodput_fraction), x.slo_met ? "yes" : "no"};
     }
     if (sized) row.insert(row.begin() + 2, x.feasible ? std::to_string(x.requests) : "-");

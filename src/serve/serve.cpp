@@ -23,6 +23,7 @@ std::size_t rank_index(std::size_t n, double p) {
 // them for every simulated run, and sorting was a third of their time.
 LatencyStats latency_stats(std::vector<double> v) {
   LatencyStats s;
+  s.count = static_cast<long>(v.size());
   if (v.empty()) return s;
   double sum = 0;
   for (double x : v) sum += x;

@@ -43,6 +43,7 @@ struct ServeRequest {
 
 struct LatencyStats {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0;  // seconds
+  long count = 0;                               // values behind them (TPOT: requests of 2+ output tokens)
 };
 
 // Mean and nearest-rank percentiles (the smallest value with at least p% of the values at or
