@@ -41,7 +41,7 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--systems", o->systems, "Comma-separated system ids (e.g. dgx-h100,trn2-ultraserver,tpu-v5p)")->required();
   c->add_option("--devices", o->devices, "Devices per system (the system's device unit)");
   c->add_option("--deadline-days", o->deadline_days,
-                "Instead of --devices: the fewest devices (node x 2^k) whose fastest plan finishes in this many days");
+                "Instead of --devices: the fewest devices (node x 2^k, or whole multi-node NVLink domains x 2^k: NVL72 racks) whose fastest plan finishes in this many days");
   c->add_option("--max-devices", o->max_devices, "Deadline mode: the largest device count tried (default 131072)");
   c->add_option("--seq-len", o->seq_len, "Tokens per sequence (default 8192)");
   c->add_option("--global-batch", o->global_batch, "Sequences per step (default 2048)");

@@ -237,7 +237,8 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
         row.note = "no plan fits on " + count_text(*q.devices, "device", "devices");
       }
     } else {
-      // The fewest devices (node x 2^k) whose fastest plan finishes within the deadline. Counts
+      // The fewest devices (node x 2^k, or whole NVL72-style domains x 2^k) whose fastest plan
+      // finishes within the deadline. Counts
       // grow until one meets it; the largest that fits is kept when none does. Once one plan is
       // known, counts that could not meet the deadline even at 100% of the chip's highest peak
       // (the run's model FLOPs / (deadline x peak)) are skipped without a search.
@@ -247,7 +248,7 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
         if (auto r = s.peak(pr)) max_peak = std::max(max_peak, r->v);
       double bound = 0;  // devices needed at 100% of max_peak
       std::optional<TrainReport> best;
-      for (long d = s.devices_per_node; d <= q.max_devices; d *= 2) {
+      for (long d : device_ladder(s, q.max_devices)) {
         if (d < bound) {
           row.tried.push_back({static_cast<int>(d), kSkipped});
           continue;

@@ -21,7 +21,7 @@ struct CompareRequest {
   long global_batch = 2048;     // sequences per step
   double tokens = 0;            // tokens to train on
   std::optional<int> devices;   // fixed device count, or
-  std::optional<double> deadline_days;  // the fewest devices (node x 2^k) that finish in time
+  std::optional<double> deadline_days;  // the fewest devices (node x 2^k, and NVL72-style domain x 2^k) that finish in time
   int max_devices = 131072;     // deadline mode: the largest count tried
   Pricing pricing = Pricing::on_demand;
   std::string provider;         // only this provider's offers (empty: the latest offer of any)

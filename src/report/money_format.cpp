@@ -149,7 +149,7 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
                   std::to_string(q.seq_len) + " x global batch " + std::to_string(q.global_batch) + " (" +
                   short_number(static_cast<double>(q.seq_len) * q.global_batch) + " tokens/step)";
   t += q.devices ? ", " + count_text(*q.devices, "device", "devices") + " each"
-                 : ", fewest devices (node x 2^k) to finish within " + fmt("%g", *q.deadline_days) + " days";
+                 : ", fewest devices (node or multi-node domain x 2^k) to finish within " + fmt("%g", *q.deadline_days) + " days";
   t += "\n  precision " + std::string(q.precision ? precision_name(*q.precision) : "searched") + ", pricing " +
        std::string(pricing_name(q.pricing)) + (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) + ", ranked by " +
        (q.rank == CompareRank::cost ? "USD" : "days") + "\n\n";

@@ -289,6 +289,18 @@ void Searcher::run(const Task& t, TaskResult& out) const {
 
 }  // namespace
 
+std::vector<long> device_ladder(const System& s, long hi) {
+  std::vector<long> out;
+  for (long d = s.devices_per_node; d <= hi; d *= 2) out.push_back(d);
+  // A scale-up domain of several nodes (an NVL72 rack of 18 trays) is bought and filled whole: its
+  // size x powers of two too (72, 144, 288, ... GPUs), which node-size doublings never reach.
+  if (s.scale_up.size > s.devices_per_node)
+    for (long d = s.scale_up.size; d <= hi; d *= 2) out.push_back(d);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 std::vector<int> device_counts(const System& s, const PlanRequest& q, const SearchOptions& o) {
   if (!o.min_devices && !o.max_devices) return {q.devices};
   const int lo = o.min_devices.value_or(1), hi = o.max_devices.value_or(q.devices);
@@ -298,13 +310,8 @@ std::vector<int> device_counts(const System& s, const PlanRequest& q, const Sear
                      std::to_string(lo) + " is above the largest count, " + std::to_string(hi) +
                          (o.max_devices ? " (--max-devices)" : " (--max-devices defaults to --devices)"));
   std::vector<int> out;
-  for (long d = s.devices_per_node; d <= hi; d *= 2)
+  for (long d : device_ladder(s, hi))
     if (d >= lo) out.push_back(static_cast<int>(d));
-  // A scale-up domain of several nodes (an NVL72 rack of 18 trays) is bought and filled whole: its
-  // size x powers of two too (72, 144, 288, ... GPUs), which node-size doublings never reach.
-  if (s.scale_up.size > s.devices_per_node)
-    for (long d = s.scale_up.size; d <= hi; d *= 2)
-      if (d >= lo) out.push_back(static_cast<int>(d));
   if (q.devices >= lo && q.devices <= hi) out.push_back(q.devices);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());

@@ -39,7 +39,7 @@ struct SearchOptions {
   bool prune_divisibility = true;
   bool prune_memory = true;
   bool prune_dominance = true;
-  // When set, the device count is searched too: every devices_per_node x 2^k in [min, max]
+  // When set, the device count is searched too: every count of device_ladder (node x 2^k, NVL72-style domain x 2^k) in [min, max]
   // (and the request's own device count when it lies in the range).
   std::optional<int> min_devices, max_devices;
   // USD per device-hour for cost objectives (0: unknown; cost objectives then refuse to run).
@@ -71,6 +71,10 @@ struct SearchResult {
   std::vector<TrainReport> pareto;  // non-dominated in (step time, memory headroom, cost), by step time
   SearchStats stats;
 };
+
+// Device counts worth buying up to hi, ascending: node size x powers of two and, where a scale-up
+// domain spans several nodes (NVL72), domain size x powers of two.
+std::vector<long> device_ladder(const System& s, long hi);
 
 // The device counts a search tries: the request's alone, or with --min-devices/--max-devices the
 // request's plus node size x powers of two and, where a scale-up domain spans several nodes (NVL72),
