@@ -190,6 +190,21 @@ TEST(Collective, TorusDimensionsOfUnequalBandwidth) {
       EXPECT_NEAR(collective_time(u, c, 1e9, Group{k, 1}), collective_time(one, c, 1e9, Group{k, 1}),
                   1e-9 * collective_time(one, c, 1e9, Group{k, 1}))
           << k;
+  // A strided group drives the dimensions its stride reaches: beside tp 16, a data-parallel group
+  // of 4 (stride 16) spans the inter-instance ring alone (0.2; it had been charged the first
+  // dimension's 0.4), a group of 4 at stride 4 the second in-instance dimension; a thinner ring
+  // makes that traffic slower, not faster. A pipeline send takes the links of the dimension it crosses.
+  EXPECT_NEAR(scale_up_factor(u, 4, Group{4, 16}), 0.2, 1e-12);
+  EXPECT_NEAR(scale_up_factor(u, 4, Group{4, 4}), 0.4, 1e-12);
+  EXPECT_NEAR(scale_up_factor(u, 16, Group{16, 4}), 0.6, 1e-12);  // y and z
+  EXPECT_NEAR(send_share(u, 16), 0.2, 1e-12);
+  EXPECT_NEAR(send_share(u, 1), 0.4, 1e-12);
+  EXPECT_GT(collective_time(u, Collective::all_gather, 1e9, Group{4, 16}), collective_time(u, Collective::all_gather, 1e9, Group{4, 1}));
+  EXPECT_GT(collective_time(u, Collective::send_recv, 1e9, Group{2, 16}), collective_time(u, Collective::send_recv, 1e9, Group{2, 1}));
+  // On equal shares (TPU v6e, 16 x 16) a strided group of 16 spans one dimension too: the second.
+  const System& v6e = builtin().system("tpu-v6e");
+  EXPECT_DOUBLE_EQ(scale_up_factor(v6e, 16, Group{16, 16}), 0.5);
+  EXPECT_DOUBLE_EQ(scale_up_factor(v6e, 32, Group{32, 8}), 1.0);  // stride 8 across rows: both
   // The ring across instances costs its dimension's links: an all-to-all over 64 chips pays the
   // third dimension at 0.2 / 2 of the bandwidth, slower than equal shares would say.
   System equal = u;

@@ -19,25 +19,63 @@ int members_per_domain(const System& s, Group g) {
   return in_block * blocks;
 }
 
-double scale_up_factor(const System& s, int k) {
+namespace {
+// Torus dimensions a strided run of members varies along: count members `stride` devices apart,
+// ranks laid out dimension by dimension (the first fastest), devices_per_chip to a chip. Dimension
+// d varies when the run reaches past one step of it (the chip stride x (count - 1) reaches the
+// product of the dimensions before it) and the stride is no whole multiple of it and those before.
+void torus_dims_spanned(const System& s, long count, long stride, std::vector<bool>& used) {
+  if (count <= 1) return;
+  const auto& dims = s.scale_up.torus_dims;
+  const long dpc = std::max(1, s.devices_per_chip);
+  long chip_stride = stride / dpc, chips = count;
+  if (chip_stride == 0) {  // several members a chip: the run covers its chips one after another
+    chip_stride = 1;
+    chips = ((count - 1) * stride) / dpc + 1;
+  }
+  long below = 1;  // product of the dimensions before d
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    const long block = below * dims[d];
+    if ((chips - 1) * chip_stride >= below && chip_stride % block != 0) used[d] = true;
+    below = block;
+  }
+}
+}  // namespace
+
+double send_share(const System& s, int stride) {
+  const Tier& t = s.scale_up;
+  if (t.topology != Topology::torus || t.torus_dims.empty()) return 1.0;
+  std::vector<bool> used(t.torus_dims.size(), false);
+  torus_dims_spanned(s, 2, std::max(1, stride), used);
+  for (std::size_t d = 0; d < used.size(); ++d)
+    if (used[d]) return t.dim_share(d);
+  return 1.0;  // within one chip
+}
+
+double scale_up_factor(const System& s, int k, Group g) {
   const Tier& t = s.scale_up;
   switch (t.topology) {
     case Topology::mesh:
       return t.size > 1 ? static_cast<double>(k - 1) / (t.size - 1) : 1.0;
     case Topology::torus: {
-      // Chips the group covers, filled dimension by dimension; the group drives the links of the
-      // dimensions it spans: their share of the chip's bandwidth (equal shares unless torus_share).
-      const auto& dims = t.torus_dims;
-      double chips = std::max(1.0, static_cast<double>(k) / s.devices_per_chip);
-      double share = 0;
-      double covered = 1;
-      for (std::size_t d = 0; d < dims.size(); ++d) {
-        if (covered >= chips) break;
-        covered *= dims[d];
-        share += t.dim_share(d);
+      // The group drives the links of the torus dimensions its members span in the domain: their
+      // share of the chip's bandwidth (equal shares unless torus_share). A contiguous group fills
+      // the first dimensions; a strided one (data parallel beside tensor parallel) the dimensions
+      // its stride reaches, a Trn2 UltraServer's thin inter-instance ring among them.
+      std::vector<bool> used(t.torus_dims.size(), false);
+      if (g.two_level()) {
+        const int d = t.size;
+        const long in_block = g.stride >= d ? 1 : std::min<long>(g.inner, d / std::max(1, g.stride));
+        const long blocks = g.outer_stride >= d ? 1 : std::min<long>(g.size / g.inner, d / g.outer_stride);
+        torus_dims_spanned(s, in_block, g.stride, used);
+        torus_dims_spanned(s, blocks, g.outer_stride, used);
+      } else {
+        torus_dims_spanned(s, k, std::max(1, g.stride), used);
       }
-      if (share == 0) return 1.0;  // within one chip
-      return share;
+      double share = 0;
+      for (std::size_t d = 0; d < used.size(); ++d)
+        if (used[d]) share += t.dim_share(d);
+      return share > 0 ? share : 1.0;  // within one chip
     }
     default:
       return 1.0;
@@ -96,7 +134,7 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
   const Calibration& c = s.calib;
   const int k = members_per_domain(s, g);
   const int n = (g.size + k - 1) / k;  // domains spanned
-  const double bw_up = s.scale_up.bandwidth.v * c.scale_up_bus * scale_up_factor(s, k);
+  const double bw_up = s.scale_up.bandwidth.v * c.scale_up_bus * scale_up_factor(s, k, g);
   // A group reaching beyond one non-blocking island of an oversubscribed fabric crosses its tapered
   // tier: the scale-out bandwidth divides by the oversubscription.
   const Tier& so = s.scale_out;
@@ -108,7 +146,10 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
 
   switch (kind) {
     case Collective::send_recv: {
-      if (k >= 2 || g.stride < s.scale_up.size) return lat_up + bytes / (s.scale_up.bandwidth.v * c.scale_up_bus);
+      // Inside the domain: a switch gives the pair every link; on a torus the pair has the links of
+      // the dimension its stride crosses (send_share).
+      if (k >= 2 || g.stride < s.scale_up.size)
+        return lat_up + bytes / (s.scale_up.bandwidth.v * c.scale_up_bus * send_share(s, g.stride));
       return lat_out + bytes / bw_out;
     }
     case Collective::all_to_all: {

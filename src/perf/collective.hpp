@@ -32,10 +32,14 @@ struct Group {
 // Members of `g` inside one scale-up domain.
 int members_per_domain(const System& s, Group g);
 
-// Fraction of a device's scale-up bandwidth a collective among k domain members can use:
-// 1 on a switch; (k-1)/(D-1) of the links of a fully connected mesh; the share of torus
-// dimensions the group spans on a torus.
-double scale_up_factor(const System& s, int k);
+// Fraction of a device's scale-up bandwidth a collective among k domain members of g can use:
+// 1 on a switch; (k-1)/(D-1) of the links of a fully connected mesh; on a torus, the shares of the
+// dimensions g's members span (by its stride: a contiguous group the first ones).
+double scale_up_factor(const System& s, int k, Group g = Group{});
+
+// The bandwidth share of the torus dimension a send between devices `stride` apart crosses (the
+// lowest dimension the stride moves along); 1 off a torus.
+double send_share(const System& s, int stride);
 
 // Seconds for one collective. `bytes` is the full buffer: the all-reduce buffer, the all-gather
 // output, the reduce-scatter input, the all-to-all send buffer of one device, the message of a
