@@ -261,6 +261,12 @@ TEST(Validate, BuiltinFactsFollowTheSameRuns) {
   const FoundFacts fewer = builtin_run_facts(edited, FactTable::training);
   EXPECT_FALSE(fewer.facts.count(id));
   EXPECT_EQ(fewer.facts.size(), all.facts.size() - 1);
+  // ... and the report says which row lost its facts, and why.
+  EXPECT_NE(fewer.label.find("1 row with facts differs from it in a run column, so take none: " + id + " (devices)"),
+            std::string::npos)
+      << fewer.label;
+  // Each fact names the compiled-in file, no path of the user's.
+  EXPECT_EQ(all.facts.at(id).front().file.rfind("built-in validation/", 0), 0u) << all.facts.at(id).front().file;
   // A training table's ids are not looked up among the inference facts.
   EXPECT_TRUE(builtin_run_facts(copy, FactTable::inference).facts.empty());
   // A table of other rows takes none.

@@ -150,13 +150,32 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     std::error_code ec;
     if (!o->out_dir.empty() && !std::filesystem::is_directory(o->out_dir, ec))
       throw InputError("--out-dir", "'" + o->out_dir + "' is not an existing directory (create it first)");
-    // The report must not replace a table it reads.
-    if (!o->out.empty())
-      for (const auto& p : o->truth) {
+    // The report must not replace a table or facts file it reads, nor a file --out-dir writes, and a
+    // place it cannot be written is found before the fit (which can take minutes) and its files.
+    if (!o->out.empty()) {
+      auto same = [](const std::string& x, const std::string& y) {
         std::error_code e1, e2;
-        const auto a = std::filesystem::weakly_canonical(o->out, e1), b = std::filesystem::weakly_canonical(p, e2);
-        if (!e1 && !e2 && a == b) throw InputError("--out", "'" + o->out + "' is a --truth table: the report would replace it");
+        const auto a = std::filesystem::weakly_canonical(x, e1), b = std::filesystem::weakly_canonical(y, e2);
+        return !e1 && !e2 && a == b;
+      };
+      for (const auto& p : o->truth) {
+        if (same(o->out, p)) throw InputError("--out", "'" + o->out + "' is a --truth table: the report would replace it");
+        const std::string facts = run_facts_path(p, "", false);
+        if (!facts.empty() && same(o->out, facts))
+          throw InputError("--out", "'" + o->out + "' is the run facts file of " + p + ": the report would replace it");
       }
+      if (!o->out_dir.empty()) {
+        std::error_code e;
+        const auto parent = std::filesystem::weakly_canonical(std::filesystem::path(o->out).parent_path().empty()
+                                                                   ? std::filesystem::path(".")
+                                                                   : std::filesystem::path(o->out).parent_path(), e);
+        if (!e && same(parent.string(), o->out_dir))
+          throw InputError("--out", "'" + o->out + "' is in --out-dir, where the fitted files go: write the report elsewhere");
+      }
+      const std::filesystem::path dir = std::filesystem::path(o->out).parent_path();
+      if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+        throw InputError("--out", "no folder " + dir.string() + " to write '" + o->out + "' in (nothing fitted, nothing written)");
+    }
     const Catalog cat = load_catalog(g);
     std::vector<CsvTable> tables, serving_tables, kernel_tables;
     std::vector<std::string> training_paths;
@@ -214,12 +233,23 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     const std::string inputs = read.hex();
     ordered_json j;  // --json: the same report
     j["truth"] = o->truth;
+    // Which run facts each table took (a file beside it, the built-in ones of a project table, none).
+    std::string facts_text;
+    ordered_json facts_json = ordered_json::object();
+    for (const auto& p : o->truth) {
+      const std::string& label = found.at(p).label;
+      facts_json[p] = label.empty() ? ordered_json(nullptr) : ordered_json(label);
+      if (!label.empty()) facts_text += "run facts of " + p + ": " + label + "\n";
+    }
+    j["run_facts"] = facts_json;
     j["mode"] = o->cross_validate ? "cross_validate" : "fit";
     j["training"] = nullptr;
     j["serving"] = nullptr;
     j["kernels"] = ordered_json::array();
     j["written"] = ordered_json::array();
-    auto emit = [&](const std::string& text) { write_output(o->out, o->json ? j.dump(2) + "\n" : text); };
+    auto emit = [&](const std::string& text) {
+      write_output(o->out, o->json ? j.dump(2) + "\n" : text + (facts_text.empty() ? "" : "\n" + facts_text));
+    };
     // The files are written together once every fit is done, each atomically; a target that
     // cannot be replaced is found before any is written.
     std::vector<std::pair<std::string, std::string>> files;

@@ -301,7 +301,7 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
     x["required_output_tps"] = r6(r.required_output_tps);
     x["utilisation"] = served(r6(r.utilisation));
     x["ttft_p99_ms"] = served(r6(s.ttft.p99 * 1e3));
-    x["tpot_p99_ms"] = served(r6(s.tpot.p99 * 1e3));
+    x["tpot_p99_ms"] = r.served && s.tpot.count > 0 ? ordered_json(r6(s.tpot.p99 * 1e3)) : ordered_json(nullptr);  // null: no 2-token output
     x["prefill_share"] = served(r6(s.prefill_share));
     x["usd_per_month"] = opt(r.usd_per_month);
     x["usd_per_m_input_tokens"] = opt(r.usd_per_m_input);
@@ -372,7 +372,8 @@ std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, con
       t += "    layout: " + serve_layout_summary(s) + ", searched on " + std::to_string(r.pick.search_devices) +
            " devices (serve/search.cpp), workload " + r.pick.workload + ": " + fmt("%.1f", s.output_tps_per_device) +
            " output tokens/s per device, p99 TTFT " + fmt("%.1f", s.ttft.p99 * 1e3) + " ms, p99 TPOT " +
-           fmt("%.2f", s.tpot.p99 * 1e3) + " ms, prefill share " + fmt("%.3f", s.prefill_share) + "\n";
+           (s.tpot.count > 0 ? fmt("%.2f", s.tpot.p99 * 1e3) + " ms" : std::string("- (no output past its first token)")) +
+           ", prefill share " + fmt("%.3f", s.prefill_share) + "\n";
       t += "    devices: " + fmt("%.1f", r.required_output_tps) + " output tokens/s needed / (" +
            fmt("%.1f", s.output_tps_per_device) + " x " + std::to_string(r.replica_devices) +
            " per replica) -> " + std::to_string(r.replicas) + " replicas x " + std::to_string(r.replica_devices) +

@@ -173,8 +173,15 @@ ordered_json serve_search_json(const Model& m, const System& s, const ServeSearc
 
 std::string serve_search_text(const Model& m, const System& s, const ServeSearchResult& r, ServeObjective o) {
   std::string out = "xpuplan serve --search: " + m.name + " on " + s.name + ", objective " + serve_objective_name(o) + "\n";
-  if (!r.top.empty() && !r.top.front().workload_detail.empty()) out += "  workload: " + r.top.front().workload_detail + "\n";
   const bool sized = r.peak_waves > 0;  // the requests differ by layout: a column of its own
+  if (!r.top.empty() && !r.top.front().workload_detail.empty()) {
+    std::string detail = r.top.front().workload_detail;
+    // "offline, 3808 requests of ..." is the first layout's count: say where each count is instead.
+    const std::size_t at = detail.find(" requests of ");
+    if (sized && detail.rfind("offline, ", 0) == 0 && at != std::string::npos)
+      detail = "offline, the requests column's count (each layout's)" + detail.substr(at + std::string(" requests").size());
+    out += "  workload: " + detail + "\n";
+  }
   if (sized)
     out += "  peak estimate: each layout simulates at least --requests and " + std::to_string(r.peak_waves) +
            " x the requests its replicas run at once (largest batch cap tried, or the prompts the KV cache holds; one count for "

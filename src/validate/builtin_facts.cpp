@@ -35,6 +35,7 @@ FoundFacts builtin_run_facts(const CsvTable& t, FactTable kind) {
   for (const auto& f : files) by_path[f.path] = &f;
   std::vector<std::string> used;  // facts files that matched a row
   std::size_t matched = 0;
+  std::vector<std::string> differ;  // "ID (column)": rows with facts whose run columns were changed
   for (const auto& f : files) {
     const std::string suffix = ".facts.csv";
     if (f.path.size() <= suffix.size() || f.path.compare(f.path.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
@@ -52,12 +53,16 @@ FoundFacts builtin_run_facts(const CsvTable& t, FactTable kind) {
       auto fs = facts.find(id);
       auto at = copy_rows.find(id);
       if (fs == facts.end() || at == copy_rows.end() || out.facts.count(id)) continue;
-      bool same = true;
-      for (std::size_t c = 0; same && c < copy.header.size(); ++c)
-        if (!kNotRunColumns.count(copy.header[c]))
-          same = cell(t, i, t.column(copy.header[c])) == cell(copy, at->second, static_cast<int>(c));
-      if (!same) continue;
+      std::string changed;  // the first run column that differs
+      for (std::size_t c = 0; changed.empty() && c < copy.header.size(); ++c)
+        if (!kNotRunColumns.count(copy.header[c]) && cell(t, i, t.column(copy.header[c])) != cell(copy, at->second, static_cast<int>(c)))
+          changed = copy.header[c];
+      if (!changed.empty()) {
+        differ.push_back(id + " (" + changed + ")");
+        continue;
+      }
       out.facts[id] = fs->second;
+      for (RunFact& f : out.facts[id]) f.file = "built-in " + f.file;  // no file of the user's
       out.text += id + "\n";
       ++here;
     }
@@ -71,8 +76,18 @@ FoundFacts builtin_run_facts(const CsvTable& t, FactTable kind) {
     std::string names;
     for (const auto& u : used) names += (names.empty() ? "" : ", ") + u;
     out.label = "built-in " + names + " (for " + std::to_string(matched) + " of " + std::to_string(t.rows.size()) +
-                " rows: their id and run columns equal the project's copy)";
+                " rows: their id and run columns equal the project's copy";
   }
+  if (!differ.empty()) {  // say which rows lost their facts, and why
+    std::string list;
+    for (std::size_t k = 0; k < differ.size() && k < 5; ++k) list += (k ? ", " : "") + differ[k];
+    if (differ.size() > 5) list += ", ...";
+    out.label += std::string(out.label.empty() ? "built-in facts: none applied (" : "; ") + std::to_string(differ.size()) +
+                 (differ.size() == 1 ? " row with facts differs" : " rows with facts differ") +
+                 " from it in a run column, so take none: " + list;
+    out.text += "differ: " + list + "\n";
+  }
+  if (!out.label.empty()) out.label += ")";
   return out;
 }
 
