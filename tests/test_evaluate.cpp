@@ -1036,5 +1036,41 @@ TEST(Evaluate, InterleavedStageCountsClosedFormMatchesChunks) {
     }
 }
 
+// MoE accounting, from a physics QA round (each expectation failed before its fix): routing
+// imbalance is between expert ranks, so with ep 1 it changes nothing; a MoE layer's MLP block has
+// no tensor-parallel gather and scatter (its tokens leave through the dispatch): Mixtral's TP
+// traffic is half of Mistral 7B's (same hidden, heads and layers), not equal.
+TEST(Evaluate, MoeImbalanceAndTpBlocks) {
+  const Model& q3 = builtin().model("qwen3-30b-a3b");
+  const System& b300 = builtin().system("dgx-b300");
+  const Workload w{4096, 64};
+  Layout l;
+  l.dp = 8;
+  l.zero = 1;
+  l.recompute = Recompute::full;
+  const TrainReport ep1 = evaluate(q3, b300, l, w, 8);
+  Layout l8 = l;
+  l8.ep = 8;
+  const TrainReport ep8 = evaluate(q3, b300, l8, w, 8);
+  ASSERT_TRUE(ep1.feasible() && ep8.feasible()) << ep1.reason << ep8.reason;
+  Workload skew = w;
+  skew.moe_imbalance = 2;
+  EXPECT_DOUBLE_EQ(evaluate(q3, b300, l, skew, 8).step_time, ep1.step_time);
+  EXPECT_GT(evaluate(q3, b300, l8, skew, 8).step_time, ep8.step_time);  // ep 8: the busiest rank sets the pace
+  Layout t;
+  t.tp = 8;
+  t.dp = 8;
+  t.zero = 1;
+  t.recompute = Recompute::selective;
+  const Workload wt{4096, 256};
+  const TrainReport dense = evaluate(builtin().model("mistral-7b"), h100(), t, wt, 64);
+  Layout te = t;
+  te.ep = 8;
+  te.etp = 1;
+  const TrainReport moe = evaluate(builtin().model("mixtral-8x7b"), h100(), te, wt, 64);
+  ASSERT_TRUE(dense.feasible() && moe.feasible()) << dense.reason << moe.reason;
+  EXPECT_NEAR(moe.time.tp_comm, 0.5 * dense.time.tp_comm, 0.02 * dense.time.tp_comm);  // the embedding and head differ a little
+}
+
 }  // namespace
 }  // namespace xpu

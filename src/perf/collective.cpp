@@ -148,7 +148,9 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
     case Collective::send_recv: {
       // Inside the domain: a switch gives the pair every link; on a torus the pair has the links of
       // the dimension its stride crosses (send_share).
-      if (k >= 2 || g.stride < s.scale_up.size)
+      // A ring of sends spanning several domains (context parallelism across nodes) waits on its
+      // hops between them each step: the scale-out network sets the pace.
+      if (n <= 1 && (k >= 2 || g.stride < s.scale_up.size))
         return lat_up + bytes / (s.scale_up.bandwidth.v * c.scale_up_bus * send_share(s, g.stride));
       return lat_out + bytes / bw_out;
     }

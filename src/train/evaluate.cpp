@@ -101,7 +101,9 @@ class Evaluator {
     if (lowp_) t += c_.lowp_overhead * M * K * (kAct + eb_) / mem_bw_ + ko_;
     return t;
   }
-  // Forward GEMM and its backward (data gradient and weight gradient).
+  // Forward GEMM and its backward (data gradient and weight gradient), `count` of one shape: each
+  // with its own launch, as Transformer Engine's GroupedLinear (Megatron-Core's grouped GEMM) runs
+  // one GEMM per local expert, spread over a few streams.
   Fb gemm_fb(double M, double N, double K, double count = 1, double grouped = 1.0) const {
     return {count * gemm(M, N, K, grouped), count * (gemm(M, K, N, grouped) + gemm(K, N, M, grouped))};
   }
@@ -234,9 +236,12 @@ LayerCost Evaluator::layer(int li) const {
     const double tok_local = T / tsp_;
     const double tok = tsp_ > 1 ? tok_local * etp : T;
     // Routing load: padded buffers (capacity factor) or the busiest rank (imbalance) set the pace.
-    const double load = w_.moe_load(m_.moe.routing_imbalance);
+    // Imbalance is between expert ranks: with ep 1 one rank holds every expert and its load is the
+    // mean (padded buffers pad every expert whatever ep).
+    const double load = w_.moe_capacity_factor > 0 || ep > 1 ? w_.moe_load(m_.moe.routing_imbalance) : 1.0;
     const double tokens_per_expert = load * tok * k * ep / E;
-    // The local experts run as one grouped GEMM per projection (calibration gemm.grouped).
+    // The local experts run as a grouped GEMM per projection (calibration gemm.grouped): one GEMM,
+    // and one launch, per local expert (Transformer Engine GroupedLinear).
     Fb up = gemm_fb(tokens_per_expert, up_width * fe / etp, h, local_experts, c_.gemm_grouped);
     Fb down = gemm_fb(tokens_per_expert, h, fe / etp, local_experts, c_.gemm_grouped);
     Fb router = gemm_fb(T, E, h);
@@ -288,13 +293,16 @@ LayerCost Evaluator::layer(int li) const {
 
   // Tensor parallelism: with SP, all-gather before and reduce-scatter after each block;
   // without, one all-reduce after each block. Same bytes; (1 - tp_overlap) of it is exposed.
+  // A MoE layer's MLP block has none: its tokens leave the sequence-parallel shard through the
+  // expert dispatch (all-to-all, and the expert-tensor gather with etp > 1, counted above).
   if (l_.tp > 1) {
     const double bytes = T * h * kAct;
     const Group g_tp{l_.tp, 1};
     const double per_block = l_.sequence_parallel
                                  ? coll(Collective::all_gather, bytes, g_tp) + coll(Collective::reduce_scatter, bytes, g_tp)
                                  : coll(Collective::all_reduce, bytes, g_tp);
-    c.tp_f = 2 * per_block * exposed_share(c_.tp_overlap);
+    const double blocks = m_.is_moe_layer(li) && l_.sequence_parallel ? 1.0 : 2.0;
+    c.tp_f = blocks * per_block * exposed_share(c_.tp_overlap);
     c.tp_b = c.tp_f;
   }
 
