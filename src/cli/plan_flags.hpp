@@ -42,7 +42,7 @@ struct PlanFlags {
     c->add_option("--dp", dp, "Data-parallel degree (devices / (tp x pp x cp) if omitted)");
     c->add_option("--cp", cp, "Context-parallel degree" + free);
     c->add_option("--ep", ep, "Expert-parallel degree, MoE only" + free);
-    c->add_option("--etp", etp, "Expert tensor-parallel degree, MoE only (default: tp when ep fits in dp x cp, else 1)");
+    c->add_option("--etp", etp, "Expert tensor-parallel degree, MoE only" + free);
     c->add_option("--zero", zero, "ZeRO stage 0-3 (3 = FSDP)" + free);
     c->add_option("--recompute", recompute, "none | selective | full" + free);
     c->add_option("--recompute-layers", recompute_layers,
