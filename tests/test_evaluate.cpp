@@ -1072,5 +1072,32 @@ TEST(Evaluate, MoeImbalanceAndTpBlocks) {
   EXPECT_NEAR(moe.time.tp_comm, 0.5 * dense.time.tp_comm, 0.02 * dense.time.tp_comm);  // the embedding and head differ a little
 }
 
+// Ranks fill whole scale-up domains in order, so a group whose span does not divide the domain has
+// a copy across a boundary. Qwen3-30B with ep 16 on GB200 NVL72: 128 GPUs are placed 64 to a rack
+// and every EP group stays in one; 144 GPUs fill two racks of 72 and the group on GPUs 64-79 has 8
+// members in each, its all-to-all half over the network (it had been timed in-rack). Same work per
+// GPU (global batch scaled), so only the straddle differs.
+TEST(Evaluate, GroupsAcrossADomainBoundary) {
+  const Model& m = builtin().model("qwen3-30b-a3b");
+  const System& s = builtin().system("gb200-nvl72");
+  Layout l;
+  l.ep = 16;
+  l.etp = 1;
+  l.zero = 1;
+  l.recompute = Recompute::selective;
+  l.dp = 128;
+  const TrainReport packed = evaluate(m, s, l, Workload{4096, 256}, 128);
+  l.dp = 144;
+  const TrainReport whole = evaluate(m, s, l, Workload{4096, 288}, 144);
+  ASSERT_TRUE(packed.feasible() && whole.feasible()) << packed.reason << whole.reason;
+  EXPECT_GT(whole.time.ep_comm, 2 * packed.time.ep_comm);
+  // A group that divides the rack (ep 8 of 72) never straddles.
+  l.ep = 8;
+  const TrainReport eight = evaluate(m, s, l, Workload{4096, 288}, 144);
+  l.dp = 128;
+  const TrainReport eight_packed = evaluate(m, s, l, Workload{4096, 256}, 128);
+  EXPECT_NEAR(eight.time.ep_comm, eight_packed.time.ep_comm, 1e-9 * eight_packed.time.ep_comm);
+}
+
 }  // namespace
 }  // namespace xpu

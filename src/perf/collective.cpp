@@ -12,7 +12,8 @@ double Group::span() const {
 
 int members_per_domain(const System& s, Group g) {
   const int d = s.scale_up.size;
-  const int in_block = g.stride >= d ? 1 : std::max(1, std::min(g.two_level() ? g.inner : g.size, d / g.stride));
+  int in_block = g.stride >= d ? 1 : std::max(1, std::min(g.two_level() ? g.inner : g.size, d / g.stride));
+  if (g.straddle && !g.two_level() && in_block == g.size && g.size > 1) in_block = (g.size + 1) / 2;
   if (!g.two_level() || in_block < g.inner) return in_block;
   // Whole blocks share a domain when they sit less than a domain apart.
   const int blocks = g.outer_stride >= d ? 1 : std::max(1, std::min(g.size / g.inner, d / g.outer_stride));

@@ -23,6 +23,10 @@ struct Group {
   int stride = 1;
   int inner = 0;         // > 0 and < size: members per block at `stride`; blocks `outer_stride` apart
   int outer_stride = 0;
+  // Some copy of the group sits across a domain boundary (ranks fill whole domains in order and the
+  // group's span does not divide the domain: tp 3 on 8-GPU nodes, 16 of a 72-GPU NVL72 rack): the
+  // slowest copy sets the pace, timed as split over two domains.
+  bool straddle = false;
 
   bool two_level() const { return inner > 0 && inner < size && outer_stride > 0; }
   // Devices from the first member to one past the last.

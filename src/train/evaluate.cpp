@@ -117,7 +117,17 @@ class Evaluator {
     return (comm - hidden) + c_.overlap_slowdown * hidden;
   }
 
-  double coll(Collective k, double bytes, Group g) const { return collective_time(s_, k, bytes, g); }
+  // Ranks fill whole scale-up domains in order: a group whose span does not divide the domain has a
+  // copy across a boundary once the job spans several domains (8-GPU nodes: any job beyond one; an
+  // NVL72 rack: jobs of whole racks, since a job of 64 x k GPUs is placed 64 to a rack).
+  double coll(Collective k, double bytes, Group g) const {
+    const long D = s_.scale_up.size, devices = static_cast<long>(l_.tp) * l_.pp * l_.dp * l_.cp;
+    const long span = static_cast<long>(g.size) * std::max(1, g.stride);
+    if (!g.two_level() && g.size > 1 && span < D && D % span != 0 && devices > D &&
+        (D <= s_.devices_per_node || devices % D == 0))
+      g.straddle = true;
+    return collective_time(s_, k, bytes, g);
+  }
 
   // Average keys each query attends to in layer `layer` (causal; sliding window where it applies).
   // The exact mean over the sequence's queries: a window W over s > W keys averages
