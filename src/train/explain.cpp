@@ -171,12 +171,15 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) +
                                          " layers per stage (the others keep their activations)"
                                    : ""));
-  term("TP communication", t.tp_comm, "per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)");
+  term("TP communication", t.tp_comm,
+       std::string("per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)") +
+           (m.is_moe() ? "; a MoE layer 1 of each (its MLP block's tokens leave through the expert dispatch)" : ""));
   term("CP communication", t.cp_comm,
        l.cp_mode == CpMode::ring ? std::string("ring K/V exchange (cp-1 steps) not hidden under attention")
                                  : std::string("all-gather of K/V before attention, reduce-scatter of dK/dV after (exposed)"));
   term("EP all-to-all", t.ep_comm,
-       std::string("dispatch + combine of load x b s k h 2 B per MoE layer, fwd and bwd") +
+       std::string("dispatch + combine of load x (b s / tp) k h 2 B per MoE layer, fwd and bwd (ep > 1), and with etp > 1 the "
+                   "expert-tensor gather of the routed tokens") +
            (l.moe_a2a_overlap ? "; overlapped (--moe-a2a-overlap): a forward and a backward paired, only what exceeds "
                                 "their compute exposed, + collectives.overlap_slowdown x the hidden part"
                               : ""));
