@@ -153,15 +153,10 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     // The report must not replace a table or facts file it reads, nor a file --out-dir writes, and a
     // place it cannot be written is found before the fit (which can take minutes) and its files.
     if (!o->out.empty()) {
-      auto same = [](const std::string& x, const std::string& y) {
-        std::error_code e1, e2;
-        const auto a = std::filesystem::weakly_canonical(x, e1), b = std::filesystem::weakly_canonical(y, e2);
-        return !e1 && !e2 && a == b;
-      };
       for (const auto& p : o->truth) {
-        if (same(o->out, p)) throw InputError("--out", "'" + o->out + "' is a --truth table: the report would replace it");
+        if (same_file(o->out, p)) throw InputError("--out", "'" + o->out + "' is a --truth table: the report would replace it");
         const std::string facts = run_facts_path(p, "", false);
-        if (!facts.empty() && same(o->out, facts))
+        if (!facts.empty() && same_file(o->out, facts))
           throw InputError("--out", "'" + o->out + "' is the run facts file of " + p + ": the report would replace it");
       }
       if (!o->out_dir.empty()) {
@@ -169,7 +164,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
         const auto parent = std::filesystem::weakly_canonical(std::filesystem::path(o->out).parent_path().empty()
                                                                    ? std::filesystem::path(".")
                                                                    : std::filesystem::path(o->out).parent_path(), e);
-        if (!e && same(parent.string(), o->out_dir))
+        if (!e && same_file(parent.string(), o->out_dir))
           throw InputError("--out", "'" + o->out + "' is in --out-dir, where the fitted files go: write the report elsewhere");
       }
       const std::filesystem::path dir = std::filesystem::path(o->out).parent_path();
@@ -188,8 +183,11 @@ void add_calibrate(CLI::App& app, const Globals& g) {
         if (!seen.insert(e ? p : real.string()).second) throw InputError("--truth", "'" + p + "' is given twice");
       }
     }
+    std::map<std::string, std::string> texts;  // each table read once: its bytes for the fingerprint
     for (const auto& p : o->truth) {
-      CsvTable t = parse_csv(read_file(p));
+      const DataFile file = read_file(p);
+      texts[p] = file.text;
+      CsvTable t = parse_csv(file);
       if (!is_training_table(t) && is_inference_table(t)) {
         serving_tables.push_back(std::move(t));
         continue;
@@ -215,15 +213,16 @@ void add_calibrate(CLI::App& app, const Globals& g) {
     std::map<std::string, FoundFacts> found;
     for (const auto& p : o->truth) {
       command += " --truth " + p;
-      const DataFile f = read_file(p);
-      read.add(f.text);
+      read.add(texts.at(p));
       const std::string fp = run_facts_path(p, "", o->no_facts);
-      const CsvTable t = parse_csv(f);
-      const bool training = is_training_table(t), inference = !training && is_inference_table(t);
-      const FactTable kind = training ? FactTable::training : FactTable::inference;
-      FoundFacts ff = o->no_facts || !(training || inference) ? FoundFacts{}  // a kernels table has none
-                      : !fp.empty()                            ? read_run_facts(fp, kind)
-                                                               : builtin_run_facts(t, kind);
+      const CsvTable* t = nullptr;  // the parsed table; a kernels table has no run facts
+      for (const auto* v : {&tables, &serving_tables})
+        for (const auto& x : *v)
+          if (x.path == p) t = &x;
+      const FactTable kind = t && !is_training_table(*t) ? FactTable::inference : FactTable::training;
+      FoundFacts ff = o->no_facts || !t ? FoundFacts{}
+                      : !fp.empty()    ? read_run_facts(fp, kind)
+                                       : builtin_run_facts(*t, kind);
       if (!ff.label.empty()) read.add(ff.text);  // contents only: the same bytes, the same fingerprint
       found[p] = std::move(ff);
     }

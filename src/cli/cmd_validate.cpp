@@ -21,6 +21,12 @@ std::string run_facts_path(const std::string& truth, const std::string& given, b
   return std::filesystem::exists(p) ? p : "";
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code e1, e2;
+  const auto ca = std::filesystem::weakly_canonical(a, e1), cb = std::filesystem::weakly_canonical(b, e2);
+  return !e1 && !e2 && ca == cb;
+}
+
 namespace {
 struct ValidateOpts {
   std::string truth, out;
@@ -60,11 +66,6 @@ void add_validate(CLI::App& app, const Globals& g) {
     for (auto [v, flag] : {std::pair{o->max_mape, "--max-mape"}, std::pair{o->max_row, "--max-row-error"}})
       if (v && !(*v >= 0 && std::isfinite(*v))) throw InputError(flag, "must be a percentage of at least 0");
     // The report must not replace the measurements it is about.
-    auto same_file = [](const std::string& a, const std::string& b) {
-      std::error_code e1, e2;
-      const auto ca = std::filesystem::weakly_canonical(a, e1), cb = std::filesystem::weakly_canonical(b, e2);
-      return !e1 && !e2 && ca == cb;
-    };
     if (!o->out.empty()) {
       if (same_file(o->out, o->truth)) throw InputError("--out", "'" + o->out + "' is the --truth table: the report would replace it");
       const std::string fp = run_facts_path(o->truth, o->facts, o->no_facts);

@@ -62,6 +62,8 @@ int thread_count(int flag);
 // The run-facts file for a truth table: `given` when not empty; else <truth>.facts.csv beside it
 // when that exists; "" when none (or when `ignore`).
 std::string run_facts_path(const std::string& truth, const std::string& given, bool ignore);
+// Do two paths name one file (or one folder)? False when either cannot be resolved.
+bool same_file(const std::string& a, const std::string& b);
 
 void add_train(CLI::App& app, const Globals& g);
 void add_validate(CLI::App& app, const Globals& g);

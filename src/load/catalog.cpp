@@ -93,6 +93,7 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
   t.torus_share = r.number_array("torus_share", 0.0, 1.0);
   if (t.topology == Topology::torus) {
     if (t.torus_dims.empty()) r.fail("torus_dims", "missing: a torus needs its dimensions");
+    if (t.torus_dims.size() > 16) r.fail("torus_dims", "at most 16 dimensions");
     if (!t.torus_share.empty()) {
       if (t.torus_share.size() != t.torus_dims.size())
         r.fail("torus_share", "needs one share per torus dimension (" + std::to_string(t.torus_dims.size()) + ")");

@@ -25,8 +25,10 @@ namespace {
 // ranks laid out dimension by dimension (the first fastest), devices_per_chip to a chip. Dimension
 // d varies when the run reaches past one step of it (the chip stride x (count - 1) reaches the
 // product of the dimensions before it) and the stride is no whole multiple of it and those before.
-void torus_dims_spanned(const System& s, long count, long stride, std::vector<bool>& used) {
-  if (count <= 1) return;
+// Bit d of the result is dimension d (the catalog allows at most 16); no allocation on this hot path.
+unsigned torus_dims_spanned(const System& s, long count, long stride) {
+  unsigned used = 0;
+  if (count <= 1) return used;
   const auto& dims = s.scale_up.torus_dims;
   const long dpc = std::max(1, s.devices_per_chip);
   long chip_stride = stride / dpc, chips = count;
@@ -37,19 +39,19 @@ void torus_dims_spanned(const System& s, long count, long stride, std::vector<bo
   long below = 1;  // product of the dimensions before d
   for (std::size_t d = 0; d < dims.size(); ++d) {
     const long block = below * dims[d];
-    if ((chips - 1) * chip_stride >= below && chip_stride % block != 0) used[d] = true;
+    if ((chips - 1) * chip_stride >= below && chip_stride % block != 0) used |= 1u << d;
     below = block;
   }
+  return used;
 }
 }  // namespace
 
 double send_share(const System& s, int stride) {
   const Tier& t = s.scale_up;
   if (t.topology != Topology::torus || t.torus_dims.empty()) return 1.0;
-  std::vector<bool> used(t.torus_dims.size(), false);
-  torus_dims_spanned(s, 2, std::max(1, stride), used);
-  for (std::size_t d = 0; d < used.size(); ++d)
-    if (used[d]) return t.dim_share(d);
+  const unsigned used = torus_dims_spanned(s, 2, std::max(1, stride));
+  for (std::size_t d = 0; d < t.torus_dims.size(); ++d)
+    if (used & (1u << d)) return t.dim_share(d);
   return 1.0;  // within one chip
 }
 
@@ -63,19 +65,18 @@ double scale_up_factor(const System& s, int k, Group g) {
       // share of the chip's bandwidth (equal shares unless torus_share). A contiguous group fills
       // the first dimensions; a strided one (data parallel beside tensor parallel) the dimensions
       // its stride reaches, a Trn2 UltraServer's thin inter-instance ring among them.
-      std::vector<bool> used(t.torus_dims.size(), false);
+      unsigned used = 0;
       if (g.two_level()) {
         const int d = t.size;
         const long in_block = g.stride >= d ? 1 : std::min<long>(g.inner, d / std::max(1, g.stride));
         const long blocks = g.outer_stride >= d ? 1 : std::min<long>(g.size / g.inner, d / g.outer_stride);
-        torus_dims_spanned(s, in_block, g.stride, used);
-        torus_dims_spanned(s, blocks, g.outer_stride, used);
+        used = torus_dims_spanned(s, in_block, g.stride) | torus_dims_spanned(s, blocks, g.outer_stride);
       } else {
-        torus_dims_spanned(s, k, std::max(1, g.stride), used);
+        used = torus_dims_spanned(s, k, std::max(1, g.stride));
       }
       double share = 0;
-      for (std::size_t d = 0; d < used.size(); ++d)
-        if (used[d]) share += t.dim_share(d);
+      for (std::size_t d = 0; d < t.torus_dims.size(); ++d)
+        if (used & (1u << d)) share += t.dim_share(d);
       return share > 0 ? share : 1.0;  // within one chip
     }
     default:
