@@ -428,7 +428,9 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
     for (const PriceOffer& o : s.prices)
       prices.push_back({{"kind", o.kind}, {"provider", o.provider}, {"instance", o.instance}, {"region", o.region},
                         {"devices", o.devices}, {"usd_per_hour", r6(o.usd_per_hour)},
-                        {"usd_per_device_hour", r6(o.usd_per_device_hour())}, {"as_of", o.as_of}, {"source", o.source}});
+                        {"usd_per_device_hour", r6(o.usd_per_device_hour())},
+                        // A --price quote has no date here (catalog pins no day): the listing does not change daily.
+                        {"as_of", o.file == "--price" ? ordered_json() : ordered_json(o.as_of)}, {"source", o.source}});
     return {{"kind", "system"}, {"id", s.id}, {"name", s.name}, {"file", s.file}, {"source", s.source}, {"chip", s.chip_id},
             {"device_unit", s.device_unit}, {"devices_per_chip", s.devices_per_chip}, {"devices_per_node", s.devices_per_node},
             {"per_device", {{"peak", peaks}, {"hbm_capacity_bytes", r6(s.hbm_capacity().v)},
@@ -503,7 +505,8 @@ std::string catalog_item_text(const Catalog& c, const std::string& id) {
       else if (key == "prices" && it->is_array()) {
         for (const auto& o : *it)
           offers.push_back({o.value("kind", ""), offer_label(o.value("provider", ""), o.value("instance", "")), o.value("region", ""),
-                            fmt("%.4g", o.value("usd_per_device_hour", 0.0)), o.value("as_of", "")});
+                            fmt("%.4g", o.value("usd_per_device_hour", 0.0)),
+                            o["as_of"].is_string() ? o["as_of"].get<std::string>() : std::string("-")});
       } else rows.push_back({key, it->is_string() ? it->get<std::string>() : it->dump()});
     }
   };

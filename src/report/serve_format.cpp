@@ -85,7 +85,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   if (r.options.prefill_replicas > 0) j["kv_transfer_mean_ms"] = r6(r.kv_transfer_mean_s * 1e3);
   if (r.cost.priced) {
     const ServeCost& c = r.cost;
-    ordered_json cj = {{"price_file", c.file}, {"provider", c.provider}, {"instance", c.instance}, {"as_of", c.as_of},
+    ordered_json cj = {{"price_file", c.file}, {"provider", c.provider}, {"instance", c.instance}, {"as_of", c.as_of.empty() ? ordered_json() : ordered_json(c.as_of)},
                        {"usd_per_device_hour", r6(c.usd_per_device_hour)}, {"usd_total", r6(c.usd_total)},
                        {"usd_per_m_input_tokens", r6(c.usd_per_m_input)}, {"usd_per_m_output_tokens", r6(c.usd_per_m_output)},
                        {"usd_per_m_output_tokens_all_in", r6(c.usd_per_m_output_all_in)}};
@@ -143,7 +143,7 @@ std::string serve_text(const Model& m, const System& s, const ServeReport& r, bo
     if (r.tasks > 0)
       m2.push_back({"USD per agent task", r.tasks_completed > 0 ? fmt("%.4g", r.cost.usd_per_task) + " (per completed task)"
                                                                  : std::string("- (no task completed)")});
-    m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + offer_label(r.cost.provider, r.cost.instance) + ", " + r.cost.as_of + ")"});
+    m2.push_back({"price", fmt("%.4g USD per device-hour", r.cost.usd_per_device_hour) + " (" + offer_label(r.cost.provider, r.cost.instance) + (r.cost.as_of.empty() ? "" : ", " + r.cost.as_of) + ")"});
   } else {
     m2.push_back({"cost", "no on-demand price for " + s.id + (s.standalone ? std::string() : std::string(" in data/prices/")) + " (" +
                               s.no_price_hint("") + ")"});

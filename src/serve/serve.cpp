@@ -144,7 +144,9 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     c.file = p->file;
     c.provider = p->provider;
     c.instance = p->instance;
-    c.as_of = p->as_of;
+    // A --price quote is dated only where a command judges staleness (--as-of); here it has no date,
+    // so the report does not change from one day to the next.
+    c.as_of = p->file == "--price" ? std::string() : p->as_of;
     c.usd_per_device_hour = p->usd_per_device_hour();
     c.usd_total = c.usd_per_device_hour * devices * span / 3600.0;
     if (sim.output_tokens > 0) {
@@ -211,7 +213,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                        "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",
-                         r.cost.file + ": offer on-demand " + offer_label(r.cost.provider, r.cost.instance) + " as_of " + r.cost.as_of});
+                         r.cost.file + ": offer on-demand " + offer_label(r.cost.provider, r.cost.instance) +
+                             (r.cost.as_of.empty() ? std::string() : " as_of " + r.cost.as_of)});
   return r;
 }
 
