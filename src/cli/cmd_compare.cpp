@@ -48,7 +48,7 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--pricing", o->pricing, "on-demand | reserved-1y | reserved-3y | capacity-block | spot | owned (default on-demand)");
   c->add_option("--provider", o->provider,
                 "Only this provider's offers (AWS, GCP, Azure, Lambda, CoreWeave); default: the latest offer of any");
-  c->add_option("--rank", o->rank, "cost | time (default cost)");
+  c->add_option("--rank", o->rank, "cost | time (default cost); with cost, a system with no price is listed unranked (rank -)");
   c->add_option("--precision", o->precision, "Hold the matrix precision fixed (bf16 fp16 fp8 fp4); default: searched");
   c->add_flag("--serve", o->serve,
               "Compare serving instead: a traffic profile (--tokens-per-day, --input-len, --output-len, SLOs) on "

@@ -195,6 +195,9 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
   };
   std::stable_sort(rows.begin(), rows.end(),
                    [&](const ServeCompareRow& a, const ServeCompareRow& b) { return key(a) < key(b); });
+  int rank = 0;
+  for (ServeCompareRow& r : rows)
+    if (r.served && r.usd_per_month) r.rank = ++rank;
   return rows;
 }
 
@@ -295,6 +298,10 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
     return std::make_tuple(group, primary, r.system_id);
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const CompareRow& a, const CompareRow& b) { return key(a) < key(b); });
+  // A row without the figure it is ranked by has no place: listed, not ranked.
+  int rank = 0;
+  for (CompareRow& r : rows)
+    if (r.planned && (q.rank != CompareRank::cost || r.usd || !r.meets_deadline)) r.rank = ++rank;
   return rows;
 }
 

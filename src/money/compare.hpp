@@ -35,6 +35,7 @@ inline constexpr double kNoFit = -1, kSkipped = -2;
 
 struct CompareRow {
   std::string system_id;
+  int rank = 0;                 // place by the ranking figure, 1 = best; 0: unranked (no plan, or no price when ranked by cost)
   std::string calibration_file, calibration_status;  // the chip's efficiencies: "fitted" or "assumed"
   bool planned = false;         // a plan fits
   std::string note;             // why there is no plan, no price or no energy figure
@@ -101,6 +102,7 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
 
 struct ServeCompareRow {
   std::string system_id;
+  int rank = 0;                 // place by USD per month, 1 = best; 0: unranked (not served, or no price)
   bool served = false;          // a layout meets the SLOs
   std::string note;             // why not served, or why not priced
   ServingPick pick;

@@ -94,10 +94,9 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
   j["as_of"] = date_text(q.today);
   ordered_json arr = ordered_json::array();
   ordered_json warnings = ordered_json::array();
-  int rank = 0;
   for (const CompareRow& r : rows) {
     ordered_json x;
-    x["rank"] = ++rank;
+    x["rank"] = r.rank > 0 ? ordered_json(r.rank) : ordered_json(nullptr);
     x["system"] = r.system_id;
     x["planned"] = r.planned;
     x["devices"] = r.planned ? ordered_json(r.devices) : ordered_json(nullptr);
@@ -154,13 +153,13 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
        std::string(pricing_name(q.pricing)) + (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) + ", ranked by " +
        (q.rank == CompareRank::cost ? "USD" : "days") + "\n\n";
   std::vector<std::vector<std::string>> tab;
-  int rank = 0;
+  auto place = [](int rank) { return rank > 0 ? std::to_string(rank) : std::string("-"); };
   for (const CompareRow& r : rows) {
     if (!r.planned) {
-      tab.push_back({std::to_string(++rank), r.system_id, "-", "no plan", "-", "-", "-", "-", "-", "-", "-", "-"});
+      tab.push_back({place(r.rank), r.system_id, "-", "no plan", "-", "-", "-", "-", "-", "-", "-", "-"});
       continue;
     }
-    tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), layout_summary(r.plan.layout),
+    tab.push_back({place(r.rank), r.system_id, std::to_string(r.devices), layout_summary(r.plan.layout),
                    fmt("%.1f", r.days), fmt("%.1f%%", 100 * r.plan.mfu),
                    r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
                    r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd),
@@ -282,10 +281,9 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
   j["as_of"] = date_text(q.today);
   ordered_json arr = ordered_json::array();
   ordered_json warnings = ordered_json::array();
-  int rank = 0;
   for (const ServeCompareRow& r : rows) {
     ordered_json x;
-    x["rank"] = ++rank;
+    x["rank"] = r.rank > 0 ? ordered_json(r.rank) : ordered_json(nullptr);
     x["system"] = r.system_id;
     x["served"] = r.served;
     x["devices"] = r.served ? ordered_json(r.devices) : ordered_json(nullptr);
@@ -335,14 +333,14 @@ std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, con
                   (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) +
                   ", ranked by USD per month\n\n";
   std::vector<std::vector<std::string>> tab;
-  int rank = 0;
+  auto place = [](int rank) { return rank > 0 ? std::to_string(rank) : std::string("-"); };
   for (const ServeCompareRow& r : rows) {
     if (!r.served) {
-      tab.push_back({std::to_string(++rank), r.system_id, "-", "not served", "-", "-", "-", "-", "-", "-", "-"});
+      tab.push_back({place(r.rank), r.system_id, "-", "not served", "-", "-", "-", "-", "-", "-", "-"});
       continue;
     }
     const ServeReport& s = r.pick.report;
-    tab.push_back({std::to_string(++rank), r.system_id, std::to_string(r.devices), deployed_layout(r),
+    tab.push_back({place(r.rank), r.system_id, std::to_string(r.devices), deployed_layout(r),
                    fmt("%.0f", s.output_tps_per_device), fmt("%.0f%%", 100 * r.utilisation),
                    r.rate.offer ? r.rate.offer->provider : (r.rate.tco ? "TCO" : "-"),
                    r.rate.known ? fmt("%.3f", r.rate.usd_per_device_hour) : "-", cell(r.usd_per_month),
