@@ -97,7 +97,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
   if (r.layouts_considered > 0) j["layouts_considered"] = r.layouts_considered;
   if (with_explain) {
     ordered_json e = ordered_json::array();
-    for (const auto& t : r.explain) e.push_back({{"term", t.name}, {"value", t.value}, {"from", t.source}});
+    for (const auto& t : r.explain) e.push_back({{"term", t.name}, {"value", t.value}, {"origin", t.source}});
     j["explain"] = e;
   }
   return j;
