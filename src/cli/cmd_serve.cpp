@@ -53,7 +53,7 @@ ServeRequest build(const ServeOpts& o) {
   require_at_least(o.replicas, "--replicas");
   require_at_least(o.max_batch, "--max-batch");
   require_at_least(o.token_budget, "--token-budget");
-  require_at_least(o.prefill_replicas, "--prefill-replicas");
+  require_at_least(o.prefill_replicas, "--prefill-replicas", 0);  // 0: not disaggregated (as --json reports a layout)
   require_at_least(o.compiled_batch, "--compiled-batch");
   require_at_least(o.prefill_pad, "--prefill-pad");
   q.compiled_batch = o.compiled_batch;
@@ -236,7 +236,7 @@ void add_serve(CLI::App& app, const Globals& g) {
               "Serve every layer with full attention: an engine that does not apply the model's sliding window or chunked local attention (TensorRT-LLM unless max_attention_window is set)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
   c->add_option("--prefill-replicas", o->prefill_replicas,
-                "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network");
+                "Disaggregated serving: replicas that only prefill; the rest decode, KV moved over the network (0: every replica does both, as a --json layout reports it; --search then tries no split)");
   c->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Time-to-first-token SLO (p99 for --search, per request for goodput)")->check(kPositiveSlo);
   c->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Time-per-output-token SLO (p99 for --search, per request for goodput)")->check(kPositiveSlo);
   CLI::Option* search_opt = c->add_flag("--search", o->search,

@@ -96,8 +96,10 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
       if (l.rate.known) {
         l.usd_per_run = hours * it.devices * l.rate.usd_per_device_hour;
         l.runs_affordable = usd / *l.usd_per_run;
-        l.usd_per_month = *l.usd_per_run * it.runs_per_year / 12.0;
-        total += *l.usd_per_month;
+        if (in_runway) {  // a run priced once is on no monthly schedule: its usd_per_month stays null
+          l.usd_per_month = *l.usd_per_run * it.runs_per_year / 12.0;
+          total += *l.usd_per_month;
+        }
       } else {
         if (in_runway) all_priced = false;
         l.note = l.rate.missing;

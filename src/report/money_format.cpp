@@ -310,7 +310,7 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
     if (with_explain && r.served) {
       ordered_json e = ordered_json::array();
       for (const ServeTerm& t : r.pick.report.explain)
-        if (t.name != kServePriceTerm) e.push_back({{"name", t.name}, {"value", t.value}, {"source", t.source}});
+        if (t.name != kServePriceTerm) e.push_back({{"term", t.name}, {"value", t.value}, {"origin", t.source}});
       x["explain"] = e;
     }
     if (r.served && !r.rate.warning.empty()) warnings.push_back(r.rate.warning);
@@ -428,7 +428,7 @@ ordered_json budget_json(const BudgetFile& f, const BudgetResult& r, long today,
       x["layout"] = l.plan ? ordered_json(layout_summary(l.plan->layout)) : ordered_json(nullptr);
       x["step_time_s"] = l.plan ? ordered_json(r6(l.plan->step_time)) : ordered_json(nullptr);
       x["days_per_run"] = l.plan ? ordered_json(r6(l.days_per_run)) : ordered_json(nullptr);
-      x["runs_per_year"] = r6(l.runs_per_year);
+      x["runs_per_year"] = l.runs_per_year > 0 ? ordered_json(r6(l.runs_per_year)) : ordered_json(nullptr);  // null: priced once
       x["usd_per_run"] = opt(l.usd_per_run);
       x["runs_affordable"] = opt(l.runs_affordable);
     }
@@ -469,7 +469,7 @@ std::string budget_text(const BudgetFile& f, const BudgetResult& r, long today, 
                    // A run priced once (budget --model) is on no yearly schedule: "-", not 0 runs and 0.00 a month.
                    l.kind == "training" && l.runs_per_year > 0 ? fmt("%g", l.runs_per_year) : "-", cell(l.usd_per_run),
                    cell(l.runs_affordable, "%.1f"),
-                   l.kind == "training" && l.runs_per_year <= 0 ? std::string("-") : cell(l.usd_per_month)});
+                   cell(l.usd_per_month)});
   }
   t += "spending\n" + render_table({"kind", "name", "system", "devices", "pricing", "USD/dev-h", "days/run", "runs/y",
                                     "USD/run", "runs bought", "USD/month"},
@@ -588,7 +588,7 @@ ordered_json contract_json(const ContractFile& f, const ContractResult& r, long 
       if (with_explain && c.serving->ok) {
         ordered_json e = ordered_json::array();
         for (const ServeTerm& t : c.serving->report.explain)
-          if (t.name != kServePriceTerm) e.push_back({{"name", t.name}, {"value", t.value}, {"source", t.source}});
+          if (t.name != kServePriceTerm) e.push_back({{"term", t.name}, {"value", t.value}, {"origin", t.source}});
         sv["explain"] = e;
       }
       x["serving"] = sv;

@@ -202,7 +202,7 @@ std::string serve_search_text(const Model& m, const System& s, const ServeSearch
     if (sized) row.insert(row.begin() + 2, x.feasible ? std::to_string(x.requests) : "-");
     rows.push_back(std::move(row));
   }
-  std::vector<std::string> head{"rank", "layout", "out tok/s/dev", "TTFT p99", "TPOT p99", "USD/M out", "goodput", "SLOs"};
+  std::vector<std::string> head{"rank", "layout", "out tok/s/dev", "TTFT p99", "TPOT p99", "USD/M out all-in", "goodput", "SLOs"};
   if (sized) head.insert(head.begin() + 2, "requests");
   out += render_table(head, rows);
   out += "\nlayouts considered " + std::to_string(r.considered) + ", feasible " + std::to_string(r.feasible) +

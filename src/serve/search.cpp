@@ -116,7 +116,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
                                        std::to_string(N));
   if (q.replicas && (N / pp) % *q.replicas != 0)
     throw InputError("--replicas", std::to_string(*q.replicas) + " does not divide devices / pp = " + std::to_string(N / pp));
-  if (q.prefill_replicas) {
+  if (q.prefill_replicas > 0) {
     if (!open_loop(q.work.kind))
       throw InputError("--prefill-replicas", "disaggregated serving needs an open-loop workload (--offline, --rate or --trace)");
   }
@@ -258,7 +258,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     });
     if (!repeat) res.top.push_back(std::move(r));
   }
-  if (res.top.empty() && q.prefill_replicas)
+  if (res.top.empty() && q.prefill_replicas > 0)
     throw InputError("--prefill-replicas", std::to_string(*q.prefill_replicas) + " prefill replicas leave no decode replica in any layout of " +
                                                count_text(N, "device", "devices"));
   if (res.top.empty()) {
