@@ -1358,6 +1358,30 @@ TEST(ServeStep, ExpertParallelismInsideTpMovesNoTokens) {
   EXPECT_TRUE(reduce_says_ep);
 }
 
+TEST(ServeStep, ExpertParallelismWaitsForTheBusiestExpertGroup) {
+  // Mixtral 8x7B on 8 H100s, tp 8. With ep 1 every rank reads its slice of the two experts a token
+  // picks; with ep 8 each rank holds one whole expert, so one decoding sequence makes one or two
+  // ranks read a whole expert while the rest idle. ep had not changed the step at all (4.04 ms at
+  // every ep). A large batch hits every expert on every group and evens the groups out.
+  const Model& m = builtin().model("mixtral-8x7b");
+  ServeLayout l;
+  l.tp = 8;
+  double one[2], many[2];
+  for (int i = 0; i < 2; ++i) {
+    l.ep = i == 0 ? 1 : 8;
+    const StepModel sm(m, h100(), l);
+    ASSERT_TRUE(sm.fits());
+    one[i] = sm.step_time(1, 1, 1000, 0, 1);
+    many[i] = sm.step_time(512, 512, 512 * 1000.0, 0, 512);
+  }
+  // One token: the busiest group's rank reads a whole expert (~352 MB a layer) where ep 1 reads
+  // 2/8 of one per rank: the step grows by more than a millisecond.
+  EXPECT_GT(one[1], one[0] + 1e-3);
+  // 512 tokens x top-2 over 8 groups: ~128 +- 10 rows each, every expert hit; within 5%.
+  EXPECT_NEAR(many[1], many[0], 0.05 * many[0]);
+  EXPECT_GE(many[1], many[0]);
+}
+
 TEST(ServeReport, OfflineSearchRunsOneCountPerLayout) {
   // Offline peak estimates: every batch cap and prefill/decode split of one layout simulates the
   // same requests. Each cap had its own count (2 x its cap x replicas), so a cap that never bound

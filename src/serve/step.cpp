@@ -76,6 +76,36 @@ std::optional<Precision> matrix_precision(const System& s, Quant w) {
 
 }  // namespace
 
+namespace {
+// Expected largest of g independent Binomial(n, p) counts: sum over j of P(max >= j).
+double expected_max_binomial(int n, double p, int g) {
+  if (n <= 0 || p <= 0) return 0;
+  if (p >= 1) return n;
+  double cdf = 0, pmf = std::pow(1 - p, n), out = 0;  // pmf of 0
+  for (int j = 1; j <= n; ++j) {
+    cdf += pmf;  // P(X <= j - 1)
+    out += 1 - std::pow(std::min(1.0, cdf), g);
+    pmf *= (n - j + 1.0) / j * p / (1 - p);
+  }
+  return out;
+}
+
+// Expected largest of g independent standard normals (0 for g = 1), by quadrature of
+// x g phi(x) Phi(x)^(g-1) over [-8, 8].
+double expected_max_std_normal(int g) {
+  if (g <= 1) return 0;
+  const int steps = 4000;
+  const double lo = -8, dx = 16.0 / steps;
+  double out = 0;
+  for (int i = 0; i < steps; ++i) {
+    const double x = lo + (i + 0.5) * dx;
+    const double phi = std::exp(-0.5 * x * x) / std::sqrt(2 * M_PI), cdf = 0.5 * std::erfc(-x / std::sqrt(2.0));
+    out += x * g * phi * std::pow(cdf, g - 1) * dx;
+  }
+  return out;
+}
+}  // namespace
+
 StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget, int max_batch)
     : m_(m), s_(s), l_(l) {
   ws_budget_ = token_budget > 0 ? token_budget : s.serving.token_budget;
@@ -163,6 +193,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     if (m.moe.shared_experts > 0) mlp(shared_gemms_, static_cast<double>(m.moe.shared_experts) * m.moe.ffn_hidden);
     expert_bytes_dev_ = mats * h * m.moe.ffn_hidden * wb_ / t;  // each expert sharded over tp/ep ranks, ep groups hold E/ep
     experts_dev_ = m.moe.experts;
+    ep_max_z_ = expected_max_std_normal(l.ep);
   }
 
   const ParamCounts pc = count_params(m);
@@ -257,7 +288,17 @@ double StepModel::moe_layer_time(double T, bool prefill) const {
     if (!prefill && eng.moe_all_experts_from >= 0) return run(T * k / l_.ep, 1, T * k);
   }
   const double active = E * (1.0 - std::pow(1.0 - k / E, T));  // expected distinct experts hit by T tokens
-  return run(active / l_.ep, T * k / active, active);
+  if (l_.ep == 1) return run(active, T * k / active, active);
+  // Expert parallelism: each of the ep groups (tp / ep ranks) holds E / ep whole experts, and the
+  // layer waits for the busiest group. With tokens routed at random, a group's distinct experts hit
+  // are Binomial(E / ep, active / E) and its routed rows Binomial(T k, 1 / ep) (normal): the
+  // expected largest of ep draws. Few tokens hit few groups, so a small batch reads whole experts
+  // on one group where tp alone reads every hit expert's slice on every rank; a large batch evens out.
+  const int per_group = static_cast<int>(E) / l_.ep;
+  const double hits = std::max(expected_max_binomial(per_group, active / E, l_.ep), 1e-9);
+  const double n = T * k, q = 1.0 / l_.ep;
+  const double rows = std::min(n, n * q + ep_max_z_ * std::sqrt(n * q * (1 - q)));
+  return run(hits, rows / hits, hits * l_.ep);  // an expert on a device is ep x the tp-sharded bytes
 }
 
 double StepModel::linear_time(long tokens, bool prefill) const {
@@ -383,6 +424,7 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
                           ? ", " + s_.serving.cite("prefill.lowp_gemm_ratio", fmt("%.2f", s_.serving.lowp_gemm_ratio))
                           : std::string()) +
                      ", decode.bandwidth_fraction" + (m_.is_moe() ? ", engine.moe_expert_factor" : "") +
+                     (m_.is_moe() && l_.ep > 1 ? "; ep " + std::to_string(l_.ep) + ": the busiest expert group's experts and rows (random routing)" : "") +
                      (m_.is_moe() && (s_.serving.moe_all_experts_from >= 0 || s_.serving.moe_prefill_all_experts)
                           ? ", engine.moe_all_experts_from, engine.moe_prefill_all_experts (neuronx-distributed expert dispatch)"
                           : "")});

@@ -165,6 +165,7 @@ class StepModel {
   std::vector<Gemm> attn_gemms_, dense_mlp_gemms_, shared_gemms_;
   double expert_bytes_dev_ = 0;  // one routed expert's weights on one device
   double experts_dev_ = 0;       // routed experts held per device
+  double ep_max_z_ = 0;          // expected largest of ep standard normals (the busiest expert group's rows)
   mutable std::vector<double> linear_cache_[2];  // [0]: grouped dispatch or token generation, [1]: context encoding
 };
 
