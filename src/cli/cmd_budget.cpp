@@ -76,6 +76,7 @@ void add_budget(CLI::App& app, const Globals& g) {
     }
     const long today = o->money.today();
     const BudgetResult r = plan_budget(cat, f, usd, systems, today, o->money.thread_count());
+    o->money.check_not_inputs();
     if (!o->money.plot.empty()) {
       if (r.balance.empty()) throw InputError("--plot", "no runway to plot (no priced fleet or training line)");
       write_plot(o->money.plot, budget_plot(f, r));

@@ -120,6 +120,7 @@ void add_compare(CLI::App& app, const Globals& g) {
       q.provider = o->provider;
       q.today = o->money.today();
       const std::vector<ServeCompareRow> rows = compare_serving(m, systems, cat.site ? &*cat.site : nullptr, q);
+      o->money.check_not_inputs();
       if (!o->money.plot.empty()) write_plot(o->money.plot, serve_compare_plot(m, rows));
       if (o->money.json) write_output(o->money.out, serve_compare_json(m, q, rows, o->money.explain).dump(2) + "\n");
       else write_output(o->money.out, serve_compare_text(m, q, rows, o->money.explain));
@@ -150,6 +151,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     q.today = o->money.today();
     q.threads = o->money.thread_count();
     const std::vector<CompareRow> rows = compare(m, systems, cat.site ? &*cat.site : nullptr, q);
+    o->money.check_not_inputs();
     if (!o->money.plot.empty()) write_plot(o->money.plot, compare_plot(m, rows));
     if (o->money.json) write_output(o->money.out, compare_json(m, q, rows, o->money.explain).dump(2) + "\n");
     else write_output(o->money.out, compare_text(m, q, rows, o->money.explain));

@@ -25,6 +25,7 @@ void add_contract(CLI::App& app, const Globals& g) {
     const ContractFile f = parse_contract_file(read_file(o->file));
     const long today = o->money.today();
     const ContractResult r = evaluate_contract(cat, f, today, o->money.thread_count());
+    o->money.check_not_inputs();
     if (!o->money.plot.empty()) write_plot(o->money.plot, contract_plot(f, r));
     if (o->money.json) write_output(o->money.out, contract_json(f, r, today, o->money.explain).dump(2) + "\n");
     else write_output(o->money.out, contract_text(f, r, today, o->money.explain));

@@ -249,8 +249,11 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
 void run_export(const ExportOpts& e) {
   const TableSchema* t = find_table(e.table);
   if (!t) throw InputError("--table", "'" + e.table + "' is not scenarios, best_plans, pareto_plans or meta");
+  // The CSV written over the database would destroy every result in it.
+  if (!e.csv.empty() && e.csv != "-" && same_file(e.csv, e.db))
+    throw InputError("--csv", "'" + e.csv + "' is the --db database: the export would replace it");
   const Store s = Store::open_read_only(e.db);
-  write_output(e.csv, s.export_csv(*t));
+  write_output(e.csv, s.export_csv(*t), "--csv");
 }
 
 }  // namespace

@@ -57,14 +57,18 @@ void add_train(CLI::App& app, const Globals& g) {
       } else {
         // Every forward, backward and weight-gradient pass of every chunk is a span (plus the
         // sends): bound the file (about 200 bytes a span) and the memory that builds it.
-        constexpr double kMaxSpans = 5e6;
+        // 1e6 spans: about 200 MB of JSON, 2.3 GB of memory and 9 s here (5e6 had run past a minute
+        // and 11 GB).
+        constexpr double kMaxSpans = 1e6;
         const double spans = 3.0 * r.layout.pp * r.layout.vp * static_cast<double>(r.microbatches);
         if (spans > kMaxSpans)
           throw InputError("--trace", "the step has " + format_number("%.3g", spans) +
-                                          " compute spans (3 x pp x vp x microbatches); a trace holds at most 5e+06 "
-                                          "(about 1 GB of JSON): trace a smaller global batch, or drop --trace");
+                                          " compute spans (3 x pp x vp x microbatches); a trace holds at most 1e+06 "
+                                          "(about 200 MB of JSON): trace a smaller global batch, or drop --trace");
+        check_not_input(o->out, "--out");  // both checked before either file is written
+        check_not_input(o->trace, "--trace");
         const PipelineResult sim = simulate_pipeline(pipeline_input(r), true);
-        write_output(o->trace, chrome_trace(r, sim).dump() + "\n");
+        write_output(o->trace, chrome_trace(r, sim).dump() + "\n", "--trace");
         simulated = true;
         sim_s = sim.makespan;
         closed_s = pipeline_closed_form(r);

@@ -26,10 +26,15 @@ Catalog load_catalog(const Globals& g, std::optional<long> quote_day = std::null
 
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
 // A symbolic link is written through; a FIFO or device is written to directly.
-void write_output(const std::string& path, const std::string& text);
+// A file this command read is refused (check_not_input), named as `flag`.
+void write_output(const std::string& path, const std::string& text, const char* flag = "--out");
 // Throws InputError(flag) when an output path cannot be written: a directory, or a file in a
 // folder that does not exist. Commands that write two files check both before writing either.
 void check_output_path(const std::string& path, const char* flag);
+// Throws InputError(flag) when path is a file this command has read (a model, system, trace,
+// fleet, contract or catalog file): the output would replace its own input. write_output checks
+// it too; a command writing two files checks both before writing either.
+void check_not_input(const std::string& path, const char* flag);
 // Whether two output paths name one file (links followed, any spelling: ./x, an absolute path).
 // Standard output ("" or "-") is one "file" too.
 bool same_output(const std::string& a, const std::string& b);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/commands.hpp"
+#include "load/catalog.hpp"
 #include "money/money.hpp"
 #include "spec/error.hpp"
 #include "units/units.hpp"
@@ -97,7 +98,16 @@ bool same_output(const std::string& a, const std::string& b) {
   return key(a) == key(b);
 }
 
-void write_output(const std::string& path, const std::string& text) {
+void check_not_input(const std::string& path, const char* flag) {
+  if (path.empty() || path == "-") return;
+  std::error_code ec;
+  // A regular file only: /dev/stdout and a terminal read as /dev/stdin may be one device.
+  if (std::filesystem::is_regular_file(path, ec) && was_read_as_input(path))
+    throw InputError(flag, "'" + path + "' is an input of this command: the output would replace it");
+}
+
+void write_output(const std::string& path, const std::string& text, const char* flag) {
+  check_not_input(path, flag);
   if (path.empty() || path == "-") {
     std::cout << text;
     std::cout.flush();

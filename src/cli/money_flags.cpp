@@ -38,6 +38,11 @@ void MoneyFlags::check_paths() const {
     throw InputError("--plot", "'" + plot + "' is also the --out file: the report would replace the chart");
 }
 
+void MoneyFlags::check_not_inputs() const {
+  check_not_input(out, "--out");
+  check_not_input(plot, "--plot");
+}
+
 void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
   namespace fs = std::filesystem;
   const std::string ext = fs::path(path).extension().string();

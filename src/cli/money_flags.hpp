@@ -29,6 +29,9 @@ struct MoneyFlags {
   long today() const;
   // --out and --plot can be written (checked before either is, so a bad one leaves no other file).
   void check_paths() const;
+  // Neither --out nor --plot names a file the command read (checked once inputs are read, before
+  // either output is written).
+  void check_not_inputs() const;
   int thread_count() const;
 };
 

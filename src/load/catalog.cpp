@@ -4,6 +4,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -504,11 +505,29 @@ Catalog build_catalog(const std::vector<DataFile>& files, const std::string& roo
   return c;
 }
 
+namespace {
+std::mutex g_inputs_mutex;
+std::vector<std::string> g_inputs;  // every path read_file read, as given
+}  // namespace
+
+bool was_read_as_input(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return false;
+  const std::lock_guard<std::mutex> lock(g_inputs_mutex);
+  for (const auto& p : g_inputs)
+    if (std::filesystem::equivalent(p, path, ec) && !ec) return true;
+  return false;
+}
+
 DataFile read_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw InputError(path, "is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "cannot read file");
+  {
+    const std::lock_guard<std::mutex> lock(g_inputs_mutex);
+    g_inputs.push_back(path);
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw InputError(path, "read error");

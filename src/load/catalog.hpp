@@ -65,6 +65,9 @@ const std::vector<DataFile>& builtin_data_files();
 std::vector<DataFile> read_data_dir(const std::string& dir);
 // Reads a whole file; throws InputError(path, "cannot read ...").
 DataFile read_file(const std::string& path);
+// Whether `path` names a file (the same file: links and hard links followed, any spelling) that
+// this process has read with read_file: an output written there would replace an input.
+bool was_read_as_input(const std::string& path);
 
 // A Hugging Face config.json (Llama, Mistral/Mixtral, Qwen2/3 (MoE), DeepSeek-V2/V3, GPT-2 keys).
 Model parse_hf_config(const DataFile& f);
