@@ -42,6 +42,11 @@ bool same_output(const std::string& a, const std::string& b);
 // characters are XXXXXX; created exclusively, never an existing file or link), writes `text`
 // into it and returns the name; errors name `what`.
 std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what);
+// The temporary files a SIGINT, SIGTERM or SIGHUP removes before the process dies of it:
+// write_fresh_file remembers each; whoever renames or removes one forgets it.
+void remember_temp(const std::string& path);
+void forget_temp(const std::string& path);
+void remove_temps_on_signals();  // installs the handlers (main)
 
 // A latency SLO flag's check: given, it must be positive (left out, there is no SLO; 0 had read as
 // none, silently).

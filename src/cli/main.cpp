@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -63,9 +65,47 @@ void check_output_path(const std::string& path, const char* flag) {
   if (!dir.empty() && !fs::is_directory(dir, ec)) throw InputError(flag, "'" + path + "': no folder " + dir.string());
 }
 
+namespace {
+// Temporary files being written, for the signal handler to remove: Ctrl-C or a SIGTERM while a
+// report is written had left a partial <out>.tmp.XXXXXX beside the (untouched) target.
+constexpr int kTempSlots = 8;
+char g_temp_path[kTempSlots][4096];
+volatile std::sig_atomic_t g_temp_used[kTempSlots];
+
+extern "C" void remove_temps_and_die(int sig) {
+  for (int i = 0; i < kTempSlots; ++i)
+    if (g_temp_used[i]) ::unlink(g_temp_path[i]);  // async-signal-safe
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);  // die of the signal, as without the handler (exit status 128 + sig)
+}
+}  // namespace
+
+void remember_temp(const std::string& path) {
+  if (path.size() >= sizeof g_temp_path[0]) return;
+  for (int i = 0; i < kTempSlots; ++i)
+    if (!g_temp_used[i]) {
+      std::memcpy(g_temp_path[i], path.c_str(), path.size() + 1);
+      g_temp_used[i] = 1;
+      return;
+    }
+}
+
+void forget_temp(const std::string& path) {
+  for (int i = 0; i < kTempSlots; ++i)
+    if (g_temp_used[i] && path == g_temp_path[i]) g_temp_used[i] = 0;
+}
+
+void remove_temps_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = remove_temps_and_die;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+}
+
 std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what) {
   const int fd = ::mkstemps(name.data(), suffix);
   if (fd < 0) throw InputError(what, "cannot create a temporary file beside it");
+  remember_temp(name);
   const mode_t mask = ::umask(0);
   ::umask(mask);
   ::fchmod(fd, 0666 & ~mask);  // the mode a new file would get (mkstemps gives 0600)
@@ -80,6 +120,7 @@ std::string write_fresh_file(std::string name, int suffix, const std::string& te
   if (!ok) {
     std::error_code ec;
     std::filesystem::remove(name, ec);
+    forget_temp(name);
     throw InputError(what, "write failed");
   }
   return name;
@@ -137,8 +178,10 @@ void write_output(const std::string& path, const std::string& text, const char* 
   fs::rename(tmp, real, ec);
   if (ec) {
     fs::remove(tmp, ec);
+    forget_temp(tmp);
     throw InputError(path, "cannot rename temporary file into place");
   }
+  forget_temp(tmp);
 }
 
 namespace {
@@ -200,6 +243,7 @@ int main(int argc, char** argv) {
   xpu::cli::add_contract(app, g);
   xpu::cli::add_serve(app, g);
   xpu::cli::require_finite_numbers(app);
+  xpu::cli::remove_temps_on_signals();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -63,7 +63,10 @@ void write_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
     std::vector<std::string> paths;
     ~Temps() {
       std::error_code ec;
-      for (const auto& p : paths) std::filesystem::remove(p, ec);
+      for (const auto& p : paths) {
+        std::filesystem::remove(p, ec);
+        forget_temp(p);
+      }
     }
   } temps;
   auto fresh = [&](const std::string& name, int suffix, const std::string& text = {}) {
