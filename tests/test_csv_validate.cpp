@@ -389,13 +389,15 @@ TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {
   const ValidationResult plain = validate_training(t, c);
   const ValidationResult with_a2a = validate_training(t, c, nullptr, &a2a);
   const ValidationResult with_flex = validate_training(t, c, nullptr, &flex);
-  const ValidationResult with_over = validate_training(t, c, nullptr, &over);
   ASSERT_TRUE(plain.rows[0].evaluated && with_a2a.rows[0].evaluated && with_flex.rows[0].evaluated);
   EXPECT_EQ(with_a2a.rows[0].plan.layout.moe_dispatcher, MoeDispatcher::alltoall);
   EXPECT_LT(with_a2a.rows[0].predicted, plain.rows[0].predicted);
   EXPECT_EQ(with_flex.rows[0].predicted, plain.rows[0].predicted);  // flex is the default
-  // The row states full recompute, which Megatron-Core's overlap excludes: no plan.
-  EXPECT_FALSE(with_over.rows[0].evaluated);
+  // The row states full recompute, which Megatron-Core's overlap excludes: the fact cannot hold
+  // for this row, and the facts file is blamed (it had left the row NOT EVALUATED).
+  const auto bad = test::catch_input_error([&] { validate_training(t, c, nullptr, &over); });
+  EXPECT_EQ(bad.where, "f.csv:2: value");
+  EXPECT_NE(bad.what.find("excludes full recompute"), std::string::npos) << bad.what;
 
   // Bad values, and facts on a dense row.
   auto err = [&](const std::string& text) { return test::catch_input_error([&] { facts(text); }); };

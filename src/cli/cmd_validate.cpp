@@ -51,11 +51,11 @@ void add_validate(CLI::App& app, const Globals& g) {
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
   c->add_option("--max-mape", o->max_mape, "Exit 1 if the A+B MAPE (of --gate rows) exceeds this percentage");
   c->add_option("--max-row-error", o->max_row, "Exit 1 if any A+B row (of --gate rows) errs by more than this percentage");
-  c->add_option("--facts", o->facts,
+  CLI::Option* facts_opt = c->add_option("--facts", o->facts,
                  "Run facts (id,field,value,source CSV: what a row's source states beyond FORMAT.md's columns); "
                  "default: <truth>.facts.csv beside the table when it exists, else the built-in facts of the project's copy "
                  "(validation/) for rows whose id and run columns equal it");
-  c->add_flag("--no-facts", o->no_facts, "Ignore run facts, even <truth>.facts.csv and the built-in ones");
+  c->add_flag("--no-facts", o->no_facts, "Ignore run facts, even <truth>.facts.csv and the built-in ones")->excludes(facts_opt);
   c->add_flag("--gate-dense", o->dense_only_gate, "Apply --max-mape/--max-row-error to dense-model rows only");
   c->add_option("--row", o->row,
                 "Predict this row only and show the whole prediction behind it: the plan (training) or the simulated "

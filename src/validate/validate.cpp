@@ -1,5 +1,6 @@
 #include "validate/validate.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include "serve/workload.hpp"
 #include "spec/error.hpp"
 #include "train/choose.hpp"
+#include "units/units.hpp"
 #include "validate/rows.hpp"
 
 namespace xpu {
@@ -178,6 +180,8 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
       f.value = r.req_positive("value");
     }
     if (f.field == "moe_imbalance" && f.value < 1) r.fail("value", "moe_imbalance must be at least 1");
+    if (f.field == "moe_capacity_factor" && f.value < 1)
+      r.fail("value", "moe_capacity_factor must be at least 1 (below it tokens are dropped by design)");
     // Counts, held as int by the plan and the simulator.
     static const std::set<std::string> kWholeFacts = {"max_batch", "token_budget", "compiled_batch", "vp",
                                                       "prefill_pad", "requests", "samples", "beam_width"};
@@ -205,6 +209,18 @@ void check_unique_ids(const CsvTable& t) {
     if (!fresh)
       throw InputError(t.path + ":" + std::to_string(t.row_lines[i]) + ": id",
                        "'" + id + "' repeats the row of line " + std::to_string(at->second) + " (ids name one row each)");
+  }
+}
+
+void blame_fact(const std::vector<RunFact>& facts, const std::string& row_id, const std::string& flag,
+                const std::string& message) {
+  for (const RunFact& f : facts) {
+    std::string as_flag = "--" + f.field;
+    std::replace(as_flag.begin(), as_flag.end(), '_', '-');
+    if (as_flag != flag) continue;
+    const std::string value = f.text.empty() ? format_number("%g", f.value) : f.text;
+    throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
+                     f.field + " " + value + " for row " + row_id + " cannot work: " + message);
   }
 }
 
@@ -319,6 +335,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           row.evaluated = true;
         }
       } catch (const InputError& e) {
+        blame_fact(row.facts, row.id, e.where(), e.what());
         reason = std::string("layout cannot work: ") + e.what();
       }
     }

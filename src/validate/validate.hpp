@@ -93,6 +93,11 @@ const std::vector<DataFile>& builtin_validation_files();
 
 // Throws InputError when a fact names an id that is not a row of t.
 void check_fact_ids(const CsvTable& t, const RunFacts& facts);
+// A plan or layout check failed on `flag` ("--vp", "--max-batch"): when one of the row's facts
+// set that flag's value (field vp, max_batch), the facts file is at fault, not the row: throws
+// InputError naming the fact's file, line and value. Returns otherwise.
+void blame_fact(const std::vector<RunFact>& facts, const std::string& row_id, const std::string& flag,
+                const std::string& message);
 
 // Throws InputError (path:line: id) when two rows of a measured-runs table share an id.
 void check_unique_ids(const CsvTable& t);

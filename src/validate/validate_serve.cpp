@@ -78,7 +78,7 @@ struct SimJob {
   const System* system = nullptr;
   ServeRequest request;
   ServeReport report;
-  std::string error;             // choose_serve rejected the layout (InputError)
+  std::string error, error_where;  // choose_serve rejected the layout (InputError: what, where)
   std::exception_ptr failure;    // anything else, rethrown on the calling thread
 };
 
@@ -88,6 +88,7 @@ void run_jobs(std::vector<SimJob>& jobs) {
       j.report = choose_serve(j.model, *j.system, j.request);
     } catch (const InputError& e) {
       j.error = e.what();
+      j.error_where = e.where();
     } catch (...) {
       j.failure = std::current_exception();
     }
@@ -273,6 +274,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     const SimJob& j = jobs[ji];
     row.serve = reports[ji];
     std::string reason;
+    if (!j.error.empty()) blame_fact(row.facts, row.id, j.error_where, j.error);
     if (!j.error.empty()) reason = "layout cannot work: " + j.error;
     else if (!row.serve->feasible) reason = "does not fit: " + row.serve->reason;
     else {
