@@ -93,72 +93,88 @@ void check_input(const PipelineInput& in) {
   }
 }
 
-// ZB-H1 as a greedy list schedule, simulated in time order. Every decision is taken at a time t
-// when the stage is free; all operations that end by t have been placed by then (they started
-// earlier), so "ready by t" is known exactly. Ties: earlier time, then lower stage.
+// ZB-H1 (Qi et al. 2024, section 2.1) as its handcrafted order: stage i runs P - i warm-up
+// forwards, then for each microbatch k its input gradient B_k, the weight gradient W_(k-i)
+// (delayed by the stage's depth) and the next forward; the delayed W passes fill the drain. Every
+// stage so holds at most P microbatches between a forward and its weight gradient: the first
+// stage's, 1F1B's peak, which the memory figure counts. (A greedy list schedule that ran a W only
+// when idle had let them pile up: 96 pending on the last of 8 stages at 256 microbatches.) On
+// uniform stages it takes m (F + B + W) + (p - 1)(F + B - W), the paper's bubble.
 PipelineResult simulate_zero_bubble(const PipelineInput& in, bool record_events) {
   const int P = in.pp;
   const long M = in.microbatches;
   const double link = P > 1 ? in.p2p : 0.0;
+  struct Op {
+    int kind;  // 0 forward, 1 input gradient, 2 weight gradient
+    long mb;
+  };
+  std::vector<std::vector<Op>> order(P);
+  for (int i = 0; i < P; ++i) {
+    auto& o = order[i];
+    o.reserve(static_cast<size_t>(3 * M));
+    long nf = 0, nw = 0;
+    for (const long warm = std::min<long>(P - i, M); nf < warm;) o.push_back({0, nf++});
+    for (long k = 0; k < M; ++k) {
+      o.push_back({1, k});
+      if (k >= i) o.push_back({2, nw++});
+      if (nf < M) o.push_back({0, nf++});
+    }
+    while (nw < M) o.push_back({2, nw++});
+  }
   std::vector<double> fend(static_cast<size_t>(P * M), -1.0), bend(static_cast<size_t>(P * M), -1.0);
-  std::vector<long> nf(P, 0), nb(P, 0), nw(P, 0);  // next forward / input-grad / weight-grad microbatch
+  std::vector<size_t> cursor(P, 0);
   std::vector<double> free_at(P, 0.0);
+  std::vector<char> queued(P, 1);
+  std::vector<int> work(P);
+  for (int i = 0; i < P; ++i) work[i] = P - 1 - i;  // any order gives the same times
   PipelineResult res;
   std::vector<std::vector<PipelineEvent>> per_stage(record_events ? P : 0);
-  // Min-heap of decision points (time, stage).
-  using Point = std::pair<double, int>;
-  std::priority_queue<Point, std::vector<Point>, std::greater<Point>> q;
-  for (int i = 0; i < P; ++i) q.push({0.0, i});
   long done = 0;
   const long total = 3L * P * M;
   double makespan = 0;
-  while (!q.empty()) {
-    const auto [t, i] = q.top();
-    q.pop();
-    if (free_at[i] > t) continue;  // stale: the stage is busy until later
-    // Readiness of the next input-gradient backward and forward (time they may start, or < 0).
-    double b_ready = -1, f_ready = -1;
-    if (nb[i] < nf[i]) {
-      const long mb = nb[i];
-      const double d = i + 1 < P ? bend[(i + 1) * M + mb] : fend[i * M + mb];
-      if (d >= 0) b_ready = d + (i + 1 < P ? link : 0.0);
+  auto wake = [&](int j) {
+    if (j >= 0 && j < P && !queued[j]) {
+      queued[j] = 1;
+      work.push_back(j);
     }
-    if (nf[i] < M && nf[i] - nb[i] < P - i) {
-      const long mb = nf[i];
-      const double d = i > 0 ? fend[(i - 1) * M + mb] : 0.0;
-      if (d >= 0) f_ready = d + (i > 0 ? link : 0.0);
-    }
-    int kind = -1;  // 0 forward, 1 input gradient, 2 weight gradient
-    if (b_ready >= 0 && b_ready <= t) kind = 1;
-    else if (f_ready >= 0 && f_ready <= t) kind = 0;
-    else if (nw[i] < nb[i]) kind = 2;
-    if (kind < 0) {
-      // Nothing to run now: wake when a known dependency becomes ready; an unknown one wakes the
-      // stage when the stage that produces it places it.
-      double wake = -1;
-      for (double r : {b_ready, f_ready})
-        if (r > t && (wake < 0 || r < wake)) wake = r;
-      if (wake > 0) q.push({wake, i});
-      continue;
-    }
-    long mb = 0;
-    double dur = 0;
-    if (kind == 0) { mb = nf[i]++; dur = in.fwd[i]; }
-    else if (kind == 1) { mb = nb[i]++; dur = in.bwd[i] - in.wgrad[i]; }
-    else { mb = nw[i]++; dur = in.wgrad[i]; }
-    const double end = t + dur;
-    free_at[i] = end;
-    makespan = std::max(makespan, end);
-    ++done;
-    if (record_events) per_stage[i].push_back({i, 0, mb, kind != 0, t, end, kind == 2});
-    q.push({end, i});
-    if (kind == 0) {
-      fend[i * M + mb] = end;
-      if (i + 1 < P) q.push({end + link, i + 1});
-      else q.push({end, i});  // the last stage's own backward
-    } else if (kind == 1) {
-      bend[i * M + mb] = end;
-      if (i > 0) q.push({end + link, i - 1});
+  };
+  // Each stage runs its order until an operation waits on another stage's; placing one wakes the
+  // stage that may wait on it. Times follow from the orders alone, whatever the visiting order.
+  while (!work.empty()) {
+    const int i = work.back();
+    work.pop_back();
+    queued[i] = 0;
+    while (cursor[i] < order[i].size()) {
+      const Op op = order[i][cursor[i]];
+      double ready = 0;
+      if (op.kind == 0) {
+        if (i > 0) {
+          const double d = fend[(i - 1) * M + op.mb];
+          if (d < 0) break;
+          ready = d + link;
+        }
+      } else if (op.kind == 1) {
+        const double d = i + 1 < P ? bend[(i + 1) * M + op.mb] : fend[i * M + op.mb];
+        if (d < 0) break;
+        ready = d + (i + 1 < P ? link : 0.0);
+      } else {
+        ready = bend[i * M + op.mb];  // this stage's own, placed earlier in its order
+      }
+      const double start = std::max(free_at[i], ready);
+      const double dur = op.kind == 0 ? in.fwd[i] : op.kind == 1 ? in.bwd[i] - in.wgrad[i] : in.wgrad[i];
+      const double end = start + dur;
+      free_at[i] = end;
+      makespan = std::max(makespan, end);
+      ++done;
+      ++cursor[i];
+      if (record_events) per_stage[i].push_back({i, 0, op.mb, op.kind != 0, start, end, op.kind == 2});
+      if (op.kind == 0) {
+        fend[i * M + op.mb] = end;
+        wake(i + 1);
+      } else if (op.kind == 1) {
+        bend[i * M + op.mb] = end;
+        wake(i - 1);
+      }
     }
   }
   if (done != total)

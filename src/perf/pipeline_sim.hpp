@@ -67,9 +67,9 @@ struct PipelineResult {
 // - ZB-H1 (Qi et al. 2023): 1F1B's (pp - 1) x mean_T less the weight gradients moved into the
 //   fill and drain: 2 (pp - 1) of them once m >= pp (the paper's (pp - 1)(F + B - W)), and
 //   m + pp - 2 below that (one microbatch has only pp - 1: it walks forward and back in series
-//   and only its weight gradients overlap), never below 0. For uniform stages it equals the
-//   simulation at m = 1 and is within 2% of it up to m = pp; above pp the greedy simulation may
-//   move more weight gradients than the paper's schedule (tests/test_pipeline_sim.cpp).
+//   and only its weight gradients overlap), never below 0. For uniform stages (weight gradient
+//   no longer than the input gradient) it equals the simulation of the paper's order at m = 1
+//   and from m = pp on, and is within 2% of it between (tests/test_pipeline_sim.cpp).
 double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W);
 
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
