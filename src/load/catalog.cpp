@@ -87,6 +87,10 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
   if (!parsed) r.fail("topology", "unknown topology '" + topo + "' (switch, torus, mesh, ring, fat-tree, rail-optimized, dcn)");
   t.topology = *parsed;
   // The scale-out tier is modelled as a switched network (per-device bandwidth, latency, oversubscription).
+  // The scale-up domain is one switch (NVSwitch, a UALink or Infinity Fabric crossbar) or a direct
+  // torus, mesh or ring; a multi-tier network (fat tree, rails, a data-centre network) is not one.
+  if (scale_up && (t.topology == Topology::fat_tree || t.topology == Topology::rail_optimized || t.topology == Topology::dcn))
+    r.fail("topology", "'" + topo + "' is a scale-out network; scale_up is a switch, torus, mesh or ring");
   if (!scale_up && (t.topology == Topology::torus || t.topology == Topology::mesh || t.topology == Topology::ring))
     r.fail("topology", "'" + topo + "' is not modelled for the scale-out network (switch, fat-tree, rail-optimized, dcn: a "
                        "switched network); a torus, mesh or ring belongs to scale_up");
@@ -135,6 +139,10 @@ System parse_system(const DataFile& f) {
   s.device_unit = r.str("device_unit");
   s.devices_per_chip = static_cast<int>(r.opt_integer("devices_per_chip", 1).value_or(1));
   s.devices_per_node = static_cast<int>(r.integer("devices_per_node", 1));
+  if (s.devices_per_chip < 1) r.fail("devices_per_chip", "must be at least 1, got " + std::to_string(s.devices_per_chip));
+  if (s.devices_per_node % s.devices_per_chip != 0)
+    r.fail("devices_per_chip", std::to_string(s.devices_per_chip) + " does not divide devices_per_node " +
+                                   std::to_string(s.devices_per_node) + " (a node holds whole chips)");
   s.source = r.str("source");
   s.date = date_of(r);
   auto up = r.table("scale_up");
