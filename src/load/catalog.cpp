@@ -548,7 +548,14 @@ std::vector<DataFile> read_data_dir(const std::string& dir) {
   if (!fs::is_directory(dir, ec)) throw InputError(dir, "not a directory");
   std::vector<std::string> paths;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->is_regular_file() && it->path().extension() == ".toml") paths.push_back(it->path().generic_string());
+    if (it->path().extension() == ".toml") {
+      std::error_code fe;
+      // A .toml that is no readable file (a dangling or looping link, a folder) is an error, not a
+      // file quietly left out of the catalog.
+      if (!it->is_regular_file(fe) && !it->is_directory(fe))
+        throw InputError(it->path().generic_string(), "is not a readable file (a dangling or looping link?)");
+      if (it->is_regular_file(fe)) paths.push_back(it->path().generic_string());
+    }
   if (ec) throw InputError(dir, "cannot list directory: " + ec.message());
   if (paths.empty()) throw InputError(dir, "holds no .toml catalog files (chips/, systems/, models/, ... as in data/)");
   std::sort(paths.begin(), paths.end());
