@@ -272,7 +272,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
         }
       }
       for (const auto& [path, text] : files) {
-        write_output(path, text);
+        write_output(path, text, nullptr);  // a refit replaces the file it read (--data DIR --out-dir DIR/...)
         j["written"].push_back(path);
       }
     };

@@ -26,7 +26,8 @@ Catalog load_catalog(const Globals& g, std::optional<long> quote_day = std::null
 
 // Writes text to a file atomically (temp file + rename), or to stdout when path is empty or "-".
 // A symbolic link is written through; a FIFO or device is written to directly.
-// A file this command read is refused (check_not_input), named as `flag`.
+// A file this command read is refused (check_not_input), named as `flag`; flag nullptr: a file
+// the command means to replace (calibrate rewriting the calibration files it read).
 void write_output(const std::string& path, const std::string& text, const char* flag = "--out");
 // Throws InputError(flag) when an output path cannot be written: a directory, or a file in a
 // folder that does not exist. Commands that write two files check both before writing either.

@@ -140,7 +140,7 @@ bool same_output(const std::string& a, const std::string& b) {
 }
 
 void check_not_input(const std::string& path, const char* flag) {
-  if (path.empty() || path == "-") return;
+  if (!flag || path.empty() || path == "-") return;
   std::error_code ec;
   // A regular file only: /dev/stdout and a terminal read as /dev/stdin may be one device.
   if (std::filesystem::is_regular_file(path, ec) && was_read_as_input(path))

@@ -49,3 +49,10 @@ p = subprocess.run([x, "sweep", "export", "--db", db, "--table", "meta", "--csv"
 assert p.returncode == 2 and "--csv" in p.stderr and "is the --db database" in p.stderr, (p.returncode, p.stderr)
 assert open(db, "rb").read() == before
 print("outputs onto inputs refused:", len(cases) + 1)
+# calibrate --out-dir rewrites the calibration files it read from --data on purpose: allowed.
+data = os.path.join(work, "data")
+shutil.copytree(os.path.join(src, "data"), data)
+p = subprocess.run([x, "--data", data, "calibrate", "--truth", os.path.join(src, "validation/training-public.csv"),
+                    "--out-dir", os.path.join(data, "calibration")], capture_output=True, text=True)
+assert p.returncode == 0, p.stderr
+print("calibrate rewrote its own --data calibration files")
