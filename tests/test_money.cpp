@@ -51,22 +51,40 @@ TEST(MoneyDates, DayNumbers) {
 // ------------------------------------------------------------------------------------ ownership
 
 TEST(MoneyTco, DgxH100ByHand) {
-  // data/tco/dgx-h100.toml: 30,000 USD + 17,350 USD overhead; site: 4 years, 80% of 700 W, PUE 1.4,
-  // 0.0859 USD/kWh. capex = 47,350 / (4 x 8766) = 1.350388 USD/h;
-  // energy = 0.7 kW x 0.8 x 1.4 = 0.784 kW x 0.0859 = 0.0673456 USD/h; total 1.417734 USD/h.
+  // data/tco/dgx-h100.toml: 30,000 USD + 17,350 USD overhead; site: 4 years, 80% of the rating, PUE
+  // 1.4, 0.0859 USD/kWh. The rating is the DGX H100's 10.2 kW node maximum over its 8 GPUs, 1,275 W
+  // (the 700 W GPU alone had left out CPUs, NICs, switches and fans). capex = 47,350 / (4 x 8766)
+  // = 1.350388 USD/h; energy = 1.275 kW x 0.8 x 1.4 = 1.428 kW x 0.0859 = 0.1226652 USD/h.
   const System& s = builtin().system("dgx-h100");
   ASSERT_TRUE(site());
   std::string why;
   auto t = tco_rate(s, site(), &why);
   ASSERT_TRUE(t) << why;
   EXPECT_NEAR(t->capex_usd_per_hour, 47350.0 / 35064.0, 1e-9);
-  EXPECT_NEAR(t->wall_w, 784.0, 1e-9);
-  EXPECT_NEAR(t->energy_usd_per_hour, 0.784 * 0.0859, 1e-12);
-  EXPECT_NEAR(t->usd_per_hour(), 47350.0 / 35064.0 + 0.784 * 0.0859, 1e-9);
+  EXPECT_NEAR(t->wall_w, 1428.0, 1e-9);
+  EXPECT_NEAR(t->energy_usd_per_hour, 1.428 * 0.0859, 1e-12);
+  EXPECT_NEAR(t->usd_per_hour(), 47350.0 / 35064.0 + 1.428 * 0.0859, 1e-9);
   const Rate r = device_hour_rate(s, site(), Pricing::owned, day("2026-11-26"));
   ASSERT_TRUE(r.known);
   EXPECT_NEAR(r.usd_per_device_hour, t->usd_per_hour(), 1e-12);
   EXPECT_NE(r.origin().find("30000 + 17350 USD"), std::string::npos) << r.origin();
+}
+
+TEST(MoneyTco, NodePowerWherePublishedElseTheAcceleratorAlone) {
+  // DGX B200: 14.3 kW max over 8 GPUs = 1,787.5 W per device (its 1,000 W GPUs alone had been
+  // counted); MI300X platform: no node figure, the 750 W accelerator, said so in the origin.
+  std::string why;
+  auto b = device_power(builtin().system("dgx-b200"), site(), &why);
+  ASSERT_TRUE(b) << why;
+  EXPECT_NEAR(b->node_w, 1787.5, 1e-9);
+  EXPECT_NEAR(b->rated_w(), 1787.5, 1e-9);
+  EXPECT_NEAR(b->wall_w, 1787.5 * 0.8 * 1.4, 1e-9);
+  EXPECT_NE(b->origin.find("power.node_max"), std::string::npos) << b->origin;
+  auto m = device_power(builtin().system("mi300x-x8"), site(), &why);
+  ASSERT_TRUE(m) << why;
+  EXPECT_EQ(m->node_w, 0.0);
+  EXPECT_NEAR(m->wall_w, 750.0 * 0.8 * 1.4, 1e-9);
+  EXPECT_NE(m->origin.find("the accelerator alone"), std::string::npos) << m->origin;
 }
 
 TEST(MoneyTco, LiquidCooledRackOverridesPue) {

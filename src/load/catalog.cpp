@@ -155,6 +155,16 @@ System parse_system(const DataFile& f) {
   if (s.scale_up.size % s.devices_per_node != 0 && s.devices_per_node % s.scale_up.size != 0)
     r.fail("devices_per_node", std::to_string(s.devices_per_node) + " and scale_up.size " + std::to_string(s.scale_up.size) +
                                    ": one must divide the other (a node is one scale-up domain, part of one, or holds whole ones)");
+  // The whole node's rated input power where the vendor publishes it (GPUs, CPUs, NICs, switches,
+  // fans): energy counts it per device instead of the accelerator's TDP alone.
+  if (auto pw = r.table("power")) {
+    if (auto v = pw->opt_quantity("node_max", Dimension::power)) s.node_power = Watts{*v};
+    if (s.node_power) {
+      s.node_power_source = pw->str("node_max_source");
+      if (s.node_power_source.empty()) pw->fail("node_max_source", "empty: the node's power needs its source");
+    }
+    pw->finish();
+  }
   if (s.scale_up.topology == Topology::torus) {
     long prod = 1;
     for (int d : s.scale_up.torus_dims) prod *= d;

@@ -298,6 +298,16 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
     return std::make_tuple(group, primary, r.system_id);
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const CompareRow& a, const CompareRow& b) { return key(a) < key(b); });
+  // Energy of a system with its node's published power counts hosts, NICs and switches; a row with
+  // the accelerators alone reads low beside it, which the row says.
+  bool any_node = false;
+  for (const CompareRow& r : rows) any_node = any_node || (r.planned && r.power && r.power->node_w > 0);
+  if (any_node)
+    for (CompareRow& r : rows)
+      if (r.planned && r.power && r.power->node_w <= 0)
+        r.note += std::string(r.note.empty() ? "" : "; ") +
+                  "energy counts the accelerators alone (no node power published in its system file), so it reads "
+                  "low beside rows that count whole nodes";
   // A row without the figure it is ranked by has no place: listed, not ranked.
   int rank = 0;
   for (CompareRow& r : rows)

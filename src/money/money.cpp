@@ -66,18 +66,22 @@ std::optional<DevicePower> device_power(const System& s, const Site* site, std::
     return std::nullopt;
   }
   const auto tdp = s.tdp();
-  if (!tdp) {
+  if (!tdp && !s.node_power) {
     if (why) *why = "no published TDP for " + s.chip.id;
     return std::nullopt;
   }
   DevicePower p;
-  p.tdp_w = tdp->v;
+  p.tdp_w = tdp ? tdp->v : 0.0;
+  if (s.node_power) p.node_w = s.node_power->v / s.devices_per_node;
   p.utilisation = site->utilisation;
   p.pue = s.ownership && s.ownership->pue ? *s.ownership->pue : site->pue;
   p.kg_co2_per_kwh = site->kg_co2_per_joule * kJoulesPerKwh;
-  p.wall_w = p.tdp_w * p.utilisation * p.pue;
-  p.origin = s.chip.file + ": power.tdp" + (s.devices_per_chip > 1 ? " / " + std::to_string(s.devices_per_chip) : "") +
-             " x " + site->file + ": utilisation x " +
+  p.wall_w = p.rated_w() * p.utilisation * p.pue;
+  const std::string rating =
+      s.node_power ? s.file + ": power.node_max / devices_per_node " + std::to_string(s.devices_per_node) + " (the whole node)"
+                   : s.chip.file + ": power.tdp" + (s.devices_per_chip > 1 ? " / " + std::to_string(s.devices_per_chip) : "") +
+                         " (the accelerator alone: the system file gives no node power)";
+  p.origin = rating + " x " + site->file + ": utilisation x " +
              (s.ownership && s.ownership->pue ? s.ownership->file : site->file) + ": pue; CO2 at " + site->file + ": grid";
   return p;
 }
@@ -93,7 +97,7 @@ std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* 
   t.purchase_usd = s.ownership->purchase_usd;
   t.overhead_usd = s.ownership->overhead_usd;
   t.years = site->amortisation_years;
-  t.tdp_w = pw->tdp_w;
+  t.tdp_w = pw->rated_w();
   t.utilisation = pw->utilisation;
   t.pue = pw->pue;
   t.usd_per_kwh = site->usd_per_joule * kJoulesPerKwh;
@@ -116,7 +120,7 @@ std::string Rate::origin() const {
     return "owned: (" + fmt("%.0f", tco->purchase_usd) + " + " + fmt("%.0f", tco->overhead_usd) + " USD) / (" +
            fmt("%g", tco->years) + " y x 8766 h) + " + fmt("%.0f", tco->tdp_w) + " W x " + fmt("%g", tco->utilisation) +
            " x PUE " + fmt("%g", tco->pue) + " x " + fmt("%.4g", tco->usd_per_kwh) + " USD/kWh (" + tco->ownership_file +
-           ": purchase_price, overhead (pue where it overrides the site's); " + tco->site_file + ": amortisation_years, utilisation, pue, electricity; the chip file: power.tdp)";
+           ": purchase_price, overhead (pue where it overrides the site's); " + tco->site_file + ": amortisation_years, utilisation, pue, electricity; the W: the system file's power.node_max per device, else the chip file's power.tdp)";
   return "";
 }
 

@@ -41,10 +41,10 @@ std::string date_text(long day);
 struct TcoRate {
   double purchase_usd = 0, overhead_usd = 0;   // per device (data/tco/<system>.toml)
   double years = 0;                            // amortisation (site)
-  double tdp_w = 0, utilisation = 0, pue = 0;  // per device
+  double tdp_w = 0, utilisation = 0, pue = 0;  // per device: the rating (DevicePower::rated_w), its utilisation, PUE
   double usd_per_kwh = 0, kg_co2_per_kwh = 0;
   double capex_usd_per_hour = 0;               // (purchase + overhead) / (years x 8766 h)
-  double wall_w = 0;                           // tdp x utilisation x pue
+  double wall_w = 0;                           // rating x utilisation x pue
   double energy_usd_per_hour = 0;              // wall_w / 1000 x usd_per_kwh
   std::string ownership_file, site_file;       // where the figures come from (for origin())
   double usd_per_hour() const { return capex_usd_per_hour + energy_usd_per_hour; }
@@ -56,6 +56,10 @@ std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* 
 // Average power of one device at the wall (TDP x utilisation x PUE), and where it came from.
 struct DevicePower {
   double wall_w = 0, tdp_w = 0, utilisation = 0, pue = 0, kg_co2_per_kwh = 0;
+  double node_w = 0;  // the node's rated power per device (system [power] node_max / devices_per_node); 0: unpublished
+  // The rating the utilisation applies to: the node's share where published (host CPUs, NICs,
+  // switches and fans with the accelerators), else the accelerator's TDP alone.
+  double rated_w() const { return node_w > 0 ? node_w : tdp_w; }
   std::string origin;  // "data/chips/h100-sxm.toml: power.tdp x data/tco/site.toml: utilisation, pue"
 };
 std::optional<DevicePower> device_power(const System& s, const Site* site, std::string* why);

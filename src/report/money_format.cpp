@@ -47,7 +47,7 @@ ordered_json rate_json(const Rate& r) {
     j["overhead_usd"] = r6(r.tco->overhead_usd);
     j["amortisation_years"] = r6(r.tco->years);
     j["capex_usd_per_hour"] = r6(r.tco->capex_usd_per_hour);
-    j["tdp_w"] = r6(r.tco->tdp_w);
+    j["rated_w"] = r6(r.tco->tdp_w);  // the node's share where published, else the accelerator's TDP
     j["utilisation"] = r6(r.tco->utilisation);
     j["pue"] = r6(r.tco->pue);
     j["usd_per_kwh"] = r6(r.tco->usd_per_kwh);
@@ -119,7 +119,10 @@ ordered_json compare_json(const Model& m, const CompareRequest& q, const std::ve
     x["co2_t"] = opt(r.co2_t);
     x["price"] = r.planned ? rate_json(r.rate) : ordered_json(nullptr);
     if (r.power) {
-      x["power"] = {{"wall_w_per_device", r6(r.power->wall_w)}, {"tdp_w", r6(r.power->tdp_w)},
+      x["power"] = {{"wall_w_per_device", r6(r.power->wall_w)},
+                    {"tdp_w", r.power->tdp_w > 0 ? ordered_json(r6(r.power->tdp_w)) : ordered_json(nullptr)},
+                    {"node_w", r.power->node_w > 0 ? ordered_json(r6(r.power->node_w)) : ordered_json(nullptr)},
+                    {"rated_w", r6(r.power->rated_w())},
                     {"utilisation", r6(r.power->utilisation)}, {"pue", r6(r.power->pue)},
                     {"kg_co2_per_kwh", r6(r.power->kg_co2_per_kwh)}};
       if (with_explain) x["power"]["origin"] = r.power->origin;
@@ -195,7 +198,7 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
     }
   }
   t += "\nUSD = devices x days x 24 h x USD per device-hour; USD/PFLOP/s-day = USD / (model FLOPs of the run / 1e15 / "
-       "86400 s); MWh = device-hours x TDP x utilisation x PUE; MFU = model FLOPs / (device-seconds x the dense peak "
+       "86400 s); MWh = device-hours x W per device (the node's rated power / its devices where the system file gives it, else the accelerator's TDP) x utilisation x PUE; MFU = model FLOPs / (device-seconds x the dense peak "
        "at the plan's precision: an fp8 plan's peak is twice bf16's, so compare MFU between rows of one precision)\n";
   if (with_explain) {
     t += "\nwhere each figure comes from:\n";
@@ -213,7 +216,7 @@ std::string compare_text(const Model& m, const CompareRequest& q, const std::vec
         t += "    USD: " + short_number(r.device_hours) + " device-hours x " + fmt("%.4f", r.rate.usd_per_device_hour) +
              " USD = " + short_number(*r.usd) + " USD\n";
       if (r.power)
-        t += "    power: " + fmt("%.0f", r.power->wall_w) + " W per device at the wall = " + fmt("%.0f", r.power->tdp_w) +
+        t += "    power: " + fmt("%.0f", r.power->wall_w) + " W per device at the wall = " + fmt("%.0f", r.power->rated_w()) +
              " W x " + fmt("%g", r.power->utilisation) + " x PUE " + fmt("%g", r.power->pue) + " (" + r.power->origin +
              "); CO2 at " + fmt("%.3g", r.power->kg_co2_per_kwh) + " kg/kWh\n";
     }

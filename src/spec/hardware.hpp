@@ -287,6 +287,8 @@ struct System {
   std::vector<PriceOffer> prices;  // from data/prices/<id>.toml, in file order; empty when none
   std::optional<Ownership> ownership;  // from data/tco/<id>.toml; empty when the system is not sold
   bool standalone = false;             // given as a file (--system path.toml): outside the catalog, no offers
+  std::optional<Watts> node_power;     // [power] node_max: a node's rated input power, all of it (empty: unpublished)
+  std::string node_power_source;
 
   // Why no offer prices this system, for a report's "no price" line (the --price hint only where
   // --price reaches: catalog systems).
