@@ -441,6 +441,7 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
             {"scale_out", {{"topology", topology_name(s.scale_out.topology)}, {"bandwidth_bytes_per_s", r6(s.scale_out.bandwidth.v)},
                            {"latency_s", r6(s.scale_out.latency.v)}}},
             {"calibration", {{"file", s.calib.file}, {"status", s.calib.status}}},
+            {"node_power_w", s.node_power ? ordered_json(r6(s.node_power->v)) : ordered_json(nullptr)},
             {"prices", prices},
             {"ownership", s.ownership ? ordered_json{{"file", s.ownership->file},
                                                      {"purchase_usd", r6(s.ownership->purchase_usd)},
