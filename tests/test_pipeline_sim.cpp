@@ -465,5 +465,27 @@ TEST(PipelineSim, ZeroBubbleInTheEvaluator) {
   EXPECT_NE(check_layout(m, s, l, w, 64, nullptr), Infeasible::none);
 }
 
+TEST(PipelineSim, ZeroBubbleMemoryHoldsPpMicrobatchesOnEveryStage) {
+  // ZB-H1 delays stage i's weight gradients by i, so every stage holds pp microbatches' layer
+  // inputs, not 1F1B's pp - i: the most loaded stage is no longer the first alone. The memory
+  // figure had counted pp - i for both schedules, under-counting the last stage (with the logits).
+  const Model& m = test::builtin().model("llama3-70b");
+  const System& s = test::builtin().system("dgx-h100");
+  Layout l;
+  l.tp = 8;
+  l.pp = 4;
+  l.dp = 2;
+  l.recompute = Recompute::selective;
+  const Workload w{4096, 64};
+  const TrainReport a = evaluate(m, s, l, w, 64);
+  l.schedule = PipeSchedule::zero_bubble;
+  const TrainReport b = evaluate(m, s, l, w, 64);
+  ASSERT_TRUE(a.feasible() && b.feasible()) << a.reason << b.reason;
+  // Every stage holds at most as much under 1F1B; the last holds 4 microbatches, not 1.
+  EXPECT_GT(b.mem.total(), a.mem.total());
+  EXPECT_EQ(b.mem.stage, l.pp - 1) << "the last stage, with the logits, is the most loaded";
+  // And the simulated trace never holds more than pp on any stage (check_zero_bubble_events).
+}
+
 }  // namespace
 }  // namespace xpu

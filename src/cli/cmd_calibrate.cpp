@@ -203,6 +203,7 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       training_paths.push_back(p);
       names += (names.empty() ? "" : ", ") + p;
     }
+    check_not_input(o->out, "--out");  // a catalog (--data) file read: before the fit writes anything
     if (!o->out_dir.empty() && !tables.empty() && !serving_tables.empty())
       throw InputError("--out-dir", "training tables fit data/calibration/ files, inference tables data/serving/ files: "
                                     "give one kind of table per run with --out-dir");

@@ -1,5 +1,6 @@
 // xpuplan: what it takes to train and serve large AI models on any vendor's accelerators.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -85,6 +86,7 @@ void remember_temp(const std::string& path) {
   for (int i = 0; i < kTempSlots; ++i)
     if (!g_temp_used[i]) {
       std::memcpy(g_temp_path[i], path.c_str(), path.size() + 1);
+      std::atomic_signal_fence(std::memory_order_release);  // the path before the flag, for the handler
       g_temp_used[i] = 1;
       return;
     }
@@ -99,7 +101,13 @@ void remove_temps_on_signals() {
   struct sigaction sa {};
   sa.sa_handler = remove_temps_and_die;
   sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    // A signal the process was started ignoring stays ignored (nohup's SIGHUP, a background job's
+    // SIGINT): the handler would have made it fatal.
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    ::sigaction(sig, &sa, nullptr);
+  }
 }
 
 std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what) {

@@ -162,6 +162,8 @@ System parse_system(const DataFile& f) {
     if (s.node_power) {
       s.node_power_source = pw->str("node_max_source");
       if (s.node_power_source.empty()) pw->fail("node_max_source", "empty: the node's power needs its source");
+    } else if (pw->opt_str("node_max_source")) {
+      pw->fail("node_max_source", "given without node_max (the node's maximum input power, e.g. \"10.2 kW\")");
     }
     pw->finish();
   }
@@ -557,15 +559,21 @@ std::vector<DataFile> read_data_dir(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw InputError(dir, "not a directory");
   std::vector<std::string> paths;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->path().extension() == ".toml") {
-      std::error_code fe;
-      // A .toml that is no readable file (a dangling or looping link, a folder) is an error, not a
-      // file quietly left out of the catalog.
-      if (!it->is_regular_file(fe) && !it->is_directory(fe))
-        throw InputError(it->path().generic_string(), "is not a readable file (a dangling or looping link?)");
-      if (it->is_regular_file(fe)) paths.push_back(it->path().generic_string());
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fe;
+    // Hidden entries are no catalog files: an editor's lock (Emacs's .#name.toml, a dangling link)
+    // or backup.
+    if (it->path().filename().string().rfind('.', 0) == 0) {
+      if (it->is_directory(fe)) it.disable_recursion_pending();
+      continue;
     }
+    if (it->path().extension() != ".toml") continue;
+    // A .toml that is no readable file (a dangling or looping link) is an error, not a file quietly
+    // left out of the catalog.
+    if (!it->is_regular_file(fe) && !it->is_directory(fe))
+      throw InputError(it->path().generic_string(), "is not a readable file (a dangling or looping link?)");
+    if (it->is_regular_file(fe)) paths.push_back(it->path().generic_string());
+  }
   if (ec) throw InputError(dir, "cannot list directory: " + ec.message());
   if (paths.empty()) throw InputError(dir, "holds no .toml catalog files (chips/, systems/, models/, ... as in data/)");
   std::sort(paths.begin(), paths.end());

@@ -308,10 +308,11 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
         r.note += std::string(r.note.empty() ? "" : "; ") +
                   "energy counts the accelerators alone (no node power published in its system file), so it reads "
                   "low beside rows that count whole nodes";
-  // A row without the figure it is ranked by has no place: listed, not ranked.
+  // A row without the figure it is ranked by, or that misses the deadline, has no place: listed
+  // (missed deadlines by days), not ranked.
   int rank = 0;
   for (CompareRow& r : rows)
-    if (r.planned && (q.rank != CompareRank::cost || r.usd || !r.meets_deadline)) r.rank = ++rank;
+    if (r.planned && r.meets_deadline && (q.rank != CompareRank::cost || r.usd)) r.rank = ++rank;
   return rows;
 }
 

@@ -33,10 +33,11 @@ struct PipelineInput {
   std::vector<double> fwd, bwd;  // seconds per microbatch for one chunk on each stage: size pp (chunk time = stage time / vp)
   double p2p = 0;                // seconds for one activation (or gradient) send between adjacent chunks
   // Zero-bubble (ZB-H1, vp = 1): bwd is split into the input gradient (bwd - wgrad), which the
-  // previous stage waits for, and the weight gradient (wgrad), which nothing waits for. Each stage
-  // runs, whenever it is free: a ready input-gradient backward first; else a ready forward while
-  // fewer than pp - stage microbatches are in flight (1F1B's activation memory); else a pending
-  // weight gradient; else it waits. wgrad: one time per stage, each at most bwd.
+  // previous stage waits for, and the weight gradient (wgrad), which nothing waits for. Stage i runs
+  // the paper's order (Qi et al. 2024, 2.1): pp - i warm-up forwards, then for each microbatch k its
+  // input gradient, the weight gradient of microbatch k - i and the next forward; the delayed weight
+  // gradients last. Every stage so holds at most pp microbatches between a forward and its weight
+  // gradient (the memory model counts pp on every stage). wgrad: one time per stage, each at most bwd.
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
   std::vector<double> wgrad;
 };

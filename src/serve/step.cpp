@@ -77,17 +77,21 @@ std::optional<Precision> matrix_precision(const System& s, Quant w) {
 }  // namespace
 
 namespace {
-// Expected largest of g independent Binomial(n, p) counts: sum over j of P(max >= j).
+// Expected largest of g independent Binomial(n, p) counts: sum over j of P(max >= j). Above
+// p = 1/2 it is n less the expected smallest of g Binomial(n, 1 - p) counts, sum over j of
+// P(min >= j), so the pmf starts from max(p, 1 - p)^n >= 2^-n and does not underflow.
 double expected_max_binomial(int n, double p, int g) {
   if (n <= 0 || p <= 0) return 0;
   if (p >= 1) return n;
-  double cdf = 0, pmf = std::pow(1 - p, n), out = 0;  // pmf of 0
+  const bool flip = p > 0.5;
+  const double q = flip ? 1 - p : p;
+  double cdf = 0, pmf = std::pow(1 - q, n), sum = 0;  // pmf of 0
   for (int j = 1; j <= n; ++j) {
-    cdf += pmf;  // P(X <= j - 1)
-    out += 1 - std::pow(std::min(1.0, cdf), g);
-    pmf *= (n - j + 1.0) / j * p / (1 - p);
+    cdf = std::min(1.0, cdf + pmf);  // P(X <= j - 1)
+    sum += flip ? std::pow(1 - cdf, g) : 1 - std::pow(cdf, g);
+    pmf *= (n - j + 1.0) / j * q / (1 - q);
   }
-  return out;
+  return flip ? n - sum : sum;
 }
 
 // Expected largest of g independent standard normals (0 for g = 1), by quadrature of
@@ -295,9 +299,11 @@ double StepModel::moe_layer_time(double T, bool prefill) const {
   // expected largest of ep draws. Few tokens hit few groups, so a small batch reads whole experts
   // on one group where tp alone reads every hit expert's slice on every rank; a large batch evens out.
   const int per_group = static_cast<int>(E) / l_.ep;
-  const double hits = std::max(expected_max_binomial(per_group, active / E, l_.ep), 1e-9);
   const double n = T * k, q = 1.0 / l_.ep;
-  const double rows = std::min(n, n * q + ep_max_z_ * std::sqrt(n * q * (1 - q)));
+  // The groups' counts add up to the whole: the busiest holds at least the mean and, with a token
+  // routed at all, one expert and one row (independent draws alone give 0.7 for one token).
+  const double hits = std::max({expected_max_binomial(per_group, active / E, l_.ep), active / l_.ep, std::min(1.0, active)});
+  const double rows = std::clamp(n * q + ep_max_z_ * std::sqrt(n * q * (1 - q)), std::max(n * q, std::min(n, 1.0)), n);
   return run(hits, rows / hits, hits * l_.ep);  // an expert on a device is ep x the tp-sharded bytes
 }
 

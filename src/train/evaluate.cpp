@@ -512,8 +512,10 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   mb.optimizer = l.zero >= 1 ? (p_dense / shard + p_exp / shard_exp) * (kMasterBytes + kAdamBytes)
                              : params * (kMasterBytes + kAdamBytes);
 
-  // Microbatch-layers in flight (1F1B: stage i holds p - i microbatches; interleaved: Megatron's
-  // warm-up of (p-1)*2 + (v-1)*p + 1 chunks on the first stage).
+  // Microbatch-layers in flight (1F1B: stage i holds p - i microbatches; ZB-H1: p on every stage,
+  // its weight gradients delayed by the stage's depth holding their layers' inputs, most of the
+  // activations (src/perf/pipeline_sim.cpp); interleaved: Megatron's warm-up of
+  // (p-1)*2 + (v-1)*p + 1 chunks on the first stage).
   const int p = l.pp, v = l.vp;
   double units = 0;
   // Partial full recompute: recompute_layers of the stage keep only their input, the rest everything.
@@ -522,7 +524,8 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
       (share * (n_dense * dense.act_stored + n_moe * moe.act_stored) +
        (1.0 - share) * (n_dense * dense.act_working + n_moe * moe.act_working)) / std::max(1, layers_of[i]);
   if (v == 1) {
-    units = static_cast<double>(std::min<long>(microbatches, p - i)) * layers_of[i];
+    const long held = l.schedule == PipeSchedule::zero_bubble ? p : p - i;
+    units = static_cast<double>(std::min<long>(microbatches, held)) * layers_of[i];
   } else {
     const double chunks = std::min<double>(static_cast<double>(microbatches) * v, (p - 1 - i) * 2.0 + (v - 1) * p + 1);
     units = chunks * layers_of[i] / v;

@@ -15,3 +15,9 @@ for name, target in [("loop.toml", "loop.toml"), ("gone.toml", "/nonexistent/x.t
 p = subprocess.run([x, "--data", work, "catalog", "list"], capture_output=True, text=True)
 assert p.returncode == 0, p.stderr
 print("dangling and looping links refused")
+# A hidden entry is skipped: an editor's lock file (Emacs: .#name.toml, a dangling link) or backup.
+lock = os.path.join(work, "systems", ".#dgx-h100.toml")
+os.symlink("user@host.123:1", lock)
+p = subprocess.run([x, "--data", work, "catalog", "list"], capture_output=True, text=True)
+assert p.returncode == 0 and "dgx-h100" in p.stdout, p.stderr
+print("an editor's lock link skipped")

@@ -32,3 +32,19 @@ for sig in (signal.SIGINT, signal.SIGTERM):
         break
 assert caught == 2, "never caught the write in progress: %d of 2 signals" % caught
 print("temporary files removed on SIGINT and SIGTERM")
+
+# A signal the process was started ignoring stays ignored (nohup's SIGHUP, a background job's
+# SIGINT): the handler that removes temporary files had made it fatal.
+for sig in (signal.SIGHUP, signal.SIGINT):
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    p = subprocess.Popen([x, "train", "--model", "llama3-8b", "--system", "dgx-h100", "--devices", "64", "--seq-len",
+                          "4096", "--global-batch", "20000", "--pp", "8", "--vp", "4", "--tp", "1", "--micro-batch", "1",
+                          "--trace", os.path.join(work, "t.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         preexec_fn=lambda s=sig: signal.signal(s, signal.SIG_IGN))
+    time.sleep(0.05)
+    if p.poll() is None:
+        p.send_signal(sig)
+    assert p.wait() == 0, "an ignored %s ended the run" % sig.name
+    assert os.path.getsize(os.path.join(work, "t.json")) > 0
+print("ignored SIGHUP and SIGINT stay ignored")
