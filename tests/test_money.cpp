@@ -88,11 +88,12 @@ TEST(MoneyTco, NodePowerWherePublishedElseTheAcceleratorAlone) {
 }
 
 TEST(MoneyTco, LiquidCooledRackOverridesPue) {
-  // gb200-nvl72: PUE 1.2 from its tco file: 1,200 W x 0.8 x 1.2 = 1,152 W at the wall.
+  // gb200-nvl72: PUE 1.2 from its tco file; the rack's ~120 kW over 72 GPUs (6.667 kW a 4-GPU
+  // tray): 1,666.75 W x 0.8 x 1.2 = 1,600.08 W at the wall (the 1,200 W GPU alone gave 1,152 W).
   std::string why;
   auto p = device_power(builtin().system("gb200-nvl72"), site(), &why);
   ASSERT_TRUE(p) << why;
-  EXPECT_NEAR(p->wall_w, 1152.0, 1e-9);
+  EXPECT_NEAR(p->wall_w, 6667.0 / 4 * 0.8 * 1.2, 1e-9);
 }
 
 TEST(MoneyTco, NotSoldOrNoTdpSaysWhy) {
