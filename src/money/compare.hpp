@@ -35,7 +35,7 @@ inline constexpr double kNoFit = -1, kSkipped = -2;
 
 struct CompareRow {
   std::string system_id;
-  int rank = 0;                 // place by the ranking figure, 1 = best; 0: unranked (no plan, or no price when ranked by cost)
+  int rank = 0;                 // place by the ranking figure, 1 = best; 0: unranked (no plan, a missed deadline, or no price when ranked by cost)
   std::string calibration_file, calibration_status;  // the chip's efficiencies: "fitted" or "assumed"
   bool planned = false;         // a plan fits
   std::string note;             // why there is no plan, no price or no energy figure

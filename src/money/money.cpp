@@ -97,7 +97,7 @@ std::optional<TcoRate> tco_rate(const System& s, const Site* site, std::string* 
   t.purchase_usd = s.ownership->purchase_usd;
   t.overhead_usd = s.ownership->overhead_usd;
   t.years = site->amortisation_years;
-  t.tdp_w = pw->rated_w();
+  t.rated_w = pw->rated_w();
   t.utilisation = pw->utilisation;
   t.pue = pw->pue;
   t.usd_per_kwh = site->usd_per_joule * kJoulesPerKwh;
@@ -118,7 +118,7 @@ std::string Rate::origin() const {
            offer->as_of;
   if (tco)
     return "owned: (" + fmt("%.0f", tco->purchase_usd) + " + " + fmt("%.0f", tco->overhead_usd) + " USD) / (" +
-           fmt("%g", tco->years) + " y x 8766 h) + " + fmt("%.0f", tco->tdp_w) + " W x " + fmt("%g", tco->utilisation) +
+           fmt("%g", tco->years) + " y x 8766 h) + " + fmt("%.0f", tco->rated_w) + " W x " + fmt("%g", tco->utilisation) +
            " x PUE " + fmt("%g", tco->pue) + " x " + fmt("%.4g", tco->usd_per_kwh) + " USD/kWh (" + tco->ownership_file +
            ": purchase_price, overhead (pue where it overrides the site's); " + tco->site_file + ": amortisation_years, utilisation, pue, electricity; the W: the system file's power.node_max per device, else the chip file's power.tdp)";
   return "";

@@ -41,7 +41,7 @@ std::string date_text(long day);
 struct TcoRate {
   double purchase_usd = 0, overhead_usd = 0;   // per device (data/tco/<system>.toml)
   double years = 0;                            // amortisation (site)
-  double tdp_w = 0, utilisation = 0, pue = 0;  // per device: the rating (DevicePower::rated_w), its utilisation, PUE
+  double rated_w = 0, utilisation = 0, pue = 0;  // per device: the rating (DevicePower::rated_w), its utilisation, PUE
   double usd_per_kwh = 0, kg_co2_per_kwh = 0;
   double capex_usd_per_hour = 0;               // (purchase + overhead) / (years x 8766 h)
   double wall_w = 0;                           // rating x utilisation x pue

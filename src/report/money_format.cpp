@@ -47,7 +47,7 @@ ordered_json rate_json(const Rate& r) {
     j["overhead_usd"] = r6(r.tco->overhead_usd);
     j["amortisation_years"] = r6(r.tco->years);
     j["capex_usd_per_hour"] = r6(r.tco->capex_usd_per_hour);
-    j["rated_w"] = r6(r.tco->tdp_w);  // the node's share where published, else the accelerator's TDP
+    j["rated_w"] = r6(r.tco->rated_w);  // the node's share where published, else the accelerator's TDP
     j["utilisation"] = r6(r.tco->utilisation);
     j["pue"] = r6(r.tco->pue);
     j["usd_per_kwh"] = r6(r.tco->usd_per_kwh);

@@ -74,9 +74,7 @@ std::optional<Precision> matrix_precision(const System& s, Quant w) {
   return std::nullopt;
 }
 
-}  // namespace
 
-namespace {
 // Expected largest of g independent Binomial(n, p) counts: sum over j of P(max >= j). Above
 // p = 1/2 it is n less the expected smallest of g Binomial(n, 1 - p) counts, sum over j of
 // P(min >= j), so the pmf starts from max(p, 1 - p)^n >= 2^-n and does not underflow.
