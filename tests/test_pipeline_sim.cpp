@@ -470,5 +470,147 @@ TEST(PipelineSim, ZeroBubbleInTheEvaluator) {
   EXPECT_NE(check_layout(m, s, l, w, 64, nullptr), Infeasible::none);
 }
 
+
+// DualPipeV on pp stages: per-chunk times F, B (whole backward), W (its weight part), S (a pair's saving).
+PipelineInput dualpipe(int pp, long m, double F, double B, double W, double S, double p2p = 0) {
+  PipelineInput in;
+  in.pp = pp;
+  in.vp = 2;
+  in.microbatches = m;
+  in.schedule = PipeSchedule::dualpipe_v;
+  in.fwd.assign(pp, F);
+  in.bwd.assign(pp, B);
+  in.wgrad.assign(pp, W);
+  in.pair_saving.assign(pp, S);
+  in.p2p = p2p;
+  return in;
+}
+
+// Every chunk's forward and backward of every microbatch runs once, on its stage of the V, after
+// its inputs; a pair's two halves share one interval; weight gradients after their input gradient;
+// at most 2 pp chunk-microbatches of activations held (2 pp + 1 on the last stage), as the table
+// of deepseek-ai/DualPipe states (PP + 1 for its PP = 2 pp stages); busy time as the order says.
+void check_dualpipe_events(const PipelineInput& in, const PipelineResult& r) {
+  const int P = in.pp;
+  const long M = in.microbatches, V = 2L * P;
+  const double eps = 1e-9;
+  std::map<std::tuple<long, long, int>, PipelineEvent> at;  // (position, mb, kind 0 F / 1 B / 2 W)
+  std::vector<double> busy_until(P, 0.0);
+  std::vector<long> pairs(P, 0);
+  for (size_t k = 0; k < r.events.size(); ++k) {
+    const PipelineEvent& e = r.events[k];
+    const long pos = chunk_position(PipeSchedule::dualpipe_v, P, e.stage, e.chunk);
+    ASSERT_EQ(stage_of_position(PipeSchedule::dualpipe_v, P, pos), e.stage);
+    const int kind = e.weight_grad ? 2 : e.backward ? 1 : 0;
+    EXPECT_TRUE(at.emplace(std::make_tuple(pos, e.microbatch, kind), e).second) << "ran twice";
+    if (e.paired == 2) {
+      ASSERT_GT(k, 0u);
+      EXPECT_EQ(r.events[k - 1].paired, 1);
+      EXPECT_EQ(r.events[k - 1].start, e.start);
+      EXPECT_EQ(r.events[k - 1].end, e.end);
+      EXPECT_NEAR(e.end - e.start, in.fwd[e.stage] + in.bwd[e.stage] - in.pair_saving[e.stage], eps);
+      ++pairs[e.stage];
+    } else {
+      EXPECT_GE(e.start, busy_until[e.stage] - eps) << "stage overlap";
+      busy_until[e.stage] = e.end;
+    }
+  }
+  for (int i = 0; i < P; ++i) EXPECT_EQ(pairs[i], dualpipe_pairs(P, M, i)) << "stage " << i;
+  for (long pos = 0; pos < V; ++pos)
+    for (long mb = 0; mb < M; ++mb) {
+      const int st = stage_of_position(PipeSchedule::dualpipe_v, P, pos);
+      const auto& F = at.at({pos, mb, 0});
+      const auto& B = at.at({pos, mb, 1});
+      if (pos > 0) {
+        const int from = stage_of_position(PipeSchedule::dualpipe_v, P, pos - 1);
+        EXPECT_GE(F.start, at.at({pos - 1, mb, 0}).end + (from == st ? 0.0 : in.p2p) - eps);
+      }
+      if (pos + 1 < V) {
+        const int from = stage_of_position(PipeSchedule::dualpipe_v, P, pos + 1);
+        EXPECT_GE(B.start, at.at({pos + 1, mb, 1}).end + (from == st ? 0.0 : in.p2p) - eps);
+      }
+      EXPECT_GE(B.start, F.end - eps);
+      if (auto w = at.find({pos, mb, 2}); w != at.end()) {
+        EXPECT_GE(w->second.start, B.end - eps);
+      }
+    }
+}
+
+// Activations held per stage (chunk-microbatches between a forward and the end of its whole
+// backward or weight gradient), as the simulation runs the order. A pair's forward stores what its
+// backward frees, layer by layer: counted as neither (the table's PP + 1 counts it so).
+std::vector<long> dualpipe_peak_held(const PipelineInput& in, const PipelineResult& r) {
+  std::vector<long> held(in.pp, 0), peak(in.pp, 0);
+  std::set<std::tuple<int, int, long>> split;  // (stage, chunk, mb) whose weight gradient runs apart
+  for (const auto& e : r.events)
+    if (e.weight_grad) split.insert({e.stage, e.chunk, e.microbatch});
+  for (const auto& e : r.events) {
+    if (e.paired) continue;
+    if (!e.backward) peak[e.stage] = std::max(peak[e.stage], ++held[e.stage]);
+    else if (e.weight_grad || !split.count({e.stage, e.chunk, e.microbatch})) --held[e.stage];
+  }
+  return peak;
+}
+
+TEST(PipelineSim, DualPipeVUniformMatchesItsClosedForm) {
+  // deepseek-ai/DualPipe's table: bubble (PP/2 - 1)(F&B + B - 3W) for PP = 2 pp stages, in the
+  // setting it assumes (the input gradient as long as the forward: B - W = F). With the pairs'
+  // saving S the step is 2 m (F + B) less S for the last stage's pairs beyond the fill.
+  for (auto [F, B, W, S] : {std::tuple{1.0, 2.0, 1.0, 0.0}, {1.0, 2.0, 1.0, 0.5}, {1.0, 1.5, 0.5, 0.3}, {0.7, 1.3, 0.6, 0.0}})
+    for (int pp : {1, 2, 3, 4, 8, 16})
+      for (long m : {2L * pp, 2L * pp + 1, 3L * pp + 2, 8L * pp}) {
+        const PipelineInput in = dualpipe(pp, m, F, B, W, S);
+        const PipelineResult r = simulate_pipeline(in, true);
+        const std::string what = "pp " + std::to_string(pp) + " m " + std::to_string(m) + " S " + std::to_string(S);
+        expect_rel(r.makespan, dualpipe_closed_form(pp, m, F, B, W, S), what);
+        check_dualpipe_events(in, r);
+        const std::vector<long> peak = dualpipe_peak_held(in, r);
+        for (int i = 0; i < pp; ++i) EXPECT_EQ(peak[i], 2L * pp + (i == pp - 1 ? 1 : 0)) << what << " stage " << i;
+        ASSERT_EQ(r.stage_busy.size(), static_cast<size_t>(pp));
+        for (int i = 0; i < pp; ++i) expect_rel(r.stage_busy[i], 2.0 * m * (F + B) - dualpipe_pairs(pp, m, i) * S, what);
+      }
+}
+
+TEST(PipelineSim, DualPipeVBeatsInterleavedOneFOneB) {
+  // Uniform stages, two chunks per stage either way, a backward 1.5-2.5 forwards long and its weight
+  // part more than a third of it (dW and dX GEMMs have equal FLOPs): the V with deferred weight
+  // gradients leaves less bubble than Megatron's interleaved 1F1B even with no pair saving (its
+  // (pp - 1)(F + 2B - 3W) against (pp - 1)(F + B)), and sends only slow it. (Below a third, or with
+  // uneven stages, it need not: the V puts the first and last chunks on stage 0.)
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(0.2, 2.0), ratio(1.5, 2.5), share(0.34, 0.5);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int pp = 2 + static_cast<int>(rng() % 7);
+    const long m = 2L * pp + static_cast<long>(rng() % 20);
+    const double F = u(rng), B = ratio(rng) * F;
+    const PipelineInput one = uniform(pp, 2, m, 2 * F, 2 * B);
+    const PipelineInput dp = dualpipe(pp, m, F, B, share(rng) * B, 0.0);
+    const PipelineResult r = simulate_pipeline(dp, true);
+    check_dualpipe_events(dp, r);
+    const double slowest = *std::max_element(r.stage_busy.begin(), r.stage_busy.end());
+    EXPECT_GE(r.makespan, slowest - 1e-9);
+    EXPECT_LE(r.makespan, simulate_pipeline(one, false).makespan + 1e-9) << "trial " << trial;
+    PipelineInput slow = dp;
+    slow.p2p = 0.05;
+    EXPECT_GT(simulate_pipeline(slow, false).makespan, r.makespan) << "trial " << trial;
+  }
+}
+
+TEST(PipelineSim, DualPipeVBadInput) {
+  PipelineInput in = dualpipe(4, 8, 1.0, 2.0, 1.0, 0.5);
+  EXPECT_NO_THROW(simulate_pipeline(in, false));
+  in.microbatches = 7;  // below 2 pp
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+  in = dualpipe(4, 8, 1.0, 2.0, 1.0, 1.5);  // saving above the forward
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+  in = dualpipe(4, 8, 1.0, 2.0, 1.0, 0.5);
+  in.vp = 1;
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+  in.vp = 2;
+  in.pair_saving.pop_back();
+  EXPECT_THROW(simulate_pipeline(in, false), std::invalid_argument);
+  EXPECT_THROW(pipeline_fill(4, 2, 8, PipeSchedule::dualpipe_v, 3.0, 1.0), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace xpu

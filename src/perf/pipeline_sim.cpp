@@ -1,6 +1,7 @@
 #include "perf/pipeline_sim.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -84,9 +85,17 @@ void check_input(const PipelineInput& in) {
   for (int i = 0; i < in.pp; ++i)
     if (!ok(in.fwd[i]) || !ok(in.bwd[i])) bad("stage " + std::to_string(i) + " has a negative or non-finite time");
   if (!ok(in.p2p)) bad("p2p must be a finite time >= 0");
-  if (in.schedule == PipeSchedule::zero_bubble) {
-    if (in.vp != 1) bad("the zero-bubble schedule (ZB-H1) needs vp = 1");
-    if (in.wgrad.size() != static_cast<size_t>(in.pp)) bad("zero-bubble needs one weight-gradient time per stage");
+  if (in.schedule == PipeSchedule::zero_bubble && in.vp != 1) bad("the zero-bubble schedule (ZB-H1) needs vp = 1");
+  if (in.schedule == PipeSchedule::dualpipe_v) {
+    if (in.vp != 2) bad("DualPipeV needs vp = 2 (its two chunks per stage)");
+    if (in.microbatches < 2L * in.pp) bad("DualPipeV needs at least 2 pp = " + std::to_string(2 * in.pp) + " microbatches");
+    if (in.pair_saving.size() != static_cast<size_t>(in.pp)) bad("DualPipeV needs one pair saving per stage");
+    for (int i = 0; i < in.pp; ++i)
+      if (!ok(in.pair_saving[i]) || in.pair_saving[i] > std::min(in.fwd[i], in.bwd[i]))
+        bad("stage " + std::to_string(i) + ": pair_saving must be in [0, min(fwd, bwd)]");
+  }
+  if (in.schedule != PipeSchedule::one_f_one_b) {
+    if (in.wgrad.size() != static_cast<size_t>(in.pp)) bad(std::string(schedule_name(in.schedule)) + " needs one weight-gradient time per stage");
     for (int i = 0; i < in.pp; ++i)
       if (!ok(in.wgrad[i]) || in.wgrad[i] > in.bwd[i]) bad("stage " + std::to_string(i) + ": wgrad must be in [0, bwd]");
   }
@@ -192,9 +201,198 @@ PipelineResult simulate_zero_bubble(const PipelineInput& in, bool record_events)
   return res;
 }
 
+// DualPipeV as deepseek-ai/DualPipe's DualPipeV.step orders it (pipeline_sim.hpp). Each stage runs
+// its order; an operation waits for its stage and for its inputs (a forward for the previous chunk
+// position's forward, a backward for the next position's backward or, at the V's end on stage 0,
+// its own forward); a pair waits for both. Sends cost `p2p` only between stages (the V's turn on
+// the last stage is local).
+PipelineResult simulate_dualpipe_v(const PipelineInput& in, bool record_events) {
+  const int P = in.pp;
+  const long M = in.microbatches, V = 2L * P;
+  enum Kind : char { F, B, Bi, W, FB };  // forward, whole backward, input gradient, weight gradient, pair
+  struct Op {
+    Kind kind;
+    char c0, c1;  // chunk (F, B, Bi), or the pair's forward chunk c0 and backward chunk c1
+  };
+  auto order_of = [&](int i) {
+    std::vector<Op> o;
+    o.reserve(static_cast<size_t>(5 * M));
+    const int down = P - i - 1;
+    for (int k = 0; k < 2 * down; ++k) o.push_back({F, 0, 0});
+    for (int k = 0; k <= i; ++k) {
+      o.push_back({F, 0, 0});
+      o.push_back({F, 1, 0});
+    }
+    for (int k = 0; k < down; ++k) {
+      o.push_back({Bi, 1, 0});
+      o.push_back({W, 0, 0});
+      o.push_back({F, 1, 0});
+    }
+    for (long k = 0; k < M - 2L * P + i + 1; ++k) {
+      if (k == 0 && i == P - 1) {  // DualPipe runs the last stage's first pair apart (less bubble)
+        o.push_back({F, 0, 0});
+        o.push_back({B, 1, 0});
+      } else {
+        o.push_back({FB, 0, 1});
+      }
+      o.push_back({FB, 1, 0});
+    }
+    for (int k = 0; k < down; ++k) {
+      o.push_back({B, 1, 0});
+      o.push_back({FB, 1, 0});
+    }
+    bool split = false;
+    for (int k = 0; k <= i; ++k) {  // the later half with the weight gradient deferred
+      if (k == (i + 1) / 2 && i % 2 == 1) split = true;
+      o.push_back({split ? Bi : B, 1, 0});
+      if (k == (i + 1) / 2 && i % 2 == 0) split = true;
+      o.push_back({split ? Bi : B, 0, 0});
+    }
+    for (int k = 0; k < down; ++k) {
+      o.push_back({W, 0, 0});
+      o.push_back({Bi, 0, 0});
+    }
+    for (int k = 0; k <= i; ++k) o.push_back({W, 0, 0});
+    return o;
+  };
+  std::vector<std::vector<Op>> order(P);
+  for (int i = 0; i < P; ++i) order[i] = order_of(i);
+
+  const double link = in.p2p;
+  std::vector<double> fend(static_cast<size_t>(V * M), -1.0), bend(static_cast<size_t>(V * M), -1.0);
+  std::vector<size_t> cursor(P, 0);
+  std::vector<double> free_at(P, 0.0);
+  std::vector<std::array<long, 2>> nf(P, {0, 0}), nb(P, {0, 0});
+  std::vector<std::vector<std::pair<int, long>>> deferred(P);  // weight gradients waiting: (chunk, microbatch)
+  std::vector<size_t> deferred_head(P, 0);
+  std::vector<char> queued(P, 1);
+  std::vector<int> work(P);
+  for (int i = 0; i < P; ++i) work[i] = P - 1 - i;
+  PipelineResult res;
+  res.stage_busy.assign(P, 0.0);
+  std::vector<std::vector<PipelineEvent>> per_stage(record_events ? P : 0);
+  double makespan = 0;
+  auto wake = [&](long pos) {
+    if (pos < 0 || pos >= V) return;
+    const int j = stage_of_position(PipeSchedule::dualpipe_v, P, pos);
+    if (!queued[j]) {
+      queued[j] = 1;
+      work.push_back(j);
+    }
+  };
+  // When the forward of chunk c's next microbatch on stage i may start (< 0: not yet known).
+  auto fready = [&](int i, int c, long mb) {
+    const long pos = chunk_position(PipeSchedule::dualpipe_v, P, i, c);
+    if (pos == 0) return 0.0;
+    const double d = fend[(pos - 1) * M + mb];
+    if (d < 0) return -1.0;
+    return d + (stage_of_position(PipeSchedule::dualpipe_v, P, pos - 1) == i ? 0.0 : link);
+  };
+  auto bready = [&](int i, int c, long mb) {
+    const long pos = chunk_position(PipeSchedule::dualpipe_v, P, i, c);
+    if (pos == V - 1) return fend[pos * M + mb];
+    const double d = bend[(pos + 1) * M + mb];
+    if (d < 0) return -1.0;
+    return d + (stage_of_position(PipeSchedule::dualpipe_v, P, pos + 1) == i ? 0.0 : link);
+  };
+  while (!work.empty()) {
+    const int i = work.back();
+    work.pop_back();
+    queued[i] = 0;
+    while (cursor[i] < order[i].size()) {
+      const Op op = order[i][cursor[i]];
+      const int c0 = op.c0, c1 = op.c1;
+      double ready = 0, dur = 0;
+      long mf = -1, mb = -1;
+      if (op.kind == F || op.kind == FB) {
+        mf = nf[i][c0];
+        const double r = fready(i, c0, mf);
+        if (r < 0) break;
+        ready = r;
+      }
+      if (op.kind == B || op.kind == Bi || op.kind == FB) {
+        const int c = op.kind == FB ? c1 : c0;
+        mb = nb[i][c];
+        const double r = bready(i, c, mb);
+        if (r < 0) break;
+        ready = std::max(ready, r);
+      }
+      const double start = std::max(free_at[i], ready);
+      switch (op.kind) {
+        case F: dur = in.fwd[i]; break;
+        case B: dur = in.bwd[i]; break;
+        case Bi: dur = in.bwd[i] - in.wgrad[i]; break;
+        case W: dur = in.wgrad[i]; break;
+        case FB: dur = in.fwd[i] + in.bwd[i] - in.pair_saving[i]; break;
+      }
+      const double end = start + dur;
+      free_at[i] = end;
+      res.stage_busy[i] += dur;
+      makespan = std::max(makespan, end);
+      ++cursor[i];
+      if (op.kind == F || op.kind == FB) {
+        const long pos = chunk_position(PipeSchedule::dualpipe_v, P, i, c0);
+        fend[pos * M + mf] = end;
+        ++nf[i][c0];
+        if (record_events) per_stage[i].push_back({i, c0, mf, false, start, end, false, op.kind == FB ? 1 : 0});
+        wake(pos + 1);  // (the V's end: its own backward is this stage's, which runs on)
+      }
+      if (op.kind == B || op.kind == Bi || op.kind == FB) {
+        const int c = op.kind == FB ? c1 : c0;
+        const long pos = chunk_position(PipeSchedule::dualpipe_v, P, i, c);
+        bend[pos * M + mb] = end;
+        ++nb[i][c];
+        if (op.kind == Bi) deferred[i].push_back({c, mb});
+        if (record_events) per_stage[i].push_back({i, c, mb, true, start, end, false, op.kind == FB ? 2 : 0});
+        wake(pos - 1);
+      }
+      if (op.kind == W) {
+        if (deferred_head[i] >= deferred[i].size())
+          throw std::logic_error("simulate_pipeline: DualPipeV weight gradient with none deferred (stage " + std::to_string(i) + ")");
+        const auto [c, m] = deferred[i][deferred_head[i]++];
+        if (record_events) per_stage[i].push_back({i, c, m, true, start, end, true, 0});
+      }
+    }
+  }
+  for (int i = 0; i < P; ++i)
+    if (cursor[i] != order[i].size() || deferred_head[i] != deferred[i].size())
+      throw std::logic_error("simulate_pipeline: DualPipeV schedule deadlocked (pp " + std::to_string(P) + ", " +
+                             std::to_string(M) + " microbatches)");
+  res.makespan = makespan;
+  if (record_events)
+    for (auto& v : per_stage) res.events.insert(res.events.end(), v.begin(), v.end());
+  if (makespan > 0) {
+    double busy = 0;
+    for (double b : res.stage_busy) busy += b;
+    res.bubble_fraction = std::max(0.0, 1.0 - busy / (static_cast<double>(P) * makespan));
+  }
+  return res;
+}
+
 }  // namespace
 
+long chunk_position(PipeSchedule s, int pp, int stage, int chunk) {
+  if (s == PipeSchedule::dualpipe_v) return chunk == 0 ? stage : 2L * pp - 1 - stage;
+  return static_cast<long>(chunk) * pp + stage;
+}
+
+int stage_of_position(PipeSchedule s, int pp, long pos) {
+  if (s == PipeSchedule::dualpipe_v) return static_cast<int>(pos < pp ? pos : 2L * pp - 1 - pos);
+  return static_cast<int>(pos % pp);
+}
+
+long dualpipe_pairs(int pp, long microbatches, int stage) {
+  return std::max(0L, 2 * microbatches - 3L * pp + stage + 1 - (stage == pp - 1 ? 1 : 0));
+}
+
+double dualpipe_closed_form(int pp, long microbatches, double F, double B, double W, double S) {
+  const double m = static_cast<double>(microbatches);
+  return 2.0 * m * (F + B) - (2.0 * m - 2.0 * pp - 1.0) * S + (pp - 1.0) * ((F + B - S) + B - 3.0 * W);
+}
+
 double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W) {
+  if (schedule == PipeSchedule::dualpipe_v)
+    throw std::invalid_argument("pipeline_fill: DualPipeV has its own closed form (dualpipe_closed_form)");
   const double gaps = pp - 1.0;
   if (schedule == PipeSchedule::zero_bubble) {
     const double moved = std::min(2.0 * gaps, static_cast<double>(microbatches) + gaps - 1.0);
@@ -206,6 +404,7 @@ double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, d
 PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   check_input(in);
   if (in.schedule == PipeSchedule::zero_bubble) return simulate_zero_bubble(in, record_events);
+  if (in.schedule == PipeSchedule::dualpipe_v) return simulate_dualpipe_v(in, record_events);
   const int P = in.pp, VP = in.vp;
   const long M = in.microbatches;
   const long V = static_cast<long>(P) * VP;  // chunk positions, first to last

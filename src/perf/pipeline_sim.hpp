@@ -40,7 +40,28 @@ struct PipelineInput {
   // gradient (the memory model counts pp on every stage). wgrad: one time per stage, each at most bwd.
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
   std::vector<double> wgrad;
+  // DualPipeV (vp = 2, microbatches >= 2 pp; fwd, bwd and wgrad per chunk): each rank runs the
+  // order of deepseek-ai/DualPipe's DualPipeV.step: 2 (pp - i - 1) chunk-0 forwards; i + 1 pairs of
+  // chunk-0 and chunk-1 forwards; pp - i - 1 of (chunk-1 input gradient, a deferred weight gradient,
+  // chunk-1 forward); m - 2 pp + i + 1 of (chunk-0 forward paired with chunk-1 backward, chunk-1
+  // forward paired with chunk-0 backward) (the last rank runs its first such forward and backward
+  // apart); pp - i - 1 of (chunk-1 backward, chunk-1 forward paired with chunk-0 backward); i + 1 of
+  // (chunk-1 backward, chunk-0 backward), the later half split with the weight gradient deferred;
+  // pp - i - 1 of (a weight gradient, chunk-0 input gradient); the i + 1 weight gradients left.
+  // A pair takes fwd + bwd - pair_saving (its all-to-all under the other's compute: one time per
+  // stage, each at most min(fwd, bwd)); wgrad as for zero-bubble.
+  std::vector<double> pair_saving;
 };
+
+// Chunk position (0 .. pp x vp - 1, the order a microbatch's forward visits them) of chunk `chunk`
+// on stage `stage`: interleaved c x pp + i; DualPipeV's V, i going down and 2 pp - 1 - i back.
+long chunk_position(PipeSchedule s, int pp, int stage, int chunk);
+// The stage that holds chunk position `pos` (inverse of chunk_position).
+int stage_of_position(PipeSchedule s, int pp, long pos);
+
+// DualPipeV: the forward-backward pairs stage `stage` runs in one step (its saving counts this
+// many times): 2 m - 3 pp + stage + 1, one fewer on the last stage.
+long dualpipe_pairs(int pp, long microbatches, int stage);
 
 // One forward or backward of one microbatch through one model chunk on one stage (seconds from
 // the start of the step).
@@ -50,13 +71,18 @@ struct PipelineEvent {
   bool backward;             // input-gradient (or, unsplit, whole) backward; also true for weight_grad
   double start, end;
   bool weight_grad = false;  // zero-bubble only: the deferred weight-gradient part
+  // DualPipeV: 1 for the forward of a forward-backward pair, 2 for its backward (the next event of
+  // the stage, with the same start and end); 0 otherwise.
+  int paired = 0;
 };
 
 struct PipelineResult {
   double makespan = 0;         // s, from the first forward to the last backward
   double bubble_fraction = 0;  // idle share of all stages' time: 1 - busy / (pp x makespan)
-  // With record_events: 2 x m x vp events per stage (3 x m with zero-bubble), grouped by stage
-  // (stage 0 first), each stage's in the order it runs them.
+  std::vector<double> stage_busy;  // DualPipeV only (else empty): each stage's busy seconds
+  // With record_events: 2 x m x vp events per stage (3 x m with zero-bubble; with DualPipeV 4 m
+  // plus the weight gradients split off), grouped by stage (stage 0 first), each stage's in the
+  // order it runs them.
   std::vector<PipelineEvent> events;
 };
 
@@ -71,10 +97,21 @@ struct PipelineResult {
 //   and only its weight gradients overlap), never below 0. For uniform stages (weight gradient
 //   no longer than the input gradient) it equals the simulation of the paper's order at m = 1
 //   and from m = pp on, and is within 2% of it between (tests/test_pipeline_sim.cpp).
+// Not for DualPipeV (std::invalid_argument): dualpipe_closed_form.
 double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W);
 
+// DualPipeV's closed form on uniform stages, from per-chunk times: 2 m (F + B) on every stage, less
+// the pairs' saving S on the last stage's 2 m - 2 pp - 1 pairs beyond the fill, plus the README of
+// deepseek-ai/DualPipe's bubble (pp - 1)(F&B + B - 3W) with F&B = F + B - S (pp ranks are its
+// PP / 2). Exact against the simulation when the input gradient takes as long as the forward
+// (B - W = F, the setting of that table), for m >= 2 pp (tests/test_pipeline_sim.cpp); the
+// evaluator runs the simulation itself, which holds for any times.
+double dualpipe_closed_form(int pp, long microbatches, double F, double B, double W, double S);
+
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
-// negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd.
+// negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd;
+// for DualPipeV also vp != 2, microbatches below 2 pp, wgrad as for zero-bubble, or pair_saving
+// not of size pp or above min(fwd, bwd).
 PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events);
 
 }  // namespace xpu

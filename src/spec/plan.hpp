@@ -15,7 +15,12 @@ enum class Recompute { none, selective, full };
 // Pipeline schedule: 1F1B (Megatron's, interleaved when vp > 1), or zero-bubble ZB-H1 (Qi et al.
 // 2023, "Zero Bubble Pipeline Parallelism"): the backward split into the input gradient (B) and the
 // weight gradient (W), W deferred to fill the bubbles, at 1F1B's activation memory; vp = 1 only.
-enum class PipeSchedule { one_f_one_b, zero_bubble };
+// Or DualPipeV (DeepSeek-AI's DualPipe cut in half, deepseek-ai/DualPipe): each of the pp ranks
+// holds two model chunks in a V (chunk 0 is stage i going down, chunk 1 stage 2 pp - 1 - i coming
+// back, so rank 0 holds the embedding and the loss), microbatches enter both directions' work at
+// once, and a forward of one chunk runs paired with a backward of the other, each one's expert
+// all-to-all under the other's compute; vp = 2 (the two chunks), at least 2 pp microbatches.
+enum class PipeSchedule { one_f_one_b, zero_bubble, dualpipe_v };
 const char* schedule_name(PipeSchedule s);
 std::optional<PipeSchedule> parse_schedule(std::string_view s);
 

@@ -77,12 +77,13 @@ const char* schedule_name(PipeSchedule s) {
   switch (s) {
     case PipeSchedule::one_f_one_b: return "1f1b";
     case PipeSchedule::zero_bubble: return "zb-h1";
+    case PipeSchedule::dualpipe_v: return "dualpipev";
   }
   return "?";
 }
 
 std::optional<PipeSchedule> parse_schedule(std::string_view s) {
-  for (PipeSchedule x : {PipeSchedule::one_f_one_b, PipeSchedule::zero_bubble})
+  for (PipeSchedule x : {PipeSchedule::one_f_one_b, PipeSchedule::zero_bubble, PipeSchedule::dualpipe_v})
     if (s == schedule_name(x)) return x;
   return std::nullopt;
 }
