@@ -55,7 +55,7 @@ struct PlanFlags {
                   "on | off: fp8/fp4 primary weights, kept and gathered in the matrix precision (Megatron "
                   "--fp8-param-gather; 'lowp-w' in the layout) rather than bf16 with a low-precision copy" + free);
     c->add_option("--schedule", schedule,
-                  "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1) or zb-h1 (zero-bubble, vp 1) (default 1f1b)");
+                  "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1), zb-h1 (zero-bubble, vp 1) or dualpipev (DeepSeek's DualPipe cut in half: two chunks per stage in a V, forward-backward pairs hiding the expert all-to-all, vp 2, at least 2 pp microbatches) (default 1f1b)");
     c->add_option("--cp-mode", cp_mode,
                   "Context parallelism: ring (K/V passed around, overlapped with attention) or all-gather (K/V gathered "
                   "before attention) (default ring; with --cp left out, cp > 1 is chosen)");
@@ -111,10 +111,10 @@ struct PlanFlags {
     if (!lowp_params.empty()) q.lowp_params = on_off("--lowp-params", lowp_params);
     if (!schedule.empty()) {
       auto v = parse_schedule(schedule);
-      if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b or zb-h1");
+      if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b, zb-h1 or dualpipev");
       q.schedule = *v;
-      if (*v == PipeSchedule::zero_bubble && pp && *pp == 1)
-        throw InputError("--schedule", "zb-h1 is a pipeline schedule and --pp is 1 (nothing to schedule)");
+      if (*v != PipeSchedule::one_f_one_b && pp && *pp == 1)
+        throw InputError("--schedule", std::string(schedule_name(*v)) + " is a pipeline schedule and --pp is 1 (nothing to schedule)");
     }
     if (!cp_mode.empty()) {
       auto v = parse_cp_mode(cp_mode);

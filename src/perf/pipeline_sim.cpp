@@ -390,6 +390,21 @@ double dualpipe_closed_form(int pp, long microbatches, double F, double B, doubl
   return 2.0 * m * (F + B) - (2.0 * m - 2.0 * pp - 1.0) * S + (pp - 1.0) * ((F + B - S) + B - 3.0 * W);
 }
 
+double dualpipe_makespan(const PipelineInput& in) {
+  PipelineInput head = in;
+  head.schedule = PipeSchedule::dualpipe_v;
+  head.microbatches = std::min<long>(in.microbatches, 4L * in.pp);
+  const double end = simulate_pipeline(head, false).makespan;  // checks the input
+  if (head.microbatches == in.microbatches) return end;
+  // The steady phase's pace: the busiest stage's work per microbatch, or slower where sends on the
+  // chain of pairs hold it back, as the last pp microbatches of the head took.
+  double pace = 0;
+  for (int i = 0; i < in.pp; ++i) pace = std::max(pace, 2.0 * (in.fwd[i] + in.bwd[i] - in.pair_saving[i]));
+  head.microbatches -= in.pp;
+  pace = std::max(pace, (end - simulate_pipeline(head, false).makespan) / in.pp);
+  return end + static_cast<double>(in.microbatches - 4L * in.pp) * pace;
+}
+
 double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W) {
   if (schedule == PipeSchedule::dualpipe_v)
     throw std::invalid_argument("pipeline_fill: DualPipeV has its own closed form (dualpipe_closed_form)");

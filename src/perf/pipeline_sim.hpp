@@ -108,6 +108,13 @@ double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, d
 // evaluator runs the simulation itself, which holds for any times.
 double dualpipe_closed_form(int pp, long microbatches, double F, double B, double W, double S);
 
+// DualPipeV's step (pipeline only) for the evaluator: the simulation of min(m, 4 pp) microbatches,
+// and beyond that each microbatch at the busiest stage's pace, 2 (fwd + bwd - pair_saving) (two
+// pairs per stage and microbatch in the steady phase). Exact on uniform stages (the steady phase
+// repeats); within 1% of the whole simulation with uneven ones (tests/test_pipeline_sim.cpp), at
+// a cost independent of m, as the evaluator runs it for every plan a search considers.
+double dualpipe_makespan(const PipelineInput& in);
+
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
 // negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd;
 // for DualPipeV also vp != 2, microbatches below 2 pp, wgrad as for zero-bubble, or pair_saving

@@ -85,7 +85,7 @@ std::string layout_summary(const Layout& l) {
          std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? std::string() : std::string(" g-") + grad_name(l)) + (l.lowp_params ? " lowp-w" : "") +
-         (l.schedule == PipeSchedule::zero_bubble ? " zb-h1" : "") + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
+         (l.schedule != PipeSchedule::one_f_one_b ? std::string(" ") + schedule_name(l.schedule) : std::string()) + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
          (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") +
          (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") +
          (l.moe_dispatcher == MoeDispatcher::alltoall ? " a2a-dispatch" : "") + (l.moe_a2a_overlap ? " a2a-overlap" : "") +

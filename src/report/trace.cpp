@@ -29,10 +29,15 @@ PipelineInput pipeline_input(const TrainReport& r) {
   }
   in.p2p = r.p2p_time;
   in.schedule = r.layout.schedule;
-  if (in.schedule == PipeSchedule::zero_bubble) {
+  if (in.schedule != PipeSchedule::one_f_one_b) {
     if (r.stage_wgrad.size() != static_cast<size_t>(pp))
       throw std::invalid_argument("pipeline_input: the report has no per-stage weight-gradient times");
-    in.wgrad = r.stage_wgrad;
+    for (double w : r.stage_wgrad) in.wgrad.push_back(w / vp);
+  }
+  if (in.schedule == PipeSchedule::dualpipe_v) {
+    if (r.stage_pair_saving.size() != static_cast<size_t>(pp))
+      throw std::invalid_argument("pipeline_input: the report has no per-stage pair savings");
+    for (double x : r.stage_pair_saving) in.pair_saving.push_back(x / vp);
   }
   return in;
 }
@@ -40,6 +45,26 @@ PipelineInput pipeline_input(const TrainReport& r) {
 double pipeline_closed_form(const TrainReport& r) {
   const size_t p = std::min(r.stage_fwd.size(), r.stage_bwd.size());
   if (p == 0) return 0;
+  if (r.layout.schedule == PipeSchedule::dualpipe_v) {
+    // Its table's form: the busiest stage's 2 m chunk forwards and backwards less its pairs' saving
+    // beyond the fill, plus the bubble (pp - 1)(F&B + B - 3W) of the stages' mean chunk. Exact on
+    // uniform stages with B - W = F (dualpipe_closed_form); with uneven ones the evaluator's
+    // simulation is the figure (the V's busier stage 0 overlaps some of the fill).
+    const double m = static_cast<double>(r.microbatches), n = static_cast<double>(p);
+    double F = 0, B = 0, W = 0, S = 0, busiest = 0;
+    for (size_t i = 0; i < p; ++i) {
+      const double f = r.stage_fwd[i] / 2, b = r.stage_bwd[i] / 2;
+      const double w = i < r.stage_wgrad.size() ? r.stage_wgrad[i] / 2 : 0.0;
+      const double x = i < r.stage_pair_saving.size() ? r.stage_pair_saving[i] / 2 : 0.0;
+      F += f;
+      B += b;
+      W += w;
+      S += x;
+      busiest = std::max(busiest, 2.0 * m * (f + b) - (2.0 * m - 2.0 * n - 1.0) * x);
+    }
+    F /= n, B /= n, W /= n, S /= n;
+    return busiest + (n - 1.0) * ((F + B - S) + B - 3.0 * W);
+  }
   double max_T = 0, sum_T = 0;
   for (size_t i = 0; i < p; ++i) {
     const double T = r.stage_fwd[i] + r.stage_bwd[i];
@@ -96,19 +121,21 @@ ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
     for (const auto& e : sim.events) {
       if (e.weight_grad) continue;  // nothing is sent after a weight gradient
       if (e.stage < 0 || e.stage >= pp || e.chunk < 0 || e.chunk >= vp || e.microbatch < 0 || e.microbatch >= m) continue;
-      const long pos = static_cast<long>(e.chunk) * pp + e.stage;
+      const long pos = chunk_position(r.layout.schedule, pp, e.stage, e.chunk);
       (e.backward ? bend : fend)[pos * m + e.microbatch] = e.end;
     }
     sends.reserve(sim.events.size());
     for (const auto& e : sim.events) {
       if (e.weight_grad) continue;
       if (e.stage < 0 || e.stage >= pp || e.chunk < 0 || e.chunk >= vp || e.microbatch < 0 || e.microbatch >= m) continue;
-      const long pos = static_cast<long>(e.chunk) * pp + e.stage;
+      const long pos = chunk_position(r.layout.schedule, pp, e.stage, e.chunk);
       const long from = e.backward ? pos + 1 : pos - 1;
       if (from < 0 || from >= V) continue;
+      const int from_stage = stage_of_position(r.layout.schedule, pp, from);
+      if (from_stage == e.stage) continue;  // DualPipeV's turn on the last stage: no send
       const double t = (e.backward ? bend : fend)[from * m + e.microbatch];
       if (t < 0) continue;
-      sends.push_back({e.stage, e.chunk, e.microbatch, e.backward, static_cast<int>(from % pp), t, t + p2p});
+      sends.push_back({e.stage, e.chunk, e.microbatch, e.backward, from_stage, t, t + p2p});
     }
     // Lanes: within a stage, in start order, each send takes the first lane free by its start.
     std::stable_sort(sends.begin(), sends.end(), [](const Send& a, const Send& b) {
@@ -148,12 +175,39 @@ ordered_json chrome_trace(const TrainReport& r, const PipelineResult& sim) {
       ev.push_back(meta("thread_sort_index", recv_tid(i, l), {{"sort_index", i * (lanes + 1) + 1 + l}}));
     }
 
-  for (const auto& e : sim.events) {
-    const bool zb = r.layout.schedule == PipeSchedule::zero_bubble;
-    const char* kind = e.weight_grad ? "wgrad" : e.backward ? (zb ? "bwd-input" : "bwd") : "fwd";
-    std::string name = std::string(kind) + " mb " + std::to_string(e.microbatch);
+  const bool zb = r.layout.schedule == PipeSchedule::zero_bubble;
+  // Which DualPipeV backwards are split (their weight gradient runs apart): named bwd-input.
+  std::vector<char> split;
+  if (r.layout.schedule == PipeSchedule::dualpipe_v) {
+    split.assign(static_cast<size_t>(V * m), 0);
+    for (const auto& e : sim.events)
+      if (e.weight_grad && e.stage >= 0 && e.stage < pp && e.chunk >= 0 && e.chunk < vp && e.microbatch >= 0 && e.microbatch < m)
+        split[static_cast<size_t>(chunk_position(r.layout.schedule, pp, e.stage, e.chunk) * m + e.microbatch)] = 1;
+  }
+  auto label = [&](const PipelineEvent& e) {
+    bool input_only = zb;
+    if (!split.empty() && e.backward && !e.weight_grad && e.chunk >= 0 && e.chunk < vp && e.microbatch >= 0 && e.microbatch < m)
+      input_only = split[static_cast<size_t>(chunk_position(r.layout.schedule, pp, e.stage, e.chunk) * m + e.microbatch)] != 0;
+    std::string name = std::string(e.weight_grad ? "wgrad" : e.backward ? (input_only ? "bwd-input" : "bwd") : "fwd") + " mb " +
+                       std::to_string(e.microbatch);
     if (vp > 1) name += " chunk " + std::to_string(e.chunk);
-    ev.push_back(slice(std::move(name), e.weight_grad ? "weight-gradient" : e.backward ? "backward" : "forward", e.stage,
+    return name;
+  };
+  for (size_t k = 0; k < sim.events.size(); ++k) {
+    const auto& e = sim.events[k];
+    if (e.paired == 2) continue;  // drawn with its forward
+    if (e.paired == 1 && k + 1 < sim.events.size() && sim.events[k + 1].paired == 2) {
+      // DualPipeV: one slice for a forward and a backward run together (their all-to-all overlapped).
+      const auto& b = sim.events[k + 1];
+      ev.push_back(slice(label(e) + " + " + label(b), "forward-backward", e.stage, e.start, e.end,
+                         {{"microbatch", e.microbatch},
+                          {"chunk", e.chunk},
+                          {"direction", "forward"},
+                          {"backward_microbatch", b.microbatch},
+                          {"backward_chunk", b.chunk}}));
+      continue;
+    }
+    ev.push_back(slice(label(e), e.weight_grad ? "weight-gradient" : e.backward ? "backward" : "forward", e.stage,
                        e.start, e.end,
                        {{"microbatch", e.microbatch}, {"chunk", e.chunk}, {"direction", e.backward ? "backward" : "forward"}}));
   }

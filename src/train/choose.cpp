@@ -37,7 +37,8 @@ std::vector<int> tp_range(const Model& m, const System& s) {
 
 std::vector<int> pp_range(const Model& m, PipeSchedule schedule) {
   std::vector<int> out;
-  for (int p = schedule == PipeSchedule::zero_bubble && m.layers > 1 ? 2 : 1; p <= m.layers; ++p) out.push_back(p);
+  const bool pipeline_only = schedule != PipeSchedule::one_f_one_b;  // zb-h1 and dualpipev schedule a pipeline
+  for (int p = pipeline_only && m.layers > 1 ? 2 : 1; p <= m.layers; ++p) out.push_back(p);
   return out;
 }
 
@@ -58,6 +59,7 @@ std::vector<int> micro_batch_range() {
 }
 
 std::vector<int> vp_range(const Model& m, int pp, PipeSchedule schedule) {
+  if (schedule == PipeSchedule::dualpipe_v) return {2};  // its V: two chunks per stage
   if (pp == 1 || schedule == PipeSchedule::zero_bubble) return {1};
   std::vector<int> out;
   for (int v = 1; static_cast<long>(pp) * v <= max_pipeline_chunks(m.layers); ++v)
@@ -146,6 +148,10 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad("--lowp-params", "on needs fp8 or fp4 weights, and the precision is " + std::string(precision_name(*q.precision)));
   if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)
     bad("--schedule", "zb-h1 runs without interleaving: drop --vp or set it to 1");
+  if (q.schedule == PipeSchedule::dualpipe_v && q.vp && *q.vp != 2)
+    bad("--schedule", "dualpipev holds two chunks per stage: drop --vp or set it to 2");
+  if (q.schedule == PipeSchedule::dualpipe_v && q.moe_a2a_overlap)
+    bad("--moe-a2a-overlap", "is Megatron's pairing for 1F1B; dualpipev pairs forward and backward chunks itself");
   auto divides = [&](const std::optional<int>& v, long n, const char* flag, const char* what) {
     if (v && n % *v != 0) bad(flag, std::to_string(*v) + " does not divide " + what + " (" + std::to_string(n) + ")");
   };
@@ -184,9 +190,9 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
                     std::to_string(max_pipeline_chunks(m.layers)) + " (the embedding and the loss may count as one layer each)");
   if (q.zero && *q.zero == 3 && q.pp && *q.pp > 1) bad("--zero", "ZeRO-3 with pipeline parallelism is not modelled (give --pp 1)");
   // An FSDP implementation asks for ZeRO-3, which a pipeline excludes.
-  if (q.fsdp.set() && ((q.pp && *q.pp > 1) || q.schedule == PipeSchedule::zero_bubble))
+  if (q.fsdp.set() && ((q.pp && *q.pp > 1) || q.schedule != PipeSchedule::one_f_one_b))
     bad(q.fsdp.rate > 0 ? "--fsdp-rate" : "--fsdp-overlap",
-        "describes ZeRO-3, which is not modelled with pipeline parallelism (--pp > 1 or --schedule zb-h1)");
+        "describes ZeRO-3, which is not modelled with pipeline parallelism (--pp > 1 or --schedule zb-h1 or dualpipev)");
   // Expert ranks are carved from a stage's tp x dp x cp ranks, which are devices / pp.
   if (q.ep && m.is_moe() && (q.devices % *q.ep != 0 || (q.pp && q.devices % *q.pp == 0 && (q.devices / *q.pp) % *q.ep != 0)))
     bad("--ep", std::to_string(*q.ep) + " does not divide the ranks of a pipeline stage (tp x dp x cp = devices / pp)");
@@ -201,9 +207,9 @@ Layout layout_from_request(const Model& m, const System& s, const PlanRequest& q
   // A held knob's free counterpart takes the least value it asks for (cp_range, zero_range,
   // pp_range), so that a request no candidate satisfies is reported as such, not planned without it.
   l.tp = q.tp.value_or(1);
-  l.pp = q.pp.value_or(q.schedule == PipeSchedule::zero_bubble ? 2 : 1);
+  l.pp = q.pp.value_or(q.schedule != PipeSchedule::one_f_one_b ? 2 : 1);
   l.cp = q.cp.value_or(q.cp_mode ? 2 : 1);
-  l.vp = q.vp.value_or(1);
+  l.vp = q.vp.value_or(q.schedule == PipeSchedule::dualpipe_v ? 2 : 1);
   l.ep = q.ep.value_or(1);
   l.etp = q.etp.value_or(0);
   l.dp = q.dp.value_or(std::max(1, q.devices / std::max(1, l.tp * l.pp * l.cp)));

@@ -62,6 +62,7 @@ struct LayerCost {
   double act_stored = 0;       // bytes kept per microbatch until backward
   double act_working = 0;      // bytes of one layer's full activations (recompute working set)
   double cp_buffer = 0;        // bytes of K/V held for context parallelism while a layer runs
+  double ep_saving = 0;        // DualPipeV: what pairing this layer's forward with another's backward saves
   double fwd() const { return gemm_f + attn_f + elem_f + tp_f + cp_f + ep_f; }
   double bwd() const { return gemm_b + attn_b + elem_b + tp_b + cp_b + ep_b + recompute; }
 };
@@ -342,11 +343,14 @@ LayerCost Evaluator::layer(int li) const {
   // forward and another's backward run as one combined pass, each one's dispatch and combine under
   // the other's compute. Of the pair's all-to-all, what exceeds the pair's compute stays exposed; the
   // compute beside the rest runs overlap_slowdown slower. The MoE fixed costs (host work) hide nothing.
-  if (l_.moe_a2a_overlap && c.ep_f + c.ep_b > 0) {
+  // DualPipeV pairs chunks the same way: the saving is kept apart (c.ep_saving), as only its paired
+  // chunks earn it (the pipeline simulation counts the pairs).
+  if ((l_.moe_a2a_overlap || l_.schedule == PipeSchedule::dualpipe_v) && c.ep_f + c.ep_b > 0) {
     const double comm = c.ep_f + c.ep_b;
     const double compute = c.gemm_f + c.gemm_b + c.attn_f + c.attn_b + c.elem_f + c.elem_b - 3.0 * moe_fixed;
     const double exposed = std::max(0.0, comm - compute) + c_.overlap_slowdown * std::min(comm, compute);
-    c.ep_f = c.ep_b = exposed / 2;
+    if (l_.moe_a2a_overlap) c.ep_f = c.ep_b = exposed / 2;
+    else c.ep_saving = comm - exposed;
   }
 
   // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
@@ -439,6 +443,12 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "recompute layers need full recompute (and are at least 1)");
   if (l.vp > 1 && l.schedule == PipeSchedule::zero_bubble)
     return no(Infeasible::indivisible, "the zero-bubble schedule (zb-h1) runs without interleaving (vp = 1)");
+  if (l.schedule == PipeSchedule::dualpipe_v) {
+    if (l.pp < 2) return no(Infeasible::indivisible, "DualPipeV is a pipeline schedule and needs pp > 1");
+    if (l.vp != 2) return no(Infeasible::indivisible, "DualPipeV holds two chunks per stage (vp = 2)");
+    if (l.moe_a2a_overlap)
+      return no(Infeasible::indivisible, "DualPipeV pairs forward and backward chunks itself; --moe-a2a-overlap is Megatron's 1F1B pairing");
+  }
   // The embedding and the loss may count as one layer each (max_pipeline_chunks, evaluate.hpp).
   if (static_cast<long>(l.pp) * l.vp > max_pipeline_chunks(m.layers))
     return no(Infeasible::indivisible, "pp x vp = " + std::to_string(l.pp * l.vp) + " exceeds layers + 2 = " + std::to_string(m.layers + 2) +
@@ -451,6 +461,10 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "sequence length " + std::to_string(w.seq_len) + " is not a multiple of 2 x cp");
   // Below pp microbatches the chunks cannot hide the fill: a lone microbatch walks all pp x vp
   // chunks in series (too_few_to_interleave, evaluate.hpp).
+  if (l.schedule == PipeSchedule::dualpipe_v && w.global_batch / per_replica < 2L * l.pp)
+    return no(Infeasible::too_few_microbatches,
+              "DualPipeV needs at least 2 pp = " + std::to_string(2 * l.pp) + " microbatches per replica, and the step has " +
+                  std::to_string(w.global_batch / per_replica) + " (global batch / (dp x micro-batch))");
   if (too_few_to_interleave(l.pp, l.vp, w.global_batch / per_replica))
     return no(Infeasible::too_few_microbatches,
               "interleaving (vp " + std::to_string(l.vp) + ") needs at least pp = " + std::to_string(l.pp) +
@@ -498,7 +512,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   const int n_moe = moe_layers_of[i], n_dense = layers_of[i] - n_moe;
   double p_dense = n_dense * dense.params_dense + n_moe * moe.params_dense;
   const double p_exp = n_moe * moe.params_expert;
-  const bool first = i == 0, last = i == l.pp - 1;
+  const bool first = i == 0, last = i == head_stage(l);
   if (first) p_dense += static_cast<double>(m.vocab) * h / t;
   if (last && (!m.tied_embeddings || l.pp > 1)) p_dense += static_cast<double>(m.vocab) * h / t + (last ? h : 0);
   const double shard = static_cast<double>(l.dp) * l.cp;
@@ -523,7 +537,12 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   const double per_layer_stored =
       (share * (n_dense * dense.act_stored + n_moe * moe.act_stored) +
        (1.0 - share) * (n_dense * dense.act_working + n_moe * moe.act_working)) / std::max(1, layers_of[i]);
-  if (v == 1) {
+  if (l.schedule == PipeSchedule::dualpipe_v) {
+    // DualPipeV: 2 p chunk-microbatches, 2 p + 1 on the last stage (deepseek-ai/DualPipe's PP + 1
+    // per device for its PP = 2 p stages; tests/test_pipeline_sim.cpp counts them in the schedule).
+    const long held = 2L * p + (i == p - 1 ? 1 : 0);
+    units = static_cast<double>(std::min<long>(2 * microbatches, held)) * layers_of[i] / 2.0;
+  } else if (v == 1) {
     const long held = l.schedule == PipeSchedule::zero_bubble ? p : p - i;
     units = static_cast<double>(std::min<long>(microbatches, held)) * layers_of[i];
   } else {
@@ -531,7 +550,8 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     units = chunks * layers_of[i] / v;
   }
   mb.activations = units * per_layer_stored;
-  if (first) mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, p);  // embedding output
+  if (first)  // embedding output, held with chunk 0's forwards
+    mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, l.schedule == PipeSchedule::dualpipe_v ? 2L * p : p);
   double transient = 0;
   if (l.recompute == Recompute::full) transient = std::max(dense.act_working, moe.act_working);
   transient += std::max(dense.cp_buffer, moe.cp_buffer);  // beside the layer being run
@@ -583,7 +603,9 @@ Setup make_setup(const Model& m, const Layout& l) {
     const int chunks = l.pp * l.vp, base = m.layers / chunks, rem = m.layers % chunks;
     const int middle = std::min(rem, chunks - 2);  // chunks 1 .. middle take one more
     std::fill(st.layers_of.begin(), st.layers_of.end(), 0);
-    const bool by_layer = local || m.is_moe();  // else only the counts matter
+    // DualPipeV's V: chunk c on stage c for c < pp, else 2 pp - 1 - c.
+    const bool vee = l.schedule == PipeSchedule::dualpipe_v;
+    const bool by_layer = local || m.is_moe() || vee;  // else only the counts matter
     if (!by_layer) {  // only the counts matter: stage s holds chunks s, s + pp, ..., in closed form
       for (int stage = 0; stage < l.pp; ++stage) {
         // chunks c = stage + k pp (k < vp) with 1 <= c <= middle take one more layer
@@ -595,6 +617,7 @@ Setup make_setup(const Model& m, const Layout& l) {
     }
     int at = 0;
     for (int c = 0, stage = 0; c < chunks; ++c, stage = stage + 1 == l.pp ? 0 : stage + 1) {
+      if (vee) stage = c < l.pp ? c : chunks - 1 - c;
       const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2);  // rem < chunks: chunk 0 never
       st.layers_of[stage] += size;
       for (int j = 0; j < size; ++j, ++at) count(stage, at);
@@ -743,6 +766,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   struct Stage {
     double f = 0, b = 0;
     double w = 0;  // weight-gradient GEMMs: half of the backward GEMM time (dW and dX have equal FLOPs)
+    double pair = 0;  // DualPipeV: what pairing its forward with a backward saves (all-to-all hidden)
     TimeBreakdown parts;  // per microbatch
     double p_dense = 0, p_exp = 0;
   };
@@ -764,7 +788,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       x.gemm_f += k * c.gemm_f; x.gemm_b += k * c.gemm_b; x.attn_f += k * c.attn_f; x.attn_b += k * c.attn_b;
       x.elem_f += k * c.elem_f; x.elem_b += k * c.elem_b; x.tp_f += k * c.tp_f; x.tp_b += k * c.tp_b;
       x.cp_f += k * c.cp_f; x.cp_b += k * c.cp_b; x.ep_f += k * c.ep_f; x.ep_b += k * c.ep_b;
-      x.recompute += k * c.recompute; x.params_dense += k * c.params_dense; x.params_expert += k * c.params_expert;
+      x.recompute += k * c.recompute; x.ep_saving += k * c.ep_saving; x.params_dense += k * c.params_dense; x.params_expert += k * c.params_expert;
     };
     const double nd_l = has_local ? st.local_dense_of[i] : 0, nm_l = has_local ? st.local_moe_of[i] : 0;
     add(dense, nd - nd_l);
@@ -784,6 +808,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     sg.f = x.fwd();
     sg.b = x.bwd() - (1.0 - rshare) * x.recompute;
     sg.w = 0.5 * x.gemm_b;
+    sg.pair = x.ep_saving;
     sg.p_dense = x.params_dense;
     sg.p_exp = x.params_expert;
     if (i == 0) {  // embedding lookup (and its gradient scatter)
@@ -799,7 +824,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
         sg.f += c;
       }
     }
-    if (i == p - 1) {  // final norm, LM head, cross-entropy
+    if (i == head_stage(l)) {  // final norm, LM head, cross-entropy
       Fb head = ev.gemm_fb(T, V / t, h);
       const double ce_f = ev.mem_time(T * V / t * 10.0 + 4.0 * h * T / ev.tsp_, 3);
       const double ce_b = ev.mem_time(T * V / t * 6.0 + 8.0 * h * T / ev.tsp_, 3);
@@ -836,8 +861,36 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   double sum_w = 0;
   if (l.schedule == PipeSchedule::zero_bubble)
     for (int i = 0; i < p; ++i) sum_w += stages[i].w;
-  const double fill = pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);
-  const double pipe = steady + fill;
+  double pipe = 0, slow_busy = static_cast<double>(mbs) * max_T;
+  if (l.schedule == PipeSchedule::dualpipe_v) {
+    // DualPipeV has no closed form for uneven stages or B - W != F: its order is simulated
+    // (dualpipe_makespan, perf/pipeline_sim.hpp), per chunk (half a stage), the sends counted below
+    // as for an interleaved pipeline. The slowest stage is the busiest once its pairs' saving (each
+    // stage's pair count, dualpipe_pairs) is taken off.
+    const double k_mbs = static_cast<double>(mbs);
+    PipelineInput in;
+    in.pp = p;
+    in.vp = 2;
+    in.microbatches = mbs;
+    in.schedule = l.schedule;
+    for (const Stage& sg : stages) {
+      in.fwd.push_back(sg.f / 2);
+      in.bwd.push_back(sg.b / 2);
+      in.wgrad.push_back(std::min(sg.w, sg.b) / 2);
+      in.pair_saving.push_back(std::min({sg.pair, sg.f, sg.b}) / 2);
+    }
+    pipe = dualpipe_makespan(in);
+    slow_busy = 0;
+    for (int i = 0; i < p; ++i) {
+      const double busy = 2.0 * k_mbs * (in.fwd[i] + in.bwd[i]) - static_cast<double>(dualpipe_pairs(p, mbs, i)) * in.pair_saving[i];
+      if (busy > slow_busy) {
+        slow_busy = busy;
+        slow = i;
+      }
+    }
+  } else {
+    pipe = steady + pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);
+  }
 
   TimeBreakdown tb;
   const Stage& sl = stages[slow];
@@ -849,7 +902,9 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.tp_comm = k * sl.parts.tp_comm;
   tb.cp_comm = k * sl.parts.cp_comm;
   tb.ep_comm = k * sl.parts.ep_comm;
-  tb.bubble = pipe - steady;
+  // DualPipeV: the slowest stage's pairs hid part of its all-to-all (its busy time is less by that).
+  tb.ep_comm -= k * (sl.f + sl.b) - slow_busy;
+  tb.bubble = pipe - slow_busy;
 
   // Pipeline send/recv of activations. 1F1B: one forward and one backward message per microbatch
   // on the critical path, plus the fill and drain chain. Interleaved (vp > 1): a message per chunk,
@@ -866,8 +921,10 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     const double bytes = T * h * kAct / ev.tsp_;
     const Group g{2, dp_outer ? l.tp * l.cp : l.tp * l.cp * l.dp};
     const double one = ev.coll(Collective::send_recv, bytes, g);
+    // DualPipeV's V turns on the last stage without a send: 2 (2 pp - 2) messages in its chain.
+    const double chain = l.schedule == PipeSchedule::dualpipe_v ? 2.0 * p - 2.0 : p * l.vp - 1.0;
     if (l.vp > 1)
-      tb.pp_comm = 2.0 * (p * l.vp - 1.0) * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
+      tb.pp_comm = 2.0 * chain * one + ev.hidden_cost(2.0 * k * l.vp * one, k * (sl.f + sl.b));
     else
       tb.pp_comm = 2.0 * (k + (p - 1.0)) * one;
     if (detail) r.p2p_time = one;
@@ -876,10 +933,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     r.stage_fwd.resize(p);
     r.stage_bwd.resize(p);
     r.stage_wgrad.resize(p);
+    r.stage_pair_saving.resize(p);
     for (int i = 0; i < p; ++i) {
       r.stage_fwd[i] = stages[i].f;
       r.stage_bwd[i] = stages[i].b;
-      r.stage_wgrad[i] = stages[i].w;
+      r.stage_wgrad[i] = std::min(stages[i].w, stages[i].b);
+      r.stage_pair_saving[i] = std::min({stages[i].pair, stages[i].f, stages[i].b});
     }
   }
 

@@ -22,6 +22,10 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
 // pp by default). check_layout and the search's divisibility pass both apply it.
 inline bool too_few_to_interleave(int pp, int vp, long microbatches) { return vp > 1 && microbatches < pp; }
 
+// The stage that holds the LM head and the loss: the last, or with DualPipeV's V stage 0 (its
+// chunk 1 is the model's last chunk).
+inline int head_stage(const Layout& l) { return l.schedule == PipeSchedule::dualpipe_v ? 0 : l.pp - 1; }
+
 // The most pipeline chunks (pp x vp) a model of this many layers splits into: Megatron-Core may
 // count the embedding and the loss as one layer each (account_for_embedding_in_pipeline_split,
 // account_for_loss_in_pipeline_split, as the Llama 3.1 405B recipes do with pp 16 x vp 8 over 126

@@ -182,13 +182,22 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                    "expert-tensor gather of the routed tokens") +
            (l.moe_a2a_overlap ? "; overlapped (--moe-a2a-overlap): a forward and a backward paired, only what exceeds "
                                 "their compute exposed, + collectives.overlap_slowdown x the hidden part"
-                              : ""));
+            : l.schedule == PipeSchedule::dualpipe_v
+                ? "; dualpipev: in each forward-backward pair of chunks only what exceeds their compute is exposed, + "
+                  "collectives.overlap_slowdown x the hidden part (the slowest stage's 2 microbatches - 3 pp + stage + 1 pairs)"
+                : ""));
   term("PP send/recv", t.pp_comm,
-       l.vp > 1 ? std::string("interleaved: 2 (pp x vp - 1) exposed messages of b s h 2 B / tp (the first microbatch's forward through every chunk, the last one's backward) + 2 x microbatches x vp "
+       l.schedule == PipeSchedule::dualpipe_v
+           ? std::string("dualpipev: 2 (2 pp - 2) exposed messages of b s h 2 B / tp (the V turns on the last stage without one) + 2 x microbatches x 2 "
+                         "messages overlapped with the next chunk (overlap_slowdown of them)")
+       : l.vp > 1 ? std::string("interleaved: 2 (pp x vp - 1) exposed messages of b s h 2 B / tp (the first microbatch's forward through every chunk, the last one's backward) + 2 x microbatches x vp "
                               "messages overlapped with the next chunk (overlap_slowdown of them)")
                 : std::string("2 x (microbatches + pp - 1) x message of b s h 2 B / tp"));
   term("pipeline bubble", t.bubble,
-       l.schedule == PipeSchedule::zero_bubble
+       l.schedule == PipeSchedule::dualpipe_v
+           ? std::string("dualpipev: the simulated step (deepseek-ai/DualPipe's DualPipeV order, chunk = half a stage) less the busiest "
+                         "stage's work; uniform stages: (pp - 1)(F&B + B - 3W) per chunk, F&B = F + B - the pair's saving")
+       : l.schedule == PipeSchedule::zero_bubble
            ? std::string("zb-h1: (pp - 1) x mean(F + B) - min(2 (pp - 1), microbatches + pp - 2) x mean W per microbatch "
                          "(the paper's (pp - 1)(F + B - W) from pp microbatches), W = weight-gradient GEMMs (half the backward GEMMs)")
            : std::string("(pp - 1) / vp x mean stage time per microbatch (interleaving needs at least pp microbatches)"));

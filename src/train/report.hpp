@@ -72,6 +72,7 @@ struct TrainReport {
   // adjacent stages: the inputs of the event-driven pipeline simulator (detail only).
   std::vector<double> stage_fwd, stage_bwd;
   std::vector<double> stage_wgrad;  // weight-gradient part of stage_bwd (zero-bubble schedules split it off)
+  std::vector<double> stage_pair_saving;  // DualPipeV: what a forward-backward pair saves, per microbatch of the stage's layers
   double p2p_time = 0;
 };
 
