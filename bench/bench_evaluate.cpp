@@ -109,6 +109,36 @@ void BM_PipelineSimZeroBubble16384(benchmark::State& st) {
 }
 BENCHMARK(BM_PipelineSimZeroBubble16384)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
+// DualPipeV on DeepSeek-V3's pipeline as DeepSeek trained it: pp 16, 240 microbatches (global batch
+// 15,360 over dp 64), stage 0 heavier (the embedding and the head); arg 0 = the whole simulation,
+// makespan only; 1 = with events; 2 = what the evaluator runs per plan (4 pp microbatches and the
+// steady pace, dualpipe_makespan).
+void BM_PipelineSimDualPipeV(benchmark::State& st) {
+  xpu::PipelineInput in;
+  in.pp = 16;
+  in.vp = 2;
+  in.microbatches = 240;
+  in.schedule = xpu::PipeSchedule::dualpipe_v;
+  for (int i = 0; i < in.pp; ++i) {
+    const double extra = i == 0 ? 1.3 : 1.0;
+    in.fwd.push_back(0.030 * extra);
+    in.bwd.push_back(0.062 * extra);
+    in.wgrad.push_back(0.028 * extra);
+    in.pair_saving.push_back(0.010);
+  }
+  const int mode = static_cast<int>(st.range(0));
+  for (auto _ : st) {
+    if (mode == 2) {
+      benchmark::DoNotOptimize(xpu::dualpipe_makespan(in));
+    } else {
+      auto r = xpu::simulate_pipeline(in, mode == 1);
+      benchmark::DoNotOptimize(r.makespan);
+      benchmark::DoNotOptimize(r.events.data());
+    }
+  }
+}
+BENCHMARK(BM_PipelineSimDualPipeV)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();
