@@ -96,25 +96,45 @@ std::map<std::string, std::string> dense_row() {
           {"value", "4000"},    {"notes", "a note, with a comma and \"quotes\""}};
 }
 
+// A dense row and one that cannot be predicted (its global batch not stated).
 ValidationResult validate_two_rows() {
-  auto unknown = dense_row();
-  unknown["id"] = "UNKNOWN-SYS";
-  unknown["system"] = "no-such-system";
-  const std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(unknown);
+  auto unstated = dense_row();
+  unstated["id"] = "NO-BATCH";
+  unstated["global_batch"] = "";
+  const std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(unstated);
   return validate_training(parse_csv({"mem.csv", text}), builtin());
 }
 
-TEST(Validate, UnknownSystemRowIsKeptWithFullError) {
-  // Row 2 (line 3) names "no-such-system": kept, not evaluated, error 100%.
+TEST(Validate, UnpredictableRowIsKeptWithFullError) {
+  // Row 2 (line 3) states no global batch: kept, not evaluated, error 100%, the reason said.
   const ValidationResult v = validate_two_rows();
   ASSERT_EQ(v.rows.size(), 2u);
   const ValidationRow& r = v.rows[1];
-  EXPECT_EQ(r.id, "UNKNOWN-SYS");
+  EXPECT_EQ(r.id, "NO-BATCH");
   EXPECT_EQ(r.line, 3);
   EXPECT_FALSE(r.evaluated);
-  // Not evaluated: 100% error and a reason naming the system.
   EXPECT_EQ(r.error_pct, 100.0);
-  EXPECT_NE(r.reason.find("no-such-system"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("global_batch not stated"), std::string::npos) << r.reason;
+}
+
+TEST(Validate, UnknownSystemOrModelIsBadInput) {
+  // FORMAT.md: `system` is a catalog id, and so is `model` where the architecture columns are
+  // empty. A typo is an input error naming the file, line and column; it had been kept as a row
+  // NOT EVALUATED at 100%, exit 0.
+  auto row = dense_row();
+  row["id"] = "TYPO";
+  row["system"] = "no-such-system";
+  std::string text = test::training_header() + test::training_row(dense_row()) + test::training_row(row);
+  test::Caught e = test::catch_input_error([&] { validate_training(parse_csv({"mem.csv", text}), builtin()); });
+  EXPECT_EQ(e.where, "mem.csv:3: system");
+  EXPECT_NE(e.what.find("'no-such-system' is not a catalog system id"), std::string::npos) << e.what;
+  row = dense_row();
+  row["model"] = "llama3-8bb";
+  for (const char* col : {"layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "vocab", "gated_mlp"}) row[col] = "";
+  text = test::training_header() + test::training_row(row);
+  e = test::catch_input_error([&] { validate_training(parse_csv({"mem.csv", text}), builtin()); });
+  EXPECT_EQ(e.where, "mem.csv:2: model");
+  EXPECT_NE(e.what.find("'llama3-8bb' is not a catalog model id"), std::string::npos) << e.what;
 }
 
 TEST(Validate, DenseRowErrorFromPredictionAndMeasurement) {
@@ -151,11 +171,10 @@ TEST(Validate, HeadlineCountsBothGradeARows) {
   EXPECT_EQ(v.headline.count, 2);
   EXPECT_NEAR(v.headline.mape_pct, (e1 + 100.0) / 2, 1e-9);
   EXPECT_DOUBLE_EQ(v.headline.max_abs_pct, std::max(e1, 100.0));
-  // Dense models only: both rows count as dense (the unknown-system row's model columns are dense).
+  // Dense models only: both rows count as dense (the unpredictable row's model columns are dense).
   EXPECT_EQ(v.dense.count, 2);
-  // Per system: one row each.
-  EXPECT_EQ(v.per_system.at("dgx-h100").count, 1);
-  EXPECT_EQ(v.per_system.at("no-such-system").count, 1);
+  // Per system: both on dgx-h100.
+  EXPECT_EQ(v.per_system.at("dgx-h100").count, 2);
   EXPECT_EQ(v.per_grade.at("A").count, 2);
   EXPECT_EQ(v.path, "mem.csv");
 }

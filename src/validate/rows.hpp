@@ -87,8 +87,8 @@ void check_header(const CsvTable& t, const char* const (&columns)[N], const char
 }
 
 // The architecture from the row's model columns, or the catalog model its name gives when
-// `layers` is empty (*reason set when it is neither).
-Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason);
+// `layers` is empty (an InputError naming the cell when it is neither).
+Model model_from_row(const RowReader& r, const Catalog& c);
 
 // The cells every measured row has: id (and its line), grade, system, model and metric.
 // Returns false, reading nothing more, when `only` is given and does not hold the row's id; the

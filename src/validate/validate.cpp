@@ -75,14 +75,13 @@ void summarise(ValidationResult& out, std::map<std::string, ErrorStats>& groups,
     for (auto& [k, s] : *m) finish_error(s);
 }
 
-Model model_from_row(const RowReader& r, const Catalog& c, std::string* reason) {
+Model model_from_row(const RowReader& r, const Catalog& c) {
   const std::string name = r.str("model");
   if (r.str("layers").empty()) {
     auto it = c.models.find(name);
-    if (it == c.models.end()) {
-      *reason = "model '" + name + "' has no architecture columns and is not a catalog id";
-      return {};
-    }
+    // FORMAT.md: with the architecture columns empty the model must be a catalog id; a typo is bad
+    // input, not a row the model cannot predict (it had been counted NOT EVALUATED at 100%).
+    if (it == c.models.end()) r.fail("model", "'" + name + "' is not a catalog model id and the architecture columns are empty (xpuplan catalog list)");
     return it->second;
   }
   Model m;
@@ -314,7 +313,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
     }
 
     std::string reason;
-    Model m = model_from_row(r, c, &reason);
+    Model m = model_from_row(r, c);
     row.moe = m.is_moe();
     for (const auto& f : row.facts)
       if ((f.field == "moe_dispatcher" || f.field == "moe_a2a_overlap") && !row.moe && reason.empty())
@@ -322,7 +321,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
                          f.field + ": applies to mixture-of-experts rows, and row " + row.id + " is dense");
     row.arch = m;
     auto sys = c.systems.find(row.system);
-    if (sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";
+    if (sys == c.systems.end()) r.fail("system", "'" + row.system + "' is not a catalog system id (xpuplan catalog list)");
     if (!gb && reason.empty()) reason = "global_batch not stated";
     if (reason.empty()) {
       q.work.global_batch = *gb;

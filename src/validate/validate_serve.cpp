@@ -204,7 +204,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     if (auto v = opt_positive(r, "tpot_slo_ms")) q.slo_tpot_s = *v / 1e3;
 
     std::string reason;
-    Model m = model_from_row(r, c, &reason);
+    Model m = model_from_row(r, c);
     if (q.full_attention && reason.empty() && m.window_layer_count() == 0)
       for (const RunFact& f : row.facts)
         if (f.field == "attention_window")
@@ -213,7 +213,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     m = serving_model(m, q);
     row.moe = m.is_moe();
     auto sys = c.systems.find(row.system);
-    if (reason.empty() && sys == c.systems.end()) reason = "system '" + row.system + "' is not in the catalog";
+    if (sys == c.systems.end()) r.fail("system", "'" + row.system + "' is not a catalog system id (xpuplan catalog list)");
     if (reason.empty() && !in) reason = "input_len not stated (the benchmark dataset's token statistics are not in data/)";
     if (reason.empty() && !outl) reason = "output_len not stated";
     if (reason.empty() && scenario == "server" && !rate) r.fail("request_rate", "empty (required for scenario server)");
