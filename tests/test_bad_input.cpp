@@ -76,7 +76,16 @@ hidden = 256
 heads = 4
 ffn_hidden = 1024
 vocab = 1000
+max_seq_len = 4096
 )";
+
+TEST(BadInput, ModelWithoutContextWindow) {
+  // A model file without max_seq_len had no context check at all (a 500k-token prompt served on
+  // Llama 3 8B): required, as every catalog model states it.
+  const auto e = catch_input_error([] { parse_model({kModelPath, replace_once(kModel, "max_seq_len = 4096\n", "")}); });
+  EXPECT_TRUE(contains(e.where, "max_seq_len")) << e.where;
+  EXPECT_TRUE(contains(e.what, "missing")) << e.what;
+}
 
 TEST(BadInput, FixturesAreValid) {
   // The unbroken fixtures load, so each failure below is caused by the one change it makes.
@@ -216,6 +225,10 @@ TEST(BadInput, ScaleOutTorusAndFitDate) {
     e = catch_input_error([&] { parse_system({kSystemPath, replace_once(torus, "torus_dims = [4, 2]", std::string("torus_dims = [4, 2]\n") + bad)}); });
     EXPECT_TRUE(contains(e.where, "scale_up.torus_share")) << bad << ": " << e.where;
   }
+  // A dimension of 1 has no links: it had taken half the bandwidth of a [1, 8] torus.
+  e = catch_input_error([&] { parse_system({kSystemPath, replace_once(torus, "torus_dims = [4, 2]", "torus_dims = [1, 8]")}); });
+  EXPECT_TRUE(contains(e.where, "scale_up.torus_dims")) << e.where;
+  EXPECT_TRUE(contains(e.what, "a dimension of 1 has no links")) << e.what;
   e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "size = 8", "size = 8\ntorus_share = [1.0]")}); });
   EXPECT_TRUE(contains(e.what, "only a torus has torus_share")) << e.what;
   // A fit's date is a date, as every catalog file's (it was read as any text).
@@ -385,6 +398,67 @@ TEST(BadInput, JsonWrongType) {
                                              "vocab_size": 32000, "intermediate_size": 11008})"});
   });
   EXPECT_TRUE(contains(e.where, "num_hidden_layers")) << e.what;
+}
+
+// A published config.json with one edit: a key removed (with its line) or a text replaced.
+std::string hf_text(const char* name) { return read_file(test::source_path(std::string("tests/data/hf/") + name)).text; }
+std::string without_key(std::string text, const std::string& key) {
+  const auto at = text.find("\"" + key + "\"");
+  EXPECT_NE(at, std::string::npos) << key;
+  if (at == std::string::npos) return text;
+  const auto line = text.rfind('\n', at);
+  text.erase(line, text.find('\n', at) - line);
+  return text;
+}
+
+TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
+  // Each had been read silently as another model (QA, session 26): a MoE config without its expert
+  // count as the dense model (Mixtral 7.2e9), without its expert width with the dense layers' (DeepSeek-V3
+  // 5.9e12 parameters), without a context window with none checked; MLA keys without kv_lora_rank
+  // as plain attention; an activation typo ignored.
+  struct Case {
+    const char* file;
+    std::string text;
+    const char* where;
+    const char* what;
+  };
+  const Case cases[] = {
+      {"mixtral-8x7b.json", without_key(hf_text("mixtral-8x7b.json"), "num_local_experts"), "num_local_experts",
+       "missing for a mixture-of-experts config (num_experts_per_tok is given)"},
+      {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "n_routed_experts"), "n_routed_experts", "missing for a mixture-of-experts config"},
+      {"qwen3-235b-a22b.json", without_key(hf_text("qwen3-235b-a22b.json"), "num_experts"), "num_experts", "missing for a mixture-of-experts config"},
+      {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "moe_intermediate_size"), "moe_intermediate_size", "an expert's width"},
+      {"qwen3-235b-a22b.json", without_key(hf_text("qwen3-235b-a22b.json"), "moe_intermediate_size"), "moe_intermediate_size", "an expert's width"},
+      {"llama3-8b.json", without_key(hf_text("llama3-8b.json"), "max_position_embeddings"), "max_position_embeddings", "missing (the context window"},
+      {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "kv_lora_rank"), "kv_lora_rank", "gives multi-head latent attention"},
+      {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"frobnicate\""), "hidden_act",
+       "unknown activation 'frobnicate'"},
+      {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"mamba_d_state\": 16"),
+       "mamba_d_state", "state-space (Mamba) layers are not modelled"},
+      {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"is_encoder_decoder\": true"),
+       "is_encoder_decoder", "not a decoder-only language model"},
+  };
+  for (const Case& c : cases) {
+    const auto e = catch_input_error([&] { parse_hf_config({c.file, c.text}); });
+    EXPECT_EQ(e.where, std::string(c.file) + ": " + c.where) << e.what;
+    EXPECT_TRUE(contains(e.what, c.what)) << c.where << ": " << e.what;
+  }
+  // BERT by its model_type.
+  const auto e = catch_input_error([] {
+    parse_hf_config({"bert.json", R"({"architectures": ["BertForMaskedLM"], "model_type": "bert", "num_hidden_layers": 12,
+        "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072, "vocab_size": 30522,
+        "max_position_embeddings": 512, "hidden_act": "gelu"})"});
+  });
+  EXPECT_EQ(e.where, "bert.json: model_type");
+  // Gemma 2 without head_dim or sliding_window takes Gemma2Config's defaults (256, 4096), as the
+  // README says (it had read hidden / heads = 224 and full attention in every layer).
+  const Model full = parse_hf_config({"g.json", hf_text("gemma2-9b.json")});
+  std::string bare = without_key(hf_text("gemma2-9b.json"), "head_dim");
+  bare = without_key(without_key(bare, "sliding_window_size"), "sliding_window");
+  const Model g = parse_hf_config({"g.json", bare});
+  EXPECT_EQ(g.head_dim, 256);
+  EXPECT_EQ(g.sliding_window, 4096);
+  EXPECT_EQ(g.window_layer_count(), full.window_layer_count());
 }
 
 TEST(BadInput, JsonMoeWithoutTopK) {

@@ -342,7 +342,7 @@ Model qwen_moe(const std::string& layer_keys, int layers = 10) {
   return parse_hf_config({"q.json", R"({"architectures": ["Qwen3MoeForCausalLM"], "num_hidden_layers": )" + std::to_string(layers) +
                                         R"(, "hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
                            "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
-                           "vocab_size": 151936, "hidden_act": "silu", )" + layer_keys + "}"});
+                           "vocab_size": 151936, "hidden_act": "silu", "max_position_embeddings": 40960, )" + layer_keys + "}"});
 }
 
 TEST(HfConfig, MoeLayersWhereTransformersPutsThem) {
@@ -384,13 +384,14 @@ TEST(HfConfig, GatedMlpByArchitectureBeforeActivation) {
   // 16e9 parameters, not 22e9.
   const Model sc = parse_hf_config({"sc.json", R"({"architectures": ["Starcoder2ForCausalLM"], "hidden_size": 6144,
       "intermediate_size": 24576, "num_hidden_layers": 40, "num_attention_heads": 48, "num_key_value_heads": 4,
-      "vocab_size": 49152, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": false})"});
+      "vocab_size": 49152, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": false, "max_position_embeddings": 16384})"});
   EXPECT_FALSE(sc.gated_mlp);
   expect_within_2pct(count_params(sc).total(), 15.96e9, "starcoder2-15b");
   EXPECT_TRUE(load_hf("gemma2-9b.json").gated_mlp);  // GeGLU, same activation name
   // Plain architectures by their exact names: Falcon-H1 (SwiGLU) is not Falcon.
   const Model fh = parse_hf_config({"fh.json", R"({"architectures": ["FalconH1ForCausalLM"], "hidden_size": 1024,
-      "intermediate_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 8, "vocab_size": 1000, "hidden_act": "silu"})"});
+      "intermediate_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 8, "vocab_size": 1000, "hidden_act": "silu",
+      "max_position_embeddings": 4096})"});
   EXPECT_TRUE(fh.gated_mlp);
 }
 
@@ -412,7 +413,7 @@ TEST(HfConfig, Qwen2WindowFromMaxWindowLayers) {
   auto qwen2 = [](int below) {
     return parse_hf_config({"q2.json", R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 36, "hidden_size": 2048,
         "num_attention_heads": 16, "num_key_value_heads": 2, "intermediate_size": 11008, "vocab_size": 151936,
-        "use_sliding_window": true, "sliding_window": 4096, "max_window_layers": )" + std::to_string(below) + "}"});
+        "max_position_embeddings": 32768, "use_sliding_window": true, "sliding_window": 4096, "max_window_layers": )" + std::to_string(below) + "}"});
   };
   EXPECT_EQ(qwen2(0).sliding_window, 4096);
   EXPECT_TRUE(qwen2(0).is_window_layer(0));
@@ -517,7 +518,7 @@ TEST(HfConfig, Llama4EmptyNoRopeLayersIsTheDefaultInterval) {
 TEST(HfConfig, UnheldLocalPatternRefused) {
   auto cfg = [](const std::string& types) {
     return R"({"num_hidden_layers": 4, "hidden_size": 1024, "num_attention_heads": 8, "intermediate_size": 4096,
-               "vocab_size": 32000, "sliding_window": 128, "layer_types": )" + types + "}";
+               "vocab_size": 32000, "max_position_embeddings": 4096, "sliding_window": 128, "layer_types": )" + types + "}";
   };
   EXPECT_THROW(parse_hf_config({"c.json", cfg(R"(["sliding_attention", "sliding_attention", "full_attention", "full_attention"])")}),
                InputError);

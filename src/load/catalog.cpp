@@ -99,6 +99,10 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
   if (t.topology == Topology::torus) {
     if (t.torus_dims.empty()) r.fail("torus_dims", "missing: a torus needs its dimensions");
     if (t.torus_dims.size() > 16) r.fail("torus_dims", "at most 16 dimensions");
+    // A dimension of 1 has no links, yet would take an equal share of the bandwidth (a [1, 8] torus
+    // ran at half an [8] one's).
+    for (int d : t.torus_dims)
+      if (d < 2) r.fail("torus_dims", "a dimension of 1 has no links: leave it out");
     if (!t.torus_share.empty()) {
       if (t.torus_share.size() != t.torus_dims.size())
         r.fail("torus_share", "needs one share per torus dimension (" + std::to_string(t.torus_dims.size()) + ")");
@@ -201,7 +205,8 @@ Model parse_model(const DataFile& f) {
   m.vocab = r.integer("vocab");
   m.gated_mlp = r.boolean("gated_mlp", false);
   m.tied_embeddings = r.boolean("tied_embeddings", false);
-  m.max_seq_len = r.opt_integer("max_seq_len", 1).value_or(0);
+  // Required: without a context window, sequences of any length would be planned and served unchecked.
+  m.max_seq_len = r.integer("max_seq_len", 1);
   m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 0).value_or(0));  // 0: full attention
   m.sliding_window_every = static_cast<int>(r.opt_integer("sliding_window_every", 1).value_or(m.sliding_window ? 1 : 0));
   if (!m.sliding_window && r.opt_integer("sliding_window_every", 1))

@@ -105,7 +105,35 @@ Model parse_hf_config(const DataFile& f) {
   }
   // Gemma 2 alternates local and global layers, layer 0 local (its class has no key for it).
   const bool gemma2 = model_type == "gemma2" || arch.find("Gemma2") != std::string::npos;
+  if (gemma2) {  // transformers Gemma2Config's defaults
+    default_to("head_dim", 256);
+    default_to("sliding_window", 4096);
+    default_to("num_attention_heads", 8);
+    default_to("num_key_value_heads", 4);
+    default_to("vocab_size", 256000);
+    default_to("max_position_embeddings", 8192);
+  }
   JsonReader r(j, file);
+  // Architectures this model cannot hold are refused rather than read as a Llama-style decoder:
+  // state-space (Mamba) layers, alone or beside attention (Jamba, Zamba, Falcon-H1, Nemotron-H),
+  // and encoder or encoder-decoder models (BERT, T5, BART, Whisper).
+  for (const char* key : {"mamba_d_state", "mamba_d_ssm", "mamba_expand", "mamba_d_conv", "ssm_cfg", "attn_layer_period",
+                          "hybrid_override_pattern", "layers_block_type", "state_size"})
+    if (r.has(key))
+      r.fail(key, "state-space (Mamba) layers are not modelled; xpuplan would read them as attention layers");
+  {
+    static const std::set<std::string> kEncoders = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra",
+                                                    "distilbert", "albert", "t5", "mt5", "umt5", "bart", "mbart",
+                                                    "pegasus", "whisper", "marian", "modernbert"};
+    auto ends_with = [&](const char* tail) {
+      const std::string t = tail;
+      return arch.size() >= t.size() && arch.compare(arch.size() - t.size(), t.size(), t) == 0;
+    };
+    if (kEncoders.count(model_type) || r.opt_bool("is_encoder_decoder").value_or(false) || ends_with("ForMaskedLM"))
+      r.fail(kEncoders.count(model_type) ? "model_type" : r.has("is_encoder_decoder") ? "is_encoder_decoder" : "architectures",
+             "'" + (kEncoders.count(model_type) ? model_type : arch.empty() ? std::string("encoder-decoder") : arch) +
+                 "' is not a decoder-only language model (encoders and encoder-decoders are not modelled)");
+  }
   // Linear-attention layers (Qwen3-Next's Gated DeltaNet: full_attention_interval, linear_* keys)
   // keep a fixed state instead of a KV cache and cost no attention over the context: the model has
   // no such layer, and reading them as softmax attention would overstate both 4x. Refused.
@@ -146,7 +174,15 @@ Model parse_hf_config(const DataFile& f) {
     m.ffn_hidden = r.first_int({"n_inner"}).value_or(4 * m.hidden);
   } else {
     m.ffn_hidden = r.req_int({"intermediate_size", "ffn_hidden_size", "ffn_dim"});
+    const char* act_key = r.has("hidden_act") ? "hidden_act" : "activation_function";
     std::string act = r.opt_str("hidden_act").value_or(r.opt_str("activation_function").value_or("silu"));
+    // transformers' ACT2FN names (and the gated spellings some configs use): another is a typo.
+    static const std::set<std::string> kActivations = {
+        "silu", "swish", "swiglu", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate",
+        "gelu_10", "quick_gelu", "geglu", "relu", "relu2", "relu6", "leaky_relu", "prelu", "tanh", "sigmoid", "mish",
+        "laplace", "linear", "xielu"};
+    if (!kActivations.count(act))
+      r.fail(act_key, "unknown activation '" + act + "' (transformers' names: silu, gelu, gelu_new, gelu_pytorch_tanh, relu, relu2, ...)");
     // SwiGLU/GeGLU families use three matrices; plain gelu/relu2 models use two. The
     // architecture decides where it is known: Gemma's GeGLU and StarCoder2's plain MLP both name
     // gelu_pytorch_tanh. Otherwise a SiLU/SwiGLU activation means gated.
@@ -166,7 +202,16 @@ Model parse_hf_config(const DataFile& f) {
   }
   if (m.ffn_hidden <= 0) r.fail("intermediate_size", "must be positive");
 
-  // Mixture of experts.
+  // Mixture of experts. The expert count's key by family (a config giving top-k or an expert width
+  // without it is a mixture of experts missing its count, not a dense model).
+  const bool deepseek = model_type.rfind("deepseek", 0) == 0 || arch.find("Deepseek") != std::string::npos ||
+                        arch.find("DeepSeek") != std::string::npos;
+  const bool qwen_moe = model_type.rfind("qwen", 0) == 0 || arch.find("Qwen") != std::string::npos;
+  const char* count_key = deepseek ? "n_routed_experts" : qwen_moe ? "num_experts" : "num_local_experts";
+  if (!r.first_int({"num_local_experts", "n_routed_experts", "num_experts"}))
+    for (const char* key : {"num_experts_per_tok", "num_experts_per_token", "moe_topk", "moe_intermediate_size"})
+      if (r.opt_int(key, 0).value_or(0) > 0)
+        r.fail(count_key, std::string("missing for a mixture-of-experts config (") + key + " is given)");
   if (auto e = r.first_int({"num_local_experts", "n_routed_experts", "num_experts"})) {
     m.moe.experts = static_cast<int>(*e);
     if (m.moe.experts < 2)
@@ -175,6 +220,10 @@ Model parse_hf_config(const DataFile& f) {
     m.moe.top_k = static_cast<int>(r.first_int({"num_experts_per_tok", "num_experts_per_token", "moe_topk"}).value_or(0));
     if (m.moe.top_k < 1) r.fail("num_experts_per_tok", "missing for a mixture-of-experts config");
     if (m.moe.top_k > m.moe.experts) r.fail("num_experts_per_tok", "exceeds the number of experts");
+    // DeepSeek and Qwen MoE give an expert's width apart from the dense intermediate_size (8-9x
+    // wider); Mixtral, GPT-OSS and Llama 4 use intermediate_size for the experts.
+    if ((deepseek || qwen_moe) && !r.has("moe_intermediate_size"))
+      r.fail("moe_intermediate_size", "missing (an expert's width; intermediate_size is the dense layers')");
     m.moe.ffn_hidden = r.first_int({"moe_intermediate_size"}).value_or(m.ffn_hidden);
     m.moe.shared_experts = static_cast<int>(r.first_int({"n_shared_experts", "num_shared_experts"}, 0).value_or(0));
     // Qwen2-MoE / Qwen3-Next give the shared expert's width instead: held as that many experts'
@@ -240,6 +289,9 @@ Model parse_hf_config(const DataFile& f) {
     }
   }
   // Multi-head latent attention (DeepSeek-V2/V3).
+  if (!r.has("kv_lora_rank"))
+    for (const char* key : {"qk_rope_head_dim", "qk_nope_head_dim", "q_lora_rank"})
+      if (r.has(key)) r.fail("kv_lora_rank", std::string("missing, and ") + key + " gives multi-head latent attention");
   if (auto kv = r.opt_int("kv_lora_rank")) {
     m.mla.kv_lora_rank = static_cast<int>(*kv);
     m.mla.q_lora_rank = static_cast<int>(r.opt_int("q_lora_rank", 0).value_or(0));
@@ -316,6 +368,9 @@ Model parse_hf_config(const DataFile& f) {
                "local layers in a pattern xpuplan cannot hold (1 in N from layer 0, or all but each N-th)");
     }
   }
+  // Without a context window, sequences of any length would be planned and served unchecked.
+  if (m.max_seq_len == 0)
+    r.fail("max_position_embeddings", "missing (the context window, which train and serve check sequence lengths against)");
   return m;
 }
 
