@@ -87,6 +87,22 @@ TEST(BadInput, ModelWithoutContextWindow) {
   EXPECT_TRUE(contains(e.what, "missing")) << e.what;
 }
 
+TEST(BadInput, DeviceUnitIsKnown) {
+  // "64 x banana" had been printed.
+  const auto e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "device_unit = \"GPU\"", "device_unit = \"banana\"")}); });
+  EXPECT_TRUE(contains(e.where, "device_unit")) << e.where;
+  EXPECT_TRUE(contains(e.what, "is not GPU, chip or NeuronCore")) << e.what;
+}
+
+TEST(BadInput, OneLineFieldsRefuseControlCharacters) {
+  // A newline or control character in a model's name split the report's one-line header.
+  const auto e = catch_input_error([] {
+    parse_model({kModelPath, replace_once(kModel, "name = \"Test model\"", "name = \"Test\\nmodel\"")});
+  });
+  EXPECT_TRUE(contains(e.where, "name")) << e.where;
+  EXPECT_TRUE(contains(e.what, "without control characters")) << e.what;
+}
+
 TEST(BadInput, FixturesAreValid) {
   // The unbroken fixtures load, so each failure below is caused by the one change it makes.
   const Chip c = parse_chip({kChipPath, kChip});

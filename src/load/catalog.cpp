@@ -141,6 +141,9 @@ System parse_system(const DataFile& f) {
   s.name = r.str("name");
   s.chip_id = r.str("chip");
   s.device_unit = r.str("device_unit");
+  // What --devices counts, as reports print it ("64 x GPU").
+  if (s.device_unit != "GPU" && s.device_unit != "chip" && s.device_unit != "NeuronCore")
+    r.fail("device_unit", "'" + s.device_unit + "' is not GPU, chip or NeuronCore");
   s.devices_per_chip = static_cast<int>(r.opt_integer("devices_per_chip", 1).value_or(1));
   s.devices_per_node = static_cast<int>(r.integer("devices_per_node", 1));
   if (s.devices_per_chip < 1) r.fail("devices_per_chip", "must be at least 1, got " + std::to_string(s.devices_per_chip));

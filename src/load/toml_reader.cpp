@@ -48,6 +48,10 @@ std::string TomlReader::str(std::string_view key) {
   auto s = opt_str(key);
   if (!s) fail(key, "missing (required)");
   if (s->empty()) fail(key, "must not be empty");
+  // Ids, names, units, sources and dates are printed on one line of a report: no control characters
+  // (a newline in a model's name had split the report's header).
+  for (unsigned char ch : *s)
+    if (ch < 0x20 || ch == 0x7f) fail(key, "must be one line without control characters (tab, newline, ...)");
   return *s;
 }
 
