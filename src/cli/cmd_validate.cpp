@@ -49,8 +49,8 @@ void add_validate(CLI::App& app, const Globals& g) {
       ->required();
   c->add_flag("--json", o->json, "Machine-readable result: rows and summary");
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
-  c->add_option("--max-mape", o->max_mape, "Exit 1 if the A+B MAPE (of --gate rows) exceeds this percentage");
-  c->add_option("--max-row-error", o->max_row, "Exit 1 if any A+B row (of --gate rows) errs by more than this percentage");
+  c->add_option("--max-mape", o->max_mape, "Exit 1 if the A+B MAPE (of the dense rows with --gate-dense) exceeds this percentage");
+  c->add_option("--max-row-error", o->max_row, "Exit 1 if any A+B row (dense rows only with --gate-dense) errs by more than this percentage");
   CLI::Option* facts_opt = c->add_option("--facts", o->facts,
                  "Run facts (id,field,value,source CSV: what a row's source states beyond FORMAT.md's columns); "
                  "default: <truth>.facts.csv beside the table when it exists, else the built-in facts of the project's copy "

@@ -90,9 +90,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                          : std::string("not modelled (the chip file gives no peak.exp)"),
         chip + ": peak.exp");
   } else
-    add("unfused attention", "score GEMMs at the bf16 GEMM cap " + num(c.gemm_max_at(Precision::bf16)) +
+    add("unfused attention", "score GEMMs at the half-precision GEMM cap " + num(c.gemm_max_at(Precision::bf16)) +
                                  ", softmax passes at the HBM fraction below",
-        cal + ": gemm.bf16, gemm.half_dim, memory.bandwidth_fraction" +
+        cal + ": " + (c.gemm_max[static_cast<int>(Precision::bf16)] > 0 ? "gemm.bf16" : "gemm.fp16") +
+            ", gemm.half_dim, memory.bandwidth_fraction" +
             (s.chip.flash_attention ? std::string() : "; the default here: " + s.chip.file + ": kernels.flash_attention = false"));
   add("HBM bandwidth per device", format_byte_rate(s.hbm_bandwidth()) + " x " + num(c.memory_bw) + " achievable",
       chip + ": memory.bandwidth" +
@@ -161,7 +162,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        l.attention == AttentionKernel::flash
            ? std::string("4 b s_q s_k/2 heads/tp d / (attention peak x attention eff); backward 2.5x the matrix work; ") +
                  "attention peak = 1 / (1/bf16 peak + 1/(exponentials/s x matrix FLOPs per score))"
-           : std::string("unfused: 4 b s_q s_k heads/tp d (no causal skip) at the bf16 GEMM rate + ") +
+           : std::string("unfused: 4 b s_q s_k heads/tp d (no causal skip) at the half-precision (bf16, else fp16) GEMM rate + ") +
                  "8 B (forward) / 16 B (backward) per score element / (HBM x fraction)");
   term("elementwise", t.elementwise,
        m.is_moe() ? "bytes of norms, residuals, rope, activation, permutation, loss / (HBM x fraction), + the MoE layer fixed cost"
