@@ -111,9 +111,16 @@ void remove_temps_on_signals() {
 }
 
 std::string write_fresh_file(std::string name, int suffix, const std::string& text, const std::string& what) {
+  // Signals wait while the file is created and registered: one landing between the two had left
+  // the new temporary file behind (the handler did not know it yet).
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&block, sig);
+  ::sigprocmask(SIG_BLOCK, &block, &old);
   const int fd = ::mkstemps(name.data(), suffix);
+  if (fd >= 0) remember_temp(name);
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
   if (fd < 0) throw InputError(what, "cannot create a temporary file beside it");
-  remember_temp(name);
   const mode_t mask = ::umask(0);
   ::umask(mask);
   ::fchmod(fd, 0666 & ~mask);  // the mode a new file would get (mkstemps gives 0600)

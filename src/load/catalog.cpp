@@ -604,6 +604,15 @@ bool looks_like_path(const std::string& s) {
 }  // namespace
 
 Model resolve_model(const Catalog& c, const std::string& arg) {
+  if (!looks_like_path(arg) && c.models.count(arg)) return c.model(arg);
+  // A Hugging Face model folder (a snapshot or a clone): its config.json.
+  std::error_code ec;
+  if (!arg.empty() && std::filesystem::is_directory(arg, ec)) {
+    const std::string config = (std::filesystem::path(arg) / "config.json").string();
+    if (!std::filesystem::is_regular_file(config, ec))
+      throw InputError("--model", "'" + arg + "' is a folder without a config.json (give a catalog id, a config.json or a model .toml)");
+    return parse_hf_config(read_file(config));
+  }
   if (!looks_like_path(arg)) return c.model(arg);
   DataFile f = read_file(arg);
   if (has_ext(arg, ".toml")) return parse_model(f);

@@ -2,6 +2,7 @@
 // DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <set>
 
@@ -68,7 +69,24 @@ Model parse_hf_config(const DataFile& f) {
   try {
     j = json::parse(f.text);
   } catch (const json::exception& e) {  // syntax, or a number beyond a double's range (1e400)
-    throw InputError(f.path, std::string("malformed JSON: ") + e.what());
+    // The library's text without its "[json.exception.parse_error.101] " tag, and any byte that is
+    // not printable ASCII (invalid UTF-8 it quotes back) as \xNN, so the error stays one plain line.
+    std::string what = e.what();
+    if (!what.empty() && what[0] == '[') {
+      const auto close = what.find("] ");
+      if (close != std::string::npos) what.erase(0, close + 2);
+    }
+    std::string clean;
+    for (unsigned char ch : what) {
+      if (ch >= 0x20 && ch < 0x7f) {
+        clean += static_cast<char>(ch);
+      } else {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02X", ch);
+        clean += buf;
+      }
+    }
+    throw InputError(f.path, "malformed JSON: " + clean);
   }
   if (!j.is_object()) throw InputError(f.path, "a config.json must be a JSON object");
   std::string arch;
