@@ -13,8 +13,26 @@ class InputError : public std::runtime_error {
  public:
   // where: "data/chips/h100-sxm.toml: peak.bf16" or "--tp" or "file.csv:12: tp"
   InputError(std::string where, const std::string& what)
-      : std::runtime_error(where + ": " + what), where_(std::move(where)) {}
+      : std::runtime_error(one_line(where + ": " + what)), where_(std::move(where)) {}
   const std::string& where() const { return where_; }
+
+  // The message as one printable line: a control character quoted from the input (a NUL in a CSV
+  // cell had cut the message short, a newline split it) is written \xNN.
+  static std::string one_line(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char ch : s) {
+      if (ch >= 0x20 && ch != 0x7f) {
+        out += static_cast<char>(ch);
+      } else {
+        static const char* hex = "0123456789ABCDEF";
+        out += "\\x";
+        out += hex[ch >> 4];
+        out += hex[ch & 15];
+      }
+    }
+    return out;
+  }
 
  private:
   std::string where_;
