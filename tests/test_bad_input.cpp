@@ -459,6 +459,23 @@ TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
     EXPECT_EQ(e.where, std::string(c.file) + ": " + c.where) << e.what;
     EXPECT_TRUE(contains(e.what, c.what)) << c.where << ": " << e.what;
   }
+  // The error says what is wrong: an unknown layer type (not "a pattern xpuplan cannot hold"), a
+  // text_config that is not an object (not "num_hidden_layers: missing"), a whole number beyond 64
+  // bits (not "must be an integer").
+  const std::string small = R"({"num_hidden_layers": 2, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 1024,
+      "vocab_size": 1000, "max_position_embeddings": 4096)";
+  auto err = catch_input_error([&] {
+    parse_hf_config({"lt.json", small + R"(, "sliding_window": 128, "layer_types": ["sliding_attention", "mamba"]})"});
+  });
+  EXPECT_EQ(err.where, "lt.json: layer_types");
+  EXPECT_TRUE(contains(err.what, "unknown layer type \"mamba\"")) << err.what;
+  err = catch_input_error([&] { parse_hf_config({"tc.json", R"({"text_config": "oops"})"}); });
+  EXPECT_EQ(err.where, "tc.json: text_config");
+  err = catch_input_error([&] {
+    parse_hf_config({"big.json", replace_once(small + "}", "\"hidden_size\": 512", "\"hidden_size\": 100000000000000000000")});
+  });
+  EXPECT_EQ(err.where, "big.json: hidden_size");
+  EXPECT_TRUE(contains(err.what, "must be at most 2147483647")) << err.what;
   // BERT by its model_type.
   const auto e = catch_input_error([] {
     parse_hf_config({"bert.json", R"({"architectures": ["BertForMaskedLM"], "model_type": "bert", "num_hidden_layers": 12,

@@ -1,6 +1,7 @@
 // Hugging Face config.json -> Model. Recognises Llama/Mistral/Mixtral/Qwen2/Qwen3(-MoE)/
 // DeepSeek-V2/V3/GPT-OSS keys and GPT-2 style keys (n_layer, n_embd, n_head, n_inner).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -27,9 +28,13 @@ class JsonReader {
   std::optional<long> opt_int(const std::string& k, long min_value = 1) const {
     if (!has(k)) return std::nullopt;
     const json& v = j_[k];
+    constexpr long kMax = std::numeric_limits<int>::max();
+    // A whole number beyond 64 bits arrives as a double: too large, not "not an integer".
+    if (v.is_number_float() && std::isfinite(v.get<double>()) && v.get<double>() == std::floor(v.get<double>()) &&
+        std::fabs(v.get<double>()) > static_cast<double>(kMax))
+      fail(k, "must be at most " + std::to_string(kMax) + ", got " + v.dump());
     if (!v.is_number_integer()) fail(k, "must be an integer");
     // Counts are held as int (as the catalog's are): refuse what would wrap, unsigned too.
-    constexpr long kMax = std::numeric_limits<int>::max();
     if (v.is_number_unsigned() ? v.get<std::uint64_t>() > static_cast<std::uint64_t>(kMax) : v.get<long>() > kMax)
       fail(k, "must be at most " + std::to_string(kMax) + ", got " + v.dump());
     long x = v.get<long>();
@@ -97,6 +102,8 @@ Model parse_hf_config(const DataFile& f) {
   // that is the model planned here (the vision encoder is not counted). Keys are then named
   // text_config.<key> in errors.
   std::string file = f.path;
+  if (j.contains("text_config") && !j["text_config"].is_object() && !j["text_config"].is_null())
+    throw InputError(f.path + ": text_config", "must be an object (the language model's keys)");
   if (!j.contains("num_hidden_layers") && j.contains("text_config") && j["text_config"].is_object()) {
     const json text = j["text_config"];
     j = text;
@@ -331,7 +338,13 @@ Model parse_hf_config(const DataFile& f) {
     const json& a = j[key];
     if (!a.is_array() || a.size() != static_cast<std::size_t>(m.layers))
       r.fail(key, "must list one entry per layer (" + std::to_string(m.layers) + ")");
-    for (const auto& t : a) local.push_back(is_local(t));
+    for (const auto& t : a) {
+      // transformers' attention layer types; another (a state-space "mamba" layer) is not held.
+      if (std::string(key) == "layer_types" &&
+          (!t.is_string() || (t != "full_attention" && t != "sliding_attention" && t != "chunked_attention")))
+        r.fail(key, "unknown layer type " + t.dump() + " (full_attention, sliding_attention or chunked_attention)");
+      local.push_back(is_local(t));
+    }
   };
   if (auto c = r.opt_int("attention_chunk_size", 0); c && *c > 0) {
     m.sliding_window = static_cast<int>(*c);
