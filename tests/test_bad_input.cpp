@@ -476,6 +476,15 @@ TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
   });
   EXPECT_EQ(err.where, "big.json: hidden_size");
   EXPECT_TRUE(contains(err.what, "must be at most 2147483647")) << err.what;
+  // A key given twice in one object is refused (the parser kept the last: vocab 5); the same key in
+  // two different objects is not a duplicate.
+  err = catch_input_error([&] { parse_hf_config({"dup.json", small + R"(, "vocab_size": 5})"}); });
+  EXPECT_EQ(err.where, "dup.json: vocab_size");
+  err = catch_input_error([&] {
+    parse_hf_config({"dup2.json", R"({"text_config": )" + small + R"(, "rope_scaling": {"factor": 8, "factor": 4}}})"});
+  });
+  EXPECT_EQ(err.where, "dup2.json: factor");
+  EXPECT_NO_THROW(parse_hf_config({"ok.json", small + R"(, "a": {"factor": 1}, "b": {"factor": 2}, "rope_scaling": {"factor": 8}})"}));
   // BERT by its model_type.
   const auto e = catch_input_error([] {
     parse_hf_config({"bert.json", R"({"architectures": ["BertForMaskedLM"], "model_type": "bert", "num_hidden_layers": 12,

@@ -71,8 +71,22 @@ class JsonReader {
 
 Model parse_hf_config(const DataFile& f) {
   json j;
+  // A key given twice in one object: JSON leaves it open and the parser keeps the last, so a
+  // config with two vocab_size keys read one silently; refused, as the TOML reader refuses it.
+  std::vector<std::set<std::string>> keys_seen;
+  std::string duplicate;
+  const json::parser_callback_t track = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys_seen.resize(static_cast<std::size_t>(depth) + 1);
+      keys_seen[static_cast<std::size_t>(depth)].clear();
+    } else if (event == json::parse_event_t::key && depth >= 1 && duplicate.empty()) {
+      auto& seen = keys_seen[static_cast<std::size_t>(depth) - 1];
+      if (!seen.insert(parsed.get<std::string>()).second) duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    j = json::parse(f.text);
+    j = json::parse(f.text, track);
   } catch (const json::exception& e) {  // syntax, or a number beyond a double's range (1e400)
     // The library's text without its "[json.exception.parse_error.101] " tag, and any byte that is
     // not printable ASCII (invalid UTF-8 it quotes back) as \xNN, so the error stays one plain line.
@@ -94,6 +108,7 @@ Model parse_hf_config(const DataFile& f) {
     throw InputError(f.path, "malformed JSON: " + clean);
   }
   if (!j.is_object()) throw InputError(f.path, "a config.json must be a JSON object");
+  if (!duplicate.empty()) throw InputError(f.path + ": " + duplicate, "given twice in one object (JSON keeps the last silently)");
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
