@@ -87,6 +87,13 @@ TEST(BadInput, ModelWithoutContextWindow) {
   EXPECT_TRUE(contains(e.what, "missing")) << e.what;
 }
 
+TEST(BadInput, IslandNeedsOversubscription) {
+  // island without oversubscription was accepted and meant nothing.
+  const auto e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "topology = \"fat-tree\"", "topology = \"fat-tree\"\nisland = 16")}); });
+  EXPECT_TRUE(contains(e.where, "scale_out.island")) << e.where;
+  EXPECT_TRUE(contains(e.what, "without oversubscription")) << e.what;
+}
+
 TEST(BadInput, DeviceUnitIsKnown) {
   // "64 x banana" had been printed.
   const auto e = catch_input_error([] { parse_system({kSystemPath, replace_once(kSystem, "device_unit = \"GPU\"", "device_unit = \"banana\"")}); });

@@ -125,6 +125,8 @@ Tier parse_tier(TomlReader& r, bool scale_up) {
     t.island = static_cast<int>(r.opt_integer("island", 1).value_or(0));
     if (t.oversubscription > 1.0 && t.island == 0)
       r.fail("island", "missing: an oversubscribed fabric needs the devices under one non-blocking first tier");
+    if (t.island > 0 && t.oversubscription <= 1.0)
+      r.fail("island", "means nothing without oversubscription above 1 (a non-blocking fabric has no island)");
   }
   r.finish();
   return t;
