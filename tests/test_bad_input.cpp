@@ -492,6 +492,26 @@ TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
   });
   EXPECT_EQ(err.where, "dup2.json: factor");
   EXPECT_NO_THROW(parse_hf_config({"ok.json", small + R"(, "a": {"factor": 1}, "b": {"factor": 2}, "rope_scaling": {"factor": 8}})"}));
+  // Recurrent blocks (RecurrentGemma) and linear-attention layers (MiniMax-Text-01) are refused, as
+  // Mamba layers are; they had been read as softmax attention.
+  err = catch_input_error([&] { parse_hf_config({"rg.json", small + R"(, "block_types": ["recurrent", "recurrent", "attention"]})"}); });
+  EXPECT_EQ(err.where, "rg.json: block_types");
+  err = catch_input_error([&] { parse_hf_config({"mm.json", small + R"(, "attn_type_list": [0, 0, 1]})"}); });
+  EXPECT_EQ(err.where, "mm.json: attn_type_list");
+  // The context window under other names (Baichuan's model_max_length), and none for ALiBi models
+  // (BLOOM): both loaded before the window became required, and load now.
+  const std::string no_window = R"({"num_hidden_layers": 2, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 1024,
+      "vocab_size": 1000)";
+  EXPECT_EQ(parse_hf_config({"bc.json", no_window + R"(, "model_max_length": 4096})"}).max_seq_len, 4096);
+  const Model bloom = parse_hf_config({"bl.json", R"({"architectures": ["BloomForCausalLM"], "model_type": "bloom", "n_layer": 24,
+      "hidden_size": 1024, "n_head": 16, "vocab_size": 250880})"});
+  EXPECT_EQ(bloom.max_seq_len, 0);
+  EXPECT_FALSE(bloom.gated_mlp);
+  // GPT-2 keys with a gated activation (Jais: swiglu) have three matrices; Falcon's MLP is 4 x hidden.
+  EXPECT_TRUE(parse_hf_config({"j.json", R"({"architectures": ["JAISLMHeadModel"], "n_layer": 2, "n_embd": 512, "n_head": 8,
+      "n_inner": 1365, "vocab_size": 1000, "n_positions": 2048, "activation_function": "swiglu"})"}).gated_mlp);
+  EXPECT_EQ(parse_hf_config({"f.json", R"({"architectures": ["FalconForCausalLM"], "num_hidden_layers": 2, "hidden_size": 512,
+      "num_attention_heads": 8, "vocab_size": 1000, "max_position_embeddings": 2048})"}).ffn_hidden, 2048);
   // BERT by its model_type.
   const auto e = catch_input_error([] {
     parse_hf_config({"bert.json", R"({"architectures": ["BertForMaskedLM"], "model_type": "bert", "num_hidden_layers": 12,

@@ -689,8 +689,49 @@ TEST(PipelineSim, DualPipeVInTheEvaluator) {
   one = l;
   one.moe_a2a_overlap = true;
   EXPECT_NE(check_layout(m, s, one, w, 64, nullptr), Infeasible::none);
-  // The memory counts 2 pp chunk-microbatches (2 pp + 1 on the last stage), not interleaving's warm-up.
+  // The memory counts 2 pp + 1 chunk-microbatches (the DualPipe table's PP + 1), not interleaving's warm-up.
   EXPECT_LT(b.mem.activations, a.mem.activations);
+}
+
+TEST(PipelineSim, DualPipeVSplitsLayersEvenlyAndCountsTiedTablesOnce) {
+  // Mixtral 8x22B, 56 layers over pp 8: 7 on every stage (interleaving's chunk sizes had given the
+  // V 6, 7, ..., 7, 8, slower than interleaved 1F1B with its 7 each).
+  const Model& mx = test::builtin().model("mixtral-8x22b");
+  const System& h100 = test::builtin().system("dgx-h100");
+  Layout l;
+  l.tp = 2;
+  l.pp = 8;
+  l.vp = 2;
+  l.dp = 32;
+  l.ep = 8;
+  l.recompute = Recompute::selective;
+  const Workload w{4096, 1024};
+  const TrainReport one = evaluate(mx, h100, l, w, 512, true, true);
+  l.schedule = PipeSchedule::dualpipe_v;
+  const TrainReport v = evaluate(mx, h100, l, w, 512, true, true);
+  ASSERT_TRUE(one.feasible() && v.feasible()) << one.reason << v.reason;
+  EXPECT_EQ(v.stage_layers, std::vector<int>(8, 7));
+  EXPECT_LT(v.step_time, one.step_time);
+  // A model with tied embeddings keeps one table on stage 0, which holds both ends of the V (it
+  // had been counted twice: 2.675 GiB of weights against interleaving's 2.603 GiB).
+  Model tied = test::builtin().model("llama3-8b");
+  tied.tied_embeddings = true;
+  Layout t;
+  t.tp = 1;
+  t.pp = 4;
+  t.vp = 2;
+  t.dp = 2;
+  t.recompute = Recompute::selective;
+  const Workload tw{4096, 64};
+  t.schedule = PipeSchedule::dualpipe_v;
+  const TrainReport tv = evaluate(tied, h100, t, tw, 8, false, true);
+  Layout untied_l = t;
+  Model untied = tied;
+  untied.tied_embeddings = false;
+  const TrainReport uv = evaluate(untied, h100, untied_l, tw, 8, false, true);
+  EXPECT_EQ(tv.mem.stage, 0);
+  EXPECT_NEAR(uv.mem.weights - tv.mem.weights, static_cast<double>(tied.vocab) * tied.hidden * 2.0, 1.0)
+      << "untied: stage 0 holds the embedding and the head; tied: one table";
 }
 
 }  // namespace

@@ -161,6 +161,16 @@ Model parse_hf_config(const DataFile& f) {
                           "hybrid_override_pattern", "layers_block_type", "state_size"})
     if (r.has(key))
       r.fail(key, "state-space (Mamba) layers are not modelled; xpuplan would read them as attention layers");
+  // Recurrent or linear-attention layers listed per block (RecurrentGemma's block_types,
+  // MiniMax-Text-01's attn_type_list with 0 for lightning attention): not held either.
+  if (j.contains("block_types") && j["block_types"].is_array())
+    for (const auto& t : j["block_types"])
+      if (!(t.is_string() && t.get<std::string>() == "attention"))
+        r.fail("block_types", "a " + t.dump() + " block is not modelled (only attention layers are); xpuplan would read it as attention");
+  if (j.contains("attn_type_list") && j["attn_type_list"].is_array())
+    for (const auto& t : j["attn_type_list"])
+      if (t.is_number() && t.get<double>() == 0)
+        r.fail("attn_type_list", "linear-attention layers (type 0) are not modelled; xpuplan would read them as softmax attention");
   {
     static const std::set<std::string> kEncoders = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra",
                                                     "distilbert", "albert", "t5", "mt5", "umt5", "bart", "mbart",
@@ -204,25 +214,37 @@ Model parse_hf_config(const DataFile& f) {
     m.head_dim = static_cast<int>(m.hidden / m.heads);
   }
   m.vocab = r.req_int({"vocab_size", "padded_vocab_size"});
-  m.max_seq_len = r.first_int({"max_position_embeddings", "n_positions", "seq_length"}).value_or(0);
-  for (const char* k : {"max_position_embeddings", "n_positions", "seq_length"})
+  // The context window under the names configs give it (Baichuan: model_max_length; MPT:
+  // max_seq_len). ALiBi models (BLOOM, MPT with alibi) have no fixed window: none is checked.
+  static const std::initializer_list<const char*> kContextKeys = {
+      "max_position_embeddings", "n_positions", "seq_length", "model_max_length", "max_sequence_length", "max_seq_len", "n_ctx"};
+  m.max_seq_len = r.first_int(kContextKeys).value_or(0);
+  for (const char* k : kContextKeys)
     if (m.max_seq_len > 0 && m.context_key.empty() && r.has(k)) m.context_key = k;
+  const bool alibi = model_type == "bloom" || arch.rfind("Bloom", 0) == 0 || r.opt_bool("alibi").value_or(false) ||
+                     (j.contains("attn_config") && j["attn_config"].is_object() && j["attn_config"].value("alibi", false)) ||
+                     (j.contains("position_embedding_type") && j["position_embedding_type"] == "alibi");
   m.tied_embeddings = r.opt_bool("tie_word_embeddings").value_or(gpt2_style);
 
+  const char* act_key = r.has("hidden_act") ? "hidden_act" : "activation_function";
+  const std::string act = r.opt_str("hidden_act").value_or(r.opt_str("activation_function").value_or(gpt2_style ? "gelu_new" : "silu"));
+  // transformers' ACT2FN names (and the gated spellings some configs use): another is a typo.
+  static const std::set<std::string> kActivations = {
+      "silu", "swish", "swiglu", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate",
+      "gelu_10", "quick_gelu", "geglu", "relu", "relu2", "relu6", "leaky_relu", "prelu", "tanh", "sigmoid", "mish",
+      "laplace", "linear", "xielu"};
+  if (!kActivations.count(act))
+    r.fail(act_key, "unknown activation '" + act + "' (transformers' names: silu, gelu, gelu_new, gelu_pytorch_tanh, relu, relu2, ...)");
   if (gpt2_style) {
-    m.gated_mlp = false;
+    // GPT-2 keys with a gated activation (Jais: swiglu) have three matrices.
+    m.gated_mlp = act == "swiglu" || act == "geglu";
     m.ffn_hidden = r.first_int({"n_inner"}).value_or(4 * m.hidden);
   } else {
-    m.ffn_hidden = r.req_int({"intermediate_size", "ffn_hidden_size", "ffn_dim"});
-    const char* act_key = r.has("hidden_act") ? "hidden_act" : "activation_function";
-    std::string act = r.opt_str("hidden_act").value_or(r.opt_str("activation_function").value_or("silu"));
-    // transformers' ACT2FN names (and the gated spellings some configs use): another is a typo.
-    static const std::set<std::string> kActivations = {
-        "silu", "swish", "swiglu", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate",
-        "gelu_10", "quick_gelu", "geglu", "relu", "relu2", "relu6", "leaky_relu", "prelu", "tanh", "sigmoid", "mish",
-        "laplace", "linear", "xielu"};
-    if (!kActivations.count(act))
-      r.fail(act_key, "unknown activation '" + act + "' (transformers' names: silu, gelu, gelu_new, gelu_pytorch_tanh, relu, relu2, ...)");
+    // FalconConfig leaves ffn_hidden_size out for its 4 x hidden (Falcon-7B/40B publish none).
+    if (arch == "FalconForCausalLM" && !r.has("intermediate_size") && !r.has("ffn_hidden_size") && !r.has("ffn_dim"))
+      m.ffn_hidden = 4 * m.hidden;
+    else
+      m.ffn_hidden = r.req_int({"intermediate_size", "ffn_hidden_size", "ffn_dim"});
     // SwiGLU/GeGLU families use three matrices; plain gelu/relu2 models use two. The
     // architecture decides where it is known: Gemma's GeGLU and StarCoder2's plain MLP both name
     // gelu_pytorch_tanh. Otherwise a SiLU/SwiGLU activation means gated.
@@ -415,8 +437,9 @@ Model parse_hf_config(const DataFile& f) {
     }
   }
   // Without a context window, sequences of any length would be planned and served unchecked.
-  if (m.max_seq_len == 0)
-    r.fail("max_position_embeddings", "missing (the context window, which train and serve check sequence lengths against)");
+  if (m.max_seq_len == 0 && !alibi)
+    r.fail("max_position_embeddings", "missing (the context window, which train and serve check sequence lengths against; "
+                                      "ALiBi models, which have none, say alibi)");
   return m;
 }
 

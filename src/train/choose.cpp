@@ -189,6 +189,9 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad("--vp", "pp x vp = " + std::to_string(static_cast<long>(*q.pp) * *q.vp) + " exceeds the model's layers + 2 = " +
                     std::to_string(max_pipeline_chunks(m.layers)) + " (the embedding and the loss may count as one layer each)");
   if (q.zero && *q.zero == 3 && q.pp && *q.pp > 1) bad("--zero", "ZeRO-3 with pipeline parallelism is not modelled (give --pp 1)");
+  if (q.zero && *q.zero == 3 && q.schedule != PipeSchedule::one_f_one_b)
+    bad("--zero", std::string("ZeRO-3 with pipeline parallelism is not modelled, and --schedule ") + schedule_name(q.schedule) +
+                      " schedules a pipeline");
   // An FSDP implementation asks for ZeRO-3, which a pipeline excludes.
   if (q.fsdp.set() && ((q.pp && *q.pp > 1) || q.schedule != PipeSchedule::one_f_one_b))
     bad(q.fsdp.rate > 0 ? "--fsdp-rate" : "--fsdp-overlap",

@@ -514,7 +514,9 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   const double p_exp = n_moe * moe.params_expert;
   const bool first = i == 0, last = i == head_stage(l);
   if (first) p_dense += static_cast<double>(m.vocab) * h / t;
-  if (last && (!m.tied_embeddings || l.pp > 1)) p_dense += static_cast<double>(m.vocab) * h / t + (last ? h : 0);
+  // Tied embeddings are one table where one stage holds both ends (pp 1, or DualPipeV's stage 0).
+  if (last && (!m.tied_embeddings || !first)) p_dense += static_cast<double>(m.vocab) * h / t;
+  if (last) p_dense += h;  // the final norm
   const double shard = static_cast<double>(l.dp) * l.cp;
   const double shard_exp = l.expert_dp();
   const double params = p_dense + p_exp;
@@ -538,9 +540,11 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
       (share * (n_dense * dense.act_stored + n_moe * moe.act_stored) +
        (1.0 - share) * (n_dense * dense.act_working + n_moe * moe.act_working)) / std::max(1, layers_of[i]);
   if (l.schedule == PipeSchedule::dualpipe_v) {
-    // DualPipeV: 2 p chunk-microbatches, 2 p + 1 on the last stage (deepseek-ai/DualPipe's PP + 1
-    // per device for its PP = 2 p stages; tests/test_pipeline_sim.cpp counts them in the schedule).
-    const long held = 2L * p + (i == p - 1 ? 1 : 0);
+    // DualPipeV: 2 p + 1 chunk-microbatches on every stage, deepseek-ai/DualPipe's PP + 1 per
+    // device for its PP = 2 p stages. The order holds 2 p between a forward and its release (2 p + 1
+    // on the last stage; tests/test_pipeline_sim.cpp counts them), and a pair's forward stores its
+    // activations while its backward frees the other's, layer by layer: one more at the peak.
+    const long held = 2L * p + 1;
     units = static_cast<double>(std::min<long>(2 * microbatches, held)) * layers_of[i] / 2.0;
   } else if (v == 1) {
     const long held = l.schedule == PipeSchedule::zero_bubble ? p : p - i;
@@ -603,7 +607,7 @@ Setup make_setup(const Model& m, const Layout& l) {
     const int chunks = l.pp * l.vp, base = m.layers / chunks, rem = m.layers % chunks;
     const int middle = std::min(rem, chunks - 2);  // chunks 1 .. middle take one more
     std::fill(st.layers_of.begin(), st.layers_of.end(), 0);
-    // DualPipeV's V: chunk c on stage c for c < pp, else 2 pp - 1 - c.
+    // DualPipeV's V: chunk position c on stage c for c < pp, else 2 pp - 1 - c.
     const bool vee = l.schedule == PipeSchedule::dualpipe_v;
     const bool by_layer = local || m.is_moe() || vee;  // else only the counts matter
     if (!by_layer) {  // only the counts matter: stage s holds chunks s, s + pp, ..., in closed form
@@ -616,8 +620,22 @@ Setup make_setup(const Model& m, const Layout& l) {
       return st;
     }
     int at = 0;
+    if (vee) {
+      // The V: each stage takes an even share of the layers (split_layers: the remainder to the
+      // middle stages, away from stage 0's embedding and head), its chunk 0 the larger half; the
+      // chunk positions run down the stages on chunk 0 and back up on chunk 1. (Interleaving's
+      // chunk sizes had piled the remainder on the last stage: 6, 7, ..., 7, 8 for 56 layers.)
+      const std::vector<int> per_stage = split_layers(m.layers, l.pp);
+      for (int pos = 0; pos < chunks; ++pos) {
+        const int stage = pos < l.pp ? pos : chunks - 1 - pos;
+        const int total = per_stage[static_cast<std::size_t>(stage)];
+        const int size = pos < l.pp ? (total + 1) / 2 : total / 2;
+        st.layers_of[stage] += size;
+        for (int j = 0; j < size; ++j, ++at) count(stage, at);
+      }
+      return st;
+    }
     for (int c = 0, stage = 0; c < chunks; ++c, stage = stage + 1 == l.pp ? 0 : stage + 1) {
-      if (vee) stage = c < l.pp ? c : chunks - 1 - c;
       const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2);  // rem < chunks: chunk 0 never
       st.layers_of[stage] += size;
       for (int j = 0; j < size; ++j, ++at) count(stage, at);
@@ -833,7 +851,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       sg.f += head.f + ce_f;
       sg.b += head.b + ce_b;
       sg.w += 0.5 * head.b;
-      if (!m.tied_embeddings || p > 1) sg.p_dense += V * h / t;
+      if (!m.tied_embeddings || i != 0) sg.p_dense += V * h / t;  // tied: one table where stage 0 holds both ends
       if (l.tp > 1) {
         const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
         sg.parts.tp_comm += c;
@@ -904,7 +922,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.ep_comm = k * sl.parts.ep_comm;
   // DualPipeV: the slowest stage's pairs hid part of its all-to-all (its busy time is less by that).
   tb.ep_comm -= k * (sl.f + sl.b) - slow_busy;
-  tb.bubble = pipe - slow_busy;
+  tb.bubble = std::max(0.0, pipe - slow_busy);  // (rounding: a uniform DualPipeV could read -1e-16)
 
   // Pipeline send/recv of activations. 1F1B: one forward and one backward message per microbatch
   // on the critical path, plus the fill and drain chain. Interleaved (vp > 1): a message per chunk,
