@@ -20,7 +20,7 @@ inline bool on_off(const char* flag, const std::string& v) {
 inline Precision training_precision(const std::string& text);
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
+  std::string model, system, precision, recompute, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   std::optional<double> moe_capacity_factor, moe_imbalance;
@@ -54,6 +54,9 @@ struct PlanFlags {
     c->add_option("--lowp-params", lowp_params,
                   "on | off: fp8/fp4 primary weights, kept and gathered in the matrix precision (Megatron "
                   "--fp8-param-gather; 'lowp-w' in the layout) rather than bf16 with a low-precision copy" + free);
+    c->add_option("--grad-precision", grad_precision,
+                  "fp32 | bf16 | fp16: gradients accumulated and reduced in fp32, or in the run's half precision "
+                  "('g-bf16' in the layout; bf16 and fp16 both name it)" + free);
     c->add_option("--schedule", schedule,
                   "Pipeline schedule: 1f1b (Megatron's; interleaved when vp > 1), zb-h1 (zero-bubble, vp 1) or dualpipev (DeepSeek's DualPipe cut in half: two chunks per stage in a V, forward-backward pairs hiding the expert all-to-all, vp 2, at least 2 pp microbatches) (default 1f1b)");
     c->add_option("--cp-mode", cp_mode,
@@ -109,6 +112,11 @@ struct PlanFlags {
       if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");
     }
     if (!lowp_params.empty()) q.lowp_params = on_off("--lowp-params", lowp_params);
+    if (!grad_precision.empty()) {
+      if (grad_precision != "fp32" && grad_precision != "bf16" && grad_precision != "fp16")
+        throw InputError("--grad-precision", "'" + grad_precision + "' is not fp32, bf16 or fp16");
+      q.grad_fp32 = grad_precision == "fp32";
+    }
     if (!schedule.empty()) {
       auto v = parse_schedule(schedule);
       if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b, zb-h1 or dualpipev");

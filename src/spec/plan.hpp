@@ -154,6 +154,9 @@ struct PlanRequest {
   // fp8/fp4 primary weights (Layout::lowp_params: Megatron/Transformer Engine --fp8-param-gather,
   // weights kept and gathered in the matrix precision): pinned on or off, chosen if omitted.
   std::optional<bool> lowp_params;
+  // Gradients accumulated and reduced in fp32 (true) or in the run's half precision (false):
+  // pinned, or chosen if omitted (Layout::grad_fp32).
+  std::optional<bool> grad_fp32;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;  // not searched: as given
   std::optional<CpMode> cp_mode;                       // not searched: as given (ring if not); given
                                                       // with cp free, it asks for cp > 1
@@ -181,12 +184,13 @@ inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) 
 // The memory options the planner tries for a precision, cheapest first: 0 fp32 gradients, 1 bf16
 // gradients, 2 bf16 gradients and low-precision primary weights (fp8 only, unless asked: NVFP4
 // recipes keep bf16 weights and gather them in bf16, FP4 primary weights are no recipe's); a
-// request that pins lowp_params keeps only the options that agree with it. `train` and `search`
+// request that pins lowp_params or the gradient precision keeps only the options that agree with it. `train` and `search`
 // share these.
 inline constexpr int kMemoryOptions = 3;
 inline bool memory_option_allowed(const PlanRequest& q, Precision p, int option) {
   if (option == 2 && !can_keep_lowp_params(p)) return false;
   if (option == 2 && p == Precision::fp4 && !(q.lowp_params && *q.lowp_params)) return false;
+  if (q.grad_fp32 && *q.grad_fp32 != (option == 0)) return false;
   return !q.lowp_params || *q.lowp_params == (option == 2);
 }
 inline void apply_memory_option(Layout& l, int option) {
