@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <random>
 #include <set>
@@ -488,8 +489,8 @@ PipelineInput dualpipe(int pp, long m, double F, double B, double W, double S, d
 
 // Every chunk's forward and backward of every microbatch runs once, on its stage of the V, after
 // its inputs; a pair's two halves share one interval; weight gradients after their input gradient;
-// at most 2 pp chunk-microbatches of activations held (2 pp + 1 on the last stage), as the table
-// of deepseek-ai/DualPipe states (PP + 1 for its PP = 2 pp stages); busy time as the order says.
+// each stage runs dualpipe_pairs pairs. (The activations held are counted by dualpipe_peak_held and
+// dualpipe_chunk_peaks below.)
 void check_dualpipe_events(const PipelineInput& in, const PipelineResult& r) {
   const int P = in.pp;
   const long M = in.microbatches, V = 2L * P;
@@ -552,6 +553,23 @@ std::vector<long> dualpipe_peak_held(const PipelineInput& in, const PipelineResu
   return peak;
 }
 
+// Per chunk, the most chunk-microbatches a stage holds, in event order (a pair's forward before its
+// backward's release), as the evaluator's memory counts them (dualpipe_held).
+std::vector<std::pair<long, long>> dualpipe_chunk_peaks(const PipelineInput& in, const PipelineResult& r) {
+  std::vector<std::array<long, 2>> held(in.pp, {0, 0});
+  std::vector<std::pair<long, long>> peak(in.pp, {0, 0});
+  std::set<std::tuple<int, int, long>> split;
+  for (const auto& e : r.events)
+    if (e.weight_grad) split.insert({e.stage, e.chunk, e.microbatch});
+  for (const auto& e : r.events) {
+    if (!e.backward) ++held[e.stage][e.chunk];
+    else if (e.weight_grad || !split.count({e.stage, e.chunk, e.microbatch})) --held[e.stage][e.chunk];
+    peak[e.stage].first = std::max(peak[e.stage].first, held[e.stage][0]);
+    peak[e.stage].second = std::max(peak[e.stage].second, held[e.stage][1]);
+  }
+  return peak;
+}
+
 TEST(PipelineSim, DualPipeVUniformMatchesItsClosedForm) {
   // deepseek-ai/DualPipe's table: bubble (PP/2 - 1)(F&B + B - 3W) for PP = 2 pp stages, in the
   // setting it assumes (the input gradient as long as the forward: B - W = F). With the pairs'
@@ -566,6 +584,8 @@ TEST(PipelineSim, DualPipeVUniformMatchesItsClosedForm) {
         check_dualpipe_events(in, r);
         const std::vector<long> peak = dualpipe_peak_held(in, r);
         for (int i = 0; i < pp; ++i) EXPECT_EQ(peak[i], 2L * pp + (i == pp - 1 ? 1 : 0)) << what << " stage " << i;
+        const auto chunk_peak = dualpipe_chunk_peaks(in, r);
+        for (int i = 0; i < pp; ++i) EXPECT_EQ(chunk_peak[i], dualpipe_held(pp, i)) << what << " stage " << i;
         ASSERT_EQ(r.stage_busy.size(), static_cast<size_t>(pp));
         for (int i = 0; i < pp; ++i) expect_rel(r.stage_busy[i], 2.0 * m * (F + B) - dualpipe_pairs(pp, m, i) * S, what);
       }

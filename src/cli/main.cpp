@@ -116,10 +116,10 @@ std::string write_fresh_file(std::string name, int suffix, const std::string& te
   sigset_t block, old;
   sigemptyset(&block);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&block, sig);
-  ::sigprocmask(SIG_BLOCK, &block, &old);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old);
   const int fd = ::mkstemps(name.data(), suffix);
   if (fd >= 0) remember_temp(name);
-  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (fd < 0) throw InputError(what, "cannot create a temporary file beside it");
   const mode_t mask = ::umask(0);
   ::umask(mask);

@@ -115,6 +115,11 @@ struct PlanFlags {
     if (!grad_precision.empty()) {
       if (grad_precision != "fp32" && grad_precision != "bf16" && grad_precision != "fp16")
         throw InputError("--grad-precision", "'" + grad_precision + "' is not fp32, bf16 or fp16");
+      // The half precision is the run's: fp16 for an fp16 run, bf16 otherwise.
+      if (grad_precision == "fp16" && !precision.empty() && precision != "fp16")
+        throw InputError("--grad-precision", "fp16 gradients go with --precision fp16 (a " + precision + " run keeps bf16 ones)");
+      if (grad_precision == "bf16" && precision == "fp16")
+        throw InputError("--grad-precision", "bf16 gradients with --precision fp16: an fp16 run keeps fp16 ones");
       q.grad_fp32 = grad_precision == "fp32";
     }
     if (!schedule.empty()) {

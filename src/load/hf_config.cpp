@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <limits>
 #include <set>
 
@@ -95,16 +94,7 @@ Model parse_hf_config(const DataFile& f) {
       const auto close = what.find("] ");
       if (close != std::string::npos) what.erase(0, close + 2);
     }
-    std::string clean;
-    for (unsigned char ch : what) {
-      if (ch >= 0x20 && ch < 0x7f) {
-        clean += static_cast<char>(ch);
-      } else {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\x%02X", ch);
-        clean += buf;
-      }
-    }
+    const std::string clean = InputError::one_line(what, /*ascii_only=*/true);
     throw InputError(f.path, "malformed JSON: " + clean);
   }
   if (!j.is_object()) throw InputError(f.path, "a config.json must be a JSON object");
@@ -134,6 +124,13 @@ Model parse_hf_config(const DataFile& f) {
     if (!j.contains(key) || j[key].is_null()) j[key] = v;
   };
   if (gemma) default_to("tie_word_embeddings", true);
+  // transformers FalconConfig: max_position_embeddings 2048 when the config leaves it out (the
+  // published Falcon-7B/40B do); the new decoder architecture (40B, 180B) counts its KV heads in
+  // num_kv_heads.
+  if (model_type == "falcon" || arch == "FalconForCausalLM") {
+    default_to("max_position_embeddings", 2048);
+    if (j.value("new_decoder_architecture", false) && j.contains("num_kv_heads")) default_to("num_key_value_heads", j["num_kv_heads"]);
+  }
   if (model_type == "gemma3_text" || model_type == "gemma3" || arch.find("Gemma3") != std::string::npos) {
     default_to("vocab_size", 262208);
     default_to("head_dim", 256);
@@ -231,8 +228,8 @@ Model parse_hf_config(const DataFile& f) {
   // transformers' ACT2FN names (and the gated spellings some configs use): another is a typo.
   static const std::set<std::string> kActivations = {
       "silu", "swish", "swiglu", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate",
-      "gelu_10", "quick_gelu", "geglu", "relu", "relu2", "relu6", "leaky_relu", "prelu", "tanh", "sigmoid", "mish",
-      "laplace", "linear", "xielu"};
+      "gelu_10", "quick_gelu", "geglu", "gegelu", "relu", "relu2", "relu6", "leaky_relu", "prelu", "tanh", "sigmoid",
+      "mish", "laplace", "linear", "xielu"};
   if (!kActivations.count(act))
     r.fail(act_key, "unknown activation '" + act + "' (transformers' names: silu, gelu, gelu_new, gelu_pytorch_tanh, relu, relu2, ...)");
   if (gpt2_style) {

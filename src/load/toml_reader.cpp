@@ -41,17 +41,19 @@ std::optional<std::string> TomlReader::opt_str(std::string_view key) {
   const auto* n = get(key);
   if (!n) return std::nullopt;
   if (!n->is_string()) fail(key, "must be a string");
-  return std::string(n->as_string()->get());
+  std::string s(n->as_string()->get());
+  // Every string a catalog file gives (ids, names, units, sources, notes) is printed on one line of
+  // a report or an --explain term: no control characters (a newline in a model's name had split
+  // the report's header).
+  for (unsigned char ch : s)
+    if (ch < 0x20 || ch == 0x7f) fail(key, "must be one line without control characters (tab, newline, ...)");
+  return s;
 }
 
 std::string TomlReader::str(std::string_view key) {
   auto s = opt_str(key);
   if (!s) fail(key, "missing (required)");
   if (s->empty()) fail(key, "must not be empty");
-  // Ids, names, units, sources and dates are printed on one line of a report: no control characters
-  // (a newline in a model's name had split the report's header).
-  for (unsigned char ch : *s)
-    if (ch < 0x20 || ch == 0x7f) fail(key, "must be one line without control characters (tab, newline, ...)");
   return *s;
 }
 

@@ -385,6 +385,8 @@ long dualpipe_pairs(int pp, long microbatches, int stage) {
   return std::max(0L, 2 * microbatches - 3L * pp + stage + 1 - (stage == pp - 1 ? 1 : 0));
 }
 
+std::pair<long, long> dualpipe_held(int pp, int stage) { return {2L * pp - stage, stage + 1L}; }
+
 double dualpipe_closed_form(int pp, long microbatches, double F, double B, double W, double S) {
   const double m = static_cast<double>(microbatches);
   return 2.0 * m * (F + B) - (2.0 * m - 2.0 * pp - 1.0) * S + (pp - 1.0) * ((F + B - S) + B - 3.0 * W);

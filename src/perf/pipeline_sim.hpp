@@ -21,6 +21,7 @@
 // pp = 1 they cost nothing. Cost is O(total operations); events are kept only when asked for.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "spec/plan.hpp"
@@ -62,6 +63,12 @@ int stage_of_position(PipeSchedule s, int pp, long pos);
 // DualPipeV: the forward-backward pairs stage `stage` runs in one step (its saving counts this
 // many times): 2 m - 3 pp + stage + 1, one fewer on the last stage.
 long dualpipe_pairs(int pp, long microbatches, int stage);
+
+// DualPipeV: the most chunk-microbatches of activations stage `stage` holds at once, per chunk:
+// {2 pp - stage on chunk 0, stage + 1 on chunk 1} (a pair's forward counted before its backward
+// frees the other chunk's), 2 pp + 1 together: the DualPipe table's PP + 1, split unevenly, so a
+// stage whose chunks differ in layers weighs each by its own (tests/test_pipeline_sim.cpp).
+std::pair<long, long> dualpipe_held(int pp, int stage);
 
 // One forward or backward of one microbatch through one model chunk on one stage (seconds from
 // the start of the step).

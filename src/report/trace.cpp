@@ -60,7 +60,9 @@ double pipeline_closed_form(const TrainReport& r) {
       B += b;
       W += w;
       S += x;
-      busiest = std::max(busiest, 2.0 * m * (f + b) - (2.0 * m - 2.0 * n - 1.0) * x);
+      // Each stage's work with the last stage's pair count, 2 m - 2 pp - 1: the table's form is the
+      // last stage's busy time plus its idle (pp - 1)(F&B + B - 3W); stages with fewer pairs idle less.
+      busiest = std::max(busiest, 2.0 * m * (f + b) - static_cast<double>(dualpipe_pairs(static_cast<int>(n), r.microbatches, static_cast<int>(n) - 1)) * x);
     }
     F /= n, B /= n, W /= n, S /= n;
     return busiest + (n - 1.0) * ((F + B - S) + B - 3.0 * W);

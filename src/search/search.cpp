@@ -214,9 +214,9 @@ void Searcher::run(const Task& t, TaskResult& out) const {
       }
       for (int vp : t.vps) {
         const long per_vp = per_mb / static_cast<long>(t.vps.size());
-        // Interleaving needs a pipeline and at least pp microbatches (check_layout's rules).
+        // Interleaving needs a pipeline and at least pp microbatches, DualPipeV 2 pp (check_layout's rules).
         if (o_.prune_divisibility && ((vp > 1 && t.pp == 1) || static_cast<long>(t.pp) * vp > max_pipeline_chunks(m_.layers) ||
-                                      too_few_to_interleave(t.pp, vp, q_.work.global_batch / (static_cast<long>(dp) * mb)))) {
+                                      too_few_for_schedule(t.pp, vp, q_.work.global_batch / (static_cast<long>(dp) * mb), q_.schedule))) {
           prune_div(per_vp);
           continue;
         }

@@ -18,11 +18,12 @@ class InputError : public std::runtime_error {
 
   // The message as one printable line: a control character quoted from the input (a NUL in a CSV
   // cell had cut the message short, a newline split it) is written \xNN.
-  static std::string one_line(const std::string& s) {
+  // With ascii_only, any byte past ASCII too (invalid UTF-8 a JSON parser quotes back).
+  static std::string one_line(const std::string& s, bool ascii_only = false) {
     std::string out;
     out.reserve(s.size());
     for (unsigned char ch : s) {
-      if (ch >= 0x20 && ch != 0x7f) {
+      if (ch >= 0x20 && ch != 0x7f && !(ascii_only && ch >= 0x80)) {
         out += static_cast<char>(ch);
       } else {
         static const char* hex = "0123456789ABCDEF";

@@ -540,12 +540,14 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
       (share * (n_dense * dense.act_stored + n_moe * moe.act_stored) +
        (1.0 - share) * (n_dense * dense.act_working + n_moe * moe.act_working)) / std::max(1, layers_of[i]);
   if (l.schedule == PipeSchedule::dualpipe_v) {
-    // DualPipeV: 2 p + 1 chunk-microbatches on every stage, deepseek-ai/DualPipe's PP + 1 per
-    // device for its PP = 2 p stages. The order holds 2 p between a forward and its release (2 p + 1
-    // on the last stage; tests/test_pipeline_sim.cpp counts them), and a pair's forward stores its
-    // activations while its backward frees the other's, layer by layer: one more at the peak.
-    const long held = 2L * p + 1;
-    units = static_cast<double>(std::min<long>(2 * microbatches, held)) * layers_of[i] / 2.0;
+    // DualPipeV: 2 p + 1 chunk-microbatches at the peak, deepseek-ai/DualPipe's PP + 1 per device
+    // for its PP = 2 p stages, but 2 p - i of them chunk 0's and i + 1 chunk 1's (dualpipe_held),
+    // each weighed by its chunk's layers (make_setup gives chunk 0 the larger half of an odd count:
+    // halving them had read DeepSeek-V3's 3-layer stage 0 at pp 16 24% low).
+    const auto [held0, held1] = dualpipe_held(p, i);
+    const int n = layers_of[i], chunk0 = (n + 1) / 2, chunk1 = n / 2;
+    units = static_cast<double>(std::min<long>(microbatches, held0)) * chunk0 +
+            static_cast<double>(std::min<long>(microbatches, held1)) * chunk1;
   } else if (v == 1) {
     const long held = l.schedule == PipeSchedule::zero_bubble ? p : p - i;
     units = static_cast<double>(std::min<long>(microbatches, held)) * layers_of[i];
@@ -920,9 +922,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.tp_comm = k * sl.parts.tp_comm;
   tb.cp_comm = k * sl.parts.cp_comm;
   tb.ep_comm = k * sl.parts.ep_comm;
-  // DualPipeV: the slowest stage's pairs hid part of its all-to-all (its busy time is less by that).
-  tb.ep_comm -= k * (sl.f + sl.b) - slow_busy;
-  tb.bubble = std::max(0.0, pipe - slow_busy);  // (rounding: a uniform DualPipeV could read -1e-16)
+  if (l.schedule == PipeSchedule::dualpipe_v) {
+    // The slowest stage's pairs hid part of its all-to-all (its busy time is less by that).
+    tb.ep_comm -= k * (sl.f + sl.b) - slow_busy;
+    tb.bubble = std::max(0.0, pipe - slow_busy);  // rounding: uniform stages can read -1e-16
+  } else {
+    tb.bubble = pipe - steady;
+  }
 
   // Pipeline send/recv of activations. 1F1B: one forward and one backward message per microbatch
   // on the critical path, plus the fill and drain chain. Interleaved (vp > 1): a message per chunk,

@@ -21,6 +21,10 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
 // multiple of pp; later releases accept any count of at least microbatch_group_size_per_vp_stage,
 // pp by default). check_layout and the search's divisibility pass both apply it.
 inline bool too_few_to_interleave(int pp, int vp, long microbatches) { return vp > 1 && microbatches < pp; }
+// DualPipeV runs at least 2 pp microbatches (deepseek-ai/DualPipe asserts num_chunks >= 2 x ranks).
+inline bool too_few_for_schedule(int pp, int vp, long microbatches, PipeSchedule schedule) {
+  return too_few_to_interleave(pp, vp, microbatches) || (schedule == PipeSchedule::dualpipe_v && microbatches < 2L * pp);
+}
 
 // The stage that holds the LM head and the loss: the last, or with DualPipeV's V stage 0 (its
 // chunk 1 is the model's last chunk).

@@ -185,7 +185,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                                 "their compute exposed, + collectives.overlap_slowdown x the hidden part"
             : l.schedule == PipeSchedule::dualpipe_v
                 ? "; dualpipev: in each forward-backward pair of chunks only what exceeds their compute is exposed, + "
-                  "collectives.overlap_slowdown x the hidden part (the slowest stage's 2 microbatches - 3 pp + stage + 1 pairs)"
+                  "collectives.overlap_slowdown x the hidden part (the slowest stage's 2 x microbatches - 3 pp + stage + 1 pairs, one fewer on the last stage)"
                 : ""));
   term("PP send/recv", t.pp_comm,
        l.schedule == PipeSchedule::dualpipe_v

@@ -316,13 +316,13 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
     Model m = model_from_row(r, c);
     row.moe = m.is_moe();
     for (const auto& f : row.facts)
-      if ((f.field == "moe_dispatcher" || f.field == "moe_a2a_overlap") && !row.moe && reason.empty())
+      if ((f.field == "moe_dispatcher" || f.field == "moe_a2a_overlap") && !row.moe)
         throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
                          f.field + ": applies to mixture-of-experts rows, and row " + row.id + " is dense");
     row.arch = m;
     auto sys = c.systems.find(row.system);
     if (sys == c.systems.end()) r.fail("system", "'" + row.system + "' is not a catalog system id (xpuplan catalog list)");
-    if (!gb && reason.empty()) reason = "global_batch not stated";
+    if (!gb) reason = "global_batch not stated";
     if (reason.empty()) {
       q.work.global_batch = *gb;
       try {

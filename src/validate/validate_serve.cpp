@@ -205,7 +205,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
 
     std::string reason;
     Model m = model_from_row(r, c);
-    if (q.full_attention && reason.empty() && m.window_layer_count() == 0)
+    if (q.full_attention && m.window_layer_count() == 0)
       for (const RunFact& f : row.facts)
         if (f.field == "attention_window")
           throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
@@ -214,7 +214,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
     row.moe = m.is_moe();
     auto sys = c.systems.find(row.system);
     if (sys == c.systems.end()) r.fail("system", "'" + row.system + "' is not a catalog system id (xpuplan catalog list)");
-    if (reason.empty() && !in) reason = "input_len not stated (the benchmark dataset's token statistics are not in data/)";
+    if (!in) reason = "input_len not stated (the benchmark dataset's token statistics are not in data/)";
     if (reason.empty() && !outl) reason = "output_len not stated";
     if (reason.empty() && scenario == "server" && !rate) r.fail("request_rate", "empty (required for scenario server)");
     if (reason.empty() && scenario == "fixed_batch" && !conc) r.fail("concurrency", "empty (required for scenario fixed_batch)");
