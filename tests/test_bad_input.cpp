@@ -510,8 +510,15 @@ TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
   // GPT-2 keys with a gated activation (Jais: swiglu) have three matrices; Falcon's MLP is 4 x hidden.
   EXPECT_TRUE(parse_hf_config({"j.json", R"({"architectures": ["JAISLMHeadModel"], "n_layer": 2, "n_embd": 512, "n_head": 8,
       "n_inner": 1365, "vocab_size": 1000, "n_positions": 2048, "activation_function": "swiglu"})"}).gated_mlp);
-  EXPECT_EQ(parse_hf_config({"f.json", R"({"architectures": ["FalconForCausalLM"], "num_hidden_layers": 2, "hidden_size": 512,
-      "num_attention_heads": 8, "vocab_size": 1000, "max_position_embeddings": 2048})"}).ffn_hidden, 2048);
+  // As Falcon-7B publishes it: no intermediate size and no context window (FalconConfig's 2048).
+  const Model falcon = parse_hf_config({"f.json", R"({"architectures": ["FalconForCausalLM"], "model_type": "falcon",
+      "num_hidden_layers": 2, "hidden_size": 512, "num_attention_heads": 8, "vocab_size": 1000, "multi_query": true})"});
+  EXPECT_EQ(falcon.ffn_hidden, 2048);
+  EXPECT_EQ(falcon.max_seq_len, 2048);
+  EXPECT_EQ(falcon.kv_heads, 1);
+  // Falcon-40B's new decoder architecture counts its KV heads in num_kv_heads (it had read as MHA).
+  EXPECT_EQ(parse_hf_config({"f40.json", R"({"architectures": ["FalconForCausalLM"], "model_type": "falcon", "num_hidden_layers": 2,
+      "hidden_size": 512, "num_attention_heads": 8, "num_kv_heads": 2, "new_decoder_architecture": true, "vocab_size": 1000})"}).kv_heads, 2);
   // BERT by its model_type.
   const auto e = catch_input_error([] {
     parse_hf_config({"bert.json", R"({"architectures": ["BertForMaskedLM"], "model_type": "bert", "num_hidden_layers": 12,
