@@ -16,6 +16,34 @@ struct Op {
   bool backward;
 };
 
+// The stages to visit: each runs its own order until an operation waits on another stage's, and
+// placing an operation wakes the stage that may wait on it. Times follow from the orders alone,
+// whatever the visiting order; every stage starts queued (stage 0 first).
+class StageWork {
+ public:
+  explicit StageWork(int stages) : queued_(static_cast<size_t>(stages), 1), work_(static_cast<size_t>(stages)) {
+    for (int i = 0; i < stages; ++i) work_[static_cast<size_t>(i)] = stages - 1 - i;
+  }
+  // The next stage to run, or -1 when none is left.
+  int next() {
+    if (work_.empty()) return -1;
+    const int i = work_.back();
+    work_.pop_back();
+    queued_[static_cast<size_t>(i)] = 0;
+    return i;
+  }
+  void wake(int j) {
+    if (j >= 0 && j < static_cast<int>(queued_.size()) && !queued_[static_cast<size_t>(j)]) {
+      queued_[static_cast<size_t>(j)] = 1;
+      work_.push_back(j);
+    }
+  }
+
+ private:
+  std::vector<char> queued_;
+  std::vector<int> work_;
+};
+
 // The schedule: which operation stage `stage` runs k-th (k in [0, 2 x m x vp)).
 class Schedule {
  public:
@@ -132,26 +160,13 @@ PipelineResult simulate_zero_bubble(const PipelineInput& in, bool record_events)
   std::vector<double> fend(static_cast<size_t>(P * M), -1.0), bend(static_cast<size_t>(P * M), -1.0);
   std::vector<size_t> cursor(P, 0);
   std::vector<double> free_at(P, 0.0);
-  std::vector<char> queued(P, 1);
-  std::vector<int> work(P);
-  for (int i = 0; i < P; ++i) work[i] = P - 1 - i;  // any order gives the same times
+  StageWork work(P);
   PipelineResult res;
   std::vector<std::vector<PipelineEvent>> per_stage(record_events ? P : 0);
   long done = 0;
   const long total = 3L * P * M;
   double makespan = 0;
-  auto wake = [&](int j) {
-    if (j >= 0 && j < P && !queued[j]) {
-      queued[j] = 1;
-      work.push_back(j);
-    }
-  };
-  // Each stage runs its order until an operation waits on another stage's; placing one wakes the
-  // stage that may wait on it. Times follow from the orders alone, whatever the visiting order.
-  while (!work.empty()) {
-    const int i = work.back();
-    work.pop_back();
-    queued[i] = 0;
+  for (int i; (i = work.next()) >= 0;) {
     while (cursor[i] < order[i].size()) {
       const Op op = order[i][cursor[i]];
       double ready = 0;
@@ -178,10 +193,10 @@ PipelineResult simulate_zero_bubble(const PipelineInput& in, bool record_events)
       if (record_events) per_stage[i].push_back({i, 0, op.mb, op.kind != 0, start, end, op.kind == 2});
       if (op.kind == 0) {
         fend[i * M + op.mb] = end;
-        wake(i + 1);
+        work.wake(i + 1);
       } else if (op.kind == 1) {
         bend[i * M + op.mb] = end;
-        wake(i - 1);
+        work.wake(i - 1);
       }
     }
   }
@@ -265,20 +280,13 @@ PipelineResult simulate_dualpipe_v(const PipelineInput& in, bool record_events) 
   std::vector<std::array<long, 2>> nf(P, {0, 0}), nb(P, {0, 0});
   std::vector<std::vector<std::pair<int, long>>> deferred(P);  // weight gradients waiting: (chunk, microbatch)
   std::vector<size_t> deferred_head(P, 0);
-  std::vector<char> queued(P, 1);
-  std::vector<int> work(P);
-  for (int i = 0; i < P; ++i) work[i] = P - 1 - i;
+  StageWork work(P);
   PipelineResult res;
   res.stage_busy.assign(P, 0.0);
   std::vector<std::vector<PipelineEvent>> per_stage(record_events ? P : 0);
   double makespan = 0;
-  auto wake = [&](long pos) {
-    if (pos < 0 || pos >= V) return;
-    const int j = stage_of_position(PipeSchedule::dualpipe_v, P, pos);
-    if (!queued[j]) {
-      queued[j] = 1;
-      work.push_back(j);
-    }
+  auto wake = [&](long pos) {  // the stage of a chunk position that may wait on an operation
+    if (pos >= 0 && pos < V) work.wake(stage_of_position(PipeSchedule::dualpipe_v, P, pos));
   };
   // When the forward of chunk c's next microbatch on stage i may start (< 0: not yet known).
   auto fready = [&](int i, int c, long mb) {
@@ -295,10 +303,7 @@ PipelineResult simulate_dualpipe_v(const PipelineInput& in, bool record_events) 
     if (d < 0) return -1.0;
     return d + (stage_of_position(PipeSchedule::dualpipe_v, P, pos + 1) == i ? 0.0 : link);
   };
-  while (!work.empty()) {
-    const int i = work.back();
-    work.pop_back();
-    queued[i] = 0;
+  for (int i; (i = work.next()) >= 0;) {
     while (cursor[i] < order[i].size()) {
       const Op op = order[i][cursor[i]];
       const int c0 = op.c0, c1 = op.c1;
@@ -387,9 +392,11 @@ long dualpipe_pairs(int pp, long microbatches, int stage) {
 
 std::pair<long, long> dualpipe_held(int pp, int stage) { return {2L * pp - stage, stage + 1L}; }
 
+double dualpipe_bubble(int pp, double F, double B, double W, double S) { return (pp - 1.0) * ((F + B - S) + B - 3.0 * W); }
+
 double dualpipe_closed_form(int pp, long microbatches, double F, double B, double W, double S) {
   const double m = static_cast<double>(microbatches);
-  return 2.0 * m * (F + B) - (2.0 * m - 2.0 * pp - 1.0) * S + (pp - 1.0) * ((F + B - S) + B - 3.0 * W);
+  return 2.0 * m * (F + B) - static_cast<double>(dualpipe_pairs(pp, microbatches, pp - 1)) * S + dualpipe_bubble(pp, F, B, W, S);
 }
 
 double dualpipe_makespan(const PipelineInput& in) {
@@ -434,12 +441,8 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   std::vector<double> fend(static_cast<size_t>(V * M), -1.0), bend(static_cast<size_t>(V * M), -1.0);
   std::vector<long> cursor(P, 0), warm(P);
   std::vector<double> free_at(P, 0.0);
-  std::vector<char> queued(P, 1);
-  std::vector<int> work(P);
-  for (int i = 0; i < P; ++i) {
-    warm[i] = sched.warmup(i);
-    work[i] = P - 1 - i;  // any order gives the same times; stage 0 first
-  }
+  for (int i = 0; i < P; ++i) warm[i] = sched.warmup(i);
+  StageWork work(P);
 
   PipelineResult res;
   if (record_events) res.events.resize(static_cast<size_t>(per_stage * P));
@@ -449,10 +452,7 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   // Each stage runs its operations in order until one waits on another stage; finishing an
   // operation wakes the one stage that may wait on it. Every operation is run once and wakes at
   // most one stage, so the loop is O(total operations).
-  while (!work.empty()) {
-    const int i = work.back();
-    work.pop_back();
-    queued[i] = 0;
+  for (int i; (i = work.next()) >= 0;) {
     while (cursor[i] < per_stage) {
       const Op op = sched.at(cursor[i], warm[i]);
       const long pos = static_cast<long>(op.chunk) * P + i;
@@ -485,13 +485,7 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
       if (record_events) res.events[static_cast<size_t>(i * per_stage + cursor[i])] = {i, op.chunk, op.mb, op.backward, start, end};
       ++cursor[i];
       ++done;
-      if (next >= 0) {
-        const int j = static_cast<int>(next % P);
-        if (j != i && !queued[j]) {
-          queued[j] = 1;
-          work.push_back(j);
-        }
-      }
+      if (next >= 0 && next % P != i) work.wake(static_cast<int>(next % P));
     }
   }
   if (done != per_stage * P)

@@ -114,6 +114,9 @@ double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, d
 // (B - W = F, the setting of that table), for m >= 2 pp (tests/test_pipeline_sim.cpp); the
 // evaluator runs the simulation itself, which holds for any times.
 double dualpipe_closed_form(int pp, long microbatches, double F, double B, double W, double S);
+// Its idle part, the table's bubble (pp - 1)(F&B + B - 3W) with F&B = F + B - S: the closed form
+// is the last stage's busy time, 2 m (F + B) less its 2 m - 2 pp - 1 pairs' saving, plus this.
+double dualpipe_bubble(int pp, double F, double B, double W, double S);
 
 // DualPipeV's step (pipeline only) for the evaluator: the simulation of min(m, 4 pp) microbatches,
 // and beyond that each microbatch at the busiest stage's pace, 2 (fwd + bwd - pair_saving) (two

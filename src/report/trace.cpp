@@ -46,26 +46,26 @@ double pipeline_closed_form(const TrainReport& r) {
   const size_t p = std::min(r.stage_fwd.size(), r.stage_bwd.size());
   if (p == 0) return 0;
   if (r.layout.schedule == PipeSchedule::dualpipe_v) {
-    // Its table's form: the busiest stage's 2 m chunk forwards and backwards less its pairs' saving
-    // beyond the fill, plus the bubble (pp - 1)(F&B + B - 3W) of the stages' mean chunk. Exact on
-    // uniform stages with B - W = F (dualpipe_closed_form); with uneven ones the evaluator's
+    // Its table's form with the busiest stage's work: each stage's 2 m chunk forwards and backwards
+    // less the pairs' saving at the last stage's pair count (the form is the last stage's busy time
+    // plus its idle; a stage with fewer pairs idles less), plus the bubble of the stages' mean chunk
+    // (dualpipe_bubble). Exact on uniform stages with B - W = F; with uneven ones the evaluator's
     // simulation is the figure (the V's busier stage 0 overlaps some of the fill).
-    const double m = static_cast<double>(r.microbatches), n = static_cast<double>(p);
+    const int pp = static_cast<int>(p);
+    const double m = static_cast<double>(r.microbatches);
+    const double pairs = static_cast<double>(dualpipe_pairs(pp, r.microbatches, pp - 1));
     double F = 0, B = 0, W = 0, S = 0, busiest = 0;
     for (size_t i = 0; i < p; ++i) {
       const double f = r.stage_fwd[i] / 2, b = r.stage_bwd[i] / 2;
-      const double w = i < r.stage_wgrad.size() ? r.stage_wgrad[i] / 2 : 0.0;
       const double x = i < r.stage_pair_saving.size() ? r.stage_pair_saving[i] / 2 : 0.0;
       F += f;
       B += b;
-      W += w;
+      W += i < r.stage_wgrad.size() ? r.stage_wgrad[i] / 2 : 0.0;
       S += x;
-      // Each stage's work with the last stage's pair count, 2 m - 2 pp - 1: the table's form is the
-      // last stage's busy time plus its idle (pp - 1)(F&B + B - 3W); stages with fewer pairs idle less.
-      busiest = std::max(busiest, 2.0 * m * (f + b) - static_cast<double>(dualpipe_pairs(static_cast<int>(n), r.microbatches, static_cast<int>(n) - 1)) * x);
+      busiest = std::max(busiest, 2.0 * m * (f + b) - pairs * x);
     }
-    F /= n, B /= n, W /= n, S /= n;
-    return busiest + (n - 1.0) * ((F + B - S) + B - 3.0 * W);
+    const double n = static_cast<double>(p);
+    return busiest + dualpipe_bubble(pp, F / n, B / n, W / n, S / n);
   }
   double max_T = 0, sum_T = 0;
   for (size_t i = 0; i < p; ++i) {

@@ -460,14 +460,13 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   if (l.cp > 1 && w.seq_len % (2L * l.cp) != 0)
     return no(Infeasible::indivisible, "sequence length " + std::to_string(w.seq_len) + " is not a multiple of 2 x cp");
   // Below pp microbatches the chunks cannot hide the fill: a lone microbatch walks all pp x vp
-  // chunks in series (too_few_to_interleave, evaluate.hpp).
-  if (l.schedule == PipeSchedule::dualpipe_v && w.global_batch / per_replica < 2L * l.pp)
+  // chunks in series; DualPipeV runs at least 2 pp (too_few_for_schedule, evaluate.hpp, which the
+  // search's divisibility pass applies too).
+  if (too_few_for_schedule(l.pp, l.vp, w.global_batch / per_replica, l.schedule))
     return no(Infeasible::too_few_microbatches,
-              "DualPipeV needs at least 2 pp = " + std::to_string(2 * l.pp) + " microbatches per replica, and the step has " +
-                  std::to_string(w.global_batch / per_replica) + " (global batch / (dp x micro-batch))");
-  if (too_few_to_interleave(l.pp, l.vp, w.global_batch / per_replica))
-    return no(Infeasible::too_few_microbatches,
-              "interleaving (vp " + std::to_string(l.vp) + ") needs at least pp = " + std::to_string(l.pp) +
+              (l.schedule == PipeSchedule::dualpipe_v ? "DualPipeV needs at least 2 pp = " + std::to_string(2 * l.pp)
+                                                      : "interleaving (vp " + std::to_string(l.vp) + ") needs at least pp = " +
+                                                            std::to_string(l.pp)) +
                   " microbatches per replica, and the step has " + std::to_string(w.global_batch / per_replica) +
                   " (global batch / (dp x micro-batch))");
   if (!m.is_moe() && l.ep != 1) return no(Infeasible::indivisible, "ep > 1 needs a mixture-of-experts model");
@@ -602,6 +601,21 @@ Setup make_setup(const Model& m, const Layout& l) {
     if (moe) ++st.moe_layers_of[stage];
     if (local && m.is_window_layer(layer)) ++(moe ? st.local_moe_of : st.local_dense_of)[stage];
   };
+  if (l.schedule == PipeSchedule::dualpipe_v) {
+    // The V: each stage keeps its even share of the layers (split_layers above: the remainder to
+    // the middle stages, away from stage 0's embedding and head), its chunk 0 the larger half; the
+    // chunk positions run down the stages on chunk 0 and back up on chunk 1, chunk position c on
+    // stage c for c < pp, else 2 pp - 1 - c. (Interleaving's chunk sizes had piled the remainder on
+    // the last stage: 6, 7, ..., 7, 8 for 56 layers.)
+    const int chunks = 2 * l.pp;
+    for (int pos = 0, at = 0; pos < chunks; ++pos) {
+      const int stage = pos < l.pp ? pos : chunks - 1 - pos;
+      const int total = st.layers_of[static_cast<std::size_t>(stage)];
+      const int size = pos < l.pp ? (total + 1) / 2 : total / 2;
+      for (int j = 0; j < size; ++j, ++at) count(stage, at);
+    }
+    return st;
+  }
   if (l.vp > 1) {
     // Chunks as split_layers gives them (the first and last may hold none where pp x vp passes the
     // layers: the embedding's and the loss's), chunk c on stage c mod pp; sizes computed in place
@@ -609,9 +623,7 @@ Setup make_setup(const Model& m, const Layout& l) {
     const int chunks = l.pp * l.vp, base = m.layers / chunks, rem = m.layers % chunks;
     const int middle = std::min(rem, chunks - 2);  // chunks 1 .. middle take one more
     std::fill(st.layers_of.begin(), st.layers_of.end(), 0);
-    // DualPipeV's V: chunk position c on stage c for c < pp, else 2 pp - 1 - c.
-    const bool vee = l.schedule == PipeSchedule::dualpipe_v;
-    const bool by_layer = local || m.is_moe() || vee;  // else only the counts matter
+    const bool by_layer = local || m.is_moe();  // else only the counts matter
     if (!by_layer) {  // only the counts matter: stage s holds chunks s, s + pp, ..., in closed form
       for (int stage = 0; stage < l.pp; ++stage) {
         // chunks c = stage + k pp (k < vp) with 1 <= c <= middle take one more layer
@@ -622,21 +634,6 @@ Setup make_setup(const Model& m, const Layout& l) {
       return st;
     }
     int at = 0;
-    if (vee) {
-      // The V: each stage takes an even share of the layers (split_layers: the remainder to the
-      // middle stages, away from stage 0's embedding and head), its chunk 0 the larger half; the
-      // chunk positions run down the stages on chunk 0 and back up on chunk 1. (Interleaving's
-      // chunk sizes had piled the remainder on the last stage: 6, 7, ..., 7, 8 for 56 layers.)
-      const std::vector<int> per_stage = split_layers(m.layers, l.pp);
-      for (int pos = 0; pos < chunks; ++pos) {
-        const int stage = pos < l.pp ? pos : chunks - 1 - pos;
-        const int total = per_stage[static_cast<std::size_t>(stage)];
-        const int size = pos < l.pp ? (total + 1) / 2 : total / 2;
-        st.layers_of[stage] += size;
-        for (int j = 0; j < size; ++j, ++at) count(stage, at);
-      }
-      return st;
-    }
     for (int c = 0, stage = 0; c < chunks; ++c, stage = stage + 1 == l.pp ? 0 : stage + 1) {
       const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2);  // rem < chunks: chunk 0 never
       st.layers_of[stage] += size;
