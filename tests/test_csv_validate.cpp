@@ -397,6 +397,29 @@ TEST(Validate, LowpParamsFactKeepsBf16PrimaryWeights) {
   EXPECT_NE(e.what.find("runs bf16"), std::string::npos) << e.what;
 }
 
+TEST(Validate, RecomputeModulesFactMakesTheRecomputeSelective) {
+  // The row's recompute cell left empty: the fact names what the recipe's selective recompute reruns.
+  std::string text = mixtral_table();
+  text.replace(text.find(",\"full\","), 8, ",,");
+  const CsvTable t = parse_csv({"moe.csv", text});
+  auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };
+  const RunFacts act = facts("MOE-1,recompute_modules,moe_act+layernorm,recipe\n");
+  const ValidationResult r = validate_training(t, builtin(), nullptr, &act);
+  ASSERT_TRUE(r.rows[0].evaluated);
+  EXPECT_EQ(r.rows[0].plan.layout.recompute, Recompute::selective);
+  EXPECT_EQ(r.rows[0].plan.layout.recompute_modules, kRecomputeMoeAct | kRecomputeLayernorm);
+  // A module the model lacks blames the fact; so does a row that states another recompute.
+  const RunFacts mla = facts("MOE-1,recompute_modules,mla_up_proj,recipe\n");
+  const auto no_mla = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &mla); });
+  EXPECT_EQ(no_mla.where, "f.csv:2: value");
+  EXPECT_NE(no_mla.what.find("needs multi-head latent attention"), std::string::npos) << no_mla.what;
+  const CsvTable full = parse_csv({"moe.csv", mixtral_table()});
+  const auto stated = test::catch_input_error([&] { validate_training(full, builtin(), nullptr, &act); });
+  EXPECT_EQ(stated.where, "f.csv:2: field");
+  EXPECT_NE(stated.what.find("states recompute full"), std::string::npos) << stated.what;
+  EXPECT_EQ(test::catch_input_error([&] { facts("MOE-1,recompute_modules,attn,x\n"); }).where, "f.csv:2: value");
+}
+
 TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {
   const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
   auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };

@@ -1104,5 +1104,143 @@ TEST(Evaluate, GroupsAcrossADomainBoundary) {
   EXPECT_NEAR(eight.time.ep_comm, eight_packed.time.ep_comm, 1e-9 * eight_packed.time.ep_comm);
 }
 
+// ---- selective recompute modules (Megatron-Core --recompute-modules) ----
+
+TEST(RecomputeModules, NamesRoundTrip) {
+  std::string bad;
+  EXPECT_EQ(parse_recompute_modules("mla_up_proj,mlp", &bad), kRecomputeMlaUpProj | kRecomputeMlp);
+  EXPECT_EQ(parse_recompute_modules("mlp+mla_up_proj", &bad), kRecomputeMlaUpProj | kRecomputeMlp);
+  EXPECT_EQ(recompute_modules_name(kRecomputeMlaUpProj | kRecomputeMlp), "mla_up_proj+mlp");
+  EXPECT_EQ(parse_recompute_modules(recompute_modules_name(kRecomputeModulesAll), &bad), kRecomputeModulesAll);
+  EXPECT_FALSE(parse_recompute_modules("core_attn,attn", &bad));
+  EXPECT_EQ(bad, "attn");
+  EXPECT_FALSE(parse_recompute_modules("", &bad));
+  EXPECT_FALSE(parse_recompute_modules("moe,", &bad));
+  EXPECT_EQ(bad, "");
+}
+
+// DeepSeek-V3 (MLA, 58 MoE layers with a shared expert, 3 dense) on one pipeline stage: every layer
+// of the one microbatch in flight, so each module's saving is its bytes per layer times the layers.
+struct DeepSeekCase {
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("gb200-nvl72");
+  Workload w{4096, 64};
+  Layout l;
+  DeepSeekCase() {
+    w.moe_imbalance = 1;  // balanced: the routed tokens are exactly top_k per token
+    l.dp = 64;
+    l.ep = 64;
+  }
+  TrainReport run(Recompute rc, unsigned mods = kRecomputeModulesDefault) const {
+    Layout x = l;
+    x.recompute = rc;
+    x.recompute_modules = mods;
+    return evaluate(m, s, x, w, 64, /*enforce_memory=*/false);
+  }
+};
+
+TEST(RecomputeModules, EachModuleDropsItsBytesAndRerunsItsForward) {
+  const DeepSeekCase c;
+  const TrainReport none = c.run(Recompute::none);
+  ASSERT_TRUE(none.feasible()) << none.reason;
+  const double T = 4096, h = c.m.hidden, heads = c.m.heads, layers = c.m.layers;
+  const double moe_layers = c.m.moe_layer_count(), k = c.m.moe.top_k, fe = c.m.moe.ffn_hidden;
+  const double dqk = c.m.mla.qk_nope_head_dim + c.m.mla.qk_rope_head_dim, dv = c.m.mla.v_head_dim;
+  struct Want {
+    unsigned mods;
+    double saved;  // bytes of activations (bf16: 2 B per element)
+  };
+  const Want wants[] = {
+      {kRecomputeLayernorm, layers * 2 * 2.0 * h * T},                 // both norms' outputs
+      {kRecomputeMlaUpProj, layers * 2.0 * T * heads * (2 * dqk + dv)},  // q, k, v
+      {kRecomputeMoeAct, moe_layers * 2.0 * T * k * fe},               // the experts' SwiGLU output
+      {kRecomputeSharedExperts, moe_layers * (4.0 + 2.0) * T * fe},    // the shared expert's MLP
+  };
+  double saved_sum = 0;
+  unsigned all = 0;
+  for (const Want& want : wants) {
+    const TrainReport r = c.run(Recompute::selective, want.mods);
+    ASSERT_TRUE(r.feasible()) << r.reason;
+    EXPECT_NEAR(none.mem.activations - r.mem.activations, want.saved, 1e-9 * want.saved) << recompute_modules_name(want.mods);
+    EXPECT_GT(r.time.recompute, 0) << recompute_modules_name(want.mods);
+    EXPECT_GT(r.step_time, none.step_time) << recompute_modules_name(want.mods);
+    saved_sum += want.saved;
+    all |= want.mods;
+  }
+  // Disjoint modules add up.
+  const TrainReport together = c.run(Recompute::selective, all);
+  EXPECT_NEAR(none.mem.activations - together.mem.activations, saved_sum, 1e-9 * saved_sum);
+  // Rerunning the MLA up-projections is matrix work: hardware FLOPs above model FLOPs.
+  const TrainReport mla = c.run(Recompute::selective, kRecomputeMlaUpProj);
+  EXPECT_GT(mla.hfu, mla.mfu);
+  const TrainReport norms = c.run(Recompute::selective, kRecomputeLayernorm);
+  EXPECT_DOUBLE_EQ(norms.hfu, norms.mfu);  // memory passes only
+}
+
+TEST(RecomputeModules, WholeBlocksSaveMoreAndCostMoreThanTheirParts) {
+  const DeepSeekCase c;
+  const TrainReport act = c.run(Recompute::selective, kRecomputeMoeAct);
+  const TrainReport shared = c.run(Recompute::selective, kRecomputeSharedExperts);
+  const TrainReport moe = c.run(Recompute::selective, kRecomputeMoe);
+  const TrainReport mlp = c.run(Recompute::selective, kRecomputeMlp);
+  const TrainReport full = c.run(Recompute::full);
+  ASSERT_TRUE(act.feasible() && shared.feasible() && moe.feasible() && mlp.feasible() && full.feasible());
+  EXPECT_LT(moe.mem.activations, act.mem.activations);
+  EXPECT_LT(moe.mem.activations, shared.mem.activations);
+  EXPECT_GT(moe.time.recompute, act.time.recompute + shared.time.recompute);
+  // The whole MoE block (dispatch included) is less than the whole layer's forward.
+  EXPECT_LT(moe.time.recompute, full.time.recompute);
+  EXPECT_GT(moe.mem.activations, full.mem.activations);
+  // mlp reruns the 3 dense layers' MLPs only: a small saving, a small cost.
+  EXPECT_LT(mlp.mem.activations, c.run(Recompute::none).mem.activations);
+  EXPECT_LT(mlp.time.recompute, moe.time.recompute);
+  // What a module reruns is held again while its layer's backward runs (on stage 0 of 2, which
+  // holds no logits).
+  DeepSeekCase two;
+  two.l.pp = 2;
+  two.l.dp = 32;
+  two.l.ep = 32;
+  const TrainReport act2 = two.run(Recompute::selective, kRecomputeMoeAct);
+  const TrainReport moe2 = two.run(Recompute::selective, kRecomputeMoe);
+  ASSERT_TRUE(act2.feasible() && moe2.feasible());
+  ASSERT_EQ(moe2.mem.stage, 0);
+  EXPECT_GT(moe2.mem.transient, act2.mem.transient);
+}
+
+TEST(RecomputeModules, DefaultIsTheAttentionCore) {
+  const DeepSeekCase c;
+  const TrainReport def = c.run(Recompute::selective);
+  const TrainReport core = c.run(Recompute::selective, kRecomputeCoreAttn);
+  EXPECT_DOUBLE_EQ(def.step_time, core.step_time);
+  EXPECT_DOUBLE_EQ(def.mem.activations, core.mem.activations);
+  EXPECT_GT(def.time.recompute, 0);
+  // The modules mean nothing without selective recompute.
+  Layout x = c.l;
+  x.recompute_modules = kRecomputeMoe;
+  EXPECT_DOUBLE_EQ(evaluate(c.m, c.s, x, c.w, 64, false).step_time, c.run(Recompute::none).step_time);
+}
+
+TEST(RecomputeModules, ChooserRefusesModulesTheModelLacks) {
+  PlanRequest q;
+  q.devices = 64;
+  q.work = {4096, 64};
+  q.recompute = Recompute::selective;
+  q.recompute_modules = kRecomputeMlaUpProj;
+  EXPECT_THROW(choose_plan(builtin().model("llama3-70b"), h100(), q), InputError);
+  q.recompute_modules = kRecomputeMoeAct;
+  EXPECT_THROW(choose_plan(builtin().model("llama3-70b"), h100(), q), InputError);
+  q.recompute_modules = kRecomputeMlp;
+  EXPECT_THROW(choose_plan(builtin().model("gpt-oss-120b"), h100(), q), InputError);
+  q.recompute = Recompute::full;
+  q.recompute_modules = kRecomputeMoe;
+  EXPECT_THROW(choose_plan(builtin().model("gpt-oss-120b"), h100(), q), InputError);
+  // Given, the modules reach the plan.
+  q.recompute = Recompute::selective;
+  q.recompute_modules = kRecomputeLayernorm | kRecomputeMoeAct;
+  const TrainReport r = choose_plan(builtin().model("gpt-oss-120b"), h100(), q);
+  EXPECT_EQ(r.layout.recompute, Recompute::selective);
+  EXPECT_EQ(r.layout.recompute_modules, kRecomputeLayernorm | kRecomputeMoeAct);
+}
+
 }  // namespace
 }  // namespace xpu

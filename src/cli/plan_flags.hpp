@@ -20,7 +20,7 @@ inline bool on_off(const char* flag, const std::string& v) {
 inline Precision training_precision(const std::string& text);
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
+  std::string model, system, precision, recompute, recompute_modules, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   std::optional<double> moe_capacity_factor, moe_imbalance;
@@ -49,6 +49,11 @@ struct PlanFlags {
                   "With --recompute full: layers per pipeline stage rerun, the rest keep their activations (Megatron's "
                   "block method). --recompute full alone reruns every layer; with --recompute left to the planner, full "
                   "recompute reruns the fewest layers that fit");
+    c->add_option("--recompute-modules", recompute_modules,
+                  "With --recompute selective (implied when --recompute is left out): what it reruns, Megatron-Core's "
+                  "--recompute-modules, comma-separated: core_attn (the attention core), layernorm (the two pre-block "
+                  "norms), mla_up_proj (MLA's up-projections and RoPE), moe_act (the routed experts' activation), mlp "
+                  "(dense MLP blocks), moe (whole MoE blocks, dispatch included), shared_experts (default core_attn)");
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 (tf32/fp32 training is refused: fp32 tensors are not sized); "
                   "when omitted, bf16 or fp8 where the chip runs fp8 faster (fp4 and int8 only when given)" + free);
     c->add_option("--lowp-params", lowp_params,
@@ -110,6 +115,14 @@ struct PlanFlags {
     if (!recompute.empty()) {
       q.recompute = parse_recompute(recompute);
       if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");
+    }
+    if (!recompute_modules.empty()) {
+      std::string bad;
+      q.recompute_modules = parse_recompute_modules(recompute_modules, &bad);
+      if (!q.recompute_modules)
+        throw InputError("--recompute-modules", "'" + bad + "' is not a module (core_attn, layernorm, mla_up_proj, "
+                                                "moe_act, mlp, moe, shared_experts)");
+      if (!q.recompute) q.recompute = Recompute::selective;
     }
     if (!lowp_params.empty()) q.lowp_params = on_off("--lowp-params", lowp_params);
     if (!grad_precision.empty()) {

@@ -76,6 +76,23 @@ std::string fsdp_summary(const Layout& l) {
   if (l.fsdp.overlap >= 0) s += " overlap " + format_number("%.2g", l.fsdp.overlap);
   return s;
 }
+// Selective recompute's modules where they are not the default (core_attn alone), after `sep`.
+std::string selective_modules_suffix(const Layout& l, const char* sep) {
+  if (l.recompute != Recompute::selective || l.recompute_modules == kRecomputeModulesDefault) return "";
+  return sep + recompute_modules_name(l.recompute_modules);
+}
+
+ordered_json recompute_modules_json(const Layout& l) {
+  ordered_json a = ordered_json::array();
+  if (l.recompute != Recompute::selective) return a;
+  const std::string names = recompute_modules_name(l.recompute_modules);
+  for (std::size_t start = 0; start < names.size();) {
+    const std::size_t end = std::min(names.find('+', start), names.size());
+    a.push_back(names.substr(start, end - start));
+    start = end + 1;
+  }
+  return a;
+}
 }  // namespace
 
 std::string layout_summary(const Layout& l) {
@@ -83,7 +100,7 @@ std::string layout_summary(const Layout& l) {
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") +
          (l.expert_tp() != l.tp ? " etp" + std::to_string(l.expert_tp()) : "") + " mb" +
          std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) +
-         (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + " " +
+         (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + selective_modules_suffix(l, ":") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? std::string() : std::string(" g-") + grad_name(l)) + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string(" ") + schedule_name(l.schedule) : std::string()) + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
          (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") +
@@ -95,7 +112,7 @@ std::string layout_summary(const Layout& l) {
 ordered_json layout_json(const Model& m, const Layout& l) {
   ordered_json j = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
                     {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
-                    {"recompute_layers", l.recompute_layers},
+                    {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
                     {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
                     {"grad_precision", grad_name(l)}, {"lowp_params", l.lowp_params},
                     {"schedule", schedule_name(l.schedule)}, {"cp_mode", cp_mode_name(l.cp_mode)},
@@ -167,7 +184,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.expert_tp() != l.tp ? "  etp " + std::to_string(l.expert_tp()) : "") + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + (l.recompute_layers == 1 ? " layer per stage)" : " layers per stage)") : "") +
-         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
+         selective_modules_suffix(l, " ") + "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
          (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") +
@@ -271,7 +288,8 @@ ordered_json validation_json(const ValidationResult& v) {
       const Layout& l = r.plan.layout;
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
-                   {"recompute_layers", l.recompute_layers}, {"precision", precision_name(l.precision)}};
+                   {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
+                   {"precision", precision_name(l.precision)}};
     }
     rows.push_back(j);
   }

@@ -12,6 +12,29 @@ namespace xpu {
 
 enum class Recompute { none, selective, full };
 
+// What selective recompute reruns: Megatron-Core's --recompute-modules (with
+// --recompute-granularity selective), a set of these bits. core_attn (the default) reruns the
+// attention core from its stored q, k, v; layernorm, mla_up_proj and moe_act discard their outputs
+// after use and rerun them in backward ("output-discarding checkpointing"): the two pre-block norms,
+// MLA's up-projections and RoPE from the stored latents, the routed experts' activation function;
+// mlp, moe and shared_experts checkpoint the whole submodule (a dense layer's MLP, a MoE layer's
+// MLP with its dispatch and combine, the shared experts), keeping its input only.
+enum RecomputeModule : unsigned {
+  kRecomputeCoreAttn = 1u << 0,
+  kRecomputeLayernorm = 1u << 1,
+  kRecomputeMlaUpProj = 1u << 2,
+  kRecomputeMoeAct = 1u << 3,
+  kRecomputeMlp = 1u << 4,
+  kRecomputeMoe = 1u << 5,
+  kRecomputeSharedExperts = 1u << 6,
+};
+inline constexpr unsigned kRecomputeModulesDefault = kRecomputeCoreAttn;
+inline constexpr unsigned kRecomputeModulesAll = (1u << 7) - 1;
+// "core_attn+mla_up_proj" in Megatron's order; parse takes names separated by ',' or '+'.
+std::string recompute_modules_name(unsigned modules);
+// Empty optional, and *bad set to the offending name, on an unknown or empty name.
+std::optional<unsigned> parse_recompute_modules(std::string_view s, std::string* bad);
+
 // Pipeline schedule: 1F1B (Megatron's, interleaved when vp > 1), or zero-bubble ZB-H1 (Qi et al.
 // 2023, "Zero Bubble Pipeline Parallelism"): the backward split into the input gradient (B) and the
 // weight gradient (W), W deferred to fill the bubbles, at 1F1B's activation memory; vp = 1 only.
@@ -85,6 +108,7 @@ struct Layout {
   int recompute_layers = 0;          // full recompute: layers of each pipeline stage rerun, the
                                      // others keep their activations (Megatron's --recompute-method
                                      // block --recompute-num-layers); 0 = every layer
+  unsigned recompute_modules = kRecomputeModulesDefault;  // selective recompute: RecomputeModule bits
   Precision precision = Precision::bf16;
   PipeSchedule schedule = PipeSchedule::one_f_one_b;
   CpMode cp_mode = CpMode::ring;
@@ -146,6 +170,8 @@ struct PlanRequest {
   std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero;
   std::optional<Recompute> recompute;
   std::optional<int> recompute_layers;   // with full recompute; chosen (the fewest that fit) if omitted
+  std::optional<unsigned> recompute_modules;  // with selective recompute (RecomputeModule bits);
+                                              // core_attn if omitted
   std::optional<Precision> precision;
   // With precision omitted: choose among every matrix precision the chip has a rate for (fp4, and
   // fp8 at the bf16 rate, too), not only bf16 and a faster fp8. validate sets it: a measured run's
@@ -179,6 +205,7 @@ inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) 
   l.moe_a2a_overlap = q.moe_a2a_overlap;
   l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
+  l.recompute_modules = q.recompute_modules.value_or(kRecomputeModulesDefault);
 }
 
 // The memory options the planner tries for a precision, cheapest first: 0 fp32 gradients, 1 bf16

@@ -1,4 +1,5 @@
 #include <string_view>
+#include <utility>
 
 #include "spec/hardware.hpp"
 #include "spec/model.hpp"
@@ -71,6 +72,39 @@ std::optional<Recompute> parse_recompute(std::string_view s) {
   for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full})
     if (s == recompute_name(r)) return r;
   return std::nullopt;
+}
+
+namespace {
+constexpr std::pair<unsigned, const char*> kRecomputeModuleNames[] = {
+    {kRecomputeCoreAttn, "core_attn"}, {kRecomputeMoeAct, "moe_act"},         {kRecomputeLayernorm, "layernorm"},
+    {kRecomputeMlaUpProj, "mla_up_proj"}, {kRecomputeMlp, "mlp"},             {kRecomputeMoe, "moe"},
+    {kRecomputeSharedExperts, "shared_experts"}};
+}  // namespace
+
+std::string recompute_modules_name(unsigned modules) {
+  std::string out;
+  for (const auto& [bit, name] : kRecomputeModuleNames)
+    if (modules & bit) out += (out.empty() ? "" : "+") + std::string(name);
+  return out;
+}
+
+std::optional<unsigned> parse_recompute_modules(std::string_view s, std::string* bad) {
+  unsigned out = 0;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t end = std::min(s.find_first_of(",+", start), s.size());
+    const std::string_view name = s.substr(start, end - start);
+    unsigned bit = 0;
+    for (const auto& [b, n] : kRecomputeModuleNames)
+      if (name == n) bit = b;
+    if (bit == 0) {
+      if (bad) *bad = std::string(name);
+      return std::nullopt;
+    }
+    out |= bit;
+    start = end + 1;
+  }
+  return out;
 }
 
 const char* schedule_name(PipeSchedule s) {

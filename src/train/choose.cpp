@@ -144,6 +144,21 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
       bad("--recompute-layers", std::to_string(*q.recompute_layers) + " exceeds the " + std::to_string(most) +
                                     " layers a pipeline stage holds at most");
   }
+  if (q.recompute_modules) {
+    const unsigned mods = *q.recompute_modules;
+    if (!q.recompute || *q.recompute != Recompute::selective) bad("--recompute-modules", "needs --recompute selective");
+    if (mods == 0 || (mods & ~kRecomputeModulesAll)) bad("--recompute-modules", "names no module");
+    // A module the model does not have would rerun nothing: refused, not ignored.
+    const bool has_dense_mlp = !m.is_moe() || m.moe_layer_count() < m.layers;
+    if ((mods & kRecomputeMlaUpProj) && !m.is_mla())
+      bad("--recompute-modules", "mla_up_proj needs multi-head latent attention (MLA), and " + m.name + " has none");
+    if ((mods & (kRecomputeMoeAct | kRecomputeMoe | kRecomputeSharedExperts)) && !m.is_moe())
+      bad("--recompute-modules", "moe_act, moe and shared_experts need a mixture-of-experts model, and " + m.name + " is dense");
+    if ((mods & kRecomputeSharedExperts) && m.is_moe() && m.moe.shared_experts == 0)
+      bad("--recompute-modules", "shared_experts: " + m.name + " has no shared experts");
+    if ((mods & kRecomputeMlp) && !has_dense_mlp)
+      bad("--recompute-modules", "mlp reruns dense MLP layers, and every layer of " + m.name + " is MoE (use moe or moe_act)");
+  }
   if (q.lowp_params && *q.lowp_params && q.precision && !can_keep_lowp_params(*q.precision))
     bad("--lowp-params", "on needs fp8 or fp4 weights, and the precision is " + std::string(precision_name(*q.precision)));
   if (q.grad_fp32 && *q.grad_fp32 && q.lowp_params && *q.lowp_params)

@@ -56,7 +56,7 @@ struct LayerCost {
   double gemm_f = 0, gemm_b = 0, attn_f = 0, attn_b = 0, elem_f = 0, elem_b = 0;
   double tp_f = 0, tp_b = 0, cp_f = 0, cp_b = 0, ep_f = 0, ep_b = 0;
   double recompute = 0;        // time added to backward
-  double recompute_flops = 0;  // per device
+  double rerun_working = 0;    // selective recompute: bytes a layer's rerun modules hold during its backward
   double params_dense = 0;     // per device: parameters reduced over the dp x cp group
   double params_expert = 0;    // per device: routed-expert parameters
   double act_stored = 0;       // bytes kept per microbatch until backward
@@ -173,24 +173,32 @@ LayerCost Evaluator::layer(int li) const {
   // Attention projections.
   Fb proj;
   double qkv_out_elems = 0, attn_out_elems = 0;
+  double mla_up_f = 0, mla_up_elems = 0;  // MLA: the up-projections' forward, and the q, k, v they produce
   if (m_.is_mla()) {
     const auto& x = m_.mla;
     const double dqk = x.qk_nope_head_dim + x.qk_rope_head_dim;
     auto add = [&](Fb f) { proj.f += f.f; proj.b += f.b; };
     if (x.q_lora_rank > 0) {
       add(gemm_fb(T, x.q_lora_rank, h));
-      add(gemm_fb(T, a / t * dqk, x.q_lora_rank));
+      const Fb q_up = gemm_fb(T, a / t * dqk, x.q_lora_rank);
+      add(q_up);
+      mla_up_f += q_up.f;
       attn_params += h * x.q_lora_rank + x.q_lora_rank * a / t * dqk;
     } else {
       add(gemm_fb(T, a / t * dqk, h));
       attn_params += h * a / t * dqk;
     }
     add(gemm_fb(T, x.kv_lora_rank + x.qk_rope_head_dim, h));
-    add(gemm_fb(T, a / t * (x.qk_nope_head_dim + x.v_head_dim), x.kv_lora_rank));
+    const Fb kv_up = gemm_fb(T, a / t * (x.qk_nope_head_dim + x.v_head_dim), x.kv_lora_rank);
+    add(kv_up);
+    mla_up_f += kv_up.f;
     add(gemm_fb(T, h, a / t * x.v_head_dim));
     attn_params += h * (x.kv_lora_rank + x.qk_rope_head_dim) +
                    x.kv_lora_rank * a / t * (x.qk_nope_head_dim + x.v_head_dim) + a / t * x.v_head_dim * h;
-    qkv_out_elems = T * (a / t) * (2 * dqk + x.v_head_dim) + T * (x.kv_lora_rank + x.q_lora_rank);
+    mla_up_elems = T * (a / t) * (2 * dqk + x.v_head_dim);
+    qkv_out_elems = mla_up_elems + T * (x.kv_lora_rank + x.q_lora_rank);
+    // Rerunning the up-projections also reapplies RoPE to q and k (read and write their rope part).
+    mla_up_f += mem_time(2.0 * kAct * T * (a / t + 1) * x.qk_rope_head_dim, 1);
     attn_out_elems = T * a / t * x.v_head_dim;
   } else {
     // KV heads are replicated when tp exceeds them.
@@ -235,6 +243,10 @@ LayerCost Evaluator::layer(int li) const {
   const double mats = m_.gated_mlp ? 3.0 : 2.0;
   const double up_width = m_.gated_mlp ? 2.0 : 1.0;
   double mlp_act = 0, mlp_elem_bytes = 0, moe_fixed = 0;
+  // Selective recompute's pieces of the MLP block: forward time of the whole MLP (dense, or MoE with
+  // its dispatch and combine) and of the shared experts; the routed experts' activation function's
+  // time and its stored output; the shared experts' stored activations.
+  double mlp_f = 0, shared_f = 0, shared_act = 0, moe_act_f = 0, moe_act_out = 0;
   if (m_.is_moe_layer(li)) {
     const double E = m_.moe.experts, k = m_.moe.top_k, fe = static_cast<double>(m_.moe.ffn_hidden);
     const double ep = l_.ep;
@@ -267,12 +279,16 @@ LayerCost Evaluator::layer(int li) const {
       c.gemm_f += su.f + sd.f;
       c.gemm_b += su.b + sd.b;
       c.params_dense += mats * h * fs / t;
-      mlp_act += T * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fs / t;
+      shared_act = T * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fs / t;
+      mlp_act += shared_act;
       mlp_elem_bytes += T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t;
+      shared_f = su.f + sd.f + mem_time(T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t, 1);
     }
     const double routed = load * tok * k;  // token-expert pairs this rank's experts compute
     mlp_act += routed * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + load * tok_local * k * 2.0 * h * kAct;  // + permuted in/out
     mlp_elem_bytes += routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp + load * tok_local * k * 4.0 * h * kAct;
+    moe_act_out = routed * gin_ * fe / etp;
+    moe_act_f = mem_time(routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp, 1);
     // Dispatch and combine: an all-to-all in the expert-parallel group (whose ranks are etp
     // apart, as Megatron-Core orders expert ranks tp-ep-dp), then with etp > 1 an all-gather of
     // the routed tokens in the expert-tensor group (reduce-scatter on the way back).
@@ -285,6 +301,7 @@ LayerCost Evaluator::layer(int li) const {
     c.ep_f = 2 * one * exposed_share(c_.ep_overlap);
     c.ep_b = c.ep_f;
     moe_fixed = c_.moe_layer_overhead.v + (l_.moe_dispatcher == MoeDispatcher::alltoall ? c_.moe_alltoall_overhead.v : 0.0);
+    mlp_f = up.f + down.f + router.f + shared_f + mem_time(mlp_elem_bytes, 4) + moe_fixed + c.ep_f;
   } else {
     const double f = static_cast<double>(m_.ffn_hidden);
     Fb up = gemm_fb(T, up_width * f / t, h);
@@ -294,6 +311,7 @@ LayerCost Evaluator::layer(int li) const {
     c.params_dense += mats * h * f / t;
     mlp_act = T * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * f / t;
     mlp_elem_bytes = T * (m_.gated_mlp ? 6.0 : 4.0) * f / t;
+    mlp_f = up.f + down.f + mem_time(mlp_elem_bytes, 1);
   }
 
   // Memory-bound work: two norms and two residual adds on h (sequence-sharded with SP), rope on
@@ -362,11 +380,50 @@ LayerCost Evaluator::layer(int li) const {
     case Recompute::none:
       c.act_stored = act + score_bytes;
       break;
-    case Recompute::selective:  // recompute the attention core only (its scores are not kept)
-      c.act_stored = act;
-      c.recompute = c.attn_f;
-      c.recompute_flops = af;
+    case Recompute::selective: {
+      // The modules chosen (Megatron-Core --recompute-modules; core_attn alone by default). Each
+      // drops what it reruns from the stored activations and adds its forward to the backward.
+      const unsigned mods = l_.recompute_modules;
+      const bool moe_layer = m_.is_moe_layer(li);
+      double saved = 0, rerun = 0;
+      if (mods & kRecomputeCoreAttn) {  // the attention core from its stored q, k, v (unfused: its scores)
+        saved += score_bytes;
+        rerun += c.attn_f;
+      }
+      // The two pre-block norms' outputs (the stored inputs of the QKV and MLP projections): the
+      // layernorm module reruns both; checkpointing the whole MLP keeps its input (the residual) only.
+      const double norm_out = gin_ * h * T / tsp_, norm_f = mem_time(2.0 * kAct * h * T / tsp_, 1);
+      const bool whole_mlp = moe_layer ? (mods & kRecomputeMoe) != 0 : (mods & kRecomputeMlp) != 0;
+      if (mods & kRecomputeLayernorm) {
+        saved += 2.0 * norm_out;
+        rerun += 2.0 * norm_f;
+      } else if (whole_mlp) {
+        saved += norm_out;
+        rerun += norm_f;
+      }
+      if ((mods & kRecomputeMlaUpProj) && m_.is_mla()) {  // q, k, v from the stored latents
+        saved += kAct * mla_up_elems;
+        rerun += mla_up_f;
+      }
+      if (whole_mlp) {
+        saved += mlp_act;
+        rerun += mlp_f + (moe_layer ? 0.0 : c.tp_f / 2);  // a dense MLP block's share of the TP traffic
+      } else if (moe_layer) {
+        if (mods & kRecomputeMoeAct) {
+          saved += moe_act_out;
+          rerun += moe_act_f;
+        }
+        if (mods & kRecomputeSharedExperts) {
+          saved += shared_act;
+          rerun += shared_f;
+        }
+      }
+      c.act_stored = act + score_bytes - saved;
+      c.recompute = rerun;
+      // What the layer's backward holds again while it runs (core_attn's scores aside, as before).
+      c.rerun_working = saved - ((mods & kRecomputeCoreAttn) ? score_bytes : 0.0);
       break;
+    }
     case Recompute::full:  // keep the layer input only; rerun the forward in backward
       c.act_stored = kAct * h * T / tsp_;
       c.recompute = c.gemm_f + c.attn_f + c.elem_f + c.tp_f + c.cp_f + c.ep_f;
@@ -407,6 +464,28 @@ double model_fwd_flops_per_token(const Model& m, long seq) {
   const double matmul_params = pc.active(m) - pc.embedding - pc.norms;
   const double head_params = m.tied_embeddings ? static_cast<double>(m.vocab) * m.hidden : 0.0;
   return 2.0 * (matmul_params + head_params) + attention_flops_per_token(m, seq);
+}
+
+// Matrix FLOPs per token (forward, summed over the model) that selective recompute reruns.
+double selective_recompute_flops_per_token(const Model& m, unsigned mods, long seq) {
+  const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
+  const double moe_layers = m.moe_layer_count(), dense_layers = m.layers - moe_layers;
+  double out = 0;
+  if (mods & kRecomputeCoreAttn) out += attention_flops_per_token(m, seq);
+  if ((mods & kRecomputeMlaUpProj) && m.is_mla()) {
+    const auto& x = m.mla;
+    const double q_up = x.q_lora_rank > 0 ? x.q_lora_rank * m.heads * (x.qk_nope_head_dim + x.qk_rope_head_dim) : 0.0;
+    out += 2.0 * m.layers * (q_up + x.kv_lora_rank * m.heads * (x.qk_nope_head_dim + x.v_head_dim));
+  }
+  if (mods & kRecomputeMlp) out += 2.0 * dense_layers * mats * h * static_cast<double>(m.ffn_hidden);
+  if (moe_layers > 0) {
+    const double fe = static_cast<double>(m.moe.ffn_hidden), shared = mats * h * fe * m.moe.shared_experts;
+    if (mods & kRecomputeMoe)
+      out += 2.0 * moe_layers * (m.moe.top_k * mats * h * fe + h * m.moe.experts + shared);
+    else if (mods & kRecomputeSharedExperts)
+      out += 2.0 * moe_layers * shared;
+  }
+  return out;
 }
 
 }  // namespace
@@ -559,6 +638,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, l.schedule == PipeSchedule::dualpipe_v ? 2L * p : p);
   double transient = 0;
   if (l.recompute == Recompute::full) transient = std::max(dense.act_working, moe.act_working);
+  if (l.recompute == Recompute::selective) transient = std::max(dense.rerun_working, moe.rerun_working);
   transient += std::max(dense.cp_buffer, moe.cp_buffer);  // beside the layer being run
   if (last) {
     // Logits in bf16 plus the fp32 copy the fused cross-entropy works on.
@@ -1034,7 +1114,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     for (int i = 0; i < p; ++i) rerun += recompute_share(l, st.layers_of[i]) * st.layers_of[i];
     recompute_per_token = (fwd_per_token - head) * rerun / m.layers;
   } else if (l.recompute == Recompute::selective) {
-    recompute_per_token = attention_flops_per_token(m, w.seq_len);
+    recompute_per_token = selective_recompute_flops_per_token(m, l.recompute_modules, w.seq_len);
   }
   r.hardware_flops_per_step = r.model_flops_per_step + recompute_per_token * tokens;
   r.peak_flops_per_device = s.peak(l.precision)->v;

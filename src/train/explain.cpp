@@ -138,7 +138,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
                     std::to_string(l.ep) + ", micro-batch " + std::to_string(l.micro_batch) + ", ZeRO-" +
                     std::to_string(l.zero) + ", recompute " + recompute_name(l.recompute) +
-                    (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) + " layers per stage" : "") + ", " + prec,
+                    (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) + " layers per stage" : "") +
+                    (l.recompute == Recompute::selective ? " (" + recompute_modules_name(l.recompute_modules) + ")" : "") + ", " + prec,
       "plan (given or chosen)");
   add("microbatches per step", std::to_string(r.microbatches), "global batch / (dp x micro-batch)");
   if (!r.feasible()) {
@@ -171,7 +172,13 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        std::string("recompute = ") + recompute_name(l.recompute) +
            (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) +
                                          " layers per stage (the others keep their activations)"
-                                   : ""));
+                                   : "") +
+           (l.recompute == Recompute::selective
+                ? " of " + recompute_modules_name(l.recompute_modules) +
+                      ": each module's forward rerun in backward (--recompute-modules; core_attn the attention core, "
+                      "layernorm the two norms' memory pass, mla_up_proj the up-projection GEMMs and RoPE, moe_act the "
+                      "experts' activation pass, mlp / moe / shared_experts their whole forward)"
+                : ""));
   term("TP communication", t.tp_comm,
        std::string("per layer 2 all-gather + 2 reduce-scatter (SP) of b s h 2 B, x (1 - tp_overlap)") +
            (m.is_moe() ? "; a MoE layer 1 of each (its MLP block's tokens leave through the expert dispatch)" : ""));
@@ -234,11 +241,17 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                                      (l.zero >= 2 ? ", / dp x cp (ZeRO-2+)" : ""));
   mem("optimizer", mm.optimizer, "local params x 12 B (fp32 master + Adam m, v); / dp x cp under ZeRO-1+");
   mem("activations", mm.activations,
-      l.attention == AttentionKernel::flash
+      std::string(l.attention == AttentionKernel::flash
           ? "Korthikanti et al. per layer (flash attention, SP) x microbatch-layers in flight"
           : "Korthikanti et al. per layer (SP) + the unfused softmax output, 2 B per score (none with selective or full "
-            "recompute) x microbatch-layers in flight");
-  mem("transient", mm.transient, "logits (bf16 + fp32), recompute working set, ZeRO-3 gathered layers");
+            "recompute) x microbatch-layers in flight") +
+          (l.recompute == Recompute::selective && l.recompute_modules != kRecomputeModulesDefault
+               ? std::string(", less what the recompute modules rerun (norm outputs, MLA q/k/v, expert activation "
+                             "outputs, whole MLP blocks' activations)")
+               : std::string()));
+  mem("transient", mm.transient,
+      "logits (bf16 + fp32), recompute working set (full: one layer's activations; selective: what its modules "
+      "rerun for one layer), ZeRO-3 gathered layers");
   mem("reserve", mm.reserve, cal + ": memory.reserve + memory.fragmentation x dynamic");
   mem("total", mm.total(), "of " + format_bytes(Bytes{mm.capacity}) + " (" + chip + ": memory.capacity)");
   return out;
