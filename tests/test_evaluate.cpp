@@ -1207,6 +1207,23 @@ TEST(RecomputeModules, WholeBlocksSaveMoreAndCostMoreThanTheirParts) {
   EXPECT_GT(moe2.mem.transient, act2.mem.transient);
 }
 
+TEST(Evaluate, MoeKeepsThePermutedTokensOnceForBackward) {
+  // Megatron-Core (0.13 on) applies the routing probabilities in the experts' activation, so the
+  // unpermute keeps nothing: one more expert per token stores its gate and up outputs, its
+  // activation output (the down projection's input) and its permuted input token, not the
+  // expert's output as well.
+  DeepSeekCase c;
+  const TrainReport k8 = c.run(Recompute::none);
+  Model m9 = c.m;
+  m9.moe.top_k = 9;
+  Layout l = c.l;
+  const TrainReport k9 = evaluate(m9, c.s, l, c.w, 64, false);
+  ASSERT_TRUE(k8.feasible() && k9.feasible());
+  const double T = 4096, per_layer = T * ((4.0 + 2.0) * c.m.moe.ffn_hidden + 2.0 * c.m.hidden);
+  const double want = c.m.moe_layer_count() * per_layer;
+  EXPECT_NEAR(k9.mem.activations - k8.mem.activations, want, 1e-9 * want);
+}
+
 TEST(RecomputeModules, DefaultIsTheAttentionCore) {
   const DeepSeekCase c;
   const TrainReport def = c.run(Recompute::selective);

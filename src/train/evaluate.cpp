@@ -285,7 +285,7 @@ LayerCost Evaluator::layer(int li) const {
       shared_f = su.f + sd.f + mem_time(T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t, 1);
     }
     const double routed = load * tok * k;  // token-expert pairs this rank's experts compute
-    mlp_act += routed * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + load * tok_local * k * 2.0 * h * kAct;  // + permuted in/out
+    mlp_act += routed * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + load * tok_local * k * h * gin_;  // + permuted in
     mlp_elem_bytes += routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp + load * tok_local * k * 4.0 * h * kAct;
     moe_act_out = routed * gin_ * fe / etp;
     moe_act_f = mem_time(routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp, 1);
