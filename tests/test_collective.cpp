@@ -1,6 +1,8 @@
 // Collective costs on the built-in systems (src/perf/collective.hpp).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "perf/collective.hpp"
 #include "test_common.hpp"
 
@@ -243,6 +245,31 @@ TEST(Collective, TorusAllToAllPaysTheDistance) {
   const double torus8 = collective_time(s, Collective::all_to_all, bytes, Group{8, 1});
   const double ag8 = collective_time(s, Collective::all_gather, bytes, Group{8, 1});
   EXPECT_GT(torus8, ag8);  // the ring all-gather needs one pass; the all-to-all n/4 hops per byte
+}
+
+TEST(Collective, HierarchicalAllToAllSendsEachTokenOncePerRemoteDomain) {
+  // EP 64 over eight 8-GPU nodes, top-8 routing: a flat all-to-all sends 8 x 56/64 = 7 copies of a
+  // token over InfiniBand; DeepEP's dispatch sends one per distinct remote node, 7 (1 - (7/8)^8) =
+  // 4.59 on average. The scale-out term sets the pace, so the time scales by that ratio.
+  const System& s = h100();
+  const double bytes = 4e9;
+  Group flat{64, 1};
+  Group dedup = flat;
+  dedup.dedup_topk = 8;
+  const double lat = s.scale_out.latency.v + s.scale_up.latency.v;
+  const double t_flat = collective_time(s, Collective::all_to_all, bytes, flat) - lat;
+  const double t_dedup = collective_time(s, Collective::all_to_all, bytes, dedup) - lat;
+  const double ratio = 7.0 * (1.0 - std::pow(7.0 / 8.0, 8)) / 7.0;
+  EXPECT_NEAR(t_dedup / t_flat, ratio, 1e-9);
+  // Top-1 has nothing to merge; inside one domain nothing crosses scale-out.
+  Group one = flat;
+  one.dedup_topk = 1;
+  EXPECT_NEAR(collective_time(s, Collective::all_to_all, bytes, one), collective_time(s, Collective::all_to_all, bytes, flat),
+              1e-12);
+  Group node{8, 1};
+  Group node_dedup = node;
+  node_dedup.dedup_topk = 8;
+  EXPECT_EQ(collective_time(s, Collective::all_to_all, bytes, node_dedup), collective_time(s, Collective::all_to_all, bytes, node));
 }
 
 }  // namespace

@@ -1224,6 +1224,28 @@ TEST(Evaluate, MoeKeepsThePermutedTokensOnceForBackward) {
   EXPECT_NEAR(k9.mem.activations - k8.mem.activations, want, 1e-9 * want);
 }
 
+TEST(Evaluate, FlexDispatchCrossesNodesOncePerNode) {
+  // DeepEP/HybridEP (flex) send a token once per destination node and forward it over NVLink;
+  // Megatron's alltoall dispatcher sends every top-k copy. Across nodes flex moves less; inside one
+  // node the two exchange the same bytes.
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("dgx-h800");
+  Layout l;
+  l.pp = 16;
+  l.dp = 64;
+  l.ep = 64;
+  l.precision = Precision::fp8;
+  const Workload w{4096, 1024};
+  Layout a2a = l;
+  a2a.moe_dispatcher = MoeDispatcher::alltoall;
+  const TrainReport flex = evaluate(m, s, l, w, 1024, false), all = evaluate(m, s, a2a, w, 1024, false);
+  ASSERT_TRUE(flex.feasible() && all.feasible());
+  EXPECT_LT(flex.time.ep_comm, 0.8 * all.time.ep_comm);
+  l.ep = a2a.ep = 8;
+  const TrainReport flex8 = evaluate(m, s, l, w, 1024, false), all8 = evaluate(m, s, a2a, w, 1024, false);
+  EXPECT_DOUBLE_EQ(flex8.time.ep_comm, all8.time.ep_comm);
+}
+
 TEST(RecomputeModules, DefaultIsTheAttentionCore) {
   const DeepSeekCase c;
   const TrainReport def = c.run(Recompute::selective);

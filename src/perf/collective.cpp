@@ -162,7 +162,20 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
       double t_up = k > 1 ? (k - 1) * per_peer / bw_up + (k - 1) * lat_up / std::max(1, k - 1) : 0.0;
       if (k > 1 && s.scale_up.topology == Topology::torus && !s.scale_up.torus_dims.empty() && s.devices_per_chip < k)
         t_up = torus_all_to_all(s, (k - 1) * per_peer, k, c.scale_up_bus) + lat_up * scale_up_ring_steps(s, k);
-      const double t_out = n > 1 ? (g.size - k) * per_peer / bw_out + lat_out : 0.0;
+      double out_bytes = (g.size - k) * per_peer;
+      if (n > 1 && g.dedup_topk > 0) {
+        // Hierarchical dispatch: each token's copies reach, per expected distinct remote domain, one
+        // message over scale-out (its experts spread evenly over the n domains): (n - 1)(1 - (1 -
+        // 1/n)^topk) of its topk copies instead of topk (g.size - k) / g.size.
+        const double kk = g.dedup_topk, nn = n;
+        const double remote_domains = (nn - 1.0) * (1.0 - std::pow(1.0 - 1.0 / nn, kk));
+        const double flat_remote = kk * (g.size - k) / static_cast<double>(g.size);
+        out_bytes *= std::min(1.0, remote_domains / flat_remote);
+        // Inside each domain every copy but the receiver's own crosses the scale-up links once:
+        // the in-domain copies and the forwards of what arrived from other domains.
+        if (k > 1) t_up = std::max(t_up, bytes * (k - 1.0) / k / bw_up + lat_up);
+      }
+      const double t_out = n > 1 ? out_bytes / bw_out + lat_out : 0.0;
       return std::max(t_up, t_out) + lat_up;
     }
     case Collective::all_reduce:

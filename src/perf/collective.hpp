@@ -27,6 +27,11 @@ struct Group {
   // group's span does not divide the domain: tp 3 on 8-GPU nodes, 16 of a 72-GPU NVL72 rack): the
   // slowest copy sets the pace, timed as split over two domains.
   bool straddle = false;
+  // All-to-all of expert-parallel tokens, hierarchical (DeepEP's and HybridEP's internode dispatch:
+  // a token crosses the scale-out network once per destination domain, to the device of its own
+  // local rank there, and is forwarded inside that domain): the top-k copies each token sends.
+  // 0 = a flat all-to-all (NCCL's), every copy its own message.
+  int dedup_topk = 0;
 
   bool two_level() const { return inner > 0 && inner < size && outer_stride > 0; }
   // Devices from the first member to one past the last.

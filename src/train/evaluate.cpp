@@ -294,7 +294,12 @@ LayerCost Evaluator::layer(int li) const {
     // the routed tokens in the expert-tensor group (reduce-scatter on the way back).
     const double bytes = load * tok_local * k * h * kAct;
     double one = 0;
-    if (ep > 1) one += coll(Collective::all_to_all, bytes, Group{static_cast<int>(ep), static_cast<int>(etp)});
+    if (ep > 1) {
+      Group g_ep{static_cast<int>(ep), static_cast<int>(etp)};
+      // flex (DeepEP, HybridEP): hierarchical across scale-up domains, one copy per destination domain.
+      if (l_.moe_dispatcher == MoeDispatcher::flex) g_ep.dedup_topk = static_cast<int>(k);
+      one += coll(Collective::all_to_all, bytes, g_ep);
+    }
     if (etp > 1 && tsp_ > 1) one += coll(Collective::all_gather, bytes * etp, Group{static_cast<int>(etp), 1});
     // ep_overlap of it hides under other work (the other microbatch's compute, as in Megatron-Core's
     // overlapped 1F1B or DualPipe), which then runs overlap_slowdown slower.

@@ -188,6 +188,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   term("EP all-to-all", t.ep_comm,
        std::string("dispatch + combine of load x (b s / tp) k h 2 B per MoE layer, fwd and bwd (ep > 1), and with etp > 1 the "
                    "expert-tensor gather of the routed tokens") +
+           (!m.is_moe() ? ""
+            : l.moe_dispatcher == MoeDispatcher::flex
+                ? "; flex (DeepEP/HybridEP) across scale-up domains: a token crosses scale-out once per distinct remote "
+                  "domain, (n - 1)(1 - (1 - 1/n)^k) of its k copies for n domains, and is forwarded inside the domain"
+                : "; alltoall: every one of the k copies its own message") +
            (l.moe_a2a_overlap ? "; overlapped (--moe-a2a-overlap): a forward and a backward paired, only what exceeds "
                                 "their compute exposed, + collectives.overlap_slowdown x the hidden part"
             : l.schedule == PipeSchedule::dualpipe_v
