@@ -418,6 +418,11 @@ TEST(Validate, RecomputeModulesFactMakesTheRecomputeSelective) {
   EXPECT_EQ(stated.where, "f.csv:2: field");
   EXPECT_NE(stated.what.find("states recompute full"), std::string::npos) << stated.what;
   EXPECT_EQ(test::catch_input_error([&] { facts("MOE-1,recompute_modules,attn,x\n"); }).where, "f.csv:2: value");
+  EXPECT_EQ(test::catch_input_error([&] { facts("MOE-1,schedule,gpipe,x\n"); }).where, "f.csv:2: value");
+  // A schedule the row's layout cannot run blames the fact (pp 1: nothing to schedule).
+  const RunFacts zb = facts("MOE-1,schedule,dualpipev,recipe\n");
+  const auto pp1 = test::catch_input_error([&] { validate_training(full, builtin(), nullptr, &zb); });
+  EXPECT_EQ(pp1.where, "f.csv:2: value");
 }
 
 TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {

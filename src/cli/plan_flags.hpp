@@ -139,8 +139,6 @@ struct PlanFlags {
       auto v = parse_schedule(schedule);
       if (!v) throw InputError("--schedule", "'" + schedule + "' is not 1f1b, zb-h1 or dualpipev");
       q.schedule = *v;
-      if (*v != PipeSchedule::one_f_one_b && pp && *pp == 1)
-        throw InputError("--schedule", std::string(schedule_name(*v)) + " is a pipeline schedule and --pp is 1 (nothing to schedule)");
     }
     if (!cp_mode.empty()) {
       auto v = parse_cp_mode(cp_mode);

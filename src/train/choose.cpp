@@ -163,6 +163,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad("--lowp-params", "on needs fp8 or fp4 weights, and the precision is " + std::string(precision_name(*q.precision)));
   if (q.grad_fp32 && *q.grad_fp32 && q.lowp_params && *q.lowp_params)
     bad("--grad-precision", "fp32 with --lowp-params on: low-precision primary weights go with half-precision gradients (no memory option has both)");
+  if (q.schedule != PipeSchedule::one_f_one_b && q.pp && *q.pp == 1)
+    bad("--schedule", std::string(schedule_name(q.schedule)) + " is a pipeline schedule and --pp is 1 (nothing to schedule)");
   if (q.schedule == PipeSchedule::zero_bubble && q.vp && *q.vp > 1)
     bad("--schedule", "zb-h1 runs without interleaving: drop --vp or set it to 1");
   if (q.schedule == PipeSchedule::dualpipe_v && q.vp && *q.vp != 2)

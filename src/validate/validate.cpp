@@ -150,6 +150,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
         {"rank_order", [](const std::string& v) { return parse_rank_order(v).has_value(); }, "tp-cp-dp-pp or tp-cp-pp-dp"},
         {"attention", [](const std::string& v) { return parse_attention_kernel(v).has_value(); }, "flash or unfused"},
         {"moe_dispatcher", [](const std::string& v) { return parse_moe_dispatcher(v).has_value(); }, "flex or alltoall"},
+        {"schedule", [](const std::string& v) { return parse_schedule(v).has_value(); }, "1f1b, zb-h1 or dualpipev"},
         {"recompute_modules", [](const std::string& v) { return parse_recompute_modules(v, nullptr).has_value(); },
          "modules joined by '+' (core_attn, layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)"},
         {"input_spread", [](const std::string& v) { return parse_spread(v).has_value(); }, "uniform:TOKENS, normal:TOKENS or none"},
@@ -286,6 +287,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "lowp_params") q.lowp_params = f.value == 1;
           if (f.field == "moe_dispatcher") q.moe_dispatcher = *parse_moe_dispatcher(f.text);
           if (f.field == "moe_a2a_overlap") q.moe_a2a_overlap = f.value == 1;
+          if (f.field == "schedule") q.schedule = *parse_schedule(f.text);
           if (f.field == "recompute_modules") {
             // The modules a recipe's selective recompute reruns; a row that states another recompute
             // contradicts it.
