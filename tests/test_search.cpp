@@ -25,7 +25,8 @@ PlanRequest small_request() {
 
 bool same_layout(const Layout& a, const Layout& b) {
   return a.tp == b.tp && a.pp == b.pp && a.vp == b.vp && a.dp == b.dp && a.cp == b.cp && a.ep == b.ep && a.etp == b.etp &&
-         a.micro_batch == b.micro_batch && a.zero == b.zero && a.recompute == b.recompute && a.precision == b.precision &&
+         a.micro_batch == b.micro_batch && a.zero == b.zero && a.recompute == b.recompute &&
+         (a.recompute != Recompute::selective || a.recompute_modules == b.recompute_modules) && a.precision == b.precision &&
          a.grad_fp32 == b.grad_fp32 && a.lowp_params == b.lowp_params;
 }
 
@@ -463,6 +464,10 @@ TEST(Search, TrainAndSearchShareOneCandidateSpace) {
          q.tp = 2; q.cp = 8; q.pp = 4; q.vp = 10; q.micro_batch = 1; q.zero = 2; q.precision = Precision::fp8;
          q.attention = AttentionKernel::unfused;
        }},
+      // Recompute left free on a MoE model that needs some: the output-discarding modules
+      // (layernorm+moe_act, as Megatron-Bridge's GPT-OSS recipes set) beat full recompute of 5 layers.
+      {"gpt-oss-120b", "dgx-b200", 64, 4096, 512,
+       [](PlanRequest& q) { q.tp = 1; q.pp = 1; q.ep = 8; q.micro_batch = 4; q.zero = 1; q.precision = Precision::bf16; }},
       // A tie (dp 24 cp 4 mb 1 and dp 6 cp 16 mb 4 both take 13.253 s): both break it the same way.
       {"llama3-70b", "tpu-v5p", 96, 8192, 96,
        [](PlanRequest& q) { q.zero = 3; q.precision = Precision::bf16; q.recompute = Recompute::none; }},
@@ -493,6 +498,13 @@ TEST(Search, TrainAndSearchShareOneCandidateSpace) {
   gpt.work = {2048, 1536};
   cases[0].pin(gpt);
   EXPECT_EQ(choose_plan(builtin().model("gpt3-175b"), builtin().system("dgx-a100"), gpt).layout.micro_batch % 2, 1);
+  PlanRequest oss;
+  oss.devices = 64;
+  oss.work = {4096, 512};
+  cases[3].pin(oss);
+  const Layout oss_l = choose_plan(builtin().model("gpt-oss-120b"), builtin().system("dgx-b200"), oss).layout;
+  EXPECT_EQ(oss_l.recompute, Recompute::selective);
+  EXPECT_EQ(oss_l.recompute_modules, kRecomputeLayernorm | kRecomputeMoeAct);
   PlanRequest ds;
   ds.devices = 1024;
   ds.work = {4096, 1024};

@@ -54,7 +54,7 @@ void add_to_front(std::vector<RankedPlan>& front, const RankedPlan& p) {
 
 struct Lists {
   std::vector<int> tp, pp, cp, mb, ep, etp, zero;
-  std::vector<Recompute> rc;
+  std::vector<RecomputeChoice> rc;
   std::vector<Precision> prec;
 };
 
@@ -74,7 +74,7 @@ Lists raw_lists(const Model& m, const System& s, const PlanRequest& q) {
   L.ep = given_or(q.ep, ep_range(m));
   L.etp = given_or(q.etp, etp_range(m, s, q));
   L.zero = given_or(q.zero, zero_range(q));
-  L.rc = given_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
+  L.rc = recompute_range(m, q);
   L.prec = given_or(q.precision, precision_range(s, q.every_precision));
   return L;
 }
@@ -250,7 +250,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                 bool fitted = false;  // the layout fit without recompute
                 bool bare_out = false;  // it was tried without recompute and did not fit
                 double fit_time = 0;  // its step time without recompute
-                for (Recompute rc : L_.rc) {
+                for (const RecomputeChoice& choice : L_.rc) {
+                  const Recompute rc = choice.recompute;
                   ++out.st.considered;
                   const bool dominated = fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
                   if (dominated) ++out.st.pruned_dominance;
@@ -258,6 +259,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                   apply_given_knobs(l, q_, s_);
+                  l.recompute_modules = choice.modules;
                   apply_memory_option(l, mo);
                   // Tried without recompute and out of memory: fewest_recompute_layers skips that
                   // check. The recompute is sized for the layout as it will run (given knobs and

@@ -64,7 +64,7 @@ std::vector<Column> plan_columns() {
           {"dp", I},           {"cp", I},            {"ep", I},
           {"etp", I},
           {"micro_batch", I},  {"zero", I},          {"recompute", T},
-          {"recompute_layers", I},
+          {"recompute_layers", I},  {"recompute_modules", T},
           {"precision", T},    {"sequence_parallel", I}, {"grad_precision", T},
           {"lowp_params", I},  {"microbatches", I},  {"step_time_s", R},
           {"tokens_per_s", R}, {"tokens_per_s_per_device", R}, {"mfu_pct", R},
@@ -200,6 +200,7 @@ Row plan_row(const TableSchema& t, const std::string& key, int rank, const Train
                       {"zero", integer(l.zero)},
                       {"recompute", std::string(recompute_name(l.recompute))},
                       {"recompute_layers", integer(l.recompute_layers)},
+                      {"recompute_modules", std::string(l.recompute == Recompute::selective ? recompute_modules_name(l.recompute_modules) : "")},
                       {"precision", std::string(precision_name(l.precision))},
                       {"sequence_parallel", integer(l.sequence_parallel && l.tp > 1 ? 1 : 0)},  // as train --json
                       {"grad_precision", std::string(grad_name(l))},

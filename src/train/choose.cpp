@@ -95,6 +95,18 @@ std::vector<int> etp_range(const Model& m, const System& s, const PlanRequest& q
   return out;
 }
 
+std::vector<RecomputeChoice> recompute_range(const Model& m, const PlanRequest& q) {
+  if (q.recompute)
+    return {{*q.recompute, *q.recompute == Recompute::selective ? q.recompute_modules.value_or(kRecomputeModulesDefault)
+                                                                : kRecomputeModulesDefault}};
+  const unsigned cheap =
+      kRecomputeLayernorm | (m.is_mla() ? kRecomputeMlaUpProj : 0u) | (m.is_moe() ? kRecomputeMoeAct : 0u);
+  return {{Recompute::none},
+          {Recompute::selective, kRecomputeModulesDefault},
+          {Recompute::selective, cheap},
+          {Recompute::full}};
+}
+
 bool etp_candidate(const Layout& l, int etp) {
   if (etp == 0) return true;
   return l.tp % etp == 0 && (static_cast<long>(l.tp) * l.dp * l.cp) % (static_cast<long>(l.ep) * etp) == 0;
@@ -277,7 +289,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   const std::vector<int> pps = one_or(q.pp, dividing(pp_range(m, q.schedule), n));
   std::vector<int> cps = one_or(q.cp, cp_range(q));
   std::vector<int> zeros = one_or(q.zero, zero_range(q));
-  std::vector<Recompute> rcs = one_or(q.recompute, std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
+  const std::vector<RecomputeChoice> rcs = recompute_range(m, q);
   const std::vector<Precision> precs = one_or(q.precision, precision_range(s, q.every_precision));
 
   struct Group {
@@ -321,7 +333,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                 // does not end it: full recompute of the fewest layers that fit can be faster
                 // than selective's rerun of every layer's attention (unfused attention).
                 bool fitted = false;
-                for (Recompute rc : rcs) {
+                for (const RecomputeChoice& choice : rcs) {
+                  const Recompute rc = choice.recompute;
                   ++g.st.considered;
                   if (fitted) {
                     ++g.st.dominated;
@@ -331,6 +344,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
                   apply_given_knobs(l, q, s);
+                  l.recompute_modules = choice.modules;
                   apply_memory_option(l, mem_opt);
                   if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
                     ++g.st.rejected;

@@ -64,6 +64,15 @@ std::vector<int> ep_range(const Model& m);
 // automatic one (0: tp, or 1 when ep does not fit in dp x cp) is always among them, and listing it
 // too would time one plan twice; {0} for dense models.
 std::vector<int> etp_range(const Model& m, const System& s, const PlanRequest& q);
+// recompute: none, selective, full; selective twice when free: Megatron's default (the attention
+// core) and the output-discarding modules the model has (layernorm, plus mla_up_proj with MLA and
+// moe_act with MoE: Megatron-Bridge's MoE recipes' choice), cheap reruns of memory passes and
+// small GEMMs. Given, the one asked (with its --recompute-modules).
+struct RecomputeChoice {
+  Recompute recompute = Recompute::none;
+  unsigned modules = kRecomputeModulesDefault;  // with selective
+};
+std::vector<RecomputeChoice> recompute_range(const Model& m, const PlanRequest& q);
 // Whether an expert tensor degree fits a layout whose tp, dp, cp and ep are set: automatic (0)
 // always; an explicit one divides tp, and ep x etp divides tp x dp x cp.
 bool etp_candidate(const Layout& l, int etp);
@@ -73,7 +82,8 @@ bool etp_candidate(const Layout& l, int etp);
 // what they leave), micro-batch, ZeRO stage and recompute first, then precision and the memory options.
 inline auto layout_order_key(const Layout& l) {
   return std::make_tuple(l.tp, l.pp, l.vp, l.cp, l.ep, l.etp, l.dp, l.micro_batch, l.zero, static_cast<int>(l.recompute),
-                         l.recompute_layers, static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
+                         l.recompute == Recompute::selective ? l.recompute_modules : 0u, l.recompute_layers,
+                         static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
 }
 
 // Throws InputError naming the flag when an explicit knob cannot work (a degree that does not
