@@ -1151,7 +1151,8 @@ TEST(RecomputeModules, EachModuleDropsItsBytesAndRerunsItsForward) {
     double saved;  // bytes of activations (bf16: 2 B per element)
   };
   const Want wants[] = {
-      {kRecomputeLayernorm, layers * 2 * 2.0 * h * T},                 // both norms' outputs
+      // MLA's input norm on every layer, a MoE layer's pre-MLP norm (the dense layers' is fused).
+      {kRecomputeLayernorm, (layers + moe_layers) * 2.0 * h * T},
       {kRecomputeMlaUpProj, layers * 2.0 * T * heads * (2 * dqk + dv)},  // q, k, v
       {kRecomputeMoeAct, moe_layers * 2.0 * T * k * fe},               // the experts' SwiGLU output
       {kRecomputeSharedExperts, moe_layers * (4.0 + 2.0) * T * fe},    // the shared expert's MLP
@@ -1205,6 +1206,15 @@ TEST(RecomputeModules, WholeBlocksSaveMoreAndCostMoreThanTheirParts) {
   ASSERT_TRUE(act2.feasible() && moe2.feasible());
   ASSERT_EQ(moe2.mem.stage, 0);
   EXPECT_GT(moe2.mem.transient, act2.mem.transient);
+  // A stage without dense layers holds no dense MLP rerun: mlp changes nothing on pp 16's stage 1.
+  DeepSeekCase deep;
+  deep.l.pp = 16;
+  deep.l.dp = 4;
+  deep.l.ep = 4;
+  const TrainReport bare = deep.run(Recompute::none), mlp16 = deep.run(Recompute::selective, kRecomputeMlp);
+  ASSERT_TRUE(bare.feasible() && mlp16.feasible());
+  ASSERT_NE(bare.mem.stage, 0);
+  EXPECT_DOUBLE_EQ(mlp16.mem.total(), bare.mem.total());
 }
 
 TEST(Evaluate, MoeKeepsThePermutedTokensOnceForBackward) {
@@ -1266,6 +1276,14 @@ TEST(RecomputeModules, ChooserRefusesModulesTheModelLacks) {
   q.recompute = Recompute::selective;
   q.recompute_modules = kRecomputeMlaUpProj;
   EXPECT_THROW(choose_plan(builtin().model("llama3-70b"), h100(), q), InputError);
+  q.recompute_modules = kRecomputeLayernorm;  // a dense GQA layer's norms are fused into projections
+  EXPECT_THROW(choose_plan(builtin().model("llama3-70b"), h100(), q), InputError);
+  // Left free, a dense GQA model is offered no second selective set.
+  PlanRequest free = q;
+  free.recompute.reset();
+  free.recompute_modules.reset();
+  EXPECT_EQ(recompute_range(builtin().model("llama3-70b"), free).size(), 3u);
+  EXPECT_EQ(recompute_range(builtin().model("gpt-oss-120b"), free).size(), 4u);
   q.recompute_modules = kRecomputeMoeAct;
   EXPECT_THROW(choose_plan(builtin().model("llama3-70b"), h100(), q), InputError);
   q.recompute_modules = kRecomputeMlp;

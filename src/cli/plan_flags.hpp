@@ -51,8 +51,8 @@ struct PlanFlags {
                   "recompute reruns the fewest layers that fit");
     c->add_option("--recompute-modules", recompute_modules,
                   "With --recompute selective (implied when --recompute is left out): what it reruns, Megatron-Core's "
-                  "--recompute-modules, comma-separated: core_attn (the attention core), layernorm (the two pre-block "
-                  "norms), mla_up_proj (MLA's up-projections and RoPE), moe_act (the routed experts' activation), mlp "
+                  "--recompute-modules, separated by ',' or '+': core_attn (the attention core), layernorm (the pre-block norms "
+                  "that are not fused into a projection: MLA's input norm, a MoE layer's pre-MLP norm), mla_up_proj (MLA's up-projections and RoPE), moe_act (the routed experts' activation), mlp "
                   "(dense MLP blocks), moe (whole MoE blocks, dispatch included), shared_experts (default core_attn)");
     c->add_option("--precision", precision, "Matrix precision: bf16 fp16 fp8 fp4 int8 (tf32/fp32 training is refused: fp32 tensors are not sized); "
                   "when omitted, bf16 or fp8 where the chip runs fp8 faster (fp4 and int8 only when given)" + free);
@@ -120,8 +120,9 @@ struct PlanFlags {
       std::string bad;
       q.recompute_modules = parse_recompute_modules(recompute_modules, &bad);
       if (!q.recompute_modules)
-        throw InputError("--recompute-modules", "'" + bad + "' is not a module (core_attn, layernorm, mla_up_proj, "
-                                                "moe_act, mlp, moe, shared_experts)");
+        throw InputError("--recompute-modules", (bad.empty() ? std::string("an empty module name (a stray ',' or '+')")
+                                                             : "'" + bad + "' is not a module") +
+                                                    " (core_attn, layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)");
       if (!q.recompute) q.recompute = Recompute::selective;
     }
     if (!lowp_params.empty()) q.lowp_params = on_off("--lowp-params", lowp_params);

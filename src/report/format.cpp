@@ -184,7 +184,10 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.expert_tp() != l.tp ? "  etp " + std::to_string(l.expert_tp()) : "") + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + (l.recompute_layers == 1 ? " layer per stage)" : " layers per stage)") : "") +
-         selective_modules_suffix(l, " ") + "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
+         (l.recompute == Recompute::selective && l.recompute_modules != kRecomputeModulesDefault
+              ? " (" + recompute_modules_name(l.recompute_modules) + ")"
+              : std::string()) +
+         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
          (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") +
@@ -289,7 +292,7 @@ ordered_json validation_json(const ValidationResult& v) {
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                    {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
-                   {"precision", precision_name(l.precision)}};
+                   {"precision", precision_name(l.precision)}, {"schedule", schedule_name(l.schedule)}};
     }
     rows.push_back(j);
   }

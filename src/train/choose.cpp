@@ -99,8 +99,10 @@ std::vector<RecomputeChoice> recompute_range(const Model& m, const PlanRequest& 
   if (q.recompute)
     return {{*q.recompute, *q.recompute == Recompute::selective ? q.recompute_modules.value_or(kRecomputeModulesDefault)
                                                                 : kRecomputeModulesDefault}};
-  const unsigned cheap =
-      kRecomputeLayernorm | (m.is_mla() ? kRecomputeMlaUpProj : 0u) | (m.is_moe() ? kRecomputeMoeAct : 0u);
+  // The norms that are not fused into a projection: MLA's input norm, a MoE layer's pre-MLP norm.
+  const unsigned cheap = (m.is_mla() ? kRecomputeLayernorm | kRecomputeMlaUpProj : 0u) |
+                         (m.is_moe() ? kRecomputeLayernorm | kRecomputeMoeAct : 0u);
+  if (cheap == 0) return {{Recompute::none}, {Recompute::selective, kRecomputeModulesDefault}, {Recompute::full}};
   return {{Recompute::none},
           {Recompute::selective, kRecomputeModulesDefault},
           {Recompute::selective, cheap},
@@ -162,6 +164,10 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     if (mods == 0 || (mods & ~kRecomputeModulesAll)) bad("--recompute-modules", "names no module");
     // A module the model does not have would rerun nothing: refused, not ignored.
     const bool has_dense_mlp = !m.is_moe() || m.moe_layer_count() < m.layers;
+    if ((mods & kRecomputeLayernorm) && !m.is_mla() && !m.is_moe())
+      bad("--recompute-modules", "layernorm: every norm of " + m.name +
+                                     " is fused into the projection after it (Transformer Engine's LayerNormLinear), so "
+                                     "there is no norm output to discard (MLA and MoE layers have separate norms)");
     if ((mods & kRecomputeMlaUpProj) && !m.is_mla())
       bad("--recompute-modules", "mla_up_proj needs multi-head latent attention (MLA), and " + m.name + " has none");
     if ((mods & (kRecomputeMoeAct | kRecomputeMoe | kRecomputeSharedExperts)) && !m.is_moe())

@@ -64,10 +64,10 @@ std::vector<int> ep_range(const Model& m);
 // automatic one (0: tp, or 1 when ep does not fit in dp x cp) is always among them, and listing it
 // too would time one plan twice; {0} for dense models.
 std::vector<int> etp_range(const Model& m, const System& s, const PlanRequest& q);
-// recompute: none, selective, full; selective twice when free: Megatron's default (the attention
-// core) and the output-discarding modules the model has (layernorm, plus mla_up_proj with MLA and
-// moe_act with MoE: Megatron-Bridge's MoE recipes' choice), cheap reruns of memory passes and
-// small GEMMs. Given, the one asked (with its --recompute-modules).
+// recompute: none, selective, full; for MLA or MoE models selective twice when free: Megatron's
+// default (the attention core) and the output-discarding modules the model has (layernorm with
+// mla_up_proj for MLA, with moe_act for MoE: Megatron-Bridge's recipes' choices), cheap reruns of
+// memory passes and small GEMMs. Given, the one asked (with its --recompute-modules).
 struct RecomputeChoice {
   Recompute recompute = Recompute::none;
   unsigned modules = kRecomputeModulesDefault;  // with selective

@@ -395,14 +395,21 @@ LayerCost Evaluator::layer(int li) const {
         saved += score_bytes;
         rerun += c.attn_f;
       }
-      // The two pre-block norms' outputs (the stored inputs of the QKV and MLP projections): the
-      // layernorm module reruns both; checkpointing the whole MLP keeps its input (the residual) only.
+      // The pre-block norms' outputs (the stored inputs of the QKV and MLP projections). Megatron-
+      // Core's Transformer Engine layers fuse a norm into the projection after it (LayerNormLinear,
+      // which stores its own output) except where that is not one projection: the input norm of
+      // MLA (several down-projections) and the pre-MLP norm of a MoE layer (router and experts).
+      // The layernorm module reruns those separate norms only; checkpointing a dense MLP whole keeps
+      // its input, the residual before the fused norm, so its norm output goes too (a MoE block's
+      // checkpoint takes the separate norm's output as its input and keeps it).
       const double norm_out = gin_ * h * T / tsp_, norm_f = mem_time(2.0 * kAct * h * T / tsp_, 1);
+      const double separate_norms = (m_.is_mla() ? 1.0 : 0.0) + (moe_layer ? 1.0 : 0.0);
       const bool whole_mlp = moe_layer ? (mods & kRecomputeMoe) != 0 : (mods & kRecomputeMlp) != 0;
       if (mods & kRecomputeLayernorm) {
-        saved += 2.0 * norm_out;
-        rerun += 2.0 * norm_f;
-      } else if (whole_mlp) {
+        saved += separate_norms * norm_out;
+        rerun += separate_norms * norm_f;
+      }
+      if (whole_mlp && !moe_layer) {
         saved += norm_out;
         rerun += norm_f;
       }
@@ -642,8 +649,11 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   if (first)  // embedding output, held with chunk 0's forwards
     mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, l.schedule == PipeSchedule::dualpipe_v ? 2L * p : p);
   double transient = 0;
-  if (l.recompute == Recompute::full) transient = std::max(dense.act_working, moe.act_working);
-  if (l.recompute == Recompute::selective) transient = std::max(dense.rerun_working, moe.rerun_working);
+  // One layer's rerun held while its backward runs: the largest of the kinds this stage holds.
+  if (l.recompute == Recompute::full)
+    transient = std::max(n_dense > 0 ? dense.act_working : 0.0, n_moe > 0 ? moe.act_working : 0.0);
+  if (l.recompute == Recompute::selective)
+    transient = std::max(n_dense > 0 ? dense.rerun_working : 0.0, n_moe > 0 ? moe.rerun_working : 0.0);
   transient += std::max(dense.cp_buffer, moe.cp_buffer);  // beside the layer being run
   if (last) {
     // Logits in bf16 plus the fp32 copy the fused cross-entropy works on.

@@ -152,7 +152,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
         {"moe_dispatcher", [](const std::string& v) { return parse_moe_dispatcher(v).has_value(); }, "flex or alltoall"},
         {"schedule", [](const std::string& v) { return parse_schedule(v).has_value(); }, "1f1b, zb-h1 or dualpipev"},
         {"recompute_modules", [](const std::string& v) { return parse_recompute_modules(v, nullptr).has_value(); },
-         "modules joined by '+' (core_attn, layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)"},
+         "modules joined by '+' or ',' (core_attn, layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)"},
         {"input_spread", [](const std::string& v) { return parse_spread(v).has_value(); }, "uniform:TOKENS, normal:TOKENS or none"},
         {"output_spread", [](const std::string& v) { return parse_spread(v).has_value(); }, "uniform:TOKENS, normal:TOKENS or none"},
         {"batcher", [](const std::string& v) { return parse_batcher(v).has_value(); }, "SECONDS or SECONDS:MAX"},
