@@ -122,7 +122,7 @@ struct PlanFlags {
       if (!q.recompute_modules)
         throw InputError("--recompute-modules", (bad.empty() ? std::string("an empty module name (a stray ',' or '+')")
                                                              : "'" + bad + "' is not a module") +
-                                                    " (core_attn, layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)");
+                                                    " (" + recompute_modules_name(kRecomputeModulesAll) + ")");
       if (!q.recompute) q.recompute = Recompute::selective;
     }
     if (!lowp_params.empty()) q.lowp_params = on_off("--lowp-params", lowp_params);

@@ -76,21 +76,17 @@ std::string fsdp_summary(const Layout& l) {
   if (l.fsdp.overlap >= 0) s += " overlap " + format_number("%.2g", l.fsdp.overlap);
   return s;
 }
-// Selective recompute's modules where they are not the default (core_attn alone), after `sep`.
-std::string selective_modules_suffix(const Layout& l, const char* sep) {
+// Selective recompute's modules where they are not the default (core_attn alone), between
+// `before` and `after`.
+std::string selective_modules_suffix(const Layout& l, const char* before, const char* after = "") {
   if (l.recompute != Recompute::selective || l.recompute_modules == kRecomputeModulesDefault) return "";
-  return sep + recompute_modules_name(l.recompute_modules);
+  return before + recompute_modules_name(l.recompute_modules) + after;
 }
 
 ordered_json recompute_modules_json(const Layout& l) {
   ordered_json a = ordered_json::array();
-  if (l.recompute != Recompute::selective) return a;
-  const std::string names = recompute_modules_name(l.recompute_modules);
-  for (std::size_t start = 0; start < names.size();) {
-    const std::size_t end = std::min(names.find('+', start), names.size());
-    a.push_back(names.substr(start, end - start));
-    start = end + 1;
-  }
+  if (l.recompute == Recompute::selective)
+    for (const std::string& name : recompute_module_names(l.recompute_modules)) a.push_back(name);
   return a;
 }
 }  // namespace
@@ -184,10 +180,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.expert_tp() != l.tp ? "  etp " + std::to_string(l.expert_tp()) : "") + "  micro-batch " +
          std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + (l.recompute_layers == 1 ? " layer per stage)" : " layers per stage)") : "") +
-         (l.recompute == Recompute::selective && l.recompute_modules != kRecomputeModulesDefault
-              ? " (" + recompute_modules_name(l.recompute_modules) + ")"
-              : std::string()) +
-         "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
+         selective_modules_suffix(l, " (", ")") + "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +
          (l.cp > 1 ? std::string("  cp ") + cp_mode_name(l.cp_mode) : std::string()) +
          (l.attention == AttentionKernel::unfused ? "  attention unfused" : "") +

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "spec/hardware.hpp"
 
@@ -30,7 +31,9 @@ enum RecomputeModule : unsigned {
 };
 inline constexpr unsigned kRecomputeModulesDefault = kRecomputeCoreAttn;
 inline constexpr unsigned kRecomputeModulesAll = (1u << 7) - 1;
-// "core_attn+mla_up_proj" in Megatron's order; parse takes names separated by ',' or '+'.
+// The modules' names in Megatron's order; joined by '+' ("core_attn+mla_up_proj"). parse takes
+// names separated by ',' or '+'.
+std::vector<std::string> recompute_module_names(unsigned modules);
 std::string recompute_modules_name(unsigned modules);
 // Empty optional, and *bad set to the offending name, on an unknown or empty name.
 std::optional<unsigned> parse_recompute_modules(std::string_view s, std::string* bad);

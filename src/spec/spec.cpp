@@ -81,10 +81,16 @@ constexpr std::pair<unsigned, const char*> kRecomputeModuleNames[] = {
     {kRecomputeSharedExperts, "shared_experts"}};
 }  // namespace
 
+std::vector<std::string> recompute_module_names(unsigned modules) {
+  std::vector<std::string> out;
+  for (const auto& [bit, name] : kRecomputeModuleNames)
+    if (modules & bit) out.emplace_back(name);
+  return out;
+}
+
 std::string recompute_modules_name(unsigned modules) {
   std::string out;
-  for (const auto& [bit, name] : kRecomputeModuleNames)
-    if (modules & bit) out += (out.empty() ? "" : "+") + std::string(name);
+  for (const std::string& name : recompute_module_names(modules)) out += (out.empty() ? "" : "+") + name;
   return out;
 }
 

@@ -176,7 +176,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            (l.recompute == Recompute::selective
                 ? " of " + recompute_modules_name(l.recompute_modules) +
                       ": each module's forward rerun in backward (--recompute-modules; core_attn the attention core, "
-                      "layernorm the two norms' memory pass, mla_up_proj the up-projection GEMMs and RoPE, moe_act the "
+                      "layernorm the separate norms' memory pass (MLA's input norm, a MoE layer's pre-MLP norm), mla_up_proj the up-projection GEMMs and RoPE, moe_act the "
                       "experts' activation pass, mlp / moe / shared_experts their whole forward)"
                 : ""));
   term("TP communication", t.tp_comm,
