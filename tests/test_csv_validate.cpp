@@ -425,6 +425,23 @@ TEST(Validate, RecomputeModulesFactMakesTheRecomputeSelective) {
   EXPECT_EQ(pp1.where, "f.csv:2: value");
 }
 
+TEST(Validate, ActivationOffloadFactMovesTheRowsActivationsToHost) {
+  const CsvTable t = parse_csv({"moe.csv", mixtral_table()});  // dgx-h100: a [host] link of 63 GB/s
+  auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };
+  const RunFacts on = facts("MOE-1,activation_offload,1,recipe\n");
+  const Catalog& c = builtin();
+  const ValidationResult plain = validate_training(t, c);
+  const ValidationResult off = validate_training(t, c, nullptr, &on);
+  ASSERT_TRUE(plain.rows[0].evaluated && off.rows[0].evaluated);
+  EXPECT_FALSE(plain.rows[0].plan.layout.offload_activations);
+  EXPECT_TRUE(off.rows[0].plan.layout.offload_activations);
+  EXPECT_GT(off.rows[0].plan.mem.host, 0);
+  EXPECT_LT(off.rows[0].plan.mem.activations, plain.rows[0].plan.mem.activations);
+  // Only 0 or 1.
+  const auto bad = test::catch_input_error([&] { facts("MOE-1,activation_offload,2,x\n"); });
+  EXPECT_EQ(bad.where, "f.csv:2: value");
+}
+
 TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {
   const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
   auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };

@@ -26,10 +26,10 @@ Layout base_layout() {
 }
 const Workload kWork{8192, 128};
 
-// The 13 terms of a breakdown, added here (not through total()).
+// The 14 terms of a breakdown, added here (not through total()).
 double sum_terms(const TimeBreakdown& t) {
   return t.gemm + t.attention + t.elementwise + t.recompute + t.tp_comm + t.cp_comm + t.ep_comm + t.pp_comm + t.bubble +
-         t.dp_comm + t.fsdp_comm + t.optimizer + t.overhead;
+         t.dp_comm + t.fsdp_comm + t.optimizer + t.overhead + t.offload;
 }
 
 TEST(Evaluate, BasicPlan) {
@@ -114,6 +114,57 @@ TEST(Evaluate, FullRecomputeTradesTimeForMemory) {
   EXPECT_DOUBLE_EQ(b.model_flops_per_step, a.model_flops_per_step);
   EXPECT_GT(b.hardware_flops_per_step, b.model_flops_per_step);
   EXPECT_GT(b.hfu, b.mfu);
+}
+
+TEST(Evaluate, OffloadedActivationsLiveInHostMemory) {
+  // llama3-8b, tp 2 x dp 4 on an 8-GPU node with a 63 GB/s PCIe link per GPU: a layer's kept
+  // tensors (its input under full recompute) cross the link well within the layer's forward.
+  Layout l = base_layout();
+  l.recompute = Recompute::full;
+  const TrainReport kept = evaluate(llama8b(), h100(), l, kWork, 8);
+  l.offload_activations = true;
+  const TrainReport off = evaluate(llama8b(), h100(), l, kWork, 8);
+  ASSERT_TRUE(kept.feasible() && off.feasible()) << off.reason;
+  ASSERT_TRUE(h100().host_bandwidth.has_value());
+  // Everything in flight moves to host memory; the device keeps two layers' worth (one going out,
+  // one coming back). This layout holds one microbatch of 32 layers on the stage.
+  EXPECT_DOUBLE_EQ(kept.mem.host, 0);
+  ASSERT_GT(off.mem.host, 0);
+  const double emb = kept.mem.activations - off.mem.host;  // the embedding output stays: b s h 2 B / tp (SP)
+  EXPECT_NEAR(emb, 8192.0 * 4096 * 2 / 2, 1e-9 * emb);
+  EXPECT_NEAR(off.mem.activations, 2.0 / 32 * off.mem.host + emb, 1e-9 * off.mem.host);
+  // Hidden: no time added.
+  EXPECT_DOUBLE_EQ(off.time.offload, 0);
+  EXPECT_DOUBLE_EQ(off.step_time, kept.step_time);
+  EXPECT_DOUBLE_EQ(sum_terms(off.time), off.step_time);
+
+  // A link too slow for the layer's compute exposes what outlasts each pass.
+  System slow = h100();
+  slow.host_bandwidth = 1e9;
+  const TrainReport crawl = evaluate(llama8b(), slow, l, kWork, 8);
+  ASSERT_TRUE(crawl.feasible()) << crawl.reason;
+  EXPECT_GT(crawl.time.offload, 0);
+  EXPECT_NEAR(crawl.step_time - kept.step_time, crawl.time.offload, 1e-9 * crawl.step_time);
+  // Each layer's bytes cross twice (out and back) per microbatch, less the compute beside them.
+  const double per_pass = off.mem.host / 32 / 1e9;
+  const double mbs = static_cast<double>(crawl.microbatches);
+  EXPECT_LT(crawl.time.offload, 2 * 32 * mbs * per_pass);
+  EXPECT_GT(crawl.time.offload, 2 * 32 * mbs * per_pass - kept.time.gemm - kept.time.attention - kept.time.elementwise -
+                                    kept.time.recompute - kept.time.tp_comm);
+
+  // Host memory smaller than the offloaded activations: out of memory, saying which memory.
+  System small = h100();
+  small.host_memory = off.mem.host / 2;
+  const TrainReport full_host = evaluate(llama8b(), small, l, kWork, 8);
+  EXPECT_EQ(full_host.why, Infeasible::out_of_memory);
+  EXPECT_NE(full_host.reason.find("host memory"), std::string::npos) << full_host.reason;
+
+  // A system without a [host] link cannot time it: refused, naming the missing field.
+  System none = h100();
+  none.host_bandwidth.reset();
+  const TrainReport refused = evaluate(llama8b(), none, l, kWork, 8);
+  EXPECT_EQ(refused.why, Infeasible::indivisible);
+  EXPECT_NE(refused.reason.find("[host] bandwidth"), std::string::npos) << refused.reason;
 }
 
 TEST(Evaluate, UnfusedAttentionPaysForTheScoreMatrix) {

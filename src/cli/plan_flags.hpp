@@ -20,7 +20,7 @@ inline bool on_off(const char* flag, const std::string& v) {
 inline Precision training_precision(const std::string& text);
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, recompute_modules, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap;
+  std::string model, system, precision, recompute, recompute_modules, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap, offload_activations;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   std::optional<double> moe_capacity_factor, moe_imbalance;
@@ -90,6 +90,11 @@ struct PlanFlags {
                   "on | off: MoE all-to-all overlapped with compute (Megatron --overlap-moe-expert-parallel-comm: one "
                   "microbatch's forward paired with another's backward; needs ep > 1, no full recompute, vp > 1 when pp "
                   "> 1) (default off)");
+    c->add_option("--offload-activations", offload_activations,
+                  "on | off: what each layer keeps for backward goes to host memory after its forward and comes back "
+                  "before its backward, over the system's host link ([host] bandwidth: PCIe, NVLink-C2C), beside the "
+                  "compute (MaxText's offloading remat policies, Megatron-Core's activation offloading); needs a "
+                  "system whose file gives [host] (default off)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -158,6 +163,7 @@ struct PlanFlags {
       q.moe_dispatcher = *v;
     }
     if (!moe_a2a_overlap.empty()) q.moe_a2a_overlap = on_off("--moe-a2a-overlap", moe_a2a_overlap);
+    if (!offload_activations.empty()) q.offload_activations = on_off("--offload-activations", offload_activations);
     if (!rank_order.empty()) {
       auto v = parse_rank_order(rank_order);
       if (!v) throw InputError("--rank-order", "'" + rank_order + "' is not tp-cp-dp-pp or tp-cp-pp-dp");

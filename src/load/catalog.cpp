@@ -176,6 +176,16 @@ System parse_system(const DataFile& f) {
     }
     pw->finish();
   }
+  // The device's link to its host's memory (PCIe, NVLink-C2C) and the host DRAM per device.
+  if (auto host = r.table("host")) {
+    const auto bw = host->opt_quantity("bandwidth", Dimension::byte_rate);
+    if (!bw) host->fail("bandwidth", "missing: a [host] table gives the link's bytes/s per device, each direction (e.g. \"32 GB/s\")");
+    s.host_bandwidth = *bw;
+    if (auto mem = host->opt_quantity("memory", Dimension::bytes)) s.host_memory = *mem;
+    s.host_source = host->str("source");
+    if (s.host_source.empty()) host->fail("source", "empty: the host link needs its source");
+    host->finish();
+  }
   if (s.scale_up.topology == Topology::torus) {
     long prod = 1;
     for (int d : s.scale_up.torus_dims) prod *= d;

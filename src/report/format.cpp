@@ -102,7 +102,7 @@ std::string layout_summary(const Layout& l) {
          (l.attention == AttentionKernel::unfused ? " attn-unfused" : "") +
          (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") +
          (l.moe_dispatcher == MoeDispatcher::alltoall ? " a2a-dispatch" : "") + (l.moe_a2a_overlap ? " a2a-overlap" : "") +
-         fsdp_summary(l);
+         (l.offload_activations ? " offload" : "") + fsdp_summary(l);
 }
 
 ordered_json layout_json(const Model& m, const Layout& l) {
@@ -117,6 +117,7 @@ ordered_json layout_json(const Model& m, const Layout& l) {
     j["moe_dispatcher"] = moe_dispatcher_name(l.moe_dispatcher);
     j["moe_a2a_overlap"] = l.moe_a2a_overlap;
   }
+  j["offload_activations"] = l.offload_activations;
   if (l.zero == 3 && l.fsdp.rate > 0) j["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
   if (l.zero == 3 && l.fsdp.overlap >= 0) j["fsdp_overlap"] = l.fsdp.overlap;
   return j;
@@ -155,12 +156,13 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
                    {"recompute", r6(t.recompute)}, {"tp_comm", r6(t.tp_comm)}, {"cp_comm", r6(t.cp_comm)},
                    {"ep_comm", r6(t.ep_comm)}, {"pp_comm", r6(t.pp_comm)}, {"bubble", r6(t.bubble)},
                    {"dp_comm", r6(t.dp_comm)}, {"fsdp_comm", r6(t.fsdp_comm)}, {"optimizer", r6(t.optimizer)},
-                   {"overhead", r6(t.overhead)}};
+                   {"overhead", r6(t.overhead)}, {"offload", r6(t.offload)}};
   }
   const MemoryBreakdown& mm = r.mem;
   j["memory_bytes"] = {{"weights", r6(mm.weights)}, {"gradients", r6(mm.gradients)}, {"optimizer", r6(mm.optimizer)},
                        {"activations", r6(mm.activations)}, {"transient", r6(mm.transient)}, {"reserve", r6(mm.reserve)},
-                       {"total", r6(mm.total())}, {"capacity", r6(mm.capacity)}, {"stage", mm.stage}};
+                       {"total", r6(mm.total())}, {"capacity", r6(mm.capacity)}, {"stage", mm.stage},
+                       {"host", r6(mm.host)}};
   if (with_explain) {
     ordered_json e = ordered_json::array();
     for (const auto& x : explain(m, s, r)) e.push_back({{"term", x.term}, {"value", x.value}, {"origin", x.origin}});
@@ -187,6 +189,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.rank_order == RankOrder::pp_then_dp ? std::string("  ranks ") + rank_order_name(l.rank_order) : std::string()) +
          (l.moe_dispatcher == MoeDispatcher::alltoall ? "  dispatcher alltoall" : "") +
          (l.moe_a2a_overlap ? "  all-to-all overlapped" : "") +
+         (l.offload_activations ? "  activations offloaded to host" : "") +
          (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
          "  gradients " + std::string(grad_name(l)) + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n";
@@ -213,6 +216,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
         {"TP comm (exposed)", t.tp_comm}, {"CP comm (exposed)", t.cp_comm}, {"EP all-to-all (exposed)", t.ep_comm},
         {"PP send/recv", t.pp_comm}, {"pipeline bubble", t.bubble}, {"DP comm (exposed)", t.dp_comm},
         {"ZeRO-3 comm (exposed)", t.fsdp_comm}, {"optimizer step", t.optimizer}, {"fixed overhead", t.overhead}};
+    if (l.offload_activations) terms.push_back({"host offload (exposed)", t.offload});
     std::vector<std::vector<std::string>> trows;
     for (auto& [name, v] : terms) trows.push_back({name, format_seconds(Seconds{v}), fmt("%.1f %%", 100 * v / r.step_time)});
     out += render_table({"time per step", "seconds", "share"}, trows) + "\n";
@@ -223,6 +227,9 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
       {"optimizer state", format_bytes(Bytes{mm.optimizer})}, {"activations", format_bytes(Bytes{mm.activations})},
       {"transient", format_bytes(Bytes{mm.transient})},     {"reserve", format_bytes(Bytes{mm.reserve})},
       {"total", format_bytes(Bytes{mm.total()}) + " of " + format_bytes(Bytes{mm.capacity})}};
+  if (l.offload_activations)
+    mrows.push_back({"host (offloaded)", format_bytes(Bytes{mm.host}) +
+                                             (s.host_memory ? " of " + format_bytes(Bytes{*s.host_memory}) : std::string(" (host memory not in the catalog)"))});
   if (mm.capacity > 0) {
     const std::string head = r.layout.pp > 1 ? "memory per device (stage " + std::to_string(mm.stage + 1) + " of " + std::to_string(r.layout.pp) + ")"
                                              : std::string("memory per device");
@@ -285,7 +292,8 @@ ordered_json validation_json(const ValidationResult& v) {
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                    {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
-                   {"precision", precision_name(l.precision)}, {"schedule", schedule_name(l.schedule)}};
+                   {"precision", precision_name(l.precision)}, {"schedule", schedule_name(l.schedule)},
+                   {"offload_activations", l.offload_activations}};
     }
     rows.push_back(j);
   }

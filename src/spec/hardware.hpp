@@ -289,6 +289,11 @@ struct System {
   bool standalone = false;             // given as a file (--system path.toml): outside the catalog, no offers
   std::optional<Watts> node_power;     // [power] node_max: a node's rated input power, all of it (empty: unpublished)
   std::string node_power_source;
+  // [host]: the link from each device to its host's memory and that memory's share per device, where
+  // published; activation offload (Layout::offload_activations) needs the bandwidth.
+  std::optional<double> host_bandwidth;  // bytes/s per device, each direction
+  std::optional<double> host_memory;     // bytes of host DRAM per device (empty: not checked)
+  std::string host_source;
 
   // Why no offer prices this system, for a report's "no price" line (the --price hint only where
   // --price reaches: catalog systems).

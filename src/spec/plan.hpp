@@ -127,6 +127,10 @@ struct Layout {
   bool moe_a2a_overlap = false;      // MoE, ep > 1: Megatron-Core's --overlap-moe-expert-parallel-comm
                                      // (a microbatch's forward paired with another's backward, each
                                      // one's all-to-all under the other's compute)
+  bool offload_activations = false;  // what each layer keeps for backward goes to host memory after
+                                     // its forward and returns before its backward, over the host
+                                     // link (MaxText's offloading remat policies, Megatron-Core's
+                                     // activation offloading); needs the system's [host] bandwidth
 
   // The expert tensor-parallel degree in effect.
   int expert_tp() const {
@@ -194,6 +198,7 @@ struct PlanRequest {
   RankOrder rank_order = RankOrder::dp_then_pp;      // not searched: as given
   MoeDispatcher moe_dispatcher = MoeDispatcher::flex; // not searched: as given
   bool moe_a2a_overlap = false;                       // not searched: as given
+  bool offload_activations = false;                   // not searched: as given
   FsdpImpl fsdp;                                      // not searched: as given; set with ZeRO
                                                       // free, it asks for ZeRO-3
 };
@@ -206,6 +211,7 @@ inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) 
   l.attention = q.attention.value_or(s.chip.flash_attention ? AttentionKernel::flash : AttentionKernel::unfused);
   l.moe_dispatcher = q.moe_dispatcher;
   l.moe_a2a_overlap = q.moe_a2a_overlap;
+  l.offload_activations = q.offload_activations;
   l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
   l.recompute_modules = q.recompute_modules.value_or(kRecomputeModulesDefault);

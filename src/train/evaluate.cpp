@@ -579,6 +579,9 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     if (l.recompute == Recompute::full) return no(Infeasible::indivisible, "MoE all-to-all overlap excludes full recompute");
     if (l.pp > 1 && l.vp < 2) return no(Infeasible::indivisible, "MoE all-to-all overlap with pp > 1 needs interleaving (vp > 1)");
   }
+  if (l.offload_activations && !s.host_bandwidth)
+    return no(Infeasible::indivisible, "activation offload needs the host link's bandwidth, and " +
+                                           (s.file.empty() ? s.id : s.file) + " has no [host] bandwidth");
   if (l.lowp_params && !can_keep_lowp_params(l.precision))
     return no(Infeasible::indivisible, "low-precision primary weights need fp8 or fp4");
   if (!s.peak(l.precision))
@@ -646,6 +649,12 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     units = chunks * layers_of[i] / v;
   }
   mb.activations = units * per_layer_stored;
+  if (l.offload_activations) {
+    // Offloaded: every layer's kept tensors go to host memory after its forward; the device holds
+    // the layer being copied out and the one being copied back in ahead of its backward.
+    mb.host = mb.activations;
+    mb.activations = std::min(units, 2.0) * per_layer_stored;
+  }
   if (first)  // embedding output, held with chunk 0's forwards
     mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, l.schedule == PipeSchedule::dualpipe_v ? 2L * p : p);
   double transient = 0;
@@ -866,6 +875,17 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     r.why = Infeasible::none;
     r.warning = std::string("memory model over capacity: ") + buf;
   }
+  // Offloaded activations must fit the host's memory where the catalog gives it.
+  if (l.offload_activations && s.host_memory && r.mem.host > *s.host_memory) {
+    const std::string text = "offloaded activations need " + format_bytes(Bytes{r.mem.host}) + " of host memory per device, and " +
+                             (s.file.empty() ? s.id : s.file) + " gives " + format_bytes(Bytes{*s.host_memory}) + " ([host] memory)";
+    if (enforce_memory) {
+      r.why = Infeasible::out_of_memory;
+      r.reason = text;
+      return r;
+    }
+    r.warning += (r.warning.empty() ? "" : "; ") + text;
+  }
 
   const double h = static_cast<double>(m.hidden);
   const double t = l.tp;
@@ -923,6 +943,28 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     sg.pair = x.ep_saving;
     sg.p_dense = x.params_dense;
     sg.p_exp = x.params_expert;
+    if (l.offload_activations) {
+      // Each layer's kept tensors cross the host link after its forward and come back before its
+      // backward, beside that pass's compute (their own DMA engines): only what outlasts the pass
+      // is exposed.
+      const double bw = *s.host_bandwidth;
+      double off_f = 0, off_b = 0;
+      auto offload = [&](const LayerCost& c, double k) {
+        if (k == 0) return;
+        const double tx = (rshare * c.act_stored + (1.0 - rshare) * c.act_working) / bw;
+        off_f += k * std::max(0.0, tx - c.fwd());
+        off_b += k * std::max(0.0, tx - (c.bwd() - (1.0 - rshare) * c.recompute));
+      };
+      offload(dense, nd - nd_l);
+      offload(moe, nm - nm_l);
+      if (has_local) {
+        offload(dense_l, nd_l);
+        offload(moe_l, nm_l);
+      }
+      sg.parts.offload = off_f + off_b;
+      sg.f += off_f;
+      sg.b += off_b;
+    }
     if (i == 0) {  // embedding lookup (and its gradient scatter)
       const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
       sg.parts.elementwise += e + eb;
@@ -1014,6 +1056,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.tp_comm = k * sl.parts.tp_comm;
   tb.cp_comm = k * sl.parts.cp_comm;
   tb.ep_comm = k * sl.parts.ep_comm;
+  tb.offload = k * sl.parts.offload;
   if (l.schedule == PipeSchedule::dualpipe_v) {
     // The slowest stage's pairs hid part of its all-to-all (its busy time is less by that).
     tb.ep_comm -= k * (sl.f + sl.b) - slow_busy;

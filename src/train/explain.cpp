@@ -128,6 +128,12 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       add("ZeRO-3 implementation rate", format_byte_rate(ByteRate{f.rate}) + " per device (a layer's gather or reduce-scatter takes at least its bytes / rate)",
           "plan: --fsdp-rate (the implementation's own throughput, below the fabric's)");
   }
+  if (l.offload_activations && s.host_bandwidth)
+    add("host link (activation offload)",
+        format_byte_rate(ByteRate{*s.host_bandwidth}) + "/dir per device" +
+            (s.host_memory ? ", host memory " + format_bytes(Bytes{*s.host_memory}) + " per device"
+                           : std::string(", host memory not in the catalog (not checked)")),
+        sys + ": host.bandwidth" + (s.host_memory ? ", host.memory" : "") + " (" + s.host_source + ")");
   add("compute slowdown beside communication", num(c.overlap_slowdown) + " of each hidden second of communication",
       cal + ": collectives.overlap_slowdown (charged to the communication term it hides)");
 
@@ -220,6 +226,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            " and parameter gather not hidden under the " + (l.zero == 2 ? "backward" : "last backward") + "/first forward; ranks " + rank_order_name(l.rank_order) +
            (l.rank_order == RankOrder::pp_then_dp ? " (replicas a whole tp x cp x pp apart)" : " (a stage's replicas side by side)"));
   term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter per layer, beyond the ZeRO-3 overlap x compute");
+  if (l.offload_activations)
+    term("host offload", t.offload,
+         "per layer and microbatch: its kept activations / host bandwidth, out after the forward and back before the "
+         "backward, beside that pass; only what outlasts the pass is exposed");
   term("optimizer", t.optimizer, "34 B per local parameter (Adam, fp32 master) / (HBM x fraction)");
   term("fixed per step", t.overhead, cal + ": kernel.step_overhead");
   add("step time", format_seconds(Seconds{st}), "sum of the terms above");
@@ -257,6 +267,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   mem("transient", mm.transient,
       "logits (bf16 + fp32), recompute working set (full: one layer's activations; selective: what its modules "
       "rerun for one layer), ZeRO-3 gathered layers");
+  if (l.offload_activations)
+    mem("host (offloaded)", mm.host,
+        "activations in flight, as above, held in host memory; the device keeps two layers' worth (one going out, one "
+        "coming back)");
   mem("reserve", mm.reserve, cal + ": memory.reserve + memory.fragmentation x dynamic");
   mem("total", mm.total(), "of " + format_bytes(Bytes{mm.capacity}) + " (" + chip + ": memory.capacity)");
   return out;

@@ -25,9 +25,10 @@ struct TimeBreakdown {
   double fsdp_comm = 0;      // exposed ZeRO-3 parameter gathers and gradient reduce-scatters
   double optimizer = 0;      // optimizer step (memory-bound)
   double overhead = 0;       // kernel launches and fixed per-step cost
+  double offload = 0;        // exposed host-link transfers of offloaded activations
   double total() const {
     return gemm + attention + elementwise + recompute + tp_comm + cp_comm + ep_comm + pp_comm + bubble + dp_comm +
-           fsdp_comm + optimizer + overhead;
+           fsdp_comm + optimizer + overhead + offload;
   }
 };
 
@@ -41,6 +42,7 @@ struct MemoryBreakdown {
   double reserve = 0;      // runtime, communicators, fragmentation
   double capacity = 0;     // HBM per device
   int stage = 0;           // the pipeline stage these figures are for (the most loaded one)
+  double host = 0;         // offloaded activations in host memory (not in total(): outside HBM)
   double total() const { return weights + gradients + optimizer + activations + transient + reserve; }
 };
 

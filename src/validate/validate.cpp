@@ -169,6 +169,9 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "moe_a2a_overlap") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "moe_a2a_overlap must be 1 (overlapped) or 0");
+    } else if (f.field == "activation_offload") {
+      f.value = r.req_number("value");
+      if (f.value != 0 && f.value != 1) r.fail("value", "activation_offload must be 1 (kept activations offloaded to host memory) or 0");
     } else if (f.field == "lowp_params") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "lowp_params must be 1 (fp8/fp4 primary weights) or 0 (bf16)");
@@ -287,6 +290,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "lowp_params") q.lowp_params = f.value == 1;
           if (f.field == "moe_dispatcher") q.moe_dispatcher = *parse_moe_dispatcher(f.text);
           if (f.field == "moe_a2a_overlap") q.moe_a2a_overlap = f.value == 1;
+          if (f.field == "activation_offload") q.offload_activations = f.value == 1;
           if (f.field == "schedule") q.schedule = *parse_schedule(f.text);
           if (f.field == "recompute_modules") {
             // The modules a recipe's selective recompute reruns; a row that states another recompute

@@ -44,11 +44,13 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // recompute_modules names what the run's selective recompute reruns (Megatron-Core
 // --recompute-modules, joined by '+', e.g. mla_up_proj+mlp) for a row whose recompute cell is
 // empty or selective; it makes the recompute selective. schedule names the run's pipeline schedule
-// (1f1b, zb-h1 or dualpipev, as --schedule; 1f1b if not stated).
+// (1f1b, zb-h1 or dualpipev, as --schedule; 1f1b if not stated). activation_offload (1 or 0) says
+// whether the run kept its layers' saved activations in host memory (MaxText's offloading remat
+// policies, --offload-activations; 0 if not stated).
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
                                                  "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params",
                                                  "moe_dispatcher", "moe_a2a_overlap", "recompute_modules",
-                                                 "schedule"};
+                                                 "schedule", "activation_offload"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
