@@ -454,6 +454,8 @@ TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
       {"qwen3-235b-a22b.json", without_key(hf_text("qwen3-235b-a22b.json"), "moe_intermediate_size"), "moe_intermediate_size", "an expert's width"},
       {"llama3-8b.json", without_key(hf_text("llama3-8b.json"), "max_position_embeddings"), "max_position_embeddings", "missing (the context window"},
       {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "kv_lora_rank"), "kv_lora_rank", "gives multi-head latent attention"},
+      {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "topk_group"), "topk_group", "missing, and n_group gives group-limited routing"},
+      {"deepseek-v3.json", replace_once(hf_text("deepseek-v3.json"), "\"n_group\": 8", "\"n_group\": 7"), "n_group", "7 does not divide the 256 routed experts"},
       {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"frobnicate\""), "hidden_act",
        "unknown activation 'frobnicate'"},
       {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"mamba_d_state\": 16"),

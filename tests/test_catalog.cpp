@@ -304,6 +304,21 @@ TEST(HfConfig, Llama3_8b) {
   EXPECT_DOUBLE_EQ(count_params(m).total(), count_params(builtin().model("llama3-8b")).total());
 }
 
+TEST(HfConfig, DeepSeekGroupLimitedRouting) {
+  // n_group 8, topk_group 4: a token's 8 experts come from 4 of 8 blocks of 32; the catalog model
+  // says the same, and Mixtral (no groups) routes freely.
+  const Model m = load_hf("deepseek-v3.json");
+  EXPECT_EQ(m.moe.router_groups, 8);
+  EXPECT_EQ(m.moe.router_group_topk, 4);
+  EXPECT_TRUE(m.moe.group_limited());
+  const Model& cat = builtin().model("deepseek-v3");
+  EXPECT_EQ(cat.moe.router_groups, m.moe.router_groups);
+  EXPECT_EQ(cat.moe.router_group_topk, m.moe.router_group_topk);
+  EXPECT_FALSE(load_hf("mixtral-8x7b.json").moe.group_limited());
+  // Kimi K2 (n_group 1) is unrestricted.
+  EXPECT_FALSE(builtin().model("kimi-k2").moe.group_limited());
+}
+
 TEST(HfConfig, MixtralExperts) {
   // num_local_experts 8, num_experts_per_tok 2; no moe_intermediate_size: experts use intermediate_size 14336.
   const Model m = load_hf("mixtral-8x7b.json");

@@ -247,6 +247,41 @@ TEST(Collective, TorusAllToAllPaysTheDistance) {
   EXPECT_GT(torus8, ag8);  // the ring all-gather needs one pass; the all-to-all n/4 hops per byte
 }
 
+TEST(Collective, GroupLimitedRoutingReachesFewerDomains) {
+  // DeepSeek-V3: 256 experts in 8 groups of 32, top-8 from 4 groups. Over 8 nodes (a group per
+  // node) a node is reached when one of the 4 chosen groups is its own: 1 - C(7,4)/C(8,4) = 1/2,
+  // so 7 x 1/2 = 3.5 remote nodes per token (the report: at most 4 nodes), against 7 (1 - (7/8)^8)
+  // = 4.59 unrestricted.
+  EXPECT_NEAR(domain_hit_share(8, 8, 0, 0), 1.0 - std::pow(7.0 / 8.0, 8), 1e-12);
+  EXPECT_NEAR(domain_hit_share(8, 8, 8, 4), 0.5, 1e-12);
+  // Over 4 nodes (2 groups each): 1 - C(6,4)/C(8,4) = 1 - 15/70; over 2 nodes almost every node.
+  EXPECT_NEAR(domain_hit_share(4, 8, 8, 4), 1.0 - 15.0 / 70.0, 1e-12);
+  EXPECT_NEAR(domain_hit_share(2, 8, 8, 4), std::min(1.0 - 1.0 / 70.0, 1.0 - std::pow(0.5, 8)), 1e-12);
+  // Over 16 nodes (a group spans 2): the group is chosen with 4/8, then 1 - (1/2)^2 of its 2
+  // experts' nodes... one node of the two gets one of them.
+  EXPECT_NEAR(domain_hit_share(16, 8, 8, 4), 0.5 * (1.0 - 0.25), 1e-12);
+  // All groups chosen, one group, or groups that do not nest with the domains: unrestricted.
+  EXPECT_EQ(domain_hit_share(8, 8, 8, 8), domain_hit_share(8, 8, 0, 0));
+  EXPECT_EQ(domain_hit_share(8, 8, 1, 1), domain_hit_share(8, 8, 0, 0));
+  EXPECT_EQ(domain_hit_share(3, 8, 8, 4), domain_hit_share(3, 8, 0, 0));
+  // Never more than unrestricted routing.
+  for (int n : {2, 4, 8, 16, 32})
+    for (int tg : {1, 2, 3, 4, 7}) EXPECT_LE(domain_hit_share(n, 8, 8, tg), domain_hit_share(n, 8, 0, 0) + 1e-15);
+
+  // The all-to-all: the scale-out bytes scale by the remote domains, 3.5 of 4.59.
+  const System& s = h100();
+  const double bytes = 4e9;
+  Group free{64, 1};
+  free.dedup_topk = 8;
+  Group grouped = free;
+  grouped.dedup_groups = 8;
+  grouped.dedup_group_topk = 4;
+  const double lat = s.scale_out.latency.v + s.scale_up.latency.v;
+  const double t_free = collective_time(s, Collective::all_to_all, bytes, free) - lat;
+  const double t_grouped = collective_time(s, Collective::all_to_all, bytes, grouped) - lat;
+  EXPECT_NEAR(t_grouped / t_free, 3.5 / (7.0 * (1.0 - std::pow(7.0 / 8.0, 8))), 1e-9);
+}
+
 TEST(Collective, HierarchicalAllToAllSendsEachTokenOncePerRemoteDomain) {
   // EP 64 over eight 8-GPU nodes, top-8 routing: a flat all-to-all sends 8 x 56/64 = 7 copies of a
   // token over InfiniBand; DeepEP's dispatch sends one per distinct remote node, 7 (1 - (7/8)^8) =

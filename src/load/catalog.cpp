@@ -247,6 +247,16 @@ Model parse_model(const DataFile& f) {
     if (auto ri = moe->opt_number("routing_imbalance", 1.0, static_cast<double>(m.moe.experts)))
       m.moe.routing_imbalance = *ri;
     if (m.moe.dense_layers >= m.layers) moe->fail("dense_layers", "must be fewer than layers");
+    const auto groups = moe->opt_integer("router_groups", 1), group_topk = moe->opt_integer("router_group_topk", 1);
+    if (groups.has_value() != group_topk.has_value())
+      moe->fail(groups ? "router_group_topk" : "router_groups", "missing: group-limited routing needs router_groups and router_group_topk");
+    if (groups) {
+      if (m.moe.experts % *groups != 0)
+        moe->fail("router_groups", std::to_string(*groups) + " does not divide experts (" + std::to_string(m.moe.experts) + ")");
+      if (*group_topk > *groups) moe->fail("router_group_topk", "exceeds router_groups");
+      m.moe.router_groups = static_cast<int>(*groups);
+      m.moe.router_group_topk = static_cast<int>(*group_topk);
+    }
     moe->finish();
   }
   if (auto mla = r.table("mla")) {

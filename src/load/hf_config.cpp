@@ -293,6 +293,16 @@ Model parse_hf_config(const DataFile& f) {
                                                       std::to_string(m.moe.ffn_hidden) + " (shared experts are held in expert widths)");
       m.moe.shared_experts = static_cast<int>(*w / m.moe.ffn_hidden);
     }
+    // Group-limited routing (DeepSeek-V2/V3: n_group groups of experts, topk_group of them per token).
+    if (auto g = r.opt_int("n_group", 1); g && *g > 1) {
+      const auto tg = r.opt_int("topk_group", 1);
+      if (!tg) r.fail("topk_group", "missing, and n_group gives group-limited routing");
+      if (m.moe.experts % *g != 0)
+        r.fail("n_group", std::to_string(*g) + " does not divide the " + std::to_string(m.moe.experts) + " routed experts");
+      if (*tg > *g) r.fail("topk_group", "exceeds n_group");
+      m.moe.router_groups = static_cast<int>(*g);
+      m.moe.router_group_topk = static_cast<int>(*tg);
+    }
     // Llama 4 (model_type llama4_text): intermediate_size is an expert's width and
     // intermediate_size_mlp the dense layers'; every MoE layer has one shared expert.
     if (r.has("intermediate_size_mlp")) {

@@ -131,6 +131,29 @@ double latency_steps(int n) {
 }
 }  // namespace
 
+double domain_hit_share(int n, int topk, int groups, int group_topk) {
+  const double nn = n, k = topk;
+  const double free = 1.0 - std::pow(1.0 - 1.0 / nn, k);  // topk experts, each in any domain alike
+  if (groups <= 1 || group_topk <= 0 || group_topk >= groups || n <= 1) return free;
+  double share = free;
+  if (groups % n == 0) {
+    // Each domain holds groups / n whole groups; it is missed when all group_topk chosen groups lie
+    // elsewhere: C(groups - groups/n, group_topk) / C(groups, group_topk).
+    const int per = groups / n;
+    double miss = 1.0;
+    for (int i = 0; i < group_topk; ++i) miss *= static_cast<double>(groups - per - i) / (groups - i);
+    share = 1.0 - std::max(0.0, miss);
+  } else if (n % groups == 0) {
+    // Each group spans n / groups domains: the domain's group is chosen with chance
+    // group_topk / groups, and then one of its topk / group_topk experts lands there.
+    const double span = static_cast<double>(n) / groups;
+    share = static_cast<double>(group_topk) / groups * (1.0 - std::pow(1.0 - 1.0 / span, k / group_topk));
+  }
+  // A chosen group may take fewer of the experts than topk / group_topk; never count more domains
+  // than unrestricted routing reaches.
+  return std::min(share, free);
+}
+
 double collective_time(const System& s, Collective kind, double bytes, Group g) {
   if (g.size <= 1 || bytes <= 0) return 0.0;
   const Calibration& c = s.calib;
@@ -165,10 +188,11 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
       double out_bytes = (g.size - k) * per_peer;
       if (n > 1 && g.dedup_topk > 0) {
         // Hierarchical dispatch: each token's copies reach, per expected distinct remote domain, one
-        // message over scale-out (its experts spread evenly over the n domains): (n - 1)(1 - (1 -
-        // 1/n)^topk) of its topk copies instead of topk (g.size - k) / g.size.
+        // message over scale-out (its experts spread evenly over the n domains): (n - 1) x the
+        // chance a given domain holds one of its experts, (1 - (1 - 1/n)^topk) unrestricted, of its
+        // topk copies instead of topk (g.size - k) / g.size.
         const double kk = g.dedup_topk, nn = n;
-        const double remote_domains = (nn - 1.0) * (1.0 - std::pow(1.0 - 1.0 / nn, kk));
+        const double remote_domains = (nn - 1.0) * domain_hit_share(n, g.dedup_topk, g.dedup_groups, g.dedup_group_topk);
         const double flat_remote = kk * (g.size - k) / static_cast<double>(g.size);
         out_bytes *= std::min(1.0, remote_domains / flat_remote);
         // Inside each domain every copy but the receiver's own crosses the scale-up links once:

@@ -32,11 +32,20 @@ struct Group {
   // local rank there, and is forwarded inside that domain): the top-k copies each token sends.
   // 0 = a flat all-to-all (NCCL's), every copy its own message.
   int dedup_topk = 0;
+  // With group-limited routing (MoeSpec::router_groups), a token's experts come from dedup_group_topk
+  // of dedup_groups equal blocks of the experts, laid out in order over the group's ranks.
+  int dedup_groups = 0, dedup_group_topk = 0;
 
   bool two_level() const { return inner > 0 && inner < size && outer_stride > 0; }
   // Devices from the first member to one past the last.
   double span() const;
 };
+
+// The chance that a given one of n scale-up domains holds at least one of a token's topk experts,
+// the experts spread evenly over the domains in order: 1 - (1 - 1/n)^topk; with group-limited
+// routing (groups equal blocks of experts, group_topk of them per token) the chosen groups bound
+// it where groups and domains nest (one divides the other), else unrestricted routing's figure.
+double domain_hit_share(int n, int topk, int groups, int group_topk);
 
 // Members of `g` inside one scale-up domain.
 int members_per_domain(const System& s, Group g);

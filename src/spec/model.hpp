@@ -37,6 +37,12 @@ struct MoeSpec {
   int dense_layers = 0;     // leading layers with a dense MLP of Model::ffn_hidden
   int layer_step = 1;       // every layer_step-th layer (after the dense ones) is MoE
   double routing_imbalance = 1.0;  // dropless routing: busiest expert rank's load / mean (1 = balanced)
+  // Group-limited routing (DeepSeek-V2/V3's n_group / topk_group; Megatron-Core's
+  // --moe-router-num-groups / --moe-router-group-topk): the experts form router_groups equal
+  // blocks and a token's top_k experts come from router_group_topk of them. 0 = unrestricted.
+  int router_groups = 0;
+  int router_group_topk = 0;
+  bool group_limited() const { return router_groups > 1 && router_group_topk > 0 && router_group_topk < router_groups; }
 };
 
 struct MlaSpec {

@@ -297,7 +297,13 @@ LayerCost Evaluator::layer(int li) const {
     if (ep > 1) {
       Group g_ep{static_cast<int>(ep), static_cast<int>(etp)};
       // flex (DeepEP, HybridEP): hierarchical across scale-up domains, one copy per destination domain.
-      if (l_.moe_dispatcher == MoeDispatcher::flex) g_ep.dedup_topk = static_cast<int>(k);
+      if (l_.moe_dispatcher == MoeDispatcher::flex) {
+        g_ep.dedup_topk = static_cast<int>(k);
+        if (m_.moe.group_limited()) {
+          g_ep.dedup_groups = m_.moe.router_groups;
+          g_ep.dedup_group_topk = m_.moe.router_group_topk;
+        }
+      }
       one += coll(Collective::all_to_all, bytes, g_ep);
     }
     if (etp > 1 && tsp_ > 1) one += coll(Collective::all_gather, bytes * etp, Group{static_cast<int>(etp), 1});

@@ -45,7 +45,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     const double load = w.moe_load(m.moe.routing_imbalance);
     add("MoE experts", std::to_string(m.moe.experts) + " routed (top " + std::to_string(m.moe.top_k) + ", width " +
                            std::to_string(m.moe.ffn_hidden) + "), " + std::to_string(m.moe.shared_experts) + " shared, " +
-                           std::to_string(m.moe.dense_layers) + " leading dense layers",
+                           std::to_string(m.moe.dense_layers) + " leading dense layers" +
+                           (m.moe.group_limited() ? ", routed within " + std::to_string(m.moe.router_group_topk) + " of " +
+                                                        std::to_string(m.moe.router_groups) + " expert groups per token"
+                                                  : std::string()),
         mfile + ": " + (m.moe_keys.empty() ? std::string("[moe]") : m.moe_keys));
     add("MoE expert load", num(load) + " x balanced (" +
                                (w.moe_capacity_factor > 0 ? std::string("token dropping, padded buffers") : std::string("dropless")) +
@@ -196,8 +199,14 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                    "expert-tensor gather of the routed tokens") +
            (!m.is_moe() ? ""
             : l.moe_dispatcher == MoeDispatcher::flex
-                ? "; flex (DeepEP/HybridEP) across scale-up domains: a token crosses scale-out once per distinct remote "
-                  "domain, (n - 1)(1 - (1 - 1/n)^k) of its k copies for n domains, and is forwarded inside the domain"
+                ? std::string("; flex (DeepEP/HybridEP) across scale-up domains: a token crosses scale-out once per distinct remote "
+                              "domain, (n - 1)(1 - (1 - 1/n)^k) of its k copies for n domains, and is forwarded inside the domain") +
+                      (m.moe.group_limited()
+                           ? "; group-limited routing (" + std::to_string(m.moe.router_group_topk) + " of " +
+                                 std::to_string(m.moe.router_groups) + " groups, " + (m.file.empty() ? std::string("the model") : m.file) +
+                                 ": moe.router_groups, router_group_topk): (n - 1) x the chance a domain holds a chosen group, "
+                                 "1 - C(G - G/n, g)/C(G, g) when each domain holds whole groups"
+                           : std::string())
                 : "; alltoall: every one of the k copies its own message") +
            (l.moe_a2a_overlap ? "; overlapped (--moe-a2a-overlap): a forward and a backward paired, only what exceeds "
                                 "their compute exposed, + collectives.overlap_slowdown x the hidden part"
