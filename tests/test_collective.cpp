@@ -250,25 +250,38 @@ TEST(Collective, TorusAllToAllPaysTheDistance) {
 TEST(Collective, GroupLimitedRoutingReachesFewerDomains) {
   // DeepSeek-V3: 256 experts in 8 groups of 32, top-8 from 4 groups. Over 8 nodes (a group per
   // node) a node is reached when one of the 4 chosen groups is its own: 1 - C(7,4)/C(8,4) = 1/2,
-  // so 7 x 1/2 = 3.5 remote nodes per token (the report: at most 4 nodes), against 7 (1 - (7/8)^8)
-  // = 4.59 unrestricted.
-  EXPECT_NEAR(domain_hit_share(8, 8, 0, 0), 1.0 - std::pow(7.0 / 8.0, 8), 1e-12);
-  EXPECT_NEAR(domain_hit_share(8, 8, 8, 4), 0.5, 1e-12);
+  // so 7 x 1/2 = 3.5 remote nodes per token (the report: at most 4 nodes), against 7 (1 -
+  // C(224,8)/C(256,8)) = 4.63 unrestricted (8 distinct experts of 256; 4.59 drawn with replacement).
+  auto c = [](double a, double b, int k) {  // C(a, k) / C(b, k)
+    double r = 1;
+    for (int i = 0; i < k; ++i) r *= (a - i) / (b - i);
+    return r;
+  };
+  EXPECT_NEAR(domain_hit_share(8, 8, 0, 0, 0), 1.0 - std::pow(7.0 / 8.0, 8), 1e-12);
+  EXPECT_NEAR(domain_hit_share(8, 8, 256, 0, 0), 1.0 - c(224, 256, 8), 1e-12);
+  EXPECT_NEAR(domain_hit_share(8, 8, 256, 8, 4), 0.5, 1e-12);
+  // Distinct experts reach more domains than draws with replacement, most when a domain holds few
+  // (16 experts over 16 domains, top 8: exactly 8 of the 16 domains, half of them).
+  EXPECT_GT(domain_hit_share(8, 8, 64, 0, 0), domain_hit_share(8, 8, 0, 0, 0));
+  EXPECT_NEAR(domain_hit_share(16, 8, 16, 0, 0), 0.5, 1e-12);
+  // 256 experts do not split over 3 domains: drawn with replacement.
+  EXPECT_EQ(domain_hit_share(3, 8, 256, 0, 0), domain_hit_share(3, 8, 0, 0, 0));
   // Over 4 nodes (2 groups each): 1 - C(6,4)/C(8,4) = 1 - 15/70; over 2 nodes almost every node.
-  EXPECT_NEAR(domain_hit_share(4, 8, 8, 4), 1.0 - 15.0 / 70.0, 1e-12);
-  EXPECT_NEAR(domain_hit_share(2, 8, 8, 4), std::min(1.0 - 1.0 / 70.0, 1.0 - std::pow(0.5, 8)), 1e-12);
-  // Over 16 nodes (a group spans 2): the group is chosen with 4/8, then 1 - (1/2)^2 of its 2
-  // experts' nodes... one node of the two gets one of them.
-  EXPECT_NEAR(domain_hit_share(16, 8, 8, 4), 0.5 * (1.0 - 0.25), 1e-12);
+  EXPECT_NEAR(domain_hit_share(4, 8, 256, 8, 4), 1.0 - 15.0 / 70.0, 1e-12);
+  EXPECT_NEAR(domain_hit_share(2, 8, 256, 8, 4), std::min(1.0 - 1.0 / 70.0, 1.0 - c(128, 256, 8)), 1e-12);
+  // Over 16 nodes a group of 32 spans 2: the group is chosen with 4/8, then its 2 experts miss the
+  // node's 16 with C(16,2)/C(32,2).
+  EXPECT_NEAR(domain_hit_share(16, 8, 256, 8, 4), 0.5 * (1.0 - c(16, 32, 2)), 1e-12);
   // All groups chosen, one group, or groups that do not nest with the domains: unrestricted.
-  EXPECT_EQ(domain_hit_share(8, 8, 8, 8), domain_hit_share(8, 8, 0, 0));
-  EXPECT_EQ(domain_hit_share(8, 8, 1, 1), domain_hit_share(8, 8, 0, 0));
-  EXPECT_EQ(domain_hit_share(3, 8, 8, 4), domain_hit_share(3, 8, 0, 0));
+  EXPECT_EQ(domain_hit_share(8, 8, 256, 8, 8), domain_hit_share(8, 8, 256, 0, 0));
+  EXPECT_EQ(domain_hit_share(8, 8, 256, 1, 1), domain_hit_share(8, 8, 256, 0, 0));
+  EXPECT_EQ(domain_hit_share(3, 8, 255, 5, 2), domain_hit_share(3, 8, 255, 0, 0));
   // Never more than unrestricted routing.
   for (int n : {2, 4, 8, 16, 32})
-    for (int tg : {1, 2, 3, 4, 7}) EXPECT_LE(domain_hit_share(n, 8, 8, tg), domain_hit_share(n, 8, 0, 0) + 1e-15);
+    for (int tg : {1, 2, 3, 4, 7}) EXPECT_LE(domain_hit_share(n, 8, 256, 8, tg), domain_hit_share(n, 8, 256, 0, 0) + 1e-15);
 
-  // The all-to-all: the scale-out bytes scale by the remote domains, 3.5 of 4.59.
+  // The all-to-all: the scale-out bytes scale by the remote domains, 3.5 of 4.59 (no expert count
+  // given: draws with replacement).
   const System& s = h100();
   const double bytes = 4e9;
   Group free{64, 1};

@@ -1283,6 +1283,36 @@ TEST(Evaluate, MoeKeepsThePermutedTokensOnceForBackward) {
   const double T = 4096, per_layer = T * ((4.0 + 2.0) * c.m.moe.ffn_hidden + 2.0 * c.m.hidden);
   const double want = c.m.moe_layer_count() * per_layer;
   EXPECT_NEAR(k9.mem.activations - k8.mem.activations, want, 1e-9 * want);
+
+  // Expert-tensor parallelism: the etp group gathers the routed tokens before the experts, so each
+  // etp rank keeps the whole permuted tokens (QA, session 28: they had been divided by etp).
+  Layout e = c.l;
+  e.tp = 2;
+  e.dp = 32;
+  e.ep = 32;
+  e.etp = 2;
+  const TrainReport e8 = evaluate(c.m, c.s, e, c.w, 64, false), e9 = evaluate(m9, c.s, e, c.w, 64, false);
+  ASSERT_TRUE(e8.feasible() && e9.feasible()) << e8.reason;
+  const double per_layer_etp = T * ((4.0 + 2.0) * c.m.moe.ffn_hidden / 2 + 2.0 * c.m.hidden);
+  const double want_etp = c.m.moe_layer_count() * per_layer_etp;
+  EXPECT_NEAR(e9.mem.activations - e8.mem.activations, want_etp, 1e-9 * want_etp);
+}
+
+TEST(Evaluate, Fp8MoeLayersKeepTheRoutersBf16Input) {
+  // The router is no Transformer Engine layer: a MoE layer keeps its pre-MLP norm output in bf16
+  // for it, and in fp8 its shared experts' fc1 keeps an fp8 copy beside it. The layernorm module
+  // drops both (and MLA's fp8 input-norm output, kept by the fp8 down-projections).
+  DeepSeekCase c;
+  Layout l = c.l;
+  l.precision = Precision::fp8;
+  Layout ln = l;
+  ln.recompute = Recompute::selective;
+  ln.recompute_modules = kRecomputeLayernorm;
+  const TrainReport none = evaluate(c.m, c.s, l, c.w, 64, false), norm = evaluate(c.m, c.s, ln, c.w, 64, false);
+  ASSERT_TRUE(none.feasible() && norm.feasible()) << none.reason;
+  const double hT = 4096.0 * c.m.hidden;
+  const double want = c.m.layers * 1.0 * hT + c.m.moe_layer_count() * (2.0 + 1.0) * hT;
+  EXPECT_NEAR(none.mem.activations - norm.mem.activations, want, 1e-9 * want);
 }
 
 TEST(Evaluate, FlexDispatchCrossesNodesOncePerNode) {
@@ -1302,6 +1332,13 @@ TEST(Evaluate, FlexDispatchCrossesNodesOncePerNode) {
   const TrainReport flex = evaluate(m, s, l, w, 1024, false), all = evaluate(m, s, a2a, w, 1024, false);
   ASSERT_TRUE(flex.feasible() && all.feasible());
   EXPECT_LT(flex.time.ep_comm, 0.8 * all.time.ep_comm);
+  // A chip without a hierarchical dispatch library (no DeepEP/HybridEP): flex is a flat all-to-all,
+  // the same bytes as Megatron's alltoall (QA, session 28: every vendor had been given DeepEP's saving).
+  System flat = s;
+  flat.chip.hierarchical_ep_dispatch = false;
+  const TrainReport flex_flat = evaluate(m, flat, l, w, 1024, false), all_flat = evaluate(m, flat, a2a, w, 1024, false);
+  EXPECT_DOUBLE_EQ(flex_flat.time.ep_comm, all_flat.time.ep_comm);
+  EXPECT_DOUBLE_EQ(all_flat.time.ep_comm, all.time.ep_comm);
   l.ep = a2a.ep = 8;
   const TrainReport flex8 = evaluate(m, s, l, w, 1024, false), all8 = evaluate(m, s, a2a, w, 1024, false);
   EXPECT_DOUBLE_EQ(flex8.time.ep_comm, all8.time.ep_comm);

@@ -71,6 +71,10 @@ Chip parse_chip(const DataFile& f) {
     c.flash_attention_source = k->opt_str("flash_attention_source").value_or("");
     if (!c.flash_attention && c.flash_attention_source.empty())
       k->fail("flash_attention_source", "missing: say where the chip's lack of FlashAttention is stated");
+    c.hierarchical_ep_dispatch = k->boolean("hierarchical_ep_dispatch", false);
+    c.hierarchical_ep_dispatch_source = k->opt_str("hierarchical_ep_dispatch_source").value_or("");
+    if (c.hierarchical_ep_dispatch && c.hierarchical_ep_dispatch_source.empty())
+      k->fail("hierarchical_ep_dispatch_source", "missing: say which library runs the hierarchical dispatch on this chip");
     k->finish();
   }
   r.finish();

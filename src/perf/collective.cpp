@@ -131,9 +131,23 @@ double latency_steps(int n) {
 }
 }  // namespace
 
-double domain_hit_share(int n, int topk, int groups, int group_topk) {
+namespace {
+// Chance that none of `draws` distinct experts, drawn from `pool` of which `away` lie outside a
+// domain, is inside it: C(away, draws) / C(pool, draws); with a pool the domains do not split
+// evenly (or no pool given), draws with replacement: (away / pool)^draws.
+double miss_share(double pool, double away, double draws, bool exact) {
+  if (!exact) return std::pow(away / pool, draws);
+  double miss = 1.0;
+  for (int i = 0; i < static_cast<int>(draws); ++i) miss *= std::max(0.0, away - i) / (pool - i);
+  return miss;
+}
+}  // namespace
+
+double domain_hit_share(int n, int topk, int experts, int groups, int group_topk) {
   const double nn = n, k = topk;
-  const double free = 1.0 - std::pow(1.0 - 1.0 / nn, k);  // topk experts, each in any domain alike
+  // topk distinct experts spread evenly over the domains in order.
+  const bool even = experts > 0 && experts % n == 0;
+  const double free = 1.0 - miss_share(even ? experts : nn, even ? experts - experts / nn : nn - 1.0, k, even);
   if (groups <= 1 || group_topk <= 0 || group_topk >= groups || n <= 1) return free;
   double share = free;
   if (groups % n == 0) {
@@ -146,8 +160,10 @@ double domain_hit_share(int n, int topk, int groups, int group_topk) {
   } else if (n % groups == 0) {
     // Each group spans n / groups domains: the domain's group is chosen with chance
     // group_topk / groups, and then one of its topk / group_topk experts lands there.
-    const double span = static_cast<double>(n) / groups;
-    share = static_cast<double>(group_topk) / groups * (1.0 - std::pow(1.0 - 1.0 / span, k / group_topk));
+    const double span = static_cast<double>(n) / groups, draws = k / group_topk;
+    const bool exact = even && experts % groups == 0 && topk % group_topk == 0;
+    const double pool = exact ? static_cast<double>(experts) / groups : span;
+    share = static_cast<double>(group_topk) / groups * (1.0 - miss_share(pool, pool - pool / span, draws, exact));
   }
   // A chosen group may take fewer of the experts than topk / group_topk; never count more domains
   // than unrestricted routing reaches.
@@ -192,7 +208,8 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
         // chance a given domain holds one of its experts, (1 - (1 - 1/n)^topk) unrestricted, of its
         // topk copies instead of topk (g.size - k) / g.size.
         const double kk = g.dedup_topk, nn = n;
-        const double remote_domains = (nn - 1.0) * domain_hit_share(n, g.dedup_topk, g.dedup_groups, g.dedup_group_topk);
+        const double remote_domains =
+            (nn - 1.0) * domain_hit_share(n, g.dedup_topk, g.dedup_experts, g.dedup_groups, g.dedup_group_topk);
         const double flat_remote = kk * (g.size - k) / static_cast<double>(g.size);
         out_bytes *= std::min(1.0, remote_domains / flat_remote);
         // Inside each domain every copy but the receiver's own crosses the scale-up links once:

@@ -35,6 +35,7 @@ struct Group {
   // With group-limited routing (MoeSpec::router_groups), a token's experts come from dedup_group_topk
   // of dedup_groups equal blocks of the experts, laid out in order over the group's ranks.
   int dedup_groups = 0, dedup_group_topk = 0;
+  int dedup_experts = 0;  // the routed experts (top-k picks distinct ones); 0 = draws with replacement
 
   bool two_level() const { return inner > 0 && inner < size && outer_stride > 0; }
   // Devices from the first member to one past the last.
@@ -42,10 +43,11 @@ struct Group {
 };
 
 // The chance that a given one of n scale-up domains holds at least one of a token's topk experts,
-// the experts spread evenly over the domains in order: 1 - (1 - 1/n)^topk; with group-limited
+// the experts spread evenly over the domains in order: 1 - C(E - E/n, topk)/C(E, topk) for topk
+// distinct of E experts (E = experts, where n divides it; else 1 - (1 - 1/n)^topk); with group-limited
 // routing (groups equal blocks of experts, group_topk of them per token) the chosen groups bound
 // it where groups and domains nest (one divides the other), else unrestricted routing's figure.
-double domain_hit_share(int n, int topk, int groups, int group_topk);
+double domain_hit_share(int n, int topk, int experts, int groups, int group_topk);
 
 // Members of `g` inside one scale-up domain.
 int members_per_domain(const System& s, Group g);

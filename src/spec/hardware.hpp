@@ -41,6 +41,11 @@ struct Chip {
   bool flash_attention = true;  // runs FlashAttention (fused attention); false: the planner's default
                                 // attention is unfused (scores in memory)
   std::string flash_attention_source;
+  // Runs a hierarchical expert dispatch (DeepEP, HybridEP: a token crosses the scale-out network
+  // once per destination domain and is forwarded inside it). Elsewhere the flex dispatcher is a
+  // flat, device-initiated all-to-all.
+  bool hierarchical_ep_dispatch = false;
+  std::string hierarchical_ep_dispatch_source;
 
   std::optional<FlopRate> peak_at(Precision p) const { return peak[static_cast<int>(p)]; }
 };

@@ -128,6 +128,10 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   require_at_least(q.etp, "--etp");
   if (q.etp && *q.etp > 1 && !m.is_moe()) bad("--etp", "expert tensor parallelism needs a mixture-of-experts model");
   if (q.etp && q.tp && *q.tp % *q.etp != 0) bad("--etp", std::to_string(*q.etp) + " does not divide tp (" + std::to_string(*q.tp) + ")");
+  // With tp free, etp must divide some tensor-parallel degree, and every one divides the heads.
+  if (q.etp && !q.tp && m.heads % *q.etp != 0)
+    bad("--etp", std::to_string(*q.etp) + " does not divide the attention heads (" + std::to_string(m.heads) +
+                     "), so no tensor-parallel degree holds it");
   require_at_least(q.micro_batch, "--micro-batch");
   if (!(q.work.moe_capacity_factor == 0 || q.work.moe_capacity_factor >= 1) || !std::isfinite(q.work.moe_capacity_factor))
     bad("--moe-capacity-factor", "must be at least 1 (below it tokens are dropped by design, which the model FLOPs and MFU do not discount)");

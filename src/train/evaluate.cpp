@@ -243,6 +243,11 @@ LayerCost Evaluator::layer(int li) const {
   const double mats = m_.gated_mlp ? 3.0 : 2.0;
   const double up_width = m_.gated_mlp ? 2.0 : 1.0;
   double mlp_act = 0, mlp_elem_bytes = 0, moe_fixed = 0;
+  // Bytes per element of the MLP block's input (the pre-MLP norm output) kept for backward: the
+  // projection's copy in its stored precision (gin_). A MoE layer's router is no Transformer Engine
+  // layer: it keeps the bf16 tensor itself, and with fp8/fp4 the shared experts' fc1 keeps its own
+  // low-precision copy beside it.
+  double mlp_in_bytes = gin_;
   // Selective recompute's pieces of the MLP block: forward time of the whole MLP (dense, or MoE with
   // its dispatch and combine) and of the shared experts; the routed experts' activation function's
   // time and its stored output; the shared experts' stored activations.
@@ -285,7 +290,12 @@ LayerCost Evaluator::layer(int li) const {
       shared_f = su.f + sd.f + mem_time(T * (m_.gated_mlp ? 6.0 : 4.0) * fs / t, 1);
     }
     const double routed = load * tok * k;  // token-expert pairs this rank's experts compute
-    mlp_act += routed * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + load * tok_local * k * h * gin_;  // + permuted in
+    // The permuted tokens, stored once as the experts' fc1 input: every expert-tensor rank keeps the
+    // whole gathered tokens (Megatron-Core gathers them over the etp group before the experts).
+    mlp_act += routed * (m_.gated_mlp ? 4.0 + gin_ : 2.0 + gin_) * fe / etp + routed * h * gin_;
+    // The router's scores (fp32, one per expert per token) for the score function's backward.
+    mlp_act += 4.0 * E * T / tsp_;
+    mlp_in_bytes = kAct + (m_.moe.shared_experts > 0 && gin_ < kAct ? gin_ : 0.0);
     mlp_elem_bytes += routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp + load * tok_local * k * 4.0 * h * kAct;
     moe_act_out = routed * gin_ * fe / etp;
     moe_act_f = mem_time(routed * (m_.gated_mlp ? 6.0 : 4.0) * fe / etp, 1);
@@ -297,8 +307,9 @@ LayerCost Evaluator::layer(int li) const {
     if (ep > 1) {
       Group g_ep{static_cast<int>(ep), static_cast<int>(etp)};
       // flex (DeepEP, HybridEP): hierarchical across scale-up domains, one copy per destination domain.
-      if (l_.moe_dispatcher == MoeDispatcher::flex) {
+      if (l_.moe_dispatcher == MoeDispatcher::flex && s_.chip.hierarchical_ep_dispatch) {
         g_ep.dedup_topk = static_cast<int>(k);
+        g_ep.dedup_experts = m_.moe.experts;
         if (m_.moe.group_limited()) {
           g_ep.dedup_groups = m_.moe.router_groups;
           g_ep.dedup_group_topk = m_.moe.router_group_topk;
@@ -384,7 +395,7 @@ LayerCost Evaluator::layer(int li) const {
 
   // Activations kept for backward (Korthikanti et al. 2022, with flash attention: no s^2 term).
   // With fp8/fp4 (Transformer Engine) the inputs of the GEMMs are kept in the low precision.
-  const double act = (2.0 * kAct + 2.0 * gin_) * h * T / tsp_ + kAct * qkv_out_elems + gin_ * attn_out_elems +
+  const double act = (2.0 * kAct + gin_ + mlp_in_bytes) * h * T / tsp_ + kAct * qkv_out_elems + gin_ * attn_out_elems +
                      2.0 * T * a / t * 2.0 /* lse fp32 */ + mlp_act;
   c.act_working = act + score_bytes;
   switch (l_.recompute) {
@@ -412,7 +423,7 @@ LayerCost Evaluator::layer(int li) const {
       const double separate_norms = (m_.is_mla() ? 1.0 : 0.0) + (moe_layer ? 1.0 : 0.0);
       const bool whole_mlp = moe_layer ? (mods & kRecomputeMoe) != 0 : (mods & kRecomputeMlp) != 0;
       if (mods & kRecomputeLayernorm) {
-        saved += separate_norms * norm_out;
+        saved += (m_.is_mla() ? norm_out : 0.0) + (moe_layer ? mlp_in_bytes * h * T / tsp_ : 0.0);
         rerun += separate_norms * norm_f;
       }
       if (whole_mlp && !moe_layer) {

@@ -198,6 +198,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        std::string("dispatch + combine of load x (b s / tp) k h 2 B per MoE layer, fwd and bwd (ep > 1), and with etp > 1 the "
                    "expert-tensor gather of the routed tokens") +
            (!m.is_moe() ? ""
+            : l.moe_dispatcher == MoeDispatcher::flex && !s.chip.hierarchical_ep_dispatch
+                ? "; flex on a chip without a hierarchical dispatch library (" + chip +
+                      ": kernels.hierarchical_ep_dispatch absent): a flat device-initiated all-to-all, every copy its own message"
             : l.moe_dispatcher == MoeDispatcher::flex
                 ? std::string("; flex (DeepEP/HybridEP) across scale-up domains: a token crosses scale-out once per distinct remote "
                               "domain, (n - 1)(1 - (1 - 1/n)^k) of its k copies for n domains, and is forwarded inside the domain") +
