@@ -456,6 +456,8 @@ TEST(BadInput, JsonConfigsMissingWhatTheirFamilyNeeds) {
       {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "kv_lora_rank"), "kv_lora_rank", "gives multi-head latent attention"},
       {"deepseek-v3.json", without_key(hf_text("deepseek-v3.json"), "topk_group"), "topk_group", "missing, and n_group gives group-limited routing"},
       {"deepseek-v3.json", replace_once(hf_text("deepseek-v3.json"), "\"n_group\": 8", "\"n_group\": 7"), "n_group", "7 does not divide the 256 routed experts"},
+      {"deepseek-v3.json", replace_once(replace_once(hf_text("deepseek-v3.json"), "\"n_group\": 8", "\"n_group\": 128"), "\"topk_group\": 4", "\"topk_group\": 1"),
+       "topk_group", "1 groups of 2 experts hold fewer than num_experts_per_tok (8)"},
       {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"frobnicate\""), "hidden_act",
        "unknown activation 'frobnicate'"},
       {"llama3-8b.json", replace_once(hf_text("llama3-8b.json"), "\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"mamba_d_state\": 16"),

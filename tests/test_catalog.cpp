@@ -315,6 +315,13 @@ TEST(HfConfig, DeepSeekGroupLimitedRouting) {
   EXPECT_EQ(cat.moe.router_groups, m.moe.router_groups);
   EXPECT_EQ(cat.moe.router_group_topk, m.moe.router_group_topk);
   EXPECT_FALSE(load_hf("mixtral-8x7b.json").moe.group_limited());
+  // DeepSeek-V2's topk_method "greedy" ignores its groups.
+  const DataFile f = read_file(source_path("tests/data/hf/deepseek-v3.json"));
+  std::string greedy = f.text;
+  const auto at = greedy.find("\"topk_method\"");
+  ASSERT_NE(at, std::string::npos);
+  greedy.replace(at, greedy.find(',', at) - at, "\"topk_method\": \"greedy\"");
+  EXPECT_FALSE(parse_hf_config({f.path, greedy}).moe.group_limited());
   // Kimi K2 (n_group 1) is unrestricted.
   EXPECT_FALSE(builtin().model("kimi-k2").moe.group_limited());
 }

@@ -126,13 +126,13 @@ TEST(Evaluate, OffloadedActivationsLiveInHostMemory) {
   const TrainReport off = evaluate(llama8b(), h100(), l, kWork, 8);
   ASSERT_TRUE(kept.feasible() && off.feasible()) << off.reason;
   ASSERT_TRUE(h100().host_bandwidth.has_value());
-  // Everything in flight moves to host memory; the device keeps two layers' worth (one going out,
-  // one coming back). This layout holds one microbatch of 32 layers on the stage.
+  // Everything in flight moves to host memory, the embedding output (layer 0's input) too; the
+  // device keeps two layers' worth (one going out, one coming back). This layout holds one
+  // microbatch of 32 layers on the stage, each keeping its input (b s h 2 B / tp with SP).
   EXPECT_DOUBLE_EQ(kept.mem.host, 0);
-  ASSERT_GT(off.mem.host, 0);
-  const double emb = kept.mem.activations - off.mem.host;  // the embedding output stays: b s h 2 B / tp (SP)
-  EXPECT_NEAR(emb, 8192.0 * 4096 * 2 / 2, 1e-9 * emb);
-  EXPECT_NEAR(off.mem.activations, 2.0 / 32 * off.mem.host + emb, 1e-9 * off.mem.host);
+  EXPECT_DOUBLE_EQ(off.mem.host, kept.mem.activations);
+  const double layer_input = 8192.0 * 4096 * 2 / 2;
+  EXPECT_NEAR(off.mem.activations, 2 * layer_input, 1e-9 * layer_input);
   // Hidden: no time added.
   EXPECT_DOUBLE_EQ(off.time.offload, 0);
   EXPECT_DOUBLE_EQ(off.step_time, kept.step_time);
@@ -146,7 +146,7 @@ TEST(Evaluate, OffloadedActivationsLiveInHostMemory) {
   EXPECT_GT(crawl.time.offload, 0);
   EXPECT_NEAR(crawl.step_time - kept.step_time, crawl.time.offload, 1e-9 * crawl.step_time);
   // Each layer's bytes cross twice (out and back) per microbatch, less the compute beside them.
-  const double per_pass = off.mem.host / 32 / 1e9;
+  const double per_pass = layer_input / 1e9;
   const double mbs = static_cast<double>(crawl.microbatches);
   EXPECT_LT(crawl.time.offload, 2 * 32 * mbs * per_pass);
   EXPECT_GT(crawl.time.offload, 2 * 32 * mbs * per_pass - kept.time.gemm - kept.time.attention - kept.time.elementwise -
@@ -159,12 +159,55 @@ TEST(Evaluate, OffloadedActivationsLiveInHostMemory) {
   EXPECT_EQ(full_host.why, Infeasible::out_of_memory);
   EXPECT_NE(full_host.reason.find("host memory"), std::string::npos) << full_host.reason;
 
+  // Partial full recompute: the kept layers send everything, each against its own passes (an
+  // average over the stage's layers had hidden their transfers), and the device holds two of them.
+  Layout part = l;
+  part.recompute_layers = 28;
+  const TrainReport p_off = evaluate(llama8b(), h100(), part, kWork, 8);
+  Layout part_kept = part;
+  part_kept.offload_activations = false;
+  Layout none_kept = base_layout();
+  const TrainReport p_kept = evaluate(llama8b(), h100(), part_kept, kWork, 8), n_kept = evaluate(llama8b(), h100(), none_kept, kWork, 8);
+  ASSERT_TRUE(p_off.feasible() && p_kept.feasible() && n_kept.feasible()) << p_off.reason;
+  const double whole_layer = (n_kept.mem.activations - layer_input) / 32;  // one layer without recompute
+  EXPECT_NEAR(p_off.mem.activations, 2 * whole_layer, 1e-9 * whole_layer);
+  Layout none_off = none_kept;
+  none_off.offload_activations = true;
+  const TrainReport n_off = evaluate(llama8b(), h100(), none_off, kWork, 8);
+  ASSERT_TRUE(n_off.feasible()) << n_off.reason;
+  ASSERT_GT(n_off.time.offload, 0);  // a whole layer outlasts its passes on this link
+  // 4 of the 32 layers keep everything: about 4/32 of the no-recompute exposure (their forward and
+  // backward passes are the same as without recompute).
+  EXPECT_NEAR(p_off.time.offload, 4.0 / 32 * n_off.time.offload, 1e-6 * n_off.time.offload);
+
   // A system without a [host] link cannot time it: refused, naming the missing field.
   System none = h100();
   none.host_bandwidth.reset();
   const TrainReport refused = evaluate(llama8b(), none, l, kWork, 8);
   EXPECT_EQ(refused.why, Infeasible::indivisible);
   EXPECT_NE(refused.reason.find("[host] bandwidth"), std::string::npos) << refused.reason;
+}
+
+TEST(Evaluate, OffloadedActivationsPerStage) {
+  // Llama 3 70B, tp 8 x pp 8, one replica: the first stage holds 8 microbatches in flight, the
+  // last one; the last stage has the most HBM (the logits), the first the most in host memory.
+  // Host memory is reported and checked for the first.
+  Layout l;
+  l.tp = 8;
+  l.pp = 8;
+  l.recompute = Recompute::none;
+  l.offload_activations = true;
+  const Workload w{8192, 256};
+  const Model& m = builtin().model("llama3-70b");
+  const TrainReport r = evaluate(m, h100(), l, w, 64);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  EXPECT_EQ(r.mem.host_stage, 0);
+  EXPECT_EQ(r.mem.stage, 7);
+  System small = h100();
+  small.host_memory = r.mem.host * 0.9;
+  const TrainReport over = evaluate(m, small, l, w, 64);
+  EXPECT_EQ(over.why, Infeasible::out_of_memory);
+  EXPECT_NE(over.reason.find("(stage 1)"), std::string::npos) << over.reason;
 }
 
 TEST(Evaluate, UnfusedAttentionPaysForTheScoreMatrix) {

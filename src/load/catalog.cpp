@@ -258,6 +258,9 @@ Model parse_model(const DataFile& f) {
       if (m.moe.experts % *groups != 0)
         moe->fail("router_groups", std::to_string(*groups) + " does not divide experts (" + std::to_string(m.moe.experts) + ")");
       if (*group_topk > *groups) moe->fail("router_group_topk", "exceeds router_groups");
+      if (*group_topk * (m.moe.experts / *groups) < m.moe.top_k)
+        moe->fail("router_group_topk", std::to_string(*group_topk) + " groups of " + std::to_string(m.moe.experts / *groups) +
+                                           " experts hold fewer than top_k (" + std::to_string(m.moe.top_k) + ")");
       m.moe.router_groups = static_cast<int>(*groups);
       m.moe.router_group_topk = static_cast<int>(*group_topk);
     }

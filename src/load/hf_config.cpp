@@ -294,12 +294,18 @@ Model parse_hf_config(const DataFile& f) {
       m.moe.shared_experts = static_cast<int>(*w / m.moe.ffn_hidden);
     }
     // Group-limited routing (DeepSeek-V2/V3: n_group groups of experts, topk_group of them per token).
-    if (auto g = r.opt_int("n_group", 1); g && *g > 1) {
+    // DeepSeek-V2's topk_method "greedy" ignores the groups; "group_limited_greedy" (V2) and
+    // "noaux_tc" (V3) use them.
+    const auto topk_method = r.opt_str("topk_method");
+    if (auto g = r.opt_int("n_group", 1); g && *g > 1 && (!topk_method || *topk_method != "greedy")) {
       const auto tg = r.opt_int("topk_group", 1);
       if (!tg) r.fail("topk_group", "missing, and n_group gives group-limited routing");
       if (m.moe.experts % *g != 0)
         r.fail("n_group", std::to_string(*g) + " does not divide the " + std::to_string(m.moe.experts) + " routed experts");
       if (*tg > *g) r.fail("topk_group", "exceeds n_group");
+      if (*tg * (m.moe.experts / *g) < m.moe.top_k)
+        r.fail("topk_group", std::to_string(*tg) + " groups of " + std::to_string(m.moe.experts / *g) +
+                                 " experts hold fewer than num_experts_per_tok (" + std::to_string(m.moe.top_k) + ")");
       m.moe.router_groups = static_cast<int>(*g);
       m.moe.router_group_topk = static_cast<int>(*tg);
     }

@@ -208,8 +208,11 @@ double collective_time(const System& s, Collective kind, double bytes, Group g) 
         // chance a given domain holds one of its experts, (1 - (1 - 1/n)^topk) unrestricted, of its
         // topk copies instead of topk (g.size - k) / g.size.
         const double kk = g.dedup_topk, nn = n;
-        const double remote_domains =
-            (nn - 1.0) * domain_hit_share(n, g.dedup_topk, g.dedup_experts, g.dedup_groups, g.dedup_group_topk);
+        // Domains of unequal size (the group does not fill whole domains) hold unequal, partial
+        // groups: the group-limited figure does not apply.
+        const bool whole = g.size % k == 0;
+        const double remote_domains = (nn - 1.0) * domain_hit_share(n, g.dedup_topk, whole ? g.dedup_experts : 0,
+                                                                    whole ? g.dedup_groups : 0, g.dedup_group_topk);
         const double flat_remote = kk * (g.size - k) / static_cast<double>(g.size);
         out_bytes *= std::min(1.0, remote_domains / flat_remote);
         // Inside each domain every copy but the receiver's own crosses the scale-up links once:

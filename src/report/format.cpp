@@ -162,7 +162,7 @@ ordered_json train_json(const Model& m, const System& s, const TrainReport& r, b
   j["memory_bytes"] = {{"weights", r6(mm.weights)}, {"gradients", r6(mm.gradients)}, {"optimizer", r6(mm.optimizer)},
                        {"activations", r6(mm.activations)}, {"transient", r6(mm.transient)}, {"reserve", r6(mm.reserve)},
                        {"total", r6(mm.total())}, {"capacity", r6(mm.capacity)}, {"stage", mm.stage},
-                       {"host", r6(mm.host)}};
+                       {"host", r6(mm.host)}, {"host_stage", mm.host_stage}};
   if (with_explain) {
     ordered_json e = ordered_json::array();
     for (const auto& x : explain(m, s, r)) e.push_back({{"term", x.term}, {"value", x.value}, {"origin", x.origin}});
@@ -229,7 +229,8 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
       {"total", format_bytes(Bytes{mm.total()}) + " of " + format_bytes(Bytes{mm.capacity})}};
   if (l.offload_activations)
     mrows.push_back({"host (offloaded)", format_bytes(Bytes{mm.host}) +
-                                             (s.host_memory ? " of " + format_bytes(Bytes{*s.host_memory}) : std::string(" (host memory not in the catalog)"))});
+                                             (s.host_memory ? " of " + format_bytes(Bytes{*s.host_memory}) : std::string(" (host memory not in the catalog)")) +
+                                             (l.pp > 1 ? " (stage " + std::to_string(mm.host_stage + 1) + ")" : std::string())});
   if (mm.capacity > 0) {
     const std::string head = r.layout.pp > 1 ? "memory per device (stage " + std::to_string(mm.stage + 1) + " of " + std::to_string(r.layout.pp) + ")"
                                              : std::string("memory per device");

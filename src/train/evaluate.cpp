@@ -666,14 +666,24 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     units = chunks * layers_of[i] / v;
   }
   mb.activations = units * per_layer_stored;
+  // Embedding output, held with chunk 0's forwards.
+  const double embedding =
+      first ? ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, l.schedule == PipeSchedule::dualpipe_v ? 2L * p : p) : 0.0;
   if (l.offload_activations) {
-    // Offloaded: every layer's kept tensors go to host memory after its forward; the device holds
-    // the layer being copied out and the one being copied back in ahead of its backward.
-    mb.host = mb.activations;
-    mb.activations = std::min(units, 2.0) * per_layer_stored;
+    // Offloaded: every layer's kept tensors (the embedding output too: layer 0's input) go to host
+    // memory after its forward; the device holds the layer being copied out and the one being
+    // copied back in ahead of its backward, two of each where a forward and a backward run at once
+    // (DualPipeV's pairs, Megatron's MoE all-to-all overlap), each as large as the largest layer
+    // the stage keeps (a kept layer under partial full recompute, the larger kind).
+    const bool partial = l.recompute == Recompute::full && share < 1.0;  // some layers keep everything
+    auto kept = [&](const LayerCost& c) { return partial ? c.act_working : c.act_stored; };
+    const double largest = std::max(n_dense > 0 ? kept(dense) : 0.0, n_moe > 0 ? kept(moe) : 0.0);
+    const double buffers = l.schedule == PipeSchedule::dualpipe_v || l.moe_a2a_overlap ? 4.0 : 2.0;
+    mb.host = mb.activations + embedding;
+    mb.activations = std::min(units, buffers) * largest;
+  } else {
+    mb.activations += embedding;
   }
-  if (first)  // embedding output, held with chunk 0's forwards
-    mb.activations += ev.T_ * h * kAct / ev.tsp_ * std::min<long>(microbatches, l.schedule == PipeSchedule::dualpipe_v ? 2L * p : p);
   double transient = 0;
   // One layer's rerun held while its backward runs: the largest of the kinds this stage holds.
   if (l.recompute == Recompute::full)
@@ -800,6 +810,8 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
   // the stack, as this runs once per evaluated plan; past 16 kinds every stage is computed.
   std::array<std::pair<int, int>, 16> seen{};
   std::size_t kinds = 0;
+  double host = 0;
+  int host_stage = 0;
   for (int i = 0; i < l.pp; ++i) {
     if (i != 0 && i != l.pp - 1) {
       const std::pair<int, int> kind{st.layers_of[i], st.moe_layers_of[i]};
@@ -808,8 +820,16 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
     }
     MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st.layers_of, st.moe_layers_of, i, mbs);
     mb.stage = i;
+    if (mb.host > host) {
+      host = mb.host;
+      host_stage = i;
+    }
     if (mb.total() > worst.total()) worst = mb;
   }
+  // Host memory is checked on its own: the stage with the most offloaded (the first, which holds
+  // the most microbatches in flight) need not be the one with the most HBM.
+  worst.host = host;
+  worst.host_stage = host_stage;
   return worst;
 }
 }  // namespace
@@ -894,7 +914,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   }
   // Offloaded activations must fit the host's memory where the catalog gives it.
   if (l.offload_activations && s.host_memory && r.mem.host > *s.host_memory) {
-    const std::string text = "offloaded activations need " + format_bytes(Bytes{r.mem.host}) + " of host memory per device, and " +
+    const std::string text = "offloaded activations need " + format_bytes(Bytes{r.mem.host}) + " of host memory per device" +
+                             (l.pp > 1 ? " (stage " + std::to_string(r.mem.host_stage + 1) + ")" : std::string()) + ", and " +
                              (s.file.empty() ? s.id : s.file) + " gives " + format_bytes(Bytes{*s.host_memory}) + " ([host] memory)";
     if (enforce_memory) {
       r.why = Infeasible::out_of_memory;
@@ -966,11 +987,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       // is exposed.
       const double bw = *s.host_bandwidth;
       double off_f = 0, off_b = 0;
+      // Under partial full recompute the rerun layers send their input only, the others everything,
+      // each against its own passes (the rerun layers' backward includes their rerun).
       auto offload = [&](const LayerCost& c, double k) {
         if (k == 0) return;
-        const double tx = (rshare * c.act_stored + (1.0 - rshare) * c.act_working) / bw;
-        off_f += k * std::max(0.0, tx - c.fwd());
-        off_b += k * std::max(0.0, tx - (c.bwd() - (1.0 - rshare) * c.recompute));
+        const double rerun = c.act_stored / bw, whole = c.act_working / bw;
+        off_f += k * (rshare * std::max(0.0, rerun - c.fwd()) + (1.0 - rshare) * std::max(0.0, whole - c.fwd()));
+        off_b += k * (rshare * std::max(0.0, rerun - c.bwd()) + (1.0 - rshare) * std::max(0.0, whole - (c.bwd() - c.recompute)));
       };
       offload(dense, nd - nd_l);
       offload(moe, nm - nm_l);

@@ -203,12 +203,13 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                       ": kernels.hierarchical_ep_dispatch absent): a flat device-initiated all-to-all, every copy its own message"
             : l.moe_dispatcher == MoeDispatcher::flex
                 ? std::string("; flex (DeepEP/HybridEP) across scale-up domains: a token crosses scale-out once per distinct remote "
-                              "domain, (n - 1)(1 - (1 - 1/n)^k) of its k copies for n domains, and is forwarded inside the domain") +
+                              "domain, (n - 1)(1 - C(E - E/n, k)/C(E, k)) of its k copies of E experts for n domains, and is forwarded inside the domain") +
                       (m.moe.group_limited()
                            ? "; group-limited routing (" + std::to_string(m.moe.router_group_topk) + " of " +
                                  std::to_string(m.moe.router_groups) + " groups, " + (m.file.empty() ? std::string("the model") : m.file) +
                                  ": moe.router_groups, router_group_topk): (n - 1) x the chance a domain holds a chosen group, "
-                                 "1 - C(G - G/n, g)/C(G, g) when each domain holds whole groups"
+                                 "1 - C(G - G/n, g)/C(G, g) when each domain holds whole groups, (g/G)(1 - C(E/G - E/n, k/g)/C(E/G, k/g)) "
+                                 "when each group spans n/G domains, else unrestricted"
                            : std::string())
                 : "; alltoall: every one of the k copies its own message") +
            (l.moe_a2a_overlap ? "; overlapped (--moe-a2a-overlap): a forward and a backward paired, only what exceeds "
@@ -281,8 +282,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       "rerun for one layer), ZeRO-3 gathered layers");
   if (l.offload_activations)
     mem("host (offloaded)", mm.host,
-        "activations in flight, as above, held in host memory; the device keeps two layers' worth (one going out, one "
-        "coming back)");
+        "activations in flight and the embedding output, held in host memory (the stage holding most: " +
+            std::to_string(mm.host_stage + 1) + "); the device keeps two of its largest kept layers (one going out, one coming back), "
+            "four with DualPipeV or MoE all-to-all overlap (a forward and a backward at once)");
   mem("reserve", mm.reserve, cal + ": memory.reserve + memory.fragmentation x dynamic");
   mem("total", mm.total(), "of " + format_bytes(Bytes{mm.capacity}) + " (" + chip + ": memory.capacity)");
   return out;

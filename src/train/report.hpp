@@ -42,7 +42,8 @@ struct MemoryBreakdown {
   double reserve = 0;      // runtime, communicators, fragmentation
   double capacity = 0;     // HBM per device
   int stage = 0;           // the pipeline stage these figures are for (the most loaded one)
-  double host = 0;         // offloaded activations in host memory (not in total(): outside HBM)
+  double host = 0;         // offloaded activations in host memory (not in total(): outside HBM), the
+  int host_stage = 0;      // largest over the stages (the first holds the most) and its stage
   double total() const { return weights + gradients + optimizer + activations + transient + reserve; }
 };
 
