@@ -255,12 +255,8 @@ Model parse_model(const DataFile& f) {
     if (groups.has_value() != group_topk.has_value())
       moe->fail(groups ? "router_group_topk" : "router_groups", "missing: group-limited routing needs router_groups and router_group_topk");
     if (groups) {
-      if (m.moe.experts % *groups != 0)
-        moe->fail("router_groups", std::to_string(*groups) + " does not divide experts (" + std::to_string(m.moe.experts) + ")");
-      if (*group_topk > *groups) moe->fail("router_group_topk", "exceeds router_groups");
-      if (*group_topk * (m.moe.experts / *groups) < m.moe.top_k)
-        moe->fail("router_group_topk", std::to_string(*group_topk) + " groups of " + std::to_string(m.moe.experts / *groups) +
-                                           " experts hold fewer than top_k (" + std::to_string(m.moe.top_k) + ")");
+      if (auto bad = router_groups_problem(m.moe.experts, m.moe.top_k, *groups, *group_topk, "router_groups", "top_k"))
+        moe->fail(bad->groups_key ? "router_groups" : "router_group_topk", bad->what);
       m.moe.router_groups = static_cast<int>(*groups);
       m.moe.router_group_topk = static_cast<int>(*group_topk);
     }

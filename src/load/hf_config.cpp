@@ -300,12 +300,8 @@ Model parse_hf_config(const DataFile& f) {
     if (auto g = r.opt_int("n_group", 1); g && *g > 1 && (!topk_method || *topk_method != "greedy")) {
       const auto tg = r.opt_int("topk_group", 1);
       if (!tg) r.fail("topk_group", "missing, and n_group gives group-limited routing");
-      if (m.moe.experts % *g != 0)
-        r.fail("n_group", std::to_string(*g) + " does not divide the " + std::to_string(m.moe.experts) + " routed experts");
-      if (*tg > *g) r.fail("topk_group", "exceeds n_group");
-      if (*tg * (m.moe.experts / *g) < m.moe.top_k)
-        r.fail("topk_group", std::to_string(*tg) + " groups of " + std::to_string(m.moe.experts / *g) +
-                                 " experts hold fewer than num_experts_per_tok (" + std::to_string(m.moe.top_k) + ")");
+      if (auto bad = router_groups_problem(m.moe.experts, m.moe.top_k, *g, *tg, "n_group", "num_experts_per_tok"))
+        r.fail(bad->groups_key ? "n_group" : "topk_group", bad->what);
       m.moe.router_groups = static_cast<int>(*g);
       m.moe.router_group_topk = static_cast<int>(*tg);
     }

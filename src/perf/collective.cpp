@@ -153,10 +153,7 @@ double domain_hit_share(int n, int topk, int experts, int groups, int group_topk
   if (groups % n == 0) {
     // Each domain holds groups / n whole groups; it is missed when all group_topk chosen groups lie
     // elsewhere: C(groups - groups/n, group_topk) / C(groups, group_topk).
-    const int per = groups / n;
-    double miss = 1.0;
-    for (int i = 0; i < group_topk; ++i) miss *= static_cast<double>(groups - per - i) / (groups - i);
-    share = 1.0 - std::max(0.0, miss);
+    share = 1.0 - miss_share(groups, groups - groups / n, group_topk, true);
   } else if (n % groups == 0) {
     // Each group spans n / groups domains: the domain's group is chosen with chance
     // group_topk / groups, and then one of its topk / group_topk experts lands there.

@@ -300,6 +300,9 @@ struct System {
   std::optional<double> host_memory;     // bytes of host DRAM per device (empty: not checked)
   std::string host_source;
 
+  // The system's file where it came from one, else its id: what an error about its data names.
+  const std::string& file_or_id() const { return file.empty() ? id : file; }
+
   // Why no offer prices this system, for a report's "no price" line (the --price hint only where
   // --price reaches: catalog systems).
   std::string no_price_hint(const std::string& kind_suffix) const {

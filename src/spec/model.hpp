@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 namespace xpu {
@@ -44,6 +45,17 @@ struct MoeSpec {
   int router_group_topk = 0;
   bool group_limited() const { return router_groups > 1 && router_group_topk > 0 && router_group_topk < router_groups; }
 };
+
+// What is wrong with group-limited routing of `groups` blocks, `group_topk` per token, over
+// `experts` experts picking `top_k` (empty when nothing): the text, and whether it is the group
+// count's fault (else the per-token count's). Both loaders (model TOML, config.json) pass their
+// keys for the group count and top_k, which the text names.
+struct RouterGroupsProblem {
+  bool groups_key = false;
+  std::string what;
+};
+std::optional<RouterGroupsProblem> router_groups_problem(int experts, int top_k, long groups, long group_topk,
+                                                         const char* groups_key, const char* top_k_key);
 
 struct MlaSpec {
   int q_lora_rank = 0;      // 0 = no query compression

@@ -184,6 +184,17 @@ std::optional<MoeDispatcher> parse_moe_dispatcher(std::string_view s) {
   return std::nullopt;
 }
 
+std::optional<RouterGroupsProblem> router_groups_problem(int experts, int top_k, long groups, long group_topk,
+                                                         const char* groups_key, const char* top_k_key) {
+  if (experts % groups != 0)
+    return RouterGroupsProblem{true, std::to_string(groups) + " does not divide the " + std::to_string(experts) + " routed experts"};
+  if (group_topk > groups) return RouterGroupsProblem{false, std::string("exceeds ") + groups_key};
+  if (group_topk * (experts / groups) < top_k)
+    return RouterGroupsProblem{false, std::to_string(group_topk) + " groups of " + std::to_string(experts / groups) +
+                                          " experts hold fewer than " + top_k_key + " (" + std::to_string(top_k) + ")"};
+  return std::nullopt;
+}
+
 ParamCounts count_params(const Model& m) {
   ParamCounts c;
   const double h = static_cast<double>(m.hidden);

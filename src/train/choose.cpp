@@ -151,7 +151,7 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.moe_a2a_overlap && q.pp && *q.pp > 1 && q.vp && *q.vp < 2)
     bad("--moe-a2a-overlap", "with --pp > 1 needs interleaving, and --vp is 1 (Megatron-Core asserts it)");
   if (q.offload_activations && !s.host_bandwidth)
-    bad("--offload-activations", (s.file.empty() ? s.id : s.file) +
+    bad("--offload-activations", s.file_or_id() +
                                      " has no [host] bandwidth (the link from a device to its host's memory), so offloading cannot be timed");
   if (q.work.moe_imbalance > 0 && q.work.moe_capacity_factor > 0)
     bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");

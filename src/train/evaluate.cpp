@@ -598,7 +598,7 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   }
   if (l.offload_activations && !s.host_bandwidth)
     return no(Infeasible::indivisible, "activation offload needs the host link's bandwidth, and " +
-                                           (s.file.empty() ? s.id : s.file) + " has no [host] bandwidth");
+                                           s.file_or_id() + " has no [host] bandwidth");
   if (l.lowp_params && !can_keep_lowp_params(l.precision))
     return no(Infeasible::indivisible, "low-precision primary weights need fp8 or fp4");
   if (!s.peak(l.precision))
@@ -916,7 +916,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   if (l.offload_activations && s.host_memory && r.mem.host > *s.host_memory) {
     const std::string text = "offloaded activations need " + format_bytes(Bytes{r.mem.host}) + " of host memory per device" +
                              (l.pp > 1 ? " (stage " + std::to_string(r.mem.host_stage + 1) + ")" : std::string()) + ", and " +
-                             (s.file.empty() ? s.id : s.file) + " gives " + format_bytes(Bytes{*s.host_memory}) + " ([host] memory)";
+                             s.file_or_id() + " gives " + format_bytes(Bytes{*s.host_memory}) + " ([host] memory)";
     if (enforce_memory) {
       r.why = Infeasible::out_of_memory;
       r.reason = text;
