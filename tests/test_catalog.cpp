@@ -1,6 +1,8 @@
 // The built-in catalog (data/ compiled in) and the Hugging Face config.json loader.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 #include <set>
 
@@ -324,6 +326,26 @@ TEST(HfConfig, DeepSeekGroupLimitedRouting) {
   EXPECT_FALSE(parse_hf_config({f.path, greedy}).moe.group_limited());
   // Kimi K2 (n_group 1) is unrestricted.
   EXPECT_FALSE(builtin().model("kimi-k2").moe.group_limited());
+}
+
+TEST(HfConfig, DeepSeekMultiTokenPrediction) {
+  // num_nextn_predict_layers 1: one MTP module, as the catalog model says; a config without the key
+  // has none, and one with more modules than layers is refused naming the key.
+  const Model m = load_hf("deepseek-v3.json");
+  EXPECT_EQ(m.mtp_layers, 1);
+  EXPECT_EQ(builtin().model("deepseek-v3").mtp_layers, 1);
+  EXPECT_EQ(load_hf("mixtral-8x7b.json").mtp_layers, 0);
+  const DataFile f = read_file(source_path("tests/data/hf/deepseek-v3.json"));
+  std::string many = f.text;
+  const auto at = many.find("\"num_nextn_predict_layers\": 1");
+  ASSERT_NE(at, std::string::npos);
+  many.replace(at, std::strlen("\"num_nextn_predict_layers\": 1"), "\"num_nextn_predict_layers\": 62");
+  const auto bad = test::catch_input_error([&] { parse_hf_config({f.path, many}); });
+  EXPECT_NE(bad.where.find("num_nextn_predict_layers"), std::string::npos) << bad.where;
+  EXPECT_NE(bad.what.find("at most num_hidden_layers (61)"), std::string::npos) << bad.what;
+  // One module of DeepSeek-V3: a MoE layer with all 256 experts, the 2h x h projection and norms,
+  // 11.6e9 (HF's 685e9 - 671e9 = 14e9 adds its own embedding and head copies, 2 x 0.93e9).
+  EXPECT_NEAR(mtp_module_params(m) / 1e9, 11.61, 0.01);
 }
 
 TEST(HfConfig, MixtralExperts) {

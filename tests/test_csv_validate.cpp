@@ -442,6 +442,24 @@ TEST(Validate, ActivationOffloadFactMovesTheRowsActivationsToHost) {
   EXPECT_EQ(bad.where, "f.csv:2: value");
 }
 
+TEST(Validate, MtpLayersFactTrainsTheModules) {
+  // A Mixtral row (no MTP of its own) told it trained one MTP module: one more layer on the stage
+  // with the head, more model FLOPs per step; unstated, the model's own count (0).
+  const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
+  auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };
+  const RunFacts one = facts("MOE-1,mtp_layers,1,recipe\n");
+  const ValidationResult plain = validate_training(t, builtin());
+  const ValidationResult mtp = validate_training(t, builtin(), nullptr, &one);
+  ASSERT_TRUE(plain.rows[0].evaluated && mtp.rows[0].evaluated);
+  EXPECT_EQ(plain.rows[0].plan.layout.mtp_layers, 0);
+  EXPECT_EQ(mtp.rows[0].plan.layout.mtp_layers, 1);
+  EXPECT_GT(mtp.rows[0].plan.model_flops_per_step, plain.rows[0].plan.model_flops_per_step);
+  EXPECT_GT(mtp.rows[0].plan.step_time, plain.rows[0].plan.step_time);
+  // A whole number, 0 or more.
+  EXPECT_EQ(test::catch_input_error([&] { facts("MOE-1,mtp_layers,-1,x\n"); }).where, "f.csv:2: value");
+  EXPECT_EQ(test::catch_input_error([&] { facts("MOE-1,mtp_layers,1.5,x\n"); }).where, "f.csv:2: value");
+}
+
 TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {
   const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
   auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };

@@ -1430,5 +1430,88 @@ TEST(RecomputeModules, ChooserRefusesModulesTheModelLacks) {
   EXPECT_EQ(r.layout.recompute_modules, kRecomputeLayernorm | kRecomputeMoeAct);
 }
 
+TEST(Mtp, ALayerAndASecondHeadOnTheHeadStage) {
+  // DeepSeek-V3 (one MTP module, like its last layer: MoE) on 64 GB200, pp 4 x dp 16 x ep 16.
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("gb200-nvl72");
+  Workload w{4096, 64};
+  w.moe_imbalance = 1;
+  Layout l;
+  l.pp = 4;
+  l.dp = 16;
+  l.ep = 16;
+  const TrainReport r0 = evaluate(m, s, l, w, 64, false);
+  Layout l1 = l;
+  l1.mtp_layers = 1;
+  const TrainReport r1 = evaluate(m, s, l1, w, 64, false);
+  ASSERT_TRUE(r0.feasible() && r1.feasible()) << r0.reason << r1.reason;
+  // The MTP layer sits on the last stage, with the head; the others keep theirs.
+  ASSERT_EQ(r0.stage_layers.size(), 4u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(r1.stage_layers[i], r0.stage_layers[i]);
+  EXPECT_EQ(r1.stage_layers[3], r0.stage_layers[3] + 1);
+  EXPECT_GT(r1.step_time, r0.step_time);
+  // Model FLOPs grow by one MoE layer (attention projections, 8 routed + 1 shared experts, router),
+  // its causal attention core, the 2h x h projection and the output head, x 3 (forward + backward).
+  const double h = m.hidden, fe = m.moe.ffn_hidden, seq = 4096, tokens = 64 * seq;
+  const double dqk = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim, dv = m.mla.v_head_dim;
+  const double layer = count_params(m).attention / m.layers + (m.moe.top_k + m.moe.shared_experts) * 3.0 * h * fe + h * m.moe.experts;
+  const double core = 2.0 * m.heads * (dqk + dv) * (seq + 1) / 2;
+  const double want = 3.0 * tokens * (2.0 * (layer + 2.0 * h * h + static_cast<double>(m.vocab) * h) + core);
+  EXPECT_NEAR(r1.model_flops_per_step - r0.model_flops_per_step, want, 1e-9 * want);
+  // Out of range: refused.
+  Layout bad = l;
+  bad.mtp_layers = -1;
+  EXPECT_FALSE(evaluate(m, s, bad, w, 64, false).feasible());
+}
+
+TEST(Mtp, WeightsGrowByTheModuleAndTheEmbeddingCopy) {
+  // One stage, tp 1, ep 1: the weights grow by exactly one module's parameters (2 B each in bf16).
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("gb200-nvl72");
+  const Workload w{4096, 1};
+  Layout l;
+  const TrainReport r0 = evaluate(m, s, l, w, 1, false);
+  l.mtp_layers = 1;
+  const TrainReport r1 = evaluate(m, s, l, w, 1, false);
+  ASSERT_TRUE(r0.feasible() && r1.feasible());
+  const double want = 2.0 * mtp_module_params(m);
+  EXPECT_NEAR(r1.mem.weights - r0.mem.weights, want, 1e-6 * want);
+  // Over two stages of a dense model the last stage also holds a copy of the embedding (the MTP
+  // module looks up the next tokens there), so its weights grow by the module and V x h.
+  const Model& d = builtin().model("llama3-8b");
+  Model dm = d;
+  dm.mtp_layers = 1;
+  Layout p2;
+  p2.pp = 2;
+  p2.dp = 4;
+  const Workload wd{8192, 4};  // one microbatch a replica: the last stage's logits make it the heavier
+  const MemoryBreakdown a = estimate_memory(d, h100(), p2, wd);
+  p2.mtp_layers = 1;
+  const MemoryBreakdown b = estimate_memory(d, h100(), p2, wd);
+  // Stage 1 (with the head) is the heavier one in both.
+  ASSERT_EQ(a.stage, 1);
+  ASSERT_EQ(b.stage, 1);
+  const double module_and_copy = mtp_module_params(dm) + static_cast<double>(d.vocab) * d.hidden;
+  EXPECT_NEAR(b.weights - a.weights, 2.0 * module_and_copy, 1e-6 * 2.0 * module_and_copy);
+}
+
+TEST(Mtp, DualPipeVPutsItWithTheHeadOnStageZero) {
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("dgx-h800");
+  Workload w{4096, 128};
+  Layout l;
+  l.pp = 4;
+  l.vp = 2;
+  l.dp = 16;
+  l.ep = 16;
+  l.schedule = PipeSchedule::dualpipe_v;
+  const TrainReport r0 = evaluate(m, s, l, w, 64, false);
+  l.mtp_layers = 1;
+  const TrainReport r1 = evaluate(m, s, l, w, 64, false);
+  ASSERT_TRUE(r0.feasible() && r1.feasible()) << r0.reason << r1.reason;
+  EXPECT_EQ(r1.stage_layers[0], r0.stage_layers[0] + 1);
+  for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(r1.stage_layers[i], r0.stage_layers[i]);
+}
+
 }  // namespace
 }  // namespace xpu

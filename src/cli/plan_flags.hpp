@@ -25,7 +25,7 @@ struct PlanFlags {
   long seq_len = 0, global_batch = 0;
   std::optional<double> moe_capacity_factor, moe_imbalance;
   std::optional<double> fsdp_rate_gbps, fsdp_overlap;
-  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, recompute_layers;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, recompute_layers, mtp_layers;
 
   // `what_if_omitted`: how a free layout knob is handled ("chosen if omitted", "searched if omitted").
   void add_to(CLI::App* c, const std::string& what_if_omitted) {
@@ -95,6 +95,11 @@ struct PlanFlags {
                   "before its backward, over the system's host link ([host] bandwidth: PCIe, NVLink-C2C), beside the "
                   "compute (MaxText's offloading remat policies, Megatron-Core's activation offloading); needs a "
                   "system whose file gives [host] (default off)");
+    c->add_option("--mtp-layers", mtp_layers,
+                  "Multi-token-prediction modules trained (Megatron-Core --mtp-num-layers; DeepSeek-V3's MTP depth): each "
+                  "one more layer like the model's last, a 2 hidden x hidden projection and a second pass of the output "
+                  "head, on the stage holding the head; 0 leaves them out (default: the model's mtp_layers, "
+                  "num_nextn_predict_layers in a config.json)");
     c->add_option("--moe-capacity-factor", moe_capacity_factor,
                   "MoE token dropping: expert buffers padded to this multiple of the mean load (default: dropless)");
     c->add_option("--moe-imbalance", moe_imbalance,
@@ -117,6 +122,10 @@ struct PlanFlags {
     q.micro_batch = micro_batch;
     q.recompute_layers = recompute_layers;
     q.zero = zero;
+    if (mtp_layers) {
+      if (*mtp_layers < 0) throw InputError("--mtp-layers", "must be at least 0, got " + std::to_string(*mtp_layers));
+      q.mtp_layers = mtp_layers;
+    }
     if (!recompute.empty()) {
       q.recompute = parse_recompute(recompute);
       if (!q.recompute) throw InputError("--recompute", "'" + recompute + "' is not none, selective or full");

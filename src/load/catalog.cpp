@@ -224,6 +224,8 @@ Model parse_model(const DataFile& f) {
   m.vocab = r.integer("vocab");
   m.gated_mlp = r.boolean("gated_mlp", false);
   m.tied_embeddings = r.boolean("tied_embeddings", false);
+  m.mtp_layers = static_cast<int>(r.opt_integer("mtp_layers", 0).value_or(0));
+  if (m.mtp_layers > m.layers) r.fail("mtp_layers", "must be at most layers (" + std::to_string(m.layers) + ")");
   // Required: without a context window, sequences of any length would be planned and served unchecked.
   m.max_seq_len = r.integer("max_seq_len", 1);
   m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 0).value_or(0));  // 0: full attention

@@ -222,6 +222,9 @@ Model parse_hf_config(const DataFile& f) {
                      (j.contains("attn_config") && j["attn_config"].is_object() && j["attn_config"].value("alibi", false)) ||
                      (j.contains("position_embedding_type") && j["position_embedding_type"] == "alibi");
   m.tied_embeddings = r.opt_bool("tie_word_embeddings").value_or(gpt2_style);
+  // Multi-token prediction modules (DeepSeek-V3, GLM-4.5, MiMo): trained by default, not served.
+  m.mtp_layers = static_cast<int>(r.opt_int("num_nextn_predict_layers", 0).value_or(0));
+  if (m.mtp_layers > m.layers) r.fail("num_nextn_predict_layers", "must be at most num_hidden_layers (" + std::to_string(m.layers) + ")");
 
   const char* act_key = r.has("hidden_act") ? "hidden_act" : "activation_function";
   const std::string act = r.opt_str("hidden_act").value_or(r.opt_str("activation_function").value_or(gpt2_style ? "gelu_new" : "silu"));

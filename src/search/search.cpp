@@ -258,7 +258,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                  apply_given_knobs(l, q_, s_);
+                  apply_given_knobs(l, q_, m_, s_);
                   l.recompute_modules = choice.modules;
                   apply_memory_option(l, mo);
                   // Tried without recompute and out of memory: fewest_recompute_layers skips that

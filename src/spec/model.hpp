@@ -96,6 +96,13 @@ struct Model {
   bool chunked_local = false;
   MoeSpec moe;
   MlaSpec mla;
+  // Multi-token prediction (DeepSeek-V3 Section 2.2; config.json num_nextn_predict_layers): modules
+  // that each predict one more token ahead, every one a transformer layer like the model's last
+  // (MoE for DeepSeek-V3), a 2 hidden x hidden projection of the previous depth's output joined
+  // with the next token's embedding, two norms, and a pass of the shared output head with its
+  // loss. Not in `layers` nor in count_params (DeepSeek's 671e9 excludes them). Training runs them
+  // by default (Layout::mtp_layers); serving does not load them.
+  int mtp_layers = 0;
 
   bool is_moe() const { return moe.experts > 0; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }
@@ -165,5 +172,11 @@ struct ParamCounts {
   double active(const Model& m) const;
 };
 ParamCounts count_params(const Model& m);
+// Parameters of one multi-token-prediction module (Model::mtp_layers), the shared embedding and
+// output head not counted: a layer like the model's last (attention, its MLP or all its experts
+// and router, two norms), the 2 hidden x hidden projection and three norms (the two inputs', its
+// final one). DeepSeek-V3: 11.6e9 (HF's 685e9 - 671e9 = 14e9 adds the module's own copies of the
+// embedding and head, 2 x 0.93e9).
+double mtp_module_params(const Model& m);
 
 }  // namespace xpu

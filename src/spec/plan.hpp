@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spec/hardware.hpp"
+#include "spec/model.hpp"
 
 namespace xpu {
 
@@ -131,6 +132,10 @@ struct Layout {
                                      // its forward and returns before its backward, over the host
                                      // link (MaxText's offloading remat policies, Megatron-Core's
                                      // activation offloading); needs the system's [host] bandwidth
+  int mtp_layers = 0;                // multi-token-prediction modules trained (Model::mtp_layers;
+                                     // Megatron-Core's --mtp-num-layers): each one more layer of the
+                                     // model's last kind, its projection, norms and a second pass of
+                                     // the output head, on the stage that holds the head
 
   // The expert tensor-parallel degree in effect.
   int expert_tp() const {
@@ -199,19 +204,21 @@ struct PlanRequest {
   MoeDispatcher moe_dispatcher = MoeDispatcher::flex; // not searched: as given
   bool moe_a2a_overlap = false;                       // not searched: as given
   bool offload_activations = false;                   // not searched: as given
+  std::optional<int> mtp_layers;                      // not searched: as given, else the model's
   FsdpImpl fsdp;                                      // not searched: as given; set with ZeRO
                                                       // free, it asks for ZeRO-3
 };
 
 // The knobs a plan holds as given (not searched): copied from the request onto every layout that
 // `train` and `search` build.
-inline void apply_given_knobs(Layout& l, const PlanRequest& q, const System& s) {
+inline void apply_given_knobs(Layout& l, const PlanRequest& q, const Model& m, const System& s) {
   l.schedule = q.schedule;
   l.cp_mode = q.cp_mode.value_or(CpMode::ring);
   l.attention = q.attention.value_or(s.chip.flash_attention ? AttentionKernel::flash : AttentionKernel::unfused);
   l.moe_dispatcher = q.moe_dispatcher;
   l.moe_a2a_overlap = q.moe_a2a_overlap;
   l.offload_activations = q.offload_activations;
+  l.mtp_layers = q.mtp_layers.value_or(m.mtp_layers);
   l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
   l.recompute_modules = q.recompute_modules.value_or(kRecomputeModulesDefault);

@@ -226,6 +226,15 @@ ParamCounts count_params(const Model& m) {
   return c;
 }
 
+double mtp_module_params(const Model& m) {
+  const ParamCounts pc = count_params(m);
+  const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
+  const bool moe = m.is_moe_layer(m.layers - 1);
+  const double mlp = moe ? (m.moe.experts + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
+                         : mats * h * static_cast<double>(m.ffn_hidden);
+  return pc.attention / m.layers + mlp + 2.0 * h + 2.0 * h * h + 3.0 * h;
+}
+
 double ParamCounts::active(const Model& m) const {
   const double routed = m.is_moe() ? experts * m.moe.top_k / m.moe.experts : 0.0;
   return embedding + head + attention + dense_mlp + routed + shared_experts + router + norms;

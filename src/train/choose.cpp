@@ -156,6 +156,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.work.moe_imbalance > 0 && q.work.moe_capacity_factor > 0)
     bad("--moe-imbalance", "applies to dropless routing; with --moe-capacity-factor the padded buffers set the load");
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
+  if (q.mtp_layers && (*q.mtp_layers < 0 || *q.mtp_layers > m.layers))
+    bad("--mtp-layers", "must be 0 to the model's layers (" + std::to_string(m.layers) + "), got " + std::to_string(*q.mtp_layers));
   if (q.recompute_layers) {
     require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
@@ -265,8 +267,7 @@ Layout layout_from_request(const Model& m, const System& s, const PlanRequest& q
   l.recompute = q.recompute.value_or(Recompute::none);
   l.recompute_layers = q.recompute_layers.value_or(0);
   l.precision = q.precision.value_or(Precision::bf16);
-  apply_given_knobs(l, q, s);
-  (void)m;
+  apply_given_knobs(l, q, m, s);
   return l;
 }
 
@@ -356,7 +357,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                   Layout l;
                   l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
                   l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                  apply_given_knobs(l, q, s);
+                  apply_given_knobs(l, q, m, s);
                   l.recompute_modules = choice.modules;
                   apply_memory_option(l, mem_opt);
                   if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {

@@ -472,39 +472,67 @@ std::vector<int> split_layers(int layers, int pp) {
   return out;
 }
 
-// Model FLOPs per token (forward only), summed over the whole model.
-// Attention-core forward FLOPs per token summed over layers (causal; sliding windows).
-double attention_flops_per_token(const Model& m, long seq) {
+// Attention-core forward FLOPs per token of `global` layers with full causal attention and
+// `local` ones with the model's window or chunk.
+double attention_core_flops_per_token(const Model& m, long seq, double global, double local) {
   const double s = static_cast<double>(seq);
   const double kq_full = causal_pairs(0, s, 0) / s;
   const double kq_win = m.sliding_window > 0 ? m.local_pairs(0, s) / s : kq_full;
-  const double nw = m.window_layer_count();
   double dqk = m.head_dim, dv = m.head_dim;
   if (m.is_mla()) {
     dqk = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim;
     dv = m.mla.v_head_dim;
   }
-  return 2.0 * m.heads * (dqk + dv) * ((m.layers - nw) * kq_full + nw * kq_win);
+  return 2.0 * m.heads * (dqk + dv) * (global * kq_full + local * kq_win);
 }
 
-// Model FLOPs per token (forward only), summed over the whole model.
-double model_fwd_flops_per_token(const Model& m, long seq) {
+// The MTP layers of a layout (each like the model's last layer): how many, and whether they are
+// MoE and local-attention layers.
+struct MtpKind {
+  double n = 0;
+  bool moe = false, local = false;
+};
+MtpKind mtp_kind(const Model& m, const Layout& l) {
+  return {static_cast<double>(std::max(0, l.mtp_layers)), m.is_moe_layer(m.layers - 1), m.is_window_layer(m.layers - 1)};
+}
+
+// Attention-core forward FLOPs per token summed over layers (causal; sliding windows), MTP layers
+// included.
+double attention_flops_per_token(const Model& m, long seq, const MtpKind& x = {}) {
+  const double nw = m.window_layer_count() + (x.local ? x.n : 0.0);
+  return attention_core_flops_per_token(m, seq, m.layers + x.n - nw, nw);
+}
+
+// Model FLOPs per token (forward only), summed over the whole model, with the layout's MTP modules
+// (Megatron-LM's num_floating_point_operations counts them too): per module one layer of the last
+// kind, its 2 h -> h projection and the output head again.
+double model_fwd_flops_per_token(const Model& m, long seq, const MtpKind& x = {}) {
   const ParamCounts pc = count_params(m);
   const double matmul_params = pc.active(m) - pc.embedding - pc.norms;
-  const double head_params = m.tied_embeddings ? static_cast<double>(m.vocab) * m.hidden : 0.0;
-  return 2.0 * (matmul_params + head_params) + attention_flops_per_token(m, seq);
+  const double vh = static_cast<double>(m.vocab) * m.hidden;
+  const double head_params = m.tied_embeddings ? vh : 0.0;
+  double mtp_params = 0;
+  if (x.n > 0) {
+    const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
+    const double mlp = x.moe ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
+                             : mats * h * static_cast<double>(m.ffn_hidden);
+    mtp_params = x.n * (pc.attention / m.layers + mlp + 2.0 * h * h + vh);
+  }
+  return 2.0 * (matmul_params + head_params + mtp_params) + attention_flops_per_token(m, seq, x);
 }
 
-// Matrix FLOPs per token (forward, summed over the model) that selective recompute reruns.
-double selective_recompute_flops_per_token(const Model& m, unsigned mods, long seq) {
+// Matrix FLOPs per token (forward, summed over the model and its MTP layers) that selective
+// recompute reruns.
+double selective_recompute_flops_per_token(const Model& m, unsigned mods, long seq, const MtpKind& mtp = {}) {
   const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
-  const double moe_layers = m.moe_layer_count(), dense_layers = m.layers - moe_layers;
+  const double moe_layers = m.moe_layer_count() + (mtp.moe ? mtp.n : 0.0);
+  const double dense_layers = m.layers + mtp.n - moe_layers;
   double out = 0;
-  if (mods & kRecomputeCoreAttn) out += attention_flops_per_token(m, seq);
+  if (mods & kRecomputeCoreAttn) out += attention_flops_per_token(m, seq, mtp);
   if ((mods & kRecomputeMlaUpProj) && m.is_mla()) {
     const auto& x = m.mla;
     const double q_up = x.q_lora_rank > 0 ? x.q_lora_rank * m.heads * (x.qk_nope_head_dim + x.qk_rope_head_dim) : 0.0;
-    out += 2.0 * m.layers * (q_up + x.kv_lora_rank * m.heads * (x.qk_nope_head_dim + x.v_head_dim));
+    out += 2.0 * (m.layers + mtp.n) * (q_up + x.kv_lora_rank * m.heads * (x.qk_nope_head_dim + x.v_head_dim));
   }
   if (mods & kRecomputeMlp) out += 2.0 * dense_layers * mats * h * static_cast<double>(m.ffn_hidden);
   if (moe_layers > 0) {
@@ -540,6 +568,8 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     return no(Infeasible::indivisible, "tp " + std::to_string(l.tp) + " and kv_heads " + std::to_string(m.kv_heads) + " do not divide");
   if (l.pp > m.layers) return no(Infeasible::indivisible, "pp " + std::to_string(l.pp) + " exceeds layers " + std::to_string(m.layers));
   if (l.vp > 1 && l.pp == 1) return no(Infeasible::indivisible, "interleaving (vp > 1) needs pp > 1");
+  if (l.mtp_layers < 0 || l.mtp_layers > m.layers)
+    return no(Infeasible::indivisible, "MTP layers must be 0 to layers (" + std::to_string(m.layers) + ")");
   // TF32 is a math mode on fp32 tensors: 4-byte weights and activations, and no flash attention.
   // The training model sizes 2-byte tensors (bf16/fp16, or fp8/fp4 GEMM inputs), so it would
   // undercount memory and traffic; it refuses rather than report that.
@@ -608,14 +638,20 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
 
 namespace {
 
-struct StageMem {
-  MemoryBreakdown mem;
+struct Setup {
+  std::vector<int> layers_of, moe_layers_of;
+  // Of those, the layers with local attention (a window or chunk), dense and MoE.
+  std::vector<int> local_dense_of, local_moe_of;
+  // Multi-token-prediction layers (Layout::mtp_layers), counted in the head stage's layers above.
+  int mtp = 0;
 };
+
 
 // Memory of pipeline stage i (activations of the microbatches it holds in flight).
 MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, const Evaluator& ev,
-                             const LayerCost& dense, const LayerCost& moe, const std::vector<int>& layers_of,
-                             const std::vector<int>& moe_layers_of, int i, long microbatches) {
+                             const LayerCost& dense, const LayerCost& moe, const Setup& st, int i, long microbatches) {
+  const std::vector<int>& layers_of = st.layers_of;
+  const std::vector<int>& moe_layers_of = st.moe_layers_of;
   MemoryBreakdown mb;
   const double t = l.tp;
   const double h = static_cast<double>(m.hidden);
@@ -627,6 +663,14 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   // Tied embeddings are one table where one stage holds both ends (pp 1, or DualPipeV's stage 0).
   if (last && (!m.tied_embeddings || !first)) p_dense += static_cast<double>(m.vocab) * h / t;
   if (last) p_dense += h;  // the final norm
+  if (last && st.mtp > 0) {
+    // Each MTP module's projection (2 h x h, column-parallel) and its two input norms and final
+    // norm (its layer is in the stage's layers); the stage needs the embedding for the shifted
+    // tokens, a copy of stage 0's table unless it holds it already (Megatron-Core builds it on the
+    // MTP stage and keeps the two in step as tied embeddings are).
+    p_dense += st.mtp * (2.0 * h * h / t + 3.0 * h);
+    if (!first && !m.tied_embeddings) p_dense += static_cast<double>(m.vocab) * h / t;
+  }
   const double shard = static_cast<double>(l.dp) * l.cp;
   const double shard_exp = l.expert_dp();
   const double params = p_dense + p_exp;
@@ -655,7 +699,8 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     // each weighed by its chunk's layers (make_setup gives chunk 0 the larger half of an odd count:
     // halving them had read DeepSeek-V3's 3-layer stage 0 at pp 16 24% low).
     const auto [held0, held1] = dualpipe_held(p, i);
-    const int n = layers_of[i], chunk0 = (n + 1) / 2, chunk1 = n / 2;
+    // The MTP layers ride with the head, in stage 0's chunk 1.
+    const int mtp = last ? st.mtp : 0, n = layers_of[i] - mtp, chunk0 = (n + 1) / 2, chunk1 = n / 2 + mtp;
     units = static_cast<double>(std::min<long>(microbatches, held0)) * chunk0 +
             static_cast<double>(std::min<long>(microbatches, held1)) * chunk1;
   } else if (v == 1) {
@@ -706,11 +751,6 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   return mb;
 }
 
-struct Setup {
-  std::vector<int> layers_of, moe_layers_of;
-  // Of those, the layers with local attention (a window or chunk), dense and MoE.
-  std::vector<int> local_dense_of, local_moe_of;
-};
 
 // Which stage holds each layer: contiguous runs (split_layers); interleaved (vp > 1), pp x vp
 // chunks as split_layers sizes them (Megatron's chunks; chunk 0 and the last hold none where
@@ -718,7 +758,7 @@ struct Setup {
 // so a stage holds layers r, r + pp, ... when chunks are one layer: where MoE or global-attention
 // layers recur with a period that shares a factor with pp, stages differ (Llama 4 Scout, pp 4 with
 // one layer per chunk: stage 3 holds all 12 global layers, stage 0 none).
-Setup make_setup(const Model& m, const Layout& l) {
+Setup place_layers(const Model& m, const Layout& l) {
   Setup st;
   st.layers_of = split_layers(m.layers, l.pp);
   st.moe_layers_of.assign(l.pp, 0);
@@ -780,6 +820,21 @@ Setup make_setup(const Model& m, const Layout& l) {
   return st;
 }
 
+// The layers placed, and the MTP layers (each like the model's last layer: its MLP kind and its
+// attention, global or local) added to the stage that holds the output head, where Megatron-Core
+// builds them and DeepSeek-V3 places them (Section 3.2.1: with the output head).
+Setup make_setup(const Model& m, const Layout& l) {
+  Setup st = place_layers(m, l);
+  if (l.mtp_layers <= 0) return st;
+  const int hs = head_stage(l), last = m.layers - 1, k = l.mtp_layers;
+  st.mtp = k;
+  st.layers_of[hs] += k;
+  const bool moe = m.is_moe_layer(last);
+  if (moe) st.moe_layers_of[hs] += k;
+  if (m.window_layer_count() > 0 && m.is_window_layer(last)) (moe ? st.local_moe_of : st.local_dense_of)[hs] += k;
+  return st;
+}
+
 // A representative dense or MoE layer: the first of its kind, global or local as asked where the
 // model has both (only attention differs between them; memory reads either), else any.
 LayerCost kind_layer(const Evaluator& ev, const Model& m, bool moe_kind, bool local = false) {
@@ -818,7 +873,7 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
       if (std::find(seen.begin(), seen.begin() + kinds, kind) != seen.begin() + kinds) continue;
       if (kinds < seen.size()) seen[kinds++] = kind;
     }
-    MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st.layers_of, st.moe_layers_of, i, mbs);
+    MemoryBreakdown mb = stage_memory(m, s, l, ev, dense, moe, st, i, mbs);
     mb.stage = i;
     if (mb.host > host) {
       host = mb.host;
@@ -948,6 +1003,38 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     dense_l = kind_layer(ev, m, false, true);
     moe_l = kind_layer(ev, m, true, true);
   }
+  // Embedding lookup and its gradient scatter; vocab-parallel, its output all-reduced (or
+  // reduce-scattered) over the tp ranks.
+  auto embedding_lookup = [&](Stage& sg) {
+    const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
+    sg.parts.elementwise += e + eb;
+    sg.f += e;
+    sg.b += eb;
+    if (l.tp > 1) {
+      const double c = ev.coll(l.sequence_parallel ? Collective::reduce_scatter : Collective::all_reduce, T * h * kAct,
+                               Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
+      sg.parts.tp_comm += c;
+      sg.f += c;
+    }
+  };
+  // Output head (vocab-parallel GEMM) and the fused cross-entropy, with the hidden states gathered
+  // over the tp ranks in forward and their gradient in backward.
+  auto output_head = [&](Stage& sg) {
+    const Fb head = ev.gemm_fb(T, V / t, h);
+    const double ce_f = ev.mem_time(T * V / t * 10.0 + 4.0 * h * T / ev.tsp_, 3);
+    const double ce_b = ev.mem_time(T * V / t * 6.0 + 8.0 * h * T / ev.tsp_, 3);
+    sg.parts.gemm += head.f + head.b;
+    sg.parts.elementwise += ce_f + ce_b;
+    sg.f += head.f + ce_f;
+    sg.b += head.b + ce_b;
+    sg.w += 0.5 * head.b;
+    if (l.tp > 1) {
+      const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
+      sg.parts.tp_comm += c;
+      sg.f += c / 2;
+      sg.b += c / 2;
+    }
+  };
   for (int i = 0; i < p; ++i) {
     Stage& sg = stages[i];
     const double nm = st.moe_layers_of[i], nd = st.layers_of[i] - nm;
@@ -1005,38 +1092,36 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       sg.f += off_f;
       sg.b += off_b;
     }
-    if (i == 0) {  // embedding lookup (and its gradient scatter)
-      const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
-      sg.parts.elementwise += e + eb;
-      sg.f += e;
-      sg.b += eb;
+    if (i == 0) {
+      embedding_lookup(sg);
       sg.p_dense += V * h / t;
-      if (l.tp > 1) {  // vocab-parallel embedding: all-reduce (or reduce-scatter) of its output
-        const double c = ev.coll(l.sequence_parallel ? Collective::reduce_scatter : Collective::all_reduce, T * h * kAct,
-                                 Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
-        sg.parts.tp_comm += c;
-        sg.f += c;
-      }
     }
-    if (i == head_stage(l)) {  // final norm, LM head, cross-entropy
-      Fb head = ev.gemm_fb(T, V / t, h);
-      const double ce_f = ev.mem_time(T * V / t * 10.0 + 4.0 * h * T / ev.tsp_, 3);
-      const double ce_b = ev.mem_time(T * V / t * 6.0 + 8.0 * h * T / ev.tsp_, 3);
-      sg.parts.gemm += head.f + head.b;
-      sg.parts.elementwise += ce_f + ce_b;
-      sg.f += head.f + ce_f;
-      sg.b += head.b + ce_b;
-      sg.w += 0.5 * head.b;
+    if (i == head_stage(l)) {  // final norm, LM head, cross-entropy (not recomputed: Megatron reruns transformer layers only)
+      output_head(sg);
       if (!m.tied_embeddings || i != 0) sg.p_dense += V * h / t;  // tied: one table where stage 0 holds both ends
-      if (l.tp > 1) {
-        const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
-        sg.parts.tp_comm += c;
-        sg.f += c / 2;
-        sg.b += c / 2;
+      // Multi-token prediction, after the model's last layer (its layers are in the stage's count
+      // above): per module the next tokens' embedding, two norms, the 2 h -> h projection (input
+      // gathered over the tp ranks, output gathered back), and the output head again with its loss.
+      for (int k = 0; k < st.mtp; ++k) {
+        embedding_lookup(sg);
+        const double nf = ev.mem_time(4.0 * T * h * kAct / ev.tsp_, 2), nb = ev.mem_time(8.0 * T * h * kAct / ev.tsp_, 2);
+        const Fb proj = ev.gemm_fb(T, h / t, 2.0 * h);
+        sg.parts.gemm += proj.f + proj.b;
+        sg.parts.elementwise += nf + nb;
+        sg.f += proj.f + nf;
+        sg.b += proj.b + nb;
+        sg.w += 0.5 * proj.b;
+        sg.p_dense += 2.0 * h * h / t + 3.0 * h;
+        if (l.tp > 1) {
+          const double c = 2 * (ev.coll(Collective::all_gather, T * 2.0 * h * kAct, Group{l.tp, 1}) +
+                                ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1})) * (1.0 - s.calib.tp_overlap);
+          sg.parts.tp_comm += c;
+          sg.f += c / 2;
+          sg.b += c / 2;
+        }
+        output_head(sg);
       }
-      if (l.recompute == Recompute::full) {
-        // Megatron recomputes transformer layers only; the head is not recomputed.
-      }
+      if (st.mtp > 0 && i != 0 && !m.tied_embeddings) sg.p_dense += V * h / t;  // the MTP stage's embedding copy
     }
   }
 
@@ -1202,17 +1287,19 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   const double tokens = static_cast<double>(w.global_batch) * static_cast<double>(w.seq_len);
   r.tokens_per_s = tokens / r.step_time;
   r.tokens_per_s_per_device = r.tokens_per_s / devices;
-  const double fwd_per_token = model_fwd_flops_per_token(m, w.seq_len);
+  const MtpKind mtp = mtp_kind(m, l);
+  const double fwd_per_token = model_fwd_flops_per_token(m, w.seq_len, mtp);
   r.model_flops_per_step = 3.0 * fwd_per_token * tokens;
-  // Recompute FLOPs: full = one more forward of the layers; selective = attention core.
+  // Recompute FLOPs: full = one more forward of the layers (MTP layers included, their projection
+  // and the heads not); selective = the modules' share.
   double recompute_per_token = 0;
   if (l.recompute == Recompute::full) {
-    const double head = 2.0 * h * V;
+    const double heads = 2.0 * h * V * (1.0 + mtp.n) + mtp.n * 2.0 * 2.0 * h * h;
     double rerun = 0;  // layers rerun, over all stages
     for (int i = 0; i < p; ++i) rerun += recompute_share(l, st.layers_of[i]) * st.layers_of[i];
-    recompute_per_token = (fwd_per_token - head) * rerun / m.layers;
+    recompute_per_token = (fwd_per_token - heads) * rerun / (m.layers + mtp.n);
   } else if (l.recompute == Recompute::selective) {
-    recompute_per_token = selective_recompute_flops_per_token(m, l.recompute_modules, w.seq_len);
+    recompute_per_token = selective_recompute_flops_per_token(m, l.recompute_modules, w.seq_len, mtp);
   }
   r.hardware_flops_per_step = r.model_flops_per_step + recompute_per_token * tokens;
   r.peak_flops_per_device = s.peak(l.precision)->v;

@@ -40,6 +40,17 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   const ParamCounts pc = count_params(m);
   add("parameters", num(pc.total() / 1e9, "%.2f") + "e9 total, " + num(pc.active(m) / 1e9, "%.2f") + "e9 active per token",
       "count_params(model)");
+  if (l.mtp_layers > 0 || m.mtp_layers > 0) {
+    const std::string n = std::to_string(l.mtp_layers);
+    add("multi-token prediction",
+        l.mtp_layers == 0 ? "the model's " + std::to_string(m.mtp_layers) + " MTP module(s) not trained"
+                          : n + " module(s) trained on the stage with the output head, each " +
+                                num(mtp_module_params(m) / 1e9, "%.2f") +
+                                "e9 parameters (a layer like the last, a 2h x h projection, norms) and a second pass of "
+                                "the output head and loss; their FLOPs count in MFU",
+        l.mtp_layers == m.mtp_layers ? mfile + (m.file.ends_with(".json") ? ": num_nextn_predict_layers" : ": mtp_layers")
+                                     : std::string("plan: --mtp-layers (or the run fact mtp_layers)"));
+  }
   if (m.is_moe()) {
     const Workload& w = r.work;
     const double load = w.moe_load(m.moe.routing_imbalance);
@@ -143,6 +154,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   // Layout.
   std::string stages;
   for (std::size_t i = 0; i < r.stage_layers.size(); ++i) stages += (i ? "," : "") + std::to_string(r.stage_layers[i]);
+  if (l.mtp_layers > 0) stages += ", the MTP layers counted on the head's stage";
   add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
                     std::to_string(l.ep) + ", micro-batch " + std::to_string(l.micro_batch) + ", ZeRO-" +

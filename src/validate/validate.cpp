@@ -172,6 +172,10 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "activation_offload") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "activation_offload must be 1 (kept activations offloaded to host memory) or 0");
+    } else if (f.field == "mtp_layers") {
+      f.value = r.req_number("value");
+      if (!(f.value >= 0 && f.value <= kMaxLayers && f.value == std::floor(f.value)))
+        r.fail("value", "mtp_layers must be a whole number of MTP modules, 0 or more");
     } else if (f.field == "lowp_params") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "lowp_params must be 1 (fp8/fp4 primary weights) or 0 (bf16)");
@@ -291,6 +295,7 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "moe_dispatcher") q.moe_dispatcher = *parse_moe_dispatcher(f.text);
           if (f.field == "moe_a2a_overlap") q.moe_a2a_overlap = f.value == 1;
           if (f.field == "activation_offload") q.offload_activations = f.value == 1;
+          if (f.field == "mtp_layers") q.mtp_layers = static_cast<int>(f.value);
           if (f.field == "schedule") q.schedule = *parse_schedule(f.text);
           if (f.field == "recompute_modules") {
             // The modules a recipe's selective recompute reruns; a row that states another recompute

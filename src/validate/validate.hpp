@@ -46,11 +46,13 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // empty or selective; it makes the recompute selective. schedule names the run's pipeline schedule
 // (1f1b, zb-h1 or dualpipev, as --schedule; 1f1b if not stated). activation_offload (1 or 0) says
 // whether the run kept its layers' saved activations in host memory (MaxText's offloading remat
-// policies, --offload-activations; 0 if not stated).
+// policies, --offload-activations; 0 if not stated). mtp_layers (0 or more) says how many
+// multi-token-prediction modules the run trained (Megatron-Core --mtp-num-layers, --mtp-layers; the
+// model's own count if not stated, e.g. 0 for a "w/o MTP" benchmark of DeepSeek-V3).
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
                                                  "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params",
                                                  "moe_dispatcher", "moe_a2a_overlap", "recompute_modules",
-                                                 "schedule", "activation_offload"};
+                                                 "schedule", "activation_offload", "mtp_layers"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a
