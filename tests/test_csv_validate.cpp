@@ -460,6 +460,35 @@ TEST(Validate, MtpLayersFactTrainsTheModules) {
   EXPECT_EQ(test::catch_input_error([&] { facts("MOE-1,mtp_layers,1.5,x\n"); }).where, "f.csv:2: value");
 }
 
+TEST(Validate, PipelineLayoutFactPlacesTheRowsLayers) {
+  // Mixtral (32 layers) over pp 2 with the vp left empty: a layout of 4 stages sets vp 2 and puts
+  // 10 layers on stage 0 (chunks 0 and 2), 22 on stage 1.
+  std::map<std::string, std::string> row = {
+      {"id", "PP-1"},     {"source", "unit test"}, {"grade", "B"},        {"system", "dgx-h100"},
+      {"devices", "16"},  {"model", "mixtral-8x7b"}, {"seq_len", "4096"}, {"global_batch", "64"},
+      {"tp", "1"},        {"pp", "2"},             {"dp", "8"},           {"cp", "1"}, {"ep", "8"},
+      {"micro_batch", "1"}, {"zero", "1"},         {"recompute", "full"}, {"precision", "bf16"},
+      {"metric", "tokens_per_s_per_device"}, {"value", "3000"}};
+  const CsvTable t = parse_csv({"pp.csv", test::training_header() + test::training_row(row)});
+  auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };
+  const RunFacts given = facts("PP-1,pipeline_layout,Et*5|t*11|t*5|t*11L,recipe\n");
+  const ValidationResult r = validate_training(t, builtin(), nullptr, &given);
+  ASSERT_TRUE(r.rows[0].evaluated) << r.rows[0].reason;
+  EXPECT_EQ(r.rows[0].plan.layout.vp, 2);
+  ASSERT_TRUE(r.rows[0].plan.layout.stage_layout);
+  EXPECT_EQ(r.rows[0].plan.stage_layers, (std::vector<int>{10, 22}));
+  // Malformed, or not fitting the row (3 stages over pp 2; 31 layers): the fact is blamed.
+  EXPECT_EQ(test::catch_input_error([&] { facts("PP-1,pipeline_layout,Et*5|x,recipe\n"); }).where, "f.csv:2: value");
+  const RunFacts odd = facts("PP-1,pipeline_layout,Et*5|t*11|t*16L,recipe\n");
+  const auto e1 = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &odd); });
+  EXPECT_EQ(e1.where, "f.csv:2: value");
+  EXPECT_NE(e1.what.find("3 stages, not a multiple of pp 2"), std::string::npos) << e1.what;
+  const RunFacts short_ = facts("PP-1,pipeline_layout,Et*5|t*11|t*5|t*10L,recipe\n");
+  const auto e2 = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &short_); });
+  EXPECT_EQ(e2.where, "f.csv:2: value");
+  EXPECT_NE(e2.what.find("places 31 decoder layers (t), and the model has 32"), std::string::npos) << e2.what;
+}
+
 TEST(Validate, MoeDispatcherAndOverlapFactsApplyToMoeRows) {
   const CsvTable t = parse_csv({"moe.csv", mixtral_table()});
   auto facts = [](const std::string& body) { return parse_run_facts(parse_csv({"f.csv", "id,field,value,source\n" + body})); };

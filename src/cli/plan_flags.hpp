@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -20,7 +21,7 @@ inline bool on_off(const char* flag, const std::string& v) {
 inline Precision training_precision(const std::string& text);
 
 struct PlanFlags {
-  std::string model, system, precision, recompute, recompute_modules, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap, offload_activations;
+  std::string pipeline_layout, model, system, precision, recompute, recompute_modules, grad_precision, schedule, cp_mode, attention, rank_order, lowp_params, moe_dispatcher, moe_a2a_overlap, offload_activations;
   int devices = 0;
   long seq_len = 0, global_batch = 0;
   std::optional<double> moe_capacity_factor, moe_imbalance;
@@ -95,6 +96,11 @@ struct PlanFlags {
                   "before its backward, over the system's host link ([host] bandwidth: PCIe, NVLink-C2C), beside the "
                   "compute (MaxText's offloading remat policies, Megatron-Core's activation offloading); needs a "
                   "system whose file gives [host] (default off)");
+    c->add_option("--pipeline-layout", pipeline_layout,
+                  "Hand-written pipeline layout in Megatron-Core's --pipeline-model-parallel-layout syntax: stages "
+                  "split by '|' (virtual rank 0's pp stages, then rank 1's, ...), E embedding, t decoder layer, m MTP "
+                  "layer, L loss, x*N and (...)*N repeat, commas ignored; e.g. \"Et*4|(t*4|)*14,tmL\" (DeepSeek-V3, pp 16); "
+                  "needs --pp, sets vp to its stages / pp; E first, L last (default: layers split evenly)");
     c->add_option("--mtp-layers", mtp_layers,
                   "Multi-token-prediction modules trained (Megatron-Core --mtp-num-layers; DeepSeek-V3's MTP depth): each "
                   "one more layer like the model's last, a 2 hidden x hidden projection and a second pass of the output "
@@ -122,6 +128,11 @@ struct PlanFlags {
     q.micro_batch = micro_batch;
     q.recompute_layers = recompute_layers;
     q.zero = zero;
+    if (!pipeline_layout.empty()) {
+      auto layout = std::make_shared<PipelineLayout>(parse_pipeline_layout(pipeline_layout, "--pipeline-layout"));
+      q.vp = pipeline_layout_vp(*layout, q.pp, q.vp, "--pipeline-layout");
+      q.stage_layout = std::move(layout);
+    }
     if (mtp_layers) {
       if (*mtp_layers < 0) throw InputError("--mtp-layers", "must be at least 0, got " + std::to_string(*mtp_layers));
       q.mtp_layers = mtp_layers;

@@ -103,7 +103,7 @@ std::string layout_summary(const Layout& l) {
          (l.rank_order == RankOrder::pp_then_dp ? " dp-outer" : "") +
          (l.moe_dispatcher == MoeDispatcher::alltoall ? " a2a-dispatch" : "") + (l.moe_a2a_overlap ? " a2a-overlap" : "") +
          (l.offload_activations ? " offload" : "") + (l.mtp_layers > 0 ? " mtp" + std::to_string(l.mtp_layers) : "") +
-         fsdp_summary(l);
+         (l.stage_layout ? " layout " + l.stage_layout->text : "") + fsdp_summary(l);
 }
 
 ordered_json layout_json(const Model& m, const Layout& l) {
@@ -120,6 +120,7 @@ ordered_json layout_json(const Model& m, const Layout& l) {
   }
   j["offload_activations"] = l.offload_activations;
   j["mtp_layers"] = l.mtp_layers;
+  j["pipeline_layout"] = l.stage_layout ? ordered_json(l.stage_layout->text) : ordered_json(nullptr);
   if (l.zero == 3 && l.fsdp.rate > 0) j["fsdp_rate_bytes_per_s"] = l.fsdp.rate;
   if (l.zero == 3 && l.fsdp.overlap >= 0) j["fsdp_overlap"] = l.fsdp.overlap;
   return j;
@@ -193,6 +194,7 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
          (l.moe_a2a_overlap ? "  all-to-all overlapped" : "") +
          (l.offload_activations ? "  activations offloaded to host" : "") +
          (l.mtp_layers > 0 ? "  MTP " + std::to_string(l.mtp_layers) + (l.mtp_layers == 1 ? " module" : " modules") : std::string()) +
+         (l.stage_layout ? "  pipeline layout " + l.stage_layout->text : std::string()) +
          (fsdp_summary(l).empty() ? "" : " " + fsdp_summary(l)) + "\n" +
          "  gradients " + std::string(grad_name(l)) + (l.lowp_params ? ", primary weights in " + std::string(precision_name(l.precision)) : "") +
          "\n";
@@ -297,7 +299,8 @@ ordered_json validation_json(const ValidationResult& v) {
                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
                    {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
                    {"precision", precision_name(l.precision)}, {"schedule", schedule_name(l.schedule)},
-                   {"offload_activations", l.offload_activations}, {"mtp_layers", l.mtp_layers}};
+                   {"offload_activations", l.offload_activations}, {"mtp_layers", l.mtp_layers},
+                   {"pipeline_layout", l.stage_layout ? ordered_json(l.stage_layout->text) : ordered_json(nullptr)}};
     }
     rows.push_back(j);
   }

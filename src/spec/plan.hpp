@@ -3,12 +3,14 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "spec/hardware.hpp"
 #include "spec/model.hpp"
+#include "spec/pipeline_layout.hpp"
 
 namespace xpu {
 
@@ -136,6 +138,9 @@ struct Layout {
                                      // Megatron-Core's --mtp-num-layers): each one more layer of the
                                      // model's last kind, its projection, norms and a second pass of
                                      // the output head, on the stage that holds the head
+  // A hand-written pipeline layout (Megatron-Core's --pipeline-model-parallel-layout): the layers
+  // and MTP layers of each of the pp x vp chunks; null = the even split (split_layers).
+  std::shared_ptr<const PipelineLayout> stage_layout;
 
   // The expert tensor-parallel degree in effect.
   int expert_tp() const {
@@ -205,6 +210,7 @@ struct PlanRequest {
   bool moe_a2a_overlap = false;                       // not searched: as given
   bool offload_activations = false;                   // not searched: as given
   std::optional<int> mtp_layers;                      // not searched: as given, else the model's
+  std::shared_ptr<const PipelineLayout> stage_layout;  // not searched: as given (fixes pp and vp)
   FsdpImpl fsdp;                                      // not searched: as given; set with ZeRO
                                                       // free, it asks for ZeRO-3
 };
@@ -219,6 +225,7 @@ inline void apply_given_knobs(Layout& l, const PlanRequest& q, const Model& m, c
   l.moe_a2a_overlap = q.moe_a2a_overlap;
   l.offload_activations = q.offload_activations;
   l.mtp_layers = q.mtp_layers.value_or(m.mtp_layers);
+  l.stage_layout = q.stage_layout;
   l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
   l.recompute_modules = q.recompute_modules.value_or(kRecomputeModulesDefault);

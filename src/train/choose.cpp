@@ -158,6 +158,14 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.zero && (*q.zero < 0 || *q.zero > 3)) bad("--zero", "must be 0, 1, 2 or 3");
   if (q.mtp_layers && (*q.mtp_layers < 0 || *q.mtp_layers > m.layers))
     bad("--mtp-layers", "must be 0 to the model's layers (" + std::to_string(m.layers) + "), got " + std::to_string(*q.mtp_layers));
+  if (q.stage_layout) {
+    // pp and vp come with the layout (plan_flags, or validate's run fact); the rest is the model's.
+    if (!q.pp) bad("--pipeline-layout", "needs --pp");
+    if (auto why = pipeline_layout_problem(*q.stage_layout, m.layers, q.mtp_layers.value_or(m.mtp_layers), *q.pp))
+      bad("--pipeline-layout", *why);
+    if (q.schedule == PipeSchedule::dualpipe_v)
+      bad("--pipeline-layout", "places Megatron's interleaved chunks; --schedule dualpipev folds its own V");
+  }
   if (q.recompute_layers) {
     require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");

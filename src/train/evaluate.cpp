@@ -587,8 +587,18 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
     if (l.moe_a2a_overlap)
       return no(Infeasible::indivisible, "DualPipeV pairs forward and backward chunks itself; --moe-a2a-overlap is Megatron's 1F1B pairing");
   }
+  if (l.stage_layout) {
+    if (auto bad = pipeline_layout_problem(*l.stage_layout, m.layers, l.mtp_layers, l.pp))
+      return no(Infeasible::indivisible, "pipeline layout " + *bad);
+    if (static_cast<long>(l.stage_layout->chunks.size()) != static_cast<long>(l.pp) * l.vp)
+      return no(Infeasible::indivisible, "pipeline layout '" + l.stage_layout->text + "' has " +
+                                             std::to_string(l.stage_layout->chunks.size()) + " stages, and pp x vp = " +
+                                             std::to_string(l.pp * l.vp));
+    if (l.schedule == PipeSchedule::dualpipe_v)
+      return no(Infeasible::indivisible, "a pipeline layout places Megatron's interleaved chunks; DualPipeV has its own V");
+  }
   // The embedding and the loss may count as one layer each (max_pipeline_chunks, evaluate.hpp).
-  if (static_cast<long>(l.pp) * l.vp > max_pipeline_chunks(m.layers))
+  if (!l.stage_layout && static_cast<long>(l.pp) * l.vp > max_pipeline_chunks(m.layers))
     return no(Infeasible::indivisible, "pp x vp = " + std::to_string(l.pp * l.vp) + " exceeds layers + 2 = " + std::to_string(m.layers + 2) +
                                            " (the embedding and the loss may count as one layer each)");
   const long per_replica = static_cast<long>(l.dp) * l.micro_batch;
@@ -642,8 +652,16 @@ struct Setup {
   std::vector<int> layers_of, moe_layers_of;
   // Of those, the layers with local attention (a window or chunk), dense and MoE.
   std::vector<int> local_dense_of, local_moe_of;
-  // Multi-token-prediction layers (Layout::mtp_layers), counted in the head stage's layers above.
+  // Multi-token-prediction layers (Layout::mtp_layers), counted in their stages' layers above:
+  // all of them, and per stage (empty when none; the head's stage unless a layout places them).
   int mtp = 0;
+  std::vector<int> mtp_of;
+  int mtp_on(int stage) const { return mtp_of.empty() ? 0 : mtp_of[static_cast<std::size_t>(stage)]; }
+  // Whether stage i holds a copy of the embedding for its MTP modules' lookups: not stage 0, which
+  // has the table, nor a tied model's head stage, whose output weights are the table.
+  bool mtp_embedding_copy(const Model& m, const Layout& l, int i) const {
+    return mtp_on(i) > 0 && i != 0 && !(m.tied_embeddings && i == head_stage(l));
+  }
 };
 
 
@@ -663,13 +681,13 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
   // Tied embeddings are one table where one stage holds both ends (pp 1, or DualPipeV's stage 0).
   if (last && (!m.tied_embeddings || !first)) p_dense += static_cast<double>(m.vocab) * h / t;
   if (last) p_dense += h;  // the final norm
-  if (last && st.mtp > 0) {
+  if (st.mtp_on(i) > 0) {
     // Each MTP module's projection (2 h x h, column-parallel) and its two input norms and final
     // norm (its layer is in the stage's layers); the stage needs the embedding for the shifted
     // tokens, a copy of stage 0's table unless it holds it already (Megatron-Core builds it on the
     // MTP stage and keeps the two in step as tied embeddings are).
-    p_dense += st.mtp * (2.0 * h * h / t + 3.0 * h);
-    if (!first && !m.tied_embeddings) p_dense += static_cast<double>(m.vocab) * h / t;
+    p_dense += st.mtp_on(i) * (2.0 * h * h / t + 3.0 * h);
+    if (st.mtp_embedding_copy(m, l, i)) p_dense += static_cast<double>(m.vocab) * h / t;
   }
   const double shard = static_cast<double>(l.dp) * l.cp;
   const double shard_exp = l.expert_dp();
@@ -700,7 +718,7 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     // halving them had read DeepSeek-V3's 3-layer stage 0 at pp 16 24% low).
     const auto [held0, held1] = dualpipe_held(p, i);
     // The MTP layers ride with the head, in stage 0's chunk 1.
-    const int mtp = last ? st.mtp : 0, n = layers_of[i] - mtp, chunk0 = (n + 1) / 2, chunk1 = n / 2 + mtp;
+    const int mtp = st.mtp_on(i), n = layers_of[i] - mtp, chunk0 = (n + 1) / 2, chunk1 = n / 2 + mtp;
     units = static_cast<double>(std::min<long>(microbatches, held0)) * chunk0 +
             static_cast<double>(std::min<long>(microbatches, held1)) * chunk1;
   } else if (v == 1) {
@@ -823,15 +841,44 @@ Setup place_layers(const Model& m, const Layout& l) {
 // The layers placed, and the MTP layers (each like the model's last layer: its MLP kind and its
 // attention, global or local) added to the stage that holds the output head, where Megatron-Core
 // builds them and DeepSeek-V3 places them (Section 3.2.1: with the output head).
+// A hand-written layout (Layout::stage_layout) places both: chunk c's decoder layers take the next
+// layer indices (forward order) on stage c mod pp, its MTP layers go to that stage.
 Setup make_setup(const Model& m, const Layout& l) {
-  Setup st = place_layers(m, l);
-  if (l.mtp_layers <= 0) return st;
-  const int hs = head_stage(l), last = m.layers - 1, k = l.mtp_layers;
-  st.mtp = k;
-  st.layers_of[hs] += k;
-  const bool moe = m.is_moe_layer(last);
-  if (moe) st.moe_layers_of[hs] += k;
-  if (m.window_layer_count() > 0 && m.is_window_layer(last)) (moe ? st.local_moe_of : st.local_dense_of)[hs] += k;
+  const bool local = m.window_layer_count() > 0;
+  const int last = m.layers - 1;
+  const bool mtp_moe = m.is_moe_layer(last), mtp_local = local && m.is_window_layer(last);
+  auto add_mtp = [&](Setup& st, int stage, int k) {
+    if (k <= 0) return;
+    if (st.mtp_of.empty()) st.mtp_of.assign(static_cast<std::size_t>(l.pp), 0);
+    st.mtp += k;
+    st.mtp_of[stage] += k;
+    st.layers_of[stage] += k;
+    if (mtp_moe) st.moe_layers_of[stage] += k;
+    if (mtp_local) (mtp_moe ? st.local_moe_of : st.local_dense_of)[stage] += k;
+  };
+  if (!l.stage_layout) {
+    Setup st = place_layers(m, l);
+    add_mtp(st, head_stage(l), l.mtp_layers);
+    return st;
+  }
+  Setup st;
+  st.layers_of.assign(l.pp, 0);
+  st.moe_layers_of.assign(l.pp, 0);
+  if (local) {
+    st.local_dense_of.assign(l.pp, 0);
+    st.local_moe_of.assign(l.pp, 0);
+  }
+  int at = 0, stage = 0;
+  for (const PipelineChunk& c : l.stage_layout->chunks) {
+    for (int j = 0; j < c.layers; ++j, ++at) {
+      ++st.layers_of[stage];
+      const bool moe = m.is_moe_layer(at);
+      if (moe) ++st.moe_layers_of[stage];
+      if (local && m.is_window_layer(at)) ++(moe ? st.local_moe_of : st.local_dense_of)[stage];
+    }
+    add_mtp(st, stage, c.mtp);
+    stage = stage + 1 == l.pp ? 0 : stage + 1;
+  }
   return st;
 }
 
@@ -1099,10 +1146,14 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     if (i == head_stage(l)) {  // final norm, LM head, cross-entropy (not recomputed: Megatron reruns transformer layers only)
       output_head(sg);
       if (!m.tied_embeddings || i != 0) sg.p_dense += V * h / t;  // tied: one table where stage 0 holds both ends
-      // Multi-token prediction, after the model's last layer (its layers are in the stage's count
-      // above): per module the next tokens' embedding, two norms, the 2 h -> h projection (input
-      // gathered over the tp ranks, output gathered back), and the output head again with its loss.
-      for (int k = 0; k < st.mtp; ++k) {
+      // Each MTP module's loss: the output head again.
+      for (int k = 0; k < st.mtp; ++k) output_head(sg);
+    }
+    // Multi-token prediction modules on this stage (their layers are in its count above): per
+    // module the next tokens' embedding, two norms and the 2 h -> h projection (input gathered over
+    // the tp ranks, output gathered back).
+    if (st.mtp_on(i) > 0) {
+      for (int k = 0; k < st.mtp_on(i); ++k) {
         embedding_lookup(sg);
         const double nf = ev.mem_time(4.0 * T * h * kAct / ev.tsp_, 2), nb = ev.mem_time(8.0 * T * h * kAct / ev.tsp_, 2);
         const Fb proj = ev.gemm_fb(T, h / t, 2.0 * h);
@@ -1119,9 +1170,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
           sg.f += c / 2;
           sg.b += c / 2;
         }
-        output_head(sg);
       }
-      if (st.mtp > 0 && i != 0 && !m.tied_embeddings) sg.p_dense += V * h / t;  // the MTP stage's embedding copy
+      if (st.mtp_embedding_copy(m, l, i)) sg.p_dense += V * h / t;
     }
   }
 

@@ -154,7 +154,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   // Layout.
   std::string stages;
   for (std::size_t i = 0; i < r.stage_layers.size(); ++i) stages += (i ? "," : "") + std::to_string(r.stage_layers[i]);
-  if (l.mtp_layers > 0) stages += ", the MTP layers counted on the head's stage";
+  if (l.stage_layout) stages += ", as the pipeline layout '" + l.stage_layout->text + "' places them";
+  if (l.mtp_layers > 0) stages += l.stage_layout ? ", MTP layers included" : ", the MTP layers counted on the head's stage";
   add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
                     std::to_string(l.ep) + ", micro-batch " + std::to_string(l.micro_batch) + ", ZeRO-" +

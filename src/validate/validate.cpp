@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 #include <limits>
+#include <memory>
 
 #include "serve/workload.hpp"
 #include "spec/error.hpp"
@@ -159,6 +160,16 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
         {"kv_admission", [](const std::string& v) { return parse_kv_admission(v).has_value(); }, "guaranteed or optimistic"},
         {"scheduler", [](const std::string& v) { return parse_scheduler(v).has_value(); }, "chunked or prefill-first"},
         {"attention_window", [](const std::string& v) { return v == "full" || v == "model"; }, "full or model"},
+        {"pipeline_layout",
+         [](const std::string& v) {
+           try {
+             parse_pipeline_layout(v, "");
+             return true;
+           } catch (const InputError&) {
+             return false;
+           }
+         },
+         "a pipeline layout (stages split by '|'; E, t, m, L; x*N or (...)*N; see --pipeline-layout)"},
     };
     const TextFact* text_fact = nullptr;
     for (const auto& t : kTextFacts)
@@ -296,6 +307,16 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
           if (f.field == "moe_a2a_overlap") q.moe_a2a_overlap = f.value == 1;
           if (f.field == "activation_offload") q.offload_activations = f.value == 1;
           if (f.field == "mtp_layers") q.mtp_layers = static_cast<int>(f.value);
+          if (f.field == "pipeline_layout") {
+            const std::string where = f.file + ":" + std::to_string(f.line) + ": value";
+            auto layout = std::make_shared<PipelineLayout>(parse_pipeline_layout(f.text, where));
+            try {
+              q.vp = pipeline_layout_vp(*layout, q.pp, q.vp, where);
+            } catch (const InputError& e) {
+              throw InputError(where, "pipeline_layout for row " + row.id + ": " + std::string(e.what()).substr(where.size() + 2));
+            }
+            q.stage_layout = std::move(layout);
+          }
           if (f.field == "schedule") q.schedule = *parse_schedule(f.text);
           if (f.field == "recompute_modules") {
             // The modules a recipe's selective recompute reruns; a row that states another recompute

@@ -49,10 +49,14 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // policies, --offload-activations; 0 if not stated). mtp_layers (0 or more) says how many
 // multi-token-prediction modules the run trained (Megatron-Core --mtp-num-layers, --mtp-layers; the
 // model's own count if not stated, e.g. 0 for a "w/o MTP" benchmark of DeepSeek-V3).
+// pipeline_layout is the run's hand-written pipeline layout in Megatron-Core's
+// --pipeline-model-parallel-layout syntax (--pipeline-layout; the even split if not stated); the
+// row's pp must be stated, and its vp, where stated, must agree.
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
                                                  "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params",
                                                  "moe_dispatcher", "moe_a2a_overlap", "recompute_modules",
-                                                 "schedule", "activation_offload", "mtp_layers"};
+                                                 "schedule", "activation_offload", "mtp_layers",
+                                                 "pipeline_layout"};
 // ...and for an inference table: the engine's batch (max_batch: sequences per iteration per
 // replica; token_budget: tokens per iteration), and input_len / output_len for a row whose
 // cell is empty (a benchmark dataset's published token statistics; a fact never overrides a

@@ -1,0 +1,45 @@
+// A hand-written pipeline layout: which layers each pipeline chunk holds, in Megatron-Core's
+// --pipeline-model-parallel-layout syntax (Megatron-Bridge's DeepSeek-V3 recipes use it to take
+// layers off the stages that hold the embedding, the loss and the MTP module).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpu {
+
+// One chunk (a virtual pipeline stage): its decoder layers, MTP layers, and whether it holds the
+// embedding or the loss (output head).
+struct PipelineChunk {
+  int layers = 0;
+  int mtp = 0;
+  bool embedding = false, loss = false;
+};
+
+// Chunks in forward order: the pp chunks of virtual rank 0 (stages 0 .. pp-1), then virtual rank 1,
+// and so on; chunk c runs on stage c mod pp. `text` is the string as given.
+struct PipelineLayout {
+  std::string text;
+  std::vector<PipelineChunk> chunks;
+  int layers() const;
+  int mtp() const;
+};
+
+// Parses the string: stages split by '|'; symbols E (embedding), t (decoder layer), m (MTP layer),
+// L (loss); "x*N" repeats a symbol, "(...)*N" a group; commas and spaces are ignored; a stage may
+// be empty. Throws InputError(where, ...) naming the problem and its position.
+PipelineLayout parse_pipeline_layout(const std::string& text, const std::string& where);
+
+// What is wrong with a parsed layout for a model of `layers` decoder layers training `mtp` MTP
+// layers over `pp` stages (empty when nothing): chunks a multiple of pp, every decoder and MTP
+// layer placed once, the embedding in the first chunk and the loss in the last (where the
+// evaluator, like Megatron-Core's stock splits, puts them), each once.
+// The interleaving a layout implies: its stages over pp (which it needs: the string alone does not
+// say how many pipeline ranks it folds onto), agreeing with vp where that is given. Throws
+// InputError(where, ...) otherwise.
+int pipeline_layout_vp(const PipelineLayout& p, std::optional<int> pp, std::optional<int> vp, const std::string& where);
+
+std::optional<std::string> pipeline_layout_problem(const PipelineLayout& p, int layers, int mtp, int pp);
+
+}  // namespace xpu

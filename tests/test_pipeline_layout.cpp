@@ -1,0 +1,127 @@
+// Hand-written pipeline layouts (src/spec/pipeline_layout.hpp) and how a training step reads them.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "spec/pipeline_layout.hpp"
+#include "test_common.hpp"
+#include "train/evaluate.hpp"
+
+namespace xpu {
+namespace {
+
+using test::builtin;
+
+std::shared_ptr<const PipelineLayout> layout(const std::string& s) {
+  return std::make_shared<PipelineLayout>(parse_pipeline_layout(s, "--pipeline-layout"));
+}
+
+TEST(PipelineLayout, ParsesMegatronCoresExample) {
+  // Megatron-Core's documented DeepSeek-V3 example at pp 16 x vp 2: the embedding and 3 layers,
+  // 29 stages of 2, the MTP layer alone, the loss alone.
+  const auto p = layout("Et*3|(tt|)*29,m|L");
+  ASSERT_EQ(p->chunks.size(), 32u);
+  EXPECT_TRUE(p->chunks[0].embedding);
+  EXPECT_EQ(p->chunks[0].layers, 3);
+  for (std::size_t c = 1; c <= 29; ++c) EXPECT_EQ(p->chunks[c].layers, 2) << c;
+  EXPECT_EQ(p->chunks[30].mtp, 1);
+  EXPECT_EQ(p->chunks[30].layers, 0);
+  EXPECT_TRUE(p->chunks[31].loss);
+  EXPECT_EQ(p->layers(), 61);
+  EXPECT_EQ(p->mtp(), 1);
+  EXPECT_FALSE(pipeline_layout_problem(*p, 61, 1, 16).has_value());
+  EXPECT_EQ(pipeline_layout_vp(*p, 16, std::nullopt, "x"), 2);
+  // Empty stages are allowed; nested groups and spaces too.
+  EXPECT_EQ(layout("E||t|L")->chunks.size(), 4u);
+  EXPECT_EQ(layout("E ((t*2|)*2)*3 L")->layers(), 12);
+}
+
+TEST(PipelineLayout, RefusesMalformedStringsWithThePosition) {
+  auto what = [](const std::string& s) { return test::catch_input_error([&] { parse_pipeline_layout(s, "--pipeline-layout"); }); };
+  EXPECT_NE(what("Et*4|x").what.find("unknown symbol 'x' at character 6"), std::string::npos) << what("Et*4|x").what;
+  EXPECT_NE(what("E(t|L").what.find("'(' is not closed"), std::string::npos);
+  EXPECT_NE(what("Et)|L").what.find("unexpected ')'"), std::string::npos);
+  EXPECT_NE(what("Et*|L").what.find("'*' needs a count"), std::string::npos);
+  EXPECT_NE(what("Et*0|L").what.find("a repeat count must be 1 to 10000"), std::string::npos);
+  EXPECT_NE(what("(t*10000)*10000").what.find("expands to more than"), std::string::npos);
+  EXPECT_NE(what("EtE|L").what.find("E (the embedding) appears twice"), std::string::npos);
+  EXPECT_EQ(what("Et|L*2").where, "--pipeline-layout");
+  // Against the model and pp: the counts, and the embedding first, the loss last.
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|tL"), 3, 0, 2)->find("places 2 decoder layers (t), and the model has 3"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|tmL"), 2, 0, 2)->find("places 1 MTP layers (m), and the plan trains 0"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|t|L"), 2, 0, 2)->find("3 stages, not a multiple of pp 2"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("t|EtL"), 2, 0, 2)->find("E (the embedding) once, in its first stage"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("EtL|t"), 2, 0, 2)->find("L (the loss) once, in its last stage"), std::string::npos);
+  EXPECT_NE(test::catch_input_error([&] { pipeline_layout_vp(*layout("Et|tL"), std::nullopt, std::nullopt, "f"); }).what.find("needs pp"),
+            std::string::npos);
+  EXPECT_NE(test::catch_input_error([&] { pipeline_layout_vp(*layout("Et|tL"), 1, 1, "f"); }).what.find("2 per pipeline rank, and vp is 1"),
+            std::string::npos);
+}
+
+TEST(PipelineLayout, TheEvenSplitWrittenOutTimesTheSame) {
+  // Llama 3 8B, 32 layers over pp 4: split_layers gives 8 each; the same written as a layout is
+  // the same plan, to the last bit.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  const Workload w{4096, 64};
+  Layout l;
+  l.pp = 4;
+  l.dp = 2;
+  const TrainReport even = evaluate(m, s, l, w, 8);
+  l.stage_layout = layout("Et*8|t*8|t*8|t*8L");
+  const TrainReport given = evaluate(m, s, l, w, 8);
+  ASSERT_TRUE(even.feasible() && given.feasible()) << given.reason;
+  EXPECT_EQ(given.stage_layers, even.stage_layers);
+  EXPECT_DOUBLE_EQ(given.step_time, even.step_time);
+  EXPECT_DOUBLE_EQ(given.mem.total(), even.mem.total());
+  // Interleaved, 2 chunks per stage: the same when the chunks are the even ones.
+  l.vp = 2;
+  l.stage_layout.reset();
+  const TrainReport even2 = evaluate(m, s, l, w, 8);
+  l.stage_layout = layout("Et*4|(t*4|)*6t*4L");
+  const TrainReport given2 = evaluate(m, s, l, w, 8);
+  ASSERT_TRUE(even2.feasible() && given2.feasible()) << even2.reason << " / " << given2.reason;
+  EXPECT_DOUBLE_EQ(given2.step_time, even2.step_time);
+  // Moving layers to the last stage slows the step (it is the slowest now) and says where.
+  l.vp = 1;
+  l.stage_layout = layout("Et*6|t*8|t*8|t*10L");
+  const TrainReport heavy = evaluate(m, s, l, w, 8);
+  ASSERT_TRUE(heavy.feasible());
+  EXPECT_EQ(heavy.stage_layers, (std::vector<int>{6, 8, 8, 10}));
+  EXPECT_GT(heavy.step_time, even.step_time);
+}
+
+TEST(PipelineLayout, MtpGoesWhereTheLayoutPutsItAndTheLossStaysLast) {
+  // Megatron-Core's example: the MTP layer alone on chunk 30 (stage 14, second chunk), the loss on
+  // chunk 31 (stage 15). Stage 14 holds 2 + 1 layers, stage 15 2, and the MTP stage keeps a copy
+  // of the embedding for the next tokens' lookup.
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("dgx-h800");
+  Workload w{4096, 512};
+  Layout l;
+  l.pp = 16;
+  l.vp = 2;
+  l.dp = 16;
+  l.ep = 16;
+  l.mtp_layers = 1;
+  l.stage_layout = layout("Et*3|(tt|)*29,m|L");
+  const TrainReport r = evaluate(m, s, l, w, 256, false);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  ASSERT_EQ(r.stage_layers.size(), 16u);
+  EXPECT_EQ(r.stage_layers[0], 3 + 2);
+  EXPECT_EQ(r.stage_layers[14], 2 + 1);
+  EXPECT_EQ(r.stage_layers[15], 2);
+  // Refused: a layout whose stages are not pp x vp, or under DualPipeV.
+  Layout bad = l;
+  bad.vp = 4;
+  EXPECT_EQ(evaluate(m, s, bad, w, 256, false).why, Infeasible::indivisible);
+  bad = l;
+  bad.schedule = PipeSchedule::dualpipe_v;
+  EXPECT_EQ(evaluate(m, s, bad, w, 256, false).why, Infeasible::indivisible);
+  bad = l;
+  bad.mtp_layers = 0;  // the layout places one
+  EXPECT_EQ(evaluate(m, s, bad, w, 256, false).why, Infeasible::indivisible);
+}
+
+}  // namespace
+}  // namespace xpu
