@@ -838,29 +838,24 @@ Setup place_layers(const Model& m, const Layout& l) {
   return st;
 }
 
-// The layers placed, and the MTP layers (each like the model's last layer: its MLP kind and its
-// attention, global or local) added to the stage that holds the output head, where Megatron-Core
-// builds them and DeepSeek-V3 places them (Section 3.2.1: with the output head).
-// A hand-written layout (Layout::stage_layout) places both: chunk c's decoder layers take the next
-// layer indices (forward order) on stage c mod pp, its MTP layers go to that stage.
-Setup make_setup(const Model& m, const Layout& l) {
-  const bool local = m.window_layer_count() > 0;
+// Adds k MTP layers (each like the model's last layer: its MLP kind and its attention) to a stage.
+// Out of line, as the hand-written layout below: the chooser's plans take neither.
+[[gnu::noinline]] void add_mtp_layers(Setup& st, const Model& m, const Layout& l, int stage, int k) {
+  if (k <= 0) return;
   const int last = m.layers - 1;
-  const bool mtp_moe = m.is_moe_layer(last), mtp_local = local && m.is_window_layer(last);
-  auto add_mtp = [&](Setup& st, int stage, int k) {
-    if (k <= 0) return;
-    if (st.mtp_of.empty()) st.mtp_of.assign(static_cast<std::size_t>(l.pp), 0);
-    st.mtp += k;
-    st.mtp_of[stage] += k;
-    st.layers_of[stage] += k;
-    if (mtp_moe) st.moe_layers_of[stage] += k;
-    if (mtp_local) (mtp_moe ? st.local_moe_of : st.local_dense_of)[stage] += k;
-  };
-  if (!l.stage_layout) {
-    Setup st = place_layers(m, l);
-    add_mtp(st, head_stage(l), l.mtp_layers);
-    return st;
-  }
+  const bool moe = m.is_moe_layer(last), local = m.window_layer_count() > 0 && m.is_window_layer(last);
+  if (st.mtp_of.empty()) st.mtp_of.assign(static_cast<std::size_t>(l.pp), 0);
+  st.mtp += k;
+  st.mtp_of[stage] += k;
+  st.layers_of[stage] += k;
+  if (moe) st.moe_layers_of[stage] += k;
+  if (local) (moe ? st.local_moe_of : st.local_dense_of)[stage] += k;
+}
+
+// A hand-written layout (Layout::stage_layout): chunk c's decoder layers take the next layer
+// indices (forward order) on stage c mod pp, its MTP layers go to that stage.
+[[gnu::noinline]] Setup place_by_layout(const Model& m, const Layout& l) {
+  const bool local = m.window_layer_count() > 0;
   Setup st;
   st.layers_of.assign(l.pp, 0);
   st.moe_layers_of.assign(l.pp, 0);
@@ -876,9 +871,19 @@ Setup make_setup(const Model& m, const Layout& l) {
       if (moe) ++st.moe_layers_of[stage];
       if (local && m.is_window_layer(at)) ++(moe ? st.local_moe_of : st.local_dense_of)[stage];
     }
-    add_mtp(st, stage, c.mtp);
+    add_mtp_layers(st, m, l, stage, c.mtp);
     stage = stage + 1 == l.pp ? 0 : stage + 1;
   }
+  return st;
+}
+
+// The layers placed (evenly, or as a hand-written layout says), and the MTP layers on the stage
+// that holds the output head, where Megatron-Core builds them and DeepSeek-V3 places them
+// (Section 3.2.1: with the output head), unless a layout puts them elsewhere.
+Setup make_setup(const Model& m, const Layout& l) {
+  if (l.stage_layout) return place_by_layout(m, l);
+  Setup st = place_layers(m, l);
+  if (l.mtp_layers > 0) add_mtp_layers(st, m, l, head_stage(l), l.mtp_layers);
   return st;
 }
 
@@ -1050,38 +1055,80 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     dense_l = kind_layer(ev, m, false, true);
     moe_l = kind_layer(ev, m, true, true);
   }
+  // Stage-independent pieces, each computed once and added where a stage runs them (the head's
+  // stage once per loss: the model's and each MTP module's).
+  // A pass's cost: forward, backward, weight-gradient share, and its parts.
+  struct Piece {
+    double f = 0, b = 0, w = 0, gemm = 0, elem = 0, tp = 0;
+    void add_to(Stage& sg, double k) const {
+      if (k == 0) return;
+      sg.f += k * f;
+      sg.b += k * b;
+      sg.w += k * w;
+      sg.parts.gemm += k * gemm;
+      sg.parts.elementwise += k * elem;
+      sg.parts.tp_comm += k * tp;
+    }
+  };
+  const double tp_hide = 1.0 - s.calib.tp_overlap;
   // Embedding lookup and its gradient scatter; vocab-parallel, its output all-reduced (or
   // reduce-scattered) over the tp ranks.
-  auto embedding_lookup = [&](Stage& sg) {
+  Piece lookup;
+  {
     const double e = ev.mem_time(T * h * kAct, 1), eb = ev.mem_time(T * h * 6.0, 2);
-    sg.parts.elementwise += e + eb;
-    sg.f += e;
-    sg.b += eb;
+    lookup.f = e;
+    lookup.b = eb;
+    lookup.elem = e + eb;
     if (l.tp > 1) {
       const double c = ev.coll(l.sequence_parallel ? Collective::reduce_scatter : Collective::all_reduce, T * h * kAct,
-                               Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
-      sg.parts.tp_comm += c;
-      sg.f += c;
+                               Group{l.tp, 1}) * tp_hide;
+      lookup.tp = c;
+      lookup.f += c;
     }
-  };
+  }
   // Output head (vocab-parallel GEMM) and the fused cross-entropy, with the hidden states gathered
-  // over the tp ranks in forward and their gradient in backward.
-  auto output_head = [&](Stage& sg) {
-    const Fb head = ev.gemm_fb(T, V / t, h);
+  // over the tp ranks in forward and their gradient in backward (not recomputed: Megatron reruns
+  // transformer layers only).
+  Piece head;
+  {
+    const Fb g = ev.gemm_fb(T, V / t, h);
     const double ce_f = ev.mem_time(T * V / t * 10.0 + 4.0 * h * T / ev.tsp_, 3);
     const double ce_b = ev.mem_time(T * V / t * 6.0 + 8.0 * h * T / ev.tsp_, 3);
-    sg.parts.gemm += head.f + head.b;
-    sg.parts.elementwise += ce_f + ce_b;
-    sg.f += head.f + ce_f;
-    sg.b += head.b + ce_b;
-    sg.w += 0.5 * head.b;
+    head.f = g.f + ce_f;
+    head.b = g.b + ce_b;
+    head.w = 0.5 * g.b;
+    head.gemm = g.f + g.b;
+    head.elem = ce_f + ce_b;
     if (l.tp > 1) {
-      const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * (1.0 - s.calib.tp_overlap);
-      sg.parts.tp_comm += c;
-      sg.f += c / 2;
-      sg.b += c / 2;
+      const double c = 2 * ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1}) * tp_hide;
+      head.tp = c;
+      head.f += c / 2;
+      head.b += c / 2;
     }
-  };
+  }
+  // An MTP module's own pieces besides its layer (in the stage's layer count): the next tokens'
+  // embedding lookup, two norms and the 2 h -> h projection (input gathered over the tp ranks,
+  // output gathered back).
+  Piece mtp_proj;
+  if (st.mtp > 0) {
+    const double nf = ev.mem_time(4.0 * T * h * kAct / ev.tsp_, 2), nb = ev.mem_time(8.0 * T * h * kAct / ev.tsp_, 2);
+    // (gemm_fb's three GEMMs written out: a third caller of it stops the compiler inlining it
+    // into Evaluator::layer, the chooser's hot loop, 5% of its time.)
+    const double gf = ev.gemm(T, h / t, 2.0 * h), gb = ev.gemm(T, 2.0 * h, h / t) + ev.gemm(2.0 * h, h / t, T);
+    mtp_proj.f = gf + nf + lookup.f;
+    mtp_proj.b = gb + nb + lookup.b;
+    mtp_proj.w = 0.5 * gb;
+    mtp_proj.gemm = gf + gb;
+    mtp_proj.elem = nf + nb + lookup.elem;
+    mtp_proj.tp = lookup.tp;
+    if (l.tp > 1) {
+      const double c = 2 * (ev.coll(Collective::all_gather, T * 2.0 * h * kAct, Group{l.tp, 1}) +
+                            ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1})) * tp_hide;
+      mtp_proj.tp += c;
+      mtp_proj.f += c / 2;
+      mtp_proj.b += c / 2;
+    }
+  }
   for (int i = 0; i < p; ++i) {
     Stage& sg = stages[i];
     const double nm = st.moe_layers_of[i], nd = st.layers_of[i] - nm;
@@ -1140,37 +1187,16 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       sg.b += off_b;
     }
     if (i == 0) {
-      embedding_lookup(sg);
+      lookup.add_to(sg, 1);
       sg.p_dense += V * h / t;
     }
-    if (i == head_stage(l)) {  // final norm, LM head, cross-entropy (not recomputed: Megatron reruns transformer layers only)
-      output_head(sg);
+    if (i == head_stage(l)) {  // final norm, LM head, cross-entropy; again for each MTP module's loss
+      head.add_to(sg, 1 + st.mtp);
       if (!m.tied_embeddings || i != 0) sg.p_dense += V * h / t;  // tied: one table where stage 0 holds both ends
-      // Each MTP module's loss: the output head again.
-      for (int k = 0; k < st.mtp; ++k) output_head(sg);
     }
-    // Multi-token prediction modules on this stage (their layers are in its count above): per
-    // module the next tokens' embedding, two norms and the 2 h -> h projection (input gathered over
-    // the tp ranks, output gathered back).
-    if (st.mtp_on(i) > 0) {
-      for (int k = 0; k < st.mtp_on(i); ++k) {
-        embedding_lookup(sg);
-        const double nf = ev.mem_time(4.0 * T * h * kAct / ev.tsp_, 2), nb = ev.mem_time(8.0 * T * h * kAct / ev.tsp_, 2);
-        const Fb proj = ev.gemm_fb(T, h / t, 2.0 * h);
-        sg.parts.gemm += proj.f + proj.b;
-        sg.parts.elementwise += nf + nb;
-        sg.f += proj.f + nf;
-        sg.b += proj.b + nb;
-        sg.w += 0.5 * proj.b;
-        sg.p_dense += 2.0 * h * h / t + 3.0 * h;
-        if (l.tp > 1) {
-          const double c = 2 * (ev.coll(Collective::all_gather, T * 2.0 * h * kAct, Group{l.tp, 1}) +
-                                ev.coll(Collective::all_gather, T * h * kAct, Group{l.tp, 1})) * (1.0 - s.calib.tp_overlap);
-          sg.parts.tp_comm += c;
-          sg.f += c / 2;
-          sg.b += c / 2;
-        }
-      }
+    if (const int k = st.mtp_on(i); k > 0) {  // MTP modules on this stage (their layers counted above)
+      mtp_proj.add_to(sg, k);
+      sg.p_dense += k * (2.0 * h * h / t + 3.0 * h);
       if (st.mtp_embedding_copy(m, l, i)) sg.p_dense += V * h / t;
     }
   }
