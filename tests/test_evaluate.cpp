@@ -3,8 +3,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "report/format.hpp"
+#include "spec/pipeline_layout.hpp"
 #include "test_common.hpp"
 #include "train/choose.hpp"
 #include "train/evaluate.hpp"
@@ -1511,6 +1513,39 @@ TEST(Mtp, DualPipeVPutsItWithTheHeadOnStageZero) {
   ASSERT_TRUE(r0.feasible() && r1.feasible()) << r0.reason << r1.reason;
   EXPECT_EQ(r1.stage_layers[0], r0.stage_layers[0] + 1);
   for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(r1.stage_layers[i], r0.stage_layers[i]);
+}
+
+TEST(Mtp, InterleavedHeadStageHoldsOneMicrobatchOfItAndEachLossKeepsItsSoftmax) {
+  // The MTP layer sits in the head stage's last chunk, which the interleaved warm-up reaches last:
+  // one microbatch of it is in flight at the peak, as with vp 1 on the last stage (layouts that
+  // make stage 1 the heaviest in both).
+  const Model& m = builtin().model("llama3-8b");
+  const Workload w{4096, 64};
+  auto acts = [&](int vp, const char* text) {
+    Layout l;
+    l.pp = 2;
+    l.vp = vp;
+    l.dp = 4;
+    l.grad_fp32 = false;
+    l.mtp_layers = std::strchr(text, 'm') ? 1 : 0;
+    l.stage_layout = std::make_shared<PipelineLayout>(parse_pipeline_layout(text, "test"));
+    const MemoryBreakdown mb = estimate_memory(m, h100(), l, w);
+    EXPECT_EQ(mb.stage, 1) << text;
+    return mb;
+  };
+  const double d1 = acts(1, "Et*8|t*24mL").activations - acts(1, "Et*8|t*24L").activations;
+  const double d2 = acts(2, "Et*4|t*12|t*4|t*12mL").activations - acts(2, "Et*4|t*12|t*4|t*12L").activations;
+  EXPECT_GT(d1, 0);
+  EXPECT_NEAR(d2, d1, 1e-9 * d1);
+  // Each MTP module's loss keeps its fp32 softmax (T x V x 4 B) until backward beside the model's.
+  Layout one;
+  one.dp = 8;
+  one.grad_fp32 = false;
+  const MemoryBreakdown a = estimate_memory(m, h100(), one, w);
+  one.mtp_layers = 2;
+  const MemoryBreakdown b = estimate_memory(m, h100(), one, w);
+  const double want = 2 * 4096.0 * static_cast<double>(m.vocab) * 4.0;
+  EXPECT_NEAR(b.transient - a.transient, want, 1e-9 * want);
 }
 
 }  // namespace

@@ -169,8 +169,16 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.recompute_layers) {
     require_at_least(q.recompute_layers, "--recompute-layers");
     if (!q.recompute || *q.recompute != Recompute::full) bad("--recompute-layers", "needs --recompute full");
-    // The most layers a stage holds (split_layers: floor or ceil of layers / pp).
-    const int most = q.pp ? (m.layers + *q.pp - 1) / *q.pp : m.layers;
+    // The most layers a stage holds (split_layers: floor or ceil of layers / pp, and the MTP layers
+    // on the head's stage), or as a hand-written layout places them.
+    const int mtp = q.mtp_layers.value_or(m.mtp_layers);
+    int most = (q.pp ? (m.layers + *q.pp - 1) / *q.pp : m.layers) + mtp;
+    if (q.stage_layout && q.pp && *q.pp > 0) {
+      std::vector<int> per(static_cast<std::size_t>(*q.pp), 0);
+      for (std::size_t c = 0; c < q.stage_layout->chunks.size(); ++c)
+        per[c % per.size()] += q.stage_layout->chunks[c].layers + q.stage_layout->chunks[c].mtp;
+      most = *std::max_element(per.begin(), per.end());
+    }
     if (*q.recompute_layers > most)
       bad("--recompute-layers", std::to_string(*q.recompute_layers) + " exceeds the " + std::to_string(most) +
                                     " layers a pipeline stage holds at most");

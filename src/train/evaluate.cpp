@@ -726,7 +726,10 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     units = static_cast<double>(std::min<long>(microbatches, held)) * layers_of[i];
   } else {
     const double chunks = std::min<double>(static_cast<double>(microbatches) * v, (p - 1 - i) * 2.0 + (v - 1) * p + 1);
-    units = chunks * layers_of[i] / v;
+    // MTP layers sit in the stage's last chunk (with the loss, or beside it in a hand-written
+    // layout), which the warm-up reaches last: one microbatch of them is in flight at the peak.
+    const int mtp = st.mtp_on(i);
+    units = chunks * (layers_of[i] - mtp) / v + std::min(1L, microbatches) * mtp;
   }
   mb.activations = units * per_layer_stored;
   // Embedding output, held with chunk 0's forwards.
@@ -755,8 +758,9 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     transient = std::max(n_dense > 0 ? dense.rerun_working : 0.0, n_moe > 0 ? moe.rerun_working : 0.0);
   transient += std::max(dense.cp_buffer, moe.cp_buffer);  // beside the layer being run
   if (last) {
-    // Logits in bf16 plus the fp32 copy the fused cross-entropy works on.
-    transient = std::max(transient, ev.T_ * static_cast<double>(m.vocab) / t * (kAct + 4.0));
+    // Logits in bf16 plus the fp32 copy the fused cross-entropy works on; each MTP module's loss,
+    // computed in the forward pass before the model's own, keeps its fp32 copy for backward too.
+    transient = std::max(transient, ev.T_ * static_cast<double>(m.vocab) / t * (kAct + 4.0 * (1 + st.mtp)));
   }
   if (l.zero >= 3) {
     // Gathered working weights of the current and the prefetched layer.

@@ -48,8 +48,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                                 num(mtp_module_params(m) / 1e9, "%.2f") +
                                 "e9 parameters (a layer like the last, a 2h x h projection, norms) and a second pass of "
                                 "the output head and loss; their FLOPs count in MFU",
-        l.mtp_layers == m.mtp_layers ? mfile + (m.file.ends_with(".json") ? ": num_nextn_predict_layers" : ": mtp_layers")
-                                     : std::string("plan: --mtp-layers (or the run fact mtp_layers)"));
+        l.mtp_layers == m.mtp_layers
+            ? mfile + (m.file.ends_with(".json") ? ": num_nextn_predict_layers" : ": mtp_layers") +
+                  " (or --mtp-layers / the run fact mtp_layers, giving the same count)"
+            : std::string("plan: --mtp-layers (or the run fact mtp_layers)"));
   }
   if (m.is_moe()) {
     const Workload& w = r.work;

@@ -186,7 +186,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     } else if (f.field == "mtp_layers") {
       f.value = r.req_number("value");
       if (!(f.value >= 0 && f.value <= kMaxLayers && f.value == std::floor(f.value)))
-        r.fail("value", "mtp_layers must be a whole number of MTP modules, 0 or more");
+        r.fail("value", "mtp_layers must be a whole number of MTP modules, 0 to " + std::to_string(kMaxLayers));
     } else if (f.field == "lowp_params") {
       f.value = r.req_number("value");
       if (f.value != 0 && f.value != 1) r.fail("value", "lowp_params must be 1 (fp8/fp4 primary weights) or 0 (bf16)");
