@@ -15,7 +15,7 @@ struct CompareOpts {
   MoneyFlags money;
   std::string model, systems, pricing = "on-demand", rank = "cost", precision, provider;
   double tokens = 0;
-  std::optional<int> devices;
+  std::optional<int> devices, mtp_layers;
   std::optional<double> deadline_days;
   long seq_len = 8192, global_batch = 2048;
   int max_devices = 131072;
@@ -50,6 +50,8 @@ void add_compare(CLI::App& app, const Globals& g) {
                 "Only this provider's offers (AWS, GCP, Azure, Lambda, CoreWeave); default: the latest offer of any");
   c->add_option("--rank", o->rank, "cost | time (default cost); with cost, a system with no price is listed unranked (rank -)");
   c->add_option("--precision", o->precision, "Hold the matrix precision fixed (bf16 fp16 fp8 fp4); default: searched");
+  c->add_option("--mtp-layers", o->mtp_layers,
+                "Multi-token-prediction modules trained, as train's --mtp-layers (default: the model's mtp_layers); training only");
   c->add_flag("--serve", o->serve,
               "Compare serving instead: a traffic profile (--tokens-per-day, --input-len, --output-len, SLOs) on "
               "each system");
@@ -91,7 +93,7 @@ void add_compare(CLI::App& app, const Globals& g) {
       if (o->tokens > 0) throw InputError("--tokens", "is for training; with --serve give --tokens-per-day");
       if (o->devices || o->deadline_days)
         throw InputError("--devices/--deadline-days", "are for training; --serve finds the devices the traffic needs");
-      for (const char* f : {"--precision", "--rank", "--seq-len", "--global-batch", "--max-devices"})
+      for (const char* f : {"--precision", "--rank", "--seq-len", "--global-batch", "--max-devices", "--mtp-layers"})
         if (c->count(f) > 0)
           throw InputError(f, std::string("is for training compares, not --serve") +
                                   (std::string(f) == "--precision" ? " (use --weight-precision)" : ""));
@@ -147,6 +149,12 @@ void add_compare(CLI::App& app, const Globals& g) {
     else throw InputError("--rank", "'" + o->rank + "' is not cost or time");
     if (!o->precision.empty()) {
       q.precision = training_precision(o->precision);
+    }
+    if (o->mtp_layers) {
+      if (*o->mtp_layers < 0 || *o->mtp_layers > m.layers)
+        throw InputError("--mtp-layers", "must be 0 to the model's layers (" + std::to_string(m.layers) + "), got " +
+                                             std::to_string(*o->mtp_layers));
+      q.mtp_layers = o->mtp_layers;
     }
     q.today = o->money.today();
     q.threads = o->money.thread_count();

@@ -17,7 +17,7 @@ namespace xpu {
 namespace {
 
 std::optional<TrainReport> fastest(const Model& m, const System& s, const CompareRequest& q, int devices) {
-  return fastest_plan(m, s, q.seq_len, q.global_batch, devices, q.threads, q.precision);
+  return fastest_plan(m, s, q.seq_len, q.global_batch, devices, q.threads, q.precision, q.mtp_layers);
 }
 
 void fill(CompareRow& row, const Model&, const System& s, const Site* site, const CompareRequest& q) {
@@ -52,9 +52,10 @@ void fill(CompareRow& row, const Model&, const System& s, const Site* site, cons
 }  // namespace
 
 std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long seq_len, long global_batch, int devices,
-                                        int threads, std::optional<Precision> precision) {
+                                        int threads, std::optional<Precision> precision, std::optional<int> mtp_layers) {
   PlanRequest pr;
   pr.precision = precision;
+  pr.mtp_layers = mtp_layers;
   pr.devices = devices;
   pr.work = {seq_len, global_batch};
   SearchOptions so;
@@ -226,6 +227,7 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
       probe.devices = q.devices.value_or(s.devices_per_node);
       probe.work = {q.seq_len, q.global_batch};
       probe.precision = q.precision;
+      probe.mtp_layers = q.mtp_layers;
       check_request(m, s, probe);
     } catch (const InputError& e) {
       row.note = std::string("no plan: ") + e.what();

@@ -29,6 +29,7 @@ struct CompareRequest {
   long today = 0;               // day number, for stale-price warnings
   int threads = 1;
   std::optional<Precision> precision;  // held fixed when given
+  std::optional<int> mtp_layers;       // MTP modules trained (--mtp-layers); the model's own if not given
 };
 
 inline constexpr double kNoFit = -1, kSkipped = -2;
@@ -57,7 +58,7 @@ struct CompareRow {
 // when none fits.
 // precision: held fixed when given (else chosen as train chooses it: bf16, or fp8 where faster).
 std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long seq_len, long global_batch, int devices,
-                                        int threads, std::optional<Precision> precision = std::nullopt);
+                                        int threads, std::optional<Precision> precision = std::nullopt, std::optional<int> mtp_layers = std::nullopt);
 
 // Rows ranked: planned rows that meet the deadline first (by USD when --rank cost and priced,
 // then by days), then rows that miss it, then systems with no plan; ties by system id.
