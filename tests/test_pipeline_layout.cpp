@@ -50,8 +50,20 @@ TEST(PipelineLayout, RefusesMalformedStringsWithThePosition) {
   EXPECT_NE(pipeline_layout_problem(*layout("Et|tL"), 3, 0, 2)->find("places 2 decoder layers (t), and the model has 3"), std::string::npos);
   EXPECT_NE(pipeline_layout_problem(*layout("Et|tmL"), 2, 0, 2)->find("places 1 MTP layers (m), and the plan trains 0"), std::string::npos);
   EXPECT_NE(pipeline_layout_problem(*layout("Et|t|L"), 2, 0, 2)->find("3 stages, not a multiple of pp 2"), std::string::npos);
-  EXPECT_NE(pipeline_layout_problem(*layout("t|EtL"), 2, 0, 2)->find("E (the embedding) once, in its first stage"), std::string::npos);
-  EXPECT_NE(pipeline_layout_problem(*layout("EtL|t"), 2, 0, 2)->find("L (the loss) once, in its last stage"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("t|EtL"), 2, 0, 2)->find("must open with E (the embedding), once"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("tE|tL"), 2, 0, 2)->find("must open with E"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("EtL|t"), 2, 0, 2)->find("must close with L (the loss), once"), std::string::npos);
+  // Megatron-Core's rules for the MTP layers: after every decoder layer, in one stage, a rank's
+  // last virtual chunk (QA, session 29: these had been accepted).
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|tLm"), 2, 1, 2)->find("must close with L"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|mtL"), 2, 1, 2)->find("a decoder layer (t) after an MTP layer (m)"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|t|m|mL"), 2, 2, 2)->find("splits its MTP layers (m) over two stages"), std::string::npos);
+  EXPECT_NE(pipeline_layout_problem(*layout("Et|tm||L"), 2, 1, 2)->find("in virtual chunk 0 of rank 1; Megatron-Core needs a rank's last (1)"),
+            std::string::npos);
+  EXPECT_FALSE(pipeline_layout_problem(*layout("Et||tm|L"), 2, 1, 2).has_value());
+  // Nesting is capped (the parser recurses once per '('): a deep string is an error, not a crash.
+  const std::string deep = std::string(65000, '(') + "t" + std::string(65000, ')');
+  EXPECT_NE(what(deep).what.find("parentheses nest deeper than 100"), std::string::npos);
   EXPECT_NE(test::catch_input_error([&] { pipeline_layout_vp(*layout("Et|tL"), std::nullopt, std::nullopt, "f"); }).what.find("needs pp"),
             std::string::npos);
   EXPECT_NE(test::catch_input_error([&] { pipeline_layout_vp(*layout("Et|tL"), 1, 1, "f"); }).what.find("2 per pipeline rank, and vp is 1"),
@@ -121,6 +133,31 @@ TEST(PipelineLayout, MtpGoesWhereTheLayoutPutsItAndTheLossStaysLast) {
   bad = l;
   bad.mtp_layers = 0;  // the layout places one
   EXPECT_EQ(evaluate(m, s, bad, w, 256, false).why, Infeasible::indivisible);
+}
+
+TEST(PipelineLayout, AMiddleStageHoldingTheMtpModuleIsWeighed) {
+  // A standalone MTP stage in the middle (Megatron-Core allows one): stage 2 of 4 holds the same
+  // layers in both layouts, plus the module's projection and embedding copy; the reported peak is
+  // at least that stage's (QA, session 29: a middle stage with the layers of an earlier one had been
+  // skipped, its MTP weights unseen).
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("dgx-h100");
+  const Workload w{4096, 640};
+  Layout l;
+  l.tp = 2;
+  l.pp = 4;
+  l.dp = 80;
+  l.ep = 64;
+  l.precision = Precision::fp8;
+  l.recompute = Recompute::full;
+  l.mtp_layers = 1;
+  l.stage_layout = layout("Et*5|t*28|t*28m|L");
+  const MemoryBreakdown a = estimate_memory(m, s, l, w);
+  l.stage_layout = layout("Et*4|t*29|t*28m|L");
+  const MemoryBreakdown b = estimate_memory(m, s, l, w);
+  EXPECT_EQ(a.stage, 2);
+  EXPECT_EQ(b.stage, 2);
+  EXPECT_NEAR(b.total(), a.total(), 1e-6 * a.total());
 }
 
 }  // namespace

@@ -22,6 +22,8 @@ namespace {
 
 // The expanded symbols may not pass this: a typo of *100000 must not allocate gigabytes.
 constexpr std::size_t kMaxSymbols = 100000;
+// Nesting deeper than this is a typo (the parser recurses once per '(').
+constexpr int kMaxDepth = 100;
 
 class Parser {
  public:
@@ -63,8 +65,10 @@ class Parser {
       std::string piece;
       const char c = s_[i_];
       if (c == '(') {
+        if (++depth_ > kMaxDepth) fail("parentheses nest deeper than " + std::to_string(kMaxDepth));
         ++i_;
         piece = sequence();
+        --depth_;
         if (i_ >= s_.size()) fail("'(' is not closed");
         ++i_;  // ')'
       } else if (c == 'E' || c == 't' || c == 'm' || c == 'L' || c == '|') {
@@ -83,6 +87,7 @@ class Parser {
   const std::string& s_;
   const std::string& where_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
@@ -92,11 +97,22 @@ PipelineLayout parse_pipeline_layout(const std::string& text, const std::string&
   p.text = text;
   const std::string flat = Parser(text, where).expand();
   p.chunks.emplace_back();
+  char first = 0, last = 0;
+  bool seen_mtp = false;
   for (char c : flat) {
     PipelineChunk& k = p.chunks.back();
+    if (c != '|') {
+      if (!first) first = c;
+      last = c;
+    }
     if (c == '|') p.chunks.emplace_back();
-    else if (c == 't') ++k.layers;
-    else if (c == 'm') ++k.mtp;
+    else if (c == 't') {
+      ++k.layers;
+      if (seen_mtp) p.layer_after_mtp = true;
+    } else if (c == 'm') {
+      ++k.mtp;
+      seen_mtp = true;
+    }
     else if (c == 'E') {
       if (k.embedding) throw InputError(where, "'" + text + "': E (the embedding) appears twice");
       k.embedding = true;
@@ -105,6 +121,8 @@ PipelineLayout parse_pipeline_layout(const std::string& text, const std::string&
       k.loss = true;
     }
   }
+  p.opens_with_embedding = first == 'E';
+  p.closes_with_loss = last == 'L';
   return p;
 }
 
@@ -133,9 +151,23 @@ std::optional<std::string> pipeline_layout_problem(const PipelineLayout& p, int 
     embeddings += c.embedding;
     losses += c.loss;
   }
-  if (embeddings != 1 || !p.chunks.front().embedding)
-    return "'" + p.text + "' must hold E (the embedding) once, in its first stage";
-  if (losses != 1 || !p.chunks.back().loss) return "'" + p.text + "' must hold L (the loss) once, in its last stage";
+  if (embeddings != 1 || !p.chunks.front().embedding || !p.opens_with_embedding)
+    return "'" + p.text + "' must open with E (the embedding), once";
+  if (losses != 1 || !p.chunks.back().loss || !p.closes_with_loss) return "'" + p.text + "' must close with L (the loss), once";
+  // Megatron-Core's validate_layer_layout: the MTP layers follow every decoder layer, all in one
+  // stage, and that stage is a rank's last virtual chunk.
+  if (mtp > 0) {
+    if (p.layer_after_mtp) return "'" + p.text + "' places a decoder layer (t) after an MTP layer (m)";
+    int holder = -1;
+    for (int c = 0; c < n; ++c)
+      if (p.chunks[static_cast<std::size_t>(c)].mtp > 0) {
+        if (holder >= 0) return "'" + p.text + "' splits its MTP layers (m) over two stages; Megatron-Core keeps them in one";
+        holder = c;
+      }
+    if (holder / pp != n / pp - 1)
+      return "'" + p.text + "' places its MTP layers (m) in virtual chunk " + std::to_string(holder / pp) + " of rank " +
+             std::to_string(holder % pp) + "; Megatron-Core needs a rank's last (" + std::to_string(n / pp - 1) + ")";
+  }
   return std::nullopt;
 }
 

@@ -22,6 +22,9 @@ struct PipelineChunk {
 struct PipelineLayout {
   std::string text;
   std::vector<PipelineChunk> chunks;
+  // The string's order, which Megatron-Core checks: E the first symbol, L the last, no decoder
+  // layer after an MTP layer.
+  bool opens_with_embedding = false, closes_with_loss = false, layer_after_mtp = false;
   int layers() const;
   int mtp() const;
 };
@@ -33,8 +36,9 @@ PipelineLayout parse_pipeline_layout(const std::string& text, const std::string&
 
 // What is wrong with a parsed layout for a model of `layers` decoder layers training `mtp` MTP
 // layers over `pp` stages (empty when nothing): chunks a multiple of pp, every decoder and MTP
-// layer placed once, the embedding in the first chunk and the loss in the last (where the
-// evaluator, like Megatron-Core's stock splits, puts them), each once.
+// layer placed once, E opening the string and L closing it (where the evaluator, like Megatron-Core,
+// puts them), each once, and as Megatron-Core's validate_layer_layout: the MTP layers after every
+// decoder layer, in one stage that is a rank's last virtual chunk.
 // The interleaving a layout implies: its stages over pp (which it needs: the string alone does not
 // say how many pipeline ranks it folds onto), agreeing with vp where that is given. Throws
 // InputError(where, ...) otherwise.

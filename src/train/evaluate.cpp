@@ -924,7 +924,7 @@ MemoryBreakdown memory_of(const Model& m, const System& s, const Layout& l, cons
   double host = 0;
   int host_stage = 0;
   for (int i = 0; i < l.pp; ++i) {
-    if (i != 0 && i != l.pp - 1) {
+    if (i != 0 && i != l.pp - 1 && st.mtp_on(i) == 0) {  // a stage with MTP layers holds more: never skipped
       const std::pair<int, int> kind{st.layers_of[i], st.moe_layers_of[i]};
       if (std::find(seen.begin(), seen.begin() + kinds, kind) != seen.begin() + kinds) continue;
       if (kinds < seen.size()) seen[kinds++] = kind;

@@ -44,7 +44,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     const std::string n = std::to_string(l.mtp_layers);
     add("multi-token prediction",
         l.mtp_layers == 0 ? "the model's " + std::to_string(m.mtp_layers) + " MTP module(s) not trained"
-                          : n + " module(s) trained on the stage with the output head, each " +
+                          : n + " module(s) trained on " + (l.stage_layout ? std::string("the stage the pipeline layout gives (their losses with the output head)") : std::string("the stage with the output head")) + ", each " +
                                 num(mtp_module_params(m) / 1e9, "%.2f") +
                                 "e9 parameters (a layer like the last, a 2h x h projection, norms) and a second pass of "
                                 "the output head and loss; their FLOPs count in MFU",

@@ -160,21 +160,20 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
         {"kv_admission", [](const std::string& v) { return parse_kv_admission(v).has_value(); }, "guaranteed or optimistic"},
         {"scheduler", [](const std::string& v) { return parse_scheduler(v).has_value(); }, "chunked or prefill-first"},
         {"attention_window", [](const std::string& v) { return v == "full" || v == "model"; }, "full or model"},
-        {"pipeline_layout",
-         [](const std::string& v) {
-           try {
-             parse_pipeline_layout(v, "");
-             return true;
-           } catch (const InputError&) {
-             return false;
-           }
-         },
-         "a pipeline layout (stages split by '|'; E, t, m, L; x*N or (...)*N; see --pipeline-layout)"},
     };
+    if (f.field == "pipeline_layout") {  // its parser says what is wrong and where
+      f.text = r.str("value");
+      try {
+        parse_pipeline_layout(f.text, "pipeline_layout");
+      } catch (const InputError& e) {
+        r.fail("value", e.what());
+      }
+    }
     const TextFact* text_fact = nullptr;
     for (const auto& t : kTextFacts)
       if (f.field == t.field) text_fact = &t;
-    if (text_fact) {
+    if (f.field == "pipeline_layout") {
+    } else if (text_fact) {
       f.text = r.str("value");
       if (!text_fact->ok(f.text)) r.fail("value", "'" + f.text + "' is not " + text_fact->takes);
     } else if (f.field == "moe_a2a_overlap") {
@@ -239,8 +238,11 @@ void blame_fact(const std::vector<RunFact>& facts, const std::string& row_id, co
     std::replace(as_flag.begin(), as_flag.end(), '_', '-');
     if (as_flag != flag) continue;
     const std::string value = f.text.empty() ? format_number("%g", f.value) : f.text;
+    // The message names the flag the fact stands for; the fact's own name is said already.
+    const std::string prefix = flag + ": ";
+    const std::string why = message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
     throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
-                     f.field + " " + value + " for row " + row_id + " cannot work: " + message);
+                     f.field + " " + value + " for row " + row_id + " cannot work: " + why);
   }
 }
 
