@@ -666,6 +666,45 @@ TEST(PipelineSim, DualPipeVBadInput) {
   EXPECT_THROW(pipeline_fill(4, 2, 8, PipeSchedule::dualpipe_v, 3.0, 1.0), std::invalid_argument);
 }
 
+TEST(PipelineSim, DualPipeVChunksWithTheirOwnTimes) {
+  // Each chunk may carry its own times (2 pp entries, chunk-major). Halves of the stage totals
+  // give the per-stage schedule exactly; moving work from stage 0's chunk 0 to its chunk 1 (the
+  // V's last chunk, with the head) keeps every stage's total and changes the schedule.
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(0.5, 1.5);
+  const int pp = 4;
+  const long m = 24;
+  PipelineInput per_stage = dualpipe(pp, m, 1.0, 2.0, 0.8, 0.2, 0.01);
+  for (int i = 0; i < pp; ++i) {
+    const double k = u(rng);
+    per_stage.fwd[i] *= k;
+    per_stage.bwd[i] *= k;
+    per_stage.wgrad[i] *= k;
+    per_stage.pair_saving[i] *= k;
+  }
+  std::vector<double> f(pp), b(pp), w(pp), x(pp), f0(pp), b0(pp), w0(pp), x0(pp);
+  for (int i = 0; i < pp; ++i) {
+    f[i] = 2 * per_stage.fwd[i], b[i] = 2 * per_stage.bwd[i], w[i] = 2 * per_stage.wgrad[i], x[i] = 2 * per_stage.pair_saving[i];
+    f0[i] = per_stage.fwd[i], b0[i] = per_stage.bwd[i], w0[i] = per_stage.wgrad[i], x0[i] = per_stage.pair_saving[i];
+  }
+  PipelineInput halves = per_stage;
+  set_dualpipe_chunks(halves, f, b, w, x, f0, b0, w0, x0);
+  ASSERT_EQ(halves.fwd.size(), 2u * pp);
+  EXPECT_DOUBLE_EQ(simulate_pipeline(halves, false).makespan, simulate_pipeline(per_stage, false).makespan);
+  EXPECT_DOUBLE_EQ(dualpipe_makespan(halves), dualpipe_makespan(per_stage));
+  // Stage 0's chunk 1 twice its chunk 0: the same totals, a different step (the order of which
+  // chunk waits on which changes; with these stages a little shorter).
+  PipelineInput lopsided = per_stage;
+  f0[0] = f[0] / 3, b0[0] = b[0] / 3, w0[0] = w[0] / 3;
+  set_dualpipe_chunks(lopsided, f, b, w, x, f0, b0, w0, x0);
+  EXPECT_NEAR(lopsided.fwd[0] + lopsided.fwd[pp], f[0], 1e-12);
+  EXPECT_GT(std::abs(simulate_pipeline(lopsided, false).makespan - simulate_pipeline(per_stage, false).makespan), 0.1);
+  // A chunk's time that does not add up is refused, as a stage's is.
+  PipelineInput bad = halves;
+  bad.fwd[pp] = -1;
+  EXPECT_THROW(simulate_pipeline(bad, false), std::invalid_argument);
+}
+
 TEST(PipelineSim, DualPipeVInTheEvaluator) {
   // Qwen3-30B-A3B, pp 4 ep 8 on 64 H100s: the V's pairs hide part of the expert all-to-all and its
   // deferred weight gradients shrink the bubble against interleaved 1F1B with the same two chunks
@@ -689,6 +728,12 @@ TEST(PipelineSim, DualPipeVInTheEvaluator) {
   EXPECT_LT(b.step_time, a.step_time);
   EXPECT_NEAR(b.time.gemm, a.time.gemm, 0.05 * a.time.gemm);  // the busiest stage may differ
   EXPECT_GT(b.stage_fwd[0], b.stage_fwd[l.pp - 1]) << "stage 0 holds the embedding and the LM head";
+  // Its two chunks timed apart: the head is the V's last chunk (stage 0's chunk 1), so chunk 0
+  // holds less than half of stage 0's forward; a middle stage's chunks hold their own layers.
+  ASSERT_EQ(b.chunk0_fwd.size(), static_cast<size_t>(l.pp));
+  EXPECT_LT(b.chunk0_fwd[0], 0.5 * b.stage_fwd[0]);
+  EXPECT_GT(b.chunk0_fwd[1], 0.0);
+  EXPECT_LE(b.chunk0_fwd[1], b.stage_fwd[1]);
   const PipelineResult sim = simulate_pipeline(pipeline_input(b), true);
   PipelineInput quiet = pipeline_input(b);
   quiet.p2p = 0;

@@ -107,25 +107,29 @@ void check_input(const PipelineInput& in) {
   if (in.pp < 1) bad("pp must be at least 1");
   if (in.vp < 1) bad("vp must be at least 1");
   if (in.microbatches < 1) bad("microbatches must be at least 1");
-  if (in.fwd.size() != static_cast<size_t>(in.pp) || in.bwd.size() != static_cast<size_t>(in.pp))
-    bad("fwd and bwd need one time per stage (" + std::to_string(in.pp) + ")");
+  // DualPipeV may give each of a stage's two chunks its own times: 2 pp entries, chunk-major.
+  const bool per_chunk = in.schedule == PipeSchedule::dualpipe_v && in.fwd.size() == 2 * static_cast<size_t>(in.pp);
+  const size_t n = per_chunk ? 2 * static_cast<size_t>(in.pp) : static_cast<size_t>(in.pp);
+  if (in.fwd.size() != n || in.bwd.size() != n)
+    bad("fwd and bwd need one time per stage (" + std::to_string(in.pp) + ")" +
+        (in.schedule == PipeSchedule::dualpipe_v ? " or per chunk (" + std::to_string(2 * in.pp) + ")" : std::string()));
   auto ok = [](double t) { return std::isfinite(t) && t >= 0; };
-  for (int i = 0; i < in.pp; ++i)
-    if (!ok(in.fwd[i]) || !ok(in.bwd[i])) bad("stage " + std::to_string(i) + " has a negative or non-finite time");
+  for (size_t i = 0; i < n; ++i)
+    if (!ok(in.fwd[i]) || !ok(in.bwd[i])) bad("stage " + std::to_string(i % in.pp) + " has a negative or non-finite time");
   if (!ok(in.p2p)) bad("p2p must be a finite time >= 0");
   if (in.schedule == PipeSchedule::zero_bubble && in.vp != 1) bad("the zero-bubble schedule (ZB-H1) needs vp = 1");
   if (in.schedule == PipeSchedule::dualpipe_v) {
     if (in.vp != 2) bad("DualPipeV needs vp = 2 (its two chunks per stage)");
     if (in.microbatches < 2L * in.pp) bad("DualPipeV needs at least 2 pp = " + std::to_string(2 * in.pp) + " microbatches");
-    if (in.pair_saving.size() != static_cast<size_t>(in.pp)) bad("DualPipeV needs one pair saving per stage");
-    for (int i = 0; i < in.pp; ++i)
+    if (in.pair_saving.size() != n) bad("DualPipeV needs one pair saving per stage (or per chunk, as fwd)");
+    for (size_t i = 0; i < n; ++i)
       if (!ok(in.pair_saving[i]) || in.pair_saving[i] > std::min(in.fwd[i], in.bwd[i]))
-        bad("stage " + std::to_string(i) + ": pair_saving must be in [0, min(fwd, bwd)]");
+        bad("stage " + std::to_string(i % in.pp) + ": pair_saving must be in [0, min(fwd, bwd)]");
   }
   if (in.schedule != PipeSchedule::one_f_one_b) {
-    if (in.wgrad.size() != static_cast<size_t>(in.pp)) bad(std::string(schedule_name(in.schedule)) + " needs one weight-gradient time per stage");
-    for (int i = 0; i < in.pp; ++i)
-      if (!ok(in.wgrad[i]) || in.wgrad[i] > in.bwd[i]) bad("stage " + std::to_string(i) + ": wgrad must be in [0, bwd]");
+    if (in.wgrad.size() != n) bad(std::string(schedule_name(in.schedule)) + " needs one weight-gradient time per stage (as fwd)");
+    for (size_t i = 0; i < n; ++i)
+      if (!ok(in.wgrad[i]) || in.wgrad[i] > in.bwd[i]) bad("stage " + std::to_string(i % in.pp) + ": wgrad must be in [0, bwd]");
   }
 }
 
@@ -274,6 +278,10 @@ PipelineResult simulate_dualpipe_v(const PipelineInput& in, bool record_events) 
   for (int i = 0; i < P; ++i) order[i] = order_of(i);
 
   const double link = in.p2p;
+  // A stage's time for chunk c: its own where the input gives each chunk one (2 pp entries), else
+  // the stage's.
+  const bool per_chunk = in.fwd.size() == 2 * static_cast<size_t>(P);
+  auto at = [&](const std::vector<double>& v, int i, int c) { return per_chunk ? v[static_cast<size_t>(c * P + i)] : v[static_cast<size_t>(i)]; };
   std::vector<double> fend(static_cast<size_t>(V * M), -1.0), bend(static_cast<size_t>(V * M), -1.0);
   std::vector<size_t> cursor(P, 0);
   std::vector<double> free_at(P, 0.0);
@@ -324,11 +332,15 @@ PipelineResult simulate_dualpipe_v(const PipelineInput& in, bool record_events) 
       }
       const double start = std::max(free_at[i], ready);
       switch (op.kind) {
-        case F: dur = in.fwd[i]; break;
-        case B: dur = in.bwd[i]; break;
-        case Bi: dur = in.bwd[i] - in.wgrad[i]; break;
-        case W: dur = in.wgrad[i]; break;
-        case FB: dur = in.fwd[i] + in.bwd[i] - in.pair_saving[i]; break;
+        case F: dur = at(in.fwd, i, c0); break;
+        case B: dur = at(in.bwd, i, c0); break;
+        case Bi: dur = at(in.bwd, i, c0) - at(in.wgrad, i, c0); break;
+        case W: {  // the oldest deferred weight gradient's chunk
+          const int c = deferred_head[i] < deferred[i].size() ? deferred[i][deferred_head[i]].first : 0;
+          dur = at(in.wgrad, i, c);
+          break;
+        }
+        case FB: dur = at(in.fwd, i, c0) + at(in.bwd, i, c1) - (at(in.pair_saving, i, c0) + at(in.pair_saving, i, c1)) / 2; break;
       }
       const double end = start + dur;
       free_at[i] = end;
@@ -399,6 +411,27 @@ double dualpipe_closed_form(int pp, long microbatches, double F, double B, doubl
   return 2.0 * m * (F + B) - static_cast<double>(dualpipe_pairs(pp, microbatches, pp - 1)) * S + dualpipe_bubble(pp, F, B, W, S);
 }
 
+void set_dualpipe_chunks(PipelineInput& in, const std::vector<double>& fwd, const std::vector<double>& bwd,
+                         const std::vector<double>& wgrad, const std::vector<double>& pair, const std::vector<double>& fwd0,
+                         const std::vector<double>& bwd0, const std::vector<double>& wgrad0, const std::vector<double>& pair0) {
+  const std::size_t p = fwd.size();
+  in.fwd.assign(2 * p, 0.0);
+  in.bwd.assign(2 * p, 0.0);
+  in.wgrad.assign(2 * p, 0.0);
+  in.pair_saving.assign(2 * p, 0.0);
+  for (std::size_t i = 0; i < p; ++i) {
+    const double f[2] = {fwd0[i], fwd[i] - fwd0[i]}, b[2] = {bwd0[i], bwd[i] - bwd0[i]}, w[2] = {wgrad0[i], wgrad[i] - wgrad0[i]},
+                 x[2] = {pair0[i], pair[i] - pair0[i]};
+    for (std::size_t c = 0; c < 2; ++c) {
+      const std::size_t j = c * p + i;
+      in.fwd[j] = std::max(0.0, f[c]);
+      in.bwd[j] = std::max(0.0, b[c]);
+      in.wgrad[j] = std::clamp(w[c], 0.0, in.bwd[j]);
+      in.pair_saving[j] = std::clamp(x[c], 0.0, std::min(in.fwd[j], in.bwd[j]));
+    }
+  }
+}
+
 double dualpipe_makespan(const PipelineInput& in) {
   PipelineInput head = in;
   head.schedule = PipeSchedule::dualpipe_v;
@@ -408,7 +441,15 @@ double dualpipe_makespan(const PipelineInput& in) {
   // The steady phase's pace: the busiest stage's work per microbatch, or slower where sends on the
   // chain of pairs hold it back, as the last pp microbatches of the head took.
   double pace = 0;
-  for (int i = 0; i < in.pp; ++i) pace = std::max(pace, 2.0 * (in.fwd[i] + in.bwd[i] - in.pair_saving[i]));
+  const bool per_chunk = in.fwd.size() == 2 * static_cast<size_t>(in.pp);
+  for (int i = 0; i < in.pp; ++i) {
+    double work = 2.0 * (in.fwd[i] + in.bwd[i] - in.pair_saving[i]);
+    if (per_chunk) {
+      const size_t j = static_cast<size_t>(in.pp + i);
+      work = in.fwd[i] + in.bwd[i] + in.fwd[j] + in.bwd[j] - in.pair_saving[i] - in.pair_saving[j];
+    }
+    pace = std::max(pace, work);
+  }
   head.microbatches -= in.pp;
   pace = std::max(pace, (end - simulate_pipeline(head, false).makespan) / in.pp);
   return end + static_cast<double>(in.microbatches - 4L * in.pp) * pace;

@@ -31,7 +31,8 @@ namespace xpu {
 struct PipelineInput {
   int pp = 1, vp = 1;            // stages, interleaved model chunks per stage
   long microbatches = 1;
-  std::vector<double> fwd, bwd;  // seconds per microbatch for one chunk on each stage: size pp (chunk time = stage time / vp)
+  std::vector<double> fwd, bwd;  // seconds per microbatch for one chunk on each stage: size pp (chunk time = stage time / vp);
+                                 // DualPipeV may give each chunk its own: size 2 pp, chunk-major (set_dualpipe_chunks)
   double p2p = 0;                // seconds for one activation (or gradient) send between adjacent chunks
   // Zero-bubble (ZB-H1, vp = 1): bwd is split into the input gradient (bwd - wgrad), which the
   // previous stage waits for, and the weight gradient (wgrad), which nothing waits for. Stage i runs
@@ -53,6 +54,13 @@ struct PipelineInput {
   // stage, each at most min(fwd, bwd)); wgrad as for zero-bubble.
   std::vector<double> pair_saving;
 };
+
+// DualPipeV's per-chunk times (2 pp entries, chunk-major) from each stage's totals and its chunk
+// 0's part: chunk 1 has the rest; each clamped into its valid range (times >= 0, wgrad <= bwd,
+// saving <= min(fwd, bwd)).
+void set_dualpipe_chunks(PipelineInput& in, const std::vector<double>& fwd, const std::vector<double>& bwd,
+                         const std::vector<double>& wgrad, const std::vector<double>& pair, const std::vector<double>& fwd0,
+                         const std::vector<double>& bwd0, const std::vector<double>& wgrad0, const std::vector<double>& pair0);
 
 // Chunk position (0 .. pp x vp - 1, the order a microbatch's forward visits them) of chunk `chunk`
 // on stage `stage`: interleaved c x pp + i; DualPipeV's V, i going down and 2 pp - 1 - i back.

@@ -38,6 +38,11 @@ PipelineInput pipeline_input(const TrainReport& r) {
     if (r.stage_pair_saving.size() != static_cast<size_t>(pp))
       throw std::invalid_argument("pipeline_input: the report has no per-stage pair savings");
     for (double x : r.stage_pair_saving) in.pair_saving.push_back(x / vp);
+    // Each chunk with its own times where the report has chunk 0's part (the evaluator's input).
+    if (r.chunk0_fwd.size() == static_cast<size_t>(pp) && r.chunk0_bwd.size() == static_cast<size_t>(pp) &&
+        r.chunk0_wgrad.size() == static_cast<size_t>(pp) && r.chunk0_pair_saving.size() == static_cast<size_t>(pp))
+      set_dualpipe_chunks(in, r.stage_fwd, r.stage_bwd, r.stage_wgrad, r.stage_pair_saving, r.chunk0_fwd, r.chunk0_bwd,
+                          r.chunk0_wgrad, r.chunk0_pair_saving);
   }
   return in;
 }

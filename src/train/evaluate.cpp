@@ -656,6 +656,9 @@ struct Setup {
   // all of them, and per stage (empty when none; the head's stage unless a layout places them).
   int mtp = 0;
   std::vector<int> mtp_of;
+  // DualPipeV: chunk 0's MoE and local layers per stage (its layers are the larger half of the
+  // stage's decoder layers, (n + 1) / 2; chunk 1 holds the rest, the head and the MTP layers).
+  std::vector<int> chunk0_moe, chunk0_local_dense, chunk0_local_moe;
   int mtp_on(int stage) const { return mtp_of.empty() ? 0 : mtp_of[static_cast<std::size_t>(stage)]; }
   // Whether stage i holds a copy of the embedding for its MTP modules' lookups: not stage 0, which
   // has the table, nor a tied model's head stage, whose output weights are the table.
@@ -800,12 +803,24 @@ Setup place_layers(const Model& m, const Layout& l) {
     // chunk positions run down the stages on chunk 0 and back up on chunk 1, chunk position c on
     // stage c for c < pp, else 2 pp - 1 - c. (Interleaving's chunk sizes had piled the remainder on
     // the last stage: 6, 7, ..., 7, 8 for 56 layers.)
+    // Chunk 0's kinds are kept apart too: the evaluator times the two chunks each with its own.
     const int chunks = 2 * l.pp;
+    st.chunk0_moe.assign(l.pp, 0);
+    if (local) {
+      st.chunk0_local_dense.assign(l.pp, 0);
+      st.chunk0_local_moe.assign(l.pp, 0);
+    }
     for (int pos = 0, at = 0; pos < chunks; ++pos) {
       const int stage = pos < l.pp ? pos : chunks - 1 - pos;
       const int total = st.layers_of[static_cast<std::size_t>(stage)];
       const int size = pos < l.pp ? (total + 1) / 2 : total / 2;
-      for (int j = 0; j < size; ++j, ++at) count(stage, at);
+      for (int j = 0; j < size; ++j, ++at) {
+        count(stage, at);
+        if (pos >= l.pp) continue;
+        const bool moe = m.is_moe_layer(at);
+        if (moe) ++st.chunk0_moe[stage];
+        if (local && m.is_window_layer(at)) ++(moe ? st.chunk0_local_moe : st.chunk0_local_dense)[stage];
+      }
     }
     return st;
   }
@@ -1048,6 +1063,9 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     double f = 0, b = 0;
     double w = 0;  // weight-gradient GEMMs: half of the backward GEMM time (dW and dX have equal FLOPs)
     double pair = 0;  // DualPipeV: what pairing its forward with a backward saves (all-to-all hidden)
+    // DualPipeV: chunk 0's share of f, b, w and pair (its layers and, on stage 0, the embedding;
+    // chunk 1 has the rest: its layers, the head and the MTP modules).
+    double f0 = 0, b0 = 0, w0 = 0, pair0 = 0;
     TimeBreakdown parts;  // per microbatch
     double p_dense = 0, p_exp = 0;
   };
@@ -1166,6 +1184,30 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     sg.pair = x.ep_saving;
     sg.p_dense = x.params_dense;
     sg.p_exp = x.params_expert;
+    const bool dual = l.schedule == PipeSchedule::dualpipe_v;
+    const int n_main = st.layers_of[i] - st.mtp_on(i);
+    if (dual) {  // chunk 0: the larger half of the stage's decoder layers, by kind
+      LayerCost y{};
+      auto add0 = [&y](const LayerCost& c, double k) {
+        if (k == 0) return;
+        y.gemm_f += k * c.gemm_f; y.gemm_b += k * c.gemm_b; y.attn_f += k * c.attn_f; y.attn_b += k * c.attn_b;
+        y.elem_f += k * c.elem_f; y.elem_b += k * c.elem_b; y.tp_f += k * c.tp_f; y.tp_b += k * c.tp_b;
+        y.cp_f += k * c.cp_f; y.cp_b += k * c.cp_b; y.ep_f += k * c.ep_f; y.ep_b += k * c.ep_b;
+        y.recompute += k * c.recompute; y.ep_saving += k * c.ep_saving;
+      };
+      const double n0 = (n_main + 1) / 2, m0 = st.chunk0_moe[i];
+      const double d0_l = has_local ? st.chunk0_local_dense[i] : 0, m0_l = has_local ? st.chunk0_local_moe[i] : 0;
+      add0(dense, n0 - m0 - d0_l);
+      add0(moe, m0 - m0_l);
+      if (has_local) {
+        add0(dense_l, d0_l);
+        add0(moe_l, m0_l);
+      }
+      sg.f0 = y.fwd();
+      sg.b0 = y.bwd() - (1.0 - rshare) * y.recompute;
+      sg.w0 = 0.5 * y.gemm_b;
+      sg.pair0 = y.ep_saving;
+    }
     if (l.offload_activations) {
       // Each layer's kept tensors cross the host link after its forward and come back before its
       // backward, beside that pass's compute (their own DMA engines): only what outlasts the pass
@@ -1189,9 +1231,16 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       sg.parts.offload = off_f + off_b;
       sg.f += off_f;
       sg.b += off_b;
+      if (dual && st.layers_of[i] > 0) {  // chunk 0's share, by its layers
+        const double share0 = static_cast<double>((n_main + 1) / 2) / st.layers_of[i];
+        sg.f0 += share0 * off_f;
+        sg.b0 += share0 * off_b;
+      }
     }
     if (i == 0) {
       lookup.add_to(sg, 1);
+      sg.f0 += lookup.f;  // DualPipeV: the embedding opens chunk 0
+      sg.b0 += lookup.b;
       sg.p_dense += V * h / t;
     }
     if (i == head_stage(l)) {  // final norm, LM head, cross-entropy; again for each MTP module's loss
@@ -1232,16 +1281,21 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     in.vp = 2;
     in.microbatches = mbs;
     in.schedule = l.schedule;
-    for (const Stage& sg : stages) {
-      in.fwd.push_back(sg.f / 2);
-      in.bwd.push_back(sg.b / 2);
-      in.wgrad.push_back(std::min(sg.w, sg.b) / 2);
-      in.pair_saving.push_back(std::min({sg.pair, sg.f, sg.b}) / 2);
+    // Each chunk with its own times (2 pp entries, chunk-major): stage 0's chunk 1 carries the
+    // head and any MTP module, chunk 0 the embedding.
+    std::vector<double> f(p), b(p), w(p), x(p), f0(p), b0(p), w0(p), x0(p);
+    for (int i = 0; i < p; ++i) {
+      const Stage& sg = stages[i];
+      f[i] = sg.f, b[i] = sg.b, w[i] = std::min(sg.w, sg.b), x[i] = std::min({sg.pair, sg.f, sg.b});
+      f0[i] = sg.f0, b0[i] = sg.b0, w0[i] = sg.w0, x0[i] = sg.pair0;
     }
+    set_dualpipe_chunks(in, f, b, w, x, f0, b0, w0, x0);
     pipe = dualpipe_makespan(in);
     slow_busy = 0;
     for (int i = 0; i < p; ++i) {
-      const double busy = 2.0 * k_mbs * (in.fwd[i] + in.bwd[i]) - static_cast<double>(dualpipe_pairs(p, mbs, i)) * in.pair_saving[i];
+      const std::size_t j = static_cast<std::size_t>(p + i);
+      const double busy = k_mbs * (in.fwd[i] + in.bwd[i] + in.fwd[j] + in.bwd[j]) -
+                          static_cast<double>(dualpipe_pairs(p, mbs, i)) * (in.pair_saving[i] + in.pair_saving[j]) / 2;
       if (busy > slow_busy) {
         slow_busy = busy;
         slow = i;
@@ -1303,6 +1357,18 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       r.stage_bwd[i] = stages[i].b;
       r.stage_wgrad[i] = std::min(stages[i].w, stages[i].b);
       r.stage_pair_saving[i] = std::min({stages[i].pair, stages[i].f, stages[i].b});
+    }
+    if (l.schedule == PipeSchedule::dualpipe_v) {
+      r.chunk0_fwd.resize(p);
+      r.chunk0_bwd.resize(p);
+      r.chunk0_wgrad.resize(p);
+      r.chunk0_pair_saving.resize(p);
+      for (int i = 0; i < p; ++i) {
+        r.chunk0_fwd[i] = stages[i].f0;
+        r.chunk0_bwd[i] = stages[i].b0;
+        r.chunk0_wgrad[i] = stages[i].w0;
+        r.chunk0_pair_saving[i] = stages[i].pair0;
+      }
     }
   }
 

@@ -76,6 +76,9 @@ struct TrainReport {
   std::vector<double> stage_fwd, stage_bwd;
   std::vector<double> stage_wgrad;  // weight-gradient part of stage_bwd (zero-bubble schedules split it off)
   std::vector<double> stage_pair_saving;  // DualPipeV: what a forward-backward pair saves, per microbatch of the stage's layers
+  // DualPipeV: chunk 0's part of stage_fwd, stage_bwd, stage_wgrad and stage_pair_saving (chunk 1
+  // has the rest: stage 0's head and MTP modules sit there); empty for other schedules.
+  std::vector<double> chunk0_fwd, chunk0_bwd, chunk0_wgrad, chunk0_pair_saving;
   double p2p_time = 0;
 };
 
