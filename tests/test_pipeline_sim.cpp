@@ -2,6 +2,8 @@
 // (src/report/trace.hpp).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <algorithm>
 #include <array>
 #include <map>
@@ -699,10 +701,26 @@ TEST(PipelineSim, DualPipeVChunksWithTheirOwnTimes) {
   set_dualpipe_chunks(lopsided, f, b, w, x, f0, b0, w0, x0);
   EXPECT_NEAR(lopsided.fwd[0] + lopsided.fwd[pp], f[0], 1e-12);
   EXPECT_GT(std::abs(simulate_pipeline(lopsided, false).makespan - simulate_pipeline(per_stage, false).makespan), 0.1);
-  // A chunk's time that does not add up is refused, as a stage's is.
+  // A chunk's time that does not add up is refused, as a stage's is; so is a NaN total, which the
+  // split keeps (QA, session 29: a clamp had turned it into 0).
   PipelineInput bad = halves;
   bad.fwd[pp] = -1;
   EXPECT_THROW(simulate_pipeline(bad, false), std::invalid_argument);
+  std::vector<double> nan_f = f;
+  nan_f[1] = std::nan("");
+  PipelineInput nan_in = per_stage;
+  set_dualpipe_chunks(nan_in, nan_f, b, w, x, f0, b0, w0, x0);
+  EXPECT_THROW(simulate_pipeline(nan_in, false), std::invalid_argument);
+  // A pair saves at most either of its passes: chunk 0 with a short forward and no saving beside a
+  // chunk 1 that saves much (DeepSeek-V3's stage 0: two dense layers, then the MoE head chunk).
+  PipelineInput pair = per_stage;
+  std::vector<double> pf = f, pb = b, pw = w, px = x, pf0 = f0, pb0 = b0, pw0 = w0, px0 = x0;
+  pf0[0] = 0.05 * pf[0];
+  px0[0] = 0;
+  px[0] = std::min(0.9 * (pf[0] - pf0[0]), pb[0] - pb0[0]);
+  set_dualpipe_chunks(pair, pf, pb, pw, px, pf0, pb0, pw0, px0);
+  EXPECT_LE(dualpipe_pair_saving(pair, 0, 0, 1), pair.fwd[0]);
+  EXPECT_DOUBLE_EQ(dualpipe_pair_saving(pair, 0, 0, 1), pair.fwd[0]);  // the mean would pass it
 }
 
 TEST(PipelineSim, DualPipeVInTheEvaluator) {

@@ -1,6 +1,7 @@
 #include "perf/pipeline_sim.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <array>
 #include <cmath>
 #include <stdexcept>
@@ -340,7 +341,7 @@ PipelineResult simulate_dualpipe_v(const PipelineInput& in, bool record_events) 
           dur = at(in.wgrad, i, c);
           break;
         }
-        case FB: dur = at(in.fwd, i, c0) + at(in.bwd, i, c1) - (at(in.pair_saving, i, c0) + at(in.pair_saving, i, c1)) / 2; break;
+        case FB: dur = at(in.fwd, i, c0) + at(in.bwd, i, c1) - dualpipe_pair_saving(in, i, c0, c1); break;
       }
       const double end = start + dur;
       free_at[i] = end;
@@ -411,6 +412,13 @@ double dualpipe_closed_form(int pp, long microbatches, double F, double B, doubl
   return 2.0 * m * (F + B) - static_cast<double>(dualpipe_pairs(pp, microbatches, pp - 1)) * S + dualpipe_bubble(pp, F, B, W, S);
 }
 
+double dualpipe_pair_saving(const PipelineInput& in, int i, int c_fwd, int c_bwd) {
+  const std::size_t P = static_cast<std::size_t>(in.pp);
+  if (in.fwd.size() != 2 * P) return in.pair_saving[static_cast<std::size_t>(i)];
+  const std::size_t f = static_cast<std::size_t>(c_fwd) * P + i, b = static_cast<std::size_t>(c_bwd) * P + i;
+  return std::min({(in.pair_saving[f] + in.pair_saving[b]) / 2, in.fwd[f], in.bwd[b]});
+}
+
 void set_dualpipe_chunks(PipelineInput& in, const std::vector<double>& fwd, const std::vector<double>& bwd,
                          const std::vector<double>& wgrad, const std::vector<double>& pair, const std::vector<double>& fwd0,
                          const std::vector<double>& bwd0, const std::vector<double>& wgrad0, const std::vector<double>& pair0) {
@@ -422,12 +430,18 @@ void set_dualpipe_chunks(PipelineInput& in, const std::vector<double>& fwd, cons
   for (std::size_t i = 0; i < p; ++i) {
     const double f[2] = {fwd0[i], fwd[i] - fwd0[i]}, b[2] = {bwd0[i], bwd[i] - bwd0[i]}, w[2] = {wgrad0[i], wgrad[i] - wgrad0[i]},
                  x[2] = {pair0[i], pair[i] - pair0[i]};
+    // A chunk's time: total - part may round to -1e-16, which is taken as 0; a time below that (or
+    // NaN) is kept, for check_input to refuse. Its weight gradient and its pairs' saving are at most
+    // its backward and either pass (the stage's bounds do not bound each chunk: a stage whose saving
+    // its forward capped can leave chunk 0 a saving above its own forward); std::clamp keeps NaN.
+    auto time = [](double v) { return v < 0 && v > -1e-12 ? 0.0 : v; };
     for (std::size_t c = 0; c < 2; ++c) {
       const std::size_t j = c * p + i;
-      in.fwd[j] = std::max(0.0, f[c]);
-      in.bwd[j] = std::max(0.0, b[c]);
-      in.wgrad[j] = std::clamp(w[c], 0.0, in.bwd[j]);
-      in.pair_saving[j] = std::clamp(x[c], 0.0, std::min(in.fwd[j], in.bwd[j]));
+      in.fwd[j] = time(f[c]);
+      in.bwd[j] = time(b[c]);
+      const double fb = std::isfinite(in.fwd[j]) && std::isfinite(in.bwd[j]) ? std::max(0.0, std::min(in.fwd[j], in.bwd[j])) : 0.0;
+      in.wgrad[j] = std::clamp(w[c], 0.0, std::max(0.0, std::isfinite(in.bwd[j]) ? in.bwd[j] : 0.0));
+      in.pair_saving[j] = std::clamp(x[c], 0.0, fb);
     }
   }
 }
@@ -444,9 +458,9 @@ double dualpipe_makespan(const PipelineInput& in) {
   const bool per_chunk = in.fwd.size() == 2 * static_cast<size_t>(in.pp);
   for (int i = 0; i < in.pp; ++i) {
     double work = 2.0 * (in.fwd[i] + in.bwd[i] - in.pair_saving[i]);
-    if (per_chunk) {
+    if (per_chunk) {  // a microbatch's two pairs: chunk 0's forward beside chunk 1's backward, and back
       const size_t j = static_cast<size_t>(in.pp + i);
-      work = in.fwd[i] + in.bwd[i] + in.fwd[j] + in.bwd[j] - in.pair_saving[i] - in.pair_saving[j];
+      work = in.fwd[i] + in.bwd[i] + in.fwd[j] + in.bwd[j] - dualpipe_pair_saving(in, i, 0, 1) - dualpipe_pair_saving(in, i, 1, 0);
     }
     pace = std::max(pace, work);
   }

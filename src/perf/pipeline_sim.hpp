@@ -62,6 +62,11 @@ void set_dualpipe_chunks(PipelineInput& in, const std::vector<double>& fwd, cons
                          const std::vector<double>& wgrad, const std::vector<double>& pair, const std::vector<double>& fwd0,
                          const std::vector<double>& bwd0, const std::vector<double>& wgrad0, const std::vector<double>& pair0);
 
+// DualPipeV: what a pair saves on stage i when it runs chunk c_fwd's forward beside chunk c_bwd's
+// backward: the mean of the two chunks' savings, at most either pass (a pair never ends sooner
+// than its longer half). Per-stage input: the stage's saving.
+double dualpipe_pair_saving(const PipelineInput& in, int i, int c_fwd, int c_bwd);
+
 // Chunk position (0 .. pp x vp - 1, the order a microbatch's forward visits them) of chunk `chunk`
 // on stage `stage`: interleaved c x pp + i; DualPipeV's V, i going down and 2 pp - 1 - i back.
 long chunk_position(PipeSchedule s, int pp, int stage, int chunk);

@@ -1216,12 +1216,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       double off_f = 0, off_b = 0;
       // Under partial full recompute the rerun layers send their input only, the others everything,
       // each against its own passes (the rerun layers' backward includes their rerun).
-      auto offload = [&](const LayerCost& c, double k) {
+      auto offload_into = [&](double& of, double& ob, const LayerCost& c, double k) {
         if (k == 0) return;
         const double rerun = c.act_stored / bw, whole = c.act_working / bw;
-        off_f += k * (rshare * std::max(0.0, rerun - c.fwd()) + (1.0 - rshare) * std::max(0.0, whole - c.fwd()));
-        off_b += k * (rshare * std::max(0.0, rerun - c.bwd()) + (1.0 - rshare) * std::max(0.0, whole - (c.bwd() - c.recompute)));
+        of += k * (rshare * std::max(0.0, rerun - c.fwd()) + (1.0 - rshare) * std::max(0.0, whole - c.fwd()));
+        ob += k * (rshare * std::max(0.0, rerun - c.bwd()) + (1.0 - rshare) * std::max(0.0, whole - (c.bwd() - c.recompute)));
       };
+      auto offload = [&](const LayerCost& c, double k) { offload_into(off_f, off_b, c, k); };
       offload(dense, nd - nd_l);
       offload(moe, nm - nm_l);
       if (has_local) {
@@ -1231,10 +1232,18 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       sg.parts.offload = off_f + off_b;
       sg.f += off_f;
       sg.b += off_b;
-      if (dual && st.layers_of[i] > 0) {  // chunk 0's share, by its layers
-        const double share0 = static_cast<double>((n_main + 1) / 2) / st.layers_of[i];
-        sg.f0 += share0 * off_f;
-        sg.b0 += share0 * off_b;
+      if (dual) {  // chunk 0's own layers, by kind
+        double f0 = 0, b0 = 0;
+        const double n0 = (n_main + 1) / 2, m0 = st.chunk0_moe[i];
+        const double d0_l = has_local ? st.chunk0_local_dense[i] : 0, m0_l = has_local ? st.chunk0_local_moe[i] : 0;
+        offload_into(f0, b0, dense, n0 - m0 - d0_l);
+        offload_into(f0, b0, moe, m0 - m0_l);
+        if (has_local) {
+          offload_into(f0, b0, dense_l, d0_l);
+          offload_into(f0, b0, moe_l, m0_l);
+        }
+        sg.f0 += f0;
+        sg.b0 += b0;
       }
     }
     if (i == 0) {
@@ -1272,7 +1281,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   double pipe = 0, slow_busy = static_cast<double>(mbs) * max_T;
   if (l.schedule == PipeSchedule::dualpipe_v) {
     // DualPipeV has no closed form for uneven stages or B - W != F: its order is simulated
-    // (dualpipe_makespan, perf/pipeline_sim.hpp), per chunk (half a stage), the sends counted below
+    // (dualpipe_makespan, perf/pipeline_sim.hpp), per chunk (each with its own work), the sends counted below
     // as for an interleaved pipeline. The slowest stage is the busiest once its pairs' saving (each
     // stage's pair count, dualpipe_pairs) is taken off.
     const double k_mbs = static_cast<double>(mbs);
@@ -1294,8 +1303,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     slow_busy = 0;
     for (int i = 0; i < p; ++i) {
       const std::size_t j = static_cast<std::size_t>(p + i);
-      const double busy = k_mbs * (in.fwd[i] + in.bwd[i] + in.fwd[j] + in.bwd[j]) -
-                          static_cast<double>(dualpipe_pairs(p, mbs, i)) * (in.pair_saving[i] + in.pair_saving[j]) / 2;
+      const double pair = (dualpipe_pair_saving(in, i, 0, 1) + dualpipe_pair_saving(in, i, 1, 0)) / 2;
+      const double busy = k_mbs * (in.fwd[i] + in.bwd[i] + in.fwd[j] + in.bwd[j]) - static_cast<double>(dualpipe_pairs(p, mbs, i)) * pair;
       if (busy > slow_busy) {
         slow_busy = busy;
         slow = i;
@@ -1318,7 +1327,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.offload = k * sl.parts.offload;
   if (l.schedule == PipeSchedule::dualpipe_v) {
     // The slowest stage's pairs hid part of its all-to-all (its busy time is less by that).
-    tb.ep_comm -= k * (sl.f + sl.b) - slow_busy;
+    tb.ep_comm = std::max(0.0, tb.ep_comm - (k * (sl.f + sl.b) - slow_busy));  // (rounding: -4e-16 where nothing was hidden)
     tb.bubble = std::max(0.0, pipe - slow_busy);  // rounding: uniform stages can read -1e-16
   } else {
     tb.bubble = pipe - steady;

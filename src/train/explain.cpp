@@ -242,7 +242,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                 : std::string("2 x (microbatches + pp - 1) x message of b s h 2 B / tp"));
   term("pipeline bubble", t.bubble,
        l.schedule == PipeSchedule::dualpipe_v
-           ? std::string("dualpipev: the simulated step (deepseek-ai/DualPipe's DualPipeV order, chunk = half a stage) less the busiest "
+           ? std::string("dualpipev: the simulated step (deepseek-ai/DualPipe's DualPipeV order, each chunk with its own layers; stage 0's chunk 1 the head) less the busiest "
                          "stage's work; uniform stages: (pp - 1)(F&B + B - 3W) per chunk, F&B = F + B - the pair's saving")
        : l.schedule == PipeSchedule::zero_bubble
            ? std::string("zb-h1: (pp - 1) x mean(F + B) - min(2 (pp - 1), microbatches + pp - 2) x mean W per microbatch "
