@@ -65,6 +65,15 @@ struct LayerCost {
   double ep_saving = 0;        // DualPipeV: what pairing this layer's forward with another's backward saves
   double fwd() const { return gemm_f + attn_f + elem_f + tp_f + cp_f + ep_f; }
   double bwd() const { return gemm_b + attn_b + elem_b + tp_b + cp_b + ep_b + recompute; }
+  // k layers of cost c added to this sum, field by field (a stage's or a chunk's layers; the byte
+  // fields are per layer and not summed).
+  void add(const LayerCost& c, double k) {
+    if (k == 0) return;
+    gemm_f += k * c.gemm_f; gemm_b += k * c.gemm_b; attn_f += k * c.attn_f; attn_b += k * c.attn_b;
+    elem_f += k * c.elem_f; elem_b += k * c.elem_b; tp_f += k * c.tp_f; tp_b += k * c.tp_b;
+    cp_f += k * c.cp_f; cp_b += k * c.cp_b; ep_f += k * c.ep_f; ep_b += k * c.ep_b;
+    recompute += k * c.recompute; ep_saving += k * c.ep_saving; params_dense += k * c.params_dense; params_expert += k * c.params_expert;
+  }
 };
 
 class Evaluator {
@@ -1156,13 +1165,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     const double nm = st.moe_layers_of[i], nd = st.layers_of[i] - nm;
     // The stage's layers summed field by field: (dense, MoE) x (global, local) times their counts.
     LayerCost x{};
-    auto add = [&x](const LayerCost& c, double k) {
-      if (k == 0) return;
-      x.gemm_f += k * c.gemm_f; x.gemm_b += k * c.gemm_b; x.attn_f += k * c.attn_f; x.attn_b += k * c.attn_b;
-      x.elem_f += k * c.elem_f; x.elem_b += k * c.elem_b; x.tp_f += k * c.tp_f; x.tp_b += k * c.tp_b;
-      x.cp_f += k * c.cp_f; x.cp_b += k * c.cp_b; x.ep_f += k * c.ep_f; x.ep_b += k * c.ep_b;
-      x.recompute += k * c.recompute; x.ep_saving += k * c.ep_saving; x.params_dense += k * c.params_dense; x.params_expert += k * c.params_expert;
-    };
+    auto add = [&x](const LayerCost& c, double k) { x.add(c, k); };
     const double nd_l = has_local ? st.local_dense_of[i] : 0, nm_l = has_local ? st.local_moe_of[i] : 0;
     add(dense, nd - nd_l);
     add(moe, nm - nm_l);
@@ -1188,13 +1191,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     const int n_main = st.layers_of[i] - st.mtp_on(i);
     if (dual) {  // chunk 0: the larger half of the stage's decoder layers, by kind
       LayerCost y{};
-      auto add0 = [&y](const LayerCost& c, double k) {
-        if (k == 0) return;
-        y.gemm_f += k * c.gemm_f; y.gemm_b += k * c.gemm_b; y.attn_f += k * c.attn_f; y.attn_b += k * c.attn_b;
-        y.elem_f += k * c.elem_f; y.elem_b += k * c.elem_b; y.tp_f += k * c.tp_f; y.tp_b += k * c.tp_b;
-        y.cp_f += k * c.cp_f; y.cp_b += k * c.cp_b; y.ep_f += k * c.ep_f; y.ep_b += k * c.ep_b;
-        y.recompute += k * c.recompute; y.ep_saving += k * c.ep_saving;
-      };
+      auto add0 = [&y](const LayerCost& c, double k) { y.add(c, k); };
       const double n0 = (n_main + 1) / 2, m0 = st.chunk0_moe[i];
       const double d0_l = has_local ? st.chunk0_local_dense[i] : 0, m0_l = has_local ? st.chunk0_local_moe[i] : 0;
       add0(dense, n0 - m0 - d0_l);
