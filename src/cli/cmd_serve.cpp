@@ -18,8 +18,8 @@ struct ServeOpts {
   std::optional<int> tp, pp, ep, replicas, concurrency, max_batch, token_budget, prefill_replicas, compiled_batch, prefill_pad;
   bool requests_given = false, lengths_given = false, seed_given = false;
   std::optional<int> samples, beam_width;
-  std::string kv_admission, scheduler;
-  std::optional<double> rate, prefill_kv_free;
+  std::string kv_admission, scheduler, speculative;
+  std::optional<double> rate, prefill_kv_free, acceptance;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   long long seed = 1;
   bool offline = false, json = false, explain = false, search = false, no_prefix_cache = false, full_attention = false;
@@ -73,6 +73,27 @@ ServeRequest build(const ServeOpts& o) {
     if (!(*o.prefill_kv_free >= 0 && *o.prefill_kv_free < 1))
       throw InputError("--prefill-kv-free", "must be a share of the KV cache, at least 0 and below 1");
     q.prefill_kv_free = *o.prefill_kv_free;
+  }
+  if (!o.speculative.empty()) {
+    const auto colon = o.speculative.find(':');
+    const std::string method = o.speculative.substr(0, colon);
+    const auto d = parse_draft_method(method);
+    int k = 0;
+    const std::string ks = colon == std::string::npos ? std::string() : o.speculative.substr(colon + 1);
+    const auto [end, ec] = std::from_chars(ks.data(), ks.data() + ks.size(), k);
+    if (!d || ks.empty() || ec != std::errc() || end != ks.data() + ks.size() || k < 1 || k > kMaxDraftTokens)
+      throw InputError("--speculative", "'" + o.speculative + "' is not METHOD:K with METHOD ngram, mtp or eagle and K drafted tokens from 1 to " +
+                                            std::to_string(kMaxDraftTokens));
+    if (!o.acceptance) throw InputError("--acceptance", "required with --speculative: the share of drafted tokens accepted (0 to 1]");
+    if (!(*o.acceptance > 0 && *o.acceptance <= 1))
+      throw InputError("--acceptance", "must be above 0 and at most 1 (the probability that a drafted token is accepted)");
+    if (o.samples || o.beam_width)
+      throw InputError("--speculative", "applies to one sequence per request (not with --samples or --beam-width)");
+    q.spec.method = *d;
+    q.spec.draft_tokens = k;
+    q.spec.acceptance = *o.acceptance;
+  } else if (o.acceptance) {
+    throw InputError("--acceptance", "needs --speculative (the draft it applies to)");
   }
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");
@@ -232,6 +253,13 @@ void add_serve(CLI::App& app, const Globals& g) {
                 "Prompt admission gate, a share 0-1: waiting prompts are admitted only in an iteration that starts with more than "
                 "this share of the KV blocks free (AMD's MLPerf vLLM fork, VLLM_SCHED_PREFILL_KVC_FREEPCT / 100) (default 0: "
                 "admitted whenever their blocks fit)");
+  c->add_option("--speculative", o->speculative,
+                "Speculative decoding, METHOD:K: K drafted tokens per step verified by the model in one pass; METHOD ngram "
+                "(prompt lookup on the host), mtp (the model's multi-token-prediction modules, e.g. DeepSeek-V3) or eagle "
+                "(an EAGLE-3 draft layer); needs --acceptance (default: off)");
+  c->add_option("--acceptance", o->acceptance,
+                "With --speculative: probability that a drafted token is accepted given the ones before it were (a step "
+                "returns (1 - A^(K+1)) / (1 - A) tokens; DeepSeek-V3 reports 0.85-0.9 for its MTP token)");
   c->add_flag("--full-attention", o->full_attention,
               "Serve every layer with full attention: an engine that does not apply the model's sliding window or chunked local attention (TensorRT-LLM unless max_attention_window is set)");
   c->add_option("--token-budget", o->token_budget, "Tokens per iteration, chunked prefill (default: data/serving engine.token_budget)");
@@ -257,6 +285,8 @@ void add_serve(CLI::App& app, const Globals& g) {
       throw InputError("--full-attention", model.id + " has no sliding-window or chunked layers: every layer attends to the whole context already");
     const Model m = serving_model(model, q);
     check_context_window(m, q.work);
+    if (q.spec.method == DraftMethod::mtp && m.mtp_layers < 1)
+      throw InputError("--speculative", "mtp needs the model's multi-token-prediction modules; " + m.id + " has none (mtp_layers 0 in " + m.file + ")");
     if (o->search) {
       ServeSearchOptions so;
       if (o->objective == "throughput") so.objective = ServeObjective::throughput;

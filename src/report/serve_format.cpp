@@ -36,6 +36,10 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
                  {"kv_admission", kv_admission_name(r.options.reserve_output)},
                  {"scheduler", scheduler_name(r.options.prefill_first)},
                  {"prefill_kv_free", r.options.prefill_kv_free}, {"full_attention", r.full_attention}};
+  const Speculation& sp = r.options.spec;
+  j["layout"]["speculative"] = sp.on() ? ordered_json{{"method", draft_method_name(sp.method)}, {"draft_tokens", sp.draft_tokens},
+                                                      {"acceptance", sp.acceptance}, {"tokens_per_step", r6(sp.tokens_per_step())}}
+                                       : ordered_json(nullptr);
   const WorkloadShape& w = r.work;
   j["workload"] = workload_name(w.kind);
   if (w.kind == WorkloadKind::poisson) j["rate_per_s"] = w.rate;

@@ -211,7 +211,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
     int peak_count = 0;
     if (o.peak_waves > 0 && q.work.kind == WorkloadKind::offline) {
       const int top = *std::max_element(batches.begin(), batches.end());
-      const StepModel sm(m, s, l, std::max(budget, 1), top);
+      const StepModel sm(m, s, l, std::max(budget, 1), top, q.spec);
       peak_count = peak_requests(q.work.requests, o.peak_waves, l.replicas, top, sm.fits() ? sm.kv_units() : 0,
                                  sm.seq_units(q.work.input_len, q.work.input_len, std::max(1, q.work.samples)));
     }
@@ -226,6 +226,7 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
         so.reserve_output = q.reserve_output.value_or(s.serving.reserve_output);
         so.prefill_first = q.prefill_first.value_or(s.serving.prefill_first);
         so.prefill_kv_free = q.prefill_kv_free.value_or(0.0);
+        so.spec = q.spec;
         ServeReport r;
         if (peak_count > 0) {
           ServeRequest qp = q;

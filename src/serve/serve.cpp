@@ -50,6 +50,9 @@ std::string serve_layout_summary(const ServeReport& r, int replicas) {
   if (r.options.prefill_replicas > 0)
     s += " disagg " + std::to_string(r.options.prefill_replicas) + "P:" + std::to_string(l.replicas - r.options.prefill_replicas) + "D";
   if (r.full_attention) s += " full-attention";
+  if (r.options.spec.on())
+    s += " spec " + std::string(draft_method_name(r.options.spec.method)) + ":" + std::to_string(r.options.spec.draft_tokens) + "@" +
+         format_number("%.2f", r.options.spec.acceptance);
   return s;
 }
 
@@ -61,7 +64,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.full_attention = q.full_attention;
   r.work = q.work;
   r.workload_detail = workload_summary(q.work);
-  StepModel sm(m, s, l, o.token_budget, o.max_batch);
+  StepModel sm(m, s, l, o.token_budget, o.max_batch, o.spec);
   r.weight_bytes_per_device = sm.weight_bytes_per_device();  // also when it does not fit: how far off
   if (!sm.fits()) {
     r.reason = sm.reason();
@@ -163,7 +166,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   const double it = std::max<double>(1, static_cast<double>(sim.iterations));
   // Decode rows per step: output tokens per iteration, times the beams when only one is returned.
   const int W = std::max(1, q.work.samples);
-  const double rows = static_cast<double>(sim.output_tokens) / it * (q.work.beam ? W : 1);
+  // With speculative decoding a step returns tokens_per_step tokens per sequence.
+  const double rows = static_cast<double>(sim.output_tokens) / it * (q.work.beam ? W : 1) / o.spec.tokens_per_step();
   const int nb = std::max(1, static_cast<int>(std::lround(rows)));
   const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens) / it));
   const double mean_in = static_cast<double>(sim.input_tokens) / static_cast<double>(r.requests);
@@ -172,7 +176,14 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.explain.push_back({"mean step: decode sequences", std::to_string(nb),
                        W > 1 ? (q.work.beam ? "simulated: output tokens / iterations x beams per request"
                                             : "simulated: output tokens / iterations (every sample decodes)")
-                             : "simulated: output tokens / iterations"});
+                       : o.spec.on() ? "simulated: output tokens / iterations / tokens per step"
+                                     : "simulated: output tokens / iterations"});
+  if (o.spec.on()) {
+    r.explain.push_back({"speculative decoding", speculation_summary(o.spec),
+                         "--speculative METHOD:K, --acceptance A: a step verifies K drafted tokens + 1 per sequence and returns "
+                         "(1 - A^(K+1)) / (1 - A) of them on average (Leviathan et al. 2023); the simulator runs that many "
+                         "iterations per step, each 1 / E of its time"});
+  }
   if (W > 1)
     r.explain.push_back({q.work.beam ? "beams per request" : "samples per request", std::to_string(W),
                          (q.work.beam ? std::string("--beam-width (or run fact beam_width)") : std::string("--samples (or run fact samples)")) +

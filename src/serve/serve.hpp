@@ -33,6 +33,8 @@ struct ServeRequest {
   // this share of the KV blocks free (SimOptions::prefill_kv_free). Empty: no gate.
   std::optional<double> prefill_kv_free;
   std::optional<Quant> weights, kv;
+  // Speculative decoding (step.hpp Speculation): off unless asked (--speculative, --acceptance).
+  Speculation spec;
   // The engine attends over the whole context on every layer, whatever the model's sliding window
   // or chunked local attention: the caller serves Model::with_full_attention() (serving_model)
   // and the flag is reported. False: the model's local layers as it defines them.

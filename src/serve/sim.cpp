@@ -77,7 +77,8 @@ class Replica {
       : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), W_(std::max(1, w.samples)),
         slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_cost_(B_, 0),
         max_batch_(lane_batch(o, lanes)),
-        lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local) {
+        lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local),
+        spec_on_(o.spec.on()), spec_e_(o.spec.tokens_per_step()) {
     total_blocks_ = sm.kv_units() / std::max(1, lanes);
     free_ = total_blocks_;
   }
@@ -267,6 +268,8 @@ class Replica {
   double ctx_sum_ = 0;
   int quota_ = 0, issued_ = 0;
   Rng lens_{0};  // closed loop: request lengths (seed_lengths)
+  const bool spec_on_;   // speculative decoding (SimOptions::spec)
+  const double spec_e_;  // its tokens per verification step: iterations per step
 };
 
 void Replica::complete(int id, double t, SimResult& r) {
@@ -346,6 +349,7 @@ bool Replica::preempt_one(long it, SimResult& r) {
 
 void Replica::run(SimResult& r) {
   double t = 0, kv_integral = 0, busy = 0, prefill_time = 0;
+  double steps = 0, prompt_steps = 0;  // engine iterations (SimResult::iterations, prompt_iterations)
   long it = 0;
   struct Chunk {
     int id, tokens;
@@ -436,7 +440,11 @@ void Replica::run(SimResult& r) {
     // iteration that runs them, decided once the prompts are scheduled.
     const bool pf = o_.prefill_first;
     if (!pf) grow_decodes();
+    // Speculative decoding: a decode sequence's step takes k + 1 tokens of the budget, and this
+    // iteration is 1 / E of that step, so its prompt chunks get 1 / E of what the step leaves.
     int budget = o_.token_budget - (pf ? 0 : nd_ * W_);
+    if (spec_on_ && !pf && nd_ > 0)
+      budget = static_cast<int>(std::floor((o_.token_budget - static_cast<double>(nd_) * W_ * (o_.spec.draft_tokens + 1)) / spec_e_));
     chunks.clear();
     double pairs = 0, wpairs = 0;  // query-key pairs of the prompt chunks: full, and cut to the sliding window
     const double window = sm_.model().sliding_window;
@@ -509,18 +517,28 @@ void Replica::run(SimResult& r) {
     const double ctx_eff = rows > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
     const double local_eff = rows > 0 && lw_ > 0 ? local_sum_ * static_cast<double>(nd_eff) / nd_ : -1.0;
     const bool split = !sm_.system().serving.mixed_batches && rows > 0 && prefill_tokens > 0;
-    const long fill = prefill_tokens + pad_tokens;  // prefill rows computed (long: padded graphs can pass 2^31)
-    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff) +
-                                  sm_.step_time(fill, 0, 0, pairs, finishing, wpairs)
-                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs, local_eff);
+    // Speculative decoding with decode rows: the verification step is E iterations; it computes
+    // E x this iteration's prompt work, and this iteration takes 1 / E of its time.
+    const double sc = spec_on_ && rows > 0 ? spec_e_ : 1.0;
+    const long fill = std::lround(static_cast<double>(prefill_tokens + pad_tokens) * sc);  // prefill rows computed (long: padded graphs can pass 2^31)
+    const int fin = static_cast<int>(std::lround(finishing * sc));
+    pairs *= sc;
+    wpairs *= sc;
+    const double dt = (split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff) +
+                                   sm_.step_time(fill, 0, 0, pairs, fin, wpairs)
+                             : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + fin, wpairs, local_eff)) /
+                      sc;
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);
     busy += dt;
-    prefill_time += dt * static_cast<double>(prefill_tokens) / tokens;
+    // The prompt share of the iteration's time by its tokens (a verification step computes k + 1
+    // per decode row).
+    const double prompt_rows = static_cast<double>(prefill_tokens) * sc;
+    prefill_time += dt * prompt_rows / (static_cast<double>(rows) * (sc > 1 ? o_.spec.draft_tokens + 1 : 1) + prompt_rows);
     t += dt;
-    ++r.iterations;
-    if (prefill_tokens > 0) ++r.prompt_iterations;
+    steps += 1.0 / sc;  // engine iterations: a verification step is E of these
+    if (prefill_tokens > 0) prompt_steps += 1.0 / sc;
     r.prefill_tokens += prefill_tokens;
 
     // Decode: every running sequence gained one token. (`it` counts decode iterations: a
@@ -575,6 +593,8 @@ void Replica::run(SimResult& r) {
   if (lw_ > 0 && (local_sum_ != 0 || growing_ != 0))
     throw std::logic_error("serving simulation: local-attention keys left after the last request");
   r.busy_s += busy;
+  r.iterations += std::lround(steps);
+  r.prompt_iterations += std::lround(prompt_steps);
   r.prefill_share += prefill_time;  // summed here, normalised by the caller
   r.kv_util_mean += kv_integral;    // likewise
 }

@@ -46,6 +46,12 @@ struct SimOptions {
   bool prefill_first = false;   // scheduler: an iteration with waiting prompts runs them whole and
                                 // no decode (vLLM V0 without chunked prefill); else decode first,
                                 // prompts chunked into the rest of the token budget
+  // Speculative decoding (step.hpp). The simulator keeps one token per decode sequence per
+  // iteration and runs tokens_per_step (E) iterations per verification step: an iteration is
+  // 1 / E of a step (its time, its prompt budget), so sequences gain E tokens per step on average
+  // and their KV blocks, completions and TPOT follow (a fluid approximation: no per-step draw of
+  // the accepted count). The StepModel must be built with the same Speculation.
+  Speculation spec;
   double prefill_kv_free = 0;   // > 0: waiting prompts are admitted only in an iteration that starts
                                 // with more than this share of the KV blocks free (AMD's vLLM fork,
                                 // VLLM_SCHED_PREFILL_KVC_FREEPCT / 100); 0: whenever blocks fit them

@@ -39,6 +39,28 @@ double quant_bytes(Quant q) {
   return 2;
 }
 
+const char* draft_method_name(DraftMethod d) {
+  switch (d) {
+    case DraftMethod::none: return "none";
+    case DraftMethod::ngram: return "ngram";
+    case DraftMethod::mtp: return "mtp";
+    case DraftMethod::eagle: return "eagle";
+  }
+  return "?";
+}
+
+std::optional<DraftMethod> parse_draft_method(std::string_view s) {
+  for (DraftMethod d : {DraftMethod::ngram, DraftMethod::mtp, DraftMethod::eagle})
+    if (s == draft_method_name(d)) return d;
+  return std::nullopt;
+}
+
+std::string speculation_summary(const Speculation& sp) {
+  if (!sp.on()) return "off";
+  return std::string(draft_method_name(sp.method)) + ":" + std::to_string(sp.draft_tokens) + " at " +
+         format_number("%.2f", sp.acceptance) + " (" + format_number("%.2f", sp.tokens_per_step()) + " tokens per step)";
+}
+
 double kv_bytes_per_token(const Model& m, Quant kv) {
   const double b = quant_bytes(kv);
   if (m.is_mla()) return static_cast<double>(m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) * m.layers * b;
@@ -108,8 +130,9 @@ double expected_max_std_normal(int g) {
 }
 }  // namespace
 
-StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget, int max_batch)
-    : m_(m), s_(s), l_(l) {
+StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget, int max_batch,
+                     const Speculation& spec)
+    : m_(m), s_(s), l_(l), spec_(spec) {
   ws_budget_ = token_budget > 0 ? token_budget : s.serving.token_budget;
   ws_batch_ = max_batch > 0 ? max_batch : s.serving.max_batch;
   const int t = l.tp;
@@ -120,6 +143,10 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   }
   if (l.pp > m.layers) {
     reason_ = "pp exceeds the layer count";
+    return;
+  }
+  if (spec.on() && spec.method == DraftMethod::mtp && m.mtp_layers < 1) {
+    reason_ = "speculative decoding with mtp needs the model's multi-token-prediction modules (" + m.name + " has mtp_layers 0)";
     return;
   }
   if (l.ep > 1 && (!m.is_moe() || m.moe.experts % l.ep != 0 || t % l.ep != 0)) {
@@ -202,6 +229,17 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   const double body = pc.attention + pc.dense_mlp + pc.experts + pc.shared_experts + pc.router + pc.norms;
   const double ends = l.pp == 1 ? pc.embedding + pc.head : std::max(pc.embedding, pc.head);
   weights_dev_ = (body / (static_cast<double>(t) * l.pp) + ends / t) * wb_;
+  // The draft's weights: its layers sharded as the model's (attention heads and MLP or experts
+  // over tp), the fusion projection (2h -> h for MTP, EAGLE-3's 3h -> h) whole on every rank, the
+  // embedding and head shared with the model. With pp they sit on the last stage; counted in full.
+  if (const int dl = spec.draft_layers(m); dl > 0) {
+    const double fuse = (spec.method == DraftMethod::mtp ? 2.0 : 3.0) * h * h;
+    const double layer = spec.method == DraftMethod::mtp
+                             ? mtp_module_params(m) - 2.0 * h * h
+                             : pc.attention / m.layers + mats * h * static_cast<double>(m.ffn_hidden) + 3.0 * h;
+    draft_weights_dev_ = dl * (layer / t + fuse) * wb_;
+    weights_dev_ += draft_weights_dev_;
+  }
   const int stage_layers = (m.layers + l.pp - 1) / l.pp;
   kv_dev_ = kv_layer_dev_ * stage_layers;
   g_layers_ = stage_layers;
@@ -246,7 +284,8 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     reason_ = buf;
     return;
   }
-  kv_tokens_ = static_cast<long>(free / kv_dev_);
+  // A draft layer caches its own keys and values for every context token (its layer's KV).
+  kv_tokens_ = static_cast<long>(free / (kv_dev_ + spec.draft_layers(m) * kv_layer_dev_));
   kv_units_ = kv_tokens_ / block_ * (g_layers_ > 0 ? g_layers_ : l_layers_);
   if (kv_tokens_ < block_) {
     reason_ = "out of memory: no room for one KV block";
@@ -341,12 +380,48 @@ double serve_all_reduce(const System& s, double bytes, int tp) {
 }
 }  // namespace
 
+double StepModel::draft_layer_time(double rows, double decode_keys, double prefill_pairs, bool prefill, bool head) const {
+  if (rows <= 0) return 0;
+  const double h = static_cast<double>(m_.hidden);
+  double t = 0;
+  for (const auto& g : attn_gemms_) t += g.count * gemm(rows, g.n, g.k, g.split);
+  if (spec_.method == DraftMethod::mtp && m_.is_moe_layer(m_.layers - 1)) {
+    t += moe_layer_time(rows, prefill) * s_.serving.moe_expert_factor + gemm(rows, m_.moe.experts, h);
+    for (const auto& g : shared_gemms_) t += g.count * gemm(rows, g.n, g.k, g.split);
+  } else {
+    for (const auto& g : dense_mlp_gemms_) t += g.count * gemm(rows, g.n, g.k, g.split);
+  }
+  t += gemm(rows, h, (spec_.method == DraftMethod::mtp ? 2.0 : 3.0) * h);  // fusion projection, whole on every rank
+  if (head) t += gemm(rows, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
+  if (decode_keys > 0) {  // the draft layer's own cache, read once per step
+    const double flops = 2.0 * decode_keys * heads_dev_ * (attn_dqk_ + attn_dv_);
+    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
+    t += std::max(decode_keys * kv_layer_dev_ / bw_, flops / (peak * attn_eff_)) + decode_keys * heads_dev_ * s_.serving.decode_score_time.v;
+  }
+  if (prefill_pairs > 0) {
+    double dqk = attn_dqk_, dv = attn_dv_;
+    if (m_.is_mla()) dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim, dv = m_.mla.v_head_dim;
+    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
+    t += 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) + prefill_pairs * heads_dev_ * s_.serving.prefill_score_time.v;
+  }
+  t += rows * h * kAct * kElementwisePasses / bw_;
+  if (l_.tp > 1) t += 2 * serve_all_reduce(s_, rows * h * kAct, l_.tp);
+  return t + s_.serving.layer_overhead.v;
+}
+
 StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
                                   double window_pairs, double local_keys) const {
   Parts p;
   if (tokens <= 0) return p;
+  const bool prompt = tokens > decode_seqs;  // the pass computes prompt tokens
+  // Speculative decoding: each decode sequence verifies its k drafted tokens beside its next one,
+  // k + 1 rows through every projection and the head, its KV read once for all of them.
+  const int k = spec_.on() && decode_seqs > 0 ? spec_.draft_tokens : 0;
+  const long verify = static_cast<long>(decode_seqs) * k;
+  tokens += verify;
+  logits += static_cast<int>(verify);
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
-  p.linear = linear_time(tokens, tokens > decode_seqs);  // dense and MoE projections, all layers
+  p.linear = linear_time(tokens, prompt);  // dense and MoE projections, all layers
   // Sliding-window layers (model sliding_window, sliding_window_every) attend to at most the
   // window's keys: a decode sequence reads min(context, window) of them, a prompt token
   // min(position, window) (window_pairs). `keys` and `pairs` are summed over layers.
@@ -355,10 +430,10 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
     const double local = local_keys >= 0 ? local_keys : decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs);  // n x min(mean, W) = min(sum, n W)
     const double keys = (L - nw) * decode_ctx + nw * local;
     const double bytes = keys * kv_layer_dev_;
-    const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_);
+    const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_) * (k + 1);
     const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
     p.attn_decode = std::max(bytes / bw_, flops / (peak * attn_eff_)) +
-                    keys * heads_dev_ * s_.serving.decode_score_time.v;
+                    keys * heads_dev_ * s_.serving.decode_score_time.v * (k + 1);
   }
   if (prefill_pairs > 0) {
     double dqk = attn_dqk_, dv = attn_dv_;
@@ -366,7 +441,7 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
       dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
       dv = m_.mla.v_head_dim;
     }
-    const double prompt_tokens = std::max(0L, tokens - decode_seqs);
+    const double prompt_tokens = std::max(0L, tokens - verify - decode_seqs);
     const double win = window_pairs >= 0 ? window_pairs : std::min(prefill_pairs, prompt_tokens * W);
     const double pairs = (L - nw) * prefill_pairs + nw * win;
     const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
@@ -383,11 +458,24 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   if (l_.tp > 1) p.tp_comm = serve_all_reduce(s_, act, l_.tp) * (L + dense_layers_ + moe_layers_);
   if (l_.pp > 1) p.pp_comm = (l_.pp - 1) * collective_time(s_, Collective::send_recv, act, Group{2, l_.tp});
   p.overhead = L * s_.serving.layer_overhead.v + s_.serving.step_overhead.v +
-               (tokens > decode_seqs ? L * s_.serving.prefill_layer_overhead.v : 0.0);
+               (prompt ? L * s_.serving.prefill_layer_overhead.v : 0.0);
   // A prompt pass of an engine that compiles prefill as its own graph takes at least the layers'
   // latency floor (beyond the step overhead).
-  if (tokens > decode_seqs && s_.serving.prefill_floor_s() > 0)
+  if (prompt && s_.serving.prefill_floor_s() > 0)
     p.floor = std::max(0.0, L * s_.serving.prefill_floor_s() - (p.total() - s_.serving.step_overhead.v));
+  // The draft (MTP or EAGLE; n-gram lookup runs on the host): its layer over the prompt tokens
+  // (its own KV), and for the decode sequences k passes, the first over the tokens the
+  // verification accepted (tokens_per_step rows each), the rest one row each, each sampling a
+  // draft token through the head.
+  if (spec_.on() && spec_.method != DraftMethod::ngram) {
+    const double prompt_tokens = static_cast<double>(tokens - verify - decode_seqs);
+    if (prompt) p.draft += draft_layer_time(prompt_tokens, 0, prefill_pairs, true, false);
+    if (k > 0) {
+      const double n = decode_seqs;
+      p.draft += draft_layer_time(n * spec_.tokens_per_step(), decode_ctx, 0, false, true) +
+                 (k - 1) * draft_layer_time(n, decode_ctx, 0, false, true);
+    }
+  }
   return p;
 }
 
@@ -408,7 +496,7 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
     const Parts f = parts(prompt_pass, 0, 0, prefill_pairs / prompt_share, 1, window_pairs >= 0 ? window_pairs / prompt_share : -1);
     auto mix = [&](double Parts::*x) { p.*x = d.*x + prompt_share * f.*x; };
     for (double Parts::*x : {&Parts::linear, &Parts::attn_decode, &Parts::attn_prefill, &Parts::elementwise, &Parts::head,
-                             &Parts::tp_comm, &Parts::pp_comm, &Parts::overhead, &Parts::floor})
+                             &Parts::tp_comm, &Parts::pp_comm, &Parts::overhead, &Parts::floor, &Parts::draft})
       mix(x);
   } else if (prompt_share >= 0) {
     p.overhead += (prompt_share - (tokens > decode_seqs ? 1.0 : 0.0)) * prefill_overhead;
@@ -457,10 +545,24 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
     out.push_back({"prefill latency floor (beyond the terms above)", ms(p.floor),
                    srv + ": engine.prefill_layer_floor x layers (a prefill pass takes at least that)" +
                        (prompt_share >= 0 ? fmt(", x %.3f (the share of iterations with prompt tokens)", prompt_share) : std::string())});
+  if (spec_.on())
+    out.push_back({"speculative draft (" + speculation_summary(spec_) + ")", ms(p.draft),
+                   spec_.method == DraftMethod::ngram
+                       ? std::string("--speculative ngram: drafts looked up in the prompt on the host, no device work; the verification's k + 1 rows per sequence are in the terms above")
+                       : "--speculative " + std::string(draft_method_name(spec_.method)) +
+                             ": k passes of the draft layer (the first over the accepted tokens) with its head, and one over the prompt tokens; " +
+                             (spec_.method == DraftMethod::mtp ? m_.file + ": mtp_layers" : std::string("EAGLE-3 shape from the model's")) +
+                             "; the verification's k + 1 rows per sequence are in the terms above"});
   out.push_back({"step time", ms(p.total()),
                  split ? "sum of the above: a decode pass of " + std::to_string(decode_seqs) + fmt(" sequences + %.3f x", prompt_share) +
                              " a prompt pass of " + std::to_string(prompt_pass) + " tokens (" + srv + ": engine.mixed_batches = false)"
-                       : "sum of the above (" + std::to_string(tokens) + " tokens in the batch)"});
+                       : "sum of the above (" + std::to_string(tokens) + " tokens in the batch" +
+                             (spec_.on() && decode_seqs > 0
+                                  ? "; each of the " + std::to_string(decode_seqs) + " decode sequences verifies " +
+                                        std::to_string(spec_.draft_tokens) + " drafted tokens beside it: " +
+                                        std::to_string(tokens + static_cast<long>(decode_seqs) * spec_.draft_tokens) + " rows"
+                                  : std::string()) +
+                             ")"});
   return out;
 }
 
@@ -489,6 +591,12 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                                                      std::to_string(s_.serving.fp4_scale_block) + " values, " + srv +
                                                      ": engine.fp4_scale_block)"
                                                : std::string())});
+  if (draft_weights_dev_ > 0)
+    out.push_back({"speculative draft weights per device (in the weights above)", gib(draft_weights_dev_),
+                   std::to_string(spec_.draft_layers(m_)) +
+                       (spec_.method == DraftMethod::mtp ? " MTP module(s) (" + m_.file + ": mtp_layers; mtp_module_params)"
+                                                         : std::string(" EAGLE-3 layer (attention + dense MLP of ffn_hidden + 3h x h fusion)")) +
+                       " x " + quant_name(l_.weights) + "; layers sharded over tp, the fusion projection whole on every rank"});
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
@@ -503,7 +611,11 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                  "token budget " + std::to_string(ws_budget_) + " x (6 x hidden + 2 x FFN per rank) x 2 B + batch cap " +
                      std::to_string(ws_batch_) + " x vocab per rank x 4 B (the limits in effect: --token-budget, --max-batch or " +
                      srv + ": engine.token_budget, engine.max_batch)"});
-  out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens", "(HBM - weights - reserve - workspace) x share / KV per token"});
+  out.push_back({"KV capacity per replica", std::to_string(kv_tokens_) + " tokens",
+                 spec_.draft_layers(m_) > 0
+                     ? "(HBM - weights - reserve - workspace) x share / (KV per token + the draft's " + std::to_string(spec_.draft_layers(m_)) +
+                           " layer(s) of KV per token)"
+                     : std::string("(HBM - weights - reserve - workspace) x share / KV per token")});
   out.push_back({"KV block", std::to_string(block_) + " tokens", srv + ": engine.block_tokens"});
   out.push_back({"prefill mixed into decode steps", s_.serving.mixed_batches ? "yes" : "no (separate graphs, run one after the other)",
                  srv + ": " + s_.serving.cite("engine.mixed_batches", s_.serving.mixed_batches ? "true" : "false")});

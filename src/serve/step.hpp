@@ -9,6 +9,7 @@
 // all-to-all; pipeline stages run one after the other for a batch (no micro-batching).
 #pragma once
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,44 @@ enum class Quant { bf16, fp16, fp8, int8, int4, fp4 };
 const char* quant_name(Quant q);
 std::optional<Quant> parse_quant(std::string_view s);
 double quant_bytes(Quant q);  // bytes per element (int4/fp4: 0.5)
+
+// Speculative decoding: each decode step a draft proposes `draft_tokens` (k) tokens per sequence
+// and the target model verifies them together with the sequence's next token in one pass of k + 1
+// rows; each drafted token is accepted with probability `acceptance` (alpha) until the first
+// rejection, so a step returns (1 - alpha^(k+1)) / (1 - alpha) tokens on average (Leviathan et al.
+// 2023, eq. 1; k + 1 at alpha = 1). Drafts: ngram (prompt lookup on the host: no device work),
+// mtp (the model's own multi-token-prediction modules, Model::mtp_layers, DeepSeek-V3 Section
+// 2.2: a layer like the model's last, its 2h -> h projection and a pass of the shared head, run k
+// times, the modules reused in turn beyond their count as SGLang and vLLM do) and eagle (EAGLE-3:
+// one decoder layer of the target's width with a dense MLP of its ffn_hidden, a 3h -> h fusion of
+// the target's hidden states, and the shared head). Chains only (no draft trees).
+enum class DraftMethod { none, ngram, mtp, eagle };
+const char* draft_method_name(DraftMethod d);
+std::optional<DraftMethod> parse_draft_method(std::string_view s);
+
+inline constexpr int kMaxDraftTokens = 16;  // the most drafted tokens per step accepted (engines use 1-8)
+
+struct Speculation {
+  DraftMethod method = DraftMethod::none;
+  int draft_tokens = 0;   // k
+  double acceptance = 0;  // alpha: probability that a drafted token is accepted, given its predecessors were
+  bool on() const { return method != DraftMethod::none && draft_tokens > 0; }
+  // Tokens a sequence gains per verification step: 1 when off.
+  double tokens_per_step() const {
+    if (!on()) return 1.0;
+    if (acceptance >= 1) return draft_tokens + 1.0;
+    return (1.0 - std::pow(acceptance, draft_tokens + 1)) / (1.0 - acceptance);
+  }
+  // Draft layers that keep a KV cache of their own (and their weights): MTP modules used (at most
+  // the model's), EAGLE's one layer; n-gram none.
+  int draft_layers(const Model& m) const {
+    if (!on()) return 0;
+    if (method == DraftMethod::mtp) return std::min(draft_tokens, m.mtp_layers);
+    return method == DraftMethod::eagle ? 1 : 0;
+  }
+};
+// "mtp:2 at 0.80 (2.44 tokens per step)" or "off".
+std::string speculation_summary(const Speculation& sp);
 
 struct ServeLayout {
   int tp = 1, pp = 1, ep = 1, replicas = 1;
@@ -48,7 +87,10 @@ class StepModel {
   // Throws nothing; an impossible layout or precision gives fits() == false with a reason.
   // token_budget and max_batch: the engine's limits in effect (the activation workspace held
   // beside the KV cache scales with them); 0 takes the system's serving defaults.
-  StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget = 0, int max_batch = 0);
+  // spec: speculative decoding (Speculation); its draft's weights and KV cache take memory, and
+  // a step with decode sequences verifies k + 1 rows per sequence and runs the draft k times.
+  StepModel(const Model& m, const System& s, const ServeLayout& l, int token_budget = 0, int max_batch = 0,
+            const Speculation& spec = {});
 
   bool fits() const { return reason_.empty(); }
   const std::string& reason() const { return reason_; }
@@ -113,6 +155,8 @@ class StepModel {
   double prompt_kv_bytes(double tokens) const {
     return kv_layer_dev_ * (g_layers_ * tokens + l_layers_ * std::min(tokens, static_cast<double>(cap_blocks_ * block_)));
   }
+  const Speculation& speculation() const { return spec_; }
+  double draft_weight_bytes_per_device() const { return draft_weights_dev_; }
   Precision compute_precision() const { return cp_; }
   const ServeLayout& layout() const { return l_; }
   const System& system() const { return s_; }
@@ -131,8 +175,9 @@ class StepModel {
   struct Parts {
     double linear = 0, attn_decode = 0, attn_prefill = 0, elementwise = 0, head = 0, tp_comm = 0,
            pp_comm = 0, overhead = 0, floor = 0;  // floor: what a prompt pass adds to reach its latency floor
+    double draft = 0;                             // speculative decoding: the draft's passes
     double total() const {
-      return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + pp_comm + overhead + floor;
+      return linear + attn_decode + attn_prefill + elementwise + head + tp_comm + pp_comm + overhead + floor + draft;
     }
   };
   Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
@@ -142,10 +187,16 @@ class StepModel {
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
   double linear_time(long tokens, bool prefill) const;
   double moe_layer_time(double T, bool prefill) const;  // routed experts of one MoE layer
+  // One pass of the speculative draft's layer (Speculation): `rows` new tokens, decode rows
+  // reading `decode_keys` keys of its own cache in total, prompt rows attending over
+  // `prefill_pairs` query-key pairs; `head`: the rows sample a draft token (the LM head).
+  double draft_layer_time(double rows, double decode_keys, double prefill_pairs, bool prefill, bool head) const;
 
   const Model& m_;
   const System& s_;
   ServeLayout l_;
+  Speculation spec_;
+  double draft_weights_dev_ = 0;  // the draft's weights on a device (Speculation)
   std::string reason_;
   Precision cp_ = Precision::bf16;
   double exp_rate_ = 0;  // softmax exponentials per second (0: not modelled)
