@@ -25,7 +25,8 @@ struct CompareOpts {
   int input_len = 0, output_len = 0, requests = 512;
   std::string input_spread, output_spread;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
-  std::string weights;
+  std::string weights, speculative;
+  std::optional<double> acceptance;
 };
 
 }  // namespace
@@ -63,6 +64,9 @@ void add_compare(CLI::App& app, const Globals& g) {
   c->add_option("--weight-precision", o->weights, "With --serve: weights bf16 fp16 fp8 int8 int4 fp4 (default 16-bit)");
   c->add_option("--requests", o->requests, "With --serve: requests simulated per candidate layout, at least; the offline peak simulates at least 2 x the "
                 "requests a candidate's replicas run at once (batch cap, or the prompts the KV cache holds) (default 512)");
+  c->add_option("--speculative", o->speculative,
+                "With --serve: speculative decoding METHOD:K on every system, as serve --speculative (ngram, mtp, eagle)");
+  c->add_option("--acceptance", o->acceptance, "With --serve --speculative: probability that a drafted token is accepted");
   c->add_option("--input-spread", o->input_spread,
                 "With --serve: prompt lengths around --input-len, uniform:W or normal:SD (as serve --input-spread)");
   c->add_option("--output-spread", o->output_spread,
@@ -111,6 +115,7 @@ void add_compare(CLI::App& app, const Globals& g) {
         if (!q.weights) throw InputError("--weight-precision", "'" + o->weights + "' is not bf16, fp16, fp8, int8, int4 or fp4");
       }
       q.requests = o->requests;
+      q.spec = parse_speculation(o->speculative, o->acceptance, m);
       for (auto [text, flag, out] : {std::tuple{&o->input_spread, "--input-spread", &q.input_spread},
                                      std::tuple{&o->output_spread, "--output-spread", &q.output_spread}}) {
         if (text->empty()) continue;
@@ -129,8 +134,8 @@ void add_compare(CLI::App& app, const Globals& g) {
       return;
     }
     if (o->tokens_per_day || o->input_len || o->output_len || o->slo_ttft_ms || o->slo_tpot_ms || !o->weights.empty() ||
-        !o->input_spread.empty() || !o->output_spread.empty())
-      throw InputError("--tokens-per-day/--input-len/--output-len/--slo-*/--weight-precision/--*-spread", "need --serve");
+        !o->input_spread.empty() || !o->output_spread.empty() || !o->speculative.empty() || o->acceptance)
+      throw InputError("--tokens-per-day/--input-len/--output-len/--slo-*/--weight-precision/--*-spread/--speculative/--acceptance", "need --serve");
     if (c->count("--max-devices") > 0) {
       if (!o->deadline_days) throw InputError("--max-devices", "applies to deadline mode (--deadline-days), not to a fixed --devices");
       if (o->max_devices < 1) throw InputError("--max-devices", "must be at least 1, got " + std::to_string(o->max_devices));

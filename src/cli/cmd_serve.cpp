@@ -74,27 +74,10 @@ ServeRequest build(const ServeOpts& o) {
       throw InputError("--prefill-kv-free", "must be a share of the KV cache, at least 0 and below 1");
     q.prefill_kv_free = *o.prefill_kv_free;
   }
-  if (!o.speculative.empty()) {
-    const auto colon = o.speculative.find(':');
-    const std::string method = o.speculative.substr(0, colon);
-    const auto d = parse_draft_method(method);
-    int k = 0;
-    const std::string ks = colon == std::string::npos ? std::string() : o.speculative.substr(colon + 1);
-    const auto [end, ec] = std::from_chars(ks.data(), ks.data() + ks.size(), k);
-    if (!d || ks.empty() || ec != std::errc() || end != ks.data() + ks.size() || k < 1 || k > kMaxDraftTokens)
-      throw InputError("--speculative", "'" + o.speculative + "' is not METHOD:K with METHOD ngram, mtp or eagle and K drafted tokens from 1 to " +
-                                            std::to_string(kMaxDraftTokens));
-    if (!o.acceptance) throw InputError("--acceptance", "required with --speculative: the share of drafted tokens accepted (0 to 1]");
-    if (!(*o.acceptance > 0 && *o.acceptance <= 1))
-      throw InputError("--acceptance", "must be above 0 and at most 1 (the probability that a drafted token is accepted)");
-    if (o.samples || o.beam_width)
-      throw InputError("--speculative", "applies to one sequence per request (not with --samples or --beam-width)");
-    q.spec.method = *d;
-    q.spec.draft_tokens = k;
-    q.spec.acceptance = *o.acceptance;
-  } else if (o.acceptance) {
-    throw InputError("--acceptance", "needs --speculative (the draft it applies to)");
-  }
+  // The draft itself is parsed against the model (parse_speculation, in the callback); here only
+  // what needs no model.
+  if ((!o.speculative.empty() || o.acceptance) && (o.samples || o.beam_width))
+    throw InputError("--speculative", "applies to one sequence per request (not with --samples or --beam-width)");
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");
   if (o.slo_ttft_ms < 0) throw InputError("--slo-ttft-ms", "must not be negative");
@@ -280,13 +263,12 @@ void add_serve(CLI::App& app, const Globals& g) {
     const Catalog cat = load_catalog(g);
     const Model model = resolve_model(cat, o->model);
     const System s = resolve_system(cat, o->system);
-    const ServeRequest q = build(*o);
+    ServeRequest q = build(*o);
+    q.spec = parse_speculation(o->speculative, o->acceptance, model);
     if (q.full_attention && model.window_layer_count() == 0)
       throw InputError("--full-attention", model.id + " has no sliding-window or chunked layers: every layer attends to the whole context already");
     const Model m = serving_model(model, q);
     check_context_window(m, q.work);
-    if (q.spec.method == DraftMethod::mtp && m.mtp_layers < 1)
-      throw InputError("--speculative", "mtp needs the model's multi-token-prediction modules; " + m.id + " has none (mtp_layers 0 in " + m.file + ")");
     if (o->search) {
       ServeSearchOptions so;
       if (o->objective == "throughput") so.objective = ServeObjective::throughput;

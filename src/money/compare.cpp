@@ -68,7 +68,7 @@ std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long se
 
 ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
                          double slo_tpot_s, std::optional<Quant> weights, int requests, const LengthSpread& input_spread,
-                         const LengthSpread& output_spread) {
+                         const LengthSpread& output_spread, const Speculation& spec) {
   ServingPick pick;
   const bool slo = slo_ttft_s > 0 || slo_tpot_s > 0;
   ServeSearchOptions so;
@@ -88,6 +88,7 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
     q.work.output_len = output_len;
     q.work.input_spread = input_spread;
     q.work.output_spread = output_spread;
+    q.spec = spec;
     const ServeSearchResult peak = serve_search(m, s, q, so);
     const ServeReport& top = peak.top.front();
     if (!top.feasible) {
@@ -159,7 +160,7 @@ std::vector<ServeCompareRow> compare_serving(const Model& m, const std::vector<S
     row.system_id = s.id;
     row.required_output_tps = out_per_day / 86400.0;
     row.pick = best_serving(m, s, q.input_len, q.output_len, q.slo_ttft_s, q.slo_tpot_s, q.weights, q.requests,
-                            q.input_spread, q.output_spread);
+                            q.input_spread, q.output_spread, q.spec);
     row.rate = device_hour_rate(s, site, q.pricing, q.today, q.provider);
     if (!row.pick.ok) {
       row.note = row.pick.note;

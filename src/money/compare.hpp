@@ -76,6 +76,7 @@ struct ServeCompareRequest {
   LengthSpread input_spread, output_spread;  // request lengths around the means (serve --input-spread)
   double slo_ttft_s = 0, slo_tpot_s = 0;  // p99
   std::optional<Quant> weights;           // held fixed when given (else the chip's 16-bit format)
+  Speculation spec;                       // speculative decoding on every system (off unless given)
   int requests = 512;                     // simulated per candidate, at least (best_serving sizes the peak)
   Pricing pricing = Pricing::on_demand;
   std::string provider;
@@ -99,7 +100,8 @@ struct ServingPick {
 };
 ServingPick best_serving(const Model& m, const System& s, int input_len, int output_len, double slo_ttft_s,
                          double slo_tpot_s, std::optional<Quant> weights, int requests = 512,
-                         const LengthSpread& input_spread = {}, const LengthSpread& output_spread = {});
+                         const LengthSpread& input_spread = {}, const LengthSpread& output_spread = {},
+                         const Speculation& spec = {});
 
 struct ServeCompareRow {
   std::string system_id;

@@ -278,6 +278,9 @@ ordered_json serve_compare_json(const Model& m, const ServeCompareRequest& q, co
   j["slo_ttft_ms"] = q.slo_ttft_s > 0 ? ordered_json(q.slo_ttft_s * 1e3) : ordered_json(nullptr);
   j["slo_tpot_ms"] = q.slo_tpot_s > 0 ? ordered_json(q.slo_tpot_s * 1e3) : ordered_json(nullptr);
   j["weight_precision"] = q.weights ? ordered_json(quant_name(*q.weights)) : ordered_json(nullptr);
+  j["speculative"] = q.spec.on() ? ordered_json{{"method", draft_method_name(q.spec.method)}, {"draft_tokens", q.spec.draft_tokens},
+                                                {"acceptance", q.spec.acceptance}, {"tokens_per_step", round6(q.spec.tokens_per_step())}}
+                                 : ordered_json(nullptr);
   j["pricing"] = pricing_name(q.pricing);
   j["provider"] = q.provider.empty() ? ordered_json(nullptr) : ordered_json(q.provider);
   j["hours_per_month"] = kHoursPerMonth;
@@ -332,7 +335,8 @@ std::string serve_compare_text(const Model& m, const ServeCompareRequest& q, con
                   " out), requests of " + std::to_string(q.input_len) + " in / " + std::to_string(q.output_len) +
                   " out tokens" + (q.input_spread.set() ? ", prompt lengths " + spread_name(q.input_spread) : "") +
                   (q.output_spread.set() ? ", output lengths " + spread_name(q.output_spread) : "") + "\n  " + slo_text(q) + ", weights " +
-                  (q.weights ? quant_name(*q.weights) : "16-bit") + ", pricing " + pricing_name(q.pricing) +
+                  (q.weights ? quant_name(*q.weights) : "16-bit") +
+                  (q.spec.on() ? ", speculative " + speculation_summary(q.spec) : std::string()) + ", pricing " + pricing_name(q.pricing) +
                   (q.provider.empty() ? "" : " from " + q.provider) + ", prices as of " + date_text(q.today) +
                   ", ranked by USD per month\n\n";
   std::vector<std::vector<std::string>> tab;

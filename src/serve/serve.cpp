@@ -1,6 +1,7 @@
 #include "serve/serve.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "serve/search.hpp"
@@ -227,6 +228,31 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                          r.cost.file + ": offer on-demand " + offer_label(r.cost.provider, r.cost.instance) +
                              (r.cost.as_of.empty() ? std::string() : " as_of " + r.cost.as_of)});
   return r;
+}
+
+Speculation parse_speculation(const std::string& text, std::optional<double> acceptance, const Model& m) {
+  Speculation sp;
+  if (text.empty()) {
+    if (acceptance) throw InputError("--acceptance", "needs --speculative (the draft it applies to)");
+    return sp;
+  }
+  const auto colon = text.find(':');
+  const auto d = parse_draft_method(text.substr(0, colon));
+  const std::string ks = colon == std::string::npos ? std::string() : text.substr(colon + 1);
+  int k = 0;
+  const auto [end, ec] = std::from_chars(ks.data(), ks.data() + ks.size(), k);
+  if (!d || ks.empty() || ec != std::errc() || end != ks.data() + ks.size() || k < 1 || k > kMaxDraftTokens)
+    throw InputError("--speculative", "'" + text + "' is not METHOD:K with METHOD ngram, mtp or eagle and K drafted tokens from 1 to " +
+                                          std::to_string(kMaxDraftTokens));
+  if (!acceptance) throw InputError("--acceptance", "required with --speculative: the share of drafted tokens accepted (0 to 1]");
+  if (!(*acceptance > 0 && *acceptance <= 1))
+    throw InputError("--acceptance", "must be above 0 and at most 1 (the probability that a drafted token is accepted)");
+  if (*d == DraftMethod::mtp && m.mtp_layers < 1)
+    throw InputError("--speculative", "mtp needs the model's multi-token-prediction modules; " + m.id + " has none (mtp_layers 0 in " + m.file + ")");
+  sp.method = *d;
+  sp.draft_tokens = k;
+  sp.acceptance = *acceptance;
+  return sp;
 }
 
 std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWorkload& w) {

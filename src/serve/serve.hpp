@@ -90,6 +90,12 @@ struct ServeReport {
   int layouts_considered = 0;      // > 0 when knobs were chosen
 };
 
+// Speculative decoding from the command line: `text` METHOD:K (--speculative) and the acceptance
+// (--acceptance); empty text gives none. Throws InputError naming the flag for a bad method or K,
+// a missing or out-of-range acceptance, an acceptance without a draft, or MTP on a model without
+// multi-token-prediction modules.
+Speculation parse_speculation(const std::string& text, std::optional<double> acceptance, const Model& m);
+
 // The model a request serves: m, or m with full attention on every layer (ServeRequest::full_attention).
 inline Model serving_model(const Model& m, const ServeRequest& q) { return q.full_attention ? m.with_full_attention() : m; }
 
