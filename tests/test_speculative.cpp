@@ -134,6 +134,42 @@ TEST(SpeculativeSim, OneUsersTpotFallsByAboutTheTokensPerStep) {
   EXPECT_NEAR(static_cast<double>(b.iterations), 20 * (1 + 399 / e), 20 * 2.0);
 }
 
+TEST(SpeculativeSim, FirstTokensAndShortOutputsTakeWholeSteps) {
+  // A step's tokens come at its end: an n-gram draft (no device work on the prompt) leaves TTFT
+  // as it was, and a second token still takes a whole step (a QA pass had found TTFT at a fifth of
+  // a prefill when iterations were fractions of a step).
+  const Model& m = builtin().model("llama3-8b");
+  ServeLayout l;
+  const Speculation sp = spec(DraftMethod::ngram, 16, 1.0);
+  const StepModel plain(m, builtin().system("dgx-h100"), l), fast(m, builtin().system("dgx-h100"), l, 0, 0, sp);
+  SimOptions o, os;
+  os.spec = sp;
+  for (int out : {2, 300}) {
+    const ServeWorkload w = closed_loop(1, 6, 800, out);
+    const SimResult a = simulate(plain, w, o), b = simulate(fast, w, os);
+    ASSERT_EQ(b.requests.size(), 6u);
+    for (std::size_t i = 0; i < b.requests.size(); ++i)
+      EXPECT_NEAR(b.requests[i].first_token - b.requests[i].arrival, a.requests[i].first_token - a.requests[i].arrival,
+                  1e-9 + 1e-6 * (a.requests[i].first_token - a.requests[i].arrival));
+    if (out == 2) EXPECT_GE(mean_tpot(b), mean_tpot(a));  // one step, now verifying 17 rows
+    else EXPECT_LT(mean_tpot(b), mean_tpot(a) / 5);
+  }
+}
+
+TEST(SpeculativeSim, EveryStepGainsTheWholePartsOfTheRunningMean) {
+  // E = 2.44: steps gain 2 or 3 tokens, 2.44 on average, so 1 + 299 / 2.44 steps per request.
+  const Model& m = builtin().model("llama3-8b");
+  ServeLayout l;
+  const Speculation sp = spec(DraftMethod::ngram, 2, 0.8);
+  const StepModel sm(m, builtin().system("dgx-h100"), l, 0, 0, sp);
+  SimOptions o;
+  o.spec = sp;
+  const SimResult r = simulate(sm, closed_loop(1, 10, 200, 300), o);
+  ASSERT_EQ(r.requests.size(), 10u);
+  EXPECT_NEAR(static_cast<double>(r.iterations), 10 * (1 + 299 / sp.tokens_per_step()), 10.0);
+  EXPECT_EQ(r.output_tokens, 3000);
+}
+
 TEST(SpeculativeSim, ComputeBoundBatchesLoseThroughput) {
   const Model& m = builtin().model("llama3-8b");
   ServeLayout l;

@@ -76,7 +76,7 @@ ServeRequest build(const ServeOpts& o) {
   }
   // The draft itself is parsed against the model (parse_speculation, in the callback); here only
   // what needs no model.
-  if ((!o.speculative.empty() || o.acceptance) && (o.samples || o.beam_width))
+  if (!o.speculative.empty() && (o.samples.value_or(1) > 1 || o.beam_width.value_or(1) > 1))
     throw InputError("--speculative", "applies to one sequence per request (not with --samples or --beam-width)");
   q.weights = quant_flag(o.weights, "--weight-precision");
   q.kv = quant_flag(o.kv, "--kv-precision");

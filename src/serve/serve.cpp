@@ -182,8 +182,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   if (o.spec.on()) {
     r.explain.push_back({"speculative decoding", speculation_summary(o.spec),
                          "--speculative METHOD:K, --acceptance A: a step verifies K drafted tokens + 1 per sequence and returns "
-                         "(1 - A^(K+1)) / (1 - A) of them on average (Leviathan et al. 2023); the simulator runs that many "
-                         "iterations per step, each 1 / E of its time"});
+                         "(1 - A^(K+1)) / (1 - A) of them on average (Leviathan et al. 2023); in the simulator every "
+                         "step gains each sequence floor(E) or floor(E) + 1 tokens, averaging E"});
   }
   if (W > 1)
     r.explain.push_back({q.work.beam ? "beams per request" : "samples per request", std::to_string(W),

@@ -78,7 +78,7 @@ class Replica {
         slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_cost_(B_, 0),
         max_batch_(lane_batch(o, lanes)),
         lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local),
-        spec_on_(o.spec.on()), spec_e_(o.spec.tokens_per_step()) {
+        spec_k_(o.spec.on() ? o.spec.draft_tokens : 0), spec_e_(o.spec.tokens_per_step()) {
     total_blocks_ = sm.kv_units() / std::max(1, lanes);
     free_ = total_blocks_;
   }
@@ -268,8 +268,8 @@ class Replica {
   double ctx_sum_ = 0;
   int quota_ = 0, issued_ = 0;
   Rng lens_{0};  // closed loop: request lengths (seed_lengths)
-  const bool spec_on_;   // speculative decoding (SimOptions::spec)
-  const double spec_e_;  // its tokens per verification step: iterations per step
+  const int spec_k_;     // speculative decoding (SimOptions::spec): drafted tokens per step, 0 when off
+  const double spec_e_;  // its mean tokens per step
 };
 
 void Replica::complete(int id, double t, SimResult& r) {
@@ -349,7 +349,7 @@ bool Replica::preempt_one(long it, SimResult& r) {
 
 void Replica::run(SimResult& r) {
   double t = 0, kv_integral = 0, busy = 0, prefill_time = 0;
-  double steps = 0, prompt_steps = 0;  // engine iterations (SimResult::iterations, prompt_iterations)
+  double accepted = 0;  // speculative decoding: tokens per step summed (each step gains its whole part's increase)
   long it = 0;
   struct Chunk {
     int id, tokens;
@@ -414,7 +414,7 @@ void Replica::run(SimResult& r) {
     // Decode sequences whose context crosses a block boundary need a block now; while too few
     // are free, the most recently admitted running sequence is preempted (or dropped, alone).
     bool preempted = false;
-    auto grow_decodes = [&]() {
+    auto refresh_costs = [&]() {
       while (!costs_.empty() && costs_.top().it <= it) {  // local layers: a crossing now takes fewer units
         const Fin e = costs_.top();
         costs_.pop();
@@ -426,6 +426,9 @@ void Replica::run(SimResult& r) {
         c.cost = cost;
         schedule_cost_change(e.id, n);
       }
+    };
+    auto grow_decodes = [&]() {
+      refresh_costs();
       while (phase_cost_[it % B_] > free_ && nd_ > 0) {
         if (!preempt_one(it, r)) break;
         preempted = true;
@@ -440,11 +443,9 @@ void Replica::run(SimResult& r) {
     // iteration that runs them, decided once the prompts are scheduled.
     const bool pf = o_.prefill_first;
     if (!pf) grow_decodes();
-    // Speculative decoding: a decode sequence's step takes k + 1 tokens of the budget, and this
-    // iteration is 1 / E of that step, so its prompt chunks get 1 / E of what the step leaves.
-    int budget = o_.token_budget - (pf ? 0 : nd_ * W_);
-    if (spec_on_ && !pf && nd_ > 0)
-      budget = static_cast<int>(std::floor((o_.token_budget - static_cast<double>(nd_) * W_ * (o_.spec.draft_tokens + 1)) / spec_e_));
+    // Speculative decoding: a decode sequence verifies k drafted tokens beside its next one, k + 1
+    // tokens of the budget.
+    int budget = o_.token_budget - (pf ? 0 : nd_ * W_ * (1 + spec_k_));
     chunks.clear();
     double pairs = 0, wpairs = 0;  // query-key pairs of the prompt chunks: full, and cut to the sliding window
     const double window = sm_.model().sliding_window;
@@ -517,44 +518,58 @@ void Replica::run(SimResult& r) {
     const double ctx_eff = rows > 0 ? (ctx_sum_ + nd_) * static_cast<double>(nd_eff) / nd_ : 0.0;
     const double local_eff = rows > 0 && lw_ > 0 ? local_sum_ * static_cast<double>(nd_eff) / nd_ : -1.0;
     const bool split = !sm_.system().serving.mixed_batches && rows > 0 && prefill_tokens > 0;
-    // Speculative decoding with decode rows: the verification step is E iterations; it computes
-    // E x this iteration's prompt work, and this iteration takes 1 / E of its time.
-    const double sc = spec_on_ && rows > 0 ? spec_e_ : 1.0;
-    const long fill = std::lround(static_cast<double>(prefill_tokens + pad_tokens) * sc);  // prefill rows computed (long: padded graphs can pass 2^31)
-    const int fin = static_cast<int>(std::lround(finishing * sc));
-    pairs *= sc;
-    wpairs *= sc;
-    const double dt = (split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff) +
-                                   sm_.step_time(fill, 0, 0, pairs, fin, wpairs)
-                             : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + fin, wpairs, local_eff)) /
-                      sc;
+    const long fill = prefill_tokens + pad_tokens;  // prefill rows computed (long: padded graphs can pass 2^31)
+    // (With speculative decoding the step model times each decode row's k + 1 verified tokens and
+    // the draft's passes.)
+    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff) +
+                                  sm_.step_time(fill, 0, 0, pairs, finishing, wpairs)
+                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs, local_eff);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);
     busy += dt;
     // The prompt share of the iteration's time by its tokens (a verification step computes k + 1
     // per decode row).
-    const double prompt_rows = static_cast<double>(prefill_tokens) * sc;
-    prefill_time += dt * prompt_rows / (static_cast<double>(rows) * (sc > 1 ? o_.spec.draft_tokens + 1 : 1) + prompt_rows);
+    prefill_time += dt * static_cast<double>(prefill_tokens) / (static_cast<double>(rows) * (1 + spec_k_) + static_cast<double>(prefill_tokens));
     t += dt;
-    steps += 1.0 / sc;  // engine iterations: a verification step is E of these
-    if (prefill_tokens > 0) prompt_steps += 1.0 / sc;
+    ++r.iterations;
+    if (prefill_tokens > 0) ++r.prompt_iterations;
     r.prefill_tokens += prefill_tokens;
 
     // Decode: every running sequence gained one token. (`it` counts decode iterations: a
     // prefill-only iteration leaves the running sequences where they were.)
     if (decode_pass) {
-      const long done_it = it++;
-      r.output_tokens += static_cast<long>(nd_) * out_w_;
-      ctx_sum_ += nd_;
-      advance_local(it);
-      while (!heap_.empty() && heap_.top().it <= done_it) {
-        const Fin f = heap_.top();
-        heap_.pop();
-        Seq& s = seqs_[f.id];
-        if (s.state != State::decode || s.version != f.version) continue;
-        leave_decode(f.id, it);
-        complete(f.id, t, r);
+      // Speculative decoding: the step returns `gain` tokens to every decode sequence, the whole
+      // part's increase of the running sum of tokens_per_step (so the steps average it), each
+      // position's KV blocks taken in turn; a position the cache has no room for ends the step's
+      // gain there (its drafts as if rejected: no preemption inside a step).
+      int gain = 1;
+      if (spec_k_ > 0) {
+        const double before = std::floor(accepted);
+        accepted += spec_e_;
+        gain = std::max(1, static_cast<int>(std::floor(accepted) - before));
+      }
+      for (int g = 0; g < gain; ++g) {
+        if (g > 0) {  // the next position's blocks, without preemption
+          if (nd_ == 0) break;
+          refresh_costs();
+          const long need = phase_cost_[it % B_];
+          if (need > free_) break;
+          free_ -= need;
+          if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - need);
+        }
+        const long done_it = it++;
+        r.output_tokens += static_cast<long>(nd_) * out_w_;
+        ctx_sum_ += nd_;
+        advance_local(it);
+        while (!heap_.empty() && heap_.top().it <= done_it) {
+          const Fin f = heap_.top();
+          heap_.pop();
+          Seq& s = seqs_[f.id];
+          if (s.state != State::decode || s.version != f.version) continue;
+          leave_decode(f.id, it);
+          complete(f.id, t, r);
+        }
       }
     }
     // Prefill chunks: a finished prompt samples its first (or next, after recompute) token.
@@ -593,8 +608,6 @@ void Replica::run(SimResult& r) {
   if (lw_ > 0 && (local_sum_ != 0 || growing_ != 0))
     throw std::logic_error("serving simulation: local-attention keys left after the last request");
   r.busy_s += busy;
-  r.iterations += std::lround(steps);
-  r.prompt_iterations += std::lround(prompt_steps);
   r.prefill_share += prefill_time;  // summed here, normalised by the caller
   r.kv_util_mean += kv_integral;    // likewise
 }

@@ -46,11 +46,11 @@ struct SimOptions {
   bool prefill_first = false;   // scheduler: an iteration with waiting prompts runs them whole and
                                 // no decode (vLLM V0 without chunked prefill); else decode first,
                                 // prompts chunked into the rest of the token budget
-  // Speculative decoding (step.hpp). The simulator keeps one token per decode sequence per
-  // iteration and runs tokens_per_step (E) iterations per verification step: an iteration is
-  // 1 / E of a step (its time, its prompt budget), so sequences gain E tokens per step on average
-  // and their KV blocks, completions and TPOT follow (a fluid approximation: no per-step draw of
-  // the accepted count). The StepModel must be built with the same Speculation.
+  // Speculative decoding (step.hpp). An iteration is one verification step: each decode sequence
+  // takes k + 1 tokens of the budget and gains the whole part's increase of the running sum of
+  // tokens_per_step (E), so the steps average E tokens (floor(E) or floor(E) + 1 each, the same for
+  // every sequence: no per-sequence draw of the accepted count); its KV blocks are taken position
+  // by position. The StepModel must be built with the same Speculation.
   Speculation spec;
   double prefill_kv_free = 0;   // > 0: waiting prompts are admitted only in an iteration that starts
                                 // with more than this share of the KV blocks free (AMD's vLLM fork,

@@ -380,18 +380,32 @@ double serve_all_reduce(const System& s, double bytes, int tp) {
 }
 }  // namespace
 
+double StepModel::draft_gemm_time(long rows, bool prefill) const {
+  if (rows <= 0) return 0;
+  auto& cache = draft_cache_[prefill ? 1 : 0];
+  if (static_cast<std::size_t>(rows) < cache.size() && cache[rows] >= 0) return cache[rows];
+  const double T = static_cast<double>(rows), h = static_cast<double>(m_.hidden);
+  double t = 0;
+  for (const auto& g : attn_gemms_) t += g.count * gemm(T, g.n, g.k, g.split);
+  if (spec_.method == DraftMethod::mtp && m_.is_moe_layer(m_.layers - 1)) {
+    t += moe_layer_time(T, prefill) * s_.serving.moe_expert_factor + gemm(T, m_.moe.experts, h);
+    for (const auto& g : shared_gemms_) t += g.count * gemm(T, g.n, g.k, g.split);
+  } else {
+    for (const auto& g : dense_mlp_gemms_) t += g.count * gemm(T, g.n, g.k, g.split);
+  }
+  t += gemm(T, h, (spec_.method == DraftMethod::mtp ? 2.0 : 3.0) * h);  // fusion projection, whole on every rank
+  if (rows < 65536) {
+    if (cache.size() <= static_cast<std::size_t>(rows)) cache.resize(rows + 1, -1.0);
+    cache[rows] = t;
+  }
+  return t;
+}
+
 double StepModel::draft_layer_time(double rows, double decode_keys, double prefill_pairs, bool prefill, bool head) const {
   if (rows <= 0) return 0;
   const double h = static_cast<double>(m_.hidden);
-  double t = 0;
-  for (const auto& g : attn_gemms_) t += g.count * gemm(rows, g.n, g.k, g.split);
-  if (spec_.method == DraftMethod::mtp && m_.is_moe_layer(m_.layers - 1)) {
-    t += moe_layer_time(rows, prefill) * s_.serving.moe_expert_factor + gemm(rows, m_.moe.experts, h);
-    for (const auto& g : shared_gemms_) t += g.count * gemm(rows, g.n, g.k, g.split);
-  } else {
-    for (const auto& g : dense_mlp_gemms_) t += g.count * gemm(rows, g.n, g.k, g.split);
-  }
-  t += gemm(rows, h, (spec_.method == DraftMethod::mtp ? 2.0 : 3.0) * h);  // fusion projection, whole on every rank
+  // The layer's GEMMs at whole rows (cached: the simulator asks every step).
+  double t = draft_gemm_time(std::max(1L, std::lround(rows)), prefill);
   if (head) t += gemm(rows, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
   if (decode_keys > 0) {  // the draft layer's own cache, read once per step
     const double flops = 2.0 * decode_keys * heads_dev_ * (attn_dqk_ + attn_dv_);
@@ -419,7 +433,7 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   const int k = spec_.on() && decode_seqs > 0 ? spec_.draft_tokens : 0;
   const long verify = static_cast<long>(decode_seqs) * k;
   tokens += verify;
-  logits += static_cast<int>(verify);
+  const double head_rows = static_cast<double>(logits) + static_cast<double>(verify);
   const double T = tokens, h = static_cast<double>(m_.hidden), L = m_.layers;
   p.linear = linear_time(tokens, prompt);  // dense and MoE projections, all layers
   // Sliding-window layers (model sliding_window, sliding_window_every) attend to at most the
@@ -449,7 +463,7 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
                      pairs * heads_dev_ * s_.serving.prefill_score_time.v;
   }
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
-  if (logits > 0) p.head = gemm(logits, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
+  if (head_rows > 0) p.head = gemm(head_rows, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
   const double act = T * h * kAct;
   // Expert parallelism runs inside the tensor-parallel group, whose ranks all hold every token after
   // the attention all-reduce: each rank runs its experts on the tokens routed to them (no dispatch)
@@ -551,7 +565,8 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
                        ? std::string("--speculative ngram: drafts looked up in the prompt on the host, no device work; the verification's k + 1 rows per sequence are in the terms above")
                        : "--speculative " + std::string(draft_method_name(spec_.method)) +
                              ": k passes of the draft layer (the first over the accepted tokens) with its head, and one over the prompt tokens; " +
-                             (spec_.method == DraftMethod::mtp ? m_.file + ": mtp_layers" : std::string("EAGLE-3 shape from the model's")) +
+                             (spec_.method == DraftMethod::mtp ? m_.file + ": mtp_layers (each module a layer like the last)"
+                                                               : "an EAGLE-3 layer of " + m_.file + ": hidden, heads, kv_heads, ffn_hidden, vocab") +
                              "; the verification's k + 1 rows per sequence are in the terms above"});
   out.push_back({"step time", ms(p.total()),
                  split ? "sum of the above: a decode pass of " + std::to_string(decode_seqs) + fmt(" sequences + %.3f x", prompt_share) +
@@ -595,7 +610,7 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
     out.push_back({"speculative draft weights per device (in the weights above)", gib(draft_weights_dev_),
                    std::to_string(spec_.draft_layers(m_)) +
                        (spec_.method == DraftMethod::mtp ? " MTP module(s) (" + m_.file + ": mtp_layers; mtp_module_params)"
-                                                         : std::string(" EAGLE-3 layer (attention + dense MLP of ffn_hidden + 3h x h fusion)")) +
+                                                         : " EAGLE-3 layer (" + m_.file + ": attention + dense MLP of ffn_hidden + 3 hidden x hidden fusion)") +
                        " x " + quant_name(l_.weights) + "; layers sharded over tp, the fusion projection whole on every rank"});
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),

@@ -191,6 +191,7 @@ class StepModel {
   // reading `decode_keys` keys of its own cache in total, prompt rows attending over
   // `prefill_pairs` query-key pairs; `head`: the rows sample a draft token (the LM head).
   double draft_layer_time(double rows, double decode_keys, double prefill_pairs, bool prefill, bool head) const;
+  double draft_gemm_time(long rows, bool prefill) const;  // its projections (cached)
 
   const Model& m_;
   const System& s_;
@@ -217,6 +218,7 @@ class StepModel {
   double expert_bytes_dev_ = 0;  // one routed expert's weights on one device
   double experts_dev_ = 0;       // routed experts held per device
   double ep_max_z_ = 0;          // expected largest of ep standard normals (the busiest expert group's rows)
+  mutable std::vector<double> draft_cache_[2];   // draft_gemm_time: [0] decode, [1] prompt
   mutable std::vector<double> linear_cache_[2];  // [0]: grouped dispatch or token generation, [1]: context encoding
 };
 
