@@ -162,3 +162,61 @@ TEST(PipelineLayout, AMiddleStageHoldingTheMtpModuleIsWeighed) {
 
 }  // namespace
 }  // namespace xpu
+
+namespace xpu {
+namespace {
+
+TEST(BalancedLayout, DeepSeekV3AtPp16IsMegatronBridgesRecipe) {
+  // Balancing forward FLOPs over 16 stages, with the head, loss and MTP module on the last,
+  // gives the layout Megatron-Bridge's DeepSeek-V3 recipe writes by hand (its 25.09-26.02
+  // workload configs: "Et*4|(t*4|)*14tmL").
+  const PipelineLayout p = balanced_pipeline_layout(builtin().model("deepseek-v3"), 16, 1, 1, 4096);
+  EXPECT_EQ(p.text, "Et*4|(t*4|)*14tmL");
+  EXPECT_TRUE(p.balanced);
+  // And it trains faster than the even split with the module on the head's stage.
+  const Model& m = builtin().model("deepseek-v3");
+  const System& s = builtin().system("dgx-b200");
+  Layout l;
+  l.pp = 16;
+  l.dp = 16;
+  l.ep = 8;
+  l.mtp_layers = 1;
+  l.precision = Precision::fp8;
+  const Workload w{4096, 2048};
+  const TrainReport even = evaluate(m, s, l, w, 256);
+  l.stage_layout = std::make_shared<PipelineLayout>(p);
+  const TrainReport bal = evaluate(m, s, l, w, 256);
+  ASSERT_TRUE(even.feasible() && bal.feasible()) << even.reason << " / " << bal.reason;
+  EXPECT_LT(bal.step_time, 0.9 * even.step_time);
+}
+
+TEST(BalancedLayout, TakesLayersOffTheHeadsStageAndPlacesEveryOne) {
+  const Model& m = builtin().model("llama3-8b");
+  const PipelineLayout two = balanced_pipeline_layout(m, 2, 1, 0, 8192);
+  ASSERT_EQ(two.chunks.size(), 2u);
+  EXPECT_GT(two.chunks[0].layers, two.chunks[1].layers);  // the 128k-vocabulary head weighs on the last
+  EXPECT_EQ(two.layers(), 32);
+  EXPECT_EQ(balanced_pipeline_layout(m, 1, 1, 0, 8192).text, "Et*32L");
+  // Interleaved: pp x vp chunks, the embedding first, the loss last, every layer once, and no
+  // problem Megatron-Core's checks would raise.
+  for (int pp : {2, 4, 8})
+    for (int vp : {1, 2, 4}) {
+      const PipelineLayout p = balanced_pipeline_layout(m, pp, vp, 0, 8192);
+      EXPECT_EQ(p.chunks.size(), static_cast<std::size_t>(pp * vp));
+      EXPECT_TRUE(p.chunks.front().embedding && p.chunks.back().loss);
+      EXPECT_EQ(p.layers(), 32);
+      EXPECT_FALSE(pipeline_layout_problem(p, 32, 0, pp)) << p.text;
+      // The text is the layout: parsed again it gives the same chunks.
+      const PipelineLayout again = parse_pipeline_layout(p.text, "test");
+      ASSERT_EQ(again.chunks.size(), p.chunks.size());
+      for (std::size_t c = 0; c < p.chunks.size(); ++c) EXPECT_EQ(again.chunks[c].layers, p.chunks[c].layers) << p.text;
+    }
+  // With MTP modules, all of them on the last chunk, a rank's last virtual chunk.
+  const Model& ds = builtin().model("deepseek-v3");
+  const PipelineLayout v = balanced_pipeline_layout(ds, 8, 2, 2, 4096);
+  EXPECT_EQ(v.chunks.back().mtp, 2);
+  EXPECT_FALSE(pipeline_layout_problem(v, ds.layers, 2, 8)) << v.text;
+}
+
+}  // namespace
+}  // namespace xpu

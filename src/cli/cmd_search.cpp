@@ -59,7 +59,7 @@ void add_search(CLI::App& app, const Globals& g) {
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);
-    const PlanRequest q = o->plan.request();
+    const PlanRequest q = o->plan.request(m);
     SearchOptions so;
     auto obj = parse_objective(o->objective);
     if (!obj) throw InputError("--objective", "'" + o->objective + "' is not time, cost, tokens-per-dollar or memory-headroom");

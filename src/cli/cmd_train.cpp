@@ -42,7 +42,7 @@ void add_train(CLI::App& app, const Globals& g) {
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);
-    const PlanRequest q = o->plan.request();
+    const PlanRequest q = o->plan.request(m);
     ChooseStats st;
     TrainReport r = choose_plan(m, s, q, &st, /*time_if_none_fit=*/false, thread_count(o->threads));
     // --trace: the chosen plan's pipeline, simulated event by event, as a Chrome/Perfetto trace.

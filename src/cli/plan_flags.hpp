@@ -9,6 +9,7 @@
 
 #include "spec/error.hpp"
 #include "spec/plan.hpp"
+#include "train/evaluate.hpp"
 
 namespace xpu::cli {
 
@@ -100,7 +101,9 @@ struct PlanFlags {
                   "Hand-written pipeline layout in Megatron-Core's --pipeline-model-parallel-layout syntax: stages "
                   "split by '|' (virtual rank 0's pp stages, then rank 1's, ...), E embedding, t decoder layer, m MTP "
                   "layer, L loss, x*N and (...)*N repeat, commas ignored; e.g. \"Et*4|(t*4|)*14,tmL\" (DeepSeek-V3, pp 16); "
-                  "needs --pp, sets vp to its stages / pp; E first, L last (default: layers split evenly)");
+                  "needs --pp, sets vp to its stages / pp; E first, L last; or 'balanced': the layout whose largest chunk "
+                  "has the least forward FLOPs, the embedding on the first chunk and the head, loss and MTP modules on "
+                  "the last, over --pp x --vp (default 1) chunks (default: layers split evenly)");
     c->add_option("--mtp-layers", mtp_layers,
                   "Multi-token-prediction modules trained (Megatron-Core --mtp-num-layers; DeepSeek-V3's MTP depth): each "
                   "one more layer like the model's last, a 2 hidden x hidden projection and a second pass of the output "
@@ -112,7 +115,8 @@ struct PlanFlags {
                   "MoE dropless routing: busiest expert rank's load / mean, >= 1 (default: the model file's [moe] routing_imbalance)");
   }
 
-  PlanRequest request() const {
+  // The model is needed for --pipeline-layout balanced (its layers' costs).
+  PlanRequest request(const Model& m) const {
     PlanRequest q;
     q.devices = devices;
     q.work.seq_len = seq_len;
@@ -128,7 +132,17 @@ struct PlanFlags {
     q.micro_batch = micro_batch;
     q.recompute_layers = recompute_layers;
     q.zero = zero;
-    if (!pipeline_layout.empty()) {
+    if (pipeline_layout == "balanced") {
+      if (!q.pp || *q.pp < 1) throw InputError("--pipeline-layout", "balanced needs --pp (the stages to balance), at least 1");
+      const int v = q.vp.value_or(1);
+      if (v < 1) throw InputError("--vp", "must be at least 1, got " + std::to_string(v));
+      if (static_cast<long>(*q.pp) * v > max_pipeline_chunks(m.layers))
+        throw InputError("--pipeline-layout", "balanced: pp x vp = " + std::to_string(static_cast<long>(*q.pp) * v) + " chunks exceed the " +
+                                                  std::to_string(m.layers) + " layers + embedding + loss of " + m.name);
+      const int mtp = mtp_layers.value_or(m.mtp_layers);
+      q.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, *q.pp, v, std::max(0, mtp), std::max(1L, seq_len)));
+      q.vp = v;
+    } else if (!pipeline_layout.empty()) {
       auto layout = std::make_shared<PipelineLayout>(parse_pipeline_layout(pipeline_layout, "--pipeline-layout"));
       q.vp = pipeline_layout_vp(*layout, q.pp, q.vp, "--pipeline-layout");
       q.stage_layout = std::move(layout);

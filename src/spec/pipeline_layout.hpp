@@ -22,6 +22,7 @@ struct PipelineChunk {
 struct PipelineLayout {
   std::string text;
   std::vector<PipelineChunk> chunks;
+  bool balanced = false;  // built by balanced_pipeline_layout (--pipeline-layout balanced), not written by hand
   // The string's order, which Megatron-Core checks: E the first symbol, L the last, no decoder
   // layer after an MTP layer.
   bool opens_with_embedding = false, closes_with_loss = false, layer_after_mtp = false;

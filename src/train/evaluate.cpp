@@ -556,6 +556,74 @@ double selective_recompute_flops_per_token(const Model& m, unsigned mods, long s
 
 }  // namespace
 
+PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq) {
+  const int chunks = std::max(1, pp) * std::max(1, vp), n = m.layers;
+  const ParamCounts pc = count_params(m);
+  const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
+  const double core = attention_flops_per_token(m, seq) / n;  // the layers' mean attention core
+  std::vector<double> prefix(static_cast<std::size_t>(n) + 1, 0.0);
+  for (int i = 0; i < n; ++i) {
+    const double mlp = m.is_moe_layer(i) ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
+                                         : mats * h * static_cast<double>(m.ffn_hidden);
+    prefix[i + 1] = prefix[i] + 2.0 * (pc.attention / n + mlp) + core;
+  }
+  // The last chunk's loss: the output head, and the MTP modules (their layers, projections and
+  // second head passes: what they add to the model's FLOPs). The embedding lookup computes nothing.
+  const MtpKind x{static_cast<double>(std::max(0, mtp)), m.is_moe_layer(n - 1), m.is_window_layer(n - 1)};
+  const double tail = 2.0 * static_cast<double>(m.vocab) * h + (mtp > 0 ? model_fwd_flops_per_token(m, seq, x) - model_fwd_flops_per_token(m, seq) : 0.0);
+  // Contiguous chunks (possibly empty) of the layers, the last with the tail: the least largest
+  // chunk, ties to the least sum of squares (the evener split), by dynamic programming over
+  // (chunk, layers placed so far).
+  struct Cell {
+    double worst = 1e300, squares = 1e300;
+    int from = 0;
+  };
+  const auto better = [](double w, double q, const Cell& c) {
+    const double tol = 1e-9 * std::max(1.0, std::fabs(c.worst));
+    return w < c.worst - tol || (w <= c.worst + tol && q < c.squares);
+  };
+  std::vector<std::vector<Cell>> f(static_cast<std::size_t>(chunks), std::vector<Cell>(static_cast<std::size_t>(n) + 1));
+  for (int i = 0; i <= n; ++i) {
+    const double c = prefix[i] + (chunks == 1 ? tail : 0.0);
+    f[0][i] = {c, c * c, 0};
+  }
+  for (int j = 1; j < chunks; ++j)
+    for (int i = 0; i <= n; ++i)
+      for (int k = 0; k <= i; ++k) {
+        const Cell& p = f[j - 1][k];
+        const double c = prefix[i] - prefix[k] + (j == chunks - 1 ? tail : 0.0);
+        const double w = std::max(p.worst, c), q = p.squares + c * c;
+        if (better(w, q, f[j][i])) f[j][i] = {w, q, k};
+      }
+  std::vector<int> per(static_cast<std::size_t>(chunks), 0);
+  for (int j = chunks - 1, i = n; j >= 0; --j) {
+    const int k = j == 0 ? 0 : f[j][i].from;
+    per[j] = i - k;
+    i = k;
+  }
+  // Written out in Megatron-Core's syntax, and parsed as a hand-written one would be.
+  auto run = [](const char* sym, int count) -> std::string {
+    if (count <= 0) return "";
+    return count == 1 ? std::string(sym) : std::string(sym) + "*" + std::to_string(count);
+  };
+  std::vector<std::string> stage(static_cast<std::size_t>(chunks));
+  for (int j = 0; j < chunks; ++j)
+    stage[j] = (j == 0 ? "E" : "") + run("t", per[j]) + (j == chunks - 1 ? run("m", mtp) + "L" : "");
+  // Runs of equal chunks between the first and the last as "(t*4|)*14", as the recipes write them.
+  std::string text = stage[0];
+  if (chunks > 1) text += "|";
+  for (int j = 1; j < chunks - 1;) {
+    int r = 1;
+    while (j + r < chunks - 1 && stage[j + r] == stage[j]) ++r;
+    text += r == 1 ? stage[j] + "|" : "(" + stage[j] + "|)*" + std::to_string(r);
+    j += r;
+  }
+  if (chunks > 1) text += stage[chunks - 1];
+  PipelineLayout out = parse_pipeline_layout(text, "--pipeline-layout balanced");
+  out.balanced = true;
+  return out;
+}
+
 double recompute_share(const Layout& l, int layers) {
   if (l.recompute != Recompute::full || l.recompute_layers <= 0 || layers <= 0) return 1.0;
   return std::min(1.0, static_cast<double>(l.recompute_layers) / layers);

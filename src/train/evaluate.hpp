@@ -6,6 +6,7 @@
 
 #include "spec/hardware.hpp"
 #include "spec/model.hpp"
+#include "spec/pipeline_layout.hpp"
 #include "spec/plan.hpp"
 #include "train/report.hpp"
 
@@ -55,6 +56,15 @@ inline bool even_chunks(int layers, int pp, int vp) {
 // heads, each replicated over tp / kv_heads ranks, runs in some frameworks (NeuronX Distributed)
 // and is evaluated when given, never chosen.
 inline bool tp_splits_kv_heads(const Model& m, int tp) { return m.is_mla() || m.kv_heads % tp == 0; }
+
+// Megatron-Core's layout that balances the pipeline's compute (train --pipeline-layout balanced):
+// the model's layers in order over pp x vp chunks (virtual rank 0's pp stages first), the
+// embedding on the first, the output head, its loss and the `mtp` MTP modules on the last, so that
+// the largest chunk's forward FLOPs per token at sequence length `seq` are least (ties: the evener
+// split). A layer costs its projections (a MoE layer its top-k and shared experts and router) and
+// the layers' mean attention core; the head 2 vocab x hidden; each MTP module what it adds to the
+// model's FLOPs. Its text is the layout in --pipeline-layout syntax, e.g. "Et*4|t*4|...|tmL".
+PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq);
 
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()

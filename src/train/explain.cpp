@@ -156,7 +156,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   // Layout.
   std::string stages;
   for (std::size_t i = 0; i < r.stage_layers.size(); ++i) stages += (i ? "," : "") + std::to_string(r.stage_layers[i]);
-  if (l.stage_layout) stages += ", as the pipeline layout '" + l.stage_layout->text + "' places them";
+  if (l.stage_layout)
+    stages += ", as the pipeline layout '" + l.stage_layout->text + "' places them" +
+              (l.stage_layout->balanced ? std::string(" (--pipeline-layout balanced: the split whose largest chunk has the least "
+                                                      "forward FLOPs per token, the head, loss and MTP modules on the last)")
+                                        : std::string());
   if (l.mtp_layers > 0) stages += l.stage_layout ? ", MTP layers included" : ", the MTP layers counted on the head's stage";
   add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
