@@ -380,6 +380,22 @@ double serve_all_reduce(const System& s, double bytes, int tp) {
 }
 }  // namespace
 
+double StepModel::decode_attention(double keys, double queries) const {
+  const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_) * queries;
+  const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
+  return std::max(keys * kv_layer_dev_ / bw_, flops / (peak * attn_eff_)) + keys * heads_dev_ * s_.serving.decode_score_time.v * queries;
+}
+
+double StepModel::prefill_attention(double pairs) const {
+  double dqk = attn_dqk_, dv = attn_dv_;
+  if (m_.is_mla()) {  // prompts attend in the expanded heads, not the latent space
+    dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
+    dv = m_.mla.v_head_dim;
+  }
+  const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
+  return 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) + pairs * heads_dev_ * s_.serving.prefill_score_time.v;
+}
+
 double StepModel::draft_gemm_time(long rows, bool prefill) const {
   if (rows <= 0) return 0;
   auto& cache = draft_cache_[prefill ? 1 : 0];
@@ -407,17 +423,8 @@ double StepModel::draft_layer_time(double rows, double decode_keys, double prefi
   // The layer's GEMMs at whole rows (cached: the simulator asks every step).
   double t = draft_gemm_time(std::max(1L, std::lround(rows)), prefill);
   if (head) t += gemm(rows, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);
-  if (decode_keys > 0) {  // the draft layer's own cache, read once per step
-    const double flops = 2.0 * decode_keys * heads_dev_ * (attn_dqk_ + attn_dv_);
-    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
-    t += std::max(decode_keys * kv_layer_dev_ / bw_, flops / (peak * attn_eff_)) + decode_keys * heads_dev_ * s_.serving.decode_score_time.v;
-  }
-  if (prefill_pairs > 0) {
-    double dqk = attn_dqk_, dv = attn_dv_;
-    if (m_.is_mla()) dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim, dv = m_.mla.v_head_dim;
-    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
-    t += 2.0 * prefill_pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) + prefill_pairs * heads_dev_ * s_.serving.prefill_score_time.v;
-  }
+  if (decode_keys > 0) t += decode_attention(decode_keys, 1);  // the draft layer's own cache
+  if (prefill_pairs > 0) t += prefill_attention(prefill_pairs);
   t += rows * h * kAct * kElementwisePasses / bw_;
   if (l_.tp > 1) t += 2 * serve_all_reduce(s_, rows * h * kAct, l_.tp);
   return t + s_.serving.layer_overhead.v;
@@ -442,25 +449,12 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
   const double nw = m_.window_layer_count(), W = m_.sliding_window;
   if (decode_seqs > 0) {
     const double local = local_keys >= 0 ? local_keys : decode_seqs * m_.local_decode_keys(decode_ctx / decode_seqs);  // n x min(mean, W) = min(sum, n W)
-    const double keys = (L - nw) * decode_ctx + nw * local;
-    const double bytes = keys * kv_layer_dev_;
-    const double flops = 2.0 * keys * heads_dev_ * (attn_dqk_ + attn_dv_) * (k + 1);
-    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (attn_dqk_ + attn_dv_));
-    p.attn_decode = std::max(bytes / bw_, flops / (peak * attn_eff_)) +
-                    keys * heads_dev_ * s_.serving.decode_score_time.v * (k + 1);
+    p.attn_decode = decode_attention((L - nw) * decode_ctx + nw * local, k + 1);
   }
   if (prefill_pairs > 0) {
-    double dqk = attn_dqk_, dv = attn_dv_;
-    if (m_.is_mla()) {
-      dqk = m_.mla.qk_nope_head_dim + m_.mla.qk_rope_head_dim;
-      dv = m_.mla.v_head_dim;
-    }
     const double prompt_tokens = std::max(0L, tokens - verify - decode_seqs);
     const double win = window_pairs >= 0 ? window_pairs : std::min(prefill_pairs, prompt_tokens * W);
-    const double pairs = (L - nw) * prefill_pairs + nw * win;
-    const double peak = attention_peak(peak_attn_, exp_rate_, 2.0 * (dqk + dv));
-    p.attn_prefill = 2.0 * pairs * heads_dev_ * (dqk + dv) / (peak * attn_eff_) +
-                     pairs * heads_dev_ * s_.serving.prefill_score_time.v;
+    p.attn_prefill = prefill_attention((L - nw) * prefill_pairs + nw * win);
   }
   p.elementwise = T * h * kAct * kElementwisePasses * L / bw_;
   if (head_rows > 0) p.head = gemm(head_rows, static_cast<double>(m_.vocab) / l_.tp, h, Split::n);

@@ -192,6 +192,11 @@ class StepModel {
   // `prefill_pairs` query-key pairs; `head`: the rows sample a draft token (the LM head).
   double draft_layer_time(double rows, double decode_keys, double prefill_pairs, bool prefill, bool head) const;
   double draft_gemm_time(long rows, bool prefill) const;  // its projections (cached)
+  // Attention of decode rows over `keys` cached keys (summed over rows and layers), each row with
+  // `queries` query tokens (k + 1 when verifying drafts): the KV read once, the matrix work per query.
+  double decode_attention(double keys, double queries) const;
+  // Attention of prompt tokens over `pairs` query-key pairs (summed over layers).
+  double prefill_attention(double pairs) const;
 
   const Model& m_;
   const System& s_;
