@@ -190,6 +190,52 @@ TEST(BalancedLayout, DeepSeekV3AtPp16IsMegatronBridgesRecipe) {
   EXPECT_LT(bal.step_time, 0.9 * even.step_time);
 }
 
+TEST(BalancedLayout, InterleavedRanksAndOverheadsAreWeighed) {
+  // What the step waits for is each rank's sum of chunks, and a MoE layer costs more than its
+  // FLOPs: with two MTP modules at pp 16 x vp 2 the balanced plan is as fast as the hand-written
+  // layout that gives the module's rank nothing else and the dense layers' rank one more layer (a
+  // QA pass had found a chunk-balanced layout 29% slower), and on dense and MoE models whose layers
+  // pp divides it is never slower than the even split (weight 0 of the head is that split).
+  const Model& ds = builtin().model("deepseek-v3");
+  const System& b200 = builtin().system("dgx-b200");
+  Layout l;
+  l.pp = 16;
+  l.vp = 2;
+  l.dp = 16;
+  l.ep = 8;
+  l.mtp_layers = 2;
+  l.precision = Precision::fp8;
+  l.recompute = Recompute::selective;
+  l.recompute_modules = kRecomputeLayernorm | kRecomputeMoeAct | kRecomputeMlaUpProj;
+  const Workload w{4096, 2048};
+  l.stage_layout = layout("Et*3|(t*2|)*14|(t*2|)*15m*2L");
+  const TrainReport hand = evaluate(ds, b200, l, w, 256);
+  l.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(ds, 16, 2, 2, 4096));
+  const TrainReport bal = evaluate(ds, b200, l, w, 256);
+  ASSERT_TRUE(hand.feasible() && bal.feasible()) << hand.reason << " / " << bal.reason;
+  EXPECT_LE(bal.step_time, hand.step_time * 1.0001) << bal.layout.stage_layout->text;
+  EXPECT_TRUE(bal.layout.stage_layout->balanced);
+  const System& h200 = builtin().system("hgx-h200");
+  for (const char* id : {"llama3-8b", "qwen3-32b", "gpt-oss-120b", "qwen3-30b-a3b"})
+    for (int pp : {2, 4}) {
+      const Model& m = builtin().model(id);
+      Layout e;
+      e.tp = 8;
+      e.pp = pp;
+      e.dp = 64 / (8 * pp);
+      e.ep = m.is_moe() ? 8 : 1;
+      e.micro_batch = 1;
+      e.precision = Precision::fp8;
+      e.recompute = Recompute::full;
+      const Workload wl{8192, 512};
+      const TrainReport even = evaluate(m, h200, e, wl, 64);
+      e.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, pp, 1, 0, 8192));
+      const TrainReport b = evaluate(m, h200, e, wl, 64);
+      ASSERT_TRUE(even.feasible() && b.feasible()) << id << " " << even.reason << " / " << b.reason;
+      EXPECT_LE(b.step_time, even.step_time * (1 + 1e-12)) << id << " pp " << pp << " " << b.layout.stage_layout->text;
+    }
+}
+
 TEST(BalancedLayout, TakesLayersOffTheHeadsStageAndPlacesEveryOne) {
   const Model& m = builtin().model("llama3-8b");
   const PipelineLayout two = balanced_pipeline_layout(m, 2, 1, 0, 8192);

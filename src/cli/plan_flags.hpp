@@ -140,6 +140,8 @@ struct PlanFlags {
         throw InputError("--pipeline-layout", "balanced: pp x vp = " + std::to_string(static_cast<long>(*q.pp) * v) + " chunks exceed the " +
                                                   std::to_string(m.layers) + " layers + embedding + loss of " + m.name);
       const int mtp = mtp_layers.value_or(m.mtp_layers);
+      if (mtp < 0 || mtp > m.layers)  // as check_request words it, before a layout is built on it
+        throw InputError("--mtp-layers", "must be 0 to the model's layers (" + std::to_string(m.layers) + "), got " + std::to_string(mtp));
       q.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, *q.pp, v, std::max(0, mtp), std::max(1L, seq_len)));
       q.vp = v;
     } else if (!pipeline_layout.empty()) {

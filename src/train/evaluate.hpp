@@ -64,7 +64,8 @@ inline bool tp_splits_kv_heads(const Model& m, int tp) { return m.is_mla() || m.
 // split). A layer costs its projections (a MoE layer its top-k and shared experts and router) and
 // the layers' mean attention core; the head 2 vocab x hidden; each MTP module what it adds to the
 // model's FLOPs. Its text is the layout in --pipeline-layout syntax, e.g. "Et*4|t*4|...|tmL".
-PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq);
+PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq, double tail_weight = 1.0,
+                                        double moe_weight = 1.0);
 
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()

@@ -158,9 +158,13 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   for (std::size_t i = 0; i < r.stage_layers.size(); ++i) stages += (i ? "," : "") + std::to_string(r.stage_layers[i]);
   if (l.stage_layout)
     stages += ", as the pipeline layout '" + l.stage_layout->text + "' places them" +
-              (l.stage_layout->balanced ? std::string(" (--pipeline-layout balanced: the split whose largest chunk has the least "
-                                                      "forward FLOPs per token, the head, loss and MTP modules on the last)")
-                                        : std::string());
+              (l.stage_layout->balanced
+                   ? " (--pipeline-layout balanced: the split whose busiest pipeline rank has the least forward FLOPs per token, "
+                     "the head, loss and MTP modules on the last chunk weighted " +
+                         num(l.stage_layout->tail_weight, "%g") + " of their FLOPs" +
+                         (m.is_moe() ? ", MoE layers " + num(l.stage_layout->moe_weight, "%g") + "x theirs" : std::string()) +
+                         ": the fastest of head weights 1, 0.75, 0.5, 0.25, 0" + (m.is_moe() ? " and MoE weights 1, 1.5" : "") + ")"
+                   : std::string());
   if (l.mtp_layers > 0) stages += l.stage_layout ? ", MTP layers included" : ", the MTP layers counted on the head's stage";
   add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
