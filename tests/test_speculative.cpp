@@ -6,6 +6,7 @@
 
 #include "report/serve_format.hpp"
 #include "serve/serve.hpp"
+#include <string>
 #include "serve/sim.hpp"
 #include "test_common.hpp"
 
@@ -168,6 +169,68 @@ TEST(SpeculativeSim, EveryStepGainsTheWholePartsOfTheRunningMean) {
   ASSERT_EQ(r.requests.size(), 10u);
   EXPECT_NEAR(static_cast<double>(r.iterations), 10 * (1 + 299 / sp.tokens_per_step()), 10.0);
   EXPECT_EQ(r.output_tokens, 3000);
+}
+
+TEST(SpeculativeSim, AFullCacheReservesTheStepsPositionsFirst) {
+  // Llama 3 70B on two H100s with prompts arriving faster than they can be served: the cache is
+  // full and optimistic admission preempts. The step reserves blocks for every position it may
+  // fill before it runs (preempting for them), so speculation still helps (a QA pass had found a
+  // step cut to two tokens after paying seventeen rows: TPOT 114 -> 417 ms).
+  const Model& m = builtin().model("llama3-70b");
+  ServeLayout l;
+  l.tp = 2;
+  const Speculation sp = spec(DraftMethod::ngram, 16, 1.0);
+  const StepModel plain(m, builtin().system("dgx-h100"), l, 16384, 4096), fast(m, builtin().system("dgx-h100"), l, 16384, 4096, sp);
+  SimOptions o, os;
+  o.max_batch = os.max_batch = 4096;
+  o.token_budget = os.token_budget = 16384;
+  os.spec = sp;
+  ServeWorkload w = offline(1500, 10, 300);
+  const SimResult a = simulate(plain, w, o), b = simulate(fast, w, os);
+  ASSERT_EQ(b.requests.size(), 1500u);
+  EXPECT_GT(a.preemptions, 0);
+  EXPECT_EQ(b.output_tokens, 1500L * 300);
+  EXPECT_LT(mean_tpot(b), mean_tpot(a));
+  EXPECT_GT(output_tps(b), output_tps(a));
+}
+
+TEST(SpeculativeSim, LargeBatchesDraftWhatTheTokenBudgetHolds) {
+  // 2,000 sequences of Llama 3 8B on one H100 at a budget of 8,192 tokens: a step drafts
+  // 8192 / n - 1 tokens a sequence, not 16, so its rows stay within the budget, and the explained
+  // mean step is the simulated one.
+  const Model& m = builtin().model("llama3-8b");
+  const System& s = builtin().system("dgx-h100");
+  ServeRequest q;
+  q.devices = 1;
+  q.tp = 1;
+  q.max_batch = 4096;
+  q.token_budget = 8192;
+  q.work = offline(2000, 4, 100);
+  q.spec = spec(DraftMethod::ngram, 16, 1.0);
+  const ServeReport r = choose_serve(m, s, q);
+  ASSERT_TRUE(r.feasible) << r.reason;
+  double step = 0, mean = 0;
+  std::string drafted;
+  for (const auto& t : r.explain) {
+    if (t.name == "step time") step = std::stod(t.value);
+    if (t.name == "simulated mean iteration") mean = std::stod(t.value);
+    if (t.name == "drafted tokens at the mean step") drafted = t.value;
+  }
+  EXPECT_FALSE(drafted.empty());
+  EXPECT_NE(drafted.find("of 16"), std::string::npos);
+  EXPECT_NEAR(step, mean, 0.05 * mean);
+}
+
+TEST(SpeculativeStep, TheDraftLayerHoldsTheWholeContextEvenWhereEveryLayerIsWindowed) {
+  // Mistral 7B v0.1 windows every layer at 4,096 tokens; an EAGLE layer attends to the whole
+  // context, so at 30,000 tokens a sequence holds 30,000 / 16 of its blocks beside the window's.
+  const Model& m = builtin().model("mistral-7b");
+  ServeLayout l;
+  const StepModel plain(m, builtin().system("dgx-h100"), l), eagle(m, builtin().system("dgx-h100"), l, 0, 0, spec(DraftMethod::eagle, 4, 0.8));
+  ASSERT_TRUE(eagle.fits()) << eagle.reason();
+  EXPECT_EQ(eagle.global_layers(), 1);
+  const long per_plain = plain.seq_units(28000, 30000, 1), per_eagle = eagle.seq_units(28000, 30000, 1);
+  EXPECT_EQ(per_eagle - per_plain, (30000 + eagle.block_tokens() - 1) / eagle.block_tokens());
 }
 
 TEST(SpeculativeSim, ComputeBoundBatchesLoseThroughput) {

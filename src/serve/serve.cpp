@@ -167,8 +167,10 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   const double it = std::max<double>(1, static_cast<double>(sim.iterations));
   // Decode rows per step: output tokens per iteration, times the beams when only one is returned.
   const int W = std::max(1, q.work.samples);
-  // With speculative decoding a step returns tokens_per_step tokens per sequence.
-  const double rows = static_cast<double>(sim.output_tokens) / it * (q.work.beam ? W : 1) / o.spec.tokens_per_step();
+  // With speculative decoding a step returns several tokens per sequence: its decode sequences
+  // are counted as the simulator ran them.
+  const double rows = o.spec.on() ? static_cast<double>(sim.decode_rows) / it * W
+                                  : static_cast<double>(sim.output_tokens) / it * (q.work.beam ? W : 1);
   const int nb = std::max(1, static_cast<int>(std::lround(rows)));
   const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens) / it));
   const double mean_in = static_cast<double>(sim.input_tokens) / static_cast<double>(r.requests);
@@ -177,7 +179,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   r.explain.push_back({"mean step: decode sequences", std::to_string(nb),
                        W > 1 ? (q.work.beam ? "simulated: output tokens / iterations x beams per request"
                                             : "simulated: output tokens / iterations (every sample decodes)")
-                       : o.spec.on() ? "simulated: output tokens / iterations / tokens per step"
+                       : o.spec.on() ? "simulated: decode sequences summed over iterations / iterations"
                                      : "simulated: output tokens / iterations"});
   if (o.spec.on()) {
     r.explain.push_back({"speculative decoding", speculation_summary(o.spec),
@@ -220,7 +222,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   // The mean step's prompt tokens at a prompt's mean pairs per token (windowed or chunked layers:
   // their own, as the simulator charges them).
   const double window_pairs = m.sliding_window > 0 && mean_in > 0 ? np * m.local_pairs(0, mean_in) / mean_in : -1;
-  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share, window_pairs)) r.explain.push_back(t);
+  // The mean step drafts as the simulator does at that batch (fewer when K + 1 rows a sequence
+  // exceed the token budget).
+  const int k_mean = o.spec.on() ? std::clamp(o.token_budget / std::max(1, nb * W) - 1, 0, o.spec.draft_tokens) : -1;
+  if (o.spec.on() && k_mean < o.spec.draft_tokens)
+    r.explain.push_back({"drafted tokens at the mean step", std::to_string(k_mean) + " of " + std::to_string(o.spec.draft_tokens),
+                         "token budget / decode sequences - 1: a step drafts fewer when K + 1 rows a sequence exceed the budget"});
+  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share, window_pairs, k_mean)) r.explain.push_back(t);
   r.explain.push_back({"simulated mean iteration", format_number("%.3f ms", sim.busy_s / it * 1e3),
                        "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
   if (r.cost.priced)

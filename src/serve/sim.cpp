@@ -78,7 +78,8 @@ class Replica {
         slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_cost_(B_, 0),
         max_batch_(lane_batch(o, lanes)),
         lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local),
-        spec_k_(o.spec.on() ? o.spec.draft_tokens : 0), spec_e_(o.spec.tokens_per_step()) {
+        spec_k_(o.spec.on() ? o.spec.draft_tokens : 0) {
+    for (int k = 0; k <= spec_k_; ++k) spec_e_.push_back(o.spec.tokens_per_step(k));
     total_blocks_ = sm.kv_units() / std::max(1, lanes);
     free_ = total_blocks_;
   }
@@ -269,7 +270,7 @@ class Replica {
   int quota_ = 0, issued_ = 0;
   Rng lens_{0};  // closed loop: request lengths (seed_lengths)
   const int spec_k_;     // speculative decoding (SimOptions::spec): drafted tokens per step, 0 when off
-  const double spec_e_;  // its mean tokens per step
+  std::vector<double> spec_e_;  // its mean tokens per step when k tokens are drafted, k = 0 .. spec_k_
 };
 
 void Replica::complete(int id, double t, SimResult& r) {
@@ -427,9 +428,27 @@ void Replica::run(SimResult& r) {
         schedule_cost_change(e.id, n);
       }
     };
+    // Speculative decoding: the step's drafted tokens per sequence (fewer when the token budget
+    // cannot hold K + 1 rows for every decode sequence, as engines shrink or switch off
+    // speculation for large batches) and the tokens each decode sequence will gain, `ahead`
+    // positions whose KV blocks the step reserves before it runs (vLLM's lookahead slots).
+    int k_step = 0, ahead = 1;
+    auto plan_step = [&]() {
+      k_step = 0, ahead = 1;
+      if (spec_k_ <= 0 || nd_ <= 0) return;
+      k_step = static_cast<int>(std::clamp(static_cast<long>(o_.token_budget) / (static_cast<long>(nd_) * W_) - 1, 0L, static_cast<long>(spec_k_)));
+      ahead = std::max(1, static_cast<int>(std::floor(accepted + spec_e_[k_step]) - std::floor(accepted)));
+    };
     auto grow_decodes = [&]() {
       refresh_costs();
-      while (phase_cost_[it % B_] > free_ && nd_ > 0) {
+      // Room for every position the step may fill (an upper bound: a local layer's crossing only
+      // gets cheaper), freed by preemption before anything of the step is taken.
+      auto need_ahead = [&]() {
+        long sum = 0;
+        for (int p = 0; p < ahead; ++p) sum += phase_cost_[(it + p) % B_];
+        return sum;
+      };
+      while (need_ahead() > free_ && nd_ > 0) {
         if (!preempt_one(it, r)) break;
         preempted = true;
         slots = free_slots();
@@ -442,10 +461,13 @@ void Replica::run(SimResult& r) {
     // Prefill-first scheduling (SimOptions::prefill_first) grows the decodes only in an
     // iteration that runs them, decided once the prompts are scheduled.
     const bool pf = o_.prefill_first;
-    if (!pf) grow_decodes();
+    if (!pf) {
+      plan_step();
+      grow_decodes();
+    }
     // Speculative decoding: a decode sequence verifies k drafted tokens beside its next one, k + 1
     // tokens of the budget.
-    int budget = o_.token_budget - (pf ? 0 : nd_ * W_ * (1 + spec_k_));
+    int budget = o_.token_budget - (pf ? 0 : nd_ * W_ * (1 + k_step));
     chunks.clear();
     double pairs = 0, wpairs = 0;  // query-key pairs of the prompt chunks: full, and cut to the sliding window
     const double window = sm_.model().sliding_window;
@@ -498,7 +520,10 @@ void Replica::run(SimResult& r) {
     }
     // Prefill-first: an iteration with prompts runs no decode; one without runs the decodes.
     const bool decode_pass = !pf || prefill_tokens == 0;
-    if (pf && decode_pass) grow_decodes();
+    if (pf && decode_pass) {
+      plan_step();
+      grow_decodes();
+    }
     const int nd_pass = decode_pass ? nd_ : 0;
     const int rows = nd_pass * W_;  // decode rows: every sample of every running request
     const int tokens = rows + static_cast<int>(prefill_tokens);
@@ -521,16 +546,16 @@ void Replica::run(SimResult& r) {
     const long fill = prefill_tokens + pad_tokens;  // prefill rows computed (long: padded graphs can pass 2^31)
     // (With speculative decoding the step model times each decode row's k + 1 verified tokens and
     // the draft's passes.)
-    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff) +
+    const double dt = split ? sm_.step_time(nd_eff, nd_eff, ctx_eff, 0, nd_eff, -1, local_eff, k_step) +
                                   sm_.step_time(fill, 0, 0, pairs, finishing, wpairs)
-                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs, local_eff);
+                            : sm_.step_time(nd_eff + fill, nd_eff, ctx_eff, pairs, nd_eff + finishing, wpairs, local_eff, k_step);
     const double used = static_cast<double>(total_blocks_ - free_) / static_cast<double>(total_blocks_);
     kv_integral += used * dt;
     r.kv_util_peak = std::max(r.kv_util_peak, used);
     busy += dt;
     // The prompt share of the iteration's time by its tokens (a verification step computes k + 1
     // per decode row).
-    prefill_time += dt * static_cast<double>(prefill_tokens) / (static_cast<double>(rows) * (1 + spec_k_) + static_cast<double>(prefill_tokens));
+    prefill_time += dt * static_cast<double>(prefill_tokens) / (static_cast<double>(rows) * (1 + k_step) + static_cast<double>(prefill_tokens));
     t += dt;
     ++r.iterations;
     if (prefill_tokens > 0) ++r.prompt_iterations;
@@ -543,18 +568,15 @@ void Replica::run(SimResult& r) {
       // part's increase of the running sum of tokens_per_step (so the steps average it), each
       // position's KV blocks taken in turn; a position the cache has no room for ends the step's
       // gain there (its drafts as if rejected: no preemption inside a step).
-      int gain = 1;
-      if (spec_k_ > 0) {
-        const double before = std::floor(accepted);
-        accepted += spec_e_;
-        gain = std::max(1, static_cast<int>(std::floor(accepted) - before));
-      }
+      const int gain = nd_ > 0 ? ahead : 1;
+      if (k_step > 0 && nd_ > 0) accepted += spec_e_[k_step];  // (`ahead` is its whole part's increase)
+      if (nd_ > 0) r.decode_rows += nd_;
       for (int g = 0; g < gain; ++g) {
-        if (g > 0) {  // the next position's blocks, without preemption
+        if (g > 0) {  // the next position's blocks, reserved before the step (need_ahead)
           if (nd_ == 0) break;
           refresh_costs();
           const long need = phase_cost_[it % B_];
-          if (need > free_) break;
+          if (need > free_) break;  // (not reached: the reservation covers it)
           free_ -= need;
           if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - need);
         }
@@ -811,6 +833,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     const double prefill_busy = pr.busy_s + r.prefill_share;  // the prefill pool, plus recompute after preemption
     r.busy_s += pr.busy_s;
     r.iterations += pr.iterations;
+    r.decode_rows += pr.decode_rows;
     r.preemptions += pr.preemptions;
     r.prefill_tokens += pr.prefill_tokens;
     r.output_tokens += pr.output_tokens;

@@ -74,6 +74,7 @@ struct SimResult {
   int dropped_prompt = 0;           // of those, requests whose prompt alone exceeds the cache
   double makespan_s = 0;            // first arrival to last completion
   long iterations = 0;
+  long decode_rows = 0;             // decode sequences summed over iterations (requests, not samples)
   long prompt_iterations = 0;       // iterations that computed prompt tokens
   long preemptions = 0;
   double kv_util_mean = 0, kv_util_peak = 0;  // blocks in use / blocks, time-weighted over busy time

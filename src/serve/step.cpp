@@ -284,9 +284,16 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     reason_ = buf;
     return;
   }
-  // A draft layer caches its own keys and values for every context token (its layer's KV).
-  kv_tokens_ = static_cast<long>(free / (kv_dev_ + spec.draft_layers(m) * kv_layer_dev_));
-  kv_units_ = kv_tokens_ / block_ * (g_layers_ > 0 ? g_layers_ : l_layers_);
+  if (const int dl = spec.draft_layers(m); dl > 0) {
+    // A draft layer attends to the whole context and caches its own keys and values for every
+    // token: one more full-attention layer of the cache (also where every model layer is local).
+    g_layers_ += dl;
+    kv_units_ = static_cast<long>(free / (kv_layer_dev_ * block_));
+    kv_tokens_ = static_cast<long>(free / (kv_dev_ + dl * kv_layer_dev_));  // tokens every layer and the draft's could hold
+  } else {
+    kv_tokens_ = static_cast<long>(free / kv_dev_);
+    kv_units_ = kv_tokens_ / block_ * (g_layers_ > 0 ? g_layers_ : l_layers_);
+  }
   if (kv_tokens_ < block_) {
     reason_ = "out of memory: no room for one KV block";
     return;
@@ -431,13 +438,13 @@ double StepModel::draft_layer_time(double rows, double decode_keys, double prefi
 }
 
 StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-                                  double window_pairs, double local_keys) const {
+                                  double window_pairs, double local_keys, int draft_tokens) const {
   Parts p;
   if (tokens <= 0) return p;
   const bool prompt = tokens > decode_seqs;  // the pass computes prompt tokens
   // Speculative decoding: each decode sequence verifies its k drafted tokens beside its next one,
   // k + 1 rows through every projection and the head, its KV read once for all of them.
-  const int k = spec_.on() && decode_seqs > 0 ? spec_.draft_tokens : 0;
+  const int k = spec_.on() && decode_seqs > 0 ? (draft_tokens >= 0 ? std::min(draft_tokens, spec_.draft_tokens) : spec_.draft_tokens) : 0;
   const long verify = static_cast<long>(decode_seqs) * k;
   tokens += verify;
   const double head_rows = static_cast<double>(logits) + static_cast<double>(verify);
@@ -480,7 +487,7 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
     if (prompt) p.draft += draft_layer_time(prompt_tokens, 0, prefill_pairs, true, false);
     if (k > 0) {
       const double n = decode_seqs;
-      p.draft += draft_layer_time(n * spec_.tokens_per_step(), decode_ctx, 0, false, true) +
+      p.draft += draft_layer_time(n * spec_.tokens_per_step(k), decode_ctx, 0, false, true) +
                  (k - 1) * draft_layer_time(n, decode_ctx, 0, false, true);
     }
   }
@@ -488,19 +495,20 @@ StepModel::Parts StepModel::parts(long tokens, int decode_seqs, double decode_ct
 }
 
 double StepModel::step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-                            double window_pairs, double local_keys) const {
-  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs, local_keys).total();
+                            double window_pairs, double local_keys, int draft_tokens) const {
+  return parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs, local_keys, draft_tokens).total();
 }
 
 std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
-                                               int logits, double prompt_share, double window_pairs) const {
-  Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs);
+                                               int logits, double prompt_share, double window_pairs, int draft_tokens) const {
+  Parts p = parts(tokens, decode_seqs, decode_ctx, prefill_pairs, logits, window_pairs, -1, draft_tokens);
+  const int k = spec_.on() ? (draft_tokens >= 0 ? std::min(draft_tokens, spec_.draft_tokens) : spec_.draft_tokens) : 0;
   const double prefill_overhead = static_cast<double>(m_.layers) * s_.serving.prefill_layer_overhead.v;
   const bool split = !s_.serving.mixed_batches && prompt_share > 0 && decode_seqs > 0 && tokens > decode_seqs;
   long prompt_pass = 0;  // split: tokens of one prompt pass
   if (split) {
     prompt_pass = std::max(1L, std::lround(static_cast<double>(tokens - decode_seqs) / prompt_share));
-    const Parts d = parts(decode_seqs, decode_seqs, decode_ctx, 0, logits);
+    const Parts d = parts(decode_seqs, decode_seqs, decode_ctx, 0, logits, -1, -1, draft_tokens);
     const Parts f = parts(prompt_pass, 0, 0, prefill_pairs / prompt_share, 1, window_pairs >= 0 ? window_pairs / prompt_share : -1);
     auto mix = [&](double Parts::*x) { p.*x = d.*x + prompt_share * f.*x; };
     for (double Parts::*x : {&Parts::linear, &Parts::attn_decode, &Parts::attn_prefill, &Parts::elementwise, &Parts::head,
@@ -568,8 +576,8 @@ std::vector<ServeTerm> StepModel::explain_step(long tokens, int decode_seqs, dou
                        : "sum of the above (" + std::to_string(tokens) + " tokens in the batch" +
                              (spec_.on() && decode_seqs > 0
                                   ? "; each of the " + std::to_string(decode_seqs) + " decode sequences verifies " +
-                                        std::to_string(spec_.draft_tokens) + " drafted tokens beside it: " +
-                                        std::to_string(tokens + static_cast<long>(decode_seqs) * spec_.draft_tokens) + " rows"
+                                        std::to_string(k) + " drafted tokens beside it: " +
+                                        std::to_string(tokens + static_cast<long>(decode_seqs) * k) + " rows"
                                   : std::string()) +
                              ")"});
   return out;

@@ -50,10 +50,13 @@ struct Speculation {
   double acceptance = 0;  // alpha: probability that a drafted token is accepted, given its predecessors were
   bool on() const { return method != DraftMethod::none && draft_tokens > 0; }
   // Tokens a sequence gains per verification step: 1 when off.
-  double tokens_per_step() const {
-    if (!on()) return 1.0;
-    if (acceptance >= 1) return draft_tokens + 1.0;
-    return (1.0 - std::pow(acceptance, draft_tokens + 1)) / (1.0 - acceptance);
+  double tokens_per_step() const { return on() ? tokens_per_step(draft_tokens) : 1.0; }
+  // The same for a step that drafts k tokens (the simulator drafts fewer when the token budget
+  // cannot hold K + 1 rows per sequence).
+  double tokens_per_step(int k) const {
+    if (k <= 0) return 1.0;
+    if (acceptance >= 1) return k + 1.0;
+    return (1.0 - std::pow(acceptance, k + 1)) / (1.0 - acceptance);
   }
   // Draft layers that keep a KV cache of their own (and their weights): MTP modules used (at most
   // the model's), EAGLE's one layer; n-gram none.
@@ -104,8 +107,10 @@ class StepModel {
   // local_keys >= 0: the keys the decode sequences' local layers read, summed over the sequences
   // (the simulator tracks each one's position in its window or chunk); < 0: the sequences' count
   // x Model::local_decode_keys of their mean context.
+  // draft_tokens >= 0: speculative decoding drafts this many tokens per sequence this step (at
+  // most the Speculation's; the simulator's budget-limited steps); < 0: the Speculation's.
   double step_time(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-                   double window_pairs = -1, double local_keys = -1) const;
+                   double window_pairs = -1, double local_keys = -1, int draft_tokens = -1) const;
   // The same split into named terms (for --explain); sums to step_time.
   // prompt_share >= 0: the step stands for a run's mean iteration, of which this share computed
   // prompt tokens; the per-prefill-layer overhead is charged that share (else: whether this step
@@ -113,8 +118,9 @@ class StepModel {
   // engine.mixed_batches = false) runs them as two graphs: the mean iteration is then the decode
   // pass plus that share of a prompt pass of (tokens - decode_seqs) / prompt_share tokens, each
   // with its own overheads, as the simulator times them.
+  // draft_tokens: as step_time's.
   std::vector<ServeTerm> explain_step(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs,
-                                      int logits, double prompt_share = -1, double window_pairs = -1) const;
+                                      int logits, double prompt_share = -1, double window_pairs = -1, int draft_tokens = -1) const;
   // Memory and data terms of the replica (weights, KV per token, capacity, compute precision).
   std::vector<ServeTerm> explain_memory() const;
 
@@ -181,7 +187,7 @@ class StepModel {
     }
   };
   Parts parts(long tokens, int decode_seqs, double decode_ctx, double prefill_pairs, int logits,
-              double window_pairs = -1, double local_keys = -1) const;
+              double window_pairs = -1, double local_keys = -1, int draft_tokens = -1) const;
   double gemm(double M, double N, double K, Split split = Split::none) const;
   // Projections of all layers for a pass of `tokens` tokens; `prefill`: the pass holds prompt
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
