@@ -433,6 +433,7 @@ void Replica::run(SimResult& r) {
     // speculation for large batches) and the tokens each decode sequence will gain, `ahead`
     // positions whose KV blocks the step reserves before it runs (vLLM's lookahead slots).
     int k_step = 0, ahead = 1;
+    long held = 0, held_reserved = 0;  // blocks kept for the step's later positions (of them, reserved ones)
     auto plan_step = [&]() {
       k_step = 0, ahead = 1;
       if (spec_k_ <= 0 || nd_ <= 0) return;
@@ -454,9 +455,16 @@ void Replica::run(SimResult& r) {
         slots = free_slots();
       }
       const long need = phase_cost_[it % B_];
-      free_ -= need;
+      // The later positions' blocks are held out of what this iteration's prompts may take, and
+      // handed back just before the step's decode takes them position by position.
+      held = ahead > 1 ? std::max(0L, std::min(need_ahead(), free_) - need) : 0;
+      free_ -= need + held;
       // (Guaranteed admission: those blocks were reserved; the reservation shrinks as they are taken.)
-      if (o_.reserve_output) reserved_ = std::max(0L, reserved_ - need);
+      if (o_.reserve_output) {
+        reserved_ = std::max(0L, reserved_ - need);
+        held_reserved = std::min(reserved_, held);
+        reserved_ -= held_reserved;
+      }
     };
     // Prefill-first scheduling (SimOptions::prefill_first) grows the decodes only in an
     // iteration that runs them, decided once the prompts are scheduled.
@@ -566,8 +574,10 @@ void Replica::run(SimResult& r) {
     if (decode_pass) {
       // Speculative decoding: the step returns `gain` tokens to every decode sequence, the whole
       // part's increase of the running sum of tokens_per_step (so the steps average it), each
-      // position's KV blocks taken in turn; a position the cache has no room for ends the step's
-      // gain there (its drafts as if rejected: no preemption inside a step).
+      // position's KV blocks taken in turn from those held for it (grow_decodes).
+      free_ += held;
+      reserved_ += held_reserved;
+      held = held_reserved = 0;
       const int gain = nd_ > 0 ? ahead : 1;
       if (k_step > 0 && nd_ > 0) accepted += spec_e_[k_step];  // (`ahead` is its whole part's increase)
       if (nd_ > 0) r.decode_rows += nd_;
