@@ -210,7 +210,9 @@ TEST(BalancedLayout, InterleavedRanksAndOverheadsAreWeighed) {
   const Workload w{4096, 2048};
   l.stage_layout = layout("Et*3|(t*2|)*14|(t*2|)*15m*2L");
   const TrainReport hand = evaluate(ds, b200, l, w, 256);
-  l.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(ds, 16, 2, 2, 4096));
+  auto asked = std::make_shared<PipelineLayout>(balanced_pipeline_layout(ds, 16, 2, 2, 4096));
+  asked->pending = true;  // as --pipeline-layout balanced gives it
+  l.stage_layout = asked;
   const TrainReport bal = evaluate(ds, b200, l, w, 256);
   ASSERT_TRUE(hand.feasible() && bal.feasible()) << hand.reason << " / " << bal.reason;
   EXPECT_LE(bal.step_time, hand.step_time * 1.0001) << bal.layout.stage_layout->text;
@@ -229,7 +231,9 @@ TEST(BalancedLayout, InterleavedRanksAndOverheadsAreWeighed) {
       e.recompute = Recompute::full;
       const Workload wl{8192, 512};
       const TrainReport even = evaluate(m, h200, e, wl, 64);
-      e.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, pp, 1, 0, 8192));
+      auto pending = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, pp, 1, 0, 8192));
+      pending->pending = true;
+      e.stage_layout = pending;
       const TrainReport b = evaluate(m, h200, e, wl, 64);
       ASSERT_TRUE(even.feasible() && b.feasible()) << id << " " << even.reason << " / " << b.reason;
       EXPECT_LE(b.step_time, even.step_time * (1 + 1e-12)) << id << " pp " << pp << " " << b.layout.stage_layout->text;

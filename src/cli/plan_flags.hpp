@@ -142,7 +142,9 @@ struct PlanFlags {
       const int mtp = mtp_layers.value_or(m.mtp_layers);
       if (mtp < 0 || mtp > m.layers)  // as check_request words it, before a layout is built on it
         throw InputError("--mtp-layers", "must be 0 to the model's layers (" + std::to_string(m.layers) + "), got " + std::to_string(mtp));
-      q.stage_layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, *q.pp, v, std::max(0, mtp), std::max(1L, seq_len)));
+      auto layout = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, *q.pp, v, std::max(0, mtp), std::max(1L, seq_len)));
+      layout->pending = true;  // evaluate() resolves it plan by plan
+      q.stage_layout = std::move(layout);
       q.vp = v;
     } else if (!pipeline_layout.empty()) {
       auto layout = std::make_shared<PipelineLayout>(parse_pipeline_layout(pipeline_layout, "--pipeline-layout"));

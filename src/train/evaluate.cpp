@@ -4,9 +4,6 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <map>
-#include <memory>
-#include <set>
 
 #include "perf/collective.hpp"
 #include "perf/kernels.hpp"
@@ -559,147 +556,20 @@ double selective_recompute_flops_per_token(const Model& m, unsigned mods, long s
 
 }  // namespace
 
-PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq, double tail_weight, double moe_weight) {
-  pp = std::max(1, pp);
-  const int chunks = pp * std::max(1, vp), n = m.layers;
+double layer_fwd_flops_per_token(const Model& m, int layer, long seq) {
   const ParamCounts pc = count_params(m);
   const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
-  // A layer's attention core by its kind: full, or local (sliding window or chunk).
-  const double core_full = attention_core_flops_per_token(m, seq, 1, 0), core_local = attention_core_flops_per_token(m, seq, 0, 1);
-  std::vector<double> prefix(static_cast<std::size_t>(n) + 1, 0.0);
-  for (int i = 0; i < n; ++i) {
-    const double mlp = m.is_moe_layer(i) ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
-                                         : mats * h * static_cast<double>(m.ffn_hidden);
-    prefix[i + 1] = prefix[i] + (m.is_moe_layer(i) ? moe_weight : 1.0) * (2.0 * (pc.attention / n + mlp) + (m.is_window_layer(i) ? core_local : core_full));
-  }
-  // The last chunk's loss: the output head, and the MTP modules (their layers, projections and
-  // second head passes: what they add to the model's FLOPs), scaled by tail_weight. The embedding
-  // lookup computes nothing.
-  const MtpKind x{static_cast<double>(std::max(0, mtp)), m.is_moe_layer(n - 1), m.is_window_layer(n - 1)};
-  const double mtp_flops = mtp > 0 ? model_fwd_flops_per_token(m, seq, x) - model_fwd_flops_per_token(m, seq) : 0.0;
-  const double tail = tail_weight * (2.0 * static_cast<double>(m.vocab) * h + (x.moe ? moe_weight : 1.0) * mtp_flops);
-  // 1. Contiguous chunks (possibly empty), the last with the tail, whose largest is least: the
-  // bound by bisection, each bound checked by filling the chunks before the last greedily
-  // (the fewest layers left for the last). O(layers x 100).
-  std::vector<int> per(static_cast<std::size_t>(chunks), 0);
-  auto fill = [&](double bound, bool keep) {
-    int i = 0;
-    for (int j = 0; j + 1 < chunks; ++j) {
-      int k = i;
-      while (k < n && prefix[k + 1] - prefix[i] <= bound) ++k;
-      if (keep) per[j] = k - i;
-      i = k;
-    }
-    if (keep) per[chunks - 1] = n - i;
-    return prefix[n] - prefix[i] + tail <= bound;
-  };
-  double lo = tail, hi = prefix[n] + tail;
-  for (int i = 0; i < n; ++i) lo = std::max(lo, prefix[i + 1] - prefix[i]);
-  if (!fill(lo, false))
-    for (int it = 0; it < 100 && hi - lo > 1e-12 * hi; ++it) {
-      const double mid = 0.5 * (lo + hi);
-      (fill(mid, false) ? hi : lo) = mid;
-    }
-  else
-    hi = lo;
-  fill(hi, true);
-  // 2. What the step waits for is each pipeline rank's work, the sum of its vp chunks (chunk c on
-  // rank c mod pp). A second start aims every rank at an equal share: each chunk a 1/(pp vp) share
-  // of the whole, the last chunk's tail taken off its own layers and, beyond them, off its rank's
-  // other chunks, the boundaries where the layers' running sum crosses the chunks' running targets.
-  // Each start is then polished, boundaries moving one layer at a time while that lowers the
-  // largest rank's sum, or keeps it and evens the ranks (least sum of squares; at vp = 1 this
-  // evens the chunks under the least largest one), with bounded work (at most 2e7 moves tried);
-  // the better end wins.
-  std::vector<std::vector<int>> starts(2, std::vector<int>(static_cast<std::size_t>(chunks) + 1, 0));
-  for (int j = 0; j < chunks; ++j) starts[0][j + 1] = starts[0][j] + per[j];
-  {
-    std::vector<double> target(static_cast<std::size_t>(chunks), (prefix[n] + tail) / chunks);
-    double deficit = tail - target[chunks - 1];
-    target[chunks - 1] = std::max(0.0, -deficit);
-    std::vector<int> same;  // the last rank's other chunks
-    for (int j = pp - 1; j < chunks - 1; j += pp) same.push_back(j);
-    for (int j : same) {
-      if (deficit <= 0) break;
-      const double cut = std::min(target[j], deficit / static_cast<double>(same.size()));
-      target[j] -= cut;
-    }
-    double sum = 0;
-    for (double t : target) sum += t;
-    double run = 0;
-    for (int j = 0; j + 1 < chunks; ++j) {
-      run += sum > 0 ? target[j] * prefix[n] / sum : 0.0;
-      int k = starts[1][j];
-      while (k < n && std::fabs(prefix[k + 1] - run) <= std::fabs(prefix[k] - run)) ++k;
-      starts[1][j + 1] = k;
-    }
-    starts[1][chunks] = n;
-  }
-  auto polish = [&](std::vector<int>& start, double& worst, double& squares) {
-    std::vector<double> rank(static_cast<std::size_t>(pp), 0.0);
-    for (int j = 0; j < chunks; ++j) rank[j % pp] += prefix[start[j + 1]] - prefix[start[j]] + (j == chunks - 1 ? tail : 0.0);
-    std::multiset<double> sums(rank.begin(), rank.end());
-    squares = 0;
-    for (double r : rank) squares += r * r;
-    const double tol = 1e-12 * (prefix[n] + tail);
-    long tries = 0;
-    for (bool moved = pp > 1; moved && tries < 20000000L;) {
-      moved = false;
-      for (int j = 0; j + 1 < chunks; ++j)
-        for (int dir : {-1, 1}) {  // -1: chunk j's last layer to chunk j + 1; +1: chunk j + 1's first to chunk j
-          if (dir < 0 ? start[j + 1] == start[j] : start[j + 2] == start[j + 1]) continue;
-          ++tries;
-          const int a = j % pp, b = (j + 1) % pp;  // different ranks: pp > 1
-          const double ra = rank[a], rb = rank[b], top = *sums.rbegin();
-          start[j + 1] += dir;
-          const int moved_layer = dir < 0 ? start[j + 1] : start[j + 1] - 1;
-          const double cost = prefix[moved_layer + 1] - prefix[moved_layer];
-          const double na = ra - dir * -cost, nb = rb + dir * -cost;  // dir -1: a gives `cost` to b
-          sums.erase(sums.find(ra));
-          sums.erase(sums.find(rb));
-          sums.insert(na);
-          sums.insert(nb);
-          const double w2 = *sums.rbegin(), q2 = squares - ra * ra - rb * rb + na * na + nb * nb;
-          if (w2 < top - tol || (w2 <= top + tol && q2 < squares * (1 - 1e-12))) {
-            rank[a] = na, rank[b] = nb, squares = q2, moved = true;
-          } else {
-            start[j + 1] -= dir;
-            sums.erase(sums.find(na));
-            sums.erase(sums.find(nb));
-            sums.insert(ra);
-            sums.insert(rb);
-          }
-        }
-    }
-    worst = *sums.rbegin();
-  };
-  double w0 = 0, q0 = 0, w1 = 0, q1 = 0;
-  polish(starts[0], w0, q0);
-  polish(starts[1], w1, q1);
-  const double tol = 1e-12 * (prefix[n] + tail);
-  const std::vector<int>& start = w1 < w0 - tol || (w1 <= w0 + tol && q1 < q0 * (1 - 1e-12)) ? starts[1] : starts[0];
-  for (int j = 0; j < chunks; ++j) per[j] = start[j + 1] - start[j];
-  // Written out in Megatron-Core's syntax, and parsed as a hand-written one would be.
-  auto run = [](const char* sym, int count) -> std::string {
-    if (count <= 0) return "";
-    return count == 1 ? std::string(sym) : std::string(sym) + "*" + std::to_string(count);
-  };
-  std::vector<std::string> stage(static_cast<std::size_t>(chunks));
-  for (int j = 0; j < chunks; ++j)
-    stage[j] = (j == 0 ? "E" : "") + run("t", per[j]) + (j == chunks - 1 ? run("m", mtp) + "L" : "");
-  // Runs of equal chunks between the first and the last as "(t*4|)*14", as the recipes write them.
-  std::string text = stage[0];
-  if (chunks > 1) text += "|";
-  for (int j = 1; j < chunks - 1;) {
-    int r = 1;
-    while (j + r < chunks - 1 && stage[j + r] == stage[j]) ++r;
-    text += r == 1 ? stage[j] + "|" : "(" + stage[j] + "|)*" + std::to_string(r);
-    j += r;
-  }
-  if (chunks > 1) text += stage[chunks - 1];
-  PipelineLayout out = parse_pipeline_layout(text, "--pipeline-layout balanced");
-  out.balanced = true;
-  return out;
+  const double mlp = m.is_moe_layer(layer)
+                         ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
+                         : mats * h * static_cast<double>(m.ffn_hidden);
+  const bool local = m.is_window_layer(layer);
+  return 2.0 * (pc.attention / m.layers + mlp) + attention_core_flops_per_token(m, seq, local ? 0 : 1, local ? 1 : 0);
+}
+
+double mtp_fwd_flops_per_token(const Model& m, int mtp, long seq) {
+  if (mtp <= 0) return 0;
+  const MtpKind x{static_cast<double>(mtp), m.is_moe_layer(m.layers - 1), m.is_window_layer(m.layers - 1)};
+  return model_fwd_flops_per_token(m, seq, x) - model_fwd_flops_per_token(m, seq);
 }
 
 double recompute_share(const Layout& l, int layers) {
@@ -1153,57 +1023,14 @@ int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Wor
   return hi;
 }
 
-namespace {
-TrainReport evaluate_plan(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                          bool enforce_memory, bool detail);
-
-// The balanced layouts of one plan shape (model, pp, vp, MTP layers, sequence, head weight), kept
-// per thread: the chooser and the search evaluate many plans of each.
-std::shared_ptr<const PipelineLayout> balanced_cached(const Model& m, int pp, int vp, int mtp, long seq, double weight, double moe_weight) {
-  thread_local std::map<std::string, std::shared_ptr<const PipelineLayout>> cache;
-  std::string key = m.id;
-  for (long v : {static_cast<long>(m.layers), static_cast<long>(m.hidden), static_cast<long>(m.vocab), static_cast<long>(m.ffn_hidden),
-                 static_cast<long>(m.heads), static_cast<long>(m.kv_heads), static_cast<long>(m.moe.experts), static_cast<long>(m.moe.top_k),
-                 static_cast<long>(m.moe.ffn_hidden), static_cast<long>(m.moe.dense_layers), static_cast<long>(m.sliding_window)})
-    key += "|" + std::to_string(v);
-  key += "|" + std::to_string(pp) + "|" + std::to_string(vp) + "|" + std::to_string(mtp) + "|" + std::to_string(seq) + "|" + std::to_string(weight) + "|" +
-         std::to_string(moe_weight);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  if (cache.size() > 4096) cache.clear();
-  auto p = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, pp, vp, mtp, seq, weight, moe_weight));
-  p->tail_weight = weight;
-  p->moe_weight = moe_weight;
-  return cache[key] = p;
-}
-}  // namespace
 
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                      bool enforce_memory, bool detail) {
-  if (!l.stage_layout || !l.stage_layout->balanced || l.pp < 1 || l.vp < 1)
-    return evaluate_plan(m, s, l, w, devices, enforce_memory, detail);
-  // --pipeline-layout balanced: forward FLOPs leave out what a layer costs beyond them
-  // (communication, a MoE layer's dispatch and fixed costs), so the head and MTP modules are
-  // weighted 1, 3/4, 1/2, 1/4 and 0 of their FLOPs and, for a MoE model, its MoE layers 1 or 1.5x
-  // theirs, and the fastest plan kept (a fitting one over one that does not; the first of equals).
-  TrainReport best;
-  bool have = false;
-  for (double moe_weight : {1.0, 1.5}) {
-    if (moe_weight != 1.0 && !m.is_moe()) break;
-    for (double weight : {1.0, 0.75, 0.5, 0.25, 0.0}) {
-      Layout lw = l;
-      lw.stage_layout = balanced_cached(m, l.pp, l.vp, std::max(0, l.mtp_layers), w.seq_len, weight, moe_weight);
-      TrainReport r = evaluate_plan(m, s, lw, w, devices, enforce_memory, detail);
-      const bool better = !have || (r.feasible() && (!best.feasible() || r.step_time < best.step_time));
-      if (better) best = std::move(r), have = true;
-    }
+  TrainReport r;  // one object returned on every path (a second return value defeats the copy elision)
+  if (l.stage_layout && l.stage_layout->pending && l.pp >= 1 && l.vp >= 1) {
+    r = evaluate_balanced(m, s, l, w, devices, enforce_memory, detail);
+    return r;
   }
-  return best;
-}
-
-namespace {
-TrainReport evaluate_plan(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                          bool enforce_memory, bool detail) {
-  TrainReport r;
   r.layout = l;
   r.work = w;
   r.devices = devices;
@@ -1653,6 +1480,5 @@ TrainReport evaluate_plan(const Model& m, const System& s, const Layout& l, cons
   r.hfu = r.hardware_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
   return r;
 }
-}  // namespace
 
 }  // namespace xpu

@@ -67,6 +67,18 @@ inline bool tp_splits_kv_heads(const Model& m, int tp) { return m.is_mla() || m.
 PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq, double tail_weight = 1.0,
                                         double moe_weight = 1.0);
 
+// Forward FLOPs per token of decoder layer `layer` (its projections, a MoE layer's top-k and shared
+// experts and router, its attention core, full or local), and what `mtp` MTP modules add to the
+// model's (train/evaluate.cpp; the balanced layout's costs).
+double layer_fwd_flops_per_token(const Model& m, int layer, long seq);
+double mtp_fwd_flops_per_token(const Model& m, int mtp, long seq);
+
+// evaluate() of a plan whose stage layout is a pending --pipeline-layout balanced: the balanced
+// layouts at head weights 1 .. 0 (and MoE weights 1, 1.5) evaluated, the fastest kept
+// (train/balance.cpp).
+TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
+                              bool enforce_memory, bool detail);
+
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
