@@ -224,7 +224,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   const double window_pairs = m.sliding_window > 0 && mean_in > 0 ? np * m.local_pairs(0, mean_in) / mean_in : -1;
   // The mean step drafts as the simulator does at that batch (fewer when K + 1 rows a sequence
   // exceed the token budget).
-  const int k_mean = o.spec.on() ? std::clamp(o.token_budget / std::max(1, nb * W) - 1, 0, o.spec.draft_tokens) : -1;
+  const int k_mean = o.spec.on() ? o.spec.draft_tokens_within(o.token_budget, static_cast<long>(nb) * W) : -1;
   if (o.spec.on() && k_mean < o.spec.draft_tokens)
     r.explain.push_back({"drafted tokens at the mean step", std::to_string(k_mean) + " of " + std::to_string(o.spec.draft_tokens),
                          "token budget / decode sequences - 1: a step drafts fewer when K + 1 rows a sequence exceed the budget"});

@@ -437,7 +437,7 @@ void Replica::run(SimResult& r) {
     auto plan_step = [&]() {
       k_step = 0, ahead = 1;
       if (spec_k_ <= 0 || nd_ <= 0) return;
-      k_step = static_cast<int>(std::clamp(static_cast<long>(o_.token_budget) / (static_cast<long>(nd_) * W_) - 1, 0L, static_cast<long>(spec_k_)));
+      k_step = o_.spec.draft_tokens_within(o_.token_budget, static_cast<long>(nd_) * W_);
       ahead = std::max(1, static_cast<int>(std::floor(accepted + spec_e_[k_step]) - std::floor(accepted)));
     };
     auto grow_decodes = [&]() {

@@ -351,6 +351,18 @@ double StepModel::moe_layer_time(double T, bool prefill) const {
   return run(hits, rows / hits, hits * l_.ep);  // an expert on a device is ep x the tp-sharded bytes
 }
 
+double StepModel::gemms_time(const std::vector<Gemm>& gemms, double T) const {
+  double t = 0;
+  for (const auto& g : gemms) t += g.count * gemm(T, g.n, g.k, g.split);
+  return t;
+}
+
+double StepModel::mlp_time(double T, bool prefill, bool moe) const {
+  if (!moe) return gemms_time(dense_mlp_gemms_, T);
+  const double shared = gemms_time(shared_gemms_, T);
+  return moe_layer_time(T, prefill) * s_.serving.moe_expert_factor + gemm(T, m_.moe.experts, static_cast<double>(m_.hidden)) + shared;
+}
+
 double StepModel::linear_time(long tokens, bool prefill) const {
   if (tokens <= 0) return 0;
   const auto& eng = s_.serving;
@@ -358,13 +370,8 @@ double StepModel::linear_time(long tokens, bool prefill) const {
   auto& cache = linear_cache_[own_dispatch && prefill ? 1 : 0];
   if (static_cast<std::size_t>(tokens) < cache.size() && cache[tokens] >= 0) return cache[tokens];
   const double T = tokens;
-  double attn = 0, dense = 0, shared = 0;
-  for (const auto& g : attn_gemms_) attn += g.count * gemm(T, g.n, g.k, g.split);
-  for (const auto& g : dense_mlp_gemms_) dense += g.count * gemm(T, g.n, g.k, g.split);
-  for (const auto& g : shared_gemms_) shared += g.count * gemm(T, g.n, g.k, g.split);
-  double moe = 0;
-  if (moe_layers_ > 0)
-    moe = moe_layer_time(T, prefill) * eng.moe_expert_factor + gemm(T, m_.moe.experts, static_cast<double>(m_.hidden)) + shared;
+  const double attn = gemms_time(attn_gemms_, T), dense = gemms_time(dense_mlp_gemms_, T);
+  const double moe = moe_layers_ > 0 ? mlp_time(T, prefill, true) : 0.0;
   const double v = m_.layers * attn + dense_layers_ * dense + moe_layers_ * moe;
   if (tokens < 65536) {
     if (cache.size() <= static_cast<std::size_t>(tokens)) cache.resize(tokens + 1, -1.0);
@@ -408,15 +415,10 @@ double StepModel::draft_gemm_time(long rows, bool prefill) const {
   auto& cache = draft_cache_[prefill ? 1 : 0];
   if (static_cast<std::size_t>(rows) < cache.size() && cache[rows] >= 0) return cache[rows];
   const double T = static_cast<double>(rows), h = static_cast<double>(m_.hidden);
-  double t = 0;
-  for (const auto& g : attn_gemms_) t += g.count * gemm(T, g.n, g.k, g.split);
-  if (spec_.method == DraftMethod::mtp && m_.is_moe_layer(m_.layers - 1)) {
-    t += moe_layer_time(T, prefill) * s_.serving.moe_expert_factor + gemm(T, m_.moe.experts, h);
-    for (const auto& g : shared_gemms_) t += g.count * gemm(T, g.n, g.k, g.split);
-  } else {
-    for (const auto& g : dense_mlp_gemms_) t += g.count * gemm(T, g.n, g.k, g.split);
-  }
-  t += gemm(T, h, (spec_.method == DraftMethod::mtp ? 2.0 : 3.0) * h);  // fusion projection, whole on every rank
+  // A layer like the model's (an MTP module's MLP as the last layer's; EAGLE's dense), and the
+  // fusion projection, whole on every rank.
+  double t = gemms_time(attn_gemms_, T) + mlp_time(T, prefill, spec_.method == DraftMethod::mtp && m_.is_moe_layer(m_.layers - 1));
+  t += gemm(T, h, (spec_.method == DraftMethod::mtp ? 2.0 : 3.0) * h);
   if (rows < 65536) {
     if (cache.size() <= static_cast<std::size_t>(rows)) cache.resize(rows + 1, -1.0);
     cache[rows] = t;

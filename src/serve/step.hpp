@@ -9,6 +9,7 @@
 // all-to-all; pipeline stages run one after the other for a batch (no micro-batching).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -57,6 +58,13 @@ struct Speculation {
     if (k <= 0) return 1.0;
     if (acceptance >= 1) return k + 1.0;
     return (1.0 - std::pow(acceptance, k + 1)) / (1.0 - acceptance);
+  }
+  // Tokens drafted per sequence in a step of `sequences` decode sequences under a token budget:
+  // K, or fewer when K + 1 rows a sequence do not fit (budget / sequences - 1, at least 0), as
+  // engines shrink or switch off speculation for large batches.
+  int draft_tokens_within(long budget, long sequences) const {
+    if (!on() || sequences <= 0) return 0;
+    return static_cast<int>(std::clamp(budget / sequences - 1, 0L, static_cast<long>(draft_tokens)));
   }
   // Draft layers that keep a KV cache of their own (and their weights): MTP modules used (at most
   // the model's), EAGLE's one layer; n-gram none.
@@ -193,6 +201,10 @@ class StepModel {
   // tokens (context encoding), which matters to engines with their own MoE dispatch. Cached.
   double linear_time(long tokens, bool prefill) const;
   double moe_layer_time(double T, bool prefill) const;  // routed experts of one MoE layer
+  double gemms_time(const std::vector<Gemm>& gemms, double T) const;  // a list of GEMMs at T rows
+  // One layer's MLP at T rows: dense, or MoE (routed experts x engine.moe_expert_factor, router,
+  // shared experts).
+  double mlp_time(double T, bool prefill, bool moe) const;
   // One pass of the speculative draft's layer (Speculation): `rows` new tokens, decode rows
   // reading `decode_keys` keys of its own cache in total, prompt rows attending over
   // `prefill_pairs` query-key pairs; `head`: the rows sample a draft token (the LM head).

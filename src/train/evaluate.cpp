@@ -512,6 +512,14 @@ double attention_flops_per_token(const Model& m, long seq, const MtpKind& x = {}
   return attention_core_flops_per_token(m, seq, m.layers + x.n - nw, nw);
 }
 
+// Parameters a token multiplies in one layer's MLP: a MoE layer's top-k and shared experts and its
+// router, or the dense MLP.
+double active_mlp_params(const Model& m, bool moe) {
+  const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
+  return moe ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
+             : mats * h * static_cast<double>(m.ffn_hidden);
+}
+
 // Model FLOPs per token (forward only), summed over the whole model, with the layout's MTP modules
 // (Megatron-LM's num_floating_point_operations counts them too): per module one layer of the last
 // kind, its 2 h -> h projection and the output head again.
@@ -522,10 +530,8 @@ double model_fwd_flops_per_token(const Model& m, long seq, const MtpKind& x = {}
   const double head_params = m.tied_embeddings ? vh : 0.0;
   double mtp_params = 0;
   if (x.n > 0) {
-    const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
-    const double mlp = x.moe ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
-                             : mats * h * static_cast<double>(m.ffn_hidden);
-    mtp_params = x.n * (pc.attention / m.layers + mlp + 2.0 * h * h + vh);
+    const double h = static_cast<double>(m.hidden);
+    mtp_params = x.n * (pc.attention / m.layers + active_mlp_params(m, x.moe) + 2.0 * h * h + vh);
   }
   return 2.0 * (matmul_params + head_params + mtp_params) + attention_flops_per_token(m, seq, x);
 }
@@ -557,13 +563,9 @@ double selective_recompute_flops_per_token(const Model& m, unsigned mods, long s
 }  // namespace
 
 double layer_fwd_flops_per_token(const Model& m, int layer, long seq) {
-  const ParamCounts pc = count_params(m);
-  const double h = static_cast<double>(m.hidden), mats = m.gated_mlp ? 3.0 : 2.0;
-  const double mlp = m.is_moe_layer(layer)
-                         ? (m.moe.top_k + m.moe.shared_experts) * mats * h * static_cast<double>(m.moe.ffn_hidden) + h * m.moe.experts
-                         : mats * h * static_cast<double>(m.ffn_hidden);
   const bool local = m.is_window_layer(layer);
-  return 2.0 * (pc.attention / m.layers + mlp) + attention_core_flops_per_token(m, seq, local ? 0 : 1, local ? 1 : 0);
+  return 2.0 * (count_params(m).attention / m.layers + active_mlp_params(m, m.is_moe_layer(layer))) +
+         attention_core_flops_per_token(m, seq, local ? 0 : 1, local ? 1 : 0);
 }
 
 double mtp_fwd_flops_per_token(const Model& m, int mtp, long seq) {
