@@ -67,7 +67,9 @@ void check_events(const PipelineInput& in, const PipelineResult& r) {
     ASSERT_LT(e.microbatch, M);
     const long pos = static_cast<long>(e.chunk) * P + e.stage;
     EXPECT_TRUE(at.emplace(std::make_tuple(pos, e.microbatch, e.backward), e).second) << "an operation ran twice";
-    EXPECT_NEAR(e.end - e.start, e.backward ? in.bwd[e.stage] : in.fwd[e.stage], eps);
+    // Per-chunk times (pp x vp entries, chunk-major) where given, else the stage's.
+    const size_t at_time = in.fwd.size() == static_cast<size_t>(V) && VP > 1 ? static_cast<size_t>(pos) : static_cast<size_t>(e.stage);
+    EXPECT_NEAR(e.end - e.start, e.backward ? in.bwd[at_time] : in.fwd[at_time], eps);
     EXPECT_GE(e.start, -eps);
     last_end = std::max(last_end, e.end);
   }
@@ -650,6 +652,49 @@ TEST(PipelineSim, DualPipeVExtrapolatedStepMatchesTheSimulation) {
     EXPECT_NEAR(est / r.makespan, 1.0, 0.01) << "trial " << trial << " pp " << pp << " m " << m;
     EXPECT_GE(est, *std::max_element(r.stage_busy.begin(), r.stage_busy.end()) - 1e-9) << "trial " << trial;
   }
+}
+
+TEST(PipelineSim, InterleavedUnevenChunks) {
+  // Chunks with their own times (an uneven --pipeline-layout): equal shares reproduce the per-stage
+  // input; a chunk twice as heavy as its siblings, its stage's total unchanged, stalls the order
+  // beyond the even pipeline; an empty chunk is passed through; dependencies hold throughout.
+  for (int pp : {2, 4, 8})
+    for (int vp : {2, 3}) {
+      const PipelineInput even = uniform(pp, vp, 8L * pp, 1.0, 2.0);
+      PipelineInput chunks = even;
+      std::vector<double> share(static_cast<size_t>(pp * vp), 1.0 / vp);
+      set_interleaved_chunks(chunks, std::vector<double>(pp, 1.0), std::vector<double>(pp, 2.0), share);
+      ASSERT_EQ(chunks.fwd.size(), static_cast<size_t>(pp * vp));
+      expect_rel(simulate_pipeline(chunks, false).makespan, simulate_pipeline(even, false).makespan, "equal shares");
+      PipelineInput heavy = even;
+      std::vector<double> lop = share;
+      for (int c = 0; c < vp; ++c) lop[static_cast<size_t>(c * pp + pp - 1)] = c + 1 == vp ? 2.0 / (vp + 1) : 1.0 / (vp + 1);
+      set_interleaved_chunks(heavy, std::vector<double>(pp, 1.0), std::vector<double>(pp, 2.0), lop);
+      EXPECT_GT(simulate_pipeline(heavy, false).makespan, simulate_pipeline(even, false).makespan * (1 + 1e-9)) << pp << " " << vp;
+    }
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> weight(0.0, 1.0);
+  for (int trial = 0; trial < 100; ++trial) {
+    const int pp = 2 + static_cast<int>(rng() % 9), vp = 2 + static_cast<int>(rng() % 3);
+    const long m = static_cast<long>(pp) * (1 + static_cast<long>(rng() % 6)) + (trial % 5 == 0 ? 1 : 0);
+    PipelineInput in = uniform(pp, vp, m, 1.0, 2.0, trial % 3 ? 0.0 : 0.02);
+    std::vector<double> f(pp), b(pp), share(static_cast<size_t>(pp * vp));
+    double busiest = 0;
+    for (int i = 0; i < pp; ++i) {
+      f[i] = 0.5 + weight(rng);
+      b[i] = 2.0 * f[i];
+      busiest = std::max(busiest, m * (f[i] + b[i]));
+      double sum = 0;
+      for (int c = 0; c < vp; ++c) sum += share[static_cast<size_t>(c * pp + i)] = weight(rng) < 0.1 ? 0.0 : 0.2 + weight(rng);
+      for (int c = 0; c < vp; ++c) share[static_cast<size_t>(c * pp + i)] = sum > 0 ? share[static_cast<size_t>(c * pp + i)] / sum : 1.0 / vp;
+    }
+    set_interleaved_chunks(in, f, b, share);
+    const PipelineResult r = simulate_pipeline(in, true);
+    check_events(in, r);
+    EXPECT_GE(r.makespan, busiest - 1e-9) << "trial " << trial;
+  }
+  PipelineInput bad = uniform(4, 2, 8, 1.0, 2.0);
+  EXPECT_THROW(set_interleaved_chunks(bad, {1, 1, 1, 1}, {2, 2, 2, 2}, {0.5, 0.5}), std::invalid_argument);
 }
 
 TEST(PipelineSim, DualPipeVBadInput) {

@@ -108,12 +108,15 @@ void check_input(const PipelineInput& in) {
   if (in.pp < 1) bad("pp must be at least 1");
   if (in.vp < 1) bad("vp must be at least 1");
   if (in.microbatches < 1) bad("microbatches must be at least 1");
-  // DualPipeV may give each of a stage's two chunks its own times: 2 pp entries, chunk-major.
-  const bool per_chunk = in.schedule == PipeSchedule::dualpipe_v && in.fwd.size() == 2 * static_cast<size_t>(in.pp);
-  const size_t n = per_chunk ? 2 * static_cast<size_t>(in.pp) : static_cast<size_t>(in.pp);
+  // DualPipeV and interleaved 1F1B may give each of a stage's chunks its own times: pp x vp
+  // entries, chunk-major.
+  const size_t chunks = static_cast<size_t>(in.pp) * static_cast<size_t>(in.vp);
+  const bool chunked = in.schedule == PipeSchedule::dualpipe_v || (in.schedule == PipeSchedule::one_f_one_b && in.vp > 1);
+  const bool per_chunk = chunked && in.fwd.size() == chunks;
+  const size_t n = per_chunk ? chunks : static_cast<size_t>(in.pp);
   if (in.fwd.size() != n || in.bwd.size() != n)
     bad("fwd and bwd need one time per stage (" + std::to_string(in.pp) + ")" +
-        (in.schedule == PipeSchedule::dualpipe_v ? " or per chunk (" + std::to_string(2 * in.pp) + ")" : std::string()));
+        (chunked ? " or per chunk (" + std::to_string(chunks) + ")" : std::string()));
   auto ok = [](double t) { return std::isfinite(t) && t >= 0; };
   for (size_t i = 0; i < n; ++i)
     if (!ok(in.fwd[i]) || !ok(in.bwd[i])) bad("stage " + std::to_string(i % in.pp) + " has a negative or non-finite time");
@@ -469,6 +472,19 @@ double dualpipe_makespan(const PipelineInput& in) {
   return end + static_cast<double>(in.microbatches - 4L * in.pp) * pace;
 }
 
+void set_interleaved_chunks(PipelineInput& in, const std::vector<double>& fwd, const std::vector<double>& bwd,
+                            const std::vector<double>& share) {
+  const std::size_t p = static_cast<std::size_t>(in.pp), n = p * static_cast<std::size_t>(in.vp);
+  if (fwd.size() != p || bwd.size() != p || share.size() != n)
+    throw std::invalid_argument("set_interleaved_chunks: stage times need pp entries and shares pp x vp");
+  in.fwd.assign(n, 0.0);
+  in.bwd.assign(n, 0.0);
+  for (std::size_t j = 0; j < n; ++j) {
+    in.fwd[j] = fwd[j % p] * share[j];
+    in.bwd[j] = bwd[j % p] * share[j];
+  }
+}
+
 double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, double mean_T, double mean_W) {
   if (schedule == PipeSchedule::dualpipe_v)
     throw std::invalid_argument("pipeline_fill: DualPipeV has its own closed form (dualpipe_closed_form)");
@@ -491,6 +507,7 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   const long n = sched.ops_per_direction();
   const long per_stage = 2 * n;
   const double link = P > 1 ? in.p2p : 0.0;  // chunk positions on one stage only when pp = 1
+  const bool per_chunk = in.fwd.size() == static_cast<std::size_t>(V) && VP > 1;  // chunk-major times (check_input)
 
   // End time of each (position, microbatch) forward and backward; < 0 while not yet run.
   std::vector<double> fend(static_cast<size_t>(V * M), -1.0), bend(static_cast<size_t>(V * M), -1.0);
@@ -533,7 +550,8 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
         if (pos > 0) next = pos - 1;
       }
       const double start = std::max(free_at[i], ready);
-      const double end = start + (op.backward ? in.bwd[i] : in.fwd[i]);
+      const std::size_t at = per_chunk ? static_cast<std::size_t>(pos) : static_cast<std::size_t>(i);
+      const double end = start + (op.backward ? in.bwd[at] : in.fwd[at]);
       (op.backward ? bend : fend)[pos * M + op.mb] = end;
       free_at[i] = end;
       makespan = std::max(makespan, end);
@@ -550,7 +568,10 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   res.makespan = makespan;
   if (makespan > 0) {
     double busy = 0;
-    for (int i = 0; i < P; ++i) busy += static_cast<double>(n) * (in.fwd[i] + in.bwd[i]);
+    if (per_chunk)  // each stage runs every chunk for every microbatch: n / vp of each
+      for (std::size_t j = 0; j < static_cast<std::size_t>(V); ++j) busy += static_cast<double>(n / VP) * (in.fwd[j] + in.bwd[j]);
+    else
+      for (int i = 0; i < P; ++i) busy += static_cast<double>(n) * (in.fwd[i] + in.bwd[i]);
     res.bubble_fraction = std::max(0.0, 1.0 - busy / (static_cast<double>(P) * makespan));
   }
   return res;

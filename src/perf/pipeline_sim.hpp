@@ -32,7 +32,9 @@ struct PipelineInput {
   int pp = 1, vp = 1;            // stages, interleaved model chunks per stage
   long microbatches = 1;
   std::vector<double> fwd, bwd;  // seconds per microbatch for one chunk on each stage: size pp (chunk time = stage time / vp);
-                                 // DualPipeV may give each chunk its own: size 2 pp, chunk-major (set_dualpipe_chunks)
+                                 // DualPipeV and interleaved 1F1B (vp > 1) may give each chunk its own: size pp x vp,
+                                 // chunk-major, entry c x pp + i chunk c on stage i (set_dualpipe_chunks; an uneven
+                                 // --pipeline-layout's chunks, train/balance.cpp)
   double p2p = 0;                // seconds for one activation (or gradient) send between adjacent chunks
   // Zero-bubble (ZB-H1, vp = 1): bwd is split into the input gradient (bwd - wgrad), which the
   // previous stage waits for, and the weight gradient (wgrad), which nothing waits for. Stage i runs
@@ -61,6 +63,11 @@ struct PipelineInput {
 void set_dualpipe_chunks(PipelineInput& in, const std::vector<double>& fwd, const std::vector<double>& bwd,
                          const std::vector<double>& wgrad, const std::vector<double>& pair, const std::vector<double>& fwd0,
                          const std::vector<double>& bwd0, const std::vector<double>& wgrad0, const std::vector<double>& pair0);
+
+// Interleaved 1F1B with uneven chunks: each chunk's times (pp x vp entries, chunk-major) from its
+// stage's totals and the chunk's share of them (share: pp x vp entries, each stage's summing to 1).
+void set_interleaved_chunks(PipelineInput& in, const std::vector<double>& fwd, const std::vector<double>& bwd,
+                            const std::vector<double>& share);
 
 // DualPipeV: what a pair saves on stage i when it runs chunk c_fwd's forward beside chunk c_bwd's
 // backward: the mean of the two chunks' savings, at most either pass (a pair never ends sooner

@@ -29,6 +29,9 @@ PipelineInput pipeline_input(const TrainReport& r) {
   }
   in.p2p = r.p2p_time;
   in.schedule = r.layout.schedule;
+  // An uneven stage layout's chunks, each with its own share of its stage (as the evaluator ran them).
+  if (in.schedule == PipeSchedule::one_f_one_b && vp > 1 && r.chunk_share.size() == static_cast<size_t>(pp) * vp)
+    set_interleaved_chunks(in, r.stage_fwd, r.stage_bwd, r.chunk_share);
   if (in.schedule != PipeSchedule::one_f_one_b) {
     if (r.stage_wgrad.size() != static_cast<size_t>(pp))
       throw std::invalid_argument("pipeline_input: the report has no per-stage weight-gradient times");

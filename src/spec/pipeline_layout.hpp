@@ -33,6 +33,13 @@ struct PipelineLayout {
   int mtp() const;
 };
 
+// Whether every chunk holds the same number of decoder layers (the even split's chunks, written out).
+inline bool uniform_chunks(const PipelineLayout& p) {
+  for (const PipelineChunk& c : p.chunks)
+    if (c.layers != p.chunks.front().layers) return false;
+  return true;
+}
+
 // Parses the string: stages split by '|'; symbols E (embedding), t (decoder layer), m (MTP layer),
 // L (loss); "x*N" repeats a symbol, "(...)*N" a group; commas and spaces are ignored; a stage may
 // be empty. Throws InputError(where, ...) naming the problem and its position.

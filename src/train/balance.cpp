@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "perf/pipeline_sim.hpp"
 #include "spec/pipeline_layout.hpp"
 #include "train/evaluate.hpp"
 
@@ -152,45 +153,87 @@ PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp,
 
 namespace {
 
-// The balanced layouts of one plan shape (model, pp, vp, MTP layers, sequence, head weight), kept
-// per thread: the chooser and the search evaluate many plans of each.
-std::shared_ptr<const PipelineLayout> balanced_cached(const Model& m, int pp, int vp, int mtp, long seq, double weight, double moe_weight) {
-  thread_local std::map<std::string, std::shared_ptr<const PipelineLayout>> cache;
+bool same_chunks(const PipelineLayout& a, const PipelineLayout& b) {
+  if (a.chunks.size() != b.chunks.size()) return false;
+  for (std::size_t i = 0; i < a.chunks.size(); ++i)
+    if (a.chunks[i].layers != b.chunks[i].layers || a.chunks[i].mtp != b.chunks[i].mtp) return false;
+  return true;
+}
+
+}  // namespace
+
+const std::vector<std::shared_ptr<const PipelineLayout>>& balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq) {
+  // Kept per thread: the chooser and the search weigh the layouts of many plans of one shape.
+  thread_local std::map<std::string, std::vector<std::shared_ptr<const PipelineLayout>>> cache;
   std::string key = m.id;
   for (long v : {static_cast<long>(m.layers), static_cast<long>(m.hidden), static_cast<long>(m.vocab), static_cast<long>(m.ffn_hidden),
                  static_cast<long>(m.heads), static_cast<long>(m.kv_heads), static_cast<long>(m.moe.experts), static_cast<long>(m.moe.top_k),
                  static_cast<long>(m.moe.ffn_hidden), static_cast<long>(m.moe.dense_layers), static_cast<long>(m.sliding_window)})
     key += "|" + std::to_string(v);
-  key += "|" + std::to_string(pp) + "|" + std::to_string(vp) + "|" + std::to_string(mtp) + "|" + std::to_string(seq) + "|" + std::to_string(weight) + "|" +
-         std::to_string(moe_weight);
+  key += "|" + std::to_string(pp) + "|" + std::to_string(vp) + "|" + std::to_string(mtp) + "|" + std::to_string(seq);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
-  if (cache.size() > 4096) cache.clear();
-  auto p = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, pp, vp, mtp, seq, weight, moe_weight));
-  p->tail_weight = weight;
-  p->moe_weight = moe_weight;
-  return cache[key] = p;
-}
-
-// Kept out of evaluate()'s body (it is the hot path of every search).
-}  // namespace
-
-TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                                                bool enforce_memory, bool detail) {
-  // --pipeline-layout balanced: forward FLOPs leave out what a layer costs beyond them
-  // (communication, a MoE layer's dispatch and fixed costs), so the head and MTP modules are
-  // weighted 1, 3/4, 1/2, 1/4 and 0 of their FLOPs and, for a MoE model, its MoE layers 1 or 1.5x
-  // theirs, and the fastest plan kept (a fitting one over one that does not; the first of equals).
-  TrainReport best;
-  bool have = false;
+  if (cache.size() > 1024) cache.clear();
+  // Forward FLOPs leave out what a layer costs beyond them (communication, a MoE layer's dispatch
+  // and fixed costs), so the head and MTP modules are weighted 1, 3/4, 1/2, 1/4 and 0 of their
+  // FLOPs and, for a MoE model, its MoE layers 1 or 1.5x theirs; a weighting that places the
+  // layers as an earlier one did adds nothing.
+  std::vector<std::shared_ptr<const PipelineLayout>> out;
   for (double moe_weight : {1.0, 1.5}) {
     if (moe_weight != 1.0 && !m.is_moe()) break;
     for (double weight : {1.0, 0.75, 0.5, 0.25, 0.0}) {
-      Layout lw = l;
-      lw.stage_layout = balanced_cached(m, l.pp, l.vp, std::max(0, l.mtp_layers), w.seq_len, weight, moe_weight);
-      TrainReport r = evaluate(m, s, lw, w, devices, enforce_memory, detail);  // built layouts are not pending
-      const bool better = !have || (r.feasible() && (!best.feasible() || r.step_time < best.step_time));
-      if (better) best = std::move(r), have = true;
+      auto p = std::make_shared<PipelineLayout>(balanced_pipeline_layout(m, pp, vp, mtp, seq, weight, moe_weight));
+      p->tail_weight = weight;
+      p->moe_weight = moe_weight;
+      if (std::none_of(out.begin(), out.end(), [&](const auto& q) { return same_chunks(*q, *p); })) out.push_back(std::move(p));
     }
+  }
+  return cache[key] = std::move(out);
+}
+
+std::vector<double> layout_chunk_shares(const Model& m, const Layout& l, const ChunkCosts& c) {
+  const auto& chunks = l.stage_layout->chunks;
+  const std::size_t p = static_cast<std::size_t>(std::max(1, l.pp));
+  std::vector<double> work(chunks.size(), 0.0), stage(p, 0.0);
+  auto layer = [&](int i) {
+    const bool moe = m.is_moe_layer(i), local = m.is_window_layer(i);
+    return moe ? (local ? c.moe_local : c.moe) : (local ? c.dense_local : c.dense);
+  };
+  int at = 0;
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    for (int j = 0; j < chunks[k].layers && at < m.layers; ++j, ++at) work[k] += layer(at);
+    // An MTP module: a layer like the model's last and its own pieces; its loss goes with the head's.
+    work[k] += chunks[k].mtp * (layer(m.layers - 1) + c.mtp);
+    if (chunks[k].embedding) work[k] += c.lookup;
+    if (chunks[k].loss) work[k] += (1.0 + std::max(0, l.mtp_layers)) * c.head;
+    stage[k % p] += work[k];
+  }
+  const double per_stage = static_cast<double>(chunks.size()) / static_cast<double>(p);
+  for (std::size_t k = 0; k < chunks.size(); ++k) work[k] = stage[k % p] > 0 ? work[k] / stage[k % p] : 1.0 / per_stage;
+  return work;
+}
+
+double layout_pipeline_time(const Layout& l, long microbatches, const std::vector<double>& fwd, const std::vector<double>& bwd,
+                            const std::vector<double>& share) {
+  PipelineInput in;
+  in.pp = l.pp;
+  in.vp = l.vp;
+  in.microbatches = microbatches;
+  set_interleaved_chunks(in, fwd, bwd, share);
+  return simulate_pipeline(in, /*record_events=*/false).makespan;
+}
+
+TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
+                                                bool enforce_memory, bool detail) {
+  // --pipeline-layout balanced: every distinct balanced layout (balanced_layouts) evaluated, the
+  // fastest kept (a fitting one over one that does not; the first of equals).
+  TrainReport best;
+  bool have = false;
+  for (const auto& layout : balanced_layouts(m, l.pp, l.vp, std::max(0, l.mtp_layers), w.seq_len)) {
+    Layout lw = l;
+    lw.stage_layout = layout;
+    TrainReport r = evaluate(m, s, lw, w, devices, enforce_memory, detail);  // built layouts are not pending
+    const bool better = !have || (r.feasible() && (!best.feasible() || r.step_time < best.step_time));
+    if (better) best = std::move(r), have = true;
   }
   return best;
 }

@@ -1330,6 +1330,22 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
         slow = i;
       }
     }
+  } else if (l.stage_layout && l.vp > 1 && l.schedule == PipeSchedule::one_f_one_b && !uniform_chunks(*l.stage_layout)) {
+    // A layout whose chunks hold unequal decoder layers (an empty one, a light last one beside the
+    // head): the interleaved order is simulated with each chunk's share of its stage's time
+    // (layout_chunk_shares). Equal ones take the even split's closed form, as it does.
+    std::vector<double> f(p), b(p);
+    for (int i = 0; i < p; ++i) f[i] = stages[i].f, b[i] = stages[i].b;
+    ChunkCosts cc;
+    cc.dense = dense.fwd() + dense.bwd();
+    cc.moe = moe.fwd() + moe.bwd();
+    cc.dense_local = has_local ? dense_l.fwd() + dense_l.bwd() : cc.dense;
+    cc.moe_local = has_local ? moe_l.fwd() + moe_l.bwd() : cc.moe;
+    cc.lookup = lookup.f + lookup.b;
+    cc.head = head.f + head.b;
+    cc.mtp = mtp_proj.f + mtp_proj.b;
+    r.chunk_share = layout_chunk_shares(m, l, cc);
+    pipe = layout_pipeline_time(l, mbs, f, b, r.chunk_share);
   } else {
     pipe = steady + pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);
   }
@@ -1481,6 +1497,15 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   r.mfu = r.model_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
   r.hfu = r.hardware_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
   return r;
+}
+
+bool places_as_even_split(const Model& m, const Layout& l) {
+  if (!l.stage_layout) return true;
+  Layout even = l;
+  even.stage_layout = nullptr;
+  const Setup a = make_setup(m, l), b = make_setup(m, even);
+  return a.layers_of == b.layers_of && a.moe_layers_of == b.moe_layers_of && a.local_dense_of == b.local_dense_of &&
+         a.local_moe_of == b.local_moe_of && a.mtp_of == b.mtp_of;
 }
 
 }  // namespace xpu

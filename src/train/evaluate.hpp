@@ -2,6 +2,7 @@
 // search, sweep and validate all use.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "spec/hardware.hpp"
@@ -73,9 +74,37 @@ PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp,
 double layer_fwd_flops_per_token(const Model& m, int layer, long seq);
 double mtp_fwd_flops_per_token(const Model& m, int mtp, long seq);
 
-// evaluate() of a plan whose stage layout is a pending --pipeline-layout balanced: the balanced
-// layouts at head weights 1 .. 0 (and MoE weights 1, 1.5) evaluated, the fastest kept
-// (train/balance.cpp).
+// The distinct balanced layouts of one plan shape: balanced_pipeline_layout at head weights 1,
+// 0.75, 0.5, 0.25 and 0 and, for a MoE model, MoE weights 1 and 1.5, those that place the layers
+// as an earlier weighting did left out (train/balance.cpp; kept per thread).
+const std::vector<std::shared_ptr<const PipelineLayout>>& balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq);
+
+// Whether a plan's stage layout places every stage's layers (dense, MoE, local, MTP) as the even
+// split of its pp and vp does, so that the two evaluate alike (true without a layout).
+bool places_as_even_split(const Model& m, const Layout& l);
+
+// What a layout's chunks are made of, forward and backward per microbatch: one decoder layer of each
+// kind (dense or MoE, global or local attention), the embedding lookup, one output head pass with
+// its loss, and an MTP module's own pieces besides its layer.
+struct ChunkCosts {
+  double dense = 0, moe = 0, dense_local = 0, moe_local = 0;
+  double lookup = 0, head = 0, mtp = 0;
+};
+
+// Each chunk's share of its stage's time under the plan's stage layout (pp x vp entries,
+// chunk-major, each stage's summing to 1): what its layers, MTP modules, embedding and head (with
+// the MTP modules' losses) cost by `c` over what its stage's chunks cost (an empty stage's chunks
+// alike). The interleaved schedule is simulated with them (train/balance.cpp).
+std::vector<double> layout_chunk_shares(const Model& m, const Layout& l, const ChunkCosts& c);
+
+// The interleaved 1F1B schedule of `microbatches` over a stage layout's uneven chunks, simulated
+// (perf/pipeline_sim.hpp) without sends: its makespan, from each stage's forward and backward time
+// per microbatch and each chunk's share of them (layout_chunk_shares).
+double layout_pipeline_time(const Layout& l, long microbatches, const std::vector<double>& fwd, const std::vector<double>& bwd,
+                            const std::vector<double>& share);
+
+// evaluate() of a plan whose stage layout is a pending --pipeline-layout balanced: every distinct
+// balanced layout (balanced_layouts) evaluated, the fastest kept (train/balance.cpp).
 TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                               bool enforce_memory, bool detail);
 
