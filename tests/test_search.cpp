@@ -433,7 +433,14 @@ TEST(Search, InterleavesOnlyIntoEvenChunksUnlessVpIsGiven) {
   o.top_k = 20;
   const SearchResult res = search(m, builtin().system("dgx-h100"), q, o);
   ASSERT_FALSE(res.top.empty());
-  for (const auto& r : res.top) EXPECT_TRUE(even_chunks(m.layers, r.layout.pp, r.layout.vp)) << r.layout.vp;
+  for (const auto& r : res.top)  // uneven chunks only with the layout that runs them written out
+    EXPECT_TRUE(even_chunks(m.layers, r.layout.pp, r.layout.vp) || (r.layout.stage_layout && r.layout.stage_layout->balanced)) << r.layout.vp;
+  q.balance_pipeline = false;  // the even split alone: even chunks alone
+  for (const auto& r : search(m, builtin().system("dgx-h100"), q, o).top) {
+    EXPECT_TRUE(even_chunks(m.layers, r.layout.pp, r.layout.vp)) << r.layout.vp;
+    EXPECT_FALSE(r.layout.stage_layout);
+  }
+  q.balance_pipeline = true;
   q.vp = 9;  // given: evaluated as asked
   const SearchResult given = search(m, builtin().system("dgx-h100"), q, o);
   ASSERT_FALSE(given.top.empty());

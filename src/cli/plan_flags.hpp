@@ -103,7 +103,9 @@ struct PlanFlags {
                   "layer, L loss, x*N and (...)*N repeat, commas ignored; e.g. \"Et*4|(t*4|)*14,tmL\" (DeepSeek-V3, pp 16); "
                   "needs --pp, sets vp to its stages / pp; E first, L last; or 'balanced': the layout whose largest chunk "
                   "has the least forward FLOPs, the embedding on the first chunk and the head, loss and MTP modules on "
-                  "the last, over --pp x --vp (default 1) chunks (default: layers split evenly)");
+                  "the last, over --pp x --vp (default 1) chunks; or 'even': the layers split evenly (Megatron's "
+                  "default) and nothing else (default: the planner weighs the even split and, for the fastest plan of "
+                  "each tp, pp and cp, the balanced layouts at every vp, and keeps the fastest)");
     c->add_option("--mtp-layers", mtp_layers,
                   "Multi-token-prediction modules trained (Megatron-Core --mtp-num-layers; DeepSeek-V3's MTP depth): each "
                   "one more layer like the model's last, a 2 hidden x hidden projection and a second pass of the output "
@@ -132,7 +134,9 @@ struct PlanFlags {
     q.micro_batch = micro_batch;
     q.recompute_layers = recompute_layers;
     q.zero = zero;
-    if (pipeline_layout == "balanced") {
+    if (pipeline_layout == "even") {
+      q.balance_pipeline = false;
+    } else if (pipeline_layout == "balanced") {
       if (!q.pp || *q.pp < 1) throw InputError("--pipeline-layout", "balanced needs --pp (the stages to balance), at least 1");
       const int v = q.vp.value_or(1);
       if (v < 1) throw InputError("--vp", "must be at least 1, got " + std::to_string(v));

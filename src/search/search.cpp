@@ -206,6 +206,10 @@ void Searcher::run(const Task& t, TaskResult& out) const {
       prune_div(per_cp);
       continue;
     }
+    // The group's fastest plan (train's chooser's rule: step time, then layout_order_key), whose
+    // balanced pipeline layouts are weighed after the group's other plans.
+    Layout fastest;
+    double fastest_time = -1;
     for (int mb : L_.mb) {
       const long per_mb = per_cp / static_cast<long>(L_.mb.size());
       if (o_.prune_divisibility && q_.work.global_batch % (static_cast<long>(dp) * mb) != 0) {
@@ -273,6 +277,11 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                     continue;
                   }
                   const double t = consider(l, n, out);
+                  if (t >= 0 && (fastest_time < 0 || std::make_pair(t, layout_order_key(l)) <
+                                                         std::make_pair(fastest_time, layout_order_key(fastest)))) {
+                    fastest = l;
+                    fastest_time = t;
+                  }
                   if (rc == Recompute::none) {
                     fitted = t >= 0;
                     bare_out = t < 0;
@@ -283,6 +292,25 @@ void Searcher::run(const Task& t, TaskResult& out) const {
             }
           }
           }
+        }
+      }
+    }
+    if (fastest_time < 0) continue;
+    // Its balanced pipeline layouts (balanced_variants), each a recompute ladder as above.
+    for (const std::vector<Layout>& ladder : balanced_variants(m_, s_, q_, fastest)) {
+      bool fitted = false;
+      double fit_time = 0;
+      for (const Layout& l : ladder) {
+        ++out.st.considered;
+        if (fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom) {
+          ++out.st.pruned_dominance;
+          consider_for_front(l, n, fit_time, out);
+          continue;
+        }
+        const double t = consider(l, n, out);
+        if (l.recompute == Recompute::none) {
+          fitted = t >= 0;
+          fit_time = t;
         }
       }
     }

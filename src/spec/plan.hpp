@@ -211,6 +211,11 @@ struct PlanRequest {
   bool offload_activations = false;                   // not searched: as given
   std::optional<int> mtp_layers;                      // not searched: as given, else the model's
   std::shared_ptr<const PipelineLayout> stage_layout;  // not searched: as given (fixes pp and vp)
+  // Where no stage_layout is given: besides the even split, the balanced layouts of the fastest
+  // plan of every (devices, tp, pp, cp) group with a pipeline (balanced_variants, train/choose.hpp).
+  // false: the even split alone (--pipeline-layout even; validate, whose measured runs that state
+  // no layout ran Megatron's default split).
+  bool balance_pipeline = true;
   FsdpImpl fsdp;                                      // not searched: as given; set with ZeRO
                                                       // free, it asks for ZeRO-3
 };

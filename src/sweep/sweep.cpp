@@ -66,7 +66,7 @@ std::vector<Column> plan_columns() {
           {"micro_batch", I},  {"zero", I},          {"recompute", T},
           {"recompute_layers", I},  {"recompute_modules", T},
           {"precision", T},    {"sequence_parallel", I}, {"grad_precision", T},
-          {"lowp_params", I},  {"microbatches", I},  {"step_time_s", R},
+          {"lowp_params", I},  {"pipeline_layout", T}, {"microbatches", I},  {"step_time_s", R},
           {"tokens_per_s", R}, {"tokens_per_s_per_device", R}, {"mfu_pct", R},
           {"hfu_pct", R},      {"memory_bytes", I},  {"capacity_bytes", I},
           {"cost_per_step_usd", R}};
@@ -205,6 +205,7 @@ Row plan_row(const TableSchema& t, const std::string& key, int rank, const Train
                       {"sequence_parallel", integer(l.sequence_parallel && l.tp > 1 ? 1 : 0)},  // as train --json
                       {"grad_precision", std::string(grad_name(l))},
                       {"lowp_params", integer(l.lowp_params ? 1 : 0)},
+                      {"pipeline_layout", std::string(l.stage_layout ? l.stage_layout->text : "")},
                       {"microbatches", integer(r.microbatches)},
                       {"step_time_s", real(r.step_time)},
                       {"tokens_per_s", real(r.tokens_per_s)},

@@ -114,6 +114,40 @@ bool etp_candidate(const Layout& l, int etp) {
   return l.tp % etp == 0 && (static_cast<long>(l.tp) * l.dp * l.cp) % (static_cast<long>(l.ep) * etp) == 0;
 }
 
+std::vector<std::vector<Layout>> balanced_variants(const Model& m, const System& s, const PlanRequest& q, const Layout& l) {
+  std::vector<std::vector<Layout>> out;
+  if (!q.balance_pipeline || q.stage_layout || l.stage_layout || l.pp < 2 || l.schedule == PipeSchedule::dualpipe_v) return out;
+  std::vector<int> vps;
+  if (q.vp) vps = {*q.vp};
+  else if (l.schedule == PipeSchedule::zero_bubble) vps = {1};
+  else
+    for (int v = 1; static_cast<long>(l.pp) * v <= max_pipeline_chunks(m.layers); ++v) vps.push_back(v);
+  const std::vector<RecomputeChoice> rcs = recompute_range(m, q);
+  const long per_replica = static_cast<long>(l.dp) * l.micro_batch;
+  const long microbatches = per_replica > 0 ? q.work.global_batch / per_replica : 0;
+  for (int vp : vps) {
+    if (too_few_for_schedule(l.pp, vp, microbatches, l.schedule)) continue;  // check_layout's rule, as the search prunes it
+    for (const auto& layout : balanced_layouts(m, l.pp, vp, std::max(0, l.mtp_layers), q.work.seq_len)) {
+      Layout v = l;
+      v.vp = vp;
+      v.stage_layout = layout;
+      if (even_chunks(m.layers, l.pp, vp) && places_as_even_split(m, v)) continue;  // the even plan again
+      std::vector<Layout> ladder;
+      for (const RecomputeChoice& choice : rcs) {
+        Layout r = v;
+        r.recompute = choice.recompute;
+        r.recompute_modules = choice.modules;
+        r.recompute_layers = 0;
+        if (r.recompute == Recompute::full)
+          r.recompute_layers = q.recompute_layers ? *q.recompute_layers : q.recompute ? 0 : fewest_recompute_layers(m, s, r, q.work);
+        ladder.push_back(std::move(r));
+      }
+      out.push_back(std::move(ladder));
+    }
+  }
+  return out;
+}
+
 void check_request(const Model& m, const System& s, const PlanRequest& q) {
   auto bad = [](const char* flag, const std::string& what) { throw InputError(flag, what); };
   if (q.devices < 1) bad("--devices", "must be at least 1");
@@ -409,6 +443,33 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                 }
               }
       }
+    // The group's fastest plan laid out in balanced pipeline stages (balanced_variants), each
+    // variant a candidate like the rest.
+    if (!g.have_best) return;
+    const Layout base = g.best.layout;
+    for (const std::vector<Layout>& ladder : balanced_variants(m, s, q, base)) {
+      bool fitted = false;  // recompute ladder as above: once it fits without, the rest only add time
+      for (const Layout& l : ladder) {
+        ++g.st.considered;
+        if (fitted) {
+          ++g.st.dominated;
+          continue;
+        }
+        if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
+          ++g.st.rejected;
+          continue;
+        }
+        if (const MemoryBreakdown mem = estimate_memory(m, s, l, q.work); mem.total() > mem.capacity) {
+          ++g.st.out_of_memory;
+          continue;
+        }
+        ++g.st.evaluated;
+        TrainReport r = evaluate(m, s, l, q.work, q.devices);
+        if (!r.feasible()) continue;
+        fitted = l.recompute == Recompute::none;
+        if (faster(r, g.best)) g.best = std::move(r);
+      }
+    }
   };
   std::vector<GroupResult> results(groups.size());
   parallel_for(groups.size(), threads, [&](std::size_t i) { run_group(groups[i], results[i]); });

@@ -2,6 +2,7 @@
 // plan that fits (a small exhaustive loop; the full search engine is search/).
 #pragma once
 
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -77,13 +78,24 @@ std::vector<RecomputeChoice> recompute_range(const Model& m, const PlanRequest& 
 // always; an explicit one divides tp, and ep x etp divides tp x dp x cp.
 bool etp_candidate(const Layout& l, int etp);
 
+// The balanced-layout variants of a plan that fits (PlanRequest::balance_pipeline), which train's
+// chooser and search weigh for the fastest plan of each (devices, tp, pp, cp) group: for every vp
+// (the given one; else under 1F1B every depth within layers + 2 chunks, even or not; zb-h1 1), each
+// distinct balanced layout (balanced_layouts) that does not place the stages as the even split of
+// that vp does, as a ladder of the plan with each recompute choice (recompute_range's order, full
+// recompute's layer count sized as the chooser sizes it). None without a pipeline, with a layout
+// given, under DualPipeV (its own V), or with balance_pipeline false.
+std::vector<std::vector<Layout>> balanced_variants(const Model& m, const System& s, const PlanRequest& q, const Layout& l);
+
 // The order of equally fast plans, shared by train's chooser and search (so the two pick the same
 // plan of a tie): smaller model-parallel degrees (tp, pp, vp, cp, ep, etp; the data parallelism is
-// what they leave), micro-batch, ZeRO stage and recompute first, then precision and the memory options.
+// what they leave), micro-batch, ZeRO stage and recompute first, then precision, the memory options
+// and the stage layout (the even split first).
 inline auto layout_order_key(const Layout& l) {
   return std::make_tuple(l.tp, l.pp, l.vp, l.cp, l.ep, l.etp, l.dp, l.micro_batch, l.zero, static_cast<int>(l.recompute),
                          l.recompute == Recompute::selective ? l.recompute_modules : 0u, l.recompute_layers,
-                         static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params);
+                         static_cast<int>(l.precision), !l.grad_fp32, l.lowp_params,
+                         l.stage_layout ? std::string_view(l.stage_layout->text) : std::string_view());
 }
 
 // Throws InputError naming the flag when an explicit knob cannot work (a degree that does not

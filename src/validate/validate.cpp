@@ -289,6 +289,9 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
       q.recompute = v;
     }
     q.every_precision = true;  // an unstated precision is the owners' tuned choice, fp4 included
+    // A run that states no pipeline layout (no pipeline_layout fact) ran Megatron's default: the
+    // layers split evenly, never a layout the planner would balance.
+    q.balance_pipeline = false;
     if (std::string pr = r.str("precision"); !pr.empty()) {
       row.precision_stated = true;
       auto v = parse_precision(pr);
