@@ -94,6 +94,22 @@ TEST(PipelineLayout, TheEvenSplitWrittenOutTimesTheSame) {
   const TrainReport given2 = evaluate(m, s, l, w, 8);
   ASSERT_TRUE(even2.feasible() && given2.feasible()) << even2.reason << " / " << given2.reason;
   EXPECT_DOUBLE_EQ(given2.step_time, even2.step_time);
+  // Uneven even chunks (pp x vp = 34 chunks past 32 layers: the embedding's and the loss's hold
+  // none) are the plan of the layout that writes them out, simulated alike, to the last bit.
+  l.pp = 2;
+  l.dp = 4;
+  l.vp = 17;
+  l.stage_layout.reset();
+  const TrainReport even17 = evaluate(m, s, l, w, 8);
+  l.stage_layout = layout("E|(t|)*32L");
+  const TrainReport given17 = evaluate(m, s, l, w, 8);
+  ASSERT_TRUE(even17.feasible() && given17.feasible()) << even17.reason << " / " << given17.reason;
+  EXPECT_FALSE(even17.chunk_share.empty());  // simulated, not the equal-chunk closed form
+  EXPECT_EQ(given17.chunk_share, even17.chunk_share);
+  EXPECT_DOUBLE_EQ(given17.step_time, even17.step_time);
+  EXPECT_DOUBLE_EQ(given17.time.bubble, even17.time.bubble);
+  l.pp = 4;
+  l.dp = 2;
   // Moving layers to the last stage slows the step (it is the slowest now) and says where.
   l.vp = 1;
   l.stage_layout = layout("Et*6|t*8|t*8|t*10L");

@@ -162,7 +162,7 @@ bool same_chunks(const PipelineLayout& a, const PipelineLayout& b) {
 
 }  // namespace
 
-const std::vector<std::shared_ptr<const PipelineLayout>>& balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq) {
+std::vector<std::shared_ptr<const PipelineLayout>> balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq) {
   // Kept per thread: the chooser and the search weigh the layouts of many plans of one shape.
   thread_local std::map<std::string, std::vector<std::shared_ptr<const PipelineLayout>>> cache;
   std::string key = m.id;
@@ -210,6 +210,19 @@ std::vector<double> layout_chunk_shares(const Model& m, const Layout& l, const C
   const double per_stage = static_cast<double>(chunks.size()) / static_cast<double>(p);
   for (std::size_t k = 0; k < chunks.size(); ++k) work[k] = stage[k % p] > 0 ? work[k] / stage[k % p] : 1.0 / per_stage;
   return work;
+}
+
+std::vector<double> even_chunk_shares(const Model& m, const Layout& l, const ChunkCosts& c) {
+  auto p = std::make_shared<PipelineLayout>();
+  const int chunks = l.pp * l.vp;
+  p->chunks.resize(static_cast<std::size_t>(chunks));
+  for (int k = 0; k < chunks; ++k) p->chunks[static_cast<std::size_t>(k)].layers = even_chunk_layers(m.layers, chunks, k);
+  p->chunks.front().embedding = true;
+  p->chunks.back().loss = true;
+  p->chunks.back().mtp = std::max(0, l.mtp_layers);  // with the head, on its stage
+  Layout even = l;
+  even.stage_layout = std::move(p);
+  return layout_chunk_shares(m, even, c);
 }
 
 double layout_pipeline_time(const Layout& l, long microbatches, const std::vector<double>& fwd, const std::vector<double>& bwd,

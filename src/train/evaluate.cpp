@@ -870,7 +870,7 @@ Setup place_layers(const Model& m, const Layout& l) {
     }
     int at = 0;
     for (int c = 0, stage = 0; c < chunks; ++c, stage = stage + 1 == l.pp ? 0 : stage + 1) {
-      const int size = base + (c >= 1 && c <= middle) + (c == chunks - 1 && rem > chunks - 2);  // rem < chunks: chunk 0 never
+      const int size = even_chunk_layers(m.layers, chunks, c);
       st.layers_of[stage] += size;
       for (int j = 0; j < size; ++j, ++at) count(stage, at);
     }
@@ -1330,10 +1330,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
         slow = i;
       }
     }
-  } else if (l.stage_layout && l.vp > 1 && l.schedule == PipeSchedule::one_f_one_b && !uniform_chunks(*l.stage_layout)) {
-    // A layout whose chunks hold unequal decoder layers (an empty one, a light last one beside the
-    // head): the interleaved order is simulated with each chunk's share of its stage's time
-    // (layout_chunk_shares). Equal ones take the even split's closed form, as it does.
+  } else if (l.vp > 1 && l.schedule == PipeSchedule::one_f_one_b &&
+             (l.stage_layout ? !uniform_chunks(*l.stage_layout) : m.layers % (l.pp * l.vp) != 0)) {
+    // Chunks of unequal decoder layers (a layout's, or the even split's where pp x vp does not
+    // divide the layers: an empty first or last chunk, a light one beside the head): the
+    // interleaved order is simulated with each chunk's share of its stage's time
+    // (layout_chunk_shares). Equal chunks take the closed form.
     std::vector<double> f(p), b(p);
     for (int i = 0; i < p; ++i) f[i] = stages[i].f, b[i] = stages[i].b;
     ChunkCosts cc;
@@ -1344,7 +1346,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     cc.lookup = lookup.f + lookup.b;
     cc.head = head.f + head.b;
     cc.mtp = mtp_proj.f + mtp_proj.b;
-    r.chunk_share = layout_chunk_shares(m, l, cc);
+    r.chunk_share = l.stage_layout ? layout_chunk_shares(m, l, cc) : even_chunk_shares(m, l, cc);
     pipe = layout_pipeline_time(l, mbs, f, b, r.chunk_share);
   } else {
     pipe = steady + pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);

@@ -52,6 +52,15 @@ inline bool even_chunks(int layers, int pp, int vp) {
   return false;
 }
 
+// Decoder layers of chunk c of the even split of `layers` over `chunks` interleaved chunks (vp >
+// 1): base = layers / chunks each, one more on chunks 1 .. min(rem, chunks - 2), and one more on
+// the last where rem passes that (rem = layers mod chunks; the first and the last may hold none
+// where chunks pass the layers: the embedding's and the loss's).
+inline int even_chunk_layers(int layers, int chunks, int c) {
+  const int base = layers / chunks, rem = layers % chunks, middle = rem < chunks - 2 ? rem : chunks - 2;
+  return base + (c >= 1 && c <= middle ? 1 : 0) + (c == chunks - 1 && rem > chunks - 2 ? 1 : 0);
+}
+
 // A tensor-parallel degree the automatic choices try: it splits the KV heads evenly (Megatron-Core
 // divides num_query_groups by tp and asserts; MLA has no KV heads to split). A tp above the KV
 // heads, each replicated over tp / kv_heads ranks, runs in some frameworks (NeuronX Distributed)
@@ -77,7 +86,7 @@ double mtp_fwd_flops_per_token(const Model& m, int mtp, long seq);
 // The distinct balanced layouts of one plan shape: balanced_pipeline_layout at head weights 1,
 // 0.75, 0.5, 0.25 and 0 and, for a MoE model, MoE weights 1 and 1.5, those that place the layers
 // as an earlier weighting did left out (train/balance.cpp; kept per thread).
-const std::vector<std::shared_ptr<const PipelineLayout>>& balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq);
+std::vector<std::shared_ptr<const PipelineLayout>> balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq);
 
 // Whether a plan's stage layout places every stage's layers (dense, MoE, local, MTP) as the even
 // split of its pp and vp does, so that the two evaluate alike (true without a layout).
@@ -96,6 +105,10 @@ struct ChunkCosts {
 // the MTP modules' losses) cost by `c` over what its stage's chunks cost (an empty stage's chunks
 // alike). The interleaved schedule is simulated with them (train/balance.cpp).
 std::vector<double> layout_chunk_shares(const Model& m, const Layout& l, const ChunkCosts& c);
+
+// The same for the even split of a plan without a layout (vp > 1): its chunks as
+// even_chunk_layers sizes them, the embedding on the first, the head and MTP modules on the last.
+std::vector<double> even_chunk_shares(const Model& m, const Layout& l, const ChunkCosts& c);
 
 // The interleaved 1F1B schedule of `microbatches` over a stage layout's uneven chunks, simulated
 // (perf/pipeline_sim.hpp) without sends: its makespan, from each stage's forward and backward time

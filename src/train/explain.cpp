@@ -255,6 +255,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        : l.schedule == PipeSchedule::zero_bubble
            ? std::string("zb-h1: (pp - 1) x mean(F + B) - min(2 (pp - 1), microbatches + pp - 2) x mean W per microbatch "
                          "(the paper's (pp - 1)(F + B - W) from pp microbatches), W = weight-gradient GEMMs (half the backward GEMMs)")
+           : !r.chunk_share.empty()
+           ? std::string("interleaved over chunks of unequal layers: the simulated step (perf/pipeline_sim.cpp, Megatron's order, each chunk its "
+                         "share of its stage's time by the layers, embedding, head and MTP modules it holds) less the slowest stage's work")
            : std::string("(pp - 1) / vp x mean stage time per microbatch (interleaving needs at least pp microbatches)"));
   term("DP communication", t.dp_comm,
        std::string("gradient reduce (") + grad_name(l) + ")" +
