@@ -430,6 +430,16 @@ Model qwen_moe(const std::string& layer_keys, int layers = 10) {
                            "vocab_size": 151936, "hidden_act": "silu", "max_position_embeddings": 40960, )" + layer_keys + "}"});
 }
 
+TEST(HfConfig, Mxfp4CheckpointsQuantizeTheExpertsAlone) {
+  // GPT-OSS's config: quantization_config quant_method "mxfp4" (modules_to_not_convert: attention,
+  // router, embedding, head) marks the FP4 as the routed experts' alone; other methods do not.
+  EXPECT_TRUE(qwen_moe(R"("quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]})").fp4_experts_only);
+  EXPECT_FALSE(qwen_moe(R"("quantization_config": {"quant_method": "fp8"})").fp4_experts_only);
+  EXPECT_FALSE(qwen_moe(R"("decoder_sparse_step": 1)").fp4_experts_only);
+  EXPECT_TRUE(builtin().model("gpt-oss-120b").fp4_experts_only);
+  EXPECT_FALSE(builtin().model("deepseek-v3").fp4_experts_only);
+}
+
 TEST(HfConfig, MoeLayersWhereTransformersPutsThem) {
   // Qwen2/3-MoE: layer i is MoE when (i + 1) % decoder_sparse_step == 0: with 10 layers and step 3,
   // layers 2, 5, 8 (three; it read 0, 3, 6, 9).

@@ -650,6 +650,34 @@ TEST(ServeStep, SlidingWindowLayersAttendToTheWindowOnly) {
   EXPECT_NEAR(prefill(a) / prefill(b), (18 + 18 * 4096.0 * 128 / pairs) / 36, 1e-3);
 }
 
+// GPT-OSS's MXFP4 checkpoint quantizes the routed experts alone (model fp4_scope = "experts"):
+// served at fp4 its attention, router, embedding and head stay bf16 and every matmul runs at the
+// bf16 rate (W4A16 experts), so its weights weigh more and its prompts compute slower than the same
+// model quantized throughout, and its decode reads more bytes.
+TEST(ServeStep, Fp4ExpertsOnlyKeepsTheRestBf16AndRunsW4A16) {
+  const System& b200 = builtin().system("dgx-b200");
+  ServeLayout l;
+  l.weights = Quant::fp4;
+  const Model& oss = builtin().model("gpt-oss-120b");
+  ASSERT_TRUE(oss.fp4_experts_only);
+  Model all = oss;
+  all.fp4_experts_only = false;
+  const StepModel a(oss, b200, l), b(all, b200, l);
+  ASSERT_TRUE(a.fits() && b.fits());
+  EXPECT_EQ(a.compute_precision(), Precision::bf16);
+  EXPECT_EQ(b.compute_precision(), Precision::fp4);
+  const ParamCounts pc = count_params(oss);
+  const double fp4 = 0.5 + 1.0 / b200.serving.fp4_scale_block;
+  EXPECT_NEAR(a.weight_bytes_per_device(), pc.experts * fp4 + (pc.total() - pc.experts) * 2.0, 1e3);
+  EXPECT_NEAR(b.weight_bytes_per_device(), pc.total() * fp4, 1e3);
+  EXPECT_GT(a.step_time(4096, 0, 0, 0, 1), 1.5 * b.step_time(4096, 0, 0, 0, 1));  // a prompt: compute-bound
+  EXPECT_GT(a.step_time(8, 8, 8 * 1024, 0, 8), b.step_time(8, 8, 8 * 1024, 0, 8));  // decode: more bytes
+  // A dense model has no experts to single out: the flag does nothing there (the loader refuses it).
+  Model dense = builtin().model("llama3-8b");
+  dense.fp4_experts_only = true;
+  EXPECT_EQ(StepModel(dense, b200, l).compute_precision(), Precision::fp4);
+}
+
 // The sliding-window layers' cache is held per sequence, at most the window: GPT-OSS (half its
 // layers windowed) fits twice the context tokens of the same model with full attention, and
 // prompts of 60k tokens, 8 more than the full-attention cache holds, all fit at once. A model whose

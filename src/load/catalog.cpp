@@ -226,6 +226,10 @@ Model parse_model(const DataFile& f) {
   m.tied_embeddings = r.boolean("tied_embeddings", false);
   m.mtp_layers = static_cast<int>(r.opt_integer("mtp_layers", 0).value_or(0));
   if (m.mtp_layers > m.layers) r.fail("mtp_layers", "must be at most layers (" + std::to_string(m.layers) + ")");
+  if (auto scope = r.opt_str("fp4_scope")) {
+    if (*scope != "all" && *scope != "experts") r.fail("fp4_scope", "'" + *scope + "' is not all or experts");
+    m.fp4_experts_only = *scope == "experts";
+  }
   // Required: without a context window, sequences of any length would be planned and served unchecked.
   m.max_seq_len = r.integer("max_seq_len", 1);
   m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 0).value_or(0));  // 0: full attention
@@ -272,6 +276,7 @@ Model parse_model(const DataFile& f) {
     m.mla.v_head_dim = static_cast<int>(mla->integer("v_head_dim"));
     mla->finish();
   }
+  if (m.fp4_experts_only && !m.is_moe()) r.fail("fp4_scope", "experts needs a mixture-of-experts model (a [moe] table)");
   r.finish();
   return m;
 }

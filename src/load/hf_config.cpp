@@ -448,6 +448,11 @@ Model parse_hf_config(const DataFile& f) {
                "local layers in a pattern xpuplan cannot hold (1 in N from layer 0, or all but each N-th)");
     }
   }
+  // An MXFP4 checkpoint (GPT-OSS) quantizes the routed experts alone: its quantization_config
+  // leaves the attention, router, embedding and head out (modules_to_not_convert).
+  if (m.is_moe() && j.contains("quantization_config") && j["quantization_config"].is_object() &&
+      j["quantization_config"].value("quant_method", std::string()) == "mxfp4")
+    m.fp4_experts_only = true;
   // Without a context window, sequences of any length would be planned and served unchecked.
   if (m.max_seq_len == 0 && !alibi)
     r.fail("max_position_embeddings", "missing (the context window, which train and serve check sequence lengths against; "

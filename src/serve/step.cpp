@@ -153,14 +153,18 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     reason_ = "ep " + std::to_string(l.ep) + " needs a MoE model whose expert count it divides, and must divide tp";
     return;
   }
-  auto cp = matrix_precision(s, l.weights);
+  // A checkpoint whose FP4 holds the routed experts alone (GPT-OSS's MXFP4): its other weights
+  // stay bf16, and every matmul runs on 16-bit activations (the experts weight-only, W4A16).
+  fp4_experts_only_ = l.weights == Quant::fp4 && m.fp4_experts_only && m.is_moe();
+  auto cp = matrix_precision(s, fp4_experts_only_ ? Quant::bf16 : l.weights);
   if (!cp) {
     reason_ = std::string("chip has no matrix path for ") + quant_name(l.weights) + " weights";
     return;
   }
   cp_ = *cp;
   // FP4 weights stream their block scales too (engine.fp4_scale_block).
-  wb_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / s.serving.fp4_scale_block : 0.0);
+  wb_expert_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / s.serving.fp4_scale_block : 0.0);
+  wb_ = fp4_experts_only_ ? quant_bytes(Quant::bf16) : wb_expert_;
   kvb_ = quant_bytes(l.kv);
   peak_ = s.peak(cp_)->v;
   const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
@@ -220,7 +224,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   dense_layers_ = m.layers - moe_layers_;
   if (m.is_moe()) {
     if (m.moe.shared_experts > 0) mlp(shared_gemms_, static_cast<double>(m.moe.shared_experts) * m.moe.ffn_hidden);
-    expert_bytes_dev_ = mats * h * m.moe.ffn_hidden * wb_ / t;  // each expert sharded over tp/ep ranks, ep groups hold E/ep
+    expert_bytes_dev_ = mats * h * m.moe.ffn_hidden * wb_expert_ / t;  // each expert sharded over tp/ep ranks, ep groups hold E/ep
     experts_dev_ = m.moe.experts;
     ep_max_z_ = expected_max_std_normal(l.ep);
   }
@@ -228,7 +232,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   const ParamCounts pc = count_params(m);
   const double body = pc.attention + pc.dense_mlp + pc.experts + pc.shared_experts + pc.router + pc.norms;
   const double ends = l.pp == 1 ? pc.embedding + pc.head : std::max(pc.embedding, pc.head);
-  weights_dev_ = (body / (static_cast<double>(t) * l.pp) + ends / t) * wb_;
+  weights_dev_ = ((body - pc.experts) * wb_ + pc.experts * wb_expert_) / (static_cast<double>(t) * l.pp) + ends / t * wb_;
   // The draft's weights: its layers sharded as the model's (attention heads and MLP or experts
   // over tp), the fusion projection (2h -> h for MTP, EAGLE-3's 3h -> h) whole on every rank, the
   // embedding and head shared with the model. With pp they sit on the last stage; counted in full.
@@ -601,12 +605,17 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   auto gib = [](double v) { return fmt("%.2f GiB", v / 1073741824.0); };
   std::vector<ServeTerm> out;
   out.push_back({"compute precision", precision_name(cp_),
-                 std::string("weights ") + quant_name(l_.weights) + " at " + s_.chip.file + ": peak." + precision_name(cp_)});
+                 std::string("weights ") + quant_name(l_.weights) +
+                     (fp4_experts_only_ ? " in the routed experts alone, weight-only (W4A16; the other weights " +
+                                              std::string(precision_name(cp_)) + ": " + m_.file + " fp4_scope experts)"
+                                        : std::string()) +
+                     " at " + s_.chip.file + ": peak." + precision_name(cp_)});
   out.push_back({"HBM per device", gib(s_.hbm_capacity().v), s_.chip.file + ": memory.capacity"});
   out.push_back({"KV share of the memory left", fmt("%.2f", s_.serving.memory_fraction), srv + ": engine.memory_fraction"});
   out.push_back({"weights per device", gib(weights_dev_),
                  std::string("model parameters (") + m_.file + ") x " + quant_name(l_.weights) +
-                     (l_.weights == Quant::fp4 ? fmt(" (%.4f B: 0.5 B + one scale byte per ", wb_) +
+                     (fp4_experts_only_ ? std::string(" in the routed experts, the rest ") + precision_name(cp_) : std::string()) +
+                     (l_.weights == Quant::fp4 ? fmt(" (%.4f B: 0.5 B + one scale byte per ", wb_expert_) +
                                                      std::to_string(s_.serving.fp4_scale_block) + " values, " + srv +
                                                      ": engine.fp4_scale_block)"
                                                : std::string())});

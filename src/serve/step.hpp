@@ -225,6 +225,10 @@ class StepModel {
   Precision cp_ = Precision::bf16;
   double exp_rate_ = 0;  // softmax exponentials per second (0: not modelled)
   double wb_ = 2, kvb_ = 2, peak_ = 0, peak_attn_ = 0, gmax_ = 0.5, half_ = 64, tile_ = 64, bw_ = 1, attn_eff_ = 0.5;
+  // Bytes per routed-expert weight: wb_, or the FP4 experts' of a checkpoint that quantizes them
+  // alone (Model::fp4_experts_only; its other weights, wb_, stay bf16).
+  double wb_expert_ = 2;
+  bool fp4_experts_only_ = false;
   std::string window_note() const;  // explain: the sliding-window layers, if any
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;

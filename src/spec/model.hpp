@@ -103,6 +103,12 @@ struct Model {
   // loss. Not in `layers` nor in count_params (DeepSeek's 671e9 excludes them). Training runs them
   // by default (Layout::mtp_layers); serving does not load them.
   int mtp_layers = 0;
+  // An FP4 checkpoint that quantizes the routed experts alone (config.json quantization_config
+  // quant_method "mxfp4": GPT-OSS keeps its attention, router, embedding and head in bf16). Served
+  // at fp4, the other weights stay bf16 and every matmul runs on 16-bit activations: the experts
+  // weight-only (W4A16), as vLLM's MXFP4 paths run them by default (Marlin or Triton on Hopper,
+  // FlashInfer MXFP4 x BF16 on Blackwell). Model TOML: fp4_scope = "experts" (default "all").
+  bool fp4_experts_only = false;
 
   bool is_moe() const { return moe.experts > 0; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }

@@ -160,6 +160,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
         {"kv_admission", [](const std::string& v) { return parse_kv_admission(v).has_value(); }, "guaranteed or optimistic"},
         {"scheduler", [](const std::string& v) { return parse_scheduler(v).has_value(); }, "chunked or prefill-first"},
         {"attention_window", [](const std::string& v) { return v == "full" || v == "model"; }, "full or model"},
+        {"fp4_scope", [](const std::string& v) { return v == "all" || v == "experts"; }, "all or experts"},
     };
     if (f.field == "pipeline_layout") {  // its parser says what is wrong and where
       f.text = r.str("value");

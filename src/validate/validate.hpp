@@ -71,12 +71,14 @@ inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imb
 // prefill_kv_free (a prompt admission gate, a share of the KV blocks in [0, 1): SimOptions),
 // samples / beam_width (sequences decoded per request from one prompt: ServeWorkload::samples),
 // attention_window (full: the engine ran every layer with full attention, not the model's sliding
-// window or chunks, as serve --full-attention; model: as the model defines them).
+// window or chunks, as serve --full-attention; model: as the model defines them), fp4_scope
+// (experts: the run's FP4 checkpoint quantizes the routed experts alone, Model::fp4_experts_only,
+// as a model file's fp4_scope; all: every weight).
 inline constexpr const char* kInferenceFactFields[] = {"max_batch", "token_budget", "input_len", "output_len",
                                                        "compiled_batch", "prefill_pad", "requests",
                                                        "input_spread", "output_spread", "scheduler", "batcher",
                                                        "kv_admission", "prefill_kv_free", "samples", "beam_width",
-                                                       "attention_window"};
+                                                       "attention_window", "fp4_scope"};
 
 enum class FactTable { training, inference };
 

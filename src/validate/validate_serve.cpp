@@ -205,6 +205,13 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
 
     std::string reason;
     Model m = model_from_row(r, c);
+    for (const RunFact& f : row.facts)
+      if (f.field == "fp4_scope") {
+        if (f.text == "experts" && !m.is_moe())
+          throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
+                           "fp4_scope = experts: row " + row.id + "'s model has no routed experts");
+        m.fp4_experts_only = f.text == "experts";
+      }
     if (q.full_attention && m.window_layer_count() == 0)
       for (const RunFact& f : row.facts)
         if (f.field == "attention_window")
