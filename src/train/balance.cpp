@@ -225,6 +225,22 @@ std::vector<double> even_chunk_shares(const Model& m, const Layout& l, const Chu
   return layout_chunk_shares(m, even, c);
 }
 
+bool places_as_even_split(const Model& m, const Layout& l) {
+  if (!l.stage_layout) return true;
+  // Chunk by chunk, the even split's decoder layers (interleaved: even_chunk_layers; else
+  // split_layers' stages); both put the MTP layers on the last chunk, with the head.
+  const auto& chunks = l.stage_layout->chunks;
+  const int n = l.pp * l.vp;
+  if (static_cast<int>(chunks.size()) != n) return false;
+  const std::vector<int> stages = l.vp > 1 ? std::vector<int>() : split_layers(m.layers, l.pp);
+  for (int k = 0; k < n; ++k) {
+    const int even = l.vp > 1 ? even_chunk_layers(m.layers, n, k) : stages[static_cast<std::size_t>(k)];
+    if (chunks[static_cast<std::size_t>(k)].layers != even) return false;
+    if (chunks[static_cast<std::size_t>(k)].mtp != (k == n - 1 ? std::max(0, l.mtp_layers) : 0)) return false;
+  }
+  return true;
+}
+
 double layout_pipeline_time(const Layout& l, long microbatches, const std::vector<double>& fwd, const std::vector<double>& bwd,
                             const std::vector<double>& share) {
   PipelineInput in;

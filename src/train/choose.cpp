@@ -121,7 +121,7 @@ std::vector<std::vector<Layout>> balanced_variants(const Model& m, const System&
   if (q.vp) vps = {*q.vp};
   else if (l.schedule == PipeSchedule::zero_bubble) vps = {1};
   else
-    for (int v = 1; static_cast<long>(l.pp) * v <= max_pipeline_chunks(m.layers); ++v) vps.push_back(v);
+    for (int v = 1; static_cast<long>(l.pp) * v <= m.layers; ++v) vps.push_back(v);
   const std::vector<RecomputeChoice> rcs = recompute_range(m, q);
   const long per_replica = static_cast<long>(l.dp) * l.micro_batch;
   const long microbatches = per_replica > 0 ? q.work.global_batch / per_replica : 0;

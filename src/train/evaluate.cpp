@@ -470,16 +470,6 @@ LayerCost Evaluator::layer(int li) const {
   return c;
 }
 
-// Splits layers over pipeline stages: every stage gets floor(L/p); the remainder goes to the
-// middle stages first (the first carries the embedding, the last the LM head and loss).
-std::vector<int> split_layers(int layers, int pp) {
-  std::vector<int> out(pp, layers / pp);
-  int rem = layers % pp;
-  for (int i = 1; i < pp - 1 && rem > 0; ++i, --rem) ++out[i];
-  for (int i : {pp - 1, 0})
-    if (rem > 0) { ++out[i]; --rem; }
-  return out;
-}
 
 // Attention-core forward FLOPs per token of `global` layers with full causal attention and
 // `local` ones with the model's window or chunk.
@@ -1499,15 +1489,6 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   r.mfu = r.model_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
   r.hfu = r.hardware_flops_per_step / (r.step_time * devices * r.peak_flops_per_device);
   return r;
-}
-
-bool places_as_even_split(const Model& m, const Layout& l) {
-  if (!l.stage_layout) return true;
-  Layout even = l;
-  even.stage_layout = nullptr;
-  const Setup a = make_setup(m, l), b = make_setup(m, even);
-  return a.layers_of == b.layers_of && a.moe_layers_of == b.moe_layers_of && a.local_dense_of == b.local_dense_of &&
-         a.local_moe_of == b.local_moe_of && a.mtp_of == b.mtp_of;
 }
 
 }  // namespace xpu

@@ -88,9 +88,21 @@ double mtp_fwd_flops_per_token(const Model& m, int mtp, long seq);
 // as an earlier weighting did left out (train/balance.cpp; kept per thread).
 std::vector<std::shared_ptr<const PipelineLayout>> balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq);
 
-// Whether a plan's stage layout places every stage's layers (dense, MoE, local, MTP) as the even
-// split of its pp and vp does, so that the two evaluate alike (true without a layout).
+// Whether a plan's stage layout gives every chunk the decoder and MTP layers the even split of its
+// pp and vp does, so that the two evaluate alike (true without a layout; train/balance.cpp).
 bool places_as_even_split(const Model& m, const Layout& l);
+
+// The even split's layers per stage: every stage gets floor(L/p); the remainder goes to the
+// middle stages first (the first carries the embedding, the last the LM head and loss), then the
+// last and the first.
+inline std::vector<int> split_layers(int layers, int pp) {
+  std::vector<int> out(pp, layers / pp);
+  int rem = layers % pp;
+  for (int i = 1; i < pp - 1 && rem > 0; ++i, --rem) ++out[i];
+  for (int i : {pp - 1, 0})
+    if (rem > 0) { ++out[i]; --rem; }
+  return out;
+}
 
 // What a layout's chunks are made of, forward and backward per microbatch: one decoder layer of each
 // kind (dense or MoE, global or local attention), the embedding lookup, one output head pass with

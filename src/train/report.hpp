@@ -79,10 +79,10 @@ struct TrainReport {
   // DualPipeV: chunk 0's part of stage_fwd, stage_bwd, stage_wgrad and stage_pair_saving (chunk 1
   // has the rest: stage 0's head and MTP modules sit there); empty for other schedules.
   std::vector<double> chunk0_fwd, chunk0_bwd, chunk0_wgrad, chunk0_pair_saving;
+  double p2p_time = 0;
   // An interleaved stage layout's chunks: each one's share of its stage's times (pp x vp entries,
   // chunk-major; layout_chunk_shares), with which the schedule was simulated; empty otherwise.
   std::vector<double> chunk_share;
-  double p2p_time = 0;
 };
 
 // A line of --explain: a term, its value, and where the number came from.
