@@ -434,6 +434,11 @@ TEST(HfConfig, Mxfp4CheckpointsQuantizeTheExpertsAlone) {
   // GPT-OSS's config: quantization_config quant_method "mxfp4" (modules_to_not_convert: attention,
   // router, embedding, head) marks the FP4 as the routed experts' alone; other methods do not.
   EXPECT_TRUE(qwen_moe(R"("quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]})").fp4_experts_only);
+  EXPECT_EQ(qwen_moe(R"("quantization_config": {"quant_method": "mxfp4"})").fp4_scale_block, 32);
+  // A method that is not a string is named, not an internal error.
+  EXPECT_NE(test::catch_input_error([] { qwen_moe(R"("quantization_config": {"quant_method": null})"); })
+                .what.find("quantization_config.quant_method: must be a string"),
+            std::string::npos);
   EXPECT_FALSE(qwen_moe(R"("quantization_config": {"quant_method": "fp8"})").fp4_experts_only);
   EXPECT_FALSE(qwen_moe(R"("decoder_sparse_step": 1)").fp4_experts_only);
   EXPECT_TRUE(builtin().model("gpt-oss-120b").fp4_experts_only);

@@ -697,6 +697,23 @@ TEST(PipelineSim, InterleavedUnevenChunks) {
   EXPECT_THROW(set_interleaved_chunks(bad, {1, 1, 1, 1}, {2, 2, 2, 2}, {0.5, 0.5}), std::invalid_argument);
 }
 
+TEST(PipelineSim, UnevenChunksTraceComparesWithTheStepsOwnFigure) {
+  // An even split whose chunks are uneven (Llama 3 8B at pp 2 x vp 17: 34 chunks, the first and the
+  // last empty) is simulated by the evaluator; the trace's "closed form" is that figure (slowest
+  // stage's work + its bubble), not the equal-chunk formula.
+  const Model& m = test::builtin().model("llama3-8b");
+  Layout l;
+  l.pp = 2;
+  l.vp = 17;
+  l.dp = 4;
+  const TrainReport r = evaluate(m, test::builtin().system("dgx-h100"), l, Workload{4096, 64}, 8);
+  ASSERT_TRUE(r.feasible()) << r.reason;
+  ASSERT_FALSE(r.chunk_share.empty());
+  double max_T = 0;
+  for (std::size_t i = 0; i < r.stage_fwd.size(); ++i) max_T = std::max(max_T, r.stage_fwd[i] + r.stage_bwd[i]);
+  expect_rel(pipeline_closed_form(r), static_cast<double>(r.microbatches) * max_T + r.time.bubble, "the step's pipeline");
+}
+
 TEST(PipelineSim, DualPipeVBadInput) {
   PipelineInput in = dualpipe(4, 8, 1.0, 2.0, 1.0, 0.5);
   EXPECT_NO_THROW(simulate_pipeline(in, false));

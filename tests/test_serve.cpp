@@ -667,7 +667,8 @@ TEST(ServeStep, Fp4ExpertsOnlyKeepsTheRestBf16AndRunsW4A16) {
   EXPECT_EQ(a.compute_precision(), Precision::bf16);
   EXPECT_EQ(b.compute_precision(), Precision::fp4);
   const ParamCounts pc = count_params(oss);
-  const double fp4 = 0.5 + 1.0 / b200.serving.fp4_scale_block;
+  ASSERT_EQ(oss.fp4_scale_block, 32);  // MXFP4's block, whatever the family's engine.fp4_scale_block
+  const double fp4 = 0.5 + 1.0 / 32;
   EXPECT_NEAR(a.weight_bytes_per_device(), pc.experts * fp4 + (pc.total() - pc.experts) * 2.0, 1e3);
   EXPECT_NEAR(b.weight_bytes_per_device(), pc.total() * fp4, 1e3);
   EXPECT_GT(a.step_time(4096, 0, 0, 0, 1), 1.5 * b.step_time(4096, 0, 0, 0, 1));  // a prompt: compute-bound

@@ -90,9 +90,10 @@ void add_train(CLI::App& app, const Globals& g) {
       if (simulated) {
         // The simulation runs the sends too: compare it with the closed form's compute and the
         // step's exposed sends (PP send/recv), as the step adds them.
-        char b[192];
-        std::snprintf(b, sizeof b, "\npipeline (event-driven, with sends): %.4f s vs closed form %.4f s (%.4f s of stages + %.4f s of sends)\n",
-                      sim_s, closed_s + sends_s, closed_s, sends_s);
+        char b[256];
+        std::snprintf(b, sizeof b, "\npipeline (event-driven, with sends): %.4f s vs closed form %.4f s (%.4f s of stages%s + %.4f s of sends)\n",
+                      sim_s, closed_s + sends_s, closed_s,
+                      r.chunk_share.empty() ? "" : ", uneven chunks simulated without sends as the step is", sends_s);
         text += b;
       }
       if (st.considered > 1)

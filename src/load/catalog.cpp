@@ -230,6 +230,10 @@ Model parse_model(const DataFile& f) {
     if (*scope != "all" && *scope != "experts") r.fail("fp4_scope", "'" + *scope + "' is not all or experts");
     m.fp4_experts_only = *scope == "experts";
   }
+  if (auto b = r.opt_integer("fp4_scale_block", 1)) {
+    if (*b > 1024) r.fail("fp4_scale_block", "must be at most 1024 values a scale, got " + std::to_string(*b));
+    m.fp4_scale_block = static_cast<int>(*b);
+  }
   // Required: without a context window, sequences of any length would be planned and served unchecked.
   m.max_seq_len = r.integer("max_seq_len", 1);
   m.sliding_window = static_cast<int>(r.opt_integer("sliding_window", 0).value_or(0));  // 0: full attention

@@ -450,9 +450,14 @@ Model parse_hf_config(const DataFile& f) {
   }
   // An MXFP4 checkpoint (GPT-OSS) quantizes the routed experts alone: its quantization_config
   // leaves the attention, router, embedding and head out (modules_to_not_convert).
-  if (m.is_moe() && j.contains("quantization_config") && j["quantization_config"].is_object() &&
-      j["quantization_config"].value("quant_method", std::string()) == "mxfp4")
-    m.fp4_experts_only = true;
+  if (j.contains("quantization_config") && j["quantization_config"].is_object() && j["quantization_config"].contains("quant_method")) {
+    const json& method = j["quantization_config"]["quant_method"];
+    if (!method.is_string()) r.fail("quantization_config.quant_method", "must be a string");
+    if (m.is_moe() && method.get<std::string>() == "mxfp4") {
+      m.fp4_experts_only = true;
+      m.fp4_scale_block = 32;  // OCP MX: one shared scale per 32 values
+    }
+  }
   // Without a context window, sequences of any length would be planned and served unchecked.
   if (m.max_seq_len == 0 && !alibi)
     r.fail("max_position_embeddings", "missing (the context window, which train and serve check sequence lengths against; "

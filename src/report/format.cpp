@@ -504,7 +504,9 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
     if (m.is_moe())
       j["moe"] = {{"experts", m.moe.experts}, {"top_k", m.moe.top_k}, {"ffn_hidden", m.moe.ffn_hidden},
                   {"shared_experts", m.moe.shared_experts}, {"dense_layers", m.moe.dense_layers},
-                  {"layer_step", m.moe.layer_step}, {"moe_layers", m.moe_layer_count()}};
+                  {"layer_step", m.moe.layer_step}, {"moe_layers", m.moe_layer_count()},
+                  {"fp4_scope", m.fp4_experts_only ? "experts" : "all"}};
+    j["fp4_scale_block"] = m.fp4_scale_block > 0 ? ordered_json(m.fp4_scale_block) : ordered_json(nullptr);
     if (m.is_mla())
       j["mla"] = {{"q_lora_rank", m.mla.q_lora_rank}, {"kv_lora_rank", m.mla.kv_lora_rank},
                   {"qk_nope_head_dim", m.mla.qk_nope_head_dim}, {"qk_rope_head_dim", m.mla.qk_rope_head_dim},

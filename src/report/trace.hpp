@@ -16,6 +16,8 @@ PipelineInput pipeline_input(const TrainReport& r);
 
 // The evaluator's closed form of the same pipeline (s): microbatches x slowest stage +
 // (pp - 1) / vp x mean stage, a stage being its forward + backward per microbatch. No sends.
+// Interleaved chunks of unequal layers (TrainReport::chunk_share) have none: the evaluator's
+// figure there, returned here, is the schedule simulated chunk by chunk without sends.
 double pipeline_closed_form(const TrainReport& r);
 
 // The trace, JSON object format: {"traceEvents": [...], "displayTimeUnit": "ms", "otherData": {...}}.

@@ -162,8 +162,10 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     return;
   }
   cp_ = *cp;
-  // FP4 weights stream their block scales too (engine.fp4_scale_block).
-  wb_expert_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / s.serving.fp4_scale_block : 0.0);
+  // FP4 weights stream their block scales too: one byte per block of the checkpoint's
+  // (model fp4_scale_block, MXFP4's 32) or the family's engine.fp4_scale_block.
+  fp4_block_ = m.fp4_scale_block > 0 ? m.fp4_scale_block : s.serving.fp4_scale_block;
+  wb_expert_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / fp4_block_ : 0.0);
   wb_ = fp4_experts_only_ ? quant_bytes(Quant::bf16) : wb_expert_;
   kvb_ = quant_bytes(l.kv);
   peak_ = s.peak(cp_)->v;
@@ -616,15 +618,16 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                  std::string("model parameters (") + m_.file + ") x " + quant_name(l_.weights) +
                      (fp4_experts_only_ ? std::string(" in the routed experts, the rest ") + precision_name(cp_) : std::string()) +
                      (l_.weights == Quant::fp4 ? fmt(" (%.4f B: 0.5 B + one scale byte per ", wb_expert_) +
-                                                     std::to_string(s_.serving.fp4_scale_block) + " values, " + srv +
-                                                     ": engine.fp4_scale_block)"
+                                                     std::to_string(fp4_block_) + " values, " +
+                                                     (m_.fp4_scale_block > 0 ? m_.file + ": fp4_scale_block)" : srv + ": engine.fp4_scale_block)")
                                                : std::string())});
   if (draft_weights_dev_ > 0)
     out.push_back({"speculative draft weights per device (in the weights above)", gib(draft_weights_dev_),
                    std::to_string(spec_.draft_layers(m_)) +
                        (spec_.method == DraftMethod::mtp ? " MTP module(s) (" + m_.file + ": mtp_layers; mtp_module_params)"
                                                          : " EAGLE-3 layer (" + m_.file + ": attention + dense MLP of ffn_hidden + 3 hidden x hidden fusion)") +
-                       " x " + quant_name(l_.weights) + "; layers sharded over tp, the fusion projection whole on every rank"});
+                       " x " + (fp4_experts_only_ ? std::string(precision_name(cp_)) : std::string(quant_name(l_.weights))) +
+                       "; layers sharded over tp, the fusion projection whole on every rank"});
   out.push_back({"reserve per device", gib(s_.calib.memory_reserve.v), s_.calib.file + ": memory.reserve"});
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +

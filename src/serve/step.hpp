@@ -229,6 +229,7 @@ class StepModel {
   // alone (Model::fp4_experts_only; its other weights, wb_, stay bf16).
   double wb_expert_ = 2;
   bool fp4_experts_only_ = false;
+  int fp4_block_ = 16;  // values per FP4 scale: the model's fp4_scale_block, else the family's
   std::string window_note() const;  // explain: the sliding-window layers, if any
   double attn_dqk_ = 0, attn_dv_ = 0, heads_dev_ = 0, kv_layer_dev_ = 0;
   double weights_dev_ = 0, kv_dev_ = 0, kv_replica_ = 0;

@@ -109,6 +109,10 @@ struct Model {
   // weight-only (W4A16), as vLLM's MXFP4 paths run them by default (Marlin or Triton on Hopper,
   // FlashInfer MXFP4 x BF16 on Blackwell). Model TOML: fp4_scope = "experts" (default "all").
   bool fp4_experts_only = false;
+  // Values per scale of the model's FP4 checkpoint (MXFP4: 32, one E8M0 byte each; OCP MX v1.0), 0
+  // when the checkpoint does not say: the serving family's engine.fp4_scale_block then. TOML
+  // fp4_scale_block.
+  int fp4_scale_block = 0;
 
   bool is_moe() const { return moe.experts > 0; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }
