@@ -7,7 +7,13 @@ out=$("$@" 2>&1); rc=$?
 if [ "$rc" -ne "$want_rc" ]; then
   echo "exit code $rc, expected $want_rc"; echo "$out" | tail -20; exit 1
 fi
-if ! printf '%s\n' "$out" | grep -Eq -- "$pattern"; then
+# A pattern spanning lines (a newline in it) is matched against the whole output at once (PCRE,
+# '.' not crossing lines); grep -E would take each of its lines as a separate alternative.
+case "$pattern" in
+  *$'\n'*) matcher=(grep -Pzq); pattern=${pattern//$'\n'/\\n} ;;
+  *) matcher=(grep -Eq) ;;
+esac
+if ! printf '%s\n' "$out" | "${matcher[@]}" -- "$pattern"; then
   echo "output does not match /$pattern/:"; echo "$out" | tail -20; exit 1
 fi
 if [ "$want_rc" -eq 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
