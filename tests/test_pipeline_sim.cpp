@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -695,6 +696,46 @@ TEST(PipelineSim, InterleavedUnevenChunks) {
   }
   PipelineInput bad = uniform(4, 2, 8, 1.0, 2.0);
   EXPECT_THROW(set_interleaved_chunks(bad, {1, 1, 1, 1}, {2, 2, 2, 2}, {0.5, 0.5}), std::invalid_argument);
+}
+
+TEST(PipelineSim, InterleavedSteadyExtrapolationIsExact) {
+  // interleaved_steady_makespan (which simulate_pipeline takes when no events are asked for)
+  // equals the simulation of every microbatch (events asked for), on uniform and random uneven
+  // chunks, sends or none, with a remainder group or without; and it applies to most of them.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> weight(0.0, 1.0);
+  int applied = 0, trials = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const int pp = 2 + static_cast<int>(rng() % 15), vp = 2 + static_cast<int>(rng() % 7);
+    const long m = static_cast<long>(pp) * (32 + static_cast<long>(rng() % 40)) + (trial % 4 == 0 ? pp / 2 + 1 : 0);
+    PipelineInput in = uniform(pp, vp, m, 1.0, 2.0, trial % 3 ? 0.0 : 0.05);
+    if (trial % 5) {
+      std::vector<double> f(pp), b(pp), share(static_cast<size_t>(pp * vp));
+      for (int i = 0; i < pp; ++i) {
+        f[i] = 0.5 + weight(rng);
+        b[i] = (1.5 + weight(rng)) * f[i];
+        double sum = 0;
+        for (int c = 0; c < vp; ++c) sum += share[static_cast<size_t>(c * pp + i)] = weight(rng) < 0.1 ? 0.0 : 0.2 + weight(rng);
+        for (int c = 0; c < vp; ++c) share[static_cast<size_t>(c * pp + i)] = sum > 0 ? share[static_cast<size_t>(c * pp + i)] / sum : 1.0 / vp;
+      }
+      set_interleaved_chunks(in, f, b, share);
+    }
+    const double whole = simulate_pipeline(in, true).makespan;
+    const std::optional<double> steady = interleaved_steady_makespan(in);
+    ++trials;
+    if (!steady) continue;
+    ++applied;
+    EXPECT_NEAR(*steady, whole, 1e-9 * whole) << "trial " << trial << ": pp " << pp << " vp " << vp << " m " << m;
+    EXPECT_EQ(simulate_pipeline(in, false).makespan, *steady);
+  }
+  EXPECT_GT(applied, trials * 3 / 4) << applied << " of " << trials;
+  // Uniform chunks: the closed form, whatever the number of groups.
+  const PipelineInput uni = uniform(8, 4, 8L * 200, 1.0, 2.0);
+  ASSERT_TRUE(interleaved_steady_makespan(uni));
+  expect_rel(*interleaved_steady_makespan(uni), 1600 * 3.0 + pipeline_fill(8, 4, 1600, PipeSchedule::one_f_one_b, 3.0, 0), "uniform");
+  // Too few groups, vp = 1 or another schedule: not applied.
+  EXPECT_FALSE(interleaved_steady_makespan(uniform(8, 4, 8L * 20, 1.0, 2.0)));
+  EXPECT_FALSE(interleaved_steady_makespan(uniform(8, 1, 8L * 200, 1.0, 2.0)));
 }
 
 TEST(PipelineSim, UnevenChunksTraceComparesWithTheStepsOwnFigure) {

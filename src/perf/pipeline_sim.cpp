@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <array>
 #include <cmath>
 #include <stdexcept>
@@ -61,6 +62,8 @@ class Schedule {
   }
 
   long ops_per_direction() const { return n_; }
+  long group() const { return group_; }
+  long full_groups() const { return full_groups_; }
 
   long warmup(int stage) const {
     const long w = vp_ == 1 ? static_cast<long>(pp_ - stage - 1)
@@ -496,12 +499,13 @@ double pipeline_fill(int pp, int vp, long microbatches, PipeSchedule schedule, d
   return gaps * mean_T / std::max(1, vp);
 }
 
-PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
-  check_input(in);
-  if (in.schedule == PipeSchedule::zero_bubble) return simulate_zero_bubble(in, record_events);
-  if (in.schedule == PipeSchedule::dualpipe_v) return simulate_dualpipe_v(in, record_events);
+namespace {
+
+// 1F1B (interleaved when vp > 1) with `M` microbatches (in.microbatches is ignored): the makespan,
+// with every event when `events` is given and each stage's operation end times in its order
+// (stage-major, 2 x M x vp per stage) when `ends` is.
+double simulate_1f1b(const PipelineInput& in, long M, std::vector<PipelineEvent>* events, std::vector<double>* ends) {
   const int P = in.pp, VP = in.vp;
-  const long M = in.microbatches;
   const long V = static_cast<long>(P) * VP;  // chunk positions, first to last
   const Schedule sched(P, VP, M);
   const long n = sched.ops_per_direction();
@@ -515,9 +519,8 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   std::vector<double> free_at(P, 0.0);
   for (int i = 0; i < P; ++i) warm[i] = sched.warmup(i);
   StageWork work(P);
-
-  PipelineResult res;
-  if (record_events) res.events.resize(static_cast<size_t>(per_stage * P));
+  if (events) events->assign(static_cast<size_t>(per_stage * P), PipelineEvent{});
+  if (ends) ends->assign(static_cast<size_t>(per_stage * P), 0.0);
   long done = 0;
   double makespan = 0;
 
@@ -555,7 +558,9 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
       (op.backward ? bend : fend)[pos * M + op.mb] = end;
       free_at[i] = end;
       makespan = std::max(makespan, end);
-      if (record_events) res.events[static_cast<size_t>(i * per_stage + cursor[i])] = {i, op.chunk, op.mb, op.backward, start, end};
+      const auto k = static_cast<size_t>(i * per_stage + cursor[i]);
+      if (events) (*events)[k] = {i, op.chunk, op.mb, op.backward, start, end};
+      if (ends) (*ends)[k] = end;
       ++cursor[i];
       ++done;
       if (next >= 0 && next % P != i) work.wake(static_cast<int>(next % P));
@@ -564,7 +569,67 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
   if (done != per_stage * P)
     throw std::logic_error("simulate_pipeline: schedule deadlocked (pp " + std::to_string(P) + ", vp " + std::to_string(VP) +
                            ", " + std::to_string(M) + " microbatches)");
+  return makespan;
+}
 
+}  // namespace
+
+std::optional<double> interleaved_steady_makespan(const PipelineInput& in) {
+  check_input(in);
+  if (in.schedule != PipeSchedule::one_f_one_b) return std::nullopt;
+  const int P = in.pp, VP = in.vp;
+  const long M = in.microbatches;
+  if (VP < 2) return std::nullopt;  // (vp = 1: the closed form, or the whole simulation)
+  const Schedule sched(P, VP, M);
+  const long g = sched.group(), G = sched.full_groups(), rest = M - G * g;
+  if (g < P) return std::nullopt;  // one group of fewer than pp microbatches: no steady phase
+  const long Q = 2 * g * VP;
+  const long warm0 = sched.warmup(0);  // the longest warm-up (stage 0's)
+  std::vector<double> ends;
+  for (long Gs = 8; 4 * Gs <= G; Gs *= 2) {
+    const long m = Gs * g + rest;
+    if (Schedule::group_size(P, m) != g) return std::nullopt;
+    const double short_makespan = simulate_1f1b(in, m, nullptr, &ends);
+    // Steady positions x whose operation and the one a period later hold full groups on every
+    // stage, their dependencies steady too: [warm0 + Q, 2 Gs g vp - warm0 - Q).
+    const long lo = warm0 + Q, hi = 2 * Gs * g * VP - warm0 - Q, per_stage = 2 * m * VP;
+    const double tol = 1e-12 * std::max(1.0, short_makespan);
+    long run = 0;
+    double lambda = 0;
+    for (long x = lo; x < hi; ++x) {
+      bool same = true;
+      double l = ends[static_cast<size_t>(x + Q)] - ends[static_cast<size_t>(x)];
+      if (run > 0 && std::abs(l - lambda) > tol) same = false;
+      for (int i = 1; same && i < P; ++i) {
+        const auto k = static_cast<size_t>(i * per_stage + x);
+        if (std::abs(ends[k + static_cast<size_t>(Q)] - ends[k] - l) > tol) same = false;
+      }
+      if (!same) {
+        run = 0;
+        continue;
+      }
+      if (run == 0) lambda = l;
+      if (++run == Q) {
+        return short_makespan + static_cast<double>(G - Gs) * lambda;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
+  check_input(in);
+  if (in.schedule == PipeSchedule::zero_bubble) return simulate_zero_bubble(in, record_events);
+  if (in.schedule == PipeSchedule::dualpipe_v) return simulate_dualpipe_v(in, record_events);
+  const int P = in.pp, VP = in.vp;
+  const long V = static_cast<long>(P) * VP;
+  const long n = Schedule(P, VP, in.microbatches).ops_per_direction();
+  const bool per_chunk = in.fwd.size() == static_cast<std::size_t>(V) && VP > 1;
+
+  PipelineResult res;
+  std::optional<double> steady;
+  if (!record_events) steady = interleaved_steady_makespan(in);
+  const double makespan = steady ? *steady : simulate_1f1b(in, in.microbatches, record_events ? &res.events : nullptr, nullptr);
   res.makespan = makespan;
   if (makespan > 0) {
     double busy = 0;

@@ -21,6 +21,7 @@
 // pp = 1 they cost nothing. Cost is O(total operations); events are kept only when asked for.
 #pragma once
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -144,6 +145,23 @@ double dualpipe_bubble(int pp, double F, double B, double W, double S);
 // repeats); within 1% of the whole simulation with uneven ones (tests/test_pipeline_sim.cpp), at
 // a cost independent of m, as the evaluator runs it for every plan a search considers.
 double dualpipe_makespan(const PipelineInput& in);
+
+// Interleaved 1F1B's makespan (vp > 1) without simulating every group of microbatches, exact:
+// nullopt where this does not apply, and simulate_pipeline (which tries it first when no events
+// are asked for) then simulates the whole step.
+// In the steady phase every stage repeats the same operations one group later (Q = 2 x g x vp
+// operations, g microbatches a group), and each waits only on its own stage's previous operation
+// and on one 1 to 2 g positions earlier in another stage's order (the same forward one stage up:
+// 2; a chunk's first forward on the last stage's previous chunk: 2 g - 2 (pp - 1); backwards the
+// mirror; the last position's backward on its forward: 1). End times are max-plus linear in the
+// earlier ones, so once every stage's end times over Q consecutive positions equal those one
+// period earlier plus one constant lambda, every later steady operation repeats them plus lambda,
+// whatever the number of groups: a step of G full groups takes the simulation of G' < G (the same
+// warm-up, remainder group and drain) plus (G - G') lambda. G' starts at 8 and doubles while no
+// such window shows (uneven chunks can take long to settle), up to G / 4 (so a step that never
+// settles costs at most half again its whole simulation); nullopt past that, and for fewer than
+// 32 full groups.
+std::optional<double> interleaved_steady_makespan(const PipelineInput& in);
 
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
 // negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd;
