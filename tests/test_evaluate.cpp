@@ -79,6 +79,40 @@ TEST(Evaluate, Fp4WeightsCarryTheirBlockScales) {
   EXPECT_NEAR(f4.mem.weights / f8.mem.weights, 0.5625, 1e-12);
 }
 
+TEST(Evaluate, CutoffBoundsTheSimulatedPipeline) {
+  // Llama 3.1 405B's 126 layers in pp x vp = 16 x 4 chunks are uneven, so the pipeline is
+  // simulated. With a cutoff above the step time the report is the same; below the step's lower
+  // bound it is marked bounded and holds that bound, at most the step time; plans with layouts
+  // (uneven or not) and depths: the bound never exceeds the simulated step.
+  const Model& m = test::builtin().model("llama3.1-405b");
+  const System& s = test::builtin().system("dgx-h100");
+  const Workload w{8192, 256};
+  const StepCutoff above = [](const MemoryBreakdown&) { return 1e30; };
+  const StepCutoff below = [](const MemoryBreakdown&) { return 0.0; };
+  int checked = 0;
+  for (int pp : {4, 8, 16})
+    for (int vp : {2, 4, 8}) {
+      Layout l;
+      l.tp = 8;
+      l.pp = pp;
+      l.vp = vp;
+      l.dp = 1024 / (8 * pp);
+      const int devices = 1024;
+      const TrainReport r = evaluate(m, s, l, w, devices, /*enforce_memory=*/false, /*detail=*/false);
+      ASSERT_TRUE(r.feasible()) << r.reason;
+      const TrainReport hi = evaluate(m, s, l, w, devices, false, false, &above);
+      EXPECT_FALSE(hi.bounded);
+      EXPECT_EQ(hi.step_time, r.step_time) << pp << " x " << vp;
+      const TrainReport lo = evaluate(m, s, l, w, devices, false, false, &below);
+      EXPECT_EQ(lo.bounded, !r.chunk_share.empty()) << pp << " x " << vp;  // bounded only where simulated
+      if (!lo.bounded) continue;
+      ++checked;
+      EXPECT_LE(lo.step_time, r.step_time) << pp << " x " << vp;
+      EXPECT_GT(lo.step_time, 0.9 * r.step_time) << pp << " x " << vp;  // and not a loose one
+    }
+  EXPECT_GE(checked, 6);
+}
+
 TEST(Evaluate, MfuFollowsTheStatedFormula) {
   // MFU = model FLOPs / (step x devices x peak). Model FLOPs = 3 x forward; forward per token =
   // 2 x (matmul parameters: everything but embedding and norms) + causal attention

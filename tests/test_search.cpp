@@ -189,6 +189,42 @@ TEST(Search, ThreadsDoNotChangeTheAnswer) {
   for (std::size_t i = 0; i < a.pareto.size(); ++i) EXPECT_TRUE(same_layout(a.pareto[i].layout, b.pareto[i].layout));
 }
 
+TEST(Search, BoundKeepsTheTopKAndTheFront) {
+  // Llama 3.1 405B's 126 layers split unevenly at pp x vp = 16 x 4 and most other depths, so many
+  // plans would be simulated: the bound skips those provably out of the results, and the top K
+  // and the front stay plan for plan, figure for figure. Without the front (compare's fastest
+  // plan) it prunes more, and the best plan is the same.
+  const Model& m = builtin().model("llama3.1-405b");
+  const System& s = builtin().system("dgx-h100");
+  PlanRequest q;
+  q.devices = 256;
+  q.work = {8192, 128};
+  SearchOptions bound, plain;
+  plain.prune_bound = false;
+  SearchOptions fastest = bound;
+  fastest.top_k = 1;
+  fastest.pareto = false;
+  const SearchResult a = search(m, s, q, bound), b = search(m, s, q, plain), c = search(m, s, q, fastest);
+  EXPECT_GT(a.stats.pruned_dominance, b.stats.pruned_dominance);
+  EXPECT_EQ(a.stats.considered, a.stats.pruned_divisibility + a.stats.pruned_memory + a.stats.pruned_dominance + a.stats.evaluated);
+  ASSERT_EQ(a.top.size(), b.top.size());
+  for (std::size_t i = 0; i < a.top.size(); ++i) {
+    EXPECT_TRUE(same_layout(a.top[i].layout, b.top[i].layout)) << "rank " << i;
+    EXPECT_EQ(a.top[i].step_time, b.top[i].step_time) << "rank " << i;
+  }
+  ASSERT_EQ(a.pareto.size(), b.pareto.size());
+  for (std::size_t i = 0; i < a.pareto.size(); ++i) {
+    EXPECT_TRUE(same_layout(a.pareto[i].layout, b.pareto[i].layout)) << "front " << i;
+    EXPECT_EQ(a.pareto[i].step_time, b.pareto[i].step_time) << "front " << i;
+  }
+  EXPECT_TRUE(c.pareto.empty());
+  EXPECT_GT(c.stats.pruned_dominance, a.stats.pruned_dominance);
+  ASSERT_EQ(c.top.size(), 1u);
+  ASSERT_FALSE(a.top.empty());
+  EXPECT_TRUE(same_layout(c.top[0].layout, a.top[0].layout));
+  EXPECT_EQ(c.top[0].step_time, a.top[0].step_time);
+}
+
 TEST(Search, TopIsSortedAndMatchesTheEvaluator) {
   // The best plans come best first, and each is what evaluate() says for that layout.
   const Model& m = builtin().model("llama3-70b");

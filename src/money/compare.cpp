@@ -60,6 +60,7 @@ std::optional<TrainReport> fastest_plan(const Model& m, const System& s, long se
   pr.work = {seq_len, global_batch};
   SearchOptions so;
   so.top_k = 1;
+  so.pareto = false;  // the fastest plan alone
   so.threads = threads;
   const SearchResult r = search(m, s, pr, so);
   if (r.top.empty() || !r.top.front().feasible()) return std::nullopt;

@@ -1,6 +1,7 @@
 #include "search/search.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <cmath>
 #include <tuple>
@@ -98,8 +99,13 @@ class Searcher {
 
  private:
   RankedPlan ranked(const Layout& l, int devices, const TrainReport& r) const;  // objective unset
-  // Ranks a layout; returns its step time when it fits, else a negative number.
-  double consider(const Layout& l, int devices, TaskResult& out) const;
+  // Ranks a layout; returns its step time when it fits, else a negative number. group_best: the
+  // fastest step time of the layout's (devices, tp, pp, cp) group so far (negative: none yet), which
+  // the group's balanced layouts start from. A plan that provably ends up in no result (slower than
+  // the K best, than a plan of the front with as much headroom, and than group_best) skips its
+  // pipeline simulation (evaluate's cutoff) and counts as pruned by dominance; the returned time is
+  // then a lower bound, above group_best.
+  double consider(const Layout& l, int devices, TaskResult& out, double group_best) const;
   // A recompute variant the dominance pass keeps out of the ranking (its layout fits without
   // recompute, which is never slower) may still buy memory headroom: it joins the Pareto front
   // unless a plan there is no slower than the variant without recompute (fit_time) and leaves at
@@ -142,6 +148,7 @@ RankedPlan Searcher::ranked(const Layout& l, int devices, const TrainReport& r) 
 }
 
 void Searcher::consider_for_front(const Layout& l, int devices, double fit_time, TaskResult& out) const {
+  if (!o_.pareto) return;
   const MemoryBreakdown mem = estimate_memory(m_, s_, l, q_.work);
   if (mem.total() > mem.capacity) return;
   const double headroom = mem.capacity - mem.total();
@@ -155,9 +162,30 @@ void Searcher::consider_for_front(const Layout& l, int devices, double fit_time,
   add_to_front(out.front, ranked(l, devices, r));
 }
 
-double Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
+double Searcher::consider(const Layout& l, int devices, TaskResult& out, double group_best) const {
   Workload w = q_.work;
-  TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false);
+  // Every objective but memory headroom grows with the step time at a fixed device count (this
+  // task's), so a plan slower than each of the task's K best cannot rank, and one slower than a
+  // front plan with at least its headroom (so also dearer) is dominated there. Strictly slower:
+  // ties are broken by layout and might go either way.
+  const bool can_bound = o_.prune_dominance && o_.prune_bound && o_.objective != Objective::memory_headroom && group_best >= 0 &&
+                         static_cast<int>(out.top.size()) >= o_.top_k;
+  StepCutoff bar;
+  if (can_bound)
+    bar = [&](const MemoryBreakdown& mem) {
+      double slowest_top = 0, front = std::numeric_limits<double>::infinity();
+      for (const auto& p : out.top) slowest_top = std::max(slowest_top, p.step_time);
+      const double headroom = mem.capacity - mem.total();
+      if (!o_.pareto) return std::max(group_best, slowest_top);
+      for (const auto& p : out.front)
+        if (p.devices == devices && p.capacity - p.memory >= headroom) front = std::min(front, p.step_time);
+      return std::max({group_best, slowest_top, front});
+    };
+  TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false, can_bound ? &bar : nullptr);
+  if (r.bounded) {
+    ++out.st.pruned_dominance;
+    return r.step_time;
+  }
   ++out.st.evaluated;
   if (r.why == Infeasible::out_of_memory && o_.prune_memory) {
     --out.st.evaluated;
@@ -181,7 +209,7 @@ double Searcher::consider(const Layout& l, int devices, TaskResult& out) const {
     top.insert(std::upper_bound(top.begin(), top.end(), p, better), p);
     if (static_cast<int>(top.size()) > o_.top_k) top.pop_back();
   }
-  add_to_front(out.front, p);
+  if (o_.pareto) add_to_front(out.front, p);
   return p.step_time;
 }
 
@@ -276,7 +304,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
                     consider_for_front(l, n, fit_time, out);
                     continue;
                   }
-                  const double t = consider(l, n, out);
+                  const double t = consider(l, n, out, fastest_time);
                   if (t >= 0 && (fastest_time < 0 || std::make_pair(t, layout_order_key(l)) <
                                                          std::make_pair(fastest_time, layout_order_key(fastest)))) {
                     fastest = l;
@@ -307,7 +335,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
           consider_for_front(l, n, fit_time, out);
           continue;
         }
-        const double t = consider(l, n, out);
+        const double t = consider(l, n, out, /*group_best=*/0);  // the group's fastest is already chosen
         if (l.recompute == Recompute::none) {
           fitted = t >= 0;
           fit_time = t;

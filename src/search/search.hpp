@@ -35,10 +35,16 @@ std::optional<Objective> parse_objective(std::string_view s);
 struct SearchOptions {
   Objective objective = Objective::time;
   int top_k = 10;
+  // Keep the Pareto front (SearchResult::pareto). Without it (a caller that wants the K best alone,
+  // as compare's fastest plan) the plans are pruned against the K best only, and the front is empty.
+  bool pareto = true;
   int threads = 1;
   bool prune_divisibility = true;
   bool prune_memory = true;
   bool prune_dominance = true;
+  // Part of the dominance pass (off with it): a plan whose step time is provably above the K best
+  // and the front (a lower bound of its pipeline simulation, evaluate's cutoff) is not simulated.
+  bool prune_bound = true;
   // When set, the device count is searched too: every count of device_ladder (node x 2^k, NVL72-style domain x 2^k) in [min, max]
   // (and the request's own device count when it lies in the range).
   std::optional<int> min_devices, max_devices;

@@ -367,6 +367,9 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
   // Every candidate of one group, in a fixed order; the group keeps its fastest (the earliest of
   // equals) and, while none fits, the one least over the memory.
   auto run_group = [&](const Group& gr, GroupResult& g) {
+    // A plan slower than the group's best so far cannot win: its pipeline is simulated only if a
+    // lower bound of the step does not already say so (evaluate's cutoff).
+    const StepCutoff beat_best = [&g](const MemoryBreakdown&) { return g.best.step_time; };
     const int tp = gr.tp, pp = gr.pp, cp = gr.cp;
     const long tpc = static_cast<long>(tp) * pp * cp;
     if (n % tpc != 0) return;
@@ -432,9 +435,10 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
                     continue;
                   }
                   ++g.st.evaluated;
-                  TrainReport r = evaluate(m, s, l, q.work, q.devices);
+                  TrainReport r = evaluate(m, s, l, q.work, q.devices, true, true, g.have_best ? &beat_best : nullptr);
                   if (!r.feasible()) continue;
                   fitted = rc == Recompute::none;
+                  if (r.bounded) continue;  // provably slower than the group's best: its pipeline not simulated
                   // Fastest wins; ties go by layout_order_key, as in the search.
                   if (!g.have_best || faster(r, g.best)) {
                     g.best = std::move(r);
@@ -464,10 +468,10 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
           continue;
         }
         ++g.st.evaluated;
-        TrainReport r = evaluate(m, s, l, q.work, q.devices);
+        TrainReport r = evaluate(m, s, l, q.work, q.devices, true, true, &beat_best);
         if (!r.feasible()) continue;
         fitted = l.recompute == Recompute::none;
-        if (faster(r, g.best)) g.best = std::move(r);
+        if (!r.bounded && faster(r, g.best)) g.best = std::move(r);
       }
     }
   };

@@ -1017,7 +1017,7 @@ int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Wor
 
 
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                     bool enforce_memory, bool detail) {
+                     bool enforce_memory, bool detail, const StepCutoff* cutoff) {
   TrainReport r;  // one object returned on every path (a second return value defeats the copy elision)
   if (l.stage_layout && l.stage_layout->pending && l.pp >= 1 && l.vp >= 1) {
     r = evaluate_balanced(m, s, l, w, devices, enforce_memory, detail);
@@ -1289,6 +1289,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   if (l.schedule == PipeSchedule::zero_bubble)
     for (int i = 0; i < p; ++i) sum_w += stages[i].w;
   double pipe = 0, slow_busy = static_cast<double>(mbs) * max_T;
+  bool simulate_later = false;  // pipe holds a lower bound of the simulation the cutoff may skip
+  std::vector<double> chunk_f, chunk_b;  // uneven interleaved chunks: each stage's fwd and bwd
   if (l.schedule == PipeSchedule::dualpipe_v) {
     // DualPipeV has no closed form for uneven stages or B - W != F: its order is simulated
     // (dualpipe_makespan, perf/pipeline_sim.hpp), per chunk (each with its own work), the sends counted below
@@ -1326,8 +1328,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     // divide the layers: an empty first or last chunk, a light one beside the head): the
     // interleaved order is simulated with each chunk's share of its stage's time
     // (layout_chunk_shares). Equal chunks take the closed form.
-    std::vector<double> f(p), b(p);
-    for (int i = 0; i < p; ++i) f[i] = stages[i].f, b[i] = stages[i].b;
+    chunk_f.resize(p), chunk_b.resize(p);
+    for (int i = 0; i < p; ++i) chunk_f[i] = stages[i].f, chunk_b[i] = stages[i].b;
     ChunkCosts cc;
     cc.dense = dense.fwd() + dense.bwd();
     cc.moe = moe.fwd() + moe.bwd();
@@ -1337,7 +1339,20 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     cc.head = head.f + head.b;
     cc.mtp = mtp_proj.f + mtp_proj.b;
     r.chunk_share = l.stage_layout ? layout_chunk_shares(m, l, cc) : even_chunk_shares(m, l, cc);
-    pipe = layout_pipeline_time(l, mbs, f, b, r.chunk_share);
+    if (cutoff) {
+      // Simulated only if the step, with this bound for its pipeline, clears the cutoff (below):
+      // stage i is busy mbs (f_i + b_i), and can start no sooner than microbatch 0's forward
+      // through chunk 0 of the stages before it, and ends no later than its last backward's
+      // chunk 0 there (chunk-major shares: chunk 0 of stage j is entry j).
+      double way = 0;  // chunk 0's forward and backward on stages 0 .. i - 1
+      for (int i = 0; i < p; ++i) {
+        pipe = std::max(pipe, way + static_cast<double>(mbs) * (chunk_f[i] + chunk_b[i]));
+        way += (chunk_f[i] + chunk_b[i]) * r.chunk_share[static_cast<std::size_t>(i)];
+      }
+      simulate_later = true;
+    } else {
+      pipe = layout_pipeline_time(l, mbs, chunk_f, chunk_b, r.chunk_share);
+    }
   } else {
     pipe = steady + pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);
   }
@@ -1466,6 +1481,15 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   tb.overhead = s.calib.step_overhead.v;
   r.time = tb;
   r.step_time = tb.total();
+  if (simulate_later) {
+    if (r.step_time > (*cutoff)(r.mem)) {
+      r.bounded = true;
+      return r;
+    }
+    tb.bubble += layout_pipeline_time(l, mbs, chunk_f, chunk_b, r.chunk_share) - pipe;
+    r.time = tb;
+    r.step_time = tb.total();
+  }
 
   const double tokens = static_cast<double>(w.global_batch) * static_cast<double>(w.seq_len);
   r.tokens_per_s = tokens / r.step_time;

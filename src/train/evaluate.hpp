@@ -2,6 +2,7 @@
 // search, sweep and validate all use.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -133,12 +134,20 @@ double layout_pipeline_time(const Layout& l, long microbatches, const std::vecto
 TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                               bool enforce_memory, bool detail);
 
+// A search's bar for a plan, from the plan's memory (its headroom): a step time above it cannot
+// place the plan among the results (evaluate's cutoff).
+using StepCutoff = std::function<double(const MemoryBreakdown&)>;
+
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
 // With detail false (the search's hot loop) no text is formatted and stage_layers stays empty.
+// With a cutoff, a plan whose pipeline would be simulated (uneven interleaved chunks) is first
+// timed with a lower bound of that simulation (each stage's busy time plus the first forward's way
+// to it and the last backward's way back); when that step time already exceeds the cutoff, the
+// report is marked `bounded`, holds the bound as its step time, and the simulation is skipped.
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
-                     bool enforce_memory = true, bool detail = true);
+                     bool enforce_memory = true, bool detail = true, const StepCutoff* cutoff = nullptr);
 
 // Memory only (cheap): used to prune before timing.
 MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l, const Workload& w);

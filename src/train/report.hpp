@@ -59,6 +59,9 @@ struct TrainReport {
   std::string reason;      // filled when why != none: human text with the figures
   std::string warning;     // a timed plan the memory model puts over capacity (validate only)
   bool feasible() const { return why == Infeasible::none; }
+  // evaluate() with a cutoff: the plan's step time is at least step_time, which already exceeds
+  // the cutoff, so its pipeline was not simulated (the figures past the time breakdown are unset).
+  bool bounded = false;
 
   double step_time = 0;                // s
   double tokens_per_s = 0;             // whole job
