@@ -103,7 +103,7 @@ struct PlanFlags {
                   "layer, L loss, x*N and (...)*N repeat, commas ignored; e.g. \"Et*4|(t*4|)*14,tmL\" (DeepSeek-V3, pp 16); "
                   "needs --pp, sets vp to its stages / pp; E first, L last; or 'balanced': the layout whose largest chunk "
                   "has the least forward FLOPs, the embedding on the first chunk and the head, loss and MTP modules on "
-                  "the last, over --pp x --vp (default 1) chunks; or 'even': the layers split evenly (Megatron's "
+                  "the last, over --pp x --vp (default 1) chunks, the even split written out weighed too; or 'even': the layers split evenly (Megatron's "
                   "default) and nothing else (default: the planner weighs the even split and, for the fastest plan of "
                   "each tp, pp and cp, the balanced layouts at every vp, and keeps the fastest)");
     c->add_option("--mtp-layers", mtp_layers,

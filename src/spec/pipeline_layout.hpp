@@ -26,6 +26,7 @@ struct PipelineLayout {
   double tail_weight = 1.0;  // balanced: the share of the head's and MTP modules' FLOPs it weighed
   double moe_weight = 1.0;   // balanced: the weight of a MoE layer's FLOPs
   bool pending = false;      // --pipeline-layout balanced as asked: evaluate() weighs the balanced layouts and keeps the fastest
+  bool even_split = false;   // --pipeline-layout balanced's last candidate: Megatron-Core's even split, written out
   // The string's order, which Megatron-Core checks: E the first symbol, L the last, no decoder
   // layer after an MTP layer.
   bool opens_with_embedding = false, closes_with_loss = false, layer_after_mtp = false;

@@ -16,6 +16,34 @@
 
 namespace xpu {
 
+namespace {
+
+// Chunks of per[j] decoder layers (the embedding on the first, the MTP layers and the loss on the
+// last) written out in Megatron-Core's syntax, and parsed as a hand-written layout would be.
+PipelineLayout layout_of_chunks(const std::vector<int>& per, int mtp) {
+  const int chunks = static_cast<int>(per.size());
+  auto run = [](const char* sym, int count) -> std::string {
+    if (count <= 0) return "";
+    return count == 1 ? std::string(sym) : std::string(sym) + "*" + std::to_string(count);
+  };
+  std::vector<std::string> stage(static_cast<std::size_t>(chunks));
+  for (int j = 0; j < chunks; ++j)
+    stage[j] = (j == 0 ? "E" : "") + run("t", per[j]) + (j == chunks - 1 ? run("m", mtp) + "L" : "");
+  // Runs of equal chunks between the first and the last as "(t*4|)*14", as the recipes write them.
+  std::string text = stage[0];
+  if (chunks > 1) text += "|";
+  for (int j = 1; j < chunks - 1;) {
+    int r = 1;
+    while (j + r < chunks - 1 && stage[j + r] == stage[j]) ++r;
+    text += r == 1 ? stage[j] + "|" : "(" + stage[j] + "|)*" + std::to_string(r);
+    j += r;
+  }
+  if (chunks > 1) text += stage[chunks - 1];
+  return parse_pipeline_layout(text, "--pipeline-layout balanced");
+}
+
+}  // namespace
+
 PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp, long seq, double tail_weight, double moe_weight) {
   pp = std::max(1, pp);
   const int chunks = pp * std::max(1, vp), n = m.layers;
@@ -128,25 +156,7 @@ PipelineLayout balanced_pipeline_layout(const Model& m, int pp, int vp, int mtp,
   const double tol = 1e-12 * (prefix[n] + tail);
   const std::vector<int>& start = w1 < w0 - tol || (w1 <= w0 + tol && q1 < q0 * (1 - 1e-12)) ? starts[1] : starts[0];
   for (int j = 0; j < chunks; ++j) per[j] = start[j + 1] - start[j];
-  // Written out in Megatron-Core's syntax, and parsed as a hand-written one would be.
-  auto run = [](const char* sym, int count) -> std::string {
-    if (count <= 0) return "";
-    return count == 1 ? std::string(sym) : std::string(sym) + "*" + std::to_string(count);
-  };
-  std::vector<std::string> stage(static_cast<std::size_t>(chunks));
-  for (int j = 0; j < chunks; ++j)
-    stage[j] = (j == 0 ? "E" : "") + run("t", per[j]) + (j == chunks - 1 ? run("m", mtp) + "L" : "");
-  // Runs of equal chunks between the first and the last as "(t*4|)*14", as the recipes write them.
-  std::string text = stage[0];
-  if (chunks > 1) text += "|";
-  for (int j = 1; j < chunks - 1;) {
-    int r = 1;
-    while (j + r < chunks - 1 && stage[j + r] == stage[j]) ++r;
-    text += r == 1 ? stage[j] + "|" : "(" + stage[j] + "|)*" + std::to_string(r);
-    j += r;
-  }
-  if (chunks > 1) text += stage[chunks - 1];
-  PipelineLayout out = parse_pipeline_layout(text, "--pipeline-layout balanced");
+  PipelineLayout out = layout_of_chunks(per, mtp);
   out.balanced = true;
   return out;
 }
@@ -255,9 +265,24 @@ TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, 
                                                 bool enforce_memory, bool detail) {
   // --pipeline-layout balanced: every distinct balanced layout (balanced_layouts) evaluated, the
   // fastest kept (a fitting one over one that does not; the first of equals).
+  // Megatron-Core's even split, written out, is weighed last: at a deep vp the balancer can leave
+  // chunks empty where the even split keeps the interleaving full, and the even split then wins.
   TrainReport best;
   bool have = false;
-  for (const auto& layout : balanced_layouts(m, l.pp, l.vp, std::max(0, l.mtp_layers), w.seq_len)) {
+  std::vector<std::shared_ptr<const PipelineLayout>> layouts = balanced_layouts(m, l.pp, l.vp, std::max(0, l.mtp_layers), w.seq_len);
+  {
+    const int chunks = std::max(1, l.pp) * std::max(1, l.vp);
+    std::vector<int> per(static_cast<std::size_t>(chunks));
+    if (l.vp > 1) {
+      for (int k = 0; k < chunks; ++k) per[static_cast<std::size_t>(k)] = even_chunk_layers(m.layers, chunks, k);
+    } else {
+      per = split_layers(m.layers, std::max(1, l.pp));
+    }
+    auto even = std::make_shared<PipelineLayout>(layout_of_chunks(per, std::max(0, l.mtp_layers)));
+    even->even_split = true;
+    layouts.push_back(std::move(even));
+  }
+  for (const auto& layout : layouts) {
     Layout lw = l;
     lw.stage_layout = layout;
     TrainReport r = evaluate(m, s, lw, w, devices, enforce_memory, detail);  // built layouts are not pending

@@ -158,7 +158,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   for (std::size_t i = 0; i < r.stage_layers.size(); ++i) stages += (i ? "," : "") + std::to_string(r.stage_layers[i]);
   if (l.stage_layout)
     stages += ", as the pipeline layout '" + l.stage_layout->text + "' places them" +
-              (l.stage_layout->balanced
+              (l.stage_layout->even_split
+                   ? std::string(" (--pipeline-layout balanced: Megatron-Core's even split, written out, was faster than every "
+                                 "balanced split)")
+               : l.stage_layout->balanced
                    ? " (--pipeline-layout balanced: the split whose busiest pipeline rank has the least forward FLOPs per token, "
                      "the head, loss and MTP modules on the last chunk weighted " +
                          num(l.stage_layout->tail_weight, "%g") + " of their FLOPs" +
