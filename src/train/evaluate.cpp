@@ -1016,6 +1016,28 @@ int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Wor
 }
 
 
+namespace {
+
+// The pipeline of uneven interleaved chunks (evaluate's branch, kept out of line: evaluate's
+// inlining is fragile): each chunk's share of its stage's time into `share`, and the simulated
+// makespan, or with `floor_only` a lower bound of it: stage i is busy mbs (f_i + b_i), and can
+// start no sooner than microbatch 0's forward through chunk 0 of the stages before it, and ends no
+// later than its last backward's chunk 0 there (chunk-major shares: chunk 0 of stage j is entry j).
+[[gnu::noinline]] double uneven_chunk_pipeline(const Model& m, const Layout& l, long mbs, const std::vector<double>& f,
+                                               const std::vector<double>& b, const ChunkCosts& cc, bool floor_only,
+                                               std::vector<double>& share) {
+  share = l.stage_layout ? layout_chunk_shares(m, l, cc) : even_chunk_shares(m, l, cc);
+  if (!floor_only) return layout_pipeline_time(l, mbs, f, b, share);
+  double floor = 0, way = 0;  // way: chunk 0's forward and backward on stages 0 .. i - 1
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    floor = std::max(floor, way + static_cast<double>(mbs) * (f[i] + b[i]));
+    way += (f[i] + b[i]) * share[i];
+  }
+  return floor;
+}
+
+}  // namespace
+
 TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                      bool enforce_memory, bool detail, const StepCutoff* cutoff) {
   TrainReport r;  // one object returned on every path (a second return value defeats the copy elision)
@@ -1338,21 +1360,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
     cc.lookup = lookup.f + lookup.b;
     cc.head = head.f + head.b;
     cc.mtp = mtp_proj.f + mtp_proj.b;
-    r.chunk_share = l.stage_layout ? layout_chunk_shares(m, l, cc) : even_chunk_shares(m, l, cc);
-    if (cutoff) {
-      // Simulated only if the step, with this bound for its pipeline, clears the cutoff (below):
-      // stage i is busy mbs (f_i + b_i), and can start no sooner than microbatch 0's forward
-      // through chunk 0 of the stages before it, and ends no later than its last backward's
-      // chunk 0 there (chunk-major shares: chunk 0 of stage j is entry j).
-      double way = 0;  // chunk 0's forward and backward on stages 0 .. i - 1
-      for (int i = 0; i < p; ++i) {
-        pipe = std::max(pipe, way + static_cast<double>(mbs) * (chunk_f[i] + chunk_b[i]));
-        way += (chunk_f[i] + chunk_b[i]) * r.chunk_share[static_cast<std::size_t>(i)];
-      }
-      simulate_later = true;
-    } else {
-      pipe = layout_pipeline_time(l, mbs, chunk_f, chunk_b, r.chunk_share);
-    }
+    pipe = uneven_chunk_pipeline(m, l, mbs, chunk_f, chunk_b, cc, cutoff != nullptr, r.chunk_share);
+    simulate_later = cutoff != nullptr;
   } else {
     pipe = steady + pipeline_fill(p, l.vp, mbs, l.schedule, mean_T, sum_w / p);
   }
