@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <memory>
 
@@ -496,6 +497,25 @@ TEST(Evaluate, InterleavingNeedsAtLeastPpMicrobatches) {
   EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 8}, 64, &why), Infeasible::none) << why;  // 4 = pp
   l.vp = 1;
   EXPECT_EQ(check_layout(m, h100(), l, Workload{8192, 4}, 64, &why), Infeasible::none) << why;
+}
+
+TEST(Choose, StepTimesTieOnTheirGrid) {
+  // tie_grid: monotone, idempotent, within 2^-36 of the time (relative); times a rounding apart (1e-14) share
+  // a grid point, so the layout order, not the pipeline simulation's last bits, decides between
+  // plans that are equal in exact arithmetic (a QA pass saw the steady extrapolation flip one).
+  double prev = 0;
+  for (double t = 1e-6; t < 1e6; t *= 1.37) {
+    const double g = tie_grid(t);
+    EXPECT_GE(g, prev);
+    EXPECT_EQ(tie_grid(g), g);
+    EXPECT_LE(std::fabs(g - t), t * std::ldexp(1.0, -36) * 1.0000001);
+    const double centre = g;  // a grid point: its neighbours a rounding apart round to it
+    EXPECT_EQ(tie_grid(centre * (1 + 1e-14)), centre);
+    EXPECT_EQ(tie_grid(centre * (1 - 1e-14)), centre);
+    prev = g;
+  }
+  EXPECT_EQ(tie_grid(0.0), 0.0);
+  EXPECT_TRUE(std::isinf(tie_grid(std::numeric_limits<double>::infinity())));
 }
 
 TEST(Choose, NeverInterleavesFewerMicrobatchesThanStages) {

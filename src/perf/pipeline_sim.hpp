@@ -18,7 +18,9 @@
 // position waits for the forward of the previous position plus one send (p2p), the backward for
 // the backward of the next position plus one send, and the backward of the last position for its
 // own forward. Sends are asynchronous (never block the sender) and only cross stages, so with
-// pp = 1 they cost nothing. Cost is O(total operations); events are kept only when asked for.
+// pp = 1 they cost nothing. Cost is O(total operations), or without events for a long interleaved
+// step, O(the operations of 8 to G / 4 of its G microbatch groups) (interleaved_steady_makespan);
+// events are kept only when asked for.
 #pragma once
 
 #include <optional>
@@ -159,8 +161,10 @@ double dualpipe_makespan(const PipelineInput& in);
 // whatever the number of groups: a step of G full groups takes the simulation of G' < G (the same
 // warm-up, remainder group and drain) plus (G - G') lambda. G' starts at 8 and doubles while no
 // such window shows (uneven chunks can take long to settle), up to G / 4 (so a step that never
-// settles costs at most half again its whole simulation); nullopt past that, and for fewer than
-// 32 full groups.
+// settles costs at most half again its whole simulation); nullopt past that, for fewer than 32
+// full groups, and where the shortened step would group its microbatches otherwise (a group size
+// above pp chosen for the remainder). Exact in exact arithmetic; in floating point within about
+// 1e-13 of the whole simulation (the planners compare step times on a coarser grid, tie_grid).
 std::optional<double> interleaved_steady_makespan(const PipelineInput& in);
 
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a

@@ -140,10 +140,10 @@ RankedPlan Searcher::ranked(const Layout& l, int devices, const TrainReport& r) 
   RankedPlan p;
   p.layout = l;
   p.devices = devices;
-  p.step_time = r.step_time;
+  p.step_time = tie_grid(r.step_time);  // rounding noise ties; the layout order decides (key)
   p.memory = r.mem.total();
   p.capacity = r.mem.capacity;
-  p.cost_per_step = devices * r.step_time / 3600.0 * o_.usd_per_device_hour;
+  p.cost_per_step = devices * p.step_time / 3600.0 * o_.usd_per_device_hour;
   return p;
 }
 

@@ -36,7 +36,8 @@ struct SearchOptions {
   Objective objective = Objective::time;
   int top_k = 10;
   // Keep the Pareto front (SearchResult::pareto). Without it (a caller that wants the K best alone,
-  // as compare's fastest plan) the plans are pruned against the K best only, and the front is empty.
+  // as compare's fastest plan) the bound prunes against the K best and the group's fastest alone
+  // (not the front), and the front is empty.
   bool pareto = true;
   int threads = 1;
   bool prune_divisibility = true;

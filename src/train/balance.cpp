@@ -286,7 +286,7 @@ TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, 
     Layout lw = l;
     lw.stage_layout = layout;
     TrainReport r = evaluate(m, s, lw, w, devices, enforce_memory, detail);  // built layouts are not pending
-    const bool better = !have || (r.feasible() && (!best.feasible() || r.step_time < best.step_time));
+    const bool better = !have || (r.feasible() && (!best.feasible() || tie_grid(r.step_time) < tie_grid(best.step_time)));
     if (better) best = std::move(r), have = true;
   }
   return best;

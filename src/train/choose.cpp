@@ -325,7 +325,8 @@ namespace {
 
 // a before b: faster, or as fast and first in layout_order_key.
 bool faster(const TrainReport& a, const TrainReport& b) {
-  return std::make_pair(a.step_time, layout_order_key(a.layout)) < std::make_pair(b.step_time, layout_order_key(b.layout));
+  return std::make_pair(tie_grid(a.step_time), layout_order_key(a.layout)) <
+         std::make_pair(tie_grid(b.step_time), layout_order_key(b.layout));
 }
 
 // The best (and, failing that, the closest) plan among one (tp, pp, cp) group's candidates.

@@ -2,6 +2,7 @@
 // not fit. Every field is in SI base units (seconds, bytes, FLOP).
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,16 @@ struct MemoryBreakdown {
 
 enum class Infeasible { none, out_of_memory, indivisible, unsupported_precision, too_few_microbatches };
 const char* infeasible_name(Infeasible r);
+
+// A step time as the planners compare plans by it: 36 significant bits (cells 1.5e-11 to 2.9e-11 of it), so
+// that plans equal but for floating-point rounding (the pipeline simulation's order of sums and
+// its steady extrapolation differ by about 1e-13) tie, and the layout order decides between them.
+inline double tie_grid(double t) {
+  if (!(t > 0) || !std::isfinite(t)) return t;
+  int e = 0;
+  const double frac = std::frexp(t, &e);  // t = frac x 2^e, frac in [0.5, 1)
+  return std::ldexp(std::round(std::ldexp(frac, 36)), e - 36);
+}
 
 struct TrainReport {
   Layout layout;
