@@ -80,6 +80,28 @@ TEST(Evaluate, Fp4WeightsCarryTheirBlockScales) {
   EXPECT_NEAR(f4.mem.weights / f8.mem.weights, 0.5625, 1e-12);
 }
 
+TEST(Evaluate, Fp4CastReadsItsOperandTwice) {
+  // Each fp8/fp4 GEMM's operand is cast by its own kernel (read 2 B, write the low-precision
+  // bytes); NVFP4's per-tensor scale needs the operand's amax first, one more 2 B read. With the
+  // launch cost taken out, the cast traffic of one plan is (2 + 2 + 0.5) / (2 + 1) = 1.5 times
+  // fp8's: the GEMM time the quantization adds, measured as lowp_overhead 1 against 0.
+  System s = builtin().system("gb200-nvl72");
+  s.calib.kernel_overhead = Seconds{0};
+  Layout l = base_layout();
+  auto cast_time = [&](Precision p) {
+    l.precision = p;
+    s.calib.lowp_overhead = 0;
+    const TrainReport none = evaluate(llama8b(), s, l, kWork, 8);
+    s.calib.lowp_overhead = 1;
+    const TrainReport one = evaluate(llama8b(), s, l, kWork, 8);
+    EXPECT_TRUE(none.feasible() && one.feasible()) << none.reason << one.reason;
+    return one.time.gemm - none.time.gemm;
+  };
+  const double f8 = cast_time(Precision::fp8), f4 = cast_time(Precision::fp4);
+  ASSERT_GT(f8, 0);
+  EXPECT_NEAR(f4 / f8, 1.5, 1e-9);
+}
+
 TEST(Evaluate, CutoffBoundsTheSimulatedPipeline) {
   // Llama 3.1 405B's 126 layers in pp x vp = 16 x 4 chunks are uneven, so the pipeline is
   // simulated. With a cutoff above the step time the report is the same; below the step's lower

@@ -191,8 +191,9 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   term("GEMM", t.gemm,
        std::string("slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)") +
            (is_low_precision(l.precision)
-                ? " + each GEMM's activation cast, its own kernel: M K (2 B + low-precision B) / HBM x " + cal +
-                      ": kernel.lowp_overhead"
+                ? " + each GEMM's activation cast, its own kernel: M K (2 B + low-precision B" +
+                      std::string(l.precision == Precision::fp4 ? " + 2 B read for NVFP4's per-tensor amax, its own kernel" : "") +
+                      ") / HBM x " + cal + ": kernel.lowp_overhead"
                 : ""));
   term("attention", t.attention,
        l.attention == AttentionKernel::flash
