@@ -229,6 +229,7 @@ Model parse_model(const DataFile& f) {
   if (auto scope = r.opt_str("fp4_scope")) {
     if (*scope != "all" && *scope != "experts") r.fail("fp4_scope", "'" + *scope + "' is not all or experts");
     m.fp4_experts_only = *scope == "experts";
+    m.fp4_scope_source = m.file + ": fp4_scope " + *scope;
   }
   if (auto b = r.opt_integer("fp4_scale_block", 1)) {
     if (*b > 1024) r.fail("fp4_scale_block", "must be at most 1024 values a scale, got " + std::to_string(*b));

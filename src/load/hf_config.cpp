@@ -455,6 +455,7 @@ Model parse_hf_config(const DataFile& f) {
     if (!method.is_string()) r.fail("quantization_config.quant_method", "must be a string");
     if (m.is_moe() && method.get<std::string>() == "mxfp4") {
       m.fp4_experts_only = true;
+      m.fp4_scope_source = m.file + ": quantization_config.quant_method mxfp4";
       m.fp4_scale_block = 32;  // OCP MX: one shared scale per 32 values
     }
   }

@@ -609,7 +609,8 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"compute precision", precision_name(cp_),
                  std::string("weights ") + quant_name(l_.weights) +
                      (fp4_experts_only_ ? " in the routed experts alone, weight-only (W4A16; the other weights " +
-                                              std::string(precision_name(cp_)) + ": " + m_.file + " fp4_scope experts)"
+                                              std::string(precision_name(cp_)) + ": " +
+                                              (m_.fp4_scope_source.empty() ? m_.file + " fp4_scope experts" : m_.fp4_scope_source) + ")"
                                         : std::string()) +
                      " at " + s_.chip.file + ": peak." + precision_name(cp_)});
   out.push_back({"HBM per device", gib(s_.hbm_capacity().v), s_.chip.file + ": memory.capacity"});

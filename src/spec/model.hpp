@@ -109,6 +109,7 @@ struct Model {
   // weight-only (W4A16), as vLLM's MXFP4 paths run them by default (Marlin or Triton on Hopper,
   // FlashInfer MXFP4 x BF16 on Blackwell). Model TOML: fp4_scope = "experts" (default "all").
   bool fp4_experts_only = false;
+  std::string fp4_scope_source;  // where fp4_experts_only came from (file and key, or a run fact), for explain
   // Values per scale of the model's FP4 checkpoint (MXFP4: 32, one E8M0 byte each; OCP MX v1.0), 0
   // when the checkpoint does not say: the serving family's engine.fp4_scale_block then. TOML
   // fp4_scale_block.

@@ -211,6 +211,7 @@ ValidationResult validate_inference(const CsvTable& t, const Catalog& c, const s
           throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
                            "fp4_scope = experts: row " + row.id + "'s model has no routed experts");
         m.fp4_experts_only = f.text == "experts";
+        m.fp4_scope_source = f.file + ":" + std::to_string(f.line) + " (run fact fp4_scope " + f.text + ")";
       }
     if (q.full_attention && m.window_layer_count() == 0)
       for (const RunFact& f : row.facts)
