@@ -435,6 +435,11 @@ TEST(HfConfig, Mxfp4CheckpointsQuantizeTheExpertsAlone) {
   // router, embedding, head) marks the FP4 as the routed experts' alone; other methods do not.
   EXPECT_TRUE(qwen_moe(R"("quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]})").fp4_experts_only);
   EXPECT_EQ(qwen_moe(R"("quantization_config": {"quant_method": "mxfp4"})").fp4_scale_block, 32);
+  // explain names the config's key as the source of both (not a fp4_scope or fp4_scale_block key it lacks).
+  const Model mx = qwen_moe(R"("quantization_config": {"quant_method": "mxfp4"})");
+  EXPECT_EQ(mx.fp4_scope_source, "q.json: quantization_config.quant_method mxfp4");
+  EXPECT_NE(mx.fp4_scale_block_source.find("q.json: quantization_config.quant_method mxfp4"), std::string::npos);
+  EXPECT_NE(builtin().model("gpt-oss-120b").fp4_scope_source.find("gpt-oss-120b.toml: fp4_scope experts"), std::string::npos);
   // A method that is not a string is named, not an internal error.
   EXPECT_NE(test::catch_input_error([] { qwen_moe(R"("quantization_config": {"quant_method": null})"); })
                 .what.find("quantization_config.quant_method: must be a string"),

@@ -457,6 +457,7 @@ Model parse_hf_config(const DataFile& f) {
       m.fp4_experts_only = true;
       m.fp4_scope_source = m.file + ": quantization_config.quant_method mxfp4";
       m.fp4_scale_block = 32;  // OCP MX: one shared scale per 32 values
+      m.fp4_scale_block_source = m.file + ": quantization_config.quant_method mxfp4 (OCP MX: a scale per 32 values)";
     }
   }
   // Without a context window, sequences of any length would be planned and served unchecked.

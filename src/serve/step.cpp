@@ -620,7 +620,8 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
                      (fp4_experts_only_ ? std::string(" in the routed experts, the rest ") + precision_name(cp_) : std::string()) +
                      (l_.weights == Quant::fp4 ? fmt(" (%.4f B: 0.5 B + one scale byte per ", wb_expert_) +
                                                      std::to_string(fp4_block_) + " values, " +
-                                                     (m_.fp4_scale_block > 0 ? m_.file + ": fp4_scale_block)" : srv + ": engine.fp4_scale_block)")
+                                                     (m_.fp4_scale_block > 0 ? (m_.fp4_scale_block_source.empty() ? m_.file + ": fp4_scale_block" : m_.fp4_scale_block_source) + ")"
+                                                                             : srv + ": engine.fp4_scale_block)")
                                                : std::string())});
   if (draft_weights_dev_ > 0)
     out.push_back({"speculative draft weights per device (in the weights above)", gib(draft_weights_dev_),

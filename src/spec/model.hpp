@@ -114,6 +114,7 @@ struct Model {
   // when the checkpoint does not say: the serving family's engine.fp4_scale_block then. TOML
   // fp4_scale_block.
   int fp4_scale_block = 0;
+  std::string fp4_scale_block_source;  // where fp4_scale_block came from (file and key), for explain
 
   bool is_moe() const { return moe.experts > 0; }
   bool is_mla() const { return mla.kv_lora_rank > 0; }

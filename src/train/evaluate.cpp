@@ -96,7 +96,10 @@ class Evaluator {
     ko_ = c_.kernel_overhead.v;
     eb_ = precision_bytes(l.precision);
     lowp_ = is_low_precision(l.precision);
-    amax_pass_ = l.precision == Precision::fp4 ? 1.0 : 0.0;
+    // NVFP4 (16-value blocks with E4M3 scales, under a per-tensor FP32 scale) needs the operand's
+    // amax before its cast; OCP MXFP4 (32-value blocks, E8M0 scales, no tensor scale) does not.
+    amax_pass_ = l.precision == Precision::fp4 && nvfp4_scaled(s) ? 1.0 : 0.0;
+    cast_write_ = lowp_bytes(l, s);  // fp4: its block scales too
     gin_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4) ? eb_ : kAct;
   }
 
@@ -104,14 +107,14 @@ class Evaluator {
   // `grouped`: the grouped-GEMM factor of expert GEMMs (1 for a plain GEMM).
   // fp8/fp4/int8: the activation operand (M x K) is quantized by its own kernel before the GEMM
   // (Transformer Engine's cast: read 2 B, write the low-precision bytes), which the GEMM's math
-  // cannot hide: its memory time adds. NVFP4 (fp4) scales in two levels, 16-value blocks under a
-  // per-tensor scale from the operand's amax (NVIDIA's NVFP4 training recipe: dynamic, per-tensor
-  // global amax), so the operand is read once more, by its own amax kernel, before it is cast.
+  // cannot hide: its memory time adds (fp4 writes its block scales too). NVFP4 scales in two
+  // levels, 16-value blocks under a per-tensor scale from the operand's amax, so the operand is
+  // read once more, by its own amax kernel, before it is cast (MXFP4 has no tensor scale).
   double gemm(double M, double N, double K, double grouped = 1.0) const {
     const double bytes = (M * K + K * N) * eb_ + M * N * kAct;
     const GemmRoofline g{peak_, std::min(kMaxEfficiency, gmax_ * grouped), half_, half_, mem_bw_};
     double t = g.seconds(M, N, K, bytes) + ko_;
-    if (lowp_) t += c_.lowp_overhead * M * K * (kAct * (1 + amax_pass_) + eb_) / mem_bw_ + (1 + amax_pass_) * ko_;
+    if (lowp_) t += c_.lowp_overhead * M * K * (kAct * (1 + amax_pass_) + cast_write_) / mem_bw_ + (1 + amax_pass_) * ko_;
     return t;
   }
   // Forward GEMM and its backward (data gradient and weight gradient), `count` of one shape: each
@@ -164,7 +167,8 @@ class Evaluator {
   double t_, b_, sq_, T_, tsp_, peak_attn_, peak_, gmax_, half_, mem_bw_, ko_, eb_;
   double gin_;  // bytes per element of a stored GEMM input activation
   bool lowp_;
-  double amax_pass_ = 0;  // fp4: one more read of each GEMM operand it casts (its amax)
+  double amax_pass_ = 0;   // NVFP4: one more read of each GEMM operand it casts (its amax)
+  double cast_write_ = 0;  // bytes per element a cast writes (the low-precision value and, fp4, its block scale)
 };
 
 double Evaluator::attention_head_dims() const {

@@ -192,8 +192,14 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
        std::string("slowest stage: microbatches x sum over layers of roofline(2MNK / (peak x eff), bytes / HBM)") +
            (is_low_precision(l.precision)
                 ? " + each GEMM's activation cast, its own kernel: M K (2 B + low-precision B" +
-                      std::string(l.precision == Precision::fp4 ? " + 2 B read for NVFP4's per-tensor amax, its own kernel" : "") +
-                      ") / HBM x " + cal + ": kernel.lowp_overhead"
+                      std::string(l.precision == Precision::fp4
+                                      ? std::string(" and its block scales") +
+                                            (nvfp4_scaled(s)
+                                                 ? " + 2 B read for NVFP4's per-tensor amax, its own kernel and launch"
+                                                 : "")
+                                      : "") +
+                      ") / HBM x " + cal + ": kernel.lowp_overhead" +
+                      (l.precision == Precision::fp4 ? "; " + s.serving.where() + ": engine.fp4_scale_block" : std::string())
                 : ""));
   term("attention", t.attention,
        l.attention == AttentionKernel::flash
