@@ -1506,7 +1506,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       r.bounded = true;
       return r;
     }
-    tb.bubble += layout_pipeline_time(l, mbs, chunk_f, chunk_b, r.chunk_share) - pipe;
+    tb.bubble = layout_pipeline_time(l, mbs, chunk_f, chunk_b, r.chunk_share) - steady;  // as without a cutoff, to the bit
     r.time = tb;
     r.step_time = tb.total();
   }
