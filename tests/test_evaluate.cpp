@@ -105,6 +105,8 @@ TEST(Evaluate, Fp4CastReadsItsOperandTwice) {
   };
   ASSERT_EQ(builtin().system("gb200-nvl72").serving.fp4_scale_block, 16);
   ASSERT_EQ(builtin().system("mi355x-x8").serving.fp4_scale_block, 32);
+  ASSERT_TRUE(builtin().system("gb200-nvl72").serving.fp4_tensor_scale);
+  ASSERT_FALSE(builtin().system("mi355x-x8").serving.fp4_tensor_scale);
   EXPECT_NEAR(ratio("gb200-nvl72"), (2 + 2 + 0.5 + 1.0 / 16) / 3, 1e-9);
   EXPECT_NEAR(ratio("mi355x-x8"), (2 + 0.5 + 1.0 / 32) / 3, 1e-9);
 }

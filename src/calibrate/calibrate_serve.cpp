@@ -398,6 +398,8 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
     line("shards_per_device = %d               # tensor-parallel ranks per device (heads padded, KV heads replicated per rank)", s.shards_per_device);
   if (s.fp4_scale_block != 32)
     line("fp4_scale_block = %d                 # FP4 weights: one 1-byte scale per this many values (NVFP4: FP8 E4M3 per 16; OCP MXFP4: E8M0 per 32, the default)", s.fp4_scale_block);
+  if (s.fp4_tensor_scale)
+    line("fp4_tensor_scale = true              # NVFP4's second level: an FP32 scale per tensor from its amax, over the E4M3 block scales (NVIDIA Model Optimizer compute_fp4_scales(amax, global_amax)); MXFP4 has none");
   if (!s.mixed_batches)
     line("mixed_batches = false               # prefill and decode run as separate graphs, one after the other in an iteration");
   if (s.reserve_output)

@@ -417,6 +417,7 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
     c.given.insert("engine.shards_per_device");
   }
   if (auto v = e->opt_integer("fp4_scale_block", 1)) c.fp4_scale_block = static_cast<int>(*v);
+  c.fp4_tensor_scale = e->boolean("fp4_tensor_scale", false);
   c.mixed_batches = e->boolean("mixed_batches", true);
   for (const char* k : {"mixed_batches", "kv_admission", "scheduler"})
     if (e->has(k)) c.given.insert(std::string("engine.") + k);

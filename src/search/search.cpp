@@ -170,17 +170,23 @@ double Searcher::consider(const Layout& l, int devices, TaskResult& out, double 
   // ties are broken by layout and might go either way.
   const bool can_bound = o_.prune_dominance && o_.prune_bound && o_.objective != Objective::memory_headroom && group_best >= 0 &&
                          static_cast<int>(out.top.size()) >= o_.top_k;
-  StepCutoff bar;
-  if (can_bound)
-    bar = [&](const MemoryBreakdown& mem) {
-      double slowest_top = 0, front = std::numeric_limits<double>::infinity();
-      for (const auto& p : out.top) slowest_top = std::max(slowest_top, p.step_time);
-      const double headroom = mem.capacity - mem.total();
-      if (!o_.pareto) return std::max(group_best, slowest_top);
-      for (const auto& p : out.front)
-        if (p.devices == devices && p.capacity - p.memory >= headroom) front = std::min(front, p.step_time);
-      return std::max({group_best, slowest_top, front});
-    };
+  // The bar's state behind one pointer: a closure that small lives inside the std::function (no
+  // allocation for each plan considered).
+  struct Ctx {
+    const TaskResult& out;
+    bool pareto;
+    int devices;
+    double group_best;
+  } ctx{out, o_.pareto, devices, group_best};
+  const StepCutoff bar = [c = &ctx](const MemoryBreakdown& mem) {
+    double slowest_top = 0, front = std::numeric_limits<double>::infinity();
+    for (const auto& p : c->out.top) slowest_top = std::max(slowest_top, p.step_time);
+    if (!c->pareto) return std::max(c->group_best, slowest_top);
+    const double headroom = mem.capacity - mem.total();
+    for (const auto& p : c->out.front)
+      if (p.devices == c->devices && p.capacity - p.memory >= headroom) front = std::min(front, p.step_time);
+    return std::max({c->group_best, slowest_top, front});
+  };
   TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false, can_bound ? &bar : nullptr);
   if (r.bounded) {
     ++out.st.pruned_dominance;

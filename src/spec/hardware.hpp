@@ -220,6 +220,10 @@ struct ServingCalibration {
   // FP4 weights carry one 1-byte scale per this many values: 32 for OCP MXFP4 (E8M0 scales, OCP
   // Microscaling Formats v1.0), 16 for NVIDIA's NVFP4 (FP8 E4M3 scales). 0.5 B + 1 B / block.
   int fp4_scale_block = 32;
+  // FP4 also scales each tensor as a whole (NVIDIA's NVFP4: an FP32 scale over the E4M3 block
+  // scales, from the tensor's amax), so a training cast reads its operand once more for the amax
+  // first; OCP MXFP4 has block scales alone. engine.fp4_tensor_scale.
+  bool fp4_tensor_scale = false;
   // Tensor-parallel ranks the engine runs on each device (Neuron shards over NeuronCores: 2 per
   // Inferentia2 chip, 4 logical cores per Trainium2 chip at LNC=2). Heads are padded and KV heads
   // replicated per rank, so a device holds `shards` ranks' worth of them.

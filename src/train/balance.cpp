@@ -172,15 +172,43 @@ bool same_chunks(const PipelineLayout& a, const PipelineLayout& b) {
 
 }  // namespace
 
-std::vector<std::shared_ptr<const PipelineLayout>> balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq) {
-  // Kept per thread: the chooser and the search weigh the layouts of many plans of one shape.
-  thread_local std::map<std::string, std::vector<std::shared_ptr<const PipelineLayout>>> cache;
+namespace {
+
+// The layouts' cache key: the model's shape and the layout's pp, vp, MTP layers and sequence.
+std::string layouts_key(const Model& m, int pp, int vp, int mtp, long seq) {
   std::string key = m.id;
   for (long v : {static_cast<long>(m.layers), static_cast<long>(m.hidden), static_cast<long>(m.vocab), static_cast<long>(m.ffn_hidden),
                  static_cast<long>(m.heads), static_cast<long>(m.kv_heads), static_cast<long>(m.moe.experts), static_cast<long>(m.moe.top_k),
                  static_cast<long>(m.moe.ffn_hidden), static_cast<long>(m.moe.dense_layers), static_cast<long>(m.sliding_window)})
     key += "|" + std::to_string(v);
-  key += "|" + std::to_string(pp) + "|" + std::to_string(vp) + "|" + std::to_string(mtp) + "|" + std::to_string(seq);
+  return key + "|" + std::to_string(pp) + "|" + std::to_string(vp) + "|" + std::to_string(mtp) + "|" + std::to_string(seq);
+}
+
+// Megatron-Core's even split written out (--pipeline-layout balanced's last candidate), kept per
+// thread as the balanced layouts are: the chooser weighs it for every plan it considers.
+std::shared_ptr<const PipelineLayout> even_split_layout(const Model& m, int pp, int vp, int mtp) {
+  thread_local std::map<std::string, std::shared_ptr<const PipelineLayout>> cache;
+  const std::string key = layouts_key(m, pp, vp, mtp, 0);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  if (cache.size() > 1024) cache.clear();
+  const int chunks = std::max(1, pp) * std::max(1, vp);
+  std::vector<int> per(static_cast<std::size_t>(chunks));
+  if (vp > 1) {
+    for (int k = 0; k < chunks; ++k) per[static_cast<std::size_t>(k)] = even_chunk_layers(m.layers, chunks, k);
+  } else {
+    per = split_layers(m.layers, std::max(1, pp));
+  }
+  auto even = std::make_shared<PipelineLayout>(layout_of_chunks(per, mtp));
+  even->even_split = true;
+  return cache[key] = std::move(even);
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<const PipelineLayout>> balanced_layouts(const Model& m, int pp, int vp, int mtp, long seq) {
+  // Kept per thread: the chooser and the search weigh the layouts of many plans of one shape.
+  thread_local std::map<std::string, std::vector<std::shared_ptr<const PipelineLayout>>> cache;
+  const std::string key = layouts_key(m, pp, vp, mtp, seq);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   if (cache.size() > 1024) cache.clear();
   // Forward FLOPs leave out what a layer costs beyond them (communication, a MoE layer's dispatch
@@ -270,18 +298,7 @@ TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, 
   TrainReport best;
   bool have = false;
   std::vector<std::shared_ptr<const PipelineLayout>> layouts = balanced_layouts(m, l.pp, l.vp, std::max(0, l.mtp_layers), w.seq_len);
-  {
-    const int chunks = std::max(1, l.pp) * std::max(1, l.vp);
-    std::vector<int> per(static_cast<std::size_t>(chunks));
-    if (l.vp > 1) {
-      for (int k = 0; k < chunks; ++k) per[static_cast<std::size_t>(k)] = even_chunk_layers(m.layers, chunks, k);
-    } else {
-      per = split_layers(m.layers, std::max(1, l.pp));
-    }
-    auto even = std::make_shared<PipelineLayout>(layout_of_chunks(per, std::max(0, l.mtp_layers)));
-    even->even_split = true;
-    layouts.push_back(std::move(even));
-  }
+  layouts.push_back(even_split_layout(m, l.pp, l.vp, std::max(0, l.mtp_layers)));
   for (const auto& layout : layouts) {
     Layout lw = l;
     lw.stage_layout = layout;

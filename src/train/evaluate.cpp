@@ -98,7 +98,7 @@ class Evaluator {
     lowp_ = is_low_precision(l.precision);
     // NVFP4 (16-value blocks with E4M3 scales, under a per-tensor FP32 scale) needs the operand's
     // amax before its cast; OCP MXFP4 (32-value blocks, E8M0 scales, no tensor scale) does not.
-    amax_pass_ = l.precision == Precision::fp4 && nvfp4_scaled(s) ? 1.0 : 0.0;
+    amax_pass_ = l.precision == Precision::fp4 && s.serving.fp4_tensor_scale ? 1.0 : 0.0;
     cast_write_ = lowp_bytes(l, s);  // fp4: its block scales too
     gin_ = (l.precision == Precision::fp8 || l.precision == Precision::fp4) ? eb_ : kAct;
   }

@@ -134,10 +134,6 @@ double layout_pipeline_time(const Layout& l, long microbatches, const std::vecto
 TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, const Workload& w, int devices,
                               bool enforce_memory, bool detail);
 
-// Whether the system's FP4 is NVIDIA's NVFP4 (an E4M3 scale per 16 values under a per-tensor FP32
-// scale, engine.fp4_scale_block 16) rather than OCP MXFP4 (an E8M0 scale per 32, no tensor scale).
-inline bool nvfp4_scaled(const System& s) { return s.serving.fp4_scale_block == 16; }
-
 // A search's bar for a plan, from the plan's memory (its headroom): a step time above it cannot
 // place the plan among the results (evaluate's cutoff).
 using StepCutoff = std::function<double(const MemoryBreakdown&)>;

@@ -194,12 +194,12 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
                 ? " + each GEMM's activation cast, its own kernel: M K (2 B + low-precision B" +
                       std::string(l.precision == Precision::fp4
                                       ? std::string(" and its block scales") +
-                                            (nvfp4_scaled(s)
+                                            (s.serving.fp4_tensor_scale
                                                  ? " + 2 B read for NVFP4's per-tensor amax, its own kernel and launch"
                                                  : "")
                                       : "") +
                       ") / HBM x " + cal + ": kernel.lowp_overhead" +
-                      (l.precision == Precision::fp4 ? "; " + s.serving.where() + ": engine.fp4_scale_block" : std::string())
+                      (l.precision == Precision::fp4 ? "; " + s.serving.where() + ": engine.fp4_scale_block, engine.fp4_tensor_scale" : std::string())
                 : ""));
   term("attention", t.attention,
        l.attention == AttentionKernel::flash
