@@ -317,6 +317,24 @@ TEST(Validate, RunFactsBadInput) {
     e = test::catch_input_error([&] { validate_training(t, builtin(), nullptr, &f); });
     EXPECT_EQ(e.where, "f.csv:2: field");
   }
+  // zero_group: a whole number of ranks, for a row that shards ZeRO state, applied to its plan.
+  e = err("id,field,value,source\nMOE-1,zero_group,2.5,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  e = err("id,field,value,source\nMOE-1,zero_group,0,x\n");
+  EXPECT_EQ(e.where, "f.csv:2: value");
+  {
+    const RunFacts f = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nMOE-1,zero_group,8,x\n"}));
+    const ValidationResult with = validate_training(parse_csv({"moe.csv", mixtral_table()}), builtin(), nullptr, &f);
+    ASSERT_TRUE(with.rows[0].evaluated) << with.rows[0].reason;
+    EXPECT_EQ(with.rows[0].plan.layout.zero_group, 8);
+    std::string table = mixtral_table();
+    const std::string zero2 = "\"2\",\"full\"";  // the row's zero and recompute cells
+    ASSERT_NE(table.find(zero2), std::string::npos);
+    table.replace(table.find(zero2), zero2.size(), "\"0\",\"full\"");
+    e = test::catch_input_error([&] { validate_training(parse_csv({"moe.csv", table}), builtin(), nullptr, &f); });
+    EXPECT_EQ(e.where, "f.csv:2: field");
+    EXPECT_NE(e.what.find("zero_group: shards ZeRO state"), std::string::npos) << e.what;
+  }
   e = err("id,field,value,source\nMOE-1,rank_order,dp-pp-tp,x\n");
   EXPECT_EQ(e.where, "f.csv:2: value");
   e = err("id,field,value,source\nMOE-1,vp,2.5,x\n");

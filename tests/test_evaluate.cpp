@@ -411,6 +411,75 @@ TEST(Evaluate, Zero3ImplementationRateAndOverlap) {
   EXPECT_DOUBLE_EQ(evaluate(m, s, z1, w, 1536, false).step_time, evaluate(m, s, z1_slow, w, 1536, false).step_time);
 }
 
+TEST(Evaluate, HybridShardingShardsWithinGroupsAndReducesAcrossThem) {
+  // Llama 3 70B on 256 H100 (32 nodes), tp 8 x dp 32. A ZeRO group of all 32 dp ranks is the plain
+  // plan, to the bit; groups of 8 keep 4 copies of the state (4x the optimizer state of one
+  // shard over 32), add the copies' all-reduce of their gradient shards, and shard each copy's
+  // gathers over 8 ranks.
+  const Model& m = builtin().model("llama3-70b");
+  const Workload w{8192, 256};
+  Layout l;
+  l.tp = 8;
+  l.dp = 32;
+  for (int zero : {1, 2, 3}) {
+    SCOPED_TRACE(zero);
+    l.zero = zero;
+    l.zero_group = 0;
+    const TrainReport plain = evaluate(m, h100(), l, w, 256, false);
+    Layout all = l, hybrid = l;
+    all.zero_group = 32;
+    hybrid.zero_group = 8;
+    const TrainReport same = evaluate(m, h100(), all, w, 256, false), r = evaluate(m, h100(), hybrid, w, 256, false);
+    ASSERT_TRUE(plain.feasible() && same.feasible() && r.feasible());
+    EXPECT_EQ(same.step_time, plain.step_time);
+    EXPECT_EQ(same.mem.total(), plain.mem.total());
+    EXPECT_DOUBLE_EQ(r.mem.optimizer, 4.0 * plain.mem.optimizer);
+    if (zero >= 2) {
+      EXPECT_DOUBLE_EQ(r.mem.gradients, 4.0 * plain.mem.gradients);
+    }
+    EXPECT_EQ(r.time.gemm, plain.time.gemm);
+    EXPECT_NEAR(sum_terms(r.time), r.step_time, 1e-9 * r.step_time);
+    // Not overlapped, the copies' all-reduce is exposed on top of the within-group traffic.
+    Layout bare = hybrid;
+    bare.overlap_grad_reduce = false;
+    Layout bare_plain = l;
+    bare_plain.overlap_grad_reduce = false;
+    const TrainReport rb = evaluate(m, h100(), bare, w, 256, false), pb = evaluate(m, h100(), bare_plain, w, 256, false);
+    EXPECT_GT(rb.time.dp_comm, 0.0);
+    if (zero == 3) {
+      EXPECT_EQ(pb.time.dp_comm, 0.0);  // ZeRO-3 has no other once-a-step data-parallel traffic
+      EXPECT_LT(r.time.fsdp_comm, plain.time.fsdp_comm);  // each layer gathered from 8 ranks, not 32
+    }
+  }
+}
+
+TEST(Evaluate, HybridShardingRules) {
+  std::string why;
+  Layout l;
+  l.dp = 8;
+  l.zero_group = 3;  // does not divide dp x cp
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, kWork, 8, &why), Infeasible::indivisible);
+  EXPECT_NE(why.find("must divide dp x cp"), std::string::npos) << why;
+  l.zero_group = 4;
+  l.zero = 0;  // nothing sharded
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, kWork, 8, &why), Infeasible::indivisible);
+  EXPECT_NE(why.find("needs ZeRO 1, 2 or 3"), std::string::npos) << why;
+  l.zero = 1;
+  EXPECT_EQ(check_layout(llama8b(), h100(), l, kWork, 8, &why), Infeasible::none) << why;
+  // Data parallelism outermost: a group holds whole cp blocks or lies within one.
+  Layout o;
+  o.dp = 2;
+  o.cp = 4;
+  o.rank_order = RankOrder::pp_then_dp;
+  o.zero_group = 8;
+  EXPECT_EQ(check_layout(llama8b(), h100(), o, kWork, 8, &why), Infeasible::none) << why;
+  o.zero_group = 2;
+  EXPECT_EQ(check_layout(llama8b(), h100(), o, kWork, 8, &why), Infeasible::none) << why;
+  const TrainReport within = evaluate(llama8b(), h100(), o, kWork, 8, false);
+  EXPECT_TRUE(within.feasible());
+  EXPECT_NEAR(sum_terms(within.time), within.step_time, 1e-9 * within.step_time);
+}
+
 TEST(Evaluate, DoublingGlobalBatchRoughlyDoublesStep) {
   // dp 8 (tp 1), full recompute: 128 -> 256 sequences doubles the microbatches (16 -> 32); the fixed
   // per-step terms (optimizer, overhead, exposed dp traffic) keep the ratio just under 2. Only time is

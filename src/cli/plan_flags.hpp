@@ -27,7 +27,7 @@ struct PlanFlags {
   long seq_len = 0, global_batch = 0;
   std::optional<double> moe_capacity_factor, moe_imbalance;
   std::optional<double> fsdp_rate_gbps, fsdp_overlap;
-  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, recompute_layers, mtp_layers;
+  std::optional<int> tp, pp, vp, dp, cp, ep, etp, micro_batch, zero, zero_group, recompute_layers, mtp_layers;
 
   // `what_if_omitted`: how a free layout knob is handled ("chosen if omitted", "searched if omitted").
   void add_to(CLI::App* c, const std::string& what_if_omitted) {
@@ -77,6 +77,12 @@ struct PlanFlags {
                   "data-parallel replicas side by side, pipeline stages a stage group apart) or tp-cp-pp-dp (Megatron "
                   "--use-tp-pp-dp-mapping: a replica's stages side by side, data parallelism outermost) (default "
                   "tp-cp-dp-pp)");
+    c->add_option("--zero-group", zero_group,
+                  "Hybrid sharding: shard the ZeRO state over groups of this many consecutive data-parallel ranks "
+                  "(dp x cp) and replicate it across the groups, which all-reduce their gradient shards once a step "
+                  "(PyTorch HSDP, MaxText's ici_fsdp x dcn_data, Megatron --num-distributed-optimizer-instances = dp x cp "
+                  "/ this); plans whose dp x cp it does not divide are skipped (default: one group of all dp x cp ranks; "
+                  "with --zero left out, ZeRO 1-3 are tried)");
     c->add_option("--fsdp-rate", fsdp_rate_gbps,
                   "ZeRO-3 only: GB/s per device at which the implementation gathers (or reduce-scatters) a layer, when "
                   "slower than the fabric (early DeepSpeed stage 3: about 24; docs/ACCURACY.md) (default: the fabric's "
@@ -210,6 +216,11 @@ struct PlanFlags {
       auto v = parse_rank_order(rank_order);
       if (!v) throw InputError("--rank-order", "'" + rank_order + "' is not tp-cp-dp-pp or tp-cp-pp-dp");
       q.rank_order = *v;
+    }
+    if (zero_group) {
+      if (*zero_group < 1) throw InputError("--zero-group", "must be at least 1 rank");
+      if (zero && *zero == 0) throw InputError("--zero-group", "shards ZeRO state, and --zero is 0 (give --zero 1, 2 or 3)");
+      q.zero_group = *zero_group;
     }
     if (fsdp_rate_gbps || fsdp_overlap) {
       const char* flag = fsdp_rate_gbps ? "--fsdp-rate" : "--fsdp-overlap";

@@ -67,7 +67,13 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
   return out;
 }
 
+std::string zero_copies(const Layout& l) {
+  if (l.zero_group < 1 || (l.dp * l.cp) % l.zero_group != 0) return "";
+  return ", " + std::to_string(l.zero_replicas()) + (l.zero_replicas() == 1 ? " copy" : " copies");
+}
+
 namespace {
+
 // " fsdp <rate>/<overlap>" when the plan names its ZeRO-3 implementation's rate or overlap.
 std::string fsdp_summary(const Layout& l) {
   if (l.zero != 3 || !l.fsdp.set()) return "";
@@ -95,7 +101,8 @@ std::string layout_summary(const Layout& l) {
   return "tp" + std::to_string(l.tp) + " pp" + std::to_string(l.pp) + " vp" + std::to_string(l.vp) + " dp" +
          std::to_string(l.dp) + " cp" + std::to_string(l.cp) + (l.ep > 1 ? " ep" + std::to_string(l.ep) : "") +
          (l.expert_tp() != l.tp ? " etp" + std::to_string(l.expert_tp()) : "") + " mb" +
-         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + " " + recompute_name(l.recompute) +
+         std::to_string(l.micro_batch) + " z" + std::to_string(l.zero) + (l.zero_group > 0 ? "/" + std::to_string(l.zero_group) : "") +
+         " " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? ":" + std::to_string(l.recompute_layers) : "") + selective_modules_suffix(l, ":") + " " +
          precision_name(l.precision) + (l.grad_fp32 ? std::string() : std::string(" g-") + grad_name(l)) + (l.lowp_params ? " lowp-w" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string(" ") + schedule_name(l.schedule) : std::string()) + (l.cp > 1 && l.cp_mode == CpMode::all_gather ? " cp-ag" : "") +
@@ -108,7 +115,9 @@ std::string layout_summary(const Layout& l) {
 
 ordered_json layout_json(const Model& m, const Layout& l) {
   ordered_json j = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep}, {"etp", l.expert_tp()},
-                    {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
+                    {"micro_batch", l.micro_batch}, {"zero", l.zero},
+                    {"zero_group", l.zero_group > 0 ? ordered_json(l.zero_group) : ordered_json(nullptr)},
+                    {"recompute", recompute_name(l.recompute)},
                     {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
                     {"precision", precision_name(l.precision)}, {"sequence_parallel", l.sequence_parallel && l.tp > 1},
                     {"grad_precision", grad_name(l)}, {"lowp_params", l.lowp_params},
@@ -183,7 +192,9 @@ std::string train_text(const Model& m, const System& s, const TrainReport& r, bo
   out += "  layout: tp " + std::to_string(l.tp) + "  pp " + std::to_string(l.pp) + "  vp " + std::to_string(l.vp) + "  dp " +
          std::to_string(l.dp) + "  cp " + std::to_string(l.cp) + "  ep " + std::to_string(l.ep) +
          (l.expert_tp() != l.tp ? "  etp " + std::to_string(l.expert_tp()) : "") + "  micro-batch " +
-         std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) + "  recompute " + recompute_name(l.recompute) +
+         std::to_string(l.micro_batch) + "  ZeRO-" + std::to_string(l.zero) +
+         (l.zero_group > 0 ? " (groups of " + std::to_string(l.zero_group) + zero_copies(l) + ")" : std::string()) +
+         "  recompute " + recompute_name(l.recompute) +
          (l.recompute_layers > 0 ? " (" + std::to_string(l.recompute_layers) + (l.recompute_layers == 1 ? " layer per stage)" : " layers per stage)") : "") +
          selective_modules_suffix(l, " (", ")") + "  " + precision_name(l.precision) + (l.tp > 1 && l.sequence_parallel ? "  (sequence parallel)" : "") +
          (l.schedule != PipeSchedule::one_f_one_b ? std::string("  schedule ") + schedule_name(l.schedule) : std::string()) +

@@ -19,6 +19,9 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
 
 // A layout in one short line: "tp4 pp8 vp5 dp2 cp1 mb1 z1 none fp8" (+ " g-bf16", " lowp-w").
 std::string layout_summary(const Layout& l);
+// ", N copies" of a hybrid-sharded ZeRO state (Layout::zero_group), where the group divides dp x cp;
+// "" otherwise.
+std::string zero_copies(const Layout& l);
 // Every knob of a layout, as train --json's "layout" (docs/OUTPUT.md); MoE models add the dispatcher.
 nlohmann::ordered_json layout_json(const Model& m, const Layout& l);
 

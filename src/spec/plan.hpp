@@ -110,6 +110,13 @@ struct Layout {
                                      // fits in dp x cp, else 1 (Megatron-Core's default rule)
   int micro_batch = 1;
   int zero = 1;                      // 0..3
+  int zero_group = 0;                // ZeRO >= 1: the dp x cp ranks that share one sharded copy of
+                                     // the optimizer state (and gradients, weights by stage),
+                                     // consecutive in that group; the copies are replicated across
+                                     // the zero_replicas() groups, which all-reduce their gradient
+                                     // shards (hybrid sharding: PyTorch HSDP, MaxText's fsdp x data
+                                     // axes, Megatron's --num-distributed-optimizer-instances).
+                                     // 0 = all of dp x cp
   Recompute recompute = Recompute::none;
   int recompute_layers = 0;          // full recompute: layers of each pipeline stage rerun, the
                                      // others keep their activations (Megatron's --recompute-method
@@ -142,6 +149,9 @@ struct Layout {
   // and MTP layers of each of the pp x vp chunks; null = the even split (split_layers).
   std::shared_ptr<const PipelineLayout> stage_layout;
 
+  // The ranks one sharded copy of the ZeRO state spans, and the copies (hybrid sharding).
+  int zero_shard() const { return zero_group > 0 ? zero_group : dp * cp; }
+  int zero_replicas() const { return zero_group > 0 ? std::max(1, dp * cp / zero_group) : 1; }
   // The expert tensor-parallel degree in effect.
   int expert_tp() const {
     if (etp > 0) return etp;
@@ -154,6 +164,10 @@ struct Layout {
     const long ranks = static_cast<long>(tp) * dp * cp, per = static_cast<long>(ep) * expert_tp();
     return static_cast<int>(std::max(1L, ranks / per));
   }
+  // The expert data-parallel ranks one sharded copy of the experts' ZeRO state spans: the expert
+  // data-parallel group split into the same number of copies as the dense state (check_layout
+  // requires that they divide it).
+  int expert_zero_shard() const { return std::max(1, expert_dp() / zero_replicas()); }
 };
 
 // The gradients' type: fp32, or the 16-bit type of the run (fp16 for an fp16 run, as Megatron's
@@ -218,6 +232,8 @@ struct PlanRequest {
   bool balance_pipeline = true;
   FsdpImpl fsdp;                                      // not searched: as given; set with ZeRO
                                                       // free, it asks for ZeRO-3
+  int zero_group = 0;                                 // not searched: as given (Layout::zero_group);
+                                                      // set with ZeRO free, it asks for ZeRO 1..3
 };
 
 // The knobs a plan holds as given (not searched): copied from the request onto every layout that
@@ -233,6 +249,7 @@ inline void apply_given_knobs(Layout& l, const PlanRequest& q, const Model& m, c
   l.stage_layout = q.stage_layout;
   l.rank_order = q.rank_order;
   l.fsdp = q.fsdp;
+  l.zero_group = q.zero_group;
   l.recompute_modules = q.recompute_modules.value_or(kRecomputeModulesDefault);
 }
 

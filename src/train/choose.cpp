@@ -49,6 +49,7 @@ std::vector<int> cp_range(const PlanRequest& q) {
 
 std::vector<int> zero_range(const PlanRequest& q) {
   if (q.fsdp.set()) return {3};
+  if (q.zero_group > 0) return {1, 2, 3};  // hybrid sharding shards some ZeRO state
   return {0, 1, 2, 3};
 }
 
@@ -292,6 +293,8 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.fsdp.set() && ((q.pp && *q.pp > 1) || q.schedule != PipeSchedule::one_f_one_b))
     bad(q.fsdp.rate > 0 ? "--fsdp-rate" : "--fsdp-overlap",
         "describes ZeRO-3, which is not modelled with pipeline parallelism (--pp > 1 or --schedule zb-h1 or dualpipev)");
+  if (q.zero_group > 0 && q.zero && *q.zero == 0) bad("--zero-group", "shards ZeRO state, and --zero is 0 (give --zero 1, 2 or 3)");
+  if (q.zero_group > q.devices) bad("--zero-group", std::to_string(q.zero_group) + " exceeds the devices (" + std::to_string(q.devices) + ")");
   // Expert ranks are carved from a stage's tp x dp x cp ranks, which are devices / pp.
   if (q.ep && m.is_moe() && (q.devices % *q.ep != 0 || (q.pp && q.devices % *q.pp == 0 && (q.devices / *q.pp) % *q.ep != 0)))
     bad("--ep", std::to_string(*q.ep) + " does not divide the ranks of a pipeline stage (tp x dp x cp = devices / pp)");
@@ -313,7 +316,7 @@ Layout layout_from_request(const Model& m, const System& s, const PlanRequest& q
   l.etp = q.etp.value_or(0);
   l.dp = q.dp.value_or(std::max(1, q.devices / std::max(1, l.tp * l.pp * l.cp)));
   l.micro_batch = q.micro_batch.value_or(1);
-  l.zero = q.zero.value_or(q.fsdp.set() ? 3 : 1);
+  l.zero = q.zero.value_or(q.fsdp.set() ? 3 : 1);  // (zero_range's least: 1 for a zero_group alone)
   l.recompute = q.recompute.value_or(Recompute::none);
   l.recompute_layers = q.recompute_layers.value_or(0);
   l.precision = q.precision.value_or(Precision::bf16);

@@ -654,6 +654,22 @@ Infeasible check_layout(const Model& m, const System& s, const Layout& l, const 
   }
   if (l.zero < 0 || l.zero > 3) return no(Infeasible::indivisible, "zero stage must be 0..3");
   if (l.zero == 3 && l.pp > 1) return no(Infeasible::indivisible, "ZeRO-3 with pipeline parallelism is not modelled");
+  if (l.zero_group != 0) {
+    const long ranks = static_cast<long>(l.dp) * l.cp;
+    if (l.zero_group < 1) return no(Infeasible::indivisible, "the ZeRO group must be at least 1 rank");
+    if (l.zero == 0) return no(Infeasible::indivisible, "a ZeRO group (hybrid sharding) needs ZeRO 1, 2 or 3");
+    if (ranks % l.zero_group != 0)
+      return no(Infeasible::indivisible, "the ZeRO group (" + std::to_string(l.zero_group) + ") must divide dp x cp (" +
+                                             std::to_string(ranks) + ")");
+    // With data parallelism outermost a replica's cp ranks sit together and its dp ranks a
+    // replica apart: a group either holds whole cp blocks or lies within one.
+    if (l.rank_order == RankOrder::pp_then_dp && l.cp > 1 && l.zero_group % l.cp != 0 && l.cp % l.zero_group != 0)
+      return no(Infeasible::indivisible, "with dp outermost, the ZeRO group (" + std::to_string(l.zero_group) +
+                                             ") must divide cp (" + std::to_string(l.cp) + ") or be a multiple of it");
+    if (m.is_moe() && l.expert_dp() % l.zero_replicas() != 0)
+      return no(Infeasible::indivisible, "the ZeRO group's " + std::to_string(l.zero_replicas()) +
+                                             " copies must divide the expert data-parallel ranks (" + std::to_string(l.expert_dp()) + ")");
+  }
   if (l.moe_dispatcher != MoeDispatcher::flex && !m.is_moe())
     return no(Infeasible::indivisible, "a MoE token dispatcher needs a mixture-of-experts model");
   if (l.moe_a2a_overlap) {  // Megatron-Bridge comm_overlap.py asserts these
@@ -717,8 +733,8 @@ MemoryBreakdown stage_memory(const Model& m, const System& s, const Layout& l, c
     p_dense += st.mtp_on(i) * (2.0 * h * h / t + 3.0 * h);
     if (st.mtp_embedding_copy(m, l, i)) p_dense += static_cast<double>(m.vocab) * h / t;
   }
-  const double shard = static_cast<double>(l.dp) * l.cp;
-  const double shard_exp = l.expert_dp();
+  const double shard = l.zero_shard();
+  const double shard_exp = l.expert_zero_shard();
   const double params = p_dense + p_exp;
   const double wbytes = weight_bytes(l, s);
   // Under ZeRO-3 the fp32 master (in `optimizer`) is the only persistent copy; working weights
@@ -1444,9 +1460,20 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // Data-parallel gradient reduction (and parameter gather), per stage; the slowest counts. With
   // data parallelism outermost the group is the replica's context-parallel ranks (tp apart) times
   // the replicas; experts' data-parallel ranks (Megatron's expert order tp, ep, pp, dp) likewise.
-  const int edp = l.expert_dp(), estride = l.expert_tp() * l.ep;
-  const Group g_dp = dp_outer ? Group{l.dp * l.cp, l.tp, l.cp, l.tp * l.cp * l.pp} : Group{l.dp * l.cp, l.tp};
-  const Group g_edp = dp_outer ? Group{edp, estride * l.pp} : Group{edp, estride};
+  // Hybrid sharding (Layout::zero_group): the ZeRO collectives run inside each group of S
+  // consecutive dp x cp ranks (g_dp; the experts' E, g_edp), and the R copies all-reduce their
+  // gradient shards once a step (g_rep, g_erep: one rank of each group, S or E ranks apart).
+  const int S = l.zero >= 1 ? l.zero_shard() : l.dp * l.cp, R = l.zero >= 1 ? l.zero_replicas() : 1;
+  const int E = l.zero >= 1 ? l.expert_zero_shard() : l.expert_dp(), estride = l.expert_tp() * l.ep;
+  Group g_dp{S, l.tp}, g_rep{R, l.tp * S};
+  if (dp_outer && S <= l.cp) {
+    g_rep = Group{R, l.tp * S, l.cp / S, l.tp * l.cp * l.pp};
+  } else if (dp_outer) {
+    g_dp = Group{S, l.tp, l.cp, l.tp * l.cp * l.pp};
+    g_rep = Group{R, l.tp * l.cp * l.pp * (S / l.cp)};
+  }
+  const int eunit = dp_outer ? estride * l.pp : estride;
+  const Group g_edp{E, eunit}, g_erep{R, eunit * E};
   double dp_exposed = 0, fsdp_exposed = 0, opt_time = 0;
   for (int i = 0; i < p; ++i) {
     const Stage& sg = stages[i];
@@ -1454,6 +1481,10 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       return ev.coll(c, sg.p_dense * bytes_per_param, g_dp) + ev.coll(c, sg.p_exp * bytes_per_param, g_edp);
     };
     double exposed = 0, fsdp = 0;
+    // The copies' all-reduce of their gradient shards (hybrid sharding), once a step.
+    const double replicas_ar = R > 1 ? ev.coll(Collective::all_reduce, sg.p_dense / S * grad_bytes(l), g_rep) +
+                                           ev.coll(Collective::all_reduce, sg.p_exp / E * grad_bytes(l), g_erep)
+                                     : 0.0;
     if (l.zero == 0) {
       const double ar = coll2(Collective::all_reduce, grad_bytes(l));
       exposed = l.overlap_grad_reduce ? ev.hidden_cost(ar, sg.b) : ar;
@@ -1466,6 +1497,11 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       const double ag = coll2(Collective::all_gather, gather_bytes(l, s));
       const double reductions = l.zero == 2 ? static_cast<double>(k) : 1.0;
       exposed = l.overlap_grad_reduce ? reductions * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f) : reductions * rs + ag;
+      // The copies' all-reduce follows the step's last reduce-scatter, under the same backward.
+      if (R > 1)
+        exposed = l.overlap_grad_reduce ? (reductions - 1) * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(rs + replicas_ar, sg.b) +
+                                              ev.hidden_cost(ag, sg.f)
+                                        : reductions * rs + replicas_ar + ag;
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
@@ -1484,11 +1520,13 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       const double first_layer = per_mb / (3.0 * nl);
       const double overlap = l.fsdp.overlap >= 0 ? l.fsdp.overlap : s.calib.fsdp_overlap;
       fsdp = k * (ev.hidden_cost(per_mb, overlap * (sg.f + sg.b)) + first_layer);
+      // The copies' all-reduce of the accumulated gradient shards, under the last backward.
+      if (R > 1) exposed = l.overlap_grad_reduce ? ev.hidden_cost(replicas_ar, sg.b) : replicas_ar;
     }
     dp_exposed = std::max(dp_exposed, exposed);
     fsdp_exposed = std::max(fsdp_exposed, fsdp);
-    const double shard = l.zero >= 1 ? static_cast<double>(l.dp) * l.cp : 1.0;
-    const double shard_e = l.zero >= 1 ? static_cast<double>(l.expert_dp()) : 1.0;
+    const double shard = l.zero >= 1 ? static_cast<double>(l.zero_shard()) : 1.0;
+    const double shard_e = l.zero >= 1 ? static_cast<double>(l.expert_zero_shard()) : 1.0;
     const double opt_params = sg.p_dense / shard + sg.p_exp / shard_e;
     opt_time = std::max(opt_time, ev.mem_time(opt_params * kOptimizerTraffic, 4));
   }

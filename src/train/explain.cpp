@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "train/evaluate.hpp"
+#include "report/format.hpp"
 
 namespace xpu {
 
@@ -172,7 +173,11 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
   add("layout", "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + " (layers per stage " + stages + "), vp " +
                     std::to_string(l.vp) + ", dp " + std::to_string(l.dp) + ", cp " + std::to_string(l.cp) + ", ep " +
                     std::to_string(l.ep) + ", micro-batch " + std::to_string(l.micro_batch) + ", ZeRO-" +
-                    std::to_string(l.zero) + ", recompute " + recompute_name(l.recompute) +
+                    std::to_string(l.zero) +
+                    (l.zero_group > 0 ? " sharded over groups of " + std::to_string(l.zero_group) + " of the " +
+                                            std::to_string(l.dp * l.cp) + " dp x cp ranks" + zero_copies(l)
+                                      : std::string()) +
+                    ", recompute " + recompute_name(l.recompute) +
                     (l.recompute_layers > 0 ? " of " + std::to_string(l.recompute_layers) + " layers per stage" : "") +
                     (l.recompute == Recompute::selective ? " (" + recompute_modules_name(l.recompute_modules) + ")" : "") + ", " + prec,
       "plan (given or chosen)");
@@ -269,12 +274,21 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            ? std::string("interleaved over chunks of unequal layers: the simulated step (perf/pipeline_sim.cpp, Megatron's order, each chunk its "
                          "share of its stage's time by the layers, embedding, head and MTP modules it holds) less the slowest stage's work")
            : std::string("(pp - 1) / vp x mean stage time per microbatch (interleaving needs at least pp microbatches)"));
+  const bool hybrid = l.zero >= 1 && l.zero_replicas() > 1;
+  const std::string copies = hybrid ? "the " + std::to_string(l.zero_replicas()) + " copies' all-reduce of their gradient shards" : "";
   term("DP communication", t.dp_comm,
-       std::string("gradient reduce (") + grad_name(l) + ")" +
-           (l.zero == 2 ? " after every microbatch's backward (ZeRO-2 keeps only its gradient shard)" : "") +
-           " and parameter gather not hidden under the " + (l.zero == 2 ? "backward" : "last backward") + "/first forward; ranks " + rank_order_name(l.rank_order) +
+       (l.zero == 3 ? (hybrid ? copies + " (" + grad_name(l) + ", once a step) not hidden under the last backward"
+                              : std::string("none outside ZeRO-3's per-layer traffic"))
+                    : std::string("gradient reduce (") + grad_name(l) + ")" +
+                          (l.zero == 2 ? " after every microbatch's backward (ZeRO-2 keeps only its gradient shard)" : "") +
+                          (hybrid ? " within each ZeRO group of " + std::to_string(l.zero_group) + ", then " + copies : "") +
+                          " and parameter gather not hidden under the " + (l.zero == 2 ? "backward" : "last backward") + "/first forward") +
+           "; ranks " + rank_order_name(l.rank_order) +
            (l.rank_order == RankOrder::pp_then_dp ? " (replicas a whole tp x cp x pp apart)" : " (a stage's replicas side by side)"));
-  term("ZeRO-3 communication", t.fsdp_comm, "per microbatch 2 all-gathers + 1 reduce-scatter per layer, beyond the ZeRO-3 overlap x compute");
+  term("ZeRO-3 communication", t.fsdp_comm,
+       std::string("per microbatch 2 all-gathers + 1 reduce-scatter per layer") +
+           (hybrid ? " within each ZeRO group of " + std::to_string(l.zero_group) + " ranks" : "") +
+           ", beyond the ZeRO-3 overlap x compute");
   if (l.offload_activations)
     term("host offload", t.offload,
          "per layer and microbatch: its kept activations / host bandwidth, out after the forward and back before the "
@@ -291,6 +305,10 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
     add(std::string("memory: ") + name, format_bytes(Bytes{v}), how);
   };
   const bool lowp = can_keep_lowp_params(l.precision);
+  // What the ZeRO state divides by: dp x cp, or the hybrid-sharding group (the experts' likewise).
+  const std::string shard_by =
+      l.zero_group > 0 ? "the ZeRO group (" + std::to_string(l.zero_shard()) + (m.is_moe() ? "; experts " + std::to_string(l.expert_zero_shard()) : std::string()) + ")"
+                       : std::string("dp x cp");
   // FP4 weights carry their block scales (one byte per engine.fp4_scale_block values).
   const bool fp4 = l.precision == Precision::fp4 && s.serving.fp4_scale_block > 0;
   const std::string lb = fp4 ? num(0.5 + 1.0 / s.serving.fp4_scale_block) + " B (0.5 B + a scale byte per " +
@@ -302,8 +320,8 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
       : lowp ? std::string("local params x (2 B bf16 + ") + lb + " " + prec + " copy)"
              : std::string("local params x 2 B (bf16)"));
   mem("gradients", mm.gradients, std::string("local params x ") + (l.grad_fp32 ? std::string("4 B (fp32)") : std::string("2 B (") + grad_name(l) + ")") +
-                                     (l.zero >= 2 ? ", / dp x cp (ZeRO-2+)" : ""));
-  mem("optimizer", mm.optimizer, "local params x 12 B (fp32 master + Adam m, v); / dp x cp under ZeRO-1+");
+                                     (l.zero >= 2 ? std::string(", / ") + shard_by + " (ZeRO-2+)" : std::string()));
+  mem("optimizer", mm.optimizer, std::string("local params x 12 B (fp32 master + Adam m, v); / ") + shard_by + " under ZeRO-1+");
   mem("activations", mm.activations,
       std::string(l.attention == AttentionKernel::flash
           ? "Korthikanti et al. per layer (flash attention, SP) x microbatch-layers in flight"

@@ -203,7 +203,7 @@ RunFacts parse_run_facts(const CsvTable& t, FactTable kind) {
     if (f.field == "moe_capacity_factor" && f.value < 1)
       r.fail("value", "moe_capacity_factor must be at least 1 (below it tokens are dropped by design)");
     // Counts, held as int by the plan and the simulator.
-    static const std::set<std::string> kWholeFacts = {"max_batch", "token_budget", "compiled_batch", "vp",
+    static const std::set<std::string> kWholeFacts = {"max_batch", "token_budget", "compiled_batch", "vp", "zero_group",
                                                       "prefill_pad", "requests", "samples", "beam_width"};
     if (kWholeFacts.count(f.field)) {
       if (f.value != std::floor(f.value)) r.fail("value", f.field + " must be a whole number");
@@ -339,6 +339,12 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
                                "vp: row " + row.id + " states its vp; a fact never overrides a stated cell");
             q.vp = static_cast<int>(f.value);
+          }
+          if (f.field == "zero_group") {
+            if (!q.zero || *q.zero == 0)
+              throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
+                               "zero_group: shards ZeRO state, and row " + row.id + " is not zero = 1, 2 or 3");
+            q.zero_group = static_cast<int>(f.value);
           }
           if (f.field == "fsdp_rate" || f.field == "fsdp_overlap") {
             if (!q.zero || *q.zero != 3)

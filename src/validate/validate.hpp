@@ -51,9 +51,12 @@ using RunFacts = std::map<std::string, std::vector<RunFact>>;  // by row id
 // model's own count if not stated, e.g. 0 for a "w/o MTP" benchmark of DeepSeek-V3).
 // pipeline_layout is the run's hand-written pipeline layout in Megatron-Core's
 // --pipeline-model-parallel-layout syntax (--pipeline-layout; the even split if not stated); the
-// row's pp must be stated, and its vp, where stated, must agree.
+// row's pp must be stated, and its vp, where stated, must agree. zero_group (whole, at least 1) is
+// the dp x cp ranks that share one sharded copy of a ZeRO 1-3 run's state, replicated across the
+// rest (hybrid sharding, --zero-group: MaxText's ici_fsdp inside a slice under dcn_data, PyTorch
+// HSDP); all of dp x cp if not stated.
 inline constexpr const char* kRunFactFields[] = {"moe_capacity_factor", "moe_imbalance", "precision", "attention",
-                                                 "fsdp_rate", "fsdp_overlap", "rank_order", "vp", "lowp_params",
+                                                 "fsdp_rate", "fsdp_overlap", "zero_group", "rank_order", "vp", "lowp_params",
                                                  "moe_dispatcher", "moe_a2a_overlap", "recompute_modules",
                                                  "schedule", "activation_offload", "mtp_layers",
                                                  "pipeline_layout"};
