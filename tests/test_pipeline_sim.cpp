@@ -699,14 +699,14 @@ TEST(PipelineSim, InterleavedUnevenChunks) {
 }
 
 TEST(PipelineSim, InterleavedSteadyExtrapolationIsExact) {
-  // interleaved_steady_makespan (which simulate_pipeline takes when no events are asked for)
+  // steady_1f1b_makespan (which simulate_pipeline takes when no events are asked for)
   // equals the simulation of every microbatch (events asked for), on uniform and random uneven
   // chunks, sends or none, with a remainder group or without; and it applies to most of them.
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> weight(0.0, 1.0);
   int applied = 0, trials = 0;
   for (int trial = 0; trial < 120; ++trial) {
-    const int pp = 2 + static_cast<int>(rng() % 15), vp = 2 + static_cast<int>(rng() % 7);
+    const int pp = 2 + static_cast<int>(rng() % 15), vp = 1 + static_cast<int>(rng() % 8);
     const long m = static_cast<long>(pp) * (32 + static_cast<long>(rng() % 40)) + (trial % 4 == 0 ? pp / 2 + 1 : 0);
     PipelineInput in = uniform(pp, vp, m, 1.0, 2.0, trial % 3 ? 0.0 : 0.05);
     if (trial % 5) {
@@ -721,7 +721,7 @@ TEST(PipelineSim, InterleavedSteadyExtrapolationIsExact) {
       set_interleaved_chunks(in, f, b, share);
     }
     const double whole = simulate_pipeline(in, true).makespan;
-    const std::optional<double> steady = interleaved_steady_makespan(in);
+    const std::optional<double> steady = steady_1f1b_makespan(in);
     ++trials;
     if (!steady) continue;
     ++applied;
@@ -731,11 +731,14 @@ TEST(PipelineSim, InterleavedSteadyExtrapolationIsExact) {
   EXPECT_GT(applied, trials * 3 / 4) << applied << " of " << trials;
   // Uniform chunks: the closed form, whatever the number of groups.
   const PipelineInput uni = uniform(8, 4, 8L * 200, 1.0, 2.0);
-  ASSERT_TRUE(interleaved_steady_makespan(uni));
-  expect_rel(*interleaved_steady_makespan(uni), 1600 * 3.0 + pipeline_fill(8, 4, 1600, PipeSchedule::one_f_one_b, 3.0, 0), "uniform");
-  // Too few groups, vp = 1 or another schedule: not applied.
-  EXPECT_FALSE(interleaved_steady_makespan(uniform(8, 4, 8L * 20, 1.0, 2.0)));
-  EXPECT_FALSE(interleaved_steady_makespan(uniform(8, 1, 8L * 200, 1.0, 2.0)));
+  ASSERT_TRUE(steady_1f1b_makespan(uni));
+  expect_rel(*steady_1f1b_makespan(uni), 1600 * 3.0 + pipeline_fill(8, 4, 1600, PipeSchedule::one_f_one_b, 3.0, 0), "uniform");
+  // Plain 1F1B (vp = 1) too: m (F + B) + (pp - 1)(F + B).
+  const PipelineInput plain = uniform(8, 1, 8L * 200, 1.0, 2.0);
+  ASSERT_TRUE(steady_1f1b_makespan(plain));
+  expect_rel(*steady_1f1b_makespan(plain), 1600 * 3.0 + pipeline_fill(8, 1, 1600, PipeSchedule::one_f_one_b, 3.0, 0), "plain");
+  // Too few groups: not applied.
+  EXPECT_FALSE(steady_1f1b_makespan(uniform(8, 4, 8L * 20, 1.0, 2.0)));
 }
 
 TEST(PipelineSim, UnevenChunksTraceComparesWithTheStepsOwnFigure) {

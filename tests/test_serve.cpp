@@ -48,19 +48,23 @@ long sum_output(const SimResult& r) {
 
 TEST(ServeKv, BytesPerTokenPerAttentionVariant) {
   // MHA, Llama 2 7B: 2 (K and V) x 32 heads x 128 dims x 32 layers x 2 bytes = 524,288 B.
-  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama2-7b"), Quant::bf16), 2.0 * 32 * 128 * 32 * 2);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama2-7b"), Quant::bf16, 16), 2.0 * 32 * 128 * 32 * 2);
   // GQA, Llama 3 70B: 2 x 8 KV heads x 128 x 80 layers x 2 bytes = 327,680 B; fp8 halves it.
-  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::bf16), 327680.0);
-  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::fp8), 163840.0);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::bf16, 16), 327680.0);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::fp8, 16), 163840.0);
   // MQA: one KV head. Llama 3 8B reshaped: 2 x 1 x 128 x 32 x 2 = 16,384 B.
   Model mqa = builtin().model("llama3-8b");
   mqa.kv_heads = 1;
-  EXPECT_DOUBLE_EQ(kv_bytes_per_token(mqa, Quant::bf16), 16384.0);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(mqa, Quant::bf16, 16), 16384.0);
   // MLA, DeepSeek-V3: (kv_lora_rank 512 + rope 64) x 61 layers x 2 bytes = 70,272 B; int4 a quarter.
   const Model& ds = builtin().model("deepseek-v3");
   ASSERT_TRUE(ds.is_mla());
-  EXPECT_DOUBLE_EQ(kv_bytes_per_token(ds, Quant::bf16), (512.0 + 64) * 61 * 2);
-  EXPECT_DOUBLE_EQ(kv_bytes_per_token(ds, Quant::int4), (512.0 + 64) * 61 * 0.5);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(ds, Quant::bf16, 16), (512.0 + 64) * 61 * 2);
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(ds, Quant::int4, 16), (512.0 + 64) * 61 * 0.5);
+  // An FP4 cache carries its block scales, as FP4 weights do: NVFP4's byte per 16 values, MXFP4's
+  // per 32 (the serving family's engine.fp4_scale_block).
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::fp4, 16), 2.0 * 8 * 128 * 80 * (0.5 + 1.0 / 16));
+  EXPECT_DOUBLE_EQ(kv_bytes_per_token(builtin().model("llama3-70b"), Quant::fp4, 32), 2.0 * 8 * 128 * 80 * (0.5 + 1.0 / 32));
 }
 
 TEST(ServeKv, CapacityIsHbmMinusWeightsAndTpShardsKv) {

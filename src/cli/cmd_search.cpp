@@ -48,7 +48,7 @@ void add_search(CLI::App& app, const Globals& g) {
   o->plan.add_to(c, "searched if omitted");
   c->add_option("--objective", o->objective, "time | cost | tokens-per-dollar | memory-headroom (default time)");
   c->add_option("--top", o->top, "How many plans to list (default 10)");
-  c->add_option("--min-devices", o->min_devices, "Also search device counts from this ...");
+  c->add_option("--min-devices", o->min_devices, "Also search device counts (besides --devices, always searched) from this ...");
   c->add_option("--max-devices", o->max_devices, "... to this (node size x powers of two, and whole scale-up domains x powers of two where a domain spans nodes: NVL72 racks of 72)");
   c->add_option("--threads", o->threads, "Worker threads (0 or omitted: every core; at most 1024); the answer does not depend on it");
   c->add_option("--no-prune", o->no_prune, "Switch a pruning pass off: divisibility | memory | dominance (repeatable)");

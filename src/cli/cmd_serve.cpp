@@ -231,7 +231,8 @@ void add_serve(CLI::App& app, const Globals& g) {
   c->add_option("--scheduler", o->scheduler,
                 "Iteration scheduler: chunked (decode every running sequence, chunk prompts into the rest of the token budget: "
                 "vLLM V1, TensorRT-LLM, SGLang) or prefill-first (waiting prompts run whole, decodes paused: vLLM V0 without "
-                "chunked prefill) (default: data/serving engine.scheduler)");
+                "chunked prefill; a prompt longer than the token budget still runs in budget-sized pieces, an iteration each) "
+                "(default: data/serving engine.scheduler)");
   c->add_option("--prefill-kv-free", o->prefill_kv_free,
                 "Prompt admission gate, a share 0-1: waiting prompts are admitted only in an iteration that starts with more than "
                 "this share of the KV blocks free (AMD's MLPerf vLLM fork, VLLM_SCHED_PREFILL_KVC_FREEPCT / 100) (default 0: "
@@ -269,6 +270,11 @@ void add_serve(CLI::App& app, const Globals& g) {
       throw InputError("--full-attention", model.id + " has no sliding-window or chunked layers: every layer attends to the whole context already");
     const Model m = serving_model(model, q);
     check_context_window(m, q.work);
+    // A padded prefill graph is a compiled sequence length: it cannot pass the model's context.
+    if (q.prefill_pad && m.max_seq_len > 0 && *q.prefill_pad > m.max_seq_len)
+      throw InputError("--prefill-pad", std::to_string(*q.prefill_pad) + " tokens exceeds " + m.name + "'s context window of " +
+                                            std::to_string(m.max_seq_len) + " (" +
+                                            (m.context_key.empty() ? std::string("max_seq_len") : m.context_key) + ", " + m.file + ")");
     if (o->search) {
       ServeSearchOptions so;
       if (o->objective == "throughput") so.objective = ServeObjective::throughput;

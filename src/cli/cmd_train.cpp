@@ -62,8 +62,8 @@ void add_train(CLI::App& app, const Globals& g) {
         constexpr double kMaxSpans = 1e6;
         const double spans = 3.0 * r.layout.pp * r.layout.vp * static_cast<double>(r.microbatches);
         if (spans > kMaxSpans)
-          throw InputError("--trace", "the step has " + format_number("%.3g", spans) +
-                                          " compute spans (3 x pp x vp x microbatches); a trace holds at most 1e+06 "
+          throw InputError("--trace", "the step has " + format_number("%.0f", spans) +
+                                          " compute spans (3 x pp x vp x microbatches); a trace holds at most 1000000 "
                                           "(about 200 MB of JSON): trace a smaller global batch, or drop --trace");
         check_not_input(o->out, "--out");  // both checked before either file is written
         check_not_input(o->trace, "--trace");

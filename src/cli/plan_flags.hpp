@@ -225,8 +225,9 @@ struct PlanFlags {
     if (fsdp_rate_gbps || fsdp_overlap) {
       const char* flag = fsdp_rate_gbps ? "--fsdp-rate" : "--fsdp-overlap";
       if (zero && *zero != 3) throw InputError(flag, "applies to ZeRO-3 only, and --zero is " + std::to_string(*zero));
-      if (fsdp_rate_gbps && !(*fsdp_rate_gbps > 0 && std::isfinite(*fsdp_rate_gbps)))
-        throw InputError("--fsdp-rate", "must be a positive number of GB/s");
+      // From a thousandth of a GB/s (a gather a layer a minute) to 100 TB/s (beyond any device's memory).
+      if (fsdp_rate_gbps && !(*fsdp_rate_gbps >= 1e-3 && *fsdp_rate_gbps <= 1e5))
+        throw InputError("--fsdp-rate", "must be a number of GB/s per device from 0.001 to 100000");
       if (fsdp_overlap && !(*fsdp_overlap >= 0 && *fsdp_overlap <= 1))
         throw InputError("--fsdp-overlap", "must be between 0 and 1");
       if (fsdp_rate_gbps) q.fsdp.rate = *fsdp_rate_gbps * 1e9;

@@ -109,14 +109,18 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
       return pick;
     }
     // The highest open-loop load, from 90% of the offline peak down by tenths, whose p99 TTFT and
-    // TPOT meet the SLOs.
+    // TPOT meet the SLOs, on a layout that keeps up with it: one that serves less than
+    // kKeepsUp of the offered requests per second (a small batch cap that meets a TPOT SLO below
+    // the load) has a queue that grows for as long as the run lasts, so its latencies and the
+    // fleet sized from it describe no steady state.
     q.slo_ttft_s = slo_ttft_s;
     q.slo_tpot_s = slo_tpot_s;
     q.work.kind = WorkloadKind::poisson;
+    constexpr double kKeepsUp = 0.9;
     for (int tenth = 9; tenth >= 1; --tenth) {
       q.work.rate = top.requests_per_s * tenth / 10.0;
       const ServeSearchResult r = serve_search(m, s, q, so);
-      if (r.top.front().feasible && r.top.front().slo_met) {
+      if (r.top.front().feasible && r.top.front().slo_met && r.top.front().requests_per_s >= kKeepsUp * q.work.rate) {
         pick.ok = true;
         pick.report = r.top.front();
         char b[96];
@@ -125,7 +129,7 @@ ServingPick best_serving(const Model& m, const System& s, int input_len, int out
         return pick;
       }
     }
-    pick.note = "no layout on " + count_text(devices, "device", "devices") + " meets the SLOs (p99 TTFT/TPOT) even at 10% of " +
+    pick.note = "no layout on " + count_text(devices, "device", "devices") + " meets the SLOs (p99 TTFT/TPOT) and keeps up with the load even at 10% of " +
                 "its peak load";
     return pick;
   }
@@ -214,6 +218,9 @@ std::vector<CompareRow> compare(const Model& m, const std::vector<System>& syste
     throw InputError("--deadline-days", "must be positive and finite");
   if (q.seq_len < 1) throw InputError("--seq-len", "must be at least 1");
   if (q.global_batch < 1) throw InputError("--global-batch", "must be at least 1");
+  if (q.global_batch > kMaxGlobalBatch)
+    throw InputError("--global-batch", std::to_string(q.global_batch) + " sequences a step is beyond the planner's " +
+                                           std::to_string(kMaxGlobalBatch) + " (2^20)");
   if (systems.empty()) throw InputError("--systems", "no system given");
 
   std::vector<CompareRow> rows;

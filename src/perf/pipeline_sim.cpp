@@ -574,12 +574,11 @@ double simulate_1f1b(const PipelineInput& in, long M, std::vector<PipelineEvent>
 
 }  // namespace
 
-std::optional<double> interleaved_steady_makespan(const PipelineInput& in) {
+std::optional<double> steady_1f1b_makespan(const PipelineInput& in) {
   check_input(in);
   if (in.schedule != PipeSchedule::one_f_one_b) return std::nullopt;
   const int P = in.pp, VP = in.vp;
   const long M = in.microbatches;
-  if (VP < 2) return std::nullopt;  // (vp = 1: the closed form, or the whole simulation)
   const Schedule sched(P, VP, M);
   const long g = sched.group(), G = sched.full_groups(), rest = M - G * g;
   if (g < P) return std::nullopt;  // one group of fewer than pp microbatches: no steady phase
@@ -628,7 +627,7 @@ PipelineResult simulate_pipeline(const PipelineInput& in, bool record_events) {
 
   PipelineResult res;
   std::optional<double> steady;
-  if (!record_events) steady = interleaved_steady_makespan(in);
+  if (!record_events) steady = steady_1f1b_makespan(in);
   const double makespan = steady ? *steady : simulate_1f1b(in, in.microbatches, record_events ? &res.events : nullptr, nullptr);
   res.makespan = makespan;
   if (makespan > 0) {

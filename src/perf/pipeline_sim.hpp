@@ -18,8 +18,8 @@
 // position waits for the forward of the previous position plus one send (p2p), the backward for
 // the backward of the next position plus one send, and the backward of the last position for its
 // own forward. Sends are asynchronous (never block the sender) and only cross stages, so with
-// pp = 1 they cost nothing. Cost is O(total operations), or without events for a long interleaved
-// step, O(the operations of 8 to G / 4 of its G microbatch groups) (interleaved_steady_makespan);
+// pp = 1 they cost nothing. Cost is O(total operations), or without events for a long
+// 1F1B step, O(the operations of 8 to G / 4 of its G microbatch groups) (steady_1f1b_makespan);
 // events are kept only when asked for.
 #pragma once
 
@@ -148,7 +148,7 @@ double dualpipe_bubble(int pp, double F, double B, double W, double S);
 // a cost independent of m, as the evaluator runs it for every plan a search considers.
 double dualpipe_makespan(const PipelineInput& in);
 
-// Interleaved 1F1B's makespan (vp > 1) without simulating every group of microbatches, exact:
+// 1F1B's makespan, interleaved (vp > 1) or not, without simulating every group of microbatches, exact:
 // nullopt where this does not apply, and simulate_pipeline (which tries it first when no events
 // are asked for) then simulates the whole step.
 // In the steady phase every stage repeats the same operations one group later (Q = 2 x g x vp
@@ -165,7 +165,7 @@ double dualpipe_makespan(const PipelineInput& in);
 // full groups, and where the shortened step would group its microbatches otherwise (a group size
 // above pp chosen for the remainder). Exact in exact arithmetic; in floating point within about
 // 1e-13 of the whole simulation (the planners compare step times on a coarser grid, tie_grid).
-std::optional<double> interleaved_steady_makespan(const PipelineInput& in);
+std::optional<double> steady_1f1b_makespan(const PipelineInput& in);
 
 // Throws std::invalid_argument for pp, vp or microbatches below 1, fwd/bwd not of size pp, or a
 // negative or non-finite time; for zero-bubble also vp > 1 or wgrad not of size pp or above bwd;

@@ -35,7 +35,9 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
                  {"max_batch", r.options.max_batch}, {"token_budget", r.options.token_budget}, {"prefill_replicas", r.options.prefill_replicas},
                  {"kv_admission", kv_admission_name(r.options.reserve_output)},
                  {"scheduler", scheduler_name(r.options.prefill_first)},
-                 {"prefill_kv_free", r.options.prefill_kv_free}, {"full_attention", r.full_attention}};
+                 {"prefill_kv_free", r.options.prefill_kv_free}, {"full_attention", r.full_attention},
+                 {"compiled_batch", r.options.compiled_batch > 0 ? ordered_json(r.options.compiled_batch) : ordered_json(nullptr)},
+                 {"prefill_pad", r.options.prefill_pad > 0 ? ordered_json(r.options.prefill_pad) : ordered_json(nullptr)}};
   const Speculation& sp = r.options.spec;
   j["layout"]["speculative"] = sp.on() ? ordered_json{{"method", draft_method_name(sp.method)}, {"draft_tokens", sp.draft_tokens},
                                                       {"acceptance", sp.acceptance}, {"tokens_per_step", r6(sp.tokens_per_step())}}
@@ -50,6 +52,7 @@ ordered_json serve_json(const Model& m, const System& s, const ServeReport& r, b
     if (w.input_spread.set()) j["input_spread"] = spread_name(w.input_spread);
     if (w.output_spread.set()) j["output_spread"] = spread_name(w.output_spread);
   }
+  if (w.kind == WorkloadKind::agent) j["prefix_cache"] = w.prefix_cache;
   if (w.batcher.set()) j["batcher"] = batcher_name(w.batcher);
   j["samples"] = w.samples;
   j["beam_search"] = w.beam;

@@ -376,7 +376,7 @@ std::vector<int> device_counts(const System& s, const PlanRequest& q, const Sear
   std::vector<int> out;
   for (long d : device_ladder(s, hi))
     if (d >= lo) out.push_back(static_cast<int>(d));
-  if (q.devices >= lo && q.devices <= hi) out.push_back(q.devices);
+  out.push_back(q.devices);  // --devices is searched too, inside the range or not ("also")
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   if (out.empty()) throw InputError("--min-devices/--max-devices", "no device count in range");

@@ -107,6 +107,9 @@ int peak_requests(int floor, int waves, int replicas, int max_batch, long kv_uni
 ServeSearchResult serve_search(const Model& m, const System& s, const ServeRequest& q, const ServeSearchOptions& o) {
   const int N = q.devices;
   if (N < 1) throw InputError("--devices", "must be at least 1");
+  if (o.objective == ServeObjective::cost && !s.price("on-demand"))
+    throw InputError("--objective", "cost needs a price: system '" + s.id + "' has no on-demand price in data/prices/ (give --price " +
+                                        s.id + "=USD)");
   const int pp = q.pp.value_or(1);
   if (N % pp != 0) throw InputError("--pp", std::to_string(pp) + " does not divide devices " + std::to_string(N));
   if (q.tp && (N / pp) % *q.tp != 0)

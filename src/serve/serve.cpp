@@ -72,7 +72,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     return r;
   }
   r.kv_capacity_tokens = sm.kv_capacity_tokens();
-  r.kv_bytes_per_token = kv_bytes_per_token(m, l.kv);
+  r.kv_bytes_per_token = kv_bytes_per_token(m, l.kv, s.serving.fp4_scale_block);
   SimResult sim = simulate(sm, q.work, o);
   if (!sim.ok) {
     r.reason = sim.reason;
@@ -204,7 +204,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                                           : "optimistic (prompt only; preempt and recompute when full)",
                          q.reserve_output ? std::string("--kv-admission (or run fact kv_admission)") : s.serving.where() + ": " + s.serving.cite("engine.kv_admission", s.serving.reserve_output ? "guaranteed" : "optimistic")});
     r.explain.push_back({"scheduler",
-                         o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile)"
+                         o.prefill_first ? "prefill-first (waiting prompts run whole, decodes paused meanwhile; a prompt over the token budget in budget-sized pieces)"
                                          : "chunked (decodes first, prompts chunked into the rest of the token budget)",
                          q.prefill_first ? std::string("--scheduler (or run fact scheduler)") : s.serving.where() + ": " + s.serving.cite("engine.scheduler", s.serving.prefill_first ? "prefill-first" : "chunked")});
     if (q.full_attention)

@@ -843,6 +843,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     const double prefill_busy = pr.busy_s + r.prefill_share;  // the prefill pool, plus recompute after preemption
     r.busy_s += pr.busy_s;
     r.iterations += pr.iterations;
+    r.prompt_iterations += pr.prompt_iterations;
     r.decode_rows += pr.decode_rows;
     r.preemptions += pr.preemptions;
     r.prefill_tokens += pr.prefill_tokens;

@@ -61,8 +61,12 @@ std::string speculation_summary(const Speculation& sp) {
          format_number("%.2f", sp.acceptance) + " (" + format_number("%.2f", sp.tokens_per_step()) + " tokens per step)";
 }
 
-double kv_bytes_per_token(const Model& m, Quant kv) {
-  const double b = quant_bytes(kv);
+double kv_value_bytes(Quant kv, int fp4_scale_block) {
+  return quant_bytes(kv) + (kv == Quant::fp4 && fp4_scale_block > 0 ? 1.0 / fp4_scale_block : 0.0);
+}
+
+double kv_bytes_per_token(const Model& m, Quant kv, int fp4_scale_block) {
+  const double b = kv_value_bytes(kv, fp4_scale_block);
   if (m.is_mla()) return static_cast<double>(m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) * m.layers * b;
   return 2.0 * m.kv_heads * m.head_dim * m.layers * b;
 }
@@ -167,7 +171,9 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   fp4_block_ = m.fp4_scale_block > 0 ? m.fp4_scale_block : s.serving.fp4_scale_block;
   wb_expert_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / fp4_block_ : 0.0);
   wb_ = fp4_experts_only_ ? quant_bytes(Quant::bf16) : wb_expert_;
-  kvb_ = quant_bytes(l.kv);
+  // An FP4 cache carries its block scales as FP4 weights do, in the engine's format (the cache is
+  // the engine's, whatever the checkpoint's).
+  kvb_ = kv_value_bytes(l.kv, s.serving.fp4_scale_block);
   peak_ = s.peak(cp_)->v;
   const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
   peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;
@@ -273,7 +279,7 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
     g_layers_ = global_most;
     l_layers_ = local_there;
   }
-  kv_replica_ = kv_bytes_per_token(m, l.kv);
+  kv_replica_ = kv_bytes_per_token(m, l.kv, s.serving.fp4_scale_block);
 
   const double ffn_dev = std::max<double>(m.ffn_hidden, m.is_moe() ? m.moe.ffn_hidden * m.moe.top_k : 0) / t;
   // Activations of an iteration of the token budget, and fp32 logits of a full batch.
@@ -634,6 +640,9 @@ std::vector<ServeTerm> StepModel::explain_memory() const {
   out.push_back({"KV per token per device", fmt("%.0f B", kv_dev_),
                  std::string(m_.is_mla() ? "MLA latent (kv_lora_rank + qk_rope_head_dim)" : "2 x kv_heads x head_dim") +
                      " x layers per stage (" + m_.file + ") x " + quant_name(l_.kv) +
+                     (l_.kv == Quant::fp4 && s_.serving.fp4_scale_block > 0
+                          ? " with a scale byte per " + std::to_string(s_.serving.fp4_scale_block) + " values (" + srv + ": engine.fp4_scale_block)"
+                          : std::string()) +
                      (cap_blocks_ > 0 ? (g_layers_ > 0 ? std::string(" (its ") + std::to_string(g_layers_) + " full-attention layers; each sequence adds its " +
                                                              std::to_string(l_layers_) + " local layers' cache, "
                                                        : std::string(" (every layer local: a sequence holds ")) +

@@ -91,7 +91,10 @@ struct ServeTerm {
 // KV-cache bytes per token of context for the whole model (all layers, all KV heads, unsharded):
 // MHA/GQA/MQA 2 x kv_heads x head_dim x layers x bytes; MLA (kv_lora_rank + qk_rope_head_dim)
 // x layers x bytes.
-double kv_bytes_per_token(const Model& m, Quant kv);
+// Bytes of one cached K or V value: the precision's, and an FP4 cache's block scales (one byte
+// per `fp4_scale_block` values, the serving family's engine.fp4_scale_block).
+double kv_value_bytes(Quant kv, int fp4_scale_block);
+double kv_bytes_per_token(const Model& m, Quant kv, int fp4_scale_block);
 
 class StepModel {
  public:

@@ -76,7 +76,8 @@ std::string workload_summary(const ServeWorkload& w) {
   std::string out;
   switch (w.kind) {
     case WorkloadKind::trace: out = "trace, " + std::to_string(w.trace.size()) + " requests"; break;
-    case WorkloadKind::agent: return "agent, " + std::to_string(w.tasks.size()) + " tasks";
+    case WorkloadKind::agent:
+      return "agent, " + std::to_string(w.tasks.size()) + " tasks" + (w.prefix_cache ? "" : ", no prefix cache (every call prefills its whole context)");
     case WorkloadKind::offline: out = "offline"; break;
     case WorkloadKind::poisson:
       std::snprintf(buf, sizeof buf, "poisson at %g req/s (seed %llu)", w.rate, static_cast<unsigned long long>(w.seed));

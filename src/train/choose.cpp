@@ -154,6 +154,11 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
   if (q.devices < 1) bad("--devices", "must be at least 1");
   if (q.work.seq_len < 1) bad("--seq-len", "must be at least 1");
   if (q.work.global_batch < 1) bad("--global-batch", "must be at least 1");
+  // A step's microbatches are simulated one by one where its pipeline is uneven: a bound keeps
+  // that in memory (2^20 sequences a step is hundreds of times any published run's batch).
+  if (q.work.global_batch > kMaxGlobalBatch)
+    bad("--global-batch", std::to_string(q.work.global_batch) + " sequences a step is beyond the planner's " +
+                              std::to_string(kMaxGlobalBatch) + " (2^20)");
   require_at_least(q.tp, "--tp");
   require_at_least(q.pp, "--pp");
   require_at_least(q.vp, "--vp");

@@ -13,6 +13,9 @@
 
 namespace xpu {
 
+// The most sequences a step may hold (check_request).
+inline constexpr long kMaxGlobalBatch = 1L << 20;
+
 struct ChooseStats {
   long considered = 0;   // layouts enumerated
   long rejected = 0;     // failed check_layout: divisibility, too few microbatches to interleave, precision
