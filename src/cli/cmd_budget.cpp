@@ -52,6 +52,8 @@ void add_budget(CLI::App& app, const Globals& g) {
       }
     }
     // --model: one run of it on each named system, priced but not part of the runway (0 a year).
+    if (o->model.empty() && (o->tokens || o->devices))
+      throw InputError(o->tokens ? "--tokens" : "--devices", "describes a training run of --model, and no --model is given");
     if (!o->model.empty()) {
       if (!o->tokens || !o->devices) throw InputError("--model", "needs --tokens and --devices");
       if (systems.empty()) throw InputError("--model", "needs --systems to run it on");

@@ -137,7 +137,7 @@ BudgetResult plan_budget(const Catalog& c, const BudgetFile& f, double usd, cons
     }
   }
   for (const auto& l : r.lines)
-    if (!l.note.empty()) warn(r, l.kind + " '" + l.name + "': " + l.note + " (left out of the runway)");
+    if (!l.note.empty()) warn(r, l.kind + " '" + l.name + "': " + l.note + " (no runway without it: every line counts toward the monthly burn)");
   return r;
 }
 
