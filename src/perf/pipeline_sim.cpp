@@ -71,6 +71,36 @@ class Schedule {
     return std::min(w, n_);
   }
 
+  // Forwards and backwards each run in their own order, entry(0), entry(1), ... (at() takes the
+  // j-th of one kind as the j-th of that kind a stage runs): an Entries walks one of them without
+  // at()'s divisions, for the simulation's inner loop.
+  class Entries {
+   public:
+    Entries(const Schedule& s, bool backward) : s_(&s), backward_(backward) {}
+    Op op() const {
+      const long chunk = backward_ ? s_->vp_ - 1 - chunk_ : chunk_;
+      return {static_cast<int>(chunk), grp_ * s_->group_ + within_, backward_};
+    }
+    void advance() {
+      if (++within_ < (grp_ < s_->full_groups_ ? s_->group_ : s_->m_ - s_->full_groups_ * s_->group_)) return;
+      within_ = 0;
+      if (++chunk_ < s_->vp_) return;
+      chunk_ = 0;
+      ++grp_;
+    }
+
+   private:
+    const Schedule* s_;
+    bool backward_;
+    long grp_ = 0, chunk_ = 0, within_ = 0;
+  };
+  // Whether a stage's k-th operation is a backward (at()'s order).
+  bool backward_at(long k, long warm) const {
+    if (k < warm) return false;
+    if (k < 2 * n_ - warm) return (k - warm) % 2 == 1;
+    return true;
+  }
+
   Op at(long k, long warm) const {
     if (k < warm) return entry(k, false);
     if (k < 2 * n_ - warm) {
@@ -518,6 +548,8 @@ double simulate_1f1b(const PipelineInput& in, long M, std::vector<PipelineEvent>
   std::vector<long> cursor(P, 0), warm(P);
   std::vector<double> free_at(P, 0.0);
   for (int i = 0; i < P; ++i) warm[i] = sched.warmup(i);
+  std::vector<Schedule::Entries> fwd_next(static_cast<size_t>(P), Schedule::Entries(sched, false)),
+      bwd_next(static_cast<size_t>(P), Schedule::Entries(sched, true));
   StageWork work(P);
   if (events) events->assign(static_cast<size_t>(per_stage * P), PipelineEvent{});
   if (ends) ends->assign(static_cast<size_t>(per_stage * P), 0.0);
@@ -529,7 +561,8 @@ double simulate_1f1b(const PipelineInput& in, long M, std::vector<PipelineEvent>
   // most one stage, so the loop is O(total operations).
   for (int i; (i = work.next()) >= 0;) {
     while (cursor[i] < per_stage) {
-      const Op op = sched.at(cursor[i], warm[i]);
+      Schedule::Entries& next_op = sched.backward_at(cursor[i], warm[i]) ? bwd_next[static_cast<size_t>(i)] : fwd_next[static_cast<size_t>(i)];
+      const Op op = next_op.op();
       const long pos = static_cast<long>(op.chunk) * P + i;
       double ready = 0;
       long next = -1;  // the position whose operation may wait on this one
@@ -561,6 +594,7 @@ double simulate_1f1b(const PipelineInput& in, long M, std::vector<PipelineEvent>
       const auto k = static_cast<size_t>(i * per_stage + cursor[i]);
       if (events) (*events)[k] = {i, op.chunk, op.mb, op.backward, start, end};
       if (ends) (*ends)[k] = end;
+      next_op.advance();
       ++cursor[i];
       ++done;
       if (next >= 0 && next % P != i) work.wake(static_cast<int>(next % P));

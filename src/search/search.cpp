@@ -104,8 +104,10 @@ class Searcher {
   // the group's balanced layouts start from. A plan that provably ends up in no result (slower than
   // the K best, than a plan of the front with as much headroom, and than group_best) skips its
   // pipeline simulation (evaluate's cutoff) and counts as pruned by dominance; the returned time is
-  // then a lower bound, above group_best.
-  double consider(const Layout& l, int devices, TaskResult& out, double group_best) const;
+  // then a lower bound, above group_best. bound: a lower bound of its step time known already
+  // (order_by_bound's; 0: none), which bounds it without evaluating it where the bar does not
+  // depend on its memory (no front).
+  double consider(const Layout& l, int devices, TaskResult& out, double group_best, double bound = 0) const;
   // A recompute variant the dominance pass keeps out of the ranking (its layout fits without
   // recompute, which is never slower) may still buy memory headroom: it joins the Pareto front
   // unless a plan there is no slower than the variant without recompute (fit_time) and leaves at
@@ -162,7 +164,7 @@ void Searcher::consider_for_front(const Layout& l, int devices, double fit_time,
   add_to_front(out.front, ranked(l, devices, r));
 }
 
-double Searcher::consider(const Layout& l, int devices, TaskResult& out, double group_best) const {
+double Searcher::consider(const Layout& l, int devices, TaskResult& out, double group_best, double bound) const {
   Workload w = q_.work;
   // Every objective but memory headroom grows with the step time at a fixed device count (this
   // task's), so a plan slower than each of the task's K best cannot rank, and one slower than a
@@ -187,6 +189,12 @@ double Searcher::consider(const Layout& l, int devices, TaskResult& out, double 
       if (p.devices == c->devices && p.capacity - p.memory >= headroom) front = std::min(front, p.step_time);
     return std::max({c->group_best, slowest_top, front});
   };
+  // Without a front the bar does not depend on the plan: a known lower bound above it bounds the
+  // plan as evaluate's cutoff would, without timing it again.
+  if (can_bound && !o_.pareto && bound > bar(MemoryBreakdown{}) * (1 + 1e-10)) {
+    ++out.st.pruned_dominance;
+    return bound;
+  }
   TrainReport r = evaluate(m_, s_, l, w, devices, o_.prune_memory, /*detail=*/false, can_bound ? &bar : nullptr);
   if (r.bounded) {
     ++out.st.pruned_dominance;
@@ -240,10 +248,14 @@ void Searcher::run(const Task& t, TaskResult& out) const {
       prune_div(per_cp);
       continue;
     }
-    // The group's fastest plan (train's chooser's rule: step time, then layout_order_key), whose
-    // balanced pipeline layouts are weighed after the group's other plans.
-    Layout fastest;
-    double fastest_time = -1;
+    // The group's plans come in recompute ladders: a layout (micro-batch, vp, ep, etp, ZeRO,
+    // precision, memory option) tried with each recompute choice in turn. Those whose pipeline is
+    // simulated (bounded_simulation) are weighed last, cheapest bound first: each one's step time
+    // without recompute (recompute only adds time) with the simulation's lower bound, so that the
+    // plans a simulation would show losing are bounded out by the best found before them. The
+    // answer does not depend on the order (the K best, the front and the group's fastest are each
+    // a minimum, ties broken by layout).
+    std::vector<Ladder> ladders;
     for (int mb : L_.mb) {
       const long per_mb = per_cp / static_cast<long>(L_.mb.size());
       if (o_.prune_divisibility && q_.work.global_batch % (static_cast<long>(dp) * mb) != 0) {
@@ -266,66 +278,76 @@ void Searcher::run(const Task& t, TaskResult& out) const {
             continue;
           }
           for (int etp : L_.etp) {
-          const long per_etp = per_ep / static_cast<long>(L_.etp.size());
-          Layout probe;
-          probe.tp = t.tp; probe.dp = dp; probe.cp = cp; probe.ep = ep;
-          if (o_.prune_divisibility && !etp_candidate(probe, etp)) {
-            prune_div(per_etp);
-            continue;
-          }
-          for (int z : L_.zero) {
-            const long per_z = per_etp / static_cast<long>(L_.zero.size());
-            if (o_.prune_divisibility && z == 3 && t.pp > 1) {
-              prune_div(per_z);
+            const long per_etp = per_ep / static_cast<long>(L_.etp.size());
+            Layout probe;
+            probe.tp = t.tp; probe.dp = dp; probe.cp = cp; probe.ep = ep;
+            if (o_.prune_divisibility && !etp_candidate(probe, etp)) {
+              prune_div(per_etp);
               continue;
             }
-            for (Precision pr : L_.prec) {
-              for (int mo = 0; mo < kMemoryOptions; ++mo) {
-                if (!memory_option_allowed(q_, pr, mo)) continue;  // not counted as considered
-                // Once the layout fits without recompute, recompute can only add time; selective
-                // fitting does not end it (full recompute of the fewest layers that fit can be
-                // faster than selective's rerun of every layer's attention).
-                bool fitted = false;  // the layout fit without recompute
-                bool bare_out = false;  // it was tried without recompute and did not fit
-                double fit_time = 0;  // its step time without recompute
-                for (const RecomputeChoice& choice : L_.rc) {
-                  const Recompute rc = choice.recompute;
-                  ++out.st.considered;
-                  const bool dominated = fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
-                  if (dominated) ++out.st.pruned_dominance;
+            for (int z : L_.zero) {
+              const long per_z = per_etp / static_cast<long>(L_.zero.size());
+              if (o_.prune_divisibility && z == 3 && t.pp > 1) {
+                prune_div(per_z);
+                continue;
+              }
+              for (Precision pr : L_.prec) {
+                for (int mo = 0; mo < kMemoryOptions; ++mo) {
+                  if (!memory_option_allowed(q_, pr, mo)) continue;  // not counted as considered
                   Layout l;
                   l.tp = t.tp; l.pp = t.pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
-                  l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
+                  l.micro_batch = mb; l.zero = z; l.precision = pr;
                   apply_given_knobs(l, q_, m_, s_);
-                  l.recompute_modules = choice.modules;
                   apply_memory_option(l, mo);
-                  // Tried without recompute and out of memory: fewest_recompute_layers skips that
-                  // check. The recompute is sized for the layout as it will run (given knobs and
-                  // memory option applied), as train's chooser sizes it.
-                  if (rc == Recompute::full)
-                    l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
-                                         : q_.recompute     ? 0
-                                                            : fewest_recompute_layers(m_, s_, l, q_.work, bare_out);
-                  if (dominated) {
-                    consider_for_front(l, n, fit_time, out);
-                    continue;
-                  }
-                  const double t = consider(l, n, out, fastest_time);
-                  if (t >= 0 && (fastest_time < 0 || std::make_pair(t, layout_order_key(l)) <
-                                                         std::make_pair(fastest_time, layout_order_key(fastest)))) {
-                    fastest = l;
-                    fastest_time = t;
-                  }
-                  if (rc == Recompute::none) {
-                    fitted = t >= 0;
-                    bare_out = t < 0;
-                    fit_time = t;
-                  }
+                  ladders.push_back({l, 0.0, ladders.size()});
                 }
               }
             }
           }
-          }
+        }
+      }
+    }
+    if (o_.prune_bound && o_.prune_dominance) order_by_bound(m_, s_, q_.work, n, ladders);
+    // The group's fastest plan (train's chooser's rule: step time, then layout_order_key), whose
+    // balanced pipeline layouts are weighed after the group's other plans.
+    Layout fastest;
+    double fastest_time = -1;
+    for (const Ladder& ld : ladders) {
+      // Once the layout fits without recompute, recompute can only add time; selective
+      // fitting does not end it (full recompute of the fewest layers that fit can be
+      // faster than selective's rerun of every layer's attention).
+      bool fitted = false;  // the layout fit without recompute
+      bool bare_out = false;  // it was tried without recompute and did not fit
+      double fit_time = 0;  // its step time without recompute
+      for (const RecomputeChoice& choice : L_.rc) {
+        const Recompute rc = choice.recompute;
+        ++out.st.considered;
+        const bool dominated = fitted && o_.prune_dominance && o_.objective != Objective::memory_headroom;
+        if (dominated) ++out.st.pruned_dominance;
+        Layout l = ld.base;
+        l.recompute = rc;
+        l.recompute_modules = choice.modules;
+        // Tried without recompute and out of memory: fewest_recompute_layers skips that
+        // check. The recompute is sized for the layout as it will run (given knobs and
+        // memory option applied), as train's chooser sizes it.
+        if (rc == Recompute::full)
+          l.recompute_layers = q_.recompute_layers ? *q_.recompute_layers
+                               : q_.recompute     ? 0
+                                                  : fewest_recompute_layers(m_, s_, l, q_.work, bare_out);
+        if (dominated) {
+          consider_for_front(l, n, fit_time, out);
+          continue;
+        }
+        const double t = consider(l, n, out, fastest_time, ld.bound);
+        if (t >= 0 && (fastest_time < 0 || std::make_pair(t, layout_order_key(l)) <
+                                               std::make_pair(fastest_time, layout_order_key(fastest)))) {
+          fastest = l;
+          fastest_time = t;
+        }
+        if (rc == Recompute::none) {
+          fitted = t >= 0;
+          bare_out = t < 0;
+          fit_time = t;
         }
       }
     }

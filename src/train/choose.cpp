@@ -1,6 +1,7 @@
 #include "train/choose.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -347,6 +348,22 @@ struct GroupResult {
 
 }  // namespace
 
+void order_by_bound(const Model& m, const System& s, const Workload& w, int devices, std::vector<Ladder>& ladders) {
+  // Closed-form ladders first, as enumerated; then the simulated ones by their bound without
+  // recompute (a plan that is not valid sorts last: it is refused before it is timed).
+  auto simulated = [&](const Ladder& ld) { return bounded_simulation(m, ld.base); };
+  const auto tail = std::stable_partition(ladders.begin(), ladders.end(), [&](const Ladder& ld) { return !simulated(ld); });
+  if (ladders.end() - tail < 2) return;
+  const StepCutoff at_bound = [](const MemoryBreakdown&) { return 0.0; };  // timed by its bound alone
+  for (auto it = tail; it != ladders.end(); ++it) {
+    Layout bare = it->base;
+    bare.recompute = Recompute::none;
+    const TrainReport r = evaluate(m, s, bare, w, devices, /*enforce_memory=*/false, /*detail=*/false, &at_bound);
+    it->bound = r.bounded ? r.step_time : std::numeric_limits<double>::infinity();
+  }
+  std::stable_sort(tail, ladders.end(), [](const Ladder& a, const Ladder& b) { return a.bound < b.bound; });
+}
+
 TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, ChooseStats* stats, bool time_if_none_fit,
                         int threads) {
   check_request(m, s, q);
@@ -390,6 +407,12 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     const std::vector<int> vps = one_or(q.vp, vp_range(m, pp, q.schedule));
     const std::vector<int> eps = one_or(q.ep, dividing(ep_range(m), static_cast<long>(dp) * cp * tp));
     const std::vector<int> etp_all = one_or(q.etp, etp_range(m, s, q));
+    // The group's candidates come in recompute ladders: a layout tried with each recompute choice
+    // in turn, those whose pipeline is simulated last, cheapest bound first (order_by_bound), so
+    // that the plans a simulation would show losing are bounded out by the best found before them.
+    // The answer and the counts do not depend on the order (the best is a minimum, ties broken by
+    // layout; the closest to fitting, ties broken by the ladders' enumeration).
+    std::vector<Ladder> ladders;
     for (int vp : vps)
       for (int ep : eps) {
         std::vector<int> etps;
@@ -404,58 +427,73 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
             for (Precision pr : precs)
               for (int mem_opt = 0; mem_opt < kMemoryOptions; ++mem_opt) {
                 if (!memory_option_allowed(q, pr, mem_opt)) continue;
-                // Recompute from none up: once the layout fits without any, recompute can only add
-                // time (the search's dominance pass) and the rest are skipped. Selective fitting
-                // does not end it: full recompute of the fewest layers that fit can be faster
-                // than selective's rerun of every layer's attention (unfused attention).
-                bool fitted = false;
-                for (const RecomputeChoice& choice : rcs) {
-                  const Recompute rc = choice.recompute;
-                  ++g.st.considered;
-                  if (fitted) {
-                    ++g.st.dominated;
-                    continue;
-                  }
-                  Layout l;
-                  l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
-                  l.micro_batch = mb; l.zero = z; l.recompute = rc; l.precision = pr;
-                  apply_given_knobs(l, q, m, s);
-                  l.recompute_modules = choice.modules;
-                  apply_memory_option(l, mem_opt);
-                  if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
-                    ++g.st.rejected;
-                    continue;
-                  }
-                  // Full recompute as asked: every layer, or --recompute-layers of them; chosen
-                  // freely: the fewest layers that fit.
-                  if (rc == Recompute::full)
-                    l.recompute_layers = q.recompute_layers ? *q.recompute_layers
-                                         : q.recompute     ? 0
-                                                           : fewest_recompute_layers(m, s, l, q.work);
-                  MemoryBreakdown mem = estimate_memory(m, s, l, q.work);
-                  if (mem.total() > mem.capacity) {
-                    ++g.st.out_of_memory;
-                    const double over = mem.total() / mem.capacity;
-                    if (!g.have_best && (!g.have_closest || over < g.closest_over)) {
-                      g.closest = evaluate(m, s, l, q.work, q.devices, !time_if_none_fit);
-                      g.closest_over = over;
-                      g.have_closest = true;
-                    }
-                    continue;
-                  }
-                  ++g.st.evaluated;
-                  TrainReport r = evaluate(m, s, l, q.work, q.devices, true, true, g.have_best ? &beat_best : nullptr);
-                  if (!r.feasible()) continue;
-                  fitted = rc == Recompute::none;
-                  if (r.bounded) continue;  // provably slower than the group's best: its pipeline not simulated
-                  // Fastest wins; ties go by layout_order_key, as in the search.
-                  if (!g.have_best || faster(r, g.best)) {
-                    g.best = std::move(r);
-                    g.have_best = true;
-                  }
-                }
+                Layout l;
+                l.tp = tp; l.pp = pp; l.vp = vp; l.dp = dp; l.cp = cp; l.ep = ep; l.etp = etp;
+                l.micro_batch = mb; l.zero = z; l.precision = pr;
+                apply_given_knobs(l, q, m, s);
+                apply_memory_option(l, mem_opt);
+                ladders.push_back({l, 0.0, ladders.size()});
               }
       }
+    order_by_bound(m, s, q.work, q.devices, ladders);
+    std::size_t closest_index = 0;
+    for (const Ladder& ld : ladders) {
+      // Recompute from none up: once the layout fits without any, recompute can only add
+      // time (the search's dominance pass) and the rest are skipped. Selective fitting
+      // does not end it: full recompute of the fewest layers that fit can be faster
+      // than selective's rerun of every layer's attention (unfused attention).
+      bool fitted = false;
+      for (const RecomputeChoice& choice : rcs) {
+        const Recompute rc = choice.recompute;
+        ++g.st.considered;
+        if (fitted) {
+          ++g.st.dominated;
+          continue;
+        }
+        Layout l = ld.base;
+        l.recompute = rc;
+        l.recompute_modules = choice.modules;
+        if (check_layout(m, s, l, q.work, q.devices, nullptr) != Infeasible::none) {
+          ++g.st.rejected;
+          continue;
+        }
+        // Full recompute as asked: every layer, or --recompute-layers of them; chosen
+        // freely: the fewest layers that fit.
+        if (rc == Recompute::full)
+          l.recompute_layers = q.recompute_layers ? *q.recompute_layers
+                               : q.recompute     ? 0
+                                                 : fewest_recompute_layers(m, s, l, q.work);
+        MemoryBreakdown mem = estimate_memory(m, s, l, q.work);
+        if (mem.total() > mem.capacity) {
+          ++g.st.out_of_memory;
+          const double over = mem.total() / mem.capacity;
+          // (Kept while none fits, the least over; of equals, the first in enumeration order.)
+          if (!g.have_best && (!g.have_closest || over < g.closest_over || (over == g.closest_over && ld.index < closest_index))) {
+            g.closest = evaluate(m, s, l, q.work, q.devices, !time_if_none_fit);
+            g.closest_over = over;
+            g.have_closest = true;
+            closest_index = ld.index;
+          }
+          continue;
+        }
+        ++g.st.evaluated;
+        // Bounded by its ladder's bound (order_by_bound; recompute only adds time), as evaluate's
+        // cutoff would bound it, without timing it again.
+        if (g.have_best && ld.bound > g.best.step_time * (1 + 1e-10)) {
+          fitted = rc == Recompute::none;
+          continue;
+        }
+        TrainReport r = evaluate(m, s, l, q.work, q.devices, true, true, g.have_best ? &beat_best : nullptr);
+        if (!r.feasible()) continue;
+        fitted = rc == Recompute::none;
+        if (r.bounded) continue;  // provably slower than the group's best: its pipeline not simulated
+        // Fastest wins; ties go by layout_order_key, as in the search.
+        if (!g.have_best || faster(r, g.best)) {
+          g.best = std::move(r);
+          g.have_best = true;
+        }
+      }
+    }
     // The group's fastest plan laid out in balanced pipeline stages (balanced_variants), each
     // variant a candidate like the rest.
     if (!g.have_best) return;

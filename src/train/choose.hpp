@@ -88,6 +88,18 @@ bool etp_candidate(const Layout& l, int etp);
 // that vp does, as a ladder of the plan with each recompute choice (recompute_range's order, full
 // recompute's layer count sized as the chooser sizes it). None without a pipeline, with a layout
 // given, under DualPipeV (its own V), or with balance_pipeline false.
+// One layout of a planner's candidates (all but its recompute, which the planner varies in turn),
+// with its place in the planner's enumeration and a lower bound of its step time.
+struct Ladder {
+  Layout base;
+  double bound = 0;  // a lower bound of its step time, with any recompute (0: none known)
+  std::size_t index = 0;
+};
+// Reorders a (devices, tp, pp, cp) group's ladders for the planners' cutoffs: those whose pipeline
+// evaluate simulates (bounded_simulation) after the rest, cheapest bound first (evaluate's lower
+// bound of the plan without recompute); the others as enumerated.
+void order_by_bound(const Model& m, const System& s, const Workload& w, int devices, std::vector<Ladder>& ladders);
+
 std::vector<std::vector<Layout>> balanced_variants(const Model& m, const System& s, const PlanRequest& q, const Layout& l);
 
 // The order of equally fast plans, shared by train's chooser and search (so the two pick the same

@@ -1007,6 +1007,11 @@ MemoryBreakdown estimate_memory(const Model& m, const System& s, const Layout& l
   return memory_of(m, s, l, w, ev, st, kind_layer(ev, m, false), kind_layer(ev, m, true));
 }
 
+bool bounded_simulation(const Model& m, const Layout& l) {
+  return l.vp > 1 && l.schedule == PipeSchedule::one_f_one_b &&
+         (l.stage_layout ? !uniform_chunks(*l.stage_layout) : m.layers % (l.pp * l.vp) != 0);
+}
+
 int fewest_recompute_layers(const Model& m, const System& s, Layout l, const Workload& w, bool bare_fits_known_false) {
   if (!bare_fits_known_false) {
     // Where the layout fits without recompute, rerunning any layer only loses time: keep 0.
@@ -1368,8 +1373,7 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
         slow = i;
       }
     }
-  } else if (l.vp > 1 && l.schedule == PipeSchedule::one_f_one_b &&
-             (l.stage_layout ? !uniform_chunks(*l.stage_layout) : m.layers % (l.pp * l.vp) != 0)) {
+  } else if (bounded_simulation(m, l)) {
     // Chunks of unequal decoder layers (a layout's, or the even split's where pp x vp does not
     // divide the layers: an empty first or last chunk, a light one beside the head): the
     // interleaved order is simulated with each chunk's share of its stage's time

@@ -138,6 +138,11 @@ TrainReport evaluate_balanced(const Model& m, const System& s, const Layout& l, 
 // place the plan among the results (evaluate's cutoff).
 using StepCutoff = std::function<double(const MemoryBreakdown&)>;
 
+// Whether evaluate simulates the plan's pipeline with a cutoff's lower bound first: interleaved
+// 1F1B over chunks of unequal decoder layers (a layout's, or the even split's where pp x vp does
+// not divide the layers). Other plans take a closed form (DualPipeV its short simulation).
+bool bounded_simulation(const Model& m, const Layout& l);
+
 // Evaluates the plan. Never throws for a well-formed plan that does not fit: the report says why.
 // With enforce_memory false, a plan over capacity is still timed; the report keeps feasible()
 // true and says so in `warning` (used by validate, where the measured run is known to fit).
