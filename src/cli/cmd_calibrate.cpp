@@ -257,6 +257,14 @@ void add_calibrate(CLI::App& app, const Globals& g) {
       for (const auto& [path, text] : files) {
         if (std::filesystem::is_directory(path, ec))
           throw InputError(path, "is a directory: cannot write the fitted file there (nothing written)");
+        // A fitted file never replaces what the fit read (a table named like a chip or family).
+        for (const auto& t : o->truth) {
+          if (same_file(path, t))
+            throw InputError("--out-dir", "'" + path + "' is a --truth table: the fitted file would replace it (nothing written)");
+          const std::string facts = run_facts_path(t, "", false);
+          if (!facts.empty() && same_file(path, facts))
+            throw InputError("--out-dir", "'" + path + "' is the run facts file of " + t + ": the fitted file would replace it (nothing written)");
+        }
         // A fit of absurd measurements can give values the catalog refuses to load: write only
         // files it reads back.
         try {

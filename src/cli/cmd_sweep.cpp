@@ -172,6 +172,15 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
     if (o.db.empty()) throw InputError("--db", "required: the results database (SQLite), e.g. --db results.sqlite");
     const Catalog cat = load_catalog(g);
     in = parse_sweep(read_file(o.file), cat);
+    // An on-demand --price quote for a system the file prices itself would be silently outranked.
+    for (const std::string& quote : g.prices) {
+      const std::string id = quote.substr(0, quote.find_first_of(":="));
+      const bool on_demand = quote.find(':') == std::string::npos || quote.find(':') > quote.find('=') ||
+                             quote.compare(quote.find(':'), std::string(":on-demand=").size(), ":on-demand=") == 0;
+      if (on_demand && in->spec.priced_in_file.contains(id))
+        throw InputError("--price", "'" + quote + "': " + o.file + " prices " + id +
+                                        " itself (search.usd_per_device_hour), which the sweep uses: give one or the other");
+    }
     all = expand(in->spec);
     if (root) {
       store.emplace(Store::open_for_writing(o.db));

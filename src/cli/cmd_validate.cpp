@@ -145,14 +145,14 @@ void add_validate(CLI::App& app, const Globals& g) {
       fail = true;
     }
     if (o->max_mape && gate.mape_pct > *o->max_mape) {
-      std::fprintf(stderr, "xpuplan validate: MAPE %.1f%% exceeds --max-mape %.1f%%\n", gate.mape_pct, *o->max_mape);
+      std::fprintf(stderr, "xpuplan validate: MAPE %.6g%% exceeds --max-mape %.6g%%\n", gate.mape_pct, *o->max_mape);
       fail = true;
     }
     if (o->max_row) {
       for (const auto& r : v.rows) {
         if (r.grade == "C" || (o->dense_only_gate && r.moe)) continue;
         if (std::fabs(r.error_pct) > *o->max_row) {
-          std::fprintf(stderr, "xpuplan validate: row %s errs by %+.1f%% (limit %.1f%%)\n", r.id.c_str(), r.error_pct, *o->max_row);
+          std::fprintf(stderr, "xpuplan validate: row %s errs by %+.6g%% (limit %.6g%%)\n", r.id.c_str(), r.error_pct, *o->max_row);
           fail = true;
         }
       }

@@ -424,8 +424,11 @@ ordered_json catalog_json(const Catalog& c) {
 std::string catalog_text(const Catalog& c) {
   std::vector<std::vector<std::string>> srows, mrows;
   for (const auto& [id, s] : c.systems) {
-    auto bf = s.peak(Precision::bf16) ? s.peak(Precision::bf16) : s.peak(Precision::fp16);
-    srows.push_back({id, s.name, s.device_unit, bf ? format_flop_rate(*bf) : "-", format_bytes(s.hbm_capacity()),
+    // A chip without bf16 (V100) shows its fp16 rate, marked so.
+    const auto bf = s.peak(Precision::bf16);
+    const auto fp = s.peak(Precision::fp16);
+    const std::string rate = bf ? format_flop_rate(*bf) : fp ? format_flop_rate(*fp) + " (fp16)" : "-";
+    srows.push_back({id, s.name, s.device_unit, rate, format_bytes(s.hbm_capacity()),
                      std::to_string(s.scale_up.size) + " " + topology_name(s.scale_up.topology), s.calib.status});
   }
   for (const auto& [id, m] : c.models) {
@@ -529,9 +532,14 @@ ordered_json catalog_item_json(const Catalog& c, const std::string& arg) {
     ordered_json peaks = ordered_json::object();
     for (Precision p : kAllPrecisions)
       if (auto r = ch.peak_at(p)) peaks[std::string(precision_name(p)) + "_flops"] = r6(r->v);
+    // Beside the matrix peaks: the non-matrix FP32 rate, the softmax exponentials the attention
+    // model serialises, and the kernels the planners assume ([kernels]).
+    if (ch.vector_fp32) peaks["vector_fp32_flops"] = r6(ch.vector_fp32->v);
+    if (ch.exp_rate) peaks["exp_per_s"] = r6(*ch.exp_rate);
     return {{"kind", "chip"}, {"id", ch.id}, {"name", ch.name}, {"vendor", ch.vendor}, {"file", ch.file}, {"source", ch.source},
             {"peak", peaks}, {"hbm_capacity_bytes", r6(ch.hbm_capacity.v)}, {"hbm_bandwidth_bytes_per_s", r6(ch.hbm_bandwidth.v)},
-            {"tdp_w", ch.tdp ? ordered_json(r6(ch.tdp->v)) : ordered_json(nullptr)}};
+            {"tdp_w", ch.tdp ? ordered_json(r6(ch.tdp->v)) : ordered_json(nullptr)},
+            {"kernels", {{"flash_attention", ch.flash_attention}, {"hierarchical_ep_dispatch", ch.hierarchical_ep_dispatch}}}};
   }
   if (!kind.empty()) throw InputError("catalog show", "no " + kind + " with id '" + id + "'");
   throw InputError("catalog show", "no system, model or chip with id '" + id + "'");

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,7 @@ struct SweepSpec {
   // By system (as written): the file's search.usd_per_device_hour, else the catalog's latest
   // on-demand offer; absent: no price (cost columns are NULL).
   std::map<std::string, double> usd_per_device_hour;
+  std::set<std::string> priced_in_file;  // the systems the file's search.usd_per_device_hour prices
 };
 
 // "time", "cost", "tokens-per-dollar", "memory-headroom" (the spelling of sweep files).

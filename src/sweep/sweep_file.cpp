@@ -192,10 +192,14 @@ SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
             throw InputError(at(f.path, sys.source().begin.line > 0 ? sys.source() : v.source(), k + "." + id),
                              "'" + id + "' is not in grid.systems");
           s.usd_per_device_hour[id] = price(v, k + "." + id);
+          s.priced_in_file.insert(id);
         }
       } else {
         const double v = price(*p, k);
-        for (const auto& sys : s.systems) s.usd_per_device_hour[sys] = v;
+        for (const auto& sys : s.systems) {
+          s.usd_per_device_hour[sys] = v;
+          s.priced_in_file.insert(sys);
+        }
       }
     }
   }
