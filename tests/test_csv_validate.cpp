@@ -323,6 +323,11 @@ TEST(Validate, RunFactsBadInput) {
   e = err("id,field,value,source\nMOE-1,zero_group,0,x\n");
   EXPECT_EQ(e.where, "f.csv:2: value");
   {
+    // A group that does not divide the row's dp x cp (16 x 1) is refused where the fact is read.
+    const RunFacts odd = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nMOE-1,zero_group,3,x\n"}));
+    e = test::catch_input_error([&] { validate_training(parse_csv({"moe.csv", mixtral_table()}), builtin(), nullptr, &odd); });
+    EXPECT_EQ(e.where, "f.csv:2: value");
+    EXPECT_NE(e.what.find("zero_group: 3 does not divide row MOE-1's dp x cp (16)"), std::string::npos) << e.what;
     const RunFacts f = parse_run_facts(parse_csv({"f.csv", "id,field,value,source\nMOE-1,zero_group,8,x\n"}));
     const ValidationResult with = validate_training(parse_csv({"moe.csv", mixtral_table()}), builtin(), nullptr, &f);
     ASSERT_TRUE(with.rows[0].evaluated) << with.rows[0].reason;

@@ -620,48 +620,52 @@ TEST(Choose, StepTimesTieOnTheirGrid) {
 }
 
 TEST(Choose, OrderByBoundPutsSimulatedLaddersLastCheapestFirst) {
-  // Llama 3.1 405B (126 layers) on 1024 H100, tp 8 x pp 8 x dp 16: vp 1 takes the closed form (a
-  // plain 1F1B), vp 2..8 are simulated (126 % (8 vp) != 0: chunks of unequal layers).
-  // order_by_bound keeps the closed-form ones first as enumerated and sorts the rest by a bound
-  // that never exceeds their simulated step.
+  // Llama 3.1 405B (126 layers) on 1024 H100, tp 8 x pp 8 x dp 16, 8192 sequences (512 or 256
+  // microbatches): vp 1 takes the closed form (a plain 1F1B), vp 2..8 are simulated (126 % (8 vp)
+  // != 0: chunks of unequal layers), long enough to be worth ordering. order_by_bound keeps the
+  // others first as enumerated (bound 0: none known) and sorts these by a bound that never
+  // exceeds their simulated step. With activations offloaded (recompute can then save time) a
+  // ladder keeps no bound and its place.
   const Model& m = builtin().model("llama3.1-405b");
-  const Workload w{8192, 512};
+  const Workload w{8192, 8192};
   std::vector<Ladder> ladders;
   for (int vp = 1; vp <= 8; ++vp)
-    for (int mb : {1, 2}) {
-      Layout l;
-      l.tp = 8;
-      l.pp = 8;
-      l.vp = vp;
-      l.dp = 16;
-      l.micro_batch = mb;
-      l.precision = Precision::fp8;
-      ladders.push_back({l, 0.0, ladders.size()});
-    }
+    for (int mb : {1, 2})
+      for (bool offload : {false, true}) {
+        Layout l;
+        l.tp = 8;
+        l.pp = 8;
+        l.vp = vp;
+        l.dp = 16;
+        l.micro_batch = mb;
+        l.precision = Precision::fp8;
+        l.offload_activations = offload;
+        ladders.push_back({l, 0.0, ladders.size()});
+      }
   order_by_bound(m, h100(), w, 1024, ladders);
-  std::size_t first_simulated = ladders.size(), last_index = 0;
+  std::size_t first_sorted = ladders.size(), last_index = 0;
   for (std::size_t i = 0; i < ladders.size(); ++i) {
     const Ladder& ld = ladders[i];
-    if (!bounded_simulation(m, ld.base)) {
-      EXPECT_LT(i, first_simulated) << "a closed-form ladder after a simulated one";
+    if (ld.bound == 0.0) {
+      EXPECT_LT(i, first_sorted) << "an unbounded ladder after a sorted one";
       if (i > 0) {
         EXPECT_GT(ld.index, last_index);  // as enumerated
       }
       last_index = ld.index;
-      EXPECT_EQ(ld.bound, 0.0);
+      EXPECT_TRUE(!bounded_simulation(m, ld.base) || ld.base.offload_activations);
       continue;
     }
-    first_simulated = std::min(first_simulated, i);
-    if (i > first_simulated) {
+    first_sorted = std::min(first_sorted, i);
+    EXPECT_TRUE(bounded_simulation(m, ld.base));
+    EXPECT_FALSE(ld.base.offload_activations);
+    if (i > first_sorted) {
       EXPECT_LE(ladders[i - 1].bound, ld.bound);
     }
     const TrainReport r = evaluate(m, h100(), ld.base, w, 1024, false);
     ASSERT_TRUE(r.feasible());
-    EXPECT_GT(ld.bound, 0.0);
     EXPECT_LE(ld.bound, r.step_time * (1 + 1e-12));
   }
-  EXPECT_LT(first_simulated, ladders.size());  // some were simulated
-  EXPECT_GT(first_simulated, 0u);               // and some were not
+  EXPECT_EQ(ladders.size() - first_sorted, 14u);  // vp 2..8 x mb 1, 2 without offload
 }
 
 TEST(Choose, NeverInterleavesFewerMicrobatchesThanStages) {

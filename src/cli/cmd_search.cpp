@@ -117,7 +117,12 @@ void add_search(CLI::App& app, const Globals& g) {
     }
     std::vector<std::string> h2 = head;
     h2.insert(h2.begin(), "#");
-    text += rows.empty() ? "no plan fits\n" : render_table(h2, rows);
+    text += rows.empty() ? "no plan fits" +
+                               (q.zero_group > 0 ? " (--zero-group " + std::to_string(q.zero_group) +
+                                                       ": only layouts whose dp x cp it divides are tried)"
+                                                 : std::string()) +
+                               "\n"
+                         : render_table(h2, rows);
     std::vector<std::vector<std::string>> prow;
     for (const auto& r : res.pareto) prow.push_back(plan_row(r, so.usd_per_device_hour));
     text += "\nPareto front (step time vs memory headroom" + std::string(so.usd_per_device_hour > 0 ? " vs cost" : "") + "): " +

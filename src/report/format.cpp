@@ -307,7 +307,9 @@ ordered_json validation_json(const ValidationResult& v) {
       }
       const Layout& l = r.plan.layout;
       j["plan"] = {{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"dp", l.dp}, {"cp", l.cp}, {"ep", l.ep},
-                   {"micro_batch", l.micro_batch}, {"zero", l.zero}, {"recompute", recompute_name(l.recompute)},
+                   {"micro_batch", l.micro_batch}, {"zero", l.zero},
+                   {"zero_group", l.zero_group > 0 ? ordered_json(l.zero_group) : ordered_json(nullptr)},
+                   {"recompute", recompute_name(l.recompute)},
                    {"recompute_layers", l.recompute_layers}, {"recompute_modules", recompute_modules_json(l)},
                    {"precision", precision_name(l.precision)}, {"schedule", schedule_name(l.schedule)},
                    {"offload_activations", l.offload_activations}, {"mtp_layers", l.mtp_layers},

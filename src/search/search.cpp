@@ -243,8 +243,10 @@ void Searcher::run(const Task& t, TaskResult& out) const {
     const long tpc = static_cast<long>(t.tp) * t.pp * cp;
     const bool cp_bad = n % tpc != 0 || (cp > 1 && q_.work.seq_len % (2L * cp) != 0);
     const int dp = n % tpc == 0 ? static_cast<int>(n / tpc) : 1;
-    // A given --dp is a constraint, not a pruning rule: it holds with --no-prune divisibility too.
-    if ((q_.dp && (n % tpc != 0 || *q_.dp != dp)) || (o_.prune_divisibility && (cp_bad || q_.work.global_batch % dp != 0))) {
+    // A given --dp is a constraint, not a pruning rule: it holds with --no-prune divisibility too;
+    // so does a given ZeRO group, which must divide dp x cp.
+    if ((q_.dp && (n % tpc != 0 || *q_.dp != dp)) || (q_.zero_group > 0 && (static_cast<long>(dp) * cp) % q_.zero_group != 0) ||
+        (o_.prune_divisibility && (cp_bad || q_.work.global_batch % dp != 0))) {
       prune_div(per_cp);
       continue;
     }
@@ -313,7 +315,8 @@ void Searcher::run(const Task& t, TaskResult& out) const {
     Layout fastest;
     double fastest_time = -1;
     for (const Ladder& ld : ladders) {
-      // Once the layout fits without recompute, recompute can only add time; selective
+      // Once the layout fits without recompute, recompute can only add time (unless activations
+      // are offloaded: recompute then shrinks what is copied to the host); selective
       // fitting does not end it (full recompute of the fewest layers that fit can be
       // faster than selective's rerun of every layer's attention).
       bool fitted = false;  // the layout fit without recompute
@@ -345,7 +348,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
           fastest_time = t;
         }
         if (rc == Recompute::none) {
-          fitted = t >= 0;
+          fitted = t >= 0 && !l.offload_activations;  // (offloaded: recompute shrinks the copies)
           bare_out = t < 0;
           fit_time = t;
         }
@@ -365,7 +368,7 @@ void Searcher::run(const Task& t, TaskResult& out) const {
         }
         const double t = consider(l, n, out, /*group_best=*/0);  // the group's fastest is already chosen
         if (l.recompute == Recompute::none) {
-          fitted = t >= 0;
+          fitted = t >= 0 && !l.offload_activations;  // (offloaded: recompute shrinks the copies)
           fit_time = t;
         }
       }

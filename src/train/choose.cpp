@@ -300,7 +300,6 @@ void check_request(const Model& m, const System& s, const PlanRequest& q) {
     bad(q.fsdp.rate > 0 ? "--fsdp-rate" : "--fsdp-overlap",
         "describes ZeRO-3, which is not modelled with pipeline parallelism (--pp > 1 or --schedule zb-h1 or dualpipev)");
   if (q.zero_group > 0 && q.zero && *q.zero == 0) bad("--zero-group", "shards ZeRO state, and --zero is 0 (give --zero 1, 2 or 3)");
-  if (q.zero_group > q.devices) bad("--zero-group", std::to_string(q.zero_group) + " exceeds the devices (" + std::to_string(q.devices) + ")");
   // Expert ranks are carved from a stage's tp x dp x cp ranks, which are devices / pp.
   if (q.ep && m.is_moe() && (q.devices % *q.ep != 0 || (q.pp && q.devices % *q.pp == 0 && (q.devices / *q.pp) % *q.ep != 0)))
     bad("--ep", std::to_string(*q.ep) + " does not divide the ranks of a pipeline stage (tp x dp x cp = devices / pp)");
@@ -348,10 +347,22 @@ struct GroupResult {
 
 }  // namespace
 
+namespace {
+constexpr long kOrderedChunkMicrobatches = 4096;
+}  // namespace
+
 void order_by_bound(const Model& m, const System& s, const Workload& w, int devices, std::vector<Ladder>& ladders) {
   // Closed-form ladders first, as enumerated; then the simulated ones by their bound without
-  // recompute (a plan that is not valid sorts last: it is refused before it is timed).
-  auto simulated = [&](const Ladder& ld) { return bounded_simulation(m, ld.base); };
+  // recompute (a plan that is not valid sorts last: it is refused before it is timed). With
+  // activations offloaded, recompute can save time (less to copy to the host and back): no bound
+  // without it holds for the ladder, which stays in enumeration order, unbounded.
+  // A short simulation costs about what its bound does: only long ones are worth ordering for
+  // (kOrderedChunkMicrobatches chunk-microbatches per stage and more, pp x vp x microbatches).
+  auto simulated = [&](const Ladder& ld) {
+    const long per_replica = static_cast<long>(ld.base.dp) * ld.base.micro_batch;
+    const long chunk_mbs = per_replica > 0 ? static_cast<long>(ld.base.pp) * ld.base.vp * (w.global_batch / per_replica) : 0;
+    return chunk_mbs >= kOrderedChunkMicrobatches && bounded_simulation(m, ld.base) && !ld.base.offload_activations;
+  };
   const auto tail = std::stable_partition(ladders.begin(), ladders.end(), [&](const Ladder& ld) { return !simulated(ld); });
   if (ladders.end() - tail < 2) return;
   const StepCutoff at_bound = [](const MemoryBreakdown&) { return 0.0; };  // timed by its bound alone
@@ -439,7 +450,8 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
     std::size_t closest_index = 0;
     for (const Ladder& ld : ladders) {
       // Recompute from none up: once the layout fits without any, recompute can only add
-      // time (the search's dominance pass) and the rest are skipped. Selective fitting
+      // time (the search's dominance pass; not with activations offloaded, where recompute
+      // shrinks what is copied to the host) and the rest are skipped. Selective fitting
       // does not end it: full recompute of the fewest layers that fit can be faster
       // than selective's rerun of every layer's attention (unfused attention).
       bool fitted = false;
@@ -480,12 +492,12 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
         // Bounded by its ladder's bound (order_by_bound; recompute only adds time), as evaluate's
         // cutoff would bound it, without timing it again.
         if (g.have_best && ld.bound > g.best.step_time * (1 + 1e-10)) {
-          fitted = rc == Recompute::none;
+          fitted = rc == Recompute::none && !l.offload_activations;
           continue;
         }
         TrainReport r = evaluate(m, s, l, q.work, q.devices, true, true, g.have_best ? &beat_best : nullptr);
         if (!r.feasible()) continue;
-        fitted = rc == Recompute::none;
+        fitted = rc == Recompute::none && !l.offload_activations;  // (offloaded: recompute shrinks the copies)
         if (r.bounded) continue;  // provably slower than the group's best: its pipeline not simulated
         // Fastest wins; ties go by layout_order_key, as in the search.
         if (!g.have_best || faster(r, g.best)) {
@@ -517,7 +529,7 @@ TrainReport choose_plan(const Model& m, const System& s, const PlanRequest& q, C
         ++g.st.evaluated;
         TrainReport r = evaluate(m, s, l, q.work, q.devices, true, true, &beat_best);
         if (!r.feasible()) continue;
-        fitted = l.recompute == Recompute::none;
+        fitted = l.recompute == Recompute::none && !l.offload_activations;
         if (!r.bounded && faster(r, g.best)) g.best = std::move(r);
       }
     }

@@ -97,7 +97,8 @@ struct Ladder {
 };
 // Reorders a (devices, tp, pp, cp) group's ladders for the planners' cutoffs: those whose pipeline
 // evaluate simulates (bounded_simulation) after the rest, cheapest bound first (evaluate's lower
-// bound of the plan without recompute); the others as enumerated.
+// bound of the plan without recompute); the others as enumerated, and with their bound 0 (none
+// known), as are those that offload activations (where recompute can save time).
 void order_by_bound(const Model& m, const System& s, const Workload& w, int devices, std::vector<Ladder>& ladders);
 
 std::vector<std::vector<Layout>> balanced_variants(const Model& m, const System& s, const PlanRequest& q, const Layout& l);

@@ -1097,19 +1097,24 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   if (r.mem.total() > r.mem.capacity) {
     r.why = Infeasible::out_of_memory;
     if (!detail && enforce_memory) return r;
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "needs %s of %s per device: weights %s, gradients %s, optimizer %s, activations %s, transient %s, reserve %s",
-                  format_bytes(Bytes{r.mem.total()}).c_str(), format_bytes(Bytes{r.mem.capacity}).c_str(),
-                  format_bytes(Bytes{r.mem.weights}).c_str(), format_bytes(Bytes{r.mem.gradients}).c_str(),
-                  format_bytes(Bytes{r.mem.optimizer}).c_str(), format_bytes(Bytes{r.mem.activations}).c_str(),
-                  format_bytes(Bytes{r.mem.transient}).c_str(), format_bytes(Bytes{r.mem.reserve}).c_str());
-    if (enforce_memory) {
-      r.reason = buf;
-      return r;
+    if (!detail) {  // timed over capacity, its figures unwritten (the planners' bounds)
+      r.why = Infeasible::none;
+      r.warning = "memory model over capacity";
+    } else {
+      char buf[512];
+      std::snprintf(buf, sizeof buf,
+                    "needs %s of %s per device: weights %s, gradients %s, optimizer %s, activations %s, transient %s, reserve %s",
+                    format_bytes(Bytes{r.mem.total()}).c_str(), format_bytes(Bytes{r.mem.capacity}).c_str(),
+                    format_bytes(Bytes{r.mem.weights}).c_str(), format_bytes(Bytes{r.mem.gradients}).c_str(),
+                    format_bytes(Bytes{r.mem.optimizer}).c_str(), format_bytes(Bytes{r.mem.activations}).c_str(),
+                    format_bytes(Bytes{r.mem.transient}).c_str(), format_bytes(Bytes{r.mem.reserve}).c_str());
+      if (enforce_memory) {
+        r.reason = buf;
+        return r;
+      }
+      r.why = Infeasible::none;
+      r.warning = std::string("memory model over capacity: ") + buf;
     }
-    r.why = Infeasible::none;
-    r.warning = std::string("memory model over capacity: ") + buf;
   }
   // Offloaded activations must fit the host's memory where the catalog gives it.
   if (l.offload_activations && s.host_memory && r.mem.host > *s.host_memory) {

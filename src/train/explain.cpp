@@ -287,7 +287,7 @@ std::vector<ExplainLine> explain(const Model& m, const System& s, const TrainRep
            (l.rank_order == RankOrder::pp_then_dp ? " (replicas a whole tp x cp x pp apart)" : " (a stage's replicas side by side)"));
   term("ZeRO-3 communication", t.fsdp_comm,
        std::string("per microbatch 2 all-gathers + 1 reduce-scatter per layer") +
-           (hybrid ? " within each ZeRO group of " + std::to_string(l.zero_group) + " ranks" : "") +
+           (hybrid && l.zero == 3 ? " within each ZeRO group of " + std::to_string(l.zero_group) + " ranks" : "") +
            ", beyond the ZeRO-3 overlap x compute");
   if (l.offload_activations)
     term("host offload", t.offload,

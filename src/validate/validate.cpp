@@ -345,6 +345,17 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
               throw InputError(f.file + ":" + std::to_string(f.line) + ": field",
                                "zero_group: shards ZeRO state, and row " + row.id + " is not zero = 1, 2 or 3");
             q.zero_group = static_cast<int>(f.value);
+            // The row's data-parallel ranks, where its cells give them (cp stated, or what tp, pp and
+            // dp leave of the devices), must split into such groups.
+            std::optional<long> cp_ranks = q.cp;
+            if (!cp_ranks && q.tp && q.pp && q.dp) {
+              const long model = static_cast<long>(*q.tp) * *q.pp * *q.dp;
+              if (model > 0 && q.devices % model == 0) cp_ranks = q.devices / model;
+            }
+            if (q.dp && cp_ranks && (static_cast<long>(*q.dp) * *cp_ranks) % q.zero_group != 0)
+              throw InputError(f.file + ":" + std::to_string(f.line) + ": value",
+                               "zero_group: " + std::to_string(q.zero_group) + " does not divide row " + row.id + "'s dp x cp (" +
+                                   std::to_string(static_cast<long>(*q.dp) * *cp_ranks) + ")");
           }
           if (f.field == "fsdp_rate" || f.field == "fsdp_overlap") {
             if (!q.zero || *q.zero != 3)
