@@ -272,9 +272,7 @@ void add_serve(CLI::App& app, const Globals& g) {
     check_context_window(m, q.work);
     // A padded prefill graph is a compiled sequence length: it cannot pass the model's context.
     if (q.prefill_pad && m.max_seq_len > 0 && *q.prefill_pad > m.max_seq_len)
-      throw InputError("--prefill-pad", std::to_string(*q.prefill_pad) + " tokens exceeds " + m.name + "'s context window of " +
-                                            std::to_string(m.max_seq_len) + " (" +
-                                            (m.context_key.empty() ? std::string("max_seq_len") : m.context_key) + ", " + m.file + ")");
+      throw InputError("--prefill-pad", std::to_string(*q.prefill_pad) + " tokens exceeds " + context_window_text(m));
     if (o->search) {
       ServeSearchOptions so;
       if (o->objective == "throughput") so.objective = ServeObjective::throughput;

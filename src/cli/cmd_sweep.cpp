@@ -174,11 +174,9 @@ void run_sweep(const SweepOpts& o, const Globals& g) {
     in = parse_sweep(read_file(o.file), cat);
     // An on-demand --price quote for a system the file prices itself would be silently outranked.
     for (const std::string& quote : g.prices) {
-      const std::string id = quote.substr(0, quote.find_first_of(":="));
-      const bool on_demand = quote.find(':') == std::string::npos || quote.find(':') > quote.find('=') ||
-                             quote.compare(quote.find(':'), std::string(":on-demand=").size(), ":on-demand=") == 0;
-      if (on_demand && in->spec.priced_in_file.contains(id))
-        throw InputError("--price", "'" + quote + "': " + o.file + " prices " + id +
+      const PriceQuoteTarget t = price_quote_target(quote);
+      if (t.kind == "on-demand" && in->spec.priced_in_file.contains(t.system))
+        throw InputError("--price", "'" + quote + "': " + o.file + " prices " + t.system +
                                         " itself (search.usd_per_device_hour), which the sweep uses: give one or the other");
     }
     all = expand(in->spec);

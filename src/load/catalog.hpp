@@ -46,6 +46,12 @@ std::vector<PriceOffer> parse_prices(const DataFile& f, std::string* system_id);
 // for a malformed quote, an unknown system or kind, a price that is not positive, or a system and
 // kind quoted twice.
 void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, const std::string& as_of);
+// The system and price kind a --price quote (SYSTEM[:KIND]=USD) names; an InputError if it is not
+// of that form (the kind and system are checked by apply_price_quotes).
+struct PriceQuoteTarget {
+  std::string system, kind;
+};
+PriceQuoteTarget price_quote_target(const std::string& quote);
 // data/tco/<system-id>.toml: the ownership cost of one device; *system_id gets the file's id.
 Ownership parse_ownership(const DataFile& f, std::string* system_id);
 // data/tco/site.toml: amortisation, utilisation, PUE, electricity price, grid carbon intensity.

@@ -41,17 +41,23 @@ PriceOffer parse_offer(TomlReader& r, const std::string& file) {
 
 }  // namespace
 
+PriceQuoteTarget price_quote_target(const std::string& q) {
+  const auto eq = q.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == q.size())
+    throw InputError("--price", "'" + q + "' is not SYSTEM[:KIND]=USD per device-hour (e.g. gb200-nvl72=6.5)");
+  PriceQuoteTarget t{q.substr(0, eq), "on-demand"};
+  if (const auto colon = t.system.find(':'); colon != std::string::npos) {
+    t.kind = t.system.substr(colon + 1);
+    t.system.resize(colon);
+  }
+  return t;
+}
+
 void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, const std::string& as_of) {
   std::set<std::string> seen;
   for (const std::string& q : quotes) {
     const auto eq = q.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == q.size())
-      throw InputError("--price", "'" + q + "' is not SYSTEM[:KIND]=USD per device-hour (e.g. gb200-nvl72=6.5)");
-    std::string id = q.substr(0, eq), kind = "on-demand";
-    if (const auto colon = id.find(':'); colon != std::string::npos) {
-      kind = id.substr(colon + 1);
-      id.resize(colon);
-    }
+    auto [id, kind] = price_quote_target(q);
     if (std::find(kKinds.begin(), kKinds.end(), kind) == kKinds.end())
       throw InputError("--price", "'" + q + "': unknown kind '" + kind +
                                       "' (on-demand, reserved-1y, reserved-3y, capacity-block, spot)");

@@ -251,12 +251,10 @@ void Searcher::run(const Task& t, TaskResult& out) const {
       continue;
     }
     // The group's plans come in recompute ladders: a layout (micro-batch, vp, ep, etp, ZeRO,
-    // precision, memory option) tried with each recompute choice in turn. Those whose pipeline is
-    // simulated (bounded_simulation) are weighed last, cheapest bound first: each one's step time
-    // without recompute (recompute only adds time) with the simulation's lower bound, so that the
-    // plans a simulation would show losing are bounded out by the best found before them. The
-    // answer does not depend on the order (the K best, the front and the group's fastest are each
-    // a minimum, ties broken by layout).
+    // precision, memory option) tried with each recompute choice in turn, in train's chooser's
+    // order (order_by_bound: long simulations last, cheapest bound first). The answer does not
+    // depend on the order (the K best, the front and the group's fastest are each a minimum, ties
+    // broken by layout).
     std::vector<Ladder> ladders;
     for (int mb : L_.mb) {
       const long per_mb = per_cp / static_cast<long>(L_.mb.size());

@@ -263,13 +263,15 @@ Speculation parse_speculation(const std::string& text, std::optional<double> acc
   return sp;
 }
 
+std::string context_window_text(const Model& m) {
+  return m.name + "'s context window of " + std::to_string(m.max_seq_len) + " (" +
+         (m.context_key.empty() ? std::string("max_seq_len") : m.context_key) + ", " + m.file + ")";
+}
+
 std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWorkload& w) {
   if (m.max_seq_len <= 0) return std::nullopt;
   const long limit = m.max_seq_len;
-  auto tail = [&](long tokens) {
-    return std::to_string(tokens) + " tokens, beyond " + m.name + "'s context window of " + std::to_string(limit) +
-           " (" + (m.context_key.empty() ? std::string("max_seq_len") : m.context_key) + ", " + m.file + ")";
-  };
+  auto tail = [&](long tokens) { return std::to_string(tokens) + " tokens, beyond " + context_window_text(m); };
   switch (w.kind) {
     // A file's request or call is named by its line (path:line: columns), as its parse errors are.
     case WorkloadKind::trace:

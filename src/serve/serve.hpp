@@ -124,5 +124,7 @@ struct ContextExcess {
   std::string where, what;
 };
 std::optional<ContextExcess> context_window_excess(const Model& m, const ServeWorkload& w);
+// "NAME's context window of N (KEY, FILE)": the limit the context errors cite.
+std::string context_window_text(const Model& m);
 
 }  // namespace xpu

@@ -61,12 +61,12 @@ std::string speculation_summary(const Speculation& sp) {
          format_number("%.2f", sp.acceptance) + " (" + format_number("%.2f", sp.tokens_per_step()) + " tokens per step)";
 }
 
-double kv_value_bytes(Quant kv, int fp4_scale_block) {
-  return quant_bytes(kv) + (kv == Quant::fp4 && fp4_scale_block > 0 ? 1.0 / fp4_scale_block : 0.0);
+double value_bytes(Quant q, int fp4_scale_block) {
+  return quant_bytes(q) + (q == Quant::fp4 && fp4_scale_block > 0 ? 1.0 / fp4_scale_block : 0.0);
 }
 
 double kv_bytes_per_token(const Model& m, Quant kv, int fp4_scale_block) {
-  const double b = kv_value_bytes(kv, fp4_scale_block);
+  const double b = value_bytes(kv, fp4_scale_block);
   if (m.is_mla()) return static_cast<double>(m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) * m.layers * b;
   return 2.0 * m.kv_heads * m.head_dim * m.layers * b;
 }
@@ -169,11 +169,11 @@ StepModel::StepModel(const Model& m, const System& s, const ServeLayout& l, int 
   // FP4 weights stream their block scales too: one byte per block of the checkpoint's
   // (model fp4_scale_block, MXFP4's 32) or the family's engine.fp4_scale_block.
   fp4_block_ = m.fp4_scale_block > 0 ? m.fp4_scale_block : s.serving.fp4_scale_block;
-  wb_expert_ = quant_bytes(l.weights) + (l.weights == Quant::fp4 ? 1.0 / fp4_block_ : 0.0);
+  wb_expert_ = value_bytes(l.weights, fp4_block_);
   wb_ = fp4_experts_only_ ? quant_bytes(Quant::bf16) : wb_expert_;
   // An FP4 cache carries its block scales as FP4 weights do, in the engine's format (the cache is
   // the engine's, whatever the checkpoint's).
-  kvb_ = kv_value_bytes(l.kv, s.serving.fp4_scale_block);
+  kvb_ = value_bytes(l.kv, s.serving.fp4_scale_block);
   peak_ = s.peak(cp_)->v;
   const Precision ap = s.peak(Precision::bf16) ? Precision::bf16 : Precision::fp16;
   peak_attn_ = s.peak(ap) ? s.peak(ap)->v : peak_;

@@ -91,9 +91,10 @@ struct ServeTerm {
 // KV-cache bytes per token of context for the whole model (all layers, all KV heads, unsharded):
 // MHA/GQA/MQA 2 x kv_heads x head_dim x layers x bytes; MLA (kv_lora_rank + qk_rope_head_dim)
 // x layers x bytes.
-// Bytes of one cached K or V value: the precision's, and an FP4 cache's block scales (one byte
-// per `fp4_scale_block` values, the serving family's engine.fp4_scale_block).
-double kv_value_bytes(Quant kv, int fp4_scale_block);
+// Bytes of one stored value (a weight, a cached K or V): the precision's, and FP4's block scales
+// (one byte per `fp4_scale_block` values: a checkpoint's, or the serving family's
+// engine.fp4_scale_block).
+double value_bytes(Quant q, int fp4_scale_block);
 double kv_bytes_per_token(const Model& m, Quant kv, int fp4_scale_block);
 
 class StepModel {

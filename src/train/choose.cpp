@@ -345,10 +345,10 @@ struct GroupResult {
   double closest_over = 0;
 };
 
-}  // namespace
-
-namespace {
+// order_by_bound orders a ladder only if its simulation runs this many chunk-microbatches per
+// stage or more (pp x vp x microbatches): a shorter one costs about what its bound does.
 constexpr long kOrderedChunkMicrobatches = 4096;
+
 }  // namespace
 
 void order_by_bound(const Model& m, const System& s, const Workload& w, int devices, std::vector<Ladder>& ladders) {
@@ -356,8 +356,7 @@ void order_by_bound(const Model& m, const System& s, const Workload& w, int devi
   // recompute (a plan that is not valid sorts last: it is refused before it is timed). With
   // activations offloaded, recompute can save time (less to copy to the host and back): no bound
   // without it holds for the ladder, which stays in enumeration order, unbounded.
-  // A short simulation costs about what its bound does: only long ones are worth ordering for
-  // (kOrderedChunkMicrobatches chunk-microbatches per stage and more, pp x vp x microbatches).
+  // Only long simulations are worth the bound's evaluation (kOrderedChunkMicrobatches).
   auto simulated = [&](const Ladder& ld) {
     const long per_replica = static_cast<long>(ld.base.dp) * ld.base.micro_batch;
     const long chunk_mbs = per_replica > 0 ? static_cast<long>(ld.base.pp) * ld.base.vp * (w.global_batch / per_replica) : 0;

@@ -81,13 +81,6 @@ std::vector<RecomputeChoice> recompute_range(const Model& m, const PlanRequest& 
 // always; an explicit one divides tp, and ep x etp divides tp x dp x cp.
 bool etp_candidate(const Layout& l, int etp);
 
-// The balanced-layout variants of a plan that fits (PlanRequest::balance_pipeline), which train's
-// chooser and search weigh for the fastest plan of each (devices, tp, pp, cp) group: for every vp
-// (the given one; else under 1F1B every depth within layers + 2 chunks, even or not; zb-h1 1), each
-// distinct balanced layout (balanced_layouts) that does not place the stages as the even split of
-// that vp does, as a ladder of the plan with each recompute choice (recompute_range's order, full
-// recompute's layer count sized as the chooser sizes it). None without a pipeline, with a layout
-// given, under DualPipeV (its own V), or with balance_pipeline false.
 // One layout of a planner's candidates (all but its recompute, which the planner varies in turn),
 // with its place in the planner's enumeration and a lower bound of its step time.
 struct Ladder {
@@ -96,11 +89,19 @@ struct Ladder {
   std::size_t index = 0;
 };
 // Reorders a (devices, tp, pp, cp) group's ladders for the planners' cutoffs: those whose pipeline
-// evaluate simulates (bounded_simulation) after the rest, cheapest bound first (evaluate's lower
-// bound of the plan without recompute); the others as enumerated, and with their bound 0 (none
-// known), as are those that offload activations (where recompute can save time).
+// evaluate simulates at length (bounded_simulation, 4096 chunk-microbatches and more) after the
+// rest, cheapest bound first (evaluate's lower bound of the plan without recompute); the others as
+// enumerated, with their bound 0 (none known), as are those that offload activations (where
+// recompute can save time).
 void order_by_bound(const Model& m, const System& s, const Workload& w, int devices, std::vector<Ladder>& ladders);
 
+// The balanced-layout variants of a plan that fits (PlanRequest::balance_pipeline), which train's
+// chooser and search weigh for the fastest plan of each (devices, tp, pp, cp) group: for every vp
+// (the given one; else under 1F1B every depth within layers + 2 chunks, even or not; zb-h1 1), each
+// distinct balanced layout (balanced_layouts) that does not place the stages as the even split of
+// that vp does, as a ladder of the plan with each recompute choice (recompute_range's order, full
+// recompute's layer count sized as the chooser sizes it). None without a pipeline, with a layout
+// given, under DualPipeV (its own V), or with balance_pipeline false.
 std::vector<std::vector<Layout>> balanced_variants(const Model& m, const System& s, const PlanRequest& q, const Layout& l);
 
 // The order of equally fast plans, shared by train's chooser and search (so the two pick the same

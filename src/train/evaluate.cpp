@@ -1472,8 +1472,8 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
   // Hybrid sharding (Layout::zero_group): the ZeRO collectives run inside each group of S
   // consecutive dp x cp ranks (g_dp; the experts' E, g_edp), and the R copies all-reduce their
   // gradient shards once a step (g_rep, g_erep: one rank of each group, S or E ranks apart).
-  const int S = l.zero >= 1 ? l.zero_shard() : l.dp * l.cp, R = l.zero >= 1 ? l.zero_replicas() : 1;
-  const int E = l.zero >= 1 ? l.expert_zero_shard() : l.expert_dp(), estride = l.expert_tp() * l.ep;
+  // (Without ZeRO there is no group: check_layout refuses one, so S is dp x cp and R 1.)
+  const int S = l.zero_shard(), R = l.zero_replicas(), E = l.expert_zero_shard(), estride = l.expert_tp() * l.ep;
   Group g_dp{S, l.tp}, g_rep{R, l.tp * S};
   if (dp_outer && S <= l.cp) {
     g_rep = Group{R, l.tp * S, l.cp / S, l.tp * l.cp * l.pp};
@@ -1505,12 +1505,12 @@ TrainReport evaluate(const Model& m, const System& s, const Layout& l, const Wor
       const double rs = coll2(Collective::reduce_scatter, grad_bytes(l));
       const double ag = coll2(Collective::all_gather, gather_bytes(l, s));
       const double reductions = l.zero == 2 ? static_cast<double>(k) : 1.0;
-      exposed = l.overlap_grad_reduce ? reductions * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f) : reductions * rs + ag;
-      // The copies' all-reduce follows the step's last reduce-scatter, under the same backward.
-      if (R > 1)
-        exposed = l.overlap_grad_reduce ? (reductions - 1) * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(rs + replicas_ar, sg.b) +
-                                              ev.hidden_cost(ag, sg.f)
-                                        : reductions * rs + replicas_ar + ag;
+      if (!l.overlap_grad_reduce)
+        exposed = reductions * rs + replicas_ar + ag;
+      else if (R > 1)  // the copies' all-reduce follows the step's last reduce-scatter, under the same backward
+        exposed = (reductions - 1) * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(rs + replicas_ar, sg.b) + ev.hidden_cost(ag, sg.f);
+      else
+        exposed = reductions * ev.hidden_cost(rs, sg.b) + ev.hidden_cost(ag, sg.f);
     } else {
       // ZeRO-3 / FSDP: gather weights for forward and again for backward, reduce-scatter
       // gradients, every microbatch; prefetch hides it under compute up to fsdp_overlap.
