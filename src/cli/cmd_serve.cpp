@@ -35,7 +35,7 @@ std::optional<Quant> quant_flag(const std::string& v, const char* flag) {
 LengthSpread spread_flag(const std::string& v, const char* flag) {
   if (v.empty()) return {};
   auto sp = parse_spread(v);
-  if (!sp) throw InputError(flag, "'" + v + "' is not uniform:TOKENS, normal:TOKENS or none (TOKENS a number >= 0)");
+  if (!sp) throw InputError(flag, "'" + v + "' is not uniform:TOKENS, normal:TOKENS or none (TOKENS a number from 0 to 1e7)");
   return *sp;
 }
 
@@ -122,12 +122,12 @@ ServeRequest build(const ServeOpts& o) {
     if (!b) throw InputError("--batcher", "'" + o.batcher + "' is not SECONDS or SECONDS:MAX (e.g. 0.3:96)");
     w.batcher = *b;
   }
-  if (o.samples && o.beam_width)
+  if (o.samples.value_or(1) > 1 && o.beam_width.value_or(1) > 1)
     throw InputError("--samples/--beam-width", "give one: parallel samples are all returned, beams return one sequence");
   require_at_least(o.samples, "--samples");
   require_at_least(o.beam_width, "--beam-width");
   if (o.samples) w.samples = *o.samples;
-  if (o.beam_width) {
+  if (o.beam_width && (*o.beam_width > 1 || !o.samples)) {
     w.samples = *o.beam_width;
     w.beam = true;
   }

@@ -80,7 +80,9 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   }
   if (sim.requests.empty()) {
     const std::string cache = "the cache of " + std::to_string(sm.kv_capacity_tokens()) + " tokens" +
-                              (sm.local_layers() > 0 && sm.global_layers() > 0 ? " in its full-attention layers, beside the local layers' windows" : "");
+                              (sm.local_layers() > 0 && sm.global_layers() > 0 ? " in its full-attention layers, beside the local layers' windows" : "") +
+                              (sm.layout().pp > 1 ? ", a pipeline lane's share of it: " + std::to_string(sm.kv_capacity_tokens() / sm.layout().pp) +
+                                                        " tokens, as each of the pp micro-batch lanes holds its own" : "");
     r.reason = sim.dropped == 0                       ? std::string("no requests")
                : sim.dropped_prompt == sim.dropped   ? "no request fits the KV cache (prompt longer than " + cache + ")"
                : sim.dropped_prompt == 0             ? "no request fits the KV cache (prompt + output longer than " + cache + ")"

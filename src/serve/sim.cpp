@@ -65,18 +65,22 @@ struct Seq {
 
 inline long ceil_div(long a, long b) { return (a + b - 1) / b; }
 
-// Sequences per iteration of one of a replica's `lanes` micro-batch lanes (its share of the cap).
-int lane_batch(const SimOptions& o, int lanes) { return std::max(1, o.max_batch / std::max(1, lanes)); }
+// Sequences per iteration of lane `lane` of a replica's `lanes` micro-batch lanes: its share of the
+// cap, the remainder going to the first lanes (simulate refuses a cap below the lane count).
+int lane_batch(const SimOptions& o, int lanes, int lane = 0) {
+  const int n = std::max(1, lanes);
+  return std::max(1, o.max_batch / n + (lane % n < o.max_batch % n ? 1 : 0));
+}
 
 class Replica {
  public:
   // lanes > 1: one of a pipelined replica's `lanes` micro-batch lanes (pp stages keep pp batches
   // in flight, as vLLM's batch queue and TensorRT-LLM's micro-batches do): each lane runs its own
   // batch through every stage and holds its share of the replica's KV cache and batch cap.
-  Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1)
+  Replica(const StepModel& sm, const SimOptions& o, bool prefill_only, const ServeWorkload& w, int lanes = 1, int lane = 0)
       : sm_(sm), o_(o), prefill_only_(prefill_only), w_(w), B_(sm.block_tokens()), W_(std::max(1, w.samples)),
         slot_w_(w.beam ? 1 : W_), out_w_(w.beam ? 1 : W_), phase_cost_(B_, 0),
-        max_batch_(lane_batch(o, lanes)),
+        max_batch_(lane_batch(o, lanes, lane)),
         lw_(sm.model().window_layer_count() > 0 ? sm.model().sliding_window : 0), chunked_(sm.model().chunked_local),
         spec_k_(o.spec.on() ? o.spec.draft_tokens : 0) {
     for (int k = 0; k <= spec_k_; ++k) spec_e_.push_back(o.spec.tokens_per_step(k));
@@ -747,7 +751,13 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
   const bool disagg = o.prefill_replicas > 0;
   // A request's parallel samples all need batch slots at once (beams count once).
   for (const StepModel* sm : {&decode, prefill && disagg ? prefill : &decode}) {
-    const int cap = lane_batch(o, sm->layout().pp);
+    const int cap = lane_batch(o, sm->layout().pp, sm->layout().pp - 1);  // the smallest lane's
+    if (o.max_batch < sm->layout().pp) {
+      r.ok = false;
+      r.reason = "a batch cap of " + std::to_string(o.max_batch) + " sequences is below the " + std::to_string(sm->layout().pp) +
+                 " micro-batch lanes of a pp " + std::to_string(sm->layout().pp) + " replica (each lane runs a batch of its own)";
+      return r;
+    }
     if (!w.beam && w.samples > cap) {
       r.ok = false;
       r.reason = "a request's " + std::to_string(w.samples) + " samples exceed the batch cap of " + std::to_string(cap) +
@@ -773,7 +783,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     const int pl = pm.layout().pp, PL = P * pl;
     std::vector<Replica> pre;
     pre.reserve(PL);
-    for (int p = 0; p < PL; ++p) pre.emplace_back(pm, o, true, w, pl);
+    for (int p = 0; p < PL; ++p) pre.emplace_back(pm, o, true, w, pl, p % pl);
     std::vector<std::pair<int, int>> where(reqs.size());
     const auto sent = dispatch(reqs, w.batcher, PL);
     for (std::size_t i = 0; i < reqs.size(); ++i) {
@@ -823,7 +833,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     std::stable_sort(ready.begin(), ready.end(), [](const Ready& a, const Ready& b) { return a.t < b.t; });
     std::vector<Replica> dec;
     dec.reserve(DL);
-    for (int d = 0; d < DL; ++d) dec.emplace_back(decode, o, false, w, dl);
+    for (int d = 0; d < DL; ++d) dec.emplace_back(decode, o, false, w, dl, d % dl);
     for (std::size_t k = 0; k < ready.size(); ++k) {
       const std::size_t i = ready[k].i;
       Seq s;
@@ -859,7 +869,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
   const int lanes = decode.layout().pp, RL = R * lanes;
   std::vector<Replica> reps;
   reps.reserve(RL);
-  for (int p = 0; p < RL; ++p) reps.emplace_back(decode, o, false, w, lanes);
+  for (int p = 0; p < RL; ++p) reps.emplace_back(decode, o, false, w, lanes, p % lanes);
   switch (w.kind) {
     case WorkloadKind::offline:
     case WorkloadKind::poisson:
