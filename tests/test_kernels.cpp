@@ -149,19 +149,28 @@ TEST(ValidateKernels, AttentionBackwardFromMatrixWorkExponentialsAndMeasuredEffi
 TEST(ValidateKernels, CopyAndUnknownChip) {
   const std::string text = kHeader +
                            "C,unit test,A,h100-sxm,copy,,,,,,,,,4e9,time_us,1500,\n"
-                           "X,unit test,B,no-such-chip,copy,,,,,,,,,4e9,time_us,1500,\n"
                            "Z,unit test,C,h100-sxm,copy,,,,,,,,,4e9,time_us,1500,\n";
   const ValidationResult v = validate_kernels(parse_csv({"k.csv", text}), builtin());
-  ASSERT_EQ(v.rows.size(), 3u);
+  ASSERT_EQ(v.rows.size(), 2u);
   const Calibration& k = builtin().calibrations.at("h100-sxm");
   const double bw = builtin().chips.at("h100-sxm").hbm_bandwidth.v * k.memory_bw;
   EXPECT_NEAR(v.rows[0].predicted, (4e9 / bw + k.kernel_overhead.v) * 1e6, 1e-6);
-  EXPECT_FALSE(v.rows[1].evaluated);
-  EXPECT_NE(v.rows[1].reason.find("no-such-chip"), std::string::npos);
-  EXPECT_EQ(v.rows[1].error_pct, 100.0);
-  // Grade C stays out of the headline; the unevaluated B row counts as 100%.
-  EXPECT_EQ(v.headline.count, 2);
-  EXPECT_NEAR(v.headline.mape_pct, (std::fabs(v.rows[0].error_pct) + 100.0) / 2, 1e-9);
+  // Grade C stays out of the headline.
+  EXPECT_EQ(v.headline.count, 1);
+  EXPECT_NEAR(v.headline.mape_pct, std::fabs(v.rows[0].error_pct), 1e-9);
+  // A chip the catalog does not have is bad input (as an unknown system of the other tables), and
+  // so is an id given twice.
+  auto fails = [](const std::string& rows, const std::string& want) {
+    try {
+      validate_kernels(parse_csv({"k.csv", kHeader + rows}), builtin());
+      ADD_FAILURE() << "no error for " << rows;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  fails("X,unit test,B,no-such-chip,copy,,,,,,,,,4e9,time_us,1500,\n", "k.csv:2: chip: 'no-such-chip' is not a catalog chip id");
+  fails("C,unit test,A,h100-sxm,copy,,,,,,,,,4e9,time_us,1500,\nC,unit test,A,h100-sxm,copy,,,,,,,,,4e9,time_us,1500,\n",
+        "k.csv:3: id: 'C' repeats the row of line 2");
 }
 
 TEST(ValidateKernels, BadInputNamesFileLineAndColumn) {

@@ -28,11 +28,14 @@ void add_budget(CLI::App& app, const Globals& g) {
                                      "on each of --systems");
   c->add_option("--tokens", o->tokens, "Tokens per training run (with --model)");
   c->add_option("--devices", o->devices, "Devices per training run (with --model)");
-  c->add_option("--pricing", o->pricing, "Pricing of those runs (default on-demand)");
-  c->add_option("--seq-len", o->seq_len, "Tokens per sequence of those runs (default 8192)");
-  c->add_option("--global-batch", o->global_batch, "Sequences per step of those runs (default 2048)");
+  CLI::Option* run_opts[] = {c->add_option("--pricing", o->pricing, "Pricing of those runs (default on-demand)"),
+                             c->add_option("--seq-len", o->seq_len, "Tokens per sequence of those runs (default 8192)"),
+                             c->add_option("--global-batch", o->global_batch, "Sequences per step of those runs (default 2048)")};
   o->money.add_to(c);
-  c->callback([o, &g] {
+  c->callback([o, &g, run_opts] {
+    for (const CLI::Option* opt : run_opts)  // options of --model's runs: without it they would be ignored
+      if (o->model.empty() && opt->count() > 0)
+        throw InputError(opt->get_name(), "describes the training runs of --model, and no --model is given");
     o->money.check_paths();
     const Catalog cat = load_catalog(g, o->money.today());
     BudgetFile f;

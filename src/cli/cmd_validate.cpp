@@ -65,6 +65,8 @@ void add_validate(CLI::App& app, const Globals& g) {
     // -1 is "no gate"; a given threshold is a finite percentage (NaN or a negative one gated nothing).
     for (auto [v, flag] : {std::pair{o->max_mape, "--max-mape"}, std::pair{o->max_row, "--max-row-error"}})
       if (v && !(*v >= 0 && std::isfinite(*v))) throw InputError(flag, "must be a percentage of at least 0");
+    if (o->dense_only_gate && !o->max_mape && !o->max_row)
+      throw InputError("--gate-dense", "narrows a gate to dense rows: give --max-mape or --max-row-error with it");
     // The report must not replace the measurements it is about.
     if (!o->out.empty()) {
       if (same_file(o->out, o->truth)) throw InputError("--out", "'" + o->out + "' is the --truth table: the report would replace it");

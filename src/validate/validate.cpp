@@ -296,7 +296,8 @@ ValidationResult validate_training(const CsvTable& t, const Catalog& c, const st
     if (std::string pr = r.str("precision"); !pr.empty()) {
       row.precision_stated = true;
       auto v = parse_precision(pr);
-      if (!v) r.fail("precision", "'" + pr + "' is not a known precision");
+      if (!v || (*v != Precision::bf16 && *v != Precision::fp16 && *v != Precision::fp8 && *v != Precision::fp4 && *v != Precision::int8))
+        r.fail("precision", "'" + pr + "' is not a precision of FORMAT.md (bf16, fp16, fp8, fp4 or int8)");
       q.precision = v;
     }
 

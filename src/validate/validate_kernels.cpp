@@ -39,6 +39,7 @@ bool is_kernel_table(const CsvTable& t) {
 std::vector<KernelRow> read_kernel_rows(const CsvTable& t) {
   for (const char* col : kKernelColumns)
     if (t.column(col) < 0) throw InputError(t.path + ":1", std::string("header lacks column '") + col + "'");
+  check_unique_ids(t);
   std::vector<KernelRow> out;
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
     RowReader r(t, i);
@@ -138,7 +139,8 @@ ValidationResult validate_kernels(const CsvTable& t, const Catalog& c) {
     auto chip = c.chips.find(k.chip);
     auto cal = c.calibrations.find(k.chip);
     if (chip == c.chips.end() || cal == c.calibrations.end()) {
-      reason = "chip '" + k.chip + "' is not in the catalog (data/chips, data/calibration)";
+      throw InputError(t.path + ":" + std::to_string(k.line) + ": chip",
+                       "'" + k.chip + "' is not a catalog chip id with a calibration (data/chips, data/calibration)");
     } else if (auto s = predict_kernel(k, chip->second, cal->second, &reason)) {
       row.predicted = *s * 1e6;
       row.evaluated = true;
