@@ -76,6 +76,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     o->money.check_paths();
     const Catalog cat = load_catalog(g, o->money.today());
     const Model m = resolve_model(cat, o->model);
+    note_context_window("compare", m, o->seq_len);
     std::vector<System> systems;
     for (const auto& id : split_ids(o->systems, "--systems")) {
       try {

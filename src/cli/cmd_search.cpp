@@ -58,6 +58,7 @@ void add_search(CLI::App& app, const Globals& g) {
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
+    note_context_window("search", m, o->plan.seq_len);
     const System s = resolve_system(cat, o->plan.system);
     const PlanRequest q = o->plan.request(m);
     SearchOptions so;

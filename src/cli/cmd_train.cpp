@@ -41,6 +41,7 @@ void add_train(CLI::App& app, const Globals& g) {
                                                   : "'" + o->trace + "' is also the --out file: the report would replace the trace");
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
+    note_context_window("train", m, o->plan.seq_len);
     const System s = resolve_system(cat, o->plan.system);
     const PlanRequest q = o->plan.request(m);
     ChooseStats st;

@@ -65,6 +65,10 @@ inline const CLI::Validator kPositiveSlo(
 // InputError naming the flag.
 std::vector<std::string> split_ids(const std::string& list, const char* flag);
 
+// A training sequence longer than the model's context window is a context-extension run: planned as
+// asked, with a note on stderr (train, search, compare).
+void note_context_window(const char* command, const Model& m, long seq_len);
+
 // A --threads flag's value: 0 (or not given) is every core; below 0 or above kMaxThreads is an
 // InputError.
 inline constexpr int kMaxThreads = 1024;

@@ -55,6 +55,12 @@ std::vector<std::string> split_ids(const std::string& list, const char* flag) {
   return out;
 }
 
+void note_context_window(const char* command, const Model& m, long seq_len) {
+  if (m.max_seq_len > 0 && seq_len > m.max_seq_len)
+    std::fprintf(stderr, "xpuplan %s: note: --seq-len %ld exceeds %s's context window of %ld tokens (planned as a context-extension run)\n",
+                 command, seq_len, m.name.c_str(), m.max_seq_len);
+}
+
 void check_output_path(const std::string& path, const char* flag) {
   if (path.empty() || path == "-") return;
   namespace fs = std::filesystem;

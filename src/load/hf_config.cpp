@@ -462,7 +462,7 @@ Model parse_hf_config(const DataFile& f) {
   }
   // Without a context window, sequences of any length would be planned and served unchecked.
   if (m.max_seq_len == 0 && !alibi)
-    r.fail("max_position_embeddings", "missing (the context window, which train and serve check sequence lengths against; "
+    r.fail("max_position_embeddings", "missing (the context window, which serve checks request lengths against and train, search and compare note a longer --seq-len against; "
                                       "ALiBi models, which have none, say alibi)");
   return m;
 }
