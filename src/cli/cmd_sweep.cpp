@@ -279,7 +279,13 @@ void add_sweep(CLI::App& app, const Globals& g) {
   x->add_option("--db", e->db, "Results database (SQLite)")->required();
   x->add_option("--table", e->table, "scenarios | best_plans | pareto_plans | meta")->required();
   x->add_option("--csv", e->csv, "Output file, written atomically (default: stdout)");
-  x->callback([e] { run_export(*e); });
+  x->callback([e, o] {
+    // A sweep file or --db beside export (before it, or a stray word after it) would be ignored.
+    if (!o->file.empty())
+      throw InputError("sweep export", "'" + o->file + "' is not an argument of export (it takes --db, --table and --csv)");
+    if (!o->db.empty()) throw InputError("--db", "give it after export (sweep export --db FILE --table T)");
+    run_export(*e);
+  });
   c->callback([o, x, &g] {
     if (x->parsed()) return;
     run_sweep(*o, g);

@@ -74,6 +74,8 @@ BudgetFile parse_budget_file(const DataFile& f) {
     it.pricing = pricing_of(x, "pricing");
     it.provider = x.opt_str("provider").value_or("");
     it.provider_line = x.line_of("provider");
+    if (it.pricing == Pricing::owned && !it.provider.empty())
+      x.fail("provider", "applies to rented pricing (a provider's offers); owned devices are costed from their TCO");
     it.note = x.opt_str("note").value_or("");
     b.fleet.push_back(it);
   });
@@ -93,6 +95,8 @@ BudgetFile parse_budget_file(const DataFile& f) {
     it.pricing = pricing_of(x, "pricing");
     it.provider = x.opt_str("provider").value_or("");
     it.provider_line = x.line_of("provider");
+    if (it.pricing == Pricing::owned && !it.provider.empty())
+      x.fail("provider", "applies to rented pricing (a provider's offers); owned devices are costed from their TCO");
     it.note = x.opt_str("note").value_or("");
     b.training.push_back(it);
   });
