@@ -57,6 +57,43 @@ std::string serve_layout_summary(const ServeReport& r, int replicas) {
   return s;
 }
 
+// Disaggregated serving: each pool's mean iteration (the prefill pool computes prompts only, the
+// decode pool decodes, prompts only to recompute after a preemption) and the KV transfer between.
+static void explain_pools(ServeReport& r, const StepModel& sm, const System& s, const SimResult& sim, double mean_in, double ctx) {
+  const SimResult::Pool& p = sim.prefill_pool;
+  const double itp = std::max<double>(1, static_cast<double>(p.iterations));
+  const double itd = std::max<double>(1, static_cast<double>(sim.iterations - p.iterations));
+  const int pp_tokens = std::max(1, static_cast<int>(std::lround(static_cast<double>(p.prefill_tokens) / itp)));
+  const int firsts = std::max(1, static_cast<int>(std::lround(static_cast<double>(p.output_tokens) / itp)));
+  r.explain.push_back({"prefill pool: mean step prompt tokens", std::to_string(pp_tokens),
+                       "simulated: the prefill pool's prompt tokens / its iterations"});
+  for (auto t : sm.explain_step(pp_tokens, 0, 0, pp_tokens * mean_in / 2, firsts, 1.0)) {
+    t.name = "prefill pool: " + t.name;
+    r.explain.push_back(t);
+  }
+  r.explain.push_back({"prefill pool: simulated mean iteration", format_number("%.3f ms", p.busy_s / itp * 1e3),
+                       "simulated: the prefill pool's busy time / its iterations"});
+  r.explain.push_back({"KV transfer per request (mean)", format_number("%.3f ms", r.kv_transfer_mean_s * 1e3),
+                       "prompt KV bytes / (link bandwidth x bus efficiency) + latency, over the scale-up domain when both "
+                       "replicas sit in one, else scale-out: " + s.file + ": scale_up, scale_out; data/calibration/" + s.chip_id +
+                           ".toml: collectives.scale_up_bus, collectives.scale_out_bus"});
+  const double rows = static_cast<double>(sim.output_tokens - p.output_tokens) / itd;
+  const int nb = std::max(1, static_cast<int>(std::lround(rows)));
+  const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens - p.prefill_tokens) / itd));
+  const double share = static_cast<double>(sim.prompt_iterations - p.prompt_iterations) / itd;
+  r.explain.push_back({"decode pool: mean step decode sequences", std::to_string(nb),
+                       "simulated: output tokens after the first / the decode pool's iterations"});
+  if (np > 0)
+    r.explain.push_back({"decode pool: mean step prompt tokens (recompute after preemption)", std::to_string(np),
+                         "simulated: the decode pool's prompt tokens / its iterations"});
+  for (auto t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, share)) {
+    t.name = "decode pool: " + t.name;
+    r.explain.push_back(t);
+  }
+  r.explain.push_back({"decode pool: simulated mean iteration", format_number("%.3f ms", (sim.busy_s - p.busy_s) / itd * 1e3),
+                       "simulated: the decode pool's busy time / its iterations"});
+}
+
 ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& q, const ServeLayout& l,
                            const SimOptions& o) {
   ServeReport r;
@@ -178,11 +215,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   const double mean_in = static_cast<double>(sim.input_tokens) / static_cast<double>(r.requests);
   const double mean_out = static_cast<double>(sim.output_tokens) / static_cast<double>(r.requests) / (q.work.beam ? 1 : W);
   const double ctx = mean_in + mean_out / 2;
-  r.explain.push_back({"mean step: decode sequences", std::to_string(nb),
-                       W > 1 ? (q.work.beam ? "simulated: output tokens / iterations x beams per request"
-                                            : "simulated: output tokens / iterations (every sample decodes)")
-                       : o.spec.on() ? "simulated: decode sequences summed over iterations / iterations"
-                                     : "simulated: output tokens / iterations"});
+  const bool disagg = o.prefill_replicas > 0;  // each pool's mean step instead (explain_pools)
+  if (!disagg)
+    r.explain.push_back({"mean step: decode sequences", std::to_string(nb),
+                         W > 1 ? (q.work.beam ? "simulated: output tokens / iterations x beams per request"
+                                              : "simulated: output tokens / iterations (every sample decodes)")
+                         : o.spec.on() ? "simulated: decode sequences summed over iterations / iterations"
+                                       : "simulated: output tokens / iterations"});
   if (o.spec.on()) {
     r.explain.push_back({"speculative decoding", speculation_summary(o.spec),
                          "--speculative METHOD:K, --acceptance A: a step verifies K drafted tokens + 1 per sequence and returns "
@@ -193,7 +232,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     r.explain.push_back({q.work.beam ? "beams per request" : "samples per request", std::to_string(W),
                          (q.work.beam ? std::string("--beam-width (or run fact beam_width)") : std::string("--samples (or run fact samples)")) +
                              ": the prompt is prefilled once and its KV blocks shared; each sequence decodes with blocks of its own"});
-  r.explain.push_back({"mean step: prefill tokens", std::to_string(np), "simulated: prefill tokens / iterations"});
+  if (!disagg) r.explain.push_back({"mean step: prefill tokens", std::to_string(np), "simulated: prefill tokens / iterations"});
   if (o.compiled_batch > 0)
     r.explain.push_back({"compiled decode batch (static shape)", std::to_string(o.compiled_batch),
                          "run fact compiled_batch: every decode pass computes this many slots, idle ones padded"});
@@ -219,8 +258,9 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
                            "--prefill-kv-free (or run fact prefill_kv_free)"});
   }
   const double prompt_share = static_cast<double>(sim.prompt_iterations) / it;
-  r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),
-                       "simulated: iterations computing prompt tokens / iterations"});
+  if (!disagg)
+    r.explain.push_back({"mean step: iterations with prompt tokens", format_number("%.3g", prompt_share),
+                         "simulated: iterations computing prompt tokens / iterations"});
   // The mean step's prompt tokens at a prompt's mean pairs per token (windowed or chunked layers:
   // their own, as the simulator charges them).
   const double window_pairs = m.sliding_window > 0 && mean_in > 0 ? np * m.local_pairs(0, mean_in) / mean_in : -1;
@@ -230,9 +270,13 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   if (o.spec.on() && k_mean < o.spec.draft_tokens)
     r.explain.push_back({"drafted tokens at the mean step", std::to_string(k_mean) + " of " + std::to_string(o.spec.draft_tokens),
                          "token budget / decode sequences - 1: a step drafts fewer when K + 1 rows a sequence exceed the budget"});
-  for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share, window_pairs, k_mean)) r.explain.push_back(t);
-  r.explain.push_back({"simulated mean iteration", format_number("%.3f ms", sim.busy_s / it * 1e3),
-                       "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
+  if (disagg) {
+    explain_pools(r, sm, s, sim, mean_in, ctx);
+  } else {
+    for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share, window_pairs, k_mean)) r.explain.push_back(t);
+    r.explain.push_back({"simulated mean iteration", format_number("%.3f ms", sim.busy_s / it * 1e3),
+                         "simulated: busy time / iterations (the step above is the mean step's shape, timed as one)"});
+  }
   if (r.cost.priced)
     r.explain.push_back({"price per device-hour", std::to_string(r.cost.usd_per_device_hour).substr(0, 6) + " USD",
                          r.cost.file + ": offer on-demand " + offer_label(r.cost.provider, r.cost.instance) +

@@ -851,6 +851,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     for (auto& rep : dec) rep.run(r);
     const double kv_busy = r.busy_s;  // KV utilisation: decode pool only (the prefill pool's cache is transient)
     const double prefill_busy = pr.busy_s + r.prefill_share;  // the prefill pool, plus recompute after preemption
+    r.prefill_pool = {pr.iterations, pr.prompt_iterations, pr.prefill_tokens, pr.output_tokens, pr.busy_s};
     r.busy_s += pr.busy_s;
     r.iterations += pr.iterations;
     r.prompt_iterations += pr.prompt_iterations;

@@ -83,6 +83,12 @@ struct SimResult {
   long input_tokens = 0, output_tokens = 0, prefill_tokens = 0;  // prefill_tokens: computed (with recompute, without cache hits)
   int tasks = 0;
   int tasks_completed = 0;          // agent tasks whose every call completed (a dropped call ends its task)
+  // Disaggregated serving: the prefill pool's share of the figures above (the rest is the decode
+  // pool's), for --explain's per-pool steps.
+  struct Pool {
+    long iterations = 0, prompt_iterations = 0, prefill_tokens = 0, output_tokens = 0;
+    double busy_s = 0;
+  } prefill_pool;
 };
 
 // Deterministic for a given workload seed. `prefill` models the prefill pool in disaggregated
