@@ -76,7 +76,6 @@ void add_compare(CLI::App& app, const Globals& g) {
     o->money.check_paths();
     const Catalog cat = load_catalog(g, o->money.today());
     const Model m = resolve_model(cat, o->model);
-    note_context_window("compare", m, o->seq_len);
     std::vector<System> systems;
     for (const auto& id : split_ids(o->systems, "--systems")) {
       try {
@@ -166,6 +165,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     q.threads = o->money.thread_count();
     const std::vector<CompareRow> rows = compare(m, systems, cat.site ? &*cat.site : nullptr, q);
     o->money.check_not_inputs();
+    note_context_window("compare", m, o->seq_len);  // once the inputs are known good (an error is one line)
     if (!o->money.plot.empty()) write_plot(o->money.plot, compare_plot(m, rows));
     if (o->money.json) write_output(o->money.out, compare_json(m, q, rows, o->money.explain).dump(2) + "\n");
     else write_output(o->money.out, compare_text(m, q, rows, o->money.explain));

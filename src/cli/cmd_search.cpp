@@ -58,7 +58,6 @@ void add_search(CLI::App& app, const Globals& g) {
   c->callback([o, &g] {
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
-    note_context_window("search", m, o->plan.seq_len);
     const System s = resolve_system(cat, o->plan.system);
     const PlanRequest q = o->plan.request(m);
     SearchOptions so;
@@ -81,6 +80,7 @@ void add_search(CLI::App& app, const Globals& g) {
       if (const std::string why = usd_rate_problem(*o->usd); !why.empty()) throw InputError("--usd-per-device-hour", why);
     so.usd_per_device_hour = o->usd ? *o->usd : system_usd_per_device_hour(s);
     const SearchResult res = search(m, s, q, so);
+    note_context_window("search", m, q.work.seq_len);  // once the inputs are known good (an error is one line)
     const SearchStats& st = res.stats;
     if (o->json) {
       nlohmann::ordered_json j;

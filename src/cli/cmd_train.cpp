@@ -41,7 +41,6 @@ void add_train(CLI::App& app, const Globals& g) {
                                                   : "'" + o->trace + "' is also the --out file: the report would replace the trace");
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
-    note_context_window("train", m, o->plan.seq_len);
     const System s = resolve_system(cat, o->plan.system);
     const PlanRequest q = o->plan.request(m);
     ChooseStats st;
@@ -76,6 +75,7 @@ void add_train(CLI::App& app, const Globals& g) {
         sends_s = r.time.pp_comm;
       }
     }
+    note_context_window("train", m, q.work.seq_len);  // once the inputs are known good (an error is one line)
     if (o->json) {
       auto j = train_json(m, s, r, o->explain);
       j["choice"] = {{"considered", st.considered}, {"rejected", st.rejected}, {"out_of_memory", st.out_of_memory},
