@@ -419,7 +419,8 @@ ServingCalibration parse_serving(const DataFile& f, std::vector<std::string>* ch
   if (auto v = e->opt_integer("fp4_scale_block", 1)) c.fp4_scale_block = static_cast<int>(*v);
   c.fp4_tensor_scale = e->boolean("fp4_tensor_scale", false);
   c.mixed_batches = e->boolean("mixed_batches", true);
-  for (const char* k : {"mixed_batches", "kv_admission", "scheduler"})
+  c.pad_heads = e->boolean("pad_heads", false);
+  for (const char* k : {"mixed_batches", "kv_admission", "scheduler", "pad_heads"})
     if (e->has(k)) c.given.insert(std::string("engine.") + k);
   if (auto v = e->opt_str("kv_admission")) {
     const auto b = parse_kv_admission(*v);

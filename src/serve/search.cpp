@@ -114,6 +114,11 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
   if (N % pp != 0) throw InputError("--pp", std::to_string(pp) + " does not divide devices " + std::to_string(N));
   if (q.tp && (N / pp) % *q.tp != 0)
     throw InputError("--tp", std::to_string(*q.tp) + " does not divide devices / pp = " + std::to_string(N / pp));
+  if (q.tp && !s.serving.pad_heads && m.heads % *q.tp != 0)
+    throw InputError("--tp", std::to_string(*q.tp) + " does not divide the attention heads (" + std::to_string(m.heads) +
+                                 "): the engine " + s.serving.where() +
+                                 " describes shards whole heads (vLLM, TensorRT-LLM and SGLang require it; an engine that pads "
+                                 "heads, as Neuron's do, says engine.pad_heads = true)");
   if (q.tp && q.replicas && *q.tp * pp * *q.replicas != N)
     throw InputError("--replicas", "tp x pp x replicas = " + std::to_string(*q.tp * pp * *q.replicas) + " but devices = " +
                                        std::to_string(N));

@@ -228,6 +228,9 @@ struct ServingCalibration {
   // Inferentia2 chip, 4 logical cores per Trainium2 chip at LNC=2). Heads are padded and KV heads
   // replicated per rank, so a device holds `shards` ranks' worth of them.
   int shards_per_device = 1;
+  // Whether the engine pads attention heads that tensor parallelism does not divide (Neuron's
+  // engines do; vLLM, TensorRT-LLM and SGLang require tp to divide the heads). engine.pad_heads.
+  bool pad_heads = false;
   // Whether one iteration runs decode tokens and prefill chunks in one forward pass (vLLM,
   // TensorRT-LLM). Neuron engines compile prefill (context encoding) and decode (token
   // generation) as separate graphs: an iteration with both runs the decode graph, then the
