@@ -295,6 +295,22 @@ int main(int argc, char** argv) {
     }
     std::cerr << "xpuplan: error: " << what << "\n";
     return 2;
+  } catch (const CLI::RequiredError& e) {
+    // CLI11's "A subcommand is required": name the word given instead and the subcommands known.
+    std::string what = e.what();
+    if (what.find("A subcommand is required") != std::string::npos) {
+      CLI::App* at = &app;
+      while (!at->get_subcommands().empty()) at = at->get_subcommands().front();
+      std::string names;
+      for (const CLI::App* sub : at->get_subcommands([](CLI::App*) { return true; }))
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      auto rest = at->remaining();
+      if (rest.empty()) rest = app.remaining();  // a word after a subcommand can land in the root's leftovers
+      what = (at == &app ? std::string() : at->get_name() + ": ") +
+             (rest.empty() ? std::string("needs a subcommand") : "'" + rest.front() + "' is not a subcommand") + " (" + names + ")";
+    }
+    std::cerr << "xpuplan: error: " << what << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     std::cerr << "xpuplan: error: " << e.what() << "\n";
     return 2;
