@@ -252,9 +252,9 @@ TEST(Prices, BadQuotesAreErrors) {
     EXPECT_DOUBLE_EQ(spaced.system("p5").price("on-demand")->usd_per_device_hour(), 3.0);
   }
   EXPECT_NE(what("p5=3 EUR/h").find("is not a price rate"), std::string::npos);
-  EXPECT_NE(what("p5=0").find("must be positive"), std::string::npos);
-  EXPECT_NE(what("p5=-2").find("must be positive"), std::string::npos);
-  EXPECT_NE(what("p5=nan").find("must be positive"), std::string::npos);
+  EXPECT_NE(what("p5=0").find("must be a positive, finite USD rate"), std::string::npos);
+  EXPECT_NE(what("p5=-2").find("must be a positive, finite USD rate"), std::string::npos);
+  EXPECT_NE(what("p5=nan").find("must be a positive, finite USD rate"), std::string::npos);
   const auto [where, msg] = input_error([&] { apply_price_quotes(c, {"p5=3", "p5:on-demand=4"}, "2026-11-27"); });
   EXPECT_EQ(where, "--price");
   EXPECT_NE(msg.find("p5 on-demand quoted twice"), std::string::npos);

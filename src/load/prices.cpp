@@ -84,7 +84,7 @@ void apply_price_quotes(Catalog& c, const std::vector<std::string>& quotes, cons
         throw InputError("--price", "'" + q + "': " + e.what());
       }
     }
-    if (!(usd > 0) || !std::isfinite(usd)) throw InputError("--price", "'" + q + "': the price must be positive");
+    if (!(usd > 0) || !std::isfinite(usd)) throw InputError("--price", "'" + q + "': the price must be a positive, finite USD rate");
     if (const std::string why = usd_rate_problem(usd); !why.empty()) throw InputError("--price", "'" + q + "': " + why);
     auto& offers = sys->second.prices;
     offers.erase(std::remove_if(offers.begin(), offers.end(), [&](const PriceOffer& o) { return o.kind == kind; }),

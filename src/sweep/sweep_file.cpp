@@ -180,7 +180,7 @@ SweepInputs parse_sweep(const DataFile& f, const Catalog& c) {
         if (n.is_integer()) v = static_cast<double>(n.as_integer()->get());
         else if (n.is_floating_point()) v = n.as_floating_point()->get();
         else throw InputError(at(f.path, n.source(), key), "must be a number (USD per device-hour), got " + type_name(n));
-        if (!(v > 0) || !std::isfinite(v)) throw InputError(at(f.path, n.source(), key), "must be positive");
+        if (!(v > 0) || !std::isfinite(v)) throw InputError(at(f.path, n.source(), key), "must be a positive, finite USD rate");
         // As --price: beyond it a step's cost overflowed to inf and was stored as "no price".
         if (const std::string why = usd_rate_problem(v); !why.empty()) throw InputError(at(f.path, n.source(), key), why);
         return v;

@@ -102,7 +102,7 @@ TEST(SweepFile, Prices) {
   EXPECT_EQ(error_of(replace(kGood, "top_k = 3", "top_k = 3\nusd_per_device_hour = { gb200-nvl72 = 4.0 }")),
             "s.toml:11: search.usd_per_device_hour.gb200-nvl72: 'gb200-nvl72' is not in grid.systems");
   EXPECT_EQ(error_of(replace(kGood, "top_k = 3", "top_k = 3\nusd_per_device_hour = 0")),
-            "s.toml:11: search.usd_per_device_hour: must be positive");
+            "s.toml:11: search.usd_per_device_hour: must be a positive, finite USD rate");
   // 1e308: a step's cost overflowed and was stored as "no price".
   EXPECT_EQ(error_of(replace(kGood, "top_k = 3", "top_k = 3\nusd_per_device_hour = 1e308")),
             "s.toml:11: search.usd_per_device_hour: must be between 1e-06 and 1e+06 USD per device-hour, got 1e+308");
