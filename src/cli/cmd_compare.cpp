@@ -165,7 +165,7 @@ void add_compare(CLI::App& app, const Globals& g) {
     q.threads = o->money.thread_count();
     const std::vector<CompareRow> rows = compare(m, systems, cat.site ? &*cat.site : nullptr, q);
     o->money.check_not_inputs();
-    note_context_window("compare", m, o->seq_len);  // once the inputs are known good (an error is one line)
+    note_context_window("compare", m, o->seq_len, c->count("--seq-len") > 0);  // once the inputs are known good (one-line errors)
     if (!o->money.plot.empty()) write_plot(o->money.plot, compare_plot(m, rows));
     if (o->money.json) write_output(o->money.out, compare_json(m, q, rows, o->money.explain).dump(2) + "\n");
     else write_output(o->money.out, compare_text(m, q, rows, o->money.explain));

@@ -56,6 +56,7 @@ void add_search(CLI::App& app, const Globals& g) {
   c->add_flag("--json", o->json, "Machine-readable result (docs/OUTPUT.md)");
   c->add_option("--out", o->out, "Write the result to this file (atomically) instead of stdout");
   c->callback([o, &g] {
+    check_output_path(o->out, "--out");  // before the search, so a bad path is the only line
     const Catalog cat = load_catalog(g);
     const Model m = resolve_model(cat, o->plan.model);
     const System s = resolve_system(cat, o->plan.system);

@@ -273,17 +273,18 @@ void add_sweep(CLI::App& app, const Globals& g) {
                "under mpirun (docs/SWEEP.md)");
   c->add_option("file", o->file, "Sweep file (TOML, docs/SWEEP.md)");
   c->add_option("--db", o->db, "Results database (SQLite); scenarios already in it are skipped");
-  c->add_option("--threads", o->threads,
+  CLI::Option* threads = c->add_option("--threads", o->threads,
                 "Scenarios searched at once per process (0 or omitted: every core, 1 per MPI rank; at most 1024)");
   CLI::App* x = c->add_subcommand("export", "Write one table of a sweep database as CSV (RFC 4180)");
   x->add_option("--db", e->db, "Results database (SQLite)")->required();
   x->add_option("--table", e->table, "scenarios | best_plans | pareto_plans | meta")->required();
   x->add_option("--csv", e->csv, "Output file, written atomically (default: stdout)");
-  x->callback([e, o] {
+  x->callback([e, o, threads] {
     // A sweep file or --db beside export (before it, or a stray word after it) would be ignored.
     if (!o->file.empty())
       throw InputError("sweep export", "'" + o->file + "' is not an argument of export (it takes --db, --table and --csv)");
     if (!o->db.empty()) throw InputError("--db", "give it after export (sweep export --db FILE --table T)");
+    if (threads->count() > 0) throw InputError("--threads", "applies to running a sweep, not to export");
     run_export(*e);
   });
   c->callback([o, x, &g] {

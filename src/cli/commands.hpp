@@ -67,7 +67,8 @@ std::vector<std::string> split_ids(const std::string& list, const char* flag);
 
 // A training sequence longer than the model's context window is a context-extension run: planned as
 // asked, with a note on stderr (train, search, compare).
-void note_context_window(const char* command, const Model& m, long seq_len);
+// given = false: the command's default length, not a --seq-len the user gave.
+void note_context_window(const char* command, const Model& m, long seq_len, bool given = true);
 
 // A --threads flag's value: 0 (or not given) is every core; below 0 or above kMaxThreads is an
 // InputError.

@@ -55,10 +55,10 @@ std::vector<std::string> split_ids(const std::string& list, const char* flag) {
   return out;
 }
 
-void note_context_window(const char* command, const Model& m, long seq_len) {
+void note_context_window(const char* command, const Model& m, long seq_len, bool given) {
   if (m.max_seq_len > 0 && seq_len > m.max_seq_len)
-    std::fprintf(stderr, "xpuplan %s: note: --seq-len %ld exceeds %s's context window of %ld tokens (planned as a context-extension run)\n",
-                 command, seq_len, m.name.c_str(), m.max_seq_len);
+    std::fprintf(stderr, "xpuplan %s: note: %s %ld exceeds %s's context window of %ld tokens (planned as a context-extension run)\n",
+                 command, given ? "--seq-len" : "the default sequence length", seq_len, m.name.c_str(), m.max_seq_len);
 }
 
 void check_output_path(const std::string& path, const char* flag) {
@@ -306,8 +306,12 @@ int main(int argc, char** argv) {
         names += (names.empty() ? "" : ", ") + sub->get_name();
       auto rest = at->remaining();
       if (rest.empty()) rest = app.remaining();  // a word after a subcommand can land in the root's leftovers
-      what = (at == &app ? std::string() : at->get_name() + ": ") +
-             (rest.empty() ? std::string("needs a subcommand") : "'" + rest.front() + "' is not a subcommand") + " (" + names + ")";
+      std::erase(rest, std::string("--"));
+      const std::string where = at == &app ? std::string() : at->get_name() + ": ";
+      if (rest.empty()) what = where + "needs a subcommand (" + names + ")";
+      else if (rest.front().starts_with("-"))
+        what = where + "'" + rest.front() + "' is not an option here; give a subcommand (" + names + ")";
+      else what = where + "'" + rest.front() + "' is not a subcommand (" + names + ")";
     }
     std::cerr << "xpuplan: error: " << what << "\n";
     return 2;

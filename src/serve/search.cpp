@@ -119,6 +119,10 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
                                  "): the engine " + s.serving.where() +
                                  " describes shards whole heads (vLLM, TensorRT-LLM and SGLang require it; an engine that pads "
                                  "heads, as Neuron's do, says engine.pad_heads = true)");
+  if (!q.tp && q.replicas && (N / pp) % *q.replicas == 0 && !s.serving.pad_heads && m.heads % ((N / pp) / *q.replicas) != 0)
+    throw InputError("--replicas", std::to_string(*q.replicas) + " replicas make tp " + std::to_string((N / pp) / *q.replicas) +
+                                       ", which does not divide the attention heads (" + std::to_string(m.heads) + "): the engine " +
+                                       s.serving.where() + " describes shards whole heads");
   if (q.tp && q.replicas && *q.tp * pp * *q.replicas != N)
     throw InputError("--replicas", "tp x pp x replicas = " + std::to_string(*q.tp * pp * *q.replicas) + " but devices = " +
                                        std::to_string(N));

@@ -57,9 +57,18 @@ std::string serve_layout_summary(const ServeReport& r, int replicas) {
   return s;
 }
 
+// The tokens of KV cache one of a pipelined replica's pp micro-batch lanes holds: its whole blocks
+// (the simulator gives each lane kv_units / pp).
+static long lane_share_tokens(const StepModel& sm) {
+  const long units = std::max(1L, sm.kv_units()), lane = units / std::max(1, sm.layout().pp);
+  const long b = std::max(1, sm.block_tokens());
+  return static_cast<long>(static_cast<double>(sm.kv_capacity_tokens()) * lane / units / b) * b;
+}
+
 // Disaggregated serving: each pool's mean iteration (the prefill pool computes prompts only, the
 // decode pool decodes, prompts only to recompute after a preemption) and the KV transfer between.
-static void explain_pools(ServeReport& r, const StepModel& sm, const System& s, const SimResult& sim, double mean_in, double ctx) {
+static void explain_pools(ServeReport& r, const StepModel& sm, const System& s, const SimResult& sim, const ServeRequest& q,
+                          const SimOptions& o, double mean_in, double ctx) {
   const SimResult::Pool& p = sim.prefill_pool;
   const double itp = std::max<double>(1, static_cast<double>(p.iterations));
   const double itd = std::max<double>(1, static_cast<double>(sim.iterations - p.iterations));
@@ -77,16 +86,23 @@ static void explain_pools(ServeReport& r, const StepModel& sm, const System& s, 
                        "prompt KV bytes / (link bandwidth x bus efficiency) + latency, over the scale-up domain when both "
                        "replicas sit in one, else scale-out: " + s.file + ": scale_up, scale_out; data/calibration/" + s.chip_id +
                            ".toml: collectives.scale_up_bus, collectives.scale_out_bus"});
-  const double rows = static_cast<double>(sim.output_tokens - p.output_tokens) / itd;
+  // Decode rows per step as the colocated explain counts them: output tokens per iteration (times
+  // the beams when one is returned), or with speculation the decode sequences the steps ran.
+  const int W = std::max(1, q.work.samples);
+  const double rows = o.spec.on() ? static_cast<double>(sim.decode_rows - p.decode_rows) / itd * W
+                                  : static_cast<double>(sim.output_tokens - p.output_tokens) / itd * (q.work.beam ? W : 1);
   const int nb = std::max(1, static_cast<int>(std::lround(rows)));
+  const int k_mean = o.spec.on() ? o.spec.draft_tokens_within(o.token_budget, static_cast<long>(nb) * W) : -1;
   const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens - p.prefill_tokens) / itd));
   const double share = static_cast<double>(sim.prompt_iterations - p.prompt_iterations) / itd;
   r.explain.push_back({"decode pool: mean step decode sequences", std::to_string(nb),
-                       "simulated: output tokens after the first / the decode pool's iterations"});
+                       o.spec.on() ? "simulated: the decode pool's decode sequences summed over its iterations / its iterations"
+                       : W > 1 && q.work.beam ? "simulated: output tokens after the first / the decode pool's iterations x beams per request"
+                                              : "simulated: output tokens after the first / the decode pool's iterations"});
   if (np > 0)
     r.explain.push_back({"decode pool: mean step prompt tokens (recompute after preemption)", std::to_string(np),
                          "simulated: the decode pool's prompt tokens / its iterations"});
-  for (auto t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, share)) {
+  for (auto t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, share, -1, k_mean)) {
     t.name = "decode pool: " + t.name;
     r.explain.push_back(t);
   }
@@ -118,7 +134,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   if (sim.requests.empty()) {
     const std::string cache = "the cache of " + std::to_string(sm.kv_capacity_tokens()) + " tokens" +
                               (sm.local_layers() > 0 && sm.global_layers() > 0 ? " in its full-attention layers, beside the local layers' windows" : "") +
-                              (sm.layout().pp > 1 ? ", a pipeline lane's share of it: " + std::to_string(sm.kv_capacity_tokens() / sm.layout().pp) +
+                              (sm.layout().pp > 1 ? ", a pipeline lane's share of it: " + std::to_string(lane_share_tokens(sm)) +
                                                         " tokens, as each of the pp micro-batch lanes holds its own" : "");
     r.reason = sim.dropped == 0                       ? std::string("no requests")
                : sim.dropped_prompt == sim.dropped   ? "no request fits the KV cache (prompt longer than " + cache + ")"
@@ -271,7 +287,7 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
     r.explain.push_back({"drafted tokens at the mean step", std::to_string(k_mean) + " of " + std::to_string(o.spec.draft_tokens),
                          "token budget / decode sequences - 1: a step drafts fewer when K + 1 rows a sequence exceed the budget"});
   if (disagg) {
-    explain_pools(r, sm, s, sim, mean_in, ctx);
+    explain_pools(r, sm, s, sim, q, o, mean_in, ctx);
   } else {
     for (auto& t : sm.explain_step(nb + np, nb, nb * ctx, np * mean_in / 2, nb, prompt_share, window_pairs, k_mean)) r.explain.push_back(t);
     r.explain.push_back({"simulated mean iteration", format_number("%.3f ms", sim.busy_s / it * 1e3),

@@ -754,7 +754,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     const int cap = lane_batch(o, sm->layout().pp, sm->layout().pp - 1);  // the smallest lane's
     if (o.max_batch < sm->layout().pp) {
       r.ok = false;
-      r.reason = "a batch cap of " + std::to_string(o.max_batch) + " sequences is below the " + std::to_string(sm->layout().pp) +
+      r.reason = "a batch cap of " + std::to_string(o.max_batch) + (o.max_batch == 1 ? " sequence" : " sequences") + " is below the " + std::to_string(sm->layout().pp) +
                  " micro-batch lanes of a pp " + std::to_string(sm->layout().pp) + " replica (each lane runs a batch of its own)";
       return r;
     }
@@ -851,7 +851,7 @@ SimResult simulate(const StepModel& decode, const ServeWorkload& w, const SimOpt
     for (auto& rep : dec) rep.run(r);
     const double kv_busy = r.busy_s;  // KV utilisation: decode pool only (the prefill pool's cache is transient)
     const double prefill_busy = pr.busy_s + r.prefill_share;  // the prefill pool, plus recompute after preemption
-    r.prefill_pool = {pr.iterations, pr.prompt_iterations, pr.prefill_tokens, pr.output_tokens, pr.busy_s};
+    r.prefill_pool = {pr.iterations, pr.prompt_iterations, pr.prefill_tokens, pr.output_tokens, pr.decode_rows, pr.busy_s};
     r.busy_s += pr.busy_s;
     r.iterations += pr.iterations;
     r.prompt_iterations += pr.prompt_iterations;

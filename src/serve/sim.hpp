@@ -86,7 +86,7 @@ struct SimResult {
   // Disaggregated serving: the prefill pool's share of the figures above (the rest is the decode
   // pool's), for --explain's per-pool steps.
   struct Pool {
-    long iterations = 0, prompt_iterations = 0, prefill_tokens = 0, output_tokens = 0;
+    long iterations = 0, prompt_iterations = 0, prefill_tokens = 0, output_tokens = 0, decode_rows = 0;
     double busy_s = 0;
   } prefill_pool;
 };
