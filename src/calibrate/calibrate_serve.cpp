@@ -397,7 +397,7 @@ std::string serving_toml(const ServingCalibration& s, const ServingFit* fit, con
   if (s.shards_per_device != 1)
     line("shards_per_device = %d               # tensor-parallel ranks per device (heads padded, KV heads replicated per rank)", s.shards_per_device);
   if (s.pad_heads)
-    line("pad_heads = true                    # query heads that tp does not divide are padded (transformers-neuronx / NxD Inference: the rows of this family run tp 12, 16, 24 and 32 over models of 32, 40 and 64 heads)");
+    line("pad_heads = true                    # query heads that tp does not divide are padded, KV heads replicated per rank (transformers-neuronx / NxD Inference)");
   if (s.fp4_scale_block != 32)
     line("fp4_scale_block = %d                 # FP4 weights: one 1-byte scale per this many values (NVFP4: FP8 E4M3 per 16; OCP MXFP4: E8M0 per 32, the default)", s.fp4_scale_block);
   if (s.fp4_tensor_scale)

@@ -120,7 +120,7 @@ void add_compare(CLI::App& app, const Globals& g) {
                                      std::tuple{&o->output_spread, "--output-spread", &q.output_spread}}) {
         if (text->empty()) continue;
         auto sp = parse_spread(*text);
-        if (!sp) throw InputError(flag, "'" + *text + "' is not uniform:TOKENS, normal:TOKENS or none (TOKENS a number from 0 to 1e7)");
+        if (!sp) throw InputError(flag, "'" + *text + "' is not " + kSpreadSyntax);
         *out = *sp;
       }
       q.pricing = *p;

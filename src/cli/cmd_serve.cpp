@@ -35,7 +35,7 @@ std::optional<Quant> quant_flag(const std::string& v, const char* flag) {
 LengthSpread spread_flag(const std::string& v, const char* flag) {
   if (v.empty()) return {};
   auto sp = parse_spread(v);
-  if (!sp) throw InputError(flag, "'" + v + "' is not uniform:TOKENS, normal:TOKENS or none (TOKENS a number from 0 to 1e7)");
+  if (!sp) throw InputError(flag, "'" + v + "' is not " + kSpreadSyntax);
   return *sp;
 }
 

@@ -114,15 +114,15 @@ ServeSearchResult serve_search(const Model& m, const System& s, const ServeReque
   if (N % pp != 0) throw InputError("--pp", std::to_string(pp) + " does not divide devices " + std::to_string(N));
   if (q.tp && (N / pp) % *q.tp != 0)
     throw InputError("--tp", std::to_string(*q.tp) + " does not divide devices / pp = " + std::to_string(N / pp));
-  if (q.tp && !s.serving.pad_heads && m.heads % *q.tp != 0)
-    throw InputError("--tp", std::to_string(*q.tp) + " does not divide the attention heads (" + std::to_string(m.heads) +
-                                 "): the engine " + s.serving.where() +
-                                 " describes shards whole heads (vLLM, TensorRT-LLM and SGLang require it; an engine that pads "
-                                 "heads, as Neuron's do, says engine.pad_heads = true)");
-  if (!q.tp && q.replicas && (N / pp) % *q.replicas == 0 && !s.serving.pad_heads && m.heads % ((N / pp) / *q.replicas) != 0)
-    throw InputError("--replicas", std::to_string(*q.replicas) + " replicas make tp " + std::to_string((N / pp) / *q.replicas) +
-                                       ", which does not divide the attention heads (" + std::to_string(m.heads) + "): the engine " +
-                                       s.serving.where() + " describes shards whole heads");
+  // The tp given, or implied by --replicas, must divide the heads unless the engine pads them.
+  const int fixed_tp = q.tp ? *q.tp : q.replicas && (N / pp) % *q.replicas == 0 ? (N / pp) / *q.replicas : 0;
+  if (fixed_tp > 0 && !s.serving.pad_heads && m.heads % fixed_tp != 0)
+    throw InputError(q.tp ? "--tp" : "--replicas",
+                     (q.tp ? std::string() : std::to_string(*q.replicas) + " replicas make tp ") + std::to_string(fixed_tp) +
+                         (q.tp ? " does not divide" : ", which does not divide") + " the attention heads (" + std::to_string(m.heads) +
+                         "): the engine " + s.serving.where() +
+                         " describes shards whole heads (vLLM, TensorRT-LLM and SGLang require it; an engine that pads heads, "
+                         "as Neuron's do, says engine.pad_heads = true)");
   if (q.tp && q.replicas && *q.tp * pp * *q.replicas != N)
     throw InputError("--replicas", "tp x pp x replicas = " + std::to_string(*q.tp * pp * *q.replicas) + " but devices = " +
                                        std::to_string(N));

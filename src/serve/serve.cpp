@@ -57,6 +57,16 @@ std::string serve_layout_summary(const ServeReport& r, int replicas) {
   return s;
 }
 
+// Decode sequences of a mean step over `iterations`: output tokens per iteration, times the beams
+// when only one is returned; with speculative decoding a step returns several tokens per sequence,
+// so its decode sequences are counted as the simulator ran them (decode_rows).
+static int mean_decode_rows(const ServeRequest& q, const SimOptions& o, long decode_rows, long output_tokens, double iterations) {
+  const int W = std::max(1, q.work.samples);
+  const double rows = o.spec.on() ? static_cast<double>(decode_rows) / iterations * W
+                                  : static_cast<double>(output_tokens) / iterations * (q.work.beam ? W : 1);
+  return std::max(1, static_cast<int>(std::lround(rows)));
+}
+
 // The tokens of KV cache one of a pipelined replica's pp micro-batch lanes holds: its whole blocks
 // (the simulator gives each lane kv_units / pp).
 static long lane_share_tokens(const StepModel& sm) {
@@ -86,12 +96,8 @@ static void explain_pools(ServeReport& r, const StepModel& sm, const System& s, 
                        "prompt KV bytes / (link bandwidth x bus efficiency) + latency, over the scale-up domain when both "
                        "replicas sit in one, else scale-out: " + s.file + ": scale_up, scale_out; data/calibration/" + s.chip_id +
                            ".toml: collectives.scale_up_bus, collectives.scale_out_bus"});
-  // Decode rows per step as the colocated explain counts them: output tokens per iteration (times
-  // the beams when one is returned), or with speculation the decode sequences the steps ran.
   const int W = std::max(1, q.work.samples);
-  const double rows = o.spec.on() ? static_cast<double>(sim.decode_rows - p.decode_rows) / itd * W
-                                  : static_cast<double>(sim.output_tokens - p.output_tokens) / itd * (q.work.beam ? W : 1);
-  const int nb = std::max(1, static_cast<int>(std::lround(rows)));
+  const int nb = mean_decode_rows(q, o, sim.decode_rows - p.decode_rows, sim.output_tokens - p.output_tokens, itd);
   const int k_mean = o.spec.on() ? o.spec.draft_tokens_within(o.token_budget, static_cast<long>(nb) * W) : -1;
   const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens - p.prefill_tokens) / itd));
   const double share = static_cast<double>(sim.prompt_iterations - p.prompt_iterations) / itd;
@@ -220,13 +226,8 @@ ServeReport evaluate_serve(const Model& m, const System& s, const ServeRequest& 
   // Explanation: memory, then one representative step (the mean iteration of the run).
   r.explain = sm.explain_memory();
   const double it = std::max<double>(1, static_cast<double>(sim.iterations));
-  // Decode rows per step: output tokens per iteration, times the beams when only one is returned.
   const int W = std::max(1, q.work.samples);
-  // With speculative decoding a step returns several tokens per sequence: its decode sequences
-  // are counted as the simulator ran them.
-  const double rows = o.spec.on() ? static_cast<double>(sim.decode_rows) / it * W
-                                  : static_cast<double>(sim.output_tokens) / it * (q.work.beam ? W : 1);
-  const int nb = std::max(1, static_cast<int>(std::lround(rows)));
+  const int nb = mean_decode_rows(q, o, sim.decode_rows, sim.output_tokens, it);
   const int np = static_cast<int>(std::lround(static_cast<double>(sim.prefill_tokens) / it));
   const double mean_in = static_cast<double>(sim.input_tokens) / static_cast<double>(r.requests);
   const double mean_out = static_cast<double>(sim.output_tokens) / static_cast<double>(r.requests) / (q.work.beam ? 1 : W);

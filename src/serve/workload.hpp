@@ -40,6 +40,8 @@ struct LengthSpread {
 // "uniform:150", "normal:40" (or "none"); std::nullopt when malformed (negative or non-finite width,
 // unknown kind).
 std::optional<LengthSpread> parse_spread(const std::string& s);
+// What a spread flag takes, for error messages (parse_spread's syntax and range).
+inline constexpr const char* kSpreadSyntax = "uniform:TOKENS, normal:TOKENS or none (TOKENS a number from 0 to 1e7)";
 // The inverse of parse_spread: "uniform:150", "none".
 std::string spread_name(const LengthSpread& s);
 
